@@ -1,0 +1,33 @@
+# The README's two commands: `make demo` and `make test`. Each sets up .venv first.
+# GPU users pick their own PyTorch build, e.g. `make test TORCH="torch==2.5.1"`.
+PYTHON ?= python3
+TORCH ?= torch==2.13.0
+VENV := .venv
+BIN := $(VENV)/bin
+# The stamp names the torch requirement, so asking for another build re-runs the set-up.
+STAMP := $(VENV)/.setup-$(shell printf '%s' '$(TORCH)' | md5sum | cut -c1-12)
+
+.PHONY: setup demo test lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[onnx,dev]"
+	rm -f $(VENV)/.setup-*
+	touch $@
+
+demo: setup
+	$(BIN)/hrnet demo
+
+test: setup
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) runs build src/*.egg-info

@@ -1,0 +1,368 @@
+"""Typed experiment config: frozen dataclasses, loaded from YAML, overridable with ``--set a.b=c``.
+
+One tree: ``ExperimentConfig(model, data, train, test)``. Every default is the official recipe for COCO
+W32 256×192 (leoxiaobin/deep-high-resolution-net.pytorch, ``experiments/coco/hrnet/w32_256x192_adam_lr1e-3.yaml``)
+and says why beside it. The loader rejects an unknown key with its dotted path and the nearest valid key, checks
+every value's type and the invariants (``len(num_channels) == num_branches``), and never executes anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from hrnet.errors import ConfigError
+
+BLOCK_TYPES = ("basic", "bottleneck")
+MODEL_VARIANTS = ("hrnet", "tf_port")
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One HRNet stage, in the paper's knobs (Sun et al. 2019, Sec. 3 "Instantiation")."""
+
+    num_modules: int  # how many exchange modules (multi-resolution groups + fusion) the stage repeats
+    num_branches: int  # parallel resolutions in this stage: 1, 2, 3, 4 for stages 1-4
+    block: str  # residual unit in each branch: "basic" (two 3×3) or "bottleneck" (1×1-3×3-1×1, ×4 out)
+    num_blocks: tuple[int, ...]  # residual units per branch in one module (4 in every official stage)
+    num_channels: tuple[int, ...]  # width per branch (bottleneck: inner width, output is 4×)
+
+    def __post_init__(self) -> None:
+        if self.block not in BLOCK_TYPES:
+            raise ConfigError(f"block must be one of {BLOCK_TYPES}, got {self.block!r}")
+        if self.num_modules < 1 or self.num_branches < 1:
+            raise ConfigError("num_modules and num_branches must be ≥ 1")
+        for name in ("num_blocks", "num_channels"):
+            values = getattr(self, name)
+            if len(values) != self.num_branches:
+                raise ConfigError(
+                    f"{name} has {len(values)} entries but num_branches is {self.num_branches}: give one per branch"
+                )
+            if any(v < 1 for v in values):
+                raise ConfigError(f"{name} must be positive, got {list(values)}")
+
+
+def hrnet_stages(width: int) -> tuple[StageConfig, ...]:
+    """The four stages of HRNet-W<width> as the official pose configs give them (4 blocks a branch,
+    1/1/4/3 modules, branch widths C, 2C, 4C, 8C); stage 1 is the fixed 4-bottleneck ``layer1`` (64 inner)."""
+    c = (width, 2 * width, 4 * width, 8 * width)
+    return (
+        StageConfig(num_modules=1, num_branches=1, block="bottleneck", num_blocks=(4,), num_channels=(64,)),
+        StageConfig(num_modules=1, num_branches=2, block="basic", num_blocks=(4, 4), num_channels=c[:2]),
+        StageConfig(num_modules=4, num_branches=3, block="basic", num_blocks=(4, 4, 4), num_channels=c[:3]),
+        StageConfig(num_modules=3, num_branches=4, block="basic", num_blocks=(4, 4, 4, 4), num_channels=c),
+    )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The pose network. ``variant="hrnet"`` is the official PyTorch network (stem, ¼-resolution heatmaps);
+    ``"tf_port"`` is the original TensorFlow port (no stem, leaky ReLU, full-resolution normalised heatmaps)."""
+
+    variant: str = "hrnet"  # "hrnet" loads the official checkpoints; "tf_port" is the seed's TF network
+    num_keypoints: int = 17  # COCO-17; the data set's keypoint set must have the same count
+    input_size: tuple[int, int] = (256, 192)  # (height, width) of the crop, official COCO W32 recipe
+    stages: tuple[StageConfig, ...] = field(default_factory=lambda: hrnet_stages(32))  # HRNet-W32
+    final_conv_kernel: int = 1  # official FINAL_CONV_KERNEL: the 1×1 heatmap head
+    pretrained: str = ""  # weights to start training from (ours or an official/MMPose .pth); "" = random init
+
+    def __post_init__(self) -> None:
+        if self.variant not in MODEL_VARIANTS:
+            raise ConfigError(f"variant must be one of {MODEL_VARIANTS}, got {self.variant!r}")
+        if self.num_keypoints < 1:
+            raise ConfigError(f"num_keypoints must be ≥ 1, got {self.num_keypoints}")
+        if len(self.stages) != 4:
+            raise ConfigError(f"HRNet has 4 stages, got {len(self.stages)}")
+        branches = [s.num_branches for s in self.stages]
+        if branches[0] != 1 or any(b - a != 1 for a, b in zip(branches, branches[1:], strict=False)):
+            raise ConfigError(f"stages must have 1, 2, 3, 4 branches (one new resolution a stage), got {branches}")
+        if self.final_conv_kernel not in (1, 3):
+            raise ConfigError(f"final_conv_kernel must be 1 or 3 (official choices), got {self.final_conv_kernel}")
+        if any(s < 32 or s % 32 for s in self.input_size):
+            raise ConfigError(f"input_size must be multiples of 32 (4 stride-2 steps below ¼), got {self.input_size}")
+
+    @property
+    def heatmap_stride(self) -> int:
+        """Input pixels per heatmap pixel: 4 for the official network, 1 for the TF port."""
+        return 4 if self.variant == "hrnet" else 1
+
+    @property
+    def heatmap_size(self) -> tuple[int, int]:
+        """(height, width) of the predicted heatmaps."""
+        h, w = self.input_size
+        return h // self.heatmap_stride, w // self.heatmap_stride
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the annotations and images are, and how a training sample is made from a record."""
+
+    format: str = "coco"  # "coco" (any COCO-format keypoint file), "aic_raw" (AI Challenger JSON), "mpii"
+    keypoint_set: str = "coco17"  # coco17 | aic14 | mpii16 | crowdpose14 | "from_annotations" (the category's)
+    sigmas: tuple[float, ...] = ()  # OKS sigmas for "from_annotations"; () = documented default per keypoint
+    root: str = "data/coco"  # relative paths below are under this folder
+    train_annotations: str = "annotations/person_keypoints_train2017.json"
+    train_images: str = "images/train2017"
+    val_annotations: str = "annotations/person_keypoints_val2017.json"
+    val_images: str = "images/val2017"
+    box_padding: float = 1.25  # official: the crop is the box enlarged by 1.25 at the input's aspect ratio
+    flip: bool = True  # official FLIP: horizontal flip with the keypoint set's flip pairs ...
+    flip_prob: float = 0.5  # ... half of the time
+    scale_factor: float = 0.35  # official SCALE_FACTOR: scale ~ clip(N(1, sf), 1 - sf, 1 + sf)
+    rotation_factor: float = 45.0  # official ROT_FACTOR: degrees ~ clip(N(0, rf), -2 rf, 2 rf) ...
+    rotation_prob: float = 0.6  # ... applied 60 % of the time
+    half_body_prob: float = 0.3  # official PROB_HALF_BODY; negative disables half-body crops
+    half_body_min_keypoints: int = 8  # official NUM_JOINTS_HALF_BODY: needs more labelled points than this
+    target: str = "gaussian"  # heatmap target: "gaussian" (official), "udp" (Huang et al. 2020), "tf_port"
+    sigma: float = 2.0  # official SIGMA: Gaussian std in heatmap pixels
+    skip_bad_images: bool = True  # in training, skip and count unreadable images; False makes them an error
+    num_workers: int = 4  # DataLoader worker processes per training process
+
+    def __post_init__(self) -> None:
+        _check_choice("format", self.format, ("coco", "aic_raw", "mpii"))
+        _check_choice("target", self.target, ("gaussian", "udp", "tf_port"))
+        if self.box_padding <= 0 or self.sigma <= 0:
+            raise ConfigError("box_padding and sigma must be positive")
+        if not 0.0 <= self.flip_prob <= 1.0 or not 0.0 <= self.rotation_prob <= 1.0:
+            raise ConfigError("flip_prob and rotation_prob are probabilities in [0, 1]")
+        if self.num_workers < 0:
+            raise ConfigError(f"num_workers must be ≥ 0, got {self.num_workers}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimisation recipe and the run's bookkeeping."""
+
+    name: str = "coco_w32_256x192"  # the run folder is <out_dir>/<name>
+    out_dir: str = "runs"
+    epochs: int = 210  # official END_EPOCH
+    batch_size: int = 32  # per process (official BATCH_SIZE_PER_GPU)
+    optimizer: str = "adam"  # official OPTIMIZER; "sgd" uses momentum / nesterov below
+    lr: float = 1e-3  # official LR
+    lr_steps: tuple[int, ...] = (170, 200)  # official LR_STEP: MultiStepLR milestones (epochs)
+    lr_factor: float = 0.1  # official LR_FACTOR
+    momentum: float = 0.9  # sgd only
+    nesterov: bool = False  # sgd only
+    weight_decay: float = 0.0  # official Adam ignores WD; applied to sgd (official WD 1e-4) when set
+    use_target_weight: bool = True  # official LOSS.USE_TARGET_WEIGHT: unlabelled joints add no loss
+    use_keypoint_weights: bool = False  # official USE_DIFFERENT_JOINTS_WEIGHT (the set's per-joint weights)
+    ohkm: bool = False  # online hard keypoint mining (official JointsOHKMMSELoss) ...
+    ohkm_topk: int = 8  # ... averaging the top-k keypoint losses per sample
+    amp: bool = True  # mixed precision, on CUDA only
+    channels_last: bool = True  # NHWC memory format, on CUDA only
+    grad_clip: float = 0.0  # max gradient norm; 0 disables clipping
+    sync_bn: bool = False  # SyncBatchNorm across processes (DDP only)
+    seed: int = 0  # every random draw (init, shuffling, augmentation) derives from this
+    device: str = "auto"  # "auto" = CUDA when available, else CPU; or "cpu", "cuda", "cuda:1"
+    checkpoint_every: int = 0  # also save a resumable checkpoint every N steps mid-epoch; 0 = epoch end only
+    val_every: int = 1  # validate every N epochs (and always after the last)
+    max_steps_per_epoch: int = 0  # cap the steps of an epoch (quick runs); 0 = the whole data set
+
+    def __post_init__(self) -> None:
+        _check_choice("optimizer", self.optimizer, ("adam", "sgd"))
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ConfigError("epochs, batch_size and lr must be positive")
+        if list(self.lr_steps) != sorted(self.lr_steps):
+            raise ConfigError(f"lr_steps must be increasing, got {list(self.lr_steps)}")
+        if self.grad_clip < 0 or self.checkpoint_every < 0 or self.max_steps_per_epoch < 0:
+            raise ConfigError("grad_clip, checkpoint_every and max_steps_per_epoch must be ≥ 0")
+        if self.val_every < 1 or self.ohkm_topk < 1:
+            raise ConfigError("val_every and ohkm_topk must be ≥ 1")
+
+
+@dataclass(frozen=True)
+class TestConfig:
+    """Evaluation and inference: flip test, decoding, person boxes and OKS-NMS, as the official test recipe."""
+
+    batch_size: int = 32  # persons per forward pass
+    flip_test: bool = True  # official FLIP_TEST: average with the flipped image's heatmaps ...
+    shift_heatmap: bool = True  # ... shifted one pixel right, as official SHIFT_HEATMAP
+    decode: str = "argmax"  # "argmax" (+ quarter-pixel offset, official POST_PROCESS) or "dark" (Zhang 2020)
+    post_process: bool = True  # official POST_PROCESS: the quarter-pixel offset towards the higher neighbour
+    boxes: str = ""  # COCO detection-results JSON of person boxes; "" = ground-truth boxes (official USE_GT_BBOX)
+    box_score_threshold: float = 0.0  # official IMAGE_THRE: detections below it are dropped
+    in_vis_threshold: float = 0.2  # official IN_VIS_THRE: keypoints above it count in rescoring
+    oks_threshold: float = 0.9  # official OKS_THRE for OKS-NMS
+    soft_nms: bool = False  # official SOFT_NMS
+    pck_threshold: float = 0.5  # PCKh threshold (fraction of head size) for MPII
+
+    def __post_init__(self) -> None:
+        _check_choice("decode", self.decode, ("argmax", "dark"))
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be ≥ 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """The whole experiment: what `hrnet train`, `hrnet eval` and `hrnet predict` read."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    test: TestConfig = field(default_factory=TestConfig)
+
+    def __post_init__(self) -> None:
+        if self.data.target == "tf_port" and self.model.variant != "tf_port":
+            raise ConfigError("data.target 'tf_port' makes full-resolution targets: it needs model.variant tf_port")
+
+
+def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+T = TypeVar("T")
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any], path: str = "") -> T:
+    """Build dataclass ``cls`` from a mapping, checking every key and type; ``path`` prefixes error messages."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{path}.{key}" if path else str(key)
+        if key not in fields:
+            near = difflib.get_close_matches(str(key), sorted(fields), n=1)
+            hint = f"; did you mean {_join(path, near[0])!r}?" if near else f"; valid keys: {sorted(fields)}"
+            raise ConfigError(f"unknown config key {dotted!r}{hint}")
+        kwargs[key] = _convert(hints[key], value, dotted)
+    try:
+        return cls(**kwargs)
+    except ConfigError as err:
+        raise ConfigError(f"{path or 'config'}: {err}") from None
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _convert(tp: Any, value: Any, path: str) -> Any:
+    """Check ``value`` against type ``tp`` (int, float, bool, str, tuples, nested dataclasses)."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, path)  # type: ignore[arg-type]
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], v, f"{path}.{i}") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{path}: expected {len(args)} values, got {len(value)}")
+        return tuple(_convert(a, v, f"{path}.{i}") for i, (a, v) in enumerate(zip(args, value, strict=True)))
+    if origin in (typing.Union, types.UnionType):
+        raise ConfigError(f"{path}: union types are not supported in configs")
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{path}: unsupported config type {tp}")  # pragma: no cover - a bug in a dataclass
+
+
+def to_dict(config: Any) -> Any:
+    """Plain YAML/JSON-ready data (tuples become lists)."""
+    if dataclasses.is_dataclass(config):
+        return {f.name: to_dict(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    if isinstance(config, tuple | list):
+        return [to_dict(v) for v in config]
+    return config
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``a.b=c`` overrides to plain config data; values are parsed as YAML (``[1, 2]``, ``true``, ``1e-3``).
+
+    A numeric path part indexes a list (``model.stages.1.num_channels=[8,16]``).
+    """
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.lr=5e-4")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({err})") from None
+        node: Any = data
+        parts = key.split(".")
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(f"--set {key}: {'.'.join(parts[:i]) or 'config'} has no item {part!r}")
+                if last:
+                    node[int(part)] = value
+                else:
+                    node = node[int(part)]
+            elif isinstance(node, dict):
+                if last:
+                    node[part] = value
+                else:
+                    node = node.setdefault(part, {})
+            else:
+                raise ConfigError(f"--set {key}: {'.'.join(parts[:i])} is a value, not a section")
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """Read a YAML experiment (missing keys keep their defaults), apply ``--set`` overrides, validate."""
+    data: dict[str, Any] = to_dict(ExperimentConfig())
+    if path is not None:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as err:
+            raise ConfigError(f"{path}: cannot read the config ({err.strerror})") from None
+        try:
+            loaded = yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections (model, data, train, test)")
+        _merge(data, loaded)
+    apply_overrides(data, overrides)
+    try:
+        return from_dict(ExperimentConfig, data)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}" if path is not None else str(err)) from None
+
+
+def _merge(base: dict[str, Any], new: Mapping[str, Any]) -> None:
+    """Overlay ``new`` on ``base`` section by section; lists (like ``stages``) are replaced whole."""
+    for key, value in new.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def dump_config(config: ExperimentConfig) -> str:
+    """The config as YAML text (what a run folder stores as ``config.yaml``)."""
+    return yaml.safe_dump(to_dict(config), sort_keys=False)

@@ -1,0 +1,25 @@
+"""The project's own exception types.
+
+Every message names the file, the record and what to do about it, so a user can fix the input without reading
+our code. Catch ``HrnetError`` to handle all of them.
+"""
+
+
+class HrnetError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ConfigError(HrnetError):
+    """A config file or ``--set`` override is malformed: unknown key, wrong type, broken invariant."""
+
+
+class DataError(HrnetError):
+    """An annotation file, record or image cannot be used (unreadable, malformed, inconsistent)."""
+
+
+class CheckpointError(HrnetError):
+    """A weights file cannot be read safely or does not fit the model."""
+
+
+class TrainingError(HrnetError):
+    """Training cannot go on (for example the loss became non-finite)."""

@@ -1,0 +1,1 @@
+"""COCO OKS AP through pycocotools, OKS-NMS, PCKh."""

@@ -1,0 +1,1 @@
+"""HRNet pose networks, their building blocks and checkpoint I/O."""
