@@ -28,3 +28,24 @@ def datasets_dir(shared_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def reference_dir(shared_dir: Path) -> Path:
     return shared_dir / "reference"
+
+
+def tiny_model_config(num_keypoints: int = 17, variant: str = "hrnet"):
+    """The full 4-stage topology at widths 8/16/32/64 with one module and one block a branch: fast on CPU."""
+    from hrnet.config import ModelConfig, StageConfig
+
+    stages = (
+        StageConfig(num_modules=1, num_branches=1, block="bottleneck", num_blocks=(1,), num_channels=(8,)),
+        StageConfig(num_modules=1, num_branches=2, block="basic", num_blocks=(1, 1), num_channels=(8, 16)),
+        StageConfig(num_modules=1, num_branches=3, block="basic", num_blocks=(1, 1, 1), num_channels=(8, 16, 32)),
+        StageConfig(
+            num_modules=1, num_branches=4, block="basic", num_blocks=(1, 1, 1, 1), num_channels=(8, 16, 32, 64)
+        ),
+    )
+    return ModelConfig(
+        variant=variant,
+        num_keypoints=num_keypoints,
+        input_size=(64, 64),
+        stages=stages,
+        final_conv_kernel=3 if variant == "tf_port" else 1,
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import itertools
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -82,12 +83,16 @@ class ModelConfig:
         if len(self.stages) != 4:
             raise ConfigError(f"HRNet has 4 stages, got {len(self.stages)}")
         branches = [s.num_branches for s in self.stages]
-        if branches[0] != 1 or any(b - a != 1 for a, b in zip(branches, branches[1:], strict=False)):
+        if branches[0] != 1 or any(b - a != 1 for a, b in itertools.pairwise(branches)):
             raise ConfigError(f"stages must have 1, 2, 3, 4 branches (one new resolution a stage), got {branches}")
+        if self.stages[0].num_modules != 1:
+            raise ConfigError("stage 1 is a single stack of residual units: its num_modules must be 1")
         if self.final_conv_kernel not in (1, 3):
             raise ConfigError(f"final_conv_kernel must be 1 or 3 (official choices), got {self.final_conv_kernel}")
-        if any(s < 32 or s % 32 for s in self.input_size):
-            raise ConfigError(f"input_size must be multiples of 32 (4 stride-2 steps below ¼), got {self.input_size}")
+        # Branch 4 runs at 1/32 of the input (1/8 in the TF port, which has no stem): sizes must divide evenly.
+        step = 32 if self.variant == "hrnet" else 8
+        if any(s < step or s % step for s in self.input_size):
+            raise ConfigError(f"input_size must be multiples of {step} for variant {self.variant}, got {self.input_size}")
 
     @property
     def heatmap_stride(self) -> int:
@@ -99,6 +104,25 @@ class ModelConfig:
         """(height, width) of the predicted heatmaps."""
         h, w = self.input_size
         return h // self.heatmap_stride, w // self.heatmap_stride
+
+
+MODEL_PRESETS: dict[str, ModelConfig] = {
+    "w18": ModelConfig(stages=hrnet_stages(18)),  # HRNet-W18: branch widths 18/36/72/144
+    "w32": ModelConfig(stages=hrnet_stages(32)),  # HRNet-W32, the official COCO 256×192 network
+    "w48": ModelConfig(stages=hrnet_stages(48)),  # HRNet-W48
+    # The original TensorFlow port, trained on AI Challenger's 14 keypoints: 3×3 head, heatmaps at input size.
+    "tf_w32": ModelConfig(variant="tf_port", num_keypoints=14, final_conv_kernel=3, stages=hrnet_stages(32)),
+}
+
+
+def model_preset(name: str) -> ModelConfig:
+    """A named model preset (``w18``, ``w32``, ``w48``, ``tf_w32``); vary it with ``dataclasses.replace``."""
+    try:
+        return MODEL_PRESETS[name]
+    except KeyError:
+        near = difflib.get_close_matches(name, list(MODEL_PRESETS), n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        raise ConfigError(f"unknown model preset {name!r}{hint} (presets: {sorted(MODEL_PRESETS)})") from None
 
 
 @dataclass(frozen=True)
@@ -154,8 +178,11 @@ class TrainConfig:
     weight_decay: float = 0.0  # official Adam ignores WD; applied to sgd (official WD 1e-4) when set
     use_target_weight: bool = True  # official LOSS.USE_TARGET_WEIGHT: unlabelled joints add no loss
     use_keypoint_weights: bool = False  # official USE_DIFFERENT_JOINTS_WEIGHT (the set's per-joint weights)
-    ohkm: bool = False  # online hard keypoint mining (official JointsOHKMMSELoss) ...
-    ohkm_topk: int = 8  # ... averaging the top-k keypoint losses per sample
+    # "mse": official JointsMSELoss (mean over keypoints of 0.5·MSE, weighted by target weight); "ohkm": online
+    # hard keypoint mining (official JointsOHKMMSELoss, the top-k keypoint losses per sample); "sum_squared":
+    # the TF port's sum of squared differences over the batch (for its sum-normalised heatmaps).
+    loss: str = "mse"
+    ohkm_topk: int = 8  # keypoints kept per sample by "ohkm" (official TOPK)
     amp: bool = True  # mixed precision, on CUDA only
     channels_last: bool = True  # NHWC memory format, on CUDA only
     grad_clip: float = 0.0  # max gradient norm; 0 disables clipping
@@ -168,6 +195,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check_choice("optimizer", self.optimizer, ("adam", "sgd"))
+        _check_choice("loss", self.loss, ("mse", "ohkm", "sum_squared"))
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ConfigError("epochs, batch_size and lr must be positive")
         if list(self.lr_steps) != sorted(self.lr_steps):
@@ -331,9 +359,12 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
     return data
 
 
-def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> ExperimentConfig:
-    """Read a YAML experiment (missing keys keep their defaults), apply ``--set`` overrides, validate."""
-    data: dict[str, Any] = to_dict(ExperimentConfig())
+def load_config(
+    path: str | Path | None = None, overrides: Sequence[str] = (), base: ExperimentConfig | None = None
+) -> ExperimentConfig:
+    """Read a YAML experiment over ``base`` (default: the defaults; missing keys keep their values), apply
+    ``--set`` overrides, validate."""
+    data: dict[str, Any] = to_dict(base or ExperimentConfig())
     if path is not None:
         path = Path(path)
         try:

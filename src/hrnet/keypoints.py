@@ -61,24 +61,25 @@ class KeypointSet:
         return self.weights or (1.0,) * self.num_keypoints
 
 
+# fmt: off
 COCO17 = KeypointSet(
     name="coco17",
     names=(
         "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
         "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
         "right_knee", "left_ankle", "right_ankle",
-    ),  # fmt: skip
+    ),
     flip_pairs=((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)),
     # COCO's own `skeleton` field (1-based in the annotation file), made 0-based.
     skeleton=(
         (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8), (7, 9),
         (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
-    ),  # fmt: skip
+    ),
     # pycocotools' COCOeval.kpt_oks_sigmas.
     sigmas=(
         0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107, 0.087,
         0.087, 0.089, 0.089,
-    ),  # fmt: skip
+    ),
     upper_body=tuple(range(11)),
     lower_body=tuple(range(11, 17)),
     # The official lib/dataset/coco.py joints_weight (used only with USE_DIFFERENT_JOINTS_WEIGHT).
@@ -90,17 +91,17 @@ AIC14 = KeypointSet(
     names=(
         "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow", "left_wrist",
         "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle", "head_top", "neck",
-    ),  # fmt: skip
+    ),
     flip_pairs=((0, 3), (1, 4), (2, 5), (6, 9), (7, 10), (8, 11)),
     skeleton=(
         (2, 1), (1, 0), (0, 13), (13, 3), (3, 4), (4, 5), (8, 7), (7, 6), (6, 9), (9, 10), (10, 11), (12, 13),
         (0, 6), (3, 9),
-    ),  # fmt: skip
+    ),
     # The AI Challenger keypoint evaluation's per-keypoint deltas (used as OKS sigmas).
     sigmas=(
         0.01388152, 0.01515228, 0.01057665, 0.01417709, 0.01497891, 0.01402144, 0.03909642, 0.03686941,
         0.01981803, 0.03843971, 0.03412318, 0.02415081, 0.01291456, 0.01236173,
-    ),  # fmt: skip
+    ),
     upper_body=(0, 1, 2, 3, 4, 5, 12, 13),
     lower_body=(6, 7, 8, 9, 10, 11),
 )
@@ -111,17 +112,17 @@ MPII16 = KeypointSet(
         "right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle", "pelvis", "thorax",
         "upper_neck", "head_top", "right_wrist", "right_elbow", "right_shoulder", "left_shoulder",
         "left_elbow", "left_wrist",
-    ),  # fmt: skip
+    ),
     flip_pairs=((0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13)),
     skeleton=(
         (0, 1), (1, 2), (2, 6), (6, 3), (3, 4), (4, 5), (6, 7), (7, 8), (8, 9), (7, 12), (12, 11), (11, 10),
         (7, 13), (13, 14), (14, 15),
-    ),  # fmt: skip
+    ),
     # MPII is scored by PCKh, not OKS; these (MMPose's MPII sigmas) only serve OKS-NMS and drawing thresholds.
     sigmas=(
         0.089, 0.083, 0.107, 0.107, 0.083, 0.089, 0.026, 0.026, 0.026, 0.026, 0.062, 0.072, 0.179, 0.179,
         0.072, 0.062,
-    ),  # fmt: skip
+    ),
     # The official lib/dataset/mpii.py upper_body_ids / lower_body_ids.
     upper_body=(7, 8, 9, 10, 11, 12, 13, 14, 15),
     lower_body=(0, 1, 2, 3, 4, 5, 6),
@@ -132,17 +133,19 @@ CROWDPOSE14 = KeypointSet(
     names=(
         "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
         "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "head", "neck",
-    ),  # fmt: skip
+    ),
     flip_pairs=((0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11)),
     skeleton=(
         (12, 13), (13, 0), (13, 1), (0, 2), (2, 4), (1, 3), (3, 5), (13, 7), (13, 6), (6, 8), (8, 10),
         (7, 9), (9, 11),
-    ),  # fmt: skip
+    ),
     # crowdposetools' COCOeval sigmas.
     sigmas=(0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089, 0.079, 0.079),
     upper_body=(0, 1, 2, 3, 4, 5, 12, 13),
     lower_body=(6, 7, 8, 9, 10, 11),
 )
+
+# fmt: on
 
 BUILTIN: dict[str, KeypointSet] = {s.name: s for s in (COCO17, AIC14, MPII16, CROWDPOSE14)}
 

@@ -1,0 +1,88 @@
+"""The ``hrnet`` command: ``demo | train | eval | predict | export | info | data``.
+
+Each subcommand parses its arguments here and calls one function of the package; errors of our own types are
+printed as one clear line (no traceback) with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from hrnet.config import MODEL_PRESETS, ExperimentConfig, load_config, model_preset
+from hrnet.errors import HrnetError
+
+log = logging.getLogger("hrnet")
+
+
+def _experiment(source: str, overrides: Sequence[str]) -> ExperimentConfig:
+    """An experiment YAML file, or a model preset name (the default experiment with that network)."""
+    if source.endswith((".yaml", ".yml")):
+        return load_config(Path(source), overrides)
+    return load_config(None, overrides, base=ExperimentConfig(model=model_preset(source)))
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import torch
+
+    from hrnet.models.complexity import count_macs, count_parameters
+    from hrnet.models.hrnet import build_model
+
+    model_cfg = _experiment(args.config, args.set).model
+    if args.input_size:
+        model_cfg = dataclasses.replace(model_cfg, input_size=tuple(args.input_size))
+    with torch.device("meta"):  # shapes only: no memory is allocated and no arithmetic is done
+        model = build_model(model_cfg)
+    macs = count_macs(model, model_cfg.input_size)
+    h, w = model_cfg.input_size
+    hh, hw = model_cfg.heatmap_size
+    lines = [
+        f"model              {args.config} (variant {model_cfg.variant})",
+        f"parameters         {count_parameters(model):,}",
+        f"multiply-adds      {macs / 1e9:.3f} G  ({macs / 2**30:.2f} G in units of 2^30, the official 'GFLOPs')",
+        f"input              3 × {h} × {w}",
+        f"heatmaps           {model_cfg.num_keypoints} × {hh} × {hw}",
+    ]
+    for s, stage in enumerate(model_cfg.stages, start=1):
+        widths = "/".join(str(c) for c in stage.num_channels)
+        lines.append(
+            f"stage {s}            {stage.num_branches} branch{'es' if stage.num_branches > 1 else ''}, "
+            f"widths {widths}, {stage.num_modules} module(s) × {'/'.join(map(str, stage.num_blocks))} "
+            f"{stage.block} blocks"
+        )
+    print("\n".join(lines))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hrnet", description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("info", help="parameters, multiply-adds, sizes and branch widths of a network")
+    p.add_argument("config", help=f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")
+    p.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), help="count at this input size")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
+    )
+    try:
+        return int(args.func(args))
+    except HrnetError as err:
+        print(f"hrnet {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

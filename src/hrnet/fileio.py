@@ -1,0 +1,43 @@
+"""Files that appear whole or not at all: write to a temporary name in the same folder, then rename.
+
+A reader (or a resumed run after a kill) never sees a half-written checkpoint, results file or picture.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp_path)`` and rename the temporary file onto ``path`` (``os.replace`` is atomic)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Created with mode 0o666 so the umask applies as for any new file (mkstemp would make it private, 0o600).
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(data)
+
+    atomic_write(path, write)
+
+
+def write_json_atomic(path: str | Path, obj: Any, indent: int | None = 1) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=indent) + "\n")

@@ -1,0 +1,164 @@
+"""Reading and writing network weights, safely.
+
+Reads:
+- our own ``.safetensors`` files (no code can run while loading them);
+- official HRNet ``.pth`` files: a plain state_dict, a dict holding ``state_dict`` (the official resume file),
+  keys with DataParallel's ``module.`` prefix;
+- MMPose checkpoints: ``backbone.*`` and ``keypoint_head.final_layer.*`` (MMPose 0.x) or ``head.final_layer.*``
+  (MMPose 1.x) are mapped to our names.
+
+``.pth`` files are unpickled with ``torch.load(weights_only=True)``: a file that would build arbitrary Python
+objects (and so could run code) is refused with a ``CheckpointError``.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from hrnet.errors import CheckpointError
+from hrnet.fileio import atomic_write
+
+# Prefixes other tools put in front of our names, mapped to ours (checked in this order).
+_PREFIX_MAP = (
+    ("module.", ""),  # torch.nn.DataParallel / DistributedDataParallel
+    ("backbone.", ""),  # MMPose TopdownPoseEstimator.backbone
+    ("keypoint_head.final_layer.", "final_layer."),  # MMPose 0.x TopdownHeatmapSimpleHead
+    ("head.final_layer.", "final_layer."),  # MMPose 1.x HeatmapHead
+)
+_SHOWN = 5  # how many offending keys an error message lists
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """All tensors of a weights file, with names mapped to ours (see the module docstring). CPU tensors."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such weights file")
+    if path.suffix == ".safetensors":
+        try:
+            raw: Mapping[str, object] = load_file(str(path))
+        except (SafetensorError, OSError) as err:
+            raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
+    else:
+        raw = _read_pickle(path)
+    return convert_state_dict(raw, source=str(path))
+
+
+def _read_pickle(path: Path) -> Mapping[str, object]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "Unsupported global" not in str(err):  # garbage bytes, not a forbidden object
+            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_first_line(err)})") from None
+        raise CheckpointError(
+            f"{path}: refused to load: the file holds Python objects other than tensors and plain containers, "
+            f"and unpickling them could run code ({_first_line(err, 'Unsupported global')}). If you trust the "
+            "file, re-save only its state_dict: torch.save(model.state_dict(), 'weights.pth')."
+        ) from None
+    except (RuntimeError, EOFError, OSError) as err:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({err})") from None
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(
+            f"{path}: expected a state_dict (a mapping of names to tensors), got {type(obj).__name__}"
+        )
+    return obj
+
+
+def _first_line(err: BaseException, containing: str = "") -> str:
+    """The informative line of a long PyTorch error message."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    picked = [line for line in lines if containing and containing in line]
+    return (picked or lines or [type(err).__name__])[0]
+
+
+def convert_state_dict(raw: Mapping[str, object], source: str = "<state_dict>") -> dict[str, torch.Tensor]:
+    """Unwrap ``{"state_dict": ...}`` and map DataParallel / MMPose names to ours.
+
+    MMPose entries outside the backbone and the final layer (e.g. a data preprocessor) are dropped; a
+    non-tensor value is an error naming the key.
+    """
+    if "state_dict" in raw and isinstance(raw["state_dict"], Mapping):
+        raw = raw["state_dict"]
+    out: dict[str, torch.Tensor] = {}
+    mmpose = any(k.startswith(("backbone.", "keypoint_head.", "head.")) for k in raw)
+    for key, value in raw.items():
+        name = key
+        for prefix, replacement in _PREFIX_MAP:
+            if name.startswith(prefix):
+                name = replacement + name[len(prefix) :]
+        if mmpose and name == key and not key.startswith("module."):
+            continue  # an MMPose entry that is neither backbone nor head (e.g. data_preprocessor.mean)
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{source}: entry {key!r} is a {type(value).__name__}, not a tensor")
+        out[name] = value
+    if not out:
+        raise CheckpointError(f"{source}: no tensors found")
+    return out
+
+
+def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> None:
+    """Load a weights file into ``model``; see ``load_state_dict_checked`` for what is checked."""
+    load_state_dict_checked(model, read_state_dict(path), source=str(path), strict=strict)
+
+
+def load_state_dict_checked(
+    model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "<state_dict>", strict: bool = True
+) -> None:
+    """``model.load_state_dict`` with errors a person can act on.
+
+    A shape mismatch names the first few differing keys with both shapes; with ``strict`` missing and unexpected
+    keys are listed. ``num_batches_tracked`` counters absent from a file (older checkpoints) keep the model's.
+    """
+    own = model.state_dict()
+    state = dict(state_dict)
+    for name, value in own.items():
+        if name.endswith("num_batches_tracked") and name not in state:
+            state[name] = value
+    mismatched = [
+        f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in state.items()
+        if k in own and v.shape != own[k].shape
+    ]
+    if mismatched:
+        raise CheckpointError(
+            f"{source}: {len(mismatched)} tensors do not fit the model (is it the right preset and number of "
+            f"keypoints?): " + "; ".join(mismatched[:_SHOWN]) + (" ..." if len(mismatched) > _SHOWN else "")
+        )
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if strict and (missing or unexpected):
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:_SHOWN])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:_SHOWN])})")
+        raise CheckpointError(f"{source}: names do not match the model: " + "; ".join(parts))
+    model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=strict)
+
+
+def save_weights(model: nn.Module, path: str | Path, metadata: Mapping[str, str] | None = None) -> None:
+    """Write the model's state_dict as safetensors, atomically (a temporary file renamed into place)."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=dict(metadata or {})))
+
+
+def load_pretrained(model: nn.Module, path: str | Path, skip: tuple[str, ...] = ("final_layer.",)) -> list[str]:
+    """Start training from another network's weights (the official runs start from ImageNet HRNet weights).
+
+    Every tensor whose name and shape match the model is loaded, except names starting with ``skip`` (the
+    heatmap head, whose keypoint count may differ); the rest of the file (e.g. an ImageNet classifier) is
+    ignored. Returns the names of the model's tensors that stayed as initialised. Loading nothing is an error.
+    """
+    state = read_state_dict(path)
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape and not k.startswith(skip)}
+    if not usable:
+        raise CheckpointError(f"{path}: no tensor matches the model by name and shape; is it an HRNet checkpoint?")
+    model.load_state_dict(usable, strict=False)
+    return [k for k in own if k not in usable]

@@ -1,0 +1,187 @@
+"""The HRNet variant of the original TensorFlow port (VXallset/deep-high-resolution-net.TensorFlow, 2019),
+trained there on AI Challenger's 14 keypoints.
+
+How it differs from the official network (``hrnet.models.hrnet``):
+- no stem: stage 1 runs bottleneck residual units (inner width 64, output width = input width) on the 3-channel
+  image at full resolution, then a 3×3 conv-BN-activation to the first branch width;
+- each of stages 2–4 opens with an exchange *between* stages (the existing branches fused with each other, plus a
+  new branch made from the last input branch before fusion), then repeats exchange blocks (four basic residual
+  units a branch, then a fusion of all branches);
+- a down path is a chain of stride-2 3×3 conv-BN-activation, each doubling the channels; an up path is nearest
+  upsampling *then* a 1×1 conv-BN-activation; branch sums carry no activation;
+- convolutions keep their bias; activation is leaky ReLU (slope 0.1); BatchNorm has TensorFlow's eps 1e-3;
+- the head is a 3×3 conv + ReLU, each heatmap divided by its own sum (+1e-10), at input resolution;
+- conv weights start from N(0, 0.01²) (TensorFlow's ``random_normal_initializer(stddev=0.01)``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import cast
+
+import torch
+from torch import nn
+
+from hrnet.config import ModelConfig
+
+LEAKY_SLOPE = 0.1
+BN_EPS = 1e-3  # tf.layers.batch_normalization's default epsilon
+NORMALISE_EPS = 1e-10
+
+
+class ConvBNAct(nn.Sequential):
+    """Conv (with bias) → BatchNorm → optional leaky ReLU, as the port's ``conv_2d``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, act: bool = True):
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2),
+            nn.BatchNorm2d(out_channels, eps=BN_EPS),
+        ]
+        if act:
+            layers.append(nn.LeakyReLU(LEAKY_SLOPE, inplace=True))
+        super().__init__(*layers)
+
+
+class ResidualUnit(nn.Module):
+    """Two 3×3 conv-BN (the first activated), identity shortcut, activation after the sum."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = ConvBNAct(channels, channels, 3)
+        self.conv2 = ConvBNAct(channels, channels, 3, act=False)
+        self.act = nn.LeakyReLU(LEAKY_SLOPE, inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(x + self.conv2(self.conv1(x)))
+
+
+class BottleneckUnit(nn.Module):
+    """1×1 to ``inner``, 3×3, 1×1 back to the input width, identity shortcut, activation after the sum."""
+
+    def __init__(self, channels: int, inner: int):
+        super().__init__()
+        self.reduce = ConvBNAct(channels, inner, 1)
+        self.conv = ConvBNAct(inner, inner, 3)
+        self.expand = ConvBNAct(inner, channels, 1, act=False)
+        self.act = nn.LeakyReLU(LEAKY_SLOPE, inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(x + self.expand(self.conv(self.reduce(x))))
+
+
+def down_path(in_channels: int, steps: int) -> nn.Sequential:
+    """``steps`` stride-2 conv-BN-activation layers, each doubling the channels."""
+    return nn.Sequential(*(ConvBNAct(in_channels * 2**k, in_channels * 2 ** (k + 1), 3, 2) for k in range(steps)))
+
+
+class Fusion(nn.Module):
+    """Every output branch o is the sum over input branches i of: the branch itself (i = o), its down path
+    (i < o) or nearest upsampling by 2^(i − o) then a 1×1 conv-BN-activation (i > o).
+
+    ``num_outputs`` < len(widths) builds only the highest-resolution outputs (the network's last fusion feeds
+    only branch 0 to the head; the port computed the others and threw them away)."""
+
+    def __init__(self, widths: list[int], num_outputs: int | None = None):
+        super().__init__()
+        self.paths = nn.ModuleList()
+        for o, out_width in enumerate(widths[:num_outputs]):
+            row = nn.ModuleList()
+            for i, in_width in enumerate(widths):
+                if i < o:
+                    row.append(down_path(in_width, o - i))
+                elif i > o:
+                    row.append(
+                        nn.Sequential(
+                            nn.Upsample(scale_factor=2 ** (i - o), mode="nearest"), ConvBNAct(in_width, out_width, 1)
+                        )
+                    )
+                else:
+                    row.append(nn.Identity())
+            self.paths.append(row)
+
+    def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        outs = []
+        for row in self.paths:
+            row = cast(nn.ModuleList, row)
+            y = row[0](xs[0])
+            for path, x in zip(row[1:], xs[1:], strict=True):
+                y = y + path(x)
+            outs.append(y)
+        return outs
+
+
+class ExchangeBlock(nn.Module):
+    """``num_units`` residual units in every branch, then a fusion of all branches."""
+
+    def __init__(self, widths: list[int], num_units: tuple[int, ...], num_outputs: int | None = None):
+        super().__init__()
+        self.branches = nn.ModuleList(
+            nn.Sequential(*(ResidualUnit(w) for _ in range(n))) for w, n in zip(widths, num_units, strict=True)
+        )
+        self.fusion = Fusion(widths, num_outputs)
+
+    def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        return self.fusion([branch(x) for branch, x in zip(self.branches, xs, strict=True)])
+
+
+class BetweenStages(nn.Module):
+    """The exchange that opens a stage: fuse the existing branches and add a new one, half the resolution and
+    twice the width of the last input branch (taken before fusion)."""
+
+    def __init__(self, widths: list[int]):
+        super().__init__()
+        self.fusion = Fusion(widths)
+        self.new_branch = down_path(widths[-1], 1)
+
+    def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [*self.fusion(xs), self.new_branch(xs[-1])]
+
+
+class TFPortHRNet(nn.Module):
+    """(N, 3, H, W) normalised RGB → (N, K, H, W) heatmaps, each summing to 1."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        if cfg.variant != "tf_port":
+            raise ValueError(f"TFPortHRNet builds variant 'tf_port', got {cfg.variant!r}; use build_model()")
+        stage1, *later = cfg.stages
+        for stage in later:
+            if stage.block != "basic":
+                raise ValueError("the TF port uses basic residual units in stages 2-4")
+            widths = stage.num_channels
+            if any(b != 2 * a for a, b in itertools.pairwise(widths)):
+                raise ValueError(f"the TF port doubles the width at each branch, got {list(widths)}")
+        if any(a.num_channels[0] != b.num_channels[0] for a, b in itertools.pairwise(later)):
+            raise ValueError("the TF port keeps the first branch width through stages 2-4")
+        self.stage1 = nn.Sequential(*(BottleneckUnit(3, stage1.num_channels[0]) for _ in range(stage1.num_blocks[0])))
+        self.stage1_out = ConvBNAct(3, later[0].num_channels[0], 3)
+        stages = []
+        for s, stage in enumerate(later):
+            widths = list(stage.num_channels)
+            final = s == len(later) - 1
+            blocks = [
+                ExchangeBlock(widths, stage.num_blocks, 1 if final and m == stage.num_modules - 1 else None)
+                for m in range(stage.num_modules)
+            ]
+            stages.append(nn.Sequential(BetweenStages(widths[:-1]), *blocks))
+        self.stages = nn.ModuleList(stages)
+        k = cfg.final_conv_kernel
+        self.head = nn.Conv2d(later[0].num_channels[0], cfg.num_keypoints, k, padding=k // 2)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, std=0.01)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xs = [self.stage1_out(self.stage1(x))]
+        for stage in self.stages:
+            xs = stage(xs)
+        heatmaps = torch.relu(self.head(xs[0]))
+        return heatmaps / (heatmaps.sum(dim=(2, 3), keepdim=True) + NORMALISE_EPS)

@@ -1,0 +1,130 @@
+"""The typed config: YAML in, every key and type checked, invariants enforced, --set overrides."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from hrnet.config import (
+    ExperimentConfig,
+    ModelConfig,
+    StageConfig,
+    dump_config,
+    hrnet_stages,
+    load_config,
+    model_preset,
+)
+from hrnet.errors import ConfigError
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))
+
+
+def test_the_official_recipes_are_all_there():
+    names = {str(p.relative_to(p.parents[1])) for p in CONFIGS}
+    assert {
+        "coco/w32_256x192.yaml",
+        "coco/w32_384x288.yaml",
+        "coco/w48_256x192.yaml",
+        "coco/w48_384x288.yaml",
+        "mpii/w32_256x256.yaml",
+        "aic/tf_w32_256x192.yaml",
+    } <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_loads_and_round_trips(path, tmp_path):
+    config = load_config(path)
+    copy = tmp_path / "copy.yaml"
+    copy.write_text(dump_config(config))
+    assert load_config(copy) == config
+
+
+def test_recipes_hold_the_official_values():
+    w48 = load_config(Path(CONFIGS[0]).parents[1] / "coco" / "w48_384x288.yaml")
+    assert w48.model == dataclasses.replace(model_preset("w48"), input_size=(384, 288))
+    assert w48.model.heatmap_size == (96, 72)
+    assert (w48.data.sigma, w48.train.batch_size, w48.train.lr_steps) == (3.0, 24, (170, 200))
+    mpii = load_config(Path(CONFIGS[0]).parents[1] / "mpii" / "w32_256x256.yaml")
+    assert (mpii.model.num_keypoints, mpii.data.rotation_factor, mpii.data.scale_factor) == (16, 30.0, 0.25)
+    aic = load_config(Path(CONFIGS[0]).parents[1] / "aic" / "tf_w32_256x192.yaml")
+    assert aic.model == model_preset("tf_w32") and aic.data.target == "tf_port"
+
+
+def test_defaults_are_the_coco_w32_recipe():
+    config = ExperimentConfig()
+    assert config.model == model_preset("w32")
+    assert config.model.heatmap_size == (64, 48)
+    assert (config.train.lr, config.train.epochs, config.data.scale_factor) == (1e-3, 210, 0.35)
+
+
+def test_unknown_key_names_the_dotted_path_and_the_nearest_key(tmp_path):
+    path = tmp_path / "x.yaml"
+    path.write_text("train:\n  learning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match=r"x\.yaml: unknown config key 'train\.learning_rate'.*valid keys"):
+        load_config(path)
+    path.write_text("data:\n  scale_facter: 0.1\n")
+    with pytest.raises(ConfigError, match=r"'data\.scale_facter'; did you mean 'data\.scale_factor'\?"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.epochs=1.5", r"train\.epochs: expected an integer, got 1\.5"),
+        ("train.amp=yes please", r"train\.amp: expected true or false"),
+        ("train.lr=fast", r"train\.lr: expected a number, got 'fast'"),
+        ("model.input_size=[256]", r"model\.input_size: expected 2 values, got 1"),
+        ("model.stages.1.num_channels=[8]", r"model\.stages\.1: num_channels has 1 entries but num_branches is 2"),
+        ("model.stages=[]", r"HRNet has 4 stages, got 0"),
+        ("model.input_size=[250,192]", r"input_size must be multiples of 32"),
+        ("train.lr_steps=[200,170]", r"lr_steps must be increasing"),
+        ("data.target=tf_port", r"needs model\.variant tf_port"),
+        ("test.decode=soft", r"decode must be one of \['argmax', 'dark'\]"),
+        ("train.name.x=1", r"train\.name is a value, not a section"),
+        ("model.stages.9.block=basic", r"model\.stages has no item '9'"),
+        ("novalue", r"expected KEY=VALUE"),
+    ],
+)
+def test_bad_values_are_errors_naming_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_overrides_parse_yaml_values_and_index_lists():
+    config = load_config(None, ["train.lr=5e-4", "model.stages.1.num_channels=[16, 32]", "test.flip_test=false"])
+    assert config.train.lr == 5e-4
+    assert config.model.stages[1].num_channels == (16, 32)
+    assert config.test.flip_test is False
+
+
+def test_unreadable_or_malformed_yaml(tmp_path):
+    with pytest.raises(ConfigError, match=r"absent\.yaml: cannot read the config"):
+        load_config(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: not valid YAML"):
+        load_config(bad)
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(bad)
+
+
+def test_configs_are_frozen_and_varied_by_replace():
+    cfg = model_preset("w32")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.num_keypoints = 3  # type: ignore[misc]
+    assert dataclasses.replace(cfg, num_keypoints=14).num_keypoints == 14
+    assert model_preset("w32").num_keypoints == 17
+
+
+def test_presets_and_stage_invariants():
+    assert model_preset("w18").stages[3].num_channels == (18, 36, 72, 144)
+    assert model_preset("w48").stages == hrnet_stages(48)
+    with pytest.raises(ConfigError, match="did you mean 'w48'"):
+        model_preset("w84")
+    with pytest.raises(ConfigError, match="block must be one of"):
+        StageConfig(num_modules=1, num_branches=1, block="dense", num_blocks=(1,), num_channels=(8,))
+    stages = list(hrnet_stages(32))
+    stages[0] = dataclasses.replace(stages[0], num_modules=2)
+    with pytest.raises(ConfigError, match="stage 1 is a single stack"):
+        ModelConfig(stages=tuple(stages))
