@@ -1,0 +1,1 @@
+"""Annotation readers, the top-down crop, augmentation and the training Dataset."""

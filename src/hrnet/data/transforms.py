@@ -1,0 +1,247 @@
+"""Geometry of the top-down crop: person box → crop region → affine map → input crop, and back.
+
+A person box is ``(x, y, w, h)`` in image pixels (COCO). A crop region is a centre ``(x, y)`` and a size
+``(w, h)`` in image pixels (the official code's ``scale`` times 200). Sizes of images, inputs and heatmaps are
+``(height, width)``. Pixel centres sit at integer coordinates, x to the right, y down.
+
+Two geometries are offered:
+
+- the official one (leoxiaobin/deep-high-resolution-net.pytorch, ``lib/utils/transforms.py``): the region's width
+  spans the output's width, ``x_out = (x - cx) * W_out / w + W_out / 2``; its height follows the output's aspect
+  ratio (only the region's width sets the scale);
+- the unbiased one of UDP (Huang et al., "The Devil is in the Details: Delving into Unbiased Data Processing for
+  Human Pose Estimation", CVPR 2020): pixel spacing ``size - 1``, so the region ``[c - s / 2, c + s / 2]`` lands on
+  ``[0, W_out - 1]`` exactly and a horizontal flip of the output is an exact flip of the region.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+ArrayLike = np.ndarray | Sequence[float] | float
+
+
+def box_to_center_size(
+    boxes: np.ndarray | Sequence[float], input_size: tuple[int, int], padding: float = 1.25
+) -> tuple[np.ndarray, np.ndarray]:
+    """Crop regions for person boxes, as the official ``COCODataset._xywh2cs``.
+
+    The box is widened or heightened about its centre to the input's aspect ratio, then enlarged by ``padding``.
+
+    Args:
+        boxes: (4,) or (N, 4) boxes ``(x, y, w, h)`` in image pixels.
+        input_size: ``(height, width)`` of the network input.
+        padding: enlargement of the aspect-fixed box (official 1.25).
+
+    Returns:
+        centres (2,) or (N, 2) and sizes ``(w, h)`` (2,) or (N, 2), float64 image pixels.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64)
+    if boxes.shape[-1:] != (4,) or boxes.ndim > 2:
+        raise ValueError(f"boxes must have shape (4,) or (N, 4) as (x, y, w, h), got {boxes.shape}")
+    x, y, w, h = np.moveaxis(boxes, -1, 0)
+    aspect = input_size[1] / input_size[0]
+    # The official code also skips the enlargement when the centre's x is exactly -1 (a sentinel of another
+    # code path); a real box centred there would get a crop 1.25× too small, so we do not reproduce it.
+    width = np.where(w < aspect * h, h * aspect, w)
+    height = np.where(w > aspect * h, w / aspect, h)
+    centres = np.stack([x + w * 0.5, y + h * 0.5], axis=-1)
+    sizes = np.stack([width, height], axis=-1) * padding
+    return centres, sizes
+
+
+def get_affine_transform(
+    center: ArrayLike,
+    size: ArrayLike,
+    rotation: ArrayLike,
+    output_size: tuple[int, int],
+    shift: ArrayLike = (0.0, 0.0),
+    inverse: bool = False,
+    unbiased: bool = False,
+) -> np.ndarray:
+    """The affine map from a (rotated) crop region of the image to an output grid.
+
+    Official geometry (``unbiased=False``, official ``get_affine_transform``): the region's centre goes to
+    ``(W_out / 2, H_out / 2)`` and its width ``size[0]`` to ``W_out``; ``size[1]`` is not used. The map is fixed by
+    three point pairs rounded to float32, as the official code builds them, so the matrix equals the official one
+    to float64 round-off. UDP geometry (``unbiased=True``): the centre goes to ``((W_out - 1) / 2, (H_out - 1) / 2)``
+    and each axis scales by ``(out - 1) / size`` on its own.
+
+    The region is rotated by ``rotation`` degrees about its centre, in the official direction (the image content
+    turns counter-clockwise on screen for a positive angle), and moved by ``shift * size`` before mapping.
+
+    Args:
+        center: (..., 2) region centres ``(x, y)``, image pixels.
+        size: (..., 2) region sizes ``(w, h)``, image pixels; must be positive.
+        rotation: () or (...) degrees.
+        output_size: ``(height, width)`` of the output grid (input crop or heatmap).
+        shift: (..., 2) shift of the region as a fraction of its size.
+        inverse: give the map from the output grid back to the image instead.
+        unbiased: use the UDP geometry.
+
+    Returns:
+        (..., 2, 3) float64 matrices, image pixels → output pixels (or the reverse with ``inverse``).
+    """
+    center = np.asarray(center, dtype=np.float64)
+    size = np.asarray(size, dtype=np.float64)
+    rotation = np.asarray(rotation, dtype=np.float64)
+    shift = np.asarray(shift, dtype=np.float64)
+    if center.shape[-1:] != (2,) or size.shape[-1:] != (2,):
+        raise ValueError(f"center and size must have shape (..., 2), got {center.shape} and {size.shape}")
+    if not np.all(size[..., 0] > 0) or (unbiased and not np.all(size > 0)):
+        raise ValueError(f"crop sizes must be positive, got {size.tolist()}")
+    theta = np.deg2rad(rotation)
+    region_centre = center + size * shift
+    out_h, out_w = output_size
+    if unbiased:
+        forward = _unbiased_matrix(region_centre, size, theta, (out_w, out_h))
+        return _invert_affine(forward) if inverse else forward
+
+    half_width = size[..., 0] * 0.5
+    # The point half a region width above the centre, turned by the rotation.
+    up = np.stack([half_width * np.sin(theta), -half_width * np.cos(theta)], axis=-1)
+    src0 = region_centre.astype(np.float32)
+    src1 = (region_centre + up).astype(np.float32)
+    dst0 = np.array([out_w * 0.5, out_h * 0.5], dtype=np.float32)
+    dst1 = dst0 + np.array([0.0, -out_w * 0.5], dtype=np.float32)
+    src = np.stack(np.broadcast_arrays(src0, src1, _third_point(src0, src1)), axis=-2)
+    dst = np.stack([dst0, dst1, _third_point(dst0, dst1)], axis=-2)
+    dst = np.broadcast_to(dst, src.shape)
+    if inverse:
+        src, dst = dst, src
+    return _solve_affine(src.astype(np.float64), dst.astype(np.float64))
+
+
+def _third_point(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``b`` plus ``a - b`` turned by 90°, computed in float32 like the official ``get_3rd_point``."""
+    d = a - b
+    return b + np.stack([-d[..., 1], d[..., 0]], axis=-1)
+
+
+def _solve_affine(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """(..., 2, 3) matrices mapping three (..., 3, 2) source points onto their destinations exactly."""
+    homogeneous = np.concatenate([src, np.ones((*src.shape[:-1], 1))], axis=-1)
+    return np.swapaxes(np.linalg.solve(homogeneous, dst), -1, -2)
+
+
+def _unbiased_matrix(centre: np.ndarray, size: np.ndarray, theta: np.ndarray, out_wh: tuple[int, int]) -> np.ndarray:
+    scale = (np.asarray(out_wh, dtype=np.float64) - 1.0) / size
+    cos, sin = np.cos(theta), np.sin(theta)
+    rotation = np.stack([np.stack([cos, sin], -1), np.stack([-sin, cos], -1)], -2)
+    linear = scale[..., :, None] * rotation
+    offset = (np.asarray(out_wh, dtype=np.float64) - 1.0) / 2.0 - np.einsum("...ij,...j->...i", linear, centre)
+    return np.concatenate([linear, offset[..., None]], axis=-1)
+
+
+def _invert_affine(matrix: np.ndarray) -> np.ndarray:
+    linear = np.linalg.inv(matrix[..., :2])
+    offset = -np.einsum("...ij,...j->...i", linear, matrix[..., 2])
+    return np.concatenate([linear, offset[..., None]], axis=-1)
+
+
+def affine_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Apply affine maps to points.
+
+    Args:
+        points: (..., 2) points ``(x, y)``; with batched matrices, (..., P, 2) where the leading dimensions
+            broadcast against the matrices' and each matrix maps its P points.
+        matrix: (2, 3) or (..., 2, 3) affine maps (e.g. from ``get_affine_transform``).
+
+    Returns:
+        float64 points of the same shape as ``points``, in the maps' output space.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    matrix = np.asarray(matrix, dtype=np.float64)
+    linear = np.swapaxes(matrix[..., :2], -1, -2)
+    if matrix.ndim == 2:
+        return points @ linear + matrix[:, 2]
+    return points @ linear + matrix[..., None, :, 2]
+
+
+def heatmap_to_image(
+    coords: np.ndarray,
+    centers: np.ndarray,
+    sizes: np.ndarray,
+    heatmap_size: tuple[int, int],
+    unbiased: bool = False,
+) -> np.ndarray:
+    """Map heatmap coordinates of many persons back to image pixels at once (no rotation).
+
+    Equals the official ``transform_preds`` applied person by person (``unbiased=False``).
+
+    Args:
+        coords: (N, K, 2) keypoints ``(x, y)`` in heatmap pixels.
+        centers: (N, 2) crop centres, image pixels.
+        sizes: (N, 2) crop sizes ``(w, h)``, image pixels.
+        heatmap_size: ``(height, width)`` of the heatmaps.
+        unbiased: the UDP geometry (as used to encode UDP targets).
+
+    Returns:
+        (N, K, 2) float64 keypoints in image pixels.
+    """
+    matrices = get_affine_transform(centers, sizes, 0.0, heatmap_size, inverse=True, unbiased=unbiased)
+    return affine_points(coords, matrices)
+
+
+def warp_crop(
+    image: np.ndarray,
+    center: ArrayLike,
+    size: ArrayLike,
+    rotation: float,
+    output_size: tuple[int, int],
+    unbiased: bool = False,
+) -> np.ndarray:
+    """Cut the (rotated) region out of the image and resample it to ``output_size``, as the official ``crop``.
+
+    Bilinear interpolation; outside the image is black (OpenCV's constant border).
+
+    Args:
+        image: (H, W) or (H, W, C) image.
+        center: (2,) region centre, image pixels.
+        size: (2,) region size ``(w, h)``, image pixels.
+        rotation: degrees, as in ``get_affine_transform``.
+        output_size: ``(height, width)`` of the crop.
+        unbiased: use the UDP geometry.
+
+    Returns:
+        the crop, (height, width[, C]), of the image's dtype.
+    """
+    matrix = get_affine_transform(center, size, rotation, output_size, unbiased=unbiased)
+    height, width = output_size
+    return cv2.warpAffine(image, matrix, (int(width), int(height)), flags=cv2.INTER_LINEAR)
+
+
+def flip_keypoints(
+    keypoints: np.ndarray,
+    visibility: np.ndarray,
+    image_width: int,
+    flip_pairs: Sequence[tuple[int, int]] | np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints of the horizontally mirrored image, as the official ``fliplr_joints``.
+
+    ``x`` becomes ``image_width - 1 - x`` and the two members of each flip pair swap places. Unlabelled
+    keypoints (visibility 0) come back as (0, 0), as the official code zeroes them.
+
+    Args:
+        keypoints: (K, 2) keypoints ``(x, y)``, image pixels.
+        visibility: (K,) visibility, COCO coding.
+        image_width: width of the image being mirrored, pixels.
+        flip_pairs: pairs of keypoint indices that swap (``KeypointSet.flip_pairs``).
+
+    Returns:
+        (K, 2) float64 keypoints and (K,) visibility of the mirrored image.
+    """
+    keypoints = np.array(keypoints, dtype=np.float64)
+    visibility = np.asarray(visibility)
+    if keypoints.ndim != 2 or keypoints.shape[1] != 2 or visibility.shape != keypoints.shape[:1]:
+        raise ValueError(f"keypoints must be (K, 2) and visibility (K,), got {keypoints.shape} and {visibility.shape}")
+    order = np.arange(len(keypoints))
+    for a, b in flip_pairs:
+        order[a], order[b] = b, a
+    keypoints[:, 0] = image_width - 1 - keypoints[:, 0]
+    keypoints, visibility = keypoints[order], visibility[order]
+    keypoints[visibility == 0] = 0.0
+    return keypoints, visibility
