@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from torch import nn
 
 from hrnet.errors import CheckpointError
@@ -32,7 +32,10 @@ _PREFIX_MAP = (
     ("keypoint_head.final_layer.", "final_layer."),  # MMPose 0.x TopdownHeatmapSimpleHead
     ("head.final_layer.", "final_layer."),  # MMPose 1.x HeatmapHead
 )
-_SHOWN = 5  # how many offending keys an error message lists
+_SHOWN = 5
+TRAINING_FORMAT_PREFIX = (
+    "hrnet-training-checkpoint/"  # hrnet.engine.state.FORMAT  # how many offending keys an error message lists
+)
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -42,7 +45,13 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: no such weights file")
     if path.suffix == ".safetensors":
         try:
-            raw: Mapping[str, object] = load_file(str(path))
+            with safe_open(str(path), framework="pt") as f:
+                training = (f.metadata() or {}).get("format", "").startswith(TRAINING_FORMAT_PREFIX)
+                # A resumable training checkpoint also holds optimizer and RNG tensors: take the model's only.
+                names = [k for k in f.keys() if k.startswith("model.")] if training else list(f.keys())  # noqa: SIM118
+                raw: Mapping[str, object] = {
+                    k.removeprefix("model.") if training else k: f.get_tensor(k) for k in names
+                }
         except (SafetensorError, OSError) as err:
             raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
     else:

@@ -148,9 +148,8 @@ class TFPortHRNet(nn.Module):
         for stage in later:
             if stage.block != "basic":
                 raise ValueError("the TF port uses basic residual units in stages 2-4")
-            widths = stage.num_channels
-            if any(b != 2 * a for a, b in itertools.pairwise(widths)):
-                raise ValueError(f"the TF port doubles the width at each branch, got {list(widths)}")
+            if any(b != 2 * a for a, b in itertools.pairwise(stage.num_channels)):
+                raise ValueError(f"the TF port doubles the width at each branch, got {list(stage.num_channels)}")
         if any(a.num_channels[0] != b.num_channels[0] for a, b in itertools.pairwise(later)):
             raise ValueError("the TF port keeps the first branch width through stages 2-4")
         self.stage1 = nn.Sequential(*(BottleneckUnit(3, stage1.num_channels[0]) for _ in range(stage1.num_blocks[0])))

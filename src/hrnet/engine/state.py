@@ -1,0 +1,139 @@
+"""Resumable training checkpoints: one safetensors file that appears whole or not at all.
+
+Tensors: the model's state_dict (``model.*``), the optimizer's per-parameter state (``optimizer.<index>.<name>``)
+and the RNG states (``rng.*``). JSON in the file's metadata (key ``state``): epoch, step, best metric, the
+optimizer's hyper-parameters and scalar state, the LR scheduler, the AMP grad scaler and the resolved config.
+One file instead of a weights file plus a JSON file, so that a kill between two renames cannot pair the weights
+of one step with the optimizer of another. ``hrnet.models.checkpoint.read_state_dict`` reads the ``model.*``
+part, so a training checkpoint is also a weights file for eval / predict / export.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from hrnet.errors import CheckpointError
+from hrnet.fileio import atomic_write
+
+FORMAT = "hrnet-training-checkpoint/1"
+
+
+@dataclass
+class TrainingState:
+    """Where a run stands: ``epoch`` is the epoch in progress, ``step`` the optimizer steps done in it."""
+
+    epoch: int = 0
+    step: int = 0
+    global_step: int = 0
+    best_metric: float | None = None
+    best_epoch: int | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)  # one row per finished epoch (the CSV log)
+
+
+def save_training_checkpoint(
+    path: str | Path,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    state: TrainingState,
+    config: dict[str, Any],
+) -> None:
+    """Write everything needed to continue the run bit for bit (on the same device and thread count)."""
+    tensors: dict[str, torch.Tensor] = {
+        f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()
+    }
+    opt = optimizer.state_dict()
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, param_state in opt["state"].items():
+        for name, value in param_state.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optimizer.{index}.{name}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(index), {})[name] = value
+    tensors["rng.torch"] = torch.get_rng_state()
+    if torch.cuda.is_available():
+        for i, rng in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{i}"] = rng
+    sched = scheduler.state_dict()
+    if isinstance(sched.get("milestones"), Counter):  # JSON would turn its int keys into strings
+        sched["milestones"] = sorted(sched["milestones"].items())
+    meta = {
+        "epoch": state.epoch,
+        "step": state.step,
+        "global_step": state.global_step,
+        "best_metric": state.best_metric,
+        "best_epoch": state.best_epoch,
+        "history": state.history,
+        "optimizer": {"param_groups": opt["param_groups"], "scalars": scalars},
+        "scheduler": sched,
+        "scaler": scaler.state_dict(),
+        "config": config,
+    }
+    metadata = {"format": FORMAT, "state": json.dumps(meta)}
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+
+
+def load_training_checkpoint(
+    path: str | Path,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+) -> tuple[TrainingState, dict[str, Any]]:
+    """Restore model, optimizer, scheduler, scaler and RNG states; returns the run state and the saved config."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no iterator
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(
+            f"{path}: not a readable training checkpoint ({err}); delete it to start afresh"
+        ) from None
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a training checkpoint of this version (format {metadata.get('format')!r})")
+    meta = json.loads(metadata["state"])
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    device = next(model.parameters()).device
+    param_states: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, index, name = key.split(".", 2)
+            param_states.setdefault(int(index), {})[name] = value
+    for index, values in meta["optimizer"]["scalars"].items():
+        param_states.setdefault(int(index), {}).update(values)
+    optimizer.load_state_dict({"state": param_states, "param_groups": meta["optimizer"]["param_groups"]})
+    for group_state in optimizer.state.values():  # load_state_dict casts floats to the params' device already;
+        for name, value in group_state.items():  # 'step' counters stay on the CPU as PyTorch keeps them
+            if isinstance(value, torch.Tensor) and name != "step":
+                group_state[name] = value.to(device)
+    sched = meta["scheduler"]
+    if "milestones" in sched:
+        sched["milestones"] = Counter({int(k): v for k, v in sched["milestones"]})
+    scheduler.load_state_dict(sched)
+    if meta["scaler"]:
+        scaler.load_state_dict(meta["scaler"])
+    torch.set_rng_state(tensors["rng.torch"])
+    cuda_states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
+    if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda_states)
+    state = TrainingState(
+        epoch=meta["epoch"],
+        step=meta["step"],
+        global_step=meta["global_step"],
+        best_metric=meta["best_metric"],
+        best_epoch=meta["best_epoch"],
+        history=meta["history"],
+    )
+    return state, meta["config"]
