@@ -23,9 +23,19 @@ def test_whole_file_or_nothing(tmp_path):
 
 
 def test_permissions_follow_the_umask(tmp_path):
-    old = os.umask(0o022)
-    try:
-        write_text_atomic(tmp_path / "a.txt", "x")
-    finally:
-        os.umask(old)
-    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+    write_text_atomic(tmp_path / "a.txt", "x")
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~_current_umask()
+
+
+def test_writers_that_create_private_files_get_ordinary_permissions(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    atomic_write(tmp_path / "w.safetensors", lambda tmp: save_file({"a": torch.zeros(1)}, str(tmp)))
+    assert (tmp_path / "w.safetensors").stat().st_mode & 0o777 == 0o666 & ~_current_umask()
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

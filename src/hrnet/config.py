@@ -92,7 +92,9 @@ class ModelConfig:
         # Branch 4 runs at 1/32 of the input (1/8 in the TF port, which has no stem): sizes must divide evenly.
         step = 32 if self.variant == "hrnet" else 8
         if any(s < step or s % step for s in self.input_size):
-            raise ConfigError(f"input_size must be multiples of {step} for variant {self.variant}, got {self.input_size}")
+            raise ConfigError(
+                f"input_size must be multiples of {step} for variant {self.variant}, got {self.input_size}"
+            )
 
     @property
     def heatmap_stride(self) -> int:

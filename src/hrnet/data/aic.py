@@ -1,0 +1,116 @@
+"""AI Challenger keypoint files (raw form) → person records.
+
+The raw form (Wu et al., "AI Challenger: A Large-scale Dataset for Going Deeper in Image Understanding", 2017) is
+a JSON list of images::
+
+    {"image_id": "<hash>", "keypoint_annotations": {"human1": [x, y, v] × 14, ...},
+     "human_annotations": {"human1": [x1, y1, x2, y2], ...}}
+
+with visibility 1 visible, 2 occluded, 3 unlabelled (mapped here to COCO's 2, 1, 0) and the image file
+``<image_id>.jpg``. The file gives no image sizes: they are read from the image headers.
+
+A raw file yields exactly the records that its COCO-form conversion (box ``(x1, y1, x2 - x1, y2 - y1)``, no
+``area``) yields through ``hrnet.data.coco.read_coco``: the same skipping of persons without a labelled keypoint
+and the same official box clipping. ``area`` is the box's ``(x2 - x1)·(y2 - y1)``, the scale that the AI
+Challenger evaluation (``keypoint_eval.py``) puts in its OKS.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+from hrnet.data.images import image_size
+from hrnet.data.records import (
+    PoseRecord,
+    RecordSet,
+    check_num_keypoints,
+    checked_box,
+    clip_box,
+    flat_keypoints,
+    load_json,
+    map_visibility,
+    require,
+    to_finite,
+    unlabelled_to_zero,
+)
+from hrnet.errors import DataError
+from hrnet.keypoints import AIC14
+
+log = logging.getLogger(__name__)
+
+AIC_VISIBILITY = {1: 2, 2: 1, 3: 0}  # AI Challenger visible / occluded / unlabelled → COCO coding
+IMAGE_SUFFIX = ".jpg"
+
+
+def read_aic_raw(annotations: str | Path, image_dir: str | Path, *, num_keypoints: int | None = None) -> RecordSet:
+    """Persons of an AI Challenger raw keypoint file, with the ``AIC14`` keypoint set.
+
+    Args:
+        annotations: the raw JSON (e.g. ``keypoint_train_annotations_20170909.json``).
+        image_dir: folder of ``<image_id>.jpg``; each image's header is read once for its size.
+        num_keypoints: the model's keypoint count; anything but 14 is a ``DataError``.
+
+    Returns:
+        records in file order (images, then humans as listed): keypoints (K, 2) image pixels, visibility in COCO
+        coding, the clipped box, ``image_id`` the hash, ``annotation_id`` the human's key (``"human1"``).
+
+    Raises:
+        DataError: unreadable file, missing field, a human without a box, keypoints that are not 3 × 14 finite
+            numbers, a visibility other than 1/2/3, a box with x2 ≤ x1 or y2 ≤ y1, a missing or unreadable image,
+            a keypoint count that differs from the model's.
+    """
+    path = Path(annotations)
+    if num_keypoints is not None:
+        check_num_keypoints(AIC14, num_keypoints, path)
+    entries = load_json(path)
+    if not isinstance(entries, list):
+        raise DataError(f"{path}: expected the AI Challenger raw form, a JSON list of images")
+    k = AIC14.num_keypoints
+    records = []
+    skipped = {"no labelled keypoint": 0, "box outside the image or empty": 0}
+    for i, entry in enumerate(entries):
+        where = f"{path}: entry #{i}"
+        image_id = require(entry, "image_id", where)
+        where = f"{path}: image {image_id!r}"
+        keypoints = _object_field(entry, "keypoint_annotations", where)
+        boxes = _object_field(entry, "human_annotations", where)
+        image_path = Path(image_dir) / f"{image_id}{IMAGE_SUFFIX}"
+        size = image_size(image_path)
+        for human, values in keypoints.items():
+            human_where = f"{where}, {human}"
+            if human not in boxes:
+                raise DataError(f"{human_where}: has keypoints but no box in 'human_annotations'")
+            points, codes = flat_keypoints(values, k, human_where)
+            visibility = map_visibility(codes, AIC_VISIBILITY, human_where)
+            if not visibility.any():
+                skipped["no labelled keypoint"] += 1
+                continue
+            x1, y1, x2, y2 = (float(v) for v in to_finite(boxes[human], (4,), "box", human_where))
+            box = checked_box([x1, y1, x2 - x1, y2 - y1], f"{human_where} (box [x1, y1, x2, y2] = {boxes[human]})")
+            clean = clip_box(box, size)
+            if clean is None:
+                skipped["box outside the image or empty"] += 1
+                continue
+            records.append(
+                PoseRecord(
+                    image_path=image_path,
+                    image_size=size,
+                    box=clean,
+                    keypoints=unlabelled_to_zero(points, visibility),
+                    visibility=visibility,
+                    image_id=image_id,
+                    annotation_id=human,
+                    area=box[2] * box[3],
+                )
+            )
+    log.info("%s: %d persons (skipped: %s)", path, len(records), ", ".join(f"{v} {k}" for k, v in skipped.items()))
+    return RecordSet(records=tuple(records), keypoint_set=AIC14, source=path)
+
+
+def _object_field(entry: Mapping, key: str, where: str) -> Mapping:
+    value = require(entry, key, where)
+    if not isinstance(value, Mapping):
+        raise DataError(f"{where}: {key!r} must be an object {{'human1': ...}}, got {type(value).__name__}")
+    return value

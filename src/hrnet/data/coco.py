@@ -1,0 +1,303 @@
+"""COCO-format keypoint files → person records, as the official HRNet ``lib/dataset/coco.py`` reads them.
+
+Works for any keypoint set in COCO form (COCO-17, CrowdPose, OCHuman, AI Challenger converted to COCO form, a
+custom category): the keypoint set is either a built-in one, checked against the file's category, or made from the
+file's category (``hrnet.keypoints.from_coco_category``).
+
+Ground truth (``read_coco``) follows ``COCODataset._load_coco_keypoint_annotation_kernal``: crowd annotations
+and persons without a labelled keypoint are skipped, boxes are clipped to the image with the official
+``w - 1`` rule (``records.clip_box``) and dropped when nothing is left or the annotation's ``area`` is not
+positive. Person boxes from a detector (``read_coco_detections``) follow
+``COCODataset._load_coco_person_detection_results``: the keypoint category only, scores below the threshold
+dropped, boxes used as they are.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hrnet.data.records import (
+    PoseRecord,
+    RecordSet,
+    check_num_keypoints,
+    checked_box,
+    clip_box,
+    flat_keypoints,
+    load_json,
+    map_visibility,
+    require,
+    to_finite,
+    unlabelled_to_zero,
+)
+from hrnet.errors import DataError
+from hrnet.keypoints import KeypointSet, derive_flip_pairs, from_coco_category, get_keypoint_set
+
+log = logging.getLogger(__name__)
+
+FROM_ANNOTATIONS = "from_annotations"  # keypoint_set value: build the set from the file's keypoint category
+PERSON_CATEGORY = 1  # the official code keeps COCO's person category when a file describes no keypoint category
+COCO_VISIBILITY = {0: 0, 1: 1, 2: 2}  # COCO files already use the COCO coding
+
+
+@dataclass(frozen=True)
+class _CocoFile:
+    """What every reader needs from a COCO-format annotation file."""
+
+    path: Path
+    data: Mapping[str, Any]
+    images: dict[Any, tuple[Path, tuple[int, int]]]  # image id → (image file, (height, width))
+    keypoint_set: KeypointSet
+    category_id: int
+
+
+def read_coco(
+    annotations: str | Path,
+    image_dir: str | Path,
+    *,
+    keypoint_set: str | KeypointSet = FROM_ANNOTATIONS,
+    sigmas: Sequence[float] | None = None,
+    num_keypoints: int | None = None,
+    category_id: int | None = None,
+) -> RecordSet:
+    """Ground-truth persons of a COCO-format keypoint file.
+
+    Args:
+        annotations: the JSON file (``images``, ``annotations``, ``categories``).
+        image_dir: folder holding the images' ``file_name``.
+        keypoint_set: a ``KeypointSet``, a built-in name (``coco17``, ``aic14``, ...) checked against the file's
+            category, or ``"from_annotations"`` to build it from the file's keypoint category.
+        sigmas: OKS sigmas for ``"from_annotations"`` (default: COCO's value per COCO-named keypoint, else
+            ``keypoints.DEFAULT_SIGMA``).
+        num_keypoints: the model's keypoint count; a different count in the data is a ``DataError``.
+        category_id: the keypoint category to read when the file has several.
+
+    Returns:
+        records in file order: keypoints (K, 2) in image pixels, visibility as in the file, the clipped box, the
+        annotation's ``area`` (w·h of the file's box when the file has none, as AI Challenger's COCO form).
+
+    Raises:
+        DataError: unreadable file, missing field, keypoints that are not 3·K finite numbers, a visibility outside
+            0/1/2, a box of zero or negative size, an unknown image id, a keypoint count that differs from the
+            keypoint set's or the model's.
+    """
+    coco = _read_coco_file(annotations, image_dir, keypoint_set, sigmas, category_id)
+    if num_keypoints is not None:
+        check_num_keypoints(coco.keypoint_set, num_keypoints, coco.path)
+    k = coco.keypoint_set.num_keypoints
+    records = []
+    skipped = {"crowd": 0, "no labelled keypoint": 0, "box outside the image or empty": 0}
+    for i, ann in enumerate(_list_field(coco.data, "annotations", coco.path)):
+        where = _where(coco.path, ann, i)
+        if not isinstance(ann, Mapping):
+            raise DataError(f"{where}: expected a JSON object, got {type(ann).__name__}")
+        if ann.get("iscrowd", 0):
+            skipped["crowd"] += 1
+            continue
+        if require(ann, "category_id", where) != coco.category_id:
+            continue
+        image_path, image_size = _image(coco, require(ann, "image_id", where), where)
+        points, codes = flat_keypoints(require(ann, "keypoints", where), k, where)
+        visibility = map_visibility(codes, COCO_VISIBILITY, where)
+        if not visibility.any():
+            skipped["no labelled keypoint"] += 1
+            continue
+        box = checked_box(require(ann, "bbox", where), where)
+        area = float(to_finite([ann["area"]], (1,), "area", where)[0]) if "area" in ann else box[2] * box[3]
+        clean = clip_box(box, image_size)
+        if clean is None or area <= 0:
+            skipped["box outside the image or empty"] += 1
+            continue
+        records.append(
+            PoseRecord(
+                image_path=image_path,
+                image_size=image_size,
+                box=clean,
+                keypoints=unlabelled_to_zero(points, visibility),
+                visibility=visibility,
+                image_id=ann["image_id"],
+                annotation_id=ann.get("id", i),
+                area=area,
+            )
+        )
+    log.info("%s: %d persons (skipped: %s)", coco.path, len(records), ", ".join(f"{v} {k}" for k, v in skipped.items()))
+    return RecordSet(records=tuple(records), keypoint_set=coco.keypoint_set, source=coco.path)
+
+
+def read_coco_detections(
+    detections: str | Path,
+    annotations: str | Path,
+    image_dir: str | Path,
+    *,
+    score_threshold: float = 0.0,
+    keypoint_set: str | KeypointSet = FROM_ANNOTATIONS,
+    sigmas: Sequence[float] | None = None,
+    num_keypoints: int | None = None,
+    category_id: int | None = None,
+) -> RecordSet:
+    """Person boxes from a COCO detection-results file (``[{image_id, category_id, bbox, score}, ...]``).
+
+    As the official ``_load_coco_person_detection_results``: only the keypoint category (COCO's person, id 1)
+    is kept, detections scoring below ``score_threshold`` (official ``TEST.IMAGE_THRE``) are dropped, and boxes
+    are used unclipped. Boxes of zero or negative size cannot be cropped: they are dropped with a warning (a
+    detector's output, unlike ground truth, is not worth stopping an evaluation for).
+
+    Args:
+        detections: the detection-results JSON.
+        annotations: the COCO-format file of the same images (image files, sizes, category), e.g. the
+            ground truth or ``image_info_test-dev2017.json``.
+        image_dir, keypoint_set, sigmas, num_keypoints, category_id: as ``read_coco``.
+
+    Returns:
+        one record per kept detection, in file order: the box, ``score`` the detector's, keypoints (K, 2) zero
+        and visibility 0, ``area`` the box's w·h, ``annotation_id`` the detection's index in the file.
+
+    Raises:
+        DataError: unreadable or empty file, a missing field, non-finite box or score, an image id that the
+            annotation file does not list, a keypoint count that differs from the model's.
+    """
+    coco = _read_coco_file(annotations, image_dir, keypoint_set, sigmas, category_id)
+    if num_keypoints is not None:
+        check_num_keypoints(coco.keypoint_set, num_keypoints, coco.path)
+    path = Path(detections)
+    entries = load_json(path)
+    if not isinstance(entries, list) or not entries:
+        raise DataError(
+            f"{path}: expected a non-empty JSON list of detections ({{image_id, category_id, bbox, score}})"
+        )
+    k = coco.keypoint_set.num_keypoints
+    records = []
+    degenerate = 0
+    for i, det in enumerate(entries):
+        where = f"{path}: detection #{i}" + (f" (image {det.get('image_id')!r})" if isinstance(det, Mapping) else "")
+        if require(det, "category_id", where) != coco.category_id:
+            continue
+        score = float(to_finite([require(det, "score", where)], (1,), "score", where)[0])
+        if score < score_threshold:
+            continue
+        x, y, w, h = (float(v) for v in to_finite(require(det, "bbox", where), (4,), "bbox", where))
+        image_path, image_size = _image(coco, require(det, "image_id", where), where)
+        if w <= 0 or h <= 0:
+            degenerate += 1
+            continue
+        records.append(
+            PoseRecord(
+                image_path=image_path,
+                image_size=image_size,
+                box=(x, y, w, h),
+                keypoints=np.zeros((k, 2), np.float32),
+                visibility=np.zeros(k, np.uint8),
+                image_id=det["image_id"],
+                annotation_id=i,
+                score=score,
+                area=w * h,
+            )
+        )
+    if degenerate:
+        log.warning("%s: dropped %d detections whose box has zero or negative size", path, degenerate)
+    log.info("%s: %d of %d detections kept (score ≥ %g)", path, len(records), len(entries), score_threshold)
+    return RecordSet(records=tuple(records), keypoint_set=coco.keypoint_set, source=path)
+
+
+def _read_coco_file(
+    annotations: str | Path,
+    image_dir: str | Path,
+    keypoint_set: str | KeypointSet,
+    sigmas: Sequence[float] | None,
+    category_id: int | None,
+) -> _CocoFile:
+    path = Path(annotations)
+    data = load_json(path)
+    if not isinstance(data, Mapping):
+        raise DataError(f"{path}: expected a COCO-format JSON object with 'images', 'annotations', 'categories'")
+    images: dict[Any, tuple[Path, tuple[int, int]]] = {}
+    for i, image in enumerate(_list_field(data, "images", path)):
+        where = f"{path}: images[{i}]"
+        image_id = require(image, "id", where)
+        where = f"{path}: image {image_id!r}"
+        if image_id in images:
+            raise DataError(f"{where}: the image id appears twice in 'images'")
+        height, width = (require(image, key, where) for key in ("height", "width"))
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (height, width)):
+            raise DataError(f"{where}: height and width must be positive integers, got {height!r} and {width!r}")
+        images[image_id] = (Path(image_dir) / str(require(image, "file_name", where)), (height, width))
+    category = _keypoint_category(data, path, category_id)
+    # Without a keypoint category (an image-info file) the official person category is the one to read.
+    cat_id = category["id"] if category is not None else (PERSON_CATEGORY if category_id is None else category_id)
+    kset = _resolve_keypoint_set(keypoint_set, category, sigmas, path)
+    return _CocoFile(path=path, data=data, images=images, keypoint_set=kset, category_id=cat_id)
+
+
+def _keypoint_category(data: Mapping[str, Any], path: Path, category_id: int | None) -> dict[str, Any] | None:
+    """The category whose ``keypoints`` the file annotates (``None`` when no category lists keypoints)."""
+    categories = data.get("categories") or []
+    if not isinstance(categories, list):
+        raise DataError(f"{path}: 'categories' must be a list")
+    with_keypoints = [c for c in categories if isinstance(c, dict) and c.get("keypoints")]
+    if category_id is not None:
+        chosen = [c for c in categories if isinstance(c, dict) and c.get("id") == category_id]
+        if not chosen:
+            ids = [c.get("id") for c in categories if isinstance(c, dict)]
+            raise DataError(f"{path}: no category with id {category_id} (categories: {ids})")
+        return chosen[0] if chosen[0].get("keypoints") else None
+    if len(with_keypoints) > 1:
+        ids = [c.get("id") for c in with_keypoints]
+        raise DataError(f"{path}: several keypoint categories {ids}: choose one with category_id")
+    if with_keypoints:
+        require(with_keypoints[0], "id", f"{path}: category {with_keypoints[0].get('name')!r}")
+        return with_keypoints[0]
+    return None
+
+
+def _resolve_keypoint_set(
+    keypoint_set: str | KeypointSet, category: dict[str, Any] | None, sigmas: Sequence[float] | None, path: Path
+) -> KeypointSet:
+    if isinstance(keypoint_set, str) and keypoint_set == FROM_ANNOTATIONS:
+        if category is None:
+            raise DataError(
+                f"{path}: no category lists keypoint names, so the keypoint set cannot come from the annotations; "
+                "name a built-in set (coco17, aic14, mpii16, crowdpose14)"
+            )
+        return from_coco_category(category, sigmas=sigmas, source=str(path))
+    kset = get_keypoint_set(keypoint_set) if isinstance(keypoint_set, str) else keypoint_set
+    names = category.get("keypoints") if category is not None else None
+    if category is not None and isinstance(names, list):
+        if len(names) != kset.num_keypoints:
+            raise DataError(
+                f"{path}: category {category.get('id')!r} has {len(names)} keypoints but keypoint set "
+                f"{kset.name!r} has {kset.num_keypoints}: choose the matching set or 'from_annotations'"
+            )
+        file_pairs = derive_flip_pairs([str(n) for n in names])
+        if file_pairs and set(file_pairs) != set(kset.flip_pairs):
+            raise DataError(
+                f"{path}: the file's keypoints {names} are not in the order of keypoint set {kset.name!r} "
+                f"(left/right pairs {list(file_pairs)} vs {list(kset.flip_pairs)}): choose the matching set "
+                "or 'from_annotations'"
+            )
+    return kset
+
+
+def _image(coco: _CocoFile, image_id: Any, where: str) -> tuple[Path, tuple[int, int]]:
+    try:
+        return coco.images[image_id]
+    except (KeyError, TypeError):
+        raise DataError(f"{where}: image id {image_id!r} is not listed in {coco.path}'s 'images'") from None
+
+
+def _list_field(data: Mapping[str, Any], key: str, path: Path) -> list[Any]:
+    value = require(data, key, str(path))
+    if not isinstance(value, list):
+        raise DataError(f"{path}: {key!r} must be a list, got {type(value).__name__}")
+    return value
+
+
+def _where(path: Path, ann: Any, index: int) -> str:
+    if not isinstance(ann, Mapping):
+        return f"{path}: annotations[{index}]"
+    ann_id = ann.get("id", f"#{index}")
+    return f"{path}: annotation {ann_id} (image {ann.get('image_id')!r})"

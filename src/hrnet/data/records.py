@@ -1,0 +1,230 @@
+"""Person records: what every annotation reader produces and every consumer (crop, metrics, drawing) reads.
+
+A ``PoseRecord`` is one person in one image: the image file and its size, a person box, K keypoints with their
+visibility, and the ids that tie it back to the annotation file. Coordinates are image pixels, 0-based, x to the
+right and y down; boxes are ``(x, y, w, h)`` (COCO); sizes are ``(height, width)``; visibility uses the COCO coding
+(0 unlabelled, 1 labelled but occluded, 2 visible) whatever the file's coding was. Unlabelled keypoints are (0, 0).
+
+The checks every reader applies to a record (field present, 3·K keypoint values, finite numbers, a box of
+positive size) live here too, so that all readers word their errors alike: the file, the record, the fault.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, overload
+
+import numpy as np
+
+from hrnet.errors import DataError
+from hrnet.keypoints import KeypointSet
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True, eq=False)
+class PoseRecord:
+    """One person in one image.
+
+    Attributes:
+        image_path: the image file.
+        image_size: ``(height, width)`` of the image, pixels.
+        box: person box ``(x, y, w, h)``, image pixels (ground truth as the reader cleaned it, or a detection).
+        keypoints: (K, 2) float32 ``(x, y)``, image pixels; (0, 0) where unlabelled. Read-only.
+        visibility: (K,) uint8, COCO coding (0 unlabelled, 1 occluded, 2 visible). Read-only.
+        image_id: the image's id in the annotation file (COCO: int; AI Challenger: the hash; MPII: the file name).
+        annotation_id: the person's id in the file (COCO: annotation id; AI Challenger: ``"human1"``, ...;
+            MPII and detections: the 0-based index of the entry in the file).
+        score: the box's confidence: 1.0 for ground truth, the detector's score for a detection.
+        area: the person's area for OKS, pixels² (COCO: the annotation's ``area``; else the box's w·h).
+        head_size: MPII only, the PCKh normaliser in pixels when known (the official JSON does not carry it).
+    """
+
+    image_path: Path
+    image_size: tuple[int, int]
+    box: Box
+    keypoints: np.ndarray
+    visibility: np.ndarray
+    image_id: int | str
+    annotation_id: int | str
+    score: float = 1.0
+    area: float = 0.0
+    head_size: float | None = None
+
+    def __post_init__(self) -> None:
+        keypoints = np.array(self.keypoints, dtype=np.float32)
+        visibility = np.array(self.visibility, dtype=np.uint8)
+        if keypoints.ndim != 2 or keypoints.shape[1] != 2 or visibility.shape != keypoints.shape[:1]:
+            raise ValueError(
+                f"keypoints must be (K, 2) and visibility (K,), got {keypoints.shape} and {visibility.shape}"
+            )
+        # Records are shared by every epoch and worker: an in-place edit by a consumer must fail, not leak.
+        keypoints.setflags(write=False)
+        visibility.setflags(write=False)
+        object.__setattr__(self, "keypoints", keypoints)
+        object.__setattr__(self, "visibility", visibility)
+        object.__setattr__(self, "image_path", Path(self.image_path))
+
+    @property
+    def num_keypoints(self) -> int:
+        return int(self.keypoints.shape[0])
+
+    @property
+    def num_labelled(self) -> int:
+        """How many keypoints are labelled (visibility > 0)."""
+        return int(np.count_nonzero(self.visibility))
+
+
+@dataclass(frozen=True, eq=False)
+class RecordSet(Sequence[PoseRecord]):
+    """The records read from one annotation file, with the keypoint set that gives their K channels meaning."""
+
+    records: tuple[PoseRecord, ...]
+    keypoint_set: KeypointSet
+    source: Path
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @overload
+    def __getitem__(self, index: int) -> PoseRecord: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[PoseRecord]: ...
+
+    def __getitem__(self, index: int | slice) -> PoseRecord | Sequence[PoseRecord]:
+        return self.records[index]
+
+    def __iter__(self) -> Iterator[PoseRecord]:
+        return iter(self.records)
+
+
+def check_num_keypoints(keypoint_set: KeypointSet, num_keypoints: int, source: str | Path) -> None:
+    """Raise ``DataError`` unless the data set (read from ``source``) has as many keypoints as the model has
+    heatmap channels."""
+    k = keypoint_set.num_keypoints
+    if k != num_keypoints:
+        raise DataError(
+            f"{source}: the data set has {k} keypoints (keypoint set {keypoint_set.name!r}) but the model "
+            f"predicts {num_keypoints}: set model.num_keypoints to {k} or use annotations with {num_keypoints} "
+            "keypoints"
+        )
+
+
+# ------------------------------------------------------------------------------------ checks shared by readers
+
+
+def load_json(path: str | Path) -> Any:
+    """The parsed JSON of an annotation file; ``DataError`` when it cannot be read or is not valid JSON."""
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except OSError as err:
+        raise DataError(f"{path}: cannot read the annotation file ({err.strerror or err})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(
+            f"{path}: not valid JSON at line {err.lineno}, column {err.colno} ({err.msg}); "
+            "the file may be truncated: download or export it again"
+        ) from None
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not a UTF-8 JSON file ({err.reason})") from None
+
+
+def require(entry: Any, key: str, where: str) -> Any:
+    """``entry[key]``, or ``DataError`` naming ``where`` (file and record) when the entry lacks it."""
+    if not isinstance(entry, Mapping):
+        raise DataError(f"{where}: expected a JSON object, got {type(entry).__name__}")
+    if key not in entry:
+        raise DataError(f"{where}: missing field {key!r}")
+    return entry[key]
+
+
+def to_finite(values: Any, shape: tuple[int, ...], what: str, where: str) -> np.ndarray:
+    """``values`` as a float64 array of ``shape``; ``DataError`` when they are not numbers or not finite."""
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: {what} must be numbers, got {_short(values)}") from None
+    if array.shape != shape:
+        raise DataError(f"{where}: {what} must have shape {shape}, got {_short(values)}")
+    if not np.all(np.isfinite(array)):
+        raise DataError(f"{where}: {what} has non-finite values ({_short(values)})")
+    return array
+
+
+def flat_keypoints(values: Any, num_keypoints: int, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """A flat ``[x1, y1, v1, x2, ...]`` list of ``3·K`` values → (K, 2) float64 points and (K,) raw codes.
+
+    The codes are returned as read (each reader maps its own coding to COCO's).
+    """
+    if not isinstance(values, list | tuple):
+        raise DataError(f"{where}: keypoints must be a list of 3 × {num_keypoints} numbers, got {_short(values)}")
+    if len(values) != 3 * num_keypoints:
+        raise DataError(
+            f"{where}: keypoints has {len(values)} values, expected 3 × {num_keypoints} = {3 * num_keypoints} "
+            "(x, y, visibility per keypoint)"
+        )
+    triples = to_finite(values, (3 * num_keypoints,), "keypoints", where).reshape(num_keypoints, 3)
+    return triples[:, :2], triples[:, 2]
+
+
+def map_visibility(codes: np.ndarray, mapping: Mapping[int, int], where: str) -> np.ndarray:
+    """(K,) file visibility codes → COCO coding through ``mapping``; ``DataError`` for a code it does not know."""
+    lookup = np.full(max(mapping) + 1, -1, dtype=np.int16)
+    for code, coco in mapping.items():
+        lookup[code] = coco
+    integral = (codes == np.round(codes)) & (codes >= 0) & (codes <= max(mapping))
+    mapped = np.where(integral, lookup[np.where(integral, codes, 0).astype(np.int64)], -1)
+    if np.any(mapped < 0):
+        i = int(np.argmax(mapped < 0))
+        raise DataError(
+            f"{where}: keypoint {i} has visibility {codes[i]:g}; this file's coding allows {sorted(mapping)}"
+        )
+    return mapped.astype(np.uint8)
+
+
+def checked_box(values: Any, where: str) -> Box:
+    """A person box ``(x, y, w, h)`` of four finite numbers with positive width and height."""
+    x, y, w, h = (float(v) for v in to_finite(values, (4,), "bbox", where))
+    if w <= 0 or h <= 0:
+        raise DataError(
+            f"{where}: the box {_short(values)} has zero or negative size (w={w:g}, h={h:g}); "
+            "fix the box or remove the annotation"
+        )
+    return x, y, w, h
+
+
+def clip_box(box: Box, image_size: tuple[int, int]) -> Box | None:
+    """The box clipped to the image as the official ``_load_coco_keypoint_annotation_kernal`` cleans it.
+
+    Official quirks, reproduced so that crops match the official ones: the near corner is clipped to 0 first and
+    the far corner is ``x1 + max(0, w - 1)`` from the clipped one (a box sticking out left or top moves rather than
+    shrinks), clipped to ``width - 1``; the clean box ``(x1, y1, x2 - x1, y2 - y1)`` is one pixel narrower and
+    shorter than the file's. ``None`` when nothing of the box lies in the image, or when it shrinks to a single
+    point (no crop can be made from it).
+    """
+    height, width = image_size
+    x, y, w, h = box
+    x1, y1 = max(0.0, x), max(0.0, y)
+    x2 = min(width - 1.0, x1 + max(0.0, w - 1.0))
+    y2 = min(height - 1.0, y1 + max(0.0, h - 1.0))
+    if x2 < x1 or y2 < y1 or (x2 == x1 and y2 == y1):
+        return None
+    return x1, y1, x2 - x1, y2 - y1
+
+
+def unlabelled_to_zero(points: np.ndarray, visibility: np.ndarray) -> np.ndarray:
+    """(K, 2) points with the unlabelled ones set to (0, 0), the one convention all readers share."""
+    points = np.array(points, dtype=np.float32)
+    points[visibility == 0] = 0.0
+    return points
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
