@@ -58,6 +58,34 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from hrnet.engine.train import train
+
+    config = _experiment(args.config, args.set)
+    result = train(config, resume=args.resume)
+    print(f"run folder: {result.run_dir}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from hrnet.engine.distributed import resolve_device
+    from hrnet.engine.evaluate import Evaluator
+    from hrnet.models.checkpoint import load_weights
+    from hrnet.models.hrnet import build_model
+
+    config = _experiment(args.config, args.set)
+    device = resolve_device(config.train.device)
+    model = build_model(config.model)
+    load_weights(model, args.weights)
+    model.to(device)
+    out = Path(args.out) if args.out else Path(config.train.out_dir) / config.train.name / "eval"
+    metrics = Evaluator(config, device, boxes=args.boxes).evaluate(model, out, draw=args.draw)
+    summary = metrics.pop("summary", None)
+    print(summary or "\n".join(f"{k:14s} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
+    print(f"results in {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hrnet", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -68,6 +96,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), help="count at this input size")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("train", help="train a network (torchrun --nproc_per_node=N -m hrnet train ... for DDP)")
+    p.add_argument("config", help="experiment YAML file (or a model preset with the default COCO recipe)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's last.safetensors")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate weights on the validation split (COCO AP/AR, PCKh for MPII)")
+    p.add_argument("config", help="experiment YAML file")
+    p.add_argument("--weights", required=True, help="our .safetensors, or an official / MMPose .pth")
+    p.add_argument("--boxes", help="COCO detection-results JSON of person boxes (default: ground-truth boxes)")
+    p.add_argument("--draw", type=int, default=0, metavar="N", help="also draw N images: prediction | truth")
+    p.add_argument("--out", help="output folder (default: <train.out_dir>/<train.name>/eval)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 import torch
 
+from hrnet.config import DataConfig, ModelConfig
 from hrnet.data.transforms import heatmap_to_image
 from hrnet.errors import ConfigError
 
@@ -467,3 +468,9 @@ class HeatmapCodec:
             unbiased=self.kind == "udp",
             blur_kernel=self.blur_kernel,
         )
+
+
+def codec_from_config(model: ModelConfig, data: DataConfig) -> HeatmapCodec:
+    """The codec of an experiment: the model's input and heatmap sizes, the data's target kind and σ."""
+    sigma = TF_PORT_SIGMA if data.target == "tf_port" else data.sigma
+    return HeatmapCodec(model.input_size, model.heatmap_size, sigma, data.target)

@@ -1,0 +1,167 @@
+"""Top-down samples: a person record → (image crop tensor, target heatmaps, target weights, meta).
+
+Training and evaluation walk the same road (``DESIGN.md``): the person box becomes a crop centre and size (the
+box at the input's aspect ratio, enlarged by 1.25), the image is warped into the input (``warp_crop``), keypoints
+follow the same affine map, and the codec turns them into targets. In training the crop is augmented first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, default_collate
+
+from hrnet.codec import HeatmapCodec
+from hrnet.data.augment import Augmentation, CropParams, augment, sample_rng
+from hrnet.data.images import read_image
+from hrnet.data.records import PoseRecord
+from hrnet.data.transforms import affine_points, box_to_center_size, get_affine_transform, warp_crop
+from hrnet.errors import DataError
+from hrnet.keypoints import KeypointSet
+
+log = logging.getLogger(__name__)
+
+# ImageNet statistics, as the official transforms.Normalize (RGB order, on [0, 1] pixels).
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def normalize(crop: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) RGB uint8 → (3, H, W) float32 normalised with the ImageNet mean and std."""
+    x = (crop.astype(np.float32) / 255.0 - MEAN) / STD
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What one person contributes to a batch (collated field by field)."""
+
+    image: torch.Tensor  # (3, H, W) normalised crop
+    target: torch.Tensor  # (K, h, w) heatmaps
+    target_weight: torch.Tensor  # (K,)
+    index: int  # position of the record in the data set
+    center: torch.Tensor  # (2,) crop centre, image pixels (of the unflipped image)
+    size: torch.Tensor  # (2,) crop size (w, h), image pixels
+
+
+class TopDownDataset(Dataset):
+    """Person records → samples. ``augmentation=None`` gives the deterministic evaluation crop.
+
+    A record whose image is missing or does not decode yields ``None`` when ``skip_bad_images`` (training:
+    ``collate`` drops it and counts it) and raises ``DataError`` otherwise (evaluation).
+    """
+
+    def __init__(
+        self,
+        records: Sequence[PoseRecord],
+        keypoint_set: KeypointSet,
+        codec: HeatmapCodec,
+        *,
+        augmentation: Augmentation | None = None,
+        seed: int = 0,
+        skip_bad_images: bool = False,
+        padding: float = 1.25,
+        use_keypoint_weights: bool = False,
+    ):
+        self.records = list(records)
+        self.keypoint_set = keypoint_set
+        self.codec = codec
+        self.augmentation = augmentation
+        self.seed = seed
+        self.skip_bad_images = skip_bad_images
+        self.padding = padding
+        self.epoch = 0
+        self.input_size = codec.input_size
+        self.unbiased = codec.kind == "udp"
+        # Official USE_DIFFERENT_JOINTS_WEIGHT: target weights times the keypoint set's per-keypoint weights.
+        self.keypoint_weights = np.asarray(keypoint_set.loss_weights(), np.float32) if use_keypoint_weights else None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Augmentations are drawn from (seed, epoch, index): call before each epoch's loader is iterated."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def crop(self, record: PoseRecord) -> tuple[np.ndarray, np.ndarray]:
+        """The un-augmented crop of a record: centre and size (w, h) in image pixels."""
+        center, size = box_to_center_size(np.asarray(record.box, dtype=np.float64), self.input_size, self.padding)
+        return center, size
+
+    def __getitem__(self, index: int) -> Sample | None:
+        record = self.records[index]
+        try:
+            image = read_image(record.image_path)
+        except DataError as err:
+            if self.skip_bad_images:
+                return _Skipped(str(record.image_path), str(err))  # type: ignore[return-value]
+            raise
+        center, size = self.crop(record)
+        keypoints = np.asarray(record.keypoints, dtype=np.float64)
+        visibility = np.asarray(record.visibility)
+        params = CropParams(center=center, size=size)
+        if self.augmentation is not None:
+            rng = sample_rng(self.seed, self.epoch, index)
+            height, width = self.input_size
+            params, keypoints, visibility = augment(
+                rng, self.augmentation, self.keypoint_set, keypoints, visibility, center, size,
+                image.shape[1], width / height,
+            )  # fmt: skip
+            if params.flipped:
+                image = image[:, ::-1]
+        crop = warp_crop(image, params.center, params.size, params.rotation, self.input_size, unbiased=self.unbiased)
+        matrix = get_affine_transform(
+            params.center, params.size, params.rotation, self.input_size, unbiased=self.unbiased
+        )
+        in_crop = affine_points(keypoints, matrix)
+        target, weight = self.codec.encode(in_crop, visibility)
+        if self.keypoint_weights is not None:
+            weight = weight * self.keypoint_weights
+        return Sample(
+            image=normalize(crop),
+            target=torch.from_numpy(target),
+            target_weight=torch.from_numpy(weight),
+            index=index,
+            center=torch.from_numpy(center.astype(np.float32)),
+            size=torch.from_numpy(size.astype(np.float32)),
+        )
+
+
+@dataclass(frozen=True)
+class _Skipped:
+    path: str
+    reason: str
+
+
+@dataclass
+class Batch:
+    """A collated batch and the images skipped while making it."""
+
+    image: torch.Tensor  # (N, 3, H, W)
+    target: torch.Tensor  # (N, K, h, w)
+    target_weight: torch.Tensor  # (N, K)
+    index: torch.Tensor  # (N,)
+    center: torch.Tensor  # (N, 2)
+    size: torch.Tensor  # (N, 2)
+    skipped: list[str]
+
+    def __len__(self) -> int:
+        return int(self.index.shape[0])
+
+
+def collate(items: list[Any]) -> Batch:
+    """Stack samples; images that could not be read are left out and listed in ``skipped``."""
+    skipped = [f"{item.path} ({item.reason})" for item in items if isinstance(item, _Skipped)]
+    samples = [item for item in items if isinstance(item, Sample)]
+    if not samples:
+        empty = torch.empty(0)
+        return Batch(empty, empty, empty, torch.empty(0, dtype=torch.long), empty, empty, skipped)
+    image, target, weight, index, center, size = default_collate(
+        [(s.image, s.target, s.target_weight, s.index, s.center, s.size) for s in samples]
+    )
+    return Batch(image, target, weight, index, center, size, skipped)

@@ -1,0 +1,32 @@
+"""A tiny training experiment on the shared COCO sample (4 images, 12 persons), fast on one CPU thread."""
+
+import pytest
+
+from hrnet.config import ExperimentConfig, load_config
+from tests.conftest import tiny_model_config
+
+
+def tiny_experiment(datasets_dir, out_dir, **train) -> ExperimentConfig:
+    coco = datasets_dir / "coco"
+    base = ExperimentConfig(model=tiny_model_config())
+    overrides = [
+        "model.input_size=[128, 96]",
+        f"data.root={coco}",
+        "data.train_annotations=test_coco.json",
+        "data.train_images=.",
+        "data.val_annotations=test_coco.json",
+        "data.val_images=.",
+        "data.num_workers=0",
+        f"train.out_dir={out_dir}",
+        "train.name=tiny",
+        "train.epochs=2",
+        "train.batch_size=4",
+        "test.batch_size=8",
+        *(f"train.{k}={v}" for k, v in train.items()),
+    ]
+    return load_config(None, overrides, base=base)
+
+
+@pytest.fixture
+def experiment(datasets_dir, tmp_path):
+    return tiny_experiment(datasets_dir, tmp_path / "runs")
