@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/hrnet info w32
+	$(BIN)/hrnet demo
 
 test: setup
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hrnet.config import MODEL_PRESETS, ExperimentConfig, load_config, model_preset
-from hrnet.errors import HrnetError
+from hrnet.errors import ConfigError, HrnetError
 
 log = logging.getLogger("hrnet")
 
@@ -86,10 +86,65 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from hrnet.inference import PoseEstimator
+    from hrnet.predict import DetectionBoxes, predict_paths
+
+    config = _experiment(args.config, args.set)
+    estimator = PoseEstimator.from_config(
+        config, args.weights, device=args.device or config.train.device, backend=args.backend, fast=not args.plain
+    )
+    detections = DetectionBoxes(args.boxes, config.test.box_score_threshold) if args.boxes else None
+    report = predict_paths(
+        estimator, args.inputs, args.out, detections=detections, threshold=args.threshold, draw=not args.no_draw
+    )
+    print(f"wrote {len(report.written)} files to {args.out}")
+    for path, reason in report.failed:
+        print(f"failed: {path}: {reason}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def cmd_data_synth(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from hrnet.data.synthetic import write_synthetic
+
+    with tqdm(total=args.train + args.val, desc="synthetic images", unit="img") as bar:
+        files = write_synthetic(args.out, args.train, args.val, args.seed, progress=lambda n: bar.update(1))
+    for split, path in files.items():
+        print(f"{split}: {path}")
+    return 0
+
+
+def cmd_data_show(args: argparse.Namespace) -> int:
+    from hrnet.data.show import show_samples
+    from hrnet.visualize import write_image
+
+    config = _experiment(args.config, args.set)
+    path = write_image(args.out, show_samples(config, args.split, args.n, args.seed))
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from hrnet.demo import DEMO_CONFIG, run_demo
+
+    path = Path(args.config) if args.config else DEMO_CONFIG
+    if not path.is_file():
+        raise ConfigError(f"{path}: the demo config is missing; pass --config (it lives in the repository's configs/)")
+    run_demo(load_config(path, args.set))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hrnet", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="synthetic data → train a small HRNet → evaluate → pictures (runs/demo/)")
+    p.add_argument("--config", help="demo experiment (default: configs/demo.yaml)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("info", help="parameters, multiply-adds, sizes and branch widths of a network")
     p.add_argument("config", help=f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")
@@ -111,6 +166,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: <train.out_dir>/<train.name>/eval)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "predict",
+        help="keypoints for images, folders and videos",
+        description="Top-down pose estimation on your own files. Person boxes come from --boxes (a COCO "
+        "detection-results JSON matched by image file name or id); without it every image (and every video "
+        "frame) is taken as ONE person box covering the whole frame.",
+    )
+    p.add_argument("inputs", nargs="+", help="image files, folders of images/videos, video files")
+    p.add_argument("--config", required=True, help="experiment YAML file or model preset")
+    p.add_argument("--weights", required=True, help="our .safetensors, an official/MMPose .pth, or an .onnx")
+    p.add_argument("--boxes", help="COCO detection-results JSON (default: the whole image is one person)")
+    p.add_argument("--out", default="predictions", help="output folder (default: ./predictions)")
+    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: the config's train.device, 'auto')")
+    p.add_argument("--threshold", type=float, default=0.3, help="hide keypoints scoring below this in drawings")
+    p.add_argument("--no-draw", action="store_true", help="write only the JSON results")
+    p.add_argument("--plain", action="store_true", help="run the model as is (no BatchNorm folding)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    p.set_defaults(func=cmd_predict)
+
+    data = sub.add_parser("data", help="data sets: make the synthetic one, look at training samples")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    p = data_sub.add_parser("synth", help="write the built-in synthetic COCO-format data set")
+    p.add_argument("--out", required=True, help="output folder (annotations/, images/)")
+    p.add_argument("--train", type=int, default=4000, help="training images (default 4000)")
+    p.add_argument("--val", type=int, default=500, help="validation images (default 500)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_data_synth)
+    p = data_sub.add_parser("show", help="draw augmented samples with their skeletons and heatmaps")
+    p.add_argument("config", help="experiment YAML file")
+    p.add_argument("--split", choices=("train", "val"), default="train")
+    p.add_argument("-n", type=int, default=16, help="how many samples (default 16)")
+    p.add_argument("--out", default="samples.png", help="output picture (default samples.png)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    p.set_defaults(func=cmd_data_show)
     return parser
 
 

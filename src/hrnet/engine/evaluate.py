@@ -24,7 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from hrnet.codec import codec_from_config, merge_flip
+from hrnet.codec import codec_from_config
 from hrnet.config import ExperimentConfig
 from hrnet.data.dataset import TopDownDataset, collate
 from hrnet.data.images import read_image
@@ -33,6 +33,7 @@ from hrnet.data.sampler import EpochSampler
 from hrnet.data.sources import Split, load_split
 from hrnet.engine.distributed import Distributed, broadcast_object, gather_objects
 from hrnet.fileio import write_json_atomic
+from hrnet.inference import predict_heatmaps
 from hrnet.keypoints import KeypointSet
 from hrnet.metrics.coco import evaluate_coco, keypoint_results, load_ground_truth, write_keypoint_results
 from hrnet.metrics.nms import nms_per_image
@@ -99,9 +100,7 @@ class Evaluator:
         for batch in tqdm(loader, desc="evaluating", disable=not self.progress, leave=False, dynamic_ncols=True):
             images = batch.image.to(self.device, non_blocking=True)
             with torch.autocast(self.device.type, enabled=use_amp):
-                heatmaps = model(images)
-                if test.flip_test:
-                    heatmaps = merge_flip(heatmaps, model(images.flip(3)), flip_index, shift=test.shift_heatmap)
+                heatmaps = predict_heatmaps(model, images, flip_index, test.flip_test, test.shift_heatmap)
             keypoints, scores = self.codec.decode(
                 heatmaps.float().cpu().numpy(),
                 batch.center.numpy(),

@@ -1,0 +1,231 @@
+"""Pose estimation on your own images: ``PoseEstimator`` (Python) behind ``hrnet predict`` (command line).
+
+Top-down, as in training and evaluation: each person box is cropped by the same affine warp, the network (or an
+ONNX Runtime session) predicts heatmaps, the flip test and the codec turn them into keypoints in image pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from hrnet.codec import HeatmapCodec, codec_from_config, merge_flip
+from hrnet.config import ExperimentConfig, TestConfig, load_config
+from hrnet.data.dataset import normalize
+from hrnet.data.images import read_image
+from hrnet.data.transforms import box_to_center_size, warp_crop
+from hrnet.engine.distributed import resolve_device
+from hrnet.errors import ConfigError, DataError
+from hrnet.keypoints import BUILTIN, KeypointSet, get_keypoint_set
+from hrnet.metrics.nms import rescore
+
+HeatmapFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def predict_heatmaps(
+    model: HeatmapFn, images: torch.Tensor, flip_index: Sequence[int], flip_test: bool, shift: bool
+) -> torch.Tensor:
+    """(N, 3, H, W) normalised crops → (N, K, h, w) heatmaps; with ``flip_test`` averaged with the mirrored
+    crops' heatmaps flipped back (``codec.merge_flip``, shifted one pixel as the official code when ``shift``)."""
+    heatmaps = model(images)
+    if flip_test:
+        heatmaps = merge_flip(heatmaps, model(images.flip(3)), flip_index, shift=shift)
+    return heatmaps
+
+
+@dataclass(frozen=True)
+class PersonPose:
+    """One person found in an image.
+
+    Attributes:
+        box: (4,) the person box (x, y, w, h), image pixels.
+        keypoints: (K, 2) keypoints (x, y), image pixels.
+        scores: (K,) keypoint confidences (heatmap peak values, about 0-1).
+        score: the person's confidence, as the official rescoring: box score × the mean of the keypoint scores
+            above ``test.in_vis_threshold`` (0 when none is).
+    """
+
+    box: np.ndarray
+    keypoints: np.ndarray
+    scores: np.ndarray
+    score: float
+
+
+class PoseEstimator:
+    """Keypoints for the persons in images, from a network (PyTorch module or ONNX Runtime session).
+
+    ``estimator(image, boxes)`` returns one ``PersonPose`` per box; ``boxes=None`` means the whole image is one
+    person box (for a photo cropped around one person). ``estimator.predict(images, boxes)`` batches the persons
+    of many images together.
+    """
+
+    def __init__(
+        self,
+        model: HeatmapFn,
+        codec: HeatmapCodec,
+        keypoint_set: KeypointSet,
+        test: TestConfig,
+        *,
+        device: torch.device | str = "cpu",
+        box_padding: float = 1.25,
+    ):
+        self.model = model
+        self.codec = codec
+        self.keypoint_set = keypoint_set
+        self.test = test
+        self.device = torch.device(device)
+        self.box_padding = box_padding
+
+    @classmethod
+    def from_config(
+        cls,
+        config: ExperimentConfig | str | Path,
+        weights: str | Path,
+        *,
+        device: str = "auto",
+        backend: str = "torch",
+        fast: bool = True,
+        keypoint_set: KeypointSet | None = None,
+    ) -> PoseEstimator:
+        """An estimator for an experiment config (or its YAML path) and weights.
+
+        ``weights``: our ``.safetensors`` (training checkpoints too), official or MMPose ``.pth`` files, or with
+        ``backend="onnxruntime"`` an ``.onnx`` file from ``hrnet export``. ``fast`` folds BatchNorm into the
+        convolutions and runs channels-last (same outputs within 1e-4). ``keypoint_set`` is needed when the config
+        builds its set from annotation files (``data.keypoint_set: from_annotations``).
+        """
+        if not isinstance(config, ExperimentConfig):
+            config = load_config(config)
+        keypoint_set = keypoint_set or _keypoint_set(config)
+        if keypoint_set.num_keypoints != config.model.num_keypoints:
+            raise ConfigError(
+                f"keypoint set {keypoint_set.name!r} has {keypoint_set.num_keypoints} keypoints but the model "
+                f"predicts {config.model.num_keypoints}"
+            )
+        codec = codec_from_config(config.model, config.data)
+        if backend == "onnxruntime":
+            from hrnet.export import OnnxRunner
+
+            runner = OnnxRunner(weights)
+            return cls(_numpy_model(runner), codec, keypoint_set, config.test, box_padding=config.data.box_padding)
+        if backend != "torch":
+            raise ConfigError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
+        from hrnet.models.checkpoint import load_weights
+        from hrnet.models.hrnet import build_model
+
+        torch_device = resolve_device(device)
+        module = build_model(config.model)
+        load_weights(module, weights)
+        module.eval()
+        if fast:
+            from hrnet.models.fuse import prepare_for_inference
+
+            module = prepare_for_inference(module, channels_last=True)
+        module.to(torch_device)
+        return cls(module, codec, keypoint_set, config.test, device=torch_device, box_padding=config.data.box_padding)
+
+    def __call__(
+        self,
+        image: npt.ArrayLike | str | Path,
+        boxes: npt.ArrayLike | None = None,
+        box_scores: npt.ArrayLike | None = None,
+    ) -> list[PersonPose]:
+        """Persons of one image.
+
+        Args:
+            image: (H, W, 3) RGB uint8 array, or an image file.
+            boxes: (P, 4) person boxes (x, y, w, h) in pixels; None: the whole image is one person box.
+            box_scores: (P,) detector scores for the person scores (default 1).
+        """
+        return self.predict([image], [boxes], [box_scores])[0]
+
+    def predict(
+        self,
+        images: Sequence[npt.ArrayLike | str | Path],
+        boxes: Sequence[npt.ArrayLike | None] | None = None,
+        box_scores: Sequence[npt.ArrayLike | None] | None = None,
+    ) -> list[list[PersonPose]]:
+        """Persons of many images, all persons batched together (``test.batch_size`` crops a forward pass)."""
+        arrays = [read_image(i) if isinstance(i, str | Path) else _rgb(np.asarray(i)) for i in images]
+        boxes = boxes or [None] * len(arrays)
+        box_scores = box_scores or [None] * len(arrays)
+        owner, all_boxes, all_scores = [], [], []
+        for i, (image, b, s) in enumerate(zip(arrays, boxes, box_scores, strict=True)):
+            height, width = image.shape[:2]
+            b = np.array([[0.0, 0.0, width, height]]) if b is None else np.asarray(b, dtype=np.float64).reshape(-1, 4)
+            s = np.ones(len(b)) if s is None else np.asarray(s, dtype=np.float64).reshape(-1)
+            if len(s) != len(b):
+                raise DataError(f"image {i}: {len(b)} boxes but {len(s)} box scores")
+            if len(b) and (b[:, 2:] <= 0).any():
+                raise DataError(f"image {i}: a person box has zero or negative size: {b[(b[:, 2:] <= 0).any(1)][0]}")
+            owner += [i] * len(b)
+            all_boxes.append(b)
+            all_scores.append(s)
+        results: list[list[PersonPose]] = [[] for _ in arrays]
+        if not owner:
+            return results
+        box_array = np.concatenate(all_boxes)
+        centers, sizes = box_to_center_size(box_array, self.codec.input_size, self.box_padding)
+        keypoints, scores = self._keypoints([arrays[i] for i in owner], centers, sizes)
+        person_scores = rescore(np.concatenate(all_scores), scores, self.test.in_vis_threshold)
+        for p, i in enumerate(owner):
+            results[i].append(PersonPose(box_array[p], keypoints[p], scores[p], float(person_scores[p])))
+        return results
+
+    @torch.inference_mode()
+    def _keypoints(
+        self, images: list[np.ndarray], centers: np.ndarray, sizes: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        unbiased = self.codec.kind == "udp"
+        out_k, out_s = [], []
+        size = self.test.batch_size
+        for start in range(0, len(images), size):
+            chunk = range(start, min(start + size, len(images)))
+            crops = torch.stack(
+                [
+                    normalize(warp_crop(images[p], centers[p], sizes[p], 0.0, self.codec.input_size, unbiased))
+                    for p in chunk
+                ]
+            ).to(self.device)
+            heatmaps = predict_heatmaps(
+                self.model, crops, self.keypoint_set.flip_index, self.test.flip_test, self.test.shift_heatmap
+            )
+            k, s = self.codec.decode(
+                heatmaps.float().cpu().numpy(),
+                centers[chunk.start : chunk.stop],
+                sizes[chunk.start : chunk.stop],
+                method=self.test.decode,
+                post_process=self.test.post_process,
+            )
+            out_k.append(k)
+            out_s.append(s)
+        return np.concatenate(out_k), np.concatenate(out_s)
+
+
+def _keypoint_set(config: ExperimentConfig) -> KeypointSet:
+    if config.data.keypoint_set in BUILTIN:
+        return get_keypoint_set(config.data.keypoint_set)
+    raise ConfigError(
+        f"data.keypoint_set is {config.data.keypoint_set!r}: pass the KeypointSet to PoseEstimator.from_config "
+        "(e.g. hrnet.data.coco.read_coco(...).keypoint_set)"
+    )
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise DataError(f"expected an (H, W, 3) RGB uint8 image, got {image.shape} {image.dtype}")
+    return image
+
+
+def _numpy_model(runner: Callable[[np.ndarray], np.ndarray]) -> HeatmapFn:
+    def run(images: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(runner(images.cpu().numpy()))
+
+    return run
