@@ -118,3 +118,20 @@ def test_predict_cli_images_folders_videos_and_failures(setup, datasets_dir, tmp
     capture.release()
     assert not (out / "broken.json").exists()
     assert not list(out.glob(".*"))  # no temporary files left
+
+
+def test_onnxruntime_backend_gives_the_torch_keypoints(setup, datasets_dir, tmp_path, capsys):
+    config, config_path, weights, _ = setup
+    onnx = tmp_path / "tiny.onnx"
+    assert main(["export", "--config", str(config_path), "--weights", str(weights), "--out", str(onnx)]) == 0
+    assert "checked against ONNX Runtime" in capsys.readouterr().out
+    image = read_image(datasets_dir / "coco" / "000000040083.jpg")
+    box = np.array([[100.0, 50.0, 200.0, 260.0]])
+    torch_persons = PoseEstimator.from_config(config, weights, device="cpu", fast=True)(image, box)
+    onnx_persons = PoseEstimator.from_config(config, onnx, backend="onnxruntime")(image, box)
+    np.testing.assert_allclose(onnx_persons[0].keypoints, torch_persons[0].keypoints, atol=0.05)
+    np.testing.assert_allclose(onnx_persons[0].scores, torch_persons[0].scores, atol=1e-4)
+    out = tmp_path / "out"
+    args = ["predict", "--config", str(config_path), "--weights", str(onnx), "--backend", "onnxruntime"]
+    assert main([*args, "--out", str(out), str(datasets_dir / "coco" / "000000040083.jpg")]) == 0
+    assert (out / "000000040083.json").is_file()

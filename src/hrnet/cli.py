@@ -104,6 +104,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from hrnet.export import export_from_config
+
+    config = _experiment(args.config, args.set)
+    path = export_from_config(config, args.weights, args.out, opset=args.opset)
+    print(f"wrote {path} (input 'image' N×3×{config.model.input_size[0]}×{config.model.input_size[1]}, "
+          "output 'heatmaps'; checked against ONNX Runtime)")  # fmt: skip
+    return 0
+
+
 def cmd_data_synth(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -186,6 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plain", action="store_true", help="run the model as is (no BatchNorm folding)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="export to ONNX (dynamic batch), verified against ONNX Runtime")
+    p.add_argument("--config", required=True, help="experiment YAML file or model preset")
+    p.add_argument("--weights", help="weights to export (default: random initialisation)")
+    p.add_argument("--out", required=True, help="the .onnx file to write")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    p.set_defaults(func=cmd_export)
 
     data = sub.add_parser("data", help="data sets: make the synthetic one, look at training samples")
     data_sub = data.add_subparsers(dest="data_command", required=True)
