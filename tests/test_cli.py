@@ -32,3 +32,42 @@ def test_errors_are_one_line_with_status_2(capsys):
 def test_unknown_subcommand_is_a_usage_error():
     with pytest.raises(SystemExit):
         main(["fly"])
+
+
+def test_data_synth_and_show(tmp_path, capsys):
+    out = tmp_path / "synth"
+    assert main(["data", "synth", "--out", str(out), "--train", "6", "--val", "2", "--seed", "1"]) == 0
+    assert (out / "annotations" / "train.json").is_file() and len(list((out / "images" / "val").iterdir())) == 2
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"data:\n  root: {out}\n  train_annotations: annotations/train.json\n  train_images: images/train\n"
+        "model:\n  input_size: [128, 96]\n"
+    )
+    grid = tmp_path / "grid.png"
+    assert main(["data", "show", str(config), "-n", "4", "--out", str(grid)]) == 0
+    import cv2
+
+    picture = cv2.imread(str(grid))
+    assert picture is not None and picture.shape[0] > 128
+
+
+def test_eval_cli_prints_the_table_and_draws(tmp_path, datasets_dir, capsys):
+    from hrnet.config import dump_config
+    from hrnet.models.checkpoint import save_weights
+    from hrnet.models.hrnet import build_model
+    from tests.engine.conftest import tiny_experiment
+
+    config = tiny_experiment(datasets_dir, tmp_path / "runs")
+    path = tmp_path / "c.yaml"
+    path.write_text(dump_config(config))
+    weights = tmp_path / "w.safetensors"
+    save_weights(build_model(config.model), weights)
+    out = tmp_path / "eval"
+    assert main(["eval", str(path), "--weights", str(weights), "--draw", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Average Precision  (AP) @[ IoU=0.50:0.95" in printed
+    assert {"metrics.json", "keypoints_results.json", "prediction_000.jpg", "prediction_001.jpg"} <= {
+        p.name for p in out.iterdir()
+    }
+    assert main(["eval", str(path), "--weights", str(tmp_path / "absent.pth")]) == 2
+    assert "no such weights file" in capsys.readouterr().err

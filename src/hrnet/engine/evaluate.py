@@ -193,7 +193,7 @@ def score_coco(
     if out_dir is not None:
         write_keypoint_results(Path(out_dir) / "keypoints_results.json", results)
     evaluation = evaluate_coco(gt, results, keypoint_set.sigmas)
-    log.info("COCO keypoint evaluation (%d persons kept of %d):\n%s", len(keep), len(records), evaluation.summary)
+    log.debug("COCO keypoint evaluation (%d persons kept of %d):\n%s", len(keep), len(records), evaluation.summary)
     return {**evaluation.metrics, "summary": evaluation.summary}
 
 

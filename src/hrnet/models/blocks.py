@@ -75,3 +75,15 @@ def make_branch(block: str, in_channels: int, channels: int, num_blocks: int) ->
     layers = [cls(in_channels, channels, downsample=downsample)]
     layers += [cls(out_channels, channels) for _ in range(num_blocks - 1)]
     return nn.Sequential(*layers)
+
+
+def init_conv_bn(model: nn.Module, std: float) -> None:
+    """Conv weights from N(0, std²) and conv biases 0; BatchNorm weight 1 and bias 0 (both variants' recipe)."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.normal_(m.weight, std=std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)

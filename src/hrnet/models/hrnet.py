@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from hrnet.config import ModelConfig, StageConfig
-from hrnet.models.blocks import BLOCKS, conv3x3, make_branch
+from hrnet.models.blocks import BLOCKS, conv3x3, init_conv_bn, make_branch
 
 STEM_CHANNELS = 64  # fixed by the official code for every width
 
@@ -161,14 +161,7 @@ class HRNet(nn.Module):
 
     def init_weights(self) -> None:
         """The official initialisation: conv weights N(0, 0.001²), conv biases 0, BN weight 1 and bias 0."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, std=0.001)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self, std=0.001)
 
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Multi-resolution features of the last stage (only the highest resolution for the pose network)."""

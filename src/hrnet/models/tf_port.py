@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from hrnet.config import ModelConfig
+from hrnet.models.blocks import init_conv_bn
 
 LEAKY_SLOPE = 0.1
 BN_EPS = 1e-3  # tf.layers.batch_normalization's default epsilon
@@ -169,14 +170,8 @@ class TFPortHRNet(nn.Module):
         self.init_weights()
 
     def init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, std=0.01)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        """TensorFlow's ``random_normal_initializer(stddev=0.01)`` for convs, zero biases, BN weight 1 / bias 0."""
+        init_conv_bn(self, std=0.01)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xs = [self.stage1_out(self.stage1(x))]
