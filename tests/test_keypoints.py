@@ -124,13 +124,19 @@ def test_from_coco_category_on_the_shared_files(datasets_dir):
     assert coco.names == COCO17.names
     assert coco.flip_pairs == COCO17.flip_pairs and coco.skeleton == COCO17.skeleton
     assert coco.sigmas == COCO17.sigmas
+    assert coco is COCO17  # a known convention is recognised, with its half-body groups and weights
     aic = from_coco_category(category(datasets_dir, "aic/test_aic.json"))
-    assert aic.num_keypoints == 14 and aic.flip_pairs == AIC14.flip_pairs and aic.skeleton == AIC14.skeleton
-    # Without given sigmas, COCO-named points take COCO's value and the others the default.
-    assert aic.sigmas[0] == COCO17.sigmas[COCO17.names.index("right_shoulder")]
-    assert aic.sigmas[12:] == (DEFAULT_SIGMA, DEFAULT_SIGMA)
+    assert aic is AIC14  # "Right Shoulder", ..., "Head top", "Neck"
     given = from_coco_category(category(datasets_dir, "aic/test_aic.json"), sigmas=AIC_EVAL_SIGMAS)
-    assert given.sigmas == AIC_EVAL_SIGMAS
+    assert given.sigmas == AIC_EVAL_SIGMAS and given.upper_body == AIC14.upper_body
+
+
+def test_from_coco_category_builds_a_new_set_for_unknown_names():
+    names = ["Head", "Left Hand", "Right Hand", "left_shoulder", "right_shoulder"]
+    made = from_coco_category({"id": 3, "name": "toy", "keypoints": names, "skeleton": [[1, 4], [1, 5]]})
+    assert made.name == "toy" and made.flip_pairs == ((1, 2), (3, 4)) and made.skeleton == ((0, 3), (0, 4))
+    # COCO-named points take COCO's sigma, the others the documented default
+    assert made.sigmas == (DEFAULT_SIGMA, DEFAULT_SIGMA, DEFAULT_SIGMA, 0.079, 0.079)
 
 
 @pytest.mark.parametrize(

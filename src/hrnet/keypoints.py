@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hrnet.errors import DataError
 
@@ -191,8 +191,10 @@ def from_coco_category(
 ) -> KeypointSet:
     """A ``KeypointSet`` from one COCO-format category (its ``keypoints`` names and 1-based ``skeleton``).
 
-    Flip pairs come from left/right names. ``sigmas`` default to COCO's value for a keypoint named as in
-    COCO-17, else ``DEFAULT_SIGMA``. ``source`` names the file in error messages.
+    When the names are those of a built-in set in its order (case, spaces and hyphens aside; e.g. AI Challenger's
+    COCO form), that set is returned, with its sigmas and half-body groups (``sigmas``, if given, replace its
+    sigmas). Otherwise flip pairs come from left/right names and ``sigmas`` default to COCO's value for a
+    keypoint named as in COCO-17, else ``DEFAULT_SIGMA``. ``source`` names the file in error messages.
     """
     names = category.get("keypoints")
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
@@ -203,11 +205,15 @@ def from_coco_category(
         if len(link) != 2 or not all(isinstance(v, int) and 1 <= v <= k for v in link):
             raise DataError(f"{source}: skeleton link {link} is not a pair of 1-based keypoint indices ≤ {k}")
         skeleton.append((link[0] - 1, link[1] - 1))
+    if sigmas is not None and len(sigmas) != k:
+        raise DataError(f"{source}: {len(sigmas)} sigmas given for {k} keypoints")
+    normalised = tuple(re.sub(r"[\s\-]+", "_", n.strip().lower()) for n in names)
+    for builtin in BUILTIN.values():
+        if builtin.names == normalised:
+            return builtin if sigmas is None else replace(builtin, sigmas=tuple(float(s) for s in sigmas))
     if sigmas is None:
         coco = dict(zip(COCO17.names, COCO17.sigmas, strict=True))
-        sigmas = [coco.get(n.lower().replace(" ", "_"), DEFAULT_SIGMA) for n in names]
-    elif len(sigmas) != k:
-        raise DataError(f"{source}: {len(sigmas)} sigmas given for {k} keypoints")
+        sigmas = [coco.get(n, DEFAULT_SIGMA) for n in normalised]
     return KeypointSet(
         name=str(category.get("name", "custom")),
         names=tuple(names),
