@@ -14,11 +14,11 @@ import torch
 import torch.multiprocessing as mp
 from safetensors import safe_open
 
-from hrnet.config import dump_config
+from hrnet.config import dump_config, load_config
 from hrnet.engine import train as train_module
 from hrnet.engine.evaluate import Evaluator
 from hrnet.engine.train import train
-from hrnet.errors import TrainingError
+from hrnet.errors import DataError, TrainingError
 from hrnet.models.checkpoint import load_weights, read_state_dict
 from hrnet.models.hrnet import build_model
 from tests.engine.conftest import tiny_experiment
@@ -136,3 +136,27 @@ def test_ddp_on_cpu_keeps_ranks_identical_and_only_rank0_writes(datasets_dir, tm
     config = tiny_experiment(datasets_dir, tmp_path)
     alone = Evaluator(config, torch.device("cpu"), progress=False).evaluate(model)
     assert alone["AP"] == pytest.approx(logged, abs=1e-9)
+
+
+def _coco_with_a_missing_image(datasets_dir: Path, tmp_path: Path) -> Path:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for image in (datasets_dir / "coco").glob("*.jpg"):
+        if image.name != "000000000785.jpg":  # its 1 person's image is missing
+            (folder / image.name).symlink_to(image)
+    return folder
+
+
+def test_unreadable_training_images_are_skipped_counted_and_warned_once(datasets_dir, tmp_path, caplog):
+    folder = _coco_with_a_missing_image(datasets_dir, tmp_path)
+    config = tiny_experiment(datasets_dir, tmp_path / "runs", epochs=1)
+    config = load_config(None, [f"data.train_images={folder}"], base=config)
+    with caplog.at_level("WARNING", logger="hrnet"):
+        train(config, progress=False)
+    warnings = [r.getMessage() for r in caplog.records if "could not be read" in r.getMessage()]
+    assert len(warnings) == 1 and "skipped 1 samples" in warnings[0] and "000000000785.jpg" in warnings[0]
+    rows = list(csv.DictReader((tmp_path / "runs" / "tiny" / "log.csv").open()))
+    assert rows[0]["skipped_images"] == "1"
+    strict = load_config(None, ["data.skip_bad_images=false"], base=config)
+    with pytest.raises(DataError, match=r"000000000785\.jpg"):
+        train(strict, progress=False)
