@@ -9,54 +9,18 @@ rate ÷ (2 × the model's multiply-accumulates); the peak is measured here as a 
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
-import platform
-import statistics
-import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from common import provenance, timed, write_results
 
 from hrnet.config import model_preset
 from hrnet.export import OnnxRunner, export_onnx
 from hrnet.models.complexity import count_macs
 from hrnet.models.fuse import prepare_for_inference
 from hrnet.models.hrnet import build_model
-
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def timed(fn: Callable[[], object], repeats: int, seconds: float) -> float:
-    """Median seconds per call over ``repeats`` rounds, each running calls for about ``seconds``."""
-    fn()
-    fn()
-    start = time.perf_counter()
-    fn()
-    per_call = max(time.perf_counter() - start, 1e-4)
-    calls = max(1, int(seconds / per_call))
-    rounds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        rounds.append((time.perf_counter() - start) / calls)
-    return statistics.median(rounds)
 
 
 def peak_flops(threads: int) -> tuple[float, str]:
@@ -117,12 +81,9 @@ def main() -> None:
     speedup = by[("fast path (ours)", 16)] / by[("plain eager (official)", 16)]
     best = max(rows, key=lambda r: r["fraction_of_limit"])
     report = {
-        "date": datetime.date.today().isoformat(),
-        "machine": f"{cpu_model()}, {os.cpu_count()} cores",
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "torch": torch.__version__,
+        **provenance(),
         "threads": args.threads,
-        "model": "HRNet-W32 256×192",
+        "model": "HRNet-W32 256x192",
         "multiply_accumulates": macs,
         "peak_flops": peak,
         "peak_measured_as": peak_how,
@@ -131,28 +92,20 @@ def main() -> None:
         "fast_over_plain_batch16": speedup,
         "best": best,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "inference.json").write_text(json.dumps(report, indent=1) + "\n")
     lines = [
         "# Inference speed, HRNet-W32 256×192",
-        "",
-        f"- date: {report['date']}",
-        f"- machine: {report['machine']}; torch {torch.__version__}, {args.threads} threads",
-        f"- command: `{report['command']}`",
-        f"- model: {macs / 1e9:.3f} G multiply-accumulates",
-        f"- peak fp32: {peak / 1e9:.1f} GFLOP/s ({peak_how}); limit = peak / (2 × MACs) = {limit:.2f} images/s",
+        f"{args.threads} threads; the model is {macs / 1e9:.3f} G multiply-accumulates; peak fp32 "
+        f"{peak / 1e9:.1f} GFLOP/s ({peak_how}); limit = peak / (2 × MACs) = {limit:.2f} images/s.",
         "",
         "| backend | batch | images/s | fraction of the limit |",
         "| --- | --- | --- | --- |",
         *[f"| {r['backend']} | {r['batch']} | {r['images_per_s']:.2f} | {r['fraction_of_limit']:.1%} |" for r in rows],
         "",
         f"Fast path over plain eager at batch 16: **{speedup:.2f}×** (target ≥ 2×).",
-        f"Best backend: {best['backend']} at batch {best['batch']}, **{best['fraction_of_limit']:.1%}** of the limit "
-        "(target ≥ 90 %).",
-        "",
+        f"Best backend: {best['backend']} at batch {best['batch']}, **{best['fraction_of_limit']:.1%}** of the "
+        "limit (target ≥ 90 %).",
     ]
-    (RESULTS / "inference.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_results("inference", report, lines)
 
 
 if __name__ == "__main__":

@@ -91,3 +91,18 @@ def test_deterministic_by_seed(tmp_path, dataset):
     same, _ = make_image(3, "train", 6)
     assert not np.array_equal(other, same)
     assert not np.array_equal(make_image(3, "val", 6)[0], same)  # splits never share an image
+
+
+def test_cocoeval_scores_the_truth_1_and_swapped_sides_near_0(dataset):
+    from hrnet.metrics.coco import evaluate_coco
+
+    _, files = dataset
+    data = json.loads(files["val"].read_text())
+    truth = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
+             for a in data["annotations"]]  # fmt: skip
+    assert evaluate_coco(files["val"], truth, COCO17.sigmas).metrics["AP"] == 1.0
+    swapped = []
+    for result in truth:
+        k = np.array(result["keypoints"], dtype=float).reshape(17, 3)[list(COCO17.flip_index)]
+        swapped.append({**result, "keypoints": k.reshape(-1).tolist()})
+    assert evaluate_coco(files["val"], swapped, COCO17.sigmas).metrics["AP"] < 0.1

@@ -1,0 +1,69 @@
+"""What every benchmark records beside its figures: the machine, the command and the date."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def provenance() -> dict[str, Any]:
+    import torch
+
+    return {
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{cpu_model()}, {os.cpu_count()} cores",
+        "command": " ".join([".venv/bin/python", *sys.argv]),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+
+
+def write_results(name: str, report: dict[str, Any], lines: list[str]) -> None:
+    """``bench/results/<name>.json`` (figures) and ``<name>.md`` (the same, to read)."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=1) + "\n")
+    header = [
+        f"- date: {report['date']}",
+        f"- machine: {report['machine']}; Python {report['python']}, torch {report['torch']}",
+        f"- command: `{report['command']}`",
+        "",
+    ]
+    (RESULTS / f"{name}.md").write_text("\n".join([lines[0], "", *header, *lines[1:]]) + "\n")
+    print("\n".join(lines))
+
+
+def timed(fn: Callable[[], object], repeats: int, seconds: float) -> float:
+    """Median seconds per call over ``repeats`` rounds, each running calls for about ``seconds``."""
+    fn()
+    fn()
+    start = time.perf_counter()
+    fn()
+    per_call = max(time.perf_counter() - start, 1e-4)
+    calls = max(1, int(seconds / per_call))
+    rounds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        rounds.append((time.perf_counter() - start) / calls)
+    return statistics.median(rounds)
