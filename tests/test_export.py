@@ -1,52 +1,98 @@
 """ONNX export: ONNX Runtime equals PyTorch, with a dynamic batch axis; the onnxruntime backend of predict."""
 
+import sys
+
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
-from hrnet.config import model_preset
+from hrnet.config import ModelConfig, hrnet_stages, model_preset
 from hrnet.errors import ConfigError
-from hrnet.export import OnnxRunner, export_from_config, export_onnx
+from hrnet.export import ExportError, OnnxRunner, export_from_config, export_onnx
 from hrnet.models.checkpoint import save_weights
-from hrnet.models.hrnet import build_model
+from hrnet.models.hrnet import HRNet, build_model
 from tests.conftest import tiny_model_config
+from tests.models.test_fuse import randomised
 
 
-def _check(model: nn.Module, path, size, batches=(1, 3)):
-    runner = OnnxRunner(path)
+def _assert_runtime_equals_torch(model: nn.Module, path, size, batches=(1, 3)):
+    runner = OnnxRunner(path, threads=2)
     g = torch.Generator().manual_seed(1)
     for n in batches:
         x = torch.randn(n, 3, *size, generator=g)
         with torch.no_grad():
-            ref = model.eval()(x).numpy()
+            expected = model.eval()(x).numpy()
         got = runner(x.numpy())
-        assert got.shape == ref.shape
-        assert np.abs(got - ref).max() <= 1e-4 * np.abs(ref).max()
+        assert got.shape == expected.shape
+        assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()
 
 
 @pytest.mark.parametrize("variant", ["hrnet", "tf_port"])
 def test_tiny_networks_export(tmp_path, variant):
-    torch.manual_seed(0)
-    model = build_model(tiny_model_config(14 if variant == "tf_port" else 17, variant))
-    for p in model.parameters():
-        p.data.normal_(0, 0.2)
+    model = randomised(build_model(tiny_model_config(14 if variant == "tf_port" else 17, variant)))
     path = export_onnx(model, tmp_path / "tiny.onnx", (64, 64))
-    _check(model, path, (64, 64))
-    assert [p.name for p in tmp_path.iterdir()] == ["tiny.onnx"]
+    assert path == tmp_path / "tiny.onnx"
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny.onnx"]  # no temporary file left behind
+    _assert_runtime_equals_torch(model, path, (64, 64))
+    runner = OnnxRunner(path)
+    assert [i.name for i in runner.session.get_inputs()] == ["image"]
+    assert [o.name for o in runner.session.get_outputs()] == ["heatmaps"]
+
+
+def test_export_leaves_the_model_as_it_was(tmp_path):
+    model = randomised(build_model(tiny_model_config())).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    export_onnx(model, tmp_path / "tiny.onnx", (64, 64))
+    assert model.training
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_fixed_batch_export_refuses_another_batch(tmp_path):
+    model = randomised(build_model(tiny_model_config()))
+    path = export_onnx(model, tmp_path / "fixed.onnx", (64, 64), dynamic_batch=False, fold_bn=False)
+    _assert_runtime_equals_torch(model, path, (64, 64), batches=(2,))
+    with pytest.raises(ValueError, match=r"fixed\.onnx: the model takes inputs of shape \(2, 3, 64, 64\), got"):
+        OnnxRunner(path)(np.zeros((1, 3, 64, 64), np.float32))
 
 
 def test_w32_exports_from_config(tmp_path):
+    """The full W32 network with non-trivial weights, through the function the CLI calls."""
     torch.manual_seed(0)
-    model = build_model(model_preset("w32"))
-    for m in model.modules():  # official init gives near-zero outputs: perturb BN so the check means something
-        if isinstance(m, nn.BatchNorm2d):
-            m.weight.data.uniform_(5, 10)
-            m.running_var.uniform_(0.5, 2)
+    model = randomised(build_model(model_preset("w32")))
     weights = tmp_path / "w32.safetensors"
     save_weights(model, weights)
     path = export_from_config(model_preset("w32"), weights, tmp_path / "w32.onnx")
-    _check(model, path, (256, 192), batches=(2,))
+    _assert_runtime_equals_torch(model, path, (256, 192))
+
+
+def test_the_parity_network_exports(tmp_path, reference_dir):
+    parity = reference_dir / "parity"
+    model = HRNet(ModelConfig(stages=hrnet_stages(8)))
+    model.load_state_dict(load_file(str(parity / "hrnet_w8_parity.safetensors")))
+    x = np.load(parity / "parity_io.npz")["input"]
+    path = export_onnx(model, tmp_path / "w8.onnx", x.shape[2:])
+    _assert_runtime_equals_torch(model, path, x.shape[2:])
+
+
+def test_a_graph_that_differs_from_torch_is_not_written(tmp_path):
+    class Noisy(nn.Module):  # exported as ONNX RandomNormalLike: ONNX Runtime draws other numbers
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + torch.randn_like(x)
+
+    with pytest.raises(ExportError, match=r"noisy\.onnx: ONNX Runtime's outputs differ from PyTorch's by"):
+        export_onnx(Noisy(), tmp_path / "noisy.onnx", (8, 8))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("package", ["onnx", "onnxruntime"])
+def test_missing_packages_name_the_extra(tmp_path, monkeypatch, package):
+    monkeypatch.setitem(sys.modules, package, None)  # makes `import package` raise ImportError
+    with pytest.raises(ConfigError, match=rf"needs the package '{package}': pip install 'hrnet\[onnx\]'"):
+        export_onnx(build_model(tiny_model_config()), tmp_path / "tiny.onnx", (64, 64))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_unloadable_model_is_a_clear_error(tmp_path):

@@ -1,6 +1,7 @@
 """PoseEstimator and `hrnet predict`: same road as evaluation, batching, boxes, files, folders, videos."""
 
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -125,13 +126,31 @@ def test_onnxruntime_backend_gives_the_torch_keypoints(setup, datasets_dir, tmp_
     onnx = tmp_path / "tiny.onnx"
     assert main(["export", "--config", str(config_path), "--weights", str(weights), "--out", str(onnx)]) == 0
     assert "checked against ONNX Runtime" in capsys.readouterr().out
-    image = read_image(datasets_dir / "coco" / "000000040083.jpg")
-    box = np.array([[100.0, 50.0, 200.0, 260.0]])
-    torch_persons = PoseEstimator.from_config(config, weights, device="cpu", fast=True)(image, box)
-    onnx_persons = PoseEstimator.from_config(config, onnx, backend="onnxruntime")(image, box)
-    np.testing.assert_allclose(onnx_persons[0].keypoints, torch_persons[0].keypoints, atol=0.05)
-    np.testing.assert_allclose(onnx_persons[0].scores, torch_persons[0].scores, atol=1e-4)
+    reference = PoseEstimator.from_config(config, weights, device="cpu", fast=True)
+    other = PoseEstimator.from_config(config, onnx, backend="onnxruntime")
+    _assert_same_person_and_cli_runs(
+        reference, other, datasets_dir, tmp_path, config_path, onnx, "--backend=onnxruntime"
+    )
+
+
+def _assert_same_person_and_cli_runs(reference, other, datasets_dir, tmp_path, config_path, weights, option):
+    """``other`` finds ``reference``'s keypoints on a sample image, and ``hrnet predict ... option`` runs."""
+    path = datasets_dir / "coco" / "000000040083.jpg"
+    image, box = read_image(path), np.array([[100.0, 50.0, 200.0, 260.0]])
+    expected, got = reference(image, box)[0], other(image, box)[0]
+    np.testing.assert_allclose(got.keypoints, expected.keypoints, atol=0.05)
+    np.testing.assert_allclose(got.scores, expected.scores, atol=1e-4)
     out = tmp_path / "out"
-    args = ["predict", "--config", str(config_path), "--weights", str(onnx), "--backend", "onnxruntime"]
-    assert main([*args, "--out", str(out), str(datasets_dir / "coco" / "000000040083.jpg")]) == 0
+    args = ["predict", "--config", str(config_path), "--weights", str(weights), option, "--no-draw"]
+    assert main([*args, "--out", str(out), str(path)]) == 0
     assert (out / "000000040083.json").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++")), reason="torch.compile needs a C++ compiler")
+def test_compiled_fast_path_gives_the_plain_keypoints(setup, datasets_dir, tmp_path):
+    """``hrnet predict --compile`` (about 10 s of compilation on 2 cores) against the plain network."""
+    config, config_path, weights, _ = setup
+    plain = PoseEstimator.from_config(config, weights, device="cpu", fast=False)
+    compiled = PoseEstimator.from_config(config, weights, device="cpu", compile=True)
+    _assert_same_person_and_cli_runs(plain, compiled, datasets_dir, tmp_path, config_path, weights, "--compile")

@@ -92,7 +92,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     config = _experiment(args.config, args.set)
     estimator = PoseEstimator.from_config(
-        config, args.weights, device=args.device or config.train.device, backend=args.backend, fast=not args.plain
+        config,
+        args.weights,
+        device=args.device or config.train.device,
+        backend=args.backend,
+        fast=not args.plain,
+        compile=args.compile,
     )
     detections = DetectionBoxes(args.boxes, config.test.box_score_threshold) if args.boxes else None
     report = predict_paths(
@@ -194,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=0.3, help="hide keypoints scoring below this in drawings")
     p.add_argument("--no-draw", action="store_true", help="write only the JSON results")
     p.add_argument("--plain", action="store_true", help="run the model as is (no BatchNorm folding)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the fast path (worth it for long runs)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_predict)
 

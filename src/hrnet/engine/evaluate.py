@@ -38,6 +38,7 @@ from hrnet.keypoints import KeypointSet
 from hrnet.metrics.coco import evaluate_coco, keypoint_results, load_ground_truth, write_keypoint_results
 from hrnet.metrics.nms import nms_per_image
 from hrnet.metrics.pck import head_sizes_from_segment, mpii_pckh
+from hrnet.runtime import keep_freed_memory
 from hrnet.visualize import side_by_side, write_image
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class Evaluator:
         boxes: str | Path | None = None,
         progress: bool = True,
     ):
+        keep_freed_memory()  # inference allocates as much as training (hrnet.runtime)
         self.config = config
         self.device = device
         self.dist = dist or Distributed()

@@ -39,6 +39,7 @@ from hrnet.errors import TrainingError
 from hrnet.fileio import write_text_atomic
 from hrnet.models.checkpoint import load_pretrained, save_weights
 from hrnet.models.hrnet import build_model
+from hrnet.runtime import keep_freed_memory
 from hrnet.visualize import plot_curves
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ def train(
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainResult:
     """Train ``config``; ``resume`` continues from the run folder's ``last.safetensors``."""
+    keep_freed_memory()  # about 1.45× on the CPU for W32 (hrnet.runtime)
     device = resolve_device(config.train.device)
     dist = init_distributed(device)
     try:
