@@ -23,6 +23,7 @@ from hrnet.data.sampler import EpochSampler
 from hrnet.data.sources import load_split
 from hrnet.engine.loss import HeatmapLoss
 from hrnet.models.hrnet import build_model
+from hrnet.runtime import keep_freed_memory
 
 DATA = Path("data/synthetic")
 BATCH = 32
@@ -63,6 +64,7 @@ def train_rate(config: ExperimentConfig, batch: int = 8, steps: int = 3) -> floa
 
 def main() -> None:
     torch.set_num_threads(2)
+    keep_freed_memory()  # as hrnet.engine.train runs
     overrides = [f"data.root={DATA}", "data.train_annotations=annotations/train.json", "data.train_images=images/train"]
     config = load_config(None, overrides, base=ExperimentConfig(model=model_preset("w32")))
     split = load_split(config, "train")

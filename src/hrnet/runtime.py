@@ -4,8 +4,9 @@ Every PyTorch operator on the CPU allocates its output. glibc's ``malloc`` serve
 (128 KiB, rising to at most 32 MiB) with fresh pages from the kernel and returns them on ``free``, so the next
 forward pass faults every page in again and the kernel zeroes each 4 KiB one. HRNet-W32 at 256×192, batch 16,
 takes about 430,000 page faults a forward pass that way: a third of its time on 2 cores. With large blocks taken
-from the heap and freed memory kept, the same pass takes none (``bench/results/inference.md``; training is about
-1.45× faster too). ONNX Runtime avoids the cost with its own memory arena; this is the same idea for PyTorch.
+from the heap and freed memory kept, the same pass takes none and runs about 1.5× faster
+(``bench/results/inference.md``), a training step about 1.3× (``bench/results/loader.md``). ONNX Runtime avoids
+the cost with its own memory arena; this is the same idea for PyTorch.
 """
 
 from __future__ import annotations

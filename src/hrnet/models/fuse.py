@@ -113,10 +113,10 @@ def prepare_for_inference(
     ``keep_memory`` calls ``hrnet.runtime.keep_freed_memory`` (process-wide): freed buffers are reused instead of
     faulted in afresh on every call, the largest single gain on the CPU (W32, batch 16: about 1.3×).
 
-    ``compile=True`` adds ``torch.compile`` with Inductor's *freezing* (weights become constants, pre-packed for
-    oneDNN, and each conv fused with the ReLU / sum after it); on a 2-core CPU that is about 1.2× the eager fast
-    path for HRNet-W32 (``bench/results/inference.md``). The first call for each batch size compiles (seconds for
-    tiny networks, about 15 s for W32 on 2 cores) and needs a C++ compiler.
+    ``compile=True`` adds ``torch.compile`` with Inductor's *freezing* (weights become graph constants); on a
+    2-core CPU that is about 1.07× the eager fast path for HRNet-W32 at batch 16 (``bench/results/inference.md``).
+    The first call for each batch size compiles (seconds for tiny networks, 10-15 s for W32 on 2 cores) and needs
+    a C++ compiler.
     """
     if keep_memory:
         keep_freed_memory()
