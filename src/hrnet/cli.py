@@ -1,4 +1,4 @@
-"""The ``hrnet`` command: ``demo | train | eval | predict | export | info | data``.
+"""The ``hrnet`` command: ``demo | train | eval | predict | export | info | bench | data``.
 
 Each subcommand parses its arguments here and calls one function of the package; errors of our own types are
 printed as one clear line (no traceback) with exit status 2.
@@ -55,6 +55,29 @@ def cmd_info(args: argparse.Namespace) -> int:
             f"{stage.block} blocks"
         )
     print("\n".join(lines))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from hrnet.speed import measure_inference
+
+    model_cfg = _experiment(args.config, args.set).model
+    rows = measure_inference(
+        model_cfg,
+        args.weights,
+        batch=args.batch,
+        device=args.device,
+        rounds=args.rounds,
+        seconds=args.seconds,
+        compile=args.compile,
+    )
+    h, w = model_cfg.input_size
+    print(f"{args.config}, input {h}×{w}, batch {args.batch}, {torch.get_num_threads()} CPU threads")
+    plain = rows[0].images_per_s
+    for row in rows:
+        print(f"  {row.backend:45s} {row.images_per_s:9.2f} images/s  {row.images_per_s / plain:5.2f}×")
     return 0
 
 
@@ -166,6 +189,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), help="count at this input size")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("bench", help="images/s of a network here: plain, fast path, ONNX Runtime")
+    p.add_argument("config", help=f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")
+    p.add_argument("--weights", help="weights to load (the speed does not depend on them)")
+    p.add_argument("--batch", type=int, default=16, help="persons a forward pass (default 16)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 (default: a GPU if there is one)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds; figures are medians")
+    p.add_argument("--seconds", type=float, default=2.0, help="seconds per configuration in a round")
+    p.add_argument("--compile", action="store_true", help="also time the fast path with torch.compile")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("train", help="train a network (torchrun --nproc_per_node=N -m hrnet train ... for DDP)")
     p.add_argument("config", help="experiment YAML file (or a model preset with the default COCO recipe)")
