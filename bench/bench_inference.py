@@ -34,6 +34,8 @@ from typing import Any
 import torch
 from common import provenance, write_results
 
+from hrnet.speed import calls_per_round, seconds_per_call
+
 PEAK_MACS = 2048**3  # a 2048 → 2048 1×1 convolution on 2048 pixels
 PLAIN = "plain eager (official)"
 FAST_EAGER = "fast path, eager (memory reuse + fold BN + channels-last + inference_mode)"
@@ -128,18 +130,10 @@ def _worker(group: str, threads: int, seconds: float, conn: Connection) -> None:
     torch.set_num_threads(threads)
     info: dict[str, Any] = {}
     fns = _configurations(group, threads, info)
-    calls = {}
-    for name, fn in fns.items():
-        fn()
-        start = time.perf_counter()
-        fn()
-        calls[name] = max(2, round(seconds / (time.perf_counter() - start)))
+    calls = {name: calls_per_round(fn, seconds) for name, fn in fns.items()}
     conn.send((list(fns), info))
     while (name := conn.recv()) is not None:
-        start = time.perf_counter()
-        for _ in range(calls[name]):
-            fns[name]()
-        conn.send((time.perf_counter() - start) / calls[name])
+        conn.send(seconds_per_call(fns[name], calls[name]))
 
 
 def measure(threads: int, rounds: int, seconds: float) -> tuple[dict[str, float], dict[str, Any]]:

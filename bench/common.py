@@ -6,10 +6,7 @@ import datetime
 import json
 import os
 import platform
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,20 +47,3 @@ def write_results(name: str, report: dict[str, Any], lines: list[str]) -> None:
     ]
     (RESULTS / f"{name}.md").write_text("\n".join([lines[0], "", *header, *lines[1:]]) + "\n")
     print("\n".join(lines))
-
-
-def timed(fn: Callable[[], object], repeats: int, seconds: float) -> float:
-    """Median seconds per call over ``repeats`` rounds, each running calls for about ``seconds``."""
-    fn()
-    fn()
-    start = time.perf_counter()
-    fn()
-    per_call = max(time.perf_counter() - start, 1e-4)
-    calls = max(1, int(seconds / per_call))
-    rounds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        rounds.append((time.perf_counter() - start) / calls)
-    return statistics.median(rounds)

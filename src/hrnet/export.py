@@ -28,7 +28,7 @@ from hrnet.errors import ConfigError, HrnetError
 from hrnet.fileio import atomic_path
 from hrnet.models.fuse import fold_batchnorm
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 OPSET = 17
 TOLERANCE = 1e-4  # of the largest |output|: fp32 reordering (folding, ORT's kernels) stays below 1e-5 of it
@@ -100,7 +100,7 @@ def export_onnx(
                     f"{path}: ONNX Runtime's outputs differ from PyTorch's by {error:.3g} (max |output| {scale:.3g}, "
                     f"allowed {TOLERANCE:g} of it); the file was not written. Try another opset or fold_bn=False"
                 )
-            logger.info("%s: ONNX Runtime equals PyTorch within %.2g of max |output|", path, error / (scale or 1))
+            log.info("%s: ONNX Runtime equals PyTorch within %.2g of max |output|", path, error / (scale or 1))
     return path
 
 

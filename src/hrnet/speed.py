@@ -31,23 +31,31 @@ class Speed:
     images_per_s: float
 
 
+def calls_per_round(fn: Callable[[], object], seconds: float) -> int:
+    """How many calls of ``fn`` take about ``seconds`` (at least two), after one untimed warm-up call."""
+    fn()
+    start = time.perf_counter()
+    fn()
+    return max(2, round(seconds / max(time.perf_counter() - start, 1e-9)))
+
+
+def seconds_per_call(fn: Callable[[], object], calls: int) -> float:
+    """Mean seconds of ``calls`` consecutive calls of ``fn``."""
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls
+
+
 def interleaved_seconds(fns: dict[str, Callable[[], object]], rounds: int, seconds: float) -> dict[str, float]:
     """Median seconds per call of each function over ``rounds`` interleaved rounds of about ``seconds`` each
     (at least two calls a round); two untimed calls warm each function up first."""
-    calls = {}
-    for name, fn in fns.items():
-        fn()
-        start = time.perf_counter()
-        fn()
-        calls[name] = max(2, round(seconds / max(time.perf_counter() - start, 1e-9)))
+    calls = {name: calls_per_round(fn, seconds) for name, fn in fns.items()}
     names = list(fns)
     samples: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:
-            start = time.perf_counter()
-            for _ in range(calls[name]):
-                fns[name]()
-            samples[name].append((time.perf_counter() - start) / calls[name])
+            samples[name].append(seconds_per_call(fns[name], calls[name]))
     return {name: statistics.median(s) for name, s in samples.items()}
 
 

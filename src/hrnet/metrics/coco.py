@@ -32,7 +32,7 @@ from pycocotools.cocoeval import COCOeval
 from hrnet.errors import DataError
 from hrnet.fileio import write_json_atomic
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 # pycocotools' COCOeval.stats for keypoints, in its order (maxDets 20; areas all, medium, large).
 STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
@@ -250,4 +250,4 @@ def _pycocotools_output() -> Iterator[io.StringIO]:
     with contextlib.redirect_stdout(buffer):
         yield buffer
     if buffer.getvalue().strip():
-        logger.debug("pycocotools:\n%s", buffer.getvalue().rstrip())
+        log.debug("pycocotools:\n%s", buffer.getvalue().rstrip())
