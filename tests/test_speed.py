@@ -4,6 +4,7 @@ import pytest
 
 from hrnet.cli import main
 from hrnet.config import ExperimentConfig, dump_config
+from hrnet.errors import ConfigError
 from hrnet.models.checkpoint import save_weights
 from hrnet.models.hrnet import build_model
 from hrnet.speed import interleaved_seconds, measure_inference
@@ -35,7 +36,7 @@ def test_measure_inference_times_every_backend(tmp_path):
         "ONNX Runtime",
     ]
     assert all(r.batch == 2 and r.images_per_s > 0 for r in rows)
-    with pytest.raises(ValueError, match="batch and rounds"):
+    with pytest.raises(ConfigError, match="batch and rounds"):
         measure_inference(config, batch=0)
 
 
@@ -47,3 +48,5 @@ def test_bench_command(tmp_path, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "input 64×64, batch 2" in out and out.count("images/s") == 3
+    assert main([*args[:2], "--batch", "0"]) == 2  # a bad option is one clear line, not a traceback
+    assert "batch and rounds must be ≥ 1" in capsys.readouterr().err

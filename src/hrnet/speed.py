@@ -21,6 +21,7 @@ from torch import nn
 
 from hrnet.config import ModelConfig
 from hrnet.engine.distributed import resolve_device
+from hrnet.errors import ConfigError
 from hrnet.runtime import keep_freed_memory
 
 
@@ -92,7 +93,7 @@ def measure_inference(
     from hrnet.models.hrnet import build_model
 
     if batch < 1 or rounds < 1 or seconds <= 0:
-        raise ValueError(f"batch and rounds must be ≥ 1 and seconds > 0, got {batch}, {rounds}, {seconds}")
+        raise ConfigError(f"batch and rounds must be ≥ 1 and seconds > 0, got {batch}, {rounds}, {seconds}")
     keep_freed_memory()
     torch_device = resolve_device(device)
     torch.manual_seed(0)
