@@ -169,6 +169,10 @@ def _window_gaussian(length: int, centre: np.ndarray, lower: np.ndarray, upper: 
 # ----------------------------------------------------------------------------------------------- decoding
 
 
+# Reads pixels of N × K maps: (N, K, J) flat pixel indices (y * W + x) into each map → (N, K, J) values.
+Reader = Callable[[np.ndarray], np.ndarray]
+
+
 def get_max_preds(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The peak of every heatmap, as the official ``get_max_preds``.
 
@@ -205,11 +209,16 @@ def quarter_offset(heatmaps: np.ndarray, coords: np.ndarray) -> np.ndarray:
     Returns:
         (N, K, 2) float32 coordinates in heatmap pixels.
     """
-    n, k, height, width = _check_heatmaps(heatmaps)
+    _, _, height, width = _check_heatmaps(heatmaps)
+    return _quarter_offset(_array_reader(heatmaps), coords, height, width)
+
+
+def _quarter_offset(read: Reader, coords: np.ndarray, height: int, width: int) -> np.ndarray:
     x = np.floor(coords[..., 0] + 0.5).astype(np.intp)
     y = np.floor(coords[..., 1] + 0.5).astype(np.intp)
     inside = (x > 1) & (x < width - 1) & (y > 1) & (y < height - 1)
-    at = _neighbours(heatmaps.reshape(n, k, -1), np.where(inside, y * width + x, 0), width)
+    around = [(1, 0), (-1, 0), (0, 1), (0, -1)]
+    at = _neighbours(read, np.where(inside, y * width + x, 0), width, height * width, around)
     diff = np.stack([at(1, 0) - at(-1, 0), at(0, 1) - at(0, -1)], axis=-1)
     return (coords + np.sign(diff).astype(np.float32) * np.float32(0.25) * inside[..., None]).astype(np.float32)
 
@@ -261,12 +270,13 @@ def dark_refine(heatmaps: np.ndarray, coords: np.ndarray, kernel: int = 11) -> n
     Returns:
         (N, K, 2) float64 coordinates in heatmap pixels.
     """
-    n, k, height, width = _check_heatmaps(heatmaps)
+    _, _, height, width = _check_heatmaps(heatmaps)
     log_maps = np.log(np.maximum(dark_modulate(heatmaps, kernel), DARK_LOG_FLOOR))
     x = coords[..., 0].astype(np.intp)
     y = coords[..., 1].astype(np.intp)
     inside = (x > 1) & (x < width - 2) & (y > 1) & (y < height - 2)
-    at = _neighbours(log_maps.reshape(n, k, -1), np.where(inside, y * width + x, 0), width)
+    around = [(dx, dy) for dx in range(-2, 3) for dy in range(-2, 3) if abs(dx) + abs(dy) <= 2]
+    at = _neighbours(_array_reader(log_maps), np.where(inside, y * width + x, 0), width, height * width, around)
     dx = 0.5 * (at(1, 0) - at(-1, 0))
     dy = 0.5 * (at(0, 1) - at(0, -1))
     dxx = 0.25 * (at(2, 0) - 2 * at(0, 0) + at(-2, 0))
@@ -279,16 +289,21 @@ def dark_refine(heatmaps: np.ndarray, coords: np.ndarray, kernel: int = 11) -> n
     return coords + offset * solvable[..., None]
 
 
-def _neighbours(flat: np.ndarray, centre: np.ndarray, width: int) -> Callable[[int, int], np.ndarray]:
-    """A reader of ``flat[n, k, centre + dy * width + dx]`` for every (n, k); indices are clipped into the map
-    (callers mask out the keypoints whose neighbourhood leaves it)."""
-    last = flat.shape[-1] - 1
+def _array_reader(heatmaps: np.ndarray) -> Reader:
+    flat = heatmaps.reshape(*heatmaps.shape[:2], -1)
+    return lambda index: np.take_along_axis(flat, index, axis=-1)
 
-    def at(dx: int, dy: int) -> np.ndarray:
-        index = np.clip(centre + dy * width + dx, 0, last)
-        return np.take_along_axis(flat, index[..., None], axis=-1)[..., 0]
 
-    return at
+def _neighbours(
+    read: Reader, centre: np.ndarray, width: int, size: int, offsets: Sequence[tuple[int, int]]
+) -> Callable[[int, int], np.ndarray]:
+    """``at(dx, dy)``: the (N, K) pixels ``centre + dy * width + dx`` of every map, for the ``offsets`` given (read
+    in one go). Indices are clipped into the ``size`` pixels of a map (callers mask out the keypoints whose
+    neighbourhood leaves it)."""
+    column = {offset: j for j, offset in enumerate(offsets)}
+    steps = np.array([dy * width + dx for dx, dy in offsets])
+    values = read(np.clip(centre[..., None] + steps, 0, size - 1))
+    return lambda dx, dy: values[..., column[dx, dy]]
 
 
 def decode(
@@ -300,6 +315,9 @@ def decode(
     post_process: bool = True,
     unbiased: bool = False,
     blur_kernel: int = 11,
+    flipped: np.ndarray | None = None,
+    flip_index: Sequence[int] | None = None,
+    shift: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Keypoints in image pixels from heatmaps, for a batch of persons at once.
 
@@ -307,6 +325,9 @@ def decode(
     offset (``quarter_offset``), mapped back with the crop centre and size. ``method="dark"`` replaces the offset
     by DARK's Taylor refinement (``dark_refine``; ``post_process`` is then ignored). ``unbiased=True`` maps back
     with the UDP geometry, for heatmaps trained on UDP targets (``encode_udp``). Scores are the raw peak values.
+
+    With ``flipped`` (the flip test) the heatmaps decoded are ``merge_flip(heatmaps, flipped, flip_index,
+    shift)``; for "argmax" the merged maps are read only where needed (``flip_test_peaks``), with the same result.
 
     Args:
         heatmaps: (N, K, H, W) heatmaps.
@@ -316,6 +337,9 @@ def decode(
         post_process: apply the quarter-pixel offset (argmax only).
         unbiased: UDP geometry.
         blur_kernel: DARK's blur size.
+        flipped: (N, K, H, W) heatmaps of the mirrored crops, as the network gave them, or None.
+        flip_index: the permutation ``KeypointSet.flip_index`` (with ``flipped``).
+        shift: the official one-pixel shift of the flip test (with ``flipped``; see ``merge_flip``).
 
     Returns:
         keypoints (N, K, 2) float32 in image pixels and scores (N, K) as the heatmaps' dtype.
@@ -327,11 +351,22 @@ def decode(
     sizes = np.asarray(sizes, dtype=np.float64)
     if centers.shape != (n, 2) or sizes.shape != (n, 2):
         raise ValueError(f"centers and sizes must be ({n}, 2) for {n} persons, got {centers.shape}, {sizes.shape}")
-    coords, scores = get_max_preds(heatmaps)
+    if flipped is not None and flip_index is None:
+        raise ValueError("decoding a flip test needs the keypoint set's flip_index")
+    merge = None if flipped is None or flip_index is None else _FlipMerge(heatmaps, flipped, flip_index, shift)
+    read: Reader
+    if merge is not None and method == "argmax":
+        coords, scores = _flip_peaks(merge)
+        read = merge.read
+    else:
+        if merge is not None:
+            heatmaps = merge.merged()  # DARK blurs whole maps
+        coords, scores = get_max_preds(heatmaps)
+        read = _array_reader(heatmaps)
     if method == "dark":
         refined: np.ndarray = dark_refine(heatmaps, coords, blur_kernel)
     elif post_process:
-        refined = quarter_offset(heatmaps, coords)
+        refined = _quarter_offset(read, coords, height, width)
     else:
         refined = coords
     keypoints = heatmap_to_image(refined, centers, sizes, (height, width), unbiased=unbiased)
@@ -402,6 +437,146 @@ def merge_flip(
     return (heatmaps + back) * 0.5
 
 
+class _FlipMerge:
+    """The flip test's merged heatmaps ``merge_flip(heatmaps, flipped)``, read where needed, never built whole.
+
+    Merged map ``j`` of person ``i`` at row ``y``, column ``x`` is ``(heatmaps[i, j, y, x] + flipped[i, p[j], y,
+    s[x]]) / 2`` with ``p`` the flip index and ``s[x] = W - 1 - x``; with the one-pixel shift ``s[x] = W - x``,
+    and ``W - 1`` for column 0. Values are computed with the same operations as ``merge_flip`` (add, then halve),
+    so they are bit for bit the same. Rows are grouped in bands of a few rows (the flip never moves a value to
+    another row, so a band of a merged map comes from the same band of its two inputs).
+    """
+
+    def __init__(self, heatmaps: np.ndarray, flipped: np.ndarray, flip_index: Sequence[int], shift: bool):
+        n, k, height, width = _check_heatmaps(heatmaps)
+        if flipped.shape != heatmaps.shape:
+            raise ValueError(f"heatmaps {heatmaps.shape} and flipped heatmaps {flipped.shape} differ in shape")
+        if len(flip_index) != k:
+            raise ConfigError(
+                f"flip_index has {len(flip_index)} entries but the heatmaps have {k} channels: "
+                "the keypoint set must match model.num_keypoints"
+            )
+        dtype = np.result_type(heatmaps, flipped)
+        self.heatmaps = np.ascontiguousarray(heatmaps, dtype=dtype)
+        self.flipped = np.ascontiguousarray(flipped, dtype=dtype)
+        self.flip_index, self.shift = flip_index, shift
+        self.height, self.width = height, width
+        self.maps = n * k
+        # the map of `flipped` that meets each merged map, and the column of it that meets each column
+        self.partner = (np.arange(n)[:, None] * k + np.asarray(flip_index)[None, :]).reshape(-1)
+        columns = np.arange(width)
+        self.source = np.where(columns == 0, width - 1, width - columns) if shift else width - 1 - columns
+        self.band = next(rows for rows in range(min(4, height), height + 1) if height % rows == 0)
+        self.bands = height // self.band  # bands a map
+        self.half = dtype.type(0.5)
+
+    def merged(self) -> np.ndarray:
+        """(N, K, H, W) the merged heatmaps, built whole."""
+        tensors = torch.from_numpy(self.heatmaps), torch.from_numpy(self.flipped)
+        return merge_flip(*tensors, self.flip_index, shift=self.shift).numpy()
+
+    def read(self, index: np.ndarray) -> np.ndarray:
+        """(N, K, J) flat pixel indices ``y * W + x`` → (N, K, J) merged values (a ``Reader``)."""
+        y, x = np.divmod(index.reshape(self.maps, -1), self.width)
+        maps = np.arange(self.maps)[:, None]
+        size = self.height * self.width
+        own = np.take(self.heatmaps, maps * size + y * self.width + x)
+        mirrored = np.take(self.flipped, self.partner[maps] * size + y * self.width + self.source[x])
+        return ((own + mirrored) * self.half).reshape(index.shape)
+
+    def band_bounds(self) -> np.ndarray:
+        """(N·K, bands) an upper bound of every band of every merged map: the merge of the two inputs' band
+        maxima (adding and halving are monotonic in floating point, so no merged value exceeds it). NaN
+        propagates."""
+        shape = (self.maps, self.bands)
+        own = _band_max(self.heatmaps, self.band * self.width).reshape(shape)
+        mirrored = _band_max(self.flipped, self.band * self.width).reshape(shape)[self.partner]
+        return (own + mirrored) * self.half
+
+    def merged_bands(self, maps: np.ndarray, bands: np.ndarray) -> np.ndarray:
+        """(C,) map numbers (``i * K + j``) and (C,) bands → (C, band rows × W) those bands of the merged maps,
+        row-major."""
+        length = self.band * self.width
+        own = self.heatmaps.reshape(-1, length)[maps * self.bands + bands].reshape(-1, self.width)
+        back = cv2.flip(
+            self.flipped.reshape(-1, length)[self.partner[maps] * self.bands + bands].reshape(-1, self.width), 1
+        )
+        if self.shift:
+            own[:, 1:] += back[:, :-1]
+            own[:, :1] += back[:, :1]
+        else:
+            own += back
+        own *= self.half
+        return own.reshape(-1, length)
+
+
+def _band_max(maps: np.ndarray, length: int) -> np.ndarray:
+    """The maximum of each run of ``length`` values of the array, in memory order (PyTorch reduces short
+    contiguous runs several times faster than NumPy)."""
+    if not maps.flags.writeable:
+        maps = maps.copy()  # torch.from_numpy warns on read-only arrays
+    return torch.from_numpy(maps).view(-1, length).amax(dim=1).numpy()
+
+
+def flip_test_peaks(
+    heatmaps: np.ndarray, flipped: np.ndarray, flip_index: Sequence[int], shift: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """``get_max_preds(merge_flip(heatmaps, flipped, flip_index, shift))`` without building the merged maps.
+
+    The rows of every map are grouped in bands of a few rows (4 for 64-row maps). Each band of a merged map is
+    bounded from above by the merge of the same band's maxima in the two inputs (one fast pass over each input).
+    The band with the highest bound is merged exactly; its peak is a lower bound of the map's maximum, and only
+    the bands whose bound reaches it are merged too — for peaked heatmaps, about one more for every third map.
+    The result is the same as merging everything, ties included (the first maximum in row-major order wins);
+    maps with non-finite values, or so flat that most bands would have to be merged, are merged whole.
+
+    Args:
+        heatmaps: (N, K, H, W) heatmaps of the input.
+        flipped: (N, K, H, W) heatmaps of the horizontally mirrored input, as the network gave them.
+        flip_index: the permutation ``KeypointSet.flip_index``.
+        shift: the official one-pixel shift of the mirrored heatmaps (see ``merge_flip``).
+
+    Returns:
+        coordinates (N, K, 2) ``(x, y)`` float32 in heatmap pixels and peak values (N, K), as ``get_max_preds``.
+    """
+    return _flip_peaks(_FlipMerge(heatmaps, flipped, flip_index, shift))
+
+
+def _flip_peaks(merge: _FlipMerge) -> tuple[np.ndarray, np.ndarray]:
+    n, k, _, width = merge.heatmaps.shape
+    length = merge.band * width  # pixels a band
+    bounds = merge.band_bounds()
+    if not np.isfinite(bounds).all():
+        return get_max_preds(merge.merged())
+    maps = np.arange(merge.maps)
+    top = bounds.argmax(axis=1)
+    values = merge.merged_bands(maps, top)
+    inside = values.argmax(axis=1)
+    best = values[maps, inside]
+    first = top * length + inside  # flat index of the map's first maximum so far
+    others = bounds >= best[:, None]
+    others[maps, top] = False
+    more_maps, more_bands = np.nonzero(others)
+    if len(more_maps) > merge.maps:  # flat maps: merging whole is faster than band by band
+        return get_max_preds(merge.merged())
+    if len(more_maps):
+        values = merge.merged_bands(more_maps, more_bands)
+        inside = values.argmax(axis=1)
+        value = values[np.arange(len(more_maps)), inside]
+        index = more_bands * length + inside
+        # per map, the best of its other bands (highest value, then first in row-major order) ...
+        order = np.lexsort((index, -value, more_maps))
+        winners = order[np.unique(more_maps[order], return_index=True)[1]]
+        where, value, index = more_maps[winners], value[winners], index[winners]
+        # ... replaces the first band's peak where it is higher, or as high and earlier
+        better = (value > best[where]) | ((value == best[where]) & (index < first[where]))
+        best[where[better]], first[where[better]] = value[better], index[better]
+    coords = np.stack([first % width, first // width], axis=-1).astype(np.float32).reshape(n, k, 2)
+    best = best.reshape(n, k)
+    coords *= (best > 0)[..., None]
+    return coords, best
+
+
 # ----------------------------------------------------------------------------------------------- front door
 
 
@@ -454,9 +629,12 @@ class HeatmapCodec:
         sizes: np.ndarray,
         method: str = "argmax",
         post_process: bool = True,
+        flipped: np.ndarray | None = None,
+        flip_index: Sequence[int] | None = None,
+        shift: bool = True,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(N, K, H, W) heatmaps and (N, 2) crop centres and sizes in image pixels → keypoints (N, K, 2) float32
-        in image pixels and scores (N, K); see ``decode``."""
+        in image pixels and scores (N, K); with ``flipped`` those of the flip test; see ``decode``."""
         if tuple(heatmaps.shape[-2:]) != tuple(self.heatmap_size):
             raise ValueError(f"heatmaps are {tuple(heatmaps.shape[-2:])}, the codec expects {self.heatmap_size}")
         return decode(
@@ -467,6 +645,9 @@ class HeatmapCodec:
             post_process=post_process,
             unbiased=self.kind == "udp",
             blur_kernel=self.blur_kernel,
+            flipped=flipped,
+            flip_index=flip_index,
+            shift=shift,
         )
 
 

@@ -27,15 +27,36 @@ from hrnet.metrics.nms import rescore
 HeatmapFn = Callable[[torch.Tensor], torch.Tensor]
 
 
-def predict_heatmaps(
-    model: HeatmapFn, images: torch.Tensor, flip_index: Sequence[int], flip_test: bool, shift: bool
-) -> torch.Tensor:
-    """(N, 3, H, W) normalised crops → (N, K, h, w) heatmaps; with ``flip_test`` averaged with the mirrored
-    crops' heatmaps flipped back (``codec.merge_flip``, shifted one pixel as the official code when ``shift``)."""
+def predict_keypoints(
+    model: HeatmapFn,
+    images: torch.Tensor,
+    codec: HeatmapCodec,
+    flip_index: Sequence[int],
+    test: TestConfig,
+    centers: np.ndarray,
+    sizes: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 3, H, W) normalised crops → keypoints (N, K, 2) in image pixels and scores (N, K), as the official
+    test: with ``test.flip_test`` the mirrored crops' heatmaps are flipped back (shifted one pixel when
+    ``test.shift_heatmap``) and averaged, then decoded by ``test.decode``.
+
+    On a GPU the flip test is merged there (``codec.merge_flip``) and one set of heatmaps comes back; on the CPU
+    both sets go to the decoder, which reads the merged maps only where it needs them (``codec.flip_test_peaks``).
+    """
     heatmaps = model(images)
-    if flip_test:
-        heatmaps = merge_flip(heatmaps, model(images.flip(3)), flip_index, shift=shift)
-    return heatmaps
+    flipped = model(images.flip(3)) if test.flip_test else None
+    if flipped is not None and heatmaps.device.type != "cpu":
+        heatmaps, flipped = merge_flip(heatmaps, flipped, flip_index, shift=test.shift_heatmap), None
+    return codec.decode(
+        heatmaps.float().numpy(force=True),
+        centers,
+        sizes,
+        method=test.decode,
+        post_process=test.post_process,
+        flipped=None if flipped is None else flipped.float().numpy(force=True),
+        flip_index=flip_index,
+        shift=test.shift_heatmap,
+    )
 
 
 @dataclass(frozen=True)
@@ -194,15 +215,14 @@ class PoseEstimator:
                     for p in chunk
                 ]
             ).to(self.device)
-            heatmaps = predict_heatmaps(
-                self.model, crops, self.keypoint_set.flip_index, self.test.flip_test, self.test.shift_heatmap
-            )
-            k, s = self.codec.decode(
-                heatmaps.float().cpu().numpy(),
+            k, s = predict_keypoints(
+                self.model,
+                crops,
+                self.codec,
+                self.keypoint_set.flip_index,
+                self.test,
                 centers[chunk.start : chunk.stop],
                 sizes[chunk.start : chunk.stop],
-                method=self.test.decode,
-                post_process=self.test.post_process,
             )
             out_k.append(k)
             out_s.append(s)

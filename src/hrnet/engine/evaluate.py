@@ -33,7 +33,7 @@ from hrnet.data.sampler import EpochSampler
 from hrnet.data.sources import Split, load_split
 from hrnet.engine.distributed import Distributed, broadcast_object, gather_objects
 from hrnet.fileio import write_json_atomic
-from hrnet.inference import predict_heatmaps
+from hrnet.inference import predict_keypoints
 from hrnet.keypoints import KeypointSet
 from hrnet.metrics.coco import evaluate_coco, keypoint_results, load_ground_truth, write_keypoint_results
 from hrnet.metrics.nms import nms_per_image
@@ -102,14 +102,9 @@ class Evaluator:
         for batch in tqdm(loader, desc="evaluating", disable=not self.progress, leave=False, dynamic_ncols=True):
             images = batch.image.to(self.device, non_blocking=True)
             with torch.autocast(self.device.type, enabled=use_amp):
-                heatmaps = predict_heatmaps(model, images, flip_index, test.flip_test, test.shift_heatmap)
-            keypoints, scores = self.codec.decode(
-                heatmaps.float().cpu().numpy(),
-                batch.center.numpy(),
-                batch.size.numpy(),
-                method=test.decode,
-                post_process=test.post_process,
-            )
+                keypoints, scores = predict_keypoints(
+                    model, images, self.codec, flip_index, test, batch.center.numpy(), batch.size.numpy()
+                )
             parts.append((batch.index.numpy(), keypoints, scores))
         model.train(was_training)
         gathered = [p for rank_parts in gather_objects(parts, self.dist) for p in rank_parts]
