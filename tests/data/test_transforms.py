@@ -165,16 +165,22 @@ def test_heatmap_to_image_matches_official_transform_preds(post):
     np.testing.assert_allclose(out[0], post["transform_preds_out"], rtol=1e-6)
 
 
-def test_heatmap_to_image_batched_equals_per_person():
+@pytest.mark.parametrize("unbiased", [False, True])
+@pytest.mark.parametrize("heatmap_size", [(64, 48), (96, 72), (64, 64), (7, 5)])
+def test_heatmap_to_image_equals_the_inverse_affine_transform(unbiased, heatmap_size):
+    # The closed form against the general route (three points, one solved 3 × 3 system a person).
     rng = np.random.default_rng(3)
-    coords = rng.uniform(0, 48, (5, 17, 2))
-    centres = rng.uniform(50, 500, (5, 2))
-    sizes = rng.uniform(50, 300, (5, 2))
-    for unbiased in (False, True):
-        batched = heatmap_to_image(coords, centres, sizes, (64, 48), unbiased=unbiased)
-        for n in range(5):
-            single = heatmap_to_image(coords[n : n + 1], centres[n : n + 1], sizes[n : n + 1], (64, 48), unbiased)
-            np.testing.assert_allclose(batched[n], single[0])
+    coords = rng.uniform(-5, 100, (200, 17, 2))
+    centres = rng.uniform(-100, 2000, (200, 2))
+    sizes = rng.uniform(1, 900, (200, 2))
+    closed = heatmap_to_image(coords, centres, sizes, heatmap_size, unbiased=unbiased)
+    matrices = get_affine_transform(centres, sizes, 0.0, heatmap_size, inverse=True, unbiased=unbiased)
+    np.testing.assert_allclose(closed, affine_points(coords, matrices), rtol=0, atol=1e-9)
+
+
+def test_heatmap_to_image_rejects_empty_crops():
+    with pytest.raises(ValueError, match="crop sizes must be positive"):
+        heatmap_to_image(np.zeros((1, 17, 2)), np.zeros((1, 2)), np.array([[0.0, 10.0]]), (64, 48))
 
 
 def test_flip_keypoints_mirrors_x_and_swaps_pairs():

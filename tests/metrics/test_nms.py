@@ -108,6 +108,39 @@ def test_nms_per_image_keeps_images_apart_in_order_of_appearance(official):
     np.testing.assert_allclose(scores, np.tile(official["rescore_scores"], 2)[shuffle], rtol=1e-12)
 
 
+def _image_by_image(ids: np.ndarray, poses: np.ndarray, box_scores: np.ndarray, areas: np.ndarray) -> np.ndarray:
+    """``oks_nms`` run image by image in order of first appearance (what nms_per_image must equal)."""
+    scores = rescore(box_scores, poses[:, :, 2])
+    kept = []
+    for image in dict.fromkeys(ids.tolist()):
+        index = np.flatnonzero(ids == image)
+        kept.append(index[oks_nms(poses[index], scores[index], areas[index], 0.9, COCO17.sigmas)])
+    return np.concatenate(kept)
+
+
+@pytest.mark.parametrize("case", ["near duplicates", "spread out", "tied scores", "exact copies", "NaN score"])
+def test_nms_per_image_equals_oks_nms_image_by_image(case):
+    # All images are suppressed at once, round by round; images with equal scores go one by one.
+    rng = np.random.default_rng(
+        ["near duplicates", "spread out", "tied scores", "exact copies", "NaN score"].index(case)
+    )
+    for _ in range(20):
+        n, images = int(rng.integers(1, 80)), int(rng.integers(1, 12))
+        ids = rng.choice(np.array([f"image {i}" for i in range(images)]), n)
+        people = rng.uniform(0, 300, (images, 17, 2))[rng.integers(0, images, n)]
+        jitter = rng.normal(0, 60 if case == "spread out" else 3, (n, 17, 2))
+        poses = np.concatenate([people + jitter, rng.random((n, 17, 1))], axis=2)
+        if case == "tied scores":
+            poses[:, :, 2] = np.round(poses[:, :, 2], 1)
+        if case == "exact copies" and n > 3:
+            poses[1::2] = poses[0::2][: n // 2]
+        if case == "NaN score":
+            poses[0, 4, 2] = np.nan
+        box_scores, areas = rng.choice([1.0, 0.9], n), rng.uniform(2000, 40000, n)
+        keep, _ = nms_per_image(ids, poses, box_scores, areas, COCO17.sigmas)
+        np.testing.assert_array_equal(keep, _image_by_image(ids, poses, box_scores, areas))
+
+
 def test_nms_per_image_empty():
     keep, scores = nms_per_image([], np.zeros((0, 14, 3)), np.zeros(0), np.zeros(0), AIC14.sigmas)
     assert keep.shape == (0,) and scores.shape == (0,)
