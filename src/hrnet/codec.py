@@ -16,6 +16,7 @@ persons and keypoints. The flip test works on torch tensors on any device. ``Hea
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -437,15 +438,38 @@ def merge_flip(
     return (heatmaps + back) * 0.5
 
 
-class _FlipMerge:
-    """The flip test's merged heatmaps ``merge_flip(heatmaps, flipped)``, read where needed, never built whole.
+@dataclass(frozen=True)
+class _FlipLayout:
+    """Where each merged map of a flip test reads its inputs (fixed by the shapes, the flip index and the shift).
 
     Merged map ``j`` of person ``i`` at row ``y``, column ``x`` is ``(heatmaps[i, j, y, x] + flipped[i, p[j], y,
     s[x]]) / 2`` with ``p`` the flip index and ``s[x] = W - 1 - x``; with the one-pixel shift ``s[x] = W - x``,
-    and ``W - 1`` for column 0. Values are computed with the same operations as ``merge_flip`` (add, then halve),
-    so they are bit for bit the same. Rows are grouped in bands of a few rows (the flip never moves a value to
-    another row, so a band of a merged map comes from the same band of its two inputs).
+    and ``W - 1`` for column 0. Rows are grouped in bands of a few rows: the flip never moves a value to another
+    row, so a band of a merged map comes from the same band of its two inputs.
     """
+
+    partner: np.ndarray  # (N·K,) the map of `flipped` (numbered i * K + j) that meets each merged map
+    source: np.ndarray  # (W,) the column of it that meets each column
+    band: int  # rows a band
+    bands: int  # bands a map
+
+    @staticmethod
+    @functools.lru_cache(maxsize=32)
+    def of(n: int, k: int, flip_index: tuple[int, ...], shift: bool, height: int, width: int) -> _FlipLayout:
+        columns = np.arange(width)
+        band = next(rows for rows in range(min(4, height), height + 1) if height % rows == 0)
+        return _FlipLayout(
+            partner=(np.arange(n)[:, None] * k + np.asarray(flip_index)[None, :]).reshape(-1),
+            source=np.where(columns == 0, width - 1, width - columns) if shift else width - 1 - columns,
+            band=band,
+            bands=height // band,
+        )
+
+
+class _FlipMerge:
+    """The flip test's merged heatmaps ``merge_flip(heatmaps, flipped)`` (see ``_FlipLayout``), read where
+    needed, never built whole. Values are computed with the same operations as ``merge_flip`` (add, then
+    halve), so they are bit for bit the same."""
 
     def __init__(self, heatmaps: np.ndarray, flipped: np.ndarray, flip_index: Sequence[int], shift: bool):
         n, k, height, width = _check_heatmaps(heatmaps)
@@ -460,14 +484,8 @@ class _FlipMerge:
         self.heatmaps = np.ascontiguousarray(heatmaps, dtype=dtype)
         self.flipped = np.ascontiguousarray(flipped, dtype=dtype)
         self.flip_index, self.shift = flip_index, shift
-        self.height, self.width = height, width
-        self.maps = n * k
-        # the map of `flipped` that meets each merged map, and the column of it that meets each column
-        self.partner = (np.arange(n)[:, None] * k + np.asarray(flip_index)[None, :]).reshape(-1)
-        columns = np.arange(width)
-        self.source = np.where(columns == 0, width - 1, width - columns) if shift else width - 1 - columns
-        self.band = next(rows for rows in range(min(4, height), height + 1) if height % rows == 0)
-        self.bands = height // self.band  # bands a map
+        self.layout = _FlipLayout.of(n, k, tuple(flip_index), shift, height, width)
+        self.maps, self.width, self.size = n * k, width, height * width
         self.half = dtype.type(0.5)
 
     def merged(self) -> np.ndarray:
@@ -477,37 +495,37 @@ class _FlipMerge:
 
     def read(self, index: np.ndarray) -> np.ndarray:
         """(N, K, J) flat pixel indices ``y * W + x`` → (N, K, J) merged values (a ``Reader``)."""
-        y, x = np.divmod(index.reshape(self.maps, -1), self.width)
-        maps = np.arange(self.maps)[:, None]
-        size = self.height * self.width
-        own = np.take(self.heatmaps, maps * size + y * self.width + x)
-        mirrored = np.take(self.flipped, self.partner[maps] * size + y * self.width + self.source[x])
-        return ((own + mirrored) * self.half).reshape(index.shape)
+        index = index.reshape(self.maps, -1)
+        column = index % self.width
+        own = np.take(self.heatmaps, index + np.arange(0, self.maps * self.size, self.size)[:, None])
+        row_start = index - column + (self.layout.partner * self.size)[:, None]
+        mirrored = np.take(self.flipped, row_start + self.layout.source[column])
+        return ((own + mirrored) * self.half).reshape(*self.heatmaps.shape[:2], -1)
 
     def band_bounds(self) -> np.ndarray:
         """(N·K, bands) an upper bound of every band of every merged map: the merge of the two inputs' band
         maxima (adding and halving are monotonic in floating point, so no merged value exceeds it). NaN
         propagates."""
-        shape = (self.maps, self.bands)
-        own = _band_max(self.heatmaps, self.band * self.width).reshape(shape)
-        mirrored = _band_max(self.flipped, self.band * self.width).reshape(shape)[self.partner]
+        shape, length = (self.maps, self.layout.bands), self.layout.band * self.width
+        own = _band_max(self.heatmaps, length).reshape(shape)
+        mirrored = _band_max(self.flipped, length).reshape(shape)[self.layout.partner]
         return (own + mirrored) * self.half
 
     def merged_bands(self, maps: np.ndarray, bands: np.ndarray) -> np.ndarray:
-        """(C,) map numbers (``i * K + j``) and (C,) bands → (C, band rows × W) those bands of the merged maps,
-        row-major."""
-        length = self.band * self.width
-        own = self.heatmaps.reshape(-1, length)[maps * self.bands + bands].reshape(-1, self.width)
-        back = cv2.flip(
-            self.flipped.reshape(-1, length)[self.partner[maps] * self.bands + bands].reshape(-1, self.width), 1
-        )
+        """Map numbers (``i * K + j``) and bands, arrays that broadcast to a shape S → (*S, band rows × W) those
+        bands of the merged maps, row-major."""
+        layout, length = self.layout, self.layout.band * self.width
+        rows = maps * layout.bands + bands
+        own = self.heatmaps.reshape(-1, length)[rows].reshape(-1, self.width)
+        mirrored = self.flipped.reshape(-1, length)[layout.partner[maps] * layout.bands + bands]
+        back = cv2.flip(mirrored.reshape(-1, self.width), 1)
         if self.shift:
             own[:, 1:] += back[:, :-1]
             own[:, :1] += back[:, :1]
         else:
             own += back
         own *= self.half
-        return own.reshape(-1, length)
+        return own.reshape(*rows.shape, length)
 
 
 def _band_max(maps: np.ndarray, length: int) -> np.ndarray:
@@ -544,7 +562,7 @@ def flip_test_peaks(
 
 def _flip_peaks(merge: _FlipMerge) -> tuple[np.ndarray, np.ndarray]:
     n, k, _, width = merge.heatmaps.shape
-    length = merge.band * width  # pixels a band
+    length = merge.layout.band * width  # pixels a band
     bounds = merge.band_bounds()
     if not np.isfinite(bounds).all():
         return get_max_preds(merge.merged())
