@@ -544,7 +544,7 @@ def flip_test_peaks(
     The rows of every map are grouped in bands of a few rows (4 for 64-row maps). Each band of a merged map is
     bounded from above by the merge of the same band's maxima in the two inputs (one fast pass over each input).
     The band with the highest bound is merged exactly; its peak is a lower bound of the map's maximum, and only
-    the bands whose bound reaches it are merged too — for peaked heatmaps, about one more for every third map.
+    the bands whose bound reaches it are merged too — for peaked heatmaps, a second band for about one map in four.
     The result is the same as merging everything, ties included (the first maximum in row-major order wins);
     maps with non-finite values, or so flat that most bands would have to be merged, are merged whole.
 
