@@ -386,6 +386,20 @@ def _check_heatmaps(heatmaps: np.ndarray) -> tuple[int, int, int, int]:
 # ----------------------------------------------------------------------------------------------- flip test
 
 
+def _check_flip_inputs(
+    flip_index: Sequence[int], shape: tuple[int, ...], flipped_shape: tuple[int, ...] | None = None
+) -> None:
+    """A flip index with one entry a channel of the (N, K, H, W) ``shape``; the flipped heatmaps, when given, of
+    the same shape."""
+    if flipped_shape is not None and shape != flipped_shape:
+        raise ValueError(f"heatmaps {shape} and flipped heatmaps {flipped_shape} differ in shape")
+    if len(flip_index) != shape[1]:
+        raise ConfigError(
+            f"flip_index has {len(flip_index)} entries but the heatmaps have {shape[1]} channels: "
+            "the keypoint set must match model.num_keypoints"
+        )
+
+
 def flip_heatmaps(heatmaps: torch.Tensor, flip_index: Sequence[int]) -> torch.Tensor:
     """Heatmaps of a mirrored input brought back to the original's frame, as the official ``flip_back``.
 
@@ -401,11 +415,7 @@ def flip_heatmaps(heatmaps: torch.Tensor, flip_index: Sequence[int]) -> torch.Te
     """
     if heatmaps.ndim != 4:
         raise ValueError(f"heatmaps must be (N, K, H, W), got {tuple(heatmaps.shape)}")
-    if len(flip_index) != heatmaps.shape[1]:
-        raise ConfigError(
-            f"flip_index has {len(flip_index)} entries but the heatmaps have {heatmaps.shape[1]} channels: "
-            "the keypoint set must match model.num_keypoints"
-        )
+    _check_flip_inputs(flip_index, tuple(heatmaps.shape))
     index = torch.as_tensor(list(flip_index), dtype=torch.long, device=heatmaps.device)
     return heatmaps.flip(-1).index_select(1, index)
 
@@ -428,10 +438,7 @@ def merge_flip(
     Returns:
         (N, K, H, W) merged heatmaps.
     """
-    if heatmaps.shape != flipped_heatmaps.shape:
-        raise ValueError(
-            f"heatmaps {tuple(heatmaps.shape)} and flipped heatmaps {tuple(flipped_heatmaps.shape)} differ in shape"
-        )
+    _check_flip_inputs(flip_index, tuple(heatmaps.shape), tuple(flipped_heatmaps.shape))
     back = flip_heatmaps(flipped_heatmaps, flip_index)
     if shift:
         back = torch.cat([back[..., :1], back[..., :-1]], dim=-1)
@@ -473,13 +480,7 @@ class _FlipMerge:
 
     def __init__(self, heatmaps: np.ndarray, flipped: np.ndarray, flip_index: Sequence[int], shift: bool):
         n, k, height, width = _check_heatmaps(heatmaps)
-        if flipped.shape != heatmaps.shape:
-            raise ValueError(f"heatmaps {heatmaps.shape} and flipped heatmaps {flipped.shape} differ in shape")
-        if len(flip_index) != k:
-            raise ConfigError(
-                f"flip_index has {len(flip_index)} entries but the heatmaps have {k} channels: "
-                "the keypoint set must match model.num_keypoints"
-            )
+        _check_flip_inputs(flip_index, heatmaps.shape, flipped.shape)
         dtype = np.result_type(heatmaps, flipped)
         self.heatmaps = np.ascontiguousarray(heatmaps, dtype=dtype)
         self.flipped = np.ascontiguousarray(flipped, dtype=dtype)

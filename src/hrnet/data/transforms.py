@@ -91,8 +91,7 @@ def get_affine_transform(
     shift = np.asarray(shift, dtype=np.float64)
     if center.shape[-1:] != (2,) or size.shape[-1:] != (2,):
         raise ValueError(f"center and size must have shape (..., 2), got {center.shape} and {size.shape}")
-    if not np.all(size[..., 0] > 0) or (unbiased and not np.all(size > 0)):
-        raise ValueError(f"crop sizes must be positive, got {size.tolist()}")
+    _check_sizes(size, unbiased)
     theta = np.deg2rad(rotation)
     region_centre = center + size * shift
     out_h, out_w = output_size
@@ -113,6 +112,12 @@ def get_affine_transform(
     if inverse:
         src, dst = dst, src
     return _solve_affine(src.astype(np.float64), dst.astype(np.float64))
+
+
+def _check_sizes(sizes: np.ndarray, unbiased: bool) -> None:
+    """Crop sizes ``(w, h)``: the official geometry scales by the width only, UDP by both."""
+    if not np.all(sizes[..., 0] > 0) or (unbiased and not np.all(sizes > 0)):
+        raise ValueError(f"crop sizes must be positive, got {sizes.tolist()}")
 
 
 def _third_point(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -188,8 +193,7 @@ def heatmap_to_image(
     coords = np.asarray(coords, dtype=np.float64)
     centers = np.asarray(centers, dtype=np.float64)
     sizes = np.asarray(sizes, dtype=np.float64)
-    if not np.all(sizes[..., 0] > 0) or (unbiased and not np.all(sizes > 0)):
-        raise ValueError(f"crop sizes must be positive, got {sizes.tolist()}")
+    _check_sizes(sizes, unbiased)
     out_h, out_w = heatmap_size
     if unbiased:
         last = np.array([out_w, out_h], dtype=np.float64) - 1.0  # the last heatmap pixel, per axis
