@@ -23,7 +23,7 @@ def main() -> None:
     trained = run_demo(config, progress=False)
     minutes = (time.perf_counter() - start) / 60
     torch.manual_seed(0)
-    untrained = Evaluator(config, torch.device("cpu"), progress=False).evaluate(build_model(config.model))
+    untrained = Evaluator.from_config(config, torch.device("cpu"), progress=False).evaluate(build_model(config.model))
     report = {
         **provenance(),
         "threads": torch.get_num_threads(),

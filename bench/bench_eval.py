@@ -4,10 +4,9 @@ Both do the same maths on the same inputs — flip test merge (flip back, one-pi
 quarter-pixel offset, mapping back to image pixels, rescoring and OKS-NMS per image — and the script checks that
 they agree. The loop is written in the official code's style (the quarter offset and ``transform_preds`` one
 keypoint at a time with one affine matrix per person, the rescoring one keypoint at a time, ``oks_nms`` one kept
-pose at a time), with the flip merge done per person and per keypoint as well. Ours is what evaluation on a CPU
-runs: ``codec.decode`` given both heatmap sets, reading the merged maps only where the argmax can be. Two more
-rows put it in context: the whole maps merged first (``codec.merge_flip``, as on a GPU), and a pass that only
-reads each batch's two arrays once — the least any exact decoding must spend.
+pose at a time), with the flip merge done per person and per keypoint as well. Ours is what evaluation runs on
+every device: the whole maps merged (``codec.merge_flip``), then ``codec.decode``, then ``nms_per_image``. The
+network spends minutes on the same persons; this is a small share of an evaluation either way.
 
 As in evaluation, heatmaps arrive a batch at a time (``test.batch_size``, 32) and each batch is decoded as soon as
 the network has written it: here each batch is made (untimed), then decoded by every implementation in turn (the
@@ -27,7 +26,7 @@ import torch
 from common import provenance, write_results
 
 from hrnet.codec import decode, merge_flip
-from hrnet.data.transforms import get_affine_transform
+from hrnet.crop import get_affine_transform
 from hrnet.keypoints import COCO17
 from hrnet.metrics.nms import nms_per_image
 from hrnet.runtime import keep_freed_memory
@@ -97,20 +96,9 @@ def loop_nms(keypoints: np.ndarray, scores: np.ndarray, sizes: np.ndarray, image
 
 
 def vectorised_decode(heatmaps: np.ndarray, flipped: np.ndarray, centers: np.ndarray, sizes: np.ndarray) -> Decoded:
-    return decode(heatmaps, centers, sizes, flipped=flipped, flip_index=COCO17.flip_index)
-
-
-def merge_whole_decode(heatmaps: np.ndarray, flipped: np.ndarray, centers: np.ndarray, sizes: np.ndarray) -> Decoded:
-    """Vectorised too, but merging the whole maps first (as on a GPU, and as this project did before)."""
+    """Ours: the whole maps merged (``codec.merge_flip``), then decoded (``codec.decode``)."""
     merged = merge_flip(torch.from_numpy(heatmaps), torch.from_numpy(flipped), COCO17.flip_index)
     return decode(merged.numpy(), centers, sizes)
-
-
-def read_once(heatmaps: np.ndarray, flipped: np.ndarray, centers: np.ndarray, sizes: np.ndarray) -> Decoded:
-    """Reads each map once and does nothing else: what any exact flip-test decoding must spend at least."""
-    heatmaps.max()
-    flipped.max()
-    return np.zeros((len(heatmaps), heatmaps.shape[1], 2), np.float32), np.zeros(heatmaps.shape[:2], np.float32)
 
 
 def vectorised_nms(keypoints: np.ndarray, scores: np.ndarray, sizes: np.ndarray, image_ids: np.ndarray) -> list[int]:
@@ -148,8 +136,6 @@ def heatmap_batch(centres: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarra
 DECODERS: dict[str, Callable[..., Decoded]] = {
     "loop": loop_decode,
     "vectorised": vectorised_decode,
-    "merge whole": merge_whole_decode,
-    "read once": read_once,
 }
 
 
@@ -161,7 +147,6 @@ def one_round(
     suppressors: dict[str, Callable[..., list[int]]] = {
         "loop": loop_nms,
         "vectorised": vectorised_nms,
-        "merge whole": vectorised_nms,
     }
     seconds = dict.fromkeys(DECODERS, 0.0)
     parts: dict[str, list[Decoded]] = {name: [] for name in DECODERS}
@@ -187,7 +172,7 @@ def one_round(
 def main() -> None:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    memory_kept = keep_freed_memory()  # as evaluation runs (hrnet.engine.evaluate.Evaluator)
+    memory_kept = keep_freed_memory()  # as hrnet eval runs
     data = persons(seed=0)
     times: dict[str, list[float]] = {name: [] for name in DECODERS}
     for r in range(ROUNDS):
@@ -198,8 +183,6 @@ def main() -> None:
     np.testing.assert_allclose(fast[0], slow[0], atol=1e-2)
     np.testing.assert_allclose(fast[1], slow[1], atol=1e-6)
     assert sorted(fast_kept) == sorted(slow_kept), "the two pipelines kept different persons"
-    whole = results["merge whole"][1]
-    assert np.array_equal(fast[0], whole[0]) and np.array_equal(fast[1], whole[1]), "merging whole differs"
     median = {name: statistics.median(values) for name, values in times.items()}
     fast_s, slow_s = median["vectorised"], median["loop"]
 
@@ -214,12 +197,8 @@ def main() -> None:
         "rounds": ROUNDS,
         "vectorised_s": fast_s,
         "loop_s": slow_s,
-        "merge_whole_s": median["merge whole"],
-        "read_once_s": median["read once"],
         "all_times_s": times,
         "speedup": slow_s / fast_s,
-        "speedup_merge_whole": slow_s / median["merge whole"],
-        "speedup_bound_read_once": slow_s / median["read once"],
         "kept": len(fast_kept),
     }
     lines = [
@@ -227,23 +206,18 @@ def main() -> None:
         f"{PERSONS} persons in {PERSONS // PER_IMAGE} images, {HEATMAP[0]}×{HEATMAP[1]} heatmaps in batches of "
         f"{BATCH}, each decoded as it is made (as evaluation does after each forward pass; every implementation "
         f"comes first after a fresh batch equally often), 1 thread. The loop and ours give the same keypoints and "
-        f"keep the same {len(fast_kept)} persons; merging whole gives ours bit for bit. Medians of {ROUNDS} rounds; "
-        f"freed memory kept for reuse ({memory_kept}), as in evaluation.",
+        f"keep the same {len(fast_kept)} persons. Medians of {ROUNDS} rounds; freed memory kept for reuse "
+        f"({memory_kept}), as in evaluation.",
         "",
         "| implementation | seconds | loop ÷ it |",
         "| --- | --- | --- |",
         f"| per-person, per-keypoint loop (official style) | {slow_s:.2f} | 1.0 |",
-        f"| vectorised, merged maps read where needed (ours, `codec.decode(..., flipped=...)`) | {fast_s:.3f} "
-        f"| **{slow_s / fast_s:.1f}** |",
-        f"| vectorised, whole maps merged first (`codec.merge_flip`, then `decode`) | {median['merge whole']:.3f} "
-        f"| {slow_s / median['merge whole']:.1f} |",
-        f"| reading each batch's two heatmap arrays once, nothing else (no decoding, no NMS) "
-        f"| {median['read once']:.3f} | {slow_s / median['read once']:.1f} |",
+        f"| vectorised: whole maps merged (`codec.merge_flip`), `codec.decode`, `nms_per_image` (ours) "
+        f"| {fast_s:.3f} | **{slow_s / fast_s:.1f}** |",
         "",
-        f"Speed-up: **{slow_s / fast_s:.1f}×** (target ≥ 10×). Any exact decoding of the flip test reads every "
-        "value of both heatmap arrays at least once; doing only that, with nothing decoded, already takes "
-        f"{median['read once'] / fast_s:.0%} of our time, and bounds any implementation on this machine at "
-        f"{slow_s / median['read once']:.0f}× the loop.",
+        "One decoding path on every device (merge the flip, then decode); a W32 forward pass of the same 5,000 "
+        "persons and their mirror images takes minutes on this CPU, so post-processing is a small share of an "
+        "evaluation.",
     ]
     write_results("eval_postprocess", report, lines)
 

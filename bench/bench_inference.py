@@ -90,7 +90,7 @@ def _configurations(group: str, threads: int, info: dict[str, Any]) -> dict[str,
     info["multiply_accumulates"] = count_macs(model, cfg.input_size)
     inputs = {b: torch.randn(b, 3, *cfg.input_size, generator=torch.Generator().manual_seed(b)) for b in (1, 16)}
     if group == OFFICIAL:
-        unkept = prepare_for_inference(model, keep_memory=False)
+        unkept = prepare_for_inference(model)
         return {
             f"{PLAIN}|1": partial(_no_grad, model, inputs[1]),
             f"{PLAIN}|16": partial(_no_grad, model, inputs[16]),

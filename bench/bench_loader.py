@@ -64,10 +64,10 @@ def train_rate(config: ExperimentConfig, batch: int = 8, steps: int = 3) -> floa
 
 def main() -> None:
     torch.set_num_threads(2)
-    keep_freed_memory()  # as hrnet.engine.train runs
+    keep_freed_memory()  # as hrnet train runs
     overrides = [f"data.root={DATA}", "data.train_annotations=annotations/train.json", "data.train_images=images/train"]
     config = load_config(None, overrides, base=ExperimentConfig(model=model_preset("w32")))
-    split = load_split(config, "train")
+    split = load_split(config.data, "train", config.model.num_keypoints)
     dataset = TopDownDataset(
         split.records, split.keypoint_set, codec_from_config(config.model, config.data),
         augmentation=Augmentation.from_config(config.data), seed=0,

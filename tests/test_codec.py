@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from hrnet import codec
 from hrnet.codec import (
     HeatmapCodec,
     dark_modulate,
@@ -17,11 +16,10 @@ from hrnet.codec import (
     encode_tf_port,
     encode_udp,
     flip_heatmaps,
-    flip_test_peaks,
     get_max_preds,
     merge_flip,
 )
-from hrnet.data.transforms import affine_points, box_to_center_size, get_affine_transform
+from hrnet.crop import Crop, affine_points, box_to_center_size, get_affine_transform
 from hrnet.errors import ConfigError
 from hrnet.keypoints import COCO17
 
@@ -306,103 +304,6 @@ def test_flip_rejects_mismatched_inputs():
         merge_flip(heatmaps, torch.zeros(1, 17, 8, 5), COCO17.flip_index)
 
 
-def _merged_peaks(heatmaps: np.ndarray, flipped: np.ndarray, shift: bool) -> tuple[np.ndarray, np.ndarray]:
-    merged = merge_flip(torch.from_numpy(heatmaps), torch.from_numpy(flipped), COCO17.flip_index, shift=shift)
-    return get_max_preds(merged.numpy())
-
-
-def _flip_test_pair(rng: np.random.Generator, n: int, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Heatmaps as a network gives them for crops and their mirror images: noisy Gaussians (σ 2) at random
-    points, and those of the mirror image one pixel off (the official geometry's misplacement) with fresh noise."""
-    height, width = size
-    centre = rng.uniform([2, 2], [width - 2, height - 2], (n, 17, 2))
-    y, x = np.mgrid[0:height, 0:width]
-    d2 = (x - centre[..., 0, None, None]) ** 2 + (y - centre[..., 1, None, None]) ** 2
-    heatmaps = np.exp(-d2 / 8).astype(np.float32)
-    mirrored = np.roll(heatmaps[:, list(COCO17.flip_index), :, ::-1], -1, axis=3)
-    noise = rng.normal(0, 0.02, (2, *heatmaps.shape)).astype(np.float32)
-    return heatmaps + noise[0], mirrored + noise[1]
-
-
-def _flip_test_inputs(rng: np.random.Generator) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """Cases for the bounded flip-test argmax: each (name, heatmaps, flipped)."""
-    quantised = [rng.integers(0, 3, (5, 17, 9, 6)).astype(np.float32) for _ in range(2)]  # ties everywhere
-    sparse = [((rng.random((40, 17, 8, 5)) < 0.1) * rng.integers(1, 3, (40, 17, 8, 5))).astype(np.float32)]
-    with_nan = rng.random((2, 17, 8, 6), dtype=np.float32)
-    with_nan[0, 3, 2, 2] = np.nan
-    return [
-        ("peaked", *_flip_test_pair(rng, 8, (64, 48))),
-        ("peaked, prime height", *_flip_test_pair(rng, 4, (7, 6))),
-        ("peaked against noise", _flip_test_pair(rng, 4, (16, 12))[0], rng.random((4, 17, 16, 12), dtype=np.float32)),
-        ("uniform noise", rng.random((4, 17, 16, 12), dtype=np.float32), rng.random((4, 17, 16, 12), dtype=np.float32)),
-        ("quantised", *quantised),
-        ("sparse ties", sparse[0], np.roll(sparse[0], 1, axis=0)),
-        ("all zero", np.zeros((3, 17, 8, 4), np.float32), np.zeros((3, 17, 8, 4), np.float32)),
-        ("negative", -rng.random((2, 17, 8, 4)), -rng.random((2, 17, 8, 4))),
-        ("NaN", with_nan, rng.random((2, 17, 8, 6), dtype=np.float32)),
-    ]
-
-
-@pytest.mark.parametrize("shift", [True, False])
-def test_flip_test_peaks_equal_the_argmax_of_the_merged_maps(shift):
-    rng = np.random.default_rng(3)
-    for name, heatmaps, flipped in _flip_test_inputs(rng):
-        coords, maxvals = flip_test_peaks(heatmaps, flipped, COCO17.flip_index, shift)
-        expected_coords, expected_maxvals = _merged_peaks(heatmaps, flipped, shift)
-        np.testing.assert_array_equal(coords, expected_coords, err_msg=name)
-        np.testing.assert_array_equal(maxvals, expected_maxvals, err_msg=name)
-        assert maxvals.dtype == expected_maxvals.dtype, name
-
-
-def test_flip_test_peaks_of_the_official_flip_test(post):
-    heatmaps, flipped = post["fliptest_output"], post["fliptest_output_flipped_raw"]
-    coords, maxvals = flip_test_peaks(heatmaps, flipped, COCO17.flip_index)
-    expected_coords, expected_maxvals = get_max_preds(post["fliptest_merged"])
-    np.testing.assert_array_equal(coords, expected_coords)
-    np.testing.assert_array_equal(maxvals, expected_maxvals)
-
-
-def test_flip_test_peaks_of_peaked_maps_merge_only_a_few_bands(monkeypatch):
-    rng = np.random.default_rng(4)
-    heatmaps, flipped = _flip_test_pair(rng, 32, (64, 48))
-    merged_bands = []
-    original = codec._FlipMerge.merged_bands
-
-    def counted(self, maps, bands):
-        merged_bands.append(len(maps))
-        return original(self, maps, bands)
-
-    monkeypatch.setattr(codec._FlipMerge, "merged", lambda self: pytest.fail("merged the maps whole"))
-    monkeypatch.setattr(codec._FlipMerge, "merged_bands", counted)
-    coords, _ = flip_test_peaks(heatmaps, flipped, COCO17.flip_index)
-    np.testing.assert_array_equal(coords, _merged_peaks(heatmaps, flipped, True)[0])
-    assert sum(merged_bands) < 2 * 32 * 17  # of 16 bands a map
-
-
-@pytest.mark.parametrize("method", ["argmax", "dark"])
-@pytest.mark.parametrize("post_process", [True, False])
-def test_decode_with_flipped_maps_equals_decode_of_the_merged_maps(method, post_process):
-    rng = np.random.default_rng(5)
-    heatmaps, flipped = _flip_test_pair(rng, 6, (64, 48))
-    centers, sizes = rng.uniform(100, 400, (6, 2)), rng.uniform(50, 300, (6, 2))
-    merged = merge_flip(torch.from_numpy(heatmaps), torch.from_numpy(flipped), COCO17.flip_index).numpy()
-    options = {"method": method, "post_process": post_process}
-    expected = decode(merged, centers, sizes, **options)
-    got = decode(heatmaps, centers, sizes, flipped=flipped, flip_index=COCO17.flip_index, **options)
-    np.testing.assert_array_equal(got[0], expected[0])
-    np.testing.assert_array_equal(got[1], expected[1])
-
-
-def test_decode_of_a_flip_test_rejects_mismatched_inputs():
-    heatmaps, centers, sizes = np.zeros((2, 17, 8, 6), np.float32), np.zeros((2, 2)), np.ones((2, 2))
-    with pytest.raises(ValueError, match="needs the keypoint set's flip_index"):
-        decode(heatmaps, centers, sizes, flipped=heatmaps)
-    with pytest.raises(ValueError, match="differ in shape"):
-        decode(heatmaps, centers, sizes, flipped=heatmaps[..., :5], flip_index=COCO17.flip_index)
-    with pytest.raises(ConfigError, match="flip_index has 14 entries but the heatmaps have 17 channels"):
-        flip_test_peaks(heatmaps, heatmaps, tuple(range(14)))
-
-
 # ----------------------------------------------------------------------------------------------- HeatmapCodec
 
 
@@ -413,32 +314,37 @@ def test_codec_encode_dispatches_on_kind():
         ("gaussian", encode_gaussian(keypoints, visibility, INPUT_SIZE, HEATMAP_SIZE, 3.0)),
         ("udp", encode_udp(keypoints, visibility, INPUT_SIZE, HEATMAP_SIZE, 3.0)),
     ):
-        heatmaps, weights = HeatmapCodec(INPUT_SIZE, HEATMAP_SIZE, sigma=3.0, kind=kind).encode(keypoints, visibility)
+        codec = HeatmapCodec(Crop(INPUT_SIZE, unbiased=kind == "udp"), HEATMAP_SIZE, sigma=3.0, kind=kind)
+        heatmaps, weights = codec.encode(keypoints, visibility)
         np.testing.assert_array_equal(heatmaps, expected[0])
         np.testing.assert_array_equal(weights, expected[1])
-    heatmaps, _ = HeatmapCodec(INPUT_SIZE, INPUT_SIZE, kind="tf_port").encode(keypoints, visibility)
+    heatmaps, _ = HeatmapCodec(Crop(INPUT_SIZE), INPUT_SIZE, kind="tf_port").encode(keypoints, visibility)
     np.testing.assert_array_equal(heatmaps, encode_tf_port(keypoints, visibility, INPUT_SIZE)[0])
 
 
 def test_codec_decode_uses_its_geometry_and_blur(post):
     centres, sizes = post["box_centers"], post["box_scales"] * PIXEL_STD
     for kind, unbiased in (("gaussian", False), ("udp", True)):
-        codec = HeatmapCodec(INPUT_SIZE, HEATMAP_SIZE, kind=kind)
+        codec = HeatmapCodec(Crop(INPUT_SIZE, unbiased=unbiased), HEATMAP_SIZE, kind=kind)
         for method in ("argmax", "dark"):
             got = codec.decode(post["heatmaps"], centres, sizes, method=method)
             expected = decode(post["heatmaps"], centres, sizes, method=method, unbiased=unbiased, blur_kernel=11)
             np.testing.assert_array_equal(got[0], expected[0])
-    assert HeatmapCodec((384, 288), (96, 72), sigma=3.0).blur_kernel == 17
-    assert HeatmapCodec(INPUT_SIZE, INPUT_SIZE, kind="tf_port").blur_kernel == 5
+    assert HeatmapCodec(Crop((384, 288)), (96, 72), sigma=3.0).blur_kernel == 17
+    assert HeatmapCodec(Crop(INPUT_SIZE), INPUT_SIZE, kind="tf_port").blur_kernel == 5
 
 
 def test_codec_rejects_bad_settings(post):
     with pytest.raises(ConfigError, match=r"kind must be one of \['gaussian', 'udp', 'tf_port'\], got 'dark'"):
-        HeatmapCodec(INPUT_SIZE, HEATMAP_SIZE, kind="dark")
+        HeatmapCodec(Crop(INPUT_SIZE), HEATMAP_SIZE, kind="dark")
     with pytest.raises(ConfigError, match="heatmap_size \\(64, 48\\) must equal input_size"):
-        HeatmapCodec(INPUT_SIZE, HEATMAP_SIZE, kind="tf_port")
+        HeatmapCodec(Crop(INPUT_SIZE), HEATMAP_SIZE, kind="tf_port")
     with pytest.raises(ConfigError, match="positive sigma"):
-        HeatmapCodec(INPUT_SIZE, HEATMAP_SIZE, sigma=0.0)
-    codec = HeatmapCodec((384, 288), (96, 72))
+        HeatmapCodec(Crop(INPUT_SIZE), HEATMAP_SIZE, sigma=0.0)
+    with pytest.raises(ConfigError, match="the udp codec needs the UDP crop geometry"):
+        HeatmapCodec(Crop(INPUT_SIZE), HEATMAP_SIZE, kind="udp")
+    with pytest.raises(ConfigError, match="the gaussian codec needs the official crop geometry"):
+        HeatmapCodec(Crop(INPUT_SIZE, unbiased=True), HEATMAP_SIZE)
+    codec = HeatmapCodec(Crop((384, 288)), (96, 72))
     with pytest.raises(ValueError, match=r"heatmaps are \(64, 48\), the codec expects \(96, 72\)"):
         codec.decode(post["heatmaps"], post["box_centers"], post["box_scales"] * PIXEL_STD)

@@ -71,7 +71,9 @@ def test_unknown_key_names_the_dotted_path_and_the_nearest_key(tmp_path):
     ("override", "message"),
     [
         ("train.epochs=1.5", r"train\.epochs: expected an integer, got 1\.5"),
-        ("train.amp=yes please", r"train\.amp: expected true or false"),
+        ("runtime.amp=yes please", r"runtime\.amp: expected true or false"),
+        ("train.device=cpu", r"config key 'train\.device' has moved: write it as 'runtime\.device'"),
+        ("model.pretrained=w.pth", r"config key 'model\.pretrained' has moved: write it as 'train\.pretrained'"),
         ("train.lr=fast", r"train\.lr: expected a number, got 'fast'"),
         ("model.input_size=[256]", r"model\.input_size: expected 2 values, got 1"),
         ("model.stages.1.num_channels=[8]", r"model\.stages\.1: num_channels has 1 entries but num_branches is 2"),

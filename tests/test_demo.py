@@ -18,7 +18,7 @@ def test_demo_writes_everything_it_promises(tmp_path):
             f"train.out_dir={tmp_path / 'runs'}",
             "train.epochs=1",
             "train.batch_size=8",
-            "data.num_workers=0",
+            "runtime.num_workers=0",
         ],
     )
     config = dataclasses.replace(config, model=tiny_model_config())

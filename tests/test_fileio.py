@@ -1,10 +1,13 @@
 """Atomic writes: whole files or none, with ordinary permissions."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 
-from hrnet.fileio import atomic_write, write_json_atomic, write_text_atomic
+from hrnet.errors import DataError
+from hrnet.fileio import atomic_write, read_json, write_json_atomic, write_text_atomic
 
 
 def test_whole_file_or_nothing(tmp_path):
@@ -39,3 +42,36 @@ def _current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def test_json_refuses_nan_and_names_the_file(tmp_path):
+    with pytest.raises(DataError, match=r"metrics\.json: not written: the data holds NaN or infinity"):
+        write_json_atomic(tmp_path / "metrics.json", {"AP": float("nan")})
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_read_json_names_the_file_and_what_it_should_be(tmp_path):
+    path = tmp_path / "boxes.json"
+    with pytest.raises(DataError, match=r"boxes\.json: cannot read the detection-results file"):
+        read_json(path, "detection-results file")
+    path.write_text('[{"bbox": [1, 2,')
+    with pytest.raises(DataError, match=r"boxes\.json: not valid JSON at line 1, column \d+ .*detection-results file"):
+        read_json(path, "detection-results file")
+    path.write_bytes(b'["\xff"]')
+    with pytest.raises(DataError, match=r"boxes\.json: the detection-results file is not UTF-8 JSON"):
+        read_json(path, "detection-results file")
+    path.write_text('{"a": [1, 2]}')
+    assert read_json(path) == {"a": [1, 2]}
+
+
+def test_importing_the_package_changes_no_process_state():
+    # A fresh interpreter: the umask and glibc's malloc settings are the process's own until a command asks.
+    code = (
+        "import os; os.umask(0o027)\n"
+        "import hrnet.cli, hrnet.inference, hrnet.engine.train, hrnet.fileio, hrnet.runtime\n"
+        "from hrnet.config import ExperimentConfig\n"
+        "from hrnet.inference import PoseEstimator\n"
+        "assert os.umask(0o027) == 0o027\n"
+        "assert hrnet.runtime._state is None, 'keep_freed_memory ran on import'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -38,7 +38,7 @@ def setup(datasets_dir, tmp_path_factory):
 
 def test_estimator_equals_the_evaluation_road(setup):
     config, _, weights, model = setup
-    evaluator = Evaluator(config, torch.device("cpu"), progress=False)
+    evaluator = Evaluator.from_config(config, torch.device("cpu"), progress=False)
     expected = evaluator.predict(model)
     estimator = PoseEstimator.from_config(config, weights, device="cpu", fast=False)
     records = evaluator.split.records

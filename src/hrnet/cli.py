@@ -1,7 +1,9 @@
 """The ``hrnet`` command: ``demo | train | eval | predict | export | info | bench | data``.
 
 Each subcommand parses its arguments here and calls one function of the package; errors of our own types are
-printed as one clear line (no traceback) with exit status 2.
+printed as one clear line (no traceback) with exit status 2. The commands that run a network first turn on the
+process-wide CPU setting of ``hrnet.runtime`` (freed memory kept for reuse; ``HRNET_KEEP_FREED_MEMORY=0`` turns it
+off): a command owns its process, library calls never change it.
 """
 
 from __future__ import annotations
@@ -91,18 +93,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from hrnet.engine.distributed import resolve_device
     from hrnet.engine.evaluate import Evaluator
-    from hrnet.models.checkpoint import load_weights
-    from hrnet.models.hrnet import build_model
+    from hrnet.models.checkpoint import load_model
+    from hrnet.runtime import resolve_device
 
     config = _experiment(args.config, args.set)
-    device = resolve_device(config.train.device)
-    model = build_model(config.model)
-    load_weights(model, args.weights)
-    model.to(device)
+    device = resolve_device(config.runtime.device)
+    model = load_model(config.model, args.weights, device)
     out = Path(args.out) if args.out else Path(config.train.out_dir) / config.train.name / "eval"
-    metrics = Evaluator(config, device, boxes=args.boxes).evaluate(model, out, draw=args.draw)
+    metrics = Evaluator.from_config(config, device, boxes=args.boxes).evaluate(model, out, draw=args.draw)
     summary = metrics.pop("summary", None)
     print(summary or "\n".join(f"{k:14s} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
     print(f"results in {out}")
@@ -117,7 +116,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     estimator = PoseEstimator.from_config(
         config,
         args.weights,
-        device=args.device or config.train.device,
+        device=args.device or config.runtime.device,
         backend=args.backend,
         fast=not args.plain,
         compile=args.compile,
@@ -182,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="synthetic data → train a small HRNet → evaluate → pictures (runs/demo/)")
     p.add_argument("--config", help="demo experiment (default: configs/demo.yaml)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=cmd_demo, runs_network=True)
 
     p = sub.add_parser("info", help="parameters, multiply-adds, sizes and branch widths of a network")
     p.add_argument("config", help=f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")
@@ -199,13 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=2.0, help="seconds per configuration in a round")
     p.add_argument("--compile", action="store_true", help="also time the fast path with torch.compile")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
-    p.set_defaults(func=cmd_bench)
+    p.set_defaults(func=cmd_bench, runs_network=True)
 
     p = sub.add_parser("train", help="train a network (torchrun --nproc_per_node=N -m hrnet train ... for DDP)")
     p.add_argument("config", help="experiment YAML file (or a model preset with the default COCO recipe)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last.safetensors")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, runs_network=True)
 
     p = sub.add_parser("eval", help="evaluate weights on the validation split (COCO AP/AR, PCKh for MPII)")
     p.add_argument("config", help="experiment YAML file")
@@ -214,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--draw", type=int, default=0, metavar="N", help="also draw N images: prediction | truth")
     p.add_argument("--out", help="output folder (default: <train.out_dir>/<train.name>/eval)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
-    p.set_defaults(func=cmd_eval)
+    p.set_defaults(func=cmd_eval, runs_network=True)
 
     p = sub.add_parser(
         "predict",
@@ -229,13 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--boxes", help="COCO detection-results JSON (default: the whole image is one person)")
     p.add_argument("--out", default="predictions", help="output folder (default: ./predictions)")
     p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: the config's train.device, 'auto')")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: the config's runtime.device, 'auto')")
     p.add_argument("--threshold", type=float, default=0.3, help="hide keypoints scoring below this in drawings")
     p.add_argument("--no-draw", action="store_true", help="write only the JSON results")
     p.add_argument("--plain", action="store_true", help="run the model as is (no BatchNorm folding)")
     p.add_argument("--compile", action="store_true", help="torch.compile the fast path (worth it for long runs)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
-    p.set_defaults(func=cmd_predict)
+    p.set_defaults(func=cmd_predict, runs_network=True)
 
     p = sub.add_parser("export", help="export to ONNX (dynamic batch), verified against ONNX Runtime")
     p.add_argument("--config", required=True, help="experiment YAML file or model preset")
@@ -270,6 +269,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
     )
+    if getattr(args, "runs_network", False):
+        from hrnet.runtime import keep_freed_memory
+
+        keep_freed_memory()
     try:
         return int(args.func(args))
     except HrnetError as err:

@@ -2,21 +2,21 @@
 
 Coordinate spaces:
 
-- *input-crop pixels*: the network input's pixel grid (after ``hrnet.data.transforms.warp_crop``);
+- *input-crop pixels*: the network input's pixel grid (after ``hrnet.crop.Crop.warp``);
 - *heatmap pixels*: the heatmap grid. The official geometry puts heatmap pixel ``i`` at input pixel
   ``i * stride`` with ``stride = input / heatmap`` per axis; UDP (Huang et al., CVPR 2020) at
   ``i * (input - 1) / (heatmap - 1)``;
-- *image pixels*: the original image, reached from heatmap pixels with the person's crop centre and size
-  (``hrnet.data.transforms.heatmap_to_image``).
+- *image pixels*: the original image, reached from heatmap pixels with the person's crop center and size
+  (``hrnet.crop.Crop.heatmap_to_image``).
 
 Encoders take one person's (K, 2) keypoints in input-crop pixels and (K,) COCO visibility and return (K, H, W)
 float32 heatmaps and (K,) float32 target weights. Decoders take (N, K, H, W) NumPy heatmaps and are vectorised over
-persons and keypoints. The flip test works on torch tensors on any device. ``HeatmapCodec`` bundles the settings.
+persons and keypoints. The flip test merges torch tensors on any device, before decoding. ``HeatmapCodec`` bundles
+the settings with the crop whose geometry maps keypoints back to the image.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,12 +25,10 @@ import cv2
 import numpy as np
 import torch
 
-from hrnet.config import DataConfig, ModelConfig
-from hrnet.data.transforms import heatmap_to_image
+from hrnet.config import DECODE_METHODS, TARGETS, DataConfig, ModelConfig
+from hrnet.crop import Crop, heatmap_to_image
 from hrnet.errors import ConfigError
 
-CODEC_KINDS = ("gaussian", "udp", "tf_port")
-DECODE_METHODS = ("argmax", "dark")
 # The TensorFlow port's target: a 3×3 Gaussian kernel with σ = 1 input pixel, normalised to sum 1.
 TF_PORT_SIGMA = 1.0
 TF_PORT_KERNEL = 3
@@ -170,10 +168,6 @@ def _window_gaussian(length: int, centre: np.ndarray, lower: np.ndarray, upper: 
 # ----------------------------------------------------------------------------------------------- decoding
 
 
-# Reads pixels of N × K maps: (N, K, J) flat pixel indices (y * W + x) into each map → (N, K, J) values.
-Reader = Callable[[np.ndarray], np.ndarray]
-
-
 def get_max_preds(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The peak of every heatmap, as the official ``get_max_preds``.
 
@@ -196,30 +190,19 @@ def get_max_preds(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return coords, maxvals
 
 
-def quarter_offset(heatmaps: np.ndarray, coords: np.ndarray) -> np.ndarray:
+def _quarter_offset(heatmaps: np.ndarray, coords: np.ndarray) -> np.ndarray:
     """Move each argmax a quarter pixel towards its higher neighbour, per axis (official ``POST_PROCESS``).
 
     Official rules reproduced: the offset applies only when ``1 < x < W - 1`` and ``1 < y < H - 1`` (so a peak in
     column 1 or row 1 is left alone although it has neighbours on both sides), and its sign is that of the
-    neighbour difference (0 when the neighbours are equal).
-
-    Args:
-        heatmaps: (N, K, H, W) heatmaps.
-        coords: (N, K, 2) integer argmax coordinates in heatmap pixels (from ``get_max_preds``).
-
-    Returns:
-        (N, K, 2) float32 coordinates in heatmap pixels.
+    neighbour difference (0 when the neighbours are equal). Takes (N, K, H, W) heatmaps and (N, K, 2) integer
+    argmax coordinates, returns (N, K, 2) float32 coordinates, all in heatmap pixels.
     """
-    _, _, height, width = _check_heatmaps(heatmaps)
-    return _quarter_offset(_array_reader(heatmaps), coords, height, width)
-
-
-def _quarter_offset(read: Reader, coords: np.ndarray, height: int, width: int) -> np.ndarray:
+    _, _, height, width = heatmaps.shape
     x = np.floor(coords[..., 0] + 0.5).astype(np.intp)
     y = np.floor(coords[..., 1] + 0.5).astype(np.intp)
     inside = (x > 1) & (x < width - 1) & (y > 1) & (y < height - 1)
-    around = [(1, 0), (-1, 0), (0, 1), (0, -1)]
-    at = _neighbours(read, np.where(inside, y * width + x, 0), width, height * width, around)
+    at = _neighbours(heatmaps, np.where(inside, y * width + x, 0), [(1, 0), (-1, 0), (0, 1), (0, -1)])
     diff = np.stack([at(1, 0) - at(-1, 0), at(0, 1) - at(0, -1)], axis=-1)
     return (coords + np.sign(diff).astype(np.float32) * np.float32(0.25) * inside[..., None]).astype(np.float32)
 
@@ -277,7 +260,7 @@ def dark_refine(heatmaps: np.ndarray, coords: np.ndarray, kernel: int = 11) -> n
     y = coords[..., 1].astype(np.intp)
     inside = (x > 1) & (x < width - 2) & (y > 1) & (y < height - 2)
     around = [(dx, dy) for dx in range(-2, 3) for dy in range(-2, 3) if abs(dx) + abs(dy) <= 2]
-    at = _neighbours(_array_reader(log_maps), np.where(inside, y * width + x, 0), width, height * width, around)
+    at = _neighbours(log_maps, np.where(inside, y * width + x, 0), around)
     dx = 0.5 * (at(1, 0) - at(-1, 0))
     dy = 0.5 * (at(0, 1) - at(0, -1))
     dxx = 0.25 * (at(2, 0) - 2 * at(0, 0) + at(-2, 0))
@@ -290,20 +273,17 @@ def dark_refine(heatmaps: np.ndarray, coords: np.ndarray, kernel: int = 11) -> n
     return coords + offset * solvable[..., None]
 
 
-def _array_reader(heatmaps: np.ndarray) -> Reader:
-    flat = heatmaps.reshape(*heatmaps.shape[:2], -1)
-    return lambda index: np.take_along_axis(flat, index, axis=-1)
-
-
 def _neighbours(
-    read: Reader, centre: np.ndarray, width: int, size: int, offsets: Sequence[tuple[int, int]]
+    heatmaps: np.ndarray, centre: np.ndarray, offsets: Sequence[tuple[int, int]]
 ) -> Callable[[int, int], np.ndarray]:
-    """``at(dx, dy)``: the (N, K) pixels ``centre + dy * width + dx`` of every map, for the ``offsets`` given (read
-    in one go). Indices are clipped into the ``size`` pixels of a map (callers mask out the keypoints whose
-    neighbourhood leaves it)."""
+    """``at(dx, dy)``: the (N, K) pixels ``centre + dy * W + dx`` of every (N, K, H, W) map, for the ``offsets``
+    given (read in one go). Indices are clipped into the map (callers mask out the keypoints whose neighbourhood
+    leaves it)."""
+    _, _, height, width = heatmaps.shape
     column = {offset: j for j, offset in enumerate(offsets)}
     steps = np.array([dy * width + dx for dx, dy in offsets])
-    values = read(np.clip(centre[..., None] + steps, 0, size - 1))
+    flat = heatmaps.reshape(*heatmaps.shape[:2], -1)
+    values = np.take_along_axis(flat, np.clip(centre[..., None] + steps, 0, height * width - 1), axis=-1)
     return lambda dx, dy: values[..., column[dx, dy]]
 
 
@@ -316,31 +296,23 @@ def decode(
     post_process: bool = True,
     unbiased: bool = False,
     blur_kernel: int = 11,
-    flipped: np.ndarray | None = None,
-    flip_index: Sequence[int] | None = None,
-    shift: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Keypoints in image pixels from heatmaps, for a batch of persons at once.
 
     ``method="argmax"`` is the official ``get_final_preds``: the argmax, with ``post_process`` the quarter-pixel
-    offset (``quarter_offset``), mapped back with the crop centre and size. ``method="dark"`` replaces the offset
-    by DARK's Taylor refinement (``dark_refine``; ``post_process`` is then ignored). ``unbiased=True`` maps back
-    with the UDP geometry, for heatmaps trained on UDP targets (``encode_udp``). Scores are the raw peak values.
-
-    With ``flipped`` (the flip test) the heatmaps decoded are ``merge_flip(heatmaps, flipped, flip_index,
-    shift)``; for "argmax" the merged maps are read only where needed (``flip_test_peaks``), with the same result.
+    offset, mapped back with the crop center and size. ``method="dark"`` replaces the offset by DARK's Taylor
+    refinement (``dark_refine``; ``post_process`` is then ignored). ``unbiased=True`` maps back with the UDP
+    geometry, for heatmaps trained on UDP targets (``encode_udp``). Scores are the raw peak values. For the flip
+    test, decode the merged heatmaps (``merge_flip``).
 
     Args:
         heatmaps: (N, K, H, W) heatmaps.
-        centers: (N, 2) crop centres, image pixels.
+        centers: (N, 2) crop centers, image pixels.
         sizes: (N, 2) crop sizes ``(w, h)``, image pixels (official ``scale × 200``).
         method: "argmax" or "dark".
         post_process: apply the quarter-pixel offset (argmax only).
         unbiased: UDP geometry.
         blur_kernel: DARK's blur size.
-        flipped: (N, K, H, W) heatmaps of the mirrored crops, as the network gave them, or None.
-        flip_index: the permutation ``KeypointSet.flip_index`` (with ``flipped``).
-        shift: the official one-pixel shift of the flip test (with ``flipped``; see ``merge_flip``).
 
     Returns:
         keypoints (N, K, 2) float32 in image pixels and scores (N, K) as the heatmaps' dtype.
@@ -352,22 +324,11 @@ def decode(
     sizes = np.asarray(sizes, dtype=np.float64)
     if centers.shape != (n, 2) or sizes.shape != (n, 2):
         raise ValueError(f"centers and sizes must be ({n}, 2) for {n} persons, got {centers.shape}, {sizes.shape}")
-    if flipped is not None and flip_index is None:
-        raise ValueError("decoding a flip test needs the keypoint set's flip_index")
-    merge = None if flipped is None or flip_index is None else _FlipMerge(heatmaps, flipped, flip_index, shift)
-    read: Reader
-    if merge is not None and method == "argmax":
-        coords, scores = _flip_peaks(merge)
-        read = merge.read
-    else:
-        if merge is not None:
-            heatmaps = merge.merged()  # DARK blurs whole maps
-        coords, scores = get_max_preds(heatmaps)
-        read = _array_reader(heatmaps)
+    coords, scores = get_max_preds(heatmaps)
     if method == "dark":
         refined: np.ndarray = dark_refine(heatmaps, coords, blur_kernel)
     elif post_process:
-        refined = _quarter_offset(read, coords, height, width)
+        refined = _quarter_offset(heatmaps, coords)
     else:
         refined = coords
     keypoints = heatmap_to_image(refined, centers, sizes, (height, width), unbiased=unbiased)
@@ -445,186 +406,46 @@ def merge_flip(
     return (heatmaps + back) * 0.5
 
 
-@dataclass(frozen=True)
-class _FlipLayout:
-    """Where each merged map of a flip test reads its inputs (fixed by the shapes, the flip index and the shift).
-
-    Merged map ``j`` of person ``i`` at row ``y``, column ``x`` is ``(heatmaps[i, j, y, x] + flipped[i, p[j], y,
-    s[x]]) / 2`` with ``p`` the flip index and ``s[x] = W - 1 - x``; with the one-pixel shift ``s[x] = W - x``,
-    and ``W - 1`` for column 0. Rows are grouped in bands of a few rows: the flip never moves a value to another
-    row, so a band of a merged map comes from the same band of its two inputs.
-    """
-
-    partner: np.ndarray  # (N·K,) the map of `flipped` (numbered i * K + j) that meets each merged map
-    source: np.ndarray  # (W,) the column of it that meets each column
-    band: int  # rows a band
-    bands: int  # bands a map
-
-    @staticmethod
-    @functools.lru_cache(maxsize=32)
-    def of(n: int, k: int, flip_index: tuple[int, ...], shift: bool, height: int, width: int) -> _FlipLayout:
-        columns = np.arange(width)
-        band = next(rows for rows in range(min(4, height), height + 1) if height % rows == 0)
-        return _FlipLayout(
-            partner=(np.arange(n)[:, None] * k + np.asarray(flip_index)[None, :]).reshape(-1),
-            source=np.where(columns == 0, width - 1, width - columns) if shift else width - 1 - columns,
-            band=band,
-            bands=height // band,
-        )
-
-
-class _FlipMerge:
-    """The flip test's merged heatmaps ``merge_flip(heatmaps, flipped)`` (see ``_FlipLayout``), read where
-    needed, never built whole. Values are computed with the same operations as ``merge_flip`` (add, then
-    halve), so they are bit for bit the same."""
-
-    def __init__(self, heatmaps: np.ndarray, flipped: np.ndarray, flip_index: Sequence[int], shift: bool):
-        n, k, height, width = _check_heatmaps(heatmaps)
-        _check_flip_inputs(flip_index, heatmaps.shape, flipped.shape)
-        dtype = np.result_type(heatmaps, flipped)
-        self.heatmaps = np.ascontiguousarray(heatmaps, dtype=dtype)
-        self.flipped = np.ascontiguousarray(flipped, dtype=dtype)
-        self.flip_index, self.shift = flip_index, shift
-        self.layout = _FlipLayout.of(n, k, tuple(flip_index), shift, height, width)
-        self.maps, self.width, self.size = n * k, width, height * width
-        self.half = dtype.type(0.5)
-
-    def merged(self) -> np.ndarray:
-        """(N, K, H, W) the merged heatmaps, built whole."""
-        tensors = torch.from_numpy(self.heatmaps), torch.from_numpy(self.flipped)
-        return merge_flip(*tensors, self.flip_index, shift=self.shift).numpy()
-
-    def read(self, index: np.ndarray) -> np.ndarray:
-        """(N, K, J) flat pixel indices ``y * W + x`` → (N, K, J) merged values (a ``Reader``)."""
-        index = index.reshape(self.maps, -1)
-        column = index % self.width
-        own = np.take(self.heatmaps, index + np.arange(0, self.maps * self.size, self.size)[:, None])
-        row_start = index - column + (self.layout.partner * self.size)[:, None]
-        mirrored = np.take(self.flipped, row_start + self.layout.source[column])
-        return ((own + mirrored) * self.half).reshape(*self.heatmaps.shape[:2], -1)
-
-    def band_bounds(self) -> np.ndarray:
-        """(N·K, bands) an upper bound of every band of every merged map: the merge of the two inputs' band
-        maxima (adding and halving are monotonic in floating point, so no merged value exceeds it). NaN
-        propagates."""
-        shape, length = (self.maps, self.layout.bands), self.layout.band * self.width
-        own = _band_max(self.heatmaps, length).reshape(shape)
-        mirrored = _band_max(self.flipped, length).reshape(shape)[self.layout.partner]
-        return (own + mirrored) * self.half
-
-    def merged_bands(self, maps: np.ndarray, bands: np.ndarray) -> np.ndarray:
-        """Map numbers (``i * K + j``) and bands, arrays that broadcast to a shape S → (*S, band rows × W) those
-        bands of the merged maps, row-major."""
-        layout, length = self.layout, self.layout.band * self.width
-        rows = maps * layout.bands + bands
-        own = self.heatmaps.reshape(-1, length)[rows].reshape(-1, self.width)
-        mirrored = self.flipped.reshape(-1, length)[layout.partner[maps] * layout.bands + bands]
-        back = cv2.flip(mirrored.reshape(-1, self.width), 1)
-        if self.shift:
-            own[:, 1:] += back[:, :-1]
-            own[:, :1] += back[:, :1]
-        else:
-            own += back
-        own *= self.half
-        return own.reshape(*rows.shape, length)
-
-
-def _band_max(maps: np.ndarray, length: int) -> np.ndarray:
-    """The maximum of each run of ``length`` values of the array, in memory order (PyTorch reduces short
-    contiguous runs several times faster than NumPy)."""
-    if not maps.flags.writeable:
-        maps = maps.copy()  # torch.from_numpy warns on read-only arrays
-    return torch.from_numpy(maps).view(-1, length).amax(dim=1).numpy()
-
-
-def flip_test_peaks(
-    heatmaps: np.ndarray, flipped: np.ndarray, flip_index: Sequence[int], shift: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """``get_max_preds(merge_flip(heatmaps, flipped, flip_index, shift))`` without building the merged maps.
-
-    The rows of every map are grouped in bands of a few rows (4 for 64-row maps). Each band of a merged map is
-    bounded from above by the merge of the same band's maxima in the two inputs (one fast pass over each input).
-    The band with the highest bound is merged exactly; its peak is a lower bound of the map's maximum, and only
-    the bands whose bound reaches it are merged too — for peaked heatmaps, a second band for about one map in four.
-    The result is the same as merging everything, ties included (the first maximum in row-major order wins);
-    maps with non-finite values, or so flat that most bands would have to be merged, are merged whole.
-
-    Args:
-        heatmaps: (N, K, H, W) heatmaps of the input.
-        flipped: (N, K, H, W) heatmaps of the horizontally mirrored input, as the network gave them.
-        flip_index: the permutation ``KeypointSet.flip_index``.
-        shift: the official one-pixel shift of the mirrored heatmaps (see ``merge_flip``).
-
-    Returns:
-        coordinates (N, K, 2) ``(x, y)`` float32 in heatmap pixels and peak values (N, K), as ``get_max_preds``.
-    """
-    return _flip_peaks(_FlipMerge(heatmaps, flipped, flip_index, shift))
-
-
-def _flip_peaks(merge: _FlipMerge) -> tuple[np.ndarray, np.ndarray]:
-    n, k, _, width = merge.heatmaps.shape
-    length = merge.layout.band * width  # pixels a band
-    bounds = merge.band_bounds()
-    if not np.isfinite(bounds).all():
-        return get_max_preds(merge.merged())
-    maps = np.arange(merge.maps)
-    top = bounds.argmax(axis=1)
-    values = merge.merged_bands(maps, top)
-    inside = values.argmax(axis=1)
-    best = values[maps, inside]
-    first = top * length + inside  # flat index of the map's first maximum so far
-    others = bounds >= best[:, None]
-    others[maps, top] = False
-    more_maps, more_bands = np.nonzero(others)
-    if len(more_maps) > merge.maps:  # flat maps: merging whole is faster than band by band
-        return get_max_preds(merge.merged())
-    if len(more_maps):
-        values = merge.merged_bands(more_maps, more_bands)
-        inside = values.argmax(axis=1)
-        value = values[np.arange(len(more_maps)), inside]
-        index = more_bands * length + inside
-        # per map, the best of its other bands (highest value, then first in row-major order) ...
-        order = np.lexsort((index, -value, more_maps))
-        winners = order[np.unique(more_maps[order], return_index=True)[1]]
-        where, value, index = more_maps[winners], value[winners], index[winners]
-        # ... replaces the first band's peak where it is higher, or as high and earlier
-        better = (value > best[where]) | ((value == best[where]) & (index < first[where]))
-        best[where[better]], first[where[better]] = value[better], index[better]
-    coords = np.stack([first % width, first // width], axis=-1).astype(np.float32).reshape(n, k, 2)
-    best = best.reshape(n, k)
-    coords *= (best > 0)[..., None]
-    return coords, best
-
-
 # ----------------------------------------------------------------------------------------------- front door
 
 
 @dataclass(frozen=True)
 class HeatmapCodec:
-    """One heatmap convention: how targets are made and how predictions are read back.
+    """One heatmap convention: how targets are made and how predictions are read back to the image.
 
-    ``kind`` is "gaussian" (official), "udp" (Huang et al. 2020) or "tf_port" (full-resolution normalised 3×3
-    targets; ``heatmap_size`` must equal ``input_size`` and ``sigma`` is fixed at the port's 1 pixel).
+    ``kind`` is "gaussian" (official), "udp" (Huang et al. 2020; needs the crop's UDP geometry) or "tf_port"
+    (full-resolution normalised 3×3 targets; ``heatmap_size`` must equal the input size and ``sigma`` is fixed at
+    the port's 1 pixel). ``crop`` maps keypoints between the image and the input crop.
     """
 
-    input_size: tuple[int, int]  # (height, width) of the input crop
+    crop: Crop  # the crop the heatmaps were predicted for: input size and geometry
     heatmap_size: tuple[int, int]  # (height, width) of the heatmaps
     sigma: float = 2.0  # Gaussian std in heatmap pixels ("gaussian", "udp")
     kind: str = "gaussian"
 
     def __post_init__(self) -> None:
-        if self.kind not in CODEC_KINDS:
-            raise ConfigError(f"heatmap codec kind must be one of {list(CODEC_KINDS)}, got {self.kind!r}")
-        if min(*self.input_size, *self.heatmap_size) < 2 or self.sigma <= 0:
+        if self.kind not in TARGETS:
+            raise ConfigError(f"heatmap codec kind must be one of {list(TARGETS)}, got {self.kind!r}")
+        if min(self.heatmap_size) < 2 or self.sigma <= 0:
             raise ConfigError(
-                f"heatmap codec needs sizes of at least 2 pixels and a positive sigma, got input {self.input_size}, "
-                f"heatmap {self.heatmap_size}, sigma {self.sigma}"
+                f"heatmap codec needs heatmaps of at least 2 pixels and a positive sigma, got heatmap "
+                f"{self.heatmap_size}, sigma {self.sigma}"
             )
         if self.kind == "tf_port" and tuple(self.heatmap_size) != tuple(self.input_size):
             raise ConfigError(
                 f"the tf_port codec makes targets at input resolution: heatmap_size {self.heatmap_size} must equal "
                 f"input_size {self.input_size}"
             )
+        if (self.kind == "udp") != self.crop.unbiased:
+            raise ConfigError(
+                f"the {self.kind} codec needs the {'UDP' if self.kind == 'udp' else 'official'} crop geometry: "
+                f"build the crop with unbiased={self.kind == 'udp'}"
+            )
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) of the input crop."""
+        return self.crop.input_size
 
     @property
     def blur_kernel(self) -> int:
@@ -648,12 +469,9 @@ class HeatmapCodec:
         sizes: np.ndarray,
         method: str = "argmax",
         post_process: bool = True,
-        flipped: np.ndarray | None = None,
-        flip_index: Sequence[int] | None = None,
-        shift: bool = True,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(N, K, H, W) heatmaps and (N, 2) crop centres and sizes in image pixels → keypoints (N, K, 2) float32
-        in image pixels and scores (N, K); with ``flipped`` those of the flip test; see ``decode``."""
+        """(N, K, H, W) heatmaps (flip test: merged first) and (N, 2) crop centers and sizes in image pixels →
+        keypoints (N, K, 2) float32 in image pixels and scores (N, K); see ``decode``."""
         if tuple(heatmaps.shape[-2:]) != tuple(self.heatmap_size):
             raise ValueError(f"heatmaps are {tuple(heatmaps.shape[-2:])}, the codec expects {self.heatmap_size}")
         return decode(
@@ -662,15 +480,14 @@ class HeatmapCodec:
             sizes,
             method=method,
             post_process=post_process,
-            unbiased=self.kind == "udp",
+            unbiased=self.crop.unbiased,
             blur_kernel=self.blur_kernel,
-            flipped=flipped,
-            flip_index=flip_index,
-            shift=shift,
         )
 
 
-def codec_from_config(model: ModelConfig, data: DataConfig) -> HeatmapCodec:
-    """The codec of an experiment: the model's input and heatmap sizes, the data's target kind and σ."""
+def codec_from_config(model: ModelConfig, data: DataConfig, *, float32_regions: bool = True) -> HeatmapCodec:
+    """The codec of an experiment: its crop (``Crop.from_config``), the model's heatmap size, the data's target
+    kind and σ."""
     sigma = TF_PORT_SIGMA if data.target == "tf_port" else data.sigma
-    return HeatmapCodec(model.input_size, model.heatmap_size, sigma, data.target)
+    crop = Crop.from_config(model, data, float32_regions=float32_regions)
+    return HeatmapCodec(crop, model.heatmap_size, sigma, data.target)

@@ -1,6 +1,6 @@
 """Typed experiment config: frozen dataclasses, loaded from YAML, overridable with ``--set a.b=c``.
 
-One tree: ``ExperimentConfig(model, data, train, test)``. Every default is the official recipe for COCO
+One tree: ``ExperimentConfig(model, data, train, test, runtime)``. Every default is the official recipe for COCO
 W32 256×192 (leoxiaobin/deep-high-resolution-net.pytorch, ``experiments/coco/hrnet/w32_256x192_adam_lr1e-3.yaml``)
 and says why beside it. The loader rejects an unknown key with its dotted path and the nearest valid key, checks
 every value's type and the invariants (``len(num_channels) == num_branches``), and never executes anything.
@@ -22,8 +22,22 @@ import yaml
 
 from hrnet.errors import ConfigError
 
+# Every set of allowed values, defined here once; the modules that act on them import these.
 BLOCK_TYPES = ("basic", "bottleneck")
 MODEL_VARIANTS = ("hrnet", "tf_port")
+DATA_FORMATS = ("coco", "aic_raw", "mpii")  # hrnet.data.sources.FORMATS has one entry each
+TARGETS = ("gaussian", "udp", "tf_port")  # hrnet.codec.HeatmapCodec kinds
+DECODE_METHODS = ("argmax", "dark")
+LOSSES = ("mse", "ohkm", "sum_squared")  # hrnet.engine.loss.HeatmapLoss kinds
+OPTIMIZERS = ("adam", "sgd")
+# Keys that moved to another section: a config that still uses the old place gets told where to.
+MOVED_KEYS = {
+    "train.device": "runtime.device",
+    "train.amp": "runtime.amp",
+    "train.channels_last": "runtime.channels_last",
+    "data.num_workers": "runtime.num_workers",
+    "model.pretrained": "train.pretrained",
+}
 
 
 @dataclass(frozen=True)
@@ -73,7 +87,6 @@ class ModelConfig:
     input_size: tuple[int, int] = (256, 192)  # (height, width) of the crop, official COCO W32 recipe
     stages: tuple[StageConfig, ...] = field(default_factory=lambda: hrnet_stages(32))  # HRNet-W32
     final_conv_kernel: int = 1  # official FINAL_CONV_KERNEL: the 1×1 heatmap head
-    pretrained: str = ""  # weights to start training from (ours or an official/MMPose .pth); "" = random init
 
     def __post_init__(self) -> None:
         if self.variant not in MODEL_VARIANTS:
@@ -150,17 +163,14 @@ class DataConfig:
     target: str = "gaussian"  # heatmap target: "gaussian" (official), "udp" (Huang et al. 2020), "tf_port"
     sigma: float = 2.0  # official SIGMA: Gaussian std in heatmap pixels
     skip_bad_images: bool = True  # in training, skip and count unreadable images; False makes them an error
-    num_workers: int = 4  # DataLoader worker processes per training process
 
     def __post_init__(self) -> None:
-        _check_choice("format", self.format, ("coco", "aic_raw", "mpii"))
-        _check_choice("target", self.target, ("gaussian", "udp", "tf_port"))
+        _check_choice("format", self.format, DATA_FORMATS)
+        _check_choice("target", self.target, TARGETS)
         if self.box_padding <= 0 or self.sigma <= 0:
             raise ConfigError("box_padding and sigma must be positive")
         if not 0.0 <= self.flip_prob <= 1.0 or not 0.0 <= self.rotation_prob <= 1.0:
             raise ConfigError("flip_prob and rotation_prob are probabilities in [0, 1]")
-        if self.num_workers < 0:
-            raise ConfigError(f"num_workers must be ≥ 0, got {self.num_workers}")
 
 
 @dataclass(frozen=True)
@@ -185,19 +195,17 @@ class TrainConfig:
     # the TF port's sum of squared differences over the batch (for its sum-normalised heatmaps).
     loss: str = "mse"
     ohkm_topk: int = 8  # keypoints kept per sample by "ohkm" (official TOPK)
-    amp: bool = True  # mixed precision, on CUDA only
-    channels_last: bool = True  # NHWC memory format, on CUDA only
+    pretrained: str = ""  # weights to start from (ours or an official/MMPose .pth, head skipped); "" = random init
     grad_clip: float = 0.0  # max gradient norm; 0 disables clipping
     sync_bn: bool = False  # SyncBatchNorm across processes (DDP only)
     seed: int = 0  # every random draw (init, shuffling, augmentation) derives from this
-    device: str = "auto"  # "auto" = CUDA when available, else CPU; or "cpu", "cuda", "cuda:1"
     checkpoint_every: int = 0  # also save a resumable checkpoint every N steps mid-epoch; 0 = epoch end only
     val_every: int = 1  # validate every N epochs (and always after the last)
     max_steps_per_epoch: int = 0  # cap the steps of an epoch (quick runs); 0 = the whole data set
 
     def __post_init__(self) -> None:
-        _check_choice("optimizer", self.optimizer, ("adam", "sgd"))
-        _check_choice("loss", self.loss, ("mse", "ohkm", "sum_squared"))
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("loss", self.loss, LOSSES)
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ConfigError("epochs, batch_size and lr must be positive")
         if list(self.lr_steps) != sorted(self.lr_steps):
@@ -225,9 +233,26 @@ class TestConfig:
     pck_threshold: float = 0.5  # PCKh threshold (fraction of head size) for MPII
 
     def __post_init__(self) -> None:
-        _check_choice("decode", self.decode, ("argmax", "dark"))
+        _check_choice("decode", self.decode, DECODE_METHODS)
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be ≥ 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Where and how networks run, for training, evaluation and prediction alike (not part of what defines a run:
+    a run resumes on another device)."""
+
+    device: str = "auto"  # "auto" = CUDA when available (LOCAL_RANK picks the GPU), else CPU; or "cpu", "cuda:1"
+    amp: bool = True  # mixed precision (bf16 where supported, else fp16 with loss scaling), on CUDA only
+    channels_last: bool = True  # NHWC memory format in training, on CUDA only (faster convolutions there)
+    num_workers: int = 4  # DataLoader worker processes per process, for training and evaluation
+
+    def __post_init__(self) -> None:
+        if self.num_workers < 0:
+            raise ConfigError(f"num_workers must be ≥ 0, got {self.num_workers}")
+        if not self.device.strip():
+            raise ConfigError('device must be "auto", "cpu", "cuda" or "cuda:N", got an empty string')
 
 
 @dataclass(frozen=True)
@@ -238,6 +263,7 @@ class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     test: TestConfig = field(default_factory=TestConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def __post_init__(self) -> None:
         if self.data.target == "tf_port" and self.model.variant != "tf_port":
@@ -264,6 +290,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any], path: str = "") -> T:
     for key, value in data.items():
         dotted = f"{path}.{key}" if path else str(key)
         if key not in fields:
+            if dotted in MOVED_KEYS:
+                raise ConfigError(f"config key {dotted!r} has moved: write it as {MOVED_KEYS[dotted]!r}")
             near = difflib.get_close_matches(str(key), sorted(fields), n=1)
             hint = f"; did you mean {_join(path, near[0])!r}?" if near else f"; valid keys: {sorted(fields)}"
             raise ConfigError(f"unknown config key {dotted!r}{hint}")
@@ -378,7 +406,9 @@ def load_config(
         except yaml.YAMLError as err:
             raise ConfigError(f"{path}: not valid YAML: {err}") from None
         if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping of sections (model, data, train, test)")
+            raise ConfigError(
+                f"{path}: the top level must be a mapping of sections (model, data, train, test, runtime)"
+            )
         _merge(data, loaded)
     apply_overrides(data, overrides)
     try:

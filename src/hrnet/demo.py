@@ -16,12 +16,11 @@ from typing import Any
 
 from hrnet.config import ExperimentConfig
 from hrnet.data.synthetic import GENERATOR_VERSION, write_synthetic
-from hrnet.engine.distributed import resolve_device
 from hrnet.engine.evaluate import Evaluator, draw_predictions, score_predictions
 from hrnet.engine.train import BEST, LAST, train
 from hrnet.fileio import write_json_atomic
-from hrnet.models.checkpoint import load_weights
-from hrnet.models.hrnet import build_model
+from hrnet.models.checkpoint import load_model
+from hrnet.runtime import resolve_device
 from hrnet.visualize import image_grid, write_image
 
 log = logging.getLogger(__name__)
@@ -57,13 +56,11 @@ def run_demo(
     for stale in (run_dir / LAST, run_dir / BEST):  # the demo always trains from scratch
         stale.unlink(missing_ok=True)
     result = train(config, progress=progress)
-    device = resolve_device(config.train.device)
-    model = build_model(config.model)
-    load_weights(model, run_dir / BEST)
-    model.to(device)
-    evaluator = Evaluator(config, device, progress=progress)
+    device = resolve_device(config.runtime.device)
+    model = load_model(config.model, run_dir / BEST, device)
+    evaluator = Evaluator.from_config(config, device, progress=progress)
     predictions = evaluator.predict(model)
-    metrics = score_predictions(predictions, evaluator.split, config, run_dir)
+    metrics = score_predictions(predictions, evaluator.split, config.test, run_dir)
     summary = metrics.pop("summary", "")
     metrics["epochs"] = len(result.history)
     metrics["minutes"] = round((time.perf_counter() - start) / 60, 2)

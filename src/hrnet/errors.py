@@ -23,3 +23,7 @@ class CheckpointError(HrnetError):
 
 class TrainingError(HrnetError):
     """Training cannot go on (for example the loss became non-finite)."""
+
+
+class ExportError(HrnetError):
+    """An exported graph does not reproduce the PyTorch network."""

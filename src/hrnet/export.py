@@ -24,8 +24,9 @@ import torch
 from torch import nn
 
 from hrnet.config import ExperimentConfig, ModelConfig
-from hrnet.errors import ConfigError, HrnetError
+from hrnet.errors import ConfigError, ExportError
 from hrnet.fileio import atomic_path
+from hrnet.models.checkpoint import load_model
 from hrnet.models.fuse import fold_batchnorm
 
 log = logging.getLogger(__name__)
@@ -33,10 +34,6 @@ log = logging.getLogger(__name__)
 OPSET = 17
 TOLERANCE = 1e-4  # of the largest |output|: fp32 reordering (folding, ORT's kernels) stays below 1e-5 of it
 CHECK_BATCH = 2  # the check runs a batch other than 1, so a batch axis frozen to 1 fails it
-
-
-class ExportError(HrnetError):
-    """The exported graph does not reproduce the PyTorch network."""
 
 
 def _optional(name: str) -> ModuleType:
@@ -112,14 +109,8 @@ def export_from_config(
 ) -> Path:
     """Build the config's network, load ``weights`` (any format ``load_weights`` reads; None keeps the random
     initialisation) and export it at the config's input size. ``kwargs`` go to ``export_onnx``."""
-    from hrnet.models.checkpoint import load_weights
-    from hrnet.models.hrnet import build_model
-
     model_config = config.model if isinstance(config, ExperimentConfig) else config
-    model = build_model(model_config)
-    if weights is not None:
-        load_weights(model, weights)
-    return export_onnx(model, out, model_config.input_size, **kwargs)
+    return export_onnx(load_model(model_config, weights), out, model_config.input_size, **kwargs)
 
 
 class OnnxRunner:

@@ -1,4 +1,5 @@
-"""Files that appear whole or not at all: write to a temporary name in the same folder, then rename.
+"""Files that appear whole or not at all (write to a temporary name in the same folder, then rename), and JSON
+files read with one clear error for every way they can be broken.
 
 A reader (or a resumed run after a kill) never sees a half-written checkpoint, results file or picture.
 """
@@ -13,9 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-# The process's umask, read once (os.umask can only be read by setting it).
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
+from hrnet.errors import DataError
 
 
 @contextmanager
@@ -26,9 +25,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}"
     try:
+        # The mode any new file gets here (0o666 less the umask, which os.umask could only read by changing it
+        # for the whole process): some writers (safetensors) create private 0o600 files; the result gets this.
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        mode = os.stat(tmp).st_mode & 0o777
         yield tmp
-        # Some writers (safetensors) create private 0o600 files: give it the mode any new file would get.
-        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -52,5 +54,35 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     atomic_write(path, write)
 
 
+def json_text(obj: Any, where: str | Path, indent: int | None = None) -> str:
+    """``obj`` as JSON text; NaN and infinity (not JSON) are refused with a ``DataError`` naming ``where``."""
+    try:
+        return json.dumps(obj, indent=indent, allow_nan=False)
+    except ValueError as err:
+        raise DataError(
+            f"{where}: not written: the data holds NaN or infinity, which JSON cannot carry ({err})"
+        ) from None
+
+
 def write_json_atomic(path: str | Path, obj: Any, indent: int | None = 1) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=indent) + "\n")
+    """Write ``obj`` as JSON, atomically (see ``json_text`` for what is refused)."""
+    write_text_atomic(path, json_text(obj, path, indent) + "\n")
+
+
+def read_json(path: str | Path, what: str = "JSON file") -> Any:
+    """The parsed JSON of ``path``; a ``DataError`` naming the file and ``what`` it should be (e.g. "annotation
+    file") when it cannot be read or is not valid UTF-8 JSON."""
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except OSError as err:
+        raise DataError(f"{path}: cannot read the {what} ({err.strerror or err})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(
+            f"{path}: not valid JSON at line {err.lineno}, column {err.colno} ({err.msg}); the {what} may be "
+            "truncated: write or download it again"
+        ) from None
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: the {what} is not UTF-8 JSON ({err.reason})") from None

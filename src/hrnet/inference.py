@@ -1,7 +1,11 @@
 """Pose estimation on your own images: ``PoseEstimator`` (Python) behind ``hrnet predict`` (command line).
 
-Top-down, as in training and evaluation: each person box is cropped by the same affine warp, the network (or an
-ONNX Runtime session) predicts heatmaps, the flip test and the codec turn them into keypoints in image pixels.
+Top-down, as in training and evaluation: each person box is cropped by the codec's crop (``hrnet.crop.Crop``),
+the network (or an ONNX Runtime session) predicts heatmaps, the flip test and the codec turn them into keypoints
+in image pixels.
+
+Nothing here changes process-wide state; for the CPU speed of ``hrnet predict``, call
+``hrnet.runtime.keep_freed_memory()`` once at start-up (see there for its price).
 """
 
 from __future__ import annotations
@@ -16,13 +20,11 @@ import torch
 
 from hrnet.codec import HeatmapCodec, codec_from_config, merge_flip
 from hrnet.config import ExperimentConfig, TestConfig, load_config
-from hrnet.data.dataset import normalize
 from hrnet.data.images import read_image
-from hrnet.data.transforms import box_to_center_size, warp_crop
-from hrnet.engine.distributed import resolve_device
 from hrnet.errors import ConfigError, DataError
 from hrnet.keypoints import BUILTIN, KeypointSet, get_keypoint_set
 from hrnet.metrics.nms import rescore
+from hrnet.runtime import resolve_device
 
 HeatmapFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -38,24 +40,14 @@ def predict_keypoints(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(N, 3, H, W) normalised crops → keypoints (N, K, 2) in image pixels and scores (N, K), as the official
     test: with ``test.flip_test`` the mirrored crops' heatmaps are flipped back (shifted one pixel when
-    ``test.shift_heatmap``) and averaged, then decoded by ``test.decode``.
-
-    On a GPU the flip test is merged there (``codec.merge_flip``) and one set of heatmaps comes back; on the CPU
-    both sets go to the decoder, which reads the merged maps only where it needs them (``codec.flip_test_peaks``).
+    ``test.shift_heatmap``) and averaged on the model's device (``codec.merge_flip``), then decoded by
+    ``test.decode``.
     """
     heatmaps = model(images)
-    flipped = model(images.flip(3)) if test.flip_test else None
-    if flipped is not None and heatmaps.device.type != "cpu":
-        heatmaps, flipped = merge_flip(heatmaps, flipped, flip_index, shift=test.shift_heatmap), None
+    if test.flip_test:
+        heatmaps = merge_flip(heatmaps, model(images.flip(3)), flip_index, shift=test.shift_heatmap)
     return codec.decode(
-        heatmaps.float().numpy(force=True),
-        centers,
-        sizes,
-        method=test.decode,
-        post_process=test.post_process,
-        flipped=None if flipped is None else flipped.float().numpy(force=True),
-        flip_index=flip_index,
-        shift=test.shift_heatmap,
+        heatmaps.float().numpy(force=True), centers, sizes, method=test.decode, post_process=test.post_process
     )
 
 
@@ -93,14 +85,12 @@ class PoseEstimator:
         test: TestConfig,
         *,
         device: torch.device | str = "cpu",
-        box_padding: float = 1.25,
     ):
         self.model = model
         self.codec = codec
         self.keypoint_set = keypoint_set
         self.test = test
         self.device = torch.device(device)
-        self.box_padding = box_padding
 
     @classmethod
     def from_config(
@@ -117,11 +107,12 @@ class PoseEstimator:
         """An estimator for an experiment config (or its YAML path) and weights.
 
         ``weights``: our ``.safetensors`` (training checkpoints too), official or MMPose ``.pth`` files, or with
-        ``backend="onnxruntime"`` an ``.onnx`` file from ``hrnet export``. ``fast`` folds BatchNorm into the
-        convolutions, runs channels-last and reuses freed memory (``models.fuse.prepare_for_inference``; same
-        outputs within 1e-4); ``compile`` adds ``torch.compile`` to it (about 1.07× more on a CPU; the first call of
-        each batch size compiles for 10-15 s and needs a C++ compiler). ``keypoint_set`` is needed when the config
-        builds its set from annotation files (``data.keypoint_set: from_annotations``).
+        ``backend="onnxruntime"`` an ``.onnx`` file from ``hrnet export``. ``device`` "auto" picks a GPU when
+        there is one. ``fast`` folds BatchNorm into the convolutions and runs channels-last
+        (``models.fuse.prepare_for_inference``; same outputs within 1e-4); ``compile`` adds ``torch.compile`` to
+        it (about 1.07× more on a CPU; the first call of each batch size compiles for 10-15 s and needs a C++
+        compiler). ``keypoint_set`` is needed when the config builds its set from annotation files
+        (``data.keypoint_set: from_annotations``).
         """
         if not isinstance(config, ExperimentConfig):
             config = load_config(config)
@@ -136,21 +127,18 @@ class PoseEstimator:
             from hrnet.export import OnnxRunner
 
             runner = OnnxRunner(weights)
-            return cls(_numpy_model(runner), codec, keypoint_set, config.test, box_padding=config.data.box_padding)
+            return cls(_numpy_model(runner), codec, keypoint_set, config.test)
         if backend != "torch":
             raise ConfigError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
-        from hrnet.models.checkpoint import load_weights
-        from hrnet.models.hrnet import build_model
+        from hrnet.models.checkpoint import load_model
 
         torch_device = resolve_device(device)
-        module = build_model(config.model)
-        load_weights(module, weights)
-        module.eval().to(torch_device)
+        module = load_model(config.model, weights, torch_device)
         if fast:
             from hrnet.models.fuse import prepare_for_inference
 
             module = prepare_for_inference(module, channels_last=True, compile=compile)
-        return cls(module, codec, keypoint_set, config.test, device=torch_device, box_padding=config.data.box_padding)
+        return cls(module, codec, keypoint_set, config.test, device=torch_device)
 
     def __call__(
         self,
@@ -193,7 +181,7 @@ class PoseEstimator:
         if not owner:
             return results
         box_array = np.concatenate(all_boxes)
-        centers, sizes = box_to_center_size(box_array, self.codec.input_size, self.box_padding)
+        centers, sizes = self.codec.crop.regions(box_array)
         keypoints, scores = self._keypoints([arrays[i] for i in owner], centers, sizes)
         person_scores = rescore(np.concatenate(all_scores), scores, self.test.in_vis_threshold)
         for p, i in enumerate(owner):
@@ -204,17 +192,13 @@ class PoseEstimator:
     def _keypoints(
         self, images: list[np.ndarray], centers: np.ndarray, sizes: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        unbiased = self.codec.kind == "udp"
+        crop = self.codec.crop
         out_k, out_s = [], []
         size = self.test.batch_size
         for start in range(0, len(images), size):
             chunk = range(start, min(start + size, len(images)))
-            crops = torch.stack(
-                [
-                    normalize(warp_crop(images[p], centers[p], sizes[p], 0.0, self.codec.input_size, unbiased))
-                    for p in chunk
-                ]
-            ).to(self.device)
+            crops = torch.stack([crop.to_tensor(crop.warp(images[p], centers[p], sizes[p])) for p in chunk])
+            crops = crops.to(self.device)
             k, s = predict_keypoints(
                 self.model,
                 crops,

@@ -8,7 +8,6 @@ the box) and ``<stem>.jpg`` with the skeletons; per video ``<stem>.jsonl`` (one 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,10 +19,10 @@ import numpy as np
 from tqdm import tqdm
 
 from hrnet.data.images import read_image
-from hrnet.data.records import load_json
 from hrnet.errors import DataError, HrnetError
-from hrnet.fileio import atomic_path, write_json_atomic, write_text_atomic
+from hrnet.fileio import atomic_path, json_text, read_json, write_json_atomic, write_text_atomic
 from hrnet.inference import PersonPose, PoseEstimator
+from hrnet.metrics.coco import keypoint_results
 from hrnet.visualize import draw_poses, write_image
 
 log = logging.getLogger(__name__)
@@ -57,7 +56,7 @@ class DetectionBoxes:
     image 785; other names match an ``image_id`` equal to the file name or its stem)."""
 
     def __init__(self, path: str | Path, score_threshold: float = 0.0, category_id: int = 1):
-        entries = load_json(path)
+        entries = read_json(path, "detection-results file")
         if not isinstance(entries, list):
             raise DataError(f"{path}: a detection-results file is a JSON list of {{image_id, bbox, score}}")
         self.boxes: dict[Any, list[tuple[list[float], float]]] = {}
@@ -82,21 +81,16 @@ class DetectionBoxes:
 
 
 def person_results(persons: Sequence[PersonPose], image_id: Any) -> list[dict[str, Any]]:
-    """COCO keypoint results (with the box) for the persons of one image."""
-    return [
-        {
-            "image_id": image_id,
-            "category_id": 1,
-            "keypoints": np.concatenate([p.keypoints, p.scores[:, None]], axis=1)
-            .astype(np.float64)
-            .round(3)
-            .reshape(-1)
-            .tolist(),
-            "score": round(p.score, 4),
-            "bbox": np.asarray(p.box, dtype=np.float64).round(2).tolist(),
-        }
-        for p in persons
-    ]
+    """COCO keypoint results (with the box) for the persons of one image, rounded to what a pixel needs."""
+    if not persons:
+        return []
+    keypoints = np.stack([np.concatenate([p.keypoints, p.scores[:, None]], axis=1) for p in persons])
+    return keypoint_results(
+        [image_id] * len(persons),
+        keypoints.astype(np.float64).round(3),
+        np.array([p.score for p in persons]).round(4),
+        boxes=np.stack([p.box for p in persons]).astype(np.float64).round(2),
+    )
 
 
 def _draw(estimator: PoseEstimator, image: np.ndarray, persons: Sequence[PersonPose], threshold: float) -> np.ndarray:
@@ -182,7 +176,7 @@ def _predict_video(
                     break
                 frame = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
                 persons = estimator(frame)
-                lines.append(json.dumps({"frame": i, "persons": person_results(persons, i)}))
+                lines.append(json_text({"frame": i, "persons": person_results(persons, i)}, f"{jsonl}, frame {i}"))
                 if tmp is not None:
                     if writer is None:
                         height, width = frame.shape[:2]

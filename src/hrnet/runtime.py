@@ -1,4 +1,9 @@
-"""Process-wide settings that make PyTorch fast on the CPU: freed memory kept by the process for reuse.
+"""Where networks run (``resolve_device``) and the one process-wide setting that makes PyTorch fast on the CPU:
+freed memory kept by the process for reuse (``keep_freed_memory``).
+
+Library code never calls ``keep_freed_memory`` by itself: it changes the allocator of the whole process, which a
+program embedding ``PoseEstimator`` may not want. The ``hrnet`` command turns it on for every subcommand that runs
+a network; a Python program that wants the same speed calls it once at start-up.
 
 Every PyTorch operator on the CPU allocates its output. glibc's ``malloc`` serves blocks above its mmap threshold
 (128 KiB, rising to at most 32 MiB) with fresh pages from the kernel and returns them on ``free``, so the next
@@ -18,6 +23,8 @@ import os
 import platform
 import threading
 
+import torch
+
 log = logging.getLogger(__name__)
 
 # mallopt(3) parameters, from glibc's <malloc.h>.
@@ -28,6 +35,25 @@ ENV_SWITCH = "HRNET_KEEP_FREED_MEMORY"  # "0" turns keep_freed_memory off
 
 _lock = threading.Lock()
 _state: bool | None = None
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"``: this process's GPU when CUDA is available (``LOCAL_RANK`` picks it, as ``torchrun`` sets it),
+    else the CPU; ``"cuda"`` without an index picks the GPU the same way; anything else as ``torch.device`` reads
+    it."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank() % torch.cuda.device_count())
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank() % max(torch.cuda.device_count(), 1))
+    return device
+
+
+def local_rank() -> int:
+    """This process's rank on its machine under ``torchrun`` (0 otherwise)."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def keep_freed_memory() -> bool:

@@ -20,9 +20,8 @@ import torch
 from torch import nn
 
 from hrnet.config import ModelConfig
-from hrnet.engine.distributed import resolve_device
 from hrnet.errors import ConfigError
-from hrnet.runtime import keep_freed_memory
+from hrnet.runtime import resolve_device
 
 
 @dataclass(frozen=True)
@@ -86,21 +85,17 @@ def measure_inference(
     on (batch, 3, H, W) inputs: the plain eval-mode network, our fast path (``prepare_for_inference``), with
     ``compile`` also compiled, and with ``onnx`` ONNX Runtime when installed and ``device`` is the CPU.
 
-    Freed memory is kept for reuse (``hrnet.runtime``) for every backend, as our commands run.
+    Every backend runs with the process's allocator as it is: ``hrnet bench`` keeps freed memory for reuse
+    (``hrnet.runtime.keep_freed_memory``), as all our commands do.
     """
-    from hrnet.models.checkpoint import load_weights
+    from hrnet.models.checkpoint import load_model
     from hrnet.models.fuse import prepare_for_inference
-    from hrnet.models.hrnet import build_model
 
     if batch < 1 or rounds < 1 or seconds <= 0:
         raise ConfigError(f"batch and rounds must be ≥ 1 and seconds > 0, got {batch}, {rounds}, {seconds}")
-    keep_freed_memory()
     torch_device = resolve_device(device)
     torch.manual_seed(0)
-    model: nn.Module = build_model(config)
-    if weights is not None:
-        load_weights(model, weights)
-    model.eval().to(torch_device)
+    model: nn.Module = load_model(config, weights, torch_device)
     x = torch.randn(batch, 3, *config.input_size, device=torch_device)
     fns = {
         "plain eager (BatchNorm unfolded, NCHW)": _timed_call(model, x),

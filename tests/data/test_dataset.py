@@ -8,16 +8,16 @@ import torch
 from torch.utils.data import DataLoader
 
 from hrnet.codec import HeatmapCodec, get_max_preds
-from hrnet.data.augment import Augmentation, augment, sample_rng
+from hrnet.crop import Crop
+from hrnet.data.augment import Augmentation, augment, flip_keypoints, sample_rng
 from hrnet.data.coco import read_coco
 from hrnet.data.dataset import TopDownDataset, collate
 from hrnet.data.sampler import EpochSampler
-from hrnet.data.transforms import flip_keypoints
 from hrnet.errors import DataError
 from hrnet.keypoints import COCO17
 
 NO_AUG = Augmentation(flip_prob=0.0, scale_factor=0.0, rotation_factor=0.0, half_body_prob=-1.0)
-CODEC = HeatmapCodec((128, 96), (32, 24), sigma=2.0)
+CODEC = HeatmapCodec(Crop((128, 96)), (32, 24), sigma=2.0)
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hrnet.crop import box_to_center_size, get_affine_transform
 from hrnet.data.mpii import read_mpii
-from hrnet.data.transforms import box_to_center_size, get_affine_transform
 from hrnet.errors import DataError
 from hrnet.keypoints import MPII16
 

@@ -6,7 +6,7 @@ from hrnet.config import ExperimentConfig, load_config
 from tests.conftest import tiny_model_config
 
 
-def tiny_experiment(datasets_dir, out_dir, **train) -> ExperimentConfig:
+def tiny_experiment(datasets_dir, out_dir, extra=(), **train) -> ExperimentConfig:
     coco = datasets_dir / "coco"
     base = ExperimentConfig(model=tiny_model_config())
     overrides = [
@@ -16,13 +16,14 @@ def tiny_experiment(datasets_dir, out_dir, **train) -> ExperimentConfig:
         "data.train_images=.",
         "data.val_annotations=test_coco.json",
         "data.val_images=.",
-        "data.num_workers=0",
+        "runtime.num_workers=0",
         f"train.out_dir={out_dir}",
         "train.name=tiny",
         "train.epochs=2",
         "train.batch_size=4",
         "test.batch_size=8",
         *(f"train.{k}={v}" for k, v in train.items()),
+        *extra,
     ]
     return load_config(None, overrides, base=base)
 

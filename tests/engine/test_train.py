@@ -54,7 +54,7 @@ def _progress(path: Path) -> tuple[int, int] | None:
 def _train_process(config_path: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
     return subprocess.Popen(
-        [sys.executable, "-m", "hrnet", "train", str(config_path), "--set", "train.device=cpu", *extra],
+        [sys.executable, "-m", "hrnet", "train", str(config_path), "--set", "runtime.device=cpu", *extra],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -113,7 +113,7 @@ def _ddp_worker(rank: int, world_size: int, port: int, datasets_dir: Path, tmp_p
     )  # fmt: skip
     torch.set_num_threads(1)
     # Rank 1 is told to write elsewhere: the folder must still not appear, since only rank 0 writes.
-    config = tiny_experiment(datasets_dir, tmp_path / f"out_rank{rank}", epochs=1, device="cpu")
+    config = tiny_experiment(datasets_dir, tmp_path / f"out_rank{rank}", ["runtime.device=cpu"], epochs=1)
     result = train(config, progress=False)
     torch.save({k: v.clone() for k, v in result.model.state_dict().items()}, tmp_path / f"weights_rank{rank}.pt")
 
@@ -134,7 +134,7 @@ def test_ddp_on_cpu_keeps_ranks_identical_and_only_rank0_writes(datasets_dir, tm
     model = build_model(tiny_experiment(datasets_dir, tmp_path).model)
     load_weights(model, run / "last.safetensors")
     config = tiny_experiment(datasets_dir, tmp_path)
-    alone = Evaluator(config, torch.device("cpu"), progress=False).evaluate(model)
+    alone = Evaluator.from_config(config, torch.device("cpu"), progress=False).evaluate(model)
     assert alone["AP"] == pytest.approx(logged, abs=1e-9)
 
 

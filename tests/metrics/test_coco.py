@@ -173,7 +173,7 @@ def test_errors_name_the_problem(coco_gt, aic_gt, tmp_path):
         evaluate_coco(tmp_path / "missing.json", results, COCO17.sigmas)
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
-    with pytest.raises(DataError, match=r"broken\.json: cannot read the COCO ground truth"):
+    with pytest.raises(DataError, match=r"broken\.json: not valid JSON at line 1, column 2 .*COCO ground truth"):
         evaluate_coco(broken, results, COCO17.sigmas)
     broken.write_text("[]")
     with pytest.raises(DataError, match=r"broken\.json: not a COCO annotation file"):

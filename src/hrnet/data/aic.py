@@ -29,13 +29,13 @@ from hrnet.data.records import (
     checked_box,
     clip_box,
     flat_keypoints,
-    load_json,
     map_visibility,
     require,
     to_finite,
     unlabelled_to_zero,
 )
 from hrnet.errors import DataError
+from hrnet.fileio import read_json
 from hrnet.keypoints import AIC14
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def read_aic_raw(annotations: str | Path, image_dir: str | Path, *, num_keypoint
     path = Path(annotations)
     if num_keypoints is not None:
         check_num_keypoints(AIC14, num_keypoints, path)
-    entries = load_json(path)
+    entries = read_json(path, "annotation file")
     if not isinstance(entries, list):
         raise DataError(f"{path}: expected the AI Challenger raw form, a JSON list of images")
     k = AIC14.num_keypoints

@@ -11,12 +11,12 @@ keypoint set's flip pairs (probability ``flip_prob``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from hrnet.config import DataConfig
-from hrnet.data.transforms import flip_keypoints
 from hrnet.keypoints import KeypointSet
 
 HALF_BODY_PADDING = 1.5  # official half_body_transform enlarges the selected joints' box by 1.5
@@ -137,3 +137,36 @@ def half_body_crop(
     elif w < aspect_ratio * h:
         w = h * aspect_ratio
     return center, np.array([w, h]) * HALF_BODY_PADDING
+
+
+def flip_keypoints(
+    keypoints: np.ndarray,
+    visibility: np.ndarray,
+    image_width: int,
+    flip_pairs: Sequence[tuple[int, int]] | np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints of the horizontally mirrored image, as the official ``fliplr_joints``.
+
+    ``x`` becomes ``image_width - 1 - x`` and the two members of each flip pair swap places. Unlabelled
+    keypoints (visibility 0) come back as (0, 0), as the official code zeroes them.
+
+    Args:
+        keypoints: (K, 2) keypoints ``(x, y)``, image pixels.
+        visibility: (K,) visibility, COCO coding.
+        image_width: width of the image being mirrored, pixels.
+        flip_pairs: pairs of keypoint indices that swap (``KeypointSet.flip_pairs``).
+
+    Returns:
+        (K, 2) float64 keypoints and (K,) visibility of the mirrored image.
+    """
+    keypoints = np.array(keypoints, dtype=np.float64)
+    visibility = np.asarray(visibility)
+    if keypoints.ndim != 2 or keypoints.shape[1] != 2 or visibility.shape != keypoints.shape[:1]:
+        raise ValueError(f"keypoints must be (K, 2) and visibility (K,), got {keypoints.shape} and {visibility.shape}")
+    order = np.arange(len(keypoints))
+    for a, b in flip_pairs:
+        order[a], order[b] = b, a
+    keypoints[:, 0] = image_width - 1 - keypoints[:, 0]
+    keypoints, visibility = keypoints[order], visibility[order]
+    keypoints[visibility == 0] = 0.0
+    return keypoints, visibility

@@ -29,13 +29,13 @@ from hrnet.data.records import (
     checked_box,
     clip_box,
     flat_keypoints,
-    load_json,
     map_visibility,
     require,
     to_finite,
     unlabelled_to_zero,
 )
 from hrnet.errors import DataError
+from hrnet.fileio import read_json
 from hrnet.keypoints import KeypointSet, derive_flip_pairs, from_coco_category, get_keypoint_set
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ def read_coco_detections(
     if num_keypoints is not None:
         check_num_keypoints(coco.keypoint_set, num_keypoints, coco.path)
     path = Path(detections)
-    entries = load_json(path)
+    entries = read_json(path, "detection-results file")
     if not isinstance(entries, list) or not entries:
         raise DataError(
             f"{path}: expected a non-empty JSON list of detections ({{image_id, category_id, bbox, score}})"
@@ -212,7 +212,7 @@ def _read_coco_file(
     category_id: int | None,
 ) -> _CocoFile:
     path = Path(annotations)
-    data = load_json(path)
+    data = read_json(path, "annotation file")
     if not isinstance(data, Mapping):
         raise DataError(f"{path}: expected a COCO-format JSON object with 'images', 'annotations', 'categories'")
     images: dict[Any, tuple[Path, tuple[int, int]]] = {}

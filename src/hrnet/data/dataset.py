@@ -1,8 +1,9 @@
 """Top-down samples: a person record → (image crop tensor, target heatmaps, target weights, meta).
 
-Training and evaluation walk the same road (``DESIGN.md``): the person box becomes a crop centre and size (the
-box at the input's aspect ratio, enlarged by 1.25), the image is warped into the input (``warp_crop``), keypoints
-follow the same affine map, and the codec turns them into targets. In training the crop is augmented first.
+Training and evaluation walk the same road (``DESIGN.md``): the codec's crop (``hrnet.crop.Crop``) turns the
+person box into a crop region (the box at the input's aspect ratio, enlarged by 1.25) and warps the image into the
+input, keypoints follow the same affine map, and the codec turns them into targets. In training the region is
+augmented first.
 """
 
 from __future__ import annotations
@@ -20,21 +21,10 @@ from hrnet.codec import HeatmapCodec
 from hrnet.data.augment import Augmentation, CropParams, augment, sample_rng
 from hrnet.data.images import read_image
 from hrnet.data.records import PoseRecord
-from hrnet.data.transforms import affine_points, box_to_center_size, get_affine_transform, warp_crop
 from hrnet.errors import DataError
 from hrnet.keypoints import KeypointSet
 
 log = logging.getLogger(__name__)
-
-# ImageNet statistics, as the official transforms.Normalize (RGB order, on [0, 1] pixels).
-MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-
-
-def normalize(crop: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) RGB uint8 → (3, H, W) float32 normalised with the ImageNet mean and std."""
-    x = (crop.astype(np.float32) / 255.0 - MEAN) / STD
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
 
 
 @dataclass(frozen=True)
@@ -45,15 +35,16 @@ class Sample:
     target: torch.Tensor  # (K, h, w) heatmaps
     target_weight: torch.Tensor  # (K,)
     index: int  # position of the record in the data set
-    center: torch.Tensor  # (2,) crop centre, image pixels (of the unflipped image)
+    center: torch.Tensor  # (2,) crop center, image pixels (of the unflipped image)
     size: torch.Tensor  # (2,) crop size (w, h), image pixels
 
 
 class TopDownDataset(Dataset):
-    """Person records → samples. ``augmentation=None`` gives the deterministic evaluation crop.
+    """Person records → samples, cropped by ``codec.crop``. ``augmentation=None`` gives the deterministic
+    evaluation crop.
 
-    A record whose image is missing or does not decode yields ``None`` when ``skip_bad_images`` (training:
-    ``collate`` drops it and counts it) and raises ``DataError`` otherwise (evaluation).
+    A record whose image is missing or does not decode yields a placeholder when ``skip_bad_images`` (training:
+    ``collate`` drops it and lists it in ``Batch.skipped``) and raises ``DataError`` otherwise (evaluation).
     """
 
     def __init__(
@@ -65,7 +56,6 @@ class TopDownDataset(Dataset):
         augmentation: Augmentation | None = None,
         seed: int = 0,
         skip_bad_images: bool = False,
-        padding: float = 1.25,
         use_keypoint_weights: bool = False,
     ):
         self.records = list(records)
@@ -74,10 +64,8 @@ class TopDownDataset(Dataset):
         self.augmentation = augmentation
         self.seed = seed
         self.skip_bad_images = skip_bad_images
-        self.padding = padding
+        self.crop = codec.crop
         self.epoch = 0
-        self.input_size = codec.input_size
-        self.unbiased = codec.kind == "udp"
         # Official USE_DIFFERENT_JOINTS_WEIGHT: target weights times the keypoint set's per-keypoint weights.
         self.keypoint_weights = np.asarray(keypoint_set.loss_weights(), np.float32) if use_keypoint_weights else None
 
@@ -88,42 +76,34 @@ class TopDownDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def crop(self, record: PoseRecord) -> tuple[np.ndarray, np.ndarray]:
-        """The un-augmented crop of a record: centre and size (w, h) in image pixels."""
-        center, size = box_to_center_size(np.asarray(record.box, dtype=np.float64), self.input_size, self.padding)
-        return center, size
-
-    def __getitem__(self, index: int) -> Sample | None:
+    def __getitem__(self, index: int) -> Sample | Skipped:
         record = self.records[index]
         try:
             image = read_image(record.image_path)
         except DataError as err:
             if self.skip_bad_images:
-                return _Skipped(str(record.image_path), str(err))  # type: ignore[return-value]
+                return Skipped(str(record.image_path), str(err))
             raise
-        center, size = self.crop(record)
+        center, size = self.crop.regions(record.box)
         keypoints = np.asarray(record.keypoints, dtype=np.float64)
         visibility = np.asarray(record.visibility)
         params = CropParams(center=center, size=size)
         if self.augmentation is not None:
             rng = sample_rng(self.seed, self.epoch, index)
-            height, width = self.input_size
+            height, width = self.crop.input_size
             params, keypoints, visibility = augment(
                 rng, self.augmentation, self.keypoint_set, keypoints, visibility, center, size,
                 image.shape[1], width / height,
             )  # fmt: skip
             if params.flipped:
                 image = image[:, ::-1]
-        crop = warp_crop(image, params.center, params.size, params.rotation, self.input_size, unbiased=self.unbiased)
-        matrix = get_affine_transform(
-            params.center, params.size, params.rotation, self.input_size, unbiased=self.unbiased
-        )
-        in_crop = affine_points(keypoints, matrix)
+        pixels = self.crop.warp(image, params.center, params.size, params.rotation)
+        in_crop = self.crop.to_input(keypoints, params.center, params.size, params.rotation)
         target, weight = self.codec.encode(in_crop, visibility)
         if self.keypoint_weights is not None:
             weight = weight * self.keypoint_weights
         return Sample(
-            image=normalize(crop),
+            image=self.crop.to_tensor(pixels),
             target=torch.from_numpy(target),
             target_weight=torch.from_numpy(weight),
             index=index,
@@ -133,7 +113,7 @@ class TopDownDataset(Dataset):
 
 
 @dataclass(frozen=True)
-class _Skipped:
+class Skipped:
     path: str
     reason: str
 
@@ -156,7 +136,7 @@ class Batch:
 
 def collate(items: list[Any]) -> Batch:
     """Stack samples; images that could not be read are left out and listed in ``skipped``."""
-    skipped = [f"{item.path} ({item.reason})" for item in items if isinstance(item, _Skipped)]
+    skipped = [f"{item.path} ({item.reason})" for item in items if isinstance(item, Skipped)]
     samples = [item for item in items if isinstance(item, Sample)]
     if not samples:
         empty = torch.empty(0)

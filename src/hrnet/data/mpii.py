@@ -34,13 +34,13 @@ from hrnet.data.records import (
     PoseRecord,
     RecordSet,
     check_num_keypoints,
-    load_json,
     map_visibility,
     require,
     to_finite,
     unlabelled_to_zero,
 )
 from hrnet.errors import DataError
+from hrnet.fileio import read_json
 from hrnet.keypoints import MPII16
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def read_mpii(
     path = Path(annotations)
     if num_keypoints is not None:
         check_num_keypoints(MPII16, num_keypoints, path)
-    entries = load_json(path)
+    entries = read_json(path, "annotation file")
     if not isinstance(entries, list):
         raise DataError(f"{path}: expected the official MPII JSON form, a list of persons")
     if head_sizes is not None and len(head_sizes) != len(entries):

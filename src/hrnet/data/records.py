@@ -11,7 +11,6 @@ positive size) live here too, so that all readers word their errors alike: the f
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,24 +114,6 @@ def check_num_keypoints(keypoint_set: KeypointSet, num_keypoints: int, source: s
 
 
 # ------------------------------------------------------------------------------------ checks shared by readers
-
-
-def load_json(path: str | Path) -> Any:
-    """The parsed JSON of an annotation file; ``DataError`` when it cannot be read or is not valid JSON."""
-    path = Path(path)
-    try:
-        text = path.read_bytes()
-    except OSError as err:
-        raise DataError(f"{path}: cannot read the annotation file ({err.strerror or err})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise DataError(
-            f"{path}: not valid JSON at line {err.lineno}, column {err.colno} ({err.msg}); "
-            "the file may be truncated: download or export it again"
-        ) from None
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not a UTF-8 JSON file ({err.reason})") from None
 
 
 def require(entry: Any, key: str, where: str) -> Any:

@@ -7,24 +7,17 @@ import numpy as np
 from hrnet.codec import codec_from_config, get_max_preds
 from hrnet.config import ExperimentConfig
 from hrnet.data.augment import Augmentation
-from hrnet.data.dataset import MEAN, STD, Sample, TopDownDataset
+from hrnet.data.dataset import Sample, TopDownDataset
 from hrnet.data.sources import load_split
 from hrnet.visualize import draw_poses, heatmap_overlay, image_grid
 
 
-def denormalize(image: np.ndarray) -> np.ndarray:
-    """(3, H, W) normalised crop → (H, W, 3) RGB uint8."""
-    rgb = image.transpose(1, 2, 0) * STD + MEAN
-    return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
-
-
 def draw_sample(sample: Sample, dataset: TopDownDataset) -> np.ndarray:
     """One sample as the network sees it: the crop with the targets' skeleton, beside the heatmap overlay."""
-    crop = denormalize(sample.image.numpy())
+    crop = dataset.crop.to_image(sample.image)
     target = sample.target.numpy()
     coords, _ = get_max_preds(target[None])
-    stride = np.array(dataset.codec.input_size[::-1]) / np.array(dataset.codec.heatmap_size[::-1])
-    keypoints = coords * stride
+    keypoints = dataset.crop.heatmap_to_input(coords, dataset.codec.heatmap_size)
     weights = sample.target_weight.numpy()[None]
     skeleton = draw_poses(crop, keypoints, weights, dataset.keypoint_set, threshold=0.5)
     return np.concatenate([skeleton, heatmap_overlay(crop, target)], axis=1)
@@ -32,17 +25,16 @@ def draw_sample(sample: Sample, dataset: TopDownDataset) -> np.ndarray:
 
 def show_samples(config: ExperimentConfig, split: str = "train", count: int = 16, seed: int = 0) -> np.ndarray:
     """A grid of ``count`` samples of ``split`` (augmented as in training for "train")."""
-    records = load_split(config, split)
+    records = load_split(config.data, split, config.model.num_keypoints)
     dataset = TopDownDataset(
         records.records,
         records.keypoint_set,
-        codec_from_config(config.model, config.data),
+        codec_from_config(config.model, config.data, float32_regions=records.format.float32_regions),
         augmentation=Augmentation.from_config(config.data) if split == "train" else None,
         seed=seed,
-        padding=config.data.box_padding,
     )
     rng = np.random.default_rng(seed)
     indices = rng.choice(len(dataset), size=min(count, len(dataset)), replace=False)
     samples = [dataset[int(i)] for i in indices]  # evaluation-style: a missing image raises
-    pictures = [draw_sample(s, dataset) for s in samples if s is not None]
+    pictures = [draw_sample(s, dataset) for s in samples if isinstance(s, Sample)]
     return image_grid(pictures, columns=4)

@@ -1,11 +1,16 @@
-"""From an experiment's ``data`` section to records: which reader, which files, which person boxes."""
+"""From an experiment's ``data`` section to records: which reader, which files, which person boxes.
+
+``FORMATS`` is the one table of what differs between data formats: the reader, whether person boxes may come
+from a detection-results file, how evaluation scores the format and which number it reports first.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hrnet.config import ExperimentConfig
+from hrnet.config import DataConfig
 from hrnet.data.aic import read_aic_raw
 from hrnet.data.coco import read_coco, read_coco_detections
 from hrnet.data.mpii import read_mpii
@@ -16,6 +21,38 @@ from hrnet.keypoints import KeypointSet
 SPLITS = ("train", "val")
 
 
+def _read_coco(data: DataConfig, annotations: Path, images: Path, num_keypoints: int) -> RecordSet:
+    return read_coco(
+        annotations, images, keypoint_set=data.keypoint_set, sigmas=data.sigmas or None, num_keypoints=num_keypoints
+    )
+
+
+def _read_aic_raw(data: DataConfig, annotations: Path, images: Path, num_keypoints: int) -> RecordSet:
+    return read_aic_raw(annotations, images, num_keypoints=num_keypoints)
+
+
+def _read_mpii(data: DataConfig, annotations: Path, images: Path, num_keypoints: int) -> RecordSet:
+    return read_mpii(annotations, images, num_keypoints=num_keypoints)
+
+
+@dataclass(frozen=True)
+class DataFormat:
+    """What one ``data.format`` means, from reading to scoring."""
+
+    read: Callable[[DataConfig, Path, Path, int], RecordSet]  # (data, annotations, images, num_keypoints)
+    metric: str  # how evaluation scores it: "coco" (OKS AP/AR through pycocotools) or "pckh"
+    main_metric: str  # the number that picks the best epoch: "AP" or "PCKh"
+    coco_annotations: bool  # the annotation file is COCO JSON (pycocotools reads it as the ground truth)
+    float32_regions: bool  # crop regions rounded to float32 as the official COCO reader (MPII's: float64)
+
+
+FORMATS: dict[str, DataFormat] = {  # one entry for each of hrnet.config.DATA_FORMATS
+    "coco": DataFormat(_read_coco, "coco", "AP", coco_annotations=True, float32_regions=True),
+    "aic_raw": DataFormat(_read_aic_raw, "coco", "AP", coco_annotations=False, float32_regions=True),
+    "mpii": DataFormat(_read_mpii, "pckh", "PCKh", coco_annotations=False, float32_regions=False),
+}
+
+
 @dataclass(frozen=True)
 class Split:
     """The records of one split, the files they came from, and whether boxes are ground truth."""
@@ -23,6 +60,7 @@ class Split:
     records: RecordSet
     annotations: Path
     images: Path
+    format: DataFormat
     detections: Path | None = None  # the detection-results file the boxes came from, if any
 
     @property
@@ -30,45 +68,43 @@ class Split:
         return self.records.keypoint_set
 
 
-def split_paths(config: ExperimentConfig, split: str) -> tuple[Path, Path]:
+def split_paths(data: DataConfig, split: str) -> tuple[Path, Path]:
     """(annotation file, image folder) of ``split``, under ``data.root`` unless given as absolute paths."""
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
-    data = config.data
     root = Path(data.root)
     annotations = data.train_annotations if split == "train" else data.val_annotations
     images = data.train_images if split == "train" else data.val_images
     return root / annotations, root / images
 
 
-def load_split(config: ExperimentConfig, split: str, boxes: str | Path | None = None) -> Split:
-    """Read ``split`` with the reader ``data.format`` names.
+def load_split(
+    data: DataConfig,
+    split: str,
+    num_keypoints: int,
+    *,
+    boxes: str | Path | None = None,
+    box_score_threshold: float = 0.0,
+) -> Split:
+    """Read ``split`` with the reader of ``data.format``, checking that its keypoints fit a model predicting
+    ``num_keypoints`` heatmaps.
 
     ``boxes`` (a COCO detection-results JSON) replaces the ground-truth person boxes, as for the official
-    detection-box evaluation; scores below ``test.box_score_threshold`` are dropped. COCO format only.
+    detection-box evaluation; scores below ``box_score_threshold`` are dropped. COCO annotations only.
     """
-    data = config.data
-    annotations, images = split_paths(config, split)
-    k = config.model.num_keypoints
-    if boxes:
-        if data.format != "coco":
-            raise ConfigError(f"person boxes from a detection file need data.format coco, not {data.format!r}")
-        records = read_coco_detections(
-            boxes,
-            annotations,
-            images,
-            score_threshold=config.test.box_score_threshold,
-            keypoint_set=data.keypoint_set,
-            sigmas=data.sigmas or None,
-            num_keypoints=k,
-        )
-        return Split(records, annotations, images, detections=Path(boxes))
-    if data.format == "coco":
-        records = read_coco(
-            annotations, images, keypoint_set=data.keypoint_set, sigmas=data.sigmas or None, num_keypoints=k
-        )
-    elif data.format == "aic_raw":
-        records = read_aic_raw(annotations, images, num_keypoints=k)
-    else:
-        records = read_mpii(annotations, images, num_keypoints=k)
-    return Split(records, annotations, images)
+    fmt = FORMATS[data.format]
+    annotations, images = split_paths(data, split)
+    if not boxes:
+        return Split(fmt.read(data, annotations, images, num_keypoints), annotations, images, fmt)
+    if not fmt.coco_annotations:
+        raise ConfigError(f"person boxes from a detection file need COCO annotations, not data.format {data.format!r}")
+    records = read_coco_detections(
+        boxes,
+        annotations,
+        images,
+        score_threshold=box_score_threshold,
+        keypoint_set=data.keypoint_set,
+        sigmas=data.sigmas or None,
+        num_keypoints=num_keypoints,
+    )
+    return Split(records, annotations, images, fmt, detections=Path(boxes))

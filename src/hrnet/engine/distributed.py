@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
+from hrnet.runtime import local_rank
+
 T = TypeVar("T")
 
 
@@ -44,22 +46,6 @@ def init_distributed(device: torch.device) -> Distributed:
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return Distributed(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank())
-
-
-def local_rank() -> int:
-    return int(os.environ.get("LOCAL_RANK", "0"))
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"``: this process's GPU when CUDA is available (``LOCAL_RANK`` picks it), else the CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank() % torch.cuda.device_count())
-        return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", local_rank() % max(torch.cuda.device_count(), 1))
-    return device
 
 
 def gather_objects(obj: T, info: Distributed) -> list[T]:

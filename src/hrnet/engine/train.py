@@ -31,7 +31,7 @@ from hrnet.data.augment import Augmentation
 from hrnet.data.dataset import Batch, TopDownDataset, collate
 from hrnet.data.sampler import EpochSampler
 from hrnet.data.sources import load_split
-from hrnet.engine.distributed import Distributed, barrier, init_distributed, resolve_device, shutdown
+from hrnet.engine.distributed import Distributed, barrier, init_distributed, shutdown
 from hrnet.engine.evaluate import Evaluator
 from hrnet.engine.loss import HeatmapLoss
 from hrnet.engine.state import TrainingState, load_training_checkpoint, save_training_checkpoint
@@ -39,7 +39,7 @@ from hrnet.errors import TrainingError
 from hrnet.fileio import write_text_atomic
 from hrnet.models.checkpoint import load_pretrained, save_weights
 from hrnet.models.hrnet import build_model
-from hrnet.runtime import keep_freed_memory
+from hrnet.runtime import resolve_device
 from hrnet.visualize import plot_curves
 
 log = logging.getLogger(__name__)
@@ -62,9 +62,11 @@ def train(
     progress: bool = True,
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainResult:
-    """Train ``config``; ``resume`` continues from the run folder's ``last.safetensors``."""
-    keep_freed_memory()  # a W32 training step about 1.3× faster on the CPU (hrnet.runtime)
-    device = resolve_device(config.train.device)
+    """Train ``config``; ``resume`` continues from the run folder's ``last.safetensors``.
+
+    On a CPU, ``hrnet.runtime.keep_freed_memory()`` (process-wide; ``hrnet train`` calls it) makes a W32 step
+    about 1.3× faster."""
+    device = resolve_device(config.runtime.device)
     dist = init_distributed(device)
     try:
         return _Trainer(config, device, dist, progress, on_epoch_end).run(resume)
@@ -90,8 +92,8 @@ class _Trainer:
         self.run_dir = Path(self.tc.out_dir) / self.tc.name
         self.cuda = device.type == "cuda"
         self.amp_dtype = torch.bfloat16 if self.cuda and torch.cuda.is_bf16_supported() else torch.float16
-        self.amp = self.tc.amp and self.cuda
-        self.channels_last = self.tc.channels_last and self.cuda
+        self.amp = config.runtime.amp and self.cuda
+        self.channels_last = config.runtime.channels_last and self.cuda
         self.writer: Any = None  # TensorBoard, rank 0 only
 
     # ------------------------------------------------------------------------------------------------ set-up
@@ -99,9 +101,11 @@ class _Trainer:
     def _build(self) -> None:
         tc = self.config.train
         torch.manual_seed(tc.seed)
-        train_split = load_split(self.config, "train")
+        train_split = load_split(self.config.data, "train", self.config.model.num_keypoints)
         self.keypoint_set = train_split.keypoint_set
-        codec = codec_from_config(self.config.model, self.config.data)
+        codec = codec_from_config(
+            self.config.model, self.config.data, float32_regions=train_split.format.float32_regions
+        )
         self.train_set = TopDownDataset(
             train_split.records,
             self.keypoint_set,
@@ -109,17 +113,14 @@ class _Trainer:
             augmentation=Augmentation.from_config(self.config.data),
             seed=tc.seed,
             skip_bad_images=self.config.data.skip_bad_images,
-            padding=self.config.data.box_padding,
             use_keypoint_weights=tc.use_keypoint_weights,
         )
-        self.evaluator = Evaluator(self.config, self.device, self.dist, split="val", progress=self.progress)
+        self.evaluator = Evaluator.from_config(self.config, self.device, self.dist, split="val", progress=self.progress)
 
         model = build_model(self.config.model)
-        if self.config.model.pretrained:
-            untouched = load_pretrained(model, self.config.model.pretrained)
-            log.info(
-                "started from %s (%d tensors kept their initialisation)", self.config.model.pretrained, len(untouched)
-            )
+        if tc.pretrained:
+            untouched = load_pretrained(model, tc.pretrained)
+            log.info("started from %s (%d tensors kept their initialisation)", tc.pretrained, len(untouched))
         if tc.sync_bn and self.dist.enabled:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model.to(self.device)
@@ -203,7 +204,7 @@ class _Trainer:
             self.train_set,
             batch_size=tc.batch_size,
             sampler=sampler,
-            num_workers=self.config.data.num_workers,
+            num_workers=self.config.runtime.num_workers,
             collate_fn=collate,
             pin_memory=self.cuda,
             persistent_workers=False,

@@ -18,19 +18,22 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from hrnet.errors import DataError
-from hrnet.fileio import write_json_atomic
+from hrnet.fileio import read_json, write_json_atomic
+from hrnet.keypoints import KeypointSet
+
+if TYPE_CHECKING:
+    from hrnet.data.records import PoseRecord
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,7 @@ def keypoint_results(
     keypoints: np.ndarray,
     scores: np.ndarray,
     category_id: int = 1,
+    boxes: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """COCO keypoint results from arrays.
 
@@ -65,9 +69,10 @@ def keypoint_results(
         keypoints: (N, K, 3) ``x, y`` in image pixels and the keypoint score.
         scores: (N,) person scores (after rescoring).
         category_id: the person category's id.
+        boxes: (N, 4) person boxes ``(x, y, w, h)`` to add as ``bbox`` (pycocotools ignores it), or None.
 
     Returns:
-        N dicts with plain Python numbers, ready for JSON.
+        N dicts with plain Python numbers, ready for JSON (``write_keypoint_results`` refuses NaN and infinity).
     """
     keypoints = np.asarray(keypoints, dtype=np.float64)
     scores = np.asarray(scores, dtype=np.float64)
@@ -78,10 +83,14 @@ def keypoint_results(
             f"got {keypoints.shape} and {scores.shape}"
         )
     flat = keypoints.reshape(n, -1).tolist()
-    return [
+    results = [
         {"image_id": _plain_id(image_id), "category_id": category_id, "keypoints": row, "score": score}
         for image_id, row, score in zip(image_ids, flat, scores.tolist(), strict=True)
     ]
+    if boxes is not None:
+        for result, box in zip(results, np.asarray(boxes, dtype=np.float64).reshape(n, 4).tolist(), strict=True):
+            result["bbox"] = box
+    return results
 
 
 def _plain_id(image_id: Any) -> int | str:
@@ -93,20 +102,17 @@ def write_keypoint_results(path: str | Path, results: Sequence[Mapping[str, Any]
     write_json_atomic(path, list(results), indent=None)
 
 
-def load_ground_truth(gt: str | Path | COCO, *, missing_area_ratio: float = 1.0) -> COCO:
-    """A pycocotools ``COCO`` for a COCO-format ground-truth file, with missing fields completed (module docstring).
+def load_ground_truth(gt: str | Path | Mapping[str, Any] | COCO, *, missing_area_ratio: float = 1.0) -> COCO:
+    """A pycocotools ``COCO`` for COCO-format ground truth (a file, its parsed JSON, or a ``COCO``), with missing
+    fields completed (module docstring).
 
     A ``COCO`` object passed in is completed in place and returned. pycocotools' prints are logged at debug level.
     """
     if isinstance(gt, COCO):
         coco, source = gt, "<COCO object>"
     else:
-        source = str(gt)
-        try:
-            with open(gt, encoding="utf-8") as f:
-                dataset = json.load(f)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise DataError(f"{source}: cannot read the COCO ground truth: {err}") from err
+        source = str(gt) if isinstance(gt, str | Path) else "<ground truth>"
+        dataset = read_json(gt, "COCO ground truth") if isinstance(gt, str | Path) else dict(gt)
         if not isinstance(dataset, dict) or not all(
             isinstance(dataset.get(key), list) for key in ("images", "annotations", "categories")
         ):
@@ -202,11 +208,7 @@ def _checked_results(
     """Fresh result dicts with only the four fields pycocotools reads (it edits what it is given)."""
     if isinstance(results, str | Path):
         source = str(results)
-        try:
-            with open(results, encoding="utf-8") as f:
-                loaded = json.load(f)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise DataError(f"{source}: cannot read the keypoint results: {err}") from err
+        loaded = read_json(results, "keypoint results file")
         if not isinstance(loaded, list):
             raise DataError(f"{source}: keypoint results must be a JSON list of objects")
         results = loaded
@@ -251,3 +253,41 @@ def _pycocotools_output() -> Iterator[io.StringIO]:
         yield buffer
     if buffer.getvalue().strip():
         log.debug("pycocotools:\n%s", buffer.getvalue().rstrip())
+
+
+def records_to_coco(records: Sequence[PoseRecord], keypoint_set: KeypointSet) -> tuple[dict[str, Any], dict[Any, int]]:
+    """Ground truth in COCO form from records (for sets read from other formats, e.g. AI Challenger's raw JSON),
+    and the image numbering used (record ``image_id`` → COCO image id, 1, 2, ... in order of appearance)."""
+    number: dict[Any, int] = {}
+    for r in records:
+        number.setdefault(r.image_id, len(number) + 1)
+    images = {}
+    annotations = []
+    for i, r in enumerate(records):
+        height, width = r.image_size
+        images[r.image_id] = {
+            "id": number[r.image_id],
+            "file_name": r.image_path.name,
+            "height": height,
+            "width": width,
+        }
+        triples = np.concatenate([r.keypoints, r.visibility[:, None].astype(np.float32)], axis=1)
+        annotations.append(
+            {
+                "id": i + 1,
+                "image_id": number[r.image_id],
+                "category_id": 1,
+                "keypoints": triples.reshape(-1).tolist(),
+                "num_keypoints": r.num_labelled,
+                "bbox": list(r.box),
+                "area": r.area or r.box[2] * r.box[3],
+                "iscrowd": 0,
+            }
+        )
+    category = {
+        "id": 1,
+        "name": "person",
+        "keypoints": list(keypoint_set.names),
+        "skeleton": [[a + 1, b + 1] for a, b in keypoint_set.skeleton],
+    }
+    return {"images": list(images.values()), "annotations": annotations, "categories": [category]}, number

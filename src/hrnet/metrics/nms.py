@@ -250,9 +250,8 @@ def nms_per_image(
 
     Poses are grouped by image (images in order of first appearance, as the official dict does), every pose is
     rescored with ``rescore`` (``in_vis_threshold`` applies there only: like the official call, the NMS itself
-    uses every keypoint), and OKS-NMS (or soft OKS-NMS) runs within each image — for OKS-NMS in all images at
-    once, round by round, with the same result. Unlike the official code, which always uses COCO's sigmas here,
-    the given set's ``sigmas`` are used (the same for COCO-17).
+    uses every keypoint), and OKS-NMS (or soft OKS-NMS) runs within each image. Unlike the official code, which
+    always uses COCO's sigmas here, the given set's ``sigmas`` are used (the same for COCO-17).
 
     Args:
         image_ids: (N,) the image of each pose.
@@ -280,9 +279,8 @@ def nms_per_image(
 
     _, first, group = np.unique(image_ids, return_index=True, return_inverse=True)
     rank = np.argsort(np.argsort(first))[group]  # each pose's image, numbered in order of first appearance
-    if soft:
-        return _per_image(soft_oks_nms, rank, keypoints, scores, areas, oks_threshold, sigmas), scores
-    return _oks_nms_all_images(rank, keypoints, scores, areas, oks_threshold, sigmas), scores
+    suppress = soft_oks_nms if soft else oks_nms
+    return _per_image(suppress, rank, keypoints, scores, areas, oks_threshold, sigmas), scores
 
 
 def _per_image(
@@ -303,56 +301,3 @@ def _per_image(
         index = members[bounds[image] : bounds[image + 1]]
         kept.append(index[suppress(keypoints[index], scores[index], areas[index], threshold, sigmas)])
     return np.concatenate(kept).astype(np.int64)
-
-
-def _oks_nms_all_images(
-    rank: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, threshold: float, sigmas: np.ndarray
-) -> np.ndarray:
-    """``oks_nms`` in every image at once: the kept indices, image by image (images in ``rank`` order).
-
-    Each round keeps the best remaining pose of every image and drops the poses whose OKS with it exceeds the
-    threshold, with the same arithmetic as ``oks_matrix``: the result is ``oks_nms``'s, image by image. Images
-    where two poses score the same (or a score is NaN) go through ``oks_nms`` itself, whose order of equal
-    scores follows NumPy's sort.
-    """
-    order = np.lexsort((-scores, rank))  # image by image, best first
-    image = rank[order]
-    same_image = image[1:] == image[:-1]
-    tied = same_image & ~(scores[order][1:] != scores[order][:-1])  # equal, or NaN
-    exceptional = np.zeros(rank.max() + 1, dtype=bool)
-    exceptional[image[1:][tied]] = True
-    alive = ~exceptional[image]
-    variances = (sigmas * 2) ** 2
-    kept: list[np.ndarray] = []
-    while alive.any():
-        position = np.flatnonzero(alive)
-        where = image[position]
-        start = np.flatnonzero(np.concatenate([[True], where[1:] != where[:-1]]))
-        best = position[start]  # each image's best remaining pose
-        kept.append(best)
-        best_of = np.repeat(best, np.diff(np.append(start, len(position))))
-        reference, candidate = order[best_of], order[position]
-        similarity = _keypoint_similarity(
-            keypoints[reference], areas[reference], keypoints[candidate], areas[candidate], variances
-        )
-        oks = similarity.sum(axis=-1) / keypoints.shape[1]
-        alive[position[~(oks <= threshold)]] = False
-        alive[best] = False
-    taken = np.concatenate([np.zeros(0, dtype=np.intp), *kept])
-    round_taken = np.repeat(np.arange(len(kept)), [len(k) for k in kept])
-    rounds = order[taken[np.lexsort((round_taken, image[taken]))]]
-    if not exceptional.any():
-        return rounds.astype(np.int64)
-    tied_images = np.flatnonzero(exceptional)
-    one_by_one = np.isin(rank, tied_images)
-    local = _per_image(
-        oks_nms,
-        np.searchsorted(tied_images, rank[one_by_one]),
-        keypoints[one_by_one],
-        scores[one_by_one],
-        areas[one_by_one],
-        threshold,
-        sigmas,
-    )
-    merged = np.concatenate([rounds, np.flatnonzero(one_by_one)[local]])
-    return merged[np.argsort(rank[merged], kind="stable")].astype(np.int64)

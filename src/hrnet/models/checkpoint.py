@@ -22,8 +22,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from hrnet.config import ModelConfig
 from hrnet.errors import CheckpointError
 from hrnet.fileio import atomic_write
+from hrnet.models.hrnet import build_model
 
 # Prefixes other tools put in front of our names, mapped to ours (checked in this order).
 _PREFIX_MAP = (
@@ -109,6 +111,15 @@ def convert_state_dict(raw: Mapping[str, object], source: str = "<state_dict>") 
     if not out:
         raise CheckpointError(f"{source}: no tensors found")
     return out
+
+
+def load_model(config: ModelConfig, weights: str | Path | None = None, device: torch.device | str = "cpu") -> nn.Module:
+    """The network ``config`` describes, with ``weights`` loaded (any file ``read_state_dict`` reads, checked
+    with ``strict=True``; None keeps the random initialisation), in eval mode on ``device``."""
+    model = build_model(config)
+    if weights is not None:
+        load_weights(model, weights)
+    return model.eval().to(device)
 
 
 def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> None:

@@ -17,7 +17,6 @@ from torch import nn
 
 from hrnet.models.blocks import BasicBlock, Bottleneck
 from hrnet.models.hrnet import HRNet
-from hrnet.runtime import keep_freed_memory
 
 # Modules whose forward applies ``bnN`` directly to ``convN``'s output (the official stem and residual units).
 # Listed by class, not guessed from attribute names, so an unknown module is never folded wrongly.
@@ -104,22 +103,18 @@ class FastModel(nn.Module):
             return self.model(images.contiguous(memory_format=self.memory_format)).contiguous()
 
 
-def prepare_for_inference(
-    model: nn.Module, *, channels_last: bool = True, compile: bool = False, keep_memory: bool = True
-) -> FastModel:
+def prepare_for_inference(model: nn.Module, *, channels_last: bool = True, compile: bool = False) -> FastModel:
     """``model`` made fast for inference (the caller's model is left untouched): BatchNorm folded, eval mode,
     channels-last weights and inputs, run under ``torch.inference_mode``.
 
-    ``keep_memory`` calls ``hrnet.runtime.keep_freed_memory`` (process-wide): freed buffers are reused instead of
-    faulted in afresh on every call, the largest single gain on the CPU (W32, batch 16: about 1.3×).
+    On the CPU, ``hrnet.runtime.keep_freed_memory`` (process-wide, so the caller's choice) adds the largest single
+    gain: freed buffers reused instead of faulted in afresh on every call (W32, batch 16: about 1.3×).
 
     ``compile=True`` adds ``torch.compile`` with Inductor's *freezing* (weights become graph constants); on a
     2-core CPU that is about 1.07× the eager fast path for HRNet-W32 at batch 16 (``bench/results/inference.md``).
     The first call for each batch size compiles (seconds for tiny networks, 10-15 s for W32 on 2 cores) and needs
     a C++ compiler.
     """
-    if keep_memory:
-        keep_freed_memory()
     fast = fold_batchnorm(model)
     if channels_last:
         fast = fast.to(memory_format=torch.channels_last)  # type: ignore[call-overload]

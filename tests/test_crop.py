@@ -4,16 +4,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from hrnet.data.transforms import (
+from hrnet.crop import (
+    Crop,
     affine_points,
     box_to_center_size,
-    flip_keypoints,
     get_affine_transform,
     heatmap_to_image,
     warp_crop,
 )
-from hrnet.keypoints import COCO17
 
 PIXEL_STD = 200.0  # the official "scale" unit
 
@@ -183,24 +183,49 @@ def test_heatmap_to_image_rejects_empty_crops():
         heatmap_to_image(np.zeros((1, 17, 2)), np.zeros((1, 2)), np.array([[0.0, 10.0]]), (64, 48))
 
 
-def test_flip_keypoints_mirrors_x_and_swaps_pairs():
-    rng = np.random.default_rng(4)
-    keypoints = rng.uniform(0, 100, (17, 2))
-    visibility = np.full(17, 2)
-    visibility[3] = 0
-    flipped, flipped_vis = flip_keypoints(keypoints, visibility, 640, COCO17.flip_pairs)
-    # Keypoint 4 (right ear) of the mirror image is keypoint 3 (left ear) of the original, unlabelled: zeroed.
-    np.testing.assert_array_equal(flipped[4], [0.0, 0.0])
-    assert flipped_vis[4] == 0 and flipped_vis[3] == 2
-    np.testing.assert_allclose(flipped[3], [639 - keypoints[4, 0], keypoints[4, 1]])
-    np.testing.assert_allclose(flipped[0], [639 - keypoints[0, 0], keypoints[0, 1]])
-    back, back_vis = flip_keypoints(flipped, flipped_vis, 640, COCO17.flip_pairs)
-    labelled = visibility > 0
-    np.testing.assert_allclose(back[labelled], keypoints[labelled])
-    np.testing.assert_array_equal(back_vis, visibility)
-    assert keypoints[3, 0] != 0  # the input is not modified
+def test_regions_round_as_the_official_code():
+    # Boxes whose float64 centres and sizes are not float32 numbers: the official _xywh2cs stores the centre in
+    # float32, the scale (size / 200) in float32, enlarges it by 1.25 in float32 and get_affine_transform takes
+    # scale × 200 in float32 again. Working in float64 moves keypoints by up to ~1e-4 px.
+    boxes = np.array([[101.37, 57.91, 33.33, 211.7], [0.1, 0.2, 480.3, 97.77]])
+    centers, sizes = box_to_center_size(boxes, (256, 192), float32=True)
+    x, y, w, h = boxes.T
+    exact_centers = np.stack([x + w * 0.5, y + h * 0.5], axis=1)
+    width = np.where(w < 0.75 * h, h * 0.75, w)
+    height = np.where(w > 0.75 * h, w / 0.75, h)
+    scale = (np.stack([width, height], axis=1) / 200.0).astype(np.float32)
+    official_sizes = (scale * np.float32(1.25)) * np.float32(200)
+    np.testing.assert_array_equal(centers, exact_centers.astype(np.float32))
+    np.testing.assert_array_equal(sizes, official_sizes)
+    assert not np.array_equal(centers, exact_centers)  # the fixture does exercise the rounding ...
+    assert not np.array_equal(sizes, np.stack([width, height], axis=1) * 1.25)  # ... of both
+    assert centers.dtype == sizes.dtype == np.float64
+    np.testing.assert_array_equal(Crop((256, 192)).regions(boxes)[1], sizes)  # the crop rounds so by default
+    np.testing.assert_array_equal(box_to_center_size(boxes, (256, 192))[0], exact_centers)  # MPII's float64
 
 
-def test_flip_keypoints_rejects_mismatched_shapes():
-    with pytest.raises(ValueError, match=r"keypoints must be \(K, 2\) and visibility \(K,\)"):
-        flip_keypoints(np.zeros((17, 2)), np.zeros(16), 640, COCO17.flip_pairs)
+def test_crop_object_uses_one_geometry():
+    crop = Crop((256, 192))
+    udp = Crop((256, 192), unbiased=True)
+    center, size = crop.regions([10.0, 20.0, 90.0, 120.0])
+    image = np.arange(300 * 200 * 3, dtype=np.uint8).reshape(300, 200, 3)
+    np.testing.assert_array_equal(crop.warp(image, center, size), warp_crop(image, center, size, 0.0, (256, 192)))
+    np.testing.assert_array_equal(
+        udp.warp(image, center, size), warp_crop(image, center, size, 0.0, (256, 192), unbiased=True)
+    )
+    points = np.array([[30.0, 40.0], [55.5, 100.25]])
+    np.testing.assert_allclose(
+        udp.to_input(points, center, size),
+        affine_points(points, get_affine_transform(center, size, 0, (256, 192), unbiased=True)),
+    )
+    # heatmap → input crop: a stride of 4 officially, (input - 1) / (heatmap - 1) with UDP
+    np.testing.assert_allclose(crop.heatmap_to_input(np.array([[47.0, 63.0]]), (64, 48)), [[188.0, 252.0]])
+    np.testing.assert_allclose(udp.heatmap_to_input(np.array([[47.0, 63.0]]), (64, 48)), [[191.0, 255.0]])
+
+
+def test_tensor_round_trip():
+    rng = np.random.default_rng(0)
+    crop = rng.integers(0, 256, (8, 6, 3), dtype=np.uint8)
+    tensor = Crop.to_tensor(crop)
+    assert tensor.shape == (3, 8, 6) and tensor.dtype == torch.float32
+    np.testing.assert_array_equal(Crop.to_image(tensor), crop)

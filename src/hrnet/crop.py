@@ -1,8 +1,12 @@
-"""Geometry of the top-down crop: person box → crop region → affine map → input crop, and back.
+"""The top-down crop: person box → crop region → affine map → network input, and back.
 
-A person box is ``(x, y, w, h)`` in image pixels (COCO). A crop region is a centre ``(x, y)`` and a size
+One object, ``Crop``, knows the input size, the box padding, the geometry and the pixel normalisation; the data
+set, the codec and ``PoseEstimator`` all crop through it, so training, evaluation and inference cut the same
+pixels and map keypoints with the same arithmetic.
+
+A person box is ``(x, y, w, h)`` in image pixels (COCO). A crop region is a center ``(x, y)`` and a size
 ``(w, h)`` in image pixels (the official code's ``scale`` times 200). Sizes of images, inputs and heatmaps are
-``(height, width)``. Pixel centres sit at integer coordinates, x to the right, y down.
+``(height, width)``. Pixel centers sit at integer coordinates, x to the right, y down.
 
 Two geometries are offered:
 
@@ -17,40 +21,143 @@ Two geometries are offered:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import torch
+
+from hrnet.config import DataConfig, ModelConfig
+
+PIXEL_STD = 200.0  # the official "scale" unit: a region's size is scale × 200 pixels
+# ImageNet statistics, as the official transforms.Normalize (RGB order, on [0, 1] pixels).
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Crop:
+    """How a person becomes a network input: the region around its box, the warp, the pixel normalisation.
+
+    Attributes:
+        input_size: ``(height, width)`` of the network input.
+        padding: the box, fixed to the input's aspect ratio, is enlarged by this (official 1.25).
+        unbiased: the UDP geometry (for UDP targets) instead of the official one.
+        float32_regions: round regions to float32 as the official COCO reader does (``box_to_center_size``);
+            False keeps them in float64, as the official MPII reader does.
+    """
+
+    input_size: tuple[int, int]
+    padding: float = 1.25
+    unbiased: bool = False
+    float32_regions: bool = True
+
+    def __post_init__(self) -> None:
+        if min(self.input_size) < 2 or self.padding <= 0:
+            raise ValueError(f"a crop needs an input of at least 2×2 pixels and a positive padding, got {self}")
+
+    @classmethod
+    def from_config(cls, model: ModelConfig, data: DataConfig, *, float32_regions: bool = True) -> Crop:
+        """The crop of an experiment: the model's input size, the data's box padding; UDP targets need the UDP
+        geometry (the one place where that is decided). ``float32_regions`` comes with the data format
+        (``hrnet.data.sources.FORMATS``)."""
+        return cls(
+            (model.input_size[0], model.input_size[1]),
+            data.box_padding,
+            unbiased=data.target == "udp",
+            float32_regions=float32_regions,
+        )
+
+    def regions(self, boxes: np.ndarray | Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+        """Crop centers and sizes ``(w, h)`` of (4,) or (N, 4) person boxes ``(x, y, w, h)``
+        (``box_to_center_size``)."""
+        return box_to_center_size(boxes, self.input_size, self.padding, float32=self.float32_regions)
+
+    def matrix(
+        self, center: ArrayLike, size: ArrayLike, rotation: ArrayLike = 0.0, *, inverse: bool = False
+    ) -> np.ndarray:
+        """(2, 3) (or (..., 2, 3)) affine map image pixels → input pixels (the reverse with ``inverse``)."""
+        return get_affine_transform(center, size, rotation, self.input_size, inverse=inverse, unbiased=self.unbiased)
+
+    def warp(self, image: np.ndarray, center: ArrayLike, size: ArrayLike, rotation: float = 0.0) -> np.ndarray:
+        """The (height, width[, C]) crop of the (rotated) region, of the image's dtype (``warp_crop``)."""
+        return warp_crop(image, center, size, rotation, self.input_size, unbiased=self.unbiased)
+
+    def to_input(self, points: np.ndarray, center: ArrayLike, size: ArrayLike, rotation: float = 0.0) -> np.ndarray:
+        """(..., 2) points in image pixels → float64 input-crop pixels of the region."""
+        return affine_points(points, self.matrix(center, size, rotation))
+
+    def heatmap_to_image(
+        self, coords: np.ndarray, centers: np.ndarray, sizes: np.ndarray, heatmap_size: tuple[int, int]
+    ) -> np.ndarray:
+        """(N, K, 2) heatmap pixels of N persons → (N, K, 2) float64 image pixels (``heatmap_to_image``)."""
+        return heatmap_to_image(coords, centers, sizes, heatmap_size, unbiased=self.unbiased)
+
+    def heatmap_to_input(self, coords: np.ndarray, heatmap_size: tuple[int, int]) -> np.ndarray:
+        """(..., 2) heatmap pixels → input-crop pixels: ``i × input / heatmap`` per axis in the official
+        geometry, ``i × (input − 1) / (heatmap − 1)`` in UDP's."""
+        (in_h, in_w), (hm_h, hm_w) = self.input_size, heatmap_size
+        if self.unbiased:
+            step = np.array([(in_w - 1) / (hm_w - 1), (in_h - 1) / (hm_h - 1)])
+        else:
+            step = np.array([in_w / hm_w, in_h / hm_h])
+        return np.asarray(coords, dtype=np.float64) * step
+
+    @staticmethod
+    def to_tensor(crop: np.ndarray) -> torch.Tensor:
+        """(H, W, 3) RGB uint8 crop → (3, H, W) float32 network input, normalised with the ImageNet mean and std."""
+        x = (crop.astype(np.float32) / 255.0 - MEAN) / STD
+        return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+
+    @staticmethod
+    def to_image(tensor: np.ndarray | torch.Tensor) -> np.ndarray:
+        """(3, H, W) network input → (H, W, 3) RGB uint8 (``to_tensor`` undone, for drawing)."""
+        array = tensor.numpy(force=True) if isinstance(tensor, torch.Tensor) else np.asarray(tensor)
+        rgb = array.transpose(1, 2, 0) * STD + MEAN
+        return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
 
 ArrayLike = np.ndarray | Sequence[float] | float
 
 
 def box_to_center_size(
-    boxes: np.ndarray | Sequence[float], input_size: tuple[int, int], padding: float = 1.25
+    boxes: np.ndarray | Sequence[float], input_size: tuple[int, int], padding: float = 1.25, float32: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Crop regions for person boxes, as the official ``COCODataset._xywh2cs``.
+    """Crop regions for person boxes, rounded as the official ``COCODataset._xywh2cs`` and
+    ``get_affine_transform`` round them.
 
-    The box is widened or heightened about its centre to the input's aspect ratio, then enlarged by ``padding``.
+    The box is widened or heightened about its center to the input's aspect ratio, then enlarged by ``padding``.
+    The official COCO reader keeps the center and the scale (size / 200) in float32, enlarges the float32 scale
+    there and ``get_affine_transform`` multiplies it by 200 in float32 again; with ``float32`` the same roundings
+    are made here, so crops, decoded keypoints and the OKS-NMS areas equal the official ones bit for bit (float64
+    arithmetic moves keypoints by up to ~1e-4 px). ``float32=False`` computes in float64, as the official MPII
+    reader does.
 
     Args:
         boxes: (4,) or (N, 4) boxes ``(x, y, w, h)`` in image pixels.
         input_size: ``(height, width)`` of the network input.
         padding: enlargement of the aspect-fixed box (official 1.25).
+        float32: the official COCO reader's float32 roundings.
 
     Returns:
-        centres (2,) or (N, 2) and sizes ``(w, h)`` (2,) or (N, 2), float64 image pixels.
+        centers (2,) or (N, 2) and sizes ``(w, h)`` (2,) or (N, 2), image pixels, float64 arrays (holding float32
+        values with ``float32``).
     """
     boxes = np.asarray(boxes, dtype=np.float64)
     if boxes.shape[-1:] != (4,) or boxes.ndim > 2:
         raise ValueError(f"boxes must have shape (4,) or (N, 4) as (x, y, w, h), got {boxes.shape}")
     x, y, w, h = np.moveaxis(boxes, -1, 0)
     aspect = input_size[1] / input_size[0]
-    # The official code also skips the enlargement when the centre's x is exactly -1 (a sentinel of another
-    # code path); a real box centred there would get a crop 1.25× too small, so we do not reproduce it.
+    # The official code also skips the enlargement when the center's x is exactly -1 (a sentinel of another
+    # code path); a real box centered there would get a crop 1.25× too small, so we do not reproduce it.
     width = np.where(w < aspect * h, h * aspect, w)
     height = np.where(w > aspect * h, w / aspect, h)
-    centres = np.stack([x + w * 0.5, y + h * 0.5], axis=-1)
-    sizes = np.stack([width, height], axis=-1) * padding
-    return centres, sizes
+    centers = np.stack([x + w * 0.5, y + h * 0.5], axis=-1)
+    if not float32:
+        return centers, np.stack([width, height], axis=-1) * padding
+    scales = (np.stack([width, height], axis=-1) / PIXEL_STD).astype(np.float32) * np.float32(padding)
+    sizes = scales * np.float32(PIXEL_STD)
+    return centers.astype(np.float32).astype(np.float64), sizes.astype(np.float64)
 
 
 def get_affine_transform(
@@ -238,36 +345,3 @@ def warp_crop(
     matrix = get_affine_transform(center, size, rotation, output_size, unbiased=unbiased)
     height, width = output_size
     return cv2.warpAffine(image, matrix, (int(width), int(height)), flags=cv2.INTER_LINEAR)
-
-
-def flip_keypoints(
-    keypoints: np.ndarray,
-    visibility: np.ndarray,
-    image_width: int,
-    flip_pairs: Sequence[tuple[int, int]] | np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Keypoints of the horizontally mirrored image, as the official ``fliplr_joints``.
-
-    ``x`` becomes ``image_width - 1 - x`` and the two members of each flip pair swap places. Unlabelled
-    keypoints (visibility 0) come back as (0, 0), as the official code zeroes them.
-
-    Args:
-        keypoints: (K, 2) keypoints ``(x, y)``, image pixels.
-        visibility: (K,) visibility, COCO coding.
-        image_width: width of the image being mirrored, pixels.
-        flip_pairs: pairs of keypoint indices that swap (``KeypointSet.flip_pairs``).
-
-    Returns:
-        (K, 2) float64 keypoints and (K,) visibility of the mirrored image.
-    """
-    keypoints = np.array(keypoints, dtype=np.float64)
-    visibility = np.asarray(visibility)
-    if keypoints.ndim != 2 or keypoints.shape[1] != 2 or visibility.shape != keypoints.shape[:1]:
-        raise ValueError(f"keypoints must be (K, 2) and visibility (K,), got {keypoints.shape} and {visibility.shape}")
-    order = np.arange(len(keypoints))
-    for a, b in flip_pairs:
-        order[a], order[b] = b, a
-    keypoints[:, 0] = image_width - 1 - keypoints[:, 0]
-    keypoints, visibility = keypoints[order], visibility[order]
-    keypoints[visibility == 0] = 0.0
-    return keypoints, visibility

@@ -1,0 +1,97 @@
+"""Evaluation: scoring by the data format's metric, the official NMS areas, files written, the whole loop."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from hrnet import config as cfg
+from hrnet.codec import codec_from_config
+from hrnet.config import DataConfig, ModelConfig, RuntimeConfig
+from hrnet.data.sources import FORMATS, load_split
+from hrnet.engine.evaluate import SCORERS, Evaluator, Predictions, score_predictions
+from hrnet.models.hrnet import build_model
+from tests.conftest import tiny_model_config
+
+FILES = {
+    "coco": ("coco", "test_coco.json", "coco17", 17),
+    "aic_raw": ("aic", "keypoint_annotations_raw_sample.json", "aic14", 14),
+    "mpii": ("mpii", "test_mpii.json", "mpii16", 16),
+}
+
+
+def _split(datasets_dir, fmt):
+    folder, annotations, keypoint_set, k = FILES[fmt]
+    data = DataConfig(format=fmt, keypoint_set=keypoint_set, root=str(datasets_dir / folder),
+                      val_annotations=annotations, val_images=".")  # fmt: skip
+    return load_split(data, "val", k), data
+
+
+def _truth(split, jitter=0.0, seed=0):
+    """Predictions at the ground truth (plus optional noise): every labelled keypoint scores 1."""
+    crop = codec_from_config(ModelConfig(), DataConfig()).crop
+    records = split.records
+    keypoints = np.stack([r.keypoints for r in records]).astype(np.float32)
+    keypoints += np.random.default_rng(seed).normal(0, jitter, keypoints.shape).astype(np.float32)
+    scores = np.stack([(r.visibility > 0).astype(np.float32) for r in records])
+    centers, sizes = crop.regions(np.array([r.box for r in records]))
+    return Predictions(keypoints, scores, centers, sizes)
+
+
+def test_every_format_metric_has_a_scorer():
+    assert {fmt.metric for fmt in FORMATS.values()} <= set(SCORERS)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "metric", "best"), [("coco", "AP", 1.0), ("aic_raw", "AP", 1.0), ("mpii", "PCKh", 1.0)]
+)
+def test_the_truth_scores_the_best_value_and_noise_scores_less(datasets_dir, tmp_path, fmt, metric, best):
+    split, _ = _split(datasets_dir, fmt)
+    perfect = score_predictions(_truth(split), split, cfg.TestConfig(), tmp_path)
+    assert perfect[metric] == pytest.approx(best)
+    noisy = score_predictions(_truth(split, jitter=25.0), split, cfg.TestConfig(), None)
+    assert noisy[metric] < best
+    if metric == "AP":  # the results file pycocotools scored, NaN-free
+        results = json.loads((tmp_path / "keypoints_results.json").read_text())
+        assert len(results) >= 1 and all(len(r["keypoints"]) == 3 * split.keypoint_set.num_keypoints for r in results)
+
+
+def test_nms_areas_are_the_official_float32_products(datasets_dir, monkeypatch):
+    split, _ = _split(datasets_dir, "coco")
+    predictions = _truth(split)
+    seen = {}
+
+    def spy(image_ids, kpts, box_scores, areas, sigmas, **kwargs):
+        seen["areas"] = areas
+        return np.arange(len(kpts)), box_scores
+
+    monkeypatch.setattr("hrnet.engine.evaluate.nms_per_image", spy)
+    score_predictions(predictions, split, cfg.TestConfig(), None)
+    # official: np.prod(s * 200, 1) with s float32, multiplied in float32
+    expected = predictions.sizes.astype(np.float32)[:, 0] * predictions.sizes.astype(np.float32)[:, 1]
+    np.testing.assert_array_equal(seen["areas"], expected)
+    assert seen["areas"].dtype == np.float32
+
+
+def test_evaluator_runs_a_model_and_writes_its_files(datasets_dir, tmp_path):
+    split, data = _split(datasets_dir, "coco")
+    model_config = tiny_model_config()
+    codec = codec_from_config(model_config, data)
+    evaluator = Evaluator(split, codec, cfg.TestConfig(batch_size=5), RuntimeConfig(num_workers=0), torch.device("cpu"),
+                          progress=False)  # fmt: skip
+    torch.manual_seed(0)
+    model = build_model(model_config).train()
+    metrics = evaluator.evaluate(model, tmp_path / "eval", draw=2)
+    assert model.training  # evaluation gives the model back as it found it
+    assert evaluator.main_metric == "AP" and 0.0 <= metrics["AP"] <= 1.0
+    written = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert written["AP"] == metrics["AP"]
+    assert (tmp_path / "eval" / "keypoints_results.json").is_file()
+    assert sorted(p.name for p in (tmp_path / "eval").glob("prediction_*.jpg")) == [
+        "prediction_000.jpg",
+        "prediction_001.jpg",
+    ]
+    predictions = evaluator.predict(model)
+    assert predictions.keypoints.shape == (len(split.records), 17, 2)
+    np.testing.assert_array_equal(predictions.sizes, codec.crop.regions(np.array([r.box for r in split.records]))[1])
