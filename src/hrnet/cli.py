@@ -1,4 +1,4 @@
-"""The ``hrnet`` command: ``demo | train | eval | predict | export | info | bench | data``.
+"""The ``hrnet`` command: ``demo | train | eval | predict | export | info | bench | draw | data``.
 
 Each subcommand parses its arguments here and calls one function of the package; errors of our own types are
 printed as one clear line (no traceback) with exit status 2. The commands that run a network first turn on the
@@ -56,7 +56,39 @@ def cmd_info(args: argparse.Namespace) -> int:
             f"widths {widths}, {stage.num_modules} module(s) × {'/'.join(map(str, stage.num_blocks))} "
             f"{stage.block} blocks"
         )
+    if args.layers:
+        from hrnet.draw import layer_table
+
+        lines += ["", layer_table(model, model_cfg.input_size, args.batch)]
     print("\n".join(lines))
+    return 0
+
+
+def _input_size(text: str) -> tuple[int, int]:
+    """``--input 256x192`` → (256, 192)."""
+    height, sep, width = text.lower().replace("×", "x").partition("x")
+    if not (sep and height.strip().isdigit() and width.strip().isdigit()):
+        raise ConfigError(f"--input {text!r}: give HEIGHTxWIDTH in pixels, e.g. 256x192")
+    return int(height), int(width)
+
+
+def cmd_draw(args: argparse.Namespace) -> int:
+    from hrnet.draw import check_output, draw_exchange, draw_overview, parse_detail, save_figure
+
+    out = check_output(args.out, [args.config])
+    model_cfg = _experiment(args.config, args.set).model
+    if args.input:
+        input_size = _input_size(args.input)
+        try:
+            model_cfg = dataclasses.replace(model_cfg, input_size=input_size)
+        except ConfigError as err:
+            raise ConfigError(f"--input {args.input}: {err}") from None
+    name = Path(args.config).name
+    if args.detail:
+        figure = draw_exchange(model_cfg, name, *parse_detail(args.detail))
+    else:
+        figure = draw_overview(model_cfg, name)
+    print(f"wrote {save_figure(figure, out)}")
     return 0
 
 
@@ -186,8 +218,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="parameters, multiply-adds, sizes and branch widths of a network")
     p.add_argument("config", help=f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")
     p.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), help="count at this input size")
+    p.add_argument("--layers", action="store_true", help="also list every block: output shape, parameters, MACs")
+    p.add_argument("--batch", type=int, default=1, help="batch size of the --layers shapes and counts (default 1)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser(
+        "draw",
+        help="draw a network's structure (stages, branches, exchange units, shapes) as SVG, PNG or PDF",
+        description="The picture is made from the network that would run: it is built on the meta device and "
+        "run once with hooks for the shapes, parameters and multiply-adds.",
+    )
+    p.add_argument("config", help=f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")
+    p.add_argument("--out", required=True, help="the picture to write: .svg, .png or .pdf")
+    p.add_argument("--input", metavar="HxW", help="input size, e.g. 256x192 (default: the config's)")
+    p.add_argument("--detail", metavar="stageN[.M]", help="draw exchange module M (default 1) of stage N instead")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    p.set_defaults(func=cmd_draw)
 
     p = sub.add_parser("bench", help="images/s of a network here: plain, fast path, ONNX Runtime")
     p.add_argument("config", help=f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")

@@ -1,9 +1,28 @@
-"""Model size and cost: parameters and multiply-accumulates, counted by forward hooks."""
+"""Model size and cost: parameters and multiply-accumulates, counted by forward hooks.
+
+``trace_modules`` runs one hooked forward pass and records every module call (output shape, parameters,
+multiply-accumulates); ``blocks`` picks from it the residual units, convolution units and fusion paths that make
+up the network, whose figures add up to ``count_parameters`` and ``count_macs``.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
+
+
+@dataclass(frozen=True)
+class ModuleCall:
+    """One call of one module in a forward pass."""
+
+    name: str  # qualified module name, as in ``named_modules()``; "" is the model itself
+    module: nn.Module
+    input_shape: tuple[int, ...] | None  # of the first argument; None when it is not a tensor (a list of branches)
+    output_shape: tuple[int, ...] | None  # None when the output is not a tensor (a list of branches)
+    params: int  # trainable parameters of the module and its children, counted at its first call only
+    macs: int  # multiply-accumulates of the conv and linear layers that ran during this call
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -11,32 +30,50 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def count_macs(model: nn.Module, input_size: tuple[int, int], batch_size: int = 1) -> int:
-    """Multiply-accumulates of one forward pass over ``batch_size`` images of ``input_size`` (height, width),
-    counting conv and linear layers (the official "GFLOPs" tables give this count divided by 2^30).
+def _layer_macs(module: nn.Module, output: torch.Tensor) -> int:
+    """A conv contributes output elements × (input channels / groups) × kernel area; a linear layer output
+    elements × input features; nothing else is counted."""
+    if isinstance(module, nn.Conv2d):
+        kh, kw = module.kernel_size
+        return output.numel() * (module.in_channels // module.groups) * kh * kw
+    if isinstance(module, nn.Linear):
+        return output.numel() * module.in_features
+    return 0
 
-    A conv contributes output elements × (input channels / groups) × kernel area; a linear layer
-    output elements × input features. BatchNorm, activations, upsampling and sums are not counted.
+
+def _shape(value: object) -> tuple[int, ...] | None:
+    return tuple(value.shape) if isinstance(value, torch.Tensor) else None
+
+
+def trace_modules(model: nn.Module, input_size: tuple[int, int], batch_size: int = 1) -> list[ModuleCall]:
+    """Every module call of one forward pass over ``batch_size`` zero images of ``input_size`` (height, width),
+    in the order the calls start (the model itself first). Runs on the model's device: on the meta device only
+    shapes are computed. A module called twice (a shared activation) gives two calls; its parameters count once.
     """
+    names = {id(m): name for name, m in model.named_modules()}
+    calls: list[ModuleCall | None] = []
+    open_calls: list[tuple[int, int, tuple[int, ...] | None]] = []  # (index in calls, MACs so far, input shape)
+    seen: set[str] = set()
     total = 0
 
-    def conv_hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        nonlocal total
-        assert isinstance(module, nn.Conv2d)
-        kh, kw = module.kernel_size
-        total += output.numel() * (module.in_channels // module.groups) * kh * kw
+    def pre_hook(module: nn.Module, inputs: tuple[object, ...]) -> None:
+        open_calls.append((len(calls), total, _shape(inputs[0]) if inputs else None))
+        calls.append(None)  # filled when the call returns, keeping the order in which calls start
 
-    def linear_hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+    def hook(module: nn.Module, inputs: tuple[object, ...], output: object) -> None:
         nonlocal total
-        assert isinstance(module, nn.Linear)
-        total += output.numel() * module.in_features
+        if isinstance(output, torch.Tensor):
+            total += _layer_macs(module, output)
+        index, start, input_shape = open_calls.pop()
+        name = names[id(module)]
+        params = 0 if name in seen else count_parameters(module)
+        seen.add(name)
+        calls[index] = ModuleCall(name, module, input_shape, _shape(output), params, total - start)
 
     handles = []
     for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            handles.append(m.register_forward_hook(conv_hook))
-        elif isinstance(m, nn.Linear):
-            handles.append(m.register_forward_hook(linear_hook))
+        handles.append(m.register_forward_pre_hook(pre_hook))
+        handles.append(m.register_forward_hook(hook))
     was_training = model.training
     try:
         model.eval()
@@ -46,4 +83,50 @@ def count_macs(model: nn.Module, input_size: tuple[int, int], batch_size: int = 
         model.train(was_training)
         for h in handles:
             h.remove()
-    return total
+    return [call for call in calls if call is not None]
+
+
+def blocks(model: nn.Module, calls: list[ModuleCall]) -> list[ModuleCall]:
+    """The calls of the network's building blocks, in forward order: residual units, conv(-BN-activation) units,
+    upsampling, single layers outside any unit. Every parameter and multiply-accumulate of the pass lies in
+    exactly one of them, so their sums are ``count_parameters`` and ``count_macs``.
+
+    The model is opened down to them through containers: ``ModuleList``, a ``Sequential`` none of whose direct
+    children is a layer with parameters (a stack of units, a chain of convs), and any module that takes or
+    returns a list of branches (an exchange module, a fusion). Parameter-free calls that keep their input's shape
+    (activations, identities) are left out.
+    """
+    takes_lists = {c.name for c in calls if c.input_shape is None or c.output_shape is None}
+
+    def is_container(name: str, module: nn.Module) -> bool:
+        if name == "" or isinstance(module, nn.ModuleList) or name in takes_lists:
+            return True
+        if isinstance(module, nn.Sequential):
+            return not any(not list(c.children()) and count_parameters(c) for c in module.children())
+        return False
+
+    selected: set[str] = set()
+
+    def visit(name: str, module: nn.Module) -> None:
+        if not is_container(name, module):
+            selected.add(name)
+            return
+        for child_name, child in module.named_children():
+            visit(f"{name}.{child_name}" if name else child_name, child)
+
+    visit("", model)
+    return [
+        c
+        for c in calls
+        if c.name in selected and (c.params or c.macs or c.input_shape is None or c.input_shape != c.output_shape)
+    ]
+
+
+def count_macs(model: nn.Module, input_size: tuple[int, int], batch_size: int = 1) -> int:
+    """Multiply-accumulates of one forward pass over ``batch_size`` images of ``input_size`` (height, width),
+    counting conv and linear layers (the official "GFLOPs" tables give this count divided by 2^30).
+
+    A conv contributes output elements × (input channels / groups) × kernel area; a linear layer
+    output elements × input features. BatchNorm, activations, upsampling and sums are not counted.
+    """
+    return trace_modules(model, input_size, batch_size)[0].macs
