@@ -244,8 +244,8 @@ def _check_size(name: str, size: tuple[int, int]) -> tuple[int, int]:
 def wrap_uint8(values: np.ndarray) -> np.ndarray:
     """The port's ``np.uint8`` cast of crop coordinates (``dataset.py``): truncate toward zero, wrap modulo 256.
 
-    Examples: 49.92 → 49, -0.38 → 0, -3.84 → 253, 256 → 0, 268.8 → 12. (NumPy leaves the cast of negative or
-    large floats to the C compiler; the fixture's values show the x86 behaviour, which this is.)
+    Examples: 49.92 → 49, -0.38 → 0, -3.84 → 253, 256 → 0, 268.8 → 12. (NumPy leaves the cast of a float outside
+    0 .. 255 to the C compiler; the fixture shows x86's truncate-then-keep-the-low-byte, which this reproduces.)
 
     Args:
         values: finite float array of any shape, crop pixels.
