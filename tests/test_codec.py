@@ -63,8 +63,6 @@ def test_encode_weights_follow_coco_visibility_and_finiteness():
 def test_encoders_reject_mismatched_shapes():
     with pytest.raises(ValueError, match=r"keypoints must be \(K, 2\) and visibility \(K,\)"):
         encode_gaussian(np.zeros((17, 3)), np.ones(17), INPUT_SIZE, HEATMAP_SIZE)
-    with pytest.raises(ValueError, match=r"keypoints must be \(K, 2\) and visibility \(K,\)"):
-        encode_tf_port(np.zeros((17, 2)), np.ones(14), INPUT_SIZE)
 
 
 def test_encode_udp_centres_the_gaussian_on_the_unbiased_position():
@@ -78,22 +76,6 @@ def test_encode_udp_centres_the_gaussian_on_the_unbiased_position():
     window = (np.abs(xs - np.round(mu[0])) <= 6) & (np.abs(ys - np.round(mu[1])) <= 6)
     np.testing.assert_allclose(heatmaps[0], np.where(window, expected, 0.0), atol=1e-6)
     assert heatmaps[0].max() < 1.0  # off-grid centre: no pixel reaches the peak
-
-
-def test_encode_tf_port_target():
-    keypoints = np.array([[100.4, 50.6], [0.2, 255.0], [191.6, 10.0], [-0.6, 10.0], [20.0, 20.0]])
-    heatmaps, weights = encode_tf_port(keypoints, np.array([2, 1, 2, 2, 0]), INPUT_SIZE)
-    assert heatmaps.shape == (5, 256, 192)
-    np.testing.assert_array_equal(weights, [1, 1, 0, 0, 0])  # rounded x 192 and -1 fall outside; 4 unlabelled
-    np.testing.assert_allclose(heatmaps[0].sum(), 1.0, rtol=1e-6)
-    assert np.unravel_index(heatmaps[0].argmax(), heatmaps[0].shape) == (51, 100)
-    assert np.count_nonzero(heatmaps[0]) == 9
-    kernel = np.exp(-np.array([1.0, 0.0, 1.0]) / 2)
-    kernel /= kernel.sum()
-    np.testing.assert_allclose(heatmaps[0, 50:53, 99:102], np.outer(kernel, kernel), rtol=1e-6)
-    assert np.count_nonzero(heatmaps[1]) == 4  # corner: a 2×2 quarter of the kernel stays
-    np.testing.assert_allclose(heatmaps[1].sum(), kernel[1:].sum() ** 2, rtol=1e-6)
-    assert not heatmaps[2:].any()
 
 
 # ----------------------------------------------------------------------------------------------- decoding
@@ -150,7 +132,7 @@ def test_decode_batch_equals_person_by_person(post, method):
 
 def test_decode_rejects_bad_input(post):
     heatmaps, centres, sizes = post["heatmaps"], post["box_centers"], post["box_scales"] * PIXEL_STD
-    with pytest.raises(ConfigError, match=r"decode method must be one of \['argmax', 'dark'\], got 'udp'"):
+    with pytest.raises(ConfigError, match=r"decode method must be one of \['argmax', 'dark', 'tf_port'\], got 'udp'"):
         decode(heatmaps, centres, sizes, method="udp")
     with pytest.raises(ValueError, match=r"centers and sizes must be \(4, 2\) for 4 persons"):
         decode(heatmaps, centres[:3], sizes[:3])
@@ -319,7 +301,7 @@ def test_codec_encode_dispatches_on_kind():
         np.testing.assert_array_equal(heatmaps, expected[0])
         np.testing.assert_array_equal(weights, expected[1])
     heatmaps, _ = HeatmapCodec(Crop(INPUT_SIZE), INPUT_SIZE, kind="tf_port").encode(keypoints, visibility)
-    np.testing.assert_array_equal(heatmaps, encode_tf_port(keypoints, visibility, INPUT_SIZE)[0])
+    np.testing.assert_array_equal(heatmaps, encode_tf_port(keypoints, visibility, INPUT_SIZE)[0])  # the port's
 
 
 def test_codec_decode_uses_its_geometry_and_blur(post):

@@ -226,6 +226,30 @@ def test_crop_object_uses_one_geometry():
 def test_tensor_round_trip():
     rng = np.random.default_rng(0)
     crop = rng.integers(0, 256, (8, 6, 3), dtype=np.uint8)
-    tensor = Crop.to_tensor(crop)
+    tensor = Crop((8, 6)).to_tensor(crop)
     assert tensor.shape == (3, 8, 6) and tensor.dtype == torch.float32
-    np.testing.assert_array_equal(Crop.to_image(tensor), crop)
+    np.testing.assert_array_equal(Crop((8, 6)).to_image(tensor), crop)
+    unit = Crop((8, 6), pixels="unit")
+    np.testing.assert_array_equal(
+        unit.to_tensor(crop).numpy(), crop.transpose(2, 0, 1).astype(np.float32) / np.float32(255)
+    )
+    np.testing.assert_array_equal(unit.to_image(unit.to_tensor(crop)), crop)
+
+
+def test_stretch_crop_is_the_tf_ports(reference_dir):
+    # The readers' clean boxes end on their last pixel: the port's box (x1, y1, x2, y2) is (x1, y1, x2 - x1 - 1, ...)
+    fixture = np.load(reference_dir / "tf_port_parity" / "crop.npz")
+    crop = Crop((256, 192), stretch=True, pixels="unit")
+    boxes = fixture["boxes"].astype(np.float64)
+    records_boxes = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2] - 1], axis=1)
+    centers, sizes = crop.regions(records_boxes)
+    for i in range(len(boxes)):
+        np.testing.assert_array_equal(crop.warp(fixture["image"], centers[i], sizes[i]), fixture["result"][i])
+    # keypoints: stretched into the crop and back again
+    points = np.array([[[boxes[0, 0], boxes[0, 1]], [boxes[0, 2], boxes[0, 3]], [100.0, 120.0]]])
+    in_crop = crop.to_input(points[0], centers[0], sizes[0])
+    np.testing.assert_allclose(in_crop[:2], [[0.0, 0.0], [192.0, 256.0]])
+    back = crop.heatmap_to_image(in_crop[None], centers[:1], sizes[:1], (256, 192))
+    np.testing.assert_allclose(back, points, atol=1e-9)
+    with pytest.raises(ValueError, match="cannot rotate"):
+        crop.warp(fixture["image"], centers[0], sizes[0], rotation=10.0)

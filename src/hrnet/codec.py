@@ -28,10 +28,11 @@ import torch
 from hrnet.config import DECODE_METHODS, TARGETS, DataConfig, ModelConfig
 from hrnet.crop import Crop, heatmap_to_image
 from hrnet.errors import ConfigError
+from hrnet.tf_port_pipeline import decode_tf_port, encode_tf_port
 
-# The TensorFlow port's target: a 3×3 Gaussian kernel with σ = 1 input pixel, normalised to sum 1.
+# The TensorFlow port's target: a 3×3 Gaussian kernel with σ = 1 input pixel, normalised to sum 1
+# (hrnet.tf_port_pipeline.encode_tf_port).
 TF_PORT_SIGMA = 1.0
-TF_PORT_KERNEL = 3
 # DARK takes the log of the modulated heatmap; values are floored here first (official DARK code).
 DARK_LOG_FLOOR = 1e-10
 
@@ -91,37 +92,6 @@ def encode_udp(
     """
     stride = np.array([(input_size[1] - 1) / (heatmap_size[1] - 1), (input_size[0] - 1) / (heatmap_size[0] - 1)])
     return _gaussian_targets(keypoints, visibility, stride, heatmap_size, sigma, subpixel=True)
-
-
-def encode_tf_port(
-    keypoints: np.ndarray, visibility: np.ndarray, input_size: tuple[int, int]
-) -> tuple[np.ndarray, np.ndarray]:
-    """The TensorFlow port's targets: at input resolution, a 3×3 Gaussian kernel (σ = 1) normalised to sum 1,
-    placed at the keypoint rounded to the nearest pixel (VXallset/deep-high-resolution-net.TensorFlow).
-
-    The weight is 0, and the map empty, when the keypoint is unlabelled or its rounded position lies outside the
-    crop; kernel cells beyond the crop's edge are dropped (the map then sums to less than 1).
-
-    Args:
-        keypoints: (K, 2) keypoints ``(x, y)`` in input-crop pixels.
-        visibility: (K,) COCO visibility.
-        input_size: ``(height, width)`` of the input crop, which is also the heatmap size.
-
-    Returns:
-        heatmaps (K, H, W) float32 and target weights (K,) float32.
-    """
-    keypoints, labelled = _check_keypoints(keypoints, visibility)
-    height, width = input_size
-    centre = np.floor(keypoints + 0.5)
-    weight = labelled & (centre[:, 0] >= 0) & (centre[:, 0] < width) & (centre[:, 1] >= 0) & (centre[:, 1] < height)
-    radius = TF_PORT_KERNEL // 2
-    offsets = np.arange(-radius, radius + 1)
-    norm = np.exp(-(offsets**2) / (2 * TF_PORT_SIGMA**2)).sum()
-    # The 2-D kernel is separable, and so is its normalisation: each axis divides by its own 1-D sum.
-    gx = _window_gaussian(width, centre[:, 0], centre[:, 0] - radius, centre[:, 0] + radius + 1, TF_PORT_SIGMA)
-    gy = _window_gaussian(height, centre[:, 1], centre[:, 1] - radius, centre[:, 1] + radius + 1, TF_PORT_SIGMA)
-    heatmaps = (gy / norm)[:, :, None] * (gx / norm)[:, None, :] * weight[:, None, None]
-    return heatmaps.astype(np.float32), weight.astype(np.float32)
 
 
 def _check_keypoints(keypoints: np.ndarray, visibility: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -317,22 +287,45 @@ def decode(
     Returns:
         keypoints (N, K, 2) float32 in image pixels and scores (N, K) as the heatmaps' dtype.
     """
-    if method not in DECODE_METHODS:
-        raise ConfigError(f"decode method must be one of {list(DECODE_METHODS)}, got {method!r}")
     n, _, height, width = _check_heatmaps(heatmaps)
     centers = np.asarray(centers, dtype=np.float64)
     sizes = np.asarray(sizes, dtype=np.float64)
     if centers.shape != (n, 2) or sizes.shape != (n, 2):
         raise ValueError(f"centers and sizes must be ({n}, 2) for {n} persons, got {centers.shape}, {sizes.shape}")
+    coords, scores = decode_peaks(heatmaps, method=method, post_process=post_process, blur_kernel=blur_kernel)
+    keypoints = heatmap_to_image(coords, centers, sizes, (height, width), unbiased=unbiased)
+    return keypoints.astype(np.float32), scores
+
+
+def decode_peaks(
+    heatmaps: np.ndarray,
+    *,
+    method: str = "argmax",
+    post_process: bool = True,
+    blur_kernel: int = 11,
+    threshold: float = 0.001,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The keypoint of every heatmap, in heatmap pixels: ``decode`` before the crop's map back to the image.
+
+    ``method`` is "argmax" (+ the quarter-pixel offset with ``post_process``), "dark" (Taylor refinement) or
+    "tf_port" (the TF port's integer argmax; maps whose peak is not above ``threshold`` give (0, 0), as the
+    port's undetected keypoints; ``hrnet.tf_port_pipeline.decode_tf_port``).
+
+    Returns:
+        coordinates (N, K, 2) ``(x, y)`` in heatmap pixels and scores (N, K), the peak values.
+    """
+    if method not in DECODE_METHODS:
+        raise ConfigError(f"decode method must be one of {list(DECODE_METHODS)}, got {method!r}")
+    _check_heatmaps(heatmaps)
+    if method == "tf_port":
+        coords, scores, _ = decode_tf_port(heatmaps, threshold)
+        return coords, scores
     coords, scores = get_max_preds(heatmaps)
     if method == "dark":
-        refined: np.ndarray = dark_refine(heatmaps, coords, blur_kernel)
-    elif post_process:
-        refined = _quarter_offset(heatmaps, coords)
-    else:
-        refined = coords
-    keypoints = heatmap_to_image(refined, centers, sizes, (height, width), unbiased=unbiased)
-    return keypoints.astype(np.float32), scores
+        return dark_refine(heatmaps, coords, blur_kernel), scores
+    if post_process:
+        return _quarter_offset(heatmaps, coords), scores
+    return coords, scores
 
 
 def _check_heatmaps(heatmaps: np.ndarray) -> tuple[int, int, int, int]:
@@ -459,7 +452,7 @@ class HeatmapCodec:
         if self.kind == "udp":
             return encode_udp(keypoints, visibility, self.input_size, self.heatmap_size, self.sigma)
         if self.kind == "tf_port":
-            return encode_tf_port(keypoints, visibility, self.input_size)
+            return encode_tf_port(keypoints, visibility, self.heatmap_size)
         return encode_gaussian(keypoints, visibility, self.input_size, self.heatmap_size, self.sigma)
 
     def decode(
@@ -469,20 +462,23 @@ class HeatmapCodec:
         sizes: np.ndarray,
         method: str = "argmax",
         post_process: bool = True,
+        threshold: float = 0.001,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(N, K, H, W) heatmaps (flip test: merged first) and (N, 2) crop centers and sizes in image pixels →
-        keypoints (N, K, 2) float32 in image pixels and scores (N, K); see ``decode``."""
+        keypoints (N, K, 2) float32 in image pixels (through the crop's geometry) and scores (N, K); see
+        ``decode_peaks``."""
         if tuple(heatmaps.shape[-2:]) != tuple(self.heatmap_size):
             raise ValueError(f"heatmaps are {tuple(heatmaps.shape[-2:])}, the codec expects {self.heatmap_size}")
-        return decode(
-            heatmaps,
-            centers,
-            sizes,
-            method=method,
-            post_process=post_process,
-            unbiased=self.crop.unbiased,
-            blur_kernel=self.blur_kernel,
+        n = len(heatmaps)
+        centers = np.asarray(centers, dtype=np.float64)
+        sizes = np.asarray(sizes, dtype=np.float64)
+        if centers.shape != (n, 2) or sizes.shape != (n, 2):
+            raise ValueError(f"centers and sizes must be ({n}, 2) for {n} persons, got {centers.shape}, {sizes.shape}")
+        coords, scores = decode_peaks(
+            heatmaps, method=method, post_process=post_process, blur_kernel=self.blur_kernel, threshold=threshold
         )
+        keypoints = self.crop.heatmap_to_image(coords, centers, sizes, self.heatmap_size)
+        return keypoints.astype(np.float32), scores
 
 
 def codec_from_config(model: ModelConfig, data: DataConfig, *, float32_regions: bool = True) -> HeatmapCodec:

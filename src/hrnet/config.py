@@ -27,7 +27,10 @@ BLOCK_TYPES = ("basic", "bottleneck")
 MODEL_VARIANTS = ("hrnet", "tf_port")
 DATA_FORMATS = ("coco", "aic_raw", "mpii")  # hrnet.data.sources.FORMATS has one entry each
 TARGETS = ("gaussian", "udp", "tf_port")  # hrnet.codec.HeatmapCodec kinds
-DECODE_METHODS = ("argmax", "dark")
+DECODE_METHODS = ("argmax", "dark", "tf_port")
+CROPS = ("affine", "stretch")  # hrnet.crop.Crop geometries a config picks (UDP's follows from data.target)
+PIXELS = ("imagenet", "unit")  # how crop pixels become network input
+EXTRA_METRICS = ("", "tf_port")  # scored beside the data format's own metric
 LOSSES = ("mse", "ohkm", "sum_squared")  # hrnet.engine.loss.HeatmapLoss kinds
 OPTIMIZERS = ("adam", "sgd")
 # Keys that moved to another section: a config that still uses the old place gets told where to.
@@ -152,7 +155,11 @@ class DataConfig:
     train_images: str = "images/train2017"
     val_annotations: str = "annotations/person_keypoints_val2017.json"
     val_images: str = "images/val2017"
+    # "affine": the official crop (the box enlarged by box_padding at the input's aspect ratio, affine warp);
+    # "stretch": the TF port's (the exact box stretched to the input, no margin, aspect not kept; no augmentation).
+    crop: str = "affine"
     box_padding: float = 1.25  # official: the crop is the box enlarged by 1.25 at the input's aspect ratio
+    pixels: str = "imagenet"  # network input: "imagenet" mean/std (official) or "unit" (uint8 / 255, the TF port)
     flip: bool = True  # official FLIP: horizontal flip with the keypoint set's flip pairs ...
     flip_prob: float = 0.5  # ... half of the time
     scale_factor: float = 0.35  # official SCALE_FACTOR: scale ~ clip(N(1, sf), 1 - sf, 1 + sf)
@@ -167,6 +174,16 @@ class DataConfig:
     def __post_init__(self) -> None:
         _check_choice("format", self.format, DATA_FORMATS)
         _check_choice("target", self.target, TARGETS)
+        _check_choice("crop", self.crop, CROPS)
+        _check_choice("pixels", self.pixels, PIXELS)
+        augmented = self.flip or self.scale_factor or self.rotation_factor or self.half_body_prob >= 0
+        if self.crop == "stretch" and augmented:
+            raise ConfigError(
+                "crop 'stretch' (the TF port's) has no augmentation: set flip false, scale_factor 0, rotation_factor 0 "
+                "and half_body_prob -1"
+            )
+        if self.crop == "stretch" and self.target == "udp":
+            raise ConfigError("UDP targets need the UDP affine crop, not crop 'stretch'")
         if self.box_padding <= 0 or self.sigma <= 0:
             raise ConfigError("box_padding and sigma must be positive")
         if not 0.0 <= self.flip_prob <= 1.0 or not 0.0 <= self.rotation_prob <= 1.0:
@@ -223,7 +240,10 @@ class TestConfig:
     batch_size: int = 32  # persons per forward pass
     flip_test: bool = True  # official FLIP_TEST: average with the flipped image's heatmaps ...
     shift_heatmap: bool = True  # ... shifted one pixel right, as official SHIFT_HEATMAP
-    decode: str = "argmax"  # "argmax" (+ quarter-pixel offset, official POST_PROCESS) or "dark" (Zhang 2020)
+    # "argmax" (+ quarter-pixel offset, official POST_PROCESS), "dark" (Zhang 2020) or "tf_port" (the port's
+    # integer argmax; a peak not above detection_threshold is an undetected keypoint at the crop's corner)
+    decode: str = "argmax"
+    detection_threshold: float = 0.001  # "tf_port" decoding only: the port's test.py threshold
     post_process: bool = True  # official POST_PROCESS: the quarter-pixel offset towards the higher neighbour
     boxes: str = ""  # COCO detection-results JSON of person boxes; "" = ground-truth boxes (official USE_GT_BBOX)
     box_score_threshold: float = 0.0  # official IMAGE_THRE: detections below it are dropped
@@ -231,9 +251,12 @@ class TestConfig:
     oks_threshold: float = 0.9  # official OKS_THRE for OKS-NMS
     soft_nms: bool = False  # official SOFT_NMS
     pck_threshold: float = 0.5  # PCKh threshold (fraction of head size) for MPII
+    # "tf_port": also the TF port's AP50/AP75 (per-keypoint σ from the set's own errors, no scale term; not COCO's)
+    metric: str = ""
 
     def __post_init__(self) -> None:
         _check_choice("decode", self.decode, DECODE_METHODS)
+        _check_choice("metric", self.metric, EXTRA_METRICS)
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be ≥ 1, got {self.batch_size}")
 

@@ -8,14 +8,18 @@ A person box is ``(x, y, w, h)`` in image pixels (COCO). A crop region is a cent
 ``(w, h)`` in image pixels (the official code's ``scale`` times 200). Sizes of images, inputs and heatmaps are
 ``(height, width)``. Pixel centers sit at integer coordinates, x to the right, y down.
 
-Two geometries are offered:
+Three geometries are offered:
 
 - the official one (leoxiaobin/deep-high-resolution-net.pytorch, ``lib/utils/transforms.py``): the region's width
   spans the output's width, ``x_out = (x - cx) * W_out / w + W_out / 2``; its height follows the output's aspect
   ratio (only the region's width sets the scale);
 - the unbiased one of UDP (Huang et al., "The Devil is in the Details: Delving into Unbiased Data Processing for
   Human Pose Estimation", CVPR 2020): pixel spacing ``size - 1``, so the region ``[c - s / 2, c + s / 2]`` lands on
-  ``[0, W_out - 1]`` exactly and a horizontal flip of the output is an exact flip of the region.
+  ``[0, W_out - 1]`` exactly and a horizontal flip of the output is an exact flip of the region;
+- the TF port's box stretch (VXallset/deep-high-resolution-net.TensorFlow, ``src/dataset.py``): the exact person
+  box, no margin, stretched to the input without keeping its aspect ratio (``hrnet.tf_port_pipeline``). The
+  readers' boxes end on their last pixel (the official cleaning), the port's slice excludes its end: the stretched
+  box is ``x .. x + w`` inclusive, i.e. ``(x, y, x + w + 1, y + h + 1)`` rounded to whole pixels.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import numpy as np
 import torch
 
 from hrnet.config import DataConfig, ModelConfig
+from hrnet.tf_port_pipeline import scale_tf_port, stretch_crop, stretch_points
 
 PIXEL_STD = 200.0  # the official "scale" unit: a region's size is scale × 200 pixels
 # ImageNet statistics, as the official transforms.Normalize (RGB order, on [0, 1] pixels).
@@ -45,16 +50,25 @@ class Crop:
         unbiased: the UDP geometry (for UDP targets) instead of the official one.
         float32_regions: round regions to float32 as the official COCO reader does (``box_to_center_size``);
             False keeps them in float64, as the official MPII reader does.
+        stretch: the TF port's box stretch instead of an affine warp (no padding, no rotation).
+        pixels: network input from crop pixels: "imagenet" (mean and std, official) or "unit" (uint8 / 255, the
+            TF port).
     """
 
     input_size: tuple[int, int]
     padding: float = 1.25
     unbiased: bool = False
     float32_regions: bool = True
+    stretch: bool = False
+    pixels: str = "imagenet"
 
     def __post_init__(self) -> None:
         if min(self.input_size) < 2 or self.padding <= 0:
             raise ValueError(f"a crop needs an input of at least 2×2 pixels and a positive padding, got {self}")
+        if self.stretch and self.unbiased:
+            raise ValueError("the TF port's stretch has no UDP variant: pick stretch or unbiased")
+        if self.pixels not in ("imagenet", "unit"):
+            raise ValueError(f"pixels must be 'imagenet' or 'unit', got {self.pixels!r}")
 
     @classmethod
     def from_config(cls, model: ModelConfig, data: DataConfig, *, float32_regions: bool = True) -> Crop:
@@ -66,12 +80,28 @@ class Crop:
             data.box_padding,
             unbiased=data.target == "udp",
             float32_regions=float32_regions,
+            stretch=data.crop == "stretch",
+            pixels=data.pixels,
         )
 
     def regions(self, boxes: np.ndarray | Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
         """Crop centers and sizes ``(w, h)`` of (4,) or (N, 4) person boxes ``(x, y, w, h)``
-        (``box_to_center_size``)."""
-        return box_to_center_size(boxes, self.input_size, self.padding, float32=self.float32_regions)
+        (``box_to_center_size``; with ``stretch`` the box itself, one pixel wider and taller: module docstring)."""
+        if not self.stretch:
+            return box_to_center_size(boxes, self.input_size, self.padding, float32=self.float32_regions)
+        boxes = np.asarray(boxes, dtype=np.float64)
+        if boxes.shape[-1:] != (4,) or boxes.ndim > 2:
+            raise ValueError(f"boxes must have shape (4,) or (N, 4) as (x, y, w, h), got {boxes.shape}")
+        sizes = boxes[..., 2:] + 1.0
+        return boxes[..., :2] + sizes / 2, sizes
+
+    def _stretch_box(self, center: ArrayLike, size: ArrayLike) -> tuple[float, float, float, float]:
+        """The whole-pixel box ``(x1, y1, x2, y2)`` (ends excluded) that a stretch region stands for, clipped to
+        start inside the image."""
+        center, size = np.asarray(center, dtype=np.float64), np.asarray(size, dtype=np.float64)
+        x1, y1 = np.maximum(np.round(center - size / 2), 0.0)
+        x2, y2 = np.round(center + size / 2)
+        return float(x1), float(y1), float(x2), float(y2)
 
     def matrix(
         self, center: ArrayLike, size: ArrayLike, rotation: ArrayLike = 0.0, *, inverse: bool = False
@@ -80,22 +110,41 @@ class Crop:
         return get_affine_transform(center, size, rotation, self.input_size, inverse=inverse, unbiased=self.unbiased)
 
     def warp(self, image: np.ndarray, center: ArrayLike, size: ArrayLike, rotation: float = 0.0) -> np.ndarray:
-        """The (height, width[, C]) crop of the (rotated) region, of the image's dtype (``warp_crop``)."""
+        """The (height, width[, C]) crop of the (rotated) region, of the image's dtype (``warp_crop``; with
+        ``stretch`` the port's ``stretch_crop`` of an (H, W, 3) uint8 image)."""
+        if self.stretch:
+            self._no_rotation(rotation)
+            return stretch_crop(image, self._stretch_box(center, size), self.input_size)
         return warp_crop(image, center, size, rotation, self.input_size, unbiased=self.unbiased)
 
     def to_input(self, points: np.ndarray, center: ArrayLike, size: ArrayLike, rotation: float = 0.0) -> np.ndarray:
         """(..., 2) points in image pixels → float64 input-crop pixels of the region."""
+        if self.stretch:
+            self._no_rotation(rotation)
+            return stretch_points(points, self._stretch_box(center, size), self.input_size)
         return affine_points(points, self.matrix(center, size, rotation))
+
+    @staticmethod
+    def _no_rotation(rotation: float) -> None:
+        if rotation:
+            raise ValueError(f"the TF port's stretch crop cannot rotate (got {rotation} degrees)")
 
     def heatmap_to_image(
         self, coords: np.ndarray, centers: np.ndarray, sizes: np.ndarray, heatmap_size: tuple[int, int]
     ) -> np.ndarray:
-        """(N, K, 2) heatmap pixels of N persons → (N, K, 2) float64 image pixels (``heatmap_to_image``)."""
-        return heatmap_to_image(coords, centers, sizes, heatmap_size, unbiased=self.unbiased)
+        """(N, K, 2) heatmap pixels of N persons → (N, K, 2) float64 image pixels (``heatmap_to_image``; with
+        ``stretch`` the inverse of the port's stretch, ``tf_port_pipeline.unstretch_points``)."""
+        if not self.stretch:
+            return heatmap_to_image(coords, centers, sizes, heatmap_size, unbiased=self.unbiased)
+        coords = np.asarray(coords, dtype=np.float64)
+        boxes = np.array([self._stretch_box(c, s) for c, s in zip(centers, sizes, strict=True)]).reshape(-1, 4)
+        low, high = boxes[:, None, :2], boxes[:, None, 2:]
+        points = self.heatmap_to_input(coords, heatmap_size)
+        return points / np.array(self.input_size[::-1], dtype=np.float64) * (high - low) + low
 
     def heatmap_to_input(self, coords: np.ndarray, heatmap_size: tuple[int, int]) -> np.ndarray:
         """(..., 2) heatmap pixels → input-crop pixels: ``i × input / heatmap`` per axis in the official
-        geometry, ``i × (input − 1) / (heatmap − 1)`` in UDP's."""
+        geometry (and the stretch), ``i × (input − 1) / (heatmap − 1)`` in UDP's."""
         (in_h, in_w), (hm_h, hm_w) = self.input_size, heatmap_size
         if self.unbiased:
             step = np.array([(in_w - 1) / (hm_w - 1), (in_h - 1) / (hm_h - 1)])
@@ -103,17 +152,21 @@ class Crop:
             step = np.array([in_w / hm_w, in_h / hm_h])
         return np.asarray(coords, dtype=np.float64) * step
 
-    @staticmethod
-    def to_tensor(crop: np.ndarray) -> torch.Tensor:
-        """(H, W, 3) RGB uint8 crop → (3, H, W) float32 network input, normalised with the ImageNet mean and std."""
-        x = (crop.astype(np.float32) / 255.0 - MEAN) / STD
+    def to_tensor(self, crop: np.ndarray) -> torch.Tensor:
+        """(H, W, 3) RGB uint8 crop → (3, H, W) float32 network input: normalised with the ImageNet mean and std,
+        or with ``pixels="unit"`` the port's ``uint8 / 255``."""
+        if self.pixels == "unit":
+            x = scale_tf_port(crop)
+        else:
+            x = (crop.astype(np.float32) / 255.0 - MEAN) / STD
         return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
 
-    @staticmethod
-    def to_image(tensor: np.ndarray | torch.Tensor) -> np.ndarray:
+    def to_image(self, tensor: np.ndarray | torch.Tensor) -> np.ndarray:
         """(3, H, W) network input → (H, W, 3) RGB uint8 (``to_tensor`` undone, for drawing)."""
         array = tensor.numpy(force=True) if isinstance(tensor, torch.Tensor) else np.asarray(tensor)
-        rgb = array.transpose(1, 2, 0) * STD + MEAN
+        rgb = array.transpose(1, 2, 0)
+        if self.pixels != "unit":
+            rgb = rgb * STD + MEAN
         return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 

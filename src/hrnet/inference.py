@@ -47,7 +47,12 @@ def predict_keypoints(
     if test.flip_test:
         heatmaps = merge_flip(heatmaps, model(images.flip(3)), flip_index, shift=test.shift_heatmap)
     return codec.decode(
-        heatmaps.float().numpy(force=True), centers, sizes, method=test.decode, post_process=test.post_process
+        heatmaps.float().numpy(force=True),
+        centers,
+        sizes,
+        method=test.decode,
+        post_process=test.post_process,
+        threshold=test.detection_threshold,
     )
 
 

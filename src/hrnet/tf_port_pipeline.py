@@ -37,7 +37,7 @@ UINT8_WRAP = 256
 # ----------------------------------------------------------------------------------------------- crop
 
 
-def stretch_crop(image: np.ndarray, box_xyxy: Sequence[int], output_size: tuple[int, int]) -> np.ndarray:
+def stretch_crop(image: np.ndarray, box_xyxy: Sequence[float], output_size: tuple[int, int]) -> np.ndarray:
     """Cut a person box out of an image and stretch it to ``output_size``, as the port's ``dataset.py``.
 
     ``extract_people_from_dataset`` takes rows ``y1:y2`` and columns ``x1:x2`` of the exact box, calls scikit-image
