@@ -39,6 +39,8 @@ from hrnet.metrics.coco import (
 )
 from hrnet.metrics.nms import nms_per_image
 from hrnet.metrics.pck import head_sizes_from_segment, mpii_pckh
+from hrnet.metrics.tf_port import keypoint_distances, port_ap
+from hrnet.tf_port_pipeline import wrap_uint8
 from hrnet.visualize import side_by_side, write_image
 
 log = logging.getLogger(__name__)
@@ -145,6 +147,13 @@ class Evaluator:
         metrics: dict[str, Any] = {}
         if self.dist.is_main:
             metrics = score_predictions(predictions, self.split, self.test, out_dir)
+            if self.test.metric == "tf_port":
+                port = score_tf_port(predictions, self.split, self.codec)
+                metrics.update(port)
+                metrics["summary"] = (
+                    f"{metrics.get('summary', '')}\nTF port's evaluate.py: AP50 {port['tf_port_AP50']:.4f}  "
+                    f"AP75 {port['tf_port_AP75']:.4f}  ({port['tf_port_persons']} persons)"
+                ).lstrip("\n")
             if out_dir is not None:
                 out = Path(out_dir)
                 write_json_atomic(out / "metrics.json", metrics)
@@ -233,6 +242,27 @@ def score_pckh(
         "PCKh": table["Mean"],
         **{f"PCKh_{k}": v for k, v in table.items() if k != "Mean"},
         "persons": int(usable.sum()),
+    }
+
+
+def score_tf_port(predictions: Predictions, split: Split, codec: HeatmapCodec) -> dict[str, Any]:
+    """The TF port's AP50/AP75 (``hrnet.metrics.tf_port``), as its ``test.py`` computes them: distances in input
+    crop pixels between the decoded keypoints and the ground truth mapped into the crop (with the port's stretch
+    crop, truncated by its uint8 cast as its records store them), σ from this same set. Not COCO's AP."""
+    crop = codec.crop
+    records = split.records
+    regions = list(zip(predictions.centers, predictions.sizes, strict=True))
+    truth = np.stack([crop.to_input(r.keypoints, c, s) for r, (c, s) in zip(records, regions, strict=True)])
+    if crop.stretch:
+        truth = wrap_uint8(truth).astype(np.float64)
+    predicted = np.stack([crop.to_input(k, c, s) for k, (c, s) in zip(predictions.keypoints, regions, strict=True)])
+    labelled = np.stack([r.visibility > 0 for r in records])
+    result = port_ap(keypoint_distances(predicted, truth, labelled), labelled)
+    return {
+        "tf_port_AP50": result.ap50,
+        "tf_port_AP75": result.ap75,
+        "tf_port_persons": result.num_samples,
+        "tf_port_nan_oks": result.num_nan_oks,
     }
 
 
