@@ -293,7 +293,7 @@ def load_port_variables(
         if array.shape != want:
             raise CheckpointError(
                 f"{source}: variable {name!r} has shape {list(array.shape)}, the network needs {list(want)}"
-                + (" (HWIO)" if is_kernel else "") + f" for {key}; the checkpoint's shapes do not fit the structure its names describe"
+                + (" (HWIO)" if is_kernel else "") + f" for {key}; its shapes do not fit the structure its names give"
             )  # fmt: skip
         if is_kernel:
             array = array.transpose(3, 2, 0, 1)
