@@ -15,13 +15,22 @@ from hrnet.metrics.tf_port import (
     port_ap,
     sigma2_per_keypoint,
 )
+from tests.conftest import SHARED
 
 TOLERANCE = 1e-6
 
 
-@pytest.fixture(scope="module")
-def metric(reference_dir) -> dict[str, np.ndarray]:
-    with np.load(reference_dir / "tf_port_parity" / "metric.npz") as npz:
+# Every TF-port fixture set's metric.npz (the one beside a port checkpoint), wherever under reference/ it lies.
+METRIC_FILES = sorted(p for p in (SHARED / "reference").rglob("metric.npz") if any(p.parent.glob("*.ckpt.index")))
+
+
+def test_a_fixture_set_is_present():
+    assert METRIC_FILES, f"no metric.npz beside a *.ckpt.index under {SHARED / 'reference'}"
+
+
+@pytest.fixture(scope="module", params=METRIC_FILES, ids=lambda p: p.parent.name)
+def metric(request) -> dict[str, np.ndarray]:
+    with np.load(request.param) as npz:
         return dict(npz)
 
 

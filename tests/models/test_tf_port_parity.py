@@ -1,9 +1,9 @@
 """The TF port's own outputs, reproduced by our network loaded from its converted checkpoint.
 
-Every fixture set in ../shared/reference/tf_port_parity*/ (a ``*.ckpt.index`` with ``io.npz`` and
-``intermediates.npz`` beside it; README there) is converted with ``hrnet convert tf_port`` and checked. The width
-comes from the checkpoint and the input size from ``io.npz``. Inputs are NHWC in [0, 1), fed as they are.
-Needs TensorFlow (the ``tf`` extra); in CI its absence is a failure, elsewhere a skip.
+Every fixture set under ../shared/reference/ (a ``*.ckpt.index`` with ``io.npz``, ``intermediates.npz`` and
+``variables.json`` beside it; README in tf_port_parity/) is converted with ``hrnet convert tf_port`` and checked.
+The width comes from the checkpoint and the input size from ``io.npz``. Inputs are NHWC in [0, 1), fed as they
+are. Needs TensorFlow (the ``tf`` extra); in CI its absence is a failure, elsewhere a skip.
 """
 
 import dataclasses
@@ -26,7 +26,8 @@ from hrnet.models.tf_checkpoint import last_fusion_variable_names, read_tf_check
 from hrnet.models.tf_port import Fusion, PortBatchNorm, TFPortHRNet
 from tests.conftest import SHARED
 
-CHECKPOINTS = sorted((SHARED / "reference").glob("tf_port_parity*/*.ckpt.index"))
+# Every TF-port fixture set: a checkpoint with the port's outputs beside it, wherever under reference/ it lies.
+CHECKPOINTS = sorted(p for p in (SHARED / "reference").rglob("*.ckpt.index") if (p.parent / "io.npz").is_file())
 RUNNING_BOUND = 1e-4  # × max |TF output|: running statistics
 BATCH_BOUND = 2e-4  # × max |TF output|: batch statistics, where hundreds of layers amplify float noise
 
@@ -81,7 +82,7 @@ def _with_batch_norm(converted: Converted, mode: str) -> TFPortHRNet:
 
 
 def test_a_fixture_set_is_present():
-    assert CHECKPOINTS, f"no *.ckpt.index under {SHARED / 'reference'}/tf_port_parity*/"
+    assert CHECKPOINTS, f"no *.ckpt.index with an io.npz beside it under {SHARED / 'reference'}"
 
 
 def test_config_is_read_from_the_checkpoint(converted):
