@@ -14,7 +14,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[onnx,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[onnx,dev,tf]"
 	rm -f $(VENV)/.setup-*
 	touch $@
 

@@ -82,6 +82,8 @@ def test_unknown_key_names_the_dotted_path_and_the_nearest_key(tmp_path):
         ("train.lr_steps=[200,170]", r"lr_steps must be increasing"),
         ("data.target=tf_port", r"needs model\.variant tf_port"),
         ("test.decode=soft", r"decode must be one of \['argmax', 'dark', 'tf_port'\]"),
+        ("model.batch_norm=batch", r"batch_norm 'batch' reproduces the TF port's .* only for variant tf_port"),
+        ("model.batch_norm=frozen", r"batch_norm must be one of \['running', 'batch'\], got 'frozen'"),
         ("train.name.x=1", r"train\.name is a value, not a section"),
         ("model.stages.9.block=basic", r"model\.stages has no item '9'"),
         ("novalue", r"expected KEY=VALUE"),

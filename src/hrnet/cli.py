@@ -1,4 +1,4 @@
-"""The ``hrnet`` command: ``demo | train | eval | predict | export | info | bench | draw | data``.
+"""The ``hrnet`` command: ``demo | train | eval | predict | export | info | bench | draw | data | convert``.
 
 Each subcommand parses its arguments here and calls one function of the package; errors of our own types are
 printed as one clear line (no traceback) with exit status 2. The commands that run a network first turn on the
@@ -195,6 +195,22 @@ def cmd_data_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    import os
+
+    # TensorFlow's C++ start-up notices are noise here (the CLI may set process-wide state; the library does not).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from hrnet.models.tf_checkpoint import convert_tf_port
+
+    result = convert_tf_port(args.checkpoint, args.out)
+    widths = "/".join(map(str, result.model.stages[-1].num_channels))
+    print(
+        f"wrote {result.weights} ({result.num_tensors} tensors; widths {widths}, {result.model.num_keypoints} "
+        f"keypoints, batch_norm {result.model.batch_norm}) and {result.config}"
+    )
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from hrnet.demo import DEMO_CONFIG, run_demo
 
@@ -307,6 +323,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_data_show)
+
+    p = sub.add_parser(
+        "convert",
+        help="convert another implementation's checkpoint: DIR/model.safetensors + DIR/config.yaml",
+        description="tf_port: a TensorFlow checkpoint of VXallset/deep-high-resolution-net.TensorFlow (needs the "
+        "'tf' extra). The config's model section is read from the checkpoint, with batch_norm: batch as the port ran.",
+    )
+    p.add_argument("source", choices=("tf_port",), help="which implementation wrote the checkpoint")
+    p.add_argument("checkpoint", help="the checkpoint's prefix, e.g. models/model.ckpt (for model.ckpt.index, ...)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=cmd_convert)
     return parser
 
 

@@ -41,6 +41,7 @@ MOVED_KEYS = {
     "data.num_workers": "runtime.num_workers",
     "model.pretrained": "train.pretrained",
 }
+BATCH_NORM_MODES = ("running", "batch")  # ModelConfig.batch_norm: which statistics BatchNorm uses at test time
 
 
 @dataclass(frozen=True)
@@ -90,10 +91,22 @@ class ModelConfig:
     input_size: tuple[int, int] = (256, 192)  # (height, width) of the crop, official COCO W32 recipe
     stages: tuple[StageConfig, ...] = field(default_factory=lambda: hrnet_stages(32))  # HRNet-W32
     final_conv_kernel: int = 1  # official FINAL_CONV_KERNEL: the 1×1 heatmap head
+    # BatchNorm at test time: "running" = the running statistics (the standard). "batch" = each batch's own mean
+    # and biased variance, as the TF port's test.py runs (its training never updated the moving statistics, so
+    # its released ones are 0/1); it reproduces the port and is not a recommendation: a person's keypoints then
+    # depend on the rest of the batch. tf_port only. In training both modes use and update the running statistics.
+    batch_norm: str = "running"
 
     def __post_init__(self) -> None:
         if self.variant not in MODEL_VARIANTS:
             raise ConfigError(f"variant must be one of {MODEL_VARIANTS}, got {self.variant!r}")
+        if self.batch_norm not in BATCH_NORM_MODES:
+            raise ConfigError(f"batch_norm must be one of {list(BATCH_NORM_MODES)}, got {self.batch_norm!r}")
+        if self.batch_norm == "batch" and self.variant != "tf_port":
+            raise ConfigError(
+                "batch_norm 'batch' reproduces the TF port's test-time BatchNorm and is only for variant tf_port; "
+                "use batch_norm: running"
+            )
         if self.num_keypoints < 1:
             raise ConfigError(f"num_keypoints must be ≥ 1, got {self.num_keypoints}")
         if len(self.stages) != 4:

@@ -77,6 +77,9 @@ def export_onnx(
             # The TorchScript-based exporter is deprecated in favour of torch.export's, which needs onnxscript; it
             # is exact for this plain convolutional graph and needs nothing more.
             warnings.simplefilter("ignore", DeprecationWarning)
+            # The input size is fixed in the graph, so values worked out from it (the TF port's 'same' padding)
+            # are meant to become constants.
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
             torch.onnx.export(
                 net,
                 (example,),

@@ -7,7 +7,7 @@ import torch
 
 from hrnet.errors import CheckpointError
 from hrnet.models.checkpoint import load_pretrained, load_weights, read_state_dict, save_weights
-from hrnet.models.hrnet import HRNet
+from hrnet.models.hrnet import HRNet, build_model
 from tests.conftest import tiny_model_config
 
 
@@ -148,3 +148,12 @@ def test_pretrained_backbone_skips_the_head_and_foreign_tensors(tmp_path, source
     torch.save({"other.weight": torch.zeros(2)}, tmp_path / "foreign.pth")
     with pytest.raises(CheckpointError, match="no tensor matches"):
         load_pretrained(target, tmp_path / "foreign.pth")
+
+
+def test_tf_port_weights_round_trip(tmp_path):
+    """The TF port's head is named ``head``: not to be taken for MMPose's ``head.final_layer``."""
+    model = build_model(tiny_model_config(num_keypoints=14, variant="tf_port"))
+    save_weights(model, tmp_path / "tf_port.safetensors")
+    again = build_model(tiny_model_config(num_keypoints=14, variant="tf_port"))
+    load_weights(again, tmp_path / "tf_port.safetensors")
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in model.state_dict().items())

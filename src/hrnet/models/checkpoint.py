@@ -97,7 +97,8 @@ def convert_state_dict(raw: Mapping[str, object], source: str = "<state_dict>") 
     if "state_dict" in raw and isinstance(raw["state_dict"], Mapping):
         raw = raw["state_dict"]
     out: dict[str, torch.Tensor] = {}
-    mmpose = any(k.startswith(("backbone.", "keypoint_head.", "head.")) for k in raw)
+    # Not any "head.": the TF port's own head is named so.
+    mmpose = any(k.startswith(("backbone.", "keypoint_head.", "head.final_layer.")) for k in raw)
     for key, value in raw.items():
         name = key
         for prefix, replacement in _PREFIX_MAP:

@@ -17,6 +17,7 @@ from torch import nn
 
 from hrnet.models.blocks import BasicBlock, Bottleneck
 from hrnet.models.hrnet import HRNet
+from hrnet.models.tf_port import PortBatchNorm
 
 # Modules whose forward applies ``bnN`` directly to ``convN``'s output (the official stem and residual units).
 # Listed by class, not guessed from attribute names, so an unknown module is never folded wrongly.
@@ -64,13 +65,15 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 
     Pairs are consecutive children of an ``nn.Sequential`` (the official transitions, fuse paths and shortcut
     projections; every conv-BN of the TF port, whose ``ConvBNAct`` is a Sequential) and the ``convN`` / ``bnN``
-    attributes of the official stem and residual units. A BatchNorm elsewhere is kept as it is (still correct).
+    attributes of the official stem and residual units. A BatchNorm elsewhere is kept as it is (still correct), and
+    so is one that normalises with batch statistics at test time (the TF port's ``batch_norm: batch``).
     """
     folded = copy.deepcopy(model).eval()
     for module in list(folded.modules()):
         for conv_name, bn_name in _candidate_pairs(module):
             conv, bn = module._modules.get(conv_name), module._modules.get(bn_name)
-            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+            batch_statistics = isinstance(bn, PortBatchNorm) and bn.batch_statistics
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and not batch_statistics:
                 module._modules[conv_name] = fold_conv_bn(conv, bn)
                 module._modules[bn_name] = nn.Identity()
     return folded

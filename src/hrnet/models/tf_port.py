@@ -7,19 +7,27 @@ How it differs from the official network (``hrnet.models.hrnet``):
 - each of stages 2–4 opens with an exchange *between* stages (the existing branches fused with each other, plus a
   new branch made from the last input branch before fusion), then repeats exchange blocks (four basic residual
   units a branch, then a fusion of all branches);
-- a down path is a chain of stride-2 3×3 conv-BN-activation, each doubling the channels; an up path is nearest
-  upsampling *then* a 1×1 conv-BN-activation; branch sums carry no activation;
-- convolutions keep their bias; activation is leaky ReLU (slope 0.1); BatchNorm has TensorFlow's eps 1e-3;
+- a down path is a chain of stride-2 3×3 conv-BN-activation, each doubling the channels, padded as TensorFlow's
+  ``padding='same'`` (on an even size: nothing before, one row/column after); an up path is nearest upsampling
+  *then* a 1×1 conv-BN-activation; branch sums carry no activation;
+- convolutions keep their bias; activation is leaky ReLU (slope 0.1); BatchNorm has TensorFlow's eps 1e-3 and
+  can normalise with the batch's own statistics at test time, as the port's ``test.py`` runs it
+  (``ModelConfig.batch_norm``, see ``PortBatchNorm``);
 - the head is a 3×3 conv + ReLU, each heatmap divided by its own sum (+1e-10), at input resolution;
 - conv weights start from N(0, 0.01²) (TensorFlow's ``random_normal_initializer(stddev=0.01)``).
+
+Module names follow the port's scopes closely enough for ``hrnet.models.tf_checkpoint`` to map its checkpoints
+(every conv-BN is ``<path>.conv`` / ``<path>.bn``).
 """
 
 from __future__ import annotations
 
 import itertools
+from collections import OrderedDict
 from typing import cast
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from hrnet.config import ModelConfig
@@ -30,17 +38,73 @@ BN_EPS = 1e-3  # tf.layers.batch_normalization's default epsilon
 NORMALISE_EPS = 1e-10
 
 
+def tf_same_padding(size: int, kernel_size: int, stride: int) -> tuple[int, int]:
+    """(before, after) zero padding of one spatial axis of ``size`` pixels under TensorFlow's ``padding='same'``.
+
+    TF pads ``total = max((ceil(size / stride) - 1) * stride + kernel_size - size, 0)``, the smaller half before:
+    a 3×3 stride-2 conv on an even size pads 0 before and 1 after; on an odd size, 1 and 1.
+    """
+    total = max((-(-size // stride) - 1) * stride + kernel_size - size, 0)
+    return total // 2, total - total // 2
+
+
+class TFSamePadding(nn.Module):
+    """Zero-pads (N, C, H, W) as TensorFlow's ``padding='same'`` does for a ``kernel_size`` / ``stride`` conv that
+    follows with ``padding=0``. The amounts depend on H and W, so they are worked out on every call."""
+
+    def __init__(self, kernel_size: int, stride: int):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        top, bottom = tf_same_padding(x.shape[-2], self.kernel_size, self.stride)
+        left, right = tf_same_padding(x.shape[-1], self.kernel_size, self.stride)
+        return F.pad(x, (left, right, top, bottom))
+
+
+class PortBatchNorm(nn.BatchNorm2d):
+    """BatchNorm with TensorFlow's epsilon that can also normalise with the batch's statistics at test time.
+
+    ``batch_statistics`` False (``model.batch_norm: running``): PyTorch's BatchNorm, running statistics in eval mode.
+    ``batch_statistics`` True (``model.batch_norm: batch``): in eval mode every call normalises (N, C, H, W) with
+    the current batch's per-channel mean and *biased* variance over (N, H, W) and leaves the running statistics
+    alone, which is what the port's ``test.py`` computes (it builds the network with ``is_training=True`` and
+    never runs the update ops). In training mode both settings are PyTorch's: batch statistics, running
+    statistics updated with momentum 0.1 (TensorFlow's 0.9), so they are usable if ``running`` is chosen later.
+    """
+
+    def __init__(self, num_features: int):
+        super().__init__(num_features, eps=BN_EPS)
+        self.batch_statistics = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training or not self.batch_statistics:
+            return super().forward(x)
+        # Written out rather than F.batch_norm(training=True) so that it exports to ONNX as plain reductions.
+        var, mean = torch.var_mean(x, dim=(0, 2, 3), correction=0, keepdim=True)
+        y = (x - mean) * torch.rsqrt(var + self.eps)
+        return y * self.weight[:, None, None] + self.bias[:, None, None]
+
+
 class ConvBNAct(nn.Sequential):
-    """Conv (with bias) → BatchNorm → optional leaky ReLU, as the port's ``conv_2d``."""
+    """Conv (with bias) → BatchNorm → optional leaky ReLU, as the port's ``conv_2d`` with ``padding='same'``.
+
+    Children: ``pad`` (stride > 1 only), ``conv``, ``bn``, ``act``. With stride 1 and an odd kernel TF's 'same'
+    padding is ``kernel_size // 2`` on both sides, which the conv does itself; with stride 2 TF's padding can be
+    asymmetric, so an explicit ``TFSamePadding`` precedes a conv without padding.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, act: bool = True):
-        layers: list[nn.Module] = [
-            nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2),
-            nn.BatchNorm2d(out_channels, eps=BN_EPS),
-        ]
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        if stride > 1:
+            layers["pad"] = TFSamePadding(kernel_size, stride)
+        padding = 0 if stride > 1 else kernel_size // 2
+        layers["conv"] = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding)
+        layers["bn"] = PortBatchNorm(out_channels)
         if act:
-            layers.append(nn.LeakyReLU(LEAKY_SLOPE, inplace=True))
-        super().__init__(*layers)
+            layers["act"] = nn.LeakyReLU(LEAKY_SLOPE, inplace=True)
+        super().__init__(layers)
 
 
 class ResidualUnit(nn.Module):
@@ -139,7 +203,11 @@ class BetweenStages(nn.Module):
 
 
 class TFPortHRNet(nn.Module):
-    """(N, 3, H, W) normalised RGB → (N, K, H, W) heatmaps, each summing to 1."""
+    """(N, 3, H, W) normalised RGB → (N, K, H, W) heatmaps, each summing to 1.
+
+    H and W must be multiples of 8 (the port's own limit: its up paths must meet the down paths' sizes).
+    ``cfg.batch_norm`` picks the BatchNorm statistics used in eval mode (see ``PortBatchNorm``).
+    """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -168,14 +236,21 @@ class TFPortHRNet(nn.Module):
         k = cfg.final_conv_kernel
         self.head = nn.Conv2d(later[0].num_channels[0], cfg.num_keypoints, k, padding=k // 2)
         self.init_weights()
+        for m in self.modules():
+            if isinstance(m, PortBatchNorm):
+                m.batch_statistics = cfg.batch_norm == "batch"
 
     def init_weights(self) -> None:
         """TensorFlow's ``random_normal_initializer(stddev=0.01)`` for convs, zero biases, BN weight 1 / bias 0."""
         init_conv_bn(self, std=0.01)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The last fusion's output: [(N, C, H, W)], the highest-resolution branch only (all the head uses)."""
         xs = [self.stage1_out(self.stage1(x))]
         for stage in self.stages:
             xs = stage(xs)
-        heatmaps = torch.relu(self.head(xs[0]))
+        return xs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        heatmaps = torch.relu(self.head(self.forward_features(x)[0]))
         return heatmaps / (heatmaps.sum(dim=(2, 3), keepdim=True) + NORMALISE_EPS)
