@@ -108,25 +108,30 @@ def vectorised_nms(keypoints: np.ndarray, scores: np.ndarray, sizes: np.ndarray,
 
 
 def persons(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Keypoint centres (N, K, 2) in heatmap pixels, crop centres and sizes (N, 2), image ids (N,).
+    """Keypoint keypoint_centers (N, K, 2) in heatmap pixels, crop keypoint_centers and sizes (N, 2), image ids (N,).
 
     The persons of one image are near-duplicates (as detections of one person are): OKS-NMS keeps one or two.
     """
     rng = np.random.default_rng(seed)
     images = PERSONS // PER_IMAGE
     base = rng.uniform([4, 4], [HEATMAP[1] - 4, HEATMAP[0] - 4], (images, 1, 17, 2))
-    centres = (base + rng.normal(0, 0.3, (images, PER_IMAGE, 17, 2))).reshape(PERSONS, 17, 2)
+    keypoint_centers = (base + rng.normal(0, 0.3, (images, PER_IMAGE, 17, 2))).reshape(PERSONS, 17, 2)
     boxes = rng.uniform(100, 500, (images, 1, 2))
     crop_centers = (boxes + rng.normal(0, 0.5, (images, PER_IMAGE, 2))).reshape(PERSONS, 2).astype(np.float32)
     sizes = np.repeat(rng.uniform(100, 300, (images, 1)), PER_IMAGE, axis=0) * np.array([0.75, 1.0])
-    return centres.astype(np.float32), crop_centers, sizes.astype(np.float32), np.repeat(np.arange(images), PER_IMAGE)
+    return (
+        keypoint_centers.astype(np.float32),
+        crop_centers,
+        sizes.astype(np.float32),
+        np.repeat(np.arange(images), PER_IMAGE),
+    )
 
 
-def heatmap_batch(centres: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def heatmap_batch(keypoint_centers: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Noisy Gaussian heatmaps (B, K, H, W) of the given keypoints and those of the mirrored input."""
     rng = np.random.default_rng(seed)
     grid_y, grid_x = np.mgrid[0 : HEATMAP[0], 0 : HEATMAP[1]]
-    d2 = (grid_x - centres[..., 0, None, None]) ** 2 + (grid_y - centres[..., 1, None, None]) ** 2
+    d2 = (grid_x - keypoint_centers[..., 0, None, None]) ** 2 + (grid_y - keypoint_centers[..., 1, None, None]) ** 2
     heatmaps = np.exp(-d2 / 8).astype(np.float32)
     flipped = heatmaps[:, list(COCO17.flip_index), :, ::-1] + rng.normal(0, 0.01, heatmaps.shape).astype(np.float32)
     heatmaps += rng.normal(0, 0.01, heatmaps.shape).astype(np.float32)
@@ -143,7 +148,7 @@ def one_round(
     round_index: int, data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 ) -> dict[str, tuple[float, Decoded, list[int]]]:
     """Every decoder over all persons, then rescoring + OKS-NMS where it applies: (seconds, decoded, kept)."""
-    centres, centers, sizes, image_ids = data
+    keypoint_centers, centers, sizes, image_ids = data
     suppressors: dict[str, Callable[..., list[int]]] = {
         "loop": loop_nms,
         "vectorised": vectorised_nms,
@@ -153,7 +158,7 @@ def one_round(
     names = list(DECODERS)
     for b, start in enumerate(range(0, PERSONS, BATCH)):
         batch = slice(start, start + BATCH)
-        heatmaps, flipped = heatmap_batch(centres[batch], seed=start)
+        heatmaps, flipped = heatmap_batch(keypoint_centers[batch], seed=start)
         first = (b + round_index) % len(names)  # each decoder comes first after a fresh batch as often
         for name in names[first:] + names[:first]:
             began = time.perf_counter()

@@ -65,7 +65,7 @@ def test_encoders_reject_mismatched_shapes():
         encode_gaussian(np.zeros((17, 3)), np.ones(17), INPUT_SIZE, HEATMAP_SIZE)
 
 
-def test_encode_udp_centres_the_gaussian_on_the_unbiased_position():
+def test_encode_udp_centers_the_gaussian_on_the_unbiased_position():
     keypoints = np.array([[100.3, 77.9], [3.0, 250.0]])
     heatmaps, weights = encode_udp(keypoints, np.array([2, 2]), INPUT_SIZE, HEATMAP_SIZE, sigma=2.0)
     np.testing.assert_array_equal(weights, [1, 1])
@@ -75,7 +75,7 @@ def test_encode_udp_centres_the_gaussian_on_the_unbiased_position():
     expected = np.exp(-((xs - mu[0]) ** 2 + (ys - mu[1]) ** 2) / 8.0)
     window = (np.abs(xs - np.round(mu[0])) <= 6) & (np.abs(ys - np.round(mu[1])) <= 6)
     np.testing.assert_allclose(heatmaps[0], np.where(window, expected, 0.0), atol=1e-6)
-    assert heatmaps[0].max() < 1.0  # off-grid centre: no pixel reaches the peak
+    assert heatmaps[0].max() < 1.0  # off-grid center: no pixel reaches the peak
 
 
 # ----------------------------------------------------------------------------------------------- decoding
@@ -122,22 +122,22 @@ def test_decode_network_output_matches_official(parity_io):
 
 @pytest.mark.parametrize("method", ["argmax", "dark"])
 def test_decode_batch_equals_person_by_person(post, method):
-    centres, sizes = post["box_centers"], post["box_scales"] * PIXEL_STD
-    batched, batched_scores = decode(post["heatmaps"], centres, sizes, method=method)
-    for n in range(len(centres)):
-        single, scores = decode(post["heatmaps"][n : n + 1], centres[n : n + 1], sizes[n : n + 1], method=method)
+    centers, sizes = post["box_centers"], post["box_scales"] * PIXEL_STD
+    batched, batched_scores = decode(post["heatmaps"], centers, sizes, method=method)
+    for n in range(len(centers)):
+        single, scores = decode(post["heatmaps"][n : n + 1], centers[n : n + 1], sizes[n : n + 1], method=method)
         np.testing.assert_array_equal(batched[n], single[0])
         np.testing.assert_array_equal(batched_scores[n], scores[0])
 
 
 def test_decode_rejects_bad_input(post):
-    heatmaps, centres, sizes = post["heatmaps"], post["box_centers"], post["box_scales"] * PIXEL_STD
+    heatmaps, centers, sizes = post["heatmaps"], post["box_centers"], post["box_scales"] * PIXEL_STD
     with pytest.raises(ConfigError, match=r"decode method must be one of \['argmax', 'dark', 'tf_port'\], got 'udp'"):
-        decode(heatmaps, centres, sizes, method="udp")
+        decode(heatmaps, centers, sizes, method="udp")
     with pytest.raises(ValueError, match=r"centers and sizes must be \(4, 2\) for 4 persons"):
-        decode(heatmaps, centres[:3], sizes[:3])
+        decode(heatmaps, centers[:3], sizes[:3])
     with pytest.raises(ValueError, match=r"heatmaps must be a NumPy array \(N, K, H, W\), got a Tensor"):
-        decode(torch.from_numpy(heatmaps), centres, sizes)  # type: ignore[arg-type]
+        decode(torch.from_numpy(heatmaps), centers, sizes)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"heatmaps must be a NumPy array \(N, K, H, W\), got shape \(17, 64, 48\)"):
         get_max_preds(heatmaps[0])
 
@@ -190,7 +190,7 @@ def _keypoints_in_crop(rng: np.random.Generator, count: int, margin: float = 40.
 
 
 def _identity_crop(unbiased: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Centre and size under which image pixels are input-crop pixels."""
+    """Center and size under which image pixels are input-crop pixels."""
     height, width = INPUT_SIZE
     if unbiased:
         return np.array([[(width - 1) / 2, (height - 1) / 2]]), np.array([[width - 1.0, height - 1.0]])
@@ -201,7 +201,7 @@ def test_round_trip_official_gaussian_recovers_the_rounded_position():
     keypoints = _keypoints_in_crop(np.random.default_rng(0), 40)
     heatmaps, _ = encode_gaussian(keypoints, np.full(40, 2), INPUT_SIZE, HEATMAP_SIZE)
     decoded, _ = decode(heatmaps[None], *_identity_crop(False))
-    # A centred Gaussian has equal neighbours: no quarter offset, the argmax is the rounded position.
+    # A centered Gaussian has equal neighbours: no quarter offset, the argmax is the rounded position.
     np.testing.assert_allclose(decoded[0], 4 * np.floor(keypoints / 4 + 0.5), atol=1e-4)
     assert np.abs(decoded[0] - keypoints).max() <= 2.0 + 1e-4
 
@@ -217,20 +217,20 @@ def test_round_trip_through_the_crop_with_dark_and_udp():
     # Image keypoints → person box → crop → targets → DARK / UDP decoding → image keypoints.
     rng = np.random.default_rng(2)
     boxes = np.array([[40.0, 30.0, 120.0, 260.0], [300.0, 200.0, 90.0, 60.0], [10.5, 400.25, 200.0, 180.0]])
-    centres, sizes = box_to_center_size(boxes, INPUT_SIZE)
+    centers, sizes = box_to_center_size(boxes, INPUT_SIZE)
     crop_points = np.stack([_keypoints_in_crop(rng, 17) for _ in boxes])
     visibility = np.full(17, 2)
     for kind in ("gaussian_subpixel", "udp"):
         unbiased = kind == "udp"
-        to_crop = get_affine_transform(centres, sizes, 0.0, INPUT_SIZE, unbiased=unbiased)
-        to_image = get_affine_transform(centres, sizes, 0.0, INPUT_SIZE, inverse=True, unbiased=unbiased)
+        to_crop = get_affine_transform(centers, sizes, 0.0, INPUT_SIZE, unbiased=unbiased)
+        to_image = get_affine_transform(centers, sizes, 0.0, INPUT_SIZE, inverse=True, unbiased=unbiased)
         image_points = affine_points(crop_points, to_image)
         in_crop = affine_points(image_points, to_crop)
         if unbiased:
             targets = [encode_udp(p, visibility, INPUT_SIZE, HEATMAP_SIZE)[0] for p in in_crop]
         else:
             targets = [encode_gaussian(p, visibility, INPUT_SIZE, HEATMAP_SIZE, subpixel=True)[0] for p in in_crop]
-        decoded, _ = decode(np.stack(targets), centres, sizes, method="dark", unbiased=unbiased)
+        decoded, _ = decode(np.stack(targets), centers, sizes, method="dark", unbiased=unbiased)
         error = np.abs(decoded - image_points) / (sizes[:, None, :1] / HEATMAP_SIZE[1])  # in heatmap pixels
         assert error.max() < 0.01, kind
 
@@ -305,12 +305,12 @@ def test_codec_encode_dispatches_on_kind():
 
 
 def test_codec_decode_uses_its_geometry_and_blur(post):
-    centres, sizes = post["box_centers"], post["box_scales"] * PIXEL_STD
+    centers, sizes = post["box_centers"], post["box_scales"] * PIXEL_STD
     for kind, unbiased in (("gaussian", False), ("udp", True)):
         codec = HeatmapCodec(Crop(INPUT_SIZE, unbiased=unbiased), HEATMAP_SIZE, kind=kind)
         for method in ("argmax", "dark"):
-            got = codec.decode(post["heatmaps"], centres, sizes, method=method)
-            expected = decode(post["heatmaps"], centres, sizes, method=method, unbiased=unbiased, blur_kernel=11)
+            got = codec.decode(post["heatmaps"], centers, sizes, method=method)
+            expected = decode(post["heatmaps"], centers, sizes, method=method, unbiased=unbiased, blur_kernel=11)
             np.testing.assert_array_equal(got[0], expected[0])
     assert HeatmapCodec(Crop((384, 288)), (96, 72), sigma=3.0).blur_kernel == 17
     assert HeatmapCodec(Crop(INPUT_SIZE), INPUT_SIZE, kind="tf_port").blur_kernel == 5

@@ -24,18 +24,18 @@ def post(reference_dir: Path) -> dict[str, np.ndarray]:
 
 
 def test_box_to_center_size_matches_official(post):
-    centres, sizes = box_to_center_size(post["boxes_xywh"], (256, 192))
-    # Box 3 is centred at x == -1, where the official _xywh2cs skips the 1.25 enlargement (a sentinel test that
+    centers, sizes = box_to_center_size(post["boxes_xywh"], (256, 192))
+    # Box 3 is centered at x == -1, where the official _xywh2cs skips the 1.25 enlargement (a sentinel test that
     # misfires on a real box). We do not reproduce that quirk: boxes 0-2 must match, box 3 must be 1.25× larger.
-    np.testing.assert_allclose(centres, post["box_centers"], rtol=1e-6)
+    np.testing.assert_allclose(centers, post["box_centers"], rtol=1e-6)
     np.testing.assert_allclose(sizes[:3], post["box_scales"][:3] * PIXEL_STD, rtol=1e-6)
     np.testing.assert_allclose(sizes[3], post["box_scales"][3] * PIXEL_STD * 1.25, rtol=1e-6)
 
 
 def test_box_to_center_size_single_box_and_aspect():
-    centre, size = box_to_center_size([10.0, 20.0, 30.0, 100.0], (256, 192), padding=1.0)
-    assert centre.shape == size.shape == (2,)
-    np.testing.assert_allclose(centre, [25.0, 70.0])
+    center, size = box_to_center_size([10.0, 20.0, 30.0, 100.0], (256, 192), padding=1.0)
+    assert center.shape == size.shape == (2,)
+    np.testing.assert_allclose(center, [25.0, 70.0])
     np.testing.assert_allclose(size, [75.0, 100.0])  # widened to 192/256 of the height
     _, size = box_to_center_size([0.0, 0.0, 300.0, 100.0], (256, 192), padding=2.0)
     np.testing.assert_allclose(size, [600.0, 800.0])  # heightened, then doubled
@@ -98,25 +98,25 @@ def test_unbiased_geometry_maps_region_edges_to_first_and_last_pixel():
 
 @pytest.mark.parametrize("unbiased", [False, True])
 def test_rotation_direction(unbiased):
-    # A positive angle brings the content right of the centre to the top of the crop, in both geometries.
+    # A positive angle brings the content right of the center to the top of the crop, in both geometries.
     matrix = get_affine_transform((100.0, 100.0), (80.0, 80.0), 90.0, (64, 64), unbiased=unbiased)
-    centre, right = affine_points(np.array([[100.0, 100.0], [120.0, 100.0]]), matrix)
-    step = right - centre
+    center, right = affine_points(np.array([[100.0, 100.0], [120.0, 100.0]]), matrix)
+    step = right - center
     assert abs(step[0]) < 1e-9 and step[1] < -10
 
 
 def test_udp_flip_is_exact_and_official_flip_is_one_pixel_off():
-    # Mirroring the image (x -> W - 1 - x) and the crop centre mirrors the crop exactly in the UDP geometry;
+    # Mirroring the image (x -> W - 1 - x) and the crop center mirrors the crop exactly in the UDP geometry;
     # in the official geometry it lands one pixel off, which the flip test's heatmap shift compensates.
     image_width, output_size = 640, (256, 192)
-    centre, size = np.array([300.0, 200.0]), np.array([150.0, 200.0])
+    center, size = np.array([300.0, 200.0]), np.array([150.0, 200.0])
     points = np.random.default_rng(1).uniform(200, 400, (10, 2))
     mirrored = points * [-1, 1] + [image_width - 1, 0]
-    mirrored_centre = centre * [-1, 1] + [image_width - 1, 0]
+    mirrored_center = center * [-1, 1] + [image_width - 1, 0]
     for unbiased, offset in ((True, 1.0), (False, 0.0)):
-        crop = affine_points(points, get_affine_transform(centre, size, 0.0, output_size, unbiased=unbiased))
+        crop = affine_points(points, get_affine_transform(center, size, 0.0, output_size, unbiased=unbiased))
         crop_of_mirror = affine_points(
-            mirrored, get_affine_transform(mirrored_centre, size, 0.0, output_size, unbiased=unbiased)
+            mirrored, get_affine_transform(mirrored_center, size, 0.0, output_size, unbiased=unbiased)
         )
         np.testing.assert_allclose(crop_of_mirror[:, 0], output_size[1] - offset - crop[:, 0], atol=1e-4)
         np.testing.assert_allclose(crop_of_mirror[:, 1], crop[:, 1], atol=1e-4)
@@ -135,10 +135,10 @@ def test_get_affine_transform_rejects_bad_input():
 def test_warp_crop_puts_an_image_point_where_the_matrix_says(unbiased):
     image = np.zeros((300, 400, 3), np.uint8)
     image[120, 230] = 255  # a dot at x = 230, y = 120
-    centre, size, rotation, output_size = (220.0, 130.0), (96.0, 128.0), 20.0, (128, 96)
-    crop = warp_crop(image, centre, size, rotation, output_size, unbiased=unbiased)
+    center, size, rotation, output_size = (220.0, 130.0), (96.0, 128.0), 20.0, (128, 96)
+    crop = warp_crop(image, center, size, rotation, output_size, unbiased=unbiased)
     assert crop.shape == (128, 96, 3) and crop.dtype == np.uint8
-    matrix = get_affine_transform(centre, size, rotation, output_size, unbiased=unbiased)
+    matrix = get_affine_transform(center, size, rotation, output_size, unbiased=unbiased)
     expected = affine_points(np.array([230.0, 120.0]), matrix)
     weights = crop[..., 0].astype(np.float64)
     ys, xs = np.mgrid[: crop.shape[0], : crop.shape[1]]
@@ -158,10 +158,10 @@ def test_affine_points_single_and_batched_matrices():
 
 
 def test_heatmap_to_image_matches_official_transform_preds(post):
-    # The fixture's centre and scale are float32, as the official data set stores them.
-    centre = np.array([[210.5, 180.25]], np.float32)
+    # The fixture's center and scale are float32, as the official data set stores them.
+    center = np.array([[210.5, 180.25]], np.float32)
     size = np.array([[1.1, 1.4666667]], np.float32).astype(np.float64) * PIXEL_STD
-    out = heatmap_to_image(post["transform_preds_coords"][None], centre, size, (64, 48))
+    out = heatmap_to_image(post["transform_preds_coords"][None], center, size, (64, 48))
     np.testing.assert_allclose(out[0], post["transform_preds_out"], rtol=1e-6)
 
 
@@ -171,10 +171,10 @@ def test_heatmap_to_image_equals_the_inverse_affine_transform(unbiased, heatmap_
     # The closed form against the general route (three points, one solved 3 × 3 system a person).
     rng = np.random.default_rng(3)
     coords = rng.uniform(-5, 100, (200, 17, 2))
-    centres = rng.uniform(-100, 2000, (200, 2))
+    centers = rng.uniform(-100, 2000, (200, 2))
     sizes = rng.uniform(1, 900, (200, 2))
-    closed = heatmap_to_image(coords, centres, sizes, heatmap_size, unbiased=unbiased)
-    matrices = get_affine_transform(centres, sizes, 0.0, heatmap_size, inverse=True, unbiased=unbiased)
+    closed = heatmap_to_image(coords, centers, sizes, heatmap_size, unbiased=unbiased)
+    matrices = get_affine_transform(centers, sizes, 0.0, heatmap_size, inverse=True, unbiased=unbiased)
     np.testing.assert_allclose(closed, affine_points(coords, matrices), rtol=0, atol=1e-9)
 
 
@@ -184,7 +184,7 @@ def test_heatmap_to_image_rejects_empty_crops():
 
 
 def test_regions_round_as_the_official_code():
-    # Boxes whose float64 centres and sizes are not float32 numbers: the official _xywh2cs stores the centre in
+    # Boxes whose float64 centers and sizes are not float32 numbers: the official _xywh2cs stores the center in
     # float32, the scale (size / 200) in float32, enlarges it by 1.25 in float32 and get_affine_transform takes
     # scale × 200 in float32 again. Working in float64 moves keypoints by up to ~1e-4 px.
     boxes = np.array([[101.37, 57.91, 33.33, 211.7], [0.1, 0.2, 480.3, 97.77]])

@@ -65,7 +65,7 @@ def test_draw_poses_without_scores_draws_everything_and_skips_non_finite_points(
     assert _changed(out, _canvas(), 300, 100)
 
 
-def test_left_right_and_centre_limbs_get_distinct_colours() -> None:
+def test_left_right_and_center_limbs_get_distinct_colours() -> None:
     keypoints = _coco_person()
     out = visualize.draw_poses(_canvas(), keypoints, None, COCO17, thickness=7)
     colours = visualize.limb_colours(COCO17)
@@ -75,13 +75,13 @@ def test_left_right_and_centre_limbs_get_distinct_colours() -> None:
         x, y = _midpoint(keypoints, a, b)
         return out[round(y), round(x)].astype(int)
 
-    left, right, centre = pixel(7, 9), pixel(8, 10), pixel(11, 12)
+    left, right, center = pixel(7, 9), pixel(8, 10), pixel(11, 12)
     assert tuple(left) == colours[limb[(7, 9)]]
     assert tuple(right) == colours[limb[(8, 10)]]
-    assert tuple(centre) == colours[limb[(11, 12)]]
+    assert tuple(center) == colours[limb[(11, 12)]]
     assert left[0] > left[2], "left limbs are warm"
     assert right[2] > right[0], "right limbs are cool"
-    assert centre[1] > max(centre[0], centre[2]), "centre limbs are green"
+    assert center[1] > max(center[0], center[2]), "center limbs are green"
     assert len(set(colours)) == len(colours), "every limb has its own colour"
 
 
@@ -91,7 +91,7 @@ def test_sides_come_from_names_whatever_the_order() -> None:
         "left",
         "right",
         "right",
-        "centre",
+        "center",
     ]
     # AI Challenger lists the right side first; its left forearm (4, 5) must still be warm.
     colour = visualize.limb_colours(AIC14)[AIC14.skeleton.index((4, 5))]
@@ -133,9 +133,9 @@ def test_draw_poses_rejects_mismatched_inputs() -> None:
         visualize.draw_poses(_canvas(), keypoints, None, COCO17, thickness=0)
 
 
-def _gaussian_maps(k: int, height: int, width: int, centres: list[tuple[int, int]], peak: float = 1.0):
+def _gaussian_maps(k: int, height: int, width: int, centers: list[tuple[int, int]], peak: float = 1.0):
     ys, xs = np.mgrid[0:height, 0:width]
-    return np.stack([peak * np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / 2.0) for cx, cy in centres[:k]]).astype(
+    return np.stack([peak * np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / 2.0) for cx, cy in centers[:k]]).astype(
         np.float32
     )
 
@@ -160,14 +160,14 @@ def test_heatmap_overlay_colours_the_peaks_only() -> None:
 
 def test_heatmap_panel_is_a_labelled_grid_of_keypoints() -> None:
     image = _canvas(256, 192)
-    centres = [(2 + k, 3 + 3 * k) for k in range(17)]
-    panel = visualize.heatmap_panel(image, _gaussian_maps(17, 64, 48, centres), COCO17, columns=6)
+    centers = [(2 + k, 3 + 3 * k) for k in range(17)]
+    panel = visualize.heatmap_panel(image, _gaussian_maps(17, 64, 48, centers), COCO17, columns=6)
     pad = 4
     assert panel.shape == (3 * 256 + 4 * pad, 6 * 192 + 7 * pad, 3) and panel.dtype == np.uint8
     for k in (0, 7, 16):
         row, column = divmod(k, 6)
         cell = panel[pad + row * (256 + pad) :, pad + column * (192 + pad) :][:256, :192]
-        cx, cy = centres[k]
+        cx, cy = centers[k]
         assert _changed(cell, image, cx * 4 + 1.5, cy * 4 + 1.5), COCO17.names[k]
         assert (cell[:24, :120] == 255).all(axis=2).any(), "the name is written in white"
 
@@ -205,7 +205,7 @@ def test_image_grid_letterboxes_different_sizes_into_equal_cells() -> None:
     grid = visualize.image_grid([tall, wide, tall], columns=2, pad=2, background=(255, 0, 0))
     assert grid.shape == (2 * 40 + 3 * 2, 2 * 60 + 3 * 2, 3) and grid.dtype == np.uint8
     first = grid[2:42, 2:62]
-    assert (first[:, 20:40] == 10).all(), "the tall image keeps its aspect, centred"
+    assert (first[:, 20:40] == 10).all(), "the tall image keeps its aspect, centered"
     assert (first[:, :20] == (255, 0, 0)).all() and (first[:, 40:] == (255, 0, 0)).all()
     second = grid[2:42, 64:124]
     assert (second[10:30] == 200).all() and (second[:10] == (255, 0, 0)).all()
@@ -306,7 +306,7 @@ def test_write_image_errors_name_the_file_and_leave_nothing_behind(tmp_path: Pat
         visualize.write_image(tmp_path / "a.png", np.zeros((4, 4, 3), np.float32))
 
 
-def test_custom_keypoint_set_without_sides_is_drawn_in_centre_colours() -> None:
+def test_custom_keypoint_set_without_sides_is_drawn_in_center_colours() -> None:
     triangle = KeypointSet(
         name="triangle", names=("a", "b", "c"), flip_pairs=(), skeleton=((0, 1), (1, 2)), sigmas=(0.1,) * 3
     )

@@ -57,7 +57,7 @@ def encode_gaussian(
     Official rules reproduced: the heatmap position is rounded with ``int(x / stride + 0.5)``, which truncates
     towards zero (-0.75 becomes 0, not -1), and a window that only touches the map edge keeps weight 1 with an
     empty map. With a non-integer 3σ the official Gaussian sits one pixel off its position for keypoints left of
-    or above the map (a truncation artefact); ours stays centred.
+    or above the map (a truncation artefact); ours stays centered.
 
     Args:
         keypoints: (K, 2) keypoints ``(x, y)`` in input-crop pixels.
@@ -65,7 +65,7 @@ def encode_gaussian(
         input_size: ``(height, width)`` of the input crop.
         heatmap_size: ``(height, width)`` of the heatmaps.
         sigma: Gaussian std in heatmap pixels.
-        subpixel: centre the Gaussian on the exact (unrounded) position, as DARK's unbiased encoding (Zhang et
+        subpixel: center the Gaussian on the exact (unrounded) position, as DARK's unbiased encoding (Zhang et
             al., CVPR 2020); the window and the weight still follow the rounded position.
 
     Returns:
@@ -84,7 +84,7 @@ def encode_udp(
 ) -> tuple[np.ndarray, np.ndarray]:
     """UDP Gaussian targets (Huang et al., "The Devil is in the Details", CVPR 2020).
 
-    As ``encode_gaussian`` but with the unbiased stride ``(input - 1) / (heatmap - 1)`` and the Gaussian centred
+    As ``encode_gaussian`` but with the unbiased stride ``(input - 1) / (heatmap - 1)`` and the Gaussian centered
     on the exact sub-pixel position. Pair it with the UDP crop (``warp_crop(..., unbiased=True)``) and decode with
     ``unbiased=True``.
 
@@ -121,18 +121,18 @@ def _gaussian_targets(
     upper = np.trunc(rounded + radius + 1)
     touches = (lower[:, 0] < width) & (lower[:, 1] < height) & (upper[:, 0] >= 0) & (upper[:, 1] >= 0)
     weight = labelled & touches
-    centre = exact if subpixel else rounded
-    gx = _window_gaussian(width, centre[:, 0], lower[:, 0], upper[:, 0], sigma)
-    gy = _window_gaussian(height, centre[:, 1], lower[:, 1], upper[:, 1], sigma)
+    center = exact if subpixel else rounded
+    gx = _window_gaussian(width, center[:, 0], lower[:, 0], upper[:, 0], sigma)
+    gy = _window_gaussian(height, center[:, 1], lower[:, 1], upper[:, 1], sigma)
     heatmaps = gy[:, :, None] * gx[:, None, :] * weight[:, None, None]
     return heatmaps.astype(np.float32), weight.astype(np.float32)
 
 
-def _window_gaussian(length: int, centre: np.ndarray, lower: np.ndarray, upper: np.ndarray, sigma: float) -> np.ndarray:
-    """(K, length) 1-D Gaussians ``exp(-(i - centre)² / 2σ²)``, zero outside ``lower <= i < upper``."""
+def _window_gaussian(length: int, center: np.ndarray, lower: np.ndarray, upper: np.ndarray, sigma: float) -> np.ndarray:
+    """(K, length) 1-D Gaussians ``exp(-(i - center)² / 2σ²)``, zero outside ``lower <= i < upper``."""
     grid = np.arange(length, dtype=np.float64)
     inside = (grid >= lower[:, None]) & (grid < upper[:, None])
-    return np.exp(-((grid - centre[:, None]) ** 2) / (2 * sigma**2)) * inside
+    return np.exp(-((grid - center[:, None]) ** 2) / (2 * sigma**2)) * inside
 
 
 # ----------------------------------------------------------------------------------------------- decoding
@@ -244,16 +244,16 @@ def dark_refine(heatmaps: np.ndarray, coords: np.ndarray, kernel: int = 11) -> n
 
 
 def _neighbours(
-    heatmaps: np.ndarray, centre: np.ndarray, offsets: Sequence[tuple[int, int]]
+    heatmaps: np.ndarray, center: np.ndarray, offsets: Sequence[tuple[int, int]]
 ) -> Callable[[int, int], np.ndarray]:
-    """``at(dx, dy)``: the (N, K) pixels ``centre + dy * W + dx`` of every (N, K, H, W) map, for the ``offsets``
+    """``at(dx, dy)``: the (N, K) pixels ``center + dy * W + dx`` of every (N, K, H, W) map, for the ``offsets``
     given (read in one go). Indices are clipped into the map (callers mask out the keypoints whose neighbourhood
     leaves it)."""
     _, _, height, width = heatmaps.shape
     column = {offset: j for j, offset in enumerate(offsets)}
     steps = np.array([dy * width + dx for dx, dy in offsets])
     flat = heatmaps.reshape(*heatmaps.shape[:2], -1)
-    values = np.take_along_axis(flat, np.clip(centre[..., None] + steps, 0, height * width - 1), axis=-1)
+    values = np.take_along_axis(flat, np.clip(center[..., None] + steps, 0, height * width - 1), axis=-1)
     return lambda dx, dy: values[..., column[dx, dy]]
 
 

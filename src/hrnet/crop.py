@@ -224,17 +224,17 @@ def get_affine_transform(
 ) -> np.ndarray:
     """The affine map from a (rotated) crop region of the image to an output grid.
 
-    Official geometry (``unbiased=False``, official ``get_affine_transform``): the region's centre goes to
+    Official geometry (``unbiased=False``, official ``get_affine_transform``): the region's center goes to
     ``(W_out / 2, H_out / 2)`` and its width ``size[0]`` to ``W_out``; ``size[1]`` is not used. The map is fixed by
     three point pairs rounded to float32, as the official code builds them, so the matrix equals the official one
-    to float64 round-off. UDP geometry (``unbiased=True``): the centre goes to ``((W_out - 1) / 2, (H_out - 1) / 2)``
+    to float64 round-off. UDP geometry (``unbiased=True``): the center goes to ``((W_out - 1) / 2, (H_out - 1) / 2)``
     and each axis scales by ``(out - 1) / size`` on its own.
 
-    The region is rotated by ``rotation`` degrees about its centre, in the official direction (the image content
+    The region is rotated by ``rotation`` degrees about its center, in the official direction (the image content
     turns counter-clockwise on screen for a positive angle), and moved by ``shift * size`` before mapping.
 
     Args:
-        center: (..., 2) region centres ``(x, y)``, image pixels.
+        center: (..., 2) region centers ``(x, y)``, image pixels.
         size: (..., 2) region sizes ``(w, h)``, image pixels; must be positive.
         rotation: () or (...) degrees.
         output_size: ``(height, width)`` of the output grid (input crop or heatmap).
@@ -253,17 +253,17 @@ def get_affine_transform(
         raise ValueError(f"center and size must have shape (..., 2), got {center.shape} and {size.shape}")
     _check_sizes(size, unbiased)
     theta = np.deg2rad(rotation)
-    region_centre = center + size * shift
+    region_center = center + size * shift
     out_h, out_w = output_size
     if unbiased:
-        forward = _unbiased_matrix(region_centre, size, theta, (out_w, out_h))
+        forward = _unbiased_matrix(region_center, size, theta, (out_w, out_h))
         return _invert_affine(forward) if inverse else forward
 
     half_width = size[..., 0] * 0.5
-    # The point half a region width above the centre, turned by the rotation.
+    # The point half a region width above the center, turned by the rotation.
     up = np.stack([half_width * np.sin(theta), -half_width * np.cos(theta)], axis=-1)
-    src0 = region_centre.astype(np.float32)
-    src1 = (region_centre + up).astype(np.float32)
+    src0 = region_center.astype(np.float32)
+    src1 = (region_center + up).astype(np.float32)
     dst0 = np.array([out_w * 0.5, out_h * 0.5], dtype=np.float32)
     dst1 = dst0 + np.array([0.0, -out_w * 0.5], dtype=np.float32)
     src = np.stack(np.broadcast_arrays(src0, src1, _third_point(src0, src1)), axis=-2)
@@ -292,12 +292,12 @@ def _solve_affine(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.swapaxes(np.linalg.solve(homogeneous, dst), -1, -2)
 
 
-def _unbiased_matrix(centre: np.ndarray, size: np.ndarray, theta: np.ndarray, out_wh: tuple[int, int]) -> np.ndarray:
+def _unbiased_matrix(center: np.ndarray, size: np.ndarray, theta: np.ndarray, out_wh: tuple[int, int]) -> np.ndarray:
     scale = (np.asarray(out_wh, dtype=np.float64) - 1.0) / size
     cos, sin = np.cos(theta), np.sin(theta)
     rotation = np.stack([np.stack([cos, sin], -1), np.stack([-sin, cos], -1)], -2)
     linear = scale[..., :, None] * rotation
-    offset = (np.asarray(out_wh, dtype=np.float64) - 1.0) / 2.0 - np.einsum("...ij,...j->...i", linear, centre)
+    offset = (np.asarray(out_wh, dtype=np.float64) - 1.0) / 2.0 - np.einsum("...ij,...j->...i", linear, center)
     return np.concatenate([linear, offset[..., None]], axis=-1)
 
 
@@ -342,7 +342,7 @@ def heatmap_to_image(
 
     Args:
         coords: (N, K, 2) keypoints ``(x, y)`` in heatmap pixels.
-        centers: (N, 2) crop centres, image pixels.
+        centers: (N, 2) crop centers, image pixels.
         sizes: (N, 2) crop sizes ``(w, h)``, image pixels.
         heatmap_size: ``(height, width)`` of the heatmaps.
         unbiased: the UDP geometry (as used to encode UDP targets).
@@ -360,13 +360,13 @@ def heatmap_to_image(
         step = sizes / last  # image pixels a heatmap pixel
         return (coords - last / 2) * step[:, None, :] + centers[:, None, :]
     # get_affine_transform's three points, rounded to float32 as it (and the official code) builds them: the
-    # centre, the point half a width above it, and the third point beside that one.
-    centre = centers.astype(np.float32)
+    # center, the point half a width above it, and the third point beside that one.
+    center = centers.astype(np.float32)
     above = (centers - np.stack([np.zeros(len(sizes)), sizes[:, 0] * 0.5], axis=-1)).astype(np.float32)
-    beside_x = above[:, 0] - (centre[:, 1] - above[:, 1])  # float32, as _third_point
-    half = out_w * 0.5  # heatmap pixels between the centre and the point above it
+    beside_x = above[:, 0] - (center[:, 1] - above[:, 1])  # float32, as _third_point
+    half = out_w * 0.5  # heatmap pixels between the center and the point above it
     scale_x = (above[:, 0].astype(np.float64) - beside_x) / half
-    scale_y = (centre[:, 1].astype(np.float64) - above[:, 1]) / half
+    scale_y = (center[:, 1].astype(np.float64) - above[:, 1]) / half
     x = (coords[..., 0] - half) * scale_x[:, None] + above[:, 0, None]
     y = (coords[..., 1] - (out_h * 0.5 - half)) * scale_y[:, None] + above[:, 1, None]
     return np.stack([x, y], axis=-1)
@@ -386,7 +386,7 @@ def warp_crop(
 
     Args:
         image: (H, W) or (H, W, C) image.
-        center: (2,) region centre, image pixels.
+        center: (2,) region center, image pixels.
         size: (2,) region size ``(w, h)``, image pixels.
         rotation: degrees, as in ``get_affine_transform``.
         output_size: ``(height, width)`` of the crop.

@@ -366,7 +366,7 @@ class _Sheet:
         face: str = "white",
         dashed: bool = False,
     ) -> None:
-        """A rounded box centred on (x, y) with one text line per entry (the first in bold)."""
+        """A rounded box centered on (x, y) with one text line per entry (the first in bold)."""
         height = max(_BOX_H, 0.3 + _LINE * len(lines))
         self.axes.add_patch(
             FancyBboxPatch(
@@ -384,7 +384,7 @@ class _Sheet:
         self.lines(x, y, lines, zorder=4)
 
     def lines(self, x: float, y: float, lines: Sequence[str], *, zorder: int = 4, size: float = _FONT) -> None:
-        """Text lines centred on (x, y), the first in bold; one text element a line."""
+        """Text lines centered on (x, y), the first in bold; one text element a line."""
         step = _LINE * size / _FONT
         top = y - step * (len(lines) - 1) / 2
         for k, line in enumerate(lines):

@@ -1,4 +1,4 @@
-"""ONNX export, checked against ONNX Runtime, and the ONNX Runtime backend of ``hrnet predict``.
+"""ONNX export, checked against ONNX Runtime (``hrnet.models.onnx.OnnxRunner``, also ``hrnet predict``'s backend).
 
 The exported graph takes ``image`` (N, 3, H, W) float32 (RGB normalised with the ImageNet mean and std, as the
 crops of ``hrnet.data.dataset``) and returns ``heatmaps`` (N, K, h, w); the batch axis is dynamic. BatchNorm is
@@ -11,12 +11,9 @@ imported only when used.
 from __future__ import annotations
 
 import copy
-import importlib
 import logging
-import os
 import warnings
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -24,23 +21,17 @@ import torch
 from torch import nn
 
 from hrnet.config import ExperimentConfig, ModelConfig
-from hrnet.errors import ConfigError, ExportError
+from hrnet.errors import ExportError
 from hrnet.fileio import atomic_path
 from hrnet.models.checkpoint import load_model
 from hrnet.models.fuse import fold_batchnorm
+from hrnet.models.onnx import OnnxRunner, optional_module
 
 log = logging.getLogger(__name__)
 
 OPSET = 17
 TOLERANCE = 1e-4  # of the largest |output|: fp32 reordering (folding, ORT's kernels) stays below 1e-5 of it
 CHECK_BATCH = 2  # the check runs a batch other than 1, so a batch axis frozen to 1 fails it
-
-
-def _optional(name: str) -> ModuleType:
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        raise ConfigError(f"ONNX support needs the package {name!r}: pip install 'hrnet[onnx]'") from None
 
 
 def export_onnx(
@@ -65,9 +56,9 @@ def export_onnx(
     The file appears only once complete and checked. Raises ``ExportError`` when ONNX Runtime's outputs differ
     from PyTorch's by more than ``TOLERANCE`` × max |output|, ``ConfigError`` when onnx / onnxruntime is missing.
     """
-    _optional("onnx")
+    optional_module("onnx")
     if check:
-        _optional("onnxruntime")
+        optional_module("onnxruntime")
     reference = copy.deepcopy(model).cpu().eval()
     net = fold_batchnorm(reference) if fold_bn else reference
     example = torch.randn(CHECK_BATCH, 3, *input_size, generator=torch.Generator().manual_seed(0))
@@ -114,37 +105,3 @@ def export_from_config(
     initialisation) and export it at the config's input size. ``kwargs`` go to ``export_onnx``."""
     model_config = config.model if isinstance(config, ExperimentConfig) else config
     return export_onnx(load_model(model_config, weights), out, model_config.input_size, **kwargs)
-
-
-class OnnxRunner:
-    """An ONNX Runtime session on the CPU: ``runner(images) -> heatmaps``.
-
-    ``threads``: ONNX Runtime's intra-op threads; None takes ``OMP_NUM_THREADS`` if set, else ONNX Runtime's
-    default (one per physical core).
-    """
-
-    def __init__(self, path: str | Path, threads: int | None = None):
-        ort = _optional("onnxruntime")
-        options = ort.SessionOptions()
-        if threads is None:
-            threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
-        options.intra_op_num_threads = threads
-        self.path = Path(path)
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as err:  # onnxruntime raises its own exception types, not importable without it
-            raise ConfigError(f"{path}: ONNX Runtime cannot load the model ({err})") from None
-        image = self.session.get_inputs()[0]
-        self.input_name: str = image.name
-        # Symbolic axes (the batch) are strings; fixed ones are ints.
-        self.input_shape: tuple[int | str, ...] = tuple(image.shape)
-
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        """(N, 3, H, W) float32 normalised images → (N, K, h, w) float32 heatmaps."""
-        images = np.ascontiguousarray(images, dtype=np.float32)
-        expected = self.input_shape
-        if images.ndim != len(expected) or any(
-            isinstance(e, int) and e != n for e, n in zip(expected, images.shape, strict=True)
-        ):
-            raise ValueError(f"{self.path}: the model takes inputs of shape {expected}, got {images.shape}")
-        return self.session.run(None, {self.input_name: images})[0]

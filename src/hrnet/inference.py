@@ -129,7 +129,7 @@ class PoseEstimator:
             )
         codec = codec_from_config(config.model, config.data)
         if backend == "onnxruntime":
-            from hrnet.export import OnnxRunner
+            from hrnet.models.onnx import OnnxRunner
 
             runner = OnnxRunner(weights)
             return cls(_numpy_model(runner), codec, keypoint_set, config.test)

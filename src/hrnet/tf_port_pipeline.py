@@ -122,7 +122,7 @@ def _resize_like_skimage(crop: np.ndarray, output_size: tuple[int, int]) -> np.n
 def _gaussian_filter_axis(values: np.ndarray, sigma: float, axis: int) -> np.ndarray:
     """SciPy ``gaussian_filter1d(values, sigma, axis, mode='mirror')`` (truncate 4), summed in SciPy's order.
 
-    SciPy's symmetric-kernel loop starts from the centre tap and adds the outermost pair of neighbours first.
+    SciPy's symmetric-kernel loop starts from the center tap and adds the outermost pair of neighbours first.
     'mirror' reflects about the edge pixels without repeating them (NumPy's pad mode 'reflect').
     """
     radius = int(4.0 * sigma + 0.5)
@@ -295,7 +295,7 @@ def encode_tf_port(
     ``calculate_groundtruth_heatmap``.
 
     Each keypoint's coordinates are truncated toward zero and wrapped modulo 256 (``wrap_uint8``), then
-    ``gaussian_kernel(kernel_length, sigma)`` is placed with its centre on (row, column) = (y, x). Taps that fall
+    ``gaussian_kernel(kernel_length, sigma)`` is placed with its center on (row, column) = (y, x). Taps that fall
     off the map are dropped and the rest are not renormalised (a corner keypoint carries 0.527 with the default
     kernel). There is no sub-pixel placement. Only unlabelled keypoints (visibility 0, the port's class 3) are
     skipped; occluded ones are drawn.

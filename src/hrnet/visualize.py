@@ -2,7 +2,7 @@
 
 Images are RGB ``uint8`` arrays of shape (H, W, 3) in and out; every function returns a new array and leaves its
 input untouched. Keypoints are pixels in the image they are drawn on, with OpenCV's convention that integer
-coordinates are pixel centres (as in the official HRNet code). Plots use
+coordinates are pixel centers (as in the official HRNet code). Plots use
 matplotlib's object API with an Agg canvas, so importing or calling this module never switches the global
 backend or touches ``pyplot`` state.
 
@@ -31,10 +31,10 @@ from hrnet.keypoints import KeypointSet
 
 Image = npt.NDArray[np.uint8]
 
-# Hue ranges (degrees) per body side: warm for the left, cool for the right, greens for the centre line, so a
+# Hue ranges (degrees) per body side: warm for the left, cool for the right, greens for the center line, so a
 # mirrored pose (a flip bug) is visible at a glance. Limbs of one side step through their range in skeleton order.
-_SIDE_HUES = {"left": (350.0, 45.0), "right": (185.0, 245.0), "centre": (95.0, 150.0)}
-_DOT_COLOURS = {"left": (255, 140, 0), "right": (0, 150, 255), "centre": (40, 200, 80)}
+_SIDE_HUES = {"left": (350.0, 45.0), "right": (185.0, 245.0), "center": (95.0, 150.0)}
+_DOT_COLOURS = {"left": (255, 140, 0), "right": (0, 150, 255), "center": (40, 200, 80)}
 _BOX_COLOUR = (255, 255, 255)
 _SHADOW_COLOUR = (0, 0, 0)
 _SHIFT = 4  # OpenCV fixed-point bits: draw at 1/16 pixel so sub-pixel keypoints are not rounded
@@ -45,28 +45,28 @@ _EXTENSIONS = {".png": ".png", ".jpg": ".jpg", ".jpeg": ".jpg"}
 
 
 def keypoint_side(name: str) -> str:
-    """``"left"``, ``"right"`` or ``"centre"`` from a keypoint name ("left_eye", "L Knee", "RightWrist")."""
+    """``"left"``, ``"right"`` or ``"center"`` from a keypoint name ("left_eye", "L Knee", "RightWrist")."""
     tokens = [t for t in re.split(r"[_\s\-.]+", name.lower()) if t]
     lowered = name.lower()
     if "l" in tokens or "left" in lowered:
         return "left"
     if "r" in tokens or "right" in lowered:
         return "right"
-    return "centre"
+    return "center"
 
 
 def _limb_side(sides: Sequence[str], a: int, b: int) -> str:
-    """A limb belongs to a side when one end does and the other is on it or on the centre line."""
+    """A limb belongs to a side when one end does and the other is on it or on the center line."""
     pair = {sides[a], sides[b]}
-    if pair == {"left"} or pair == {"left", "centre"}:
+    if pair == {"left"} or pair == {"left", "center"}:
         return "left"
-    if pair == {"right"} or pair == {"right", "centre"}:
+    if pair == {"right"} or pair == {"right", "center"}:
         return "right"
-    return "centre"
+    return "center"
 
 
 def limb_colours(keypoint_set: KeypointSet) -> list[tuple[int, int, int]]:
-    """One RGB colour per skeleton limb: warm hues on the left side, cool on the right, green in the centre."""
+    """One RGB colour per skeleton limb: warm hues on the left side, cool on the right, green in the center."""
     sides = [keypoint_side(n) for n in keypoint_set.names]
     limb_sides = [_limb_side(sides, a, b) for a, b in keypoint_set.skeleton]
     colours = []
@@ -160,9 +160,9 @@ def draw_poses(
             if visible[a] and visible[b]:
                 cv2.line(canvas, _fixed(person[a]), _fixed(person[b]), colour, width, cv2.LINE_AA, _SHIFT)
         for index in np.flatnonzero(visible):
-            centre = _fixed(person[index])
-            cv2.circle(canvas, centre, (radius + 1) << _SHIFT, _SHADOW_COLOUR, -1, cv2.LINE_AA, _SHIFT)
-            cv2.circle(canvas, centre, radius << _SHIFT, _DOT_COLOURS[sides[index]], -1, cv2.LINE_AA, _SHIFT)
+            center = _fixed(person[index])
+            cv2.circle(canvas, center, (radius + 1) << _SHIFT, _SHADOW_COLOUR, -1, cv2.LINE_AA, _SHIFT)
+            cv2.circle(canvas, center, radius << _SHIFT, _DOT_COLOURS[sides[index]], -1, cv2.LINE_AA, _SHIFT)
     return canvas
 
 
@@ -197,15 +197,15 @@ def _enlarge_small(image: Image, min_height: int = _MIN_LABELLED_HEIGHT) -> Imag
     if image.shape[0] >= min_height:
         return image
     scale = min_height / image.shape[0]
-    size = (max(1, round(image.shape[1] * scale)), min_height)
-    return _resize(image, size)
+    return _resize(image, (min_height, max(1, round(image.shape[1] * scale))))
 
 
 def _resize(image: Image, size: tuple[int, int]) -> Image:
-    """``image`` resized to ``size`` (width, height): area averaging to shrink (no aliasing), bilinear to grow."""
-    shrinking = size[0] * size[1] < image.shape[0] * image.shape[1]
+    """``image`` resized to ``size`` (height, width): area averaging to shrink (no aliasing), bilinear to grow."""
+    height, width = size
+    shrinking = height * width < image.shape[0] * image.shape[1]
     interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    return np.asarray(cv2.resize(image, size, interpolation=interpolation), dtype=np.uint8)
+    return np.asarray(cv2.resize(image, (width, height), interpolation=interpolation), dtype=np.uint8)
 
 
 def _label(image: Image, text: str) -> Image:
@@ -270,7 +270,7 @@ def side_by_side(
     original = _as_rgb(image)
     canvas = _enlarge_small(original)
     scale_xy = np.array([canvas.shape[1] / original.shape[1], canvas.shape[0] / original.shape[0]])
-    # Pixel centres stay pixel centres under the resize: x' = (x + 0.5) · s − 0.5.
+    # Pixel centers stay pixel centers under the resize: x' = (x + 0.5) · s − 0.5.
     pred = (np.asarray(pred_keypoints, dtype=np.float64) + 0.5) * scale_xy - 0.5
     gt = (np.asarray(gt_keypoints, dtype=np.float64) + 0.5) * scale_xy - 0.5
     visibility = np.asarray(gt_visibility)
@@ -291,7 +291,7 @@ def image_grid(
     """One mosaic of ``images`` in reading order, ``columns`` to a row (fewer when there are fewer images).
 
     Every cell has ``cell_size`` (height, width), by default the largest height and width among the images; each
-    image is scaled to fit its cell with its aspect ratio kept and centred (letterboxed). ``pad`` pixels of
+    image is scaled to fit its cell with its aspect ratio kept and centered (letterboxed). ``pad`` pixels of
     ``background`` separate the cells and frame the mosaic, so the result is
     (rows · ch + (rows + 1) · pad, cols · cw + (cols + 1) · pad, 3).
     """
@@ -317,7 +317,7 @@ def image_grid(
         height = min(cell_height, max(1, round(tile.shape[0] * scale)))
         width = min(cell_width, max(1, round(tile.shape[1] * scale)))
         if (height, width) != tile.shape[:2]:
-            tile = _resize(tile, (width, height))
+            tile = _resize(tile, (height, width))
         row, column = divmod(i, columns)
         top = pad + row * (cell_height + pad) + (cell_height - height) // 2
         left = pad + column * (cell_width + pad) + (cell_width - width) // 2

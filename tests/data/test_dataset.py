@@ -88,7 +88,7 @@ def test_augmentation_draws_follow_the_recipe():
     assert 0.5 < np.mean(rotations != 0) < 0.7  # rotation_prob 0.6
     assert np.abs(rotations).max() <= 90.0  # clipped at 2 × 45°
     assert 0.4 < np.mean([d.flipped for d in draws]) < 0.6
-    half_body = np.array([d.center[1] != 70.0 for d in draws])  # centred on the selected keypoints instead
+    half_body = np.array([d.center[1] != 70.0 for d in draws])  # centered on the selected keypoints instead
     assert 0.2 < half_body.mean() < 0.4  # half_body_prob 0.3
     scales = np.array([d.size[1] / 60.0 for d in draws])[~half_body]
     assert scales.min() >= 0.65 - 1e-9 and scales.max() <= 1.35 + 1e-9  # clip(N(1, 0.35), 0.65, 1.35)

@@ -48,12 +48,12 @@ def test_first_record_exact(mpii_dir):
 def test_crop_region_equals_the_official_one(mpii_dir, input_size):
     first = read_mpii(mpii_dir / "test_mpii.json", mpii_dir)[0]
     # File: center [966, 340], scale 4.718488. Official lib/dataset/mpii.py: c = (966, 340 + 15 s) - 1,
-    # s' = 1.25 s, so the crop region is 1.25 · 200 · s = 1179.622 px wide, centred at (965, 409.77732).
-    centre, size = box_to_center_size(first.box, input_size)
-    np.testing.assert_allclose(centre, [965.0, 409.77732], rtol=0, atol=1e-9)
+    # s' = 1.25 s, so the crop region is 1.25 · 200 · s = 1179.622 px wide, centered at (965, 409.77732).
+    center, size = box_to_center_size(first.box, input_size)
+    np.testing.assert_allclose(center, [965.0, 409.77732], rtol=0, atol=1e-9)
     np.testing.assert_allclose(size[0], 1179.622, rtol=0, atol=1e-9)
     official = get_affine_transform([965.0, 409.77732], [1179.622, 1179.622], 0.0, input_size)
-    np.testing.assert_allclose(get_affine_transform(centre, size, 0.0, input_size), official, atol=1e-9)
+    np.testing.assert_allclose(get_affine_transform(center, size, 0.0, input_size), official, atol=1e-9)
 
 
 def test_unannotated_joints(mpii_dir):
@@ -111,7 +111,7 @@ def _joint(index, value):
         (_delete("joints_vis"), r"missing field 'joints_vis'"),
         (_set("scale", 0.0), r"scale 0 gives a box of zero or negative size"),
         (_set("scale", -1.5), r"scale -1.5 gives a box of zero or negative size"),
-        (_set("center", [-1, -1]), r"the centre is \[-1, \.\.\.\]"),
+        (_set("center", [-1, -1]), r"the center is \[-1, \.\.\.\]"),
         (_set("center", [966.0, float("nan")]), r"center has non-finite values"),
         (_joint(3, [1040.0, float("inf")]), r"joints \(16 × \[x, y\]\) has non-finite values"),
         (_joint(3, [1040.0]), r"joints \(16 × \[x, y\]\) must be numbers"),

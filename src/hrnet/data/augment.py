@@ -47,9 +47,9 @@ class Augmentation:
 
 @dataclass(frozen=True)
 class CropParams:
-    """The crop to cut: centre (x, y) and size (w, h) in image pixels, rotation in degrees, mirrored or not.
+    """The crop to cut: center (x, y) and size (w, h) in image pixels, rotation in degrees, mirrored or not.
 
-    When ``flipped`` the centre is already in the mirrored image's coordinates (as the official code does).
+    When ``flipped`` the center is already in the mirrored image's coordinates (as the official code does).
     """
 
     center: np.ndarray
@@ -117,7 +117,7 @@ def half_body_crop(
     Official quirk reproduced: the upper body is chosen when ``randn() < 0.5`` (a normal draw, so about 69 % of
     the time) and it has more than 2 labelled keypoints, else the lower body if it has more than 2, else the
     upper. Fewer than 2 selected keypoints: no half-body crop (None). The box of the selected keypoints is brought
-    to the input's aspect ratio and enlarged by 1.5; its centre is their mean.
+    to the input's aspect ratio and enlarged by 1.5; its center is their mean.
     """
     upper_mask = np.zeros(len(labelled), dtype=bool)
     upper_mask[list(keypoint_set.upper_body)] = True

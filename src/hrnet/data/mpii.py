@@ -8,16 +8,16 @@ in MATLAB's 1-based pixel coordinates, with the person's size as ``scale`` = (ro
 ``joints_vis`` says whether a joint is annotated (1) or not (0, its coordinates are then -1): it does not tell
 occluded from visible, so annotated joints get COCO visibility 2. Test-set entries have no ``joints``.
 
-From centre and scale to our box, reproducing the official ``lib/dataset/mpii.py`` crop. The official code
-moves the centre down by ``15·s`` pixels and enlarges the scale by 1.25 ("to avoid cropping limbs"), then makes
+From center and scale to our box, reproducing the official ``lib/dataset/mpii.py`` crop. The official code
+moves the center down by ``15·s`` pixels and enlarges the scale by 1.25 ("to avoid cropping limbs"), then makes
 both 0-based::
 
     c = (cx - 1, cy + 15·s - 1),   region width = 1.25 · 200·s pixels (its height follows the input's aspect).
 
-Our crop turns a box into a region of width ``1.25 · max(w, h · W_in / H_in)`` centred on the box
-(``transforms.box_to_center_size``). The box chosen here is the square of side ``200·s`` centred at ``c``: for
+Our crop turns a box into a region of width ``1.25 · max(w, h · W_in / H_in)`` centered on the box
+(``transforms.box_to_center_size``). The box chosen here is the square of side ``200·s`` centered at ``c``: for
 any input no wider than tall (the official MPII input is 256 × 256) its region is exactly the official one. The
-official "centre x == -1 means no adjustment" sentinel marks entries without a person centre; those are an error
+official "center x == -1 means no adjustment" sentinel marks entries without a person center; those are an error
 here.
 """
 
@@ -46,7 +46,7 @@ from hrnet.keypoints import MPII16
 log = logging.getLogger(__name__)
 
 PIXEL_STD = 200.0  # the official "scale" unit: pixels per unit of scale
-CENTRE_SHIFT = 15.0  # official: the centre moves down by 15 · scale pixels
+CENTRE_SHIFT = 15.0  # official: the center moves down by 15 · scale pixels
 MPII_VISIBILITY = {0: 0, 1: 2}  # joints_vis: 0 not annotated, 1 annotated → COCO unlabelled / visible
 
 
@@ -72,7 +72,7 @@ def read_mpii(
         ``annotation_id`` the entry's index, ``area`` the box's.
 
     Raises:
-        DataError: unreadable file, missing field, a non-finite number, a scale ≤ 0, a centre of -1, joints that
+        DataError: unreadable file, missing field, a non-finite number, a scale ≤ 0, a center of -1, joints that
             are not 16 × 2 numbers, a ``joints_vis`` value other than 0/1, a missing or unreadable image, a
             keypoint count that differs from the model's.
     """
@@ -96,7 +96,7 @@ def read_mpii(
         if scale <= 0:
             raise DataError(f"{where}: scale {scale:g} gives a box of zero or negative size")
         if cx == -1:
-            raise DataError(f"{where}: the centre is [-1, ...], the official mark of a person without a position")
+            raise DataError(f"{where}: the center is [-1, ...], the official mark of a person without a position")
         if "joints" in entry:
             joints = to_finite(entry["joints"], (k, 2), f"joints ({k} × [x, y])", where)
             codes = to_finite(require(entry, "joints_vis", where), (k,), f"joints_vis ({k} values)", where)
@@ -105,7 +105,7 @@ def read_mpii(
         else:
             points, visibility = np.zeros((k, 2), np.float32), np.zeros(k, np.uint8)
         side = PIXEL_STD * scale
-        centre_x, centre_y = cx - 1.0, cy + CENTRE_SHIFT * scale - 1.0
+        center_x, center_y = cx - 1.0, cy + CENTRE_SHIFT * scale - 1.0
         image_path = Path(image_dir) / image
         if image not in sizes:
             sizes[image] = image_size(image_path)
@@ -113,7 +113,7 @@ def read_mpii(
             PoseRecord(
                 image_path=image_path,
                 image_size=sizes[image],
-                box=(centre_x - side / 2, centre_y - side / 2, side, side),
+                box=(center_x - side / 2, center_y - side / 2, side, side),
                 keypoints=points,
                 visibility=visibility,
                 image_id=image,

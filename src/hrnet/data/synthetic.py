@@ -44,7 +44,7 @@ SPLITS = {"train": 1, "val": 2}  # mixed into the per-image seed so that the spl
 
 # Segment lengths as fractions of body height H (Drillis & Contini 1966, rounded).
 HEAD_RADIUS = 0.065
-NECK = 0.05  # neck point → head centre is NECK + HEAD_RADIUS
+NECK = 0.05  # neck point → head center is NECK + HEAD_RADIUS
 TORSO = 0.29  # pelvis → neck
 SHOULDER_HALF = 0.115
 HIP_HALF = 0.075
@@ -174,11 +174,11 @@ def draw_figure(
         foot = k[ank] + np.array([0.0, 0.02 * h])
         _capsule(canvas, mask, k[ank], foot, limb * 0.9, tuple(int(c * 0.4) for c in trousers))
     torso = np.array([k[L_SHO], k[R_SHO], k[R_HIP], k[L_HIP]])
-    centre = torso.mean(axis=0)
-    torso = centre + (torso - centre) * 1.12
+    center = torso.mean(axis=0)
+    torso = center + (torso - center) * 1.12
     polygon = np.round(torso).astype(np.int32)
     cv2.fillConvexPoly(canvas, polygon, tuple(int(c * 0.6) for c in shirt), cv2.LINE_AA)
-    inner = np.round(centre + (torso - centre) * 0.88).astype(np.int32)
+    inner = np.round(center + (torso - center) * 0.88).astype(np.int32)
     cv2.fillConvexPoly(canvas, inner, shirt, cv2.LINE_AA)
     cv2.fillConvexPoly(mask, polygon, 1)
     _capsule(canvas, mask, k[L_SHO], k[R_SHO], limb * 1.2, shirt)
@@ -191,7 +191,7 @@ def draw_figure(
             _line(canvas, a, b, tuple(int(c * 0.7) for c in shirt), max(int(limb * 0.3), 1))
     elif pattern == 2:  # speckles
         for _ in range(12):
-            p = centre + rng.normal(0, 0.05 * h, 2)
+            p = center + rng.normal(0, 0.05 * h, 2)
             cv2.circle(canvas, tuple(int(v) for v in p), max(int(limb * 0.15), 1), _colour(rng), -1)
     neck_top = (k[L_EAR] + k[R_EAR]) / 2
     neck_base = (k[L_SHO] + k[R_SHO]) / 2
@@ -203,15 +203,15 @@ def draw_figure(
     head = (k[L_EAR] + k[R_EAR]) / 2 + np.array([0.0, 0.0])
     radius = max(int(HEAD_RADIUS * h), 3)
     hair = _colour(rng, 10, 120)
-    centre_i = tuple(int(v) for v in np.round(head))
-    cv2.circle(canvas, centre_i, radius + 1, tuple(int(c * 0.6) for c in skin), -1, cv2.LINE_AA)
-    cv2.circle(canvas, centre_i, radius, hair if not facing_camera else skin, -1, cv2.LINE_AA)
-    cv2.circle(mask, centre_i, radius + 1, 1, -1)
+    center_i = tuple(int(v) for v in np.round(head))
+    cv2.circle(canvas, center_i, radius + 1, tuple(int(c * 0.6) for c in skin), -1, cv2.LINE_AA)
+    cv2.circle(canvas, center_i, radius, hair if not facing_camera else skin, -1, cv2.LINE_AA)
+    cv2.circle(mask, center_i, radius + 1, 1, -1)
     for ear in (L_EAR, R_EAR):
         cv2.circle(canvas, tuple(int(v) for v in k[ear]), max(radius // 3, 1), skin, -1, cv2.LINE_AA)
     if facing_camera:
         # hair on top, then the face: eyes (white + pupil), nose, mouth
-        cv2.ellipse(canvas, centre_i, (radius, radius), 0, 180, 360, hair, -1, cv2.LINE_AA)
+        cv2.ellipse(canvas, center_i, (radius, radius), 0, 180, 360, hair, -1, cv2.LINE_AA)
         eye_r = max(radius // 4, 1)
         for eye in (L_EYE, R_EYE):
             p = tuple(int(v) for v in np.round(k[eye]))

@@ -1,0 +1,58 @@
+"""The ONNX Runtime backend: an exported network (``hrnet export``) run on the CPU, as ``PoseEstimator`` runs a
+PyTorch one.
+
+``onnx`` and ``onnxruntime`` are the optional extra ``hrnet[onnx]``; they are imported only when used.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from hrnet.errors import ConfigError
+
+
+def optional_module(name: str) -> ModuleType:
+    """The module ``name`` (``onnx``, ``onnxruntime``), or a ``ConfigError`` saying how to install it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise ConfigError(f"ONNX support needs the package {name!r}: pip install 'hrnet[onnx]'") from None
+
+
+class OnnxRunner:
+    """An ONNX Runtime session on the CPU: ``runner(images) -> heatmaps``.
+
+    ``threads``: ONNX Runtime's intra-op threads; None takes ``OMP_NUM_THREADS`` if set, else ONNX Runtime's
+    default (one per physical core).
+    """
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        ort = optional_module("onnxruntime")
+        options = ort.SessionOptions()
+        if threads is None:
+            threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
+        options.intra_op_num_threads = threads
+        self.path = Path(path)
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own exception types, not importable without it
+            raise ConfigError(f"{path}: ONNX Runtime cannot load the model ({err})") from None
+        image = self.session.get_inputs()[0]
+        self.input_name: str = image.name
+        # Symbolic axes (the batch) are strings; fixed ones are ints.
+        self.input_shape: tuple[int | str, ...] = tuple(image.shape)
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """(N, 3, H, W) float32 normalised images → (N, K, h, w) float32 heatmaps."""
+        images = np.ascontiguousarray(images, dtype=np.float32)
+        expected = self.input_shape
+        if images.ndim != len(expected) or any(
+            isinstance(e, int) and e != n for e, n in zip(expected, images.shape, strict=True)
+        ):
+            raise ValueError(f"{self.path}: the model takes inputs of shape {expected}, got {images.shape}")
+        return self.session.run(None, {self.input_name: images})[0]
