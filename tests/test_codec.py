@@ -12,6 +12,7 @@ from hrnet.codec import (
     dark_modulate,
     dark_refine,
     decode,
+    decode_peaks,
     encode_gaussian,
     encode_tf_port,
     encode_udp,
@@ -330,3 +331,19 @@ def test_codec_rejects_bad_settings(post):
     codec = HeatmapCodec(Crop((384, 288)), (96, 72))
     with pytest.raises(ValueError, match=r"heatmaps are \(64, 48\), the codec expects \(96, 72\)"):
         codec.decode(post["heatmaps"], post["box_centers"], post["box_scales"] * PIXEL_STD)
+
+
+def test_tf_port_decoding_is_the_ports_integer_argmax(reference_dir):
+    fixture = np.load(reference_dir / "tf_port_parity" / "metric.npz")
+    heatmaps = np.ascontiguousarray(fixture["decode_net_output"].transpose(0, 3, 1, 2))
+    coords, scores = decode_peaks(heatmaps, method="tf_port", threshold=float(fixture["decode_threshold"]))
+    rows = fixture["decode_prediction"].reshape(len(heatmaps), -1, 3)  # [ver, hor, class] × K
+    np.testing.assert_array_equal(coords[..., 1], rows[..., 0])
+    np.testing.assert_array_equal(coords[..., 0], rows[..., 1])
+    np.testing.assert_array_equal(scores, heatmaps.reshape(*heatmaps.shape[:2], -1).max(axis=2))
+    # the stretch crop maps them back to the image through the box, as the port's inverse of its stretch
+    codec = HeatmapCodec(Crop((256, 192), stretch=True, pixels="unit"), (256, 192), kind="tf_port")
+    keypoints, _ = codec.decode(
+        heatmaps, np.full((len(heatmaps), 2), 100.5), np.full((len(heatmaps), 2), 97.0), method="tf_port"
+    )
+    np.testing.assert_allclose(keypoints, coords / np.array([192.0, 256.0]) * 97.0 + 52.0, atol=1e-4)

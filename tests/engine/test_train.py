@@ -19,7 +19,7 @@ from hrnet.engine import train as train_module
 from hrnet.engine.evaluate import Evaluator
 from hrnet.engine.train import train
 from hrnet.errors import DataError, TrainingError
-from hrnet.models.checkpoint import load_weights, read_state_dict
+from hrnet.models.checkpoint import load_weights, read_state_dict, save_weights
 from hrnet.models.hrnet import build_model
 from tests.engine.conftest import tiny_experiment
 
@@ -160,3 +160,20 @@ def test_unreadable_training_images_are_skipped_counted_and_warned_once(datasets
     strict = load_config(None, ["data.skip_bad_images=false"], base=config)
     with pytest.raises(DataError, match=r"000000000785\.jpg"):
         train(strict, progress=False)
+
+
+def test_resume_compares_the_network_not_where_its_start_weights_were(datasets_dir, tmp_path):
+    start = tmp_path / "start.safetensors"
+    save_weights(build_model(tiny_experiment(datasets_dir, tmp_path).model), start)
+    config = tiny_experiment(datasets_dir, tmp_path, [f"train.pretrained={start}"], epochs=1)
+    train(config, progress=False)
+    moved = tmp_path / "moved" / "start.safetensors"
+    moved.parent.mkdir()
+    start.rename(moved)
+    more = tiny_experiment(
+        datasets_dir, tmp_path, [f"train.pretrained={moved}", "runtime.num_workers=1"], epochs=2
+    )  # the weights moved, the loader changed: the same run
+    assert len(train(more, resume=True, progress=False).history) == 2
+    other = tiny_experiment(datasets_dir, tmp_path, ["model.input_size=[96, 64]"], epochs=3)  # another network
+    with pytest.raises(TrainingError, match="saved by a run with another model config"):
+        train(other, resume=True, progress=False)
