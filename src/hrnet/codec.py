@@ -288,10 +288,7 @@ def decode(
         keypoints (N, K, 2) float32 in image pixels and scores (N, K) as the heatmaps' dtype.
     """
     n, _, height, width = _check_heatmaps(heatmaps)
-    centers = np.asarray(centers, dtype=np.float64)
-    sizes = np.asarray(sizes, dtype=np.float64)
-    if centers.shape != (n, 2) or sizes.shape != (n, 2):
-        raise ValueError(f"centers and sizes must be ({n}, 2) for {n} persons, got {centers.shape}, {sizes.shape}")
+    centers, sizes = _check_regions(n, centers, sizes)
     coords, scores = decode_peaks(heatmaps, method=method, post_process=post_process, blur_kernel=blur_kernel)
     keypoints = heatmap_to_image(coords, centers, sizes, (height, width), unbiased=unbiased)
     return keypoints.astype(np.float32), scores
@@ -326,6 +323,15 @@ def decode_peaks(
     if post_process:
         return _quarter_offset(heatmaps, coords), scores
     return coords, scores
+
+
+def _check_regions(n: int, centers: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 2) float64 crop centers and sizes of ``n`` persons, or a ``ValueError``."""
+    centers = np.asarray(centers, dtype=np.float64)
+    sizes = np.asarray(sizes, dtype=np.float64)
+    if centers.shape != (n, 2) or sizes.shape != (n, 2):
+        raise ValueError(f"centers and sizes must be ({n}, 2) for {n} persons, got {centers.shape}, {sizes.shape}")
+    return centers, sizes
 
 
 def _check_heatmaps(heatmaps: np.ndarray) -> tuple[int, int, int, int]:
@@ -469,11 +475,7 @@ class HeatmapCodec:
         ``decode_peaks``."""
         if tuple(heatmaps.shape[-2:]) != tuple(self.heatmap_size):
             raise ValueError(f"heatmaps are {tuple(heatmaps.shape[-2:])}, the codec expects {self.heatmap_size}")
-        n = len(heatmaps)
-        centers = np.asarray(centers, dtype=np.float64)
-        sizes = np.asarray(sizes, dtype=np.float64)
-        if centers.shape != (n, 2) or sizes.shape != (n, 2):
-            raise ValueError(f"centers and sizes must be ({n}, 2) for {n} persons, got {centers.shape}, {sizes.shape}")
+        centers, sizes = _check_regions(len(heatmaps), centers, sizes)
         coords, scores = decode_peaks(
             heatmaps, method=method, post_process=post_process, blur_kernel=self.blur_kernel, threshold=threshold
         )

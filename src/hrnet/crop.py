@@ -31,8 +31,8 @@ import cv2
 import numpy as np
 import torch
 
-from hrnet.config import DataConfig, ModelConfig
-from hrnet.tf_port_pipeline import scale_tf_port, stretch_crop, stretch_points
+from hrnet.config import PIXELS, DataConfig, ModelConfig
+from hrnet.tf_port_pipeline import scale_tf_port, stretch_crop, stretch_points, unstretch_points
 
 PIXEL_STD = 200.0  # the official "scale" unit: a region's size is scale × 200 pixels
 # ImageNet statistics, as the official transforms.Normalize (RGB order, on [0, 1] pixels).
@@ -67,8 +67,8 @@ class Crop:
             raise ValueError(f"a crop needs an input of at least 2×2 pixels and a positive padding, got {self}")
         if self.stretch and self.unbiased:
             raise ValueError("the TF port's stretch has no UDP variant: pick stretch or unbiased")
-        if self.pixels not in ("imagenet", "unit"):
-            raise ValueError(f"pixels must be 'imagenet' or 'unit', got {self.pixels!r}")
+        if self.pixels not in PIXELS:
+            raise ValueError(f"pixels must be one of {list(PIXELS)}, got {self.pixels!r}")
 
     @classmethod
     def from_config(cls, model: ModelConfig, data: DataConfig, *, float32_regions: bool = True) -> Crop:
@@ -136,11 +136,11 @@ class Crop:
         ``stretch`` the inverse of the port's stretch, ``tf_port_pipeline.unstretch_points``)."""
         if not self.stretch:
             return heatmap_to_image(coords, centers, sizes, heatmap_size, unbiased=self.unbiased)
-        coords = np.asarray(coords, dtype=np.float64)
-        boxes = np.array([self._stretch_box(c, s) for c, s in zip(centers, sizes, strict=True)]).reshape(-1, 4)
-        low, high = boxes[:, None, :2], boxes[:, None, 2:]
         points = self.heatmap_to_input(coords, heatmap_size)
-        return points / np.array(self.input_size[::-1], dtype=np.float64) * (high - low) + low
+        out = np.empty_like(points)
+        for i, (center, size) in enumerate(zip(centers, sizes, strict=True)):
+            out[i] = unstretch_points(points[i], self._stretch_box(center, size), self.input_size)
+        return out
 
     def heatmap_to_input(self, coords: np.ndarray, heatmap_size: tuple[int, int]) -> np.ndarray:
         """(..., 2) heatmap pixels → input-crop pixels: ``i × input / heatmap`` per axis in the official
