@@ -122,6 +122,9 @@ def test_exchange_detail_draws_every_path_step_by_step(tmp_path):
     port = svg_texts(save_figure(draw_exchange(tiny_model_config(variant="tf_port"), "p", 4), tmp_path / "p.svg"))
     assert port.count("+") == 1  # the port's last exchange block fuses only the highest resolution
     assert "no activation" in port and "BN, leaky ReLU 0.1" in port and port.count("identity") == 1
+    port_down = describe_exchange(tiny_model_config(variant="tf_port"), 3).paths[2][0]
+    assert port_down is not None and [s.title for s in port_down] == ["3×3 conv /2, 8→16", "3×3 conv /2, 16→32"]
+    assert all(s.extras[0] == "TF 'same' padding" for s in port_down)  # the padding belongs to its conv
 
 
 def test_files_are_svg_png_and_pdf(tmp_path):

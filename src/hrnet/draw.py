@@ -31,7 +31,7 @@ from hrnet.errors import ConfigError, DataError
 from hrnet.fileio import write_bytes_atomic
 from hrnet.models.complexity import ModuleCall, blocks, trace_modules
 from hrnet.models.hrnet import ExchangeModule, HRNet, build_model
-from hrnet.models.tf_port import BetweenStages, ExchangeBlock, TFPortHRNet
+from hrnet.models.tf_port import BetweenStages, ExchangeBlock, TFPortHRNet, TFSamePadding
 
 SUFFIXES = (".svg", ".png", ".pdf")
 
@@ -132,13 +132,20 @@ def _leaves(module: nn.Module | None, name: str) -> list[tuple[str, nn.Module]]:
 
 
 def _steps(leaves: Iterable[tuple[str, nn.Module]], shapes: dict[str, Shape]) -> tuple[Step, ...]:
-    """Group leaves (in forward order) into steps: each conv or upsampling opens one; the rest join it."""
+    """Group leaves (in forward order) into steps: each conv or upsampling opens one; the rest join it. The TF
+    port's explicit 'same' padding belongs to the conv that follows it."""
     steps: list[Step] = []
+    padded = False
     for name, leaf in leaves:
         if isinstance(leaf, nn.Identity):
             continue
+        if isinstance(leaf, TFSamePadding):
+            padded = True
+            continue
         if isinstance(leaf, (nn.Conv2d, nn.Upsample)) or not steps:
-            steps.append(Step(_describe_leaf(leaf), (), shapes[name]))
+            extras = ("TF 'same' padding",) if padded else ()
+            steps.append(Step(_describe_leaf(leaf), extras, shapes[name]))
+            padded = False
         else:
             last = steps[-1]
             steps[-1] = Step(last.title, (*last.extras, _describe_leaf(leaf)), last.shape)
