@@ -99,3 +99,13 @@ def test_unloadable_model_is_a_clear_error(tmp_path):
     (tmp_path / "bad.onnx").write_bytes(b"nope")
     with pytest.raises(ConfigError, match=r"bad\.onnx: ONNX Runtime cannot load"):
         OnnxRunner(tmp_path / "bad.onnx")
+
+
+def test_export_never_replaces_its_weights(tmp_path):
+    config = tiny_model_config()
+    weights = tmp_path / "w.safetensors"
+    save_weights(build_model(config), weights)
+    before = weights.read_bytes()
+    with pytest.raises(ConfigError, match="is the weights file being exported"):
+        export_from_config(config, weights, weights)
+    assert weights.read_bytes() == before

@@ -154,3 +154,19 @@ def test_compiled_fast_path_gives_the_plain_keypoints(setup, datasets_dir, tmp_p
     plain = PoseEstimator.from_config(config, weights, device="cpu", fast=False)
     compiled = PoseEstimator.from_config(config, weights, device="cpu", compile=True)
     _assert_same_person_and_cli_runs(plain, compiled, datasets_dir, tmp_path, config_path, weights, "--compile")
+
+
+def test_predict_never_replaces_an_input(setup, datasets_dir, tmp_path, capsys):
+    _, config_path, weights, _ = setup
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(datasets_dir / "coco" / "000000000785.jpg", folder / "a.jpg")
+    original = (folder / "a.jpg").read_bytes()
+    args = ["predict", "--config", str(config_path), "--weights", str(weights), "--plain"]
+    assert main([*args, "--out", str(folder), str(folder / "a.jpg")]) == 2
+    assert "would replace the input" in capsys.readouterr().err
+    assert (folder / "a.jpg").read_bytes() == original and sorted(p.name for p in folder.iterdir()) == ["a.jpg"]
+    assert main([*args, "--out", str(folder), "--no-draw", str(folder / "a.jpg")]) == 0  # only a.json: no clash
+    shutil.copy(folder / "a.jpg", folder / "a.png")
+    assert main([*args, "--out", str(tmp_path / "out"), str(folder)]) == 2
+    assert "would both write" in capsys.readouterr().err and not (tmp_path / "out").exists()

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from hrnet.config import ExperimentConfig, ModelConfig
-from hrnet.errors import ExportError
+from hrnet.errors import ConfigError, ExportError
 from hrnet.fileio import atomic_path
 from hrnet.models.checkpoint import load_model
 from hrnet.models.fuse import fold_batchnorm
@@ -104,4 +104,6 @@ def export_from_config(
     """Build the config's network, load ``weights`` (any format ``load_weights`` reads; None keeps the random
     initialisation) and export it at the config's input size. ``kwargs`` go to ``export_onnx``."""
     model_config = config.model if isinstance(config, ExperimentConfig) else config
+    if weights is not None and Path(out).resolve() == Path(weights).resolve():
+        raise ConfigError(f"--out {out} is the weights file being exported: write the ONNX file elsewhere")
     return export_onnx(load_model(model_config, weights), out, model_config.input_size, **kwargs)

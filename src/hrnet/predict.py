@@ -120,12 +120,14 @@ def predict_paths(
 
     Person boxes come from ``detections`` for images (a frame of a video, or an image with no detection entry,
     counts as one whole-frame person only when no detection file is given). Keypoints scoring below
-    ``threshold`` are not drawn (they are still in the JSON).
+    ``threshold`` are not drawn (they are still in the JSON). Nothing is run or written when an output would
+    replace an input, or two inputs would write the same output (``DataError``).
     """
     out = Path(out_dir)
+    paths = expand_inputs(inputs)
+    _check_outputs(paths, out, draw)
     out.mkdir(parents=True, exist_ok=True)
     report = PredictReport()
-    paths = expand_inputs(inputs)
     for path in tqdm(paths, desc="inputs", unit="file", disable=not progress or len(paths) < 2):
         try:
             if path.suffix.lower() in VIDEO_SUFFIXES:
@@ -136,6 +138,33 @@ def predict_paths(
             log.error("skipped %s: %s", path, err)
             report.failed.append((path, str(err)))
     return report
+
+
+def _outputs(path: Path, out: Path, draw: bool) -> list[Path]:
+    """The files an input writes into ``out``: ``<stem>.json`` (+ ``.jpg``); a video ``<stem>.jsonl`` (+ ``.mp4``)."""
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return [out / f"{path.stem}.jsonl", *([out / f"{path.stem}.mp4"] if draw else [])]
+    return [out / f"{path.stem}.json", *([out / f"{path.stem}.jpg"] if draw else [])]
+
+
+def _check_outputs(paths: Sequence[Path], out: Path, draw: bool) -> None:
+    """Refuse, before anything runs, outputs that would replace an input or each other."""
+    inputs = {path.resolve(): path for path in paths}
+    writers: dict[Path, Path] = {}
+    for path in paths:
+        for output in _outputs(path, out, draw):
+            target = output.resolve()
+            if target in inputs:
+                raise DataError(
+                    f"{output}: writing the results of {path} there would replace the input "
+                    f"{inputs[target]}; choose another --out folder"
+                )
+            if target in writers and writers[target] != path:
+                raise DataError(
+                    f"{writers[target]} and {path} would both write {output}: give them different names or "
+                    "predict them into different --out folders"
+                )
+            writers[target] = path
 
 
 def _predict_image(
@@ -150,10 +179,10 @@ def _predict_image(
     boxes, scores = detections.lookup(path) if detections is not None else (None, None)
     persons = estimator(image, boxes, scores)
     image_id: Any = int(path.stem) if path.stem.isdigit() else path.name
-    written = [out / f"{path.stem}.json"]
+    written = _outputs(path, out, draw)
     write_json_atomic(written[0], person_results(persons, image_id))
     if draw:
-        written.append(write_image(out / f"{path.stem}.jpg", _draw(estimator, image, persons, threshold)))
+        write_image(written[1], _draw(estimator, image, persons, threshold))
     return written
 
 
@@ -165,7 +194,8 @@ def _predict_video(
         raise DataError(f"{path}: OpenCV cannot open the video (missing file or unsupported codec)")
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    jsonl, video = out / f"{path.stem}.jsonl", out / f"{path.stem}.mp4"
+    written = _outputs(path, out, draw)
+    jsonl, video = written[0], out / f"{path.stem}.mp4"
     lines: list[str] = []
     writer: cv2.VideoWriter | None = None
     try:
@@ -190,4 +220,4 @@ def _predict_video(
     finally:
         capture.release()
     write_text_atomic(jsonl, "\n".join(lines) + "\n")
-    return [jsonl, *([video] if draw else [])]
+    return written

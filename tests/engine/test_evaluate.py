@@ -1,6 +1,7 @@
 """Evaluation: scoring by the data format's metric, the official NMS areas, files written, the whole loop."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from hrnet.codec import codec_from_config
 from hrnet.config import DataConfig, ModelConfig, RuntimeConfig
 from hrnet.data.sources import FORMATS, load_split
 from hrnet.engine.evaluate import SCORERS, Evaluator, Predictions, score_predictions
+from hrnet.errors import DataError
 from hrnet.models.hrnet import build_model
 from tests.conftest import tiny_model_config
 
@@ -95,3 +97,18 @@ def test_evaluator_runs_a_model_and_writes_its_files(datasets_dir, tmp_path):
     predictions = evaluator.predict(model)
     assert predictions.keypoints.shape == (len(split.records), 17, 2)
     np.testing.assert_array_equal(predictions.sizes, codec.crop.regions(np.array([r.box for r in split.records]))[1])
+
+
+def test_evaluation_never_writes_over_its_annotations(datasets_dir, tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    shutil.copy(datasets_dir / "coco" / "test_coco.json", folder / "metrics.json")
+    data = DataConfig(root=str(datasets_dir / "coco"), val_annotations=str(folder / "metrics.json"), val_images=".")
+    split = load_split(data, "val", 17)
+    codec = codec_from_config(tiny_model_config(), data)
+    runtime = RuntimeConfig(num_workers=0)
+    evaluator = Evaluator(split, codec, cfg.TestConfig(), runtime, torch.device("cpu"), progress=False)
+    before = (folder / "metrics.json").read_bytes()
+    with pytest.raises(DataError, match=r"metrics\.json: evaluation would write its results over this input"):
+        evaluator.evaluate(build_model(tiny_model_config()), folder)
+    assert (folder / "metrics.json").read_bytes() == before

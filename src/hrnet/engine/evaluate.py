@@ -28,6 +28,7 @@ from hrnet.data.images import read_image
 from hrnet.data.sampler import EpochSampler
 from hrnet.data.sources import Split, load_split
 from hrnet.engine.distributed import Distributed, broadcast_object, gather_objects
+from hrnet.errors import DataError
 from hrnet.fileio import write_json_atomic
 from hrnet.inference import predict_keypoints
 from hrnet.metrics.coco import (
@@ -142,7 +143,13 @@ class Evaluator:
 
     def evaluate(self, model: nn.Module, out_dir: str | Path | None = None, draw: int = 0) -> dict[str, Any]:
         """Predict and score; rank 0 writes the results, ``metrics.json`` and ``draw`` pictures
-        (``prediction_NNN.jpg``: prediction | ground truth) into ``out_dir``."""
+        (``prediction_NNN.jpg``: prediction | ground truth) into ``out_dir``, which must not hold the split's
+        annotation or detection file under one of those names."""
+        if out_dir is not None:
+            written = {Path(out_dir, name).resolve() for name in ("metrics.json", "keypoints_results.json")}
+            for source in (self.split.annotations, self.split.detections):
+                if source is not None and source.resolve() in written:
+                    raise DataError(f"{source}: evaluation would write its results over this input; pass another --out")
         predictions = self.predict(model)
         metrics: dict[str, Any] = {}
         if self.dist.is_main:
