@@ -15,9 +15,11 @@ from hrnet.config import load_config
 from hrnet.demo import DEMO_CONFIG, run_demo
 from hrnet.engine.evaluate import Evaluator
 from hrnet.models.hrnet import build_model
+from hrnet.runtime import keep_freed_memory
 
 
 def main() -> None:
+    keep_freed_memory()  # as `hrnet demo` runs
     config = load_config(DEMO_CONFIG)
     start = time.perf_counter()
     trained = run_demo(config, progress=False)
