@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-LOSSES = ("mse", "ohkm", "sum_squared")
+from hrnet.config import LOSSES
 
 
 class HeatmapLoss(nn.Module):
