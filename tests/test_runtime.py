@@ -1,6 +1,7 @@
-"""keep_freed_memory: PyTorch's CPU buffers are reused instead of faulted in afresh on every forward pass.
+"""hrnet.runtime: where networks run, and keep_freed_memory (PyTorch's CPU buffers reused instead of faulted in
+afresh on every forward pass).
 
-The setting is process-wide, so each case runs in its own interpreter.
+keep_freed_memory is process-wide, so its cases run in their own interpreter.
 """
 
 import os
@@ -9,8 +10,13 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
-pytestmark = pytest.mark.skipif(
+from hrnet import runtime
+from hrnet.cli import main
+from hrnet.runtime import resolve_device
+
+glibc_only = pytest.mark.skipif(
     platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="the setting is glibc's"
 )
 
@@ -48,9 +54,29 @@ def _page_faults(switch: str | None) -> tuple[bool, int]:
     return applied == "True", int(faults)
 
 
+@glibc_only
 def test_freed_buffers_are_reused_unless_switched_off():
     kept_applied, kept = _page_faults(None)
     off_applied, off = _page_faults("0")
     assert kept_applied and not off_applied
     # About 1.2 million faults (each a zeroed 4 KiB page) without the setting; none with it (measured).
     assert kept * 10 < off
+
+
+def test_resolve_device(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu") and resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    monkeypatch.setenv("LOCAL_RANK", "3")  # torchrun's: with 4 GPUs, "cuda" and "auto" pick the process's own
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert resolve_device("cuda") == torch.device("cuda", 3)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == torch.device("cuda", 3)
+
+
+def test_only_commands_that_run_a_network_change_the_allocator(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(runtime, "keep_freed_memory", lambda: calls.append(1) or True)
+    assert main(["info", "w18"]) == 0 and not calls  # no network run
+    assert main(["eval", "w18", "--weights", str(tmp_path / "missing.safetensors")]) == 2  # fails, after asking
+    assert calls == [1]
