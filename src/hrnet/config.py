@@ -171,7 +171,7 @@ class DataConfig:
     # "affine": the official crop (the box enlarged by box_padding at the input's aspect ratio, affine warp);
     # "stretch": the TF port's (the exact box stretched to the input, no margin, aspect not kept; no augmentation).
     crop: str = "affine"
-    box_padding: float = 1.25  # official: the crop is the box enlarged by 1.25 at the input's aspect ratio
+    box_padding: float = 1.25  # official (affine crop): the box enlarged by 1.25 at the input's aspect ratio
     pixels: str = "imagenet"  # network input: "imagenet" mean/std (official) or "unit" (uint8 / 255, the TF port)
     flip: bool = True  # official FLIP: horizontal flip with the keypoint set's flip pairs ...
     flip_prob: float = 0.5  # ... half of the time
