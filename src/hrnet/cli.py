@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -343,6 +344,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
     )
+    # TensorBoard's writer (training) and `hrnet convert` import TensorFlow when the `tf` extra is installed; its
+    # C++ start-up notices (CPU features, absl) are noise on a command's console. Errors still raise in Python.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if getattr(args, "runs_network", False):
         from hrnet.runtime import keep_freed_memory
 
