@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from hrnet import cli
 from hrnet.cli import main
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -71,3 +72,12 @@ def test_eval_cli_prints_the_table_and_draws(tmp_path, datasets_dir, capsys):
     }
     assert main(["eval", str(path), "--weights", str(tmp_path / "absent.pth")]) == 2
     assert "no such weights file" in capsys.readouterr().err
+
+
+def test_ctrl_c_is_one_line_not_a_traceback(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_info", interrupted)
+    assert cli.main(["info", "w18"]) == 130
+    assert capsys.readouterr().err == "hrnet info: interrupted\n"

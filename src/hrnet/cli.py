@@ -356,6 +356,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HrnetError as err:
         print(f"hrnet {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Files are written whole or not at all, so nothing half-written is left behind.
+        hint = " (continue with --resume)" if args.command == "train" else ""
+        print(f"hrnet {args.command}: interrupted{hint}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
