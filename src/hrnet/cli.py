@@ -197,10 +197,6 @@ def cmd_data_show(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    import os
-
-    # TensorFlow's C++ start-up notices are noise here (the CLI may set process-wide state; the library does not).
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from hrnet.models.tf_checkpoint import convert_tf_port
 
     result = convert_tf_port(args.checkpoint, args.out)

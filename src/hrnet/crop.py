@@ -89,9 +89,7 @@ class Crop:
         (``box_to_center_size``; with ``stretch`` the box itself, one pixel wider and taller: module docstring)."""
         if not self.stretch:
             return box_to_center_size(boxes, self.input_size, self.padding, float32=self.float32_regions)
-        boxes = np.asarray(boxes, dtype=np.float64)
-        if boxes.shape[-1:] != (4,) or boxes.ndim > 2:
-            raise ValueError(f"boxes must have shape (4,) or (N, 4) as (x, y, w, h), got {boxes.shape}")
+        boxes = _check_boxes(boxes)
         sizes = boxes[..., 2:] + 1.0
         return boxes[..., :2] + sizes / 2, sizes
 
@@ -196,10 +194,7 @@ def box_to_center_size(
         centers (2,) or (N, 2) and sizes ``(w, h)`` (2,) or (N, 2), image pixels, float64 arrays (holding float32
         values with ``float32``).
     """
-    boxes = np.asarray(boxes, dtype=np.float64)
-    if boxes.shape[-1:] != (4,) or boxes.ndim > 2:
-        raise ValueError(f"boxes must have shape (4,) or (N, 4) as (x, y, w, h), got {boxes.shape}")
-    x, y, w, h = np.moveaxis(boxes, -1, 0)
+    x, y, w, h = np.moveaxis(_check_boxes(boxes), -1, 0)
     aspect = input_size[1] / input_size[0]
     # The official code also skips the enlargement when the center's x is exactly -1 (a sentinel of another
     # code path); a real box centered there would get a crop 1.25× too small, so we do not reproduce it.
@@ -211,6 +206,14 @@ def box_to_center_size(
     scales = (np.stack([width, height], axis=-1) / PIXEL_STD).astype(np.float32) * np.float32(padding)
     sizes = scales * np.float32(PIXEL_STD)
     return centers.astype(np.float32).astype(np.float64), sizes.astype(np.float64)
+
+
+def _check_boxes(boxes: np.ndarray | Sequence[float]) -> np.ndarray:
+    """(4,) or (N, 4) float64 boxes ``(x, y, w, h)``, or a ``ValueError``."""
+    boxes = np.asarray(boxes, dtype=np.float64)
+    if boxes.shape[-1:] != (4,) or boxes.ndim > 2:
+        raise ValueError(f"boxes must have shape (4,) or (N, 4) as (x, y, w, h), got {boxes.shape}")
+    return boxes
 
 
 def get_affine_transform(
