@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hrnet.config import MODEL_PRESETS, ExperimentConfig, load_config, model_preset
-from hrnet.errors import ConfigError, HrnetError
+from hrnet.errors import ConfigError, HrnetError, TrainingInterruptedError
 
 log = logging.getLogger("hrnet")
 
@@ -119,8 +119,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from hrnet.engine.train import train
 
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume continues the run and --overwrite deletes it: give one of them")
     config = _experiment(args.config, args.set)
-    result = train(config, resume=args.resume)
+    result = train(config, resume=args.resume, overwrite=args.overwrite, handle_signals=True)
     print(f"run folder: {result.run_dir}")
     return 0
 
@@ -264,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="experiment YAML file (or a model preset with the default COCO recipe)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last.safetensors")
+    p.add_argument("--overwrite", action="store_true", help="delete the folder's earlier run and start anew")
     p.set_defaults(func=cmd_train, runs_network=True)
 
     p = sub.add_parser("eval", help="evaluate weights on the validation split (COCO AP/AR, PCKh for MPII)")
@@ -349,6 +352,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         keep_freed_memory()
     try:
         return int(args.func(args))
+    except TrainingInterruptedError as err:  # a checkpoint was saved: the run continues with --resume
+        print(f"hrnet {args.command}: {err}", file=sys.stderr)
+        return 128 + err.signal
     except HrnetError as err:
         print(f"hrnet {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -27,3 +27,16 @@ class TrainingError(HrnetError):
 
 class ExportError(HrnetError):
     """An exported graph does not reproduce the PyTorch network."""
+
+
+class OutputError(HrnetError):
+    """An output file or folder cannot be written: read-only, full, a file in the way, or it is an input."""
+
+
+class TrainingInterruptedError(TrainingError):
+    """Training stopped on SIGINT or SIGTERM after saving a resumable checkpoint; ``signal`` is the signal's
+    number (the command exits with 128 + it, as a shell reports a process killed by it)."""
+
+    def __init__(self, message: str, signal: int):
+        super().__init__(message)
+        self.signal = signal

@@ -6,15 +6,20 @@ A reader (or a resumed run after a kill) never sees a half-written checkpoint, r
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from hrnet.errors import DataError
+from hrnet.errors import DataError, OutputError
+
+# The temporary names ``atomic_path`` gives: ``.<stem>.<8 hex digits>.tmp<suffix>``.
+_TEMPORARY = re.compile(r"^\..*\.[0-9a-f]{8}\.tmp(\.[^.]+)?$")
 
 
 @contextmanager
@@ -35,6 +40,55 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporary files that ``atomic_path`` left in ``folder`` when its process was killed mid-write
+    (``.last.1a2b3c4d.tmp.safetensors``); returns them. Call it only where no other process is writing."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = [p for p in folder.iterdir() if _TEMPORARY.match(p.name) and p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def output_problem(err: OSError) -> str:
+    """A short reason for an ``OSError`` met while writing, with what to do."""
+    if err.errno == errno.ENOSPC:
+        return "no space left on the device: free some space"
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{err.strerror or 'not writable'}: the folder is read-only to this user; choose a writable one"
+    if err.errno in (errno.ENOTDIR, errno.EEXIST):
+        return "a file is in the way where a folder is needed: choose another path"
+    return err.strerror or str(err)
+
+
+def check_writable_dir(path: str | Path, what: str = "output folder") -> Path:
+    """Create the folder ``path`` (and its parents) if needed and make sure a file can be written in it, before
+    any work is done; an ``OutputError`` naming the folder otherwise (read-only, a file in the way)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: the {what} is an existing file, not a folder; choose another path")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test.{secrets.token_hex(4)}.tmp"
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        probe.unlink()
+    except OSError as err:
+        raise OutputError(f"{path}: cannot write the {what} ({output_problem(err)})") from None
+    return path
+
+
+def check_writable_file(path: str | Path, what: str = "output file") -> Path:
+    """Make sure ``path`` can be written (its folder exists or can be made and is writable; ``path`` is not a
+    folder) before any work is done; an ``OutputError`` naming it otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: the {what} is an existing folder; give a file name")
+    check_writable_dir(path.parent, f"folder of the {what}")
+    return path
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:

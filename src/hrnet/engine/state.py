@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,19 @@ class TrainingState:
     best_metric: float | None = None
     best_epoch: int | None = None
     history: list[dict[str, Any]] = field(default_factory=list)  # one row per finished epoch (the CSV log)
+    # The epoch in progress so far, over all processes: a run resumed mid-epoch logs the loss of the whole epoch.
+    epoch_loss_sum: float = 0.0  # sum of the per-sample losses
+    epoch_loss_count: int = 0  # samples trained on
+    epoch_skipped: int = 0  # samples whose image could not be read
+
+
+def rng_states() -> dict[str, torch.Tensor]:
+    """The random number generators' states as checkpoint tensors (``rng.torch``, ``rng.cuda.<i>``)."""
+    tensors = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, rng in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{i}"] = rng
+    return tensors
 
 
 def save_training_checkpoint(
@@ -47,11 +61,15 @@ def save_training_checkpoint(
     scaler: torch.amp.GradScaler,
     state: TrainingState,
     config: dict[str, Any],
+    model_state: Mapping[str, torch.Tensor] | None = None,
+    rng: Mapping[str, torch.Tensor] | None = None,
 ) -> None:
-    """Write everything needed to continue the run bit for bit (on the same device and thread count)."""
-    tensors: dict[str, torch.Tensor] = {
-        f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()
-    }
+    """Write everything needed to continue the run bit for bit (on the same device and thread count).
+
+    ``model_state`` and ``rng`` (from ``rng_states``) replace the model's current state_dict and the current RNG
+    states: the training loop saves a state it snapshotted a step earlier."""
+    model_state = model.state_dict() if model_state is None else model_state
+    tensors: dict[str, torch.Tensor] = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model_state.items()}
     opt = optimizer.state_dict()
     scalars: dict[str, dict[str, Any]] = {}
     for index, param_state in opt["state"].items():
@@ -60,10 +78,7 @@ def save_training_checkpoint(
                 tensors[f"optimizer.{index}.{name}"] = value.detach().cpu().contiguous()
             else:
                 scalars.setdefault(str(index), {})[name] = value
-    tensors["rng.torch"] = torch.get_rng_state()
-    if torch.cuda.is_available():
-        for i, rng in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng.cuda.{i}"] = rng
+    tensors.update(rng_states() if rng is None else rng)
     sched = scheduler.state_dict()
     if isinstance(sched.get("milestones"), Counter):  # JSON would turn its int keys into strings
         sched["milestones"] = sorted(sched["milestones"].items())
@@ -74,6 +89,9 @@ def save_training_checkpoint(
         "best_metric": state.best_metric,
         "best_epoch": state.best_epoch,
         "history": state.history,
+        "epoch_loss_sum": state.epoch_loss_sum,
+        "epoch_loss_count": state.epoch_loss_count,
+        "epoch_skipped": state.epoch_skipped,
         "optimizer": {"param_groups": opt["param_groups"], "scalars": scalars},
         "scheduler": sched,
         "scaler": scaler.state_dict(),
@@ -135,5 +153,8 @@ def load_training_checkpoint(
         best_metric=meta["best_metric"],
         best_epoch=meta["best_epoch"],
         history=meta["history"],
+        epoch_loss_sum=meta.get("epoch_loss_sum", 0.0),  # absent from checkpoints of earlier versions
+        epoch_loss_count=meta.get("epoch_loss_count", 0),
+        epoch_skipped=meta.get("epoch_skipped", 0),
     )
     return state, meta["config"]

@@ -5,16 +5,28 @@ Each run writes into ``<train.out_dir>/<train.name>/``: ``config.yaml`` (as reso
 validation epoch), ``log.csv``, TensorBoard events, ``curves.png`` and ``train.log``. Only rank 0 writes.
 A killed run continues with ``--resume`` from its last checkpoint; with a fixed seed on the CPU the finished
 weights equal those of an uninterrupted run.
+
+Nothing is lost or recorded wrongly: a folder that holds a run is not trained into again without ``resume`` (or
+``overwrite``); with ``handle_signals`` (``hrnet train``) SIGINT and SIGTERM stop after the step in progress with a
+resumable checkpoint; a checkpoint is written only for weights that are finite and gave a finite loss on the next
+batch; a config changed between runs is applied on resume and logged (or refused, naming the keys).
 """
 
 from __future__ import annotations
 
+import bisect
 import csv
+import dataclasses
 import io
 import logging
 import math
+import shutil
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,9 +46,9 @@ from hrnet.data.sources import load_split
 from hrnet.engine.distributed import Distributed, barrier, init_distributed, shutdown
 from hrnet.engine.evaluate import Evaluator
 from hrnet.engine.loss import HeatmapLoss
-from hrnet.engine.state import TrainingState, load_training_checkpoint, save_training_checkpoint
-from hrnet.errors import TrainingError
-from hrnet.fileio import write_text_atomic
+from hrnet.engine.state import TrainingState, load_training_checkpoint, rng_states, save_training_checkpoint
+from hrnet.errors import OutputError, TrainingError, TrainingInterruptedError
+from hrnet.fileio import check_writable_dir, output_problem, remove_stale_temporaries, write_text_atomic
 from hrnet.models.checkpoint import load_pretrained, save_weights
 from hrnet.models.hrnet import build_model
 from hrnet.runtime import resolve_device
@@ -46,6 +58,14 @@ log = logging.getLogger(__name__)
 
 LAST = "last.safetensors"
 BEST = "best.safetensors"
+# What a run writes into its folder: ``overwrite`` removes these (and eval_epochNNN/), nothing else.
+RUN_FILES = (LAST, BEST, "log.csv", "curves.png", "train.log", "config.yaml", "tensorboard")
+# Weights beyond this magnitude have diverged (HRNet's are O(1); the official checkpoints stay below 100): such a
+# state is never saved as a checkpoint to resume from.
+DIVERGED = 1e6
+# Settings that the optimizer and LR scheduler restore from a checkpoint: a change is applied to them on resume.
+OPTIMIZER_KEYS = ("train.lr", "train.lr_steps", "train.lr_factor", "train.momentum", "train.nesterov",
+                  "train.weight_decay")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -59,17 +79,26 @@ def train(
     config: ExperimentConfig,
     *,
     resume: bool = False,
+    overwrite: bool = False,
+    handle_signals: bool = False,
     progress: bool = True,
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainResult:
     """Train ``config``; ``resume`` continues from the run folder's ``last.safetensors``.
+
+    A run folder that already holds a run is refused unless ``resume`` (continue it) or ``overwrite`` (delete
+    its checkpoints, logs and evaluations first). ``handle_signals`` (process-wide, so only the command line asks
+    for it; from the main thread) makes the first SIGINT or SIGTERM save a resumable checkpoint after the step
+    in progress and raise ``TrainingInterruptedError``; a second one raises ``KeyboardInterrupt`` at once.
 
     On a CPU, ``hrnet.runtime.keep_freed_memory()`` (process-wide; ``hrnet train`` calls it) makes a W32 step
     about 1.3× faster."""
     device = resolve_device(config.runtime.device)
     dist = init_distributed(device)
     try:
-        return _Trainer(config, device, dist, progress, on_epoch_end).run(resume)
+        trainer = _Trainer(config, device, dist, progress, on_epoch_end)
+        with trainer.stopping_on_signals(handle_signals):
+            return trainer.run(resume, overwrite)
     finally:
         shutdown(dist)
 
@@ -95,6 +124,38 @@ class _Trainer:
         self.amp = config.runtime.amp and self.cuda
         self.channels_last = config.runtime.channels_last and self.cuda
         self.writer: Any = None  # TensorBoard, rank 0 only
+        self.stop_signal: int | None = None  # the SIGINT/SIGTERM received, when handling them
+        self.saved_at: tuple[int, int] | None = None  # (epoch, step) of the checkpoint in the run folder
+        # A mid-epoch checkpoint waits for the next batch's loss: (state, buffers, RNG) of the step it is due at.
+        self.pending: tuple[TrainingState, dict[str, torch.Tensor], dict[str, torch.Tensor]] | None = None
+
+    @contextmanager
+    def stopping_on_signals(self, enabled: bool) -> Iterator[None]:
+        """While the block runs, SIGINT and SIGTERM ask the loop to stop (the second one stops at once)."""
+        if not enabled or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        signals = (signal.SIGINT, signal.SIGTERM)
+        previous = {s: signal.getsignal(s) for s in signals}
+
+        def handler(signum: int, frame: Any) -> None:
+            if self.stop_signal is not None:
+                for s, h in previous.items():
+                    signal.signal(s, h)
+                raise KeyboardInterrupt
+            self.stop_signal = signum
+            log.warning(
+                "%s: stopping after this step with a resumable checkpoint (press Ctrl-C again to stop at once, "
+                "losing the steps since the last checkpoint)", signal.Signals(signum).name,
+            )  # fmt: skip
+
+        for s in signals:
+            signal.signal(s, handler)
+        try:
+            yield
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
 
     # ------------------------------------------------------------------------------------------------ set-up
 
@@ -155,18 +216,85 @@ class _Trainer:
         )
         if saved.get("model") != to_dict(self.config.model):
             raise TrainingError(f"{path}: saved by a run with another model config; use another train.name")
+        self.saved_at = (self.state.epoch, self.state.step)
+        self._apply_changed_settings(path, saved)
         log.info("resumed %s at epoch %d, step %d", path, self.state.epoch, self.state.step)
+
+    def _apply_changed_settings(self, path: Path, saved: dict[str, Any]) -> None:
+        """Settings changed since the checkpoint: applied (and logged), or refused naming them. What the run
+        folder's ``config.yaml`` then records is what runs."""
+        before, now = _flatten(saved), _flatten(to_dict(self.config))
+        changed = [
+            k for k in now
+            if k in before and before[k] != now[k] and not k.startswith(("model.", "runtime."))
+            and k not in ("train.name", "train.out_dir")
+        ]  # fmt: skip
+        refused = [k for k in changed if k == "train.optimizer" or (k == "train.batch_size" and self.state.step)]
+        if refused:
+            raise TrainingError(
+                f"{path}: cannot resume with a changed {', '.join(refused)} "
+                f"({'; '.join(f'{k}: {before[k]!r} → {now[k]!r}' for k in refused)}): the optimizer state or the "
+                "position in the epoch depends on it; set it back, or start another run (another train.name)"
+            )
+        for key in changed:
+            if key == "train.pretrained":  # the weights come from the checkpoint: record the start that was used
+                self.config = dataclasses.replace(
+                    self.config, train=dataclasses.replace(self.config.train, pretrained=before[key])
+                )
+                self.tc = self.config.train
+                log.info("%s is not used when resuming (the weights come from %s)", key, path)
+            else:
+                log.warning("resuming with a changed setting: %s %r → %r (applied)", key, before[key], now[key])
+        if any(k in OPTIMIZER_KEYS for k in changed):
+            self._apply_optimizer_settings()
+
+    def _apply_optimizer_settings(self) -> None:
+        """Give the optimizer and the scheduler the config's recipe at the current epoch (a checkpoint restores
+        the recipe it was saved with)."""
+        tc, scheduler = self.tc, self.scheduler
+        assert isinstance(scheduler, torch.optim.lr_scheduler.MultiStepLR)
+        scheduler.milestones = Counter(tc.lr_steps)
+        scheduler.gamma = tc.lr_factor
+        scheduler.base_lrs = [tc.lr] * len(self.optimizer.param_groups)
+        lr = tc.lr * tc.lr_factor ** bisect.bisect_right(sorted(tc.lr_steps), scheduler.last_epoch)
+        for group in self.optimizer.param_groups:
+            group.update(initial_lr=tc.lr, lr=lr, weight_decay=tc.weight_decay)
+            if "momentum" in group:
+                group.update(momentum=tc.momentum, nesterov=tc.nesterov)
+        scheduler._last_lr = [lr] * len(self.optimizer.param_groups)  # what get_last_lr() reports
 
     # ---------------------------------------------------------------------------------------------- training
 
-    def run(self, resume: bool) -> TrainResult:
+    def _prepare_run_dir(self, resume: bool, overwrite: bool) -> None:
+        """Before anything is built: the folder is writable, holds no other run, and has no temporary files left
+        by a killed process."""
+        check_writable_dir(self.run_dir, "run folder")
+        found = [name for name in (LAST, BEST, "log.csv") if (self.run_dir / name).exists()]
+        if found and not resume:
+            if not overwrite:
+                raise TrainingError(
+                    f"{self.run_dir} already holds a run ({', '.join(found)}): continue it with --resume, choose "
+                    "another train.name, or start it afresh with --overwrite (deletes its checkpoints and logs)"
+                )
+            for path in [*(self.run_dir / n for n in RUN_FILES), *self.run_dir.glob("eval_epoch[0-9][0-9][0-9]")]:
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
+            log.info("--overwrite: deleted the earlier run in %s", self.run_dir)
+        for path in remove_stale_temporaries(self.run_dir):
+            log.info("removed %s, left by a process killed while writing it", path)
+
+    def run(self, resume: bool, overwrite: bool = False) -> TrainResult:
+        if self.dist.is_main:
+            self._prepare_run_dir(resume, overwrite)
         self._build()
         if resume:
             self._resume()
         handler = None
         if self.dist.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(self.run_dir / "config.yaml", dump_config(self.config))
+            with _writing(self.run_dir / "config.yaml"):
+                write_text_atomic(self.run_dir / "config.yaml", dump_config(self.config))
             handler = logging.FileHandler(self.run_dir / "train.log")
             handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
             package_logger = logging.getLogger("hrnet")
@@ -178,6 +306,8 @@ class _Trainer:
         try:
             for epoch in range(self.state.epoch, self.tc.epochs):
                 self._train_epoch(epoch)
+                if self._stopping():
+                    raise self._interrupted()
         finally:
             if self.writer is not None:
                 self.writer.close()
@@ -208,6 +338,7 @@ class _Trainer:
             collate_fn=collate,
             pin_memory=self.cuda,
             persistent_workers=False,
+            worker_init_fn=_ignore_sigint if self.config.runtime.num_workers else None,
         )
         total_steps = math.ceil(sampler.per_rank / tc.batch_size)
         if tc.max_steps_per_epoch:
@@ -217,7 +348,10 @@ class _Trainer:
             total=total_steps, initial=start, desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not self.progress,
             dynamic_ncols=True, leave=True,
         )  # fmt: skip
-        loss_sum, loss_count, samples, skipped = 0.0, 0, 0, []
+        if start == 0:
+            self.state.epoch_loss_sum, self.state.epoch_loss_count, self.state.epoch_skipped = 0.0, 0, 0
+        self.loss_sum, self.loss_count, samples, skipped = 0.0, 0, 0, []  # this process, since (re)start
+        self.pending = None
         t0 = time.perf_counter()
         step = start
         for batch in loader:
@@ -226,41 +360,56 @@ class _Trainer:
             skipped += batch.skipped
             if len(batch) > 0:
                 loss = self._step(batch, epoch, step)
-                loss_sum += loss * len(batch)
-                loss_count += len(batch)
+                self.loss_sum += loss * len(batch)
+                self.loss_count += len(batch)
                 samples += len(batch) * self.dist.world_size
             step += 1
             self.state.step = step
             self.state.global_step += 1
             rate = samples / max(time.perf_counter() - t0, 1e-9)
             bar.set_postfix(
-                loss=f"{loss_sum / max(loss_count, 1):.3e}", lr=f"{self._lr():.1e}", samples_s=f"{rate:.1f}"
+                loss=f"{self.loss_sum / max(self.loss_count, 1):.3e}", lr=f"{self._lr():.1e}", samples_s=f"{rate:.1f}"
             )
             bar.update(1)
+            if self._stopping():
+                bar.close()
+                self._sync_buffers()
+                self._save_last(skipped=len(skipped))
+                raise self._interrupted()
             if tc.checkpoint_every and step % tc.checkpoint_every == 0 and step < total_steps:
-                self._save_last()
+                self.pending = (self._state_with_totals(len(skipped)), self._buffers(), rng_states())
         bar.close()
         elapsed = time.perf_counter() - t0
         self._sync_buffers()
         self._report_skipped(epoch, skipped)
+        totals = self._state_with_totals(len(skipped))
+        if totals.epoch_loss_count == 0:
+            raise TrainingError(
+                f"epoch {epoch + 1}: nothing was trained: the images of all {totals.epoch_skipped} samples could "
+                f"not be read (e.g. {'; '.join(skipped[:2]) or 'see above'}); check data.root and "
+                "data.train_images"
+            )
         lr = self._lr()
         self.scheduler.step()
         row: dict[str, Any] = {
             "epoch": epoch + 1,
-            "train_loss": self._mean_over_ranks(loss_sum, loss_count),
+            "train_loss": totals.epoch_loss_sum / totals.epoch_loss_count,
             "lr": lr,
             "samples_per_s": samples / max(elapsed, 1e-9),
-            "skipped_images": len(skipped),
+            "skipped_images": totals.epoch_skipped,
         }
         if (epoch + 1) % tc.val_every == 0 or epoch + 1 == tc.epochs:
             metrics = self.evaluator.evaluate(self.model, out_dir=self.run_dir / f"eval_epoch{epoch + 1:03d}")
             row.update({f"val_{k}": v for k, v in metrics.items() if isinstance(v, int | float)})
             self._update_best(epoch, metrics)
         self.state.epoch, self.state.step = epoch + 1, 0
+        self.state.epoch_loss_sum, self.state.epoch_loss_count, self.state.epoch_skipped = 0.0, 0, 0
+        self.loss_sum, self.loss_count = 0.0, 0
         self.state.history.append(row)
         self._save_last()
         if self.dist.is_main:
-            self._write_logs(row)
+            with _writing(self.run_dir / "log.csv"):
+                self._write_logs(row)
         if self.on_epoch_end is not None and self.dist.is_main:
             self.on_epoch_end(row)
 
@@ -275,10 +424,14 @@ class _Trainer:
         value = float(loss.detach())
         if not math.isfinite(value):
             raise TrainingError(
-                f"the loss became {value} at epoch {epoch + 1}, step {step + 1}; nothing was saved from this epoch "
-                f"on: the last good checkpoint is {self.run_dir / LAST}. Lower train.lr or set train.grad_clip, "
-                "then run again with --resume."
+                f"the loss became {value} at epoch {epoch + 1}, step {step + 1}: training diverged; nothing was "
+                f"saved after the last good state. {self._good_checkpoint()} Lower train.lr (a change is applied "
+                "on --resume) or set train.grad_clip."
             )
+        if self.pending is not None:  # the weights of the pending checkpoint just gave a finite loss: save them
+            state, buffers, rng = self.pending
+            self.pending = None
+            self._save_last(state=state, buffers=buffers, rng=rng)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.tc.grad_clip > 0:
@@ -301,13 +454,6 @@ class _Trainer:
     def _lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
-    def _mean_over_ranks(self, total: float, count: int) -> float:
-        if self.dist.enabled:
-            t = torch.tensor([total, float(count)], dtype=torch.float64, device=self.device)
-            torch.distributed.all_reduce(t)
-            total, count = float(t[0]), int(t[1])
-        return total / max(count, 1)
-
     def _update_best(self, epoch: int, metrics: dict[str, Any]) -> None:
         value = metrics.get(self.evaluator.main_metric)
         if value is None:
@@ -315,19 +461,96 @@ class _Trainer:
         if self.state.best_metric is None or value > self.state.best_metric:
             self.state.best_metric, self.state.best_epoch = float(value), epoch + 1
             if self.dist.is_main:
-                save_weights(self.model, self.run_dir / BEST, metadata={"config": dump_config(self.config)})
+                with _writing(self.run_dir / BEST):
+                    save_weights(self.model, self.run_dir / BEST, metadata={"config": dump_config(self.config)})
 
-    def _save_last(self) -> None:
-        if self.dist.is_main:
-            save_training_checkpoint(
-                self.run_dir / LAST,
-                model=self.model,
-                optimizer=self.optimizer,
-                scheduler=self.scheduler,
-                scaler=self.scaler,
-                state=self.state,
-                config=to_dict(self.config),
+    def _stopping(self) -> bool:
+        """Whether a signal asked to stop (in any process: they all stop after the same step)."""
+        stop = self.stop_signal is not None
+        if self.dist.enabled:
+            flag = torch.tensor([float(self.stop_signal or 0)], device=self.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            self.stop_signal = int(flag.item()) or None
+            stop = self.stop_signal is not None
+        return stop
+
+    def _interrupted(self) -> TrainingInterruptedError:
+        number = self.stop_signal or signal.SIGINT
+        epoch, step = self.saved_at or (self.state.epoch, self.state.step)
+        return TrainingInterruptedError(
+            f"stopped by {signal.Signals(number).name} at {_progress_text(epoch, step)}: saved "
+            f"{self.run_dir / LAST}; continue with --resume",
+            number,
+        )
+
+    def _good_checkpoint(self) -> str:
+        if self.saved_at is None:
+            return "No checkpoint was saved: start again (--overwrite)."
+        return (
+            f"The last good checkpoint is {self.run_dir / LAST} ({_progress_text(*self.saved_at)}): continue it "
+            "with --resume."
+        )
+
+    def _buffers(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.model.named_buffers()}
+
+    def _state_with_totals(self, skipped: int) -> TrainingState:
+        """A copy of the run state whose epoch totals include this process's steps (summed over processes)."""
+        loss_sum, count, skipped_all = self.loss_sum, float(self.loss_count), float(skipped)
+        if self.dist.enabled:
+            t = torch.tensor([loss_sum, count, skipped_all], dtype=torch.float64, device=self.device)
+            torch.distributed.all_reduce(t)
+            loss_sum, count, skipped_all = (float(v) for v in t)
+        s = self.state
+        return dataclasses.replace(
+            s,
+            history=list(s.history),
+            epoch_loss_sum=s.epoch_loss_sum + loss_sum,
+            epoch_loss_count=s.epoch_loss_count + int(count),
+            epoch_skipped=s.epoch_skipped + int(skipped_all),
+        )
+
+    def _check_sound(self, state: TrainingState, buffers: dict[str, torch.Tensor] | None) -> None:
+        """Refuse to checkpoint weights or optimizer state that are not finite or have diverged."""
+        tensors = [*self.model.parameters(), *(buffers or dict(self.model.named_buffers())).values()]
+        tensors += [v for st in self.optimizer.state.values() for v in st.values() if isinstance(v, torch.Tensor)]
+        if any(t.is_floating_point() and t.numel() and not bool(torch.isfinite(t).all()) for t in tensors):
+            largest = math.inf
+        else:
+            largest = max(float(p.detach().abs().max()) for p in self.model.parameters())
+        if not largest <= DIVERGED:
+            raise TrainingError(
+                f"at {_progress_text(state.epoch, state.step)} the weights have diverged (largest |w| {largest:.3g}; "
+                f"above {DIVERGED:g} or not finite): not saved. {self._good_checkpoint()} Lower train.lr (a change "
+                "is applied on --resume) or set train.grad_clip."
             )
+
+    def _save_last(
+        self,
+        state: TrainingState | None = None,
+        buffers: dict[str, torch.Tensor] | None = None,
+        rng: dict[str, torch.Tensor] | None = None,
+        skipped: int = 0,
+    ) -> None:
+        """Save the resumable checkpoint: the current state, or (``state``, ``buffers``, ``rng``) snapshotted a step
+        earlier. Checked first (``_check_sound``); a failed write leaves the previous checkpoint whole."""
+        state = state or (self._state_with_totals(skipped) if self.state.step else self.state)
+        self._check_sound(state, buffers)
+        if self.dist.is_main:
+            model_state = None if buffers is None else {**self.model.state_dict(), **buffers}
+            with _writing(self.run_dir / LAST, f"the previous checkpoint is kept. {self._good_checkpoint()}"):
+                save_training_checkpoint(
+                    self.run_dir / LAST,
+                    model=self.model,
+                    optimizer=self.optimizer,
+                    scheduler=self.scheduler,
+                    scaler=self.scaler,
+                    state=state,
+                    config=to_dict(self.config),
+                    model_state=model_state,
+                    rng=rng,
+                )
+        self.saved_at = (state.epoch, state.step)
         barrier(self.dist)
 
     def _report_skipped(self, epoch: int, skipped: list[str]) -> None:
@@ -358,6 +581,36 @@ class _Trainer:
             row["epoch"],
             ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch" and isinstance(v, float)),
         )
+
+
+@contextmanager
+def _writing(path: Path, note: str = "") -> Iterator[None]:
+    """An ``OSError`` while writing ``path`` (disk full, read-only) becomes one ``OutputError`` naming it."""
+    try:
+        yield
+    except OSError as err:
+        raise OutputError(f"{path}: cannot write it ({output_problem(err)}){'; ' + note if note else ''}") from None
+
+
+def _progress_text(epoch: int, step: int) -> str:
+    """``epoch`` finished epochs and ``step`` steps of the next, as a person says it."""
+    return f"epoch {epoch + 1}, step {step}" if step else f"the end of epoch {epoch}"
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested config data as ``{"train.lr": 0.001, ...}`` (lists are values)."""
+    if not isinstance(data, dict):
+        return {prefix: data}
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        flat.update(_flatten(value, f"{prefix}{key}." if isinstance(value, dict) else f"{prefix}{key}"))
+    return flat
+
+
+def _ignore_sigint(worker_id: int) -> None:
+    """DataLoader workers leave Ctrl-C to the main process, which stops the run with a checkpoint (a worker
+    killed by it would make the main process fail instead)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _tensorboard(run_dir: Path) -> Any:
