@@ -1,6 +1,7 @@
 """The training loop: run folder, resume after SIGKILL, DDP on CPU, non-finite loss."""
 
 import csv
+import errno
 import json
 import os
 import signal
@@ -14,11 +15,13 @@ import torch
 import torch.multiprocessing as mp
 from safetensors import safe_open
 
+from hrnet.cli import main
 from hrnet.config import dump_config, load_config
+from hrnet.engine import state as state_module
 from hrnet.engine import train as train_module
 from hrnet.engine.evaluate import Evaluator
 from hrnet.engine.train import train
-from hrnet.errors import DataError, TrainingError
+from hrnet.errors import DataError, OutputError, TrainingError, TrainingInterruptedError
 from hrnet.models.checkpoint import load_weights, read_state_dict, save_weights
 from hrnet.models.hrnet import build_model
 from tests.engine.conftest import tiny_experiment
@@ -101,9 +104,244 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(datasets_dir, 
         return loss * float("nan") if calls["n"] == 3 else loss
 
     monkeypatch.setattr(train_module.HeatmapLoss, "forward", flaky)
-    with pytest.raises(TrainingError, match=r"loss became nan at epoch 1, step 3.*last good checkpoint"):
+    with pytest.raises(TrainingError, match=r"loss became nan at epoch 1, step 3.*last good checkpoint .*step 1\)"):
         train(config, progress=False)
-    assert _progress(tmp_path / "tiny" / "last.safetensors") == (0, 2)
+    # The weights after step 2 gave the NaN loss: they are not "good"; those after step 1 gave a finite one.
+    assert _progress(tmp_path / "tiny" / "last.safetensors") == (0, 1)
+
+
+def test_diverged_weights_are_never_checkpointed(datasets_dir, tmp_path, monkeypatch):
+    """Weights that blew up (|w| ~ 1e10) while the loss stayed finite are not saved; the advice names a
+    checkpoint of sound weights, which resumes."""
+    config = tiny_experiment(datasets_dir, tmp_path, epochs=2, checkpoint_every=1)
+    calls, models = {"n": 0}, []
+    real, real_build = train_module.HeatmapLoss.forward, train_module.build_model
+
+    def blow_up(self, output, target, weight):
+        calls["n"] += 1
+        if calls["n"] == 3:  # as if step 2's update had diverged
+            with torch.no_grad():
+                for p in models[0].parameters():
+                    p.mul_(1e10)
+        return real(self, output, target, weight)
+
+    def build(cfg):
+        models.append(real_build(cfg))
+        return models[-1]
+
+    monkeypatch.setattr(train_module, "build_model", build)
+    monkeypatch.setattr(train_module.HeatmapLoss, "forward", blow_up)
+    with pytest.raises(TrainingError, match=r"diverged.*not saved.*last good checkpoint .*epoch 1, step 1\)"):
+        train(config, progress=False)
+    last = tmp_path / "tiny" / "last.safetensors"
+    assert _progress(last) == (0, 1)
+    assert max(float(v.abs().max()) for v in read_state_dict(last).values() if v.is_floating_point()) < 1e3
+    monkeypatch.undo()
+    assert len(train(config, resume=True, progress=False).history) == 2
+
+
+def _final(run: Path) -> tuple[dict[str, torch.Tensor], list[dict[str, str]]]:
+    return read_state_dict(run / "last.safetensors"), list(csv.DictReader((run / "log.csv").open()))
+
+
+def _assert_same_run(a: Path, b: Path) -> None:
+    """Bit-identical weights and the same log."""
+    (wa, la), (wb, lb) = _final(a), _final(b)
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert [r["train_loss"] for r in la] == [r["train_loss"] for r in lb]
+    assert [r["val_AP"] for r in la] == [r["val_AP"] for r in lb]
+
+
+def test_a_mid_epoch_resume_logs_the_loss_of_the_whole_epoch(datasets_dir, tmp_path, monkeypatch):
+    """A run that crashed mid-epoch and resumed logs the same train_loss as an uninterrupted run."""
+    whole = tiny_experiment(datasets_dir, tmp_path / "whole", epochs=1, checkpoint_every=1)
+    train(whole, progress=False)
+    crashed = tiny_experiment(datasets_dir, tmp_path / "crashed", epochs=1, checkpoint_every=1)
+    calls = {"n": 0}
+    real = train_module.HeatmapLoss.forward
+
+    def crash(self, output, target, weight):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("simulated crash")
+        return real(self, output, target, weight)
+
+    monkeypatch.setattr(train_module.HeatmapLoss, "forward", crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(crashed, progress=False)
+    monkeypatch.undo()
+    assert _progress(tmp_path / "crashed" / "tiny" / "last.safetensors")[1] > 0  # mid-epoch
+    train(crashed, resume=True, progress=False)
+    _assert_same_run(tmp_path / "whole" / "tiny", tmp_path / "crashed" / "tiny")
+
+
+def _signal_at_call(monkeypatch, n: int, signum: int, times: int = 1) -> None:
+    calls = {"n": 0}
+    real = train_module.HeatmapLoss.forward
+
+    def signalled(self, output, target, weight):
+        calls["n"] += 1
+        if calls["n"] == n:
+            for _ in range(times):
+                os.kill(os.getpid(), signum)
+        return real(self, output, target, weight)
+
+    monkeypatch.setattr(train_module.HeatmapLoss, "forward", signalled)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_saves_a_resumable_checkpoint_in_process(datasets_dir, tmp_path, monkeypatch, signum):
+    whole = tiny_experiment(datasets_dir, tmp_path / "whole", epochs=2)
+    train(whole, progress=False)
+    stopped = tiny_experiment(datasets_dir, tmp_path / "stopped", epochs=2)
+    _signal_at_call(monkeypatch, 5, signum)  # epoch 2, step 2 (3 steps an epoch)
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with pytest.raises(TrainingInterruptedError, match=r"stopped by SIG(INT|TERM) at epoch 2, step 2.*--resume") as e:
+        train(stopped, handle_signals=True, progress=False)
+    assert e.value.signal == signum
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers  # restored
+    assert _progress(tmp_path / "stopped" / "tiny" / "last.safetensors") == (1, 2)
+    monkeypatch.undo()
+    train(stopped, resume=True, progress=False)
+    _assert_same_run(tmp_path / "whole" / "tiny", tmp_path / "stopped" / "tiny")
+
+
+def test_a_second_ctrl_c_stops_at_once(datasets_dir, tmp_path, monkeypatch):
+    config = tiny_experiment(datasets_dir, tmp_path, epochs=1)
+    _signal_at_call(monkeypatch, 2, signal.SIGINT, times=2)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, handle_signals=True, progress=False)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert _progress(tmp_path / "tiny" / "last.safetensors") is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_resume_after_a_signal_equals_an_uninterrupted_run(datasets_dir, tmp_path, signum):
+    """``hrnet train`` stopped by SIGINT (Ctrl-C) or SIGTERM: one line, exit 128 + signal, a resumable
+    checkpoint of the last step; resumed, the weights are bit-identical to an uninterrupted run's."""
+    configs = {}
+    for name in ("whole", "stopped"):
+        config = tiny_experiment(datasets_dir, tmp_path / name, epochs=3, seed=5)
+        configs[name] = tmp_path / f"{name}.yaml"
+        configs[name].write_text(dump_config(config))
+    whole = _train_process(configs["whole"])
+    stopped = _train_process(configs["stopped"])
+    run = tmp_path / "stopped" / "tiny"
+    deadline = time.monotonic() + 120
+    while not (run / "train.log").is_file() and time.monotonic() < deadline and stopped.poll() is None:
+        time.sleep(0.005)  # train.log appears once the handlers are installed and the loop is about to start
+    time.sleep(1.0)
+    stopped.send_signal(signum)
+    assert stopped.wait(timeout=120) == 128 + signum
+    err = stopped.stderr.read() if stopped.stderr else ""
+    name = signal.Signals(signum).name
+    last_line = err.strip().splitlines()[-1]
+    assert last_line.startswith(f"hrnet train: stopped by {name} at ") and "--resume" in last_line, err
+    assert "Traceback" not in err
+    at_stop = _progress(run / "last.safetensors")
+    assert at_stop is not None and at_stop < (3, 0), f"the run was not stopped mid-way: {at_stop}"
+    resumed = _train_process(configs["stopped"], "--resume")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read() if resumed.stderr else ""
+    assert whole.wait(timeout=300) == 0, whole.stderr.read() if whole.stderr else ""
+    _assert_same_run(tmp_path / "whole" / "tiny", run)
+
+
+def test_a_finished_run_is_not_trained_into_again(datasets_dir, tmp_path, capsys):
+    config = tiny_experiment(datasets_dir, tmp_path, epochs=1)
+    train(config, progress=False)
+    run = tmp_path / "tiny"
+    log_before, last_before = (run / "log.csv").read_bytes(), (run / "last.safetensors").read_bytes()
+    with pytest.raises(TrainingError, match=r"already holds a run .*--resume.*another train.name.*--overwrite"):
+        train(config, progress=False)
+    assert (run / "log.csv").read_bytes() == log_before and (run / "last.safetensors").read_bytes() == last_before
+    path = tmp_path / "c.yaml"
+    path.write_text(dump_config(config))
+    assert main(["train", str(path)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    (run / "eval_epoch001" / "extra.txt").write_text("from the earlier run")
+    again = train(config, overwrite=True, progress=False)
+    assert len(again.history) == 1 and not (run / "eval_epoch001" / "extra.txt").exists()
+
+
+def test_stale_temporary_files_are_removed_on_the_next_start(datasets_dir, tmp_path):
+    config = tiny_experiment(datasets_dir, tmp_path, epochs=1)
+    run = tmp_path / "tiny"
+    run.mkdir()
+    stale = run / ".last.0123abcd.tmp.safetensors"
+    stale.write_bytes(b"half a checkpoint")
+    keep = run / "notes.txt"
+    keep.write_text("mine")
+    train(config, progress=False)
+    assert not stale.exists() and keep.read_text() == "mine"
+
+
+def test_nothing_trained_is_an_error(datasets_dir, tmp_path):
+    """Every training image unreadable: an error, not a finished run with train_loss 0."""
+    empty = tmp_path / "no_images"
+    empty.mkdir()
+    config = tiny_experiment(datasets_dir, tmp_path / "runs", [f"data.train_images={empty}"], epochs=1)
+    with pytest.raises(TrainingError, match=r"nothing was trained: the images of all 12 samples could not be read"):
+        train(config, progress=False)
+    assert not (tmp_path / "runs" / "tiny" / "last.safetensors").exists()
+
+
+def test_changed_optimizer_settings_are_applied_on_resume(datasets_dir, tmp_path, caplog):
+    train(tiny_experiment(datasets_dir, tmp_path, epochs=1), progress=False)
+    more = tiny_experiment(datasets_dir, tmp_path, epochs=3, lr=5e-4, lr_steps="[2]")
+    with caplog.at_level("WARNING", logger="hrnet"):
+        result = train(more, resume=True, progress=False)
+    assert [row["lr"] for row in result.history] == [1e-3, 5e-4, pytest.approx(5e-5)]
+    assert "train.lr 0.001 → 0.0005 (applied)" in caplog.text
+    assert load_config(tmp_path / "tiny" / "config.yaml").train.lr == 5e-4
+
+
+def test_a_setting_that_cannot_change_on_resume_is_refused_by_name(datasets_dir, tmp_path):
+    train(tiny_experiment(datasets_dir, tmp_path, epochs=1), progress=False)
+    recorded = (tmp_path / "tiny" / "config.yaml").read_text()
+    with pytest.raises(TrainingError, match=r"cannot resume with a changed train.optimizer \(train.optimizer: 'adam'"):
+        train(tiny_experiment(datasets_dir, tmp_path, epochs=2, optimizer="sgd"), resume=True, progress=False)
+    assert (tmp_path / "tiny" / "config.yaml").read_text() == recorded
+
+
+def test_no_space_for_a_checkpoint_keeps_the_previous_one(datasets_dir, tmp_path, monkeypatch):
+    config = tiny_experiment(datasets_dir, tmp_path, epochs=2)
+    calls = {"n": 0}
+    real = state_module.save_file
+
+    def full_disk(tensors, path, metadata=None):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            Path(path).write_bytes(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(tensors, path, metadata=metadata)
+
+    monkeypatch.setattr(state_module, "save_file", full_disk)
+    with pytest.raises(OutputError, match=r"last.safetensors: cannot write it \(no space left.*previous checkpoint"):
+        train(config, progress=False)
+    run = tmp_path / "tiny"
+    assert _progress(run / "last.safetensors") == (1, 0)
+    assert not [p for p in run.iterdir() if ".tmp" in p.name]
+
+
+def test_a_run_folder_that_cannot_be_written_is_refused_up_front(datasets_dir, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    config = tiny_experiment(datasets_dir, blocker, epochs=1)
+    with pytest.raises(OutputError, match=r"file/tiny: cannot write the run folder"):
+        train(config, progress=False)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_run_folder_is_refused_up_front(datasets_dir, tmp_path):
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        with pytest.raises(OutputError, match=r"cannot write the run folder .*read-only"):
+            train(tiny_experiment(datasets_dir, out, epochs=1), progress=False)
+    finally:
+        out.chmod(0o755)
 
 
 def _ddp_worker(rank: int, world_size: int, port: int, datasets_dir: Path, tmp_path: Path) -> None:
@@ -157,7 +395,7 @@ def test_unreadable_training_images_are_skipped_counted_and_warned_once(datasets
     assert len(warnings) == 1 and "skipped 1 samples" in warnings[0] and "000000000785.jpg" in warnings[0]
     rows = list(csv.DictReader((tmp_path / "runs" / "tiny" / "log.csv").open()))
     assert rows[0]["skipped_images"] == "1"
-    strict = load_config(None, ["data.skip_bad_images=false"], base=config)
+    strict = load_config(None, ["data.skip_bad_images=false", "train.name=strict"], base=config)
     with pytest.raises(DataError, match=r"000000000785\.jpg"):
         train(strict, progress=False)
 
