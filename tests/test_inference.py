@@ -1,22 +1,28 @@
 """PoseEstimator and `hrnet predict`: same road as evaluation, batching, boxes, files, folders, videos."""
 
+import errno
 import json
+import os
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+from hrnet import predict as predict_module
 from hrnet.cli import main
 from hrnet.config import dump_config
 from hrnet.data.images import read_image
 from hrnet.engine.evaluate import Evaluator
 from hrnet.errors import DataError
-from hrnet.inference import PoseEstimator
+from hrnet.fileio import json_text
+from hrnet.inference import PersonPose, PoseEstimator
 from hrnet.models.checkpoint import save_weights
 from hrnet.models.hrnet import build_model
-from hrnet.predict import DetectionBoxes
+from hrnet.predict import DetectionBoxes, person_results
 from tests.engine.conftest import tiny_experiment
 
 
@@ -108,16 +114,16 @@ def test_predict_cli_images_folders_videos_and_failures(setup, datasets_dir, tmp
         str(datasets_dir / "coco"), str(video), str(broken),
     ])  # fmt: skip
     assert status == 1  # the broken file failed, the rest completed
-    results = json.loads((out / "000000000785.json").read_text())
+    results = json.loads((out / "000000000785.jpg.json").read_text())
     assert results and results[0]["image_id"] == 785 and len(results[0]["keypoints"]) == 17 * 3
     assert {"bbox", "score", "category_id"} <= set(results[0])
-    assert (out / "000000000785.jpg").is_file() and (out / "000000197388.json").is_file()
-    lines = (out / "clip.jsonl").read_text().splitlines()
+    assert (out / "000000000785_pose.jpg").is_file() and (out / "000000197388.jpg.json").is_file()
+    lines = (out / "clip.mp4.jsonl").read_text().splitlines()
     assert [json.loads(line)["frame"] for line in lines] == [0, 1, 2]
-    capture = cv2.VideoCapture(str(out / "clip.mp4"))
+    capture = cv2.VideoCapture(str(out / "clip_pose.mp4"))
     assert capture.isOpened() and int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
     capture.release()
-    assert not (out / "broken.json").exists()
+    assert not (out / "broken.jpg.json").exists()
     assert not list(out.glob(".*"))  # no temporary files left
 
 
@@ -143,7 +149,7 @@ def _assert_same_person_and_cli_runs(reference, other, datasets_dir, tmp_path, c
     out = tmp_path / "out"
     args = ["predict", "--config", str(config_path), "--weights", str(weights), option, "--no-draw"]
     assert main([*args, "--out", str(out), str(path)]) == 0
-    assert (out / "000000040083.json").is_file()
+    assert (out / "000000040083.jpg.json").is_file()
 
 
 @pytest.mark.slow
@@ -156,17 +162,185 @@ def test_compiled_fast_path_gives_the_plain_keypoints(setup, datasets_dir, tmp_p
     _assert_same_person_and_cli_runs(plain, compiled, datasets_dir, tmp_path, config_path, weights, "--compile")
 
 
+def _predict_args(config_path, weights):
+    return ["predict", "--config", str(config_path), "--weights", str(weights), "--plain"]
+
+
 def test_predict_never_replaces_an_input(setup, datasets_dir, tmp_path, capsys):
+    """--out equal to the input folder: a.jpg and a.png get their own results, the photos and an unrelated
+    photo.json stay as they were; a second run does not take the first run's drawings for photos."""
     _, config_path, weights, _ = setup
     folder = tmp_path / "photos"
     folder.mkdir()
     shutil.copy(datasets_dir / "coco" / "000000000785.jpg", folder / "a.jpg")
-    original = (folder / "a.jpg").read_bytes()
-    args = ["predict", "--config", str(config_path), "--weights", str(weights), "--plain"]
-    assert main([*args, "--out", str(folder), str(folder / "a.jpg")]) == 2
+    shutil.copy(datasets_dir / "coco" / "000000040083.jpg", folder / "photo.jpg")
+    cv2.imwrite(str(folder / "a.png"), cv2.imread(str(datasets_dir / "coco" / "000000040083.jpg")))
+    (folder / "photo.json").write_text('{"mine": true}')
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    args = _predict_args(config_path, weights)
+    for _ in range(2):
+        assert main([*args, "--out", str(folder), str(folder)]) == 0
+        assert all((folder / name).read_bytes() == data for name, data in before.items())
+    names = {p.name for p in folder.iterdir()} - set(before)
+    assert names == {"a.jpg.json", "a.png.json", "photo.jpg.json", "a_pose.jpg", "a_pose.png", "photo_pose.jpg"}
+    assert json.loads((folder / "a.jpg.json").read_text())[0]["image_id"] == "a.jpg"
+    assert json.loads((folder / "a.png.json").read_text())[0]["image_id"] == "a.png"
+    # An output onto a file that is an input (here the boxes file) is refused before anything runs.
+    boxes = folder / "photo.jpg.json"
+    boxes.write_text(json.dumps([{"file_name": "photo.jpg", "bbox": [10, 10, 100, 200], "score": 1.0}]))
+    assert main([*args, "--out", str(folder), "--boxes", str(boxes), str(folder / "photo.jpg")]) == 2
     assert "would replace the input" in capsys.readouterr().err
-    assert (folder / "a.jpg").read_bytes() == original and sorted(p.name for p in folder.iterdir()) == ["a.jpg"]
-    assert main([*args, "--out", str(folder), "--no-draw", str(folder / "a.jpg")]) == 0  # only a.json: no clash
-    shutil.copy(folder / "a.jpg", folder / "a.png")
-    assert main([*args, "--out", str(tmp_path / "out"), str(folder)]) == 2
+    assert json.loads(boxes.read_text())[0]["bbox"] == [10, 10, 100, 200]
+    # ... and so is an input given as the same file under another name (a hard link).
+    (folder / "link").mkdir()
+    os.link(folder / "photo.jpg", folder / "link" / "photo_pose.jpg")
+    assert main([*args, "--out", str(folder / "link"), str(folder / "photo.jpg")]) == 2
+    assert "would replace the input" in capsys.readouterr().err
+    shutil.copy(folder / "a.jpg", tmp_path / "a.jpg")
+    assert main([*args, "--out", str(tmp_path / "out"), str(folder / "a.jpg"), str(tmp_path / "a.jpg")]) == 2
     assert "would both write" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"image_id": 1, "bbox": "10,20,30,40"}, r"entry 0: the bbox '10,20,30,40' is not a list of 4 numbers"),
+        ({"image_id": 1, "bbox": [10, 20, 30]}, r"entry 0: the bbox \[10, 20, 30\] is not a list of 4 numbers"),
+        ({"image_id": 1, "bbox": [10, 20, 30, 40], "score": "high"}, r"entry 0: the score 'high' is not a finite"),
+        ({"image_id": 1, "bbox": [10, float("nan"), 30, 40]}, r"entry 0: the bbox value nan is not a finite"),
+        ({"image_id": 1, "bbox": [10, 20, 30, 40], "score": float("inf")}, r"entry 0: the score inf is not a"),
+        ({"image_id": [1], "bbox": [10, 20, 30, 40]}, r"entry 0: the image_id or file_name \[1\] is not"),
+    ],
+)
+def test_malformed_detection_entries_are_named(tmp_path, entry, message):
+    path = tmp_path / "boxes.json"
+    path.write_text(json.dumps([entry]))  # json writes NaN and Infinity, as some detectors do
+    with pytest.raises(DataError, match=rf"boxes.json: {message}"):
+        DetectionBoxes(path)
+
+
+def test_predict_cli_bad_boxes_file_is_one_line(setup, datasets_dir, tmp_path, capsys):
+    _, config_path, weights, _ = setup
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps([{"file_name": "a.jpg", "bbox": [1, 2, 3], "score": 1}]))
+    image = datasets_dir / "coco" / "000000040083.jpg"
+    assert (
+        main([*_predict_args(config_path, weights), "--boxes", str(boxes), "--out", str(tmp_path / "o"), str(image)])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "boxes.json: entry 0: the bbox [1, 2, 3]" in err
+
+
+def test_non_finite_boxes_given_to_the_estimator_are_refused(setup):
+    config, _, weights, _ = setup
+    estimator = PoseEstimator.from_config(config, weights, device="cpu", fast=False)
+    image = np.zeros((50, 50, 3), np.uint8)
+    with pytest.raises(DataError, match="NaN or infinite"):
+        estimator(image, np.array([[0, 0, np.nan, 10]]))
+    with pytest.raises(DataError, match="NaN or infinite"):
+        estimator(image, np.array([[0, 0, 10, 10]]), np.array([np.inf]))
+
+
+def test_non_finite_predictions_are_written_as_null_with_a_warning(caplog):
+    person = PersonPose(np.array([1.0, 2.0, 3.0, 4.0]), np.full((17, 2), np.nan), np.full(17, np.nan), float("nan"))
+    with caplog.at_level("WARNING", logger="hrnet"):
+        results = person_results([person], "a.jpg", "a.jpg")
+    text = json_text(results, "a.jpg.json")  # valid JSON: would raise on NaN
+    assert json.loads(text)[0]["keypoints"] == [None] * 51 and json.loads(text)[0]["score"] is None
+    assert "a.jpg: 52 predicted values are not finite" in caplog.text
+
+
+def test_predict_out_that_cannot_be_a_folder_is_one_error_up_front(setup, datasets_dir, tmp_path, capsys):
+    _, config_path, weights, _ = setup
+    image = str(datasets_dir / "coco" / "000000040083.jpg")
+    a_file = tmp_path / "taken"
+    a_file.write_text("")
+    args = _predict_args(config_path, weights)
+    assert main([*args, "--out", str(a_file), image]) == 2
+    assert "taken: the --out folder is an existing file" in capsys.readouterr().err
+    assert main([*args, "--out", str(a_file / "below"), image]) == 2
+    assert "below: cannot write the --out folder (a file is in the way" in capsys.readouterr().err
+
+
+def test_predict_into_a_read_only_folder_is_one_error_up_front(setup, datasets_dir, tmp_path, capsys, monkeypatch):
+    """A read-only --out: one line before any input runs (simulated: the tests may run as root, who writes
+    anywhere; a non-root run of the next test does it for real)."""
+    _, config_path, weights, _ = setup
+    out = tmp_path / "ro"
+    out.mkdir()
+    real_open = os.open
+
+    def read_only(path, flags, mode=0o777, **kw):
+        if Path(path).parent == out and flags & os.O_CREAT:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, mode, **kw)
+
+    monkeypatch.setattr(os, "open", read_only)
+    images = [str(datasets_dir / "coco" / n) for n in ("000000040083.jpg", "000000000785.jpg")]
+    assert main([*_predict_args(config_path, weights), "--out", str(out), *images]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.count("\n") == 1 and "ro: cannot write the --out folder (Permission denied: the folder is read-only" in err
+    )
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_predict_into_a_really_read_only_folder(setup, datasets_dir, tmp_path, capsys):
+    _, config_path, weights, _ = setup
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        image = str(datasets_dir / "coco" / "000000040083.jpg")
+        assert main([*_predict_args(config_path, weights), "--out", str(out), image]) == 2
+        assert "cannot write the --out folder" in capsys.readouterr().err
+    finally:
+        out.chmod(0o755)
+
+
+def test_a_video_writer_that_does_not_open_is_an_error(setup, datasets_dir, tmp_path, monkeypatch, capsys):
+    _, config_path, weights, _ = setup
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (96, 128))
+    for _ in range(2):
+        writer.write(np.full((128, 96, 3), 128, np.uint8))
+    writer.release()
+    real = cv2.VideoWriter
+
+    def failing(path, *args):  # a real writer into a folder that is not there: it does not open
+        return real(str(tmp_path / "gone" / "x.mp4"), *args)
+
+    monkeypatch.setattr(predict_module.cv2, "VideoWriter", failing)
+    out = tmp_path / "out"
+    assert main([*_predict_args(config_path, weights), "--out", str(out), str(video)]) == 2
+    assert "clip_pose.mp4: OpenCV cannot write this video" in capsys.readouterr().err
+    assert not list(out.iterdir())  # neither the video nor its temporary file nor the jsonl
+
+
+def test_photos_are_turned_upright_by_their_exif_orientation(setup, tmp_path):
+    """A phone photo stored sideways with orientation 6 (rotate 90° clockwise to view): the whole-image box and
+    the drawing are those of the upright photo."""
+    _, config_path, weights, _ = setup
+    pixels = np.zeros((40, 80, 3), np.uint8)
+    pixels[:, :20] = 255  # stored: a white band on the left; upright: at the top
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(pixels).save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=95)
+    out = tmp_path / "out"
+    assert main([*_predict_args(config_path, weights), "--out", str(out), str(tmp_path / "phone.jpg")]) == 0
+    assert json.loads((out / "phone.jpg.json").read_text())[0]["bbox"] == [0, 0, 40, 80]
+    drawing = cv2.imread(str(out / "phone_pose.jpg"))
+    assert drawing.shape[:2] == (80, 40) and drawing[:10].mean() > drawing[-10:].mean()
+    assert read_image(tmp_path / "phone.jpg").shape[:2] == (40, 80)  # data sets: the stored pixels
+
+
+def test_a_boxes_file_that_matches_no_input_is_warned_with_its_names(setup, datasets_dir, tmp_path, caplog):
+    _, config_path, weights, _ = setup
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps([{"file_name": "IMG_0001.jpg", "bbox": [1, 2, 30, 40], "score": 1}]))
+    image = str(datasets_dir / "coco" / "000000040083.jpg")
+    args = [*_predict_args(config_path, weights), "--boxes", str(boxes), "--out", str(tmp_path / "o"), "--no-draw"]
+    with caplog.at_level("WARNING", logger="hrnet"):
+        assert main([*args, image]) == 0
+    assert "boxes.json: no entry matches any input image: it names 'IMG_0001.jpg'" in caplog.text

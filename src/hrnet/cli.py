@@ -158,7 +158,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     )
     detections = DetectionBoxes(args.boxes, config.test.box_score_threshold) if args.boxes else None
     report = predict_paths(
-        estimator, args.inputs, args.out, detections=detections, threshold=args.threshold, draw=not args.no_draw
+        estimator,
+        args.inputs,
+        args.out,
+        detections=detections,
+        threshold=args.threshold,
+        draw=not args.no_draw,
+        protected=[p for p in (args.boxes, args.weights, args.config) if p],
     )
     print(f"wrote {len(report.written)} files to {args.out}")
     for path, reason in report.failed:

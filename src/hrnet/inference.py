@@ -177,6 +177,8 @@ class PoseEstimator:
             s = np.ones(len(b)) if s is None else np.asarray(s, dtype=np.float64).reshape(-1)
             if len(s) != len(b):
                 raise DataError(f"image {i}: {len(b)} boxes but {len(s)} box scores")
+            if not (np.isfinite(b).all() and np.isfinite(s).all()):
+                raise DataError(f"image {i}: a person box or box score is NaN or infinite: {b.tolist()}, {s.tolist()}")
             if len(b) and (b[:, 2:] <= 0).any():
                 raise DataError(f"image {i}: a person box has zero or negative size: {b[(b[:, 2:] <= 0).any(1)][0]}")
             owner += [i] * len(b)

@@ -1,14 +1,20 @@
 """``hrnet predict``: image files, folders and videos → COCO-results JSON and drawings.
 
-Per image ``<stem>.json`` (COCO keypoint results: image_id, category_id, keypoints [x, y, score]×K, score, plus
-the box) and ``<stem>.jpg`` with the skeletons; per video ``<stem>.jsonl`` (one line per frame) and
-``<stem>.mp4``. An input that cannot be read is reported by name and skipped; the others complete.
+Per image ``<name>.json`` (``photo.jpg.json``: COCO keypoint results: image_id, category_id, keypoints
+[x, y, score]×K, score, plus the box) and ``<stem>_pose.<ext>`` with the skeletons (``photo_pose.jpg``); per video
+``<name>.jsonl`` (one line per frame) and ``<stem>_pose.mp4``. The names keep the input's extension, so
+``a.jpg`` and ``a.png`` never share a result. An input that cannot be read is reported by name and skipped; the
+others complete. Nothing is run when an output would replace an input (an image, video, the boxes file, ...), two
+inputs would write the same file, or the output folder cannot be written. Photos are turned upright by their EXIF
+orientation tag (person boxes are then in the upright image's pixels).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +25,16 @@ import numpy as np
 from tqdm import tqdm
 
 from hrnet.data.images import read_image
-from hrnet.errors import DataError, HrnetError
-from hrnet.fileio import atomic_path, json_text, read_json, write_json_atomic, write_text_atomic
+from hrnet.errors import DataError, HrnetError, OutputError
+from hrnet.fileio import (
+    atomic_path,
+    check_writable_dir,
+    json_text,
+    output_problem,
+    read_json,
+    write_json_atomic,
+    write_text_atomic,
+)
 from hrnet.inference import PersonPose, PoseEstimator
 from hrnet.metrics.coco import keypoint_results
 from hrnet.visualize import draw_poses, write_image
@@ -40,11 +54,14 @@ class PredictReport:
 
 
 def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
-    """Files as given; folders replaced by their images and videos (sorted, not recursive)."""
+    """Files as given; folders replaced by their images and videos (sorted, not recursive), less the drawings
+    that ``hrnet predict`` made of the folder's other files (``photo_pose.jpg`` beside ``photo.jpg``)."""
     paths: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            paths += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+            found = sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+            drawings = {_drawing(p, item).name for p in found}
+            paths += [p for p in found if p.name not in drawings]
         else:
             paths.append(item)
     return paths
@@ -56,41 +73,96 @@ class DetectionBoxes:
     image 785; other names match an ``image_id`` equal to the file name or its stem)."""
 
     def __init__(self, path: str | Path, score_threshold: float = 0.0, category_id: int = 1):
+        self.path = Path(path)
         entries = read_json(path, "detection-results file")
         if not isinstance(entries, list):
             raise DataError(f"{path}: a detection-results file is a JSON list of {{image_id, bbox, score}}")
         self.boxes: dict[Any, list[tuple[list[float], float]]] = {}
+        self.names: list[Any] = []  # every image the file names, in its order (for the warning of no match)
+        empty = 0
         for i, det in enumerate(entries):
             if not isinstance(det, dict) or "bbox" not in det or ("image_id" not in det and "file_name" not in det):
                 raise DataError(f"{path}: entry {i} needs 'bbox' and 'image_id' (or 'file_name')")
-            if det.get("category_id", category_id) != category_id or det.get("score", 1.0) < score_threshold:
-                continue
             key = det.get("file_name", det.get("image_id"))
-            self.boxes.setdefault(key, []).append((list(det["bbox"]), float(det.get("score", 1.0))))
+            if isinstance(key, bool) or not isinstance(key, int | str):
+                raise DataError(f"{path}: entry {i}: the image_id or file_name {key!r} is not a number or a name")
+            bbox, score = _box(det.get("bbox"), self.path, i), _number(det.get("score", 1.0), "score", self.path, i)
+            if key not in self.boxes:
+                self.names.append(key)
+            self.boxes.setdefault(key, [])
+            if det.get("category_id", category_id) != category_id or score < score_threshold:
+                continue
+            if bbox[2] <= 0 or bbox[3] <= 0:
+                empty += 1
+                continue
+            self.boxes[key].append((bbox, score))
+        if empty:
+            log.warning("%s: left out %d boxes of zero or negative width or height", path, empty)
+
+    def matches(self, path: Path) -> bool:
+        """Whether the file names the image ``path`` (even with no box above the threshold)."""
+        return any(key in self.boxes for key in _keys(path))
 
     def lookup(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
         """(P, 4) boxes and (P,) scores for an image file; no entry means no person."""
-        keys: list[Any] = [path.name, path.stem]
-        if path.stem.isdigit():
-            keys.insert(0, int(path.stem))
-        for key in keys:
+        for key in _keys(path):
             if key in self.boxes:
                 found = self.boxes[key]
-                return np.array([b for b, _ in found], dtype=np.float64), np.array([s for _, s in found])
+                return np.array([b for b, _ in found], dtype=np.float64).reshape(-1, 4), np.array(
+                    [s for _, s in found], dtype=np.float64
+                )
         return np.zeros((0, 4)), np.zeros(0)
 
 
-def person_results(persons: Sequence[PersonPose], image_id: Any) -> list[dict[str, Any]]:
-    """COCO keypoint results (with the box) for the persons of one image, rounded to what a pixel needs."""
+def _keys(path: Path) -> list[Any]:
+    """The ids a detection entry may give an image file: its name, its stem, and for digits the number."""
+    keys: list[Any] = [path.name, path.stem]
+    if path.stem.isdigit():
+        keys.insert(0, int(path.stem))
+    return keys
+
+
+def _number(value: Any, what: str, path: Path, index: int) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise DataError(f"{path}: entry {index}: the {what} {value!r} is not a finite number; fix or remove the entry")
+    return float(value)
+
+
+def _box(value: Any, path: Path, index: int) -> list[float]:
+    if not isinstance(value, list) or len(value) != 4:
+        raise DataError(
+            f"{path}: entry {index}: the bbox {value!r} is not a list of 4 numbers [x, y, width, height] in pixels"
+        )
+    return [_number(v, "bbox value", path, index) for v in value]
+
+
+def person_results(persons: Sequence[PersonPose], image_id: Any, where: str | Path = "") -> list[dict[str, Any]]:
+    """COCO keypoint results (with the box) for the persons of one image, rounded to what a pixel needs.
+
+    A value that is not finite (the network gave NaN: broken weights) becomes ``null``, so that the file stays
+    valid JSON, and a warning names ``where``."""
     if not persons:
         return []
     keypoints = np.stack([np.concatenate([p.keypoints, p.scores[:, None]], axis=1) for p in persons])
-    return keypoint_results(
+    results = keypoint_results(
         [image_id] * len(persons),
         keypoints.astype(np.float64).round(3),
         np.array([p.score for p in persons]).round(4),
         boxes=np.stack([p.box for p in persons]).astype(np.float64).round(2),
     )
+    bad = 0
+    for result in results:
+        for key in ("keypoints", "score", "bbox"):
+            value = result[key]
+            if isinstance(value, list):
+                bad += sum(not math.isfinite(v) for v in value)
+                result[key] = [v if math.isfinite(v) else None for v in value]
+            elif not math.isfinite(value):
+                bad += 1
+                result[key] = None
+    if bad:
+        log.warning("%s: %d predicted values are not finite (NaN weights?): written as null", where or image_id, bad)
+    return results
 
 
 def _draw(estimator: PoseEstimator, image: np.ndarray, persons: Sequence[PersonPose], threshold: float) -> np.ndarray:
@@ -115,18 +187,23 @@ def predict_paths(
     threshold: float = 0.3,
     draw: bool = True,
     progress: bool = True,
+    protected: Sequence[str | Path] = (),
 ) -> PredictReport:
     """Run ``estimator`` on image files, folders and videos; write results and drawings into ``out_dir``.
 
     Person boxes come from ``detections`` for images (a frame of a video, or an image with no detection entry,
     counts as one whole-frame person only when no detection file is given). Keypoints scoring below
     ``threshold`` are not drawn (they are still in the JSON). Nothing is run or written when an output would
-    replace an input, or two inputs would write the same output (``DataError``).
+    replace an input or one of the ``protected`` files (the boxes file, weights, config), or two inputs would
+    write the same output (``DataError``), or ``out_dir`` cannot be written (``OutputError``). A write that
+    fails later (a full disk) stops the run with an ``OutputError``.
     """
     out = Path(out_dir)
     paths = expand_inputs(inputs)
-    _check_outputs(paths, out, draw)
-    out.mkdir(parents=True, exist_ok=True)
+    _check_outputs(paths, out, draw, [Path(p) for p in protected])
+    check_writable_dir(out, "--out folder")
+    if detections is not None:
+        _warn_unmatched(detections, [p for p in paths if p.suffix.lower() not in VIDEO_SUFFIXES])
     report = PredictReport()
     for path in tqdm(paths, desc="inputs", unit="file", disable=not progress or len(paths) < 2):
         try:
@@ -134,30 +211,79 @@ def predict_paths(
                 report.written += _predict_video(estimator, path, out, threshold, draw, progress)
             else:
                 report.written += _predict_image(estimator, path, out, detections, threshold, draw)
+        except OutputError:
+            raise
+        except OSError as err:  # writing failed (reading errors are DataErrors): the next inputs would fail too
+            raise OutputError(
+                f"{err.filename or out}: cannot write the results of {path} ({output_problem(err)})"
+            ) from None
         except HrnetError as err:
             log.error("skipped %s: %s", path, err)
             report.failed.append((path, str(err)))
     return report
 
 
+def _warn_unmatched(detections: DetectionBoxes, images: Sequence[Path]) -> None:
+    """A boxes file that names none (or only some) of the input images is most likely the wrong one."""
+    missing = [p for p in images if not detections.matches(p)]
+    if not missing:
+        return
+    named = ", ".join(repr(n) for n in detections.names[:5]) or "nothing"
+    if len(missing) == len(images):
+        log.warning(
+            "%s: no entry matches any input image: it names %s%s; an image matches an entry's file_name or "
+            "image_id equal to its file name, its stem, or its number (000000000785.jpg is 785). No person is "
+            "predicted without a box",
+            detections.path, named, ", ..." if len(detections.names) > 5 else "",
+        )  # fmt: skip
+    else:
+        log.warning(
+            "%s: no entry for %d of %d input images (e.g. %s): no person is predicted for them",
+            detections.path, len(missing), len(images), ", ".join(p.name for p in missing[:3]),
+        )  # fmt: skip
+
+
+def _drawing(path: Path, out: Path) -> Path:
+    """``photo.jpg`` → ``photo_pose.jpg`` (``.jpg``, ``.jpeg``, ``.png`` keep theirs; ``scan.tif`` →
+    ``scan_pose_tif.png``); a video ``clip.mp4`` → ``clip_pose.mp4``, ``clip.avi`` → ``clip_pose_avi.mp4``."""
+    suffix = path.suffix
+    if suffix.lower() in VIDEO_SUFFIXES:
+        return out / (f"{path.stem}_pose.mp4" if suffix == ".mp4" else f"{path.stem}_pose_{suffix[1:]}.mp4")
+    if suffix.lower() in (".jpg", ".jpeg", ".png"):
+        return out / f"{path.stem}_pose{suffix}"
+    return out / f"{path.stem}_pose_{suffix[1:] or 'image'}.png"
+
+
 def _outputs(path: Path, out: Path, draw: bool) -> list[Path]:
-    """The files an input writes into ``out``: ``<stem>.json`` (+ ``.jpg``); a video ``<stem>.jsonl`` (+ ``.mp4``)."""
-    if path.suffix.lower() in VIDEO_SUFFIXES:
-        return [out / f"{path.stem}.jsonl", *([out / f"{path.stem}.mp4"] if draw else [])]
-    return [out / f"{path.stem}.json", *([out / f"{path.stem}.jpg"] if draw else [])]
+    """The files an input writes into ``out``: ``<name>.json`` (a video: ``<name>.jsonl``) and the drawing."""
+    results = out / f"{path.name}.jsonl" if path.suffix.lower() in VIDEO_SUFFIXES else out / f"{path.name}.json"
+    return [results, *([_drawing(path, out)] if draw else [])]
 
 
-def _check_outputs(paths: Sequence[Path], out: Path, draw: bool) -> None:
-    """Refuse, before anything runs, outputs that would replace an input or each other."""
-    inputs = {path.resolve(): path for path in paths}
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of an existing file: the same file under another name or through a hard link."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _check_outputs(paths: Sequence[Path], out: Path, draw: bool, protected: Sequence[Path] = ()) -> None:
+    """Refuse, before anything runs, outputs that would replace an input (or a protected file) or each other."""
+    sources = [*paths, *protected]
+    inputs = {path.resolve(): path for path in sources}
+    identities = {i: path for path in sources if (i := _identity(path)) is not None}
     writers: dict[Path, Path] = {}
     for path in paths:
         for output in _outputs(path, out, draw):
             target = output.resolve()
-            if target in inputs:
+            found = _identity(output)
+            same = inputs.get(target) or (identities.get(found) if found is not None else None)
+            if same is not None:
                 raise DataError(
                     f"{output}: writing the results of {path} there would replace the input "
-                    f"{inputs[target]}; choose another --out folder"
+                    f"{same}; choose another --out folder"
                 )
             if target in writers and writers[target] != path:
                 raise DataError(
@@ -175,12 +301,12 @@ def _predict_image(
     threshold: float,
     draw: bool,
 ) -> list[Path]:
-    image = read_image(path)
+    image = read_image(path, apply_orientation=True)
     boxes, scores = detections.lookup(path) if detections is not None else (None, None)
     persons = estimator(image, boxes, scores)
     image_id: Any = int(path.stem) if path.stem.isdigit() else path.name
     written = _outputs(path, out, draw)
-    write_json_atomic(written[0], person_results(persons, image_id))
+    write_json_atomic(written[0], person_results(persons, image_id, path))
     if draw:
         write_image(written[1], _draw(estimator, image, persons, threshold))
     return written
@@ -195,7 +321,7 @@ def _predict_video(
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     written = _outputs(path, out, draw)
-    jsonl, video = written[0], out / f"{path.stem}.mp4"
+    jsonl, video = written[0], _drawing(path, out)
     lines: list[str] = []
     writer: cv2.VideoWriter | None = None
     try:
@@ -206,18 +332,33 @@ def _predict_video(
                     break
                 frame = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
                 persons = estimator(frame)
-                lines.append(json_text({"frame": i, "persons": person_results(persons, i)}, f"{jsonl}, frame {i}"))
+                results = person_results(persons, i, f"{path}, frame {i}")
+                lines.append(json_text({"frame": i, "persons": results}, f"{jsonl}, frame {i}"))
                 if tmp is not None:
                     if writer is None:
                         height, width = frame.shape[:2]
                         fourcc = cv2.VideoWriter_fourcc(*"mp4v")  # type: ignore[attr-defined]
                         writer = cv2.VideoWriter(str(tmp), fourcc, fps, (width, height))
+                        if not writer.isOpened():
+                            raise OutputError(
+                                f"{video}: OpenCV cannot write this video (no mp4v encoder in this OpenCV build, or "
+                                "the folder is not writable); use --no-draw for the keypoints alone"
+                            )
                     writer.write(cv2.cvtColor(_draw(estimator, frame, persons, threshold), cv2.COLOR_RGB2BGR))
             if writer is not None:
                 writer.release()
             if not lines:
                 raise DataError(f"{path}: no frame could be decoded")
+            if tmp is not None and _file_size(tmp) == 0:  # VideoWriter reports no failed write (a full disk)
+                raise OutputError(f"{video}: the video writer wrote nothing (is the disk full?)")
     finally:
         capture.release()
     write_text_atomic(jsonl, "\n".join(lines) + "\n")
     return written
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

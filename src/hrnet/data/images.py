@@ -2,6 +2,7 @@
 
 Pixels are decoded with OpenCV as the official ``JointsDataset`` does (``IMREAD_COLOR | IMREAD_IGNORE_ORIENTATION``,
 then BGR → RGB): the EXIF orientation tag is ignored because the annotations were drawn on the stored pixels.
+Photos for prediction are read with ``apply_orientation=True``: upright, as a photo viewer shows them.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from PIL import Image, UnidentifiedImageError
 from hrnet.errors import DataError
 
 
-def read_image(path: str | Path) -> np.ndarray:
+def read_image(path: str | Path, *, apply_orientation: bool = False) -> np.ndarray:
     """Decode an image file.
 
     Args:
         path: a JPEG, PNG or any other format OpenCV decodes; grey or 16-bit images come back as 8-bit RGB.
+        apply_orientation: rotate and mirror as the file's EXIF orientation tag says (phone photos: the pixels
+            are stored sideways with a tag); False for data sets, whose annotations are on the stored pixels.
 
     Returns:
         (H, W, 3) uint8 RGB array, rows top to bottom.
@@ -35,7 +38,8 @@ def read_image(path: str | Path) -> np.ndarray:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as err:
         raise DataError(f"{path}: cannot read the image file ({err.strerror or err})") from None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION) if data.size else None
+    flags = cv2.IMREAD_COLOR if apply_orientation else cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+    image = cv2.imdecode(data, flags) if data.size else None
     if image is None:
         raise DataError(f"{path}: the image does not decode ({data.size} bytes; empty, truncated or not an image file)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
