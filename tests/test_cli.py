@@ -1,9 +1,13 @@
 """The `hrnet` command line."""
 
+import argparse
+import errno
+import os
 from pathlib import Path
 
 import pytest
 
+import hrnet
 from hrnet import cli
 from hrnet.cli import main
 
@@ -81,3 +85,58 @@ def test_ctrl_c_is_one_line_not_a_traceback(monkeypatch, capsys):
     monkeypatch.setattr(cli, "cmd_info", interrupted)
     assert cli.main(["info", "w18"]) == 130
     assert capsys.readouterr().err == "hrnet info: interrupted\n"
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"hrnet {hrnet.__version__}"
+
+
+def _parsers(parser: argparse.ArgumentParser, name: str = "hrnet"):
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for sub, subparser in action.choices.items():
+                assert helps.get(sub), f"{name} {sub} has no help line"
+                yield from _parsers(subparser, f"{name} {sub}")
+
+
+def test_every_option_has_help_without_markup():
+    for name, parser in _parsers(cli.build_parser()):
+        assert "``" not in (parser.description or ""), name
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                continue
+            what = f"{name} {'/'.join(action.option_strings) or action.dest}"
+            assert action.help and action.help.strip(), f"{what} has no help"
+            assert "``" not in action.help, what
+        assert "``" not in parser.format_help(), name
+
+
+def _read_only(monkeypatch, folder: Path) -> None:
+    """Writing into ``folder`` fails as in a read-only folder (the tests may run as root, who writes anywhere)."""
+    real_open = os.open
+
+    def read_only(path, flags, mode=0o777, **kw):
+        if Path(path).parent == folder and flags & os.O_CREAT:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, mode, **kw)
+
+    monkeypatch.setattr(os, "open", read_only)
+
+
+def test_eval_and_export_check_their_output_before_the_work(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "ro"
+    out.mkdir()
+    _read_only(monkeypatch, out)
+    absent = str(tmp_path / "absent.safetensors")  # never read: the output is checked first
+    assert main(["eval", str(CONFIGS / "demo.yaml"), "--weights", absent, "--out", str(out)]) == 2
+    assert "ro: cannot write the --out folder (Permission denied" in capsys.readouterr().err
+    assert main(["export", "--config", "w18", "--weights", absent, "--out", str(out / "m.onnx")]) == 2
+    assert "ro: cannot write the folder of the --out file (Permission denied" in capsys.readouterr().err
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"weights")
+    assert main(["export", "--config", "w18", "--weights", str(weights), "--out", str(weights)]) == 2
+    assert "is the input" in capsys.readouterr().err and weights.read_bytes() == b"weights"

@@ -16,8 +16,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from hrnet import __version__
 from hrnet.config import MODEL_PRESETS, ExperimentConfig, load_config, model_preset
 from hrnet.errors import ConfigError, HrnetError, TrainingInterruptedError
+from hrnet.fileio import check_writable_dir, check_writable_file
 
 log = logging.getLogger("hrnet")
 
@@ -133,9 +135,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from hrnet.runtime import resolve_device
 
     config = _experiment(args.config, args.set)
+    out = Path(args.out) if args.out else Path(config.train.out_dir) / config.train.name / "eval"
+    check_writable_dir(out, "--out folder" if args.out else "evaluation folder")  # before the long evaluation
     device = resolve_device(config.runtime.device)
     model = load_model(config.model, args.weights, device)
-    out = Path(args.out) if args.out else Path(config.train.out_dir) / config.train.name / "eval"
     metrics = Evaluator.from_config(config, device, boxes=args.boxes).evaluate(model, out, draw=args.draw)
     summary = metrics.pop("summary", None)
     print(summary or "\n".join(f"{k:14s} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
@@ -175,6 +178,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from hrnet.export import export_from_config
 
+    out = Path(args.out)
+    for source in (args.weights, args.config):
+        if source and Path(source).exists() and out.resolve() == Path(source).resolve():
+            raise ConfigError(f"--out {out} is the input {source}: give another file name")
+    check_writable_file(out, "--out file")
     config = _experiment(args.config, args.set)
     path = export_from_config(config, args.weights, args.out, opset=args.opset)
     print(f"wrote {path} (input 'image' N×3×{config.model.input_size[0]}×{config.model.input_size[1]}, "
@@ -227,7 +235,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hrnet", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="hrnet", description="HRNet 2D human pose estimation: train, evaluate, predict, export, draw."
+    )
+    parser.add_argument("--version", action="version", version=f"hrnet {__version__}", help="print the version")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -296,7 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", required=True, help="our .safetensors, an official/MMPose .pth, or an .onnx")
     p.add_argument("--boxes", help="COCO detection-results JSON (default: the whole image is one person)")
     p.add_argument("--out", default="predictions", help="output folder (default: ./predictions)")
-    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
+    p.add_argument(
+        "--backend", choices=("torch", "onnxruntime"), default="torch", help="PyTorch, or ONNX Runtime for an .onnx"
+    )
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: the config's runtime.device, 'auto')")
     p.add_argument("--threshold", type=float, default=0.3, help="hide keypoints scoring below this in drawings")
     p.add_argument("--no-draw", action="store_true", help="write only the JSON results")
@@ -309,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="experiment YAML file or model preset")
     p.add_argument("--weights", help="weights to export (default: random initialisation)")
     p.add_argument("--out", required=True, help="the .onnx file to write")
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset version (default 17)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_export)
 
@@ -319,14 +332,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder (annotations/, images/)")
     p.add_argument("--train", type=int, default=4000, help="training images (default 4000)")
     p.add_argument("--val", type=int, default=500, help="validation images (default 500)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the drawn persons (default 0)")
     p.set_defaults(func=cmd_data_synth)
     p = data_sub.add_parser("show", help="draw augmented samples with their skeletons and heatmaps")
     p.add_argument("config", help="experiment YAML file")
-    p.add_argument("--split", choices=("train", "val"), default="train")
+    p.add_argument("--split", choices=("train", "val"), default="train", help="which split (default train)")
     p.add_argument("-n", type=int, default=16, help="how many samples (default 16)")
     p.add_argument("--out", default="samples.png", help="output picture (default samples.png)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the samples and augmentations (default 0)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_data_show)
 
