@@ -2,10 +2,14 @@
 # GPU users pick their own PyTorch build, e.g. `make test TORCH="torch==2.5.1"`.
 PYTHON ?= python3
 TORCH ?= torch==2.13.0
+# Where torch comes from. Empty (the default): the index pip is configured with, which here serves a CPU build.
+# On an ordinary Linux machine the public index's torch wheel is the CUDA build with gigabytes of libraries;
+# PyTorch's CPU-only wheels: `make test TORCH_INDEX=https://download.pytorch.org/whl/cpu`.
+TORCH_INDEX ?=
 VENV := .venv
 BIN := $(VENV)/bin
-# The stamp names the torch requirement, so asking for another build re-runs the set-up.
-STAMP := $(VENV)/.setup-$(shell printf '%s' '$(TORCH)' | md5sum | cut -c1-12)
+# The stamp names the torch requirement and its index, so asking for another build re-runs the set-up.
+STAMP := $(VENV)/.setup-$(shell printf '%s' '$(TORCH) $(TORCH_INDEX)' | md5sum | cut -c1-12)
 
 .PHONY: setup demo test lint clean
 
@@ -13,7 +17,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX),--index-url "$(TORCH_INDEX)") "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e ".[onnx,dev,tf]"
 	rm -f $(VENV)/.setup-*
 	touch $@
