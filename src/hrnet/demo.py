@@ -17,7 +17,7 @@ from typing import Any
 from hrnet.config import ExperimentConfig
 from hrnet.data.synthetic import GENERATOR_VERSION, write_synthetic
 from hrnet.engine.evaluate import Evaluator, draw_predictions, score_predictions
-from hrnet.engine.train import BEST, LAST, train
+from hrnet.engine.train import BEST, train
 from hrnet.fileio import write_json_atomic
 from hrnet.models.checkpoint import load_model
 from hrnet.runtime import resolve_device
@@ -53,9 +53,7 @@ def run_demo(
     start = time.perf_counter()
     ensure_synthetic(Path(config.data.root), num_train, num_val)
     run_dir = Path(config.train.out_dir) / config.train.name
-    for stale in (run_dir / LAST, run_dir / BEST):  # the demo always trains from scratch
-        stale.unlink(missing_ok=True)
-    result = train(config, progress=progress)
+    result = train(config, overwrite=True, progress=progress)  # the demo always trains from scratch
     device = resolve_device(config.runtime.device)
     model = load_model(config.model, run_dir / BEST, device)
     evaluator = Evaluator.from_config(config, device, progress=progress)
