@@ -230,6 +230,9 @@ def _resolve_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     positional word belongs to its inputs (``hrnet predict --config C a.jpg b.jpg``)."""
     if not hasattr(args, "config_option"):
         return
+    if args.config is None and args.config_option is None and len(getattr(args, "inputs", ())) > 1:
+        # argparse gives a lone first word to the list when options follow it (hrnet predict C --weights W a.jpg)
+        args.config = args.inputs.pop(0)
     if args.config_option is not None:
         if args.config is not None:
             if not hasattr(args, "inputs"):
@@ -356,10 +359,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line → arguments, with ``args.config`` resolved (usage errors exit with status 2)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # Inputs may come before, between and after options (argparse takes a list of positionals only once).
+        if not hasattr(args, "inputs") or any(word.startswith("-") for word in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.inputs += extra
     _resolve_config(parser, args)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
     )
