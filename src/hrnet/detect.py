@@ -291,8 +291,13 @@ class OnnxDetector:
         if {"dets", "labels"} <= names:
             return self._mmdeploy_flavour()
         if len(outputs) == 1 and len(outputs[0].shape) == 3:
+            # ultralytics' exporter writes its name into the model's metadata ("author"); without that, its layout
+            # is the one with far more anchors than channels (8400 × 84 for COCO at 640).
+            author = self.session.get_modelmeta().custom_metadata_map.get("author", "")
             channels, anchors = outputs[0].shape[1:]
-            if not (isinstance(channels, int) and isinstance(anchors, int)) or channels < anchors:
+            if "ultralytics" in author.lower() or not (isinstance(channels, int) and isinstance(anchors, int)):
+                return "ultralytics"
+            if channels < anchors:
                 return "ultralytics"
         raise ConfigError(
             f"{self.path}: cannot tell the detector's layout from its outputs {_io(outputs)}: expected MMDeploy's "
