@@ -432,3 +432,82 @@ def test_hog_without_opencvs_hog_is_one_clear_error():
     else:
         with pytest.raises(ConfigError, match="opencv-contrib-python-headless"):
             load_detector("hog")
+
+
+# ------------------------------------------------------------------------- the estimator and `hrnet predict`
+
+
+@pytest.fixture(scope="module")
+def pose_setup(datasets_dir, tmp_path_factory):
+    """A tiny experiment with random weights, its config file and weights file."""
+    import torch
+
+    from hrnet.config import dump_config
+    from hrnet.models.checkpoint import save_weights
+    from hrnet.models.hrnet import build_model
+    from tests.engine.conftest import tiny_experiment
+
+    tmp = tmp_path_factory.mktemp("detect_pose")
+    config = tiny_experiment(datasets_dir, tmp / "runs")
+    torch.manual_seed(0)
+    weights = tmp / "w.safetensors"
+    save_weights(build_model(config.model), weights)
+    config_path = tmp / "config.yaml"
+    config_path.write_text(dump_config(config))
+    return config, config_path, weights
+
+
+class FixedDetector:
+    """A detector that finds the same two persons in every image and keeps what it was shown."""
+
+    def __init__(self) -> None:
+        self.seen: list[np.ndarray] = []
+
+    def __call__(self, image_bgr: np.ndarray) -> Detections:
+        self.seen.append(image_bgr)
+        return Detections(np.array([[10.0, 20.0, 60.0, 120.0], [100.0, 30.0, 50.0, 100.0]]), np.array([0.9, 0.4]))
+
+
+def test_the_estimator_asks_its_detector_when_no_boxes_are_given(pose_setup, datasets_dir):
+    from hrnet.inference import PoseEstimator
+
+    config, _, weights = pose_setup
+    detector = FixedDetector()
+    estimator = PoseEstimator.from_config(config, weights, device="cpu", fast=False, detector=detector)
+    path = datasets_dir / "coco" / "000000000785.jpg"
+    persons = estimator(path)
+    assert np.array_equal(detector.seen[0], cv2.imread(str(path)))  # the detector was shown the BGR pixels
+    assert [p.box.tolist() for p in persons] == [[10.0, 20.0, 60.0, 120.0], [100.0, 30.0, 50.0, 100.0]]
+    plain = PoseEstimator.from_config(config, weights, device="cpu", fast=False)
+    same = plain(path, np.stack([p.box for p in persons]), np.array([0.9, 0.4]))
+    assert [p.score for p in persons] == pytest.approx([p.score for p in same])  # detector scores as box scores
+    given = estimator(path, np.array([[0.0, 0.0, 50.0, 50.0]]))  # given boxes win over the detector
+    assert len(given) == 1 and len(detector.seen) == 1
+    nobody = PoseEstimator.from_config(
+        config, weights, device="cpu", fast=False, detector=lambda image: Detections(np.zeros((0, 4)), np.zeros(0))
+    )
+    assert nobody(path) == []  # no person found is no person, not the whole image
+    whole = plain(path)
+    assert len(whole) == 1 and whole[0].box.tolist() == [0.0, 0.0, 640.0, 425.0]
+
+
+def test_predict_cli_with_an_onnx_detector(pose_setup, tmp_path, capsys):
+    from hrnet.cli import main
+
+    _, config_path, weights = pose_setup
+    detector = _save(_ultralytics_model(channel=2, cut=GREY["ultralytics"]), tmp_path / "yolov8n.onnx")
+    image = tmp_path / "photo.png"
+    cv2.imwrite(str(image), _blue_image())
+    out = tmp_path / "out"
+    args = ["predict", "--config", str(config_path), "--weights", str(weights), "--plain", "--out", str(out)]
+    assert main([*args, "--detector", str(detector), "--detector-threshold", "0.7", str(image)]) == 0
+    results = json.loads((out / "photo.json").read_text())
+    assert len(results) == 1
+    assert np.abs(np.array(results[0]["bbox"]) - [90, 40, 60, 130]).max() <= 1.0
+    assert main([*args, "--detector", str(detector), "--boxes", "b.json", str(image)]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main([*args, "--detector", str(tmp_path / "none.onnx"), str(image)]) == 2
+    assert "no such detector file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    assert "the whole image is one" in " ".join(capsys.readouterr().out.split())
