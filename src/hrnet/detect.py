@@ -147,16 +147,21 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, threshold: float = 0.
 
     Args:
         boxes: (N, 4) boxes (x, y, w, h).
-        scores: (N,) scores; boxes scoring below ``threshold`` are dropped first.
+        scores: (N,) scores; boxes scoring below ``threshold`` (or 0 or less) are dropped first.
         iou: a box overlapping a better one by more than this intersection over union is dropped.
     """
-    if len(boxes) == 0:
+    scores = np.asarray(scores, dtype=np.float64)
+    candidates = np.flatnonzero(scores >= threshold)
+    if len(candidates) == 0:
         return np.zeros(0, dtype=np.int64)
     kept = cv2.dnn.NMSBoxes(
-        [tuple(map(float, b)) for b in boxes], [float(s) for s in scores], float(threshold), float(iou)
+        [tuple(map(float, b)) for b in np.asarray(boxes)[candidates]],
+        [float(s) for s in scores[candidates]],
+        0.0,  # the threshold is applied above, inclusively; OpenCV's own test is strict and refuses negatives
+        float(iou),
     )
-    keep = np.asarray(kept, dtype=np.int64).reshape(-1)
-    return keep[np.argsort(-np.asarray(scores)[keep], kind="stable")]
+    keep = candidates[np.asarray(kept, dtype=np.int64).reshape(-1)]
+    return keep[np.argsort(-scores[keep], kind="stable")]
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
