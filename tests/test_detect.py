@@ -511,3 +511,57 @@ def test_predict_cli_with_an_onnx_detector(pose_setup, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["predict", "--help"])
     assert "the whole image is one" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_named_detector_comes_from_the_cache(tmp_path, monkeypatch):
+    """A registered detector name: its zip archive (as MMPose's ONNX SDK folders) is served on 127.0.0.1, fetched
+    into the cache, unpacked, and run with the registry's format."""
+    import hashlib
+    import io
+    import threading
+    import zipfile
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from hrnet.weights import REGISTRY, WeightsFile
+
+    model = _mmdeploy_model(channel=0, cut=GREY["yolox"]).SerializeToString()
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("tiny_yolox/end2end.onnx", model)
+    body = archive.getvalue()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("HRNET_CACHE", str(tmp_path / "cache"))
+        entry = WeightsFile(
+            "test-yolox",
+            "detector",
+            f"http://127.0.0.1:{httpd.server_address[1]}/tiny_yolox.zip",
+            "a tiny test detector",
+            "test",
+            member="end2end.onnx",
+            member_sha256=hashlib.sha256(model).hexdigest(),
+            detector_format="yolox",
+            input_size=INPUT,
+        )
+        monkeypatch.setitem(REGISTRY, entry.name, entry)
+        detector = load_detector("test-yolox")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+    assert isinstance(detector, OnnxDetector) and detector.format == "yolox"
+    assert detector.path == tmp_path / "cache" / "test-yolox" / "test-yolox.onnx"
+    _assert_box(detector(_blue_image()).boxes[0])

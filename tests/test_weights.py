@@ -270,3 +270,31 @@ def test_weights_names_reach_the_loaders(server, cache, monkeypatch, capsys):
     assert main(["eval", str(REPO / "configs/coco/w32_256x192.yaml"), "--weights", entry.name]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot download" in err and str(cache / entry.name) in err
+
+
+def test_a_named_mmpose_checkpoint_loads_into_the_estimator(server, cache, monkeypatch, datasets_dir):
+    """A checkpoint in MMPose 0.x's published form ({"meta", "state_dict"} with backbone. / keypoint_head. names),
+    served under a registered name, is fetched, verified by its name's prefix and loaded by PoseEstimator."""
+    import torch
+
+    from hrnet.inference import PoseEstimator
+    from hrnet.models.hrnet import build_model
+    from tests.engine.conftest import tiny_experiment
+
+    config = tiny_experiment(datasets_dir, cache / "runs")
+    torch.manual_seed(0)
+    model = build_model(config.model)
+    state = {
+        ("keypoint_head." if k.startswith("final_layer.") else "backbone.") + k: v
+        for k, v in model.state_dict().items()
+    }
+    buffer = io.BytesIO()
+    torch.save({"meta": {"epoch": 210, "mmpose_version": "0.x"}, "state_dict": state}, buffer)
+    data = buffer.getvalue()
+    prefix = hashlib.sha256(data).hexdigest()[:8]
+    server.files[f"/tiny-{prefix}.pth"] = data
+    entry = WeightsFile("test-tiny", "pose", f"{server.url}/tiny-{prefix}.pth", "tiny", "test", sha256_prefix=prefix)
+    monkeypatch.setitem(REGISTRY, entry.name, entry)
+    estimator = PoseEstimator.from_config(config, "test-tiny", device="cpu", fast=False)
+    loaded = estimator.model.state_dict()  # type: ignore[attr-defined]
+    assert all(torch.equal(loaded[k], v) for k, v in model.state_dict().items())
