@@ -40,3 +40,7 @@ class TrainingInterruptedError(TrainingError):
     def __init__(self, message: str, signal: int):
         super().__init__(message)
         self.signal = signal
+
+
+class DownloadError(HrnetError):
+    """A named weights file cannot be downloaded or fails its checksum (``hrnet.weights``)."""
