@@ -10,8 +10,9 @@ import pytest
 import hrnet
 from hrnet import cli
 from hrnet.cli import main
+from hrnet.config import CONFIG_DIR
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = CONFIG_DIR
 
 
 def test_info_prints_the_network_summary(capsys):

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from hrnet.config import (
+    CONFIG_DIR,
     ExperimentConfig,
     ModelConfig,
     StageConfig,
@@ -16,7 +17,7 @@ from hrnet.config import (
 )
 from hrnet.errors import ConfigError
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))
+CONFIGS = sorted(CONFIG_DIR.rglob("*.yaml"))
 
 
 def test_the_official_recipes_are_all_there():

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from hrnet.cli import main
+from hrnet.config import CONFIG_DIR, find_config
 from hrnet.errors import DownloadError
 from hrnet.weights import REGISTRY, WeightsFile, download, fetch, resolve_weights
 
-REPO = Path(__file__).resolve().parents[1]
 PAYLOAD = bytes(range(256)) * 1000  # 256,000 bytes
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
@@ -239,7 +239,7 @@ def test_the_registry_is_consistent():
         for digest in (entry.sha256, entry.member_sha256):
             assert digest is None or re.fullmatch(r"[0-9a-f]{64}", digest)
         if entry.kind == "pose":
-            assert entry.config and (REPO / entry.config).is_file()
+            assert entry.config and find_config(entry.config).is_file()
         else:
             assert entry.kind == "detector" and entry.detector_format in FORMATS and entry.input_size
             assert entry.member == "end2end.onnx" and filename.endswith(".zip")
@@ -267,7 +267,7 @@ def test_weights_names_reach_the_loaders(server, cache, monkeypatch, capsys):
     """`--weights NAME` goes through resolve_weights: offline, eval says which file to fetch, in one line."""
     entry = replace(REGISTRY["mmpose-hrnet-w32-coco-256x192"], url=f"http://127.0.0.1:{_closed_port()}/x.pth")
     monkeypatch.setitem(REGISTRY, entry.name, entry)
-    assert main(["eval", str(REPO / "configs/coco/w32_256x192.yaml"), "--weights", entry.name]) == 2
+    assert main(["eval", str(CONFIG_DIR / "coco" / "w32_256x192.yaml"), "--weights", entry.name]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot download" in err and str(cache / entry.name) in err
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hrnet import __version__
-from hrnet.config import MODEL_PRESETS, ExperimentConfig, load_config, model_preset
+from hrnet.config import MODEL_PRESETS, ExperimentConfig, find_config, load_config, model_preset
 from hrnet.errors import ConfigError, HrnetError, TrainingInterruptedError
 from hrnet.fileio import check_writable_dir, check_writable_file
 
@@ -25,9 +25,10 @@ log = logging.getLogger("hrnet")
 
 
 def _experiment(source: str, overrides: Sequence[str]) -> ExperimentConfig:
-    """An experiment YAML file, or a model preset name (the default experiment with that network)."""
-    if source.endswith((".yaml", ".yml")):
-        return load_config(Path(source), overrides)
+    """A model preset name (the default experiment with that network), an experiment YAML file, or the name of
+    one that ships with the package (``coco/w32_256x192``)."""
+    if source not in MODEL_PRESETS and (source.endswith((".yaml", ".yml")) or find_config(source).is_file()):
+        return load_config(source, overrides)
     return load_config(None, overrides, base=ExperimentConfig(model=model_preset(source)))
 
 
@@ -275,10 +276,7 @@ def cmd_weights_get(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from hrnet.demo import DEMO_CONFIG, run_demo
 
-    path = Path(args.config) if args.config else DEMO_CONFIG
-    if not path.is_file():
-        raise ConfigError(f"{path}: the demo config is missing; pass --config (it lives in the repository's configs/)")
-    run_demo(load_config(path, args.set))
+    run_demo(load_config(args.config or DEMO_CONFIG, args.set))
     return 0
 
 
@@ -316,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="synthetic data → train a small HRNet → evaluate → pictures (runs/demo/)")
-    _add_config(p, "demo experiment (default: configs/demo.yaml)", required=False)
+    _add_config(p, "demo experiment (default: demo, shipped with the package)", required=False)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_demo, runs_network=True)
 

@@ -425,16 +425,43 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
     return data
 
 
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # the experiments that ship inside the package
+
+
+def find_config(name: str | Path) -> Path:
+    """An experiment YAML file by its path, or by the name of one that ships with the package: ``coco/w32_256x192``,
+    ``coco/w32_256x192.yaml`` or ``configs/coco/w32_256x192.yaml`` (as the README writes it, from any folder).
+    A name that is neither comes back as a path (reading it then reports it missing)."""
+    path = Path(name)
+    if path.is_file() or path.is_absolute():
+        return path
+    relative = Path(*path.parts[1:]) if path.parts[:1] == ("configs",) and len(path.parts) > 1 else path
+    for candidate in (relative, relative.with_name(relative.name + ".yaml")):
+        if (CONFIG_DIR / candidate).is_file():
+            return CONFIG_DIR / candidate
+    return path
+
+
+def shipped_configs() -> list[str]:
+    """The names of the experiments that ship with the package (``coco/w32_256x192``, ...)."""
+    return sorted(str(p.relative_to(CONFIG_DIR).with_suffix("")) for p in CONFIG_DIR.rglob("*.yaml"))
+
+
 def load_config(
     path: str | Path | None = None, overrides: Sequence[str] = (), base: ExperimentConfig | None = None
 ) -> ExperimentConfig:
     """Read a YAML experiment over ``base`` (default: the defaults; missing keys keep their values), apply
-    ``--set`` overrides, validate."""
+    ``--set`` overrides, validate. ``path`` may name a config that ships with the package (``find_config``)."""
     data: dict[str, Any] = to_dict(base or ExperimentConfig())
     if path is not None:
-        path = Path(path)
+        path = find_config(path)
         try:
             text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(
+                f"{path}: cannot read the config (no such file, nor one that ships with the package: "
+                f"{', '.join(shipped_configs())})"
+            ) from None
         except OSError as err:
             raise ConfigError(f"{path}: cannot read the config ({err.strerror})") from None
         try:

@@ -1,9 +1,9 @@
 """``hrnet demo``: the main job with nothing downloaded.
 
 Writes the synthetic data set once (cached under ``data/synthetic``), trains a small HRNet fit for a CPU
-(``configs/demo.yaml``), evaluates it and leaves in ``runs/demo/``: ``best.safetensors``, ``metrics.json``,
-``curves.png``, ``predictions.png`` (validation images, predicted skeletons beside the ground truth) and the
-training log. About 10 minutes on a 2-core CPU.
+(``demo.yaml``, shipped in ``hrnet/configs/``), evaluates it and leaves in ``runs/demo/``: ``best.safetensors``,
+``metrics.json``, ``curves.png``, ``predictions.png`` (validation images, predicted skeletons beside the ground
+truth) and the training log. About 10 minutes on a 2-core CPU.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hrnet.config import ExperimentConfig
+from hrnet.config import CONFIG_DIR, ExperimentConfig
 from hrnet.data.synthetic import GENERATOR_VERSION, write_synthetic
 from hrnet.engine.evaluate import Evaluator, draw_predictions, score_predictions
 from hrnet.engine.train import BEST, train
@@ -25,7 +25,7 @@ from hrnet.visualize import image_grid, write_image
 
 log = logging.getLogger(__name__)
 
-DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
+DEMO_CONFIG = CONFIG_DIR / "demo.yaml"
 SYNTH_TRAIN, SYNTH_VAL, SYNTH_SEED = 4000, 500, 0
 PICTURES = 6
 

@@ -9,11 +9,11 @@ import pytest
 
 from hrnet.cli import main
 from hrnet.codec import codec_from_config
-from hrnet.config import load_config
+from hrnet.config import CONFIG_DIR, load_config
 from hrnet.data.dataset import TopDownDataset
 from hrnet.data.sources import load_split
 
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "aic" / "tf_w32_original.yaml"
+CONFIG = CONFIG_DIR / "aic" / "tf_w32_original.yaml"
 TINY_STAGES = (
     "model.stages=["
     "{num_modules: 1, num_branches: 1, block: bottleneck, num_blocks: [1], num_channels: [8]},"
