@@ -267,15 +267,17 @@ class _Trainer:
 
     def _prepare_run_dir(self, resume: bool, overwrite: bool) -> None:
         """Before anything is built: the folder is writable, holds no other run, and has no temporary files left
-        by a killed process."""
-        check_writable_dir(self.run_dir, "run folder")
+        by a killed process. Every process checks (so that all stop together); only rank 0 writes."""
         found = [name for name in (LAST, BEST, "log.csv") if (self.run_dir / name).exists()]
+        if found and not resume and not overwrite:
+            raise TrainingError(
+                f"{self.run_dir} already holds a run ({', '.join(found)}): continue it with --resume, choose "
+                "another train.name, or start it afresh with --overwrite (deletes its checkpoints and logs)"
+            )
+        if not self.dist.is_main:
+            return
+        check_writable_dir(self.run_dir, "run folder")
         if found and not resume:
-            if not overwrite:
-                raise TrainingError(
-                    f"{self.run_dir} already holds a run ({', '.join(found)}): continue it with --resume, choose "
-                    "another train.name, or start it afresh with --overwrite (deletes its checkpoints and logs)"
-                )
             for path in [*(self.run_dir / n for n in RUN_FILES), *self.run_dir.glob("eval_epoch[0-9][0-9][0-9]")]:
                 if path.is_dir():
                     shutil.rmtree(path)
@@ -286,8 +288,7 @@ class _Trainer:
             log.info("removed %s, left by a process killed while writing it", path)
 
     def run(self, resume: bool, overwrite: bool = False) -> TrainResult:
-        if self.dist.is_main:
-            self._prepare_run_dir(resume, overwrite)
+        self._prepare_run_dir(resume, overwrite)
         self._build()
         if resume:
             self._resume()
