@@ -185,7 +185,7 @@ def _predict_image(
 ) -> list[Path]:
     image = read_image(path)
     boxes, scores = detections.lookup(path) if detections is not None else (None, None)
-    persons = estimator(image, boxes, scores)
+    persons = estimator(image, boxes, scores, channel_order="rgb")
     image_id: Any = int(path.stem) if path.stem.isdigit() else path.name
     written = _outputs(path, out, draw)
     write_json_atomic(written[0], person_results(persons, image_id))

@@ -137,7 +137,6 @@ class VideoPoseTracker:
 
     def __call__(self, frame_bgr: np.ndarray, time: float) -> list[TrackedPerson]:
         height, width = frame_bgr.shape[:2]
-        image = _estimator_input(self.estimator, frame_bgr)
         carried_ids: list[int] | None = None
         if self.frame_index % self.options.detect_every == 0:
             boxes, box_scores = self._detect(frame_bgr)
@@ -156,7 +155,10 @@ class VideoPoseTracker:
             boxes = np.array(carried, dtype=np.float64).reshape(-1, 4)
             box_scores = np.ones(len(boxes))
         self.frame_index += 1
-        persons = self.estimator(image, boxes, box_scores) if boxes is None or len(boxes) else []
+        if boxes is None or len(boxes):
+            persons = self.estimator(frame_bgr, boxes, box_scores, channel_order="bgr")
+        else:
+            persons = []
         count, num_keypoints = len(persons), self.estimator.keypoint_set.num_keypoints
         ids, keypoints = self.tracker.update(
             np.array([p.box for p in persons]).reshape(count, 4),
@@ -178,13 +180,6 @@ class VideoPoseTracker:
         scores = np.asarray(found.scores, dtype=np.float64).reshape(-1)
         keep = (boxes[:, 2:] > 0).all(axis=1)  # a degenerate box holds no person to crop
         return boxes[keep], scores[keep]
-
-
-def _estimator_input(estimator: PoseEstimator, frame_bgr: np.ndarray) -> np.ndarray:
-    """The frame in the channel order the estimator reads arrays in (RGB unless it says otherwise)."""
-    if getattr(estimator, "channel_order", "rgb") == "bgr":
-        return frame_bgr
-    return cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
 
 
 def person_results(
