@@ -27,7 +27,7 @@ def moving_figures(
 ) -> Clip:
     """Figures (one per start x, pixels) moving ``speeds`` pixels a frame sideways; ``noise`` adds Gaussian pixel
     noise of that standard deviation to every frame (a camera's sensor noise)."""
-    height, width = size
+    height = size[0]
     rng = np.random.default_rng(seed)
     scene = background(rng, size)
     people = []
