@@ -53,6 +53,12 @@ def test_config_is_the_first_argument_of_every_subcommand_or_an_option():
         assert parse([*command, "c.yaml"]).config == "c.yaml"
         assert parse([*command, "--config", "c.yaml"]).config == "c.yaml"
     assert parse(["demo"]).config is None
+    # inputs after options (argparse alone leaves them unread)
+    for argv in (["c.yaml", "--weights", "w", "a.jpg", "b.jpg"], ["c.yaml", "a.jpg", "--weights", "w", "b.jpg"]):
+        args = cli.parse_arguments(parser, ["predict", *argv])
+        assert (args.config, args.inputs) == ("c.yaml", ["a.jpg", "b.jpg"])
+    with pytest.raises(SystemExit):
+        cli.parse_arguments(parser, ["predict", "c.yaml", "--weights", "w", "a.jpg", "--nonsense"])
     with pytest.raises(SystemExit):
         parse(["predict", "a.jpg", "--weights", "w"])
     with pytest.raises(SystemExit):

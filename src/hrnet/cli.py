@@ -401,10 +401,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line's arguments. argparse reads a subcommand's positionals only up to the first option, so in
+    ``hrnet predict CONFIG --weights W a.jpg`` it leaves ``a.jpg`` unread (and takes CONFIG for an input): words
+    left over after options are the command's inputs, and the first input is CONFIG when none was given."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "inputs") and not any(word.startswith("-") for word in extra):
+        args.inputs += extra
+        if args.config is None and args.config_option is None:
+            args.config = args.inputs.pop(0)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    _resolve_config(parser, args)
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    _resolve_config(parser, args)
+    args = parse_arguments(parser, argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
     )
