@@ -117,12 +117,13 @@ class VideoPoseTracker:
     """Persons with track ids frame by frame: detect every N frames, carry boxes between, estimate, track.
 
     ``tracker(frame_bgr, time)`` takes the frames in order, each an (H, W, 3) uint8 BGR array (as OpenCV decodes)
-    at ``time`` seconds. ``detector`` None means the whole frame is one person box.
+    at ``time`` seconds. ``detector`` None takes the estimator's own detector, if it has one; without either the
+    whole frame is one person box. The estimator is always given the boxes: it never detects on its own here.
     """
 
     def __init__(self, estimator: PoseEstimator, detector: Detector | None = None, options: VideoOptions | None = None):
         self.estimator = estimator
-        self.detector = detector
+        self.detector = detector if detector is not None else getattr(estimator, "detector", None)
         self.options = options or VideoOptions()
         o = self.options
         self.tracker = PoseTracker(
@@ -139,7 +140,7 @@ class VideoPoseTracker:
         height, width = frame_bgr.shape[:2]
         carried_ids: list[int] | None = None
         if self.frame_index % self.options.detect_every == 0:
-            boxes, box_scores = self._detect(frame_bgr)
+            boxes, box_scores = self._detect(frame_bgr, width, height)
         else:
             carried_ids, carried = [], []
             for track in self.tracker.active:
@@ -155,10 +156,7 @@ class VideoPoseTracker:
             boxes = np.array(carried, dtype=np.float64).reshape(-1, 4)
             box_scores = np.ones(len(boxes))
         self.frame_index += 1
-        if boxes is None or len(boxes):
-            persons = self.estimator(frame_bgr, boxes, box_scores, channel_order="bgr")
-        else:
-            persons = []
+        persons = self.estimator(frame_bgr, boxes, box_scores, channel_order="bgr") if len(boxes) else []
         count, num_keypoints = len(persons), self.estimator.keypoint_set.num_keypoints
         ids, keypoints = self.tracker.update(
             np.array([p.box for p in persons]).reshape(count, 4),
@@ -172,9 +170,9 @@ class VideoPoseTracker:
             for i, p, k in zip(ids, persons, keypoints, strict=True)
         ]
 
-    def _detect(self, frame_bgr: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    def _detect(self, frame_bgr: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
         if self.detector is None:
-            return None, None
+            return np.array([[0.0, 0.0, width, height]]), np.ones(1)
         found = self.detector(frame_bgr)
         boxes = np.asarray(found.boxes, dtype=np.float64).reshape(-1, 4)
         scores = np.asarray(found.scores, dtype=np.float64).reshape(-1)
