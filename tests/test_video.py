@@ -2,6 +2,7 @@
 output, webcams and streams, and the errors. A tiny network with random weights stands in for a trained one: the
 tracking is tested with a detector that returns the clip's true boxes (``tests.synthetic_clip.TruthDetector``)."""
 
+import copy
 import functools
 import http.server
 import json
@@ -87,6 +88,18 @@ def test_detect_every_n_carries_boxes_from_the_previous_keypoints(tiny, clip):
                 )
                 np.testing.assert_allclose(t.pose.box, expected)
     assert {t.track_id for t in results[0]} == {1, 2, 3}
+
+
+def test_the_estimators_own_detector_runs_only_on_detection_frames(tiny, clip):
+    """``PoseEstimator(..., detector=...)`` detects when given no boxes; the video path always gives boxes, so its
+    detector runs every N frames only, as the video's."""
+    estimator = copy.copy(tiny[0])
+    estimator.detector = TruthDetector(clip)
+    results = _run(
+        VideoPoseTracker(estimator, None, VideoOptions(detect_every=4, keypoint_threshold=0.0)), clip.frames[:6]
+    )
+    assert estimator.detector.calls == [0, 4]
+    assert [len(r) for r in results] == [3] * 6
 
 
 def _jitter(results) -> float:
