@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 
 from hrnet.data.synthetic import background, draw_figure, pose_keypoints
+from hrnet.detect import Detections
 
 
 @dataclass
@@ -56,14 +57,6 @@ def moving_figures(
     return clip
 
 
-@dataclass(frozen=True)
-class Found:
-    """What a detector returns (the interface of ``hrnet.detect.Detections``)."""
-
-    boxes: np.ndarray
-    scores: np.ndarray
-
-
 class TruthDetector:
     """A person detector that returns the clip's true boxes: it recognises the frame it is shown as the clip's
     frame nearest to it (decoded video differs a little from what was encoded). It records the frames asked."""
@@ -72,12 +65,12 @@ class TruthDetector:
         self.clip = clip
         self.calls: list[int] = []
 
-    def __call__(self, image_bgr: np.ndarray) -> Found:
+    def __call__(self, image_bgr: np.ndarray) -> Detections:
         distances = [np.abs(image_bgr.astype(np.int16) - f).mean() for f in self.clip.frames]
         index = int(np.argmin(distances))
         self.calls.append(index)
         boxes = self.clip.boxes[index]
-        return Found(boxes, np.full(len(boxes), 0.9))
+        return Detections(boxes, np.full(len(boxes), 0.9))
 
 
 def write_clip(clip: Clip, path, fourcc: str = "MJPG") -> None:

@@ -17,17 +17,18 @@ from __future__ import annotations
 import logging
 import re
 import time as clock
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
+from hrnet.detect import Detector
 from hrnet.errors import ConfigError, DataError
 from hrnet.fileio import atomic_path, json_text
 from hrnet.inference import PersonPose, PoseEstimator
@@ -40,20 +41,6 @@ log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _DEFAULT_FPS = 25.0  # when a source does not say (some webcams and streams report 0)
-
-
-class DetectionsLike(Protocol):
-    """What a person detector returns (``hrnet.detect.Detections``): boxes (N, 4) (x, y, w, h) pixels, scores (N,)."""
-
-    @property
-    def boxes(self) -> np.ndarray: ...
-
-    @property
-    def scores(self) -> np.ndarray: ...
-
-
-Detector = Callable[[np.ndarray], DetectionsLike]
-"""A person detector: (H, W, 3) uint8 BGR image → its persons' boxes and scores."""
 
 
 def is_live_source(source: str | Path) -> bool:
@@ -123,7 +110,7 @@ class VideoPoseTracker:
 
     def __init__(self, estimator: PoseEstimator, detector: Detector | None = None, options: VideoOptions | None = None):
         self.estimator = estimator
-        self.detector = detector if detector is not None else getattr(estimator, "detector", None)
+        self.detector = detector if detector is not None else estimator.detector
         self.options = options or VideoOptions()
         o = self.options
         self.tracker = PoseTracker(
