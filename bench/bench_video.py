@@ -29,6 +29,7 @@ from common import provenance, write_results
 
 from hrnet.codec import codec_from_config
 from hrnet.config import ExperimentConfig, model_preset
+from hrnet.detect import load_detector
 from hrnet.inference import PoseEstimator
 from hrnet.keypoints import COCO17
 from hrnet.models.fuse import prepare_for_inference
@@ -81,8 +82,6 @@ def main() -> None:
     torch.manual_seed(0)
     model = prepare_for_inference(build_model(config.model).eval())
     estimator = PoseEstimator(model, codec_from_config(config.model, config.data), COCO17, config.test)
-    from hrnet.detect import load_detector  # issue 13's detectors (a sibling branch until merged)
-
     detector = load_detector(args.detector)
     load_before = os.getloadavg()[0]
     rows = []
