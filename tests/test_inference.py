@@ -12,7 +12,6 @@ import pytest
 import torch
 from PIL import Image
 
-from hrnet import predict as predict_module
 from hrnet.cli import main
 from hrnet.config import dump_config
 from hrnet.data.images import read_image
@@ -316,25 +315,6 @@ def test_predict_into_a_really_read_only_folder(setup, datasets_dir, tmp_path, c
         assert "cannot write the --out folder" in capsys.readouterr().err
     finally:
         out.chmod(0o755)
-
-
-def test_a_video_writer_that_does_not_open_is_an_error(setup, datasets_dir, tmp_path, monkeypatch, capsys):
-    _, config_path, weights, _ = setup
-    video = tmp_path / "clip.mp4"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (96, 128))
-    for _ in range(2):
-        writer.write(np.full((128, 96, 3), 128, np.uint8))
-    writer.release()
-    real = cv2.VideoWriter
-
-    def failing(path, *args):  # a real writer into a folder that is not there: it does not open
-        return real(str(tmp_path / "gone" / "x.mp4"), *args)
-
-    monkeypatch.setattr(predict_module.cv2, "VideoWriter", failing)
-    out = tmp_path / "out"
-    assert main([*_predict_args(config_path, weights), "--out", str(out), str(video)]) == 2
-    assert "clip_pose.mp4: OpenCV cannot write this video" in capsys.readouterr().err
-    assert not list(out.iterdir())  # neither the video nor its temporary file nor the jsonl
 
 
 def test_photos_are_turned_upright_by_their_exif_orientation(setup, tmp_path):

@@ -24,11 +24,13 @@ LAYERS: dict[str, int] = {
     "visualize": 4,
     "inference": 5,
     "detect": 5,  # person detectors, beside the estimator that uses them
+    "track": 5,
     "engine": 6,
     "export": 6,
     "speed": 6,
     "draw": 6,
     "predict": 6,
+    "video": 6,
     "demo": 7,
     "cli": 8,
     "__main__": 9,

@@ -158,6 +158,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from hrnet.detect import load_detector
     from hrnet.inference import PoseEstimator
     from hrnet.predict import DetectionBoxes, predict_paths
+    from hrnet.track import OneEuroSettings
+    from hrnet.video import VideoOptions
 
     config = _experiment(args.config, args.set)
     if args.boxes and args.detector:
@@ -181,11 +183,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
         detector=detector,
     )
     detections = DetectionBoxes(args.boxes, config.test.box_score_threshold) if args.boxes else None
+    video = VideoOptions(
+        detect_every=args.detect_every,
+        track_by=args.track_by,
+        track_threshold=args.track_threshold,
+        max_missed=args.max_missed,
+        keypoint_threshold=args.threshold,
+        smooth=OneEuroSettings(min_cutoff=args.smooth_cutoff, beta=args.smooth_beta) if args.smooth else None,
+    )
     report = predict_paths(
         estimator,
         args.inputs,
         args.out,
         detections=detections,
+        video=video,
         threshold=args.threshold,
         draw=not args.no_draw,
         protected=[p for p in (args.boxes, args.weights, args.config) if p],
@@ -368,14 +379,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "predict",
-        help="keypoints for images, folders and videos",
+        help="keypoints for images, folders, videos, webcams and streams",
         description="Top-down pose estimation on your own files. Person boxes come from --boxes (a COCO "
         "detection-results JSON matched by image file name or id) or from a person detector (--detector); with "
         "neither, the default, every image (and every video frame) is taken as ONE person box covering the whole "
-        "frame.",
+        "frame. Videos give <stem>.jsonl (a line per frame, every person with a track_id) and <stem>.mp4 (H.264, "
+        "plays in browsers).",
     )
     _add_config(p, "experiment YAML file or model preset")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of images/videos, video files")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="image files, folders of images/videos, video files, a webcam index (0), stream URLs",
+    )
     p.add_argument(
         "--weights", required=True, help="our .safetensors, an official/MMPose .pth, an .onnx, or a weights name"
     )
@@ -409,6 +426,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-draw", action="store_true", help="write only the JSON results")
     p.add_argument("--plain", action="store_true", help="run the model as is (no BatchNorm folding)")
     p.add_argument("--compile", action="store_true", help="torch.compile the fast path (worth it for long runs)")
+    video = p.add_argument_group("video", "how persons are found and followed through the frames of a video")
+    video.add_argument(
+        "--detect-every",
+        type=int,
+        default=1,
+        metavar="N",
+        help="find persons every N-th frame (default 1: all); in between each person's box comes from its "
+        "keypoints in the frame before",
+    )
+    video.add_argument(
+        "--track-by", choices=("iou", "oks"), default="iou", help="match persons to tracks by box IoU or keypoint OKS"
+    )
+    video.add_argument("--track-threshold", type=float, default=0.3, help="least IoU/OKS to keep a track's id")
+    video.add_argument(
+        "--max-missed", type=int, default=10, metavar="M", help="retire a track's id after M frames unseen (default 10)"
+    )
+    video.add_argument("--smooth", action="store_true", help="One-Euro smoothing of each track's keypoints")
+    video.add_argument(
+        "--smooth-cutoff", type=float, default=1.0, metavar="HZ", help="One-Euro cut-off at rest (lower: steadier)"
+    )
+    video.add_argument(
+        "--smooth-beta", type=float, default=0.02, help="One-Euro speed coefficient (higher: less lag when moving)"
+    )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_predict, runs_network=True)
 

@@ -195,7 +195,7 @@ class HogDetector:
                 "opencv-contrib-python-headless"
             )
         self.hog = cv2.HOGDescriptor()
-        self.hog.setSVMDetector(cv2.HOGDescriptor.getDefaultPeopleDetector())
+        self.hog.setSVMDetector(np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector(), dtype=np.float32))
         self.threshold = DEFAULT_THRESHOLD["hog"] if threshold is None else threshold
         self.iou = iou
         self.scale = scale

@@ -1,17 +1,17 @@
-"""``hrnet predict``: image files, folders and videos → COCO-results JSON and drawings.
+"""``hrnet predict``: image files, folders, videos, webcams and streams → COCO-results JSON and drawings.
 
 Per image ``<name>.json`` (``photo.jpg.json``: COCO keypoint results: image_id, category_id, keypoints
 [x, y, score]×K, score, plus the box) and ``<stem>_pose.<ext>`` with the skeletons (``photo_pose.jpg``); per video
-``<name>.jsonl`` (one line per frame) and ``<stem>_pose.mp4``. The names keep the input's extension, so
-``a.jpg`` and ``a.png`` never share a result. An input that cannot be read is reported by name and skipped; the
-others complete. Nothing is run when an output would replace an input (an image, video, the boxes file, ...), two
-inputs would write the same file, or the output folder cannot be written. Photos are turned upright by their EXIF
-orientation tag (person boxes are then in the upright image's pixels).
+``<name>.jsonl`` (one line per frame, persons with track ids) and ``<stem>_pose.mp4`` (H.264), made by
+``hrnet.video``. The names keep the input's extension, so ``a.jpg`` and ``a.png`` never share a result. An input
+that cannot be read is reported by name and skipped; the others complete. Nothing is run when an output would
+replace an input (an image, video, the boxes file, ...), two inputs would write the same file, or the output
+folder cannot be written. Photos are turned upright by their EXIF orientation tag (person boxes are then in the
+upright image's pixels).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
@@ -20,29 +20,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from hrnet.data.images import read_image
 from hrnet.errors import DataError, HrnetError, OutputError
-from hrnet.fileio import (
-    atomic_path,
-    check_writable_dir,
-    json_text,
-    output_problem,
-    read_json,
-    write_json_atomic,
-    write_text_atomic,
+from hrnet.fileio import check_writable_dir, output_problem, read_json, write_json_atomic
+from hrnet.inference import PoseEstimator
+from hrnet.video import (
+    VIDEO_SUFFIXES,
+    Detector,
+    VideoOptions,
+    draw_persons,
+    is_live_source,
+    is_video,
+    person_results,
+    predict_video,
+    video_outputs,
 )
-from hrnet.inference import PersonPose, PoseEstimator
-from hrnet.metrics.coco import keypoint_results
-from hrnet.visualize import draw_poses, write_image
+from hrnet.visualize import write_image
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
 
 @dataclass
@@ -50,18 +50,22 @@ class PredictReport:
     """What a ``predict_paths`` call did."""
 
     written: list[Path] = field(default_factory=list)
-    failed: list[tuple[Path, str]] = field(default_factory=list)
+    failed: list[tuple[Path | str, str]] = field(default_factory=list)
 
 
-def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
-    """Files as given; folders replaced by their images and videos (sorted, not recursive), less the drawings
-    that ``hrnet predict`` made of the folder's other files (``photo_pose.jpg`` beside ``photo.jpg``)."""
-    paths: list[Path] = []
-    for item in map(Path, inputs):
+def expand_inputs(inputs: Sequence[str | Path]) -> list[Path | str]:
+    """Files as given; folders replaced by their images and videos (sorted, not recursive); webcam indices
+    (``"0"``) and stream URLs kept as text."""
+    paths: list[Path | str] = []
+    for text in inputs:
+        if is_live_source(text):
+            paths.append(str(text))
+            continue
+        item = Path(text)
         if item.is_dir():
             found = sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
-            drawings = {_drawing(p, item).name for p in found}
-            paths += [p for p in found if p.name not in drawings]
+            drawings = {output.name for p in found for output in _outputs(p, item, True)[1:]}
+            paths += [p for p in found if p.name not in drawings]  # not the drawings made of the others
         else:
             paths.append(item)
     return paths
@@ -136,80 +140,52 @@ def _box(value: Any, path: Path, index: int) -> list[float]:
     return [_number(v, "bbox value", path, index) for v in value]
 
 
-def person_results(persons: Sequence[PersonPose], image_id: Any, where: str | Path = "") -> list[dict[str, Any]]:
-    """COCO keypoint results (with the box) for the persons of one image, rounded to what a pixel needs.
-
-    A value that is not finite (the network gave NaN: broken weights) becomes ``null``, so that the file stays
-    valid JSON, and a warning names ``where``."""
-    if not persons:
-        return []
-    keypoints = np.stack([np.concatenate([p.keypoints, p.scores[:, None]], axis=1) for p in persons])
-    results = keypoint_results(
-        [image_id] * len(persons),
-        keypoints.astype(np.float64).round(3),
-        np.array([p.score for p in persons]).round(4),
-        boxes=np.stack([p.box for p in persons]).astype(np.float64).round(2),
-    )
-    bad = 0
-    for result in results:
-        for key in ("keypoints", "score", "bbox"):
-            value = result[key]
-            if isinstance(value, list):
-                bad += sum(not math.isfinite(v) for v in value)
-                result[key] = [v if math.isfinite(v) else None for v in value]
-            elif not math.isfinite(value):
-                bad += 1
-                result[key] = None
-    if bad:
-        log.warning("%s: %d predicted values are not finite (NaN weights?): written as null", where or image_id, bad)
-    return results
-
-
-def _draw(estimator: PoseEstimator, image: np.ndarray, persons: Sequence[PersonPose], threshold: float) -> np.ndarray:
-    if not persons:
-        return image
-    return draw_poses(
-        image,
-        np.stack([p.keypoints for p in persons]),
-        np.stack([p.scores for p in persons]),
-        estimator.keypoint_set,
-        threshold=threshold,
-        boxes=np.stack([p.box for p in persons]),
-    )
-
-
 def predict_paths(
     estimator: PoseEstimator,
     inputs: Sequence[str | Path],
     out_dir: str | Path,
     *,
     detections: DetectionBoxes | None = None,
+    detector: Detector | None = None,
+    video: VideoOptions | None = None,
     threshold: float = 0.3,
     draw: bool = True,
     progress: bool = True,
     protected: Sequence[str | Path] = (),
 ) -> PredictReport:
-    """Run ``estimator`` on image files, folders and videos; write results and drawings into ``out_dir``.
+    """Run ``estimator`` on image files, folders, videos, webcams (``"0"``) and stream URLs; write results and
+    drawings into ``out_dir``.
 
-    Person boxes come from ``detections`` for images (a frame of a video, or an image with no detection entry,
-    counts as one whole-frame person only when no detection file is given). Keypoints scoring below
-    ``threshold`` are not drawn (they are still in the JSON). Nothing is run or written when an output would
-    replace an input or one of the ``protected`` files (the boxes file, weights, config), or two inputs would
-    write the same output (``DataError``), or ``out_dir`` cannot be written (``OutputError``). A write that
-    fails later (a full disk) stops the run with an ``OutputError``.
+    Person boxes come from ``detections`` for images (an image with no detection entry counts as one
+    whole-image person only when no detection file is given). Videos take theirs from ``detector`` as
+    ``video`` says (``hrnet.video.predict_video``; without a detector the whole frame is one person, who still
+    gets a track id). Keypoints scoring below ``threshold`` are not drawn (they are still in the JSON). Nothing
+    is run or written when an output would replace an input or one of the ``protected`` files (the boxes file,
+    weights, config), or two inputs would write the same output (``DataError``), or ``out_dir`` cannot be
+    written (``OutputError``). A write that fails later (a full disk) stops the run with an ``OutputError``.
     """
     out = Path(out_dir)
     paths = expand_inputs(inputs)
     _check_outputs(paths, out, draw, [Path(p) for p in protected])
     check_writable_dir(out, "--out folder")
     if detections is not None:
-        _warn_unmatched(detections, [p for p in paths if p.suffix.lower() not in VIDEO_SUFFIXES])
+        _warn_unmatched(detections, [p for p in paths if isinstance(p, Path) and not is_video(p)])
     report = PredictReport()
     for path in tqdm(paths, desc="inputs", unit="file", disable=not progress or len(paths) < 2):
         try:
-            if path.suffix.lower() in VIDEO_SUFFIXES:
-                report.written += _predict_video(estimator, path, out, threshold, draw, progress)
+            if is_video(path):
+                report.written += predict_video(
+                    estimator,
+                    path,
+                    out,
+                    detector=detector,
+                    options=video,
+                    threshold=threshold,
+                    draw=draw,
+                    progress=progress,
+                )
             else:
+                assert isinstance(path, Path)
                 report.written += _predict_image(estimator, path, out, detections, threshold, draw)
         except OutputError:
             raise
@@ -245,19 +221,19 @@ def _warn_unmatched(detections: DetectionBoxes, images: Sequence[Path]) -> None:
 
 def _drawing(path: Path, out: Path) -> Path:
     """``photo.jpg`` → ``photo_pose.jpg`` (``.jpg``, ``.jpeg``, ``.png`` keep theirs; ``scan.tif`` →
-    ``scan_pose_tif.png``); a video ``clip.mp4`` → ``clip_pose.mp4``, ``clip.avi`` → ``clip_pose_avi.mp4``."""
+    ``scan_pose_tif.png``)."""
     suffix = path.suffix
-    if suffix.lower() in VIDEO_SUFFIXES:
-        return out / (f"{path.stem}_pose.mp4" if suffix == ".mp4" else f"{path.stem}_pose_{suffix[1:]}.mp4")
     if suffix.lower() in (".jpg", ".jpeg", ".png"):
         return out / f"{path.stem}_pose{suffix}"
     return out / f"{path.stem}_pose_{suffix[1:] or 'image'}.png"
 
 
-def _outputs(path: Path, out: Path, draw: bool) -> list[Path]:
-    """The files an input writes into ``out``: ``<name>.json`` (a video: ``<name>.jsonl``) and the drawing."""
-    results = out / f"{path.name}.jsonl" if path.suffix.lower() in VIDEO_SUFFIXES else out / f"{path.name}.json"
-    return [results, *([_drawing(path, out)] if draw else [])]
+def _outputs(path: Path | str, out: Path, draw: bool) -> list[Path]:
+    """The files an input writes into ``out``: ``<name>.json`` and the drawing; a video's from ``hrnet.video``."""
+    if is_video(path):
+        return video_outputs(path, out, draw)
+    path = Path(path)
+    return [out / f"{path.name}.json", *([_drawing(path, out)] if draw else [])]
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -269,12 +245,12 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def _check_outputs(paths: Sequence[Path], out: Path, draw: bool, protected: Sequence[Path] = ()) -> None:
+def _check_outputs(paths: Sequence[Path | str], out: Path, draw: bool, protected: Sequence[Path] = ()) -> None:
     """Refuse, before anything runs, outputs that would replace an input (or a protected file) or each other."""
-    sources = [*paths, *protected]
+    sources = [*(p for p in paths if isinstance(p, Path)), *protected]
     inputs = {path.resolve(): path for path in sources}
     identities = {i: path for path in sources if (i := _identity(path)) is not None}
-    writers: dict[Path, Path] = {}
+    writers: dict[Path, Path | str] = {}
     for path in paths:
         for output in _outputs(path, out, draw):
             target = output.resolve()
@@ -306,59 +282,7 @@ def _predict_image(
     persons = estimator(image, boxes, scores, channel_order="rgb")
     image_id: Any = int(path.stem) if path.stem.isdigit() else path.name
     written = _outputs(path, out, draw)
-    write_json_atomic(written[0], person_results(persons, image_id, path))
+    write_json_atomic(written[0], person_results(persons, image_id, where=path))
     if draw:
-        write_image(written[1], _draw(estimator, image, persons, threshold))
+        write_image(written[1], draw_persons(image, persons, estimator, threshold))
     return written
-
-
-def _predict_video(
-    estimator: PoseEstimator, path: Path, out: Path, threshold: float, draw: bool, progress: bool
-) -> list[Path]:
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise DataError(f"{path}: OpenCV cannot open the video (missing file or unsupported codec)")
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    written = _outputs(path, out, draw)
-    jsonl, video = written[0], _drawing(path, out)
-    lines: list[str] = []
-    writer: cv2.VideoWriter | None = None
-    try:
-        with atomic_path(video) if draw else contextlib.nullcontext(None) as tmp:
-            for i in tqdm(range(count or 10**9), total=count, desc=path.name, unit="frame", disable=not progress):
-                ok, bgr = capture.read()
-                if not ok:
-                    break
-                frame = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                persons = estimator(frame, channel_order="rgb")
-                results = person_results(persons, i, f"{path}, frame {i}")
-                lines.append(json_text({"frame": i, "persons": results}, f"{jsonl}, frame {i}"))
-                if tmp is not None:
-                    if writer is None:
-                        height, width = frame.shape[:2]
-                        fourcc = cv2.VideoWriter_fourcc(*"mp4v")  # type: ignore[attr-defined]
-                        writer = cv2.VideoWriter(str(tmp), fourcc, fps, (width, height))
-                        if not writer.isOpened():
-                            raise OutputError(
-                                f"{video}: OpenCV cannot write this video (no mp4v encoder in this OpenCV build, or "
-                                "the folder is not writable); use --no-draw for the keypoints alone"
-                            )
-                    writer.write(cv2.cvtColor(_draw(estimator, frame, persons, threshold), cv2.COLOR_RGB2BGR))
-            if writer is not None:
-                writer.release()
-            if not lines:
-                raise DataError(f"{path}: no frame could be decoded")
-            if tmp is not None and _file_size(tmp) == 0:  # VideoWriter reports no failed write (a full disk)
-                raise OutputError(f"{video}: the video writer wrote nothing (is the disk full?)")
-    finally:
-        capture.release()
-    write_text_atomic(jsonl, "\n".join(lines) + "\n")
-    return written
-
-
-def _file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
