@@ -263,7 +263,7 @@ def test_non_finite_boxes_given_to_the_estimator_are_refused(setup):
 def test_non_finite_predictions_are_written_as_null_with_a_warning(caplog):
     person = PersonPose(np.array([1.0, 2.0, 3.0, 4.0]), np.full((17, 2), np.nan), np.full(17, np.nan), float("nan"))
     with caplog.at_level("WARNING", logger="hrnet"):
-        results = person_results([person], "a.jpg", "a.jpg")
+        results = person_results([person], "a.jpg", where="a.jpg")
     text = json_text(results, "a.jpg.json")  # valid JSON: would raise on NaN
     assert json.loads(text)[0]["keypoints"] == [None] * 51 and json.loads(text)[0]["score"] is None
     assert "a.jpg: 52 predicted values are not finite" in caplog.text

@@ -131,13 +131,13 @@ def test_predict_cli_writes_h264_and_json_lines_with_track_ids(tiny, clip, tmp_p
     args = [str(config_path), "--weights", str(weights), "--out", str(out), "--detect-every", "3", "--smooth"]
     args += ["--threshold", "0"]  # the random network scores its keypoints low: carry boxes with all of them
     assert main(["predict", *args, str(video)]) == 0
-    lines = [json.loads(line) for line in (out / "walk.mp4.jsonl").read_text().splitlines()]
+    lines = [json.loads(line) for line in (out / "walk.avi.jsonl").read_text().splitlines()]
     assert [line["frame"] for line in lines] == list(range(12))
     assert [line["time"] for line in lines] == pytest.approx([i / clip.fps for i in range(12)])
     for line in lines:  # whole-image mode: one person a frame, always id 1
         (person,) = line["persons"]
         assert person["track_id"] == 1 and len(person["keypoints"]) == 17 * 3 and len(person["bbox"]) == 4
-    with av.open(str(out / "walk_pose.mp4")) as container:
+    with av.open(str(out / "walk_pose_avi.mp4")) as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264" and stream.codec_context.pix_fmt == "yuv420p"
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
@@ -185,7 +185,7 @@ def test_unwritable_out_folder_and_unopenable_sources_are_one_line(tiny, clip, t
     args = ["predict", str(config_path), "--weights", str(weights)]
     assert main([*args, "--out", str(blocker / "out"), str(video)]) == 2
     err = capsys.readouterr().err.strip()
-    assert "cannot create the output folder" in err and len(err.splitlines()) == 1
+    assert "cannot write the --out folder" in err and len(err.splitlines()) == 1
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
     assert main([*args, "--out", str(tmp_path / "out"), str(broken), "999"]) == 1
