@@ -131,7 +131,7 @@ class PoseEstimator:
         if backend == "onnxruntime":
             from hrnet.models.onnx import OnnxRunner
 
-            runner = OnnxRunner(weights)
+            runner = OnnxRunner(weights, input_size=config.model.input_size, num_keypoints=config.model.num_keypoints)
             return cls(_numpy_model(runner), codec, keypoint_set, config.test)
         if backend != "torch":
             raise ConfigError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")

@@ -151,7 +151,12 @@ class _Trainer:
             log.info("no checkpoint at %s: starting a new run", path)
             return
         self.state, saved = load_training_checkpoint(
-            path, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler, scaler=self.scaler
+            path,
+            model=self.model,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            scaler=self.scaler,
+            num_keypoints=self.config.model.num_keypoints,
         )
         if saved.get("model") != to_dict(self.config.model):
             raise TrainingError(f"{path}: saved by a run with another model config; use another train.name")
