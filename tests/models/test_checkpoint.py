@@ -261,7 +261,9 @@ def test_mmpose_1x_checkpoint_as_mmengine_saves_it(tmp_path, source, legacy):
     target = HRNet(tiny_model_config())
     load_weights(target, path)
     assert_same_weights(source, target)
-    assert torch.serialization.get_safe_globals() == before  # nothing allowed beyond this one load
+    # Nothing of NumPy's stays allowed after this one load (PyTorch may register its own types meanwhile).
+    added = set(torch.serialization.get_safe_globals()) - set(before)
+    assert not [g for g in added if "numpy" in repr(g)]
     with pytest.raises(pickle.UnpicklingError):  # still refused by a plain weights_only load afterwards
         torch.load(path, weights_only=True)
 
