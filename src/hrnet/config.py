@@ -8,9 +8,11 @@ every value's type and the invariants (``len(num_channels) == num_branches``), a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import itertools
+import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -42,6 +44,7 @@ MOVED_KEYS = {
     "model.pretrained": "train.pretrained",
 }
 BATCH_NORM_MODES = ("running", "batch")  # ModelConfig.batch_norm: which statistics BatchNorm uses at test time
+MAX_SEED = 2**32 - 1  # the largest seed every generator a run seeds accepts
 
 
 @dataclass(frozen=True)
@@ -244,6 +247,8 @@ class TrainConfig:
             raise ConfigError("grad_clip, checkpoint_every and max_steps_per_epoch must be ≥ 0")
         if self.val_every < 1 or self.ohkm_topk < 1:
             raise ConfigError("val_every and ohkm_topk must be ≥ 1")
+        if not 0 <= self.seed <= MAX_SEED:  # NumPy's legacy seeding and DataLoader workers take 32 bits
+            raise ConfigError(f"seed must be in [0, 2**32 - 1], got {self.seed}")
 
 
 @dataclass(frozen=True)
@@ -368,13 +373,14 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         return value
     if tp is float:
         if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
+            with contextlib.suppress(ValueError):
+                value = float(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{path}: expected a number, got {value!r}")
-        return float(value)
+        number = float(value)
+        if not math.isfinite(number):  # YAML's .nan / .inf: no setting means anything with them
+            raise ConfigError(f"{path}: expected a finite number, got {value!r}")
+        return number
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{path}: expected a string, got {value!r}")
@@ -404,6 +410,8 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
             value = yaml.safe_load(raw)
         except yaml.YAMLError as err:
             raise ConfigError(f"--set {item!r}: the value is not valid YAML ({err})") from None
+        except RecursionError:
+            raise ConfigError(f"--set {key}: the value is nested too deeply to be a setting") from None
         node: Any = data
         parts = key.split(".")
         for i, part in enumerate(parts):
@@ -437,10 +445,16 @@ def load_config(
             text = path.read_text(encoding="utf-8")
         except OSError as err:
             raise ConfigError(f"{path}: cannot read the config ({err.strerror})") from None
+        except UnicodeDecodeError as err:
+            raise ConfigError(
+                f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at position {err.start}); save it as UTF-8"
+            ) from None
         try:
             loaded = yaml.safe_load(text) or {}
         except yaml.YAMLError as err:
             raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: not a config: its YAML is nested too deeply") from None
         if not isinstance(loaded, dict):
             raise ConfigError(
                 f"{path}: the top level must be a mapping of sections (model, data, train, test, runtime)"
