@@ -10,7 +10,7 @@ PCKh. Under ``torchrun`` every process predicts its share and rank 0 gathers and
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from hrnet.codec import HeatmapCodec, codec_from_config
 from hrnet.config import ExperimentConfig, RuntimeConfig, TestConfig
 from hrnet.data.dataset import TopDownDataset, collate
 from hrnet.data.images import read_image
+from hrnet.data.records import PoseRecord
 from hrnet.data.sampler import EpochSampler
 from hrnet.data.sources import Split, load_split
 from hrnet.engine.distributed import Distributed, broadcast_object, gather_objects
@@ -80,6 +81,7 @@ class Evaluator:
         self.dist = dist or Distributed()
         self.progress = progress and self.dist.is_main
         self.keypoint_set = split.keypoint_set
+        check_ground_truth(split)
         self.dataset = TopDownDataset(split.records, self.keypoint_set, codec)
         self.main_metric = split.format.main_metric
 
@@ -235,13 +237,7 @@ def score_pckh(
 ) -> dict[str, Any]:
     """MPII PCKh@0.5 (and @0.1) per joint group and mean; head sizes from the records when known, else from the
     head segment (``head_sizes_from_segment``: not the official normaliser, see there)."""
-    records = split.records
-    gt = np.stack([r.keypoints for r in records]).astype(np.float64)
-    visible = np.stack([r.visibility > 0 for r in records])
-    sizes = np.array([np.nan if r.head_size is None else r.head_size for r in records])
-    if np.isnan(sizes).any():
-        sizes = np.where(np.isnan(sizes), head_sizes_from_segment(gt, visible), sizes)
-    usable = np.isfinite(sizes) & (sizes > 0)
+    gt, visible, sizes, usable = _pckh_ground_truth(split.records)
     table = mpii_pckh(
         predictions.keypoints[usable], gt[usable], visible[usable], sizes[usable], (test.pck_threshold, 0.1)
     )
@@ -250,6 +246,31 @@ def score_pckh(
         **{f"PCKh_{k}": v for k, v in table.items() if k != "Mean"},
         "persons": int(usable.sum()),
     }
+
+
+def _pckh_ground_truth(records: Sequence[PoseRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(N, K, 2) true keypoints, (N, K) visible, (N,) head sizes and (N,) whether a person has a head size."""
+    gt = np.stack([r.keypoints for r in records]).astype(np.float64)
+    visible = np.stack([r.visibility > 0 for r in records])
+    sizes = np.array([np.nan if r.head_size is None else r.head_size for r in records])
+    if np.isnan(sizes).any():
+        sizes = np.where(np.isnan(sizes), head_sizes_from_segment(gt, visible), sizes)
+    usable = np.isfinite(sizes) & (sizes > 0)
+    return gt, visible, sizes, usable
+
+
+def check_ground_truth(split: Split) -> None:
+    """``DataError`` naming the annotation file when ``split`` cannot be scored at all, found before any prediction:
+    PCKh needs persons with labelled joints and a head size (a test-set file has no joints)."""
+    if split.format.metric != "pckh":
+        return
+    _, visible, _, usable = _pckh_ground_truth(split.records)
+    if not (usable & visible.any(axis=1)).any():
+        raise DataError(
+            f"{split.annotations}: no entry has labelled joints with a head size (head top and upper neck, or a "
+            "given head size), so PCKh cannot be computed: a test-set file has no 'joints'; evaluate on a file "
+            "with ground truth (e.g. the official annot/valid.json)"
+        )
 
 
 def score_tf_port(predictions: Predictions, split: Split, codec: HeatmapCodec) -> dict[str, Any]:
