@@ -95,10 +95,10 @@ def read_coco(
     k = coco.keypoint_set.num_keypoints
     records = []
     skipped = {"crowd": 0, "other category": 0, "no labelled keypoint": 0, "box outside the image or empty": 0}
-    annotations = _list_field(coco.data, "annotations", coco.path)
+    entries = _list_field(coco.data, "annotations", coco.path)
     seen_ids: set[Any] = set()
     repeated: list[Any] = []
-    for i, ann in enumerate(annotations):
+    for i, ann in enumerate(entries):
         where = _where(coco.path, ann, i)
         if not isinstance(ann, Mapping):
             raise DataError(f"{where}: expected a JSON object, got {type(ann).__name__}")
@@ -157,7 +157,7 @@ def read_coco(
     reasons = ", ".join(f"{v} {k}" for k, v in skipped.items())
     if not records:
         raise DataError(
-            f"{coco.path}: no person with a box and ≥ 1 labelled keypoint in the file ({len(annotations)} "
+            f"{coco.path}: no person with a box and ≥ 1 labelled keypoint in the file ({len(entries)} "
             f"annotations: {reasons})"
         )
     log.info("%s: %d persons (skipped: %s)", coco.path, len(records), reasons)
