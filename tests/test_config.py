@@ -166,3 +166,10 @@ def test_non_utf8_and_deeply_nested_yaml(tmp_path):
         load_config(deep)
     with pytest.raises(ConfigError, match=r"--set .*nested too deeply"):
         load_config(None, ["train.name=" + "[" * 5_000 + "]" * 5_000])
+
+
+def test_size_mismatch_setting():
+    assert ExperimentConfig().data.size_mismatch == "error"
+    assert load_config(None, ["data.size_mismatch=warn"]).data.size_mismatch == "warn"
+    with pytest.raises(ConfigError, match=r"size_mismatch must be one of \['error', 'warn'\], got 'ignore'"):
+        load_config(None, ["data.size_mismatch=ignore"])

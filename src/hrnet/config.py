@@ -32,6 +32,7 @@ TARGETS = ("gaussian", "udp", "tf_port")  # hrnet.codec.HeatmapCodec kinds
 DECODE_METHODS = ("argmax", "dark", "tf_port")
 CROPS = ("affine", "stretch")  # hrnet.crop.Crop geometries a config picks (UDP's follows from data.target)
 PIXELS = ("imagenet", "unit")  # how crop pixels become network input
+SIZE_MISMATCH = ("error", "warn")  # hrnet.data.dataset.TopDownDataset: an image file of another size than declared
 EXTRA_METRICS = ("", "tf_port")  # scored beside the data format's own metric
 LOSSES = ("mse", "ohkm", "sum_squared")  # hrnet.engine.loss.HeatmapLoss kinds
 OPTIMIZERS = ("adam", "sgd")
@@ -186,12 +187,16 @@ class DataConfig:
     target: str = "gaussian"  # heatmap target: "gaussian" (official), "udp" (Huang et al. 2020), "tf_port"
     sigma: float = 2.0  # official SIGMA: Gaussian std in heatmap pixels
     skip_bad_images: bool = True  # in training, skip and count unreadable images; False makes them an error
+    # An image whose file is not the width × height its annotation gives (boxes were clipped to the declared size):
+    # "error" stops with the image named; "warn" logs it once and crops from the file's own pixels.
+    size_mismatch: str = "error"
 
     def __post_init__(self) -> None:
         _check_choice("format", self.format, DATA_FORMATS)
         _check_choice("target", self.target, TARGETS)
         _check_choice("crop", self.crop, CROPS)
         _check_choice("pixels", self.pixels, PIXELS)
+        _check_choice("size_mismatch", self.size_mismatch, SIZE_MISMATCH)
         augmented = self.flip or self.scale_factor or self.rotation_factor or self.half_body_prob >= 0
         if self.crop == "stretch" and augmented:
             raise ConfigError(

@@ -60,7 +60,8 @@ class Predictions:
 
 class Evaluator:
     """Evaluates a model on one split (built once, reused every epoch): ``split``'s records cropped and decoded
-    by ``codec``, the ``test`` recipe, on ``device`` with ``runtime``'s AMP and loader workers."""
+    by ``codec``, the ``test`` recipe, on ``device`` with ``runtime``'s AMP and loader workers. ``size_mismatch``
+    is ``data.size_mismatch`` (``TopDownDataset``)."""
 
     def __init__(
         self,
@@ -72,6 +73,7 @@ class Evaluator:
         dist: Distributed | None = None,
         *,
         progress: bool = True,
+        size_mismatch: str = "error",
     ):
         self.split = split
         self.codec = codec
@@ -82,7 +84,7 @@ class Evaluator:
         self.progress = progress and self.dist.is_main
         self.keypoint_set = split.keypoint_set
         check_ground_truth(split)
-        self.dataset = TopDownDataset(split.records, self.keypoint_set, codec)
+        self.dataset = TopDownDataset(split.records, self.keypoint_set, codec, size_mismatch=size_mismatch)
         self.main_metric = split.format.main_metric
 
     @classmethod
@@ -106,7 +108,16 @@ class Evaluator:
             box_score_threshold=config.test.box_score_threshold,
         )
         codec = codec_from_config(config.model, config.data, float32_regions=records.format.float32_regions)
-        return cls(records, codec, config.test, config.runtime, device, dist, progress=progress)
+        return cls(
+            records,
+            codec,
+            config.test,
+            config.runtime,
+            device,
+            dist,
+            progress=progress,
+            size_mismatch=config.data.size_mismatch,
+        )
 
     @torch.inference_mode()
     def predict(self, model: nn.Module) -> Predictions:

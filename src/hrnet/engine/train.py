@@ -114,6 +114,7 @@ class _Trainer:
             seed=tc.seed,
             skip_bad_images=self.config.data.skip_bad_images,
             use_keypoint_weights=tc.use_keypoint_weights,
+            size_mismatch=self.config.data.size_mismatch,
         )
         self.evaluator = Evaluator.from_config(self.config, self.device, self.dist, split="val", progress=self.progress)
 
