@@ -173,3 +173,8 @@ def test_size_mismatch_setting():
     assert load_config(None, ["data.size_mismatch=warn"]).data.size_mismatch == "warn"
     with pytest.raises(ConfigError, match=r"size_mismatch must be one of \['error', 'warn'\], got 'ignore'"):
         load_config(None, ["data.size_mismatch=ignore"])
+
+
+def test_a_stage_without_its_required_keys_names_them():
+    with pytest.raises(ConfigError, match=r"model\.stages\.1: missing 'model\.stages\.1\.num_modules', "):
+        load_config(None, ["model.stages.1={}"])

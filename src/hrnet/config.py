@@ -342,6 +342,13 @@ def from_dict(cls: type[T], data: Mapping[str, Any], path: str = "") -> T:
             hint = f"; did you mean {_join(path, near[0])!r}?" if near else f"; valid keys: {sorted(fields)}"
             raise ConfigError(f"unknown config key {dotted!r}{hint}")
         kwargs[key] = _convert(hints[key], value, dotted)
+    required = [
+        f.name
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in kwargs
+    ]
+    if required:
+        raise ConfigError(f"{path or 'config'}: missing {', '.join(repr(_join(path, k)) for k in required)}")
     try:
         return cls(**kwargs)
     except ConfigError as err:

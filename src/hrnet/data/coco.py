@@ -116,16 +116,17 @@ def read_coco(
         if isinstance(category, bool) or not isinstance(category, int):
             raise DataError(f"{where}: category_id must be an integer, got {category!r}")
         image_path, image_size = _image(coco, require(ann, "image_id", where), where)
-        area = float(to_finite([ann["area"]], (1,), "area", where)[0]) if "area" in ann else None
-        if crowd:  # not a training person, but pycocotools reads its box and area when it scores
-            to_finite(require(ann, "bbox", where), (4,), "bbox", where)
-            skipped["crowd"] += 1
-            continue
         if category != coco.category_id:
             skipped["other category"] += 1
             continue
+        # Checked for every person, used or skipped: pycocotools reads them all when it scores.
+        area = float(to_finite([ann["area"]], (1,), "area", where)[0]) if "area" in ann else None
+        to_finite(require(ann, "bbox", where), (4,), "bbox", where)
         points, codes = flat_keypoints(require(ann, "keypoints", where), k, where)
         visibility = map_visibility(codes, COCO_VISIBILITY, where)
+        if crowd:
+            skipped["crowd"] += 1
+            continue
         if not visibility.any():
             skipped["no labelled keypoint"] += 1
             continue
@@ -254,6 +255,8 @@ def _read_coco_file(
     for i, image in enumerate(_list_field(data, "images", path)):
         where = f"{path}: images[{i}]"
         image_id = require(image, "id", where)
+        if isinstance(image_id, bool) or not isinstance(image_id, int | str):
+            raise DataError(f"{where}: id must be an integer or a string, got {image_id!r}")
         where = f"{path}: image {image_id!r}"
         if image_id in images:
             raise DataError(f"{where}: the image id appears twice in 'images'")
