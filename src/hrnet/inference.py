@@ -136,9 +136,11 @@ class PoseEstimator:
         if backend != "torch":
             raise ConfigError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
         from hrnet.models.checkpoint import load_model
+        from hrnet.models.complexity import check_memory
 
         torch_device = resolve_device(device)
         module = load_model(config.model, weights, torch_device)
+        check_memory(module, config.model, config.test.batch_size, torch_device, training=False, what="test.batch_size")
         if fast:
             from hrnet.models.fuse import prepare_for_inference
 

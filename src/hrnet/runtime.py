@@ -70,6 +70,23 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def available_memory(device: torch.device) -> int | None:
+    """Bytes free for new tensors on ``device``: the GPU's free memory, or for the CPU the kernel's estimate of
+    what can be allocated without swapping (``MemAvailable``, Linux); None where unknown."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type != "cpu":
+        return None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def local_rank() -> int:
     """This process's rank on its machine under ``torchrun`` (0 otherwise)."""
     return int(os.environ.get("LOCAL_RANK", "0"))

@@ -38,6 +38,7 @@ from hrnet.engine.state import TrainingState, load_training_checkpoint, save_tra
 from hrnet.errors import TrainingError
 from hrnet.fileio import write_text_atomic
 from hrnet.models.checkpoint import load_pretrained, save_weights
+from hrnet.models.complexity import check_memory
 from hrnet.models.hrnet import build_model
 from hrnet.runtime import resolve_device
 from hrnet.visualize import plot_curves
@@ -125,6 +126,7 @@ class _Trainer:
         if tc.sync_bn and self.dist.enabled:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model.to(self.device)
+        check_memory(model, self.config.model, tc.batch_size, self.device, training=True, what="train.batch_size")
         if self.channels_last:
             model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from the stubs
         self.model = model
