@@ -212,11 +212,20 @@ def unlabelled_to_zero(points: np.ndarray, visibility: np.ndarray) -> np.ndarray
 
 
 def _holds_non_number(values: Any) -> bool:
-    if isinstance(values, bool | np.bool_ | str | bytes):
-        return True
-    return isinstance(values, list | tuple) and any(_holds_non_number(v) for v in values)
+    """Whether ``values`` (nested lists, any depth: walked without recursion) holds a string or a boolean."""
+    stack = [values]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, bool | np.bool_ | str | bytes):
+            return True
+        if isinstance(value, list | tuple):
+            stack.extend(value)
+    return False
 
 
 def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:
+        return "a deeply nested list"
     return text if len(text) <= limit else text[: limit - 3] + "..."
