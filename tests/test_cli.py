@@ -35,6 +35,33 @@ def test_unknown_subcommand_is_a_usage_error():
         main(["fly"])
 
 
+def test_config_is_the_first_argument_of_every_subcommand_or_an_option():
+    parse = cli.parse_args
+    args = parse(["predict", "c.yaml", "a.jpg", "b.jpg", "--weights", "w"])
+    assert (args.config, args.inputs) == ("c.yaml", ["a.jpg", "b.jpg"])
+    # inputs before, between and after options; --config anywhere
+    for argv in (
+        ["c.yaml", "--weights", "w", "a.jpg", "b.jpg"],
+        ["c.yaml", "a.jpg", "--weights", "w", "b.jpg"],
+        ["--config", "c.yaml", "a.jpg", "b.jpg", "--weights", "w"],
+        ["a.jpg", "b.jpg", "--weights", "w", "--config", "c.yaml"],
+        ["a.jpg", "--config", "c.yaml", "--weights", "w", "b.jpg"],
+    ):
+        args = parse(["predict", *argv])
+        assert (args.config, args.inputs, args.weights) == ("c.yaml", ["a.jpg", "b.jpg"], "w"), argv
+    commands = [["export", "--out", "o.onnx"], ["info"], ["bench"], ["train"], ["eval", "--weights", "w"]]
+    for command in [*commands, ["data", "show"], ["draw", "--out", "d.svg"]]:
+        assert parse([*command, "c.yaml"]).config == "c.yaml"
+        assert parse([*command, "--config", "c.yaml"]).config == "c.yaml"
+    assert parse(["demo"]).config is None
+    with pytest.raises(SystemExit):
+        parse(["predict", "a.jpg", "--weights", "w"])
+    with pytest.raises(SystemExit):
+        parse(["export", "a.yaml", "--config", "b.yaml"])
+    with pytest.raises(SystemExit):
+        parse(["export", "a.yaml", "b.yaml"])
+
+
 def test_data_synth_and_show(tmp_path, capsys):
     out = tmp_path / "synth"
     assert main(["data", "synth", "--out", str(out), "--train", "6", "--val", "2", "--seed", "1"]) == 0

@@ -1,4 +1,4 @@
-"""The ``hrnet`` command: ``demo | train | eval | predict | export | info | bench | draw | data | convert``.
+"""The ``hrnet`` command: ``demo | train | eval | predict | export | info | bench | draw | data | convert | weights``.
 
 Each subcommand parses its arguments here and calls one function of the package; errors of our own types are
 printed as one clear line (no traceback) with exit status 2. The commands that run a network first turn on the
@@ -101,7 +101,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     model_cfg = _experiment(args.config, args.set).model
     rows = measure_inference(
         model_cfg,
-        args.weights,
+        _weights(args.weights),
         batch=args.batch,
         device=args.device,
         rounds=args.rounds,
@@ -132,7 +132,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     config = _experiment(args.config, args.set)
     device = resolve_device(config.runtime.device)
-    model = load_model(config.model, args.weights, device)
+    model = load_model(config.model, _weights(args.weights), device)
     out = Path(args.out) if args.out else Path(config.train.out_dir) / config.train.name / "eval"
     metrics = Evaluator.from_config(config, device, boxes=args.boxes).evaluate(model, out, draw=args.draw)
     summary = metrics.pop("summary", None)
@@ -141,11 +141,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _weights(spec: str | None) -> Path | None:
+    """A ``--weights`` argument as a file: a registered name (``hrnet weights list``) is fetched into the cache."""
+    from hrnet.weights import resolve_weights
+
+    return None if spec is None else resolve_weights(spec)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
+    from hrnet.detect import load_detector
     from hrnet.inference import PoseEstimator
     from hrnet.predict import DetectionBoxes, predict_paths
 
     config = _experiment(args.config, args.set)
+    if args.boxes and args.detector:
+        raise ConfigError("give --boxes (boxes from a file) or --detector (boxes found in the images), not both")
+    detector = None
+    if args.detector:
+        detector = load_detector(
+            args.detector,
+            format=args.detector_format,
+            threshold=args.detector_threshold,
+            iou=args.detector_iou,
+            input_size=_input_size(args.detector_size) if args.detector_size else None,
+        )
     estimator = PoseEstimator.from_config(
         config,
         args.weights,
@@ -153,6 +172,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         backend=args.backend,
         fast=not args.plain,
         compile=args.compile,
+        detector=detector,
     )
     detections = DetectionBoxes(args.boxes, config.test.box_score_threshold) if args.boxes else None
     report = predict_paths(
@@ -168,7 +188,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from hrnet.export import export_from_config
 
     config = _experiment(args.config, args.set)
-    path = export_from_config(config, args.weights, args.out, opset=args.opset)
+    path = export_from_config(config, _weights(args.weights), args.out, opset=args.opset)
     print(f"wrote {path} (input 'image' N×3×{config.model.input_size[0]}×{config.model.input_size[1]}, "
           "output 'heatmaps'; checked against ONNX Runtime)")  # fmt: skip
     return 0
@@ -208,6 +228,34 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_weights_list(args: argparse.Namespace) -> int:
+    from hrnet.weights import REGISTRY, cache_dir, cached_path
+
+    print(f"cache: {cache_dir()}  ($HRNET_CACHE to move it)")
+    for kind in ("pose", "detector"):
+        print(f"\n{kind} weights" + (" (--weights NAME)" if kind == "pose" else " (--detector NAME)"))
+        for entry in REGISTRY.values():
+            if entry.kind != kind:
+                continue
+            here = "cached" if cached_path(entry).is_file() else "      "
+            fits = f"; config {entry.config}" if entry.config else ""
+            print(f"  {entry.name:32s} {here}  {entry.about}{fits}; checksum: {entry.verified_by}")
+    return 0
+
+
+def cmd_weights_get(args: argparse.Namespace) -> int:
+    from hrnet.weights import REGISTRY, fetch, verify
+
+    missing = [name for name in args.names if name not in REGISTRY]
+    if missing:
+        raise ConfigError(f"unknown weights name(s) {', '.join(missing)}; `hrnet weights list` shows the known ones")
+    for name in args.names:
+        entry = REGISTRY[name]
+        path = fetch(entry)
+        print(f"{name}: {path} (SHA-256 {verify(path, entry)}; checked against: {entry.verified_by})")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from hrnet.demo import DEMO_CONFIG, run_demo
 
@@ -218,18 +266,43 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_config(p: argparse.ArgumentParser, help: str, *, required: bool = True) -> None:
+    """The config as the first positional argument of a subcommand, and as ``--config`` (the same)."""
+    p.add_argument("config", nargs="?", metavar="CONFIG", help=help)
+    p.add_argument("--config", dest="config_option", metavar="CONFIG", help="the same as CONFIG, as an option")
+    p.set_defaults(config_required=required)
+
+
+def _resolve_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """One ``args.config`` from the positional CONFIG or ``--config``; with ``--config``, a subcommand's first
+    positional word belongs to its inputs (``hrnet predict --config C a.jpg b.jpg``)."""
+    if not hasattr(args, "config_option"):
+        return
+    if args.config is None and args.config_option is None and len(getattr(args, "inputs", ())) > 1:
+        # argparse gives a lone first word to the list when options follow it (hrnet predict C --weights W a.jpg)
+        args.config = args.inputs.pop(0)
+    if args.config_option is not None:
+        if args.config is not None:
+            if not hasattr(args, "inputs"):
+                parser.error(f"{args.command}: two configs given ({args.config} and --config {args.config_option})")
+            args.inputs.insert(0, args.config)
+        args.config = args.config_option
+    elif args.config is None and args.config_required:
+        parser.error(f"{args.command}: give the config (an experiment YAML file or a model preset) first")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hrnet", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="synthetic data → train a small HRNet → evaluate → pictures (runs/demo/)")
-    p.add_argument("--config", help="demo experiment (default: configs/demo.yaml)")
+    _add_config(p, "demo experiment (default: configs/demo.yaml)", required=False)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_demo, runs_network=True)
 
     p = sub.add_parser("info", help="parameters, multiply-adds, sizes and branch widths of a network")
-    p.add_argument("config", help=f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")
+    _add_config(p, f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")
     p.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), help="count at this input size")
     p.add_argument("--layers", action="store_true", help="also list every block: output shape, parameters, MACs")
     p.add_argument("--batch", type=int, default=1, help="batch size of the --layers shapes and counts (default 1)")
@@ -242,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="The picture is made from the network that would run: it is built on the meta device and "
         "run once with hooks for the shapes, parameters and multiply-adds.",
     )
-    p.add_argument("config", help=f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")
+    _add_config(p, f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")
     p.add_argument("--out", required=True, help="the picture to write: .svg, .png or .pdf")
     p.add_argument("--input", metavar="HxW", help="input size, e.g. 256x192 (default: the config's)")
     p.add_argument("--detail", metavar="stageN[.M]", help="draw exchange module M (default 1) of stage N instead")
@@ -250,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_draw)
 
     p = sub.add_parser("bench", help="images/s of a network here: plain, fast path, ONNX Runtime")
-    p.add_argument("config", help=f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")
+    _add_config(p, f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")
     p.add_argument("--weights", help="weights to load (the speed does not depend on them)")
     p.add_argument("--batch", type=int, default=16, help="persons a forward pass (default 16)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 (default: a GPU if there is one)")
@@ -261,14 +334,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench, runs_network=True)
 
     p = sub.add_parser("train", help="train a network (torchrun --nproc_per_node=N -m hrnet train ... for DDP)")
-    p.add_argument("config", help="experiment YAML file (or a model preset with the default COCO recipe)")
+    _add_config(p, "experiment YAML file (or a model preset with the default COCO recipe)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last.safetensors")
     p.set_defaults(func=cmd_train, runs_network=True)
 
     p = sub.add_parser("eval", help="evaluate weights on the validation split (COCO AP/AR, PCKh for MPII)")
-    p.add_argument("config", help="experiment YAML file")
-    p.add_argument("--weights", required=True, help="our .safetensors, or an official / MMPose .pth")
+    _add_config(p, "experiment YAML file")
+    p.add_argument("--weights", required=True, help="our .safetensors, an official / MMPose .pth, or a weights name")
     p.add_argument("--boxes", help="COCO detection-results JSON of person boxes (default: ground-truth boxes)")
     p.add_argument("--draw", type=int, default=0, metavar="N", help="also draw N images: prediction | truth")
     p.add_argument("--out", help="output folder (default: <train.out_dir>/<train.name>/eval)")
@@ -279,13 +352,36 @@ def build_parser() -> argparse.ArgumentParser:
         "predict",
         help="keypoints for images, folders and videos",
         description="Top-down pose estimation on your own files. Person boxes come from --boxes (a COCO "
-        "detection-results JSON matched by image file name or id); without it every image (and every video "
-        "frame) is taken as ONE person box covering the whole frame.",
+        "detection-results JSON matched by image file name or id) or from a person detector (--detector); with "
+        "neither, the default, every image (and every video frame) is taken as ONE person box covering the whole "
+        "frame.",
     )
-    p.add_argument("inputs", nargs="+", help="image files, folders of images/videos, video files")
-    p.add_argument("--config", required=True, help="experiment YAML file or model preset")
-    p.add_argument("--weights", required=True, help="our .safetensors, an official/MMPose .pth, or an .onnx")
+    _add_config(p, "experiment YAML file or model preset")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of images/videos, video files")
+    p.add_argument(
+        "--weights", required=True, help="our .safetensors, an official/MMPose .pth, an .onnx, or a weights name"
+    )
     p.add_argument("--boxes", help="COCO detection-results JSON (default: the whole image is one person)")
+    p.add_argument(
+        "--detector",
+        help="find the persons with: 'hog' (OpenCV's HOG people detector, built in but weak: upright, whole, "
+        "large people only), an .onnx person detector (MMDeploy YOLOX/RTMDet end-to-end, or an ultralytics "
+        "YOLOv8/YOLO11 export), or a detector name from `hrnet weights list` (default: none, the whole image is "
+        "one person)",
+    )
+    p.add_argument(
+        "--detector-format",
+        choices=("yolox", "rtmdet", "ultralytics"),
+        help="the ONNX detector's layout and preprocessing (default: recognised from its outputs)",
+    )
+    p.add_argument(
+        "--detector-threshold",
+        type=float,
+        help="keep detections scoring at least this (default: the detector's own: 0.3 MMDeploy, 0.25 "
+        "ultralytics, 0.5 hog)",
+    )
+    p.add_argument("--detector-iou", type=float, help="NMS IoU threshold for detections (default 0.7; hog 0.5)")
+    p.add_argument("--detector-size", metavar="HxW", help="input size of an ONNX detector with a dynamic input")
     p.add_argument("--out", default="predictions", help="output folder (default: ./predictions)")
     p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: the config's runtime.device, 'auto')")
@@ -297,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict, runs_network=True)
 
     p = sub.add_parser("export", help="export to ONNX (dynamic batch), verified against ONNX Runtime")
-    p.add_argument("--config", required=True, help="experiment YAML file or model preset")
+    _add_config(p, "experiment YAML file or model preset")
     p.add_argument("--weights", help="weights to export (default: random initialisation)")
     p.add_argument("--out", required=True, help="the .onnx file to write")
     p.add_argument("--opset", type=int, default=17)
@@ -313,13 +409,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_data_synth)
     p = data_sub.add_parser("show", help="draw augmented samples with their skeletons and heatmaps")
-    p.add_argument("config", help="experiment YAML file")
+    _add_config(p, "experiment YAML file")
     p.add_argument("--split", choices=("train", "val"), default="train")
     p.add_argument("-n", type=int, default=16, help="how many samples (default 16)")
     p.add_argument("--out", default="samples.png", help="output picture (default samples.png)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_data_show)
+
+    weights = sub.add_parser(
+        "weights",
+        help="public pose and person-detector weights by name: list them, download them into the cache",
+        description="Files go to $HRNET_CACHE or ~/.cache/hrnet, verified against the published checksum where one "
+        "is published, resumed when a download was cut off. Any command's --weights NAME / --detector NAME "
+        "downloads on first use.",
+    )
+    weights_sub = weights.add_subparsers(dest="weights_command", required=True)
+    p = weights_sub.add_parser("list", help="the known names, what they are, and which are cached")
+    p.set_defaults(func=cmd_weights_list)
+    p = weights_sub.add_parser("get", help="download (or check) files into the cache")
+    p.add_argument("names", nargs="+", metavar="NAME", help="names from `hrnet weights list`")
+    p.set_defaults(func=cmd_weights_get)
 
     p = sub.add_parser(
         "convert",
@@ -334,9 +444,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line → arguments, with ``args.config`` resolved (usage errors exit with status 2)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # Inputs may come before, between and after options (argparse takes a list of positionals only once).
+        if not hasattr(args, "inputs") or any(word.startswith("-") for word in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.inputs += extra
+    _resolve_config(parser, args)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
     )
