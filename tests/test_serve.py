@@ -308,7 +308,7 @@ def test_concurrent_requests_share_forward_passes(served, datasets_dir):
 def test_a_failing_image_fails_alone(served, datasets_dir):
     batcher = PoseBatcher(served[0], max_batch=8, window_s=0.3)
     try:
-        image = cv2.imread(str(datasets_dir / "coco" / "000000000785.jpg"))[:, :, ::-1].copy()
+        image = cv2.imread(str(datasets_dir / "coco" / "000000000785.jpg"))
         good = batcher.submit(image, None, None)
         bad = batcher.submit(image.astype(np.float32), None, None)  # the estimator refuses float pixels
         persons, info = good.result(timeout=60)
@@ -354,7 +354,7 @@ def test_detector_boxes_are_used_when_the_request_has_none(served, photo):
 
 
 def test_decode_image_reads_the_header_before_the_pixels():
-    ok, png = cv2.imencode(".png", np.full((20, 30), 7, np.uint8))
+    _, png = cv2.imencode(".png", np.full((20, 30), 7, np.uint8))
     image = decode_image(png.tobytes(), max_pixels=600)
     assert image.shape == (20, 30, 3) and image.dtype == np.uint8
     with pytest.raises(DataError, match="30×20 = 600 pixels, over this server's limit of 599"):

@@ -354,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
         "?draw=1, the drawn JPEG), GET /v1/model, GET /healthz, the API docs at /docs and a page at / to drop a "
         "photo on. Requests that arrive together share a forward pass. Needs the 'serve' extra.",
     )
-    p.add_argument("config", help="experiment YAML file or model preset")
+    _add_config(p, "experiment YAML file or model preset")
     p.add_argument("--weights", required=True, help="our .safetensors, an official/MMPose .pth, or an .onnx")
     p.add_argument("--detector", help="person detector for requests without boxes (see hrnet.detect)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")

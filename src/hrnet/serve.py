@@ -59,6 +59,7 @@ try:
 except ImportError:  # the optional `serve` extra; `create_app` says how to install it
     FastAPI = None  # type: ignore[assignment,misc]
 
+_NEEDS_EXTRA = "hrnet serve needs the 'serve' extra: pip install 'hrnet[serve]' (FastAPI, uvicorn, python-multipart)"
 ASGIApp = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]
 PAGE_HEADERS = {
     # The page may load nothing from elsewhere: the browser itself refuses any script, style, font or image
@@ -189,7 +190,7 @@ class PoseBatcher:
     def submit(
         self, image: np.ndarray, boxes: np.ndarray | None, scores: np.ndarray | None
     ) -> concurrent.futures.Future[tuple[list[PersonPose], BatchInfo]]:
-        """Queue one image (in the estimator's channel order) with its (P, 4) boxes and (P,) scores (None: the
+        """Queue one (H, W, 3) uint8 BGR image with its (P, 4) boxes and (P,) scores (None: the
         whole image); the future gives its persons and the batch that served it."""
         self.start()
         job = _Job(image, boxes, scores)
@@ -245,7 +246,9 @@ class PoseBatcher:
             return
         start = time.perf_counter()
         try:
-            results = self.estimator.predict([j.image for j in live], [j.boxes for j in live], [j.scores for j in live])
+            results = self.estimator.predict(
+                [j.image for j in live], [j.boxes for j in live], [j.scores for j in live], channel_order="bgr"
+            )
         except Exception as err:
             if len(live) > 1:
                 for j in live:
@@ -265,7 +268,7 @@ class PoseBatcher:
         # The job's future is already running: run it again as a batch of one.
         start = time.perf_counter()
         try:
-            persons = self.estimator.predict([job.image], [job.boxes], [job.scores])[0]
+            persons = self.estimator.predict([job.image], [job.boxes], [job.scores], channel_order="bgr")[0]
         except Exception as err:
             log.exception("pose estimation failed")
             job.future.set_exception(err)
@@ -329,7 +332,8 @@ def parse_boxes(value: Any, scores: Any, max_boxes: int) -> tuple[np.ndarray | N
     boxes = np.array(value, dtype=np.float64).reshape(-1, 4)
     bad = ~np.isfinite(boxes).all(axis=1)
     if bad.any():
-        raise DataError(f"boxes: box {int(np.flatnonzero(bad)[0])} holds NaN or infinity: {value[np.flatnonzero(bad)[0]]}")
+        first = int(np.flatnonzero(bad)[0])
+        raise DataError(f"boxes: box {first} holds NaN or infinity: {value[first]}")
     small = (boxes[:, 2:] <= 0).any(axis=1)
     if small.any():
         raise DataError(f"boxes: box {int(np.flatnonzero(small)[0])} has zero or negative width or height")
@@ -474,13 +478,6 @@ def model_info(estimator: PoseEstimator, name: str) -> dict[str, Any]:
     }
 
 
-def _estimator_pixels(estimator: PoseEstimator, bgr: np.ndarray) -> np.ndarray:
-    """Decoded BGR pixels in the channel order the estimator reads arrays in."""
-    if getattr(estimator, "channel_order", "rgb") == "bgr":
-        return bgr
-    return np.ascontiguousarray(bgr[:, :, ::-1])
-
-
 def _jpeg(estimator: PoseEstimator, bgr: np.ndarray, persons: list[PersonPose], threshold: float) -> bytes:
     if persons:
         rgb = draw_poses(
@@ -561,7 +558,7 @@ def create_app(
     worker thread starts with the app (or the first request) and stops when the app shuts down.
     """
     if FastAPI is None:
-        raise ConfigError("hrnet serve needs the 'serve' extra: pip install 'hrnet[serve]' (FastAPI, uvicorn)")
+        raise ConfigError(_NEEDS_EXTRA)
     limits = limits or ServeLimits()
     batcher = PoseBatcher(estimator, limits.max_batch or estimator.test.batch_size, limits.batch_window_s)
     detector_lock = threading.Lock()  # a detector need not be thread-safe
@@ -620,9 +617,7 @@ def create_app(
         if boxes is None and detector is not None:
             boxes, box_scores = await run_in_threadpool(_detect, detector, detector_lock, bgr, limits.max_boxes)
         detected = time.perf_counter()
-        persons, batch = await asyncio.wrap_future(
-            batcher.submit(_estimator_pixels(estimator, bgr), boxes, box_scores)
-        )
+        persons, batch = await asyncio.wrap_future(batcher.submit(bgr, boxes, box_scores))
         posed = time.perf_counter()
         if draw:
             jpeg = await run_in_threadpool(_jpeg, estimator, bgr, persons, limits.draw_threshold)
@@ -669,8 +664,7 @@ def serve(
     try:
         import uvicorn
     except ImportError:
-        raise ConfigError("hrnet serve needs the 'serve' extra: pip install 'hrnet[serve]' (FastAPI, uvicorn)") from None
+        raise ConfigError(_NEEDS_EXTRA) from None
     app = create_app(estimator, detector, limits=limits, model_name=model_name)
     log.info("serving %s on http://%s:%d/ (API docs at /docs)", model_name, host, port)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
-
