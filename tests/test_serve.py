@@ -353,6 +353,32 @@ def test_detector_boxes_are_used_when_the_request_has_none(served, photo):
     np.testing.assert_array_equal(detector.seen[0], cv2.imread(str(photo)))  # BGR, as cv2.imread gives
 
 
+def test_requests_over_the_pending_limit_get_503(served, photo):
+    release = threading.Event()
+
+    def slow_detector(image_bgr: np.ndarray):
+        release.wait(60)
+        return _FixedDetector()(image_bgr)
+
+    limits = ServeLimits(max_pending=1, max_upload_bytes=1 << 20)
+    with TestClient(create_app(served[0], slow_detector, limits=limits)) as c:
+        first: list = []
+        holder = threading.Thread(target=lambda: first.append(c.post("/v1/pose", **_upload(photo))))
+        holder.start()
+        deadline = time.monotonic() + 30
+        while c.get("/healthz").json()["in_progress"] < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        busy = c.post("/v1/pose", **_upload(photo))
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+        assert "busy: 1 requests in progress, the limit is 1" in busy.json()["detail"]
+        release.set()
+        holder.join(60)
+        assert first[0].status_code == 200 and len(first[0].json()["persons"]) == 2
+        assert c.post("/v1/pose", **_upload(photo)).status_code == 200
+        assert c.get("/healthz").json()["in_progress"] == 0
+
+
 def test_decode_image_reads_the_header_before_the_pixels():
     _, png = cv2.imencode(".png", np.full((20, 30), 7, np.uint8))
     image = decode_image(png.tobytes(), max_pixels=600)

@@ -97,6 +97,8 @@ class ServeLimits:
         max_batch: persons a forward pass; None: the config's ``test.batch_size``.
         batch_window_s: how long the worker waits for more requests to join a batch when the queue runs dry.
         draw_threshold: keypoints scoring below this are not drawn (``?draw=1``); they are still in the JSON.
+        max_pending: pose requests in progress at once (each holds its decoded image); more are answered 503
+            with ``Retry-After`` instead of queueing without bound.
     """
 
     max_upload_bytes: int = 20 * 2**20
@@ -105,9 +107,10 @@ class ServeLimits:
     max_batch: int | None = None
     batch_window_s: float = 0.005
     draw_threshold: float = 0.3
+    max_pending: int = 64
 
     def __post_init__(self) -> None:
-        if min(self.max_upload_bytes, self.max_pixels, self.max_boxes) < 1:
+        if min(self.max_upload_bytes, self.max_pixels, self.max_boxes, self.max_pending) < 1:
             raise ConfigError(f"serve limits must be ≥ 1, got {self}")
         if self.max_batch is not None and self.max_batch < 1:
             raise ConfigError(f"max_batch must be ≥ 1, got {self.max_batch}")
@@ -541,6 +544,7 @@ _REQUEST_SCHEMA: dict[str, Any] = {
         "400": {"description": "the image or a field cannot be used (the message says why)"},
         "413": {"description": "the request body is over the limit"},
         "415": {"description": "neither multipart/form-data nor JSON"},
+        "503": {"description": "too many requests in progress: retry after the seconds of Retry-After"},
     },
 }
 
@@ -598,6 +602,7 @@ def create_app(
             "forward_batches": batcher.batches,
             "persons": batcher.persons,
             "waiting": batcher.waiting,
+            "in_progress": pending,
         }
         return JSONResponse(body, status_code=200 if batcher.alive else 503)
 
@@ -606,9 +611,25 @@ def create_app(
         """The network that answers: name, backend, precision, input size, keypoint set (names, skeleton)."""
         return info
 
+    pending = 0  # pose requests in progress; only the event loop's thread changes it
+
     @app.post("/v1/pose", openapi_extra=_REQUEST_SCHEMA, response_model=None)
     async def pose(request: Request, draw: bool = False) -> Response:
         """Keypoints of the persons in one image: COCO keypoint results, or with ``draw=1`` a JPEG."""
+        nonlocal pending
+        if pending >= limits.max_pending:
+            raise HTTPException(
+                503,
+                f"busy: {pending} requests in progress, the limit is {limits.max_pending}; retry shortly",
+                headers={"Retry-After": "1"},
+            )
+        pending += 1
+        try:
+            return await _pose(request, draw)
+        finally:
+            pending -= 1
+
+    async def _pose(request: Request, draw: bool) -> Response:
         start = time.perf_counter()
         body = await _read_request(request)
         boxes, box_scores = parse_boxes(body.boxes, body.box_scores, limits.max_boxes)
