@@ -1,0 +1,251 @@
+"""`hrnet serve` under load: N concurrent clients on 127.0.0.1, compared with `hrnet bench` at batch N.
+
+Run: ``.venv/bin/python bench/bench_serve.py [--config w32] [--clients 8] [--rounds 3] [--seconds 20]`` (about 5
+minutes on 2 cores). Writes ``bench/results/serve.md`` and ``.json``.
+
+The server is the real command (``python -m hrnet serve``, its own process, random weights: the speed does not
+depend on them) with ``--max-batch N`` and the flip test off, so that a request costs one crop through the network
+as in ``hrnet bench``. Each client thread keeps one HTTP connection and posts one photo (multipart, one person: the
+whole image) again and again for ``--seconds``; then the next round starts. Reported per round: requests/s,
+latency p50/p99, errors (anything but 200), the server's resident memory after the round (VmRSS; before the first
+round is after a warm-up), and the mean persons per forward pass from ``/healthz``. Then ``hrnet bench`` (fast path)
+runs at batch N and batch 1 with the server stopped: the service's requests/s are compared with those images/s.
+
+The clients run in this process on the same cores as the server (their HTTP and JSON work is small beside a
+forward pass, but not nothing), and on this project's machine other sessions load the CPU too: the ratios of one
+run are what this measures, not absolute speeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from common import provenance, write_results
+
+from hrnet.config import model_preset
+from hrnet.models.checkpoint import save_weights
+from hrnet.models.hrnet import build_model
+
+REPO = Path(__file__).resolve().parents[1]
+PHOTO = REPO.parent / "shared" / "datasets" / "coco" / "000000000785.jpg"
+BOUNDARY = "hrnet-bench-boundary"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def _get(port: int, path: str) -> dict[str, Any]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("GET", path)
+        return json.loads(connection.getresponse().read())
+    finally:
+        connection.close()
+
+
+def _wait_until_up(port: int, server: subprocess.Popen[bytes], seconds: float = 300) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        if server.poll() is not None:
+            raise RuntimeError(f"the server exited with status {server.returncode}")
+        try:
+            if _get(port, "/healthz")["status"] == "ok":
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("the server did not answer /healthz")
+        time.sleep(0.5)
+
+
+def _body(photo: Path) -> bytes:
+    head = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="{photo.name}"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    )
+    return head.encode() + photo.read_bytes() + f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+def _client(port: int, body: bytes, stop_at: float, out: list[tuple[float, int]]) -> None:
+    """Post ``body`` until ``stop_at`` (a request started before it is finished); (seconds, status) per request."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+    try:
+        while time.monotonic() < stop_at:
+            start = time.perf_counter()
+            try:
+                connection.request("POST", "/v1/pose", body, headers)
+                response = connection.getresponse()
+                payload = response.read()
+                status = response.status if response.status != 200 or json.loads(payload)["persons"] else -1
+            except (OSError, http.client.HTTPException):
+                status = 0
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+            out.append((time.perf_counter() - start, status))
+    finally:
+        connection.close()
+
+
+def run_round(port: int, body: bytes, clients: int, seconds: float) -> dict[str, Any]:
+    """``clients`` threads posting for ``seconds``: requests/s, latency percentiles, errors."""
+    results: list[list[tuple[float, int]]] = [[] for _ in range(clients)]
+    stop_at = time.monotonic() + seconds
+    start = time.perf_counter()
+    threads = [threading.Thread(target=_client, args=(port, body, stop_at, r)) for r in results]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    done = [x for r in results for x in r]
+    latencies = sorted(s for s, status in done if status == 200)
+    errors = sum(status != 200 for _, status in done)
+    return {
+        "requests": len(done),
+        "errors": errors,
+        "wall_seconds": wall,
+        "requests_per_s": len(latencies) / wall,
+        "latency_p50_ms": 1000 * statistics.median(latencies) if latencies else None,
+        "latency_p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] if latencies else None,
+    }
+
+
+def hrnet_bench(config: str, batch: int) -> float:
+    """``hrnet bench``'s fast-path images/s at ``batch`` (its own process, the default 3 rounds of 2 s)."""
+    command = [sys.executable, "-m", "hrnet", "bench", config, "--batch", str(batch), "--device", "cpu"]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    match = re.search(r"fast path \(folded BatchNorm, channels-last\)\s+([\d.]+) images/s", output)
+    if match is None:
+        raise RuntimeError(f"unexpected hrnet bench output:\n{output}")
+    return float(match.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default="w32", help="model preset or experiment YAML (default w32)")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients = the server's --max-batch")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of a round")
+    parser.add_argument("--window-ms", type=float, default=5.0, help="the server's --batch-window-ms")
+    args = parser.parse_args()
+    started, load_before = time.perf_counter(), os.getloadavg()[0]
+
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.manual_seed(0)
+        weights = Path(tmp) / "random.safetensors"
+        save_weights(build_model(model_preset(args.config)), weights)
+        command = [sys.executable, "-m", "hrnet", "serve", args.config, "--weights", str(weights)]
+        command += ["--port", str(port), "--max-batch", str(args.clients), "--batch-window-ms", str(args.window_ms)]
+        command += ["--set", "test.flip_test=false", "--device", "cpu"]
+        server = subprocess.Popen(command, cwd=REPO)
+        try:
+            _wait_until_up(port, server)
+            body = _body(PHOTO)
+            warm = run_round(port, body, args.clients, 5.0)
+            rss = [_rss_mb(server.pid)]
+            rounds = []
+            for _ in range(args.rounds):
+                before = _get(port, "/healthz")
+                row = run_round(port, body, args.clients, args.seconds)
+                after = _get(port, "/healthz")
+                batches = after["forward_batches"] - before["forward_batches"]
+                row["mean_persons_per_forward_pass"] = (after["persons"] - before["persons"]) / max(batches, 1)
+                rss.append(_rss_mb(server.pid))
+                row["server_rss_mb_after"] = rss[-1]
+                rounds.append(row)
+                print(f"round {len(rounds)}: {json.dumps(row)}", flush=True)
+        finally:
+            server.send_signal(signal.SIGINT)
+            server.wait(60)
+    bench_n = hrnet_bench(args.config, args.clients)
+    bench_1 = hrnet_bench(args.config, 1)
+    load_after = os.getloadavg()[0]
+
+    total = sum(r["requests"] - r["errors"] for r in rounds)
+    wall = sum(r["wall_seconds"] for r in rounds)
+    served = total / wall
+    errors = sum(r["errors"] for r in rounds) + warm["errors"]
+    growth = rss[-1] - rss[1] if len(rss) > 2 else 0.0
+    report = {
+        **provenance(),
+        "config": args.config,
+        "clients": args.clients,
+        "max_batch": args.clients,
+        "batch_window_ms": args.window_ms,
+        "flip_test": False,
+        "torch_threads": torch.get_num_threads(),  # the default, in this process and the server's alike
+        "photo": PHOTO.name,
+        "warm_up": warm,
+        "rounds": rounds,
+        "requests_per_s": served,
+        "errors": errors,
+        "server_rss_mb_after_warm_up_then_each_round": rss,
+        "rss_growth_after_first_round_mb": growth,
+        "hrnet_bench_fast_path_images_per_s": {f"batch {args.clients}": bench_n, "batch 1": bench_1},
+        "served_over_bench_batch_n": served / bench_n,
+        "served_over_bench_batch_1": served / bench_1,
+        "load_average_1min_before_after": [load_before, load_after],
+        "wall_seconds": time.perf_counter() - started,
+    }
+    lines = [
+        f"# `hrnet serve` under load: {args.clients} clients, {args.config}",
+        f"`hrnet serve {args.config}` (random weights, `--max-batch {args.clients}`, `--batch-window-ms "
+        f"{args.window_ms:g}`, flip test off so a request is one crop through the network as in `hrnet bench`), "
+        f"{args.clients} client threads on 127.0.0.1 each posting {PHOTO.name} (one person, multipart) over one "
+        f"kept-alive connection; {args.rounds} rounds of {args.seconds:g} s after a 5 s warm-up. Clients and server "
+        "share the machine's cores, and other sessions were loading this machine's CPU: compare the ratios.",
+        "",
+        "| round | requests | errors | requests/s | p50 latency | p99 latency | persons a forward pass "
+        "| server RSS after |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        *[
+            f"| {i + 1} | {r['requests']} | {r['errors']} | {r['requests_per_s']:.2f} | {r['latency_p50_ms']:.0f} ms "
+            f"| {r['latency_p99_ms']:.0f} ms | {r['mean_persons_per_forward_pass']:.2f} "
+            f"| {r['server_rss_mb_after']:.0f} MB |"
+            for i, r in enumerate(rounds)
+        ],
+        "",
+        f"Served: **{served:.2f} requests/s**, {errors} errors (warm-up included). Server RSS after the warm-up "
+        f"{rss[0]:.0f} MB, after the rounds " + ", ".join(f"{v:.0f}" for v in rss[1:]) + f" MB: change after the "
+        f"first round {growth:+.0f} MB.",
+        "",
+        "| `hrnet bench` fast path, same machine, server stopped | images/s | served requests/s ÷ this |",
+        "| --- | --- | --- |",
+        f"| batch {args.clients} | {bench_n:.2f} | {served / bench_n:.2f} |",
+        f"| batch 1 | {bench_1:.2f} | {served / bench_1:.2f} |",
+        "",
+        f"Load average (1 min) before / after: {load_before:.2f} / {load_after:.2f}; run time "
+        f"{(time.perf_counter() - started) / 60:.1f} min.",
+    ]
+    write_results("serve", report, lines)
+
+
+if __name__ == "__main__":
+    main()
