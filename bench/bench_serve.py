@@ -8,8 +8,10 @@ depend on them) with ``--max-batch N`` and the flip test off, so that a request 
 as in ``hrnet bench``. Each client thread keeps one HTTP connection and posts one photo (multipart, one person: the
 whole image) again and again for ``--seconds``; then the next round starts. Reported per round: requests/s,
 latency p50/p99, errors (anything but 200), the server's resident memory after the round (VmRSS; before the first
-round is after a warm-up), and the mean persons per forward pass from ``/healthz``. Then ``hrnet bench`` (fast path)
-runs at batch N and batch 1 with the server stopped: the service's requests/s are compared with those images/s.
+round is after a warm-up), and the mean persons per forward pass from ``/healthz``. After each round, with the
+server idle, ``hrnet bench``'s measurement (``hrnet.speed.measure_inference``, fast path, in this process with the
+same process-wide memory setting as the command) runs at batch N and at batch 1: the load on this shared machine
+drifts over minutes, so each round's requests/s is compared with the images/s measured right after it.
 
 The clients run in this process on the same cores as the server (their HTTP and JSON work is small beside a
 forward pass, but not nothing), and on this project's machine other sessions load the CPU too: the ratios of one
@@ -22,7 +24,6 @@ import argparse
 import http.client
 import json
 import os
-import re
 import signal
 import socket
 import statistics
@@ -40,6 +41,8 @@ from common import provenance, write_results
 from hrnet.config import model_preset
 from hrnet.models.checkpoint import save_weights
 from hrnet.models.hrnet import build_model
+from hrnet.runtime import keep_freed_memory
+from hrnet.speed import measure_inference
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTO = REPO.parent / "shared" / "datasets" / "coco" / "000000000785.jpg"
@@ -136,14 +139,10 @@ def run_round(port: int, body: bytes, clients: int, seconds: float) -> dict[str,
     }
 
 
-def hrnet_bench(config: str, batch: int) -> float:
-    """``hrnet bench``'s fast-path images/s at ``batch`` (its own process, the default 3 rounds of 2 s)."""
-    command = [sys.executable, "-m", "hrnet", "bench", config, "--batch", str(batch), "--device", "cpu"]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    match = re.search(r"fast path \(folded BatchNorm, channels-last\)\s+([\d.]+) images/s", output)
-    if match is None:
-        raise RuntimeError(f"unexpected hrnet bench output:\n{output}")
-    return float(match.group(1))
+def bench_fast_path(config: str, batch: int, seconds: float) -> float:
+    """``hrnet bench``'s fast-path images/s at ``batch`` (one round of ``seconds``, ONNX Runtime left out)."""
+    rows = measure_inference(model_preset(config), batch=batch, device="cpu", rounds=1, seconds=seconds, onnx=False)
+    return next(r.images_per_s for r in rows if r.backend.startswith("fast path"))
 
 
 def main() -> None:
@@ -153,7 +152,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=20.0, help="length of a round")
     parser.add_argument("--window-ms", type=float, default=5.0, help="the server's --batch-window-ms")
+    parser.add_argument("--bench-seconds", type=float, default=6.0, help="hrnet bench's time per configuration")
     args = parser.parse_args()
+    keep_freed_memory()  # as the hrnet command does for `hrnet bench` (and for the server it starts)
     started, load_before = time.perf_counter(), os.getloadavg()[0]
 
     port = _free_port()
@@ -179,13 +180,17 @@ def main() -> None:
                 row["mean_persons_per_forward_pass"] = (after["persons"] - before["persons"]) / max(batches, 1)
                 rss.append(_rss_mb(server.pid))
                 row["server_rss_mb_after"] = rss[-1]
+                row["bench_batch_n_images_per_s"] = bench_fast_path(args.config, args.clients, args.bench_seconds)
+                row["bench_batch_1_images_per_s"] = bench_fast_path(args.config, 1, args.bench_seconds)
+                row["served_over_bench_batch_n"] = row["requests_per_s"] / row["bench_batch_n_images_per_s"]
                 rounds.append(row)
                 print(f"round {len(rounds)}: {json.dumps(row)}", flush=True)
         finally:
             server.send_signal(signal.SIGINT)
             server.wait(60)
-    bench_n = hrnet_bench(args.config, args.clients)
-    bench_1 = hrnet_bench(args.config, 1)
+    bench_n = statistics.median(r["bench_batch_n_images_per_s"] for r in rounds)
+    bench_1 = statistics.median(r["bench_batch_1_images_per_s"] for r in rounds)
+    ratio = statistics.median(r["served_over_bench_batch_n"] for r in rounds)
     load_after = os.getloadavg()[0]
 
     total = sum(r["requests"] - r["errors"] for r in rounds)
@@ -208,9 +213,8 @@ def main() -> None:
         "errors": errors,
         "server_rss_mb_after_warm_up_then_each_round": rss,
         "rss_growth_after_first_round_mb": growth,
-        "hrnet_bench_fast_path_images_per_s": {f"batch {args.clients}": bench_n, "batch 1": bench_1},
-        "served_over_bench_batch_n": served / bench_n,
-        "served_over_bench_batch_1": served / bench_1,
+        "hrnet_bench_fast_path_images_per_s_median": {f"batch {args.clients}": bench_n, "batch 1": bench_1},
+        "served_over_bench_batch_n_median_of_rounds": ratio,
         "load_average_1min_before_after": [load_before, load_after],
         "wall_seconds": time.perf_counter() - started,
     }
@@ -223,23 +227,21 @@ def main() -> None:
         "share the machine's cores, and other sessions were loading this machine's CPU: compare the ratios.",
         "",
         "| round | requests | errors | requests/s | p50 latency | p99 latency | persons a forward pass "
-        "| server RSS after |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"| server RSS after | `hrnet bench` batch {args.clients} | batch 1 | requests/s ÷ batch {args.clients} |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         *[
             f"| {i + 1} | {r['requests']} | {r['errors']} | {r['requests_per_s']:.2f} | {r['latency_p50_ms']:.0f} ms "
             f"| {r['latency_p99_ms']:.0f} ms | {r['mean_persons_per_forward_pass']:.2f} "
-            f"| {r['server_rss_mb_after']:.0f} MB |"
+            f"| {r['server_rss_mb_after']:.0f} MB | {r['bench_batch_n_images_per_s']:.2f} images/s "
+            f"| {r['bench_batch_1_images_per_s']:.2f} | {r['served_over_bench_batch_n']:.2f} |"
             for i, r in enumerate(rounds)
         ],
         "",
-        f"Served: **{served:.2f} requests/s**, {errors} errors (warm-up included). Server RSS after the warm-up "
-        f"{rss[0]:.0f} MB, after the rounds " + ", ".join(f"{v:.0f}" for v in rss[1:]) + f" MB: change after the "
+        f"Served: **{served:.2f} requests/s** over the rounds, {errors} errors (warm-up included). The service "
+        f"reaches **{ratio:.2f}×** `hrnet bench`'s fast path at batch {args.clients} (median over rounds; batch "
+        f"{args.clients} {bench_n:.2f}, batch 1 {bench_1:.2f} images/s, medians). Server RSS after the warm-up "
+        f"{rss[0]:.0f} MB, after each round " + ", ".join(f"{v:.0f}" for v in rss[1:]) + " MB: change after the "
         f"first round {growth:+.0f} MB.",
-        "",
-        "| `hrnet bench` fast path, same machine, server stopped | images/s | served requests/s ÷ this |",
-        "| --- | --- | --- |",
-        f"| batch {args.clients} | {bench_n:.2f} | {served / bench_n:.2f} |",
-        f"| batch 1 | {bench_1:.2f} | {served / bench_1:.2f} |",
         "",
         f"Load average (1 min) before / after: {load_before:.2f} / {load_after:.2f}; run time "
         f"{(time.perf_counter() - started) / 60:.1f} min.",

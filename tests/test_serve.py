@@ -127,6 +127,11 @@ def test_json_with_boxes_scores_and_image_id(client, served, photo):
     data_url = client.post("/v1/pose", json=body | {"image": "data:image/jpeg;base64," + body["image"]}).json()
     form = client.post("/v1/pose", **_upload(photo, boxes=json.dumps(boxes), box_scores="[0.9, 0.5]")).json()
     assert data_url["persons"] == form["persons"] == [p | {"image_id": 0} for p in result["persons"]]
+    named = client.post("/v1/pose", **_upload(photo, image_id="me.jpg")).json()["persons"][0]["image_id"]
+    assert (
+        named == "me.jpg"
+        and client.post("/v1/pose", **_upload(photo, image_id="7")).json()["persons"][0]["image_id"] == 7
+    )
     # No box at all: no person.
     assert client.post("/v1/pose", json=body | {"boxes": [], "box_scores": []}).json()["persons"] == []
 
@@ -230,6 +235,11 @@ BAD_INPUTS = {
     "bad base64": (lambda p: {"json": {"image": "not base64!"}}, 400, "not valid base64"),
     "JSON without image": (lambda p: {"json": {"boxes": []}}, 400, 'must be an object with "image"'),
     "JSON with an unknown field": (lambda p: {"json": {"image": "", "box": []}}, 400, "unknown JSON field(s) ['box']"),
+    "image_id of the wrong type": (
+        lambda p: {"json": {"image": "", "image_id": [1]}},
+        400,
+        "image_id: expected a number",
+    ),
     "malformed JSON": (
         lambda p: {"content": b'{"image": ', "headers": {"content-type": "application/json"}},
         400,

@@ -315,7 +315,10 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
         )
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None or image.shape[:2] != (height, width):
-        raise DataError(f"the {kind} ({width}×{height}, {len(data)} bytes) does not decode: truncated or corrupt")
+        raise DataError(
+            f"the {kind} ({width}×{height}, {len(data)} bytes) does not decode: truncated or corrupt (or a format "
+            "OpenCV does not read)"
+        )
     return np.asarray(image)
 
 
@@ -374,12 +377,23 @@ def _base64_image(text: Any) -> bytes:
         raise DataError("image: not valid base64 (standard alphabet, with padding)") from None
 
 
+def _image_id(value: Any, from_form: bool = False) -> int | str:
+    """The results' ``image_id``: a number or a name (a form field holds text: digits are a number); default 0."""
+    if value is None or value == "":
+        return 0
+    if from_form and isinstance(value, str):
+        return int(value) if value.isdigit() else value
+    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise DataError(f"image_id: expected a number or a string, got {json.dumps(value)[:40]}")
+
+
 @dataclass
 class _PoseRequest:
     data: bytes
     boxes: Any = None
     box_scores: Any = None
-    image_id: Any = 0
+    image_id: int | str = 0
 
 
 async def _read_request(request: Request) -> _PoseRequest:
@@ -396,7 +410,7 @@ async def _read_request(request: Request) -> _PoseRequest:
             data,
             _json_field(text["boxes"], "boxes"),
             _json_field(text["box_scores"], "box_scores"),
-            _json_field(text["image_id"], "image_id") if text["image_id"] else 0,
+            _image_id(text["image_id"], from_form=True),
         )
     if content_type == "application/json":
         try:
@@ -409,7 +423,7 @@ async def _read_request(request: Request) -> _PoseRequest:
         if unknown:
             raise DataError(f"unknown JSON field(s) {sorted(unknown)}: allowed are image, boxes, box_scores, image_id")
         return _PoseRequest(
-            _base64_image(body["image"]), body.get("boxes"), body.get("box_scores"), body.get("image_id", 0)
+            _base64_image(body["image"]), body.get("boxes"), body.get("box_scores"), _image_id(body.get("image_id"))
         )
     raise HTTPException(
         415, f"content type {content_type or 'missing'!r}: send multipart/form-data (field 'image') or JSON"
