@@ -8,7 +8,8 @@ depend on them) with ``--max-batch N`` and the flip test off, so that a request 
 as in ``hrnet bench``. Each client thread keeps one HTTP connection and posts one photo (multipart, one person: the
 whole image) again and again for ``--seconds``; then the next round starts. Reported per round: requests/s,
 latency p50/p99, errors (anything but 200), the server's resident memory after the round (VmRSS; before the first
-round is after a warm-up), and the mean persons per forward pass from ``/healthz``. After each round, with the
+round is after a warm-up), and from ``/healthz`` the mean persons per forward pass and the share of the time the
+worker spent in the estimator. After each round, with the
 server idle, ``hrnet bench``'s measurement (``hrnet.speed.measure_inference``, fast path, in this process with the
 same process-wide memory setting as the command) runs at batch N and at batch 1: the load on this shared machine
 drifts over minutes, so each round's requests/s is compared with the images/s measured right after it.
@@ -177,7 +178,11 @@ def main() -> None:
                 row = run_round(port, body, args.clients, args.seconds)
                 after = _get(port, "/healthz")
                 batches = after["forward_batches"] - before["forward_batches"]
-                row["mean_persons_per_forward_pass"] = (after["persons"] - before["persons"]) / max(batches, 1)
+                persons = after["persons"] - before["persons"]
+                busy = after["busy_seconds"] - before["busy_seconds"]
+                row["mean_persons_per_forward_pass"] = persons / max(batches, 1)
+                row["worker_busy_fraction"] = busy / row["wall_seconds"]
+                row["persons_per_busy_second"] = persons / busy if busy else None
                 rss.append(_rss_mb(server.pid))
                 row["server_rss_mb_after"] = rss[-1]
                 row["bench_batch_n_images_per_s"] = bench_fast_path(args.config, args.clients, args.bench_seconds)
@@ -226,13 +231,14 @@ def main() -> None:
         f"kept-alive connection; {args.rounds} rounds of {args.seconds:g} s after a 5 s warm-up. Clients and server "
         "share the machine's cores, and other sessions were loading this machine's CPU: compare the ratios.",
         "",
-        "| round | requests | errors | requests/s | p50 latency | p99 latency | persons a forward pass "
-        f"| server RSS after | `hrnet bench` batch {args.clients} | batch 1 | requests/s ÷ batch {args.clients} |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| round | requests | errors | requests/s | p50 latency | p99 latency | persons a forward pass | worker "
+        f"busy | server RSS after | `hrnet bench` batch {args.clients} | batch 1 | requests/s ÷ batch {args.clients} |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         *[
             f"| {i + 1} | {r['requests']} | {r['errors']} | {r['requests_per_s']:.2f} | {r['latency_p50_ms']:.0f} ms "
             f"| {r['latency_p99_ms']:.0f} ms | {r['mean_persons_per_forward_pass']:.2f} "
-            f"| {r['server_rss_mb_after']:.0f} MB | {r['bench_batch_n_images_per_s']:.2f} images/s "
+            f"| {r['worker_busy_fraction']:.0%} | {r['server_rss_mb_after']:.0f} MB "
+            f"| {r['bench_batch_n_images_per_s']:.2f} images/s "
             f"| {r['bench_batch_1_images_per_s']:.2f} | {r['served_over_bench_batch_n']:.2f} |"
             for i, r in enumerate(rounds)
         ],
@@ -242,6 +248,11 @@ def main() -> None:
         f"{args.clients} {bench_n:.2f}, batch 1 {bench_1:.2f} images/s, medians). Server RSS after the warm-up "
         f"{rss[0]:.0f} MB, after each round " + ", ".join(f"{v:.0f}" for v in rss[1:]) + " MB: change after the "
         f"first round {growth:+.0f} MB.",
+        "",
+        "*Worker busy*: the share of the round's wall time the service's worker spent inside the estimator (crops, "
+        "network, decoding). Near 100 % the network never waits for HTTP, parsing or JPEG decoding, which run "
+        "beside it; what remains between the service and `hrnet bench` is then the crop warp and heatmap decoding "
+        "(which `hrnet bench` leaves out) and the machine's drifting load.",
         "",
         f"Load average (1 min) before / after: {load_before:.2f} / {load_after:.2f}; run time "
         f"{(time.perf_counter() - started) / 60:.1f} min.",

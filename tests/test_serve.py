@@ -306,6 +306,7 @@ def test_concurrent_requests_share_forward_passes(served, datasets_dir):
     assert all(r.status_code == 200 for r in results)
     assert health["requests"] == len(photos)
     assert health["forward_batches"] < len(photos), health
+    assert health["busy_seconds"] > 0
     passes = counting.calls // 2 if estimator.test.flip_test else counting.calls
     assert passes == health["forward_batches"] and max(counting.batch_sizes) > 1
     assert max(r.json()["batch"]["requests"] for r in results) > 1

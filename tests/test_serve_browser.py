@@ -109,6 +109,7 @@ def _api(server: str, photo) -> dict:
         return json.load(response)
 
 
+@pytest.mark.slow
 def test_the_page_draws_the_poses_of_a_photo(server, browser, datasets_dir, tmp_path):
     photo = datasets_dir / "coco" / "000000040083.jpg"  # 2 keypoints of the random model inside
     original = cv2.imread(str(photo))

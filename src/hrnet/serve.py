@@ -160,6 +160,7 @@ class PoseBatcher:
         self.batches = 0  # estimator calls
         self.requests = 0
         self.persons = 0
+        self.busy_seconds = 0.0  # inside the estimator
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -261,6 +262,7 @@ class PoseBatcher:
             live[0].future.set_exception(err)
             return
         info = BatchInfo(sum(j.persons for j in live), len(live), time.perf_counter() - start)
+        self.busy_seconds += info.seconds
         self.batches += 1
         self.requests += len(live)
         self.persons += sum(len(r) for r in results)
@@ -276,10 +278,12 @@ class PoseBatcher:
             log.exception("pose estimation failed")
             job.future.set_exception(err)
             return
+        info = BatchInfo(job.persons, 1, time.perf_counter() - start)
+        self.busy_seconds += info.seconds
         self.batches += 1
         self.requests += 1
         self.persons += len(persons)
-        job.future.set_result((persons, BatchInfo(job.persons, 1, time.perf_counter() - start)))
+        job.future.set_result((persons, info))
 
 
 # ------------------------------------------------------------------------------------------------ request input
@@ -615,6 +619,7 @@ def create_app(
             "requests": batcher.requests,
             "forward_batches": batcher.batches,
             "persons": batcher.persons,
+            "busy_seconds": round(batcher.busy_seconds, 3),
             "waiting": batcher.waiting,
             "in_progress": pending,
         }
