@@ -10,8 +10,8 @@ whole image) again and again for ``--seconds``; then the next round starts. Repo
 latency p50/p99, errors (anything but 200), the server's resident memory after the round (VmRSS; before the first
 round is after a warm-up), and from ``/healthz`` the mean persons per forward pass and the share of the time the
 worker spent in the estimator. After each round, with the
-server idle, ``hrnet bench``'s measurement (``hrnet.speed.measure_inference``, fast path, in this process with the
-same process-wide memory setting as the command) runs at batch N and at batch 1: the load on this shared machine
+server idle, ``hrnet bench``'s measurement (``hrnet.speed.measure_inference``, fast path, in a new process with the
+command's memory setting, as the server is one) runs at batch N and at batch 1: the load on this shared machine
 drifts over minutes, so each round's requests/s is compared with the images/s measured right after it.
 
 The clients run in this process on the same cores as the server (their HTTP and JSON work is small beside a
@@ -42,8 +42,6 @@ from common import provenance, write_results
 from hrnet.config import model_preset
 from hrnet.models.checkpoint import save_weights
 from hrnet.models.hrnet import build_model
-from hrnet.runtime import keep_freed_memory
-from hrnet.speed import measure_inference
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTO = REPO.parent / "shared" / "datasets" / "coco" / "000000000785.jpg"
@@ -140,10 +138,22 @@ def run_round(port: int, body: bytes, clients: int, seconds: float) -> dict[str,
     }
 
 
+_BENCH = """
+import json, sys
+from hrnet.config import model_preset
+keep_freed_memory()  # as the hrnet command does
+rows = measure_inference(model_preset(sys.argv[1]), batch=int(sys.argv[2]), device="cpu", rounds=1,
+                         seconds=float(sys.argv[3]), onnx=False)
+print(json.dumps({r.backend: r.images_per_s for r in rows}))
+"""
+
+
 def bench_fast_path(config: str, batch: int, seconds: float) -> float:
-    """``hrnet bench``'s fast-path images/s at ``batch`` (one round of ``seconds``, ONNX Runtime left out)."""
-    rows = measure_inference(model_preset(config), batch=batch, device="cpu", rounds=1, seconds=seconds, onnx=False)
-    return next(r.images_per_s for r in rows if r.backend.startswith("fast path"))
+    """``hrnet bench``'s fast-path images/s at ``batch`` (``hrnet.speed.measure_inference``, one round of
+    ``seconds``, ONNX Runtime left out), in a new process as the server is one."""
+    command = [sys.executable, "-c", _BENCH, config, str(batch), str(seconds)]
+    rates = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    return next(rate for name, rate in rates.items() if name.startswith("fast path"))
 
 
 def main() -> None:
@@ -155,7 +165,6 @@ def main() -> None:
     parser.add_argument("--window-ms", type=float, default=5.0, help="the server's --batch-window-ms")
     parser.add_argument("--bench-seconds", type=float, default=6.0, help="hrnet bench's time per configuration")
     args = parser.parse_args()
-    keep_freed_memory()  # as the hrnet command does for `hrnet bench` (and for the server it starts)
     started, load_before = time.perf_counter(), os.getloadavg()[0]
 
     port = _free_port()
