@@ -14,6 +14,10 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	# opencv-contrib-python-headless replaced opencv-python-headless; both write cv2/, so a venv that has the old
+	# one drops both and gets the contrib build fresh.
+	if $(BIN)/python -m pip show --quiet opencv-python-headless 2>/dev/null; then \
+		$(BIN)/python -m pip uninstall --quiet -y opencv-python-headless opencv-contrib-python-headless; fi
 	$(BIN)/python -m pip install --quiet -e ".[onnx,dev,tf,serve]"
 	rm -f $(VENV)/.setup-*
 	touch $@

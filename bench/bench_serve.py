@@ -141,6 +141,8 @@ def run_round(port: int, body: bytes, clients: int, seconds: float) -> dict[str,
 _BENCH = """
 import json, sys
 from hrnet.config import model_preset
+from hrnet.runtime import keep_freed_memory
+from hrnet.speed import measure_inference
 keep_freed_memory()  # as the hrnet command does
 rows = measure_inference(model_preset(sys.argv[1]), batch=int(sys.argv[2]), device="cpu", rounds=1,
                          seconds=float(sys.argv[3]), onnx=False)

@@ -12,6 +12,7 @@ LAYERS: dict[str, int] = {
     "errors": 0,
     "runtime": 0,
     "fileio": 1,
+    "weights": 1,  # the registry and cache of named weights files: below everything that loads weights
     "config": 1,
     "tf_port_pipeline": 1,  # the TF port's pure data-side functions, below the crop that uses them
     "keypoints": 2,
@@ -22,7 +23,7 @@ LAYERS: dict[str, int] = {
     "metrics": 4,
     "visualize": 4,
     "inference": 5,
-    "detect": 5,
+    "detect": 5,  # person detectors, beside the estimator that uses them
     "engine": 6,
     "export": 6,
     "speed": 6,

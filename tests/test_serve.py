@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 
 from hrnet.cli import main
 from hrnet.config import dump_config
+from hrnet.detect import Detections, load_detector
 from hrnet.errors import DataError
 from hrnet.inference import PoseEstimator
 from hrnet.models.checkpoint import save_weights
@@ -334,22 +335,16 @@ def test_a_failing_image_fails_alone(served, datasets_dir):
 
 
 class _FixedDetector:
-    """A stand-in for hrnet.detect's detectors: records the image it was given, returns two persons, a NaN box and
-    a zero-size one (both dropped)."""
+    """A detector of fixed answers (records the image it was given): two persons, a NaN box and a zero-size one
+    (both dropped)."""
 
     def __init__(self):
         self.seen: list[np.ndarray] = []
 
-    def __call__(self, image_bgr: np.ndarray):
+    def __call__(self, image_bgr: np.ndarray) -> Detections:
         self.seen.append(image_bgr)
         boxes = np.array([[10.0, 20.0, 100.0, 200.0], [np.nan, 0, 5, 5], [280.0, 44.0, 218.0, 346.0], [0, 0, 0, 5]])
-
-        class Found:
-            pass
-
-        found = Found()
-        found.boxes, found.scores = boxes, np.array([0.6, 0.99, 0.8, 0.99])
-        return found
+        return Detections(boxes, np.array([0.6, 0.99, 0.8, 0.99]))
 
 
 def test_detector_boxes_are_used_when_the_request_has_none(served, photo):
@@ -398,13 +393,25 @@ def test_decode_image_reads_the_header_before_the_pixels():
         decode_image(png.tobytes(), max_pixels=599)
 
 
-def test_cli_detector_without_the_detect_module(served, monkeypatch, capsys):
+def test_the_hog_detector_and_the_estimators_own(served, photo):
+    estimator = served[0]
+    hog = load_detector("hog")
+    found = hog(cv2.imread(str(photo)))
+    with TestClient(create_app(estimator, hog, limits=LIMITS)) as c:
+        result = c.post("/v1/pose", **_upload(photo)).json()
+    np.testing.assert_allclose([p["bbox"] for p in result["persons"]], found.boxes.reshape(-1, 4), atol=0.01)
+    # An estimator built with a detector brings it along.
+    carrying = PoseEstimator(estimator.model, estimator.codec, estimator.keypoint_set, estimator.test, detector=hog)
+    with TestClient(create_app(carrying, limits=LIMITS)) as c:
+        assert c.get("/v1/model").json()["detector"] is True
+        assert len(c.post("/v1/pose", **_upload(photo)).json()["persons"]) == len(found)
+
+
+def test_cli_unknown_detector_is_one_line(served, capsys):
     _, config_path, weights = served
-    monkeypatch.setitem(sys.modules, "hrnet.detect", None)  # as an installation without it
-    assert main(["serve", str(config_path), "--weights", str(weights), "--detector", "hog"]) == 2
+    assert main(["serve", str(config_path), "--weights", str(weights), "--detector", "no-such-detector"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("hrnet serve: error: --detector hog: this installation has no person detectors")
-    assert len(err.splitlines()) == 1
+    assert err.startswith("hrnet serve: error: detector 'no-such-detector'") and len(err.splitlines()) == 1
 
 
 def _free_port() -> int:

@@ -1,4 +1,5 @@
-"""The ``hrnet`` command: ``demo | train | eval | predict | serve | export | info | bench | draw | data | convert``.
+"""The ``hrnet`` command: ``demo | train | eval | predict | serve | export | info | bench | draw | data | convert |
+weights``.
 
 Each subcommand parses its arguments here and calls one function of the package; errors of our own types are
 printed as one clear line (no traceback) with exit status 2. The commands that run a network first turn on the
@@ -101,7 +102,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     model_cfg = _experiment(args.config, args.set).model
     rows = measure_inference(
         model_cfg,
-        args.weights,
+        _weights(args.weights),
         batch=args.batch,
         device=args.device,
         rounds=args.rounds,
@@ -132,7 +133,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     config = _experiment(args.config, args.set)
     device = resolve_device(config.runtime.device)
-    model = load_model(config.model, args.weights, device)
+    model = load_model(config.model, _weights(args.weights), device)
     out = Path(args.out) if args.out else Path(config.train.out_dir) / config.train.name / "eval"
     metrics = Evaluator.from_config(config, device, boxes=args.boxes).evaluate(model, out, draw=args.draw)
     summary = metrics.pop("summary", None)
@@ -141,11 +142,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _weights(spec: str | None) -> Path | None:
+    """A ``--weights`` argument as a file: a registered name (``hrnet weights list``) is fetched into the cache."""
+    from hrnet.weights import resolve_weights
+
+    return None if spec is None else resolve_weights(spec)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
+    from hrnet.detect import load_detector
     from hrnet.inference import PoseEstimator
     from hrnet.predict import DetectionBoxes, predict_paths
 
     config = _experiment(args.config, args.set)
+    if args.boxes and args.detector:
+        raise ConfigError("give --boxes (boxes from a file) or --detector (boxes found in the images), not both")
+    detector = None
+    if args.detector:
+        detector = load_detector(
+            args.detector,
+            format=args.detector_format,
+            threshold=args.detector_threshold,
+            iou=args.detector_iou,
+            input_size=_input_size(args.detector_size) if args.detector_size else None,
+        )
     estimator = PoseEstimator.from_config(
         config,
         args.weights,
@@ -153,6 +173,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         backend=args.backend,
         fast=not args.plain,
         compile=args.compile,
+        detector=detector,
     )
     detections = DetectionBoxes(args.boxes, config.test.box_score_threshold) if args.boxes else None
     report = predict_paths(
@@ -165,6 +186,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from hrnet.detect import load_detector
     from hrnet.inference import PoseEstimator
     from hrnet.serve import ServeLimits, serve
 
@@ -175,16 +197,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_batch=args.max_batch,
         batch_window_s=args.batch_window_ms / 1000,
     )
-    detector = None
-    if args.detector:
-        try:
-            from hrnet.detect import load_detector
-        except ImportError:
-            raise ConfigError(
-                f"--detector {args.detector}: this installation has no person detectors (hrnet.detect); "
-                "leave --detector out and send person boxes with each request"
-            ) from None
-        detector = load_detector(args.detector)
+    detector = load_detector(args.detector) if args.detector else None
     config = _experiment(args.config, args.set)
     estimator = PoseEstimator.from_config(
         config, args.weights, device=args.device or config.runtime.device, backend=args.backend
@@ -197,7 +210,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from hrnet.export import export_from_config
 
     config = _experiment(args.config, args.set)
-    path = export_from_config(config, args.weights, args.out, opset=args.opset)
+    path = export_from_config(config, _weights(args.weights), args.out, opset=args.opset)
     print(f"wrote {path} (input 'image' N×3×{config.model.input_size[0]}×{config.model.input_size[1]}, "
           "output 'heatmaps'; checked against ONNX Runtime)")  # fmt: skip
     return 0
@@ -237,6 +250,34 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_weights_list(args: argparse.Namespace) -> int:
+    from hrnet.weights import REGISTRY, cache_dir, cached_path
+
+    print(f"cache: {cache_dir()}  ($HRNET_CACHE to move it)")
+    for kind in ("pose", "detector"):
+        print(f"\n{kind} weights" + (" (--weights NAME)" if kind == "pose" else " (--detector NAME)"))
+        for entry in REGISTRY.values():
+            if entry.kind != kind:
+                continue
+            here = "cached" if cached_path(entry).is_file() else "      "
+            fits = f"; config {entry.config}" if entry.config else ""
+            print(f"  {entry.name:32s} {here}  {entry.about}{fits}; checksum: {entry.verified_by}")
+    return 0
+
+
+def cmd_weights_get(args: argparse.Namespace) -> int:
+    from hrnet.weights import REGISTRY, fetch, verify
+
+    missing = [name for name in args.names if name not in REGISTRY]
+    if missing:
+        raise ConfigError(f"unknown weights name(s) {', '.join(missing)}; `hrnet weights list` shows the known ones")
+    for name in args.names:
+        entry = REGISTRY[name]
+        path = fetch(entry)
+        print(f"{name}: {path} (SHA-256 {verify(path, entry)}; checked against: {entry.verified_by})")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from hrnet.demo import DEMO_CONFIG, run_demo
 
@@ -259,6 +300,9 @@ def _resolve_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     positional word belongs to its inputs (``hrnet predict --config C a.jpg b.jpg``)."""
     if not hasattr(args, "config_option"):
         return
+    if args.config is None and args.config_option is None and len(getattr(args, "inputs", ())) > 1:
+        # argparse gives a lone first word to the list when options follow it (hrnet predict C --weights W a.jpg)
+        args.config = args.inputs.pop(0)
     if args.config_option is not None:
         if args.config is not None:
             if not hasattr(args, "inputs"):
@@ -319,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate weights on the validation split (COCO AP/AR, PCKh for MPII)")
     _add_config(p, "experiment YAML file")
-    p.add_argument("--weights", required=True, help="our .safetensors, or an official / MMPose .pth")
+    p.add_argument("--weights", required=True, help="our .safetensors, an official / MMPose .pth, or a weights name")
     p.add_argument("--boxes", help="COCO detection-results JSON of person boxes (default: ground-truth boxes)")
     p.add_argument("--draw", type=int, default=0, metavar="N", help="also draw N images: prediction | truth")
     p.add_argument("--out", help="output folder (default: <train.out_dir>/<train.name>/eval)")
@@ -330,13 +374,36 @@ def build_parser() -> argparse.ArgumentParser:
         "predict",
         help="keypoints for images, folders and videos",
         description="Top-down pose estimation on your own files. Person boxes come from --boxes (a COCO "
-        "detection-results JSON matched by image file name or id); without it every image (and every video "
-        "frame) is taken as ONE person box covering the whole frame.",
+        "detection-results JSON matched by image file name or id) or from a person detector (--detector); with "
+        "neither, the default, every image (and every video frame) is taken as ONE person box covering the whole "
+        "frame.",
     )
     _add_config(p, "experiment YAML file or model preset")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of images/videos, video files")
-    p.add_argument("--weights", required=True, help="our .safetensors, an official/MMPose .pth, or an .onnx")
+    p.add_argument(
+        "--weights", required=True, help="our .safetensors, an official/MMPose .pth, an .onnx, or a weights name"
+    )
     p.add_argument("--boxes", help="COCO detection-results JSON (default: the whole image is one person)")
+    p.add_argument(
+        "--detector",
+        help="find the persons with: 'hog' (OpenCV's HOG people detector, built in but weak: upright, whole, "
+        "large people only), an .onnx person detector (MMDeploy YOLOX/RTMDet end-to-end, or an ultralytics "
+        "YOLOv8/YOLO11 export), or a detector name from `hrnet weights list` (default: none, the whole image is "
+        "one person)",
+    )
+    p.add_argument(
+        "--detector-format",
+        choices=("yolox", "rtmdet", "ultralytics"),
+        help="the ONNX detector's layout and preprocessing (default: recognised from its outputs)",
+    )
+    p.add_argument(
+        "--detector-threshold",
+        type=float,
+        help="keep detections scoring at least this (default: the detector's own: 0.3 MMDeploy, 0.25 "
+        "ultralytics, 0.5 hog)",
+    )
+    p.add_argument("--detector-iou", type=float, help="NMS IoU threshold for detections (default 0.7; hog 0.5)")
+    p.add_argument("--detector-size", metavar="HxW", help="input size of an ONNX detector with a dynamic input")
     p.add_argument("--out", default="predictions", help="output folder (default: ./predictions)")
     p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: the config's runtime.device, 'auto')")
@@ -356,7 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config(p, "experiment YAML file or model preset")
     p.add_argument("--weights", required=True, help="our .safetensors, an official/MMPose .pth, or an .onnx")
-    p.add_argument("--detector", help="person detector for requests without boxes (see hrnet.detect)")
+    p.add_argument(
+        "--detector",
+        help="person detector for requests without boxes: 'hog', an .onnx detector or a name from `hrnet weights "
+        "list` (default: none, the whole image is one person)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
@@ -394,6 +465,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_data_show)
 
+    weights = sub.add_parser(
+        "weights",
+        help="public pose and person-detector weights by name: list them, download them into the cache",
+        description="Files go to $HRNET_CACHE or ~/.cache/hrnet, verified against the published checksum where one "
+        "is published, resumed when a download was cut off. Any command's --weights NAME / --detector NAME "
+        "downloads on first use.",
+    )
+    weights_sub = weights.add_subparsers(dest="weights_command", required=True)
+    p = weights_sub.add_parser("list", help="the known names, what they are, and which are cached")
+    p.set_defaults(func=cmd_weights_list)
+    p = weights_sub.add_parser("get", help="download (or check) files into the cache")
+    p.add_argument("names", nargs="+", metavar="NAME", help="names from `hrnet weights list`")
+    p.set_defaults(func=cmd_weights_get)
+
     p = sub.add_parser(
         "convert",
         help="convert another implementation's checkpoint: DIR/model.safetensors + DIR/config.yaml",
@@ -407,10 +492,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line → arguments, with ``args.config`` resolved (usage errors exit with status 2)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # Inputs may come before, between and after options (argparse takes a list of positionals only once).
+        if not hasattr(args, "inputs") or any(word.startswith("-") for word in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.inputs += extra
     _resolve_config(parser, args)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
     )

@@ -37,13 +37,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from importlib import resources
-from typing import Any, Protocol
+from typing import Any
 
 import cv2
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from hrnet.detect import Detector
 from hrnet.errors import ConfigError, DataError
 from hrnet.fileio import json_text
 from hrnet.inference import PersonPose, PoseEstimator
@@ -67,22 +68,6 @@ PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; "
     "script-src 'self' 'unsafe-inline'; connect-src 'self'; font-src 'none'; object-src 'none'",
 }
-
-
-class Detections(Protocol):
-    """Person detections in one image: ``boxes`` (N, 4) ``(x, y, w, h)`` image pixels, ``scores`` (N,)."""
-
-    @property
-    def boxes(self) -> np.ndarray: ...
-
-    @property
-    def scores(self) -> np.ndarray: ...
-
-
-class Detector(Protocol):
-    """A person detector (``hrnet.detect.load_detector``): an (H, W, 3) uint8 BGR image → its persons."""
-
-    def __call__(self, image_bgr: np.ndarray) -> Detections: ...
 
 
 @dataclass(frozen=True)
@@ -574,7 +559,8 @@ def create_app(
     limits: ServeLimits | None = None,
     model_name: str = "",
 ) -> FastAPI:
-    """The FastAPI application serving ``estimator`` (and ``detector`` for person boxes), see the module doc.
+    """The FastAPI application serving ``estimator`` (and ``detector``, by default the estimator's own, for
+    person boxes), see the module doc.
 
     ``model_name`` is what ``/v1/model`` calls the network (e.g. the config given to ``hrnet serve``). The
     worker thread starts with the app (or the first request) and stops when the app shuts down.
@@ -582,6 +568,8 @@ def create_app(
     if FastAPI is None:
         raise ConfigError(_NEEDS_EXTRA)
     limits = limits or ServeLimits()
+    if detector is None:
+        detector = estimator.detector
     batcher = PoseBatcher(estimator, limits.max_batch or estimator.test.batch_size, limits.batch_window_s)
     detector_lock = threading.Lock()  # a detector need not be thread-safe
     info = model_info(estimator, model_name)
@@ -656,6 +644,8 @@ def create_app(
         decoded = time.perf_counter()
         if boxes is None and detector is not None:
             boxes, box_scores = await run_in_threadpool(_detect, detector, detector_lock, bgr, limits.max_boxes)
+        elif boxes is None:  # explicit, so that an estimator's own detector never runs on the worker
+            boxes = np.array([[0.0, 0.0, bgr.shape[1], bgr.shape[0]]])
         detected = time.perf_counter()
         persons, batch = await asyncio.wrap_future(batcher.submit(bgr, boxes, box_scores))
         posed = time.perf_counter()
