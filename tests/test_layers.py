@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "draw": 6,
     "predict": 6,
     "video": 6,
+    "serve": 6,
     "demo": 7,
     "cli": 8,
     "__main__": 9,

@@ -1,4 +1,5 @@
-"""The ``hrnet`` command: ``demo | train | eval | predict | export | info | bench | draw | data | convert | weights``.
+"""The ``hrnet`` command: ``demo | train | eval | predict | serve | export | info | bench | draw | data | convert |
+weights``.
 
 Each subcommand parses its arguments here and calls one function of the package; errors of our own types are
 printed as one clear line (no traceback) with exit status 2. The commands that run a network first turn on the
@@ -205,6 +206,27 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for path, reason in report.failed:
         print(f"failed: {path}: {reason}", file=sys.stderr)
     return 1 if report.failed else 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from hrnet.detect import load_detector
+    from hrnet.inference import PoseEstimator
+    from hrnet.serve import ServeLimits, serve
+
+    limits = ServeLimits(
+        max_upload_bytes=round(args.max_upload_mb * 2**20),
+        max_pixels=round(args.max_megapixels * 1e6),
+        max_boxes=args.max_boxes,
+        max_batch=args.max_batch,
+        batch_window_s=args.batch_window_ms / 1000,
+    )
+    detector = load_detector(args.detector) if args.detector else None
+    config = _experiment(args.config, args.set)
+    estimator = PoseEstimator.from_config(
+        config, args.weights, device=args.device or config.runtime.device, backend=args.backend
+    )
+    serve(estimator, detector, host=args.host, port=args.port, limits=limits, model_name=args.config)
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -451,6 +473,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_predict, runs_network=True)
+
+    p = sub.add_parser(
+        "serve",
+        help="an HTTP pose service (POST /v1/pose) with a page to try it at /",
+        description="Serves POST /v1/pose (an image, optional person boxes → COCO keypoint results or, with "
+        "?draw=1, the drawn JPEG), GET /v1/model, GET /healthz, the API docs at /docs and a page at / to drop a "
+        "photo on. Requests that arrive together share a forward pass. Needs the 'serve' extra.",
+    )
+    _add_config(p, "experiment YAML file or model preset")
+    p.add_argument("--weights", required=True, help="our .safetensors, an official/MMPose .pth, or an .onnx")
+    p.add_argument(
+        "--detector",
+        help="person detector for requests without boxes: 'hog', an .onnx detector or a name from `hrnet weights "
+        "list` (default: none, the whole image is one person)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: the config's runtime.device, 'auto')")
+    p.add_argument("--max-batch", type=int, help="persons a forward pass (default: the config's test.batch_size)")
+    p.add_argument("--batch-window-ms", type=float, default=5.0, help="wait for more requests to batch (default 5)")
+    p.add_argument("--max-upload-mb", type=float, default=20.0, help="request body limit (default 20 MiB)")
+    p.add_argument("--max-megapixels", type=float, default=40.0, help="image size limit (default 40 M pixels)")
+    p.add_argument("--max-boxes", type=int, default=100, help="person boxes a request (default 100)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    p.set_defaults(func=cmd_serve, runs_network=True)
 
     p = sub.add_parser("export", help="export to ONNX (dynamic batch), verified against ONNX Runtime")
     _add_config(p, "experiment YAML file or model preset")

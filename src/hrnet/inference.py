@@ -153,16 +153,18 @@ class PoseEstimator:
         if backend == "onnxruntime":
             from hrnet.models.onnx import OnnxRunner
 
-            runner = OnnxRunner(weights)
+            runner = OnnxRunner(weights, input_size=config.model.input_size, num_keypoints=config.model.num_keypoints)
             return cls(
                 _numpy_model(runner), codec, keypoint_set, config.test, channel_order=channel_order, detector=detector
             )
         if backend != "torch":
             raise ConfigError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
         from hrnet.models.checkpoint import load_model
+        from hrnet.models.complexity import check_memory
 
         torch_device = resolve_device(device)
         module = load_model(config.model, weights, torch_device)
+        check_memory(module, config.model, config.test.batch_size, torch_device, training=False, what="test.batch_size")
         if fast:
             from hrnet.models.fuse import prepare_for_inference
 
