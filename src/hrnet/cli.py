@@ -490,7 +490,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
-    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
+    p.add_argument(
+        "--backend", choices=("torch", "onnxruntime"), default="torch", help="PyTorch, or ONNX Runtime for an .onnx"
+    )
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: the config's runtime.device, 'auto')")
     p.add_argument("--max-batch", type=int, help="persons a forward pass (default: the config's test.batch_size)")
     p.add_argument("--batch-window-ms", type=float, default=5.0, help="wait for more requests to batch (default 5)")
