@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "metrics": 4,
     "visualize": 4,
     "inference": 5,
+    "precision": 5,
     "engine": 6,
     "export": 6,
     "speed": 6,

@@ -10,7 +10,7 @@ Nothing here changes process-wide state; for the CPU speed of ``hrnet predict``,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,9 +24,7 @@ from hrnet.data.images import read_image
 from hrnet.errors import ConfigError, DataError
 from hrnet.keypoints import BUILTIN, KeypointSet, get_keypoint_set
 from hrnet.metrics.nms import rescore
-from hrnet.runtime import resolve_device
-
-HeatmapFn = Callable[[torch.Tensor], torch.Tensor]
+from hrnet.precision import HeatmapFn, heatmap_model
 
 
 def predict_keypoints(
@@ -108,6 +106,7 @@ class PoseEstimator:
         fast: bool = True,
         compile: bool = False,
         keypoint_set: KeypointSet | None = None,
+        precision: str = "fp32",
     ) -> PoseEstimator:
         """An estimator for an experiment config (or its YAML path) and weights.
 
@@ -118,6 +117,9 @@ class PoseEstimator:
         it (about 1.07× more on a CPU; the first call of each batch size compiles for 10-15 s and needs a C++
         compiler). ``keypoint_set`` is needed when the config builds its set from annotation files
         (``data.keypoint_set: from_annotations``).
+
+        ``precision``: "fp32"; "bf16" (the fast path in bfloat16, heatmaps decoded in fp32); "int8" (``weights``
+        an ONNX file from ``hrnet export --precision int8``, run by ONNX Runtime). See ``hrnet.precision``.
         """
         if not isinstance(config, ExperimentConfig):
             config = load_config(config)
@@ -128,22 +130,10 @@ class PoseEstimator:
                 f"predicts {config.model.num_keypoints}"
             )
         codec = codec_from_config(config.model, config.data)
-        if backend == "onnxruntime":
-            from hrnet.models.onnx import OnnxRunner
-
-            runner = OnnxRunner(weights)
-            return cls(_numpy_model(runner), codec, keypoint_set, config.test)
-        if backend != "torch":
-            raise ConfigError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
-        from hrnet.models.checkpoint import load_model
-
-        torch_device = resolve_device(device)
-        module = load_model(config.model, weights, torch_device)
-        if fast:
-            from hrnet.models.fuse import prepare_for_inference
-
-            module = prepare_for_inference(module, channels_last=True, compile=compile)
-        return cls(module, codec, keypoint_set, config.test, device=torch_device)
+        model, torch_device = heatmap_model(
+            config.model, weights, precision, device=device, backend=backend, fast=fast, compile=compile
+        )
+        return cls(model, codec, keypoint_set, config.test, device=torch_device)
 
     def __call__(
         self,
@@ -233,10 +223,3 @@ def _rgb(image: np.ndarray) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise DataError(f"expected an (H, W, 3) RGB uint8 image, got {image.shape} {image.dtype}")
     return image
-
-
-def _numpy_model(runner: Callable[[np.ndarray], np.ndarray]) -> HeatmapFn:
-    def run(images: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(runner(images.cpu().numpy()))
-
-    return run
