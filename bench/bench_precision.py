@@ -1,7 +1,8 @@
 """Precision study: fp32 vs bf16 vs int8 — accuracy on the demo's validation set, speed of HRNet-W32 256×192.
 
 Run: ``.venv/bin/python bench/bench_precision.py`` after ``make demo`` (the trained demo run in ``runs/demo``; other
-run folders with ``--run``). Writes ``bench/results/precision.md`` and ``.json``. About 15 minutes on 2 cores.
+run folders with ``--run``). Writes ``bench/results/precision.md`` and ``.json`` (``--part accuracy`` or ``speed``
+alone: ``precision_accuracy`` / ``precision_speed``). About 15 minutes on 2 idle cores.
 
 Accuracy: the demo network (``RUN/best.safetensors``) on its validation split, evaluated in one process by every
 precision with the same crops, flip test and DARK decoding: COCO AP of each, and each one's keypoints against
@@ -88,12 +89,14 @@ def accuracy(run: Path, overrides: list[str], crops: int) -> dict[str, Any]:
     }
 
 
-def speed(batches: list[int], rounds: int, seconds: float) -> list[dict[str, Any]]:
+def speed(batches: list[int], rounds: int, seconds: float, emulated_bf16_batches: list[int]) -> list[dict[str, Any]]:
+    """Each batch's precisions timed with their own peak; bf16 only at ``emulated_bf16_batches`` on a CPU without
+    native bf16 (emulated, a W32 batch of 16 takes minutes there and says nothing that batch 1 does not)."""
     out = []
+    native_bf16 = cpu_support().bf16
     for batch in batches:
-        result = measure_precisions(
-            model_preset("w32"), ["fp32", "bf16", "int8"], batch=batch, rounds=rounds, seconds=seconds
-        )
+        precisions = ["fp32", "bf16", "int8"] if native_bf16 or batch in emulated_bf16_batches else ["fp32", "int8"]
+        result = measure_precisions(model_preset("w32"), precisions, batch=batch, rounds=rounds, seconds=seconds)
         for row in result.rows:
             out.append({
                 "batch": batch,
@@ -117,6 +120,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--crops", type=int, default=320, help="int8 calibration crops")
+    parser.add_argument(
+        "--emulated-bf16-batches",
+        default="1",
+        help="batch sizes at which bf16 is timed on a CPU without native bf16 (comma-separated; default 1)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))  # ONNX Runtime's threads (hrnet.models.onnx)
@@ -127,7 +135,8 @@ def main() -> None:
     if args.part in ("all", "accuracy"):
         report["accuracy"] = accuracy(Path(args.run), args.set, args.crops)
     if args.part in ("all", "speed"):
-        report["speed"] = speed([1, 16], args.rounds, args.seconds)
+        emulated = [int(b) for b in args.emulated_bf16_batches.split(",") if b.strip()]
+        report["speed"] = speed([1, 16], args.rounds, args.seconds, emulated)
     report["load_average_1min_before_after"] = [load_before, os.getloadavg()[0]]
     report["wall_seconds"] = time.perf_counter() - started
     lines = ["# Precision: fp32, bf16, int8", f"CPU: {support.describe()}. {args.threads} threads.", ""]
@@ -163,14 +172,20 @@ def main() -> None:
                 for r in rows
             ],
             "",
-            f"Each batch size's figures are medians of {args.rounds} interleaved rounds with its own peak measurement.",
+            f"Each batch size's figures are medians of {args.rounds} interleaved rounds with its own peak measurement."
+            + (
+                ""
+                if support.bf16
+                else " This CPU has no native bf16: bf16 was timed only at batch "
+                f"{args.emulated_bf16_batches} (emulated)."
+            ),
         ]
     load_after = report["load_average_1min_before_after"][1]
     lines.append(
         f"Load average (1 min) before / after: {load_before:.2f} / {load_after:.2f} (other jobs shared the CPU: "
         f"only ratios within one run mean anything); run time {report['wall_seconds'] / 60:.1f} min."
     )
-    write_results("precision", report, lines)
+    write_results("precision" if args.part == "all" else f"precision_{args.part}", report, lines)
 
 
 if __name__ == "__main__":

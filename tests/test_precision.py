@@ -179,6 +179,34 @@ def test_broken_calibration_is_caught(synthetic_experiment, tmp_path):
     assert not (tmp_path / "broken.onnx").exists()
 
 
+def test_cli_export_eval_and_bench_in_int8(synthetic_experiment, tmp_path, capsys):
+    from hrnet.cli import main
+    from hrnet.config import dump_config
+
+    config_path = tmp_path / "tiny.yaml"
+    config_path.write_text(dump_config(synthetic_experiment))
+    onnx = tmp_path / "int8.onnx"
+    export = ["export", "--config", str(config_path), "--weights", str(TRAINED), "--out", str(onnx)]
+    assert main([*export, "--precision", "int8", "--calibration", str(config_path), "--calibration-crops", "32"]) == 0
+    assert "int8 (calibrated" in capsys.readouterr().out
+    assert onnx_metadata(onnx)[META_CALIBRATION_SIZE] == "32"
+    out = tmp_path / "eval"
+    assert main(["eval", str(config_path), "--weights", str(onnx), "--precision", "int8", "--out", str(out)]) == 0
+    assert "Average Precision" in capsys.readouterr().out
+    assert main(["eval", str(config_path), "--weights", str(onnx), "--precision", "bf16"]) == 2
+    assert "holds a int8 network" in capsys.readouterr().err
+    assert main([*export[:-2], "--out", str(tmp_path / "x.onnx"), "--calibration", str(config_path)]) == 2
+    assert "--calibration is for --precision int8" in capsys.readouterr().err
+
+    bench = ["bench", str(config_path), "--batch", "2", "--rounds", "1", "--seconds", "0.01"]
+    assert main([*bench, "--precision", "fp32,bf16,int8"]) == 0
+    printed = capsys.readouterr().out
+    assert "CPU: " in printed and "fp32 limit: " in printed
+    for name in ("fp32 PyTorch fast path", "bf16 PyTorch fast path", "int8 ONNX Runtime (QDQ)"):
+        assert name in printed and printed.split(name)[1].split("\n")[0].endswith("× fp32 limit")
+    assert main([*bench, "--precision", "fp16"]) == 2
+
+
 def _regenerate(run: Path) -> None:
     """Copy a run's best weights into the golden file, as float16 (half the size; loaded into fp32 exactly)."""
     from safetensors.torch import load_file, save_file
