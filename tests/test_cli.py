@@ -35,6 +35,30 @@ def test_unknown_subcommand_is_a_usage_error():
         main(["fly"])
 
 
+def test_config_is_the_first_argument_of_every_subcommand_or_an_option():
+    parser = cli.build_parser()
+
+    def parse(argv):
+        args = parser.parse_args(argv)
+        cli._resolve_config(parser, args)
+        return args
+
+    args = parse(["predict", "c.yaml", "a.jpg", "b.jpg", "--weights", "w"])
+    assert (args.config, args.inputs) == ("c.yaml", ["a.jpg", "b.jpg"])
+    for argv in (["--config", "c.yaml", "a.jpg", "b.jpg"], ["a.jpg", "b.jpg", "--config", "c.yaml"]):
+        args = parse(["predict", *argv, "--weights", "w"])
+        assert (args.config, sorted(args.inputs)) == ("c.yaml", ["a.jpg", "b.jpg"])
+    commands = [["export", "--out", "o.onnx"], ["info"], ["bench"], ["train"], ["eval", "--weights", "w"]]
+    for command in [*commands, ["data", "show"], ["draw", "--out", "d.svg"]]:
+        assert parse([*command, "c.yaml"]).config == "c.yaml"
+        assert parse([*command, "--config", "c.yaml"]).config == "c.yaml"
+    assert parse(["demo"]).config is None
+    with pytest.raises(SystemExit):
+        parse(["predict", "a.jpg", "--weights", "w"])
+    with pytest.raises(SystemExit):
+        parse(["export", "a.yaml", "--config", "b.yaml"])
+
+
 def test_data_synth_and_show(tmp_path, capsys):
     out = tmp_path / "synth"
     assert main(["data", "synth", "--out", str(out), "--train", "6", "--val", "2", "--seed", "1"]) == 0

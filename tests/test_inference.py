@@ -12,7 +12,7 @@ from hrnet.cli import main
 from hrnet.config import dump_config
 from hrnet.data.images import read_image
 from hrnet.engine.evaluate import Evaluator
-from hrnet.errors import DataError
+from hrnet.errors import ConfigError, DataError
 from hrnet.inference import PoseEstimator
 from hrnet.models.checkpoint import save_weights
 from hrnet.models.hrnet import build_model
@@ -43,7 +43,7 @@ def test_estimator_equals_the_evaluation_road(setup):
     estimator = PoseEstimator.from_config(config, weights, device="cpu", fast=False)
     records = evaluator.split.records
     images = [read_image(r.image_path) for r in records]
-    persons = estimator.predict(images, [np.array([r.box]) for r in records])
+    persons = estimator.predict(images, [np.array([r.box]) for r in records], channel_order="rgb")
     got = np.stack([p[0].keypoints for p in persons])
     np.testing.assert_allclose(got, expected.keypoints, atol=1e-3)
     np.testing.assert_allclose(np.stack([p[0].scores for p in persons]), expected.scores, atol=1e-5)
@@ -52,8 +52,8 @@ def test_estimator_equals_the_evaluation_road(setup):
 def test_persons_of_many_images_batch_like_one_at_a_time(setup, datasets_dir):
     config, _, weights, _ = setup
     estimator = PoseEstimator.from_config(config, weights, device="cpu", fast=False)
-    a = read_image(datasets_dir / "coco" / "000000000785.jpg")
-    b = read_image(datasets_dir / "coco" / "000000040083.jpg")
+    a = cv2.imread(str(datasets_dir / "coco" / "000000000785.jpg"))
+    b = cv2.imread(str(datasets_dir / "coco" / "000000040083.jpg"))
     boxes_a = np.array([[280.0, 44.0, 218.0, 346.0], [10.0, 20.0, 100.0, 200.0]])
     together = estimator.predict([a, b], [boxes_a, None])
     alone = [estimator(a, boxes_a), estimator(b)]
@@ -72,11 +72,30 @@ def test_bad_inputs(setup):
     estimator = PoseEstimator.from_config(config, weights, device="cpu", fast=False)
     with pytest.raises(DataError, match="zero or negative size"):
         estimator(np.zeros((50, 50, 3), np.uint8), np.array([[0, 0, 0, 10]]))
-    with pytest.raises(DataError, match="RGB uint8"):
+    with pytest.raises(DataError, match=r"\(H, W, 3\) BGR uint8"):
         estimator(np.zeros((50, 50, 3), np.float32))
     with pytest.raises(DataError, match="2 boxes but 1 box scores"):
         estimator(np.zeros((50, 50, 3), np.uint8), np.ones((2, 4)), np.ones(1))
     assert estimator(np.zeros((50, 50, 3), np.uint8), np.zeros((0, 4))) == []
+
+
+def test_channel_order_is_explicit(setup, datasets_dir):
+    """Arrays are BGR by default (cv2.imread's order, as MMPose/rtmlib/ultralytics take them); "rgb" on request;
+    a file path decodes the same whatever the order. The wrong order does move keypoints, hence the choice."""
+    config, _, weights, _ = setup
+    path = datasets_dir / "coco" / "000000000785.jpg"
+    box = np.array([[280.0, 44.0, 218.0, 346.0]])
+    bgr = cv2.imread(str(path))
+    estimator = PoseEstimator.from_config(config, weights, device="cpu", fast=False)
+    from_file = estimator(path, box)[0].keypoints
+    np.testing.assert_array_equal(estimator(bgr, box)[0].keypoints, from_file)
+    np.testing.assert_array_equal(estimator(bgr[..., ::-1], box, channel_order="rgb")[0].keypoints, from_file)
+    as_rgb = PoseEstimator.from_config(config, weights, device="cpu", fast=False, channel_order="rgb")
+    np.testing.assert_array_equal(as_rgb(bgr[..., ::-1], box)[0].keypoints, from_file)
+    np.testing.assert_array_equal(as_rgb(path, box)[0].keypoints, from_file)
+    assert np.abs(as_rgb(bgr, box)[0].keypoints - from_file).max() > 0
+    with pytest.raises(ConfigError, match="channel_order must be one of"):
+        estimator(bgr, box, channel_order="BGR")
 
 
 def test_detection_boxes_match_by_id_and_name(tmp_path, datasets_dir):
@@ -103,7 +122,7 @@ def test_predict_cli_images_folders_videos_and_failures(setup, datasets_dir, tmp
     broken.write_bytes(b"not an image")
     out = tmp_path / "out"
     status = main([
-        "predict", "--config", str(config_path), "--weights", str(weights), "--plain", "--out", str(out),
+        "predict", str(config_path), "--weights", str(weights), "--plain", "--out", str(out),
         "--boxes", str(datasets_dir / "coco" / "test_coco_det_AP_H_56.json"),
         str(datasets_dir / "coco"), str(video), str(broken),
     ])  # fmt: skip
@@ -124,7 +143,7 @@ def test_predict_cli_images_folders_videos_and_failures(setup, datasets_dir, tmp
 def test_onnxruntime_backend_gives_the_torch_keypoints(setup, datasets_dir, tmp_path, capsys):
     config, config_path, weights, _ = setup
     onnx = tmp_path / "tiny.onnx"
-    assert main(["export", "--config", str(config_path), "--weights", str(weights), "--out", str(onnx)]) == 0
+    assert main(["export", str(config_path), "--weights", str(weights), "--out", str(onnx)]) == 0
     assert "checked against ONNX Runtime" in capsys.readouterr().out
     reference = PoseEstimator.from_config(config, weights, device="cpu", fast=True)
     other = PoseEstimator.from_config(config, onnx, backend="onnxruntime")
@@ -141,7 +160,7 @@ def _assert_same_person_and_cli_runs(reference, other, datasets_dir, tmp_path, c
     np.testing.assert_allclose(got.keypoints, expected.keypoints, atol=0.05)
     np.testing.assert_allclose(got.scores, expected.scores, atol=1e-4)
     out = tmp_path / "out"
-    args = ["predict", "--config", str(config_path), "--weights", str(weights), option, "--no-draw"]
+    args = ["predict", str(config_path), "--weights", str(weights), option, "--no-draw"]
     assert main([*args, "--out", str(out), str(path)]) == 0
     assert (out / "000000040083.json").is_file()
 

@@ -165,6 +165,18 @@ def test_trained_network_keypoints_in_each_precision(synthetic_experiment, tmp_p
         heatmap_model(config.model, onnx, "fp32", backend="onnxruntime")
 
 
+def test_pose_estimator_runs_bf16(synthetic_experiment):
+    from hrnet.data.sources import load_split
+    from hrnet.inference import PoseEstimator
+
+    config = synthetic_experiment
+    record = load_split(config.data, "val", config.model.num_keypoints).records[0]
+    fp32 = PoseEstimator.from_config(config, TRAINED)(record.image_path, [record.box])[0]
+    bf16 = PoseEstimator.from_config(config, TRAINED, precision="bf16")(record.image_path, [record.box])[0]
+    assert np.abs(bf16.keypoints - fp32.keypoints).max() <= TOLERANCE["bf16"][1]
+    assert np.abs(bf16.scores - fp32.scores).max() <= 0.02  # bf16 keeps about 2-3 significant digits
+
+
 def test_broken_calibration_is_caught(synthetic_experiment, tmp_path):
     """Ranges calibrated on inputs of the wrong scale clip every real crop: the export's check refuses the file."""
     from hrnet.export import calibration_batches, export_int8
@@ -186,7 +198,7 @@ def test_cli_export_eval_and_bench_in_int8(synthetic_experiment, tmp_path, capsy
     config_path = tmp_path / "tiny.yaml"
     config_path.write_text(dump_config(synthetic_experiment))
     onnx = tmp_path / "int8.onnx"
-    export = ["export", "--config", str(config_path), "--weights", str(TRAINED), "--out", str(onnx)]
+    export = ["export", str(config_path), "--weights", str(TRAINED), "--out", str(onnx)]
     assert main([*export, "--precision", "int8", "--calibration", str(config_path), "--calibration-crops", "32"]) == 0
     assert "int8 (calibrated" in capsys.readouterr().out
     assert onnx_metadata(onnx)[META_CALIBRATION_SIZE] == "32"

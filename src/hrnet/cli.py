@@ -273,18 +273,40 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_config(p: argparse.ArgumentParser, help: str, *, required: bool = True) -> None:
+    """The config as the first positional argument of a subcommand, and as ``--config`` (the same)."""
+    p.add_argument("config", nargs="?", metavar="CONFIG", help=help)
+    p.add_argument("--config", dest="config_option", metavar="CONFIG", help="the same as CONFIG, as an option")
+    p.set_defaults(config_required=required)
+
+
+def _resolve_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """One ``args.config`` from the positional CONFIG or ``--config``; with ``--config``, a subcommand's first
+    positional word belongs to its inputs (``hrnet predict --config C a.jpg b.jpg``)."""
+    if not hasattr(args, "config_option"):
+        return
+    if args.config_option is not None:
+        if args.config is not None:
+            if not hasattr(args, "inputs"):
+                parser.error(f"{args.command}: two configs given ({args.config} and --config {args.config_option})")
+            args.inputs.insert(0, args.config)
+        args.config = args.config_option
+    elif args.config is None and args.config_required:
+        parser.error(f"{args.command}: give the config (an experiment YAML file or a model preset) first")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hrnet", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="synthetic data → train a small HRNet → evaluate → pictures (runs/demo/)")
-    p.add_argument("--config", help="demo experiment (default: configs/demo.yaml)")
+    _add_config(p, "demo experiment (default: configs/demo.yaml)", required=False)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_demo, runs_network=True)
 
     p = sub.add_parser("info", help="parameters, multiply-adds, sizes and branch widths of a network")
-    p.add_argument("config", help=f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")
+    _add_config(p, f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")
     p.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), help="count at this input size")
     p.add_argument("--layers", action="store_true", help="also list every block: output shape, parameters, MACs")
     p.add_argument("--batch", type=int, default=1, help="batch size of the --layers shapes and counts (default 1)")
@@ -297,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="The picture is made from the network that would run: it is built on the meta device and "
         "run once with hooks for the shapes, parameters and multiply-adds.",
     )
-    p.add_argument("config", help=f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")
+    _add_config(p, f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")
     p.add_argument("--out", required=True, help="the picture to write: .svg, .png or .pdf")
     p.add_argument("--input", metavar="HxW", help="input size, e.g. 256x192 (default: the config's)")
     p.add_argument("--detail", metavar="stageN[.M]", help="draw exchange module M (default 1) of stage N instead")
@@ -305,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_draw)
 
     p = sub.add_parser("bench", help="images/s of a network here: plain, fast path, ONNX Runtime")
-    p.add_argument("config", help=f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")
+    _add_config(p, f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")
     p.add_argument("--weights", help="weights to load (the speed does not depend on them)")
     p.add_argument("--batch", type=int, default=16, help="persons a forward pass (default 16)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 (default: a GPU if there is one)")
@@ -321,13 +343,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench, runs_network=True)
 
     p = sub.add_parser("train", help="train a network (torchrun --nproc_per_node=N -m hrnet train ... for DDP)")
-    p.add_argument("config", help="experiment YAML file (or a model preset with the default COCO recipe)")
+    _add_config(p, "experiment YAML file (or a model preset with the default COCO recipe)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last.safetensors")
     p.set_defaults(func=cmd_train, runs_network=True)
 
     p = sub.add_parser("eval", help="evaluate weights on the validation split (COCO AP/AR, PCKh for MPII)")
-    p.add_argument("config", help="experiment YAML file")
+    _add_config(p, "experiment YAML file")
     p.add_argument("--weights", required=True, help="our .safetensors, or an official / MMPose .pth")
     p.add_argument("--boxes", help="COCO detection-results JSON of person boxes (default: ground-truth boxes)")
     p.add_argument("--draw", type=int, default=0, metavar="N", help="also draw N images: prediction | truth")
@@ -343,8 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
         "detection-results JSON matched by image file name or id); without it every image (and every video "
         "frame) is taken as ONE person box covering the whole frame.",
     )
-    p.add_argument("inputs", nargs="+", help="image files, folders of images/videos, video files")
-    p.add_argument("--config", required=True, help="experiment YAML file or model preset")
+    _add_config(p, "experiment YAML file or model preset")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of images/videos, video files")
     p.add_argument("--weights", required=True, help="our .safetensors, an official/MMPose .pth, or an .onnx")
     p.add_argument("--boxes", help="COCO detection-results JSON (default: the whole image is one person)")
     p.add_argument("--out", default="predictions", help="output folder (default: ./predictions)")
@@ -359,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict, runs_network=True)
 
     p = sub.add_parser("export", help="export to ONNX (dynamic batch), verified against ONNX Runtime")
-    p.add_argument("--config", required=True, help="experiment YAML file or model preset")
+    _add_config(p, "experiment YAML file or model preset")
     p.add_argument("--weights", help="weights to export (default: random initialisation)")
     p.add_argument("--out", required=True, help="the .onnx file to write")
     p.add_argument("--opset", type=int, default=17)
@@ -378,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_data_synth)
     p = data_sub.add_parser("show", help="draw augmented samples with their skeletons and heatmaps")
-    p.add_argument("config", help="experiment YAML file")
+    _add_config(p, "experiment YAML file")
     p.add_argument("--split", choices=("train", "val"), default="train")
     p.add_argument("-n", type=int, default=16, help="how many samples (default 16)")
     p.add_argument("--out", default="samples.png", help="output picture (default samples.png)")
@@ -402,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _resolve_config(parser, args)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
     )

@@ -78,6 +78,11 @@ class PoseEstimator:
     ``estimator(image, boxes)`` returns one ``PersonPose`` per box; ``boxes=None`` means the whole image is one
     person box (for a photo cropped around one person). ``estimator.predict(images, boxes)`` batches the persons
     of many images together.
+
+    Image arrays are read in ``channel_order``: "bgr" by default, as ``cv2.imread`` and video frames from OpenCV
+    come (and as MMPose, rtmlib and ultralytics take them); pass ``channel_order="rgb"`` for arrays from Pillow,
+    imageio or matplotlib. A wrong order does not fail, it moves keypoints (the network saw RGB in training), so
+    the order is a named choice. Image files are decoded correctly whatever the setting.
     """
 
     def __init__(
@@ -88,12 +93,14 @@ class PoseEstimator:
         test: TestConfig,
         *,
         device: torch.device | str = "cpu",
+        channel_order: str = "bgr",
     ):
         self.model = model
         self.codec = codec
         self.keypoint_set = keypoint_set
         self.test = test
         self.device = torch.device(device)
+        self.channel_order = _check_channel_order(channel_order)
 
     @classmethod
     def from_config(
@@ -107,6 +114,7 @@ class PoseEstimator:
         compile: bool = False,
         keypoint_set: KeypointSet | None = None,
         precision: str = "fp32",
+        channel_order: str = "bgr",
     ) -> PoseEstimator:
         """An estimator for an experiment config (or its YAML path) and weights.
 
@@ -116,7 +124,8 @@ class PoseEstimator:
         (``models.fuse.prepare_for_inference``; same outputs within 1e-4); ``compile`` adds ``torch.compile`` to
         it (about 1.07× more on a CPU; the first call of each batch size compiles for 10-15 s and needs a C++
         compiler). ``keypoint_set`` is needed when the config builds its set from annotation files
-        (``data.keypoint_set: from_annotations``).
+        (``data.keypoint_set: from_annotations``). ``channel_order``: how image arrays are laid out, "bgr"
+        (default, OpenCV's) or "rgb".
 
         ``precision``: "fp32"; "bf16" (the fast path in bfloat16, heatmaps decoded in fp32); "int8" (``weights``
         an ONNX file from ``hrnet export --precision int8``, run by ONNX Runtime). See ``hrnet.precision``.
@@ -133,31 +142,37 @@ class PoseEstimator:
         model, torch_device = heatmap_model(
             config.model, weights, precision, device=device, backend=backend, fast=fast, compile=compile
         )
-        return cls(model, codec, keypoint_set, config.test, device=torch_device)
+        return cls(model, codec, keypoint_set, config.test, device=torch_device, channel_order=channel_order)
 
     def __call__(
         self,
         image: npt.ArrayLike | str | Path,
         boxes: npt.ArrayLike | None = None,
         box_scores: npt.ArrayLike | None = None,
+        *,
+        channel_order: str | None = None,
     ) -> list[PersonPose]:
         """Persons of one image.
 
         Args:
-            image: (H, W, 3) RGB uint8 array, or an image file.
+            image: (H, W, 3) uint8 array in ``channel_order`` (grey (H, W) too), or an image file.
             boxes: (P, 4) person boxes (x, y, w, h) in pixels; None: the whole image is one person box.
             box_scores: (P,) detector scores for the person scores (default 1).
+            channel_order: "bgr" or "rgb" for this call (default: the estimator's ``channel_order``).
         """
-        return self.predict([image], [boxes], [box_scores])[0]
+        return self.predict([image], [boxes], [box_scores], channel_order=channel_order)[0]
 
     def predict(
         self,
         images: Sequence[npt.ArrayLike | str | Path],
         boxes: Sequence[npt.ArrayLike | None] | None = None,
         box_scores: Sequence[npt.ArrayLike | None] | None = None,
+        *,
+        channel_order: str | None = None,
     ) -> list[list[PersonPose]]:
         """Persons of many images, all persons batched together (``test.batch_size`` crops a forward pass)."""
-        arrays = [read_image(i) if isinstance(i, str | Path) else _rgb(np.asarray(i)) for i in images]
+        order = self.channel_order if channel_order is None else _check_channel_order(channel_order)
+        arrays = [read_image(i) if isinstance(i, str | Path) else _rgb(np.asarray(i), order) for i in images]
         boxes = boxes or [None] * len(arrays)
         box_scores = box_scores or [None] * len(arrays)
         owner, all_boxes, all_scores = [], [], []
@@ -217,9 +232,19 @@ def _keypoint_set(config: ExperimentConfig) -> KeypointSet:
     )
 
 
-def _rgb(image: np.ndarray) -> np.ndarray:
+CHANNEL_ORDERS = ("bgr", "rgb")
+
+
+def _check_channel_order(order: str) -> str:
+    if order not in CHANNEL_ORDERS:
+        raise ConfigError(f"channel_order must be one of {CHANNEL_ORDERS}, got {order!r}")
+    return order
+
+
+def _rgb(image: np.ndarray, order: str) -> np.ndarray:
+    """An image array in ``order`` → (H, W, 3) uint8 RGB, the order the network was trained on."""
     if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=2)
+        return np.repeat(image[..., None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise DataError(f"expected an (H, W, 3) RGB uint8 image, got {image.shape} {image.dtype}")
-    return image
+        raise DataError(f"expected an (H, W, 3) {order.upper()} uint8 image, got {image.shape} {image.dtype}")
+    return np.ascontiguousarray(image[..., ::-1]) if order == "bgr" else image

@@ -177,7 +177,7 @@ def _predict_image(
 ) -> list[Path]:
     image = read_image(path)
     boxes, scores = detections.lookup(path) if detections is not None else (None, None)
-    persons = estimator(image, boxes, scores)
+    persons = estimator(image, boxes, scores, channel_order="rgb")
     image_id: Any = int(path.stem) if path.stem.isdigit() else path.name
     written = _outputs(path, out, draw)
     write_json_atomic(written[0], person_results(persons, image_id))
@@ -205,7 +205,7 @@ def _predict_video(
                 if not ok:
                     break
                 frame = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                persons = estimator(frame)
+                persons = estimator(frame, channel_order="rgb")
                 lines.append(json_text({"frame": i, "persons": person_results(persons, i)}, f"{jsonl}, frame {i}"))
                 if tmp is not None:
                     if writer is None:
