@@ -12,6 +12,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -145,12 +146,13 @@ def peak_fp32_candidates() -> dict[str, Callable[[], object]]:
     fast = FastModel(conv.to(memory_format=torch.channels_last))  # type: ignore[call-overload]
     fns: dict[str, Callable[[], object]] = {"PyTorch channels-last": lambda: fast(x)}
     if _has_onnxruntime():
-        from hrnet.export import OnnxRunner, export_onnx
+        from hrnet.export import OnnxRunner
 
-        with tempfile.TemporaryDirectory() as tmp:
-            runner = OnnxRunner(export_onnx(conv, Path(tmp) / "conv.onnx", (64, 32), fold_bn=False, check=False))
-        x_conv = torch.randn(1, PEAK_CHANNELS, 64, 32).numpy()
-        fns["ONNX Runtime"] = partial(runner, x_conv)
+        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter, as hrnet.export uses
+            torch.onnx.export(conv, (x,), str(Path(tmp) / "conv.onnx"), dynamo=False, input_names=["image"])
+            runner = OnnxRunner(Path(tmp) / "conv.onnx")
+        fns["ONNX Runtime"] = partial(runner, x.numpy())
     return fns
 
 
