@@ -189,7 +189,7 @@ def test_cli_export_eval_and_bench_in_int8(synthetic_experiment, tmp_path, capsy
     onnx = tmp_path / "int8.onnx"
     export = ["export", str(config_path), "--weights", str(TRAINED), "--out", str(onnx)]
     assert main([*export, "--precision", "int8", "--calibration", str(config_path), "--calibration-crops", "16"]) == 0
-    assert "int8 (calibrated" in capsys.readouterr().out
+    assert "int8 (calibrated), checked against the fp32 graph" in capsys.readouterr().out
     assert onnx_metadata(onnx)[META_CALIBRATION_SIZE] == "16"
     out = tmp_path / "eval"
     assert main(["eval", str(config_path), "--weights", str(onnx), "--precision", "int8", "--out", str(out)]) == 0

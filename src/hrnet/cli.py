@@ -223,9 +223,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         calibration_name=args.calibration or args.config,
         calibration_crops=args.calibration_crops,
     )
-    kind = "int8 (calibrated, checked against the fp32 graph)" if args.precision == "int8" else "checked"
+    kind = "int8 (calibrated), checked against the fp32 graph" if args.precision == "int8" else "checked"
     print(f"wrote {path} (input 'image' N×3×{config.model.input_size[0]}×{config.model.input_size[1]}, "
-          f"output 'heatmaps'; {kind} in ONNX Runtime)")  # fmt: skip
+          f"output 'heatmaps'; {kind} against ONNX Runtime)")  # fmt: skip
     return 0
 
 
