@@ -36,18 +36,19 @@ def test_unknown_subcommand_is_a_usage_error():
 
 
 def test_config_is_the_first_argument_of_every_subcommand_or_an_option():
-    parser = cli.build_parser()
-
-    def parse(argv):
-        args = parser.parse_args(argv)
-        cli._resolve_config(parser, args)
-        return args
-
+    parse = cli.parse_args
     args = parse(["predict", "c.yaml", "a.jpg", "b.jpg", "--weights", "w"])
     assert (args.config, args.inputs) == ("c.yaml", ["a.jpg", "b.jpg"])
-    for argv in (["--config", "c.yaml", "a.jpg", "b.jpg"], ["a.jpg", "b.jpg", "--config", "c.yaml"]):
-        args = parse(["predict", *argv, "--weights", "w"])
-        assert (args.config, sorted(args.inputs)) == ("c.yaml", ["a.jpg", "b.jpg"])
+    # inputs before, between and after options; --config anywhere
+    for argv in (
+        ["c.yaml", "--weights", "w", "a.jpg", "b.jpg"],
+        ["c.yaml", "a.jpg", "--weights", "w", "b.jpg"],
+        ["--config", "c.yaml", "a.jpg", "b.jpg", "--weights", "w"],
+        ["a.jpg", "b.jpg", "--weights", "w", "--config", "c.yaml"],
+        ["a.jpg", "--config", "c.yaml", "--weights", "w", "b.jpg"],
+    ):
+        args = parse(["predict", *argv])
+        assert (args.config, args.inputs, args.weights) == ("c.yaml", ["a.jpg", "b.jpg"], "w"), argv
     commands = [["export", "--out", "o.onnx"], ["info"], ["bench"], ["train"], ["eval", "--weights", "w"]]
     for command in [*commands, ["data", "show"], ["draw", "--out", "d.svg"]]:
         assert parse([*command, "c.yaml"]).config == "c.yaml"
@@ -57,6 +58,8 @@ def test_config_is_the_first_argument_of_every_subcommand_or_an_option():
         parse(["predict", "a.jpg", "--weights", "w"])
     with pytest.raises(SystemExit):
         parse(["export", "a.yaml", "--config", "b.yaml"])
+    with pytest.raises(SystemExit):
+        parse(["export", "a.yaml", "b.yaml"])
 
 
 def test_data_synth_and_show(tmp_path, capsys):

@@ -1,6 +1,7 @@
 """The typed config: YAML in, every key and type checked, invariants enforced, --set overrides."""
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,48 @@ def test_presets_and_stage_invariants():
     stages[0] = dataclasses.replace(stages[0], num_modules=2)
     with pytest.raises(ConfigError, match="stage 1 is a single stack"):
         ModelConfig(stages=tuple(stages))
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf", ".NaN", "nan", "inf", "1e999"])
+@pytest.mark.parametrize("key", ["train.lr", "data.sigma", "test.oks_threshold", "data.sigmas"])
+def test_non_finite_numbers_are_refused(value, key, tmp_path):
+    override = f"{key}=[{value}]" if key == "data.sigmas" else f"{key}={value}"
+    with pytest.raises(ConfigError, match=re.escape(key) + r"(\.0)?: expected a finite number"):
+        load_config(None, [override])
+    path = tmp_path / "x.yaml"
+    section, name = key.split(".")
+    path.write_text(f"{section}:\n  {name}: {'[' + value + ']' if name == 'sigmas' else value}\n")
+    with pytest.raises(ConfigError, match=r"x\.yaml: .*expected a finite number"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 2**64])
+def test_seed_must_fit_every_generator(seed):
+    with pytest.raises(ConfigError, match=r"seed must be in \[0, 2\*\*32 - 1\]"):
+        load_config(None, [f"train.seed={seed}"])
+    assert load_config(None, [f"train.seed={2**32 - 1}"]).train.seed == 2**32 - 1
+
+
+def test_non_utf8_and_deeply_nested_yaml(tmp_path):
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("train:\n  name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin\.yaml: not UTF-8 text .*byte 0xe9 at position 18.*save it as UTF-8"):
+        load_config(latin)
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("train: " + "[" * 5_000 + "]" * 5_000 + "\n")
+    with pytest.raises(ConfigError, match=r"deep\.yaml: .*nested too deeply"):
+        load_config(deep)
+    with pytest.raises(ConfigError, match=r"--set .*nested too deeply"):
+        load_config(None, ["train.name=" + "[" * 5_000 + "]" * 5_000])
+
+
+def test_size_mismatch_setting():
+    assert ExperimentConfig().data.size_mismatch == "error"
+    assert load_config(None, ["data.size_mismatch=warn"]).data.size_mismatch == "warn"
+    with pytest.raises(ConfigError, match=r"size_mismatch must be one of \['error', 'warn'\], got 'ignore'"):
+        load_config(None, ["data.size_mismatch=ignore"])
+
+
+def test_a_stage_without_its_required_keys_names_them():
+    with pytest.raises(ConfigError, match=r"model\.stages\.1: missing 'model\.stages\.1\.num_modules', "):
+        load_config(None, ["model.stages.1={}"])

@@ -109,3 +109,29 @@ def test_export_never_replaces_its_weights(tmp_path):
     with pytest.raises(ConfigError, match="is the weights file being exported"):
         export_from_config(config, weights, weights)
     assert weights.read_bytes() == before
+
+
+def test_onnx_input_size_and_keypoints_must_match_the_config(tmp_path):
+    import dataclasses
+
+    from hrnet.config import ExperimentConfig
+    from hrnet.inference import PoseEstimator
+
+    model = build_model(tiny_model_config())
+    path = export_onnx(model, tmp_path / "tiny.onnx", (64, 64), check=False)
+    config = ExperimentConfig(model=dataclasses.replace(tiny_model_config(), input_size=(96, 64)))
+    with pytest.raises(
+        ConfigError,
+        match=r"tiny\.onnx: the ONNX model takes 64 × 64 crops .* model\.input_size is "
+        r"96 × 64",
+    ):
+        PoseEstimator.from_config(config, path, backend="onnxruntime")
+    config = ExperimentConfig(model=tiny_model_config(num_keypoints=14), data=ExperimentConfig().data)
+    with pytest.raises(
+        ConfigError,
+        match=r"tiny\.onnx: the ONNX model predicts 17 keypoints but the config's "
+        r"model\.num_keypoints is 14",
+    ):
+        OnnxRunner(path, input_size=(64, 64), num_keypoints=14)
+    runner = OnnxRunner(path, input_size=(64, 64), num_keypoints=17)  # a matching config is accepted
+    assert runner(np.zeros((2, 3, 64, 64), np.float32)).shape == (2, 17, 16, 16)

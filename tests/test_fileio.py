@@ -75,3 +75,10 @@ def test_importing_the_package_changes_no_process_state():
         "assert hrnet.runtime._state is None, 'keep_freed_memory ran on import'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_deeply_nested_json_is_a_data_error(tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(DataError, match=r"deep\.json: the annotation file is nested too deeply \(over \d+ levels\)"):
+        read_json(path, "annotation file")

@@ -10,6 +10,7 @@ Sources of the constants checked here:
 """
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -144,9 +145,7 @@ def test_from_coco_category_builds_a_new_set_for_unknown_names():
     [
         ({"keypoints": []}, r"cat\.json: category 1 has no list of keypoint names"),
         ({"keypoints": "nose"}, r"cat\.json: category 1 has no list of keypoint names"),
-        ({"skeleton": [[0, 1]]}, r"cat\.json: skeleton link \[0, 1\] is not a pair of 1-based keypoint indices"),
-        ({"skeleton": [[1, 18]]}, r"cat\.json: skeleton link \[1, 18\] is not a pair .* ≤ 17"),
-        ({"skeleton": [[1, 2, 3]]}, r"cat\.json: skeleton link \[1, 2, 3\] is not a pair"),
+        ({"skeleton": "1-2"}, r"cat\.json: category 1: skeleton must be a list"),
     ],
 )
 def test_bad_category(datasets_dir, change, message):
@@ -169,3 +168,15 @@ def test_get_keypoint_set():
     assert get_keypoint_set("mpii16") is MPII16
     with pytest.raises(DataError, match=r"unknown keypoint set 'coco18'; built-in sets are \['aic14', 'coco17'"):
         get_keypoint_set("coco18")
+
+
+def test_links_outside_the_keypoints_are_dropped_with_a_warning(caplog):
+    links = [[1, 2], [0, 1], [2, 4], [1, 2, 3], [2, 3]]
+    cat = {"id": 3, "name": "toy", "keypoints": ["a", "b", "c"], "skeleton": links}
+    with caplog.at_level(logging.WARNING, logger="hrnet.keypoints"):
+        made = from_coco_category(cat, source="cat.json")
+    assert made.skeleton == ((0, 1), (1, 2))
+    assert (
+        "cat.json: dropped 3 skeleton links that are not pairs of 1-based keypoint indices ≤ 3: [0, 1], [2, 4], "
+        "[1, 2, 3]" in caplog.text
+    )

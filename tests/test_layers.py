@@ -12,6 +12,7 @@ LAYERS: dict[str, int] = {
     "errors": 0,
     "runtime": 0,
     "fileio": 1,
+    "weights": 1,  # the registry and cache of named weights files: below everything that loads weights
     "config": 1,
     "tf_port_pipeline": 1,  # the TF port's pure data-side functions, below the crop that uses them
     "keypoints": 2,
@@ -23,11 +24,15 @@ LAYERS: dict[str, int] = {
     "visualize": 4,
     "inference": 5,
     "precision": 5,
+    "detect": 5,  # person detectors, beside the estimator that uses them
+    "track": 5,
     "engine": 6,
     "export": 6,
     "speed": 6,
     "draw": 6,
     "predict": 6,
+    "video": 6,
+    "serve": 6,
     "demo": 7,
     "cli": 8,
     "__main__": 9,

@@ -14,6 +14,7 @@ import torch
 
 from hrnet import runtime
 from hrnet.cli import main
+from hrnet.errors import ConfigError
 from hrnet.runtime import resolve_device
 
 glibc_only = pytest.mark.skipif(
@@ -66,12 +67,26 @@ def test_freed_buffers_are_reused_unless_switched_off():
 def test_resolve_device(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_device("auto") == torch.device("cpu") and resolve_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     assert resolve_device("cuda:1") == torch.device("cuda", 1)
     monkeypatch.setenv("LOCAL_RANK", "3")  # torchrun's: with 4 GPUs, "cuda" and "auto" pick the process's own
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     assert resolve_device("cuda") == torch.device("cuda", 3)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_device("auto") == torch.device("cuda", 3)
+
+
+def test_devices_that_are_not_there_are_config_errors(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for name in ("cuda", "cuda:0"):
+        with pytest.raises(ConfigError, match=rf"device {name!r}: CUDA is not available .*runtime\.device=cpu"):
+            resolve_device(name)
+    for name in ("tpu", "gpu", "cuda:x", ""):
+        with pytest.raises(ConfigError, match=rf"runtime\.device {name!r}: not a device; use \"auto\", \"cpu\""):
+            resolve_device(name)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(ConfigError, match=r"runtime\.device 'cuda:2': this machine has 2 GPUs \(cuda:0 to cuda:1\)"):
+        resolve_device("cuda:2")
 
 
 def test_only_commands_that_run_a_network_change_the_allocator(monkeypatch, tmp_path):

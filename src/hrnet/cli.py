@@ -1,4 +1,5 @@
-"""The ``hrnet`` command: ``demo | train | eval | predict | export | info | bench | draw | data | convert``.
+"""The ``hrnet`` command: ``demo | train | eval | predict | serve | export | info | bench | draw | data | convert |
+weights``.
 
 Each subcommand parses its arguments here and calls one function of the package; errors of our own types are
 printed as one clear line (no traceback) with exit status 2. The commands that run a network first turn on the
@@ -106,7 +107,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return _bench_precisions(args, model_cfg)
     rows = measure_inference(
         model_cfg,
-        args.weights,
+        _weights(args.weights),
         batch=args.batch,
         device=args.device,
         rounds=args.rounds,
@@ -165,10 +166,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     config = _experiment(args.config, args.set)
     # fp32 evaluates the network as trained (BatchNorm unfolded), as the official test does.
-    backend = "onnxruntime" if args.weights.lower().endswith(".onnx") else "torch"
+    weights = _weights(args.weights)
+    assert weights is not None  # --weights is required
+    backend = "onnxruntime" if str(weights).lower().endswith(".onnx") else "torch"
     model, device = heatmap_model(
         config.model,
-        args.weights,
+        weights,
         args.precision,
         device=config.runtime.device,
         backend=backend,
@@ -182,11 +185,32 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _weights(spec: str | None) -> Path | None:
+    """A ``--weights`` argument as a file: a registered name (``hrnet weights list``) is fetched into the cache."""
+    from hrnet.weights import resolve_weights
+
+    return None if spec is None else resolve_weights(spec)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
+    from hrnet.detect import load_detector
     from hrnet.inference import PoseEstimator
     from hrnet.predict import DetectionBoxes, predict_paths
+    from hrnet.track import OneEuroSettings
+    from hrnet.video import VideoOptions
 
     config = _experiment(args.config, args.set)
+    if args.boxes and args.detector:
+        raise ConfigError("give --boxes (boxes from a file) or --detector (boxes found in the images), not both")
+    detector = None
+    if args.detector:
+        detector = load_detector(
+            args.detector,
+            format=args.detector_format,
+            threshold=args.detector_threshold,
+            iou=args.detector_iou,
+            input_size=_input_size(args.detector_size) if args.detector_size else None,
+        )
     estimator = PoseEstimator.from_config(
         config,
         args.weights,
@@ -195,15 +219,51 @@ def cmd_predict(args: argparse.Namespace) -> int:
         fast=not args.plain,
         compile=args.compile,
         precision=args.precision,
+        detector=detector,
     )
     detections = DetectionBoxes(args.boxes, config.test.box_score_threshold) if args.boxes else None
+    video = VideoOptions(
+        detect_every=args.detect_every,
+        track_by=args.track_by,
+        track_threshold=args.track_threshold,
+        max_missed=args.max_missed,
+        keypoint_threshold=args.threshold,
+        smooth=OneEuroSettings(min_cutoff=args.smooth_cutoff, beta=args.smooth_beta) if args.smooth else None,
+    )
     report = predict_paths(
-        estimator, args.inputs, args.out, detections=detections, threshold=args.threshold, draw=not args.no_draw
+        estimator,
+        args.inputs,
+        args.out,
+        detections=detections,
+        video=video,
+        threshold=args.threshold,
+        draw=not args.no_draw,
     )
     print(f"wrote {len(report.written)} files to {args.out}")
     for path, reason in report.failed:
         print(f"failed: {path}: {reason}", file=sys.stderr)
     return 1 if report.failed else 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from hrnet.detect import load_detector
+    from hrnet.inference import PoseEstimator
+    from hrnet.serve import ServeLimits, serve
+
+    limits = ServeLimits(
+        max_upload_bytes=round(args.max_upload_mb * 2**20),
+        max_pixels=round(args.max_megapixels * 1e6),
+        max_boxes=args.max_boxes,
+        max_batch=args.max_batch,
+        batch_window_s=args.batch_window_ms / 1000,
+    )
+    detector = load_detector(args.detector) if args.detector else None
+    config = _experiment(args.config, args.set)
+    estimator = PoseEstimator.from_config(
+        config, args.weights, device=args.device or config.runtime.device, backend=args.backend
+    )
+    serve(estimator, detector, host=args.host, port=args.port, limits=limits, model_name=args.config)
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -215,7 +275,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     calibration = _experiment(args.calibration, args.set) if args.calibration else None
     path = export_from_config(
         config,
-        args.weights,
+        _weights(args.weights),
         args.out,
         opset=args.opset,
         precision=args.precision,
@@ -263,6 +323,34 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_weights_list(args: argparse.Namespace) -> int:
+    from hrnet.weights import REGISTRY, cache_dir, cached_path
+
+    print(f"cache: {cache_dir()}  ($HRNET_CACHE to move it)")
+    for kind in ("pose", "detector"):
+        print(f"\n{kind} weights" + (" (--weights NAME)" if kind == "pose" else " (--detector NAME)"))
+        for entry in REGISTRY.values():
+            if entry.kind != kind:
+                continue
+            here = "cached" if cached_path(entry).is_file() else "      "
+            fits = f"; config {entry.config}" if entry.config else ""
+            print(f"  {entry.name:32s} {here}  {entry.about}{fits}; checksum: {entry.verified_by}")
+    return 0
+
+
+def cmd_weights_get(args: argparse.Namespace) -> int:
+    from hrnet.weights import REGISTRY, fetch, verify
+
+    missing = [name for name in args.names if name not in REGISTRY]
+    if missing:
+        raise ConfigError(f"unknown weights name(s) {', '.join(missing)}; `hrnet weights list` shows the known ones")
+    for name in args.names:
+        entry = REGISTRY[name]
+        path = fetch(entry)
+        print(f"{name}: {path} (SHA-256 {verify(path, entry)}; checked against: {entry.verified_by})")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from hrnet.demo import DEMO_CONFIG, run_demo
 
@@ -285,6 +373,9 @@ def _resolve_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     positional word belongs to its inputs (``hrnet predict --config C a.jpg b.jpg``)."""
     if not hasattr(args, "config_option"):
         return
+    if args.config is None and args.config_option is None and len(getattr(args, "inputs", ())) > 1:
+        # argparse gives a lone first word to the list when options follow it (hrnet predict C --weights W a.jpg)
+        args.config = args.inputs.pop(0)
     if args.config_option is not None:
         if args.config is not None:
             if not hasattr(args, "inputs"):
@@ -350,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate weights on the validation split (COCO AP/AR, PCKh for MPII)")
     _add_config(p, "experiment YAML file")
-    p.add_argument("--weights", required=True, help="our .safetensors, or an official / MMPose .pth")
+    p.add_argument("--weights", required=True, help="our .safetensors, an official / MMPose .pth, or a weights name")
     p.add_argument("--boxes", help="COCO detection-results JSON of person boxes (default: ground-truth boxes)")
     p.add_argument("--draw", type=int, default=0, metavar="N", help="also draw N images: prediction | truth")
     p.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32", help=PRECISION_HELP)
@@ -360,15 +451,44 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "predict",
-        help="keypoints for images, folders and videos",
+        help="keypoints for images, folders, videos, webcams and streams",
         description="Top-down pose estimation on your own files. Person boxes come from --boxes (a COCO "
-        "detection-results JSON matched by image file name or id); without it every image (and every video "
-        "frame) is taken as ONE person box covering the whole frame.",
+        "detection-results JSON matched by image file name or id) or from a person detector (--detector); with "
+        "neither, the default, every image (and every video frame) is taken as ONE person box covering the whole "
+        "frame. Videos give <stem>.jsonl (a line per frame, every person with a track_id) and <stem>.mp4 (H.264, "
+        "plays in browsers).",
     )
     _add_config(p, "experiment YAML file or model preset")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of images/videos, video files")
-    p.add_argument("--weights", required=True, help="our .safetensors, an official/MMPose .pth, or an .onnx")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="image files, folders of images/videos, video files, a webcam index (0), stream URLs",
+    )
+    p.add_argument(
+        "--weights", required=True, help="our .safetensors, an official/MMPose .pth, an .onnx, or a weights name"
+    )
     p.add_argument("--boxes", help="COCO detection-results JSON (default: the whole image is one person)")
+    p.add_argument(
+        "--detector",
+        help="find the persons with: 'hog' (OpenCV's HOG people detector, built in but weak: upright, whole, "
+        "large people only), an .onnx person detector (MMDeploy YOLOX/RTMDet end-to-end, or an ultralytics "
+        "YOLOv8/YOLO11 export), or a detector name from `hrnet weights list` (default: none, the whole image is "
+        "one person)",
+    )
+    p.add_argument(
+        "--detector-format",
+        choices=("yolox", "rtmdet", "ultralytics"),
+        help="the ONNX detector's layout and preprocessing (default: recognised from its outputs)",
+    )
+    p.add_argument(
+        "--detector-threshold",
+        type=float,
+        help="keep detections scoring at least this (default: the detector's own: 0.3 MMDeploy, 0.25 "
+        "ultralytics, 0.5 hog)",
+    )
+    p.add_argument("--detector-iou", type=float, help="NMS IoU threshold for detections (default 0.7; hog 0.5)")
+    p.add_argument("--detector-size", metavar="HxW", help="input size of an ONNX detector with a dynamic input")
     p.add_argument("--out", default="predictions", help="output folder (default: ./predictions)")
     p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: the config's runtime.device, 'auto')")
@@ -377,8 +497,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plain", action="store_true", help="run the model as is (no BatchNorm folding)")
     p.add_argument("--compile", action="store_true", help="torch.compile the fast path (worth it for long runs)")
     p.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32", help=PRECISION_HELP)
+    video = p.add_argument_group("video", "how persons are found and followed through the frames of a video")
+    video.add_argument(
+        "--detect-every",
+        type=int,
+        default=1,
+        metavar="N",
+        help="find persons every N-th frame (default 1: all); in between each person's box comes from its "
+        "keypoints in the frame before",
+    )
+    video.add_argument(
+        "--track-by", choices=("iou", "oks"), default="iou", help="match persons to tracks by box IoU or keypoint OKS"
+    )
+    video.add_argument("--track-threshold", type=float, default=0.3, help="least IoU/OKS to keep a track's id")
+    video.add_argument(
+        "--max-missed", type=int, default=10, metavar="M", help="retire a track's id after M frames unseen (default 10)"
+    )
+    video.add_argument("--smooth", action="store_true", help="One-Euro smoothing of each track's keypoints")
+    video.add_argument(
+        "--smooth-cutoff", type=float, default=1.0, metavar="HZ", help="One-Euro cut-off at rest (lower: steadier)"
+    )
+    video.add_argument(
+        "--smooth-beta", type=float, default=0.02, help="One-Euro speed coefficient (higher: less lag when moving)"
+    )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_predict, runs_network=True)
+
+    p = sub.add_parser(
+        "serve",
+        help="an HTTP pose service (POST /v1/pose) with a page to try it at /",
+        description="Serves POST /v1/pose (an image, optional person boxes → COCO keypoint results or, with "
+        "?draw=1, the drawn JPEG), GET /v1/model, GET /healthz, the API docs at /docs and a page at / to drop a "
+        "photo on. Requests that arrive together share a forward pass. Needs the 'serve' extra.",
+    )
+    _add_config(p, "experiment YAML file or model preset")
+    p.add_argument("--weights", required=True, help="our .safetensors, an official/MMPose .pth, or an .onnx")
+    p.add_argument(
+        "--detector",
+        help="person detector for requests without boxes: 'hog', an .onnx detector or a name from `hrnet weights "
+        "list` (default: none, the whole image is one person)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: the config's runtime.device, 'auto')")
+    p.add_argument("--max-batch", type=int, help="persons a forward pass (default: the config's test.batch_size)")
+    p.add_argument("--batch-window-ms", type=float, default=5.0, help="wait for more requests to batch (default 5)")
+    p.add_argument("--max-upload-mb", type=float, default=20.0, help="request body limit (default 20 MiB)")
+    p.add_argument("--max-megapixels", type=float, default=40.0, help="image size limit (default 40 M pixels)")
+    p.add_argument("--max-boxes", type=int, default=100, help="person boxes a request (default 100)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    p.set_defaults(func=cmd_serve, runs_network=True)
 
     p = sub.add_parser("export", help="export to ONNX (dynamic batch), verified against ONNX Runtime")
     _add_config(p, "experiment YAML file or model preset")
@@ -408,6 +577,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_data_show)
 
+    weights = sub.add_parser(
+        "weights",
+        help="public pose and person-detector weights by name: list them, download them into the cache",
+        description="Files go to $HRNET_CACHE or ~/.cache/hrnet, verified against the published checksum where one "
+        "is published, resumed when a download was cut off. Any command's --weights NAME / --detector NAME "
+        "downloads on first use.",
+    )
+    weights_sub = weights.add_subparsers(dest="weights_command", required=True)
+    p = weights_sub.add_parser("list", help="the known names, what they are, and which are cached")
+    p.set_defaults(func=cmd_weights_list)
+    p = weights_sub.add_parser("get", help="download (or check) files into the cache")
+    p.add_argument("names", nargs="+", metavar="NAME", help="names from `hrnet weights list`")
+    p.set_defaults(func=cmd_weights_get)
+
     p = sub.add_parser(
         "convert",
         help="convert another implementation's checkpoint: DIR/model.safetensors + DIR/config.yaml",
@@ -421,10 +604,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line → arguments, with ``args.config`` resolved (usage errors exit with status 2)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # Inputs may come before, between and after options (argparse takes a list of positionals only once).
+        if not hasattr(args, "inputs") or any(word.startswith("-") for word in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.inputs += extra
     _resolve_config(parser, args)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
     )

@@ -8,9 +8,11 @@ every value's type and the invariants (``len(num_channels) == num_branches``), a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import itertools
+import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -30,6 +32,7 @@ TARGETS = ("gaussian", "udp", "tf_port")  # hrnet.codec.HeatmapCodec kinds
 DECODE_METHODS = ("argmax", "dark", "tf_port")
 CROPS = ("affine", "stretch")  # hrnet.crop.Crop geometries a config picks (UDP's follows from data.target)
 PIXELS = ("imagenet", "unit")  # how crop pixels become network input
+SIZE_MISMATCH = ("error", "warn")  # hrnet.data.dataset.TopDownDataset: an image file of another size than declared
 EXTRA_METRICS = ("", "tf_port")  # scored beside the data format's own metric
 LOSSES = ("mse", "ohkm", "sum_squared")  # hrnet.engine.loss.HeatmapLoss kinds
 OPTIMIZERS = ("adam", "sgd")
@@ -42,6 +45,7 @@ MOVED_KEYS = {
     "model.pretrained": "train.pretrained",
 }
 BATCH_NORM_MODES = ("running", "batch")  # ModelConfig.batch_norm: which statistics BatchNorm uses at test time
+MAX_SEED = 2**32 - 1  # the largest seed every generator a run seeds accepts
 
 
 @dataclass(frozen=True)
@@ -183,12 +187,16 @@ class DataConfig:
     target: str = "gaussian"  # heatmap target: "gaussian" (official), "udp" (Huang et al. 2020), "tf_port"
     sigma: float = 2.0  # official SIGMA: Gaussian std in heatmap pixels
     skip_bad_images: bool = True  # in training, skip and count unreadable images; False makes them an error
+    # An image whose file is not the width × height its annotation gives (boxes were clipped to the declared size):
+    # "error" stops with the image named; "warn" logs it once and crops from the file's own pixels.
+    size_mismatch: str = "error"
 
     def __post_init__(self) -> None:
         _check_choice("format", self.format, DATA_FORMATS)
         _check_choice("target", self.target, TARGETS)
         _check_choice("crop", self.crop, CROPS)
         _check_choice("pixels", self.pixels, PIXELS)
+        _check_choice("size_mismatch", self.size_mismatch, SIZE_MISMATCH)
         augmented = self.flip or self.scale_factor or self.rotation_factor or self.half_body_prob >= 0
         if self.crop == "stretch" and augmented:
             raise ConfigError(
@@ -249,6 +257,8 @@ class TrainConfig:
             raise ConfigError("grad_clip, checkpoint_every and max_steps_per_epoch must be ≥ 0")
         if self.val_every < 1 or self.ohkm_topk < 1:
             raise ConfigError("val_every and ohkm_topk must be ≥ 1")
+        if not 0 <= self.seed <= MAX_SEED:  # NumPy's legacy seeding and DataLoader workers take 32 bits
+            raise ConfigError(f"seed must be in [0, 2**32 - 1], got {self.seed}")
 
 
 @dataclass(frozen=True)
@@ -337,6 +347,13 @@ def from_dict(cls: type[T], data: Mapping[str, Any], path: str = "") -> T:
             hint = f"; did you mean {_join(path, near[0])!r}?" if near else f"; valid keys: {sorted(fields)}"
             raise ConfigError(f"unknown config key {dotted!r}{hint}")
         kwargs[key] = _convert(hints[key], value, dotted)
+    required = [
+        f.name
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in kwargs
+    ]
+    if required:
+        raise ConfigError(f"{path or 'config'}: missing {', '.join(repr(_join(path, k)) for k in required)}")
     try:
         return cls(**kwargs)
     except ConfigError as err:
@@ -373,13 +390,14 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         return value
     if tp is float:
         if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
+            with contextlib.suppress(ValueError):
+                value = float(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{path}: expected a number, got {value!r}")
-        return float(value)
+        number = float(value)
+        if not math.isfinite(number):  # YAML's .nan / .inf: no setting means anything with them
+            raise ConfigError(f"{path}: expected a finite number, got {value!r}")
+        return number
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{path}: expected a string, got {value!r}")
@@ -409,6 +427,8 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
             value = yaml.safe_load(raw)
         except yaml.YAMLError as err:
             raise ConfigError(f"--set {item!r}: the value is not valid YAML ({err})") from None
+        except RecursionError:
+            raise ConfigError(f"--set {key}: the value is nested too deeply to be a setting") from None
         node: Any = data
         parts = key.split(".")
         for i, part in enumerate(parts):
@@ -442,10 +462,16 @@ def load_config(
             text = path.read_text(encoding="utf-8")
         except OSError as err:
             raise ConfigError(f"{path}: cannot read the config ({err.strerror})") from None
+        except UnicodeDecodeError as err:
+            raise ConfigError(
+                f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at position {err.start}); save it as UTF-8"
+            ) from None
         try:
             loaded = yaml.safe_load(text) or {}
         except yaml.YAMLError as err:
             raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: not a config: its YAML is nested too deeply") from None
         if not isinstance(loaded, dict):
             raise ConfigError(
                 f"{path}: the top level must be a mapping of sections (model, data, train, test, runtime)"

@@ -27,3 +27,7 @@ class TrainingError(HrnetError):
 
 class ExportError(HrnetError):
     """An exported graph does not reproduce the PyTorch network."""
+
+
+class DownloadError(HrnetError):
+    """A named weights file cannot be downloaded or fails its checksum (``hrnet.weights``)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -86,3 +87,9 @@ def read_json(path: str | Path, what: str = "JSON file") -> Any:
         ) from None
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: the {what} is not UTF-8 JSON ({err.reason})") from None
+    except RecursionError:
+        # Python's parser recurses once per level of nesting; no annotation format nests more than a few.
+        raise DataError(
+            f"{path}: the {what} is nested too deeply (over {sys.getrecursionlimit()} levels) to be one; check "
+            "that it is the right file"
+        ) from None

@@ -21,6 +21,7 @@ import torch
 from hrnet.codec import HeatmapCodec, codec_from_config, merge_flip
 from hrnet.config import ExperimentConfig, TestConfig, load_config
 from hrnet.data.images import read_image
+from hrnet.detect import Detector, load_detector
 from hrnet.errors import ConfigError, DataError
 from hrnet.keypoints import BUILTIN, KeypointSet, get_keypoint_set
 from hrnet.metrics.nms import rescore
@@ -75,9 +76,10 @@ class PersonPose:
 class PoseEstimator:
     """Keypoints for the persons in images, from a network (PyTorch module or ONNX Runtime session).
 
-    ``estimator(image, boxes)`` returns one ``PersonPose`` per box; ``boxes=None`` means the whole image is one
-    person box (for a photo cropped around one person). ``estimator.predict(images, boxes)`` batches the persons
-    of many images together.
+    ``estimator(image, boxes)`` returns one ``PersonPose`` per box. ``boxes=None`` asks the ``detector`` for the
+    person boxes (their detector scores become the box scores; an image where it finds nobody has no persons);
+    without a detector it means the whole image is one person box (for a photo cropped around one person).
+    ``estimator.predict(images, boxes)`` batches the persons of many images together.
 
     Image arrays are read in ``channel_order``: "bgr" by default, as ``cv2.imread`` and video frames from OpenCV
     come (and as MMPose, rtmlib and ultralytics take them); pass ``channel_order="rgb"`` for arrays from Pillow,
@@ -93,9 +95,11 @@ class PoseEstimator:
         test: TestConfig,
         *,
         device: torch.device | str = "cpu",
+        detector: Detector | None = None,
         channel_order: str = "bgr",
     ):
         self.model = model
+        self.detector = detector
         self.codec = codec
         self.keypoint_set = keypoint_set
         self.test = test
@@ -114,6 +118,7 @@ class PoseEstimator:
         compile: bool = False,
         keypoint_set: KeypointSet | None = None,
         precision: str = "fp32",
+        detector: Detector | str | None = None,
         channel_order: str = "bgr",
     ) -> PoseEstimator:
         """An estimator for an experiment config (or its YAML path) and weights.
@@ -124,12 +129,20 @@ class PoseEstimator:
         (``models.fuse.prepare_for_inference``; same outputs within 1e-4); ``compile`` adds ``torch.compile`` to
         it (about 1.07× more on a CPU; the first call of each batch size compiles for 10-15 s and needs a C++
         compiler). ``keypoint_set`` is needed when the config builds its set from annotation files
-        (``data.keypoint_set: from_annotations``). ``channel_order``: how image arrays are laid out, "bgr"
+        (``data.keypoint_set: from_annotations``). ``weights`` may also be a registered name (``hrnet weights
+        list``), downloaded into the cache on first use. ``detector``: a detector, or a spec for
+        ``hrnet.detect.load_detector`` ("hog", an ``.onnx`` file, a registered detector name); None keeps the
+        whole image as the person box. ``channel_order``: how image arrays are laid out, "bgr"
         (default, OpenCV's) or "rgb".
 
         ``precision``: "fp32"; "bf16" (the fast path in bfloat16, heatmaps decoded in fp32); "int8" (``weights``
         an ONNX file from ``hrnet export --precision int8``, run by ONNX Runtime). See ``hrnet.precision``.
         """
+        from hrnet.weights import resolve_weights
+
+        weights = resolve_weights(weights)
+        if isinstance(detector, str | Path):
+            detector = load_detector(detector)
         if not isinstance(config, ExperimentConfig):
             config = load_config(config)
         keypoint_set = keypoint_set or _keypoint_set(config)
@@ -140,9 +153,18 @@ class PoseEstimator:
             )
         codec = codec_from_config(config.model, config.data)
         model, torch_device = heatmap_model(
-            config.model, weights, precision, device=device, backend=backend, fast=fast, compile=compile
+            config.model,
+            weights,
+            precision,
+            device=device,
+            backend=backend,
+            fast=fast,
+            compile=compile,
+            batch_size=config.test.batch_size,
         )
-        return cls(model, codec, keypoint_set, config.test, device=torch_device, channel_order=channel_order)
+        return cls(
+            model, codec, keypoint_set, config.test, device=torch_device, channel_order=channel_order, detector=detector
+        )
 
     def __call__(
         self,
@@ -156,8 +178,9 @@ class PoseEstimator:
 
         Args:
             image: (H, W, 3) uint8 array in ``channel_order`` (grey (H, W) too), or an image file.
-            boxes: (P, 4) person boxes (x, y, w, h) in pixels; None: the whole image is one person box.
-            box_scores: (P,) detector scores for the person scores (default 1).
+            boxes: (P, 4) person boxes (x, y, w, h) in pixels; None: the detector's boxes, or without a detector
+                the whole image as one person box.
+            box_scores: (P,) detector scores for the person scores (default 1; with detected boxes, theirs).
             channel_order: "bgr" or "rgb" for this call (default: the estimator's ``channel_order``).
         """
         return self.predict([image], [boxes], [box_scores], channel_order=channel_order)[0]
@@ -178,6 +201,9 @@ class PoseEstimator:
         owner, all_boxes, all_scores = [], [], []
         for i, (image, b, s) in enumerate(zip(arrays, boxes, box_scores, strict=True)):
             height, width = image.shape[:2]
+            if b is None and self.detector is not None:
+                found = self.detector(np.ascontiguousarray(image[..., ::-1]))  # detectors read BGR
+                b, s = found.boxes, found.scores if s is None else s
             b = np.array([[0.0, 0.0, width, height]]) if b is None else np.asarray(b, dtype=np.float64).reshape(-1, 4)
             s = np.ones(len(b)) if s is None else np.asarray(s, dtype=np.float64).reshape(-1)
             if len(s) != len(b):

@@ -7,11 +7,14 @@ depends on "which keypoint is which" reads it from a ``KeypointSet``; nothing ha
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from hrnet.errors import DataError
+
+log = logging.getLogger(__name__)
 
 # OKS sigmas default for keypoints a COCO-format category does not describe. 0.025 is COCO's value for the
 # nose and eyes, its strictest: an unknown point is never scored more leniently than a face point.
@@ -200,11 +203,24 @@ def from_coco_category(
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise DataError(f"{source}: category {category.get('id')!r} has no list of keypoint names")
     k = len(names)
+    links = category.get("skeleton") or []
+    if not isinstance(links, list):
+        raise DataError(f"{source}: category {category.get('id')!r}: skeleton must be a list of [a, b] links")
     skeleton = []
-    for link in category.get("skeleton") or []:
-        if len(link) != 2 or not all(isinstance(v, int) and 1 <= v <= k for v in link):
-            raise DataError(f"{source}: skeleton link {link} is not a pair of 1-based keypoint indices ≤ {k}")
-        skeleton.append((link[0] - 1, link[1] - 1))
+    invalid = []
+    for link in links:
+        valid = isinstance(link, list | tuple) and len(link) == 2
+        if valid and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= k for v in link):
+            skeleton.append((link[0] - 1, link[1] - 1))
+        else:
+            invalid.append(link)
+    if invalid:
+        # CrowdPose's own file carries COCO's 17-keypoint skeleton for its 14 keypoints: the links only draw
+        # pictures, so the ones that cannot be drawn are left out rather than the file refused.
+        log.warning(
+            "%s: dropped %d skeleton links that are not pairs of 1-based keypoint indices ≤ %d: %s",
+            source, len(invalid), k, ", ".join(str(link) for link in invalid),
+        )  # fmt: skip
     if sigmas is not None and len(sigmas) != k:
         raise DataError(f"{source}: {len(sigmas)} sigmas given for {k} keypoints")
     normalised = tuple(re.sub(r"[\s\-]+", "_", n.strip().lower()) for n in names)

@@ -242,6 +242,7 @@ def heatmap_model(
     backend: str = "torch",
     fast: bool = True,
     compile: bool = False,
+    batch_size: int | None = None,
 ) -> tuple[HeatmapFn, torch.device]:
     """The network that turns (N, 3, H, W) float32 crops into (N, K, h, w) float32 heatmaps in ``precision``,
     and the device its inputs go to.
@@ -250,6 +251,7 @@ def heatmap_model(
     bf16: the PyTorch fast path in bfloat16 (``prepare_bf16``). int8: ``weights`` must be an ONNX file written by
     ``hrnet export --precision int8``, run by ONNX Runtime on the CPU. A precision that this CPU runs slowly is
     logged once (``precision_notice``); a file whose recorded precision differs from ``precision`` is refused.
+    ``batch_size``: check that a forward pass of that many crops fits in memory (``check_memory``).
     """
     from hrnet.runtime import resolve_device
 
@@ -272,7 +274,7 @@ def heatmap_model(
             log.warning("%s", notice)
         from hrnet.models.onnx import OnnxRunner
 
-        runner = OnnxRunner(weights)
+        runner = OnnxRunner(weights, input_size=config.input_size, num_keypoints=config.num_keypoints)
 
         def run(images: torch.Tensor) -> torch.Tensor:
             return torch.from_numpy(runner(np.asarray(images.float().cpu().numpy())))
@@ -284,6 +286,10 @@ def heatmap_model(
 
     torch_device = resolve_device(str(device))
     module = load_model(config, weights, torch_device)
+    if batch_size is not None:
+        from hrnet.models.complexity import check_memory
+
+        check_memory(module, config, batch_size, torch_device, training=False, what="test.batch_size")
     if precision == "bf16":
         if notice := precision_notice(precision, torch_device):
             log.warning("%s", notice)

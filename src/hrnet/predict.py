@@ -1,34 +1,42 @@
-"""``hrnet predict``: image files, folders and videos → COCO-results JSON and drawings.
+"""``hrnet predict``: image files, folders, videos, webcams and streams → COCO-results JSON and drawings.
 
 Per image ``<stem>.json`` (COCO keypoint results: image_id, category_id, keypoints [x, y, score]×K, score, plus
-the box) and ``<stem>.jpg`` with the skeletons; per video ``<stem>.jsonl`` (one line per frame) and
-``<stem>.mp4``. An input that cannot be read is reported by name and skipped; the others complete.
+the box) and ``<stem>.jpg`` with the skeletons; per video ``<stem>.jsonl`` (one line per frame, persons with
+track ids) and ``<stem>.mp4`` (H.264), made by ``hrnet.video``. An input that cannot be read is reported by name
+and skipped; the others complete.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from hrnet.data.images import read_image
 from hrnet.errors import DataError, HrnetError
-from hrnet.fileio import atomic_path, json_text, read_json, write_json_atomic, write_text_atomic
-from hrnet.inference import PersonPose, PoseEstimator
-from hrnet.metrics.coco import keypoint_results
-from hrnet.visualize import draw_poses, write_image
+from hrnet.fileio import read_json, write_json_atomic
+from hrnet.inference import PoseEstimator
+from hrnet.video import (
+    VIDEO_SUFFIXES,
+    Detector,
+    VideoOptions,
+    draw_persons,
+    is_live_source,
+    is_video,
+    person_results,
+    predict_video,
+    video_outputs,
+)
+from hrnet.visualize import write_image
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
 
 @dataclass
@@ -36,13 +44,18 @@ class PredictReport:
     """What a ``predict_paths`` call did."""
 
     written: list[Path] = field(default_factory=list)
-    failed: list[tuple[Path, str]] = field(default_factory=list)
+    failed: list[tuple[Path | str, str]] = field(default_factory=list)
 
 
-def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
-    """Files as given; folders replaced by their images and videos (sorted, not recursive)."""
-    paths: list[Path] = []
-    for item in map(Path, inputs):
+def expand_inputs(inputs: Sequence[str | Path]) -> list[Path | str]:
+    """Files as given; folders replaced by their images and videos (sorted, not recursive); webcam indices
+    (``"0"``) and stream URLs kept as text."""
+    paths: list[Path | str] = []
+    for text in inputs:
+        if is_live_source(text):
+            paths.append(str(text))
+            continue
+        item = Path(text)
         if item.is_dir():
             paths += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
         else:
@@ -80,59 +93,53 @@ class DetectionBoxes:
         return np.zeros((0, 4)), np.zeros(0)
 
 
-def person_results(persons: Sequence[PersonPose], image_id: Any) -> list[dict[str, Any]]:
-    """COCO keypoint results (with the box) for the persons of one image, rounded to what a pixel needs."""
-    if not persons:
-        return []
-    keypoints = np.stack([np.concatenate([p.keypoints, p.scores[:, None]], axis=1) for p in persons])
-    return keypoint_results(
-        [image_id] * len(persons),
-        keypoints.astype(np.float64).round(3),
-        np.array([p.score for p in persons]).round(4),
-        boxes=np.stack([p.box for p in persons]).astype(np.float64).round(2),
-    )
-
-
-def _draw(estimator: PoseEstimator, image: np.ndarray, persons: Sequence[PersonPose], threshold: float) -> np.ndarray:
-    if not persons:
-        return image
-    return draw_poses(
-        image,
-        np.stack([p.keypoints for p in persons]),
-        np.stack([p.scores for p in persons]),
-        estimator.keypoint_set,
-        threshold=threshold,
-        boxes=np.stack([p.box for p in persons]),
-    )
-
-
 def predict_paths(
     estimator: PoseEstimator,
     inputs: Sequence[str | Path],
     out_dir: str | Path,
     *,
     detections: DetectionBoxes | None = None,
+    detector: Detector | None = None,
+    video: VideoOptions | None = None,
     threshold: float = 0.3,
     draw: bool = True,
     progress: bool = True,
 ) -> PredictReport:
-    """Run ``estimator`` on image files, folders and videos; write results and drawings into ``out_dir``.
+    """Run ``estimator`` on image files, folders, videos, webcams (``"0"``) and stream URLs; write results and
+    drawings into ``out_dir``.
 
-    Person boxes come from ``detections`` for images (a frame of a video, or an image with no detection entry,
-    counts as one whole-frame person only when no detection file is given). Keypoints scoring below
-    ``threshold`` are not drawn (they are still in the JSON). Nothing is run or written when an output would
-    replace an input, or two inputs would write the same output (``DataError``).
+    Person boxes come from ``detections`` for images (an image with no detection entry counts as one
+    whole-image person only when no detection file is given). Videos take theirs from ``detector`` as
+    ``video`` says (``hrnet.video.predict_video``; without a detector the whole frame is one person, who still
+    gets a track id). Keypoints scoring below ``threshold`` are not drawn (they are still in the JSON). Nothing
+    is run or written when an output would replace an input, or two inputs would write the same output
+    (``DataError``), or the output folder cannot be made.
     """
     out = Path(out_dir)
     paths = expand_inputs(inputs)
     _check_outputs(paths, out, draw)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(
+            f"{out}: cannot create the output folder ({err.strerror or err}); choose another --out"
+        ) from None
     report = PredictReport()
     for path in tqdm(paths, desc="inputs", unit="file", disable=not progress or len(paths) < 2):
         try:
-            if path.suffix.lower() in VIDEO_SUFFIXES:
-                report.written += _predict_video(estimator, path, out, threshold, draw, progress)
+            if is_video(path):
+                report.written += predict_video(
+                    estimator,
+                    path,
+                    out,
+                    detector=detector,
+                    options=video,
+                    threshold=threshold,
+                    draw=draw,
+                    progress=progress,
+                )
             else:
+                assert isinstance(path, Path)
                 report.written += _predict_image(estimator, path, out, detections, threshold, draw)
         except HrnetError as err:
             log.error("skipped %s: %s", path, err)
@@ -140,17 +147,18 @@ def predict_paths(
     return report
 
 
-def _outputs(path: Path, out: Path, draw: bool) -> list[Path]:
+def _outputs(path: Path | str, out: Path, draw: bool) -> list[Path]:
     """The files an input writes into ``out``: ``<stem>.json`` (+ ``.jpg``); a video ``<stem>.jsonl`` (+ ``.mp4``)."""
-    if path.suffix.lower() in VIDEO_SUFFIXES:
-        return [out / f"{path.stem}.jsonl", *([out / f"{path.stem}.mp4"] if draw else [])]
+    if is_video(path):
+        return video_outputs(path, out, draw)
+    path = Path(path)
     return [out / f"{path.stem}.json", *([out / f"{path.stem}.jpg"] if draw else [])]
 
 
-def _check_outputs(paths: Sequence[Path], out: Path, draw: bool) -> None:
+def _check_outputs(paths: Sequence[Path | str], out: Path, draw: bool) -> None:
     """Refuse, before anything runs, outputs that would replace an input or each other."""
-    inputs = {path.resolve(): path for path in paths}
-    writers: dict[Path, Path] = {}
+    inputs = {path.resolve(): path for path in paths if isinstance(path, Path)}
+    writers: dict[Path, Path | str] = {}
     for path in paths:
         for output in _outputs(path, out, draw):
             target = output.resolve()
@@ -182,42 +190,5 @@ def _predict_image(
     written = _outputs(path, out, draw)
     write_json_atomic(written[0], person_results(persons, image_id))
     if draw:
-        write_image(written[1], _draw(estimator, image, persons, threshold))
-    return written
-
-
-def _predict_video(
-    estimator: PoseEstimator, path: Path, out: Path, threshold: float, draw: bool, progress: bool
-) -> list[Path]:
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise DataError(f"{path}: OpenCV cannot open the video (missing file or unsupported codec)")
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    written = _outputs(path, out, draw)
-    jsonl, video = written[0], out / f"{path.stem}.mp4"
-    lines: list[str] = []
-    writer: cv2.VideoWriter | None = None
-    try:
-        with atomic_path(video) if draw else contextlib.nullcontext(None) as tmp:
-            for i in tqdm(range(count or 10**9), total=count, desc=path.name, unit="frame", disable=not progress):
-                ok, bgr = capture.read()
-                if not ok:
-                    break
-                frame = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                persons = estimator(frame, channel_order="rgb")
-                lines.append(json_text({"frame": i, "persons": person_results(persons, i)}, f"{jsonl}, frame {i}"))
-                if tmp is not None:
-                    if writer is None:
-                        height, width = frame.shape[:2]
-                        fourcc = cv2.VideoWriter_fourcc(*"mp4v")  # type: ignore[attr-defined]
-                        writer = cv2.VideoWriter(str(tmp), fourcc, fps, (width, height))
-                    writer.write(cv2.cvtColor(_draw(estimator, frame, persons, threshold), cv2.COLOR_RGB2BGR))
-            if writer is not None:
-                writer.release()
-            if not lines:
-                raise DataError(f"{path}: no frame could be decoded")
-    finally:
-        capture.release()
-    write_text_atomic(jsonl, "\n".join(lines) + "\n")
+        write_image(written[1], draw_persons(image, persons, estimator, threshold))
     return written

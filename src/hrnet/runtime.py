@@ -25,6 +25,8 @@ import threading
 
 import torch
 
+from hrnet.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 # mallopt(3) parameters, from glibc's <malloc.h>.
@@ -40,15 +42,49 @@ _state: bool | None = None
 def resolve_device(name: str) -> torch.device:
     """``"auto"``: this process's GPU when CUDA is available (``LOCAL_RANK`` picks it, as ``torchrun`` sets it),
     else the CPU; ``"cuda"`` without an index picks the GPU the same way; anything else as ``torch.device`` reads
-    it."""
+    it. A device this machine does not have (or a name that is not a device) is a ``ConfigError``."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", local_rank() % torch.cuda.device_count())
         return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", local_rank() % max(torch.cuda.device_count(), 1))
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise ConfigError(
+            f'runtime.device {name!r}: not a device; use "auto", "cpu", "cuda" or "cuda:N" (or another device '
+            "type that this PyTorch build supports, such as mps)"
+        ) from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "a CPU-only build of PyTorch" if torch.version.cuda is None else "no GPU or driver is visible"
+            raise ConfigError(
+                f"runtime.device {name!r}: CUDA is not available ({build}); use runtime.device=cpu or auto"
+            )
+        count = torch.cuda.device_count()
+        if device.index is None:
+            device = torch.device("cuda", local_rank() % count)
+        elif device.index >= count:
+            raise ConfigError(f"runtime.device {name!r}: this machine has {count} GPUs (cuda:0 to cuda:{count - 1})")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"runtime.device {name!r}: Apple's MPS is not available here; use runtime.device=cpu or auto")
     return device
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes free for new tensors on ``device``: the GPU's free memory, or for the CPU the kernel's estimate of
+    what can be allocated without swapping (``MemAvailable``, Linux); None where unknown."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type != "cpu":
+        return None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def local_rank() -> int:

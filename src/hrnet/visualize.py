@@ -80,6 +80,11 @@ def limb_colours(keypoint_set: KeypointSet) -> list[tuple[int, int, int]]:
     return colours
 
 
+def keypoint_colours(keypoint_set: KeypointSet) -> list[tuple[int, int, int]]:
+    """One RGB colour per keypoint, as ``draw_poses`` paints its dot: by the body side of its name."""
+    return [_DOT_COLOURS[keypoint_side(name)] for name in keypoint_set.names]
+
+
 def _as_rgb(image: npt.ArrayLike, what: str = "image") -> Image:
     """A contiguous (H, W, 3) uint8 copy; grey (H, W) or (H, W, 1) images are repeated to three channels."""
     array = np.asarray(image)

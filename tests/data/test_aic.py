@@ -150,3 +150,36 @@ def test_keypoint_count_differs_from_model(raw_path, aic_dir):
     with pytest.raises(DataError, match=r"raw_sample\.json: the data set has 14 keypoints .* model predicts 17"):
         read_aic_raw(raw_path, aic_dir, num_keypoints=17)
     assert len(read_aic_raw(raw_path, aic_dir, num_keypoints=14)) == 9
+
+
+def test_an_image_listed_twice_is_refused(tmp_path, raw_json, aic_dir):
+    data = [*copy.deepcopy(raw_json), copy.deepcopy(raw_json[1])]
+    with pytest.raises(
+        DataError,
+        match=rf"raw\.json: entry #{len(raw_json)}: image {raw_json[1]['image_id']!r} is "
+        r"listed twice \(first as entry #1\)",
+    ):
+        read_aic_raw(write_json(tmp_path, data), aic_dir)
+
+
+@pytest.mark.parametrize("image_id", [None, 7, ["a"], ""])
+def test_image_id_must_be_a_name(tmp_path, raw_json, aic_dir, image_id):
+    data = copy.deepcopy(raw_json)
+    data[0]["image_id"] = image_id
+    with pytest.raises(DataError, match=r"raw\.json: entry #0: image_id must be the image's name \(a non-empty string"):
+        read_aic_raw(write_json(tmp_path, data), aic_dir)
+
+
+def test_no_usable_person_names_the_file_and_why(tmp_path, raw_json, aic_dir):
+    with pytest.raises(
+        DataError,
+        match=r"raw\.json: no person with a box and ≥ 1 labelled keypoint in the file "
+        r"\(0 images",
+    ):
+        read_aic_raw(write_json(tmp_path, []), aic_dir)
+    data = copy.deepcopy(raw_json)
+    for entry in data:
+        for human in entry["keypoint_annotations"]:
+            entry["keypoint_annotations"][human] = [0, 0, 3] * 14
+    with pytest.raises(DataError, match=r"raw\.json: no person .*: \d+ no labelled keypoint"):
+        read_aic_raw(write_json(tmp_path, data), aic_dir)

@@ -10,7 +10,7 @@ import pytest
 
 from hrnet.data.coco import read_coco, read_coco_detections
 from hrnet.errors import DataError
-from hrnet.keypoints import AIC14, COCO17
+from hrnet.keypoints import AIC14, COCO17, CROWDPOSE14
 
 
 @pytest.fixture(scope="module")
@@ -215,13 +215,20 @@ def _keypoint(index, value):
         (_set("bbox", [280.79, 44.73, 218.7, -5.0]), r"the box .* has zero or negative size \(w=218\.7, h=-5\)"),
         (_set("bbox", [280.79, 44.73, 218.7]), r"bbox must have shape \(4,\)"),
         (_set("image_id", 999), r"image id 999 is not listed in .*test\.json's 'images'"),
+        (_set("image_id", [785]), r"image id \[785\] is not listed"),
+        (_set("iscrowd", "no"), r"iscrowd must be 0 or 1, got 'no'"),
+        (_set("iscrowd", 2), r"iscrowd must be 0 or 1, got 2"),
+        (_set("iscrowd", None), r"iscrowd must be 0 or 1, got None"),
+        (_set("category_id", "1"), r"category_id must be an integer, got '1'"),
+        (_set("area", "big"), r"area must be numbers, got \['big'\]"),
+        (_set("area", float("nan")), r"area has non-finite values"),
     ],
 )
 def test_malformed_annotation(tmp_path, coco_dir, coco_json, mutate, message):
     data = copy.deepcopy(coco_json)
     mutate(data["annotations"][0])
     path = write_json(tmp_path, data, "test.json")
-    with pytest.raises(DataError, match=r"test\.json: annotation 442619 \(image \d+\): " + message):
+    with pytest.raises(DataError, match=r"test\.json: annotation 442619 \(image \[?\d+\]?\): " + message):
         read_coco(path, coco_dir)
 
 
@@ -242,3 +249,74 @@ def test_keypoint_count_differs_from_model(coco_dir, datasets_dir):
     assert len(read_coco(coco_dir / "test_coco.json", coco_dir, num_keypoints=17)) == 12
     with pytest.raises(DataError, match=r"test_aic\.json: the data set has 14 keypoints .* model predicts 17"):
         read_coco(datasets_dir / "aic" / "test_aic.json", datasets_dir / "aic", num_keypoints=17)
+
+
+def test_ill_typed_annotation_id(tmp_path, coco_dir, coco_json):
+    data = copy.deepcopy(coco_json)
+    data["annotations"][3]["id"] = {"a": 1}
+    with pytest.raises(DataError, match=r"ann\.json: annotation \{'a': 1\} .*: id must be an integer or a string"):
+        read_coco(write_json(tmp_path, data), coco_dir)
+
+
+def test_crowd_annotations_are_checked_too(tmp_path, coco_dir, coco_json):
+    """pycocotools reads crowd annotations' box and area when it scores: they are checked up front as well."""
+    data = copy.deepcopy(coco_json)
+    data["annotations"][0].update(iscrowd=1, area="lots")
+    with pytest.raises(DataError, match=r"ann\.json: annotation 442619 .*: area must be numbers"):
+        read_coco(write_json(tmp_path, data), coco_dir)
+    data["annotations"][0].update(area=10.0, bbox=[1, 2, 3])
+    with pytest.raises(DataError, match=r"ann\.json: annotation 442619 .*: bbox must have shape \(4,\)"):
+        read_coco(write_json(tmp_path, data), coco_dir)
+
+
+def test_duplicate_annotation_ids_are_refused(tmp_path, coco_dir, coco_json):
+    data = copy.deepcopy(coco_json)
+    anns = data["annotations"]
+    anns[5]["id"] = anns[2]["id"]
+    anns[9]["id"] = anns[7]["id"]
+    with pytest.raises(DataError) as err:
+        read_coco(write_json(tmp_path, data), coco_dir)
+    msg = str(err.value)
+    assert "ann.json: 2 annotation ids appear more than once" in msg
+    assert str(anns[2]["id"]) in msg and str(anns[7]["id"]) in msg and "each person needs its own id" in msg
+
+
+def test_no_usable_person_names_the_file_and_why(tmp_path, coco_dir, coco_json):
+    data = copy.deepcopy(coco_json)
+    for ann in data["annotations"]:
+        ann["iscrowd"] = 1
+    with pytest.raises(
+        DataError,
+        match=r"ann\.json: no person with a box and ≥ ?1 labelled keypoint in the file "
+        r"\(14 annotations: 14 crowd",
+    ):
+        read_coco(write_json(tmp_path, data), coco_dir)
+    data["annotations"] = []
+    with pytest.raises(
+        DataError,
+        match=r"ann\.json: no person with a box and ≥ ?1 labelled keypoint in the file "
+        r"\(0 annotations",
+    ):
+        read_coco(write_json(tmp_path, data), coco_dir)
+
+
+CROWDPOSE_NAMES = [
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip",
+    "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "head", "neck",
+]  # fmt: skip
+
+
+def test_crowdpose_file_with_cocos_skeleton_drops_the_invalid_links(tmp_path, coco_dir, coco_json, caplog):
+    """CrowdPose's own annotation file carries COCO's 17-keypoint skeleton for its 14 keypoints."""
+    data = copy.deepcopy(coco_json)
+    coco_skeleton = data["categories"][0]["skeleton"]
+    assert max(max(link) for link in coco_skeleton) == 17
+    data["categories"][0].update(keypoints=CROWDPOSE_NAMES, skeleton=[*coco_skeleton, [1, "x"], [3]])
+    for ann in data["annotations"]:
+        ann["keypoints"] = ann["keypoints"][: 3 * 14]
+    with caplog.at_level(logging.WARNING, logger="hrnet.data"):
+        records = read_coco(write_json(tmp_path, data), coco_dir)
+    assert records.keypoint_set is CROWDPOSE14 and len(records) > 0  # CrowdPose's names: its own set and skeleton
+    valid = [(a - 1, b - 1) for a, b in coco_skeleton if max(a, b) <= 14]
+    dropped = len(coco_skeleton) + 2 - len(valid)
+    assert f"ann.json: dropped {dropped} skeleton links" in caplog.text and "[16, 14]" in caplog.text

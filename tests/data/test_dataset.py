@@ -110,3 +110,33 @@ def test_unreadable_images_are_skipped_in_training_and_errors_in_evaluation(reco
     assert len(batch.skipped) == 1 and "missing.jpg" in batch.skipped[0]
     with pytest.raises(DataError, match=r"missing\.jpg"):
         TopDownDataset([broken], COCO17, CODEC)[0]
+
+
+def _declared(record, size):
+    return dataclasses.replace(record, image_size=size)
+
+
+def test_declared_image_size_must_match_the_file(records, caplog):
+    """The annotation file's width/height (used to clip boxes) is checked when the image is first decoded."""
+    record = records[0]  # 000000000785.jpg is 425 × 640 (height × width)
+    wrong = _declared(record, (640, 425))
+    dataset = TopDownDataset([wrong], COCO17, CODEC)
+    with pytest.raises(
+        DataError,
+        match=r"000000000785\.jpg: the annotation file gives the image as 640 × 425 "
+        r"\(height × width\) but the file is 425 × 640.*data\.size_mismatch: warn",
+    ):
+        dataset[0]
+    training = TopDownDataset([wrong], COCO17, CODEC, augmentation=NO_AUG, skip_bad_images=True)
+    with pytest.raises(DataError, match="the annotation file gives the image as 640 × 425"):
+        training[0]  # an annotation fault, not an unreadable image: never skipped silently
+    warning = TopDownDataset([wrong, wrong], COCO17, CODEC, size_mismatch="warn")
+    with caplog.at_level("WARNING", logger="hrnet.data"):
+        first, second = warning[0], warning[1]
+    assert caplog.text.count("the annotation file gives the image as 640 × 425") == 1  # once an image
+    assert "using the file's own size" in caplog.text
+    same = TopDownDataset([record], COCO17, CODEC)[0]
+    torch.testing.assert_close(first.image, same.image)  # the crop comes from the file's pixels either way
+    torch.testing.assert_close(second.target, same.target)
+    with pytest.raises(ValueError, match="size_mismatch must be 'error' or 'warn'"):
+        TopDownDataset([record], COCO17, CODEC, size_mismatch="ignore")

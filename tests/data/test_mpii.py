@@ -2,6 +2,7 @@
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -150,3 +151,20 @@ def test_keypoint_count_differs_from_model(mpii_dir):
     with pytest.raises(DataError, match=r"test_mpii\.json: the data set has 16 keypoints .* model predicts 17"):
         read_mpii(mpii_dir / "test_mpii.json", mpii_dir, num_keypoints=17)
     assert len(read_mpii(mpii_dir / "test_mpii.json", mpii_dir, num_keypoints=16)) == 5
+
+
+@pytest.mark.parametrize("image", [None, 5, ["a.jpg"], ""])
+def test_image_must_be_a_file_name(tmp_path, mpii_dir, mpii_json, image):
+    data = copy.deepcopy(mpii_json)
+    data[2]["image"] = image
+    with pytest.raises(
+        DataError,
+        match=r"mpii\.json: entry #2: image must be a file name \(a non-empty string\), "
+        rf"got {re.escape(repr(image))}",
+    ):
+        read_mpii(write_json(tmp_path, data), mpii_dir)
+
+
+def test_an_empty_file_names_itself(tmp_path, mpii_dir):
+    with pytest.raises(DataError, match=r"mpii\.json: no person in the file \(an empty list\)"):
+        read_mpii(write_json(tmp_path, []), mpii_dir)

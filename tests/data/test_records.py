@@ -80,3 +80,18 @@ def test_small_checks_name_where():
     np.testing.assert_array_equal(points, [[1, 1], [0, 0], [1, 1]])
     with pytest.raises(DataError, match=r"x\.json: the data set has 17 keypoints \(keypoint set 'coco17'\)"):
         check_num_keypoints(COCO17, 14, "x.json")
+
+
+def test_numbers_must_be_json_numbers_at_any_depth():
+    from hrnet.data.records import to_finite
+
+    for bad in (["1", 2], [True, 2], [[1.0, "2"]], [[1.0, False]]):
+        with pytest.raises(DataError, match=r"rec: box must be numbers"):
+            to_finite(bad, (2,), "box", "rec")
+    deep: list = [1.0]
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(DataError, match=r"rec: box must (be numbers|have shape)"):
+        to_finite(deep, (2,), "box", "rec")
+    with pytest.raises(DataError, match=r"rec: box has non-finite values"):
+        to_finite([1.0, 1e39], (2,), "box", "rec")  # infinity in a record's float32

@@ -112,3 +112,16 @@ def test_evaluation_never_writes_over_its_annotations(datasets_dir, tmp_path):
     with pytest.raises(DataError, match=r"metrics\.json: evaluation would write its results over this input"):
         evaluator.evaluate(build_model(tiny_model_config()), folder)
     assert (folder / "metrics.json").read_bytes() == before
+
+
+def test_mpii_file_without_joints_is_refused_before_predicting(datasets_dir, tmp_path):
+    """A test-set file (no ``joints``) has no ground truth: PCKh would be NaN; say so before the prediction pass."""
+    entries = json.loads((datasets_dir / "mpii" / "test_mpii.json").read_text())
+    for entry in entries:
+        del entry["joints"], entry["joints_vis"]
+    (tmp_path / "test.json").write_text(json.dumps(entries))
+    data = DataConfig(format="mpii", keypoint_set="mpii16", root=str(tmp_path), val_annotations="test.json",
+                      val_images=str(datasets_dir / "mpii"))  # fmt: skip
+    config = cfg.ExperimentConfig(model=tiny_model_config(num_keypoints=16), data=data)
+    with pytest.raises(DataError, match=r"test\.json: no entry has labelled joints with a head size .*PCKh"):
+        Evaluator.from_config(config, torch.device("cpu"), progress=False)

@@ -1,7 +1,9 @@
 """Weights I/O: official .pth forms, MMPose names, our safetensors, and refusing unsafe pickles."""
 
 import pathlib
+import pickle
 
+import numpy as np
 import pytest
 import torch
 
@@ -126,7 +128,7 @@ def test_unreadable_files(tmp_path):
     with pytest.raises(CheckpointError, match=r"broken\.safetensors: not a readable safetensors"):
         read_state_dict(tmp_path / "broken.safetensors")
     (tmp_path / "broken.pth").write_bytes(b"not a zip")
-    with pytest.raises(CheckpointError, match=r"broken\.pth: not a readable PyTorch checkpoint"):
+    with pytest.raises(CheckpointError, match=r"broken\.pth: not a PyTorch checkpoint"):
         read_state_dict(tmp_path / "broken.pth")
     torch.save([1, 2], tmp_path / "list.pth")
     with pytest.raises(CheckpointError, match="expected a state_dict"):
@@ -157,3 +159,163 @@ def test_tf_port_weights_round_trip(tmp_path):
     again = build_model(tiny_model_config(num_keypoints=14, variant="tf_port"))
     load_weights(again, tmp_path / "tf_port.safetensors")
     assert all(torch.equal(v, again.state_dict()[k]) for k, v in model.state_dict().items())
+
+
+class _RunsShell:
+    """Unpickling this calls os.system: what a hostile checkpoint found in the wild does."""
+
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (self.command,))
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".pt", ".bin", ".ckpt", ""])
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_an_os_system_payload_is_refused_without_unsafe_advice(tmp_path, legacy, suffix):
+    marker = tmp_path / "marker"
+    path = tmp_path / f"evil{suffix}"
+    torch.save(
+        {"w": torch.zeros(1), "x": _RunsShell(f"touch {marker}")}, path, _use_new_zipfile_serialization=not legacy
+    )
+    with pytest.raises(CheckpointError) as err:
+        read_state_dict(path)
+    msg = str(err.value)
+    assert f"{path}: refused to load" in msg and "could run code" in msg and "posix.system" in msg
+    assert "weights_only" not in msg and "safe_globals" not in msg
+    assert not marker.exists()
+
+
+def test_garbage_and_text_files_are_not_readable_checkpoints(tmp_path):
+    (tmp_path / "notes.pth").write_text("these are my notes, not weights\n")
+    with pytest.raises(CheckpointError, match=r"notes\.pth: not a PyTorch checkpoint"):
+        read_state_dict(tmp_path / "notes.pth")
+    (tmp_path / "json.pth").write_text('{"a": 1}')
+    with pytest.raises(CheckpointError, match=r"json\.pth: not a PyTorch checkpoint") as err:
+        read_state_dict(tmp_path / "json.pth")
+    assert "weights_only" not in str(err.value)
+    (tmp_path / "empty.pth").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"empty\.pth: .*empty"):
+        read_state_dict(tmp_path / "empty.pth")
+    # A pickle whose bytes are cut short: unreadable, never "could run code".
+    for legacy in (True, False):
+        torch.save({"w": torch.zeros(3)}, tmp_path / "whole.pth", _use_new_zipfile_serialization=not legacy)
+        (tmp_path / "cut.pth").write_bytes((tmp_path / "whole.pth").read_bytes()[:40])
+        with pytest.raises(CheckpointError, match=r"cut\.pth: not a readable PyTorch checkpoint") as err:
+            read_state_dict(tmp_path / "cut.pth")
+        assert "weights_only" not in str(err.value)
+
+
+def _dataset_meta():
+    """What MMPose 1.x stores under meta['dataset_meta']: NumPy arrays, dtypes and scalars."""
+    return {
+        "dataset_name": "coco",
+        "num_keypoints": 17,
+        "sigmas": np.array([0.026, 0.025, 0.025] + [0.035] * 14, dtype=np.float32),
+        "flip_indices": np.arange(17),
+        "keypoint_colors": np.zeros((17, 3), np.uint8),
+        "skeleton_link_colors": np.zeros((19, 3), np.uint8),
+        "joint_weights": np.ones(17, np.float32),
+        "upper_body_ids": [0, 1, 2],
+        "dtype": np.dtype("float32"),
+        "scale": np.float64(1.25),
+        "count": np.int64(149813),
+        "flag": np.bool_(True),
+        "names": np.array(["nose", "left_eye"]),
+    }
+
+
+def _mmpose_state(source, head: str) -> dict:
+    state = {}
+    for k, v in source.state_dict().items():
+        state[k.replace("final_layer", head) if k.startswith("final_layer") else f"backbone.{k}"] = v
+    return state
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_mmpose_1x_checkpoint_as_mmengine_saves_it(tmp_path, source, legacy):
+    state = _mmpose_state(source, "head.final_layer")
+    state["data_preprocessor.mean"] = torch.tensor([123.675, 116.28, 103.53])
+    checkpoint = {
+        "meta": {
+            "mmengine_version": "0.10.3",
+            "epoch": 210,
+            "iter": 491400,
+            "seed": np.int64(21),
+            "dataset_meta": _dataset_meta(),
+            "experiment_name": "td-hm_hrnet-w32_8xb64-210e_coco-256x192",
+        },
+        "state_dict": state,
+        "message_hub": {
+            "log_scalars": {},
+            "runtime_info": {"epoch": 210, "iter": 491400, "dataset_meta": _dataset_meta()},
+            "resumed_keys": {"epoch": True, "iter": True},
+        },
+    }
+    path = tmp_path / "td-hm_hrnet-w32.pth"
+    torch.save(checkpoint, path, _use_new_zipfile_serialization=not legacy)
+    before = torch.serialization.get_safe_globals()
+    target = HRNet(tiny_model_config())
+    load_weights(target, path)
+    assert_same_weights(source, target)
+    # Nothing of NumPy's stays allowed after this one load (PyTorch may register its own types meanwhile).
+    added = set(torch.serialization.get_safe_globals()) - set(before)
+    assert not [g for g in added if "numpy" in repr(g)]
+    with pytest.raises(pickle.UnpicklingError):  # still refused by a plain weights_only load afterwards
+        torch.load(path, weights_only=True)
+
+
+def test_mmpose_0x_checkpoint_with_keypoint_head(tmp_path, source):
+    checkpoint = {
+        "meta": {"mmcv_version": "1.3.8", "time": "Sat Jul 24 2021", "epoch": 210, "iter": 7800, "seed": np.int64(0)},
+        "state_dict": _mmpose_state(source, "keypoint_head.final_layer"),
+        "optimizer": {"state": {}, "param_groups": [{"lr": 5e-4}]},
+    }
+    path = tmp_path / "hrnet_w32_coco_256x192-c78dce93_20200708.pth"
+    torch.save(checkpoint, path)
+    target = HRNet(tiny_model_config())
+    load_weights(target, path)
+    assert_same_weights(source, target)
+
+
+def test_numpy_allowance_does_not_admit_other_objects(tmp_path):
+    marker = tmp_path / "marker"
+    path = tmp_path / "mixed.pth"
+    torch.save({"meta": {"a": np.arange(3)}, "state_dict": {"w": torch.zeros(1)}, "x": _CreatesFile(marker)}, path)
+    with pytest.raises(CheckpointError, match=r"refused to load.*could run code"):
+        read_state_dict(path)
+    assert not marker.exists()
+
+
+def test_user_safe_globals_are_kept(tmp_path, source):
+    path = tmp_path / "mmpose.pth"
+    torch.save({"meta": {"a": np.arange(3)}, "state_dict": _mmpose_state(source, "head.final_layer")}, path)
+    torch.serialization.add_safe_globals([np.ndarray])
+    try:
+        load_weights(HRNet(tiny_model_config()), path)
+        assert np.ndarray in torch.serialization.get_safe_globals()  # the caller's own allowance survives
+    finally:
+        torch.serialization.clear_safe_globals()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_non_finite_weights_are_refused(tmp_path, source, bad, suffix):
+    state = source.state_dict()
+    state["stage2.0.fuse_layers.0.1.1.weight"][3] = bad
+    path = tmp_path / f"w{suffix}"
+    if suffix == ".pth":
+        torch.save(state, path)
+    else:
+        model = HRNet(tiny_model_config())
+        model.load_state_dict(state)
+        save_weights(model, path)
+    with pytest.raises(
+        CheckpointError,
+        match=r"w\.(pth|safetensors): tensor 'stage2\.0\.fuse_layers\.0\.1\.1\.weight' "
+        r"holds 1 non-finite value",
+    ):
+        load_weights(HRNet(tiny_model_config()), path)

@@ -1,10 +1,17 @@
 """Multiply-accumulate counts against the official tables."""
 
+import dataclasses
+import math
+
+import pytest
 import torch
 
 from hrnet.config import model_preset
-from hrnet.models.complexity import count_macs
+from hrnet.errors import ConfigError
+from hrnet.models import complexity
+from hrnet.models.complexity import activation_bytes, check_memory, count_macs, trace_modules
 from hrnet.models.hrnet import HRNet, build_model
+from tests.conftest import tiny_model_config
 
 
 def test_w32_and_w48_match_the_official_gflops():
@@ -40,3 +47,44 @@ def test_blocks_partition_the_network_and_shared_modules_count_once():
         assert rows[-1].output_shape == calls[0].output_shape  # the head comes last
     relu_calls = [c for c in trace_modules(HRNet(tiny_model_config()), (64, 64)) if c.name == "relu"]
     assert [c.output_shape for c in relu_calls] == [(1, 64, 32, 32), (1, 64, 16, 16)]  # the stem's shared ReLU
+
+
+def test_activation_estimate_scales_with_area_and_batch():
+    config = tiny_model_config()
+    model = build_model(config).train()
+    small = activation_bytes(model, config, 2, training=True)
+    wide = activation_bytes(model, dataclasses.replace(config, input_size=(64, 128)), 2, training=True)
+    assert wide == 2 * small and activation_bytes(model, config, 4, training=True) == 2 * small
+    assert 0 < activation_bytes(model, config, 2, training=False) < small
+    assert model.training  # the probe pass left the model as it was
+    # Exact, not only proportional: the layer outputs of a real pass at 64 × 64, batch 2, add up to the estimate.
+    calls = trace_modules(model.eval(), (64, 64), 2)
+    assert small == 4 * sum(
+        math.prod(c.output_shape) for c in calls if c.output_shape and not list(c.module.children())
+    )
+
+
+def test_an_input_size_that_cannot_fit_is_refused_before_allocating(monkeypatch):
+    config = dataclasses.replace(tiny_model_config(), input_size=(32768, 32768))
+    model = build_model(tiny_model_config())
+    with pytest.raises(
+        ConfigError,
+        match=r"model\.input_size 32768 × 32768 with train\.batch_size 32 needs about "
+        r"[\d,.]+ GiB of activations for training \(estimated\), but cpu has [\d,.]+ GiB free: lower",
+    ):
+        check_memory(model, config, 32, torch.device("cpu"), training=True, what="train.batch_size")
+    monkeypatch.setattr(complexity, "available_memory", lambda device: 10**6)
+    with pytest.raises(ConfigError, match=r"64 × 64 with test\.batch_size 1000 .* for inference"):
+        check_memory(model, tiny_model_config(), 1000, torch.device("cpu"), training=False, what="test.batch_size")
+    assert check_memory(model, tiny_model_config(), 1, torch.device("cpu"), training=False, what="test.batch_size")
+
+
+def test_pose_estimator_checks_memory_before_the_first_forward(tmp_path):
+    from hrnet.config import ExperimentConfig
+    from hrnet.inference import PoseEstimator
+    from hrnet.models.checkpoint import save_weights
+
+    save_weights(build_model(tiny_model_config()), tmp_path / "w.safetensors")
+    config = ExperimentConfig(model=dataclasses.replace(tiny_model_config(), input_size=(32768, 32768)))
+    with pytest.raises(ConfigError, match=r"model\.input_size 32768 × 32768 with test\.batch_size 32 .* free"):
+        PoseEstimator.from_config(config, tmp_path / "w.safetensors", device="cpu")

@@ -59,7 +59,8 @@ def read_aic_raw(annotations: str | Path, image_dir: str | Path, *, num_keypoint
     Raises:
         DataError: unreadable file, missing field, a human without a box, keypoints that are not 3 × 14 finite
             numbers, a visibility other than 1/2/3, a box with x2 ≤ x1 or y2 ≤ y1, a missing or unreadable image,
-            a keypoint count that differs from the model's.
+            a keypoint count that differs from the model's, an ``image_id`` that is not a name or is listed twice,
+            no usable person in the whole file.
     """
     path = Path(annotations)
     if num_keypoints is not None:
@@ -70,9 +71,19 @@ def read_aic_raw(annotations: str | Path, image_dir: str | Path, *, num_keypoint
     k = AIC14.num_keypoints
     records = []
     skipped = {"no labelled keypoint": 0, "box outside the image or empty": 0}
+    first_entry: dict[str, int] = {}
     for i, entry in enumerate(entries):
         where = f"{path}: entry #{i}"
         image_id = require(entry, "image_id", where)
+        if not isinstance(image_id, str) or not image_id:
+            raise DataError(f"{where}: image_id must be the image's name (a non-empty string), got {image_id!r}")
+        if image_id in first_entry:
+            # Its persons would count twice in the evaluation: perfect predictions would score below 1.
+            raise DataError(
+                f"{where}: image {image_id!r} is listed twice (first as entry #{first_entry[image_id]}); list each "
+                "image once with all its humans"
+            )
+        first_entry[image_id] = i
         where = f"{path}: image {image_id!r}"
         keypoints = _object_field(entry, "keypoint_annotations", where)
         boxes = _object_field(entry, "human_annotations", where)
@@ -105,7 +116,12 @@ def read_aic_raw(annotations: str | Path, image_dir: str | Path, *, num_keypoint
                     area=box[2] * box[3],
                 )
             )
-    log.info("%s: %d persons (skipped: %s)", path, len(records), ", ".join(f"{v} {k}" for k, v in skipped.items()))
+    reasons = ", ".join(f"{v} {k}" for k, v in skipped.items())
+    if not records:
+        raise DataError(
+            f"{path}: no person with a box and ≥ 1 labelled keypoint in the file ({len(entries)} images: {reasons})"
+        )
+    log.info("%s: %d persons (skipped: %s)", path, len(records), reasons)
     return RecordSet(records=tuple(records), keypoint_set=AIC14, source=path)
 
 

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 FROM_ANNOTATIONS = "from_annotations"  # keypoint_set value: build the set from the file's keypoint category
 PERSON_CATEGORY = 1  # the official code keeps COCO's person category when a file describes no keypoint category
 COCO_VISIBILITY = {0: 0, 1: 1, 2: 2}  # COCO files already use the COCO coding
+_SHOWN = 5  # how many offending ids an error message lists
 
 
 @dataclass(frozen=True)
@@ -84,31 +85,54 @@ def read_coco(
     Raises:
         DataError: unreadable file, missing field, keypoints that are not 3·K finite numbers, a visibility outside
             0/1/2, a box of zero or negative size, an unknown image id, a keypoint count that differs from the
-            keypoint set's or the model's.
+            keypoint set's or the model's, an ill-typed ``id``, ``iscrowd`` (0 or 1), ``category_id`` or ``area``
+            (crowd annotations included: the COCO evaluation reads them), an annotation id used twice, no usable
+            person in the whole file.
     """
     coco = _read_coco_file(annotations, image_dir, keypoint_set, sigmas, category_id)
     if num_keypoints is not None:
         check_num_keypoints(coco.keypoint_set, num_keypoints, coco.path)
     k = coco.keypoint_set.num_keypoints
     records = []
-    skipped = {"crowd": 0, "no labelled keypoint": 0, "box outside the image or empty": 0}
-    for i, ann in enumerate(_list_field(coco.data, "annotations", coco.path)):
+    skipped = {"crowd": 0, "other category": 0, "no labelled keypoint": 0, "box outside the image or empty": 0}
+    entries = _list_field(coco.data, "annotations", coco.path)
+    seen_ids: set[Any] = set()
+    repeated: list[Any] = []
+    for i, ann in enumerate(entries):
         where = _where(coco.path, ann, i)
         if not isinstance(ann, Mapping):
             raise DataError(f"{where}: expected a JSON object, got {type(ann).__name__}")
-        if ann.get("iscrowd", 0):
-            skipped["crowd"] += 1
-            continue
-        if require(ann, "category_id", where) != coco.category_id:
-            continue
+        if "id" in ann:
+            ann_id = ann["id"]
+            if isinstance(ann_id, bool) or not isinstance(ann_id, int | str):
+                raise DataError(f"{where}: id must be an integer or a string, got {ann_id!r}")
+            if ann_id in seen_ids and ann_id not in repeated:
+                repeated.append(ann_id)
+            seen_ids.add(ann_id)
+        crowd = ann.get("iscrowd", 0)
+        if isinstance(crowd, bool) or crowd not in (0, 1):  # pycocotools would fail on it after a whole evaluation
+            raise DataError(f"{where}: iscrowd must be 0 or 1, got {crowd!r}")
+        category = require(ann, "category_id", where)
+        if isinstance(category, bool) or not isinstance(category, int):
+            raise DataError(f"{where}: category_id must be an integer, got {category!r}")
         image_path, image_size = _image(coco, require(ann, "image_id", where), where)
+        if category != coco.category_id:
+            skipped["other category"] += 1
+            continue
+        # Checked for every person, used or skipped: pycocotools reads them all when it scores.
+        area = float(to_finite([ann["area"]], (1,), "area", where)[0]) if "area" in ann else None
+        to_finite(require(ann, "bbox", where), (4,), "bbox", where)
         points, codes = flat_keypoints(require(ann, "keypoints", where), k, where)
         visibility = map_visibility(codes, COCO_VISIBILITY, where)
+        if crowd:
+            skipped["crowd"] += 1
+            continue
         if not visibility.any():
             skipped["no labelled keypoint"] += 1
             continue
         box = checked_box(require(ann, "bbox", where), where)
-        area = float(to_finite([ann["area"]], (1,), "area", where)[0]) if "area" in ann else box[2] * box[3]
+        if area is None:
+            area = box[2] * box[3]
         clean = clip_box(box, image_size)
         if clean is None or area <= 0:
             skipped["box outside the image or empty"] += 1
@@ -125,7 +149,19 @@ def read_coco(
                 area=area,
             )
         )
-    log.info("%s: %d persons (skipped: %s)", coco.path, len(records), ", ".join(f"{v} {k}" for k, v in skipped.items()))
+    if repeated:
+        shown = ", ".join(repr(v) for v in repeated[:_SHOWN]) + (" ..." if len(repeated) > _SHOWN else "")
+        raise DataError(
+            f"{coco.path}: {len(repeated)} annotation ids appear more than once ({shown}); each person needs its own "
+            "id (COCO's evaluation matches predictions to persons by it): renumber the annotations"
+        )
+    reasons = ", ".join(f"{v} {k}" for k, v in skipped.items())
+    if not records:
+        raise DataError(
+            f"{coco.path}: no person with a box and ≥ 1 labelled keypoint in the file ({len(entries)} "
+            f"annotations: {reasons})"
+        )
+    log.info("%s: %d persons (skipped: %s)", coco.path, len(records), reasons)
     return RecordSet(records=tuple(records), keypoint_set=coco.keypoint_set, source=coco.path)
 
 
@@ -219,6 +255,8 @@ def _read_coco_file(
     for i, image in enumerate(_list_field(data, "images", path)):
         where = f"{path}: images[{i}]"
         image_id = require(image, "id", where)
+        if isinstance(image_id, bool) or not isinstance(image_id, int | str):
+            raise DataError(f"{where}: id must be an integer or a string, got {image_id!r}")
         where = f"{path}: image {image_id!r}"
         if image_id in images:
             raise DataError(f"{where}: the image id appears twice in 'images'")

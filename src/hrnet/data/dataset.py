@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from hrnet.codec import HeatmapCodec
+from hrnet.config import SIZE_MISMATCH
 from hrnet.data.augment import Augmentation, CropParams, augment, sample_rng
 from hrnet.data.images import read_image
 from hrnet.data.records import PoseRecord
@@ -45,6 +47,11 @@ class TopDownDataset(Dataset):
 
     A record whose image is missing or does not decode yields a placeholder when ``skip_bad_images`` (training:
     ``collate`` drops it and lists it in ``Batch.skipped``) and raises ``DataError`` otherwise (evaluation).
+
+    A decoded image whose size is not the record's ``image_size`` (the annotation file's width and height, which
+    the reader clipped the box to) raises ``DataError`` naming the image with ``size_mismatch="error"``, also in
+    training (a wrong annotation, not an unreadable file); with ``"warn"`` it is logged once per image and the crop
+    is made from the file's pixels.
     """
 
     def __init__(
@@ -57,8 +64,13 @@ class TopDownDataset(Dataset):
         seed: int = 0,
         skip_bad_images: bool = False,
         use_keypoint_weights: bool = False,
+        size_mismatch: str = "error",
     ):
+        if size_mismatch not in SIZE_MISMATCH:
+            raise ValueError(f"size_mismatch must be 'error' or 'warn', got {size_mismatch!r}")
         self.records = list(records)
+        self.size_mismatch = size_mismatch
+        self._warned: set[Path] = set()  # images whose size mismatch was logged (per worker process)
         self.keypoint_set = keypoint_set
         self.codec = codec
         self.augmentation = augmentation
@@ -84,6 +96,7 @@ class TopDownDataset(Dataset):
             if self.skip_bad_images:
                 return Skipped(str(record.image_path), str(err))
             raise
+        self._check_size(record, image.shape[:2])
         center, size = self.crop.regions(record.box)
         keypoints = np.asarray(record.keypoints, dtype=np.float64)
         visibility = np.asarray(record.visibility)
@@ -110,6 +123,22 @@ class TopDownDataset(Dataset):
             center=torch.from_numpy(center.astype(np.float32)),
             size=torch.from_numpy(size.astype(np.float32)),
         )
+
+    def _check_size(self, record: PoseRecord, actual: tuple[int, ...]) -> None:
+        declared = tuple(record.image_size)
+        if actual == declared or record.image_path in self._warned:
+            return
+        message = (
+            f"{record.image_path}: the annotation file gives the image as {declared[0]} × {declared[1]} (height × "
+            f"width) but the file is {actual[0]} × {actual[1]}"
+        )
+        if self.size_mismatch == "error":
+            raise DataError(
+                f"{message}; its boxes may be clipped wrongly: fix the image's height and width in the annotation "
+                "file, or set data.size_mismatch: warn to use the file's own size"
+            )
+        self._warned.add(record.image_path)
+        log.warning("%s; using the file's own size", message)
 
 
 @dataclass(frozen=True)

@@ -73,8 +73,8 @@ def read_mpii(
 
     Raises:
         DataError: unreadable file, missing field, a non-finite number, a scale ≤ 0, a center of -1, joints that
-            are not 16 × 2 numbers, a ``joints_vis`` value other than 0/1, a missing or unreadable image, a
-            keypoint count that differs from the model's.
+            are not 16 × 2 numbers, a ``joints_vis`` value other than 0/1, an ``image`` that is not a file name, a
+            missing or unreadable image, a keypoint count that differs from the model's, an empty file.
     """
     path = Path(annotations)
     if num_keypoints is not None:
@@ -84,12 +84,16 @@ def read_mpii(
         raise DataError(f"{path}: expected the official MPII JSON form, a list of persons")
     if head_sizes is not None and len(head_sizes) != len(entries):
         raise DataError(f"{path}: {len(head_sizes)} head sizes given for {len(entries)} entries")
+    if not entries:
+        raise DataError(f"{path}: no person in the file (an empty list)")
     k = MPII16.num_keypoints
     sizes: dict[str, tuple[int, int]] = {}
     records = []
     for i, entry in enumerate(entries):
         where = f"{path}: entry #{i}"
-        image = str(require(entry, "image", where))
+        image = require(entry, "image", where)
+        if not isinstance(image, str) or not image:
+            raise DataError(f"{where}: image must be a file name (a non-empty string), got {image!r}")
         where = f"{path}: entry #{i} (image {image!r})"
         cx, cy = (float(v) for v in to_finite(require(entry, "center", where), (2,), "center", where))
         scale = float(to_finite([require(entry, "scale", where)], (1,), "scale", where)[0])

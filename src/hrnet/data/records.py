@@ -22,6 +22,7 @@ from hrnet.errors import DataError
 from hrnet.keypoints import KeypointSet
 
 Box = tuple[float, float, float, float]
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # larger numbers become infinity in a record's float32 arrays
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,14 +127,18 @@ def require(entry: Any, key: str, where: str) -> Any:
 
 
 def to_finite(values: Any, shape: tuple[int, ...], what: str, where: str) -> np.ndarray:
-    """``values`` as a float64 array of ``shape``; ``DataError`` when they are not numbers or not finite."""
+    """``values`` as a float64 array of ``shape``; ``DataError`` when they are not JSON numbers (strings such as
+    ``"1"`` and ``true``/``false`` included, which NumPy would convert) or not finite in 32-bit floats (records
+    hold float32)."""
     try:
+        if _holds_non_number(values):
+            raise TypeError
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
         raise DataError(f"{where}: {what} must be numbers, got {_short(values)}") from None
     if array.shape != shape:
         raise DataError(f"{where}: {what} must have shape {shape}, got {_short(values)}")
-    if not np.all(np.isfinite(array)):
+    if not np.all(np.abs(array) <= FLOAT32_MAX):  # NaN compares False too
         raise DataError(f"{where}: {what} has non-finite values ({_short(values)})")
     return array
 
@@ -206,6 +211,21 @@ def unlabelled_to_zero(points: np.ndarray, visibility: np.ndarray) -> np.ndarray
     return points
 
 
+def _holds_non_number(values: Any) -> bool:
+    """Whether ``values`` (nested lists, any depth: walked without recursion) holds a string or a boolean."""
+    stack = [values]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, bool | np.bool_ | str | bytes):
+            return True
+        if isinstance(value, list | tuple):
+            stack.extend(value)
+    return False
+
+
 def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:
+        return "a deeply nested list"
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -32,6 +32,7 @@ def show_samples(config: ExperimentConfig, split: str = "train", count: int = 16
         codec_from_config(config.model, config.data, float32_regions=records.format.float32_regions),
         augmentation=Augmentation.from_config(config.data) if split == "train" else None,
         seed=seed,
+        size_mismatch=config.data.size_mismatch,
     )
     rng = np.random.default_rng(seed)
     indices = rng.choice(len(dataset), size=min(count, len(dataset)), replace=False)

@@ -10,7 +10,7 @@ PCKh. Under ``torchrun`` every process predicts its share and rank 0 gathers and
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from hrnet.codec import HeatmapCodec, codec_from_config
 from hrnet.config import ExperimentConfig, RuntimeConfig, TestConfig
 from hrnet.data.dataset import TopDownDataset, collate
 from hrnet.data.images import read_image
+from hrnet.data.records import PoseRecord
 from hrnet.data.sampler import EpochSampler
 from hrnet.data.sources import Split, load_split
 from hrnet.engine.distributed import Distributed, broadcast_object, gather_objects
@@ -59,7 +60,8 @@ class Predictions:
 
 class Evaluator:
     """Evaluates a model on one split (built once, reused every epoch): ``split``'s records cropped and decoded
-    by ``codec``, the ``test`` recipe, on ``device`` with ``runtime``'s AMP and loader workers."""
+    by ``codec``, the ``test`` recipe, on ``device`` with ``runtime``'s AMP and loader workers. ``size_mismatch``
+    is ``data.size_mismatch`` (``TopDownDataset``)."""
 
     def __init__(
         self,
@@ -71,6 +73,7 @@ class Evaluator:
         dist: Distributed | None = None,
         *,
         progress: bool = True,
+        size_mismatch: str = "error",
     ):
         self.split = split
         self.codec = codec
@@ -80,7 +83,8 @@ class Evaluator:
         self.dist = dist or Distributed()
         self.progress = progress and self.dist.is_main
         self.keypoint_set = split.keypoint_set
-        self.dataset = TopDownDataset(split.records, self.keypoint_set, codec)
+        check_ground_truth(split)
+        self.dataset = TopDownDataset(split.records, self.keypoint_set, codec, size_mismatch=size_mismatch)
         self.main_metric = split.format.main_metric
 
     @classmethod
@@ -104,7 +108,16 @@ class Evaluator:
             box_score_threshold=config.test.box_score_threshold,
         )
         codec = codec_from_config(config.model, config.data, float32_regions=records.format.float32_regions)
-        return cls(records, codec, config.test, config.runtime, device, dist, progress=progress)
+        return cls(
+            records,
+            codec,
+            config.test,
+            config.runtime,
+            device,
+            dist,
+            progress=progress,
+            size_mismatch=config.data.size_mismatch,
+        )
 
     @torch.inference_mode()
     def predict(self, model: nn.Module | HeatmapFn) -> Predictions:
@@ -242,13 +255,7 @@ def score_pckh(
 ) -> dict[str, Any]:
     """MPII PCKh@0.5 (and @0.1) per joint group and mean; head sizes from the records when known, else from the
     head segment (``head_sizes_from_segment``: not the official normaliser, see there)."""
-    records = split.records
-    gt = np.stack([r.keypoints for r in records]).astype(np.float64)
-    visible = np.stack([r.visibility > 0 for r in records])
-    sizes = np.array([np.nan if r.head_size is None else r.head_size for r in records])
-    if np.isnan(sizes).any():
-        sizes = np.where(np.isnan(sizes), head_sizes_from_segment(gt, visible), sizes)
-    usable = np.isfinite(sizes) & (sizes > 0)
+    gt, visible, sizes, usable = _pckh_ground_truth(split.records)
     table = mpii_pckh(
         predictions.keypoints[usable], gt[usable], visible[usable], sizes[usable], (test.pck_threshold, 0.1)
     )
@@ -257,6 +264,31 @@ def score_pckh(
         **{f"PCKh_{k}": v for k, v in table.items() if k != "Mean"},
         "persons": int(usable.sum()),
     }
+
+
+def _pckh_ground_truth(records: Sequence[PoseRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(N, K, 2) true keypoints, (N, K) visible, (N,) head sizes and (N,) whether a person has a head size."""
+    gt = np.stack([r.keypoints for r in records]).astype(np.float64)
+    visible = np.stack([r.visibility > 0 for r in records])
+    sizes = np.array([np.nan if r.head_size is None else r.head_size for r in records])
+    if np.isnan(sizes).any():
+        sizes = np.where(np.isnan(sizes), head_sizes_from_segment(gt, visible), sizes)
+    usable = np.isfinite(sizes) & (sizes > 0)
+    return gt, visible, sizes, usable
+
+
+def check_ground_truth(split: Split) -> None:
+    """``DataError`` naming the annotation file when ``split`` cannot be scored at all, found before any prediction:
+    PCKh needs persons with labelled joints and a head size (a test-set file has no joints)."""
+    if split.format.metric != "pckh":
+        return
+    _, visible, _, usable = _pckh_ground_truth(split.records)
+    if not (usable & visible.any(axis=1)).any():
+        raise DataError(
+            f"{split.annotations}: no entry has labelled joints with a head size (head top and upper neck, or a "
+            "given head size), so PCKh cannot be computed: a test-set file has no 'joints'; evaluate on a file "
+            "with ground truth (e.g. the official annot/valid.json)"
+        )
 
 
 def score_tf_port(predictions: Predictions, split: Split, codec: HeatmapCodec) -> dict[str, Any]:

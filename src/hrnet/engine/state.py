@@ -22,6 +22,7 @@ from safetensors.torch import save_file
 
 from hrnet.errors import CheckpointError
 from hrnet.fileio import atomic_write
+from hrnet.models.checkpoint import check_finite, check_state_dict
 
 FORMAT = "hrnet-training-checkpoint/1"
 
@@ -90,8 +91,15 @@ def load_training_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     scaler: torch.amp.GradScaler,
+    num_keypoints: int | None = None,
 ) -> tuple[TrainingState, dict[str, Any]]:
-    """Restore model, optimizer, scheduler, scaler and RNG states; returns the run state and the saved config."""
+    """Restore model, optimizer, scheduler, scaler and RNG states; returns the run state and the saved config.
+
+    Everything is checked before anything is restored, so a refused file leaves the objects as they were: the state
+    JSON and each of its sections, the tensors' presence, shapes and finiteness, and (``num_keypoints``, the
+    model's) the keypoint count of the run that saved it. Each fault is a ``CheckpointError`` naming the file and
+    the key.
+    """
     path = Path(path)
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -103,8 +111,20 @@ def load_training_checkpoint(
         ) from None
     if metadata.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a training checkpoint of this version (format {metadata.get('format')!r})")
-    meta = json.loads(metadata["state"])
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    meta = _checked_state(metadata, path)
+    model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    saved_model = meta["config"].get("model")
+    saved_k = saved_model.get("num_keypoints") if isinstance(saved_model, dict) else None
+    if num_keypoints is not None and isinstance(saved_k, int) and saved_k != num_keypoints:
+        raise CheckpointError(
+            f"{path}: saved by a run whose model predicts {saved_k} keypoints; this model predicts {num_keypoints}: "
+            "resume with the run's own config, or start a new run (another train.name)"
+        )
+    if "rng.torch" not in tensors:
+        raise CheckpointError(f"{path}: the training checkpoint lacks the tensor 'rng.torch'; delete it to start over")
+    check_finite({k: v for k, v in tensors.items() if not k.startswith("rng.")}, str(path))
+    check_state_dict(model, model_state, source=str(path))
+    model.load_state_dict(model_state)
     device = next(model.parameters()).device
     param_states: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
@@ -113,7 +133,12 @@ def load_training_checkpoint(
             param_states.setdefault(int(index), {})[name] = value
     for index, values in meta["optimizer"]["scalars"].items():
         param_states.setdefault(int(index), {}).update(values)
-    optimizer.load_state_dict({"state": param_states, "param_groups": meta["optimizer"]["param_groups"]})
+    try:
+        optimizer.load_state_dict({"state": param_states, "param_groups": meta["optimizer"]["param_groups"]})
+    except (ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(
+            f"{path}: the optimizer state does not fit this run's optimizer ({err}); resume with the run's own config"
+        ) from None
     for group_state in optimizer.state.values():  # load_state_dict casts floats to the params' device already;
         for name, value in group_state.items():  # 'step' counters stay on the CPU as PyTorch keeps them
             if isinstance(value, torch.Tensor) and name != "step":
@@ -137,3 +162,44 @@ def load_training_checkpoint(
         history=meta["history"],
     )
     return state, meta["config"]
+
+
+# What each key of the state JSON holds: (types allowed, what to call them in a message).
+_STATE_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "epoch": ((int,), "an integer ≥ 0"),
+    "step": ((int,), "an integer ≥ 0"),
+    "global_step": ((int,), "an integer ≥ 0"),
+    "best_metric": ((int, float, type(None)), "a number or null"),
+    "best_epoch": ((int, type(None)), "an integer or null"),
+    "history": ((list,), "a list of epoch rows"),
+    "optimizer": ((dict,), "an object"),
+    "scheduler": ((dict,), "an object"),
+    "scaler": ((dict,), "an object"),
+    "config": ((dict,), "an object"),
+}
+
+
+def _checked_state(metadata: dict[str, str], path: Path) -> dict[str, Any]:
+    """The state JSON of a training checkpoint, every section present and of the right type."""
+    text = metadata.get("state")
+    if text is None:
+        raise CheckpointError(f"{path}: the training checkpoint lacks its state JSON; delete it to start afresh")
+    try:
+        meta = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as err:
+        raise CheckpointError(
+            f"{path}: the training state (metadata 'state') is not valid JSON ({err}); delete the file to start afresh"
+        ) from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: the training state (metadata 'state') is not a JSON object")
+    for key, (types, wanted) in _STATE_KEYS.items():
+        if key not in meta:
+            raise CheckpointError(f"{path}: the training state lacks {key!r}; delete the file to start afresh")
+        value = meta[key]
+        negative = isinstance(value, int) and "≥ 0" in wanted and value < 0
+        if isinstance(value, bool) or not isinstance(value, types) or negative:
+            raise CheckpointError(f"{path}: the training state's {key!r} must be {wanted}, got {value!r}")
+    for key, kind in (("param_groups", list), ("scalars", dict)):
+        if not isinstance(meta["optimizer"].get(key), kind):
+            raise CheckpointError(f"{path}: the training state lacks 'optimizer.{key}' (a {kind.__name__})")
+    return meta

@@ -38,6 +38,7 @@ from hrnet.engine.state import TrainingState, load_training_checkpoint, save_tra
 from hrnet.errors import TrainingError
 from hrnet.fileio import write_text_atomic
 from hrnet.models.checkpoint import load_pretrained, save_weights
+from hrnet.models.complexity import check_memory
 from hrnet.models.hrnet import build_model
 from hrnet.precision import training_autocast
 from hrnet.runtime import resolve_device
@@ -114,6 +115,7 @@ class _Trainer:
             seed=tc.seed,
             skip_bad_images=self.config.data.skip_bad_images,
             use_keypoint_weights=tc.use_keypoint_weights,
+            size_mismatch=self.config.data.size_mismatch,
         )
         self.evaluator = Evaluator.from_config(self.config, self.device, self.dist, split="val", progress=self.progress)
 
@@ -124,6 +126,7 @@ class _Trainer:
         if tc.sync_bn and self.dist.enabled:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model.to(self.device)
+        check_memory(model, self.config.model, tc.batch_size, self.device, training=True, what="train.batch_size")
         if self.channels_last:
             model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from the stubs
         self.model = model
@@ -151,7 +154,12 @@ class _Trainer:
             log.info("no checkpoint at %s: starting a new run", path)
             return
         self.state, saved = load_training_checkpoint(
-            path, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler, scaler=self.scaler
+            path,
+            model=self.model,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            scaler=self.scaler,
+            num_keypoints=self.config.model.num_keypoints,
         )
         if saved.get("model") != to_dict(self.config.model):
             raise TrainingError(f"{path}: saved by a run with another model config; use another train.name")

@@ -7,15 +7,21 @@ Reads:
 - MMPose checkpoints: ``backbone.*`` and ``keypoint_head.final_layer.*`` (MMPose 0.x) or ``head.final_layer.*``
   (MMPose 1.x) are mapped to our names.
 
-``.pth`` files are unpickled with ``torch.load(weights_only=True)``: a file that would build arbitrary Python
-objects (and so could run code) is refused with a ``CheckpointError``.
+``.pth`` files are unpickled with ``torch.load(weights_only=True)``, which builds tensors and plain containers only;
+for the length of that one load NumPy's array, dtype and scalar rebuilders are allowed too (MMPose 1.x stores its
+data-set metadata as NumPy arrays). A file that would build any other Python object (and so could run code) is
+refused with a ``CheckpointError``; so is a file holding NaN or infinite weights.
 """
 
 from __future__ import annotations
 
+import importlib
 import pickle
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -58,22 +64,93 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
     else:
         raw = _read_pickle(path)
-    return convert_state_dict(raw, source=str(path))
+    state = convert_state_dict(raw, source=str(path))
+    check_finite(state, str(path))
+    return state
+
+
+def check_finite(state: Mapping[str, torch.Tensor], source: str) -> None:
+    """``CheckpointError`` naming ``source`` and the first tensor holding NaN or infinity: such weights predict NaN
+    everywhere, and a file that has them was saved after training diverged."""
+    for name, tensor in state.items():
+        if tensor.is_floating_point() or tensor.is_complex():
+            bad = int((~torch.isfinite(tensor)).sum())
+            if bad:
+                raise CheckpointError(
+                    f"{source}: tensor {name!r} holds {bad} non-finite value{'s' if bad > 1 else ''} (NaN or "
+                    "infinity): the weights were saved after training diverged; use an earlier checkpoint"
+                )
+
+
+# What a PyTorch checkpoint starts with: a zip archive (torch.save since 1.6) or a pickle (protocol 2+, the legacy
+# format of the official HRNet files).
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_PROTO = 0x80
+# The unpickler's words for an object it will not build: a global (function or class) outside its allowlist.
+_REFUSAL_MARKS = ("GLOBAL", "Trying to call reduce", "Can only build", "Can only create new object")
+
+
+def _numpy_globals() -> list[Any]:
+    """The NumPy globals that rebuild arrays, dtypes and scalars, and nothing else.
+
+    MMPose 1.x checkpoints store their data-set metadata (sigmas, flip indices, colours) as NumPy arrays. Rebuilding
+    one calls ``_reconstruct`` (an empty array of a dtype) and ``ndarray.__setstate__`` (shape, dtype, raw bytes); a
+    scalar calls ``scalar(dtype, bytes)``; a dtype calls ``dtype(str)`` and ``__setstate__``. None of them calls a
+    function named by the file, and object arrays get their items from the same restricted unpickler. Files saved
+    with NumPy 1.x name the functions under ``numpy.core``, NumPy 2 under ``numpy._core``: both names are allowed.
+    """
+    import numpy as np
+
+    multiarray = importlib.import_module("numpy._core.multiarray" if hasattr(np, "_core") else "numpy.core.multiarray")
+    rebuild = [multiarray._reconstruct, multiarray.scalar]
+    dtype_classes = [t for t in vars(np.dtypes).values() if isinstance(t, type) and issubclass(t, np.dtype)]
+    return [
+        np.ndarray,
+        np.dtype,
+        *dtype_classes,
+        *rebuild,
+        *((f, f"numpy.core.multiarray.{f.__name__}") for f in rebuild),
+        *((f, f"numpy._core.multiarray.{f.__name__}") for f in rebuild),
+    ]
+
+
+@contextmanager
+def _numpy_allowed() -> Iterator[None]:
+    """Allow ``_numpy_globals`` for the loads inside the block only; a caller's own allowances stay as they were."""
+    present = torch.serialization.get_safe_globals()
+    added = [g for g in _numpy_globals() if g not in present]
+    with torch.serialization.safe_globals(added):
+        yield
 
 
 def _read_pickle(path: Path) -> Mapping[str, object]:
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "Unsupported global" not in str(err):  # garbage bytes, not a forbidden object
-            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_first_line(err)})") from None
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError as err:
+        raise CheckpointError(f"{path}: cannot read the weights file ({err.strerror or err})") from None
+    if not head:
+        raise CheckpointError(f"{path}: the weights file is empty; download or save it again")
+    if head != _ZIP_MAGIC and head[0] != _PICKLE_PROTO:
         raise CheckpointError(
-            f"{path}: refused to load: the file holds Python objects other than tensors and plain containers, "
-            f"and unpickling them could run code ({_first_line(err, 'Unsupported global')}). If you trust the "
-            "file, re-save only its state_dict: torch.save(model.state_dict(), 'weights.pth')."
+            f"{path}: not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle; it starts with "
+            f"{head!r}); give a .pth/.pt file written by torch.save, or a .safetensors file"
+        )
+    try:
+        with _numpy_allowed():
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        detail = _unpickler_detail(err)
+        if not any(mark in str(err) for mark in _REFUSAL_MARKS):  # damaged bytes, not a forbidden object
+            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({detail})") from None
+        raise CheckpointError(
+            f"{path}: refused to load: the file holds Python objects other than tensors, plain containers and NumPy "
+            f"arrays, and unpickling them could run code ({detail}). If you trust the file, re-save only its "
+            "state_dict: torch.save(model.state_dict(), 'weights.pth')."
         ) from None
-    except (RuntimeError, EOFError, OSError) as err:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({err})") from None
+    except (RuntimeError, EOFError, OSError, KeyError, ValueError, TypeError, AttributeError, IndexError) as err:
+        # A damaged archive or pickle surfaces as any of these from inside torch.load.
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_unpickler_detail(err)})") from None
     if not isinstance(obj, Mapping):
         raise CheckpointError(
             f"{path}: expected a state_dict (a mapping of names to tensors), got {type(obj).__name__}"
@@ -81,11 +158,19 @@ def _read_pickle(path: Path) -> Mapping[str, object]:
     return obj
 
 
-def _first_line(err: BaseException, containing: str = "") -> str:
-    """The informative line of a long PyTorch error message."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    picked = [line for line in lines if containing and containing in line]
-    return (picked or lines or [type(err).__name__])[0]
+def _unpickler_detail(err: BaseException) -> str:
+    """The informative part of a PyTorch load error, without its advice to load with ``weights_only=False`` (which
+    would run whatever the file holds): the global the file asks for when there is one, else the first line that
+    gives no advice."""
+    text = str(err)
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if found:
+        return f"it asks for {found.group(1)}"
+    advice = ("weights_only", "safe_globals", "PyTorch 2.6", "documentation", "trust", "options")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    kept = [line for line in lines if not any(a in line for a in advice)]
+    kept = [line.removeprefix("WeightsUnpickler error:").strip() for line in kept]
+    return kept[0] if kept else type(err).__name__
 
 
 def convert_state_dict(raw: Mapping[str, object], source: str = "<state_dict>") -> dict[str, torch.Tensor]:
@@ -131,16 +216,24 @@ def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> Non
 def load_state_dict_checked(
     model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "<state_dict>", strict: bool = True
 ) -> None:
-    """``model.load_state_dict`` with errors a person can act on.
-
-    A shape mismatch names the first few differing keys with both shapes; with ``strict`` missing and unexpected
-    keys are listed. ``num_batches_tracked`` counters absent from a file (older checkpoints) keep the model's.
-    """
+    """``model.load_state_dict`` with errors a person can act on (see ``check_state_dict``).
+    ``num_batches_tracked`` counters absent from a file (older checkpoints) keep the model's."""
     own = model.state_dict()
     state = dict(state_dict)
     for name, value in own.items():
         if name.endswith("num_batches_tracked") and name not in state:
             state[name] = value
+    check_state_dict(model, state, source, strict)
+    model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=strict)
+
+
+def check_state_dict(
+    model: nn.Module, state: Mapping[str, torch.Tensor], source: str = "<state_dict>", strict: bool = True
+) -> None:
+    """``CheckpointError`` unless ``state`` loads into ``model``, checked before anything is loaded: a shape
+    mismatch names the first few differing keys with both shapes; with ``strict`` missing and unexpected keys are
+    listed."""
+    own = model.state_dict()
     mismatched = [
         f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
         for k, v in state.items()
@@ -160,7 +253,6 @@ def load_state_dict_checked(
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:_SHOWN])})")
         raise CheckpointError(f"{source}: names do not match the model: " + "; ".join(parts))
-    model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=strict)
 
 
 def save_weights(model: nn.Module, path: str | Path, metadata: Mapping[str, str] | None = None) -> None:

@@ -7,10 +7,15 @@ up the network, whose figures add up to ``count_parameters`` and ``count_macs``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from hrnet.config import ModelConfig
+from hrnet.errors import ConfigError
+from hrnet.runtime import available_memory
 
 
 @dataclass(frozen=True)
@@ -130,3 +135,52 @@ def count_macs(model: nn.Module, input_size: tuple[int, int], batch_size: int = 
     output elements × input features. BatchNorm, activations, upsampling and sums are not counted.
     """
     return trace_modules(model, input_size, batch_size)[0].macs
+
+
+BYTES_PER_VALUE = 4  # float32 activations
+
+
+def activation_bytes(model: nn.Module, config: ModelConfig, batch_size: int, *, training: bool) -> int:
+    """Estimated activation memory of one forward pass at ``config.input_size`` over ``batch_size`` crops, bytes.
+
+    Traced once at the smallest input the network takes (32 × 32 pixels; 8 × 8 for the TF port) and scaled by
+    area and batch: every feature map of HRNet is a fixed fraction of the input, so the count is exact for the
+    module outputs. Training keeps every module's output for the backward pass (their sum); inference holds about
+    a layer's input and output at a time (twice the largest). A lower bound: the allocator, gradients and the
+    optimizer's state add to it. The model runs once in eval mode, unchanged.
+    """
+    step = 32 if config.variant == "hrnet" else 8
+    was_training = model.training
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+        with torch.no_grad():
+            calls = trace_modules(model, (step, step), 1) if device.type != "meta" else []
+    finally:
+        model.train(was_training)
+    sizes = [math.prod(c.output_shape) for c in calls if c.output_shape and not any(True for _ in c.module.children())]
+    per_probe = sum(sizes) if training else 2 * max(sizes, default=0)
+    height, width = config.input_size
+    return per_probe * (height * width) // (step * step) * batch_size * BYTES_PER_VALUE
+
+
+def check_memory(
+    model: nn.Module, config: ModelConfig, batch_size: int, device: torch.device, *, training: bool, what: str
+) -> int:
+    """``ConfigError`` before anything is allocated when the activations of one batch (``activation_bytes``) cannot
+    fit in the memory ``device`` has free; returns the estimate. ``what`` names the batch-size setting in the
+    message (``train.batch_size``, ``test.batch_size``). Nothing is checked where the free memory is unknown."""
+    needed = activation_bytes(model, config, batch_size, training=training)
+    free = available_memory(device)
+    if free is not None and needed > free:
+        height, width = config.input_size
+        raise ConfigError(
+            f"model.input_size {height} × {width} with {what} {batch_size} needs about {_gib(needed)} of "
+            f"activations for {'training' if training else 'inference'} (estimated), but {device} has "
+            f"{_gib(free)} free: lower model.input_size or {what}"
+        )
+    return needed
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:,.1f} GiB"

@@ -28,10 +28,19 @@ class OnnxRunner:
     """An ONNX Runtime session on the CPU: ``runner(images) -> heatmaps``.
 
     ``threads``: ONNX Runtime's intra-op threads; None takes ``OMP_NUM_THREADS`` if set, else ONNX Runtime's
-    default (one per physical core).
+    default (one per physical core). ``input_size`` ``(height, width)`` and ``num_keypoints``, when given (a
+    config's ``model.input_size`` and ``model.num_keypoints``), are checked against the graph's fixed input and
+    output sizes: a graph exported for another config is a ``ConfigError`` here rather than a shape error later.
     """
 
-    def __init__(self, path: str | Path, threads: int | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        threads: int | None = None,
+        *,
+        input_size: tuple[int, int] | None = None,
+        num_keypoints: int | None = None,
+    ):
         ort = optional_module("onnxruntime")
         options = ort.SessionOptions()
         if threads is None:
@@ -46,6 +55,26 @@ class OnnxRunner:
         self.input_name: str = image.name
         # Symbolic axes (the batch) are strings; fixed ones are ints.
         self.input_shape: tuple[int | str, ...] = tuple(image.shape)
+        self._check_against_config(input_size, num_keypoints)
+
+    def _check_against_config(self, input_size: tuple[int, int] | None, num_keypoints: int | None) -> None:
+        if input_size is not None:
+            graph = self.input_shape[2:]
+            fixed = len(graph) == 2 and all(isinstance(v, int) for v in graph)
+            if fixed and tuple(graph) != tuple(input_size):
+                h, w = graph
+                raise ConfigError(
+                    f"{self.path}: the ONNX model takes {h} × {w} crops (height × width) but the config's "
+                    f"model.input_size is {input_size[0]} × {input_size[1]}: use the config it was exported with, "
+                    "or export it again from this config (hrnet export)"
+                )
+        if num_keypoints is not None:
+            output = tuple(self.session.get_outputs()[0].shape)
+            if len(output) == 4 and isinstance(output[1], int) and output[1] != num_keypoints:
+                raise ConfigError(
+                    f"{self.path}: the ONNX model predicts {output[1]} keypoints but the config's "
+                    f"model.num_keypoints is {num_keypoints}: use the config it was exported with"
+                )
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """(N, 3, H, W) float32 normalised images → (N, K, h, w) float32 heatmaps."""

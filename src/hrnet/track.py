@@ -1,0 +1,297 @@
+"""Track ids across video frames and One-Euro smoothing of each track's keypoints.
+
+``PoseTracker.update`` takes the persons of one frame (boxes, keypoints, scores) and gives each a track id: a
+person is matched to the track it overlaps most, by box IoU or by OKS between the track's last keypoints and the
+person's, greedily from the best pair down (as the pose-tracking baseline of Xiao et al., "Simple Baselines for
+Human Pose Estimation and Tracking", ECCV 2018, matches greedily); a person that matches no track above the
+threshold starts a new id, and a track that matches nobody for more than ``max_missed`` frames is retired. Ids
+are never reused.
+
+With ``smoothing``, each track's keypoints go through a One-Euro filter (Casiez, Roussel and Vogel, "1€ Filter: A
+Simple Speed-based Low-pass Filter for Noisy Input in Interactive Systems", CHI 2012): a low-pass filter whose
+cut-off frequency rises with the speed of the signal, so that a still keypoint is held steady and a moving one
+lags little.
+
+``box_from_keypoints`` gives the box that carries a person from one frame to the next between detections.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hrnet.errors import ConfigError, DataError
+
+MATCH_METHODS = ("iou", "oks")
+
+
+@dataclass(frozen=True)
+class OneEuroSettings:
+    """The One-Euro filter's three knobs (Casiez et al. 2012), for keypoints in image pixels and time in seconds.
+
+    Attributes:
+        min_cutoff: cut-off frequency (Hz) at rest; lower holds still keypoints steadier but lags more.
+        beta: how fast the cut-off rises with speed (Hz per pixel/s); higher follows fast motion with less lag.
+        d_cutoff: cut-off frequency (Hz) of the speed estimate itself (the paper's 1 Hz).
+    """
+
+    min_cutoff: float = 1.0  # the paper's starting point: tune it first, with beta = 0, on a person standing still
+    beta: float = 0.02  # at 300 px/s (a brisk walk in a 720p frame) the cut-off becomes 7 Hz: little lag
+    d_cutoff: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (self.min_cutoff > 0 and self.d_cutoff > 0 and self.beta >= 0):
+            raise ConfigError(
+                f"One-Euro smoothing needs min_cutoff > 0, d_cutoff > 0 and beta >= 0, got min_cutoff="
+                f"{self.min_cutoff}, beta={self.beta}, d_cutoff={self.d_cutoff}"
+            )
+
+
+def _smoothing_factor(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:
+    """The exponential smoothing factor of a first-order low-pass filter at ``cutoff`` Hz sampled every ``dt``."""
+    tau = 1.0 / (2.0 * math.pi * np.asarray(cutoff))
+    return 1.0 / (1.0 + tau / dt)
+
+
+class OneEuroFilter:
+    """One-Euro filter of an array signal (every element filtered on its own), sampled at given times."""
+
+    def __init__(self, settings: OneEuroSettings):
+        self.settings = settings
+        self._value: np.ndarray | None = None
+        self._speed: np.ndarray | None = None
+        self._time = 0.0
+
+    def __call__(self, value: np.ndarray, time: float) -> np.ndarray:
+        """The filtered ``value`` (any shape, fixed from the first call) at ``time`` seconds."""
+        value = np.asarray(value, dtype=np.float64)
+        if self._value is None or self._speed is None:
+            self._value, self._speed, self._time = value.copy(), np.zeros_like(value), time
+            return value.copy()
+        dt = time - self._time
+        if dt <= 0:  # the same instant again (a repeated timestamp): nothing new to filter
+            return self._value.copy()
+        s = self.settings
+        speed = (value - self._value) / dt
+        self._speed = self._speed + _smoothing_factor(s.d_cutoff, dt) * (speed - self._speed)
+        cutoff = s.min_cutoff + s.beta * np.abs(self._speed)
+        self._value = self._value + _smoothing_factor(cutoff, dt) * (value - self._value)
+        self._time = time
+        return self._value.copy()
+
+
+def box_from_keypoints(
+    keypoints: np.ndarray,
+    scores: np.ndarray,
+    *,
+    threshold: float = 0.3,
+    enlarge: float = 1.2,
+    image_size: tuple[int, int] | None = None,
+    min_keypoints: int = 3,
+) -> np.ndarray | None:
+    """The person box (x, y, w, h) around the keypoints scoring at least ``threshold``, enlarged ``enlarge`` times
+    about its centre (keypoints lie inside a person: the top of the head and the feet lie beyond them), clipped to
+    ``image_size`` (height, width). None when fewer than ``min_keypoints`` keypoints are that sure or the box is
+    empty: the person is taken as lost.
+
+    Args:
+        keypoints: (K, 2) pixels in the image.
+        scores: (K,) keypoint confidences.
+    """
+    points = np.asarray(keypoints, dtype=np.float64)
+    sure = (np.asarray(scores) >= threshold) & np.isfinite(points).all(axis=1)
+    if sure.sum() < min_keypoints:
+        return None
+    low, high = points[sure].min(axis=0), points[sure].max(axis=0)
+    center, half = (low + high) / 2, (high - low) / 2 * enlarge
+    low, high = center - half, center + half
+    if image_size is not None:
+        limit = np.array([image_size[1], image_size[0]], dtype=np.float64)
+        low, high = np.clip(low, 0, limit), np.clip(high, 0, limit)
+    if (high - low < 1.0).any():
+        return None
+    return np.array([low[0], low[1], high[0] - low[0], high[1] - low[1]])
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(A, B) IoU of boxes ``a`` (A, 4) and ``b`` (B, 4), both (x, y, w, h) in pixels."""
+    a, b = np.asarray(a, dtype=np.float64).reshape(-1, 4), np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    low = np.maximum(a[:, None, :2], b[None, :, :2])
+    high = np.minimum(a[:, None, :2] + a[:, None, 2:], b[None, :, :2] + b[None, :, 2:])
+    inter = np.clip(high - low, 0, None).prod(axis=2)
+    union = a[:, None, 2:].prod(axis=2) + b[None, :, 2:].prod(axis=2) - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def keypoint_similarity(
+    reference: np.ndarray,
+    reference_scores: np.ndarray,
+    reference_boxes: np.ndarray,
+    other: np.ndarray,
+    other_scores: np.ndarray,
+    sigmas: Sequence[float],
+    threshold: float,
+) -> np.ndarray:
+    """(A, B) OKS of persons ``other`` (B, K, 2) against ``reference`` (A, K, 2), as COCO's: per keypoint
+    exp(-d² / (2 s² (2σ)²)) with s² the reference's box area (``reference_boxes`` (A, 4)), averaged over the
+    keypoints that both score at least ``threshold`` (0 when none do). Pixels in the image."""
+    variances = (2 * np.asarray(sigmas, dtype=np.float64)) ** 2
+    d2 = ((reference[:, None] - other[None]) ** 2).sum(axis=3)  # (A, B, K)
+    area = np.maximum(reference_boxes[:, 2] * reference_boxes[:, 3], 1.0)[:, None, None]
+    similarity = np.exp(-d2 / (2 * area * variances))
+    both = (reference_scores[:, None] >= threshold) & (other_scores[None] >= threshold)
+    count = both.sum(axis=2)
+    return np.where(count > 0, (similarity * both).sum(axis=2) / np.maximum(count, 1), 0.0)
+
+
+def greedy_match(similarity: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """Pairs (row, column) taken from the most similar down, each row and column once, similarity ≥ threshold."""
+    pairs: list[tuple[int, int]] = []
+    if similarity.size == 0:
+        return pairs
+    rows, cols = np.unravel_index(np.argsort(-similarity, axis=None, kind="stable"), similarity.shape)
+    used_rows, used_cols = set(), set()
+    for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
+        if similarity[r, c] < threshold:
+            break
+        if r not in used_rows and c not in used_cols:
+            pairs.append((r, c))
+            used_rows.add(r)
+            used_cols.add(c)
+    return pairs
+
+
+@dataclass
+class Track:
+    """One tracked person: the box, keypoints (K, 2) and scores (K,) last seen (before smoothing), in pixels."""
+
+    track_id: int
+    box: np.ndarray
+    keypoints: np.ndarray
+    scores: np.ndarray
+    missed: int = 0
+    smoother: OneEuroFilter | None = field(default=None, repr=False)
+
+
+class PoseTracker:
+    """Track ids (and optionally smoothed keypoints) for the persons of successive video frames.
+
+    Args:
+        match: "iou" (person boxes) or "oks" (keypoints; needs ``sigmas``).
+        threshold: the least IoU or OKS for a person to continue a track.
+        max_missed: frames a track may go unmatched before its id is retired.
+        sigmas: (K,) OKS sigmas of the keypoint set (``KeypointSet.sigmas``), for ``match="oks"``.
+        keypoint_threshold: keypoints scoring below it take no part in OKS.
+        smoothing: One-Euro settings, or None for the keypoints as they come.
+    """
+
+    def __init__(
+        self,
+        *,
+        match: str = "iou",
+        threshold: float = 0.3,
+        max_missed: int = 10,
+        sigmas: Sequence[float] | None = None,
+        keypoint_threshold: float = 0.3,
+        smoothing: OneEuroSettings | None = None,
+    ):
+        if match not in MATCH_METHODS:
+            raise ConfigError(f"track matching must be one of {', '.join(MATCH_METHODS)}, got {match!r}")
+        if match == "oks" and sigmas is None:
+            raise ConfigError("OKS track matching needs the keypoint set's sigmas")
+        if not 0 <= threshold <= 1:
+            raise ConfigError(f"the track matching threshold is an IoU or OKS in [0, 1], got {threshold}")
+        if max_missed < 0:
+            raise ConfigError(f"max_missed is a number of frames (0 or more), got {max_missed}")
+        self.match = match
+        self.threshold = threshold
+        self.max_missed = max_missed
+        self.sigmas = sigmas
+        self.keypoint_threshold = keypoint_threshold
+        self.smoothing = smoothing
+        self.tracks: list[Track] = []
+        self._next_id = 1
+
+    @property
+    def active(self) -> list[Track]:
+        """The tracks seen in the last frame."""
+        return [t for t in self.tracks if t.missed == 0]
+
+    def update(
+        self,
+        boxes: np.ndarray,
+        keypoints: np.ndarray,
+        scores: np.ndarray,
+        time: float,
+        track_ids: Sequence[int] | None = None,
+    ) -> tuple[list[int], np.ndarray]:
+        """Track ids and (smoothed) keypoints for the persons of one frame.
+
+        Args:
+            boxes: (P, 4) person boxes (x, y, w, h), pixels.
+            keypoints: (P, K, 2) keypoints, pixels.
+            scores: (P, K) keypoint confidences.
+            time: the frame's time in seconds (the smoothing's clock).
+            track_ids: the persons' tracks when already known (a box carried over from a track's own keypoints);
+                None matches them to the tracks.
+
+        Returns:
+            P track ids, and (P, K, 2) keypoints: smoothed per track with ``smoothing``, else as given.
+        """
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        keypoints = np.asarray(keypoints, dtype=np.float64)
+        scores = np.asarray(scores, dtype=np.float64)
+        count = len(boxes)
+        if keypoints.shape[:1] != (count,) or scores.shape != keypoints.shape[:2]:
+            raise DataError(f"{count} boxes, keypoints {keypoints.shape} and scores {scores.shape} do not match")
+        by_id = {t.track_id: t for t in self.tracks}
+        if track_ids is None:
+            assigned = self._match(boxes, keypoints, scores)
+        else:
+            assigned = [by_id.get(i) for i in track_ids]
+            if len(assigned) != count or any(t is None for t in assigned) or len(set(track_ids)) != count:
+                raise DataError(f"track ids {list(track_ids)} are not {count} distinct live tracks")
+        ids: list[int] = []
+        out = keypoints.copy()
+        for p, track in enumerate(assigned):
+            if track is None:
+                track = Track(self._next_id, boxes[p], keypoints[p], scores[p])
+                if self.smoothing is not None:
+                    track.smoother = OneEuroFilter(self.smoothing)
+                self._next_id += 1
+                self.tracks.append(track)
+            track.box, track.keypoints, track.scores, track.missed = boxes[p], keypoints[p], scores[p], -1
+            if track.smoother is not None:
+                out[p] = track.smoother(keypoints[p], time)
+            ids.append(track.track_id)
+        for track in self.tracks:
+            track.missed += 1
+        self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
+        return ids, out
+
+    def _match(self, boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray) -> list[Track | None]:
+        """The track each person continues (None: a new one)."""
+        tracks = self.tracks
+        if not tracks or not len(boxes):
+            return [None] * len(boxes)
+        track_boxes = np.stack([t.box for t in tracks])
+        if self.match == "iou":
+            similarity = box_iou(track_boxes, boxes)
+        else:
+            assert self.sigmas is not None
+            similarity = keypoint_similarity(
+                np.stack([t.keypoints for t in tracks]),
+                np.stack([t.scores for t in tracks]),
+                track_boxes,
+                keypoints,
+                scores,
+                self.sigmas,
+                self.keypoint_threshold,
+            )
+        assigned: list[Track | None] = [None] * len(boxes)
+        for t, p in greedy_match(similarity, max(self.threshold, 1e-9)):
+            assigned[p] = tracks[t]
+        return assigned

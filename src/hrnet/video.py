@@ -1,0 +1,386 @@
+"""Pose estimation on videos, webcams and streams: person boxes, track ids, smoothing, H.264 output.
+
+Each frame: every ``detect_every``-th frame the person boxes come from the detector (the whole frame when there
+is none); in between, each person seen in the frame before is carried by the box around its own keypoints
+(``hrnet.track.box_from_keypoints``), which costs no detection. The estimator finds the keypoints in those boxes,
+``hrnet.track.PoseTracker`` gives every person a track id (and smooths its keypoints with ``smooth``), and the
+results go out as JSON lines (one a frame) and, when drawn, an H.264 MP4 (yuv420p, written by PyAV) that plays
+in browsers.
+
+A source is a video file, a webcam index (``"0"``) or a stream URL (``rtsp://``, ``http://``, ...) that OpenCV's
+FFmpeg back end opens. A file's outputs appear whole or not at all; a webcam's or stream's (which never end on
+their own) are completed when the frames stop or on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time as clock
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from pathlib import Path
+from typing import IO, Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from hrnet.detect import Detector
+from hrnet.errors import ConfigError, DataError
+from hrnet.fileio import atomic_path, json_text
+from hrnet.inference import PersonPose, PoseEstimator
+from hrnet.metrics.coco import keypoint_results
+from hrnet.track import OneEuroSettings, PoseTracker, box_from_keypoints
+from hrnet.visualize import draw_poses
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_DEFAULT_FPS = 25.0  # when a source does not say (some webcams and streams report 0)
+
+
+def is_live_source(source: str | Path) -> bool:
+    """Whether ``source`` is a webcam index (``"0"``) or a stream URL rather than a file."""
+    text = str(source)
+    return _URL.match(text) is not None or (text.isdigit() and not Path(text).exists())
+
+
+def is_video(source: str | Path) -> bool:
+    """A video file (by its suffix), a webcam index or a stream URL."""
+    return is_live_source(source) or Path(source).suffix.lower() in VIDEO_SUFFIXES
+
+
+def source_stem(source: str | Path) -> str:
+    """The stem of a source's output files: the file's stem, ``webcam0``, or a stream URL made file-safe."""
+    text = str(source)
+    if not is_live_source(text):
+        return Path(text).stem
+    if text.isdigit():
+        return f"webcam{text}"
+    tail = re.sub(r"[^A-Za-z0-9.-]+", "_", _URL.sub("", text).split("?")[0]).strip("_.")
+    return f"stream_{tail[:80] or 'video'}"
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """How persons are found and followed from frame to frame.
+
+    Attributes:
+        detect_every: run the detector on every N-th frame (1: on all); in between each person's box comes
+            from its keypoints in the frame before.
+        track_by: "iou" (person boxes) or "oks" (keypoints) to match persons to tracks.
+        track_threshold: the least IoU / OKS to continue a track.
+        max_missed: frames a track may go unseen before its id is retired.
+        keypoint_threshold: keypoints below this score neither make a carried box nor count in OKS.
+        smooth: One-Euro settings for each track's keypoints, or None.
+    """
+
+    detect_every: int = 1
+    track_by: str = "iou"
+    track_threshold: float = 0.3
+    max_missed: int = 10  # a third of a second at 30 frames/s: a person hidden briefly keeps the id
+    keypoint_threshold: float = 0.3
+    smooth: OneEuroSettings | None = None
+
+    def __post_init__(self) -> None:
+        if self.detect_every < 1:
+            raise ConfigError(f"--detect-every is a number of frames (1 or more), got {self.detect_every}")
+
+
+@dataclass(frozen=True)
+class TrackedPerson:
+    """One person in one frame: its track id, the pose (keypoints smoothed when asked), and how its box came."""
+
+    track_id: int
+    pose: PersonPose
+    detected: bool  # the box came from the detector (or is the whole frame), not from the frame before
+
+
+class VideoPoseTracker:
+    """Persons with track ids frame by frame: detect every N frames, carry boxes between, estimate, track.
+
+    ``tracker(frame_bgr, time)`` takes the frames in order, each an (H, W, 3) uint8 BGR array (as OpenCV decodes)
+    at ``time`` seconds. ``detector`` None takes the estimator's own detector, if it has one; without either the
+    whole frame is one person box. The estimator is always given the boxes: it never detects on its own here.
+    """
+
+    def __init__(self, estimator: PoseEstimator, detector: Detector | None = None, options: VideoOptions | None = None):
+        self.estimator = estimator
+        self.detector = detector if detector is not None else estimator.detector
+        self.options = options or VideoOptions()
+        o = self.options
+        self.tracker = PoseTracker(
+            match=o.track_by,
+            threshold=o.track_threshold,
+            max_missed=o.max_missed,
+            sigmas=estimator.keypoint_set.sigmas,
+            keypoint_threshold=o.keypoint_threshold,
+            smoothing=o.smooth,
+        )
+        self.frame_index = 0
+
+    def __call__(self, frame_bgr: np.ndarray, time: float) -> list[TrackedPerson]:
+        height, width = frame_bgr.shape[:2]
+        carried_ids: list[int] | None = None
+        if self.frame_index % self.options.detect_every == 0:
+            boxes, box_scores = self._detect(frame_bgr, width, height)
+        else:
+            carried_ids, carried = [], []
+            for track in self.tracker.active:
+                box = box_from_keypoints(
+                    track.keypoints,
+                    track.scores,
+                    threshold=self.options.keypoint_threshold,
+                    image_size=(height, width),
+                )
+                if box is not None:
+                    carried_ids.append(track.track_id)
+                    carried.append(box)
+            boxes = np.array(carried, dtype=np.float64).reshape(-1, 4)
+            box_scores = np.ones(len(boxes))
+        self.frame_index += 1
+        persons = self.estimator(frame_bgr, boxes, box_scores, channel_order="bgr") if len(boxes) else []
+        count, num_keypoints = len(persons), self.estimator.keypoint_set.num_keypoints
+        ids, keypoints = self.tracker.update(
+            np.array([p.box for p in persons]).reshape(count, 4),
+            np.array([p.keypoints for p in persons]).reshape(count, num_keypoints, 2),
+            np.array([p.scores for p in persons]).reshape(count, num_keypoints),
+            time,
+            track_ids=carried_ids,
+        )
+        return [
+            TrackedPerson(i, replace(p, keypoints=k) if self.options.smooth else p, carried_ids is None)
+            for i, p, k in zip(ids, persons, keypoints, strict=True)
+        ]
+
+    def _detect(self, frame_bgr: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.detector is None:
+            return np.array([[0.0, 0.0, width, height]]), np.ones(1)
+        found = self.detector(frame_bgr)
+        boxes = np.asarray(found.boxes, dtype=np.float64).reshape(-1, 4)
+        scores = np.asarray(found.scores, dtype=np.float64).reshape(-1)
+        keep = (boxes[:, 2:] > 0).all(axis=1)  # a degenerate box holds no person to crop
+        return boxes[keep], scores[keep]
+
+
+def person_results(
+    persons: Sequence[PersonPose], image_id: Any, track_ids: Sequence[int] | None = None
+) -> list[dict[str, Any]]:
+    """COCO keypoint results (with the box, and the track id when given) for the persons of one image, rounded to
+    what a pixel needs."""
+    if not persons:
+        return []
+    keypoints = np.stack([np.concatenate([p.keypoints, p.scores[:, None]], axis=1) for p in persons])
+    results = keypoint_results(
+        [image_id] * len(persons),
+        keypoints.astype(np.float64).round(3),
+        np.array([p.score for p in persons]).round(4),
+        boxes=np.stack([p.box for p in persons]).astype(np.float64).round(2),
+    )
+    if track_ids is not None:
+        for result, track_id in zip(results, track_ids, strict=True):
+            result["track_id"] = int(track_id)
+    return results
+
+
+def draw_persons(
+    image_rgb: np.ndarray,
+    persons: Sequence[PersonPose],
+    estimator: PoseEstimator,
+    threshold: float,
+    track_ids: Sequence[int] | None = None,
+) -> np.ndarray:
+    """The persons' skeletons and boxes (and track ids) drawn on a copy of an (H, W, 3) RGB image."""
+    if not persons:
+        return image_rgb
+    canvas = draw_poses(
+        image_rgb,
+        np.stack([p.keypoints for p in persons]),
+        np.stack([p.scores for p in persons]),
+        estimator.keypoint_set,
+        threshold=threshold,
+        boxes=np.stack([p.box for p in persons]),
+    )
+    if track_ids is not None:
+        scale = max(0.4, min(canvas.shape[:2]) / 720)
+        for p, track_id in zip(persons, track_ids, strict=True):
+            x, y = int(p.box[0]) + 3, max(int(p.box[1]) - 4, int(14 * scale))
+            for colour, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+                cv2.putText(
+                    canvas, f"id {track_id}", (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, width, cv2.LINE_AA
+                )
+    return canvas
+
+
+class H264Writer:
+    """Frames → an H.264 MP4 (yuv420p, ``faststart``) through PyAV: the format every browser plays.
+
+    ``writer.write(rgb)`` takes (H, W, 3) uint8 RGB frames of one size; odd sizes are padded by a pixel (4:2:0
+    needs even ones). ``close()`` flushes the encoder. Every failure is a ``DataError`` naming the file.
+    """
+
+    def __init__(
+        self, path: str | Path, fps: float, *, codec: str = "libx264", crf: int = 23, preset: str = "veryfast"
+    ):
+        import av
+
+        self.path = Path(path)
+        self._av = av
+        self._rate = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(int(_DEFAULT_FPS))
+        self._codec, self._options = codec, {"crf": str(crf), "preset": preset}
+        self._stream: Any = None
+        self._size: tuple[int, int] | None = None
+        try:
+            self._container: Any = av.open(str(self.path), mode="w", format="mp4", options={"movflags": "+faststart"})
+        except (av.FFmpegError, OSError) as err:
+            raise DataError(f"{self.path}: cannot write the video ({err})") from None
+
+    def write(self, rgb: np.ndarray) -> None:
+        height, width = rgb.shape[:2]
+        if self._stream is None:
+            self._open_stream(width + width % 2, height + height % 2)
+            self._size = (height, width)
+        elif self._size != (height, width):
+            first = f"{self._size[1]}×{self._size[0]}" if self._size else "?"
+            raise DataError(f"{self.path}: a frame of {width}×{height} after frames of {first}")
+        if height % 2 or width % 2:
+            rgb = cv2.copyMakeBorder(rgb, 0, height % 2, 0, width % 2, cv2.BORDER_REPLICATE)
+        frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        self._encode(frame)
+
+    def close(self) -> None:
+        """Flush the encoder and finish the file (a file with no frame is left empty)."""
+        try:
+            if self._stream is not None:
+                self._encode(None)
+            self._container.close()
+        except (self._av.FFmpegError, OSError) as err:
+            raise DataError(f"{self.path}: the video could not be finished ({err})") from None
+
+    def _open_stream(self, width: int, height: int) -> None:
+        try:
+            stream = self._container.add_stream(self._codec, rate=self._rate, options=self._options)
+        except (self._av.FFmpegError, ValueError) as err:
+            raise DataError(
+                f"{self.path}: the {self._codec} encoder is not available in this PyAV build ({err}); reinstall "
+                "the 'av' package from PyPI (its wheels include libx264)"
+            ) from None
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        self._stream = stream
+
+    def _encode(self, frame: Any) -> None:
+        try:
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+        except (self._av.FFmpegError, OSError, ValueError) as err:
+            raise DataError(f"{self.path}: the {self._codec} encoder failed ({err})") from None
+
+
+@contextmanager
+def _open_capture(source: str | Path) -> Iterator[cv2.VideoCapture]:
+    text = str(source)
+    capture = cv2.VideoCapture(int(text)) if text.isdigit() and is_live_source(text) else cv2.VideoCapture(text)
+    try:
+        if not capture.isOpened():
+            what = "webcam" if text.isdigit() else "stream" if is_live_source(text) else "video"
+            raise DataError(f"{text}: OpenCV cannot open the {what} (missing, unreachable or an unsupported codec)")
+        yield capture
+    finally:
+        capture.release()
+
+
+def video_outputs(source: str | Path, out: Path, draw: bool) -> list[Path]:
+    """The files a video source writes into ``out``: ``<stem>.jsonl`` and, when drawn, ``<stem>.mp4``."""
+    stem = source_stem(source)
+    return [out / f"{stem}.jsonl", *([out / f"{stem}.mp4"] if draw else [])]
+
+
+def predict_video(
+    estimator: PoseEstimator,
+    source: str | Path,
+    out_dir: str | Path,
+    *,
+    detector: Detector | None = None,
+    options: VideoOptions | None = None,
+    threshold: float = 0.3,
+    draw: bool = True,
+    progress: bool = True,
+) -> list[Path]:
+    """Persons with track ids in every frame of a video file, webcam or stream; returns the files written.
+
+    ``<stem>.jsonl``: a line per frame, ``{"frame", "time" (seconds), "persons": [COCO keypoint result + "bbox"
+    + "track_id"]}``; ``<stem>.mp4``: the frames with skeletons, boxes and ids, H.264 (with ``draw``). Keypoints
+    below ``threshold`` are not drawn. A file's time is frame / frame rate; a live source's is the clock since
+    its first frame.
+    """
+    out = Path(out_dir)
+    live = is_live_source(source)
+    jsonl_path, *video_path = video_outputs(source, out, draw)
+    pose_tracker = VideoPoseTracker(estimator, detector, options)
+    with _open_capture(source) as capture:
+        fps = capture.get(cv2.CAP_PROP_FPS) or _DEFAULT_FPS
+        total = None if live else int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+        frames = 0
+        with (
+            atomic_path(jsonl_path) as jsonl_tmp,
+            _atomic_video(video_path, fps) as writer,
+            open(jsonl_tmp, "w", encoding="utf-8") as lines,
+        ):
+            bar = tqdm(total=total, desc=str(source), unit="frame", disable=not progress)
+            started = clock.monotonic()
+            try:
+                while True:
+                    ok, bgr = capture.read()
+                    if not ok:
+                        break
+                    now = clock.monotonic() - started if live else frames / fps
+                    _frame(pose_tracker, bgr, frames, now, lines, writer, estimator, threshold, jsonl_path)
+                    frames += 1
+                    bar.update(1)
+            except KeyboardInterrupt:
+                if not live:
+                    raise  # a file's outputs are whole or absent
+                log.info("%s: stopped after %d frames; finishing the outputs", source, frames)
+            finally:
+                bar.close()
+            if not frames:
+                raise DataError(f"{source}: no frame could be decoded")
+    return [jsonl_path, *video_path]
+
+
+def _frame(
+    pose_tracker: VideoPoseTracker,
+    bgr: np.ndarray,
+    index: int,
+    time: float,
+    lines: IO[str],
+    writer: H264Writer | None,
+    estimator: PoseEstimator,
+    threshold: float,
+    jsonl_path: Path,
+) -> None:
+    tracked = pose_tracker(bgr, time)
+    persons, ids = [t.pose for t in tracked], [t.track_id for t in tracked]
+    record = {"frame": index, "time": round(time, 4), "persons": person_results(persons, index, ids)}
+    lines.write(json_text(record, f"{jsonl_path}, frame {index}") + "\n")
+    if writer is not None:
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        writer.write(draw_persons(rgb, persons, estimator, threshold, ids))
+
+
+@contextmanager
+def _atomic_video(paths: list[Path], fps: float) -> Iterator[H264Writer | None]:
+    """An ``H264Writer`` on a temporary file renamed onto ``paths[0]`` when the block ends well (None: no video)."""
+    if not paths:
+        yield None
+        return
+    with atomic_path(paths[0]) as tmp:
+        writer = H264Writer(tmp, fps)
+        try:
+            yield writer
+        finally:
+            writer.close()
