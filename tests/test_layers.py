@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "metrics": 4,
     "visualize": 4,
     "inference": 5,
+    "precision": 5,
     "detect": 5,  # person detectors, beside the estimator that uses them
     "track": 5,
     "engine": 6,

@@ -18,11 +18,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hrnet import __version__
-from hrnet.config import MODEL_PRESETS, ExperimentConfig, find_config, load_config, model_preset
+from hrnet.config import MODEL_PRESETS, ExperimentConfig, ModelConfig, find_config, load_config, model_preset
 from hrnet.errors import ConfigError, HrnetError, TrainingInterruptedError
 from hrnet.fileio import check_writable_dir, check_writable_file
 
 log = logging.getLogger("hrnet")
+
+PRECISION_CHOICES = ("fp32", "bf16", "int8")
+PRECISION_HELP = "fp32 (default); bf16: the fast path in bfloat16; int8: an .onnx from export --precision int8"
 
 
 def _experiment(source: str, overrides: Sequence[str]) -> ExperimentConfig:
@@ -103,6 +106,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from hrnet.speed import measure_inference
 
     model_cfg = _experiment(args.config, args.set).model
+    if args.precision:
+        return _bench_precisions(args, model_cfg)
     rows = measure_inference(
         model_cfg,
         _weights(args.weights),
@@ -120,6 +125,35 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_precisions(args: argparse.Namespace, model_cfg: ModelConfig) -> int:
+    import torch
+
+    from hrnet.precision import cpu_support, parse_precisions, precision_notice
+    from hrnet.speed import measure_precisions
+
+    precisions = parse_precisions(args.precision)
+    if args.device not in ("auto", "cpu"):
+        raise ConfigError("--precision compares CPU precisions: leave --device as cpu")
+    support = cpu_support()
+    result = measure_precisions(
+        model_cfg, precisions, args.weights, batch=args.batch, rounds=args.rounds, seconds=args.seconds
+    )
+    h, w = model_cfg.input_size
+    print(f"{args.config}, input {h}×{w}, batch {args.batch}, {torch.get_num_threads()} CPU threads")
+    print(f"CPU: {support.describe()}")
+    for precision in precisions:
+        if notice := precision_notice(precision, "cpu", support):
+            print(f"note: {notice}")
+    print(
+        f"fp32 limit: {result.limit:.2f} images/s = peak {result.peak_flops / 1e9:.0f} GFLOP/s (2048³ 1×1 conv, "
+        f"{result.peak_backend}) ÷ 2 × {result.multiply_accumulates / 1e9:.3f} G multiply-adds"
+    )
+    for row in result.rows:
+        multiple = row.images_per_s / result.limit
+        print(f"  {row.backend:28s} {row.images_per_s:9.2f} images/s  {multiple:.2f}× fp32 limit")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from hrnet.engine.train import train
 
@@ -133,14 +167,23 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from hrnet.engine.evaluate import Evaluator
-    from hrnet.models.checkpoint import load_model
-    from hrnet.runtime import resolve_device
+    from hrnet.precision import heatmap_model
 
     config = _experiment(args.config, args.set)
     out = Path(args.out) if args.out else Path(config.train.out_dir) / config.train.name / "eval"
     check_writable_dir(out, "--out folder" if args.out else "evaluation folder")  # before the long evaluation
-    device = resolve_device(config.runtime.device)
-    model = load_model(config.model, _weights(args.weights), device)
+    # fp32 evaluates the network as trained (BatchNorm unfolded), as the official test does.
+    weights = _weights(args.weights)
+    assert weights is not None  # --weights is required
+    backend = "onnxruntime" if str(weights).lower().endswith(".onnx") else "torch"
+    model, device = heatmap_model(
+        config.model,
+        weights,
+        args.precision,
+        device=config.runtime.device,
+        backend=backend,
+        fast=args.precision != "fp32",
+    )
     metrics = Evaluator.from_config(config, device, boxes=args.boxes).evaluate(model, out, draw=args.draw)
     summary = metrics.pop("summary", None)
     print(summary or "\n".join(f"{k:14s} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
@@ -181,6 +224,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         backend=args.backend,
         fast=not args.plain,
         compile=args.compile,
+        precision=args.precision,
         detector=detector,
     )
     detections = DetectionBoxes(args.boxes, config.test.box_score_threshold) if args.boxes else None
@@ -238,9 +282,22 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise ConfigError(f"--out {out} is the input {source}: give another file name")
     check_writable_file(out, "--out file")
     config = _experiment(args.config, args.set)
-    path = export_from_config(config, _weights(args.weights), args.out, opset=args.opset)
+    if args.calibration and args.precision != "int8":
+        raise ConfigError("--calibration is for --precision int8")
+    calibration = _experiment(args.calibration, args.set) if args.calibration else None
+    path = export_from_config(
+        config,
+        _weights(args.weights),
+        args.out,
+        opset=args.opset,
+        precision=args.precision,
+        calibration=calibration,
+        calibration_name=args.calibration or args.config,
+        calibration_crops=args.calibration_crops,
+    )
+    kind = "int8 (calibrated), checked against the fp32 graph" if args.precision == "int8" else "checked"
     print(f"wrote {path} (input 'image' N×3×{config.model.input_size[0]}×{config.model.input_size[1]}, "
-          "output 'heatmaps'; checked against ONNX Runtime)")  # fmt: skip
+          f"output 'heatmaps'; {kind} against ONNX Runtime)")  # fmt: skip
     return 0
 
 
@@ -380,6 +437,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds; figures are medians")
     p.add_argument("--seconds", type=float, default=2.0, help="seconds per configuration in a round")
     p.add_argument("--compile", action="store_true", help="also time the fast path with torch.compile")
+    p.add_argument(
+        "--precision",
+        metavar="LIST",
+        help="compare precisions instead, e.g. fp32,bf16,int8: images/s and multiples of the fp32 limit",
+    )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_bench, runs_network=True)
 
@@ -395,6 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", required=True, help="our .safetensors, an official / MMPose .pth, or a weights name")
     p.add_argument("--boxes", help="COCO detection-results JSON of person boxes (default: ground-truth boxes)")
     p.add_argument("--draw", type=int, default=0, metavar="N", help="also draw N images: prediction | truth")
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32", help=PRECISION_HELP)
     p.add_argument("--out", help="output folder (default: <train.out_dir>/<train.name>/eval)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_eval, runs_network=True)
@@ -448,6 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-draw", action="store_true", help="write only the JSON results")
     p.add_argument("--plain", action="store_true", help="run the model as is (no BatchNorm folding)")
     p.add_argument("--compile", action="store_true", help="torch.compile the fast path (worth it for long runs)")
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32", help=PRECISION_HELP)
     video = p.add_argument_group("video", "how persons are found and followed through the frames of a video")
     video.add_argument(
         "--detect-every",
@@ -507,6 +571,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="weights to export (default: random initialisation)")
     p.add_argument("--out", required=True, help="the .onnx file to write")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset version (default 17)")
+    p.add_argument("--precision", choices=("fp32", "int8"), default="fp32", help="int8: static quantization")
+    p.add_argument("--calibration", metavar="CONFIG", help="int8: experiment whose training crops calibrate")
+    p.add_argument("--calibration-crops", type=int, default=320, help="int8: crops to calibrate on (default 320)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_export)
 

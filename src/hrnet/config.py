@@ -240,10 +240,15 @@ class TrainConfig:
     checkpoint_every: int = 0  # also save a resumable checkpoint every N steps mid-epoch; 0 = epoch end only
     val_every: int = 1  # validate every N epochs (and always after the last)
     max_steps_per_epoch: int = 0  # cap the steps of an epoch (quick runs); 0 = the whole data set
+    # "bf16": autocast to bfloat16 where the hardware has it (CPU: AVX-512 BF16 or AMX; GPU: bf16), fp32 weights,
+    # gradients and loss; fp32 (with a logged message) where it has not. "fp32": fp32 on the CPU; on CUDA
+    # runtime.amp still decides mixed precision (hrnet.precision.training_autocast).
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("loss", self.loss, LOSSES)
+        _check_choice("precision", self.precision, ("fp32", "bf16"))
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ConfigError("epochs, batch_size and lr must be positive")
         if list(self.lr_steps) != sorted(self.lr_steps):

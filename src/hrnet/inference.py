@@ -10,7 +10,7 @@ Nothing here changes process-wide state; for the CPU speed of ``hrnet predict``,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +25,7 @@ from hrnet.detect import Detector, load_detector
 from hrnet.errors import ConfigError, DataError
 from hrnet.keypoints import BUILTIN, KeypointSet, get_keypoint_set
 from hrnet.metrics.nms import rescore
-from hrnet.runtime import resolve_device
-
-HeatmapFn = Callable[[torch.Tensor], torch.Tensor]
+from hrnet.precision import HeatmapFn, heatmap_model
 
 
 def predict_keypoints(
@@ -119,6 +117,7 @@ class PoseEstimator:
         fast: bool = True,
         compile: bool = False,
         keypoint_set: KeypointSet | None = None,
+        precision: str = "fp32",
         detector: Detector | str | None = None,
         channel_order: str = "bgr",
     ) -> PoseEstimator:
@@ -135,6 +134,9 @@ class PoseEstimator:
         ``hrnet.detect.load_detector`` ("hog", an ``.onnx`` file, a registered detector name); None keeps the
         whole image as the person box. ``channel_order``: how image arrays are laid out, "bgr"
         (default, OpenCV's) or "rgb".
+
+        ``precision``: "fp32"; "bf16" (the fast path in bfloat16, heatmaps decoded in fp32); "int8" (``weights``
+        an ONNX file from ``hrnet export --precision int8``, run by ONNX Runtime). See ``hrnet.precision``.
         """
         from hrnet.weights import resolve_weights
 
@@ -150,33 +152,18 @@ class PoseEstimator:
                 f"predicts {config.model.num_keypoints}"
             )
         codec = codec_from_config(config.model, config.data)
-        if backend == "onnxruntime":
-            from hrnet.models.onnx import OnnxRunner
-
-            runner = OnnxRunner(weights, input_size=config.model.input_size, num_keypoints=config.model.num_keypoints)
-            return cls(
-                _numpy_model(runner), codec, keypoint_set, config.test, channel_order=channel_order, detector=detector
-            )
-        if backend != "torch":
-            raise ConfigError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
-        from hrnet.models.checkpoint import load_model
-        from hrnet.models.complexity import check_memory
-
-        torch_device = resolve_device(device)
-        module = load_model(config.model, weights, torch_device)
-        check_memory(module, config.model, config.test.batch_size, torch_device, training=False, what="test.batch_size")
-        if fast:
-            from hrnet.models.fuse import prepare_for_inference
-
-            module = prepare_for_inference(module, channels_last=True, compile=compile)
+        model, torch_device = heatmap_model(
+            config.model,
+            weights,
+            precision,
+            device=device,
+            backend=backend,
+            fast=fast,
+            compile=compile,
+            batch_size=config.test.batch_size,
+        )
         return cls(
-            module,
-            codec,
-            keypoint_set,
-            config.test,
-            device=torch_device,
-            channel_order=channel_order,
-            detector=detector,
+            model, codec, keypoint_set, config.test, device=torch_device, channel_order=channel_order, detector=detector
         )
 
     def __call__(
@@ -289,10 +276,3 @@ def _rgb(image: np.ndarray, order: str) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise DataError(f"expected an (H, W, 3) {order.upper()} uint8 image, got {image.shape} {image.dtype}")
     return np.ascontiguousarray(image[..., ::-1]) if order == "bgr" else image
-
-
-def _numpy_model(runner: Callable[[np.ndarray], np.ndarray]) -> HeatmapFn:
-    def run(images: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(runner(images.cpu().numpy()))
-
-    return run

@@ -12,10 +12,13 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -110,6 +113,104 @@ def measure_inference(
             runner = OnnxRunner(export_onnx(model, Path(tmp) / "model.onnx", config.input_size, check=False))
         fns["ONNX Runtime"] = lambda: runner(x.numpy())
     return [Speed(name, batch, batch / s) for name, s in interleaved_seconds(fns, rounds, seconds).items()]
+
+
+PEAK_CHANNELS = 2048  # the peak is a 2048 → 2048 1×1 convolution on 64×32 pixels: a 2048³ matrix product
+
+
+@dataclass(frozen=True)
+class PrecisionSpeeds:
+    """``hrnet bench --precision``: each precision's images/s beside the machine's fp32 limit, timed together.
+
+    Attributes:
+        rows: one ``Speed`` per (precision, backend); ``backend`` reads e.g. "int8 ONNX Runtime (QDQ)".
+        peak_flops: the best fp32 rate of a 2048³ 1×1 convolution (PyTorch channels-last or ONNX Runtime).
+        peak_backend: which of them reached it.
+        multiply_accumulates: the network's per image.
+        limit: peak_flops / (2 × multiply_accumulates), images/s: what fp32 could reach at best here.
+    """
+
+    rows: list[Speed]
+    peak_flops: float
+    peak_backend: str
+    multiply_accumulates: int
+    limit: float
+
+
+def peak_fp32_candidates() -> dict[str, Callable[[], object]]:
+    """Calls that each run one fp32 2048³ 1×1 convolution: PyTorch channels-last, and ONNX Runtime if installed."""
+    from hrnet.models.fuse import FastModel
+
+    conv = nn.Conv2d(PEAK_CHANNELS, PEAK_CHANNELS, 1, bias=False).eval()
+    x = torch.randn(1, PEAK_CHANNELS, 64, 32)
+    fast = FastModel(conv.to(memory_format=torch.channels_last))  # type: ignore[call-overload]
+    fns: dict[str, Callable[[], object]] = {"PyTorch channels-last": lambda: fast(x)}
+    if _has_onnxruntime():
+        from hrnet.export import OnnxRunner
+
+        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter, as hrnet.export uses
+            torch.onnx.export(conv, (x,), str(Path(tmp) / "conv.onnx"), dynamo=False, input_names=["image"])
+            runner = OnnxRunner(Path(tmp) / "conv.onnx")
+        fns["ONNX Runtime"] = partial(runner, x.numpy())
+    return fns
+
+
+def measure_precisions(
+    config: ModelConfig,
+    precisions: list[str],
+    weights: str | Path | None = None,
+    *,
+    batch: int = 16,
+    rounds: int = 3,
+    seconds: float = 2.0,
+    calibration: list[np.ndarray] | None = None,
+) -> PrecisionSpeeds:
+    """Images/s of ``config``'s network on the CPU in each of ``precisions``, and the fp32 limit, all timed in the
+    same interleaved rounds: fp32 as the fast path and (when installed) ONNX Runtime, bf16 as the bf16 fast path
+    (``hrnet.precision.prepare_bf16``), int8 as ONNX Runtime running the statically quantized graph
+    (``hrnet.export.export_int8``; calibrated on ``calibration`` crops, else on two random batches: the speed
+    does not depend on the ranges).
+    """
+    from hrnet.models.checkpoint import load_model
+    from hrnet.models.complexity import count_macs
+    from hrnet.models.fuse import prepare_for_inference
+    from hrnet.precision import prepare_bf16
+
+    if batch < 1 or rounds < 1 or seconds <= 0:
+        raise ConfigError(f"batch and rounds must be ≥ 1 and seconds > 0, got {batch}, {rounds}, {seconds}")
+    torch.manual_seed(0)
+    model: nn.Module = load_model(config, weights, "cpu")
+    macs = count_macs(model, config.input_size)
+    x = torch.randn(batch, 3, *config.input_size, generator=torch.Generator().manual_seed(1))
+    peaks = peak_fp32_candidates()
+    fns: dict[str, Callable[[], object]] = {f"peak|{k}": v for k, v in peaks.items()}
+    for precision in precisions:
+        if precision == "fp32":
+            fns["fp32 PyTorch fast path"] = _timed_call(prepare_for_inference(model), x)
+            if _has_onnxruntime():
+                from hrnet.export import OnnxRunner, export_onnx
+
+                with tempfile.TemporaryDirectory() as tmp:
+                    fp32 = OnnxRunner(export_onnx(model, Path(tmp) / "fp32.onnx", config.input_size, check=False))
+                fns["fp32 ONNX Runtime"] = partial(fp32, x.numpy())
+        elif precision == "bf16":
+            fns["bf16 PyTorch fast path"] = _timed_call(prepare_bf16(model), x)
+        elif precision == "int8":
+            from hrnet.export import OnnxRunner, export_int8
+
+            crops = calibration or [torch.randn(2, 3, *config.input_size).numpy() for _ in range(2)]
+            with tempfile.TemporaryDirectory() as tmp:
+                int8 = OnnxRunner(export_int8(model, Path(tmp) / "int8.onnx", config.input_size, crops))
+            fns["int8 ONNX Runtime (QDQ)"] = partial(int8, x.numpy())
+        else:
+            raise ConfigError(f"precision must be fp32, bf16 or int8, got {precision!r}")
+    timed = interleaved_seconds(fns, rounds, seconds)
+    peak_rates = {k.removeprefix("peak|"): 2 * PEAK_CHANNELS**3 / s for k, s in timed.items() if k.startswith("peak|")}
+    peak_backend = max(peak_rates, key=peak_rates.__getitem__)
+    rows = [Speed(name, batch, batch / s) for name, s in timed.items() if not name.startswith("peak|")]
+    peak = peak_rates[peak_backend]
+    return PrecisionSpeeds(rows, peak, peak_backend, macs, peak / (2 * macs))
 
 
 def _has_onnxruntime() -> bool:

@@ -31,7 +31,7 @@ from hrnet.data.sources import Split, load_split
 from hrnet.engine.distributed import Distributed, broadcast_object, gather_objects
 from hrnet.errors import DataError
 from hrnet.fileio import write_json_atomic
-from hrnet.inference import predict_keypoints
+from hrnet.inference import HeatmapFn, predict_keypoints
 from hrnet.metrics.coco import (
     evaluate_coco,
     keypoint_results,
@@ -120,11 +120,15 @@ class Evaluator:
         )
 
     @torch.inference_mode()
-    def predict(self, model: nn.Module) -> Predictions:
-        """Heatmaps → keypoints for every record of the split (all ranks return the gathered result)."""
+    def predict(self, model: nn.Module | HeatmapFn) -> Predictions:
+        """Heatmaps → keypoints for every record of the split (all ranks return the gathered result). ``model``:
+        a network (put in eval mode for the pass) or any function of crops to heatmaps
+        (``hrnet.precision.heatmap_model``: bf16, int8)."""
         test = self.test
-        was_training = model.training
-        model.eval()
+        module = model if isinstance(model, nn.Module) else None
+        was_training = module is not None and module.training
+        if module is not None:
+            module.eval()
         n = len(self.dataset)
         sampler = EpochSampler(n, shuffle=False, rank=self.dist.rank, world_size=self.dist.world_size)
         loader = DataLoader(
@@ -145,7 +149,8 @@ class Evaluator:
                     model, images, self.codec, flip_index, test, batch.center.numpy(), batch.size.numpy()
                 )
             parts.append((batch.index.numpy(), keypoints, scores))
-        model.train(was_training)
+        if module is not None:
+            module.train(was_training)
         gathered = [p for rank_parts in gather_objects(parts, self.dist) for p in rank_parts]
         index = np.concatenate([p[0] for p in gathered])
         order = np.unique(index, return_index=True)[1]  # padding repeats a few indices across ranks
@@ -154,7 +159,9 @@ class Evaluator:
         centers, sizes = self.codec.crop.regions(np.array([r.box for r in self.split.records]).reshape(-1, 4))
         return Predictions(keypoints, scores, centers, sizes)
 
-    def evaluate(self, model: nn.Module, out_dir: str | Path | None = None, draw: int = 0) -> dict[str, Any]:
+    def evaluate(
+        self, model: nn.Module | HeatmapFn, out_dir: str | Path | None = None, draw: int = 0
+    ) -> dict[str, Any]:
         """Predict and score; rank 0 writes the results, ``metrics.json`` and ``draw`` pictures
         (``prediction_NNN.jpg``: prediction | ground truth) into ``out_dir``, which must not hold the split's
         annotation or detection file under one of those names."""

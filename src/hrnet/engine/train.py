@@ -52,6 +52,7 @@ from hrnet.fileio import check_writable_dir, output_problem, remove_stale_tempor
 from hrnet.models.checkpoint import load_pretrained, save_weights
 from hrnet.models.complexity import check_memory
 from hrnet.models.hrnet import build_model
+from hrnet.precision import training_autocast
 from hrnet.runtime import resolve_device
 from hrnet.visualize import plot_curves
 
@@ -121,8 +122,7 @@ class _Trainer:
         self.on_epoch_end = on_epoch_end
         self.run_dir = Path(self.tc.out_dir) / self.tc.name
         self.cuda = device.type == "cuda"
-        self.amp_dtype = torch.bfloat16 if self.cuda and torch.cuda.is_bf16_supported() else torch.float16
-        self.amp = config.runtime.amp and self.cuda
+        self.amp, self.amp_dtype = training_autocast(config.train.precision, config.runtime.amp, device)
         self.channels_last = config.runtime.channels_last and self.cuda
         self.writer: Any = None  # TensorBoard, rank 0 only
         self.stop_signal: int | None = None  # the SIGINT/SIGTERM received, when handling them
@@ -429,7 +429,7 @@ class _Trainer:
         weight = batch.target_weight.to(self.device, non_blocking=True)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
             output = self.ddp(images)
-        loss = self.loss_fn(output, target, weight)
+        loss = self.loss_fn(output.float(), target, weight)  # the loss in fp32 whatever autocast computed in
         value = float(loss.detach())
         if not math.isfinite(value):
             raise TrainingError(
