@@ -501,7 +501,7 @@ def test_predict_cli_with_an_onnx_detector(pose_setup, tmp_path, capsys):
     out = tmp_path / "out"
     args = ["predict", "--config", str(config_path), "--weights", str(weights), "--plain", "--out", str(out)]
     assert main([*args, "--detector", str(detector), "--detector-threshold", "0.7", str(image)]) == 0
-    results = json.loads((out / "photo.json").read_text())
+    results = json.loads((out / "photo.png.json").read_text())
     assert len(results) == 1
     assert np.abs(np.array(results[0]["bbox"]) - [90, 40, 60, 130]).max() <= 1.0
     assert main([*args, "--detector", str(detector), "--boxes", "b.json", str(image)]) == 2

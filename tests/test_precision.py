@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from hrnet.config import ExperimentConfig, load_config
+from hrnet.config import CONFIG_DIR, ExperimentConfig, load_config
 from hrnet.errors import ConfigError, ExportError
 from hrnet.precision import (
     META_CALIBRATION_SIZE,
@@ -28,7 +28,7 @@ from tests.conftest import tiny_model_config
 # synthetic data set (validation AP 0.938), stored in float16 (loaded into fp32; the fp32 reference below is
 # these weights); regenerate on purpose with `python tests/test_precision.py RUN_FOLDER`.
 TRAINED = Path(__file__).parent / "golden" / "demo_trained_fp16.safetensors"
-DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+DEMO_CONFIG = CONFIG_DIR / "demo.yaml"
 INPUT_SIZE = (128, 96)
 
 # Keypoint deviation from fp32 in image pixels over every keypoint of the validation persons below (synthetic
