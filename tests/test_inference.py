@@ -13,31 +13,20 @@ import torch
 from PIL import Image
 
 from hrnet.cli import main
-from hrnet.config import dump_config
 from hrnet.data.images import read_image
 from hrnet.engine.evaluate import Evaluator
 from hrnet.errors import ConfigError, DataError
 from hrnet.fileio import json_text
 from hrnet.inference import PersonPose, PoseEstimator
-from hrnet.models.checkpoint import save_weights
-from hrnet.models.hrnet import build_model
 from hrnet.predict import DetectionBoxes, person_results
-from tests.engine.conftest import tiny_experiment
+from tests.engine.conftest import random_weights_experiment
 
 
 @pytest.fixture(scope="module")
 def setup(datasets_dir, tmp_path_factory):
     """A tiny experiment on the COCO sample and random weights with non-trivial outputs."""
     tmp = tmp_path_factory.mktemp("inference")
-    config = tiny_experiment(datasets_dir, tmp / "runs")
-    torch.manual_seed(0)
-    model = build_model(config.model)
-    for p in model.parameters():
-        p.data.normal_(0, 0.3)
-    weights = tmp / "w.safetensors"
-    save_weights(model, weights)
-    config_path = tmp / "config.yaml"
-    config_path.write_text(dump_config(config))
+    config, config_path, weights, model = random_weights_experiment(datasets_dir, tmp)
     return config, config_path, weights, model
 
 

@@ -22,14 +22,11 @@ pytest.importorskip("fastapi", reason="hrnet serve needs the 'serve' extra (pip 
 from fastapi.testclient import TestClient
 
 from hrnet.cli import main
-from hrnet.config import dump_config
 from hrnet.detect import Detections, load_detector
 from hrnet.errors import DataError
 from hrnet.inference import PoseEstimator
-from hrnet.models.checkpoint import save_weights
-from hrnet.models.hrnet import build_model
 from hrnet.serve import PoseBatcher, ServeLimits, create_app, decode_image
-from tests.engine.conftest import tiny_experiment
+from tests.engine.conftest import random_weights_experiment
 
 LIMITS = ServeLimits(max_upload_bytes=1 << 20, max_pixels=1_000_000, max_boxes=5)
 
@@ -38,15 +35,7 @@ LIMITS = ServeLimits(max_upload_bytes=1 << 20, max_pixels=1_000_000, max_boxes=5
 def served(datasets_dir, tmp_path_factory):
     """A tiny experiment with random weights (non-trivial outputs), its files and an estimator."""
     tmp = tmp_path_factory.mktemp("serve")
-    config = tiny_experiment(datasets_dir, tmp / "runs")
-    torch.manual_seed(0)
-    model = build_model(config.model)
-    for p in model.parameters():
-        p.data.normal_(0, 0.3)
-    weights = tmp / "w.safetensors"
-    save_weights(model, weights)
-    config_path = tmp / "config.yaml"
-    config_path.write_text(dump_config(config))
+    config, config_path, weights, _ = random_weights_experiment(datasets_dir, tmp)
     estimator = PoseEstimator.from_config(config, weights, device="cpu")
     return estimator, config_path, weights
 

@@ -11,14 +11,10 @@ import threading
 import av
 import numpy as np
 import pytest
-import torch
 
 from hrnet.cli import main
-from hrnet.config import dump_config
 from hrnet.errors import DataError
 from hrnet.inference import PoseEstimator
-from hrnet.models.checkpoint import save_weights
-from hrnet.models.hrnet import build_model
 from hrnet.track import OneEuroSettings, box_from_keypoints, box_iou
 from hrnet.video import (
     H264Writer,
@@ -28,7 +24,7 @@ from hrnet.video import (
     predict_video,
     source_stem,
 )
-from tests.engine.conftest import tiny_experiment
+from tests.engine.conftest import random_weights_experiment
 from tests.synthetic_clip import TruthDetector, moving_figures, write_clip
 
 
@@ -36,15 +32,7 @@ from tests.synthetic_clip import TruthDetector, moving_figures, write_clip
 def tiny(datasets_dir, tmp_path_factory):
     """A tiny network with random weights (non-trivial outputs), its config file and an estimator."""
     tmp = tmp_path_factory.mktemp("video")
-    config = tiny_experiment(datasets_dir, tmp / "runs")
-    torch.manual_seed(0)
-    model = build_model(config.model)
-    for p in model.parameters():
-        p.data.normal_(0, 0.3)
-    weights = tmp / "w.safetensors"
-    save_weights(model, weights)
-    config_path = tmp / "config.yaml"
-    config_path.write_text(dump_config(config))
+    config, config_path, weights, _ = random_weights_experiment(datasets_dir, tmp)
     return PoseEstimator.from_config(config, weights, device="cpu"), config_path, weights
 
 

@@ -231,27 +231,19 @@ def fetch(entry: WeightsFile, *, progress: bool = True, force: bool = False) -> 
     if target.is_file() and not force:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    if entry.member is None:
-        download(
-            entry.url,
-            target,
-            sha256=entry.sha256,
-            sha256_prefix=entry.sha256_prefix,
-            progress=progress,
-            hint=lambda reason: _fetch_hint(entry, target, reason),
-        )
-        return target
-    archive = target.parent / entry.url.rsplit("/", 1)[-1]
+    # A file that comes inside an archive (rtmlib's zips) is downloaded beside it, unpacked, then dropped.
+    downloaded = target if entry.member is None else target.parent / entry.url.rsplit("/", 1)[-1]
     download(
         entry.url,
-        archive,
+        downloaded,
         sha256=entry.sha256,
         sha256_prefix=entry.sha256_prefix,
         progress=progress,
-        hint=lambda reason: _fetch_hint(entry, archive, reason),
+        hint=lambda reason: _fetch_hint(entry, downloaded, reason),
     )
-    _unpack(archive, entry.member, target, entry.member_sha256)
-    archive.unlink()
+    if entry.member is not None:
+        _unpack(downloaded, entry.member, target, entry.member_sha256)
+        downloaded.unlink()
     return target
 
 

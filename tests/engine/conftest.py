@@ -6,6 +6,27 @@ from hrnet.config import ExperimentConfig, load_config
 from tests.conftest import tiny_model_config
 
 
+def random_weights_experiment(datasets_dir, tmp):
+    """A tiny experiment on the COCO sample written to ``tmp/config.yaml``, with random weights whose outputs are
+    not trivial (N(0, 0.3)) in ``tmp/w.safetensors``: (config, config path, weights path, model)."""
+    import torch
+
+    from hrnet.config import dump_config
+    from hrnet.models.checkpoint import save_weights
+    from hrnet.models.hrnet import build_model
+
+    config = tiny_experiment(datasets_dir, tmp / "runs")
+    torch.manual_seed(0)
+    model = build_model(config.model)
+    for p in model.parameters():
+        p.data.normal_(0, 0.3)
+    weights = tmp / "w.safetensors"
+    save_weights(model, weights)
+    config_path = tmp / "config.yaml"
+    config_path.write_text(dump_config(config))
+    return config, config_path, weights, model
+
+
 def tiny_experiment(datasets_dir, out_dir, extra=(), **train) -> ExperimentConfig:
     coco = datasets_dir / "coco"
     base = ExperimentConfig(model=tiny_model_config())
