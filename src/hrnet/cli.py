@@ -371,9 +371,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _add_config(p: argparse.ArgumentParser, help: str, *, required: bool = True) -> None:
-    """The config as the first positional argument of a subcommand, and as ``--config`` (the same)."""
+    """The config as the first positional argument of a subcommand, as ``--config`` (the same), and ``--set``
+    overrides of its values."""
     p.add_argument("config", nargs="?", metavar="CONFIG", help=help)
     p.add_argument("--config", dest="config_option", metavar="CONFIG", help="the same as CONFIG, as an option")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(config_required=required)
 
 
@@ -405,7 +407,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="synthetic data → train a small HRNet → evaluate → pictures (runs/demo/)")
     _add_config(p, "demo experiment (default: demo, shipped with the package)", required=False)
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_demo, runs_network=True)
 
     p = sub.add_parser("info", help="parameters, multiply-adds, sizes and branch widths of a network")
@@ -413,7 +414,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), help="count at this input size")
     p.add_argument("--layers", action="store_true", help="also list every block: output shape, parameters, MACs")
     p.add_argument("--batch", type=int, default=1, help="batch size of the --layers shapes and counts (default 1)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser(
@@ -426,7 +426,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the picture to write: .svg, .png or .pdf")
     p.add_argument("--input", metavar="HxW", help="input size, e.g. 256x192 (default: the config's)")
     p.add_argument("--detail", metavar="stageN[.M]", help="draw exchange module M (default 1) of stage N instead")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_draw)
 
     p = sub.add_parser("bench", help="images/s of a network here: plain, fast path, ONNX Runtime")
@@ -442,12 +441,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LIST",
         help="compare precisions instead, e.g. fp32,bf16,int8: images/s and multiples of the fp32 limit",
     )
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_bench, runs_network=True)
 
     p = sub.add_parser("train", help="train a network (torchrun --nproc_per_node=N -m hrnet train ... for DDP)")
     _add_config(p, "experiment YAML file (or a model preset with the default COCO recipe)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last.safetensors")
     p.add_argument("--overwrite", action="store_true", help="delete the folder's earlier run and start anew")
     p.set_defaults(func=cmd_train, runs_network=True)
@@ -459,7 +456,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--draw", type=int, default=0, metavar="N", help="also draw N images: prediction | truth")
     p.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32", help=PRECISION_HELP)
     p.add_argument("--out", help="output folder (default: <train.out_dir>/<train.name>/eval)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_eval, runs_network=True)
 
     p = sub.add_parser(
@@ -468,8 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Top-down pose estimation on your own files. Person boxes come from --boxes (a COCO "
         "detection-results JSON matched by image file name or id) or from a person detector (--detector); with "
         "neither, the default, every image (and every video frame) is taken as ONE person box covering the whole "
-        "frame. Videos give <stem>.jsonl (a line per frame, every person with a track_id) and <stem>.mp4 (H.264, "
-        "plays in browsers).",
+        "frame. Videos give <name>.jsonl, e.g. clip.mp4.jsonl (a line per frame, every person with a track_id), "
+        "and <stem>_pose.mp4 (H.264, plays in browsers).",
     )
     _add_config(p, "experiment YAML file or model preset")
     p.add_argument(
@@ -535,7 +531,6 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument(
         "--smooth-beta", type=float, default=0.02, help="One-Euro speed coefficient (higher: less lag when moving)"
     )
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_predict, runs_network=True)
 
     p = sub.add_parser(
@@ -563,7 +558,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="request body limit (default 20 MiB)")
     p.add_argument("--max-megapixels", type=float, default=40.0, help="image size limit (default 40 M pixels)")
     p.add_argument("--max-boxes", type=int, default=100, help="person boxes a request (default 100)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_serve, runs_network=True)
 
     p = sub.add_parser("export", help="export to ONNX (dynamic batch), verified against ONNX Runtime")
@@ -574,7 +568,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("fp32", "int8"), default="fp32", help="int8: static quantization")
     p.add_argument("--calibration", metavar="CONFIG", help="int8: experiment whose training crops calibrate")
     p.add_argument("--calibration-crops", type=int, default=320, help="int8: crops to calibrate on (default 320)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_export)
 
     data = sub.add_parser("data", help="data sets: make the synthetic one, look at training samples")
@@ -591,7 +584,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, default=16, help="how many samples (default 16)")
     p.add_argument("--out", default="samples.png", help="output picture (default samples.png)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the samples and augmentations (default 0)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=cmd_data_show)
 
     weights = sub.add_parser(

@@ -332,8 +332,9 @@ def predict_video(
 ) -> list[Path]:
     """Persons with track ids in every frame of a video file, webcam or stream; returns the files written.
 
-    ``<stem>.jsonl``: a line per frame, ``{"frame", "time" (seconds), "persons": [COCO keypoint result + "bbox"
-    + "track_id"]}``; ``<stem>.mp4``: the frames with skeletons, boxes and ids, H.264 (with ``draw``). Keypoints
+    The JSON lines file (names: ``video_outputs``): a line per frame, ``{"frame", "time" (seconds), "persons": [COCO
+    keypoint result + "bbox" + "track_id"]}``; the MP4: the frames with skeletons, boxes and ids, H.264 (with
+    ``draw``). Keypoints
     below ``threshold`` are not drawn. A file's time is frame / frame rate; a live source's is the clock since
     its first frame.
     """
