@@ -108,8 +108,12 @@ def test_unreadable_or_malformed_yaml(tmp_path):
         load_config(tmp_path / "absent.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("train: [unclosed\n")
-    with pytest.raises(ConfigError, match=r"bad\.yaml: not valid YAML"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml: not valid YAML: line 2, column 1: expected ',' or ']'") as err:
         load_config(bad)
+    assert "\n" not in str(err.value)  # one line, without PyYAML's quoted excerpt
+    with pytest.raises(ConfigError, match=r"--set 'train.lr=\[': the value is not valid YAML \(line 1, col") as err:
+        load_config(None, ["train.lr=["])
+    assert "\n" not in str(err.value)
     bad.write_text("- a list\n")
     with pytest.raises(ConfigError, match="top level must be a mapping"):
         load_config(bad)

@@ -426,7 +426,7 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
         try:
             value = yaml.safe_load(raw)
         except yaml.YAMLError as err:
-            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({err})") from None
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({_yaml_problem(err)})") from None
         except RecursionError:
             raise ConfigError(f"--set {key}: the value is nested too deeply to be a setting") from None
         node: Any = data
@@ -496,7 +496,7 @@ def load_config(
         try:
             loaded = yaml.safe_load(text) or {}
         except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+            raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(err)}") from None
         except RecursionError:
             raise ConfigError(f"{path}: not a config: its YAML is nested too deeply") from None
         if not isinstance(loaded, dict):
@@ -523,3 +523,10 @@ def _merge(base: dict[str, Any], new: Mapping[str, Any]) -> None:
 def dump_config(config: ExperimentConfig) -> str:
     """The config as YAML text (what a run folder stores as ``config.yaml``)."""
     return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """PyYAML's error in one line: where (line, column, 1-based) and what, without its quoted excerpt."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or " ".join(str(err).split())
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else problem
