@@ -7,6 +7,10 @@ import pytest
 import torch
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# The demo's network (configs/demo.yaml: 1.5 M parameters, 128×96) as `hrnet demo` trained it on the built-in
+# synthetic data set (validation AP 0.938), stored in float16 (loaded into fp32; the fp32 reference of the tests is
+# these weights); regenerate on purpose with `python tests/test_precision.py RUN_FOLDER`.
+TRAINED = Path(__file__).parent / "golden" / "demo_trained_fp16.safetensors"
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Two xdist workers on a 2-core machine: one thread each avoids oversubscription.
@@ -49,3 +53,14 @@ def tiny_model_config(num_keypoints: int = 17, variant: str = "hrnet"):
         stages=stages,
         final_conv_kernel=3 if variant == "tf_port" else 1,
     )
+
+
+@pytest.fixture(scope="session")
+def synthetic_experiment(tmp_path_factory):
+    """Fresh synthetic images (another seed than the demo trained on) and the demo's experiment, for ``TRAINED``."""
+    from hrnet.config import CONFIG_DIR, load_config
+    from hrnet.data.synthetic import write_synthetic
+
+    root = tmp_path_factory.mktemp("synthetic")
+    write_synthetic(root, 24, 6, seed=7)
+    return load_config(CONFIG_DIR / "demo.yaml", [f"data.root={root}", "runtime.num_workers=0", "runtime.device=cpu"])

@@ -473,18 +473,22 @@ def test_the_estimator_asks_its_detector_when_no_boxes_are_given(pose_setup, dat
 
     config, _, weights = pose_setup
     detector = FixedDetector()
-    estimator = PoseEstimator.from_config(config, weights, device="cpu", fast=False, detector=detector)
+    estimator = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch", detector=detector)
     path = datasets_dir / "coco" / "000000000785.jpg"
     persons = estimator(path)
     assert np.array_equal(detector.seen[0], cv2.imread(str(path)))  # the detector was shown the BGR pixels
     assert [p.box.tolist() for p in persons] == [[10.0, 20.0, 60.0, 120.0], [100.0, 30.0, 50.0, 100.0]]
-    plain = PoseEstimator.from_config(config, weights, device="cpu", fast=False)
+    plain = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch")
     same = plain(path, np.stack([p.box for p in persons]), np.array([0.9, 0.4]))
     assert [p.score for p in persons] == pytest.approx([p.score for p in same])  # detector scores as box scores
     given = estimator(path, np.array([[0.0, 0.0, 50.0, 50.0]]))  # given boxes win over the detector
     assert len(given) == 1 and len(detector.seen) == 1
     nobody = PoseEstimator.from_config(
-        config, weights, device="cpu", fast=False, detector=lambda image: Detections(np.zeros((0, 4)), np.zeros(0))
+        config,
+        weights,
+        device="cpu",
+        backend="pytorch",
+        detector=lambda image: Detections(np.zeros((0, 4)), np.zeros(0)),
     )
     assert nobody(path) == []  # no person found is no person, not the whole image
     whole = plain(path)
@@ -499,7 +503,17 @@ def test_predict_cli_with_an_onnx_detector(pose_setup, tmp_path, capsys):
     image = tmp_path / "photo.png"
     cv2.imwrite(str(image), _blue_image())
     out = tmp_path / "out"
-    args = ["predict", "--config", str(config_path), "--weights", str(weights), "--plain", "--out", str(out)]
+    args = [
+        "predict",
+        "--config",
+        str(config_path),
+        "--weights",
+        str(weights),
+        "--backend",
+        "pytorch",
+        "--out",
+        str(out),
+    ]
     assert main([*args, "--detector", str(detector), "--detector-threshold", "0.7", str(image)]) == 0
     results = json.loads((out / "photo.png.json").read_text())
     assert len(results) == 1

@@ -34,7 +34,7 @@ def test_estimator_equals_the_evaluation_road(setup):
     config, _, weights, model = setup
     evaluator = Evaluator.from_config(config, torch.device("cpu"), progress=False)
     expected = evaluator.predict(model)
-    estimator = PoseEstimator.from_config(config, weights, device="cpu", fast=False)
+    estimator = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch")
     records = evaluator.split.records
     images = [read_image(r.image_path) for r in records]
     persons = estimator.predict(images, [np.array([r.box]) for r in records], channel_order="rgb")
@@ -45,7 +45,7 @@ def test_estimator_equals_the_evaluation_road(setup):
 
 def test_persons_of_many_images_batch_like_one_at_a_time(setup, datasets_dir):
     config, _, weights, _ = setup
-    estimator = PoseEstimator.from_config(config, weights, device="cpu", fast=False)
+    estimator = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch")
     a = cv2.imread(str(datasets_dir / "coco" / "000000000785.jpg"))
     b = cv2.imread(str(datasets_dir / "coco" / "000000040083.jpg"))
     boxes_a = np.array([[280.0, 44.0, 218.0, 346.0], [10.0, 20.0, 100.0, 200.0]])
@@ -63,12 +63,12 @@ def test_persons_of_many_images_batch_like_one_at_a_time(setup, datasets_dir):
 
 def test_bad_inputs(setup):
     config, _, weights, _ = setup
-    estimator = PoseEstimator.from_config(config, weights, device="cpu", fast=False)
-    with pytest.raises(DataError, match="zero or negative size"):
+    estimator = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch")
+    with pytest.raises(DataError, match="under 1 pixel wide or high"):
         estimator(np.zeros((50, 50, 3), np.uint8), np.array([[0, 0, 0, 10]]))
     with pytest.raises(DataError, match=r"\(H, W, 3\) BGR uint8"):
         estimator(np.zeros((50, 50, 3), np.float32))
-    with pytest.raises(DataError, match="2 boxes but 1 box scores"):
+    with pytest.raises(DataError, match="2 person boxes but 1 box scores"):
         estimator(np.zeros((50, 50, 3), np.uint8), np.ones((2, 4)), np.ones(1))
     assert estimator(np.zeros((50, 50, 3), np.uint8), np.zeros((0, 4))) == []
 
@@ -80,11 +80,11 @@ def test_channel_order_is_explicit(setup, datasets_dir):
     path = datasets_dir / "coco" / "000000000785.jpg"
     box = np.array([[280.0, 44.0, 218.0, 346.0]])
     bgr = cv2.imread(str(path))
-    estimator = PoseEstimator.from_config(config, weights, device="cpu", fast=False)
+    estimator = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch")
     from_file = estimator(path, box)[0].keypoints
     np.testing.assert_array_equal(estimator(bgr, box)[0].keypoints, from_file)
     np.testing.assert_array_equal(estimator(bgr[..., ::-1], box, channel_order="rgb")[0].keypoints, from_file)
-    as_rgb = PoseEstimator.from_config(config, weights, device="cpu", fast=False, channel_order="rgb")
+    as_rgb = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch", channel_order="rgb")
     np.testing.assert_array_equal(as_rgb(bgr[..., ::-1], box)[0].keypoints, from_file)
     np.testing.assert_array_equal(as_rgb(path, box)[0].keypoints, from_file)
     assert np.abs(as_rgb(bgr, box)[0].keypoints - from_file).max() > 0
@@ -116,7 +116,7 @@ def test_predict_cli_images_folders_videos_and_failures(setup, datasets_dir, tmp
     broken.write_bytes(b"not an image")
     out = tmp_path / "out"
     status = main([
-        "predict", str(config_path), "--weights", str(weights), "--plain", "--out", str(out),
+        "predict", str(config_path), "--weights", str(weights), "--backend", "pytorch", "--out", str(out),
         "--boxes", str(datasets_dir / "coco" / "test_coco_det_AP_H_56.json"),
         str(datasets_dir / "coco"), str(video), str(broken),
     ])  # fmt: skip
@@ -139,7 +139,7 @@ def test_onnxruntime_backend_gives_the_torch_keypoints(setup, datasets_dir, tmp_
     onnx = tmp_path / "tiny.onnx"
     assert main(["export", str(config_path), "--weights", str(weights), "--out", str(onnx)]) == 0
     assert "checked against ONNX Runtime" in capsys.readouterr().out
-    reference = PoseEstimator.from_config(config, weights, device="cpu", fast=True)
+    reference = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch-fast")
     other = PoseEstimator.from_config(config, onnx, backend="onnxruntime")
     _assert_same_person_and_cli_runs(
         reference, other, datasets_dir, tmp_path, config_path, onnx, "--backend=onnxruntime"
@@ -164,13 +164,13 @@ def _assert_same_person_and_cli_runs(reference, other, datasets_dir, tmp_path, c
 def test_compiled_fast_path_gives_the_plain_keypoints(setup, datasets_dir, tmp_path):
     """``hrnet predict --compile`` (about 10 s of compilation on 2 cores) against the plain network."""
     config, config_path, weights, _ = setup
-    plain = PoseEstimator.from_config(config, weights, device="cpu", fast=False)
+    plain = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch")
     compiled = PoseEstimator.from_config(config, weights, device="cpu", compile=True)
     _assert_same_person_and_cli_runs(plain, compiled, datasets_dir, tmp_path, config_path, weights, "--compile")
 
 
 def _predict_args(config_path, weights):
-    return ["predict", "--config", str(config_path), "--weights", str(weights), "--plain"]
+    return ["predict", "--config", str(config_path), "--weights", str(weights), "--backend", "pytorch"]
 
 
 def test_predict_never_replaces_an_input(setup, datasets_dir, tmp_path, capsys):
@@ -241,11 +241,11 @@ def test_predict_cli_bad_boxes_file_is_one_line(setup, datasets_dir, tmp_path, c
 
 def test_non_finite_boxes_given_to_the_estimator_are_refused(setup):
     config, _, weights, _ = setup
-    estimator = PoseEstimator.from_config(config, weights, device="cpu", fast=False)
+    estimator = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch")
     image = np.zeros((50, 50, 3), np.uint8)
-    with pytest.raises(DataError, match="NaN or infinite"):
+    with pytest.raises(DataError, match="NaN or infinity"):
         estimator(image, np.array([[0, 0, np.nan, 10]]))
-    with pytest.raises(DataError, match="NaN or infinite"):
+    with pytest.raises(DataError, match="NaN or infinity"):
         estimator(image, np.array([[0, 0, 10, 10]]), np.array([np.inf]))
 
 

@@ -22,8 +22,10 @@ LAYERS: dict[str, int] = {
     "models": 4,
     "metrics": 4,
     "visualize": 4,
-    "inference": 5,
     "precision": 5,
+    "backends": 5,  # the one place that opens a network: above the precision helpers, below the estimator
+    "persons": 5,  # box source, box checks, results JSON, drawing: beside the detector they use
+    "inference": 5,
     "detect": 5,  # person detectors, beside the estimator that uses them
     "track": 5,
     "engine": 6,

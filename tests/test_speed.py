@@ -7,7 +7,7 @@ from hrnet.config import ExperimentConfig, dump_config
 from hrnet.errors import ConfigError
 from hrnet.models.checkpoint import save_weights
 from hrnet.models.hrnet import build_model
-from hrnet.speed import interleaved_seconds, measure_inference
+from hrnet.speed import interleaved_seconds, measure_backends
 from tests.conftest import tiny_model_config
 
 
@@ -25,19 +25,18 @@ def test_interleaved_rounds_give_each_function_its_median():
     assert calls["a"] >= 2 + 3 * 2 and calls["b"] >= 2 + 3 * 2  # warm-up, then at least two calls a round
 
 
-def test_measure_inference_times_every_backend(tmp_path):
+def test_measure_backends_times_every_backend(tmp_path):
     config = tiny_model_config()
     weights = tmp_path / "w.safetensors"
     save_weights(build_model(config), weights)
-    rows = measure_inference(config, weights, batch=2, device="cpu", rounds=1, seconds=0.01)
-    assert [r.backend for r in rows] == [
-        "plain eager (BatchNorm unfolded, NCHW)",
-        "fast path (folded BatchNorm, channels-last)",
-        "ONNX Runtime",
-    ]
+    names = ["pytorch", "pytorch-fast", "onnxruntime"]
+    rows, _ = measure_backends(config, names, weights, batch=2, device="cpu", rounds=1, seconds=0.01)
+    assert [r.backend for r in rows] == names
     assert all(r.batch == 2 and r.images_per_s > 0 for r in rows)
     with pytest.raises(ConfigError, match="batch and rounds"):
-        measure_inference(config, batch=0)
+        measure_backends(config, names, batch=0)
+    with pytest.raises(ConfigError, match=r"backend.*tensorrt"):
+        measure_backends(config, ["tensorrt"])
 
 
 def test_bench_command(tmp_path, capsys):

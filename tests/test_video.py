@@ -36,6 +36,14 @@ def tiny(datasets_dir, tmp_path_factory):
     return PoseEstimator.from_config(config, weights, device="cpu"), config_path, weights
 
 
+@pytest.fixture(autouse=True)
+def no_detector_left_behind(tiny):
+    """Tests give the shared estimator a detector; each test starts and ends without one."""
+    tiny[0].detector = None
+    yield
+    tiny[0].detector = None
+
+
 @pytest.fixture(scope="module")
 def clip():
     return moving_figures(num_frames=12)
@@ -47,8 +55,8 @@ def _run(tracker, frames, fps=10.0):
 
 def test_ids_stay_with_their_figures_and_never_swap(tiny, clip):
     estimator = tiny[0]
-    detector = TruthDetector(clip)
-    results = _run(VideoPoseTracker(estimator, detector, VideoOptions(detect_every=1)), clip.frames)
+    detector = estimator.detector = TruthDetector(clip)
+    results = _run(VideoPoseTracker(estimator, VideoOptions(detect_every=1)), clip.frames)
     assert detector.calls == list(range(12))
     owner = {}
     for tracked, truth in zip(results, clip.boxes, strict=True):
@@ -61,10 +69,10 @@ def test_ids_stay_with_their_figures_and_never_swap(tiny, clip):
 
 def test_detect_every_n_carries_boxes_from_the_previous_keypoints(tiny, clip):
     estimator = tiny[0]
-    detector = TruthDetector(clip)
+    detector = estimator.detector = TruthDetector(clip)
     # The random network's keypoint scores are low: every keypoint counts for the carried box here.
     options = VideoOptions(detect_every=4, keypoint_threshold=0.0)
-    results = _run(VideoPoseTracker(estimator, detector, options), clip.frames)
+    results = _run(VideoPoseTracker(estimator, options), clip.frames)
     assert detector.calls == [0, 4, 8]
     for f in range(1, 12):
         before = {t.track_id: t.pose for t in results[f - 1]}
@@ -83,9 +91,7 @@ def test_the_estimators_own_detector_runs_only_on_detection_frames(tiny, clip):
     detector runs every N frames only, as the video's."""
     estimator = copy.copy(tiny[0])
     estimator.detector = TruthDetector(clip)
-    results = _run(
-        VideoPoseTracker(estimator, None, VideoOptions(detect_every=4, keypoint_threshold=0.0)), clip.frames[:6]
-    )
+    results = _run(VideoPoseTracker(estimator, VideoOptions(detect_every=4, keypoint_threshold=0.0)), clip.frames[:6])
     assert estimator.detector.calls == [0, 4]
     assert [len(r) for r in results] == [3] * 6
 
@@ -100,15 +106,15 @@ def test_smoothing_lowers_the_jitter_of_still_keypoints_in_whole_image_mode(tiny
     Without a detector the whole frame is one person, whose id stays 1."""
     still = moving_figures(num_frames=16, starts=(160.0,), speeds=(0.0,), size=(192, 192), noise=12.0)
     estimator = tiny[0]
-    raw = _run(VideoPoseTracker(estimator, None, VideoOptions()), still.frames, fps=30.0)
-    smooth = _run(VideoPoseTracker(estimator, None, VideoOptions(smooth=OneEuroSettings())), still.frames, fps=30.0)
+    raw = _run(VideoPoseTracker(estimator, VideoOptions()), still.frames, fps=30.0)
+    smooth = _run(VideoPoseTracker(estimator, VideoOptions(smooth=OneEuroSettings())), still.frames, fps=30.0)
     assert all([t.track_id for t in r] == [1] for r in raw + smooth)
     assert _jitter(raw) > 0.1
     # The random network's keypoints jump by tens of pixels, which One-Euro partly takes for motion (its speed
     # term opens the filter); without the speed term (beta 0) it holds them far steadier.
     assert _jitter(smooth) < 0.8 * _jitter(raw)
     steady = VideoOptions(smooth=OneEuroSettings(beta=0.0))
-    assert _jitter(_run(VideoPoseTracker(estimator, None, steady), still.frames, fps=30.0)) < 0.4 * _jitter(raw)
+    assert _jitter(_run(VideoPoseTracker(estimator, steady), still.frames, fps=30.0)) < 0.4 * _jitter(raw)
 
 
 def test_predict_cli_writes_h264_and_json_lines_with_track_ids(tiny, clip, tmp_path):
@@ -193,6 +199,7 @@ def test_sources_and_their_output_names():
 def test_a_stream_over_http_is_read_to_its_end(tiny, clip, tmp_path):
     """A stream URL (here HTTP from 127.0.0.1): read frame by frame with no known length, outputs completed."""
     estimator = tiny[0]
+    estimator.detector = TruthDetector(clip)
     served = tmp_path / "served"
     served.mkdir()
     write_clip(clip, served / "walk.avi")
@@ -202,9 +209,7 @@ def test_a_stream_over_http_is_read_to_its_end(tiny, clip, tmp_path):
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/walk.avi"
-        written = predict_video(
-            estimator, url, tmp_path / "out", detector=TruthDetector(clip), progress=False, draw=False
-        )
+        written = predict_video(estimator, url, tmp_path / "out", progress=False, draw=False)
     finally:
         server.shutdown()
         thread.join()

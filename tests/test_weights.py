@@ -295,6 +295,6 @@ def test_a_named_mmpose_checkpoint_loads_into_the_estimator(server, cache, monke
     server.files[f"/tiny-{prefix}.pth"] = data
     entry = WeightsFile("test-tiny", "pose", f"{server.url}/tiny-{prefix}.pth", "tiny", "test", sha256_prefix=prefix)
     monkeypatch.setitem(REGISTRY, entry.name, entry)
-    estimator = PoseEstimator.from_config(config, "test-tiny", device="cpu", fast=False)
+    estimator = PoseEstimator.from_config(config, "test-tiny", device="cpu", backend="pytorch")
     loaded = estimator.model.state_dict()  # type: ignore[attr-defined]
     assert all(torch.equal(loaded[k], v) for k, v in model.state_dict().items())

@@ -16,16 +16,17 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hrnet import __version__
 from hrnet.config import MODEL_PRESETS, ExperimentConfig, ModelConfig, find_config, load_config, model_preset
 from hrnet.errors import ConfigError, HrnetError, TrainingInterruptedError
 from hrnet.fileio import check_writable_dir, check_writable_file
 
-log = logging.getLogger("hrnet")
+if TYPE_CHECKING:
+    from hrnet.inference import PoseEstimator
 
-PRECISION_CHOICES = ("fp32", "bf16", "int8")
-PRECISION_HELP = "fp32 (default); bf16: the fast path in bfloat16; int8: an .onnx from export --precision int8"
+log = logging.getLogger("hrnet")
 
 
 def _experiment(source: str, overrides: Sequence[str]) -> ExperimentConfig:
@@ -103,37 +104,63 @@ def cmd_draw(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
-    from hrnet.speed import measure_inference
+    from hrnet.backends import BACKENDS
+    from hrnet.speed import measure_backends
 
     model_cfg = _experiment(args.config, args.set).model
     if args.precision:
+        if args.backend:
+            raise ConfigError("give --precision (compare precisions) or --backend (compare backends), not both")
         return _bench_precisions(args, model_cfg)
-    rows = measure_inference(
+    names = _names(args.backend, "--backend") if args.backend else _default_bench_backends()
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown:
+        raise ConfigError(f"--backend {', '.join(unknown)}: not one of {', '.join(BACKENDS)}")
+    rows, _ = measure_backends(
         model_cfg,
-        _weights(args.weights),
+        names,
+        args.weights,
         batch=args.batch,
-        device=args.device,
+        device=args.device or "auto",
         rounds=args.rounds,
         seconds=args.seconds,
         compile=args.compile,
     )
     h, w = model_cfg.input_size
     print(f"{args.config}, input {h}×{w}, batch {args.batch}, {torch.get_num_threads()} CPU threads")
-    plain = rows[0].images_per_s
+    first = rows[0].images_per_s
     for row in rows:
-        print(f"  {row.backend:45s} {row.images_per_s:9.2f} images/s  {row.images_per_s / plain:5.2f}×")
+        about = BACKENDS[row.backend].about
+        print(f"  {row.backend:17s} {row.images_per_s:9.2f} images/s  {row.images_per_s / first:5.2f}×  ({about})")
     return 0
+
+
+def _names(text: str, option: str) -> list[str]:
+    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if not names:
+        raise ConfigError(f"{option} {text!r}: give one or more names, comma-separated")
+    return names
+
+
+def _default_bench_backends() -> list[str]:
+    """What plain ``hrnet bench`` compares: the network as trained, the fast path, and ONNX Runtime if installed."""
+    from hrnet.speed import precision_backends
+
+    return ["pytorch", *precision_backends(["fp32"])]
 
 
 def _bench_precisions(args: argparse.Namespace, model_cfg: ModelConfig) -> int:
     import torch
 
-    from hrnet.precision import cpu_support, parse_precisions, precision_notice
+    from hrnet.backends import parse_precisions
+    from hrnet.precision import cpu_support, precision_notice
     from hrnet.speed import measure_precisions
 
     precisions = parse_precisions(args.precision)
-    if args.device not in ("auto", "cpu"):
-        raise ConfigError("--precision compares CPU precisions: leave --device as cpu")
+    if args.device not in (None, "auto", "cpu"):
+        raise ConfigError("--precision compares CPU precisions: leave --device out or give cpu")
+    if args.compile:
+        raise ConfigError("--compile times the fast path against the others: give it without --precision")
     support = cpu_support()
     result = measure_precisions(
         model_cfg, precisions, args.weights, batch=args.batch, rounds=args.rounds, seconds=args.seconds
@@ -150,7 +177,7 @@ def _bench_precisions(args: argparse.Namespace, model_cfg: ModelConfig) -> int:
     )
     for row in result.rows:
         multiple = row.images_per_s / result.limit
-        print(f"  {row.backend:28s} {row.images_per_s:9.2f} images/s  {multiple:.2f}× fp32 limit")
+        print(f"  {row.backend:17s} {row.images_per_s:9.2f} images/s  {multiple:.2f}× fp32 limit")
     return 0
 
 
@@ -166,25 +193,23 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from hrnet.backends import open_backend
     from hrnet.engine.evaluate import Evaluator
-    from hrnet.precision import heatmap_model
 
     config = _experiment(args.config, args.set)
     out = Path(args.out) if args.out else Path(config.train.out_dir) / config.train.name / "eval"
     check_writable_dir(out, "--out folder" if args.out else "evaluation folder")  # before the long evaluation
-    # fp32 evaluates the network as trained (BatchNorm unfolded), as the official test does.
-    weights = _weights(args.weights)
-    assert weights is not None  # --weights is required
-    backend = "onnxruntime" if str(weights).lower().endswith(".onnx") else "torch"
-    model, device = heatmap_model(
+    # fp32 on PyTorch evaluates the network as trained (BatchNorm unfolded), as the official test does.
+    network = open_backend(
         config.model,
-        weights,
-        args.precision,
-        device=config.runtime.device,
-        backend=backend,
-        fast=args.precision != "fp32",
+        args.weights,
+        precision=args.precision,
+        backend=args.backend,
+        device=args.device or config.runtime.device,
+        compile=args.compile,
+        reference=True,
     )
-    metrics = Evaluator.from_config(config, device, boxes=args.boxes).evaluate(model, out, draw=args.draw)
+    metrics = Evaluator.from_config(config, network.device, boxes=args.boxes).evaluate(network, out, draw=args.draw)
     summary = metrics.pop("summary", None)
     print(summary or "\n".join(f"{k:14s} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
     print(f"results in {out}")
@@ -198,16 +223,11 @@ def _weights(spec: str | None) -> Path | None:
     return None if spec is None else resolve_weights(spec)
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
+def _open_estimator(args: argparse.Namespace, config: ExperimentConfig) -> PoseEstimator:
+    """The estimator the runtime and detector options (``_add_runtime``, ``_add_detector``) ask for."""
     from hrnet.detect import load_detector
     from hrnet.inference import PoseEstimator
-    from hrnet.predict import DetectionBoxes, predict_paths
-    from hrnet.track import OneEuroSettings
-    from hrnet.video import VideoOptions
 
-    config = _experiment(args.config, args.set)
-    if args.boxes and args.detector:
-        raise ConfigError("give --boxes (boxes from a file) or --detector (boxes found in the images), not both")
     detector = None
     if args.detector:
         detector = load_detector(
@@ -217,16 +237,26 @@ def cmd_predict(args: argparse.Namespace) -> int:
             iou=args.detector_iou,
             input_size=_input_size(args.detector_size) if args.detector_size else None,
         )
-    estimator = PoseEstimator.from_config(
+    return PoseEstimator.from_config(
         config,
         args.weights,
         device=args.device or config.runtime.device,
-        backend=args.backend,
-        fast=not args.plain,
-        compile=args.compile,
         precision=args.precision,
+        backend=args.backend,
+        compile=args.compile,
         detector=detector,
     )
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from hrnet.predict import DetectionBoxes, predict_paths
+    from hrnet.track import OneEuroSettings
+    from hrnet.video import VideoOptions
+
+    config = _experiment(args.config, args.set)
+    if args.boxes and args.detector:
+        raise ConfigError("give --boxes (boxes from a file) or --detector (boxes found in the images), not both")
+    estimator = _open_estimator(args, config)
     detections = DetectionBoxes(args.boxes, config.test.box_score_threshold) if args.boxes else None
     video = VideoOptions(
         detect_every=args.detect_every,
@@ -253,8 +283,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from hrnet.detect import load_detector
-    from hrnet.inference import PoseEstimator
     from hrnet.serve import ServeLimits, serve
 
     limits = ServeLimits(
@@ -264,12 +292,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_batch=args.max_batch,
         batch_window_s=args.batch_window_ms / 1000,
     )
-    detector = load_detector(args.detector) if args.detector else None
     config = _experiment(args.config, args.set)
-    estimator = PoseEstimator.from_config(
-        config, args.weights, device=args.device or config.runtime.device, backend=args.backend
-    )
-    serve(estimator, detector, host=args.host, port=args.port, limits=limits, model_name=args.config)
+    estimator = _open_estimator(args, config)
+    serve(estimator, host=args.host, port=args.port, limits=limits, model_name=args.config)
     return 0
 
 
@@ -397,6 +422,86 @@ def _resolve_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser.error(f"{args.command}: give the config (an experiment YAML file or a model preset) first")
 
 
+WEIGHTS_HELP = (
+    "our .safetensors (a training checkpoint too), an official or MMPose .pth, an .onnx from hrnet export, or a "
+    "name from `hrnet weights list` (downloaded into the cache on first use)"
+)
+
+
+def _add_runtime(
+    p: argparse.ArgumentParser,
+    *,
+    weights_required: bool = True,
+    weights_help: str = WEIGHTS_HELP,
+    compare: bool = False,
+) -> None:
+    """The options of every command that runs a network (predict, eval, serve, bench): which weights, and how
+    they run (``hrnet.backends``). ``compare`` (bench): ``--precision`` and ``--backend`` take comma-separated
+    lists to time side by side."""
+    from hrnet.backends import BACKENDS, PRECISIONS
+
+    names = ", ".join(f"{name} ({entry.about})" for name, entry in BACKENDS.items())
+    group = p.add_argument_group("network", "which weights, and how the network runs")
+    group.add_argument("--weights", required=weights_required, help=weights_help)
+    if compare:
+        group.add_argument(
+            "--precision",
+            metavar="LIST",
+            help="compare precisions, e.g. fp32,bf16,int8: images/s and multiples of the fp32 limit",
+        )
+        group.add_argument(
+            "--backend",
+            metavar="LIST",
+            help=f"compare these backends, e.g. pytorch-fast,onnxruntime (default: pytorch, pytorch-fast and "
+            f"onnxruntime); the backends: {names}",
+        )
+    else:
+        group.add_argument(
+            "--precision",
+            choices=PRECISIONS,
+            help="fp32, bf16 (the PyTorch fast path in bfloat16) or int8 (an .onnx from hrnet export --precision "
+            "int8); default: what the weights hold (fp32 for PyTorch files, an .onnx's own)",
+        )
+        group.add_argument(
+            "--backend",
+            choices=BACKENDS,
+            metavar="NAME",
+            help=f"how the network runs: {names}; default: chosen from --weights and --precision",
+        )
+    group.add_argument(
+        "--device", help="cpu, cuda, cuda:1 (default: the config's runtime.device, 'auto': a GPU if there is one)"
+    )
+    group.add_argument(
+        "--compile", action="store_true", help="torch.compile the PyTorch fast path (worth it for long runs; off)"
+    )
+
+
+def _add_detector(p: argparse.ArgumentParser, default: str = "none, the whole image is one person") -> None:
+    """The person-detector options of predict and serve."""
+    group = p.add_argument_group("person detector", "how person boxes are found when none are given")
+    group.add_argument(
+        "--detector",
+        help="find the persons with: a detector name from `hrnet weights list` (downloaded on first use), an .onnx "
+        "person detector (MMDeploy YOLOX/RTMDet end-to-end, or an ultralytics YOLOv8/YOLO11 export), or 'hog' "
+        f"(OpenCV's HOG people detector, built in but weak: upright, whole, large people only); default: {default}",
+    )
+    group.add_argument(
+        "--detector-format",
+        choices=("yolox", "rtmdet", "ultralytics"),
+        help="the ONNX detector's layout and preprocessing (default: recognised from its outputs)",
+    )
+    group.add_argument(
+        "--detector-threshold",
+        type=float,
+        help="keep detections scoring at least this (default: the detector's own: 0.3 MMDeploy, 0.25 "
+        "ultralytics, 0.5 hog)",
+    )
+    group.add_argument("--detector-iou", type=float, help="NMS IoU threshold for detections (default 0.7; hog 0.5)")
+    group.add_argument(
+        "--detector-size", metavar="HxW", help="input size of an ONNX detector with a dynamic input (default 640x640)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hrnet", description="HRNet 2D human pose estimation: train, evaluate, predict, export, draw."
@@ -428,19 +533,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detail", metavar="stageN[.M]", help="draw exchange module M (default 1) of stage N instead")
     p.set_defaults(func=cmd_draw)
 
-    p = sub.add_parser("bench", help="images/s of a network here: plain, fast path, ONNX Runtime")
+    p = sub.add_parser("bench", help="images/s of a network here: each backend or precision, timed together")
     _add_config(p, f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")
-    p.add_argument("--weights", help="weights to load (the speed does not depend on them)")
-    p.add_argument("--batch", type=int, default=16, help="persons a forward pass (default 16)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 (default: a GPU if there is one)")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds; figures are medians")
-    p.add_argument("--seconds", type=float, default=2.0, help="seconds per configuration in a round")
-    p.add_argument("--compile", action="store_true", help="also time the fast path with torch.compile")
-    p.add_argument(
-        "--precision",
-        metavar="LIST",
-        help="compare precisions instead, e.g. fp32,bf16,int8: images/s and multiples of the fp32 limit",
+    _add_runtime(
+        p,
+        weights_required=False,
+        weights_help="weights to load (default: a random initialisation; the speed does not depend on them); a file "
+        "or a name from `hrnet weights list`",
+        compare=True,
     )
+    p.add_argument("--batch", type=int, default=16, help="persons a forward pass (default 16)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds; figures are medians (default 3)")
+    p.add_argument("--seconds", type=float, default=2.0, help="seconds per backend in a round (default 2)")
     p.set_defaults(func=cmd_bench, runs_network=True)
 
     p = sub.add_parser("train", help="train a network (torchrun --nproc_per_node=N -m hrnet train ... for DDP)")
@@ -451,10 +555,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate weights on the validation split (COCO AP/AR, PCKh for MPII)")
     _add_config(p, "experiment YAML file")
-    p.add_argument("--weights", required=True, help="our .safetensors, an official / MMPose .pth, or a weights name")
+    _add_runtime(p)
     p.add_argument("--boxes", help="COCO detection-results JSON of person boxes (default: ground-truth boxes)")
-    p.add_argument("--draw", type=int, default=0, metavar="N", help="also draw N images: prediction | truth")
-    p.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32", help=PRECISION_HELP)
+    p.add_argument("--draw", type=int, default=0, metavar="N", help="also draw N images: prediction | truth (0)")
     p.add_argument("--out", help="output folder (default: <train.out_dir>/<train.name>/eval)")
     p.set_defaults(func=cmd_eval, runs_network=True)
 
@@ -474,40 +577,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="INPUT",
         help="image files, folders of images/videos, video files, a webcam index (0), stream URLs",
     )
-    p.add_argument(
-        "--weights", required=True, help="our .safetensors, an official/MMPose .pth, an .onnx, or a weights name"
-    )
+    _add_runtime(p)
     p.add_argument("--boxes", help="COCO detection-results JSON (default: the whole image is one person)")
-    p.add_argument(
-        "--detector",
-        help="find the persons with: 'hog' (OpenCV's HOG people detector, built in but weak: upright, whole, "
-        "large people only), an .onnx person detector (MMDeploy YOLOX/RTMDet end-to-end, or an ultralytics "
-        "YOLOv8/YOLO11 export), or a detector name from `hrnet weights list` (default: none, the whole image is "
-        "one person)",
-    )
-    p.add_argument(
-        "--detector-format",
-        choices=("yolox", "rtmdet", "ultralytics"),
-        help="the ONNX detector's layout and preprocessing (default: recognised from its outputs)",
-    )
-    p.add_argument(
-        "--detector-threshold",
-        type=float,
-        help="keep detections scoring at least this (default: the detector's own: 0.3 MMDeploy, 0.25 "
-        "ultralytics, 0.5 hog)",
-    )
-    p.add_argument("--detector-iou", type=float, help="NMS IoU threshold for detections (default 0.7; hog 0.5)")
-    p.add_argument("--detector-size", metavar="HxW", help="input size of an ONNX detector with a dynamic input")
+    _add_detector(p)
     p.add_argument("--out", default="predictions", help="output folder (default: ./predictions)")
-    p.add_argument(
-        "--backend", choices=("torch", "onnxruntime"), default="torch", help="PyTorch, or ONNX Runtime for an .onnx"
-    )
-    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: the config's runtime.device, 'auto')")
-    p.add_argument("--threshold", type=float, default=0.3, help="hide keypoints scoring below this in drawings")
+    p.add_argument("--threshold", type=float, default=0.3, help="hide keypoints scoring below this in drawings (0.3)")
     p.add_argument("--no-draw", action="store_true", help="write only the JSON results")
-    p.add_argument("--plain", action="store_true", help="run the model as is (no BatchNorm folding)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the fast path (worth it for long runs)")
-    p.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32", help=PRECISION_HELP)
     video = p.add_argument_group("video", "how persons are found and followed through the frames of a video")
     video.add_argument(
         "--detect-every",
@@ -541,18 +616,10 @@ def build_parser() -> argparse.ArgumentParser:
         "photo on. Requests that arrive together share a forward pass. Needs the 'serve' extra.",
     )
     _add_config(p, "experiment YAML file or model preset")
-    p.add_argument("--weights", required=True, help="our .safetensors, an official/MMPose .pth, or an .onnx")
-    p.add_argument(
-        "--detector",
-        help="person detector for requests without boxes: 'hog', an .onnx detector or a name from `hrnet weights "
-        "list` (default: none, the whole image is one person)",
-    )
+    _add_runtime(p)
+    _add_detector(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
-    p.add_argument(
-        "--backend", choices=("torch", "onnxruntime"), default="torch", help="PyTorch, or ONNX Runtime for an .onnx"
-    )
-    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: the config's runtime.device, 'auto')")
     p.add_argument("--max-batch", type=int, help="persons a forward pass (default: the config's test.batch_size)")
     p.add_argument("--batch-window-ms", type=float, default=5.0, help="wait for more requests to batch (default 5)")
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="request body limit (default 20 MiB)")
@@ -560,12 +627,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-boxes", type=int, default=100, help="person boxes a request (default 100)")
     p.set_defaults(func=cmd_serve, runs_network=True)
 
+    from hrnet.backends import EXPORT_PRECISIONS
+
     p = sub.add_parser("export", help="export to ONNX (dynamic batch), verified against ONNX Runtime")
     _add_config(p, "experiment YAML file or model preset")
     p.add_argument("--weights", help="weights to export (default: random initialisation)")
     p.add_argument("--out", required=True, help="the .onnx file to write")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset version (default 17)")
-    p.add_argument("--precision", choices=("fp32", "int8"), default="fp32", help="int8: static quantization")
+    p.add_argument(
+        "--precision", choices=EXPORT_PRECISIONS, default="fp32", help="int8: static quantization (default fp32)"
+    )
     p.add_argument("--calibration", metavar="CONFIG", help="int8: experiment whose training crops calibrate")
     p.add_argument("--calibration-crops", type=int, default=320, help="int8: crops to calibrate on (default 320)")
     p.set_defaults(func=cmd_export)

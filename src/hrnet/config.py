@@ -36,6 +36,7 @@ SIZE_MISMATCH = ("error", "warn")  # hrnet.data.dataset.TopDownDataset: an image
 EXTRA_METRICS = ("", "tf_port")  # scored beside the data format's own metric
 LOSSES = ("mse", "ohkm", "sum_squared")  # hrnet.engine.loss.HeatmapLoss kinds
 OPTIMIZERS = ("adam", "sgd")
+TRAIN_PRECISIONS = ("fp32", "bf16")  # hrnet.engine.autocast.training_autocast; inference's are hrnet.backends'
 # Keys that moved to another section: a config that still uses the old place gets told where to.
 MOVED_KEYS = {
     "train.device": "runtime.device",
@@ -242,13 +243,13 @@ class TrainConfig:
     max_steps_per_epoch: int = 0  # cap the steps of an epoch (quick runs); 0 = the whole data set
     # "bf16": autocast to bfloat16 where the hardware has it (CPU: AVX-512 BF16 or AMX; GPU: bf16), fp32 weights,
     # gradients and loss; fp32 (with a logged message) where it has not. "fp32": fp32 on the CPU; on CUDA
-    # runtime.amp still decides mixed precision (hrnet.precision.training_autocast).
+    # runtime.amp still decides mixed precision (hrnet.engine.autocast.training_autocast).
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("loss", self.loss, LOSSES)
-        _check_choice("precision", self.precision, ("fp32", "bf16"))
+        _check_choice("precision", self.precision, TRAIN_PRECISIONS)
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ConfigError("epochs, batch_size and lr must be positive")
         if list(self.lr_steps) != sorted(self.lr_steps):

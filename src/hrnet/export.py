@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hrnet.backends import EXPORT_PRECISIONS
 from hrnet.codec import codec_from_config
 from hrnet.config import ExperimentConfig, ModelConfig
 from hrnet.data.dataset import TopDownDataset
@@ -35,13 +36,13 @@ from hrnet.errors import ConfigError, DataError, ExportError
 from hrnet.fileio import atomic_path
 from hrnet.models.checkpoint import load_model
 from hrnet.models.fuse import fold_batchnorm
-from hrnet.models.onnx import OnnxRunner, optional_module
-from hrnet.precision import (
+from hrnet.models.onnx import (
     META_CALIBRATION,
     META_CALIBRATION_SIZE,
     META_PRECISION,
     META_QUANTIZER,
-    check_precision,
+    OnnxRunner,
+    optional_module,
 )
 
 log = logging.getLogger(__name__)
@@ -256,11 +257,11 @@ def export_from_config(
     file with the annotation file and the number of crops. bf16 is a PyTorch path, not an ONNX file.
     """
     model_config = config.model if isinstance(config, ExperimentConfig) else config
-    check_precision(precision)
+    if precision not in EXPORT_PRECISIONS:
+        hint = " (bf16 runs on PyTorch: --precision bf16 in predict, eval, serve, bench)" if precision == "bf16" else ""
+        raise ConfigError(f"hrnet export writes {' or '.join(EXPORT_PRECISIONS)} ONNX files, not {precision!r}{hint}")
     if weights is not None and Path(out).resolve() == Path(weights).resolve():
         raise ConfigError(f"--out {out} is the weights file being exported: write the ONNX file elsewhere")
-    if precision == "bf16":
-        raise ConfigError("bf16 runs the PyTorch fast path (--precision bf16 in predict, eval, bench); export int8")
     model = load_model(model_config, weights)
     if precision == "fp32":
         return export_onnx(model, out, model_config.input_size, **kwargs)

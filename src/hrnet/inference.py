@@ -1,8 +1,10 @@
-"""Pose estimation on your own images: ``PoseEstimator`` (Python) behind ``hrnet predict`` (command line).
+"""Pose estimation on your own images: ``PoseEstimator`` (Python) behind ``hrnet predict``, videos and
+``hrnet serve``.
 
-Top-down, as in training and evaluation: each person box is cropped by the codec's crop (``hrnet.crop.Crop``),
-the network (or an ONNX Runtime session) predicts heatmaps, the flip test and the codec turn them into keypoints
-in image pixels.
+Top-down, as in training and evaluation: each person box (``hrnet.persons.PersonBoxes``: given, detected, or the
+whole image) is cropped by the codec's crop (``hrnet.crop.Crop``), the network (a backend of ``hrnet.backends``:
+PyTorch in fp32 or bf16, ONNX Runtime in fp32 or int8) predicts heatmaps, the flip test and the codec turn them
+into keypoints in image pixels.
 
 Nothing here changes process-wide state; for the CPU speed of ``hrnet predict``, call
 ``hrnet.runtime.keep_freed_memory()`` once at start-up (see there for its price).
@@ -11,13 +13,13 @@ Nothing here changes process-wide state; for the CPU speed of ``hrnet predict``,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
+from hrnet.backends import Backend, open_backend
 from hrnet.codec import HeatmapCodec, codec_from_config, merge_flip
 from hrnet.config import ExperimentConfig, TestConfig, load_config
 from hrnet.data.images import read_image
@@ -25,7 +27,8 @@ from hrnet.detect import Detector, load_detector
 from hrnet.errors import ConfigError, DataError
 from hrnet.keypoints import BUILTIN, KeypointSet, get_keypoint_set
 from hrnet.metrics.nms import rescore
-from hrnet.precision import HeatmapFn, heatmap_model
+from hrnet.persons import PersonBoxes, PersonPose, Persons
+from hrnet.precision import HeatmapFn
 
 
 def predict_keypoints(
@@ -55,31 +58,16 @@ def predict_keypoints(
     )
 
 
-@dataclass(frozen=True)
-class PersonPose:
-    """One person found in an image.
-
-    Attributes:
-        box: (4,) the person box (x, y, w, h), image pixels.
-        keypoints: (K, 2) keypoints (x, y), image pixels.
-        scores: (K,) keypoint confidences (heatmap peak values, about 0-1).
-        score: the person's confidence, as the official rescoring: box score × the mean of the keypoint scores
-            above ``test.in_vis_threshold`` (0 when none is).
-    """
-
-    box: np.ndarray
-    keypoints: np.ndarray
-    scores: np.ndarray
-    score: float
-
-
 class PoseEstimator:
-    """Keypoints for the persons in images, from a network (PyTorch module or ONNX Runtime session).
+    """Keypoints for the persons in images, from a network (a backend of ``hrnet.backends``, or any function from
+    crops to heatmaps).
 
-    ``estimator(image, boxes)`` returns one ``PersonPose`` per box. ``boxes=None`` asks the ``detector`` for the
-    person boxes (their detector scores become the box scores; an image where it finds nobody has no persons);
-    without a detector it means the whole image is one person box (for a photo cropped around one person).
-    ``estimator.predict(images, boxes)`` batches the persons of many images together.
+    ``estimator(image, boxes)`` returns the persons of one image (``hrnet.persons.Persons``: one ``PersonPose``
+    per box, with ``.plot(image)`` and ``.to_coco(image_id)``). ``boxes=None`` asks the ``detector`` for the person
+    boxes (their detector scores become the box scores; an image where it finds nobody has no persons); without a
+    detector it means the whole image is one person box (for a photo cropped around one person). Given boxes are
+    checked (``hrnet.persons.check_boxes``). ``estimator.predict(images, boxes)`` batches the persons of many
+    images together.
 
     Image arrays are read in ``channel_order``: "bgr" by default, as ``cv2.imread`` and video frames from OpenCV
     come (and as MMPose, rtmlib and ultralytics take them); pass ``channel_order="rgb"`` for arrays from Pillow,
@@ -97,14 +85,25 @@ class PoseEstimator:
         device: torch.device | str = "cpu",
         detector: Detector | None = None,
         channel_order: str = "bgr",
+        max_boxes: int | None = None,
     ):
-        self.model = model
-        self.detector = detector
+        self.backend = model if isinstance(model, Backend) else None
+        self.model = model.run if isinstance(model, Backend) else model
+        self.person_boxes = PersonBoxes(detector, max_boxes=max_boxes)
         self.codec = codec
         self.keypoint_set = keypoint_set
         self.test = test
         self.device = torch.device(device)
         self.channel_order = _check_channel_order(channel_order)
+
+    @property
+    def detector(self) -> Detector | None:
+        """The person detector used when no boxes are given (None: the whole image is one person)."""
+        return self.person_boxes.detector
+
+    @detector.setter
+    def detector(self, detector: Detector | None) -> None:
+        self.person_boxes.detector = detector
 
     @classmethod
     def from_config(
@@ -113,34 +112,29 @@ class PoseEstimator:
         weights: str | Path,
         *,
         device: str = "auto",
-        backend: str = "torch",
-        fast: bool = True,
+        precision: str | None = None,
+        backend: str | None = None,
         compile: bool = False,
         keypoint_set: KeypointSet | None = None,
-        precision: str = "fp32",
         detector: Detector | str | None = None,
         channel_order: str = "bgr",
     ) -> PoseEstimator:
-        """An estimator for an experiment config (or its YAML path) and weights.
+        """An estimator for an experiment config (or its YAML path or shipped name) and weights.
 
-        ``weights``: our ``.safetensors`` (training checkpoints too), official or MMPose ``.pth`` files, or with
-        ``backend="onnxruntime"`` an ``.onnx`` file from ``hrnet export``. ``device`` "auto" picks a GPU when
-        there is one. ``fast`` folds BatchNorm into the convolutions and runs channels-last
-        (``models.fuse.prepare_for_inference``; same outputs within 1e-4); ``compile`` adds ``torch.compile`` to
-        it (about 1.07× more on a CPU; the first call of each batch size compiles for 10-15 s and needs a C++
+        ``weights``: our ``.safetensors`` (training checkpoints too), official or MMPose ``.pth`` files, an
+        ``.onnx`` file from ``hrnet export``, or a registered name (``hrnet weights list``), downloaded into the
+        cache on first use. ``precision`` ("fp32", "bf16", "int8") and ``backend`` (a name of
+        ``hrnet.backends.BACKENDS``) choose how the network runs; None picks from the file: an ``.onnx`` runs on
+        ONNX Runtime in the precision it was exported in, anything else on the PyTorch fast path in fp32 (BatchNorm
+        folded, channels-last; ``backend="pytorch"`` runs the network as trained, same outputs within 1e-4).
+        ``device`` "auto" picks a GPU when there is one. ``compile`` adds ``torch.compile`` to the fast path
+        (about 1.07× more on a CPU; the first call of each batch size compiles for 10-15 s and needs a C++
         compiler). ``keypoint_set`` is needed when the config builds its set from annotation files
-        (``data.keypoint_set: from_annotations``). ``weights`` may also be a registered name (``hrnet weights
-        list``), downloaded into the cache on first use. ``detector``: a detector, or a spec for
+        (``data.keypoint_set: from_annotations``). ``detector``: a detector, or a spec for
         ``hrnet.detect.load_detector`` ("hog", an ``.onnx`` file, a registered detector name); None keeps the
-        whole image as the person box. ``channel_order``: how image arrays are laid out, "bgr"
-        (default, OpenCV's) or "rgb".
-
-        ``precision``: "fp32"; "bf16" (the fast path in bfloat16, heatmaps decoded in fp32); "int8" (``weights``
-        an ONNX file from ``hrnet export --precision int8``, run by ONNX Runtime). See ``hrnet.precision``.
+        whole image as the person box. ``channel_order``: how image arrays are laid out, "bgr" (default, OpenCV's)
+        or "rgb".
         """
-        from hrnet.weights import resolve_weights
-
-        weights = resolve_weights(weights)
         if isinstance(detector, str | Path):
             detector = load_detector(detector)
         if not isinstance(config, ExperimentConfig):
@@ -152,18 +146,23 @@ class PoseEstimator:
                 f"predicts {config.model.num_keypoints}"
             )
         codec = codec_from_config(config.model, config.data)
-        model, torch_device = heatmap_model(
+        network = open_backend(
             config.model,
             weights,
-            precision,
-            device=device,
+            precision=precision,
             backend=backend,
-            fast=fast,
+            device=device,
             compile=compile,
             batch_size=config.test.batch_size,
         )
         return cls(
-            model, codec, keypoint_set, config.test, device=torch_device, channel_order=channel_order, detector=detector
+            network,
+            codec,
+            keypoint_set,
+            config.test,
+            device=network.device,
+            channel_order=channel_order,
+            detector=detector,
         )
 
     def __call__(
@@ -173,7 +172,7 @@ class PoseEstimator:
         box_scores: npt.ArrayLike | None = None,
         *,
         channel_order: str | None = None,
-    ) -> list[PersonPose]:
+    ) -> Persons:
         """Persons of one image.
 
         Args:
@@ -192,7 +191,7 @@ class PoseEstimator:
         box_scores: Sequence[npt.ArrayLike | None] | None = None,
         *,
         channel_order: str | None = None,
-    ) -> list[list[PersonPose]]:
+    ) -> list[Persons]:
         """Persons of many images, all persons batched together (``test.batch_size`` crops a forward pass)."""
         order = self.channel_order if channel_order is None else _check_channel_order(channel_order)
         arrays = [read_image(i) if isinstance(i, str | Path) else _rgb(np.asarray(i), order) for i in images]
@@ -200,22 +199,12 @@ class PoseEstimator:
         box_scores = box_scores or [None] * len(arrays)
         owner, all_boxes, all_scores = [], [], []
         for i, (image, b, s) in enumerate(zip(arrays, boxes, box_scores, strict=True)):
-            height, width = image.shape[:2]
-            if b is None and self.detector is not None:
-                found = self.detector(np.ascontiguousarray(image[..., ::-1]))  # detectors read BGR
-                b, s = found.boxes, found.scores if s is None else s
-            b = np.array([[0.0, 0.0, width, height]]) if b is None else np.asarray(b, dtype=np.float64).reshape(-1, 4)
-            s = np.ones(len(b)) if s is None else np.asarray(s, dtype=np.float64).reshape(-1)
-            if len(s) != len(b):
-                raise DataError(f"image {i}: {len(b)} boxes but {len(s)} box scores")
-            if not (np.isfinite(b).all() and np.isfinite(s).all()):
-                raise DataError(f"image {i}: a person box or box score is NaN or infinite: {b.tolist()}, {s.tolist()}")
-            if len(b) and (b[:, 2:] <= 0).any():
-                raise DataError(f"image {i}: a person box has zero or negative size: {b[(b[:, 2:] <= 0).any(1)][0]}")
-            owner += [i] * len(b)
-            all_boxes.append(b)
-            all_scores.append(s)
-        results: list[list[PersonPose]] = [[] for _ in arrays]
+            where = str(images[i]) if isinstance(images[i], str | Path) else f"image {i}"
+            found = self.person_boxes(image, b, s, where, channel_order="rgb")
+            owner += [i] * len(found.boxes)
+            all_boxes.append(found.boxes)
+            all_scores.append(found.scores)
+        results = [Persons([], self.keypoint_set) for _ in arrays]
         if not owner:
             return results
         box_array = np.concatenate(all_boxes)

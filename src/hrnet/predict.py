@@ -27,17 +27,8 @@ from hrnet.data.images import read_image
 from hrnet.errors import DataError, HrnetError, OutputError
 from hrnet.fileio import check_writable_dir, output_problem, read_json, write_json_atomic
 from hrnet.inference import PoseEstimator
-from hrnet.video import (
-    VIDEO_SUFFIXES,
-    Detector,
-    VideoOptions,
-    draw_persons,
-    is_live_source,
-    is_video,
-    person_results,
-    predict_video,
-    video_outputs,
-)
+from hrnet.persons import draw_persons, person_results, usable_boxes
+from hrnet.video import VIDEO_SUFFIXES, VideoOptions, is_live_source, is_video, predict_video, video_outputs
 from hrnet.visualize import write_image
 
 log = logging.getLogger(__name__)
@@ -146,7 +137,6 @@ def predict_paths(
     out_dir: str | Path,
     *,
     detections: DetectionBoxes | None = None,
-    detector: Detector | None = None,
     video: VideoOptions | None = None,
     threshold: float = 0.3,
     draw: bool = True,
@@ -157,12 +147,13 @@ def predict_paths(
     drawings into ``out_dir``.
 
     Person boxes come from ``detections`` for images (an image with no detection entry counts as one
-    whole-image person only when no detection file is given). Videos take theirs from ``detector`` as
-    ``video`` says (``hrnet.video.predict_video``; without a detector the whole frame is one person, who still
-    gets a track id). Keypoints scoring below ``threshold`` are not drawn (they are still in the JSON). Nothing
-    is run or written when an output would replace an input or one of the ``protected`` files (the boxes file,
-    weights, config), or two inputs would write the same output (``DataError``), or ``out_dir`` cannot be
-    written (``OutputError``). A write that fails later (a full disk) stops the run with an ``OutputError``.
+    whole-image person only when no detection file is given) or else from the estimator's detector. Videos take
+    theirs from the estimator's detector as ``video`` says (``hrnet.video.predict_video``; without a detector the
+    whole frame is one person, who still gets a track id). Keypoints scoring below ``threshold`` are not drawn
+    (they are still in the JSON). Nothing is run or written when an output would replace an input or one of the
+    ``protected`` files (the boxes file, weights, config), or two inputs would write the same output
+    (``DataError``), or ``out_dir`` cannot be written (``OutputError``). A write that fails later (a full disk)
+    stops the run with an ``OutputError``.
     """
     out = Path(out_dir)
     paths = expand_inputs(inputs)
@@ -178,7 +169,6 @@ def predict_paths(
                     estimator,
                     path,
                     out,
-                    detector=detector,
                     options=video,
                     threshold=threshold,
                     draw=draw,
@@ -278,11 +268,21 @@ def _predict_image(
     draw: bool,
 ) -> list[Path]:
     image = read_image(path, apply_orientation=True)
-    boxes, scores = detections.lookup(path) if detections is not None else (None, None)
+    boxes, scores = None, None
+    if detections is not None:
+        boxes, scores = detections.lookup(path)
+        keep = usable_boxes(boxes, image.shape[:2])
+        if not keep.all():
+            log.warning(
+                "%s: %d of its boxes in %s left out: not finite, under a pixel, wholly outside the %d×%d image or "
+                "many times its size",
+                path, int((~keep).sum()), detections.path, image.shape[1], image.shape[0],
+            )  # fmt: skip
+            boxes, scores = boxes[keep], scores[keep]
     persons = estimator(image, boxes, scores, channel_order="rgb")
     image_id: Any = int(path.stem) if path.stem.isdigit() else path.name
     written = _outputs(path, out, draw)
     write_json_atomic(written[0], person_results(persons, image_id, where=path))
     if draw:
-        write_image(written[1], draw_persons(image, persons, estimator, threshold))
+        write_image(written[1], draw_persons(image, persons, estimator.keypoint_set, threshold))
     return written

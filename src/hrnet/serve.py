@@ -48,7 +48,7 @@ from hrnet.detect import Detector
 from hrnet.errors import ConfigError, DataError
 from hrnet.fileio import json_text
 from hrnet.inference import PersonPose, PoseEstimator
-from hrnet.predict import person_results
+from hrnet.persons import person_results
 from hrnet.visualize import draw_poses, keypoint_colours, limb_colours
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
-"""How fast a network runs on this machine (``hrnet bench``): images/s of the plain network, the fast path and
-ONNX Runtime, timed in the same interleaved rounds.
+"""How fast a network runs on this machine (``hrnet bench``): images/s of the backends of ``hrnet.backends`` (the
+plain network, the fast path, bf16, ONNX Runtime fp32 and int8), timed in the same interleaved rounds.
 
 A machine's clock drifts by several percent over minutes (virtual machines more), more than some differences
 measured here; so each round runs every configuration for about ``seconds``, starting one place later each round,
@@ -9,11 +9,12 @@ peak, ablations, the official way of running without reused memory, in separate 
 
 from __future__ import annotations
 
+import math
 import statistics
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hrnet.backends import BACKENDS, Backend, check_precision, is_onnx_file, open_backend
 from hrnet.config import ModelConfig
 from hrnet.errors import ConfigError
 from hrnet.runtime import resolve_device
@@ -73,8 +75,43 @@ def _timed_call(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) 
     return call
 
 
-def measure_inference(
+def _check_timing(batch: int, rounds: int, seconds: float) -> None:
+    if batch < 1 or rounds < 1 or not seconds > 0 or not math.isfinite(seconds):
+        raise ConfigError(
+            f"batch and rounds must be ≥ 1 and seconds a finite number > 0, got {batch}, {rounds}, {seconds}"
+        )
+
+
+def open_for_timing(
     config: ModelConfig,
+    name: str,
+    model: nn.Module,
+    *,
+    device: str = "cpu",
+    compile: bool = False,
+    calibration: list[np.ndarray] | None = None,
+) -> Backend:
+    """Backend ``name`` of ``hrnet.backends`` running ``model``: a PyTorch backend directly; an ONNX Runtime one on
+    ``model`` exported to a temporary file (int8: quantized on ``calibration`` crops, else on two random batches:
+    the speed does not depend on the ranges), which ONNX Runtime holds in memory once the file is opened."""
+    entry = BACKENDS[name]
+    if entry.runs == "checkpoint":
+        return open_backend(config, None, backend=name, device=device, compile=compile, module=model)
+    from hrnet.export import export_int8, export_onnx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{name}.onnx"
+        if entry.precision == "int8":
+            crops = calibration or [torch.randn(2, 3, *config.input_size).numpy() for _ in range(2)]
+            export_int8(model, path, config.input_size, crops)
+        else:
+            export_onnx(model, path, config.input_size, check=False)
+        return open_backend(config, path, backend=name, device="cpu")
+
+
+def measure_backends(
+    config: ModelConfig,
+    names: Sequence[str],
     weights: str | Path | None = None,
     *,
     batch: int = 16,
@@ -82,37 +119,40 @@ def measure_inference(
     rounds: int = 3,
     seconds: float = 2.0,
     compile: bool = False,
-    onnx: bool = True,
-) -> list[Speed]:
-    """Images/s of ``config``'s network (``weights`` loaded, or its random initialisation: the speed is the same)
-    on (batch, 3, H, W) inputs: the plain eval-mode network, our fast path (``prepare_for_inference``), with
-    ``compile`` also compiled, and with ``onnx`` ONNX Runtime when installed and ``device`` is the CPU.
+    calibration: list[np.ndarray] | None = None,
+    extra: dict[str, Callable[[], object]] | None = None,
+) -> tuple[list[Speed], dict[str, float]]:
+    """Images/s of ``config``'s network in each backend of ``names`` (``hrnet.backends.BACKENDS``) on (batch, 3,
+    H, W) inputs, all timed in the same interleaved rounds; ``weights`` loaded (a file or a registered name) or
+    the random initialisation (the speed is the same). ONNX Runtime backends run the network exported to a
+    temporary file (``open_for_timing``). ``extra`` functions are timed in the same rounds; their seconds per
+    call come back in the second value.
 
     Every backend runs with the process's allocator as it is: ``hrnet bench`` keeps freed memory for reuse
     (``hrnet.runtime.keep_freed_memory``), as all our commands do.
     """
     from hrnet.models.checkpoint import load_model
-    from hrnet.models.fuse import prepare_for_inference
+    from hrnet.weights import resolve_weights
 
-    if batch < 1 or rounds < 1 or seconds <= 0:
-        raise ConfigError(f"batch and rounds must be ≥ 1 and seconds > 0, got {batch}, {rounds}, {seconds}")
+    _check_timing(batch, rounds, seconds)
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown or not names:
+        raise ConfigError(f"backend(s) {', '.join(unknown) or 'none'}: give one or more of {', '.join(BACKENDS)}")
+    if is_onnx_file(weights):
+        raise ConfigError(f"{weights}: time a PyTorch weights file (ONNX Runtime backends are exported from it)")
     torch_device = resolve_device(device)
     torch.manual_seed(0)
-    model: nn.Module = load_model(config, weights, torch_device)
-    x = torch.randn(batch, 3, *config.input_size, device=torch_device)
-    fns = {
-        "plain eager (BatchNorm unfolded, NCHW)": _timed_call(model, x),
-        "fast path (folded BatchNorm, channels-last)": _timed_call(prepare_for_inference(model), x),
-    }
-    if compile:
-        fns["fast path + torch.compile"] = _timed_call(prepare_for_inference(model, compile=True), x)
-    if onnx and torch_device.type == "cpu" and _has_onnxruntime():
-        from hrnet.export import OnnxRunner, export_onnx
-
-        with tempfile.TemporaryDirectory() as tmp:  # ONNX Runtime holds the graph in memory once loaded
-            runner = OnnxRunner(export_onnx(model, Path(tmp) / "model.onnx", config.input_size, check=False))
-        fns["ONNX Runtime"] = lambda: runner(x.numpy())
-    return [Speed(name, batch, batch / s) for name, s in interleaved_seconds(fns, rounds, seconds).items()]
+    model = load_model(config, None if weights is None else resolve_weights(weights), "cpu")
+    fns: dict[str, Callable[[], object]] = dict(extra or {})
+    for name in names:
+        backend = open_for_timing(
+            config, name, model, device=str(torch_device), compile=compile, calibration=calibration
+        )
+        x = torch.randn(batch, 3, *config.input_size, generator=torch.Generator().manual_seed(1))
+        fns[name] = _timed_call(backend, x.to(backend.device))
+    timed = interleaved_seconds(fns, rounds, seconds)
+    rows = [Speed(name, batch, batch / timed[name]) for name in names]
+    return rows, {k: v for k, v in timed.items() if k not in names}
 
 
 PEAK_CHANNELS = 2048  # the peak is a 2048 → 2048 1×1 convolution on 64×32 pixels: a 2048³ matrix product
@@ -123,7 +163,7 @@ class PrecisionSpeeds:
     """``hrnet bench --precision``: each precision's images/s beside the machine's fp32 limit, timed together.
 
     Attributes:
-        rows: one ``Speed`` per (precision, backend); ``backend`` reads e.g. "int8 ONNX Runtime (QDQ)".
+        rows: one ``Speed`` per backend of ``precision_backends`` (``backend`` is its registry name).
         peak_flops: the best fp32 rate of a 2048³ 1×1 convolution (PyTorch channels-last or ONNX Runtime).
         peak_backend: which of them reached it.
         multiply_accumulates: the network's per image.
@@ -156,6 +196,21 @@ def peak_fp32_candidates() -> dict[str, Callable[[], object]]:
     return fns
 
 
+def precision_backends(precisions: Sequence[str]) -> list[str]:
+    """The backends ``hrnet bench --precision`` times for each precision: fp32 on the PyTorch fast path and (when
+    installed) ONNX Runtime, bf16 on the PyTorch fast path, int8 on ONNX Runtime."""
+    names: list[str] = []
+    for precision in precisions:
+        check_precision(precision)
+        for entry in BACKENDS.values():
+            if entry.precision != precision or entry.name == "pytorch":
+                continue
+            if entry.engine == "ONNX Runtime" and not _has_onnxruntime():
+                continue
+            names.append(entry.name)
+    return names
+
+
 def measure_precisions(
     config: ModelConfig,
     precisions: list[str],
@@ -166,49 +221,27 @@ def measure_precisions(
     seconds: float = 2.0,
     calibration: list[np.ndarray] | None = None,
 ) -> PrecisionSpeeds:
-    """Images/s of ``config``'s network on the CPU in each of ``precisions``, and the fp32 limit, all timed in the
-    same interleaved rounds: fp32 as the fast path and (when installed) ONNX Runtime, bf16 as the bf16 fast path
-    (``hrnet.precision.prepare_bf16``), int8 as ONNX Runtime running the statically quantized graph
-    (``hrnet.export.export_int8``; calibrated on ``calibration`` crops, else on two random batches: the speed
-    does not depend on the ranges).
-    """
-    from hrnet.models.checkpoint import load_model
+    """Images/s of ``config``'s network on the CPU in each of ``precisions`` (``precision_backends``), and the
+    fp32 limit, all timed in the same interleaved rounds (``measure_backends``)."""
     from hrnet.models.complexity import count_macs
-    from hrnet.models.fuse import prepare_for_inference
-    from hrnet.precision import prepare_bf16
+    from hrnet.models.hrnet import build_model
 
-    if batch < 1 or rounds < 1 or seconds <= 0:
-        raise ConfigError(f"batch and rounds must be ≥ 1 and seconds > 0, got {batch}, {rounds}, {seconds}")
-    torch.manual_seed(0)
-    model: nn.Module = load_model(config, weights, "cpu")
-    macs = count_macs(model, config.input_size)
-    x = torch.randn(batch, 3, *config.input_size, generator=torch.Generator().manual_seed(1))
-    peaks = peak_fp32_candidates()
-    fns: dict[str, Callable[[], object]] = {f"peak|{k}": v for k, v in peaks.items()}
-    for precision in precisions:
-        if precision == "fp32":
-            fns["fp32 PyTorch fast path"] = _timed_call(prepare_for_inference(model), x)
-            if _has_onnxruntime():
-                from hrnet.export import OnnxRunner, export_onnx
-
-                with tempfile.TemporaryDirectory() as tmp:
-                    fp32 = OnnxRunner(export_onnx(model, Path(tmp) / "fp32.onnx", config.input_size, check=False))
-                fns["fp32 ONNX Runtime"] = partial(fp32, x.numpy())
-        elif precision == "bf16":
-            fns["bf16 PyTorch fast path"] = _timed_call(prepare_bf16(model), x)
-        elif precision == "int8":
-            from hrnet.export import OnnxRunner, export_int8
-
-            crops = calibration or [torch.randn(2, 3, *config.input_size).numpy() for _ in range(2)]
-            with tempfile.TemporaryDirectory() as tmp:
-                int8 = OnnxRunner(export_int8(model, Path(tmp) / "int8.onnx", config.input_size, crops))
-            fns["int8 ONNX Runtime (QDQ)"] = partial(int8, x.numpy())
-        else:
-            raise ConfigError(f"precision must be fp32, bf16 or int8, got {precision!r}")
-    timed = interleaved_seconds(fns, rounds, seconds)
-    peak_rates = {k.removeprefix("peak|"): 2 * PEAK_CHANNELS**3 / s for k, s in timed.items() if k.startswith("peak|")}
+    peaks = {f"peak|{k}": v for k, v in peak_fp32_candidates().items()}
+    rows, extra = measure_backends(
+        config,
+        precision_backends(precisions),
+        weights,
+        batch=batch,
+        device="cpu",
+        rounds=rounds,
+        seconds=seconds,
+        calibration=calibration,
+        extra=peaks,
+    )
+    with torch.device("meta"):
+        macs = count_macs(build_model(config), config.input_size)
+    peak_rates = {k.removeprefix("peak|"): 2 * PEAK_CHANNELS**3 / s for k, s in extra.items()}
     peak_backend = max(peak_rates, key=peak_rates.__getitem__)
-    rows = [Speed(name, batch, batch / s) for name, s in timed.items() if not name.startswith("peak|")]
     peak = peak_rates[peak_backend]
     return PrecisionSpeeds(rows, peak, peak_backend, macs, peak / (2 * macs))
 

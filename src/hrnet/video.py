@@ -15,10 +15,9 @@ their own) are completed when the frames stop or on Ctrl-C.
 from __future__ import annotations
 
 import logging
-import math
 import re
 import time as clock
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -29,13 +28,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from hrnet.detect import Detector
 from hrnet.errors import ConfigError, DataError
 from hrnet.fileio import atomic_path, json_text
-from hrnet.inference import PersonPose, PoseEstimator
-from hrnet.metrics.coco import keypoint_results
+from hrnet.inference import PoseEstimator
+from hrnet.persons import PersonPose, draw_persons, person_results
 from hrnet.track import OneEuroSettings, PoseTracker, box_from_keypoints
-from hrnet.visualize import draw_poses
 
 log = logging.getLogger(__name__)
 
@@ -105,13 +102,12 @@ class VideoPoseTracker:
     """Persons with track ids frame by frame: detect every N frames, carry boxes between, estimate, track.
 
     ``tracker(frame_bgr, time)`` takes the frames in order, each an (H, W, 3) uint8 BGR array (as OpenCV decodes)
-    at ``time`` seconds. ``detector`` None takes the estimator's own detector, if it has one; without either the
-    whole frame is one person box. The estimator is always given the boxes: it never detects on its own here.
+    at ``time`` seconds. Detection frames take the estimator's person boxes (its detector's, or the whole frame
+    without one); the estimator is then always given the boxes.
     """
 
-    def __init__(self, estimator: PoseEstimator, detector: Detector | None = None, options: VideoOptions | None = None):
+    def __init__(self, estimator: PoseEstimator, options: VideoOptions | None = None):
         self.estimator = estimator
-        self.detector = detector if detector is not None else estimator.detector
         self.options = options or VideoOptions()
         o = self.options
         self.tracker = PoseTracker(
@@ -128,7 +124,8 @@ class VideoPoseTracker:
         height, width = frame_bgr.shape[:2]
         carried_ids: list[int] | None = None
         if self.frame_index % self.options.detect_every == 0:
-            boxes, box_scores = self._detect(frame_bgr, width, height)
+            found = self.estimator.person_boxes(frame_bgr)
+            boxes, box_scores = found.boxes, found.scores
         else:
             carried_ids, carried = [], []
             for track in self.tracker.active:
@@ -157,77 +154,6 @@ class VideoPoseTracker:
             TrackedPerson(i, replace(p, keypoints=k) if self.options.smooth else p, carried_ids is None)
             for i, p, k in zip(ids, persons, keypoints, strict=True)
         ]
-
-    def _detect(self, frame_bgr: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-        if self.detector is None:
-            return np.array([[0.0, 0.0, width, height]]), np.ones(1)
-        found = self.detector(frame_bgr)
-        boxes = np.asarray(found.boxes, dtype=np.float64).reshape(-1, 4)
-        scores = np.asarray(found.scores, dtype=np.float64).reshape(-1)
-        keep = (boxes[:, 2:] > 0).all(axis=1)  # a degenerate box holds no person to crop
-        return boxes[keep], scores[keep]
-
-
-def person_results(
-    persons: Sequence[PersonPose], image_id: Any, track_ids: Sequence[int] | None = None, where: Any = ""
-) -> list[dict[str, Any]]:
-    """COCO keypoint results (with the box, and the track id when given) for the persons of one image, rounded to
-    what a pixel needs. A value that is not finite (the network gave NaN: broken weights) becomes ``null``, so
-    that the file stays valid JSON, and a warning names ``where``."""
-    if not persons:
-        return []
-    keypoints = np.stack([np.concatenate([p.keypoints, p.scores[:, None]], axis=1) for p in persons])
-    results = keypoint_results(
-        [image_id] * len(persons),
-        keypoints.astype(np.float64).round(3),
-        np.array([p.score for p in persons]).round(4),
-        boxes=np.stack([p.box for p in persons]).astype(np.float64).round(2),
-    )
-    if track_ids is not None:
-        for result, track_id in zip(results, track_ids, strict=True):
-            result["track_id"] = int(track_id)
-    bad = 0
-    for result in results:
-        for key in ("keypoints", "score", "bbox"):
-            value = result[key]
-            if isinstance(value, list):
-                bad += sum(not math.isfinite(v) for v in value)
-                result[key] = [v if math.isfinite(v) else None for v in value]
-            elif not math.isfinite(value):
-                bad += 1
-                result[key] = None
-    if bad:
-        log.warning("%s: %d predicted values are not finite (NaN weights?): written as null", where or image_id, bad)
-    return results
-
-
-def draw_persons(
-    image_rgb: np.ndarray,
-    persons: Sequence[PersonPose],
-    estimator: PoseEstimator,
-    threshold: float,
-    track_ids: Sequence[int] | None = None,
-) -> np.ndarray:
-    """The persons' skeletons and boxes (and track ids) drawn on a copy of an (H, W, 3) RGB image."""
-    if not persons:
-        return image_rgb
-    canvas = draw_poses(
-        image_rgb,
-        np.stack([p.keypoints for p in persons]),
-        np.stack([p.scores for p in persons]),
-        estimator.keypoint_set,
-        threshold=threshold,
-        boxes=np.stack([p.box for p in persons]),
-    )
-    if track_ids is not None:
-        scale = max(0.4, min(canvas.shape[:2]) / 720)
-        for p, track_id in zip(persons, track_ids, strict=True):
-            x, y = int(p.box[0]) + 3, max(int(p.box[1]) - 4, int(14 * scale))
-            for colour, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):
-                cv2.putText(
-                    canvas, f"id {track_id}", (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, width, cv2.LINE_AA
-                )
-    return canvas
 
 
 class H264Writer:
@@ -324,7 +250,6 @@ def predict_video(
     source: str | Path,
     out_dir: str | Path,
     *,
-    detector: Detector | None = None,
     options: VideoOptions | None = None,
     threshold: float = 0.3,
     draw: bool = True,
@@ -341,7 +266,7 @@ def predict_video(
     out = Path(out_dir)
     live = is_live_source(source)
     jsonl_path, *video_path = video_outputs(source, out, draw)
-    pose_tracker = VideoPoseTracker(estimator, detector, options)
+    pose_tracker = VideoPoseTracker(estimator, options)
     with _open_capture(source) as capture:
         fps = capture.get(cv2.CAP_PROP_FPS) or _DEFAULT_FPS
         total = None if live else int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
@@ -390,7 +315,7 @@ def _frame(
     lines.write(json_text(record, f"{jsonl_path}, frame {index}") + "\n")
     if writer is not None:
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        writer.write(draw_persons(rgb, persons, estimator, threshold, ids))
+        writer.write(draw_persons(rgb, persons, estimator.keypoint_set, threshold, ids))
 
 
 @contextmanager

@@ -122,8 +122,8 @@ class Evaluator:
     @torch.inference_mode()
     def predict(self, model: nn.Module | HeatmapFn) -> Predictions:
         """Heatmaps → keypoints for every record of the split (all ranks return the gathered result). ``model``:
-        a network (put in eval mode for the pass) or any function of crops to heatmaps
-        (``hrnet.precision.heatmap_model``: bf16, int8)."""
+        a network (put in eval mode for the pass) or any function of crops to heatmaps (a backend of
+        ``hrnet.backends``: bf16, int8, ONNX Runtime)."""
         test = self.test
         module = model if isinstance(model, nn.Module) else None
         was_training = module is not None and module.training

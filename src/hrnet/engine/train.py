@@ -43,6 +43,7 @@ from hrnet.data.augment import Augmentation
 from hrnet.data.dataset import Batch, TopDownDataset, collate
 from hrnet.data.sampler import EpochSampler
 from hrnet.data.sources import load_split
+from hrnet.engine.autocast import training_autocast
 from hrnet.engine.distributed import Distributed, barrier, init_distributed, shutdown
 from hrnet.engine.evaluate import Evaluator
 from hrnet.engine.loss import HeatmapLoss
@@ -52,7 +53,6 @@ from hrnet.fileio import check_writable_dir, output_problem, remove_stale_tempor
 from hrnet.models.checkpoint import load_pretrained, save_weights
 from hrnet.models.complexity import check_memory
 from hrnet.models.hrnet import build_model
-from hrnet.precision import training_autocast
 from hrnet.runtime import resolve_device
 from hrnet.visualize import plot_curves
 

@@ -1,5 +1,5 @@
-"""The ONNX Runtime backend: an exported network (``hrnet export``) run on the CPU, as ``PoseEstimator`` runs a
-PyTorch one.
+"""The ONNX Runtime runner: an exported network (``hrnet export``) run on the CPU (the ``onnxruntime`` backends
+of ``hrnet.backends``), and the metadata ``hrnet export`` records in the file.
 
 ``onnx`` and ``onnxruntime`` are the optional extra ``hrnet[onnx]``; they are imported only when used.
 """
@@ -15,6 +15,12 @@ import numpy as np
 
 from hrnet.errors import ConfigError
 
+# ONNX metadata keys written by hrnet export.
+META_PRECISION = "hrnet.precision"
+META_CALIBRATION = "hrnet.calibration"
+META_CALIBRATION_SIZE = "hrnet.calibration_size"
+META_QUANTIZER = "hrnet.quantizer"
+
 
 def optional_module(name: str) -> ModuleType:
     """The module ``name`` (``onnx``, ``onnxruntime``), or a ``ConfigError`` saying how to install it."""
@@ -22,6 +28,21 @@ def optional_module(name: str) -> ModuleType:
         return importlib.import_module(name)
     except ImportError:
         raise ConfigError(f"ONNX support needs the package {name!r}: pip install 'hrnet[onnx]'") from None
+
+
+def onnx_metadata(path: str | Path) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file (what ``hrnet export`` recorded)."""
+    onnx = optional_module("onnx")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as err:  # onnx raises DecodeError and others, not importable without it
+        raise ConfigError(f"{path}: not a readable ONNX file ({err})") from None
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def onnx_precision(path: str | Path) -> str:
+    """The precision an ONNX file was exported in: its ``hrnet.precision`` metadata, else "fp32"."""
+    return onnx_metadata(path).get(META_PRECISION, "fp32")
 
 
 class OnnxRunner:
