@@ -65,7 +65,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             f"{stage.block} blocks"
         )
     if args.layers:
-        from hrnet.draw import layer_table
+        from hrnet.models.complexity import layer_table
 
         lines += ["", layer_table(model, model_cfg.input_size, args.batch)]
     print("\n".join(lines))
