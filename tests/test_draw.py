@@ -85,7 +85,14 @@ def test_bad_requests_are_clear_errors(tmp_path):
         parse_detail("stage1")
     with pytest.raises(ConfigError, match=r"give stageN or stageN\.M"):
         parse_detail("third")
-    assert parse_detail("stage4.3") == (4, 3) and parse_detail("Stage2") == (2, 1)
+    assert parse_detail("stage4.3") == (4, 3) and parse_detail("Stage2") == (2, 1) and parse_detail("3") == (3, 1)
     with pytest.raises(ConfigError, match="stage 3 has modules 1 to 1"):
         draw_exchange(cfg, "tiny", 3, module=2)
 
+
+@pytest.mark.parametrize("text", ["stage²", "stage3.²", "stage٣", "stage3.", "stage-3", "x" * 1000])
+def test_detail_takes_ascii_digits_only(text):
+    """str.isdigit() is true for "²" and "٣", which int() refuses or reads: both were let through before."""
+    with pytest.raises(ConfigError, match=r"give stageN or stageN\.M") as error:
+        parse_detail(text)
+    assert len(str(error.value)) < 300  # a long value is quoted in part

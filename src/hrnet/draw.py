@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -298,14 +299,16 @@ def draw_overview(cfg: ModelConfig, name: str) -> Figure:
 
 def parse_detail(text: str) -> tuple[int, int]:
     """``stageN`` or ``stageN.M`` (module M, from 1; default 1) → (N, M); N must be a stage with an exchange."""
-    body = text.strip().lower().removeprefix("stage")
-    stage_text, _, module_text = body.partition(".")
-    if not stage_text.isdigit() or (module_text and not module_text.isdigit()):
-        raise ConfigError(f"--detail {text!r}: give stageN or stageN.M (module M from 1), e.g. stage3 or stage4.3")
-    stage, module = int(stage_text), int(module_text or 1)
+    # ASCII digits only: str.isdigit() also takes "²", which int() then refuses.
+    match = re.fullmatch(r"(?:stage)?([0-9]+)(?:\.([0-9]+))?", text.strip().lower())
+    if match is None:
+        raise ConfigError(
+            f"--detail {text[:200]!r}: give stageN or stageN.M (module M from 1), e.g. stage3 or stage4.3"
+        )
+    stage, module = int(match[1]), int(match[2] or 1)
     if stage not in (2, 3, 4):
         raise ConfigError(
-            f"--detail {text!r}: stage {stage} has no exchange unit (stage 1 is a single branch); "
+            f"--detail {text[:200]!r}: stage {stage} has no exchange unit (stage 1 is a single branch); "
             "choose stage2, stage3 or stage4"
         )
     return stage, module
