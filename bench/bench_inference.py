@@ -24,7 +24,6 @@ import os
 import statistics
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from functools import partial
 from multiprocessing.connection import Connection
@@ -34,9 +33,9 @@ from typing import Any
 import torch
 from common import provenance, write_results
 
-from hrnet.speed import calls_per_round, seconds_per_call
+from hrnet.speed import PEAK_CHANNELS, calls_per_round, peak_fp32_candidates, seconds_per_call
 
-PEAK_MACS = 2048**3  # a 2048 → 2048 1×1 convolution on 2048 pixels
+PEAK_MACS = PEAK_CHANNELS**3  # a 2048 → 2048 1×1 convolution on 2048 pixels
 PLAIN = "plain eager (official)"
 FAST_EAGER = "fast path, eager (memory reuse + fold BN + channels-last + inference_mode)"
 FAST_COMPILED = "fast path, compiled (+ torch.compile with freezing)"
@@ -54,24 +53,13 @@ def _inference(layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         return layer(x)
 
 
-def _peak_candidates(threads: int) -> dict[str, Callable[[], object]]:
-    """The 2·2048³-FLOP 1×1 convolution run by PyTorch (NCHW, NHWC) and by ONNX Runtime."""
-    from hrnet.export import OnnxRunner
-
-    conv = torch.nn.Conv2d(2048, 2048, 1, bias=False).eval()
-    x = torch.randn(1, 2048, 64, 32)
-    fns: dict[str, Callable[[], object]] = {}
-    for fmt, name in ((torch.contiguous_format, "NCHW"), (torch.channels_last, "NHWC")):
-        fns[f"peak: PyTorch {name}"] = partial(
-            _inference,
-            conv.to(memory_format=fmt),
-            x.contiguous(memory_format=fmt),  # type: ignore[call-overload]
-        )
-    path = Path(tempfile.mkdtemp()) / "conv1x1.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(conv, (x,), str(path), dynamo=False, input_names=["image"])
-    fns[f"peak: {ORT}"] = partial(OnnxRunner(path, threads=threads), x.numpy())
+def _peak_candidates() -> dict[str, Callable[[], object]]:
+    """The 2·2048³-FLOP 1×1 convolution as ``hrnet bench --precision`` times it (PyTorch channels-last, ONNX
+    Runtime on ``OMP_NUM_THREADS`` threads), and by PyTorch in NCHW as well."""
+    conv = torch.nn.Conv2d(PEAK_CHANNELS, PEAK_CHANNELS, 1, bias=False).eval()
+    x = torch.randn(1, PEAK_CHANNELS, 64, 32)
+    fns = {f"peak: {name}": fn for name, fn in peak_fp32_candidates().items()}
+    fns["peak: PyTorch NCHW"] = partial(_inference, conv, x)
     return fns
 
 
@@ -101,7 +89,7 @@ def _configurations(group: str, threads: int, info: dict[str, Any]) -> dict[str,
     export_onnx(model, onnx_path, cfg.input_size)
     runner = OnnxRunner(onnx_path, threads=threads)
     fast = prepare_for_inference(model)
-    fns = _peak_candidates(threads)
+    fns = _peak_candidates()
     info["compile_seconds"] = {}
     for batch, x in inputs.items():
         compiled = prepare_for_inference(model, compile=True)
@@ -127,6 +115,7 @@ def _worker(group: str, threads: int, seconds: float, conn: Connection) -> None:
     """Serves timing requests: a configuration's name → its seconds per call; None ends the worker."""
     if group == OFFICIAL:
         os.environ["HRNET_KEEP_FREED_MEMORY"] = "0"  # nothing may change malloc here, whatever gets imported
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # the ONNX Runtime sessions opened without a thread count
     torch.set_num_threads(threads)
     info: dict[str, Any] = {}
     fns = _configurations(group, threads, info)

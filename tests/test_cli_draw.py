@@ -4,7 +4,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from hrnet.cli import main
+from hrnet.cli import main, parse_args
 from hrnet.config import ExperimentConfig, dump_config
 from tests.conftest import tiny_model_config
 
@@ -18,7 +18,7 @@ def tiny_yaml(tmp_path):
 
 def test_draw_writes_the_overview_and_the_detail(tiny_yaml, tmp_path, capsys):
     out = tmp_path / "net.svg"
-    assert main(["draw", str(tiny_yaml), "--out", str(out), "--input", "128x96"]) == 0
+    assert main(["draw", str(tiny_yaml), "--out", str(out), "--input-size", "128x96"]) == 0
     assert capsys.readouterr().out == f"wrote {out}\n"
     texts = ["".join(t.itertext()) for t in ET.parse(out).getroot().iter("{http://www.w3.org/2000/svg}text")]
     assert "tiny.yaml: HRNet, official, input 128×96, 17 keypoints" in texts and "32×24×8" in texts
@@ -31,8 +31,7 @@ def test_draw_writes_the_overview_and_the_detail(tiny_yaml, tmp_path, capsys):
     ("args", "message"),
     [
         (["w33", "--out", "{tmp}/n.svg"], "unknown model preset 'w33'; did you mean 'w32'?"),
-        (["w32", "--out", "{tmp}/n.svg", "--input", "256x"], "--input '256x': give HEIGHTxWIDTH in pixels"),
-        (["w32", "--out", "{tmp}/n.svg", "--input", "250x190"], "--input 250x190: input_size must be multiples of 32"),
+        (["w32", "--out", "{tmp}/n.svg", "--input-size", "250x190"], "--input-size 250x190: input_size must be"),
         (["w32", "--out", "{tmp}/n.gif"], "unknown picture type '.gif'"),
         (["{yaml}", "--out", "{yaml}"], "tiny.yaml is the input"),
         (["w32", "--out", "{tmp}/n.svg", "--detail", "stage1"], "stage 1 has no exchange unit"),
@@ -54,3 +53,43 @@ def test_info_layers_lists_every_block_down_to_the_heatmaps(tiny_yaml, capsys):
     assert lines[-2].startswith("final_layer") and "(4, 17, 16, 16)" in lines[-2]
     params = next(line for line in lines if line.startswith("parameters")).split()[-1]
     assert lines[-1].split()[:2] == ["total", params]
+
+
+@pytest.mark.parametrize("command", [["info", "w32"], ["draw", "w32", "--out", "n.svg"]])
+def test_info_and_draw_spell_the_input_size_alike(command):
+    for text in ("384x288", "384×288", "384X288", " 384 x 288 "):
+        assert parse_args([*command, "--input-size", text]).input_size == (384, 288)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["info", "w32", "--layers", "--batch", "0"], "argument --batch: '0' is not a whole number ≥ 1"),
+        (["info", "w32", "--layers", "--batch", "-3"], "argument --batch: '-3' is not a whole number ≥ 1"),
+        (["info", "w32", "--layers", "--batch", "²"], "argument --batch: '²' is not a whole number ≥ 1"),
+        (["info", "w32", "--input-size", "256", "192"], "argument --input-size: '256': give HEIGHTxWIDTH in pixels"),
+        (["info", "w32", "--input-size", "2²x192"], "argument --input-size: '2²x192': give HEIGHTxWIDTH in pixels"),
+        (["draw", "w32", "--out", "n.svg", "--input-size", "256x"], "argument --input-size: '256x': give HEIGHTx"),
+    ],
+)
+def test_bad_numbers_are_one_usage_line_with_status_2(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err
+    assert err.splitlines()[-1].startswith(f"hrnet {args[0]}: error: {message}")  # after argparse's usage
+
+
+def test_info_input_size_a_network_cannot_take_names_the_option(capsys):
+    assert main(["info", "w32", "--input-size", "250x190"]) == 2
+    assert capsys.readouterr().err == (
+        "hrnet info: error: --input-size 250x190: input_size must be multiples of 32 for variant hrnet, "
+        "got (250, 190)\n"
+    )
+    assert main(["info", "w32", "--input-size", "384×288"]) == 0
+    assert "input              3 × 384 × 288" in capsys.readouterr().out
+
+
+def test_the_old_draw_spelling_still_works():
+    """README's "--input 384x288": argparse takes an option's unambiguous prefix, so no alias is needed."""
+    assert parse_args(["draw", "w32", "--out", "n.svg", "--input", "128x96"]).input_size == (128, 96)

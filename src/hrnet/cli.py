@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,9 +44,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from hrnet.models.complexity import count_macs, count_parameters
     from hrnet.models.hrnet import build_model
 
-    model_cfg = _experiment(args.config, args.set).model
-    if args.input_size:
-        model_cfg = dataclasses.replace(model_cfg, input_size=tuple(args.input_size))
+    model_cfg = _resized(_experiment(args.config, args.set).model, args.input_size)
     with torch.device("meta"):  # shapes only: no memory is allocated and no arithmetic is done
         model = build_model(model_cfg)
     macs = count_macs(model, model_cfg.input_size)
@@ -66,32 +65,48 @@ def cmd_info(args: argparse.Namespace) -> int:
             f"{stage.block} blocks"
         )
     if args.layers:
-        from hrnet.draw import layer_table
+        from hrnet.models.complexity import layer_table
 
         lines += ["", layer_table(model, model_cfg.input_size, args.batch)]
     print("\n".join(lines))
     return 0
 
 
+class _OptionValueError(ConfigError, argparse.ArgumentTypeError):
+    """A value an option's type refuses: argparse prints it as a usage error when it parses the option, ``main``
+    as one line when a command parses the value itself."""
+
+
+def _positive_int(text: str) -> int:
+    """An option's whole number ≥ 1, in ASCII digits (``str.isdigit`` also takes "²", which ``int`` refuses)."""
+    if not re.fullmatch(r"[0-9]+", text.strip()) or int(text) < 1:
+        raise _OptionValueError(f"{text[:200]!r} is not a whole number ≥ 1")
+    return int(text)
+
+
 def _input_size(text: str) -> tuple[int, int]:
-    """``--input 256x192`` → (256, 192)."""
-    height, sep, width = text.lower().replace("×", "x").partition("x")
-    if not (sep and height.strip().isdigit() and width.strip().isdigit()):
-        raise ConfigError(f"--input {text!r}: give HEIGHTxWIDTH in pixels, e.g. 256x192")
-    return int(height), int(width)
+    """``256x192`` (or ``256×192``) → (256, 192): an input size as every option spells it, height first."""
+    match = re.fullmatch(r"\s*([0-9]+)\s*[x×]\s*([0-9]+)\s*", text, flags=re.IGNORECASE)
+    if match is None:
+        raise _OptionValueError(f"{text[:200]!r}: give HEIGHTxWIDTH in pixels, e.g. 256x192")
+    return int(match[1]), int(match[2])
+
+
+def _resized(model_cfg: ModelConfig, input_size: tuple[int, int] | None) -> ModelConfig:
+    """``model_cfg`` at ``--input-size`` when one is given; a size the network cannot take names the option."""
+    if input_size is None:
+        return model_cfg
+    try:
+        return dataclasses.replace(model_cfg, input_size=input_size)
+    except ConfigError as err:
+        raise ConfigError(f"--input-size {input_size[0]}x{input_size[1]}: {err}") from None
 
 
 def cmd_draw(args: argparse.Namespace) -> int:
     from hrnet.draw import check_output, draw_exchange, draw_overview, parse_detail, save_figure
 
     out = check_output(args.out, [args.config])
-    model_cfg = _experiment(args.config, args.set).model
-    if args.input:
-        input_size = _input_size(args.input)
-        try:
-            model_cfg = dataclasses.replace(model_cfg, input_size=input_size)
-        except ConfigError as err:
-            raise ConfigError(f"--input {args.input}: {err}") from None
+    model_cfg = _resized(_experiment(args.config, args.set).model, args.input_size)
     name = Path(args.config).name
     if args.detail:
         figure = draw_exchange(model_cfg, name, *parse_detail(args.detail))
@@ -404,6 +419,15 @@ def _add_config(p: argparse.ArgumentParser, help: str, *, required: bool = True)
     p.set_defaults(config_required=required)
 
 
+def _add_input_size(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--input-size",
+        type=_input_size,
+        metavar="HxW",
+        help=f"{what}, height × width in pixels, e.g. 256x192 (default: the config's model.input_size)",
+    )
+
+
 def _resolve_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """One ``args.config`` from the positional CONFIG or ``--config``; with ``--config``, a subcommand's first
     positional word belongs to its inputs (``hrnet predict --config C a.jpg b.jpg``)."""
@@ -516,9 +540,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="parameters, multiply-adds, sizes and branch widths of a network")
     _add_config(p, f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")
-    p.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), help="count at this input size")
-    p.add_argument("--layers", action="store_true", help="also list every block: output shape, parameters, MACs")
-    p.add_argument("--batch", type=int, default=1, help="batch size of the --layers shapes and counts (default 1)")
+    _add_input_size(p, "count at this input size")
+    p.add_argument(
+        "--layers", action="store_true", help="also list every block: output shape, parameters, MACs (default: off)"
+    )
+    p.add_argument(
+        "--batch", type=_positive_int, default=1, help="batch size of the --layers shapes and counts (default 1)"
+    )
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser(
@@ -528,9 +556,13 @@ def build_parser() -> argparse.ArgumentParser:
         "run once with hooks for the shapes, parameters and multiply-adds.",
     )
     _add_config(p, f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")
-    p.add_argument("--out", required=True, help="the picture to write: .svg, .png or .pdf")
-    p.add_argument("--input", metavar="HxW", help="input size, e.g. 256x192 (default: the config's)")
-    p.add_argument("--detail", metavar="stageN[.M]", help="draw exchange module M (default 1) of stage N instead")
+    p.add_argument("--out", required=True, help="the picture to write: .svg, .png or .pdf (required)")
+    _add_input_size(p, "draw at this input size")
+    p.add_argument(
+        "--detail",
+        metavar="stageN[.M]",
+        help="draw exchange module M (default 1) of stage N instead (default: the whole network)",
+    )
     p.set_defaults(func=cmd_draw)
 
     p = sub.add_parser("bench", help="images/s of a network here: each backend or precision, timed together")

@@ -24,14 +24,72 @@ TOLERANCE = 1e-6
 METRIC_FILES = sorted(p for p in (SHARED / "reference").rglob("metric.npz") if any(p.parent.glob("*.ckpt.index")))
 
 
-def test_a_fixture_set_is_present():
+CASES = ("", "edge_allclass3_row_", "edge_zero_column_")
+
+
+def check_metric_fixture(metric: dict[str, np.ndarray]) -> None:
+    """What the tests below read from a metric.npz, with the shapes, dtypes and agreements they rely on (README in
+    tf_port_parity/): per case a (samples, keypoints) grid of distances and classes 1-3 (3: unlabelled, distance
+    0), σ² the per-keypoint mean squared distance, one OKS a sample, AP50/AP75 fractions; ``decode_*`` rows of
+    [ver, hor, class] per keypoint. An AssertionError names what is wrong."""
+    for case in CASES:
+        distances, classes = metric[f"{case}distances"], metric[f"{case}classes"]
+        assert distances.dtype == np.float64 and distances.ndim == 2, case
+        num_samples = distances.shape[0]
+        assert classes.dtype == np.uint8 and classes.shape == distances.shape, case
+        assert set(np.unique(classes)) <= {0, 1, 2, 3}, case
+        assert np.isfinite(distances).all() and (distances >= 0).all() and (distances[classes == 3] == 0).all(), case
+        np.testing.assert_allclose(metric[f"{case}sigma2s"], (distances**2).mean(axis=0), rtol=1e-12, err_msg=case)
+        assert metric[f"{case}oks"].shape == (num_samples,), case
+        for ap in ("ap50", "ap75"):
+            assert metric[f"{case}{ap}"].shape == () and 0 <= metric[f"{case}{ap}"] <= 1, case + ap
+    assert str(metric["evaluate_stdout"]) == f"AP50 = {metric['ap50']}, AP75 = {metric['ap75']}"
+    num_maps, _, _, num_keypoints = metric["decode_net_output"].shape
+    for name, shape in (("prediction", (num_maps, 3 * num_keypoints)), ("distances", (num_maps, num_keypoints))):
+        assert metric[f"decode_{name}"].shape == shape, name
+    rows = metric["decode_gt_all"].reshape(num_maps, num_keypoints, 3)
+    for k, name in enumerate(("ver", "hor", "class")):
+        assert metric[f"decode_gt_{name}"].dtype == np.uint8, name
+        np.testing.assert_array_equal(rows[..., k], metric[f"decode_gt_{name}"], err_msg=name)
+
+
+def test_every_fixture_set_holds_what_the_tests_read():
+    # An empty list would not fail: every test below would be skipped for want of a parameter.
     assert METRIC_FILES, f"no metric.npz beside a *.ckpt.index under {SHARED / 'reference'}"
+    for path in METRIC_FILES:
+        with np.load(path) as npz:
+            check_metric_fixture(dict(npz))
 
 
 @pytest.fixture(scope="module", params=METRIC_FILES, ids=lambda p: p.parent.name)
 def metric(request) -> dict[str, np.ndarray]:
     with np.load(request.param) as npz:
         return dict(npz)
+
+
+def _tampered(metric: dict[str, np.ndarray], how: str) -> dict[str, np.ndarray]:
+    changed = {k: v.copy() for k, v in metric.items()}
+    labelled = np.argwhere(changed["classes"] != 3)[0]
+    unlabelled = np.argwhere(changed["classes"] == 3)[0]
+    if how == "a distance":
+        changed["distances"][tuple(labelled)] += 1.0
+    elif how == "a distance where unlabelled":
+        changed["distances"][tuple(unlabelled)] = 5.0
+    elif how == "an OKS dropped":
+        changed["oks"] = changed["oks"][:-1]
+    elif how == "the printed line":
+        changed["evaluate_stdout"] = np.array(f"AP50 = {1 - float(changed['ap50'])}, AP75 = {changed['ap75']}")
+    elif how == "a decoded row":
+        changed["decode_gt_all"][0, 1] += 1
+    return changed
+
+
+@pytest.mark.parametrize(
+    "how", ["a distance", "a distance where unlabelled", "an OKS dropped", "the printed line", "a decoded row"]
+)
+def test_a_tampered_fixture_is_caught(metric, how):
+    with pytest.raises(AssertionError):
+        check_metric_fixture(_tampered(metric, how))
 
 
 @pytest.mark.parametrize("case", ["", "edge_allclass3_row_", "edge_zero_column_"])

@@ -9,7 +9,14 @@ import torch
 from hrnet.config import model_preset
 from hrnet.errors import ConfigError
 from hrnet.models import complexity
-from hrnet.models.complexity import activation_bytes, check_memory, count_macs, trace_modules
+from hrnet.models.complexity import (
+    activation_bytes,
+    check_memory,
+    count_macs,
+    count_parameters,
+    layer_table,
+    trace_modules,
+)
 from hrnet.models.hrnet import HRNet, build_model
 from tests.conftest import tiny_model_config
 
@@ -47,6 +54,19 @@ def test_blocks_partition_the_network_and_shared_modules_count_once():
         assert rows[-1].output_shape == calls[0].output_shape  # the head comes last
     relu_calls = [c for c in trace_modules(HRNet(tiny_model_config()), (64, 64)) if c.name == "relu"]
     assert [c.output_shape for c in relu_calls] == [(1, 64, 32, 32), (1, 64, 16, 16)]  # the stem's shared ReLU
+
+
+def test_layer_table_walks_the_shapes_to_the_heatmaps():
+    cfg = tiny_model_config()
+    with torch.device("meta"):
+        model = build_model(cfg)
+    lines = layer_table(model, cfg.input_size, batch_size=3).splitlines()
+    assert lines[0].endswith("batch 3, input 64×64") and lines[1].startswith("block")
+    first, last, total = lines[2].split(), lines[-2].split(), lines[-1].split()
+    assert first[0] == "conv1" and "(3, 64, 32, 32)" in lines[2]
+    assert last[0] == "final_layer" and "(3, 17, 16, 16)" in lines[-2]
+    assert total == ["total", f"{count_parameters(model):,}", f"{count_macs(model, cfg.input_size, 3):,}"]
+    assert any(line.startswith("stage3.0.fuse_layers.2.0.1 ") and "(3, 32, 4, 4)" in line for line in lines)
 
 
 def test_activation_estimate_scales_with_area_and_batch():

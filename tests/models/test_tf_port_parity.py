@@ -81,8 +81,66 @@ def _with_batch_norm(converted: Converted, mode: str) -> TFPortHRNet:
     return converted.model
 
 
-def test_a_fixture_set_is_present():
+RUNS = ("is_training_true", "is_training_false", "b1_is_training_true")  # io.npz's outputs, by how TF ran
+
+
+def check_fixture_set(index: Path, io: dict[str, np.ndarray], intermediates: dict[str, np.ndarray]) -> None:
+    """What the tests below read from one fixture set, with the shapes and agreements they rely on (README in
+    tf_port_parity/): NHWC float32 arrays; inputs in [0, 1) with ``input_b1`` = ``input[:1]``; outputs and
+    pre-norm maps of the input's size with one channel a keypoint of the checkpoint's head; each output map the
+    pre-norm map (a ReLU output) divided by its sum + 1e-10; stage outputs of the checkpoint's width per level.
+    An AssertionError names what is wrong."""
+    variables = json.loads((index.parent / "variables.json").read_text())["variables"]
+    shapes = {v["name"]: v["shape"] for v in variables}
+    branch_width = shapes["stage1/stage1_output_conv/kernel"][-1]  # every later width is a multiple of it
+    num_keypoints = shapes["change_channel_conv/kernel"][-1]
+    prefix = index.name.removesuffix(".index")
+    assert list(index.parent.glob(f"{prefix}.data-*")), f"no {prefix}.data-* beside {index.name}"
+    assert all(a.dtype == np.float32 for a in [*io.values(), *intermediates.values()])
+    images = io["input"]
+    num, height, width, channels = images.shape
+    assert channels == 3 and images.min() >= 0 and images.max() < 1
+    np.testing.assert_array_equal(io["input_b1"], images[:1])
+    for run in RUNS:
+        batch = 1 if run.startswith("b1") else num
+        output, pre_norm = io[f"output_{run}"], io[f"pre_norm_{run}"]
+        assert output.shape == pre_norm.shape == (batch, height, width, num_keypoints), run
+        assert (pre_norm >= 0).all(), run
+        sums = pre_norm.sum(axis=(1, 2), keepdims=True, dtype=np.float64)
+        np.testing.assert_allclose(output, pre_norm / (sums + 1e-10), rtol=0, atol=1e-6, err_msg=run)
+    assert intermediates["stage1_output_is_training_true"].shape == (num, height, width, branch_width)
+    for level in range(4):
+        size = (num, -(-height // 2**level), -(-width // 2**level), branch_width * 2**level)  # 'same' padding: ceil
+        assert intermediates[f"stage4_output_level{level}_is_training_true"].shape == size, level
+
+
+def _fixture_set(index: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    with np.load(index.parent / "io.npz") as io, np.load(index.parent / "intermediates.npz") as intermediates:
+        return dict(io), dict(intermediates)
+
+
+def test_every_fixture_set_holds_what_the_tests_read():
+    # An empty list would not fail: every test below would be skipped for want of a parameter.
     assert CHECKPOINTS, f"no *.ckpt.index with an io.npz beside it under {SHARED / 'reference'}"
+    for index in CHECKPOINTS:
+        check_fixture_set(index, *_fixture_set(index))
+
+
+@pytest.mark.parametrize("how", ["an output map doubled", "input_b1", "a keypoint dropped", "a level's width"])
+def test_a_tampered_fixture_set_is_caught(how):
+    index = CHECKPOINTS[0]
+    io, intermediates = _fixture_set(index)
+    if how == "an output map doubled":
+        io["output_is_training_true"][0, ..., 0] *= 2
+    elif how == "input_b1":
+        io["input_b1"] = io["input"][1:2]
+    elif how == "a keypoint dropped":
+        io["pre_norm_is_training_false"] = io["pre_norm_is_training_false"][..., :-1]
+    elif how == "a level's width":
+        level3 = intermediates["stage4_output_level3_is_training_true"]
+        intermediates["stage4_output_level3_is_training_true"] = level3[..., : level3.shape[-1] // 2]
+    with pytest.raises(AssertionError):
+        check_fixture_set(index, io, intermediates)
 
 
 def test_config_is_read_from_the_checkpoint(converted):

@@ -2,7 +2,8 @@
 
 ``trace_modules`` runs one hooked forward pass and records every module call (output shape, parameters,
 multiply-accumulates); ``blocks`` picks from it the residual units, convolution units and fusion paths that make
-up the network, whose figures add up to ``count_parameters`` and ``count_macs``.
+up the network, whose figures add up to ``count_parameters`` and ``count_macs``; ``layer_table`` lists them
+(``hrnet info --layers``).
 """
 
 from __future__ import annotations
@@ -125,6 +126,53 @@ def blocks(model: nn.Module, calls: list[ModuleCall]) -> list[ModuleCall]:
         for c in calls
         if c.name in selected and (c.params or c.macs or c.input_shape is None or c.input_shape != c.output_shape)
     ]
+
+
+def describe_layer(module: nn.Module) -> str:
+    """One layer in a few words: "3×3 conv /2, 32→64", "nearest ×2", "BN", "leaky ReLU 0.1", else its class."""
+    if isinstance(module, nn.Conv2d):
+        kh, kw = module.kernel_size
+        stride = f" /{module.stride[0]}" if module.stride[0] > 1 else ""
+        return f"{kh}×{kw} conv{stride}, {module.in_channels}→{module.out_channels}"
+    if isinstance(module, nn.Upsample):
+        scale = module.scale_factor
+        factor = scale[0] if isinstance(scale, tuple) else scale
+        return f"{module.mode} ×{float(factor or 0):g}"
+    if isinstance(module, nn.BatchNorm2d):
+        return "BN"
+    if isinstance(module, nn.LeakyReLU):
+        return f"leaky ReLU {module.negative_slope:g}"
+    return type(module).__name__
+
+
+def _what(module: nn.Module) -> str:
+    """A residual unit by its class, a conv unit or path by its layers, a layer by itself."""
+    children = list(module.children())
+    if not children:
+        return describe_layer(module)
+    if isinstance(module, nn.Sequential) and all(not list(c.children()) for c in children):
+        return ", ".join(describe_layer(c) for c in children)
+    return type(module).__name__
+
+
+def layer_table(model: nn.Module, input_size: tuple[int, int], batch_size: int = 1) -> str:
+    """Every block of ``model`` in forward order (residual units, conv units, fusion path steps, single layers)
+    with its output shape (N, C, H, W), parameters and multiply-adds for ``batch_size`` images of ``input_size``
+    (height, width), and their totals, as a text table."""
+    calls = blocks(model, trace_modules(model, input_size, batch_size))
+    header = ("block", "what", "output (N, C, H, W)", "parameters", "multiply-adds")
+    rows = [(c.name, _what(c.module), str(c.output_shape), f"{c.params:,}", f"{c.macs:,}") for c in calls]
+    rows.append(("total", "", "", f"{sum(c.params for c in calls):,}", f"{sum(c.macs for c in calls):,}"))
+    widths = [max(len(row[k]) for row in [header, *rows]) for k in range(len(header))]
+
+    def line(row: tuple[str, ...]) -> str:
+        left = "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=False))
+        right = "  ".join(cell.rjust(width) for cell, width in zip(row[3:], widths[3:], strict=True))
+        return f"{left}  {right}"
+
+    h, w = input_size
+    title = f"{len(calls)} blocks in forward order, batch {batch_size}, input {h}×{w}"
+    return "\n".join([title, line(header), *(line(row) for row in rows)])
 
 
 def count_macs(model: nn.Module, input_size: tuple[int, int], batch_size: int = 1) -> int:

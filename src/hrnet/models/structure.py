@@ -1,0 +1,315 @@
+"""What a network is made of, read from the network that would run: stages, branches, the exchange modules
+between them, the steps of every path, and the tensor shapes, parameters and multiply-adds of each part.
+
+Nothing here is typed in: the network is built from its ``ModelConfig`` on the meta device and run once with
+hooks (``hrnet.models.complexity.trace_modules``); the module tree gives the structure (how many modules, units,
+which convolutions a path chains), the recorded calls give the shapes and costs. Both variants are read: the
+official network (Sun et al., CVPR 2019) and the TF port (``hrnet.models.tf_port``). ``hrnet.draw`` draws what
+``describe_network`` and ``describe_exchange`` return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import cast
+
+import torch
+from torch import nn
+
+from hrnet.config import ModelConfig
+from hrnet.errors import ConfigError
+from hrnet.models.complexity import ModuleCall, blocks, describe_layer, trace_modules
+from hrnet.models.hrnet import ExchangeModule, HRNet, build_model
+from hrnet.models.tf_port import BetweenStages, ExchangeBlock, TFPortHRNet, TFSamePadding
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a path: a convolution with the BatchNorm and activation that follow it, or an upsampling."""
+
+    title: str  # "3×3 conv /2, 32→64", "1×1 conv, 64→32", "nearest ×2"
+    extras: tuple[str, ...]  # what follows inside the step: ("BN", "ReLU")
+    shape: Shape  # (N, C, H, W) output of the convolution or upsampling
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One branch of one module: its residual units and their output."""
+
+    shape: Shape  # (N, C, H, W) output of the last unit
+    units: int
+    unit: str  # class name of the residual unit
+
+
+@dataclass(frozen=True)
+class Module:
+    """One exchange module (or stage 1's single stack): residual units per branch, then a fusion."""
+
+    branches: tuple[Branch, ...]
+    fused_outputs: int  # branches the fusion produces (0: no fusion; 1: only the highest resolution)
+
+
+@dataclass(frozen=True)
+class Opening:
+    """How a stage starts from the previous one's branches."""
+
+    kept: tuple[tuple[Step, ...], ...]  # per existing branch: the convs it passes through (none: unchanged)
+    new: tuple[Step, ...]  # the chain that makes the new branch from the lowest-resolution one
+    fuses: bool  # the existing branches are first fused with each other (TF port's exchange between stages)
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Trainable parameters and multiply-adds (``count_parameters``, ``count_macs``) of one part."""
+
+    params: int
+    macs: int
+
+
+@dataclass(frozen=True)
+class Stage:
+    number: int
+    opening: Opening | None  # None for stage 1
+    modules: tuple[Module, ...]
+    after: tuple[Step, ...]  # steps on branch 0 after the modules (the TF port's stage-1 output conv)
+    cost: Cost  # including the opening
+
+
+@dataclass(frozen=True)
+class Network:
+    """A whole network, read from the built network and one hooked forward pass."""
+
+    variant: str
+    input_shape: Shape  # (N, 3, H, W)
+    stem: tuple[Step, ...]  # empty for the TF port, which has none
+    stem_cost: Cost
+    stages: tuple[Stage, ...]
+    head: tuple[Step, ...]
+    head_note: str  # what the head does after its convolution
+    head_cost: Cost
+    heatmap_shape: Shape  # (N, K, H, W)
+    total: Cost
+    activation: str  # the activation the network uses
+    up_path: str  # the order of an upward fusion path
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One exchange module's fusion, read from the built network."""
+
+    units: Branch  # the residual units of branch 1 (every branch has as many, of one type)
+    inputs: tuple[Shape, ...]  # (N, C, H, W) of each branch after its residual units
+    paths: tuple[tuple[tuple[Step, ...] | None, ...], ...]  # [output][input]: steps, None for the identity
+    after_sum: str | None  # the activation applied to each sum; None where there is none
+    num_modules: int  # in the stage
+
+
+def _leaves(module: nn.Module | None, name: str) -> list[tuple[str, nn.Module]]:
+    if module is None:
+        return []
+    return [(n, m) for n, m in module.named_modules(prefix=name) if not list(m.children())]
+
+
+def _steps(leaves: Iterable[tuple[str, nn.Module]], shapes: dict[str, Shape]) -> tuple[Step, ...]:
+    """Group leaves (in forward order) into steps: each conv or upsampling opens one; the rest join it. The TF
+    port's explicit 'same' padding belongs to the conv that follows it."""
+    steps: list[Step] = []
+    padded = False
+    for name, leaf in leaves:
+        if isinstance(leaf, nn.Identity):
+            continue
+        if isinstance(leaf, TFSamePadding):
+            padded = True
+            continue
+        if isinstance(leaf, (nn.Conv2d, nn.Upsample)) or not steps:
+            extras = ("TF 'same' padding",) if padded else ()
+            steps.append(Step(describe_layer(leaf), extras, shapes[name]))
+            padded = False
+        else:
+            last = steps[-1]
+            steps[-1] = Step(last.title, (*last.extras, describe_layer(leaf)), last.shape)
+    return tuple(steps)
+
+
+def _first_shapes(calls: Sequence[ModuleCall]) -> dict[str, Shape]:
+    shapes: dict[str, Shape] = {}
+    for call in calls:
+        if call.output_shape is not None:
+            shapes.setdefault(call.name, call.output_shape)
+    return shapes
+
+
+def _branches(stacks: nn.ModuleList, prefix: str, shapes: dict[str, Shape]) -> tuple[Branch, ...]:
+    return tuple(
+        Branch(shapes[f"{prefix}.{b}.{len(stack) - 1}"], len(stack), type(stack[0]).__name__)
+        for b, stack in enumerate(cast(Sequence[nn.Sequential], stacks))
+    )
+
+
+def _stage_key(name: str, variant: str) -> str:
+    """Which part a block belongs to: "stem", "1".."4" (a stage, with the transition that opens it) or "head"."""
+    top, _, rest = name.partition(".")
+    if variant == "hrnet":
+        if top in ("conv1", "bn1", "conv2", "bn2", "relu"):
+            return "stem"
+        if top == "layer1":
+            return "1"
+        if top.startswith("transition"):
+            return str(int(top.removeprefix("transition")) + 1)
+        if top.startswith("stage"):
+            return top.removeprefix("stage")
+        if top == "final_layer":
+            return "head"
+    else:
+        if top in ("stage1", "stage1_out"):
+            return "1"
+        if top == "stages":
+            return str(int(rest.partition(".")[0]) + 2)
+        if top == "head":
+            return "head"
+    raise ValueError(f"block {name!r} belongs to no part of a {variant} network")
+
+
+def _costs(model: nn.Module, calls: list[ModuleCall], variant: str) -> dict[str, Cost]:
+    params: dict[str, int] = {}
+    macs: dict[str, int] = {}
+    for call in blocks(model, calls):
+        key = _stage_key(call.name, variant)
+        params[key] = params.get(key, 0) + call.params
+        macs[key] = macs.get(key, 0) + call.macs
+    return {key: Cost(params[key], macs[key]) for key in params}
+
+
+def _hrnet_parts(
+    model: HRNet, shapes: dict[str, Shape], costs: dict[str, Cost]
+) -> tuple[tuple[Step, ...], list[Stage], tuple[Step, ...]]:
+    stem_leaves = [("conv1", model.conv1), ("bn1", model.bn1), ("relu", model.relu)]
+    stem_leaves += [("conv2", model.conv2), ("bn2", model.bn2), ("relu", model.relu)]
+    stem = _steps(stem_leaves, shapes)
+    layer1 = Branch(shapes[f"layer1.{len(model.layer1) - 1}"], len(model.layer1), type(model.layer1[0]).__name__)
+    stages = [Stage(1, None, (Module((layer1,), 0),), (), costs["1"])]
+    for s in (2, 3, 4):
+        transition = cast(Sequence[nn.Module | None], getattr(model, f"transition{s - 1}"))
+        kept = tuple(_steps(_leaves(layer, f"transition{s - 1}.{i}"), shapes) for i, layer in enumerate(transition))
+        opening = Opening(kept[:-1], kept[-1], fuses=False)
+        modules = []
+        for m, module in enumerate(cast(Sequence[ExchangeModule], getattr(model, f"stage{s}"))):
+            fused = len(module.fuse_layers or ())
+            modules.append(Module(_branches(module.branches, f"stage{s}.{m}.branches", shapes), fused))
+        stages.append(Stage(s, opening, tuple(modules), (), costs[str(s)]))
+    return stem, stages, _steps(_leaves(model.final_layer, "final_layer"), shapes)
+
+
+def _tf_port_parts(
+    model: TFPortHRNet, shapes: dict[str, Shape], costs: dict[str, Cost]
+) -> tuple[tuple[Step, ...], list[Stage], tuple[Step, ...]]:
+    stage1 = Branch(shapes[f"stage1.{len(model.stage1) - 1}"], len(model.stage1), type(model.stage1[0]).__name__)
+    after = _steps(_leaves(model.stage1_out, "stage1_out"), shapes)
+    stages = [Stage(1, None, (Module((stage1,), 0),), after, costs["1"])]
+    for k, stage in enumerate(cast(Sequence[nn.Sequential], model.stages)):
+        between = cast(BetweenStages, stage[0])
+        exchange_blocks = cast(Sequence[ExchangeBlock], stage[1:])
+        new = _steps(_leaves(between.new_branch, f"stages.{k}.0.new_branch"), shapes)
+        opening = Opening(tuple(() for _ in between.fusion.paths), new, fuses=True)
+        modules = tuple(
+            Module(_branches(block.branches, f"stages.{k}.{m}.branches", shapes), len(block.fusion.paths))
+            for m, block in enumerate(exchange_blocks, start=1)
+        )
+        stages.append(Stage(k + 2, opening, modules, (), costs[str(k + 2)]))
+    return (), stages, _steps(_leaves(model.head, "head"), shapes)
+
+
+def _build(cfg: ModelConfig, batch_size: int) -> tuple[nn.Module, list[ModuleCall]]:
+    with torch.device("meta"):  # shapes only: no memory is allocated and no arithmetic is done
+        model = build_model(cfg)
+    return model, trace_modules(model, cfg.input_size, batch_size)
+
+
+def _activation(model: nn.Module) -> str:
+    for module in model.modules():
+        if isinstance(module, (nn.ReLU, nn.LeakyReLU)):
+            return describe_layer(module)
+    return "none"
+
+
+def _up_path(model: nn.Module) -> str:
+    """The order of the first upward fusion path: its leaves from the upsampling or the 1×1 conv on."""
+    for module in model.modules():
+        if isinstance(module, nn.Sequential) and any(isinstance(m, nn.Upsample) for m in module.children()):
+            return " → ".join(describe_layer(m).split(",")[0] for m in module.modules() if not list(m.children()))
+    return "none"
+
+
+def describe_network(cfg: ModelConfig, batch_size: int = 1) -> Network:
+    """Build ``cfg``'s network on the meta device, run it once with hooks over ``batch_size`` zero images of
+    ``cfg.input_size`` and read off its parts, their shapes and their costs."""
+    model, calls = _build(cfg, batch_size)
+    shapes = _first_shapes(calls)
+    costs = _costs(model, calls, cfg.variant)
+    if cfg.variant == "hrnet":
+        stem, stages, head = _hrnet_parts(cast(HRNet, model), shapes, costs)
+        head_note = ""
+    else:
+        stem, stages, head = _tf_port_parts(cast(TFPortHRNet, model), shapes, costs)
+        head_note = "then ReLU, each map ÷ its sum"
+    return Network(
+        variant=cfg.variant,
+        input_shape=cast(Shape, calls[0].input_shape),
+        stem=stem,
+        stem_cost=costs.get("stem", Cost(0, 0)),
+        stages=tuple(stages),
+        head=head,
+        head_note=head_note,
+        head_cost=costs["head"],
+        heatmap_shape=cast(Shape, calls[0].output_shape),
+        total=Cost(calls[0].params, calls[0].macs),
+        activation=_activation(model),
+        up_path=_up_path(model),
+    )
+
+
+def stage_costs(cfg: ModelConfig, batch_size: int = 1) -> dict[str, Cost]:
+    """Parameters and multiply-adds of "stem", "stage 1".."stage 4" and "head"; they add up to the network's
+    ``count_parameters`` and ``count_macs``. A stage includes the transition that opens it."""
+    net = describe_network(cfg, batch_size)
+    parts = {"stem": net.stem_cost} if net.stem else {}
+    parts.update({f"stage {s.number}": s.cost for s in net.stages})
+    parts["head"] = net.head_cost
+    return parts
+
+
+def describe_exchange(cfg: ModelConfig, stage: int, module: int = 1) -> Exchange:
+    """Module ``module`` (from 1) of ``stage`` (2 to 4) of ``cfg``'s network, read off the built network."""
+    model, calls = _build(cfg, 1)
+    shapes = _first_shapes(calls)
+    if cfg.variant == "hrnet":
+        modules = cast(nn.Sequential, getattr(model, f"stage{stage}"))
+        num_modules, index = len(modules), module - 1
+        prefix, paths_name = f"stage{stage}.{index}", "fuse_layers"
+    else:
+        # The port's stage opens with an exchange between stages; its exchange blocks follow.
+        modules = cast(nn.Sequential, cast(TFPortHRNet, model).stages[stage - 2])
+        num_modules, index = len(modules) - 1, module
+        prefix, paths_name = f"stages.{stage - 2}.{index}", "fusion.paths"
+    if not 1 <= module <= num_modules:
+        raise ConfigError(f"--detail stage{stage}.{module}: stage {stage} has modules 1 to {num_modules}")
+    exchange = cast(ExchangeModule | ExchangeBlock, modules[index])
+    paths = cast(nn.ModuleList, exchange.get_submodule(paths_name))
+    branches = _branches(exchange.branches, f"{prefix}.branches", shapes)
+    after_sum = describe_layer(exchange.relu) if isinstance(exchange, ExchangeModule) else None
+    return Exchange(
+        units=branches[0],
+        inputs=tuple(b.shape for b in branches),
+        paths=tuple(
+            tuple(
+                None if path is None or isinstance(path, nn.Identity) else _steps(_leaves(path, name), shapes)
+                for name, path in ((f"{prefix}.{paths_name}.{o}.{i}", p) for i, p in enumerate(row))
+            )
+            for o, row in enumerate(cast(Sequence[nn.ModuleList], paths))
+        ),
+        after_sum=after_sum,
+        num_modules=num_modules,
+    )
