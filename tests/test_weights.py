@@ -1,16 +1,21 @@
-"""Weights by name (src/hrnet/weights.py): the registry, and the download cache against a local HTTP server on
-127.0.0.1 (started in a thread here; the tests never use the internet): checksums, truncated and resumed
-downloads, servers that cannot resume, zip archives, and being offline."""
+"""Weights by name (src/hrnet/weights.py): the registry (against its configs, its sources and the real MMPose key
+layouts), and the download cache against a local HTTP server on 127.0.0.1 (started in a thread here; the tests
+never use the internet): checksums, truncated and resumed downloads, servers that cannot resume, zip archives,
+being offline, and hostile cache states (tampered files, a cache that is a file or read-only)."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
+import os
 import re
 import socket
+import subprocess
 import threading
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,7 +25,17 @@ import pytest
 from hrnet.cli import main
 from hrnet.config import CONFIG_DIR, find_config
 from hrnet.errors import DownloadError
-from hrnet.weights import REGISTRY, WeightsFile, download, fetch, resolve_weights
+from hrnet.weights import (
+    DECODINGS,
+    REGISTRY,
+    WeightsFile,
+    cached_path,
+    config_for_weights,
+    download,
+    fetch,
+    resolve_many,
+    resolve_weights,
+)
 
 PAYLOAD = bytes(range(256)) * 1000  # 256,000 bytes
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -298,3 +313,295 @@ def test_a_named_mmpose_checkpoint_loads_into_the_estimator(server, cache, monke
     estimator = PoseEstimator.from_config(config, "test-tiny", device="cpu", backend="pytorch")
     loaded = estimator.model.state_dict()  # type: ignore[attr-defined]
     assert all(torch.equal(loaded[k], v) for k, v in model.state_dict().items())
+
+
+# ------------------------------------------------------------------ the registry against configs and sources
+
+
+def _pose_entries() -> list[WeightsFile]:
+    return [e for e in REGISTRY.values() if e.kind == "pose"]
+
+
+@pytest.mark.parametrize("entry", _pose_entries(), ids=lambda e: e.name)
+def test_every_pose_entry_fits_its_shipped_config(entry):
+    """The config a pose name implies loads by its short name and reproduces the file's test settings: input size,
+    keypoint count, target geometry, flip shift and decoding, and DARK's blur size as MMPose 0.x's modulate_kernel
+    (11 at 256x192, 17 at 384x288)."""
+    from hrnet.codec import codec_from_config
+    from hrnet.config import load_config
+
+    assert config_for_weights(entry.name) == entry.config
+    config = load_config(entry.config)
+    assert config.model.input_size == entry.input_size
+    assert config.model.num_keypoints == entry.num_keypoints
+    target, decode, shift = {"argmax": ("gaussian", "argmax", True), "dark": ("gaussian", "dark", True)}.get(
+        entry.decoding or "", ("udp", "dark", False)
+    )
+    assert entry.decoding in DECODINGS
+    assert (config.data.target, config.test.decode, config.test.shift_heatmap) == (target, decode, shift)
+    assert config.test.flip_test
+    if decode == "dark":
+        kernel = codec_from_config(config.model, config.data).blur_kernel
+        assert kernel == (11 if entry.input_size == (256, 192) else 17)
+
+
+def test_config_for_weights_is_none_for_anything_but_a_pose_name(tmp_path):
+    assert config_for_weights("rtmdet-nano-person") is None
+    assert config_for_weights("no-such-weights") is None
+    assert config_for_weights(tmp_path / "mine.pth") is None
+    assert config_for_weights("mmpose-hrnet-w48-mpii-256x256") == "mpii/w48_256x256"
+
+
+def test_every_entry_states_its_figure_data_set_and_source():
+    """Pose files: the MMPose table (a repository path) that lists the URL and the figure, measured on COCO val2017
+    or MPII val. Detectors: HumanArt-val figures say so; the two RTMDet zips are pinned alike (no publisher states a
+    checksum for either)."""
+    for entry in REGISTRY.values():
+        assert entry.accuracy and entry.input_size and entry.source
+        if entry.kind == "pose":
+            assert re.match(
+                r"open-mmlab/mmpose, branch (0\.x|main): configs/\S+/hrnet(_udp|_dark)?_(coco|mpii)\.md", entry.source
+            )
+            assert entry.accuracy.endswith(("on COCO val2017 (detected persons)", "on MPII val"))
+        elif "humanart" in entry.name:
+            assert entry.accuracy.endswith("on HumanArt val") and "Tau-J/rtmlib README.md" in entry.source
+    rtmdet = [REGISTRY["rtmdet-nano-person"], REGISTRY["rtmdet-m-person"]]
+    assert rtmdet[0].member_sha256 is None and rtmdet[1].member_sha256 is None
+    assert all("not listed on an OpenMMLab page" in e.source for e in rtmdet)
+
+
+def _real_layout(reference_dir: Path, config_name: str, head: str, device: str) -> dict:
+    """A state dict with the real HRNet names and shapes (official_state_dict), as MMPose names them: backbone.*
+    and ``head``.final_layer.*. MPII-W48 has no listing of its own: the W48 backbone with a 16-keypoint head."""
+    import torch
+
+    from hrnet.config import load_config
+
+    model = load_config(config_name).model
+    width = model.stages[1].num_channels[0]
+    listing = json.loads((reference_dir / "official_state_dict" / f"coco_w{width}_256x192.json").read_text())
+    state = {}
+    for name, shape in listing["state_dict"]:
+        if name.startswith("final_layer."):
+            shape = [model.num_keypoints, *shape[1:]]
+            key = f"{head}.{name}"
+        else:
+            key = f"backbone.{name}"
+        if name.endswith("num_batches_tracked"):
+            state[key] = torch.zeros(shape, dtype=torch.int64, device=device)
+        else:
+            state[key] = torch.zeros(shape, device=device)
+    return state
+
+
+@pytest.mark.parametrize("head", ["keypoint_head", "head"], ids=["mmpose-0.x", "mmpose-1.x"])
+@pytest.mark.parametrize("config_name", sorted({e.config for e in _pose_entries() if e.config}))
+def test_mmpose_layouts_map_onto_every_registered_network(reference_dir, config_name, head):
+    """Names and shapes only (meta tensors): MMPose 0.x's and 1.x's key layout, mapped to ours, is exactly the
+    official layout of the config's network, which tests/models/test_hrnet.py pins our HRNet presets to."""
+    import dataclasses
+
+    import torch
+
+    from hrnet.config import load_config, model_preset
+    from hrnet.models.checkpoint import convert_state_dict
+
+    model = load_config(config_name).model
+    width = model.stages[1].num_channels[0]
+    preset = model_preset(f"w{width}")
+    assert model == dataclasses.replace(preset, num_keypoints=model.num_keypoints, input_size=model.input_size)
+    state = _real_layout(reference_dir, config_name, head, "meta")
+    state["data_preprocessor.mean"] = torch.empty(3, device="meta")  # an MMPose entry that is not ours: dropped
+    listing = json.loads((reference_dir / "official_state_dict" / f"coco_w{width}_256x192.json").read_text())
+    expected = [
+        (name, [model.num_keypoints, *shape[1:]] if name.startswith("final_layer.") else shape)
+        for name, shape in listing["state_dict"]
+    ]
+    assert [(k, list(v.shape)) for k, v in convert_state_dict(state, "mmpose").items()] == expected
+
+
+def test_an_mmpose_1x_file_of_the_real_w32_network_loads(reference_dir, tmp_path):
+    """An MMPose 1.x file as its publish_model.py writes it ({"meta" with NumPy objects, "state_dict"}, legacy
+    pickle) with the real W32 names and shapes loads into coco/w32_256x192 with strict=True, values intact."""
+    import numpy as np
+    import torch
+
+    from hrnet.config import load_config
+    from hrnet.models.checkpoint import load_weights
+    from hrnet.models.hrnet import build_model
+
+    torch.manual_seed(0)
+    state = _real_layout(reference_dir, "coco/w32_256x192", "head", "cpu")
+    for name in ("head.final_layer.weight", "backbone.stage4.2.fuse_layers.0.3.0.weight", "backbone.bn1.running_var"):
+        state[name] = torch.rand(state[name].shape) + 0.5  # distinctive: a load that did nothing is caught
+    meta = {
+        "epoch": 210,
+        "seed": np.int64(21),
+        "dataset_meta": {"sigmas": np.full(17, 0.035, np.float32), "flip_indices": np.arange(17)},
+    }
+    path = tmp_path / "td-hm_hrnet-w32_8xb64-210e_coco-256x192-00000000_20220909.pth"
+    torch.save({"meta": meta, "state_dict": state}, path, _use_new_zipfile_serialization=False)
+    model = build_model(load_config("coco/w32_256x192").model)
+    load_weights(model, path)
+    loaded = model.state_dict()
+    for name in ("final_layer.weight", "stage4.2.fuse_layers.0.3.0.weight", "bn1.running_var"):
+        assert torch.equal(loaded[name], state[("head." if name.startswith("final") else "backbone.") + name])
+
+
+# ------------------------------------------------------------------ the cache against hostile states
+
+
+def _served_entry(server: Server, monkeypatch, name: str = "test-hrnet", **kw: object) -> WeightsFile:
+    server.files[f"/{name}-file.pth"] = PAYLOAD
+    entry = WeightsFile(name, "pose", f"{server.url}/{name}-file.pth", "a test file", "test", **kw)  # type: ignore[arg-type]
+    monkeypatch.setitem(REGISTRY, entry.name, entry)
+    return entry
+
+
+@pytest.mark.parametrize("published", [True, False], ids=["published-checksum", "no-published-checksum"])
+def test_a_tampered_cached_file_is_refused_until_fetched_again(server, cache, monkeypatch, capsys, published):
+    """A cached file is checked before use: against the published SHA-256, or where none is published against the
+    one it had when downloaded. `weights list` says so; `weights get NAME --force` downloads it again."""
+    entry = _served_entry(server, monkeypatch, **({"sha256_prefix": SHA[:8]} if published else {}))
+    path = resolve_weights(entry.name, progress=False)
+    record = json.loads(path.with_name(path.name + ".sha256").read_text())
+    assert record["sha256"] == SHA and record["size"] == len(PAYLOAD)
+    path.write_bytes(PAYLOAD[:-1] + b"x")  # same size: the new modification time makes it be hashed again
+    os.utime(path, ns=(record["mtime_ns"] + 10**9, record["mtime_ns"] + 10**9))
+    with pytest.raises(DownloadError) as err:
+        resolve_weights(entry.name, progress=False)
+    message = str(err.value)
+    assert (
+        str(path) in message and f"hrnet weights get {entry.name} --force" in message and "delete the file" in message
+    )
+    assert main(["weights", "list"]) == 0
+    assert re.search(rf"{entry.name}\s+cached, checksum mismatch", capsys.readouterr().out)
+    assert main(["weights", "get", entry.name]) == 2
+    assert "the cached file is damaged" in capsys.readouterr().err
+    assert main(["weights", "get", entry.name, "--force"]) == 0
+    assert path.read_bytes() == PAYLOAD and resolve_weights(entry.name) == path
+
+
+def test_a_verified_file_is_not_hashed_again(server, cache, monkeypatch):
+    """The check is kept beside the file, keyed by its size and modification time: a later use reads the record.
+    (Shown by a change that keeps both, which only the record can hide.)"""
+    entry = _served_entry(server, monkeypatch, sha256_prefix=SHA[:8])
+    path = resolve_weights(entry.name, progress=False)
+    stat = path.stat()
+    path.write_bytes(PAYLOAD[:-1] + b"x")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert resolve_weights(entry.name, progress=False) == path
+
+
+@pytest.mark.parametrize("below", [False, True], ids=["the-cache", "a-folder-above-it"])
+def test_a_cache_that_is_a_file_is_one_clear_error(cache, monkeypatch, capsys, below):
+    entry = WeightsFile("test-hrnet", "pose", f"http://127.0.0.1:{_closed_port()}/w.pth", "a test file", "test")
+    monkeypatch.setitem(REGISTRY, entry.name, entry)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text("not a folder")
+    if below:
+        monkeypatch.setenv("HRNET_CACHE", str(cache / "sub"))
+    for call in (lambda: resolve_weights(entry.name), lambda: resolve_weights(entry.name, download=False)):
+        with pytest.raises(DownloadError, match=rf"{re.escape(str(cache))} is not a folder.*\$HRNET_CACHE"):
+            call()
+    assert main(["weights", "get", entry.name]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not a folder" in err and "Traceback" not in err
+
+
+@contextmanager
+def _read_only(folder: Path) -> Iterator[None]:
+    """``folder`` made read-only for this process: by its mode, or for root (whom modes do not stop) by the
+    immutable attribute; skips the test where neither holds."""
+    folder.mkdir(parents=True, exist_ok=True)
+    immutable = os.geteuid() == 0
+    done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True) if immutable else None
+    if not immutable:
+        folder.chmod(0o555)
+    try:
+        probe = folder / "probe"
+        try:
+            probe.write_bytes(b"")
+        except OSError:
+            pass
+        else:
+            probe.unlink()
+            pytest.skip(f"cannot make a folder read-only here ({done.stderr if done else 'chmod had no effect'})")
+        yield
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(folder)], capture_output=True)
+        folder.chmod(0o755)
+
+
+def test_a_read_only_cache_is_one_clear_error(server, cache, monkeypatch, capsys):
+    entry = _served_entry(server, monkeypatch)
+    with _read_only(cache):
+        with pytest.raises(
+            DownloadError, match=rf"cannot write into the weights cache {re.escape(str(cache))}.*writable"
+        ):
+            resolve_weights(entry.name, progress=False)
+        assert main(["weights", "get", entry.name]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err and "$HRNET_CACHE" in err
+        assert not server.requests  # refused before downloading anything
+
+
+def test_a_failed_get_leaves_no_empty_folders(cache, monkeypatch, capsys):
+    entry = WeightsFile("test-hrnet", "pose", f"http://127.0.0.1:{_closed_port()}/w.pth", "a test file", "test")
+    monkeypatch.setitem(REGISTRY, entry.name, entry)
+    assert main(["weights", "get", entry.name]) == 2
+    assert "are you offline?" in capsys.readouterr().err
+    assert not cache.exists()
+
+
+def test_the_offline_advice_for_an_archive_works(cache, monkeypatch):
+    """Offline, the error names the path for the archive; the archive put exactly there is unpacked, checked and
+    used by the next run, with the network still unreachable."""
+    onnx_bytes = b"pretend onnx" * 100
+    entry = WeightsFile(
+        "test-det",
+        "detector",
+        f"http://127.0.0.1:{_closed_port()}/det-0123abcd.zip",
+        "a test detector",
+        "test",
+        member="end2end.onnx",
+        member_sha256=hashlib.sha256(onnx_bytes).hexdigest(),
+        detector_format="yolox",
+        input_size=(64, 64),
+    )
+    monkeypatch.setitem(REGISTRY, entry.name, entry)
+    with pytest.raises(DownloadError) as err:
+        resolve_weights(entry.name, progress=False)
+    advised = re.search(r"and put it at (\S+\.zip)", str(err.value))
+    assert advised and "?." not in str(err.value)
+    where = Path(advised.group(1))
+    where.parent.mkdir(parents=True, exist_ok=True)
+    where.write_bytes(_zip({"det/end2end.onnx": onnx_bytes}))
+    path = resolve_weights(entry.name, progress=False)
+    assert path == cache / "test-det" / "test-det.onnx" and path.read_bytes() == onnx_bytes
+    assert not where.exists()
+
+
+def test_resolve_many_reports_every_missing_file_at_once(server, cache, monkeypatch, tmp_path):
+    """A pose name and a detector name, both missing and the network unreachable: one error lists both URLs and
+    both exact paths; a path and a cached name among them are no trouble."""
+    port = _closed_port()
+    pose = WeightsFile("test-pose", "pose", f"http://127.0.0.1:{port}/pose-0123abcd.pth", "pose", "test")
+    detector = replace(
+        pose, name="test-det", kind="detector", url=f"http://127.0.0.1:{port}/det.zip", member="end2end.onnx"
+    )
+    cached = _served_entry(server, monkeypatch, name="test-cached", sha256_prefix=SHA[:8])
+    for entry in (pose, detector):
+        monkeypatch.setitem(REGISTRY, entry.name, entry)
+    mine = tmp_path / "mine.pth"
+    mine.write_bytes(b"x")
+    assert resolve_many([cached.name, mine], progress=False) == [cached_path(cached), mine]
+    with pytest.raises(DownloadError) as err:
+        resolve_many([cached.name, pose.name, mine, detector.name], progress=False)
+    message = str(err.value)
+    assert message.startswith("2 weights files are missing") and "\n" not in message and "?." not in message
+    for entry, where in ((pose, cache / "test-pose" / "pose-0123abcd.pth"), (detector, cache / "test-det" / "det.zip")):
+        assert f"{entry.url} at {where}" in message
+    with pytest.raises(DownloadError, match=r"2 weights files are missing.*it is not in the cache"):
+        resolve_many([pose.name, detector.name], download=False)

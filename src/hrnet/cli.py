@@ -376,7 +376,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_weights_list(args: argparse.Namespace) -> int:
-    from hrnet.weights import REGISTRY, cache_dir, cached_path
+    from hrnet.weights import DECODINGS, REGISTRY, cache_dir, cache_status
 
     print(f"cache: {cache_dir()}  ($HRNET_CACHE to move it)")
     for kind in ("pose", "detector"):
@@ -384,9 +384,14 @@ def cmd_weights_list(args: argparse.Namespace) -> int:
         for entry in REGISTRY.values():
             if entry.kind != kind:
                 continue
-            here = "cached" if cached_path(entry).is_file() else "      "
-            fits = f"; config {entry.config}" if entry.config else ""
-            print(f"  {entry.name:32s} {here}  {entry.about}{fits}; checksum: {entry.verified_by}")
+            size = "x".join(map(str, entry.input_size)) if entry.input_size else "?"
+            what = [f"{entry.about}: {entry.accuracy}", f"input {size}"]
+            if entry.decoding:
+                what.append(f"decoding {DECODINGS[entry.decoding]}")
+            how = ([f"config {entry.config}"] if entry.config else []) + [f"checksum: {entry.verified_by}"]
+            print(f"  {entry.name:36s} {cache_status(entry)}".rstrip())
+            print("      " + "; ".join(what))
+            print("      " + "; ".join(how))
     return 0
 
 
@@ -398,7 +403,7 @@ def cmd_weights_get(args: argparse.Namespace) -> int:
         raise ConfigError(f"unknown weights name(s) {', '.join(missing)}; `hrnet weights list` shows the known ones")
     for name in args.names:
         entry = REGISTRY[name]
-        path = fetch(entry)
+        path = fetch(entry, force=args.force)
         print(f"{name}: {path} (SHA-256 {verify(path, entry)}; checked against: {entry.verified_by})")
     return 0
 
@@ -701,6 +706,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_weights_list)
     p = weights_sub.add_parser("get", help="download (or check) files into the cache")
     p.add_argument("names", nargs="+", metavar="NAME", help="names from `hrnet weights list`")
+    p.add_argument(
+        "--force", action="store_true", help="download again even when the file is in the cache (a damaged copy)"
+    )
     p.set_defaults(func=cmd_weights_get)
 
     p = sub.add_parser(

@@ -1,43 +1,61 @@
 """Weights by name: a registry of public pose and person-detector files, downloaded into a user cache.
 
 ``resolve_weights(spec)`` turns a ``--weights`` argument into a file: a path that exists is itself; a registered
-name (``REGISTRY``, ``hrnet weights list``) is its file in the cache, downloaded first if missing. The cache is
-``$HRNET_CACHE`` or ``~/.cache/hrnet``; each file lives in ``<cache>/<name>/``.
+name (``REGISTRY``, ``hrnet weights list``) is its file in the cache, downloaded first if missing.
+``resolve_many(specs)`` does the same for several arguments at once (a pose file and a detector) and reports every
+file that cannot be had in one error. The cache is ``$HRNET_CACHE`` or ``~/.cache/hrnet``; each file lives in
+``<cache>/<name>/``. ``config_for_weights(name)`` is the shipped experiment config a pose name fits.
 
 A download shows a progress bar, goes to ``<file>.part`` (resumed with an HTTP Range request when a previous try
 was cut off), is checked against the registry's checksum, and only then is renamed onto the file: a reader never
-sees a partial or unverified file. Checksums are recorded only where they are stated publicly: MMPose's file names
-end in the first 8 hex digits of the file's SHA-256 (mmcv's ``publish_model`` names them so), which is checked
-as a prefix; files with no published checksum are downloaded unverified, and the log says so and prints the
-SHA-256 they had. The official HRNet checkpoints (Google Drive / OneDrive folders) have no direct link, so they
-are not here: download them by hand and pass the path; MMPose's HRNet files are the same networks, trained
-with the official recipe.
+sees a partial or unverified file. A file already in the cache is checked again before use: its SHA-256 against the
+published one, or, where none is published, against the one it had when it was downloaded. The result is kept
+beside the file (``<file>.sha256``, keyed by the file's size and modification time), so the hash is computed once.
 
-Zip archives (MMPose's ONNX "SDK" folders, as rtmlib uses them) are unpacked and the one ONNX file in them kept.
+Checksums are recorded only where the publisher states them: MMPose's file names end in the first 8 hex digits of
+the file's SHA-256 (its ``tools/misc/publish_model.py`` names them so), which is checked as a prefix. The zip
+archives of the person detectors carry no published checksum (the hex digits in their names are those of the
+PyTorch checkpoint they were exported from), so they are downloaded unverified and the log prints the SHA-256 they
+had. The official HRNet checkpoints (Google Drive / OneDrive folders) have no direct link, so they are not here:
+download them by hand and pass the path. MMPose's HRNet files are the same network with the same test protocol,
+trained with MMPose's recipe (Adam 5e-4 with a linear warm-up, 64 images per GPU for W32 and 32 for W48 on 8 GPUs,
+rotation 40°, scale 0.5), not the official one (Adam 1e-3, 32 images per GPU on 4 GPUs, rotation 45°, scale 0.35).
+
+Zip archives (MMDeploy's ONNX "SDK" folders, as rtmlib uses them) are unpacked and the one ONNX file in them kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
+import secrets
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
-from hrnet.errors import DownloadError
-from hrnet.fileio import atomic_path
+from hrnet.errors import DataError, DownloadError, OutputError
+from hrnet.fileio import atomic_path, read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 16
 _MMPOSE = "https://download.openmmlab.com/mmpose"
+_MMPOSE_V1_COCO = f"{_MMPOSE}/v1/body_2d_keypoint/topdown_heatmap/coco"
 _ONNX_SDK = f"{_MMPOSE}/v1/projects/rtmposev1/onnx_sdk"
+# How each pose entry's test protocol reads heatmaps (its config's data.target and test.decode say the same).
+DECODINGS = {
+    "argmax": "argmax + quarter-pixel offset",
+    "dark": "DARK",
+    "udp": "UDP geometry + DARK refinement",
+}
+_CACHE_HINT = "The cache is $HRNET_CACHE or ~/.cache/hrnet."
 
 
 @dataclass(frozen=True)
@@ -49,14 +67,18 @@ class WeightsFile:
         kind: "pose" (an HRNet checkpoint) or "detector" (a person detector in ONNX).
         url: where to download it.
         about: one line for ``hrnet weights list``.
-        source: the page that states the URL (and the checksum, if any).
+        source: the page (repository and path) that lists the URL and the figure in ``accuracy``.
+        accuracy: the published figure, with the data set it was measured on.
         sha256: the file's full SHA-256 where one is published, else None.
         sha256_prefix: the leading hex digits of its SHA-256 that its published file name carries, else None.
         member: for a zip archive, the file inside it to keep (its name ends so); None for plain files.
-        member_sha256: the kept member's SHA-256 where one is published.
-        config: the experiment config the pose weights fit.
+        member_sha256: the kept member's SHA-256 where its publisher states one.
+        config: the shipped experiment config (``hrnet.config.load_config`` name) that reproduces the file's test
+            settings; pose weights only.
+        num_keypoints: how many keypoints the pose network predicts.
+        decoding: a key of ``DECODINGS``: how the file's published figure decoded heatmaps.
         detector_format: the detector's layout (``hrnet.detect.FORMATS``).
-        input_size: the detector's input (height, width).
+        input_size: the network's input (height, width).
     """
 
     name: str
@@ -64,11 +86,14 @@ class WeightsFile:
     url: str
     about: str
     source: str
+    accuracy: str = ""
     sha256: str | None = None
     sha256_prefix: str | None = None
     member: str | None = None
     member_sha256: str | None = None
     config: str | None = None
+    num_keypoints: int | None = None
+    decoding: str | None = None
     detector_format: str | None = None
     input_size: tuple[int, int] | None = None
 
@@ -90,101 +115,154 @@ class WeightsFile:
         return "none published"
 
 
-_MMPOSE_ZOO = "MMPose 0.x model zoo: configs/body/2d_kpt_sview_rgb_img/topdown_heatmap/coco/hrnet_coco.md (and mpii/)"
-_RTMLIB = "https://github.com/Tau-J/rtmlib README (detection models) and rtmlib/tools/solution/body.py"
-_RTMPOSE = "https://github.com/open-mmlab/mmpose/tree/main/projects/rtmpose (pipeline table, detectors)"
+_MMPOSE_0X = "open-mmlab/mmpose, branch 0.x: configs/body/2d_kpt_sview_rgb_img/topdown_heatmap/"
+_MMPOSE_1X = "open-mmlab/mmpose, branch main: configs/body_2d_keypoint/topdown_heatmap/coco/hrnet_coco.md"
+_COCO_AP = "AP {} on COCO val2017 (detected persons)"
+_RTMDET_SOURCE = (
+    "zip URL not listed on an OpenMMLab page (used by third-party tools); the model (as .pth) and its AP: "
+    "open-mmlab/mmpose projects/rtmpose/README.md, Pipeline Performance table"
+)
+_YOLOX_SOURCE = (
+    "zip URL: Tau-J/rtmlib README.md (Person detection table); AP: open-mmlab/mmpose projects/rtmpose/README.md "
+    "(Human-Art detectors; measured on HumanArt's validation set, projects/rtmpose/yolox/humanart/*.py)"
+)
 
 
-def _mmpose_hrnet(name: str, file: str, prefix: str, config: str, about: str) -> WeightsFile:
+def _hrnet(
+    name: str,
+    url: str,
+    source: str,
+    about: str,
+    accuracy: str,
+    config: str,
+    decoding: str,
+    input_size: tuple[int, int],
+    num_keypoints: int = 17,
+) -> WeightsFile:
+    """An MMPose HRNet file; the SHA-256 prefix is the 8 hex digits its name ends with before the date."""
+    stem = url.rsplit("/", 1)[-1].removesuffix(".pth")
+    prefix = stem.rsplit("_", 1)[0].rsplit("-", 1)[-1]
     return WeightsFile(
         name,
         "pose",
-        f"{_MMPOSE}/top_down/hrnet/{file}",
+        url,
         about,
-        _MMPOSE_ZOO,
+        source,
+        accuracy,
         sha256_prefix=prefix,
         config=config,
+        num_keypoints=num_keypoints,
+        decoding=decoding,
+        input_size=input_size,
     )
 
 
-def _onnx_sdk(name: str, file: str, fmt: str, size: int, about: str, source: str, **kw: str) -> WeightsFile:
+def _mmpose_0x(width: int, size: tuple[int, int], method: str, stamp: str, ap: str) -> WeightsFile:
+    """An MMPose 0.x COCO file: ``method`` "" (plain), "udp" or "dark"; ``stamp`` its name's "<sha>_<date>"."""
+    h, w = size
+    suffix = f"_{method}" if method else ""
+    folder = "udp" if method == "udp" else "hrnet"
+    table = {"": "hrnet_coco.md", "udp": "hrnet_udp_coco.md", "dark": "hrnet_dark_coco.md"}[method]
+    kind = {"": "", "udp": ", UDP", "dark": ", DARK"}[method]
+    return _hrnet(
+        f"mmpose-hrnet-w{width}-coco-{h}x{w}" + (f"-{method}" if method else ""),
+        f"{_MMPOSE}/top_down/{folder}/hrnet_w{width}_coco_{h}x{w}{suffix}-{stamp}.pth",
+        _MMPOSE_0X + "coco/" + table,
+        f"HRNet-W{width}{kind}, MMPose 0.x",
+        _COCO_AP.format(ap),
+        f"coco/w{width}_{h}x{w}" + suffix,
+        method or "argmax",
+        size,
+    )
+
+
+def _mmpose_1x(width: int, size: tuple[int, int], batch: int, stamp: str, ap: str) -> WeightsFile:
+    """An MMPose 1.x plain COCO file (``td-hm_hrnet-w<width>_8xb<batch>-210e_coco-<h>x<w>``)."""
+    h, w = size
+    return _hrnet(
+        f"mmpose1-hrnet-w{width}-coco-{h}x{w}",
+        f"{_MMPOSE_V1_COCO}/td-hm_hrnet-w{width}_8xb{batch}-210e_coco-{h}x{w}-{stamp}.pth",
+        _MMPOSE_1X,
+        f"HRNet-W{width}, MMPose 1.x",
+        _COCO_AP.format(ap),
+        f"coco/w{width}_{h}x{w}",
+        "argmax",
+        size,
+    )
+
+
+def _onnx_sdk(name: str, file: str, size: int, about: str, accuracy: str, source: str) -> WeightsFile:
     return WeightsFile(
         name,
         "detector",
         f"{_ONNX_SDK}/{file}",
         about,
         source,
+        accuracy,
         member="end2end.onnx",
-        detector_format=fmt,
+        detector_format="rtmdet" if name.startswith("rtmdet") else "yolox",
         input_size=(size, size),
-        **kw,
     )
 
 
 REGISTRY: dict[str, WeightsFile] = {
     e.name: e
     for e in (
-        _mmpose_hrnet(
-            "mmpose-hrnet-w32-coco-256x192",
-            "hrnet_w32_coco_256x192-c78dce93_20200708.pth",
-            "c78dce93",
-            "configs/coco/w32_256x192.yaml",
-            "HRNet-W32 COCO 256x192, MMPose (val AP 0.746 with person detections)",
-        ),
-        _mmpose_hrnet(
-            "mmpose-hrnet-w32-coco-384x288",
-            "hrnet_w32_coco_384x288-d9f0d786_20200708.pth",
-            "d9f0d786",
-            "configs/coco/w32_384x288.yaml",
-            "HRNet-W32 COCO 384x288, MMPose (val AP 0.760)",
-        ),
-        _mmpose_hrnet(
-            "mmpose-hrnet-w48-coco-256x192",
-            "hrnet_w48_coco_256x192-b9e0b3ab_20200708.pth",
-            "b9e0b3ab",
-            "configs/coco/w48_256x192.yaml",
-            "HRNet-W48 COCO 256x192, MMPose (val AP 0.756)",
-        ),
-        _mmpose_hrnet(
-            "mmpose-hrnet-w48-coco-384x288",
-            "hrnet_w48_coco_384x288-314c8528_20200708.pth",
-            "314c8528",
-            "configs/coco/w48_384x288.yaml",
-            "HRNet-W48 COCO 384x288, MMPose (val AP 0.767)",
-        ),
-        _mmpose_hrnet(
-            "mmpose-hrnet-w32-mpii-256x256",
-            "hrnet_w32_mpii_256x256-6c4f923f_20200812.pth",
-            "6c4f923f",
-            "configs/mpii/w32_256x256.yaml",
-            "HRNet-W32 MPII 256x256, MMPose (PCKh 0.900)",
+        _mmpose_0x(32, (256, 192), "", "c78dce93_20200708", "0.746"),
+        _mmpose_0x(32, (384, 288), "", "d9f0d786_20200708", "0.760"),
+        _mmpose_0x(48, (256, 192), "", "b9e0b3ab_20200708", "0.756"),
+        _mmpose_0x(48, (384, 288), "", "314c8528_20200708", "0.767"),
+        _mmpose_0x(32, (256, 192), "udp", "aba0be42_20210220", "0.760"),
+        _mmpose_0x(32, (384, 288), "udp", "e97c1a0f_20210223", "0.769"),
+        _mmpose_0x(48, (256, 192), "udp", "2554c524_20210223", "0.767"),
+        _mmpose_0x(48, (384, 288), "udp", "0f89c63e_20210223", "0.772"),
+        _mmpose_0x(32, (256, 192), "dark", "07f147eb_20200812", "0.757"),
+        _mmpose_0x(32, (384, 288), "dark", "307dafc2_20210203", "0.766"),
+        _mmpose_0x(48, (256, 192), "dark", "8cba3197_20200812", "0.764"),
+        _mmpose_0x(48, (384, 288), "dark", "e881a4b6_20210203", "0.772"),
+        _mmpose_1x(32, (256, 192), 64, "81c58e40_20220909", "0.749"),
+        _mmpose_1x(32, (384, 288), 64, "ca5956af_20220909", "0.761"),
+        _mmpose_1x(48, (256, 192), 32, "0e67c616_20220913", "0.756"),
+        _mmpose_1x(48, (384, 288), 32, "c161b7de_20220915", "0.767"),
+        *(
+            _hrnet(
+                f"mmpose-hrnet-w{width}-mpii-256x256",
+                f"{_MMPOSE}/top_down/hrnet/hrnet_w{width}_mpii_256x256-{stamp}.pth",
+                _MMPOSE_0X + "mpii/hrnet_mpii.md (also branch main: configs/body_2d_keypoint/topdown_heatmap/"
+                "mpii/hrnet_mpii.md)",
+                f"HRNet-W{width}, MMPose 0.x",
+                f"PCKh@0.5 {pckh} on MPII val",
+                f"mpii/w{width}_256x256",
+                "argmax",
+                (256, 256),
+                num_keypoints=16,
+            )
+            for width, stamp, pckh in ((32, "6c4f923f_20200812", "0.900"), (48, "92cab7bd_20200812", "0.901"))
         ),
         _onnx_sdk(
             "rtmdet-nano-person",
             "rtmdet_nano_8xb32-100e_coco-obj365-person-05d8511e.zip",
-            "rtmdet",
             320,
-            "RTMDet-nano person detector, 320x320, MMDeploy end-to-end ONNX (COCO person AP 40.3)",
-            _RTMPOSE + "; unpacked file's SHA-256 as stated by a public download script (see the report)",
-            member_sha256="8297e829ccc5590c8e2d32d5a211f322a0585fb7467eec85eb12c9525b0b95d6",
+            "RTMDet-nano person detector, MMDeploy end-to-end ONNX",
+            "person AP 40.3 on COCO val2017",
+            _RTMDET_SOURCE,
         ),
         _onnx_sdk(
             "rtmdet-m-person",
             "rtmdet_m_8xb32-100e_coco-obj365-person-235e8209.zip",
-            "rtmdet",
             640,
-            "RTMDet-m person detector, 640x640, MMDeploy end-to-end ONNX (COCO person AP 62.5)",
-            _RTMPOSE,
+            "RTMDet-m person detector, MMDeploy end-to-end ONNX",
+            "person AP 62.5 on COCO val2017",
+            _RTMDET_SOURCE,
         ),
         *(
             _onnx_sdk(
                 f"yolox-{size_name}-humanart",
                 f"yolox_{size_name}_8xb8-300e_humanart-{tag}.zip",
-                "yolox",
                 size,
-                f"YOLOX-{size_name} person detector (HumanArt + COCO), {size}x{size}, MMDeploy end-to-end ONNX "
-                f"(person AP {ap})",
-                _RTMLIB,
+                f"YOLOX-{size_name} person detector (trained on HumanArt + COCO), MMDeploy end-to-end ONNX",
+                f"person AP {ap} on HumanArt val",
+                _YOLOX_SOURCE,
             )
             for size_name, tag, size, ap in (
                 ("nano", "40f6f0d0", 416, "38.9"),
@@ -199,6 +277,13 @@ REGISTRY: dict[str, WeightsFile] = {
 }
 
 
+def config_for_weights(spec: str | Path) -> str | None:
+    """The shipped config name (``hrnet.config.load_config`` resolves it) of a registered pose weights name; None
+    for anything else (a path, a detector name, an unknown name)."""
+    entry = REGISTRY.get(str(spec))
+    return entry.config if entry is not None and entry.kind == "pose" else None
+
+
 def cache_dir() -> Path:
     """``$HRNET_CACHE``, else ``~/.cache/hrnet``."""
     return Path(os.environ.get("HRNET_CACHE") or Path.home() / ".cache" / "hrnet").expanduser()
@@ -209,51 +294,164 @@ def cached_path(entry: WeightsFile) -> Path:
     return cache_dir() / entry.name / entry.filename
 
 
+def manual_path(entry: WeightsFile) -> Path:
+    """Where to put ``entry``'s file when downloading it by hand: the cached file itself, or for an archive the
+    archive beside it (the next run unpacks it)."""
+    if entry.member is None:
+        return cached_path(entry)
+    return cached_path(entry).parent / entry.url.rsplit("/", 1)[-1]
+
+
+class _MismatchError(DownloadError):
+    """A cached file whose SHA-256 is not the expected one."""
+
+
+class _UnfetchedError(DownloadError):
+    """A registered file that is not in the cache and could not be downloaded; ``reason`` says why."""
+
+    def __init__(self, entry: WeightsFile, reason: str):
+        super().__init__(_fetch_hint([(entry, reason)]))
+        self.entry = entry
+        self.reason = reason
+
+
 def resolve_weights(spec: str | Path, *, download: bool = True, progress: bool = True) -> Path:
     """A ``--weights`` / ``--detector`` argument as a file: an existing path as it is, a registered name as its
-    cached file (downloaded first when missing and ``download``). Anything else comes back unchanged as a path,
-    for the loader to report as missing."""
-    path = Path(spec)
-    if path.exists() or str(spec) not in REGISTRY:
-        return path
-    entry = REGISTRY[str(spec)]
-    target = cached_path(entry)
-    if target.is_file():
-        return target
-    if not download:
-        raise DownloadError(_fetch_hint(entry, target, "it is not in the cache"))
-    return fetch(entry, progress=progress)
+    cached file (verified; downloaded first when missing and ``download``). Anything else comes back unchanged as a
+    path, for the loader to report as missing."""
+    return resolve_many([spec], download=download, progress=progress)[0]
 
 
-def fetch(entry: WeightsFile, *, progress: bool = True, force: bool = False) -> Path:
-    """``entry``'s file in the cache, downloaded (resuming a cut-off try) and verified if not there yet."""
+def resolve_many(specs: Sequence[str | Path], *, download: bool = True, progress: bool = True) -> list[Path]:
+    """``resolve_weights`` for several arguments (e.g. pose weights and a detector), in order.
+
+    Every missing file is tried before anything is raised, so one ``DownloadError`` lists each file that could
+    not be had, with its URL and the exact path to put it at by hand.
+    """
+    paths: list[Path] = []
+    failed: list[_UnfetchedError] = []
+    for spec in specs:
+        path = Path(spec)
+        entry = REGISTRY.get(str(spec))
+        if path.exists() or entry is None:
+            paths.append(path)
+            continue
+        try:
+            paths.append(fetch(entry, progress=progress, allow_download=download))
+        except _UnfetchedError as err:
+            failed.append(err)
+            paths.append(cached_path(entry))
+    if len(failed) == 1:
+        raise failed[0]
+    if failed:
+        raise DownloadError(_fetch_hint([(err.entry, err.reason) for err in failed]))
+    return paths
+
+
+def fetch(entry: WeightsFile, *, progress: bool = True, force: bool = False, allow_download: bool = True) -> Path:
+    """``entry``'s file in the cache, verified (``verify``); downloaded first (resuming a cut-off try) when it is
+    not there, or always with ``force``. An archive already placed beside it is unpacked without a download.
+
+    Raises:
+        DownloadError: the cached file fails its check, the cache folder cannot be used, or the file is missing
+            and cannot be downloaded (or ``allow_download`` is False).
+    """
     target = cached_path(entry)
-    if target.is_file() and not force:
+    _check_cache_folder(target.parent)
+    if not force and target.is_file():
+        verify(target, entry)
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # A file that comes inside an archive (rtmlib's zips) is downloaded beside it, unpacked, then dropped.
-    downloaded = target if entry.member is None else target.parent / entry.url.rsplit("/", 1)[-1]
-    download(
-        entry.url,
-        downloaded,
-        sha256=entry.sha256,
-        sha256_prefix=entry.sha256_prefix,
-        progress=progress,
-        hint=lambda reason: _fetch_hint(entry, downloaded, reason),
-    )
-    if entry.member is not None:
-        _unpack(downloaded, entry.member, target, entry.member_sha256)
-        downloaded.unlink()
+    archive = manual_path(entry)
+    if not force and entry.member is not None and archive.is_file():
+        # Placed here by hand (the offline advice) or left by a run that stopped before unpacking it.
+        _unpack_archive(archive, entry.member, target, entry.member_sha256)
+        return target
+    if not allow_download:
+        raise _UnfetchedError(entry, "it is not in the cache")
+    created = _make_folders(target.parent)
+    try:
+        download(
+            entry.url,
+            archive,
+            sha256=entry.sha256,
+            sha256_prefix=entry.sha256_prefix,
+            progress=progress,
+            error=lambda reason: _UnfetchedError(entry, reason),
+        )
+        if entry.member is not None:
+            _unpack_archive(archive, entry.member, target, entry.member_sha256)
+        else:
+            _record(target, sha256_of(target))
+    except BaseException:
+        for folder in reversed(created):  # deepest first; a kept .part file (to resume) keeps its folder
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
     return target
 
 
-def _fetch_hint(entry: WeightsFile, where: Path, reason: str) -> str:
+def _unpack_archive(archive: Path, member: str, target: Path, sha256: str | None) -> None:
+    """``_unpack``, then the checksum kept beside the unpacked file and the archive removed."""
+    _record(target, _unpack(archive, member, target, sha256))
+    archive.unlink()
+
+
+def _fetch_hint(failures: Sequence[tuple[WeightsFile, str]]) -> str:
+    """What went wrong for each entry, and where to put each file by hand."""
+    what = " ".join(f"weights {entry.name!r}: {_sentence(reason)}" for entry, reason in failures)
+    places = "; ".join(f"{entry.url} at {manual_path(entry)}" for entry, _ in failures)
+    archives = " (an archive is unpacked on the next run)" if any(entry.member for entry, _ in failures) else ""
+    if len(failures) == 1:
+        entry = failures[0][0]
+        return (
+            f"{what} Download {entry.url} yourself (on a machine with internet) and put it at {manual_path(entry)}"
+            f"{archives}; or pass the file's path instead of the name. {_CACHE_HINT}"
+        )
     return (
-        f"weights {entry.name!r}: {reason}. Download {entry.url} yourself (on a machine with internet) and put it "
-        f"at {where}"
-        + (" (the archive is unpacked on the next run)" if entry.member else "")
-        + "; or pass the file's path instead of the name. The cache is $HRNET_CACHE or ~/.cache/hrnet."
+        f"{len(failures)} weights files are missing. {what} Download each yourself (on a machine with internet) and "
+        f"put it at its path: {places}{archives}; or pass the files' paths instead of the names. {_CACHE_HINT}"
     )
+
+
+def _sentence(text: str) -> str:
+    return text if text.endswith((".", "?", "!")) else text + "."
+
+
+def _check_cache_folder(folder: Path) -> None:
+    """``DownloadError`` when ``folder`` cannot be a folder: it, or a folder above it, is an existing file."""
+    for path in (folder, *folder.parents):
+        if path.is_dir():
+            return
+        if path.exists() or path.is_symlink():
+            raise DownloadError(
+                f"the weights cache {cache_dir()} cannot be used: {path} is not a folder (a file is in the way); point "
+                "$HRNET_CACHE at a folder (or unset it to use ~/.cache/hrnet)"
+            )
+
+
+def _make_folders(folder: Path) -> list[Path]:
+    """Create ``folder`` and the missing folders above it, and make sure a file can be written in it; returns the
+    folders created, outermost first. ``DownloadError`` naming the folder when the cache is read-only."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    created: list[Path] = []
+    try:
+        for path in reversed(missing):
+            path.mkdir(exist_ok=True)
+            created.append(path)
+        probe = folder / f".write-test.{secrets.token_hex(4)}.tmp"
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        probe.unlink()
+    except OSError as err:
+        for path in reversed(created):
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise DownloadError(
+            f"cannot write into the weights cache {folder} ({err.strerror or err}): make it writable, or point "
+            "$HRNET_CACHE at a writable folder"
+        ) from None
+    return created
 
 
 def download(
@@ -264,10 +462,11 @@ def download(
     sha256_prefix: str | None = None,
     progress: bool = True,
     timeout: float = 30.0,
-    hint: Callable[[str], str] | None = None,
+    error: Callable[[str], DownloadError] | None = None,
 ) -> Path:
     """Download ``url`` to ``target``: through ``<target>.part`` (resumed from its size with an HTTP Range
     request), checked against ``sha256`` (or its leading hex digits ``sha256_prefix``), then renamed.
+    ``error(reason)`` makes the exception raised (default: a ``DownloadError`` naming the URL).
 
     Raises:
         DownloadError: the server cannot be reached, the transfer ended early (the ``.part`` file is kept: run
@@ -275,7 +474,7 @@ def download(
     """
     target = Path(target)
     part = target.with_name(target.name + ".part")
-    explain = hint or (lambda reason: f"{url}: {reason}")
+    fail = error or (lambda reason: DownloadError(f"{url}: {reason}"))
     have = part.stat().st_size if part.is_file() else 0
     request = urllib.request.Request(url, headers={"User-Agent": "hrnet"})
     if have:
@@ -286,12 +485,12 @@ def download(
         if err.code == 416 and have:  # the part file is already whole (or longer than the file): start again
             part.unlink()
             return download(
-                url, target, sha256=sha256, sha256_prefix=sha256_prefix, progress=progress, timeout=timeout, hint=hint
+                url, target, sha256=sha256, sha256_prefix=sha256_prefix, progress=progress, timeout=timeout, error=error
             )
-        raise DownloadError(explain(f"the server answered HTTP {err.code} {err.reason} for {url}")) from None
+        raise fail(f"the server answered HTTP {err.code} {err.reason} for {url}") from None
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", err)
-        raise DownloadError(explain(f"cannot download {url} ({reason}); are you offline?")) from None
+        raise fail(f"cannot download {url} ({reason}); are you offline?") from None
     with response:
         resumed = have > 0 and response.status == 206
         if have and not resumed:
@@ -305,8 +504,12 @@ def download(
                 for block in iter(lambda: f.read(CHUNK), b""):
                     digest.update(block)
         got = have
+        try:
+            out = part.open("ab" if resumed else "wb")
+        except OSError as err:
+            raise DownloadError(f"{part}: cannot write the download ({err.strerror or err})") from None
         with (
-            part.open("ab" if resumed else "wb") as out,
+            out,
             tqdm(
                 total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024, desc=target.name,
                 disable=not progress,
@@ -319,21 +522,19 @@ def download(
                     got += len(block)
                     bar.update(len(block))
             except (OSError, ValueError) as err:  # connection reset, timeout, http.client.IncompleteRead
-                raise DownloadError(
-                    explain(f"the download stopped at {got} of {total or '?'} bytes ({err}); run again to resume")
+                raise fail(
+                    f"the download stopped at {got} of {total or '?'} bytes ({err}); run again to resume"
                 ) from None
     if total is not None and got < total:
-        raise DownloadError(explain(f"the download stopped at {got} of {total} bytes; run again to resume"))
+        raise fail(f"the download stopped at {got} of {total} bytes; run again to resume")
     actual = digest.hexdigest()
     expected = sha256 or sha256_prefix
     if expected and not actual.startswith(expected.lower()):
         part.unlink()
-        raise DownloadError(
-            explain(
-                f"checksum mismatch for {url}: its SHA-256 is {actual}, expected "
-                f"{'one starting with ' if not sha256 else ''}{expected}; the download was deleted (a changed or "
-                "corrupted file)"
-            )
+        raise fail(
+            f"checksum mismatch for {url}: its SHA-256 is {actual}, expected "
+            f"{'one starting with ' if not sha256 else ''}{expected}; the download was deleted (a changed or "
+            "corrupted file)"
         )
     if not expected:
         log.warning("%s: no published checksum to verify it against; its SHA-256 is %s", target.name, actual)
@@ -341,9 +542,9 @@ def download(
     return target
 
 
-def _unpack(archive: Path, member: str, target: Path, sha256: str | None) -> None:
+def _unpack(archive: Path, member: str, target: Path, sha256: str | None) -> str:
     """Take the one file of ``archive`` whose name ends in ``member``, write it to ``target`` atomically, and check
-    it against ``sha256`` when given."""
+    it against ``sha256`` when given; returns its SHA-256."""
     try:
         with zipfile.ZipFile(archive) as zf:
             names = [n for n in zf.namelist() if n == member or n.endswith("/" + member)]
@@ -364,19 +565,93 @@ def _unpack(archive: Path, member: str, target: Path, sha256: str | None) -> Non
                     )
     except zipfile.BadZipFile as err:
         raise DownloadError(f"{archive}: not a readable zip archive ({err}); delete it and download again") from None
+    except OSError as err:
+        raise DownloadError(f"{archive}: cannot unpack it into {target} ({err.strerror or err})") from None
+    if not sha256:
+        log.warning(
+            "%s: no published checksum to verify it against; its SHA-256 is %s", target.name, digest.hexdigest()
+        )
+    return digest.hexdigest()
 
 
-def verify(path: Path, entry: WeightsFile) -> str:
-    """The SHA-256 of a cached file, checked against ``entry``'s published one when there is one."""
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file, in hex."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(CHUNK), b""):
             digest.update(block)
-    actual = digest.hexdigest()
-    expected = entry.member_sha256 if entry.member else (entry.sha256 or entry.sha256_prefix)
-    if expected and not actual.startswith(expected):
-        raise DownloadError(
-            f"{path}: its SHA-256 is {actual}, expected {expected}: the cached file is damaged; delete it and run "
-            f"hrnet weights get {entry.name}"
+    return digest.hexdigest()
+
+
+def _record_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _record(path: Path, sha256: str) -> None:
+    """Keep ``path``'s SHA-256 beside it, keyed by its size and modification time; a read-only cache keeps none
+    (the file is then hashed at every use)."""
+    stat = path.stat()
+    try:
+        write_json_atomic(_record_path(path), {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256})
+    except (OSError, OutputError) as err:
+        log.debug("%s: cannot keep its checksum beside it (%s)", path, err)
+
+
+def _recorded(path: Path) -> tuple[str | None, bool]:
+    """The SHA-256 recorded beside ``path`` and whether the record still describes the file (same size and
+    modification time); (None, False) when there is no usable record."""
+    record_path = _record_path(path)
+    if not record_path.is_file():
+        return None, False
+    try:
+        record = read_json(record_path, "checksum record")
+    except DataError:
+        return None, False
+    if not isinstance(record, dict) or not isinstance(record.get("sha256"), str):
+        return None, False
+    stat = path.stat()
+    current = record.get("size") == stat.st_size and record.get("mtime_ns") == stat.st_mtime_ns
+    return record["sha256"], current
+
+
+def verify(path: Path, entry: WeightsFile) -> str:
+    """The SHA-256 of ``entry``'s cached file ``path``, checked against the published one, or where none is
+    published against the one it had when it was downloaded. Hashed only when the file's size or modification time
+    changed since the last check.
+
+    Raises:
+        DownloadError: the file differs (it says how to download it again) or cannot be read.
+    """
+    published = entry.member_sha256 if entry.member else (entry.sha256 or entry.sha256_prefix)
+    try:
+        recorded, current = _recorded(path)
+        actual = recorded if recorded is not None and current else sha256_of(path)
+    except OSError as err:
+        raise DownloadError(f"{path}: cannot read the cached file of weights {entry.name!r} ({err.strerror})") from None
+    expected = published or recorded
+    if expected and not actual.startswith(expected.lower()):
+        against = "the published one" if published else "the one it had when it was downloaded"
+        raise _MismatchError(
+            f"{path}: the cached file is damaged or was changed: its SHA-256 is {actual}, {against} "
+            f"{'starts with ' if len(expected) < 64 else 'is '}{expected}; download it again with `hrnet weights get "
+            f"{entry.name} --force`, or delete the file"
         )
+    if not published and recorded is None:
+        log.warning("%s: no published checksum to verify it against; its SHA-256 is %s", path.name, actual)
+    if not (recorded == actual and current):
+        _record(path, actual)
     return actual
+
+
+def cache_status(entry: WeightsFile) -> str:
+    """ "" (not cached), "cached", "cached, checksum mismatch" or "cached, unreadable", for ``hrnet weights list``."""
+    path = cached_path(entry)
+    if not path.is_file():
+        return ""
+    try:
+        verify(path, entry)
+    except _MismatchError:
+        return "cached, checksum mismatch"
+    except DownloadError:
+        return "cached, unreadable"
+    return "cached"

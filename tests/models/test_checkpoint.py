@@ -6,6 +6,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from hrnet.errors import CheckpointError
 from hrnet.models.checkpoint import load_pretrained, load_weights, read_state_dict, save_weights
@@ -319,3 +320,43 @@ def test_non_finite_weights_are_refused(tmp_path, source, bad, suffix):
         r"holds 1 non-finite value",
     ):
         load_weights(HRNet(tiny_model_config()), path)
+
+
+def test_a_suffix_in_capitals_is_the_same_format(tmp_path, source):
+    """`model.SAFETENSORS` is a safetensors file, not "not a PyTorch checkpoint"."""
+    path = tmp_path / "model.SAFETENSORS"
+    save_weights(source, path)
+    target = HRNet(tiny_model_config())
+    load_weights(target, path)
+    assert_same_weights(source, target)
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
+@pytest.mark.parametrize("dtype", [torch.int8, torch.uint8, torch.int32, torch.bool, torch.float8_e4m3fn])
+def test_tensors_of_a_non_float_dtype_are_refused_by_name(tmp_path, source, suffix, dtype):
+    """Float weights cast to int8 (no scales) and the like would load as other numbers without a word."""
+    state = {k: v.clone() for k, v in source.state_dict().items()}
+    state["stage3.0.branches.1.0.conv1.weight"] = state["stage3.0.branches.1.0.conv1.weight"].to(dtype)
+    path = tmp_path / f"cast{suffix}"
+    if suffix == ".pth":
+        torch.save(state, path)
+    else:
+        save_file(state, str(path))
+    name = str(dtype).removeprefix("torch.")
+    with pytest.raises(
+        CheckpointError, match=rf"cast{suffix}: tensor 'stage3\.0\.branches\.1\.0\.conv1\.weight' is {name}, "
+    ):
+        load_weights(HRNet(tiny_model_config()), path)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_float_weights_of_any_width_are_converted(tmp_path, source, dtype):
+    """float16/bfloat16/float64 files load into the float32 network; BatchNorm's int64 counters stay allowed."""
+    state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in source.state_dict().items()}
+    assert any(v.dtype == torch.int64 for v in state.values())
+    save_file(state, str(tmp_path / "w.safetensors"))
+    target = HRNet(tiny_model_config())
+    load_weights(target, tmp_path / "w.safetensors")
+    for name, value in target.state_dict().items():
+        assert value.dtype == source.state_dict()[name].dtype
+        torch.testing.assert_close(value, state[name].to(value.dtype), rtol=0, atol=0)

@@ -10,7 +10,8 @@ Reads:
 ``.pth`` files are unpickled with ``torch.load(weights_only=True)``, which builds tensors and plain containers only;
 for the length of that one load NumPy's array, dtype and scalar rebuilders are allowed too (MMPose 1.x stores its
 data-set metadata as NumPy arrays). A file that would build any other Python object (and so could run code) is
-refused with a ``CheckpointError``; so is a file holding NaN or infinite weights.
+refused with a ``CheckpointError``; so is a file holding NaN or infinite weights, or tensors of a dtype that is
+not a float type (``check_dtypes``). A file's suffix is compared without regard to case.
 """
 
 from __future__ import annotations
@@ -40,10 +41,12 @@ _PREFIX_MAP = (
     ("keypoint_head.final_layer.", "final_layer."),  # MMPose 0.x TopdownHeatmapSimpleHead
     ("head.final_layer.", "final_layer."),  # MMPose 1.x HeatmapHead
 )
-_SHOWN = 5
-TRAINING_FORMAT_PREFIX = (
-    "hrnet-training-checkpoint/"  # hrnet.engine.state.FORMAT  # how many offending keys an error message lists
-)
+_SHOWN = 5  # how many offending keys an error message lists
+TRAINING_FORMAT_PREFIX = "hrnet-training-checkpoint/"  # hrnet.engine.state.FORMAT
+# The dtypes a weight may have: converted to the model's own on loading. Anything else (an int8 copy of float
+# weights with no scales, say) would load as wrong numbers without a word.
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_COUNTER = "num_batches_tracked"  # BatchNorm's step counter: an integer, as PyTorch saves it
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -51,7 +54,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such weights file")
-    if path.suffix == ".safetensors":
+    if path.suffix.lower() == ".safetensors":
         try:
             with safe_open(str(path), framework="pt") as f:
                 training = (f.metadata() or {}).get("format", "").startswith(TRAINING_FORMAT_PREFIX)
@@ -65,15 +68,34 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     else:
         raw = _read_pickle(path)
     state = convert_state_dict(raw, source=str(path))
+    check_dtypes(state, str(path))
     check_finite(state, str(path))
     return state
+
+
+def check_dtypes(state: Mapping[str, torch.Tensor], source: str) -> None:
+    """``CheckpointError`` naming ``source`` and the first tensor whose dtype is not a float type of
+    ``FLOAT_DTYPES`` (BatchNorm's integer ``num_batches_tracked`` excepted): integer, boolean, complex or 8-bit float
+    values would be copied into the float weights as they are, e.g. quantized values without their scales."""
+    for name, tensor in state.items():
+        if tensor.dtype in FLOAT_DTYPES:
+            continue
+        if name.endswith(_COUNTER) and not tensor.is_floating_point() and tensor.dtype != torch.bool:
+            continue
+        raise CheckpointError(
+            f"{source}: tensor {name!r} is {str(tensor.dtype).removeprefix('torch.')}, not a float type the network "
+            "uses (float16, bfloat16, float32, float64): the file holds converted (e.g. quantized) weights; give "
+            "the float checkpoint they came from"
+        )
 
 
 def check_finite(state: Mapping[str, torch.Tensor], source: str) -> None:
     """``CheckpointError`` naming ``source`` and the first tensor holding NaN or infinity: such weights predict NaN
     everywhere, and a file that has them was saved after training diverged."""
     for name, tensor in state.items():
-        if tensor.is_floating_point() or tensor.is_complex():
+        # A sum is NaN or infinite when any value is (it may also overflow, then the count below finds none):
+        # one pass without a mask as large as the tensor.
+        if (tensor.is_floating_point() or tensor.is_complex()) and not bool(torch.isfinite(tensor.sum())):
             bad = int((~torch.isfinite(tensor)).sum())
             if bad:
                 raise CheckpointError(
