@@ -83,6 +83,9 @@ def test_devices_that_are_not_there_are_config_errors(monkeypatch):
     for name in ("tpu", "gpu", "cuda:x", ""):
         with pytest.raises(ConfigError, match=rf"runtime\.device {name!r}: not a device; use \"auto\", \"cpu\""):
             resolve_device(name)
+    for name in ("meta", "xpu", "xpu:0"):  # devices torch knows by name but cannot run networks on here
+        with pytest.raises(ConfigError, match=rf"runtime\.device {name!r}: this PyTorch build cannot run networks"):
+            resolve_device(name)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     with pytest.raises(ConfigError, match=r"runtime\.device 'cuda:2': this machine has 2 GPUs \(cuda:0 to cuda:1\)"):

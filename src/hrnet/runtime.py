@@ -67,6 +67,16 @@ def resolve_device(name: str) -> torch.device:
             raise ConfigError(f"runtime.device {name!r}: this machine has {count} GPUs (cuda:0 to cuda:{count - 1})")
     elif device.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"runtime.device {name!r}: Apple's MPS is not available here; use runtime.device=cpu or auto")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        # meta holds shapes without data (nothing can run on it); other accelerators (xpu, ...) need their own
+        # build of PyTorch, and the networks here are tested on CPU and CUDA only.
+        backend = getattr(torch, device.type, None)
+        available = device.type != "meta" and bool(getattr(backend, "is_available", lambda: False)())
+        if not available:
+            raise ConfigError(
+                f"runtime.device {name!r}: this PyTorch build cannot run networks on {device.type!r}; use "
+                "runtime.device=cpu, cuda or auto"
+            )
     return device
 
 
