@@ -7,19 +7,22 @@ import functools
 import http.server
 import json
 import threading
+from fractions import Fraction
 
 import av
+import cv2
 import numpy as np
 import pytest
 
 from hrnet.cli import main
 from hrnet.errors import DataError
-from hrnet.inference import PoseEstimator
+from hrnet.inference import PersonPose, PoseEstimator
 from hrnet.track import OneEuroSettings, box_from_keypoints, box_iou
 from hrnet.video import (
     H264Writer,
     VideoOptions,
     VideoPoseTracker,
+    draw_persons,
     is_live_source,
     predict_video,
     source_stem,
@@ -131,6 +134,74 @@ def test_predict_cli_writes_h264_and_json_lines_with_track_ids(tiny, clip, tmp_p
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
     assert len(frames) == 12 and frames[0].shape == (192, 320, 3)
     assert not list(out.glob(".*"))  # no temporary file left
+
+
+# A variable frame rate: 25 frames/s for 0.28 s, a second's gap, three frames, two seconds' gap, one last frame.
+VFR_TIMES = [0.04 * i for i in range(8)] + [1.28 + 0.04 * i for i in range(3)] + [3.36]
+
+
+def _write_vfr(frames, times, path) -> None:
+    """BGR frames as an H.264 MP4 whose frames carry the presentation ``times`` (seconds, in milliseconds)."""
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
+        for bgr, time in zip(frames, times, strict=True):
+            frame = av.VideoFrame.from_ndarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), format="rgb24")
+            frame.pts, frame.time_base = round(time * 1000), Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
+def test_a_variable_frame_rate_file_keeps_its_presentation_times(tiny, tmp_path):
+    """The JSON lines' times are the frames' own (not frame / the nominal rate that OpenCV reports), and the
+    One-Euro smoothing ran on them: tracking the decoded frames at those times gives the written keypoints, at
+    frame / rate times others."""
+    estimator = tiny[0]
+    walk = moving_figures(num_frames=len(VFR_TIMES), size=(96, 128), starts=(64.0,), speeds=(1.0,))
+    video = tmp_path / "vfr.mp4"
+    _write_vfr(walk.frames, VFR_TIMES, video)
+    smooth = VideoOptions(smooth=OneEuroSettings())
+    (written,) = predict_video(estimator, video, tmp_path / "out", options=smooth, draw=False, progress=False)
+    lines = [json.loads(line) for line in written.read_text().splitlines()]
+    assert [line["time"] for line in lines] == pytest.approx(VFR_TIMES, abs=1e-4)
+    capture = cv2.VideoCapture(str(video))
+    nominal = capture.get(cv2.CAP_PROP_FPS)
+    frames = []
+    while (read := capture.read())[0]:
+        frames.append(read[1])
+    capture.release()
+    assert len(frames) == len(VFR_TIMES) and nominal > 0
+    keypoints = [np.array(line["persons"][0]["keypoints"]).reshape(-1, 3)[:, :2] for line in lines]
+    for times, same in ((VFR_TIMES, True), ([i / nominal for i in range(len(frames))], False)):
+        tracker = VideoPoseTracker(estimator, None, smooth)
+        tracked = [tracker(frame, time)[0].pose.keypoints for frame, time in zip(frames, times, strict=True)]
+        assert all(np.abs(a - b).max() <= 1e-3 for a, b in zip(tracked, keypoints, strict=True)) == same
+
+
+def _label_extent(estimator, box, size=(192, 320)):
+    """(top, bottom, left, right) pixels that the track-id label changes in the drawing of a person in ``box``."""
+    image = np.full((*size, 3), 90, np.uint8)
+    person = PersonPose(np.array(box, dtype=np.float64), np.zeros((17, 2)), np.zeros(17), 0.9)
+    plain = draw_persons(image, [person], estimator, 0.3)
+    labelled = draw_persons(image, [person], estimator, 0.3, track_ids=[7])
+    rows, cols = np.nonzero((plain != labelled).any(axis=2))
+    return rows.min(), rows.max(), cols.min(), cols.max()
+
+
+@pytest.mark.parametrize("box", [(100, 0, 60, 90), (290, 0, 30, 90), (300, 60, 20, 80), (100, 2, 60, 190)])
+def test_track_id_labels_stay_whole_inside_the_frame(tiny, box):
+    """A person whose box touches the top edge (the label goes below the box's top), the top-right corner, the
+    right edge, or fills the frame's height: the label keeps the size it has in open space, inside the frame."""
+    estimator = tiny[0]
+    top, bottom, left, right = _label_extent(estimator, (100, 80, 60, 90))  # room above and to the right
+    assert bottom < 80 and left >= 100  # above the box, at its left corner
+    edge = _label_extent(estimator, box)
+    assert (edge[1] - edge[0], edge[3] - edge[2]) == (bottom - top, right - left)
+    assert edge[0] > 0 and edge[1] < 191 and edge[3] < 319
 
 
 def test_h264_writer_pads_odd_sizes_and_reads_back(tmp_path):

@@ -222,12 +222,24 @@ def draw_persons(
     if track_ids is not None:
         scale = max(0.4, min(canvas.shape[:2]) / 720)
         for p, track_id in zip(persons, track_ids, strict=True):
-            x, y = int(p.box[0]) + 3, max(int(p.box[1]) - 4, int(14 * scale))
+            label = f"id {track_id}"
+            origin = _label_origin(label, p.box, scale, canvas.shape[:2])
             for colour, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):
-                cv2.putText(
-                    canvas, f"id {track_id}", (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, width, cv2.LINE_AA
-                )
+                cv2.putText(canvas, label, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, width, cv2.LINE_AA)
     return canvas
+
+
+def _label_origin(label: str, box: np.ndarray, scale: float, size: tuple[int, ...]) -> tuple[int, int]:
+    """Where a track-id label starts (``putText``'s origin: the left end of its baseline) so that all of it lies in
+    an image of ``size`` (height, width): just above the box's top-left corner, or just below the box's top edge
+    when there is no room above; moved left when it would cross the right edge. ``box`` (x, y, w, h), pixels."""
+    (width, height), baseline = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 3)
+    image_h, image_w = size[:2]
+    x = min(int(box[0]) + 3, image_w - width)
+    y = int(box[1]) - 4
+    if y - height < 0:
+        y = int(box[1]) + 4 + height
+    return max(x, 0), max(min(y, image_h - 1 - baseline), height)
 
 
 class H264Writer:
@@ -335,8 +347,9 @@ def predict_video(
     The JSON lines file (names: ``video_outputs``): a line per frame, ``{"frame", "time" (seconds), "persons": [COCO
     keypoint result + "bbox" + "track_id"]}``; the MP4: the frames with skeletons, boxes and ids, H.264 (with
     ``draw``). Keypoints
-    below ``threshold`` are not drawn. A file's time is frame / frame rate; a live source's is the clock since
-    its first frame.
+    below ``threshold`` are not drawn. A file's time is each frame's presentation timestamp (``_file_time``), so
+    that a variable-frame-rate video keeps its real times; a live source's is the clock since its first frame.
+    The times are also the clock of the One-Euro smoothing.
     """
     out = Path(out_dir)
     live = is_live_source(source)
@@ -353,12 +366,13 @@ def predict_video(
         ):
             bar = tqdm(total=total, desc=str(source), unit="frame", disable=not progress)
             started = clock.monotonic()
+            now = -math.inf
             try:
                 while True:
                     ok, bgr = capture.read()
                     if not ok:
                         break
-                    now = clock.monotonic() - started if live else frames / fps
+                    now = clock.monotonic() - started if live else _file_time(capture, now, fps)
                     _frame(pose_tracker, bgr, frames, now, lines, writer, estimator, threshold, jsonl_path)
                     frames += 1
                     bar.update(1)
@@ -371,6 +385,22 @@ def predict_video(
             if not frames:
                 raise DataError(f"{source}: no frame could be decoded")
     return [jsonl_path, *video_path]
+
+
+def _file_time(capture: cv2.VideoCapture, previous: float, fps: float) -> float:
+    """Seconds from a file's first frame to the frame just read: the decoder's presentation timestamp.
+
+    OpenCV's ``CAP_PROP_POS_MSEC`` after ``read()`` is the returned frame's pts, less the stream's start time,
+    exact for variable frame rates (tested to the millisecond on a PyAV-written file). OpenCV rather than a second
+    decoder (PyAV's ``frame.time`` is as exact) so that the times belong to the very frames estimated, from the
+    one decoder that also reads webcams and streams. A container without timestamps reads 0 for every frame: a
+    time that is not after ``previous`` (the frame before; -inf for the first) becomes ``previous + 1 / fps``, so
+    that times always advance, as the smoothing needs.
+    """
+    seconds = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000
+    if math.isfinite(seconds) and seconds > previous:
+        return seconds
+    return previous + 1 / fps if math.isfinite(previous) else 0.0
 
 
 def _frame(
