@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 from hrnet.cli import main
-from hrnet.errors import DataError
+from hrnet.detect import Detections
+from hrnet.errors import ConfigError, DataError
 from hrnet.inference import PersonPose, PoseEstimator
-from hrnet.track import OneEuroSettings, box_from_keypoints, box_iou
+from hrnet.track import OneEuroSettings, box_from_keypoints, box_iou, box_overlap
 from hrnet.video import (
     H264Writer,
     VideoOptions,
@@ -28,7 +29,7 @@ from hrnet.video import (
     source_stem,
 )
 from tests.engine.conftest import random_weights_experiment
-from tests.synthetic_clip import TruthDetector, moving_figures, write_clip
+from tests.synthetic_clip import TruthDetector, TruthEstimator, WeakDetector, moving_figures, write_clip
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +94,64 @@ def test_the_estimators_own_detector_runs_only_on_detection_frames(tiny, clip):
     assert [len(r) for r in results] == [3] * 6
 
 
+# Clutter that a weak detector boxes in every frame, clear of the walker's path (x 90 to 240 px).
+BACKGROUND = [(2.0, 10.0, 45.0, 100.0), (262.0, 90.0, 55.0, 95.0)]
+
+
+def _walker(num_frames: int = 40):
+    """One figure walking right at 2 px a frame across a 320 × 192 frame."""
+    return moving_figures(num_frames=num_frames, starts=(120.0,), speeds=(2.0,))
+
+
+def _follow(clip, detector, options):
+    """Every frame of ``clip`` through a ``VideoPoseTracker`` with the clip's stand-in estimator."""
+    tracker = VideoPoseTracker(TruthEstimator(clip), detector, options)  # type: ignore[arg-type]
+    return [tracker(frame, i / clip.fps) for i, frame in enumerate(clip.frames)]
+
+
+@pytest.mark.parametrize("detect_every", [1, 5])
+def test_one_person_keeps_one_id_through_a_weak_detectors_misses_and_clutter(detect_every):
+    """The detector misses the walker on every other detection frame, boxes it loosely and jittering when it
+    finds it, and boxes the background every time: the walker is in every frame with id 1 (carried by its own
+    keypoints through the misses), and nobody is on the background."""
+    walk = _walker()
+    detector = WeakDetector(walk, BACKGROUND)
+    results = _follow(walk, detector, VideoOptions(detect_every=detect_every, smooth=OneEuroSettings()))
+    assert detector.calls == list(range(0, 40, detect_every))
+    for f, tracked in enumerate(results):
+        (person,) = tracked
+        assert person.track_id == 1
+        assert person.detected == (f % detect_every == 0 and f // detect_every % 2 == 0)
+        assert box_overlap(person.pose.box, walk.boxes[f])[0, 0] > 0.8
+        assert np.abs(person.pose.keypoints - walk.keypoints[f][0]).max() < 10
+
+
+def test_a_detection_without_a_credible_pose_starts_no_track():
+    """The background boxes give poses with no sure keypoint: with ``new_track_keypoints`` 0 they become persons
+    (as every detection did before), with the default they never do."""
+    walk = _walker(num_frames=4)
+    every_box = _follow(walk, WeakDetector(walk, BACKGROUND), VideoOptions(new_track_keypoints=0))
+    assert [sorted(t.track_id for t in r) for r in every_box] == [[1, 2, 3]] * 4  # the walker and the clutter
+    credible = _follow(walk, WeakDetector(walk, BACKGROUND), VideoOptions())
+    assert [[t.track_id for t in r] for r in credible] == [[1]] * 4
+
+
+def test_a_track_the_detector_keeps_missing_ends_after_max_detector_misses():
+    walk = _walker(num_frames=7)
+    truth = TruthDetector(walk)
+
+    def first_call_only(image):
+        found = truth(image)
+        return found if len(truth.calls) == 1 else Detections(np.zeros((0, 4)), np.zeros(0))
+
+    results = _follow(walk, first_call_only, VideoOptions(max_detector_misses=3))
+    assert [[(t.track_id, t.detected) for t in r] for r in results] == [[(1, True)]] + [[(1, False)]] * 3 + [[]] * 3
+    with pytest.raises(ConfigError, match="max_detector_misses is a number of detection frames"):
+        VideoOptions(max_detector_misses=-1)
+    with pytest.raises(ConfigError, match="new_track_keypoints is a number of keypoints"):
+        VideoOptions(new_track_keypoints=-1)
+
+
 def _jitter(results) -> float:
     keypoints = np.stack([r[0].pose.keypoints for r in results])
     return float(np.linalg.norm(np.diff(keypoints, axis=0), axis=-1).mean())
@@ -140,10 +199,11 @@ def test_predict_cli_writes_h264_and_json_lines_with_track_ids(tiny, clip, tmp_p
 VFR_TIMES = [0.04 * i for i in range(8)] + [1.28 + 0.04 * i for i in range(3)] + [3.36]
 
 
-def _write_vfr(frames, times, path) -> None:
-    """BGR frames as an H.264 MP4 whose frames carry the presentation ``times`` (seconds, in milliseconds)."""
+def _write_vfr(frames, times, path, format=None) -> None:
+    """BGR frames as an H.264 MP4 whose frames carry the presentation ``times`` (seconds, in milliseconds);
+    ``format="h264"``: a raw H.264 stream, which has no timestamps."""
     height, width = frames[0].shape[:2]
-    with av.open(str(path), "w") as container:
+    with av.open(str(path), "w", format=format) as container:
         stream = container.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
@@ -180,6 +240,11 @@ def test_a_variable_frame_rate_file_keeps_its_presentation_times(tiny, tmp_path)
         tracker = VideoPoseTracker(estimator, None, smooth)
         tracked = [tracker(frame, time)[0].pose.keypoints for frame, time in zip(frames, times, strict=True)]
         assert all(np.abs(a - b).max() <= 1e-3 for a, b in zip(tracked, keypoints, strict=True)) == same
+    # Without timestamps (OpenCV reads 0 for every frame of a raw stream) the frames are 1 / rate apart.
+    raw = tmp_path / "raw.h264"
+    _write_vfr(walk.frames[:4], VFR_TIMES[:4], raw, format="h264")
+    (written,) = predict_video(estimator, raw, tmp_path / "out", draw=False, progress=False)
+    assert [json.loads(line)["time"] for line in written.read_text().splitlines()] == [0, 0.04, 0.08, 0.12]
 
 
 def _label_extent(estimator, box, size=(192, 320)):

@@ -2,10 +2,11 @@
 
 Each frame: every ``detect_every``-th frame the person boxes come from the detector (the whole frame when there
 is none); in between, each person seen in the frame before is carried by the box around its own keypoints
-(``hrnet.track.box_from_keypoints``), which costs no detection. The estimator finds the keypoints in those boxes,
-``hrnet.track.PoseTracker`` gives every person a track id (and smooths its keypoints with ``smooth``), and the
-results go out as JSON lines (one a frame) and, when drawn, an H.264 MP4 (yuv420p, written by PyAV) that plays
-in browsers.
+(``hrnet.track.box_from_keypoints``), which costs no detection; so is a person the detector misses (weak
+detectors such as HOG miss often), so that a miss never starts a new id. The estimator finds the keypoints in
+those boxes, ``hrnet.track.PoseTracker`` gives every person a track id (and smooths its keypoints with
+``smooth``), and the results go out as JSON lines (one a frame) and, when drawn, an H.264 MP4 (yuv420p, written
+by PyAV) that plays in browsers.
 
 A source is a video file, a webcam index (``"0"``) or a stream URL (``rtsp://``, ``http://``, ...) that OpenCV's
 FFmpeg back end opens. A file's outputs appear whole or not at all; a webcam's or stream's (which never end on
@@ -34,7 +35,7 @@ from hrnet.errors import ConfigError, DataError
 from hrnet.fileio import atomic_path, json_text
 from hrnet.inference import PersonPose, PoseEstimator
 from hrnet.metrics.coco import keypoint_results
-from hrnet.track import OneEuroSettings, PoseTracker, box_from_keypoints
+from hrnet.track import OneEuroSettings, PoseTracker, Track, box_from_keypoints, box_overlap, greedy_match
 from hrnet.visualize import draw_poses
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,10 @@ class VideoOptions:
         max_missed: frames a track may go unseen before its id is retired.
         keypoint_threshold: keypoints below this score neither make a carried box nor count in OKS.
         smooth: One-Euro settings for each track's keypoints, or None.
+        new_track_keypoints: a detected person that continues no track starts one only with at least this many
+            keypoints scoring ``keypoint_threshold`` or more (a box on the background gives no such pose).
+        max_detector_misses: detection frames in a row on which a track the detector misses is still carried by
+            its own keypoints; one more ends it (a carried box that drifted onto the background cannot live on).
     """
 
     detect_every: int = 1
@@ -86,10 +91,23 @@ class VideoOptions:
     max_missed: int = 10  # a third of a second at 30 frames/s: a person hidden briefly keeps the id
     keypoint_threshold: float = 0.3
     smooth: OneEuroSettings | None = None
+    # More than the 3 a carried box needs, fewer than a head and shoulders show (nose, eyes, ears, shoulders: 7),
+    # so that a person partly in view starts a track. Not tuned on real weights (none are in the test data).
+    new_track_keypoints: int = 4
+    # With --detect-every 5 at 25 frames/s, two seconds carried with no detection; with --detect-every 1, 10 frames.
+    max_detector_misses: int = 10
 
     def __post_init__(self) -> None:
         if self.detect_every < 1:
             raise ConfigError(f"--detect-every is a number of frames (1 or more), got {self.detect_every}")
+        if self.new_track_keypoints < 0:
+            raise ConfigError(
+                f"new_track_keypoints is a number of keypoints (0 or more), got {self.new_track_keypoints}"
+            )
+        if self.max_detector_misses < 0:
+            raise ConfigError(
+                f"max_detector_misses is a number of detection frames (0 or more), got {self.max_detector_misses}"
+            )
 
 
 @dataclass(frozen=True)
@@ -107,7 +125,19 @@ class VideoPoseTracker:
     ``tracker(frame_bgr, time)`` takes the frames in order, each an (H, W, 3) uint8 BGR array (as OpenCV decodes)
     at ``time`` seconds. ``detector`` None takes the estimator's own detector, if it has one; without either the
     whole frame is one person box. The estimator is always given the boxes: it never detects on its own here.
+
+    On a detection frame (with a detector), the persons found are matched to the tracks (``PoseTracker.assign``).
+    A track seen in the frame before that no detection continues is then given the unmatched detection that lies
+    mostly inside the box around its own keypoints, or mostly around it (intersection over the smaller box ≥
+    ``SAME_PERSON_OVERLAP``: a detector such as HOG boxes a person with a wide, jittering margin, whose IoU with
+    the track's box can fall below ``track_threshold``). A track that still has none is carried by that box, as
+    between detections, for at most ``max_detector_misses`` detection frames in a row: a miss never starts a new
+    id. A detection that continues no track starts one only when its pose is credible (``new_track_keypoints``),
+    so that a box on the background does not become a person.
     """
+
+    # One box mostly inside the other: the same person boxed loosely; two persons side by side overlap less.
+    SAME_PERSON_OVERLAP = 0.5
 
     def __init__(self, estimator: PoseEstimator, detector: Detector | None = None, options: VideoOptions | None = None):
         self.estimator = estimator
@@ -123,49 +153,93 @@ class VideoPoseTracker:
             smoothing=o.smooth,
         )
         self.frame_index = 0
+        self._misses: dict[int, int] = {}  # track id → detection frames in a row the detector missed it
 
     def __call__(self, frame_bgr: np.ndarray, time: float) -> list[TrackedPerson]:
-        height, width = frame_bgr.shape[:2]
-        carried_ids: list[int] | None = None
-        if self.frame_index % self.options.detect_every == 0:
-            boxes, box_scores = self._detect(frame_bgr, width, height)
-        else:
-            carried_ids, carried = [], []
-            for track in self.tracker.active:
-                box = box_from_keypoints(
-                    track.keypoints,
-                    track.scores,
-                    threshold=self.options.keypoint_threshold,
-                    image_size=(height, width),
-                )
-                if box is not None:
-                    carried_ids.append(track.track_id)
-                    carried.append(box)
-            boxes = np.array(carried, dtype=np.float64).reshape(-1, 4)
-            box_scores = np.ones(len(boxes))
+        detection_frame = self.frame_index % self.options.detect_every == 0
         self.frame_index += 1
-        persons = self.estimator(frame_bgr, boxes, box_scores, channel_order="bgr") if len(boxes) else []
-        count, num_keypoints = len(persons), self.estimator.keypoint_set.num_keypoints
-        ids, keypoints = self.tracker.update(
-            np.array([p.box for p in persons]).reshape(count, 4),
-            np.array([p.keypoints for p in persons]).reshape(count, num_keypoints, 2),
-            np.array([p.scores for p in persons]).reshape(count, num_keypoints),
-            time,
-            track_ids=carried_ids,
-        )
+        track_ids: list[int | None] | None
+        if not detection_frame:
+            carried_ids, carried = self._carried_boxes(frame_bgr, self.tracker.active)
+            persons = self._estimate(frame_bgr, carried, np.ones(len(carried)))
+            track_ids, detected = list(carried_ids), [False] * len(persons)
+        elif self.detector is None:
+            height, width = frame_bgr.shape[:2]
+            persons = self._estimate(frame_bgr, np.array([[0.0, 0.0, width, height]]), np.ones(1))
+            track_ids, detected = None, [True]
+        else:
+            persons, track_ids, detected = self._detection_frame(frame_bgr, self.detector)
+        ids, keypoints = self.tracker.update(*self._arrays(persons), time, track_ids=track_ids)
+        if detection_frame:  # a track the detector found starts counting again; one it missed counts one more
+            self._misses = {i: self._misses.get(i, 0) + 1 for i, d in zip(ids, detected, strict=True) if not d}
         return [
-            TrackedPerson(i, replace(p, keypoints=k) if self.options.smooth else p, carried_ids is None)
-            for i, p, k in zip(ids, persons, keypoints, strict=True)
+            TrackedPerson(i, replace(p, keypoints=k) if self.options.smooth else p, d)
+            for i, p, k, d in zip(ids, persons, keypoints, detected, strict=True)
         ]
 
-    def _detect(self, frame_bgr: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-        if self.detector is None:
-            return np.array([[0.0, 0.0, width, height]]), np.ones(1)
-        found = self.detector(frame_bgr)
+    def _detection_frame(
+        self, frame_bgr: np.ndarray, detector: Detector
+    ) -> tuple[list[PersonPose], list[int | None], list[bool]]:
+        """The persons of a detection frame, the track each continues (None: a new one) and whether it was
+        detected (else carried through the detector's miss)."""
+        o = self.options
+        found = detector(frame_bgr)
         boxes = np.asarray(found.boxes, dtype=np.float64).reshape(-1, 4)
         scores = np.asarray(found.scores, dtype=np.float64).reshape(-1)
         keep = (boxes[:, 2:] > 0).all(axis=1)  # a degenerate box holds no person to crop
-        return boxes[keep], scores[keep]
+        boxes, scores = boxes[keep], scores[keep]
+        persons = self._estimate(frame_bgr, boxes, scores)
+        ids = self.tracker.assign(*self._arrays(persons))
+        carried_ids, carried = self._carried_boxes(frame_bgr, [t for t in self.tracker.active if t.track_id not in ids])
+        unmatched = [p for p, i in enumerate(ids) if i is None]
+        found_again = set()
+        if carried_ids and unmatched:
+            overlap = box_overlap(carried, boxes[unmatched])
+            for c, u in greedy_match(overlap, self.SAME_PERSON_OVERLAP):
+                ids[unmatched[u]] = carried_ids[c]
+                found_again.add(c)
+        missed = [
+            c
+            for c, i in enumerate(carried_ids)
+            if c not in found_again and self._misses.get(i, 0) < o.max_detector_misses
+        ]
+        kept = [
+            p
+            for p, i in enumerate(ids)
+            if i is not None or int((persons[p].scores >= o.keypoint_threshold).sum()) >= o.new_track_keypoints
+        ]
+        through_miss = self._estimate(frame_bgr, carried[missed], np.ones(len(missed)))
+        return (
+            [persons[p] for p in kept] + through_miss,
+            [ids[p] for p in kept] + [carried_ids[c] for c in missed],
+            [True] * len(kept) + [False] * len(missed),
+        )
+
+    def _carried_boxes(self, frame_bgr: np.ndarray, tracks: Sequence[Track]) -> tuple[list[int], np.ndarray]:
+        """The ids of ``tracks`` whose last keypoints are sure enough for a box (``box_from_keypoints``), and those
+        (T, 4) boxes (x, y, w, h) in the frame."""
+        height, width = frame_bgr.shape[:2]
+        ids, boxes = [], []
+        for track in tracks:
+            box = box_from_keypoints(
+                track.keypoints, track.scores, threshold=self.options.keypoint_threshold, image_size=(height, width)
+            )
+            if box is not None:
+                ids.append(track.track_id)
+                boxes.append(box)
+        return ids, np.array(boxes, dtype=np.float64).reshape(-1, 4)
+
+    def _estimate(self, frame_bgr: np.ndarray, boxes: np.ndarray, box_scores: np.ndarray) -> list[PersonPose]:
+        return self.estimator(frame_bgr, boxes, box_scores, channel_order="bgr") if len(boxes) else []
+
+    def _arrays(self, persons: Sequence[PersonPose]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(P, 4) boxes, (P, K, 2) keypoints and (P, K) keypoint scores of ``persons``."""
+        count, num_keypoints = len(persons), self.estimator.keypoint_set.num_keypoints
+        return (
+            np.array([p.box for p in persons], dtype=np.float64).reshape(count, 4),
+            np.array([p.keypoints for p in persons], dtype=np.float64).reshape(count, num_keypoints, 2),
+            np.array([p.scores for p in persons], dtype=np.float64).reshape(count, num_keypoints),
+        )
 
 
 def person_results(
