@@ -71,6 +71,8 @@ class OnnxRunner:
         self._check_against_config(input_size, num_keypoints)
 
     def _check_contract(self) -> None:
+        # Ranks and element types only: the input's channels are not checked, as hrnet.speed runs a 2048-channel
+        # convolution through this runner to measure the CPU's peak.
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         image = inputs[0] if len(inputs) == 1 else None
         heatmaps = outputs[0] if outputs else None
@@ -78,7 +80,6 @@ class OnnxRunner:
             image is None
             or heatmaps is None
             or len(image.shape) != 4
-            or (isinstance(image.shape[1], int) and image.shape[1] != 3)
             or image.type != "tensor(float)"
             or len(heatmaps.shape) != 4
             or heatmaps.type != "tensor(float)"
