@@ -1,13 +1,17 @@
 """A synthetic video for the tracking tests: stick figures of ``hrnet.data.synthetic`` walking across a still,
-cluttered background, with their true boxes and keypoints in every frame."""
+cluttered background, with their true boxes and keypoints in every frame; detectors (a perfect one, one as weak
+as HOG) and a pose estimator that stand in for trained ones on it."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from hrnet.data.synthetic import background, draw_figure, pose_keypoints
-from hrnet.detect import Detections
+from hrnet.detect import Detections, Detector
+from hrnet.keypoints import COCO17
+from hrnet.persons import PersonBoxes, PersonPose
 
 
 @dataclass
@@ -57,20 +61,84 @@ def moving_figures(
     return clip
 
 
+def frame_index(clip: Clip, image_bgr: np.ndarray) -> int:
+    """The clip's frame nearest to ``image_bgr`` (decoded video differs a little from what was encoded)."""
+    return int(np.argmin([np.abs(image_bgr.astype(np.int16) - f).mean() for f in clip.frames]))
+
+
 class TruthDetector:
-    """A person detector that returns the clip's true boxes: it recognises the frame it is shown as the clip's
-    frame nearest to it (decoded video differs a little from what was encoded). It records the frames asked."""
+    """A person detector that returns the clip's true boxes in the frame it is shown (``frame_index``). It
+    records the frames asked."""
 
     def __init__(self, clip: Clip):
         self.clip = clip
         self.calls: list[int] = []
 
     def __call__(self, image_bgr: np.ndarray) -> Detections:
-        distances = [np.abs(image_bgr.astype(np.int16) - f).mean() for f in self.clip.frames]
-        index = int(np.argmin(distances))
+        index = frame_index(self.clip, image_bgr)
         self.calls.append(index)
         boxes = self.clip.boxes[index]
         return Detections(boxes, np.full(len(boxes), 0.9))
+
+
+class WeakDetector:
+    """A detector as weak as HOG on the clip: it misses every figure on every other call, boxes a figure it finds
+    with a wide margin that jitters (its true box scaled 1.3 to 2 times about a centre moved up to 6 px), and
+    finds the ``background`` boxes (x, y, w, h) on every call. It records the frames asked."""
+
+    def __init__(self, clip: Clip, background: Sequence[Sequence[float]], seed: int = 0):
+        self.clip, self.background = clip, np.asarray(background, dtype=np.float64).reshape(-1, 4)
+        self.rng = np.random.default_rng(seed)
+        self.calls: list[int] = []
+
+    def __call__(self, image_bgr: np.ndarray) -> Detections:
+        index = frame_index(self.clip, image_bgr)
+        self.calls.append(index)
+        boxes = [self.background]
+        if len(self.calls) % 2 == 1:
+            truth = self.clip.boxes[index]
+            scale = self.rng.uniform(1.3, 2.0, (len(truth), 1))
+            centre = truth[:, :2] + truth[:, 2:] / 2 + self.rng.uniform(-6, 6, (len(truth), 2))
+            size = truth[:, 2:] * scale
+            boxes.insert(0, np.concatenate([centre - size / 2, size], axis=1))
+        found = np.concatenate(boxes)
+        return Detections(found, np.full(len(found), 0.7))
+
+
+class TruthEstimator:
+    """A stand-in for a trained pose estimator on the clip (``PoseEstimator``'s call, ``keypoint_set``,
+    ``detector`` and ``person_boxes``): in a box that holds true keypoints of a figure, it finds that figure's
+    keypoints (with a pixel of noise), scoring 0.9 those inside the box and 0.1 the others; in a box on the
+    background it finds nothing sure (every keypoint at the box's centre, scoring 0.1), as a trained network's
+    heatmaps are flat there."""
+
+    keypoint_set = COCO17
+
+    def __init__(self, clip: Clip, detector: Detector | None = None, seed: int = 0):
+        self.clip = clip
+        self.person_boxes = PersonBoxes(detector)
+        self.rng = np.random.default_rng(seed)
+
+    @property
+    def detector(self) -> Detector | None:
+        return self.person_boxes.detector
+
+    def __call__(
+        self, image_bgr: np.ndarray, boxes: np.ndarray, box_scores: np.ndarray, channel_order: str = "bgr"
+    ) -> list[PersonPose]:
+        truth = self.clip.keypoints[frame_index(self.clip, image_bgr)]  # (F, K, 2)
+        persons = []
+        for box, box_score in zip(np.asarray(boxes, dtype=np.float64), box_scores, strict=True):
+            low, high = box[:2], box[:2] + box[2:]
+            inside = ((truth >= low) & (truth <= high)).all(axis=2)  # (F, K)
+            figure = int(inside.sum(axis=1).argmax())
+            if inside[figure].any():
+                keypoints = truth[figure] + self.rng.normal(0, 1.0, truth[figure].shape)
+                scores = np.where(inside[figure], 0.9, 0.1)
+            else:
+                keypoints, scores = np.tile(low + box[2:] / 2, (len(truth[0]), 1)), np.full(len(truth[0]), 0.1)
+            persons.append(PersonPose(box, keypoints, scores, float(box_score) * float(scores.mean())))
+        return persons
 
 
 def write_clip(clip: Clip, path, fourcc: str = "MJPG") -> None:

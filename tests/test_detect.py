@@ -26,7 +26,7 @@ from hrnet.detect import (
     load_detector,
     nms,
 )
-from hrnet.errors import ConfigError
+from hrnet.errors import ConfigError, DataError
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -579,3 +579,115 @@ def test_a_named_detector_comes_from_the_cache(tmp_path, monkeypatch):
     assert isinstance(detector, OnnxDetector) and detector.format == "yolox"
     assert detector.path == tmp_path / "cache" / "test-yolox" / "test-yolox.onnx"
     _assert_box(detector(_blue_image()).boxes[0])
+
+
+# ------------------------------------------------------------------------------- hostile models and options
+
+
+def _constant_detector(
+    dets, labels, *, input_type: int = TensorProto.FLOAT, dets_shape=None, labels_shape=None
+) -> onnx.ModelProto:
+    """A graph that ignores its (1, 3, 64, 64) input and gives fixed 'dets' and 'labels' (declared with
+    ``dets_shape`` and ``labels_shape``, default: their own), as a broken or foreign export might."""
+    dets, labels = np.asarray(dets, dtype=np.float32), np.asarray(labels, dtype=np.int64)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Identity", ["dets_value"], ["dets"]),
+            helper.make_node("Identity", ["labels_value"], ["labels"]),
+        ],
+        "constant_detector",
+        [helper.make_tensor_value_info("image", input_type, [1, 3, 64, 64])],
+        [
+            helper.make_tensor_value_info("dets", TensorProto.FLOAT, dets_shape or list(dets.shape)),
+            helper.make_tensor_value_info("labels", TensorProto.INT64, labels_shape or list(labels.shape)),
+        ],
+        initializer=[_init("dets_value", dets), _init("labels_value", labels, np.int64)],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_dets_and_labels_of_different_lengths_are_one_clear_error(tmp_path):
+    """The lengths are named axes in the graph, so they can only be compared per call."""
+    dets = [[[10, 10, 40, 60, 0.9], [50, 10, 60, 60, 0.8], [5, 5, 9, 9, 0.7]]]
+    model = _constant_detector(dets, [[0, 0]], dets_shape=[1, "boxes", 5], labels_shape=[1, "labels"])
+    detector = OnnxDetector(_save(model, tmp_path / "yolox_broken.onnx"))
+    with pytest.raises(DataError, match=r"yolox_broken\.onnx: the detector gave 3 boxes \('dets'\) but 2 labels"):
+        detector(_blue_image())
+    same = _constant_detector(dets, [[0, 2, 0]], dets_shape=[1, "boxes", 5], labels_shape=[1, "boxes"])
+    found = OnnxDetector(_save(same, tmp_path / "yolox_ok.onnx"))(_blue_image())
+    assert found.scores.tolist() == pytest.approx([0.9, 0.7])  # the class-2 box is dropped
+
+
+def test_a_detector_with_an_integer_input_is_refused_when_opened(tmp_path):
+    model = _constant_detector([[[10, 10, 40, 60, 0.9]]], [[0]], input_type=TensorProto.UINT8)
+    with pytest.raises(ConfigError, match=r"u8\.onnx: the detector's input 'image' is a tensor\(uint8\).*float input"):
+        OnnxDetector(_save(model, tmp_path / "u8.onnx"))
+
+
+@pytest.mark.parametrize(
+    ("dets", "labels", "format"),
+    [
+        ([[10, 10, 40, 60, 0.9]], [[0]], None),  # dets of rank 2
+        ([[[10, 10, 40, 60]]], [[0]], None),  # four numbers a box, no score
+        ([[[10, 10, 40, 60, 0.9]]], [[[0]]], "rtmdet"),  # labels of rank 3
+    ],
+)
+def test_detector_outputs_of_the_wrong_rank_are_refused_when_opened(tmp_path, dets, labels, format):
+    path = _save(_constant_detector(dets, labels), tmp_path / "ranks.onnx")
+    with pytest.raises(ConfigError, match=r"ranks\.onnx: format '\w+' \(MMDeploy end-to-end\) needs outputs 'dets'"):
+        OnnxDetector(path, format=format)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("iou", float("nan")), ("iou", 1.5), ("threshold", -0.1), ("threshold", float("inf"))],
+)
+def test_out_of_range_detector_options_are_refused_when_built(tmp_path, option, value):
+    path = _save(_mmdeploy_model(0, GREY["yolox"]), tmp_path / "d.onnx")
+    flag = f"--detector-{option} {value!r}: give a number from 0 to 1"
+    with pytest.raises(ConfigError, match=flag):
+        load_detector(path, **{option: value})
+    if HAS_HOG:
+        with pytest.raises(ConfigError, match=flag):
+            load_detector("hog", **{option: value})
+
+
+@pytest.mark.parametrize("size", [(0, 0), (100000, 100000), (16, 640), (640, 4128), (100, 640)])
+def test_detector_sizes_out_of_bounds_are_refused_up_front(tmp_path, size):
+    model = _mmdeploy_model(channel=0, cut=GREY["yolox"], height=192, width=320)
+    shape = model.graph.input[0].type.tensor_type.shape
+    shape.dim[2].dim_param, shape.dim[3].dim_param = "height", "width"
+    path = _save(model, tmp_path / "dynamic.onnx")
+    with pytest.raises(ConfigError, match=rf"--detector-size {size[0]}x{size[1]}: .* multiple of 32 from 32 to 4096"):
+        load_detector(path, input_size=size)
+    assert load_detector(path, input_size=(32, 4096)).input_size == (32, 4096)  # type: ignore[attr-defined]
+
+
+@pytest.mark.skipif(not HAS_HOG, reason=NO_HOG)
+@pytest.mark.parametrize("size", [(1, 1), (128, 1), (20, 20), (60, 10)])
+def test_hog_finds_nobody_in_an_image_smaller_than_its_window(size):
+    """OpenCV's detectMultiScale fails with an assertion on these (and corrupts memory on some others, such as
+    64 × 10 or 300 × 40: not run here, as on a broken build they would take the test process down)."""
+    found = HogDetector()(np.full((*size, 3), 128, dtype=np.uint8))
+    assert len(found) == 0 and found.boxes.shape == (0, 4)
+    assert len(HogDetector()(np.full((96, 32, 3), 128, dtype=np.uint8))) == 0  # the smallest OpenCV is asked
+
+
+@pytest.mark.skipif(not HAS_HOG, reason=NO_HOG)
+def test_predict_cli_refuses_bad_detector_options_in_one_line(pose_setup, tmp_path, capsys):
+    from hrnet.cli import main
+
+    _, config_path, weights = pose_setup
+    image = tmp_path / "photo.png"
+    cv2.imwrite(str(image), _blue_image())
+    args = ["predict", "--config", str(config_path), "--weights", str(weights), "--out", str(tmp_path / "out")]
+    detector = _save(_mmdeploy_model(0, GREY["yolox"]), tmp_path / "yolox.onnx")
+    for options in (
+        ["--detector", "hog", "--detector-iou", "nan"],
+        ["--detector", str(detector), "--detector-size", "0x0"],
+        ["--detector", str(detector), "--detector-size", "100000x100000"],
+    ):
+        assert main([*args, *options, str(image)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"error: {options[-2]} {options[-1]}: give " in err, err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -11,6 +11,7 @@ from hrnet.track import (
     PoseTracker,
     box_from_keypoints,
     box_iou,
+    box_overlap,
     greedy_match,
     keypoint_similarity,
 )
@@ -73,6 +74,28 @@ def test_known_track_ids_are_kept_and_checked():
         tracker.update(boxes[:2], keypoints[:2], scores[:2], 0.2, track_ids=[3, 3])
     with pytest.raises(DataError, match="do not match"):
         tracker.update(boxes, keypoints[:2], scores, 0.3)
+
+
+def test_assign_leaves_the_tracks_as_they_are_and_update_takes_its_answer_with_none_for_new_tracks():
+    clip = moving_figures(num_frames=1)
+    boxes, keypoints = clip.boxes[0], clip.keypoints[0]
+    scores = np.ones(keypoints.shape[:2])
+    tracker = PoseTracker()
+    tracker.update(boxes[:2], keypoints[:2], scores[:2], 0.0)
+    assert tracker.assign(boxes, keypoints, scores) == [1, 2, None]
+    assert tracker.assign(boxes, keypoints, scores) == [1, 2, None]  # asking twice: the same answer
+    # The caller decides: person 0 continues track 2, persons 1 and 2 start tracks even where they overlap one.
+    assert tracker.update(boxes, keypoints, scores, 0.1, track_ids=[2, None, None])[0] == [2, 3, 4]
+    with pytest.raises(DataError, match=r"track ids \[1, 99, None\] are not 3 distinct live tracks"):
+        tracker.update(boxes, keypoints, scores, 0.2, track_ids=[1, 99, None])
+
+
+def test_box_overlap_is_one_for_a_box_inside_a_larger_one():
+    big = np.array([0.0, 0.0, 100.0, 200.0])
+    others = np.array([[10, 10, 20, 30], [90, 0, 20, 200], [200, 0, 10, 10], [5, 5, 0, 0]], dtype=np.float64)
+    np.testing.assert_allclose(box_overlap(big, others), [[1.0, 0.5, 0.0, 0.0]])
+    np.testing.assert_allclose(box_overlap(others[:1], big), [[1.0]])
+    assert box_iou(big, others[:1])[0, 0] < 0.05  # IoU barely sees the small box inside
 
 
 def test_carried_boxes_hold_the_figure_in_the_next_frame():

@@ -7,15 +7,19 @@ import functools
 import http.server
 import json
 import threading
+from fractions import Fraction
 
 import av
+import cv2
 import numpy as np
 import pytest
 
 from hrnet.cli import main
-from hrnet.errors import DataError
+from hrnet.detect import Detections
+from hrnet.errors import ConfigError, DataError
 from hrnet.inference import PoseEstimator
-from hrnet.track import OneEuroSettings, box_from_keypoints, box_iou
+from hrnet.persons import PersonPose, draw_persons
+from hrnet.track import OneEuroSettings, box_from_keypoints, box_iou, box_overlap
 from hrnet.video import (
     H264Writer,
     VideoOptions,
@@ -25,7 +29,7 @@ from hrnet.video import (
     source_stem,
 )
 from tests.engine.conftest import random_weights_experiment
-from tests.synthetic_clip import TruthDetector, moving_figures, write_clip
+from tests.synthetic_clip import TruthDetector, TruthEstimator, WeakDetector, moving_figures, write_clip
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +100,64 @@ def test_the_estimators_own_detector_runs_only_on_detection_frames(tiny, clip):
     assert [len(r) for r in results] == [3] * 6
 
 
+# Clutter that a weak detector boxes in every frame, clear of the walker's path (x 90 to 240 px).
+BACKGROUND = [(2.0, 10.0, 45.0, 100.0), (262.0, 90.0, 55.0, 95.0)]
+
+
+def _walker(num_frames: int = 40):
+    """One figure walking right at 2 px a frame across a 320 × 192 frame."""
+    return moving_figures(num_frames=num_frames, starts=(120.0,), speeds=(2.0,))
+
+
+def _follow(clip, detector, options):
+    """Every frame of ``clip`` through a ``VideoPoseTracker`` with the clip's stand-in estimator."""
+    tracker = VideoPoseTracker(TruthEstimator(clip, detector), options)  # type: ignore[arg-type]
+    return [tracker(frame, i / clip.fps) for i, frame in enumerate(clip.frames)]
+
+
+@pytest.mark.parametrize("detect_every", [1, 5])
+def test_one_person_keeps_one_id_through_a_weak_detectors_misses_and_clutter(detect_every):
+    """The detector misses the walker on every other detection frame, boxes it loosely and jittering when it
+    finds it, and boxes the background every time: the walker is in every frame with id 1 (carried by its own
+    keypoints through the misses), and nobody is on the background."""
+    walk = _walker()
+    detector = WeakDetector(walk, BACKGROUND)
+    results = _follow(walk, detector, VideoOptions(detect_every=detect_every, smooth=OneEuroSettings()))
+    assert detector.calls == list(range(0, 40, detect_every))
+    for f, tracked in enumerate(results):
+        (person,) = tracked
+        assert person.track_id == 1
+        assert person.detected == (f % detect_every == 0 and f // detect_every % 2 == 0)
+        assert box_overlap(person.pose.box, walk.boxes[f])[0, 0] > 0.8
+        assert np.abs(person.pose.keypoints - walk.keypoints[f][0]).max() < 10
+
+
+def test_a_detection_without_a_credible_pose_starts_no_track():
+    """The background boxes give poses with no sure keypoint: with ``new_track_keypoints`` 0 they become persons
+    (as every detection did before), with the default they never do."""
+    walk = _walker(num_frames=4)
+    every_box = _follow(walk, WeakDetector(walk, BACKGROUND), VideoOptions(new_track_keypoints=0))
+    assert [sorted(t.track_id for t in r) for r in every_box] == [[1, 2, 3]] * 4  # the walker and the clutter
+    credible = _follow(walk, WeakDetector(walk, BACKGROUND), VideoOptions())
+    assert [[t.track_id for t in r] for r in credible] == [[1]] * 4
+
+
+def test_a_track_the_detector_keeps_missing_ends_after_max_detector_misses():
+    walk = _walker(num_frames=7)
+    truth = TruthDetector(walk)
+
+    def first_call_only(image):
+        found = truth(image)
+        return found if len(truth.calls) == 1 else Detections(np.zeros((0, 4)), np.zeros(0))
+
+    results = _follow(walk, first_call_only, VideoOptions(max_detector_misses=3))
+    assert [[(t.track_id, t.detected) for t in r] for r in results] == [[(1, True)]] + [[(1, False)]] * 3 + [[]] * 3
+    with pytest.raises(ConfigError, match="max_detector_misses is a number of detection frames"):
+        VideoOptions(max_detector_misses=-1)
+    with pytest.raises(ConfigError, match="new_track_keypoints is a number of keypoints"):
+        VideoOptions(new_track_keypoints=-1)
+
+
 def _jitter(results) -> float:
     keypoints = np.stack([r[0].pose.keypoints for r in results])
     return float(np.linalg.norm(np.diff(keypoints, axis=0), axis=-1).mean())
@@ -137,6 +199,80 @@ def test_predict_cli_writes_h264_and_json_lines_with_track_ids(tiny, clip, tmp_p
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
     assert len(frames) == 12 and frames[0].shape == (192, 320, 3)
     assert not list(out.glob(".*"))  # no temporary file left
+
+
+# A variable frame rate: 25 frames/s for 0.28 s, a second's gap, three frames, two seconds' gap, one last frame.
+VFR_TIMES = [0.04 * i for i in range(8)] + [1.28 + 0.04 * i for i in range(3)] + [3.36]
+
+
+def _write_vfr(frames, times, path, format=None) -> None:
+    """BGR frames as an H.264 MP4 whose frames carry the presentation ``times`` (seconds, in milliseconds);
+    ``format="h264"``: a raw H.264 stream, which has no timestamps."""
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), "w", format=format) as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
+        for bgr, time in zip(frames, times, strict=True):
+            frame = av.VideoFrame.from_ndarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), format="rgb24")
+            frame.pts, frame.time_base = round(time * 1000), Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
+def test_a_variable_frame_rate_file_keeps_its_presentation_times(tiny, tmp_path):
+    """The JSON lines' times are the frames' own (not frame / the nominal rate that OpenCV reports), and the
+    One-Euro smoothing ran on them: tracking the decoded frames at those times gives the written keypoints, at
+    frame / rate times others."""
+    estimator = tiny[0]
+    walk = moving_figures(num_frames=len(VFR_TIMES), size=(96, 128), starts=(64.0,), speeds=(1.0,))
+    video = tmp_path / "vfr.mp4"
+    _write_vfr(walk.frames, VFR_TIMES, video)
+    smooth = VideoOptions(smooth=OneEuroSettings())
+    (written,) = predict_video(estimator, video, tmp_path / "out", options=smooth, draw=False, progress=False)
+    lines = [json.loads(line) for line in written.read_text().splitlines()]
+    assert [line["time"] for line in lines] == pytest.approx(VFR_TIMES, abs=1e-4)
+    capture = cv2.VideoCapture(str(video))
+    nominal = capture.get(cv2.CAP_PROP_FPS)
+    frames = []
+    while (read := capture.read())[0]:
+        frames.append(read[1])
+    capture.release()
+    assert len(frames) == len(VFR_TIMES) and nominal > 0
+    keypoints = [np.array(line["persons"][0]["keypoints"]).reshape(-1, 3)[:, :2] for line in lines]
+    for times, same in ((VFR_TIMES, True), ([i / nominal for i in range(len(frames))], False)):
+        tracker = VideoPoseTracker(estimator, smooth)
+        tracked = [tracker(frame, time)[0].pose.keypoints for frame, time in zip(frames, times, strict=True)]
+        assert all(np.abs(a - b).max() <= 1e-3 for a, b in zip(tracked, keypoints, strict=True)) == same
+    # Without timestamps (OpenCV reads 0 for every frame of a raw stream) the frames are 1 / rate apart.
+    raw = tmp_path / "raw.h264"
+    _write_vfr(walk.frames[:4], VFR_TIMES[:4], raw, format="h264")
+    (written,) = predict_video(estimator, raw, tmp_path / "out", draw=False, progress=False)
+    assert [json.loads(line)["time"] for line in written.read_text().splitlines()] == [0, 0.04, 0.08, 0.12]
+
+
+def _label_extent(estimator, box, size=(192, 320)):
+    """(top, bottom, left, right) pixels that the track-id label changes in the drawing of a person in ``box``."""
+    image = np.full((*size, 3), 90, np.uint8)
+    person = PersonPose(np.array(box, dtype=np.float64), np.zeros((17, 2)), np.zeros(17), 0.9)
+    plain = draw_persons(image, [person], estimator.keypoint_set, 0.3)
+    labelled = draw_persons(image, [person], estimator.keypoint_set, 0.3, track_ids=[7])
+    rows, cols = np.nonzero((plain != labelled).any(axis=2))
+    return rows.min(), rows.max(), cols.min(), cols.max()
+
+
+@pytest.mark.parametrize("box", [(100, 0, 60, 90), (290, 0, 30, 90), (300, 60, 20, 80), (100, 2, 60, 190)])
+def test_track_id_labels_stay_whole_inside_the_frame(tiny, box):
+    """A person whose box touches the top edge (the label goes below the box's top), the top-right corner, the
+    right edge, or fills the frame's height: the label keeps the size it has in open space, inside the frame."""
+    estimator = tiny[0]
+    top, bottom, left, right = _label_extent(estimator, (100, 80, 60, 90))  # room above and to the right
+    assert bottom < 80 and left >= 100  # above the box, at its left corner
+    edge = _label_extent(estimator, box)
+    assert (edge[1] - edge[0], edge[3] - edge[2]) == (bottom - top, right - left)
+    assert edge[0] > 0 and edge[1] < 191 and edge[3] < 319
 
 
 def test_h264_writer_pads_odd_sizes_and_reads_back(tmp_path):

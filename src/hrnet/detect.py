@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,7 @@ import cv2
 import numpy as np
 
 from hrnet.errors import ConfigError, DataError
+from hrnet.models.onnx import describe_nodes, optional_module
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,14 @@ DEFAULT_INPUT_SIZE = (640, 640)  # (height, width) of both exporters' default fo
 # ultralytics' predictor uses conf=0.25; HOG's score is the logistic of the SVM margin, 0.5 at the hyperplane.
 DEFAULT_THRESHOLD = {"yolox": 0.3, "rtmdet": 0.3, "ultralytics": 0.25, "hog": 0.5}
 DEFAULT_IOU = 0.7  # ultralytics' NMS IoU; the MMDeploy graphs already ran their own NMS (YOLOX: 0.65)
+# Input sizes of a model with a dynamic input: YOLOX, RTMDet and YOLOv8/11 all downsample by 32 (their coarsest
+# feature map), so their exporters take multiples of 32 (ultralytics rounds imgsz up to one); 4096 keeps one
+# input's activations within a machine's memory (OpenCV fails on a 100000² letterbox with an allocation error).
+SIZE_STRIDE = 32
+SIZE_RANGE = (32, 4096)
+# The element types an ONNX detector may take (what we feed) and give (what we read as boxes and scores).
+INPUT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+FLOAT_TYPES = ("tensor(float)", "tensor(float16)", "tensor(double)")
 
 
 @dataclass(frozen=True)
@@ -175,6 +185,25 @@ def _empty() -> Detections:
     return Detections(np.zeros((0, 4)), np.zeros(0))
 
 
+def _check_options(threshold: float | None, iou: float) -> None:
+    """Score threshold and NMS IoU: numbers in [0, 1] (OpenCV's NMS fails on NaN with an assertion)."""
+    for option, value in (("--detector-threshold", threshold), ("--detector-iou", iou)):
+        if value is not None and not (math.isfinite(value) and 0 <= value <= 1):
+            raise ConfigError(f"{option} {value!r}: give a number from 0 to 1")
+
+
+def check_input_size(size: tuple[int, int]) -> tuple[int, int]:
+    """A detector input size (height, width): multiples of ``SIZE_STRIDE`` within ``SIZE_RANGE``."""
+    low, high = SIZE_RANGE
+    if len(size) != 2 or not all(low <= v <= high and v % SIZE_STRIDE == 0 for v in size):
+        shown = "x".join(str(v) for v in size)[:40]
+        raise ConfigError(
+            f"--detector-size {shown}: give HEIGHTxWIDTH with each side a multiple of {SIZE_STRIDE} from {low} to "
+            f"{high} (the detectors' strides), e.g. 640x640"
+        )
+    return int(size[0]), int(size[1])
+
+
 class HogDetector:
     """OpenCV's HOG people detector (``cv2.HOGDescriptor`` with ``getDefaultPeopleDetector``: 64×128 windows,
     trained on INRIA Person), over an image pyramid, boxes merged by NMS.
@@ -185,9 +214,18 @@ class HogDetector:
 
     ``HOGDescriptor`` is in OpenCV 4's main build but only in the contrib build of OpenCV 5
     (``opencv-contrib-python-headless``); without it a ``ConfigError`` says so.
+
+    An image in which not even one padded window fits (smaller than 32 × 96 px) holds no person HOG could find:
+    it gives no detections without asking OpenCV, whose ``detectMultiScale`` fails on such images with an
+    assertion or, for some sizes (64 × 10, 200 × 50 or 31 × 1000 px, width × height), corrupts memory (OpenCV 5.1).
     """
 
+    padding = (16, 16)  # (x, y) pixels added around the image, so that a person at its border fits a window
+
     def __init__(self, *, threshold: float | None = None, iou: float = 0.5, scale: float = 1.05):
+        _check_options(threshold, iou)
+        if not (math.isfinite(scale) and scale > 1):
+            raise ConfigError(f"the HOG pyramid's scale step must be a number above 1, got {scale!r}")
         if not hasattr(cv2, "HOGDescriptor"):
             raise ConfigError(
                 f"--detector hog needs OpenCV's HOGDescriptor, which this OpenCV {cv2.__version__} build lacks (in "
@@ -202,7 +240,11 @@ class HogDetector:
 
     def __call__(self, image_bgr: np.ndarray) -> Detections:
         image = _check_image(image_bgr)
-        rects, weights = self.hog.detectMultiScale(image, winStride=(4, 4), padding=(16, 16), scale=self.scale)
+        window_w, window_h = self.hog.winSize
+        pad_x, pad_y = self.padding
+        if image.shape[0] + 2 * pad_y < window_h or image.shape[1] + 2 * pad_x < window_w:
+            return _empty()
+        rects, weights = self.hog.detectMultiScale(image, winStride=(4, 4), padding=self.padding, scale=self.scale)
         boxes = np.asarray(rects, dtype=np.float64).reshape(-1, 4)
         scores = 1.0 / (1.0 + np.exp(-np.asarray(weights, dtype=np.float64).reshape(-1)))
         keep = nms(boxes, scores, self.iou, self.threshold)
@@ -254,13 +296,16 @@ class OnnxDetector:
         max_detections: int = 300,
         threads: int | None = None,
     ):
-        from hrnet.models.onnx import optional_module
-
         self.path = Path(path)
         if not self.path.is_file():
             raise ConfigError(f"{self.path}: no such detector file")
         if format is not None and format not in FORMATS:
             raise ConfigError(f"detector format {format!r} is not one of {', '.join(FORMATS)}")
+        _check_options(threshold, iou)
+        if input_size is not None:
+            input_size = check_input_size(input_size)
+        if max_detections < 1:
+            raise ConfigError(f"max_detections is a number of boxes (1 or more), got {max_detections}")
         ort = optional_module("onnxruntime")
         options = ort.SessionOptions()
         if threads:
@@ -270,10 +315,9 @@ class OnnxDetector:
         except Exception as err:  # onnxruntime's own exception types are not importable without it
             raise ConfigError(f"{self.path}: ONNX Runtime cannot load the detector ({err})") from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1 or len(inputs[0].shape) != 4:
-            raise ConfigError(f"{self.path}: a detector takes one (1, 3, H, W) image, this model takes {_io(inputs)}")
+        self._check_input(inputs)
         self.input_name = inputs[0].name
-        self.input_dtype = np.float16 if inputs[0].type == "tensor(float16)" else np.float32
+        self.input_dtype = INPUT_TYPES[inputs[0].type]
         self.format = format or self._recognise(outputs)
         self._check_outputs(outputs)
         self.preprocess = PREPROCESS[self.format]
@@ -291,6 +335,20 @@ class OnnxDetector:
         self.iou = iou
         self.max_detections = max_detections
 
+    def _check_input(self, inputs: Sequence[Any]) -> None:
+        """One (1, 3, H, W) float input (axes may be named): what the exporters write and ``input_tensor`` feeds."""
+        shape = list(inputs[0].shape) if len(inputs) == 1 else []
+        if len(shape) != 4 or any(isinstance(d, int) and d != n for d, n in zip(shape[:2], (1, 3), strict=True)):
+            raise ConfigError(
+                f"{self.path}: a detector takes one (1, 3, H, W) image, this model takes {describe_nodes(inputs)}"
+            )
+        if inputs[0].type not in INPUT_TYPES:
+            raise ConfigError(
+                f"{self.path}: the detector's input {inputs[0].name!r} is a {inputs[0].type}; hrnet feeds the float32 "
+                "(or float16) images that MMDeploy's and ultralytics' exporters take, scaled as their pipelines "
+                "scale them: export the model with a float input"
+            )
+
     def _recognise(self, outputs: Sequence[Any]) -> str:
         names = {o.name for o in outputs}
         if {"dets", "labels"} <= names:
@@ -305,9 +363,9 @@ class OnnxDetector:
             if channels < anchors:
                 return "ultralytics"
         raise ConfigError(
-            f"{self.path}: cannot tell the detector's layout from its outputs {_io(outputs)}: expected MMDeploy's "
-            "'dets' (1, N, 5) and 'labels' (1, N), or one ultralytics output (1, 4 + classes, anchors); name it "
-            f"with --detector-format ({', '.join(FORMATS)})"
+            f"{self.path}: cannot tell the detector's layout from its outputs {describe_nodes(outputs)}: expected "
+            "MMDeploy's 'dets' (1, N, 5) and 'labels' (1, N), or one ultralytics output (1, 4 + classes, anchors); "
+            f"name it with --detector-format ({', '.join(FORMATS)})"
         )
 
     def _mmdeploy_flavour(self) -> str:
@@ -331,16 +389,33 @@ class OnnxDetector:
         return flavour
 
     def _check_outputs(self, outputs: Sequence[Any]) -> None:
-        names = {o.name for o in outputs}
-        if self.format in ("yolox", "rtmdet") and not {"dets", "labels"} <= names:
+        """The outputs' names, ranks, fixed sizes and element types, as the format's reader needs them."""
+        named = {o.name: o for o in outputs}
+        if self.format in ("yolox", "rtmdet"):
+            dets, labels = named.get("dets"), named.get("labels")
+            if (
+                dets is None
+                or labels is None
+                or len(dets.shape) != 3
+                or not _fits(dets.shape, (1, None, 5))
+                or dets.type not in FLOAT_TYPES
+                or len(labels.shape) != 2
+                or not _fits(labels.shape, (1, None))
+            ):
+                raise ConfigError(
+                    f"{self.path}: format {self.format!r} (MMDeploy end-to-end) needs outputs 'dets' and 'labels', "
+                    f"(1, N, 5) float and (1, N); the model has {describe_nodes(outputs)}"
+                )
+        elif (
+            len(outputs) != 1
+            or len(outputs[0].shape) != 3
+            or not _fits(outputs[0].shape, (1, None, None))
+            or (isinstance(outputs[0].shape[1], int) and outputs[0].shape[1] < 5)
+            or outputs[0].type not in FLOAT_TYPES
+        ):
             raise ConfigError(
-                f"{self.path}: format {self.format!r} (MMDeploy end-to-end) needs outputs 'dets' and 'labels'; "
-                f"the model has {_io(outputs)}"
-            )
-        if self.format == "ultralytics" and (len(outputs) != 1 or len(outputs[0].shape) != 3):
-            raise ConfigError(
-                f"{self.path}: format 'ultralytics' needs one output (1, 4 + classes, anchors); the model has "
-                f"{_io(outputs)}"
+                f"{self.path}: format 'ultralytics' needs one float output (1, 4 + classes, anchors); the model has "
+                f"{describe_nodes(outputs)}"
             )
 
     def input_tensor(self, image_bgr: np.ndarray) -> tuple[np.ndarray, Letterbox]:
@@ -373,6 +448,11 @@ class OnnxDetector:
         if dets.ndim != 3 or dets.shape[0] != 1 or dets.shape[2] != 5:
             raise DataError(f"{self.path}: 'dets' has shape {dets.shape}, expected (1, N, 5)")
         labels = np.asarray(labels).reshape(-1)
+        if len(labels) != dets.shape[1]:
+            raise DataError(
+                f"{self.path}: the detector gave {dets.shape[1]} boxes ('dets') but {len(labels)} labels ('labels'); "
+                "its outputs must pair one label with each box: the model is broken, export it again"
+            )
         person = (labels == PERSON) & (dets[0, :, 4] >= self.threshold)
         return dets[0, person, :4], dets[0, person, 4]
 
@@ -408,8 +488,10 @@ def _transforms(node: Any) -> Iterator[dict[str, Any]]:
             yield from _transforms(item)
 
 
-def _io(nodes: Sequence[Any]) -> str:
-    return ", ".join(f"{n.name!r} {list(n.shape)}" for n in nodes) or "none"
+def _fits(shape: Sequence[Any], expected: Sequence[int | None]) -> bool:
+    """Whether the fixed axes of a graph's ``shape`` (ints; named axes are strings) have the ``expected`` sizes
+    (None: any)."""
+    return all(not isinstance(d, int) or e is None or d == e for d, e in zip(shape, expected, strict=True))
 
 
 def load_detector(

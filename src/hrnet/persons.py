@@ -291,9 +291,21 @@ def draw_persons(
     if track_ids is not None:
         scale = max(0.4, min(canvas.shape[:2]) / 720)
         for p, track_id in zip(persons, track_ids, strict=True):
-            x, y = int(p.box[0]) + 3, max(int(p.box[1]) - 4, int(14 * scale))
+            label = f"id {track_id}"
+            origin = _label_origin(label, p.box, scale, canvas.shape[:2])
             for colour, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):
-                cv2.putText(
-                    canvas, f"id {track_id}", (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, width, cv2.LINE_AA
-                )
+                cv2.putText(canvas, label, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, width, cv2.LINE_AA)
     return canvas
+
+
+def _label_origin(label: str, box: np.ndarray, scale: float, size: tuple[int, ...]) -> tuple[int, int]:
+    """Where a track-id label starts (``putText``'s origin: the left end of its baseline) so that all of it lies in
+    an image of ``size`` (height, width): just above the box's top-left corner, or just below the box's top edge
+    when there is no room above; moved left when it would cross the right edge. ``box`` (x, y, w, h), pixels."""
+    (width, height), baseline = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 3)
+    image_h, image_w = size[:2]
+    x = min(int(box[0]) + 3, image_w - width)
+    y = int(box[1]) - 4
+    if y - height < 0:
+        y = int(box[1]) + 4 + height
+    return max(x, 0), max(min(y, image_h - 1 - baseline), height)

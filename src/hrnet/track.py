@@ -12,7 +12,8 @@ Simple Speed-based Low-pass Filter for Noisy Input in Interactive Systems", CHI 
 cut-off frequency rises with the speed of the signal, so that a still keypoint is held steady and a moving one
 lags little.
 
-``box_from_keypoints`` gives the box that carries a person from one frame to the next between detections.
+``box_from_keypoints`` gives the box that carries a person from one frame to the next between detections (and
+through a detector's misses); ``box_overlap`` tells whether a detection lies mostly inside such a box or around it.
 """
 
 from __future__ import annotations
@@ -126,6 +127,18 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
+def box_overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(A, B) intersection of boxes ``a`` (A, 4) and ``b`` (B, 4), both (x, y, w, h) in pixels, over the smaller
+    box's area: 1 when one lies inside the other, whatever their sizes (IoU would be small for a box inside a much
+    larger one); 0 for an empty box."""
+    a, b = np.asarray(a, dtype=np.float64).reshape(-1, 4), np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    low = np.maximum(a[:, None, :2], b[None, :, :2])
+    high = np.minimum(a[:, None, :2] + a[:, None, 2:], b[None, :, :2] + b[None, :, 2:])
+    inter = np.clip(high - low, 0, None).prod(axis=2)
+    smaller = np.minimum(a[:, None, 2:].prod(axis=2), b[None, :, 2:].prod(axis=2))
+    return np.where(smaller > 0, inter / np.maximum(smaller, 1e-12), 0.0)
+
+
 def keypoint_similarity(
     reference: np.ndarray,
     reference_scores: np.ndarray,
@@ -226,7 +239,7 @@ class PoseTracker:
         keypoints: np.ndarray,
         scores: np.ndarray,
         time: float,
-        track_ids: Sequence[int] | None = None,
+        track_ids: Sequence[int | None] | None = None,
     ) -> tuple[list[int], np.ndarray]:
         """Track ids and (smoothed) keypoints for the persons of one frame.
 
@@ -235,25 +248,22 @@ class PoseTracker:
             keypoints: (P, K, 2) keypoints, pixels.
             scores: (P, K) keypoint confidences.
             time: the frame's time in seconds (the smoothing's clock).
-            track_ids: the persons' tracks when already known (a box carried over from a track's own keypoints);
-                None matches them to the tracks.
+            track_ids: the persons' tracks when already known (a box carried over from a track's own keypoints;
+                ``assign``'s answer), None for a person that starts a new track; None for all: matched here.
 
         Returns:
             P track ids, and (P, K, 2) keypoints: smoothed per track with ``smoothing``, else as given.
         """
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        keypoints = np.asarray(keypoints, dtype=np.float64)
-        scores = np.asarray(scores, dtype=np.float64)
+        boxes, keypoints, scores = self._check(boxes, keypoints, scores)
         count = len(boxes)
-        if keypoints.shape[:1] != (count,) or scores.shape != keypoints.shape[:2]:
-            raise DataError(f"{count} boxes, keypoints {keypoints.shape} and scores {scores.shape} do not match")
         by_id = {t.track_id: t for t in self.tracks}
         if track_ids is None:
-            assigned = self._match(boxes, keypoints, scores)
-        else:
-            assigned = [by_id.get(i) for i in track_ids]
-            if len(assigned) != count or any(t is None for t in assigned) or len(set(track_ids)) != count:
-                raise DataError(f"track ids {list(track_ids)} are not {count} distinct live tracks")
+            track_ids = self.assign(boxes, keypoints, scores)
+        known = [i for i in track_ids if i is not None]
+        if len(track_ids) != count or len(set(known)) != len(known) or any(i not in by_id for i in known):
+            shown = str(list(track_ids))[:200]
+            raise DataError(f"track ids {shown} are not {count} distinct live tracks (or None for new ones)")
+        assigned = [None if i is None else by_id[i] for i in track_ids]
         ids: list[int] = []
         out = keypoints.copy()
         for p, track in enumerate(assigned):
@@ -272,8 +282,22 @@ class PoseTracker:
         self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
         return ids, out
 
-    def _match(self, boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray) -> list[Track | None]:
-        """The track each person continues (None: a new one)."""
+    @staticmethod
+    def _check(
+        boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        keypoints = np.asarray(keypoints, dtype=np.float64)
+        scores = np.asarray(scores, dtype=np.float64)
+        count = len(boxes)
+        if keypoints.shape[:1] != (count,) or scores.shape != keypoints.shape[:2]:
+            raise DataError(f"{count} boxes, keypoints {keypoints.shape} and scores {scores.shape} do not match")
+        return boxes, keypoints, scores
+
+    def assign(self, boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray) -> list[int | None]:
+        """The track id each person of a frame continues (None: none does), by ``match`` and ``threshold``,
+        without changing the tracks. Arguments as ``update``'s."""
+        boxes, keypoints, scores = self._check(boxes, keypoints, scores)
         tracks = self.tracks
         if not tracks or not len(boxes):
             return [None] * len(boxes)
@@ -291,7 +315,7 @@ class PoseTracker:
                 self.sigmas,
                 self.keypoint_threshold,
             )
-        assigned: list[Track | None] = [None] * len(boxes)
+        assigned: list[int | None] = [None] * len(boxes)
         for t, p in greedy_match(similarity, max(self.threshold, 1e-9)):
-            assigned[p] = tracks[t]
+            assigned[p] = tracks[t].track_id
         return assigned

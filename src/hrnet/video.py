@@ -2,10 +2,11 @@
 
 Each frame: every ``detect_every``-th frame the person boxes come from the detector (the whole frame when there
 is none); in between, each person seen in the frame before is carried by the box around its own keypoints
-(``hrnet.track.box_from_keypoints``), which costs no detection. The estimator finds the keypoints in those boxes,
-``hrnet.track.PoseTracker`` gives every person a track id (and smooths its keypoints with ``smooth``), and the
-results go out as JSON lines (one a frame) and, when drawn, an H.264 MP4 (yuv420p, written by PyAV) that plays
-in browsers.
+(``hrnet.track.box_from_keypoints``), which costs no detection; so is a person the detector misses (weak
+detectors such as HOG miss often), so that a miss never starts a new id. The estimator finds the keypoints in
+those boxes, ``hrnet.track.PoseTracker`` gives every person a track id (and smooths its keypoints with
+``smooth``), and the results go out as JSON lines (one a frame) and, when drawn, an H.264 MP4 (yuv420p, written
+by PyAV) that plays in browsers.
 
 A source is a video file, a webcam index (``"0"``) or a stream URL (``rtsp://``, ``http://``, ...) that OpenCV's
 FFmpeg back end opens. A file's outputs appear whole or not at all; a webcam's or stream's (which never end on
@@ -15,9 +16,10 @@ their own) are completed when the frames stop or on Ctrl-C.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time as clock
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -32,7 +34,7 @@ from hrnet.errors import ConfigError, DataError
 from hrnet.fileio import atomic_path, json_text
 from hrnet.inference import PoseEstimator
 from hrnet.persons import PersonPose, draw_persons, person_results
-from hrnet.track import OneEuroSettings, PoseTracker, box_from_keypoints
+from hrnet.track import OneEuroSettings, PoseTracker, Track, box_from_keypoints, box_overlap, greedy_match
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,10 @@ class VideoOptions:
         max_missed: frames a track may go unseen before its id is retired.
         keypoint_threshold: keypoints below this score neither make a carried box nor count in OKS.
         smooth: One-Euro settings for each track's keypoints, or None.
+        new_track_keypoints: a detected person that continues no track starts one only with at least this many
+            keypoints scoring ``keypoint_threshold`` or more (a box on the background gives no such pose).
+        max_detector_misses: detection frames in a row on which a track the detector misses is still carried by
+            its own keypoints; one more ends it (a carried box that drifted onto the background cannot live on).
     """
 
     detect_every: int = 1
@@ -83,10 +89,23 @@ class VideoOptions:
     max_missed: int = 10  # a third of a second at 30 frames/s: a person hidden briefly keeps the id
     keypoint_threshold: float = 0.3
     smooth: OneEuroSettings | None = None
+    # More than the 3 a carried box needs, fewer than a head and shoulders show (nose, eyes, ears, shoulders: 7),
+    # so that a person partly in view starts a track. Not tuned on real weights (none are in the test data).
+    new_track_keypoints: int = 4
+    # With --detect-every 5 at 25 frames/s, two seconds carried with no detection; with --detect-every 1, 10 frames.
+    max_detector_misses: int = 10
 
     def __post_init__(self) -> None:
         if self.detect_every < 1:
             raise ConfigError(f"--detect-every is a number of frames (1 or more), got {self.detect_every}")
+        if self.new_track_keypoints < 0:
+            raise ConfigError(
+                f"new_track_keypoints is a number of keypoints (0 or more), got {self.new_track_keypoints}"
+            )
+        if self.max_detector_misses < 0:
+            raise ConfigError(
+                f"max_detector_misses is a number of detection frames (0 or more), got {self.max_detector_misses}"
+            )
 
 
 @dataclass(frozen=True)
@@ -102,9 +121,21 @@ class VideoPoseTracker:
     """Persons with track ids frame by frame: detect every N frames, carry boxes between, estimate, track.
 
     ``tracker(frame_bgr, time)`` takes the frames in order, each an (H, W, 3) uint8 BGR array (as OpenCV decodes)
-    at ``time`` seconds. Detection frames take the estimator's person boxes (its detector's, or the whole frame
-    without one); the estimator is then always given the boxes.
+    at ``time`` seconds. Detection frames take the estimator's person boxes (``hrnet.persons.PersonBoxes``: its
+    detector's, or the whole frame without one); the estimator is then always given the boxes.
+
+    On a detection frame (with a detector), the persons found are matched to the tracks (``PoseTracker.assign``).
+    A track seen in the frame before that no detection continues is then given the unmatched detection that lies
+    mostly inside the box around its own keypoints, or mostly around it (intersection over the smaller box ≥
+    ``SAME_PERSON_OVERLAP``: a detector such as HOG boxes a person with a wide, jittering margin, whose IoU with
+    the track's box can fall below ``track_threshold``). A track that still has none is carried by that box, as
+    between detections, for at most ``max_detector_misses`` detection frames in a row: a miss never starts a new
+    id. A detection that continues no track starts one only when its pose is credible (``new_track_keypoints``),
+    so that a box on the background does not become a person.
     """
+
+    # One box mostly inside the other: the same person boxed loosely; two persons side by side overlap less.
+    SAME_PERSON_OVERLAP = 0.5
 
     def __init__(self, estimator: PoseEstimator, options: VideoOptions | None = None):
         self.estimator = estimator
@@ -119,41 +150,87 @@ class VideoPoseTracker:
             smoothing=o.smooth,
         )
         self.frame_index = 0
+        self._misses: dict[int, int] = {}  # track id → detection frames in a row the detector missed it
 
     def __call__(self, frame_bgr: np.ndarray, time: float) -> list[TrackedPerson]:
-        height, width = frame_bgr.shape[:2]
-        carried_ids: list[int] | None = None
-        if self.frame_index % self.options.detect_every == 0:
-            found = self.estimator.person_boxes(frame_bgr)
-            boxes, box_scores = found.boxes, found.scores
-        else:
-            carried_ids, carried = [], []
-            for track in self.tracker.active:
-                box = box_from_keypoints(
-                    track.keypoints,
-                    track.scores,
-                    threshold=self.options.keypoint_threshold,
-                    image_size=(height, width),
-                )
-                if box is not None:
-                    carried_ids.append(track.track_id)
-                    carried.append(box)
-            boxes = np.array(carried, dtype=np.float64).reshape(-1, 4)
-            box_scores = np.ones(len(boxes))
+        detection_frame = self.frame_index % self.options.detect_every == 0
         self.frame_index += 1
-        persons = self.estimator(frame_bgr, boxes, box_scores, channel_order="bgr") if len(boxes) else []
-        count, num_keypoints = len(persons), self.estimator.keypoint_set.num_keypoints
-        ids, keypoints = self.tracker.update(
-            np.array([p.box for p in persons]).reshape(count, 4),
-            np.array([p.keypoints for p in persons]).reshape(count, num_keypoints, 2),
-            np.array([p.scores for p in persons]).reshape(count, num_keypoints),
-            time,
-            track_ids=carried_ids,
-        )
+        track_ids: list[int | None] | None
+        if not detection_frame:
+            carried_ids, carried = self._carried_boxes(frame_bgr, self.tracker.active)
+            persons = self._estimate(frame_bgr, carried, np.ones(len(carried)))
+            track_ids, detected = list(carried_ids), [False] * len(persons)
+        elif self.estimator.detector is None:
+            height, width = frame_bgr.shape[:2]
+            persons = self._estimate(frame_bgr, np.array([[0.0, 0.0, width, height]]), np.ones(1))
+            track_ids, detected = None, [True]
+        else:
+            persons, track_ids, detected = self._detection_frame(frame_bgr)
+        ids, keypoints = self.tracker.update(*self._arrays(persons), time, track_ids=track_ids)
+        if detection_frame:  # a track the detector found starts counting again; one it missed counts one more
+            self._misses = {i: self._misses.get(i, 0) + 1 for i, d in zip(ids, detected, strict=True) if not d}
         return [
-            TrackedPerson(i, replace(p, keypoints=k) if self.options.smooth else p, carried_ids is None)
-            for i, p, k in zip(ids, persons, keypoints, strict=True)
+            TrackedPerson(i, replace(p, keypoints=k) if self.options.smooth else p, d)
+            for i, p, k, d in zip(ids, persons, keypoints, detected, strict=True)
         ]
+
+    def _detection_frame(self, frame_bgr: np.ndarray) -> tuple[list[PersonPose], list[int | None], list[bool]]:
+        """The persons of a detection frame, the track each continues (None: a new one) and whether it was
+        detected (else carried through the detector's miss)."""
+        o = self.options
+        boxes, scores = self.estimator.person_boxes.detect(frame_bgr)
+        persons = self._estimate(frame_bgr, boxes, scores)
+        ids = self.tracker.assign(*self._arrays(persons))
+        carried_ids, carried = self._carried_boxes(frame_bgr, [t for t in self.tracker.active if t.track_id not in ids])
+        unmatched = [p for p, i in enumerate(ids) if i is None]
+        found_again = set()
+        if carried_ids and unmatched:
+            overlap = box_overlap(carried, boxes[unmatched])
+            for c, u in greedy_match(overlap, self.SAME_PERSON_OVERLAP):
+                ids[unmatched[u]] = carried_ids[c]
+                found_again.add(c)
+        missed = [
+            c
+            for c, i in enumerate(carried_ids)
+            if c not in found_again and self._misses.get(i, 0) < o.max_detector_misses
+        ]
+        kept = [
+            p
+            for p, i in enumerate(ids)
+            if i is not None or int((persons[p].scores >= o.keypoint_threshold).sum()) >= o.new_track_keypoints
+        ]
+        through_miss = self._estimate(frame_bgr, carried[missed], np.ones(len(missed)))
+        return (
+            [persons[p] for p in kept] + through_miss,
+            [ids[p] for p in kept] + [carried_ids[c] for c in missed],
+            [True] * len(kept) + [False] * len(missed),
+        )
+
+    def _carried_boxes(self, frame_bgr: np.ndarray, tracks: Sequence[Track]) -> tuple[list[int], np.ndarray]:
+        """The ids of ``tracks`` whose last keypoints are sure enough for a box (``box_from_keypoints``), and those
+        (T, 4) boxes (x, y, w, h) in the frame."""
+        height, width = frame_bgr.shape[:2]
+        ids, boxes = [], []
+        for track in tracks:
+            box = box_from_keypoints(
+                track.keypoints, track.scores, threshold=self.options.keypoint_threshold, image_size=(height, width)
+            )
+            if box is not None:
+                ids.append(track.track_id)
+                boxes.append(box)
+        return ids, np.array(boxes, dtype=np.float64).reshape(-1, 4)
+
+    def _estimate(self, frame_bgr: np.ndarray, boxes: np.ndarray, box_scores: np.ndarray) -> list[PersonPose]:
+        return self.estimator(frame_bgr, boxes, box_scores, channel_order="bgr") if len(boxes) else []
+
+    def _arrays(self, persons: Sequence[PersonPose]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(P, 4) boxes, (P, K, 2) keypoints and (P, K) keypoint scores of ``persons``."""
+        count, num_keypoints = len(persons), self.estimator.keypoint_set.num_keypoints
+        return (
+            np.array([p.box for p in persons], dtype=np.float64).reshape(count, 4),
+            np.array([p.keypoints for p in persons], dtype=np.float64).reshape(count, num_keypoints, 2),
+            np.array([p.scores for p in persons], dtype=np.float64).reshape(count, num_keypoints),
+        )
 
 
 class H264Writer:
@@ -260,8 +337,9 @@ def predict_video(
     The JSON lines file (names: ``video_outputs``): a line per frame, ``{"frame", "time" (seconds), "persons": [COCO
     keypoint result + "bbox" + "track_id"]}``; the MP4: the frames with skeletons, boxes and ids, H.264 (with
     ``draw``). Keypoints
-    below ``threshold`` are not drawn. A file's time is frame / frame rate; a live source's is the clock since
-    its first frame.
+    below ``threshold`` are not drawn. A file's time is each frame's presentation timestamp (``_file_time``), so
+    that a variable-frame-rate video keeps its real times; a live source's is the clock since its first frame.
+    The times are also the clock of the One-Euro smoothing.
     """
     out = Path(out_dir)
     live = is_live_source(source)
@@ -278,12 +356,13 @@ def predict_video(
         ):
             bar = tqdm(total=total, desc=str(source), unit="frame", disable=not progress)
             started = clock.monotonic()
+            now = -math.inf
             try:
                 while True:
                     ok, bgr = capture.read()
                     if not ok:
                         break
-                    now = clock.monotonic() - started if live else frames / fps
+                    now = clock.monotonic() - started if live else _file_time(capture, now, fps)
                     _frame(pose_tracker, bgr, frames, now, lines, writer, estimator, threshold, jsonl_path)
                     frames += 1
                     bar.update(1)
@@ -296,6 +375,22 @@ def predict_video(
             if not frames:
                 raise DataError(f"{source}: no frame could be decoded")
     return [jsonl_path, *video_path]
+
+
+def _file_time(capture: cv2.VideoCapture, previous: float, fps: float) -> float:
+    """Seconds from a file's first frame to the frame just read: the decoder's presentation timestamp.
+
+    OpenCV's ``CAP_PROP_POS_MSEC`` after ``read()`` is the returned frame's pts, less the stream's start time,
+    exact for variable frame rates (tested to the millisecond on a PyAV-written file). OpenCV rather than a second
+    decoder (PyAV's ``frame.time`` is as exact) so that the times belong to the very frames estimated, from the
+    one decoder that also reads webcams and streams. A container without timestamps reads 0 for every frame: a
+    time that is not after ``previous`` (the frame before; -inf for the first) becomes ``previous + 1 / fps``, so
+    that times always advance, as the smoothing needs.
+    """
+    seconds = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000
+    if math.isfinite(seconds) and seconds > previous:
+        return seconds
+    return previous + 1 / fps if math.isfinite(previous) else 0.0
 
 
 def _frame(

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -45,8 +47,18 @@ def onnx_precision(path: str | Path) -> str:
     return onnx_metadata(path).get(META_PRECISION, "fp32")
 
 
+def describe_nodes(nodes: Sequence[Any]) -> str:
+    """A graph's inputs or outputs (ONNX Runtime's ``NodeArg``s) for a message: names, element types and shapes,
+    cut at about 200 characters (a graph may have thousands)."""
+    text = ", ".join(f"{n.name!r} {n.type} {list(n.shape)}" for n in nodes) or "none"
+    return text if len(text) <= 200 else f"{text[:200]}... ({len(nodes)} in all)"
+
+
 class OnnxRunner:
     """An ONNX Runtime session on the CPU: ``runner(images) -> heatmaps``.
+
+    The graph must be a pose network as ``hrnet export`` writes one: one float32 input (N, 3, H, W) and float32
+    heatmaps (N, K, h, w) as its first output; any other graph is a ``ConfigError`` when the file is opened.
 
     ``threads``: ONNX Runtime's intra-op threads; None takes ``OMP_NUM_THREADS`` if set, else ONNX Runtime's
     default (one per physical core). ``input_size`` ``(height, width)`` and ``num_keypoints``, when given (a
@@ -72,11 +84,32 @@ class OnnxRunner:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own exception types, not importable without it
             raise ConfigError(f"{path}: ONNX Runtime cannot load the model ({err})") from None
+        self._check_contract()
         image = self.session.get_inputs()[0]
         self.input_name: str = image.name
         # Symbolic axes (the batch) are strings; fixed ones are ints.
         self.input_shape: tuple[int | str, ...] = tuple(image.shape)
         self._check_against_config(input_size, num_keypoints)
+
+    def _check_contract(self) -> None:
+        # Ranks and element types only: the input's channels are not checked, as hrnet.speed runs a 2048-channel
+        # convolution through this runner to measure the CPU's peak.
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        image = inputs[0] if len(inputs) == 1 else None
+        heatmaps = outputs[0] if outputs else None
+        if (
+            image is None
+            or heatmaps is None
+            or len(image.shape) != 4
+            or image.type != "tensor(float)"
+            or len(heatmaps.shape) != 4
+            or heatmaps.type != "tensor(float)"
+        ):
+            raise ConfigError(
+                f"{self.path}: not a pose network hrnet can run: it needs one float32 input (N, 3, H, W) and "
+                f"float32 heatmaps (N, K, h, w) as its first output, as hrnet export writes them; this model takes "
+                f"{describe_nodes(inputs)} and gives {describe_nodes(outputs)}"
+            )
 
     def _check_against_config(self, input_size: tuple[int, int] | None, num_keypoints: int | None) -> None:
         if input_size is not None:
