@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -29,9 +30,10 @@ PRECISION_HELP = "fp32 (default); bf16: the fast path in bfloat16; int8: an .onn
 
 
 def _experiment(source: str, overrides: Sequence[str]) -> ExperimentConfig:
-    """A model preset name (the default experiment with that network), an experiment YAML file, or the name of
-    one that ships with the package (``coco/w32_256x192``)."""
-    if source not in MODEL_PRESETS and (source.endswith((".yaml", ".yml")) or find_config(source).is_file()):
+    """A model preset name (the default experiment with that network), an experiment YAML file (any path that
+    exists, ``/dev/fd/63`` from a shell's ``<(...)`` too), or the name of one that ships with the package
+    (``coco/w32_256x192``)."""
+    if source not in MODEL_PRESETS and (source.endswith((".yaml", ".yml")) or find_config(source).exists()):
         return load_config(source, overrides)
     return load_config(None, overrides, base=ExperimentConfig(model=model_preset(source)))
 
@@ -70,6 +72,17 @@ def cmd_info(args: argparse.Namespace) -> int:
         lines += ["", layer_table(model, model_cfg.input_size, args.batch)]
     print("\n".join(lines))
     return 0
+
+
+def _megapixels(text: str) -> float:
+    """``--max-megapixels``: a finite positive number."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number of millions of pixels, got {text[:200]!r}")
+    return value
 
 
 def _input_size(text: str) -> tuple[int, int]:
@@ -199,6 +212,7 @@ def _weights(spec: str | None) -> Path | None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from hrnet.data.images import MAX_PIXELS
     from hrnet.detect import load_detector
     from hrnet.inference import PoseEstimator
     from hrnet.predict import DetectionBoxes, predict_paths
@@ -245,6 +259,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         draw=not args.no_draw,
         protected=[p for p in (args.boxes, args.weights, args.config) if p],
+        max_pixels=MAX_PIXELS if args.max_megapixels is None else max(1, round(args.max_megapixels * 1e6)),
     )
     print(f"wrote {len(report.written)} files to {args.out}")
     for path, reason in report.failed:
@@ -504,6 +519,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: the config's runtime.device, 'auto')")
     p.add_argument("--threshold", type=float, default=0.3, help="hide keypoints scoring below this in drawings")
+    p.add_argument(
+        "--max-megapixels",
+        type=_megapixels,
+        help="refuse images of more than this many million pixels, read from the header before decoding (default "
+        "40, as hrnet serve)",
+    )
     p.add_argument("--no-draw", action="store_true", help="write only the JSON results")
     p.add_argument("--plain", action="store_true", help="run the model as is (no BatchNorm folding)")
     p.add_argument("--compile", action="store_true", help="torch.compile the fast path (worth it for long runs)")
