@@ -168,3 +168,39 @@ def test_eval_and_export_check_their_output_before_the_work(tmp_path, monkeypatc
     weights.write_bytes(b"weights")
     assert main(["export", "--config", "w18", "--weights", str(weights), "--out", str(weights)]) == 2
     assert "is the input" in capsys.readouterr().err and weights.read_bytes() == b"weights"
+
+
+def test_a_config_given_as_a_pipe_is_read_as_a_file(capsys):
+    # `hrnet info <(cat config.yaml)`: the shell gives /dev/fd/N, a pipe that is neither a .yaml nor a preset.
+    read, write = os.pipe()
+    try:
+        os.write(write, (CONFIGS / "coco" / "w48_384x288.yaml").read_bytes())
+        os.close(write)
+        assert main(["info", f"/dev/fd/{read}"]) == 0
+    finally:
+        os.close(read)
+    assert "35.307 G" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("train", "val"), [("-5", "2"), ("3", "-1"), ("0", "0")])
+def test_data_synth_refuses_split_sizes_below_zero_or_no_image(tmp_path, capsys, train, val):
+    out = tmp_path / "synth"
+    assert main(["data", "synth", "--out", str(out), "--train", train, "--val", val]) == 2
+    err = capsys.readouterr().err
+    assert f"split sizes ≥ 0 and at least one image, got {train} training and {val} validation" in err
+    assert "Traceback" not in err and not out.exists()
+
+
+def test_predict_max_megapixels_is_a_positive_number_defaulting_to_the_shared_limit(capsys):
+    from hrnet.data.images import MAX_PIXELS
+
+    args = ["predict", "w32", "a.jpg", "--weights", "w"]
+    assert cli.parse_args(args).max_megapixels is None  # the library's MAX_PIXELS
+    assert cli.parse_args([*args, "--max-megapixels", "2.5"]).max_megapixels == 2.5
+    for bad in ("0", "-1", "nan", "inf", "lots"):
+        with pytest.raises(SystemExit):
+            cli.parse_args([*args, "--max-megapixels", bad])
+        assert "expected a positive number of millions of pixels" in capsys.readouterr().err
+    predict = next(p for name, p in _parsers(cli.build_parser()) if name == "hrnet predict")
+    help_text = next(a.help for a in predict._actions if a.dest == "max_megapixels")
+    assert f"default {MAX_PIXELS / 1e6:g}" in help_text

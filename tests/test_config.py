@@ -2,6 +2,7 @@
 
 import dataclasses
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from hrnet.config import (
     hrnet_stages,
     load_config,
     model_preset,
+    short_repr,
 )
 from hrnet.errors import ConfigError
 
@@ -183,3 +185,111 @@ def test_size_mismatch_setting():
 def test_a_stage_without_its_required_keys_names_them():
     with pytest.raises(ConfigError, match=r"model\.stages\.1: missing 'model\.stages\.1\.num_modules', "):
         load_config(None, ["model.stages.1={}"])
+
+
+def test_a_key_given_twice_is_an_error_naming_both_lines(tmp_path):
+    path = tmp_path / "x.yaml"
+    path.write_text("test:\n  decode: dark\ntrain:\n  lr: 0.001\ntest:\n  flip_test: false\n")
+    with pytest.raises(ConfigError, match=r"x\.yaml: .*line 5, column 1: the key 'test' is given twice .*1 and 5"):
+        load_config(path)
+    path.write_text("data:\n  sigma: 2.0\n  flip: true\n  sigma: 3.0\n")
+    with pytest.raises(ConfigError, match=r"the key 'sigma' is given twice .*lines 2 and 4"):
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"--set .*the key 'block' is given twice .*lines 1 and 1"):
+        load_config(None, ["model.stages.1={block: basic, block: bottleneck}"])
+    # A merge key is not a key: the mapping's own keys override what it merges in, as YAML says.
+    path.write_text("data:\n  <<: {sigma: 2.0, flip: false}\n  sigma: 3.0\n")
+    assert load_config(path).data.sigma == 3.0
+
+
+def _alias_bomb(levels: int = 9, width: int = 9) -> str:
+    """A YAML flow list whose last anchor expands to width ** levels values (9 levels of 9: 387 million)."""
+    anchors = ["&a0 [" + ", ".join(["x"] * width) + "]"]
+    anchors += [f"&a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]" for i in range(1, levels)]
+    return "[" + ", ".join(anchors) + "]"
+
+
+def test_an_alias_bomb_is_refused_at_once(tmp_path):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(f"train:\n  name: {_alias_bomb()}\n")
+    for source, overrides in ((path, []), (None, [f"train.name={_alias_bomb()}"])):
+        started = time.perf_counter()
+        with pytest.raises(ConfigError, match=r"aliases \(\*name\) would expand to [\d,]+ more values, over the 10,"):
+            load_config(source, overrides)
+        assert time.perf_counter() - started < 1.0
+    path.write_text("train:\n  name: &a [*a]\n")  # an alias inside its own anchor: endless
+    with pytest.raises(ConfigError, match=r"bomb\.yaml: .*aliases \(\*name\) would expand"):
+        load_config(path)
+    # A config with a few anchors still loads.
+    path.write_text(
+        "model:\n  stages:\n"
+        "    - {num_modules: 1, num_branches: 1, block: bottleneck, num_blocks: [1], num_channels: [8]}\n"
+        "    - &stage {num_modules: 1, num_branches: 2, block: basic, num_blocks: &two [1, 1], num_channels: [8, 16]}\n"
+        "    - {<<: *stage, num_branches: 3, num_blocks: [1, 1, 1], num_channels: [8, 16, 32]}\n"
+        "    - {<<: *stage, num_branches: 4, num_blocks: [1, 1, 1, 1], num_channels: [8, 16, 32, 64]}\n"
+        "data:\n  sigmas: &s [0.5, 0.5]\n"
+        "test:\n  batch_size: &n 4\ntrain:\n  batch_size: *n\n"
+    )
+    config = load_config(path)
+    assert config.model.stages[3].block == "basic" and config.model.stages[1].num_blocks == (1, 1)
+    assert config.train.batch_size == config.test.batch_size == 4
+
+
+def test_an_integer_of_5000_digits_is_one_clear_error(tmp_path):
+    path = tmp_path / "x.yaml"
+    path.write_text("test:\n  batch_size: " + "9" * 5000 + "\n")
+    with pytest.raises(ConfigError, match=r"x\.yaml: .*line 2, column 15: an integer of 5,000 characters") as err:
+        load_config(path)
+    assert len(str(err.value)) < 300
+    with pytest.raises(ConfigError, match=r"an integer of 5,000 characters is no setting") as err:
+        load_config(None, ["test.batch_size=" + "9" * 5000])
+    assert len(str(err.value)) < 500
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "train.name=[" + "1, " * 5000 + "2]",  # expected a string, got a list
+        "test.decode=" + "x" * 5000,  # not one of the choices
+        "train." + "k" * 5000 + "=1",  # an unknown key
+        "train.epochs=" + "'" + "9" * 5000 + "'",  # a string where an integer goes
+        "novalue" * 1000,  # not KEY=VALUE
+        "train.lr=[" * 100,  # not valid YAML
+    ],
+)
+def test_messages_quote_at_most_200_characters_of_a_value(override):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [override])
+    message = str(err.value)
+    assert "\n" not in message
+    assert not any(override[i : i + 201] in message for i in range(len(override) - 200))
+
+
+def test_short_repr_is_bounded_for_any_value():
+    assert short_repr("abc") == "'abc'"
+    assert len(short_repr("x" * 10_000)) <= 200
+    assert len(short_repr([list(range(1000))] * 1000)) <= 200
+    assert short_repr(10**5000) == "<an integer of about 5001 digits>"  # repr() refuses it (> 4,300 digits)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.box_padding=1e-300", r"box_padding must be within \[0\.1, 10\] .*got 1e-300"),
+        ("data.box_padding=1e300", r"box_padding must be within"),
+        ("data.sigma=1e-300", r"sigma must be within \[0\.25, 100\]"),
+        ("data.sigma=1e300", r"sigma must be within"),
+        ("data.scale_factor=1.0", r"scale_factor must be in \[0, 1\): crops are scaled by 1 ± it"),
+        ("data.scale_factor=-0.5", r"scale_factor must be in \[0, 1\)"),
+        ("data.rotation_factor=1e308", r"rotation_factor must be within \[0, 180\]"),
+        ("data.rotation_factor=-45", r"rotation_factor must be within"),
+    ],
+)
+def test_crop_numbers_that_make_an_empty_or_endless_crop_are_refused(override, message):
+    with pytest.raises(ConfigError, match=r"data: " + message):
+        load_config(None, [override])
+
+
+def test_the_crop_bounds_hold_the_values_in_use():
+    for override in ("data.box_padding=1.0", "data.box_padding=2", "data.sigma=1.0", "data.scale_factor=0.5"):
+        load_config(None, [override])

@@ -12,6 +12,7 @@ LAYERS: dict[str, int] = {
     "errors": 0,
     "runtime": 0,
     "fileio": 1,
+    "inputs": 1,  # which paths are files to read, and the one rule for numbers in names
     "weights": 1,  # the registry and cache of named weights files: below everything that loads weights
     "config": 1,
     "tf_port_pipeline": 1,  # the TF port's pure data-side functions, below the crop that uses them

@@ -332,6 +332,13 @@ def test_sources_and_their_output_names():
     assert source_stem("videos/walk.mp4") == "walk"
 
 
+def test_a_webcam_index_is_ascii_digits_that_fit_opencv():
+    # "²".isdigit() and "³⁴".isdigit() are true but int() refuses them: they are file names, not webcams.
+    for name in ("²", "³⁴", "٣", "99999999999"):
+        assert not is_live_source(name) and source_stem(name) == name
+    assert is_live_source("2147483647") and source_stem("007") == "webcam007"
+
+
 def test_a_stream_over_http_is_read_to_its_end(tiny, clip, tmp_path):
     """A stream URL (here HTTP from 127.0.0.1): read frame by frame with no known length, outputs completed."""
     estimator = tiny[0]

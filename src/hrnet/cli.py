@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import math
 import os
 import re
 import sys
@@ -31,9 +32,10 @@ log = logging.getLogger("hrnet")
 
 
 def _experiment(source: str, overrides: Sequence[str]) -> ExperimentConfig:
-    """A model preset name (the default experiment with that network), an experiment YAML file, or the name of
-    one that ships with the package (``coco/w32_256x192``)."""
-    if source not in MODEL_PRESETS and (source.endswith((".yaml", ".yml")) or find_config(source).is_file()):
+    """A model preset name (the default experiment with that network), an experiment YAML file (any path that
+    exists, ``/dev/fd/63`` from a shell's ``<(...)`` too), or the name of one that ships with the package
+    (``coco/w32_256x192``)."""
+    if source not in MODEL_PRESETS and (source.endswith((".yaml", ".yml")) or find_config(source).exists()):
         return load_config(source, overrides)
     return load_config(None, overrides, base=ExperimentConfig(model=model_preset(source)))
 
@@ -82,6 +84,17 @@ def _positive_int(text: str) -> int:
     if not re.fullmatch(r"[0-9]+", text.strip()) or int(text) < 1:
         raise _OptionValueError(f"{text[:200]!r} is not a whole number ≥ 1")
     return int(text)
+
+
+def _megapixels(text: str) -> float:
+    """``--max-megapixels``: a finite positive number."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number of millions of pixels, got {text[:200]!r}")
+    return value
 
 
 def _input_size(text: str) -> tuple[int, int]:
@@ -264,6 +277,7 @@ def _open_estimator(args: argparse.Namespace, config: ExperimentConfig) -> PoseE
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from hrnet.data.images import MAX_PIXELS
     from hrnet.predict import DetectionBoxes, predict_paths
     from hrnet.track import OneEuroSettings
     from hrnet.video import VideoOptions
@@ -290,6 +304,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         draw=not args.no_draw,
         protected=[p for p in (args.boxes, args.weights, args.config) if p],
+        max_pixels=MAX_PIXELS if args.max_megapixels is None else max(1, round(args.max_megapixels * 1e6)),
     )
     print(f"wrote {len(report.written)} files to {args.out}")
     for path, reason in report.failed:
@@ -619,6 +634,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_detector(p)
     p.add_argument("--out", default="predictions", help="output folder (default: ./predictions)")
     p.add_argument("--threshold", type=float, default=0.3, help="hide keypoints scoring below this in drawings (0.3)")
+    p.add_argument(
+        "--max-megapixels",
+        type=_megapixels,
+        help="refuse images of more than this many million pixels, read from the header before decoding (default "
+        "40, as hrnet serve)",
+    )
     p.add_argument("--no-draw", action="store_true", help="write only the JSON results")
     video = p.add_argument_group("video", "how persons are found and followed through the frames of a video")
     video.add_argument(

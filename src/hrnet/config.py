@@ -3,7 +3,9 @@
 One tree: ``ExperimentConfig(model, data, train, test, runtime)``. Every default is the official recipe for COCO
 W32 256×192 (leoxiaobin/deep-high-resolution-net.pytorch, ``experiments/coco/hrnet/w32_256x192_adam_lr1e-3.yaml``)
 and says why beside it. The loader rejects an unknown key with its dotted path and the nearest valid key, checks
-every value's type and the invariants (``len(num_channels) == num_branches``), and never executes anything.
+every value's type and the invariants (``len(num_channels) == num_branches``), and never executes anything. It
+reads YAML safely and refuses what PyYAML would let through: a key given twice, aliases that expand beyond a
+small budget (an "alias bomb") and integers of absurd length. Messages quote at most ~200 characters of a value.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import dataclasses
 import difflib
 import itertools
 import math
+import reprlib
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -23,6 +26,7 @@ from typing import Any, TypeVar
 import yaml
 
 from hrnet.errors import ConfigError
+from hrnet.inputs import decimal_id
 
 # Every set of allowed values, defined here once; the modules that act on them import these.
 BLOCK_TYPES = ("basic", "bottleneck")
@@ -47,6 +51,15 @@ MOVED_KEYS = {
 }
 BATCH_NORM_MODES = ("running", "batch")  # ModelConfig.batch_norm: which statistics BatchNorm uses at test time
 MAX_SEED = 2**32 - 1  # the largest seed every generator a run seeds accepts
+# Bounds that keep every crop finite and non-empty: a region is the box × box_padding × (1 ± scale_factor), and a
+# heatmap Gaussian needs σ ≥ 1/6 for DARK's blur kernel (2⌊3σ + 0.5⌋ - 1 ≥ 1) and a window the heatmap can hold.
+BOX_PADDING_RANGE = (0.1, 10.0)
+SIGMA_RANGE = (0.25, 100.0)
+MAX_ROTATION_FACTOR = 180.0  # degrees: rotations are drawn within ±2× this, a full turn either way
+# YAML: values that aliases (``*name``) may add to a document, counted as if each were written out; a config uses a
+# few, an "alias bomb" (9 anchors of 9 aliases each: 9⁹ values) needs billions.
+MAX_ALIAS_VALUES = 10_000
+MAX_INTEGER_CHARACTERS = 100  # a YAML integer longer than this is no setting (and Python refuses past 4,300 digits)
 
 
 @dataclass(frozen=True)
@@ -61,7 +74,7 @@ class StageConfig:
 
     def __post_init__(self) -> None:
         if self.block not in BLOCK_TYPES:
-            raise ConfigError(f"block must be one of {BLOCK_TYPES}, got {self.block!r}")
+            raise ConfigError(f"block must be one of {BLOCK_TYPES}, got {short_repr(self.block)}")
         if self.num_modules < 1 or self.num_branches < 1:
             raise ConfigError("num_modules and num_branches must be ≥ 1")
         for name in ("num_blocks", "num_channels"):
@@ -71,7 +84,7 @@ class StageConfig:
                     f"{name} has {len(values)} entries but num_branches is {self.num_branches}: give one per branch"
                 )
             if any(v < 1 for v in values):
-                raise ConfigError(f"{name} must be positive, got {list(values)}")
+                raise ConfigError(f"{name} must be positive, got {short_repr(list(values))}")
 
 
 def hrnet_stages(width: int) -> tuple[StageConfig, ...]:
@@ -104,9 +117,9 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.variant not in MODEL_VARIANTS:
-            raise ConfigError(f"variant must be one of {MODEL_VARIANTS}, got {self.variant!r}")
+            raise ConfigError(f"variant must be one of {MODEL_VARIANTS}, got {short_repr(self.variant)}")
         if self.batch_norm not in BATCH_NORM_MODES:
-            raise ConfigError(f"batch_norm must be one of {list(BATCH_NORM_MODES)}, got {self.batch_norm!r}")
+            raise ConfigError(f"batch_norm must be one of {list(BATCH_NORM_MODES)}, got {short_repr(self.batch_norm)}")
         if self.batch_norm == "batch" and self.variant != "tf_port":
             raise ConfigError(
                 "batch_norm 'batch' reproduces the TF port's test-time BatchNorm and is only for variant tf_port; "
@@ -158,7 +171,7 @@ def model_preset(name: str) -> ModelConfig:
     except KeyError:
         near = difflib.get_close_matches(name, list(MODEL_PRESETS), n=1)
         hint = f"; did you mean {near[0]!r}?" if near else ""
-        raise ConfigError(f"unknown model preset {name!r}{hint} (presets: {sorted(MODEL_PRESETS)})") from None
+        raise ConfigError(f"unknown model preset {short_repr(name)}{hint} (presets: {sorted(MODEL_PRESETS)})") from None
 
 
 @dataclass(frozen=True)
@@ -206,8 +219,14 @@ class DataConfig:
             )
         if self.crop == "stretch" and self.target == "udp":
             raise ConfigError("UDP targets need the UDP affine crop, not crop 'stretch'")
-        if self.box_padding <= 0 or self.sigma <= 0:
-            raise ConfigError("box_padding and sigma must be positive")
+        _check_range("box_padding", self.box_padding, BOX_PADDING_RANGE, "the crop is the box enlarged by it")
+        _check_range("sigma", self.sigma, SIGMA_RANGE, "the heatmap Gaussian's std in heatmap pixels")
+        if not 0.0 <= self.scale_factor < 1.0:
+            raise ConfigError(
+                f"scale_factor must be in [0, 1): crops are scaled by 1 ± it, which must stay positive; got "
+                f"{self.scale_factor}"
+            )
+        _check_range("rotation_factor", self.rotation_factor, (0.0, MAX_ROTATION_FACTOR), "degrees")
         if not 0.0 <= self.flip_prob <= 1.0 or not 0.0 <= self.rotation_prob <= 1.0:
             raise ConfigError("flip_prob and rotation_prob are probabilities in [0, 1]")
 
@@ -253,7 +272,7 @@ class TrainConfig:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ConfigError("epochs, batch_size and lr must be positive")
         if list(self.lr_steps) != sorted(self.lr_steps):
-            raise ConfigError(f"lr_steps must be increasing, got {list(self.lr_steps)}")
+            raise ConfigError(f"lr_steps must be increasing, got {short_repr(list(self.lr_steps))}")
         if self.grad_clip < 0 or self.checkpoint_every < 0 or self.max_steps_per_epoch < 0:
             raise ConfigError("grad_clip, checkpoint_every and max_steps_per_epoch must be ≥ 0")
         if self.val_every < 1 or self.ohkm_topk < 1:
@@ -324,7 +343,35 @@ class ExperimentConfig:
 
 def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
     if value not in choices:
-        raise ConfigError(f"{name} must be one of {list(choices)}, got {value!r}")
+        raise ConfigError(f"{name} must be one of {list(choices)}, got {short_repr(value)}")
+
+
+def _check_range(name: str, value: float, bounds: tuple[float, float], meaning: str) -> None:
+    low, high = bounds
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be within [{low:g}, {high:g}] ({meaning}), got {value:g}")
+
+
+class _ShortRepr(reprlib.Repr):
+    """``reprlib``'s bounded repr, also for integers too long for ``repr`` (Python refuses past 4,300 digits)."""
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 256:
+            return f"<an integer of about {int(x.bit_length() * math.log10(2)) + 1} digits>"
+        return super().repr_int(x, level)
+
+
+_SHORT = _ShortRepr()
+_SHORT.maxstring = _SHORT.maxother = _SHORT.maxlong = 160
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 8
+_SHORT.maxlevel = 3
+
+
+def short_repr(value: Any, limit: int = 200) -> str:
+    """``repr(value)`` in at most ``limit`` characters (long strings, lists and numbers elided with ``...``), for
+    messages that quote what a user gave; costs the same for a huge value as for a small one."""
+    text = _SHORT.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # --------------------------------------------------------------------------------------------- loading
@@ -346,7 +393,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any], path: str = "") -> T:
                 raise ConfigError(f"config key {dotted!r} has moved: write it as {MOVED_KEYS[dotted]!r}")
             near = difflib.get_close_matches(str(key), sorted(fields), n=1)
             hint = f"; did you mean {_join(path, near[0])!r}?" if near else f"; valid keys: {sorted(fields)}"
-            raise ConfigError(f"unknown config key {dotted!r}{hint}")
+            raise ConfigError(f"unknown config key {short_repr(dotted)}{hint}")
         kwargs[key] = _convert(hints[key], value, dotted)
     required = [
         f.name
@@ -373,7 +420,7 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
     if origin is tuple:
         args = typing.get_args(tp)
         if not isinstance(value, list | tuple):
-            raise ConfigError(f"{path}: expected a list, got {value!r}")
+            raise ConfigError(f"{path}: expected a list, got {short_repr(value)}")
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_convert(args[0], v, f"{path}.{i}") for i, v in enumerate(value))
         if len(value) != len(args):
@@ -383,25 +430,25 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         raise ConfigError(f"{path}: union types are not supported in configs")
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+            raise ConfigError(f"{path}: expected true or false, got {short_repr(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+            raise ConfigError(f"{path}: expected an integer, got {short_repr(value)}")
         return value
     if tp is float:
         if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
             with contextlib.suppress(ValueError):
                 value = float(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{path}: expected a number, got {value!r}")
+            raise ConfigError(f"{path}: expected a number, got {short_repr(value)}")
         number = float(value)
         if not math.isfinite(number):  # YAML's .nan / .inf: no setting means anything with them
-            raise ConfigError(f"{path}: expected a finite number, got {value!r}")
+            raise ConfigError(f"{path}: expected a finite number, got {short_repr(value)}")
         return number
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{path}: expected a string, got {value!r}")
+            raise ConfigError(f"{path}: expected a string, got {short_repr(value)}")
         return value
     raise ConfigError(f"{path}: unsupported config type {tp}")  # pragma: no cover - a bug in a dataclass
 
@@ -423,31 +470,34 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.lr=5e-4")
+            raise ConfigError(f"--set {short_repr(item)}: expected KEY=VALUE, e.g. --set train.lr=5e-4")
         try:
-            value = yaml.safe_load(raw)
+            value = _parse_yaml(raw)
         except yaml.YAMLError as err:
-            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({_yaml_problem(err)})") from None
+            raise ConfigError(f"--set {short_repr(item)}: the value is not valid YAML ({_yaml_problem(err)})") from None
         except RecursionError:
-            raise ConfigError(f"--set {key}: the value is nested too deeply to be a setting") from None
+            raise ConfigError(f"--set {short_repr(key)}: the value is nested too deeply to be a setting") from None
         node: Any = data
         parts = key.split(".")
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
             if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
-                    raise ConfigError(f"--set {key}: {'.'.join(parts[:i]) or 'config'} has no item {part!r}")
+                index = decimal_id(part)
+                if index is None or index >= len(node):
+                    raise ConfigError(
+                        f"--set {short_repr(key)}: {'.'.join(parts[:i]) or 'config'} has no item {short_repr(part)}"
+                    )
                 if last:
-                    node[int(part)] = value
+                    node[index] = value
                 else:
-                    node = node[int(part)]
+                    node = node[index]
             elif isinstance(node, dict):
                 if last:
                     node[part] = value
                 else:
                     node = node.setdefault(part, {})
             else:
-                raise ConfigError(f"--set {key}: {'.'.join(parts[:i])} is a value, not a section")
+                raise ConfigError(f"--set {short_repr(key)}: {'.'.join(parts[:i])} is a value, not a section")
     return data
 
 
@@ -495,7 +545,7 @@ def load_config(
                 f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at position {err.start}); save it as UTF-8"
             ) from None
         try:
-            loaded = yaml.safe_load(text) or {}
+            loaded = _parse_yaml(text) or {}
         except yaml.YAMLError as err:
             raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(err)}") from None
         except RecursionError:
@@ -531,3 +581,93 @@ def _yaml_problem(err: yaml.YAMLError) -> str:
     mark = getattr(err, "problem_mark", None)
     problem = getattr(err, "problem", None) or " ".join(str(err).split())
     return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else problem
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (plain data; no tag builds an object), with three refusals a config needs: a key given
+    twice in one mapping (YAML forbids it; PyYAML would keep the last one silently), aliases that would expand to
+    more than ``MAX_ALIAS_VALUES`` values, and integers longer than ``MAX_INTEGER_CHARACTERS``."""
+
+    def compose_document(self) -> yaml.Node | None:
+        node = super().compose_document()
+        added = 0 if node is None else _alias_values(node)
+        if added > MAX_ALIAS_VALUES:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"its aliases (*name) would expand to {added:,} more values, over the {MAX_ALIAS_VALUES:,} a config "
+                "may have (an alias bomb?): write the values out",
+            )
+        return node
+
+    def compose_mapping_node(self, anchor: Any) -> yaml.MappingNode:  # anchor: the name or None
+        node = super().compose_mapping_node(anchor)
+        lines: dict[tuple[str, str], int] = {}
+        for key, _ in node.value:
+            # A merge key (<<) is not a key of the mapping: the mapping's own keys override what it merges in.
+            if not isinstance(key, yaml.ScalarNode) or key.tag == _MERGE_TAG:
+                continue
+            line = key.start_mark.line + 1
+            if (key.tag, key.value) in lines:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"the key {short_repr(key.value)} is given twice in one mapping (lines "
+                    f"{lines[key.tag, key.value]} and {line}): keep one",
+                    key.start_mark,
+                )
+            lines[key.tag, key.value] = line
+        return node
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        if len(node.value) > MAX_INTEGER_CHARACTERS:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"an integer of {len(node.value):,} characters is no setting (at most {MAX_INTEGER_CHARACTERS})",
+                node.start_mark,
+            )
+        return int(super().construct_yaml_int(node))
+
+
+_ConfigLoader.add_constructor("tag:yaml.org,2002:int", _ConfigLoader.construct_yaml_int)
+
+
+def _alias_values(root: yaml.Node) -> int:
+    """How many values aliases add to the document at ``root``: its size with every alias written out (each use
+    of an anchor a copy) less its size as written. Linear in the written size; an alias inside its own anchor
+    (an endless document) counts as over any budget."""
+    expanded: dict[int, int] = {}  # id(node) → size written out, for the nodes done
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in expanded:
+            continue
+        children = _children(node)
+        if children_done:
+            open_nodes.discard(id(node))
+            expanded[id(node)] = 1 + sum(expanded[id(child)] for child in children)
+            continue
+        if id(node) in open_nodes:  # reached again before it was done: it contains itself
+            return MAX_ALIAS_VALUES + 1
+        open_nodes.add(id(node))
+        stack.append((node, True))
+        stack.extend((child, False) for child in children if id(child) not in expanded)
+    return expanded[id(root)] - len(expanded)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [item for pair in node.value for item in pair]
+    return []
+
+
+def _parse_yaml(text: str) -> Any:
+    """Plain data from YAML text through ``_ConfigLoader``; raises ``yaml.YAMLError`` or ``RecursionError``."""
+    return yaml.load(text, Loader=_ConfigLoader)

@@ -4,7 +4,9 @@ Per image ``<name>.json`` (``photo.jpg.json``: COCO keypoint results: image_id, 
 [x, y, score]×K, score, plus the box) and ``<stem>_pose.<ext>`` with the skeletons (``photo_pose.jpg``); per video
 ``<name>.jsonl`` (one line per frame, persons with track ids) and ``<stem>_pose.mp4`` (H.264), made by
 ``hrnet.video``. The names keep the input's extension, so ``a.jpg`` and ``a.png`` never share a result. An input
-that cannot be read is reported by name and skipped; the others complete. Nothing is run when an output would
+that cannot be read is reported by name and skipped; the others complete. Only regular files are read: folder
+entries named like inputs that are something else (a FIFO, socket, device, sub-folder, dangling link or link
+loop) are named and skipped unopened, and such an entry given by name is refused. Nothing is run when an output would
 replace an input (an image, video, the boxes file, ...), two inputs would write the same file, or the output
 folder cannot be written. Photos are turned upright by their EXIF orientation tag (person boxes are then in the
 upright image's pixels).
@@ -23,10 +25,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from hrnet.data.images import read_image
+from hrnet.data.images import MAX_PIXELS, read_image
 from hrnet.errors import DataError, HrnetError, OutputError
 from hrnet.fileio import check_writable_dir, output_problem, read_json, write_json_atomic
 from hrnet.inference import PoseEstimator
+from hrnet.inputs import Skipped, check_not_special, decimal_id, entry_kind, list_inputs
 from hrnet.persons import draw_persons, person_results, usable_boxes
 from hrnet.video import VIDEO_SUFFIXES, VideoOptions, is_live_source, is_video, predict_video, video_outputs
 from hrnet.visualize import write_image
@@ -42,24 +45,39 @@ class PredictReport:
 
     written: list[Path] = field(default_factory=list)
     failed: list[tuple[Path | str, str]] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)  # folder entries named like inputs, not regular files
 
 
-def expand_inputs(inputs: Sequence[str | Path]) -> list[Path | str]:
+def expand_inputs(inputs: Sequence[str | Path]) -> tuple[list[Path | str], list[Skipped]]:
     """Files as given; folders replaced by their images and videos (sorted, not recursive); webcam indices
-    (``"0"``) and stream URLs kept as text."""
+    (``"0"``) and stream URLs kept as text. Also the folder entries named like images or videos that are not
+    regular files (``hrnet.inputs.list_inputs``), which are skipped.
+
+    Raises:
+        DataError: an input given by name is a FIFO, socket, device, dangling link or link loop (nothing opens
+            it), or a folder holds no image or video.
+    """
     paths: list[Path | str] = []
+    skipped: list[Skipped] = []
     for text in inputs:
         if is_live_source(text):
             paths.append(str(text))
             continue
         item = Path(text)
-        if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+        check_not_special(item)
+        if entry_kind(item) == "folder":
+            found, others = list_inputs(item, IMAGE_SUFFIXES | VIDEO_SUFFIXES)
             drawings = {output.name for p in found for output in _outputs(p, item, True)[1:]}
-            paths += [p for p in found if p.name not in drawings]  # not the drawings made of the others
+            found = [p for p in found if p.name not in drawings]  # not the drawings made of the others
+            if not found:
+                names = ", ".join(s.path.name for s in others[:5]) + (", ..." if len(others) > 5 else "")
+                also = f" (not regular files, skipped: {names})" if others else ""
+                raise DataError(f"no images or videos found in {item}{also}: give a folder of image or video files")
+            paths += found
+            skipped += others
         else:
             paths.append(item)
-    return paths
+    return paths, skipped
 
 
 class DetectionBoxes:
@@ -112,8 +130,8 @@ class DetectionBoxes:
 def _keys(path: Path) -> list[Any]:
     """The ids a detection entry may give an image file: its name, its stem, and for digits the number."""
     keys: list[Any] = [path.name, path.stem]
-    if path.stem.isdigit():
-        keys.insert(0, int(path.stem))
+    if (number := decimal_id(path.stem)) is not None:
+        keys.insert(0, number)
     return keys
 
 
@@ -142,6 +160,7 @@ def predict_paths(
     draw: bool = True,
     progress: bool = True,
     protected: Sequence[str | Path] = (),
+    max_pixels: int = MAX_PIXELS,
 ) -> PredictReport:
     """Run ``estimator`` on image files, folders, videos, webcams (``"0"``) and stream URLs; write results and
     drawings into ``out_dir``.
@@ -153,15 +172,20 @@ def predict_paths(
     (they are still in the JSON). Nothing is run or written when an output would replace an input or one of the
     ``protected`` files (the boxes file, weights, config), or two inputs would write the same output
     (``DataError``), or ``out_dir`` cannot be written (``OutputError``). A write that fails later (a full disk)
-    stops the run with an ``OutputError``.
+    stops the run with an ``OutputError``. An image over ``max_pixels`` (width × height, read from its header
+    before decoding) fails like an unreadable one. Folder entries named like inputs that are not regular files
+    (``expand_inputs``) are warned about by name, listed in the report's ``skipped`` and never opened.
     """
     out = Path(out_dir)
-    paths = expand_inputs(inputs)
+    paths, skipped = expand_inputs(inputs)
     _check_outputs(paths, out, draw, [Path(p) for p in protected])
     check_writable_dir(out, "--out folder")
     if detections is not None:
         _warn_unmatched(detections, [p for p in paths if isinstance(p, Path) and not is_video(p)])
-    report = PredictReport()
+    report = PredictReport(skipped=skipped)
+    if skipped:
+        named = ", ".join(f"{s.path} ({s.kind})" for s in skipped[:20]) + (", ..." if len(skipped) > 20 else "")
+        log.warning("not regular files, skipped (%d): %s", len(skipped), named)
     for path in tqdm(paths, desc="inputs", unit="file", disable=not progress or len(paths) < 2):
         try:
             if is_video(path):
@@ -176,7 +200,7 @@ def predict_paths(
                 )
             else:
                 assert isinstance(path, Path)
-                report.written += _predict_image(estimator, path, out, detections, threshold, draw)
+                report.written += _predict_image(estimator, path, out, detections, threshold, draw, max_pixels)
         except OutputError:
             raise
         except OSError as err:  # writing failed (reading errors are DataErrors): the next inputs would fail too
@@ -266,8 +290,9 @@ def _predict_image(
     detections: DetectionBoxes | None,
     threshold: float,
     draw: bool,
+    max_pixels: int,
 ) -> list[Path]:
-    image = read_image(path, apply_orientation=True)
+    image = read_image(path, apply_orientation=True, max_pixels=max_pixels)
     boxes, scores = None, None
     if detections is not None:
         boxes, scores = detections.lookup(path)
@@ -280,7 +305,8 @@ def _predict_image(
             )  # fmt: skip
             boxes, scores = boxes[keep], scores[keep]
     persons = estimator(image, boxes, scores, channel_order="rgb")
-    image_id: Any = int(path.stem) if path.stem.isdigit() else path.name
+    number = decimal_id(path.stem)
+    image_id: Any = path.name if number is None else number
     written = _outputs(path, out, draw)
     write_json_atomic(written[0], person_results(persons, image_id, where=path))
     if draw:

@@ -33,6 +33,7 @@ from tqdm import tqdm
 from hrnet.errors import ConfigError, DataError
 from hrnet.fileio import atomic_path, json_text
 from hrnet.inference import PoseEstimator
+from hrnet.inputs import check_not_special, decimal_id
 from hrnet.persons import PersonPose, draw_persons, person_results
 from hrnet.track import OneEuroSettings, PoseTracker, Track, box_from_keypoints, box_overlap, greedy_match
 
@@ -41,12 +42,15 @@ log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _DEFAULT_FPS = 25.0  # when a source does not say (some webcams and streams report 0)
+_MAX_WEBCAM = 2**31 - 1  # OpenCV takes the index as a C int
 
 
 def is_live_source(source: str | Path) -> bool:
-    """Whether ``source`` is a webcam index (``"0"``) or a stream URL rather than a file."""
+    """Whether ``source`` is a webcam index (``"0"``: ASCII digits, no file of that name) or a stream URL rather
+    than a file."""
     text = str(source)
-    return _URL.match(text) is not None or (text.isdigit() and not Path(text).exists())
+    index = decimal_id(text)
+    return _URL.match(text) is not None or (index is not None and index <= _MAX_WEBCAM and not Path(text).exists())
 
 
 def is_video(source: str | Path) -> bool:
@@ -59,7 +63,7 @@ def source_stem(source: str | Path) -> str:
     text = str(source)
     if not is_live_source(text):
         return Path(text).stem
-    if text.isdigit():
+    if decimal_id(text) is not None:
         return f"webcam{text}"
     tail = re.sub(r"[^A-Za-z0-9.-]+", "_", _URL.sub("", text).split("?")[0]).strip("_.")
     return f"stream_{tail[:80] or 'video'}"
@@ -300,10 +304,14 @@ class H264Writer:
 @contextmanager
 def _open_capture(source: str | Path) -> Iterator[cv2.VideoCapture]:
     text = str(source)
-    capture = cv2.VideoCapture(int(text)) if text.isdigit() and is_live_source(text) else cv2.VideoCapture(text)
+    live = is_live_source(text)
+    if not live:
+        check_not_special(text, "video")  # a FIFO or device would block OpenCV's reader
+    index = decimal_id(text) if live else None
+    capture = cv2.VideoCapture(index) if index is not None else cv2.VideoCapture(text)
     try:
         if not capture.isOpened():
-            what = "webcam" if text.isdigit() else "stream" if is_live_source(text) else "video"
+            what = "webcam" if index is not None else "stream" if live else "video"
             raise DataError(f"{text}: OpenCV cannot open the {what} (missing, unreachable or an unsupported codec)")
         yield capture
     finally:

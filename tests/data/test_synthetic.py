@@ -8,6 +8,7 @@ from pycocotools.coco import COCO
 
 from hrnet.data.coco import read_coco
 from hrnet.data.synthetic import IMAGE_SIZE, make_image, write_synthetic
+from hrnet.errors import ConfigError
 from hrnet.keypoints import COCO17
 
 
@@ -106,3 +107,10 @@ def test_cocoeval_scores_the_truth_1_and_swapped_sides_near_0(dataset):
         k = np.array(result["keypoints"], dtype=float).reshape(17, 3)[list(COCO17.flip_index)]
         swapped.append({**result, "keypoints": k.reshape(-1).tolist()})
     assert evaluate_coco(files["val"], swapped, COCO17.sigmas).metrics["AP"] < 0.1
+
+
+@pytest.mark.parametrize(("num_train", "num_val", "seed"), [(-5, 2, 0), (2, -1, 0), (0, 0, 0), (2, 1, -1)])
+def test_bad_sizes_or_seed_are_refused_before_anything_is_written(tmp_path, num_train, num_val, seed):
+    with pytest.raises(ConfigError, match=r"the synthetic data set('s seed must be ≥ 0| needs split sizes ≥ 0)"):
+        write_synthetic(tmp_path / "out", num_train, num_val, seed=seed)
+    assert not (tmp_path / "out").exists()

@@ -1,48 +1,188 @@
 """Image files: decode to RGB pixels, or read only the size from the header.
 
-Pixels are decoded with OpenCV as the official ``JointsDataset`` does (``IMREAD_COLOR | IMREAD_IGNORE_ORIENTATION``,
-then BGR → RGB): the EXIF orientation tag is ignored because the annotations were drawn on the stored pixels.
-Photos for prediction are read with ``apply_orientation=True``: upright, as a photo viewer shows them.
+Pixels are decoded with OpenCV as the official ``JointsDataset`` does (EXIF orientation ignored, BGR → RGB): the
+EXIF orientation tag is ignored because the annotations were drawn on the stored pixels. Photos for prediction are
+read with ``apply_orientation=True``: upright, as a photo viewer shows them.
+
+Before any pixel is decoded the header is read (Pillow): an image without a known header, of zero size or over
+a pixel limit (``MAX_PIXELS`` by default; a decompression bomb is a small file that decodes to gigabytes) is
+refused by name. Pixels that are not 8-bit become 8-bit: 16-bit channels are scaled by 255 / 65535; float
+channels (a 32-bit TIFF) are scaled by 255 when every value lies in [0, 1], else stretched from their minimum
+(0) to their maximum (255) (a constant image is then black); NaN or infinite values, and signed integer pixels,
+are refused.
 """
 
 from __future__ import annotations
 
+import io
+import struct
 from pathlib import Path
+from typing import IO
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, TiffImagePlugin, UnidentifiedImageError
 
 from hrnet.errors import DataError
 
+# The pixel limit of every decode unless its caller gives another (hrnet predict --max-megapixels, hrnet serve's
+# limits): 40 M pixels is a 7,300 × 5,500 photo, 120 MB decoded as 8-bit RGB.
+MAX_PIXELS = 40_000_000
+# Any depth, grey or colour as stored (no alpha); the conversion to 8-bit RGB is ours (module docstring).
+_DECODE_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
 
-def read_image(path: str | Path, *, apply_orientation: bool = False) -> np.ndarray:
-    """Decode an image file.
+
+def read_image(path: str | Path, *, apply_orientation: bool = False, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode an image file (``decode_image_bytes`` of its bytes).
 
     Args:
-        path: a JPEG, PNG or any other format OpenCV decodes; grey or 16-bit images come back as 8-bit RGB.
+        path: a JPEG, PNG, BMP, TIFF, WebP or other file whose header Pillow reads and pixels OpenCV decodes;
+            grey, 16-bit or float images come back as 8-bit RGB (module docstring).
         apply_orientation: rotate and mirror as the file's EXIF orientation tag says (phone photos: the pixels
             are stored sideways with a tag); False for data sets, whose annotations are on the stored pixels.
+        max_pixels: the most width × height to decode, read from the header before decoding.
 
     Returns:
         (H, W, 3) uint8 RGB array, rows top to bottom.
 
     Raises:
-        DataError: the file is missing or unreadable, or its content does not decode (empty, truncated, not an
-            image).
+        DataError: the file is missing or unreadable, over ``max_pixels``, or its content does not decode (empty,
+            truncated, not an image, a pixel type that is not read).
     """
     path = Path(path)
     try:
         # Reading the bytes ourselves (rather than cv2.imread) tells "cannot read" from "does not decode" and
         # works for any path the OS accepts.
-        data = np.fromfile(path, dtype=np.uint8)
+        data = path.read_bytes()
     except OSError as err:
         raise DataError(f"{path}: cannot read the image file ({err.strerror or err})") from None
-    flags = cv2.IMREAD_COLOR if apply_orientation else cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
-    image = cv2.imdecode(data, flags) if data.size else None
-    if image is None:
-        raise DataError(f"{path}: the image does not decode ({data.size} bytes; empty, truncated or not an image file)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return decode_image_bytes(data, source=str(path), apply_orientation=apply_orientation, max_pixels=max_pixels)
+
+
+def decode_image_bytes(
+    data: bytes, *, source: str = "the image", apply_orientation: bool = False, max_pixels: int = MAX_PIXELS
+) -> np.ndarray:
+    """Decode the bytes of an image file: header first, then pixels (module docstring).
+
+    Args:
+        data: the whole file.
+        source: how messages name the image (a path, "the upload").
+        apply_orientation: as ``read_image``.
+        max_pixels: the most width × height to decode.
+
+    Returns:
+        (H, W, 3) uint8 RGB array, rows top to bottom.
+
+    Raises:
+        DataError: one line naming ``source``: no known header (empty, truncated, not an image), zero size, over
+            ``max_pixels``, pixels that do not decode or are not what the header says, or a pixel type not read.
+    """
+    undecodable = f"{source}: the image does not decode ({len(data)} bytes; empty, truncated or not an image file)"
+    if not data:
+        raise DataError(undecodable)
+    try:
+        width, height, kind = _header(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise DataError(undecodable) from None
+    except Exception as err:  # Pillow raises assorted errors on damaged headers
+        raise DataError(f"{source}: the image header is damaged ({type(err).__name__}: {err})") from None
+    if width * height == 0:
+        raise DataError(f"{source}: the {kind} has zero size ({width}×{height} pixels)")
+    if width * height > max_pixels:
+        raise DataError(
+            f"{source}: the {kind} is {width}×{height} = {width * height:,} pixels, over the limit of {max_pixels:,} "
+            "(a guard against decompression bombs): use a smaller image or raise the limit (hrnet predict "
+            "--max-megapixels)"
+        )
+    flags = _DECODE_FLAGS if apply_orientation else _DECODE_FLAGS | cv2.IMREAD_IGNORE_ORIENTATION
+    try:
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    except cv2.error as err:  # e.g. over OpenCV's own limit, CV_IO_MAX_IMAGE_PIXELS
+        problem = getattr(err, "err", None) or str(err).strip().splitlines()[-1]
+        raise DataError(f"{source}: OpenCV cannot decode the {kind} {width}×{height} ({problem})") from None
+    if pixels is None:
+        raise DataError(undecodable)
+    # EXIF orientation 5-8 turns the picture a quarter: the decoded shape is the header's transposed.
+    shapes = {(height, width), (width, height)} if apply_orientation else {(height, width)}
+    if pixels.shape[:2] not in shapes:
+        raise DataError(
+            f"{source}: the {kind} header says {width}×{height} pixels but {pixels.shape[1]}×{pixels.shape[0]} "
+            "decoded: the file is damaged"
+        )
+    return _to_rgb8(pixels, source, kind)
+
+
+def _to_rgb8(pixels: np.ndarray, source: str, kind: str) -> np.ndarray:
+    """OpenCV's (H, W) grey or (H, W, 3) BGR pixels of any depth → (H, W, 3) uint8 RGB (module docstring)."""
+    if pixels.dtype == np.uint16:
+        pixels = cv2.convertScaleAbs(pixels, alpha=255 / 65535)
+    elif pixels.dtype.kind == "f":
+        if not cv2.checkRange(pixels)[0]:
+            raise DataError(f"{source}: the {kind} has NaN or infinite pixel values: it is not a picture")
+        if pixels.min() >= 0 and pixels.max() <= 1:
+            pixels = cv2.convertScaleAbs(pixels, alpha=255)
+        else:
+            pixels = cv2.normalize(pixels, None, 0, 255, cv2.NORM_MINMAX, cv2.CV_8U)
+    elif pixels.dtype != np.uint8:
+        raise DataError(
+            f"{source}: the {kind} has {pixels.dtype} pixels, which are not read: save it with 8- or 16-bit "
+            "unsigned or floating-point channels"
+        )
+    return cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB if pixels.ndim == 2 else cv2.COLOR_BGR2RGB)
+
+
+def _header(fp: IO[bytes]) -> tuple[int, int, str]:
+    """(width, height, format name) from an image file's header; no pixel is decoded.
+
+    Raises:
+        UnidentifiedImageError: no known format's header.
+        Exception: Pillow's errors for a damaged header.
+    """
+    try:
+        with Image.open(fp) as header:
+            return header.width, header.height, header.format or "image"
+    except Image.DecompressionBombError:
+        # Pillow's own guard refuses headers over 2 × Image.MAX_IMAGE_PIXELS without their size; the caller's
+        # limit is the one that decides, so the size is read by the same format reader without the guard.
+        found = _unguarded_header(fp)
+    except UnidentifiedImageError:
+        found = _tiff_header(fp)  # a TIFF with a pixel layout Pillow does not decode (float RGB) still has a size
+    if found is None:
+        raise UnidentifiedImageError("no known image header")
+    return found
+
+
+def _unguarded_header(fp: IO[bytes]) -> tuple[int, int, str] | None:
+    """``Image.open``'s search of its format readers, without its decompression-bomb check."""
+    Image.init()
+    fp.seek(0)
+    prefix = fp.read(16)
+    for name in Image.ID:
+        factory, accept = Image.OPEN[name]
+        if accept is not None and (not (answer := accept(prefix)) or isinstance(answer, str)):
+            continue
+        fp.seek(0)
+        try:
+            image = factory(fp, "")
+        except (SyntaxError, IndexError, TypeError, struct.error):  # as Image.open: not this format
+            continue
+        return image.width, image.height, image.format or name
+    return None
+
+
+def _tiff_header(fp: IO[bytes]) -> tuple[int, int, str] | None:
+    """(width, height, "TIFF") from the first directory of a TIFF file, None for another kind of file."""
+    fp.seek(0)
+    signature = fp.read(8)
+    if signature[:4] not in (b"II*\x00", b"MM\x00*"):
+        return None
+    directory = TiffImagePlugin.ImageFileDirectory_v2(signature)
+    fp.seek(directory.next)
+    directory.load(fp)
+    width, height = directory.get(256), directory.get(257)  # ImageWidth, ImageLength
+    if not isinstance(width, int) or not isinstance(height, int):
+        return None
+    return width, height, "TIFF"
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
@@ -56,8 +196,8 @@ def image_size(path: str | Path) -> tuple[int, int]:
     """
     path = Path(path)
     try:
-        with Image.open(path) as image:
-            width, height = image.size
+        with open(path, "rb") as file:
+            width, height, _ = _header(file)
     except FileNotFoundError:
         raise DataError(f"{path}: the image file does not exist") from None
     except UnidentifiedImageError:

@@ -34,6 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from hrnet.errors import ConfigError
 from hrnet.fileio import write_bytes_atomic, write_text_atomic
 from hrnet.keypoints import COCO17
 
@@ -312,7 +313,17 @@ def write_synthetic(
     """Write the data set (layout in the module docstring); returns the annotation file of each split.
 
     ``progress`` is called with the number of images written after each one.
+
+    Raises:
+        ConfigError: a split size below 0, no image at all, or a negative seed; before anything is written.
     """
+    if num_train < 0 or num_val < 0 or num_train + num_val == 0:
+        raise ConfigError(
+            f"the synthetic data set needs split sizes ≥ 0 and at least one image, got {num_train} training and "
+            f"{num_val} validation images"
+        )
+    if seed < 0:
+        raise ConfigError(f"the synthetic data set's seed must be ≥ 0, got {seed}")
     out = Path(out_dir)
     written = 0
     files = {}

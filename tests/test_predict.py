@@ -1,0 +1,131 @@
+"""`hrnet predict`'s inputs: only regular files are read, empty folders, decimal ids, the pixel limit."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hrnet.cli import main
+from hrnet.errors import DataError
+from hrnet.predict import DetectionBoxes, expand_inputs
+from tests.data.test_images import _png_header
+from tests.engine.conftest import random_weights_experiment
+from tests.test_inputs import special_folder
+
+# Runs `hrnet predict` several times in one process and predict_video on a FIFO: a command that opens a FIFO
+# nobody writes to blocks forever, so these run in a subprocess with a timeout.
+RUNS = """
+import json, sys
+from hrnet.cli import main
+from hrnet.config import load_config
+from hrnet.errors import DataError
+from hrnet.inference import PoseEstimator
+from hrnet.video import predict_video
+
+plan = json.loads(sys.argv[1])
+print("statuses", json.dumps([main(argv) for argv in plan["commands"]]), flush=True)
+estimator = PoseEstimator.from_config(load_config(plan["config"]), plan["weights"], device="cpu")
+try:
+    predict_video(estimator, plan["video"], plan["out"], progress=False)
+except DataError as err:
+    print("video:", err)
+"""
+
+
+@pytest.fixture(scope="module")
+def setup(datasets_dir, tmp_path_factory):
+    _, config_path, weights, _ = random_weights_experiment(datasets_dir, tmp_path_factory.mktemp("predict"))
+    return str(config_path), str(weights)
+
+
+def _predict(setup, *args: str) -> list[str]:
+    config_path, weights = setup
+    return ["predict", config_path, "--weights", weights, "--plain", *args]
+
+
+def test_only_regular_files_are_read_and_the_rest_is_named(setup, datasets_dir, tmp_path):
+    folder = tmp_path / "photos"
+    kinds = special_folder(folder)
+    shutil.copy(datasets_dir / "coco" / "000000000785.jpg", folder / "000000000785.jpg")
+    shutil.copy(datasets_dir / "coco" / "000000000785.jpg", folder / "².jpg")  # "²".isdigit(), int("²") fails
+    os.mkfifo(tmp_path / "direct.jpg")
+    os.mkfifo(tmp_path / "clip.mp4")
+    out = tmp_path / "out"
+    plan = {
+        "commands": [
+            _predict(setup, "--out", str(out), str(folder)),
+            _predict(setup, "--out", str(tmp_path / "out2"), str(tmp_path / "direct.jpg")),
+            _predict(setup, "--out", str(tmp_path / "out3"), str(tmp_path / "clip.mp4")),
+            _predict(setup, "--out", str(tmp_path / "out4"), "²"),  # no such file, and not a webcam
+        ],
+        "config": setup[0],
+        "weights": setup[1],
+        "video": str(tmp_path / "clip.mp4"),
+        "out": str(tmp_path / "out5"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", RUNS, json.dumps(plan)], capture_output=True, text=True, timeout=240, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "statuses [0, 2, 2, 1]" in done.stdout
+    assert f"not regular files, skipped ({len(kinds)}): " in done.stderr
+    for name, kind in kinds.items():
+        assert f"{folder / name} ({kind})" in done.stderr
+    assert "direct.jpg: the input is a FIFO (named pipe), not a regular file" in done.stderr
+    assert "clip.mp4: the input is a FIFO (named pipe)" in done.stderr
+    assert "failed: ²: ²: cannot read the image file (No such file or directory)" in done.stderr
+    assert "video: " + str(tmp_path / "clip.mp4") + ": the video is a FIFO (named pipe)" in done.stdout
+    assert "Traceback" not in done.stderr
+    assert json.loads((out / "².jpg.json").read_text())[0]["image_id"] == "².jpg"
+    assert json.loads((out / "000000000785.jpg.json").read_text())[0]["image_id"] == 785
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["000000000785.jpg.json", "000000000785_pose.jpg", "².jpg.json", "²_pose.jpg"]
+    )
+
+
+def test_a_folder_without_images_or_videos_is_an_error(setup, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no picture here")
+    assert main(_predict(setup, "--out", str(tmp_path / "out"), str(empty))) == 2
+    err = capsys.readouterr().err
+    assert f"no images or videos found in {empty}: give a folder of image or video files" in err
+    (empty / "folder.jpg").mkdir()
+    with pytest.raises(DataError, match=r"no images or videos found in .*empty \(not regular files, skipped: folder"):
+        expand_inputs([empty])
+    assert not (tmp_path / "out").exists()
+
+
+def test_expand_inputs_returns_the_skipped_entries(tmp_path, datasets_dir):
+    shutil.copy(datasets_dir / "coco" / "000000000785.jpg", tmp_path / "a.jpg")
+    os.mkfifo(tmp_path / "b.jpg")
+    paths, skipped = expand_inputs([tmp_path, "0", "rtsp://cam/live"])
+    assert paths == [tmp_path / "a.jpg", "0", "rtsp://cam/live"]
+    assert [(s.path.name, s.kind) for s in skipped] == [("b.jpg", "a FIFO (named pipe)")]
+
+
+def test_file_names_give_decimal_ids_only(tmp_path):
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps([
+        {"image_id": "².jpg", "bbox": [1, 2, 3, 4], "score": 0.9},
+        {"image_id": 785, "bbox": [5, 6, 7, 8], "score": 0.8},
+    ]))  # fmt: skip
+    detections = DetectionBoxes(boxes)
+    assert detections.lookup(Path("².jpg"))[0].tolist() == [[1, 2, 3, 4]]
+    assert detections.lookup(Path("000000000785.jpg"))[0].tolist() == [[5, 6, 7, 8]]
+
+
+def test_images_over_the_pixel_limit_fail_by_name(setup, datasets_dir, tmp_path, capsys):
+    bomb = _png_header(tmp_path / "bomb.png", 25_000, 25_000)
+    photo = datasets_dir / "coco" / "000000000785.jpg"
+    out = tmp_path / "out"
+    assert main(_predict(setup, "--out", str(out), "--no-draw", str(bomb), str(photo))) == 1
+    err = capsys.readouterr().err
+    assert "bomb.png: the PNG is 25000×25000 = 625,000,000 pixels, over the limit of 40,000,000" in err
+    assert (out / "000000000785.jpg.json").is_file() and not (out / "bomb.png.json").exists()
+    assert main(_predict(setup, "--out", str(out), "--no-draw", "--max-megapixels", "0.1", str(photo))) == 1
+    assert "the JPEG is 640×425 = 272,000 pixels, over the limit of 100,000" in capsys.readouterr().err
