@@ -12,6 +12,7 @@ LAYERS: dict[str, int] = {
     "errors": 0,
     "runtime": 0,
     "fileio": 1,
+    "stream": 1,  # read ahead, write behind, the newest frame: threads only, no hrnet imports
     "inputs": 1,  # which paths are files to read, and the one rule for numbers in names
     "weights": 1,  # the registry and cache of named weights files: below everything that loads weights
     "config": 1,

@@ -44,7 +44,7 @@ def setup(datasets_dir, tmp_path_factory):
 
 def _predict(setup, *args: str) -> list[str]:
     config_path, weights = setup
-    return ["predict", config_path, "--weights", weights, "--plain", *args]
+    return ["predict", config_path, "--weights", weights, "--backend", "pytorch", *args]
 
 
 def test_only_regular_files_are_read_and_the_rest_is_named(setup, datasets_dir, tmp_path):
