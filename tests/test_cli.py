@@ -185,10 +185,16 @@ def test_a_config_given_as_a_pipe_is_read_as_a_file(capsys):
 @pytest.mark.parametrize(("train", "val"), [("-5", "2"), ("3", "-1"), ("0", "0")])
 def test_data_synth_refuses_split_sizes_below_zero_or_no_image(tmp_path, capsys, train, val):
     out = tmp_path / "synth"
-    assert main(["data", "synth", "--out", str(out), "--train", train, "--val", val]) == 2
-    err = capsys.readouterr().err
-    assert f"split sizes ≥ 0 and at least one image, got {train} training and {val} validation" in err
-    assert "Traceback" not in err and not out.exists()
+    if "-" in train + val:  # refused by the options' type, before anything runs
+        with pytest.raises(SystemExit) as refused:
+            main(["data", "synth", "--out", str(out), "--train", train, "--val", val])
+        assert refused.value.code == 2 and "is not a whole number ≥ 0" in capsys.readouterr().err
+    else:
+        assert main(["data", "synth", "--out", str(out), "--train", train, "--val", val]) == 2
+        err = capsys.readouterr().err
+        assert f"split sizes ≥ 0 and at least one image, got {train} training and {val} validation" in err
+        assert "Traceback" not in err
+    assert not out.exists()
 
 
 def test_predict_max_megapixels_is_a_positive_number_defaulting_to_the_shared_limit(capsys):
@@ -200,7 +206,43 @@ def test_predict_max_megapixels_is_a_positive_number_defaulting_to_the_shared_li
     for bad in ("0", "-1", "nan", "inf", "lots"):
         with pytest.raises(SystemExit):
             cli.parse_args([*args, "--max-megapixels", bad])
-        assert "expected a positive number of millions of pixels" in capsys.readouterr().err
+        assert "argument --max-megapixels: " in capsys.readouterr().err
     predict = next(p for name, p in _parsers(cli.build_parser()) if name == "hrnet predict")
     help_text = next(a.help for a in predict._actions if a.dest == "max_megapixels")
     assert f"default {MAX_PIXELS / 1e6:g}" in help_text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["bench", "w18", "--seconds", "nan"], "argument --seconds: 'nan' is not a finite number above 0"),
+        (["bench", "w18", "--rounds", "0"], "argument --rounds: '0' is not a whole number ≥ 1"),
+        (["serve", "w18", "--weights", "w", "--max-upload-mb", "nan"], "argument --max-upload-mb: 'nan'"),
+        (["serve", "w18", "--weights", "w", "--max-megapixels", "inf"], "argument --max-megapixels: 'inf'"),
+        (["serve", "w18", "--weights", "w", "--port", "99999"], "'99999' is not a whole number from 1 to 65535"),
+        (["serve", "w18", "--weights", "w", "--port", "²"], "'²' is not a whole number from 1 to 65535"),
+        (["info", "w18", "--layers", "--batch", "0"], "argument --batch: '0' is not a whole number ≥ 1"),
+        (["info", "w18", "--layers", "--batch", "-3"], "argument --batch: '-3' is not a whole number ≥ 1"),
+        (
+            ["predict", "w18", "a.jpg", "--weights", "w", "--detector-iou", "nan"],
+            "'nan' is not a finite number from 0 to 1",
+        ),
+        (["predict", "w18", "a.jpg", "--weights", "w", "--threshold", "2"], "argument --threshold: '2'"),
+        (["predict", "w18", "a.jpg", "--weights", "w", "--detect-every", "0"], "argument --detect-every: '0'"),
+        (
+            ["export", "w18", "--out", "x.onnx", "--opset", "3"],
+            "argument --opset: '3' is not a whole number from 9 to 20",
+        ),
+        (
+            ["export", "w18", "--out", "x.onnx", "--opset", "99"],
+            "argument --opset: '99' is not a whole number from 9 to 20",
+        ),
+        (["data", "synth", "--out", "x", "--train", "-5"], "argument --train: '-5' is not a whole number ≥ 0"),
+    ],
+)
+def test_numeric_options_are_bounded_and_refused_in_one_line(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1, err
+    assert message in err and f"(options: hrnet {args[0]}" in err

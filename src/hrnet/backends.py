@@ -27,17 +27,17 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from hrnet.config import ModelConfig
 from hrnet.errors import ConfigError
 from hrnet.models.onnx import onnx_precision
-from hrnet.precision import HeatmapFn, precision_notice, prepare_bf16
-from hrnet.runtime import resolve_device
+
+if TYPE_CHECKING:  # the registry's names are read by the command line's parser, which starts without PyTorch
+    import torch
+    from torch import nn
+
+    from hrnet.precision import HeatmapFn
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +93,16 @@ def _fast(opening: _Opening) -> HeatmapFn:
 
 
 def _bf16(opening: _Opening) -> HeatmapFn:
+    from hrnet.precision import prepare_bf16
+
     assert opening.module is not None
     return prepare_bf16(opening.module, compile=opening.compile)
 
 
 def _onnxruntime(opening: _Opening) -> HeatmapFn:
+    import numpy as np
+    import torch
+
     from hrnet.models.onnx import OnnxRunner
 
     assert opening.onnx_file is not None
@@ -286,6 +291,7 @@ def open_backend(
         reference: fp32 PyTorch runs the network as trained (see ``select_backend``).
         module: an already built network to run instead of loading ``weights`` (PyTorch backends only).
     """
+    from hrnet.precision import precision_notice
     from hrnet.weights import resolve_weights
 
     path = None if weights is None else resolve_weights(weights)
@@ -309,6 +315,10 @@ def open_backend(
 
 
 def _device(entry: BackendEntry, device: str) -> torch.device:
+    import torch
+
+    from hrnet.runtime import resolve_device
+
     if entry.devices == ("cpu",):
         if device not in ("auto", "cpu"):
             raise ConfigError(f"backend {entry.name} ({entry.engine}) runs on the CPU; leave --device out or give cpu")

@@ -16,9 +16,9 @@ import math
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from hrnet import __version__
 from hrnet.config import MODEL_PRESETS, ExperimentConfig, ModelConfig, find_config, load_config, model_preset
@@ -79,22 +79,44 @@ class _OptionValueError(ConfigError, argparse.ArgumentTypeError):
     as one line when a command parses the value itself."""
 
 
-def _positive_int(text: str) -> int:
-    """An option's whole number ≥ 1, in ASCII digits (``str.isdigit`` also takes "²", which ``int`` refuses)."""
-    if not re.fullmatch(r"[0-9]+", text.strip()) or int(text) < 1:
-        raise _OptionValueError(f"{text[:200]!r} is not a whole number ≥ 1")
-    return int(text)
+def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An option type: a whole number in [low, high], in ASCII digits (``str.isdigit`` also takes "²", which
+    ``int`` refuses), refused in one line otherwise."""
+    bounds = f"≥ {low}" if high is None else f"from {low} to {high}"
+
+    def whole(text: str) -> int:
+        if not re.fullmatch(r"-?[0-9]{1,18}", text.strip()) or not low <= int(text) <= (high or int(text)):
+            raise _OptionValueError(f"{text[:200]!r} is not a whole number {bounds}")
+        return int(text)
+
+    return whole
 
 
-def _megapixels(text: str) -> float:
-    """``--max-megapixels``: a finite positive number."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number of millions of pixels, got {text[:200]!r}")
-    return value
+def _number(low: float, high: float = math.inf, *, above: bool = False) -> Callable[[str], float]:
+    """An option type: a finite number in [low, high] (in (low, high] with ``above``), refused in one line
+    otherwise (NaN and infinity too)."""
+    if high == math.inf:
+        bounds = f"{'above' if above else 'at least'} {low:g}"
+    else:
+        bounds = f"{'above' if above else 'from'} {low:g} {'and at most' if above else 'to'} {high:g}"
+
+    def number(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and (value > low if above else value >= low) and value <= high):
+            raise _OptionValueError(f"{text[:200]!r} is not a finite number {bounds}")
+        return value
+
+    return number
+
+
+_positive_int = _whole(1)
+_count = _whole(0)
+_fraction = _number(0.0, 1.0)  # thresholds, IoU
+_positive = _number(0.0, above=True)
+_megapixels = _positive
 
 
 def _input_size(text: str) -> tuple[int, int]:
@@ -536,18 +558,25 @@ def _add_detector(p: argparse.ArgumentParser, default: str = "none, the whole im
     )
     group.add_argument(
         "--detector-threshold",
-        type=float,
+        type=_fraction,
         help="keep detections scoring at least this (default: the detector's own: 0.3 MMDeploy, 0.25 "
         "ultralytics, 0.5 hog)",
     )
-    group.add_argument("--detector-iou", type=float, help="NMS IoU threshold for detections (default 0.7; hog 0.5)")
+    group.add_argument("--detector-iou", type=_fraction, help="NMS IoU threshold for detections (default 0.7; hog 0.5)")
     group.add_argument(
         "--detector-size", metavar="HxW", help="input size of an ONNX detector with a dynamic input (default 640x640)"
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser with a usage error in one line: what is wrong, and where the options are listed."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (options: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="hrnet", description="HRNet 2D human pose estimation: train, evaluate, predict, export, draw."
     )
     parser.add_argument("--version", action="version", version=f"hrnet {__version__}", help="print the version")
@@ -594,9 +623,11 @@ def build_parser() -> argparse.ArgumentParser:
         "or a name from `hrnet weights list`",
         compare=True,
     )
-    p.add_argument("--batch", type=int, default=16, help="persons a forward pass (default 16)")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds; figures are medians (default 3)")
-    p.add_argument("--seconds", type=float, default=2.0, help="seconds per backend in a round (default 2)")
+    p.add_argument("--batch", type=_positive_int, default=16, help="persons a forward pass (default 16)")
+    p.add_argument(
+        "--rounds", type=_positive_int, default=3, help="interleaved timing rounds; figures are medians (default 3)"
+    )
+    p.add_argument("--seconds", type=_positive, default=2.0, help="seconds per backend in a round (default 2)")
     p.set_defaults(func=cmd_bench, runs_network=True)
 
     p = sub.add_parser("train", help="train a network (torchrun --nproc_per_node=N -m hrnet train ... for DDP)")
@@ -609,7 +640,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p, "experiment YAML file")
     _add_runtime(p)
     p.add_argument("--boxes", help="COCO detection-results JSON of person boxes (default: ground-truth boxes)")
-    p.add_argument("--draw", type=int, default=0, metavar="N", help="also draw N images: prediction | truth (0)")
+    p.add_argument("--draw", type=_count, default=0, metavar="N", help="also draw N images: prediction | truth (0)")
     p.add_argument("--out", help="output folder (default: <train.out_dir>/<train.name>/eval)")
     p.set_defaults(func=cmd_eval, runs_network=True)
 
@@ -633,7 +664,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--boxes", help="COCO detection-results JSON (default: the whole image is one person)")
     _add_detector(p)
     p.add_argument("--out", default="predictions", help="output folder (default: ./predictions)")
-    p.add_argument("--threshold", type=float, default=0.3, help="hide keypoints scoring below this in drawings (0.3)")
+    p.add_argument(
+        "--threshold", type=_fraction, default=0.3, help="hide keypoints scoring below this in drawings (0.3)"
+    )
     p.add_argument(
         "--max-megapixels",
         type=_megapixels,
@@ -644,7 +677,7 @@ def build_parser() -> argparse.ArgumentParser:
     video = p.add_argument_group("video", "how persons are found and followed through the frames of a video")
     video.add_argument(
         "--detect-every",
-        type=int,
+        type=_positive_int,
         default=1,
         metavar="N",
         help="find persons every N-th frame (default 1: all); in between each person's box comes from its "
@@ -653,16 +686,23 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument(
         "--track-by", choices=("iou", "oks"), default="iou", help="match persons to tracks by box IoU or keypoint OKS"
     )
-    video.add_argument("--track-threshold", type=float, default=0.3, help="least IoU/OKS to keep a track's id")
+    video.add_argument("--track-threshold", type=_fraction, default=0.3, help="least IoU/OKS to keep a track's id")
     video.add_argument(
-        "--max-missed", type=int, default=10, metavar="M", help="retire a track's id after M frames unseen (default 10)"
+        "--max-missed",
+        type=_count,
+        default=10,
+        metavar="M",
+        help="retire a track's id after M frames unseen (default 10)",
     )
     video.add_argument("--smooth", action="store_true", help="One-Euro smoothing of each track's keypoints")
     video.add_argument(
-        "--smooth-cutoff", type=float, default=1.0, metavar="HZ", help="One-Euro cut-off at rest (lower: steadier)"
+        "--smooth-cutoff", type=_positive, default=1.0, metavar="HZ", help="One-Euro cut-off at rest (lower: steadier)"
     )
     video.add_argument(
-        "--smooth-beta", type=float, default=0.02, help="One-Euro speed coefficient (higher: less lag when moving)"
+        "--smooth-beta",
+        type=_number(0.0),
+        default=0.02,
+        help="One-Euro speed coefficient (higher: less lag when moving)",
     )
     p.set_defaults(func=cmd_predict, runs_network=True)
 
@@ -677,42 +717,53 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime(p)
     _add_detector(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
-    p.add_argument("--max-batch", type=int, help="persons a forward pass (default: the config's test.batch_size)")
-    p.add_argument("--batch-window-ms", type=float, default=5.0, help="wait for more requests to batch (default 5)")
-    p.add_argument("--max-upload-mb", type=float, default=20.0, help="request body limit (default 20 MiB)")
-    p.add_argument("--max-megapixels", type=float, default=40.0, help="image size limit (default 40 M pixels)")
-    p.add_argument("--max-boxes", type=int, default=100, help="person boxes a request (default 100)")
+    p.add_argument("--port", type=_whole(1, 65535), default=8000, help="port to listen on (default 8000)")
+    p.add_argument(
+        "--max-batch", type=_positive_int, help="persons a forward pass (default: the config's test.batch_size)"
+    )
+    p.add_argument(
+        "--batch-window-ms", type=_number(0.0, 1000.0), default=5.0, help="wait for more requests to batch (default 5)"
+    )
+    p.add_argument("--max-upload-mb", type=_positive, default=20.0, help="request body limit (default 20 MiB)")
+    p.add_argument("--max-megapixels", type=_megapixels, default=40.0, help="image size limit (default 40 M pixels)")
+    p.add_argument("--max-boxes", type=_positive_int, default=100, help="person boxes a request (default 100)")
     p.set_defaults(func=cmd_serve, runs_network=True)
 
     from hrnet.backends import EXPORT_PRECISIONS
+    from hrnet.models.onnx import MAX_OPSET, MIN_OPSET, OPSET
 
     p = sub.add_parser("export", help="export to ONNX (dynamic batch), verified against ONNX Runtime")
     _add_config(p, "experiment YAML file or model preset")
     p.add_argument("--weights", help="weights to export (default: random initialisation)")
     p.add_argument("--out", required=True, help="the .onnx file to write")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset version (default 17)")
+    p.add_argument(
+        "--opset", type=_whole(MIN_OPSET, MAX_OPSET), default=OPSET, help=f"ONNX opset version (default {OPSET})"
+    )
     p.add_argument(
         "--precision", choices=EXPORT_PRECISIONS, default="fp32", help="int8: static quantization (default fp32)"
     )
     p.add_argument("--calibration", metavar="CONFIG", help="int8: experiment whose training crops calibrate")
-    p.add_argument("--calibration-crops", type=int, default=320, help="int8: crops to calibrate on (default 320)")
+    p.add_argument(
+        "--calibration-crops", type=_positive_int, default=320, help="int8: crops to calibrate on (default 320)"
+    )
     p.set_defaults(func=cmd_export)
 
     data = sub.add_parser("data", help="data sets: make the synthetic one, look at training samples")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     p = data_sub.add_parser("synth", help="write the built-in synthetic COCO-format data set")
     p.add_argument("--out", required=True, help="output folder (annotations/, images/)")
-    p.add_argument("--train", type=int, default=4000, help="training images (default 4000)")
-    p.add_argument("--val", type=int, default=500, help="validation images (default 500)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the drawn persons (default 0)")
+    p.add_argument("--train", type=_count, default=4000, help="training images (default 4000)")
+    p.add_argument("--val", type=_count, default=500, help="validation images (default 500)")
+    p.add_argument("--seed", type=_whole(0, 2**32 - 1), default=0, help="random seed of the drawn persons (default 0)")
     p.set_defaults(func=cmd_data_synth)
     p = data_sub.add_parser("show", help="draw augmented samples with their skeletons and heatmaps")
     _add_config(p, "experiment YAML file")
     p.add_argument("--split", choices=("train", "val"), default="train", help="which split (default train)")
-    p.add_argument("-n", type=int, default=16, help="how many samples (default 16)")
+    p.add_argument("-n", type=_positive_int, default=16, help="how many samples (default 16)")
     p.add_argument("--out", default="samples.png", help="output picture (default samples.png)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the samples and augmentations (default 0)")
+    p.add_argument(
+        "--seed", type=_whole(0, 2**32 - 1), default=0, help="random seed of the samples and augmentations (default 0)"
+    )
     p.set_defaults(func=cmd_data_show)
 
     weights = sub.add_parser(

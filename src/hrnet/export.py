@@ -37,17 +37,19 @@ from hrnet.fileio import atomic_path
 from hrnet.models.checkpoint import load_model
 from hrnet.models.fuse import fold_batchnorm
 from hrnet.models.onnx import (
+    MAX_OPSET,
     META_CALIBRATION,
     META_CALIBRATION_SIZE,
     META_PRECISION,
     META_QUANTIZER,
+    MIN_OPSET,
+    OPSET,
     OnnxRunner,
     optional_module,
 )
 
 log = logging.getLogger(__name__)
 
-OPSET = 17
 TOLERANCE = 1e-4  # of the largest |output|: fp32 reordering (folding, ORT's kernels) stays below 1e-5 of it
 CHECK_BATCH = 2  # the check runs a batch other than 1, so a batch axis frozen to 1 fails it
 CALIBRATION_CROPS = 320  # training crops whose activation ranges set the int8 scales
@@ -80,6 +82,8 @@ def export_onnx(
     The file appears only once complete and checked. Raises ``ExportError`` when ONNX Runtime's outputs differ
     from PyTorch's by more than ``TOLERANCE`` × max |output|, ``ConfigError`` when onnx / onnxruntime is missing.
     """
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ConfigError(f"ONNX opset {opset}: the export writes opsets {MIN_OPSET} to {MAX_OPSET} (default {OPSET})")
     optional_module("onnx")
     if check:
         optional_module("onnxruntime")

@@ -17,6 +17,10 @@ import numpy as np
 
 from hrnet.errors import ConfigError
 
+OPSET = 17  # what hrnet export writes by default
+# The opsets the export takes: 9 is the first whose Upsample the exchange units' nearest upsampling exports to (7
+# fails); 20 is the newest PyTorch's TorchScript-based exporter writes (torch.onnx._constants).
+MIN_OPSET, MAX_OPSET = 9, 20
 # ONNX metadata keys written by hrnet export.
 META_PRECISION = "hrnet.precision"
 META_CALIBRATION = "hrnet.calibration"
