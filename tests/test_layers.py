@@ -12,6 +12,7 @@ LAYERS: dict[str, int] = {
     "errors": 0,
     "runtime": 0,
     "fileio": 1,
+    "outputs": 1,  # the one "would this output replace something not ours" check, over fileio
     "weights": 1,  # the registry and cache of named weights files: below everything that loads weights
     "config": 1,
     "tf_port_pipeline": 1,  # the TF port's pure data-side functions, below the crop that uses them

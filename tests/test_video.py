@@ -15,6 +15,7 @@ import pytest
 from hrnet.cli import main
 from hrnet.errors import DataError
 from hrnet.inference import PoseEstimator
+from hrnet.outputs import MANIFEST
 from hrnet.track import OneEuroSettings, box_from_keypoints, box_iou
 from hrnet.video import (
     H264Writer,
@@ -130,7 +131,7 @@ def test_predict_cli_writes_h264_and_json_lines_with_track_ids(tiny, clip, tmp_p
         assert stream.codec_context.name == "h264" and stream.codec_context.pix_fmt == "yuv420p"
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
     assert len(frames) == 12 and frames[0].shape == (192, 320, 3)
-    assert not list(out.glob(".*"))  # no temporary file left
+    assert [p.name for p in out.glob(".*")] == [MANIFEST]  # no temporary file and no lock left
 
 
 def test_h264_writer_pads_odd_sizes_and_reads_back(tmp_path):

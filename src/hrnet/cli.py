@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import glob
 import logging
 import os
 import sys
@@ -20,11 +21,13 @@ from pathlib import Path
 from hrnet import __version__
 from hrnet.config import MODEL_PRESETS, ExperimentConfig, ModelConfig, find_config, load_config, model_preset
 from hrnet.errors import ConfigError, HrnetError, TrainingInterruptedError
-from hrnet.fileio import check_writable_dir, check_writable_file
+from hrnet.outputs import OutputFolder, check_output_file, record_output
 
 log = logging.getLogger("hrnet")
 
 PRECISION_CHOICES = ("fp32", "bf16", "int8")
+# The names under which commands record the files they write (``hrnet.outputs``); eval's and export's are theirs.
+DRAW, SHOW, SYNTH, CONVERT = "hrnet draw", "hrnet data show", "hrnet data synth", "hrnet convert"
 PRECISION_HELP = "fp32 (default); bf16: the fast path in bfloat16; int8: an .onnx from export --precision int8"
 
 
@@ -83,7 +86,7 @@ def _input_size(text: str) -> tuple[int, int]:
 def cmd_draw(args: argparse.Namespace) -> int:
     from hrnet.draw import check_output, draw_exchange, draw_overview, parse_detail, save_figure
 
-    out = check_output(args.out, [args.config])
+    out = check_output(check_output_file(args.out, command=DRAW, inputs=[args.config], overwrite=args.overwrite))
     model_cfg = _experiment(args.config, args.set).model
     if args.input:
         input_size = _input_size(args.input)
@@ -97,6 +100,7 @@ def cmd_draw(args: argparse.Namespace) -> int:
     else:
         figure = draw_overview(model_cfg, name)
     print(f"wrote {save_figure(figure, out)}")
+    record_output(out, DRAW)
     return 0
 
 
@@ -160,31 +164,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and args.overwrite:
         raise ConfigError("--resume continues the run and --overwrite deletes it: give one of them")
     config = _experiment(args.config, args.set)
-    result = train(config, resume=args.resume, overwrite=args.overwrite, handle_signals=True)
+    config_file = Path(args.config) if Path(args.config).is_file() else None
+    result = train(config, resume=args.resume, overwrite=args.overwrite, handle_signals=True, config_file=config_file)
     print(f"run folder: {result.run_dir}")
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from hrnet.engine.evaluate import Evaluator
+    from hrnet.engine.evaluate import COMMAND, Evaluator
     from hrnet.precision import heatmap_model
 
     config = _experiment(args.config, args.set)
     out = Path(args.out) if args.out else Path(config.train.out_dir) / config.train.name / "eval"
-    check_writable_dir(out, "--out folder" if args.out else "evaluation folder")  # before the long evaluation
-    # fp32 evaluates the network as trained (BatchNorm unfolded), as the official test does.
-    weights = _weights(args.weights)
-    assert weights is not None  # --weights is required
-    backend = "onnxruntime" if str(weights).lower().endswith(".onnx") else "torch"
-    model, device = heatmap_model(
-        config.model,
-        weights,
-        args.precision,
-        device=config.runtime.device,
-        backend=backend,
-        fast=args.precision != "fp32",
-    )
-    metrics = Evaluator.from_config(config, device, boxes=args.boxes).evaluate(model, out, draw=args.draw)
+    what = "--out folder" if args.out else "evaluation folder"
+    # Taken before the long evaluation; the split's files are added to the inputs by the evaluator.
+    with OutputFolder(
+        out, command=COMMAND, inputs=[args.config, args.boxes], overwrite=args.overwrite, what=what
+    ) as folder:
+        # fp32 evaluates the network as trained (BatchNorm unfolded), as the official test does.
+        weights = _weights(args.weights)
+        assert weights is not None  # --weights is required
+        folder.protect([weights])
+        backend = "onnxruntime" if str(weights).lower().endswith(".onnx") else "torch"
+        model, device = heatmap_model(
+            config.model,
+            weights,
+            args.precision,
+            device=config.runtime.device,
+            backend=backend,
+            fast=args.precision != "fp32",
+        )
+        metrics = Evaluator.from_config(config, device, boxes=args.boxes).evaluate(model, folder, draw=args.draw)
     summary = metrics.pop("summary", None)
     print(summary or "\n".join(f"{k:14s} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
     print(f"results in {out}")
@@ -245,6 +255,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         draw=not args.no_draw,
         protected=[p for p in (args.boxes, args.weights, args.config) if p],
+        overwrite=args.overwrite,
     )
     print(f"wrote {len(report.written)} files to {args.out}")
     for path, reason in report.failed:
@@ -276,11 +287,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from hrnet.export import export_from_config
 
-    out = Path(args.out)
-    for source in (args.weights, args.config):
-        if source and Path(source).exists() and out.resolve() == Path(source).resolve():
-            raise ConfigError(f"--out {out} is the input {source}: give another file name")
-    check_writable_file(out, "--out file")
     config = _experiment(args.config, args.set)
     if args.calibration and args.precision != "int8":
         raise ConfigError("--calibration is for --precision int8")
@@ -294,6 +300,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         calibration=calibration,
         calibration_name=args.calibration or args.config,
         calibration_crops=args.calibration_crops,
+        inputs=[args.config, args.calibration],
+        overwrite=args.overwrite,
     )
     kind = "int8 (calibrated), checked against the fp32 graph" if args.precision == "int8" else "checked"
     print(f"wrote {path} (input 'image' N×3×{config.model.input_size[0]}×{config.model.input_size[1]}, "
@@ -306,8 +314,13 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
 
     from hrnet.data.synthetic import write_synthetic
 
-    with tqdm(total=args.train + args.val, desc="synthetic images", unit="img") as bar:
-        files = write_synthetic(args.out, args.train, args.val, args.seed, progress=lambda n: bar.update(1))
+    with (
+        OutputFolder(args.out, command=SYNTH, overwrite=args.overwrite) as folder,
+        tqdm(total=args.train + args.val, desc="synthetic images", unit="img") as bar,
+    ):
+        files = write_synthetic(
+            folder.path, args.train, args.val, args.seed, progress=lambda n: bar.update(1), output=folder
+        )
     for split, path in files.items():
         print(f"{split}: {path}")
     return 0
@@ -317,16 +330,26 @@ def cmd_data_show(args: argparse.Namespace) -> int:
     from hrnet.data.show import show_samples
     from hrnet.visualize import write_image
 
+    out = check_output_file(args.out, command=SHOW, inputs=[args.config], overwrite=args.overwrite)
     config = _experiment(args.config, args.set)
-    path = write_image(args.out, show_samples(config, args.split, args.n, args.seed))
+    path = write_image(out, show_samples(config, args.split, args.n, args.seed))
+    record_output(path, SHOW)
     print(f"wrote {path}")
     return 0
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from hrnet.models.tf_checkpoint import convert_tf_port
+    from hrnet.models.tf_checkpoint import CONFIG_FILE, WEIGHTS_FILE, convert_tf_port
 
-    result = convert_tf_port(args.checkpoint, args.out)
+    prefix = Path(args.checkpoint)  # model.ckpt (or model.ckpt.index): its files are model.ckpt.*
+    stem = glob.escape(prefix.name.removesuffix(".index"))
+    checkpoint_files = list(prefix.parent.glob(f"{stem}.*")) if prefix.parent.is_dir() else []
+    with OutputFolder(args.out, command=CONVERT, inputs=checkpoint_files, overwrite=args.overwrite) as folder:
+        for name in (WEIGHTS_FILE, CONFIG_FILE):
+            folder.claim(folder.path / name, f"the converted {name}")
+        result = convert_tf_port(args.checkpoint, folder.path)
+        folder.record(result.weights)
+        folder.record(result.config)
     widths = "/".join(map(str, result.model.stages[-1].num_channels))
     print(
         f"wrote {result.weights} ({result.num_tensors} tensors; widths {widths}, {result.model.num_keypoints} "
@@ -379,6 +402,11 @@ def _add_config(p: argparse.ArgumentParser, help: str, *, required: bool = True)
     p.set_defaults(config_required=required)
 
 
+def _add_overwrite(p: argparse.ArgumentParser, what: str) -> None:
+    """``--overwrite``: replace existing files that this command did not write (``hrnet.outputs``)."""
+    p.add_argument("--overwrite", action="store_true", help=f"replace {what} (default: refuse)")
+
+
 def _resolve_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """One ``args.config`` from the positional CONFIG or ``--config``; with ``--config``, a subcommand's first
     positional word belongs to its inputs (``hrnet predict --config C a.jpg b.jpg``)."""
@@ -426,6 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the picture to write: .svg, .png or .pdf")
     p.add_argument("--input", metavar="HxW", help="input size, e.g. 256x192 (default: the config's)")
     p.add_argument("--detail", metavar="stageN[.M]", help="draw exchange module M (default 1) of stage N instead")
+    _add_overwrite(p, "an existing --out file that hrnet draw did not write")
     p.set_defaults(func=cmd_draw)
 
     p = sub.add_parser("bench", help="images/s of a network here: plain, fast path, ONNX Runtime")
@@ -456,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--draw", type=int, default=0, metavar="N", help="also draw N images: prediction | truth")
     p.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32", help=PRECISION_HELP)
     p.add_argument("--out", help="output folder (default: <train.out_dir>/<train.name>/eval)")
+    _add_overwrite(p, "existing files in the output folder that hrnet eval did not write (never an input)")
     p.set_defaults(func=cmd_eval, runs_network=True)
 
     p = sub.add_parser(
@@ -499,6 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector-iou", type=float, help="NMS IoU threshold for detections (default 0.7; hog 0.5)")
     p.add_argument("--detector-size", metavar="HxW", help="input size of an ONNX detector with a dynamic input")
     p.add_argument("--out", default="predictions", help="output folder (default: ./predictions)")
+    _add_overwrite(p, "existing files in the --out folder that hrnet predict did not write (never an input)")
     p.add_argument(
         "--backend", choices=("torch", "onnxruntime"), default="torch", help="PyTorch, or ONNX Runtime for an .onnx"
     )
@@ -568,6 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("fp32", "int8"), default="fp32", help="int8: static quantization")
     p.add_argument("--calibration", metavar="CONFIG", help="int8: experiment whose training crops calibrate")
     p.add_argument("--calibration-crops", type=int, default=320, help="int8: crops to calibrate on (default 320)")
+    _add_overwrite(p, "an existing --out file that is not an earlier export (never the weights or a config)")
     p.set_defaults(func=cmd_export)
 
     data = sub.add_parser("data", help="data sets: make the synthetic one, look at training samples")
@@ -577,6 +609,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", type=int, default=4000, help="training images (default 4000)")
     p.add_argument("--val", type=int, default=500, help="validation images (default 500)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the drawn persons (default 0)")
+    _add_overwrite(p, "existing files in the --out folder that hrnet data synth did not write")
     p.set_defaults(func=cmd_data_synth)
     p = data_sub.add_parser("show", help="draw augmented samples with their skeletons and heatmaps")
     _add_config(p, "experiment YAML file")
@@ -584,6 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, default=16, help="how many samples (default 16)")
     p.add_argument("--out", default="samples.png", help="output picture (default samples.png)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the samples and augmentations (default 0)")
+    _add_overwrite(p, "an existing --out file that hrnet data show did not write")
     p.set_defaults(func=cmd_data_show)
 
     weights = sub.add_parser(
@@ -609,6 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", choices=("tf_port",), help="which implementation wrote the checkpoint")
     p.add_argument("checkpoint", help="the checkpoint's prefix, e.g. models/model.ckpt (for model.ckpt.index, ...)")
     p.add_argument("--out", required=True, help="output folder")
+    _add_overwrite(p, "an existing model.safetensors or config.yaml in --out that hrnet convert did not write")
     p.set_defaults(func=cmd_convert)
     return parser
 

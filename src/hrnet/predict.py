@@ -4,17 +4,28 @@ Per image ``<name>.json`` (``photo.jpg.json``: COCO keypoint results: image_id, 
 [x, y, score]×K, score, plus the box) and ``<stem>_pose.<ext>`` with the skeletons (``photo_pose.jpg``); per video
 ``<name>.jsonl`` (one line per frame, persons with track ids) and ``<stem>_pose.mp4`` (H.264), made by
 ``hrnet.video``. The names keep the input's extension, so ``a.jpg`` and ``a.png`` never share a result. An input
-that cannot be read is reported by name and skipped; the others complete. Nothing is run when an output would
-replace an input (an image, video, the boxes file, ...), two inputs would write the same file, or the output
-folder cannot be written. Photos are turned upright by their EXIF orientation tag (person boxes are then in the
-upright image's pixels).
+that cannot be read is reported by name and skipped; the others complete. Photos are turned upright by their EXIF
+orientation tag (person boxes are then in the upright image's pixels).
+
+The output folder is held for the run (``hrnet.outputs.OutputFolder``):
+
+- it is locked (``.hrnet-lock``, holding the pid and command): a second run into the same folder while one is
+  going is refused, naming the first one's pid; the lock of a run that was killed is taken over with a warning,
+  and the temporary files that run left (``.clip.mp4.1a2b3c4d.tmp.jsonl``, after a SIGTERM) are removed;
+- the files a run writes are listed in the folder's manifest (``.hrnet-outputs.json``). That list, not a name,
+  tells a drawing from a photo: a folder given as input leaves out the drawings that ``hrnet predict`` wrote into
+  it (and that have not changed since); every other image in it, ``tree_pose.jpg`` included, is an input;
+- nothing is run when an output would replace an input (an image, video, the boxes file, ...: a drawing whose
+  name is that of a photo in the folder is refused, naming both, rather than written under another name, so
+  that drawings keep the names other tools expect), two inputs would write the same file, an existing file
+  that ``hrnet predict`` did not write is in the way (unless ``overwrite``, ``--overwrite``), or the folder
+  cannot be written.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +36,9 @@ from tqdm import tqdm
 
 from hrnet.data.images import read_image
 from hrnet.errors import DataError, HrnetError, OutputError
-from hrnet.fileio import check_writable_dir, output_problem, read_json, write_json_atomic
+from hrnet.fileio import output_problem, read_json, write_json_atomic
 from hrnet.inference import PoseEstimator
+from hrnet.outputs import Manifest, OutputFolder
 from hrnet.video import (
     VIDEO_SUFFIXES,
     Detector,
@@ -43,6 +55,7 @@ from hrnet.visualize import write_image
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+COMMAND = "hrnet predict"  # the name its outputs are recorded under (``hrnet.outputs``)
 
 
 @dataclass
@@ -54,8 +67,9 @@ class PredictReport:
 
 
 def expand_inputs(inputs: Sequence[str | Path]) -> list[Path | str]:
-    """Files as given; folders replaced by their images and videos (sorted, not recursive); webcam indices
-    (``"0"``) and stream URLs kept as text."""
+    """Files as given; folders replaced by their images and videos (sorted, not recursive) less the drawings
+    that ``hrnet predict`` wrote there (by the folder's manifest); webcam indices (``"0"``) and stream URLs kept as
+    text."""
     paths: list[Path | str] = []
     for text in inputs:
         if is_live_source(text):
@@ -64,8 +78,8 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[Path | str]:
         item = Path(text)
         if item.is_dir():
             found = sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
-            drawings = {output.name for p in found for output in _outputs(p, item, True)[1:]}
-            paths += [p for p in found if p.name not in drawings]  # not the drawings made of the others
+            manifest = Manifest.load(item)
+            paths += [p for p in found if not manifest.holds(p, COMMAND)]
         else:
             paths.append(item)
     return paths
@@ -152,6 +166,7 @@ def predict_paths(
     draw: bool = True,
     progress: bool = True,
     protected: Sequence[str | Path] = (),
+    overwrite: bool = False,
 ) -> PredictReport:
     """Run ``estimator`` on image files, folders, videos, webcams (``"0"``) and stream URLs; write results and
     drawings into ``out_dir``.
@@ -159,22 +174,40 @@ def predict_paths(
     Person boxes come from ``detections`` for images (an image with no detection entry counts as one
     whole-image person only when no detection file is given). Videos take theirs from ``detector`` as
     ``video`` says (``hrnet.video.predict_video``; without a detector the whole frame is one person, who still
-    gets a track id). Keypoints scoring below ``threshold`` are not drawn (they are still in the JSON). Nothing
-    is run or written when an output would replace an input or one of the ``protected`` files (the boxes file,
-    weights, config), or two inputs would write the same output (``DataError``), or ``out_dir`` cannot be
-    written (``OutputError``). A write that fails later (a full disk) stops the run with an ``OutputError``.
+    gets a track id). Keypoints scoring below ``threshold`` are not drawn (they are still in the JSON).
+
+    ``out_dir`` is held for the run (module docstring). Nothing is run or written when an output would replace
+    an input or one of the ``protected`` files (the boxes file, weights, config), a file that ``hrnet predict``
+    did not write (unless ``overwrite``), or ``out_dir`` cannot be written or is taken by another run
+    (``OutputError``), or two inputs would write the same output (``DataError``). A write that fails later (a
+    full disk) stops the run with an ``OutputError``.
     """
-    out = Path(out_dir)
     paths = expand_inputs(inputs)
-    _check_outputs(paths, out, draw, [Path(p) for p in protected])
-    check_writable_dir(out, "--out folder")
-    if detections is not None:
-        _warn_unmatched(detections, [p for p in paths if isinstance(p, Path) and not is_video(p)])
+    sources = [*(p for p in paths if isinstance(p, Path)), *map(Path, protected)]
+    with OutputFolder(out_dir, command=COMMAND, inputs=sources, overwrite=overwrite) as folder:
+        _claim_outputs(paths, folder, draw)
+        if detections is not None:
+            _warn_unmatched(detections, [p for p in paths if isinstance(p, Path) and not is_video(p)])
+        return _predict_all(estimator, paths, folder, detections, detector, video, threshold, draw, progress)
+
+
+def _predict_all(
+    estimator: PoseEstimator,
+    paths: Sequence[Path | str],
+    folder: OutputFolder,
+    detections: DetectionBoxes | None,
+    detector: Detector | None,
+    video: VideoOptions | None,
+    threshold: float,
+    draw: bool,
+    progress: bool,
+) -> PredictReport:
+    out = folder.path
     report = PredictReport()
     for path in tqdm(paths, desc="inputs", unit="file", disable=not progress or len(paths) < 2):
         try:
             if is_video(path):
-                report.written += predict_video(
+                written = predict_video(
                     estimator,
                     path,
                     out,
@@ -186,7 +219,10 @@ def predict_paths(
                 )
             else:
                 assert isinstance(path, Path)
-                report.written += _predict_image(estimator, path, out, detections, threshold, draw)
+                written = _predict_image(estimator, path, out, detections, threshold, draw)
+            for output in written:
+                folder.record(output)
+            report.written += written
         except OutputError:
             raise
         except OSError as err:  # writing failed (reading errors are DataErrors): the next inputs would fail too
@@ -236,31 +272,14 @@ def _outputs(path: Path | str, out: Path, draw: bool) -> list[Path]:
     return [out / f"{path.name}.json", *([_drawing(path, out)] if draw else [])]
 
 
-def _identity(path: Path) -> tuple[int, int] | None:
-    """(device, inode) of an existing file: the same file under another name or through a hard link."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
-def _check_outputs(paths: Sequence[Path | str], out: Path, draw: bool, protected: Sequence[Path] = ()) -> None:
-    """Refuse, before anything runs, outputs that would replace an input (or a protected file) or each other."""
-    sources = [*(p for p in paths if isinstance(p, Path)), *protected]
-    inputs = {path.resolve(): path for path in sources}
-    identities = {i: path for path in sources if (i := _identity(path)) is not None}
+def _claim_outputs(paths: Sequence[Path | str], folder: OutputFolder, draw: bool) -> None:
+    """Check every output before anything runs (``OutputFolder.claim``: not an input, not a file that is not
+    ours), and that no two inputs write the same file."""
     writers: dict[Path, Path | str] = {}
     for path in paths:
-        for output in _outputs(path, out, draw):
+        for output in _outputs(path, folder.path, draw):
+            folder.claim(output, f"the output of {path}")
             target = output.resolve()
-            found = _identity(output)
-            same = inputs.get(target) or (identities.get(found) if found is not None else None)
-            if same is not None:
-                raise DataError(
-                    f"{output}: writing the results of {path} there would replace the input "
-                    f"{same}; choose another --out folder"
-                )
             if target in writers and writers[target] != path:
                 raise DataError(
                     f"{writers[target]} and {path} would both write {output}: give them different names or "

@@ -36,6 +36,7 @@ import numpy as np
 
 from hrnet.fileio import write_bytes_atomic, write_text_atomic
 from hrnet.keypoints import COCO17
+from hrnet.outputs import OutputFolder
 
 GENERATOR_VERSION = 1  # bump when the images change, so that cached copies are rewritten
 IMAGE_SIZE = (256, 256)  # (height, width)
@@ -308,12 +309,19 @@ def write_synthetic(
     seed: int = 0,
     *,
     progress: Callable[[int], None] | None = None,
+    output: OutputFolder | None = None,
 ) -> dict[str, Path]:
     """Write the data set (layout in the module docstring); returns the annotation file of each split.
 
-    ``progress`` is called with the number of images written after each one.
+    ``progress`` is called with the number of images written after each one. ``output``, the held folder
+    ``out_dir`` (``hrnet data synth``), checks every file before the first is written and records each.
     """
     out = Path(out_dir)
+    if output is not None:
+        for split, count in (("train", num_train), ("val", num_val)):
+            output.claim(out / "annotations" / f"{split}.json", "an annotation file")
+            for index in range(count):
+                output.claim(out / "images" / split / _image_name(index + 1), "a synthetic image")
     written = 0
     files = {}
     for split, count in (("train", num_train), ("val", num_val)):
@@ -324,13 +332,15 @@ def write_synthetic(
         for index in range(count):
             image, persons = make_image(seed, split, index)
             image_id = index + 1
-            name = f"{image_id:012d}.jpg"
+            name = _image_name(image_id)
             ok, data = cv2.imencode(
                 ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
             )
             if not ok:  # pragma: no cover - OpenCV always encodes an RGB uint8 image
                 raise RuntimeError(f"OpenCV could not encode {name}")
             write_bytes_atomic(folder / name, data.tobytes())
+            if output is not None:
+                output.record(folder / name)
             images.append({"id": image_id, "file_name": name, "height": image.shape[0], "width": image.shape[1]})
             for person in persons:
                 annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1, **person})
@@ -352,4 +362,10 @@ def write_synthetic(
         }
         files[split] = out / "annotations" / f"{split}.json"
         write_text_atomic(files[split], json.dumps(coco))
+        if output is not None:
+            output.record(files[split])
     return files
+
+
+def _image_name(image_id: int) -> str:
+    return f"{image_id:012d}.jpg"
