@@ -10,13 +10,13 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from hrnet.config import ModelConfig, hrnet_stages, model_preset
 from hrnet.cli import main
+from hrnet.config import ModelConfig, hrnet_stages, model_preset
 from hrnet.errors import ConfigError, OutputError
 from hrnet.export import META_EXPORTED_BY, ExportError, OnnxRunner, export_from_config, export_onnx
-from hrnet.precision import onnx_metadata
 from hrnet.models.checkpoint import save_weights
 from hrnet.models.hrnet import HRNet, build_model
+from hrnet.precision import onnx_metadata
 from tests.conftest import tiny_model_config
 from tests.models.test_fuse import randomised
 
@@ -110,7 +110,9 @@ def test_export_never_replaces_its_weights(tmp_path):
     weights = tmp_path / "w.safetensors"
     save_weights(build_model(config), weights)
     before = weights.read_bytes()
-    with pytest.raises(OutputError, match=r"w\.safetensors is the input .*w\.safetensors: the --out file would replace"):
+    with pytest.raises(
+        OutputError, match=r"w\.safetensors is the input .*w\.safetensors: the --out file would replace"
+    ):
         export_from_config(config, weights, weights)
     assert weights.read_bytes() == before
 

@@ -312,15 +312,20 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_data_synth(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from hrnet.data.synthetic import write_synthetic
+    from hrnet.data.synthetic import synthetic_files, write_synthetic
 
-    with (
-        OutputFolder(args.out, command=SYNTH, overwrite=args.overwrite) as folder,
-        tqdm(total=args.train + args.val, desc="synthetic images", unit="img") as bar,
-    ):
-        files = write_synthetic(
-            folder.path, args.train, args.val, args.seed, progress=lambda n: bar.update(1), output=folder
-        )
+    with OutputFolder(args.out, command=SYNTH, overwrite=args.overwrite) as folder:
+        for path in synthetic_files(folder.path, args.train, args.val):
+            folder.claim(path, f"a file of the data set ({path.parent.name})")
+        with tqdm(total=args.train + args.val, desc="synthetic images", unit="img") as bar:
+            files = write_synthetic(
+                folder.path,
+                args.train,
+                args.val,
+                args.seed,
+                progress=lambda n: bar.update(1),
+                written_file=folder.record,
+            )
     for split, path in files.items():
         print(f"{split}: {path}")
     return 0

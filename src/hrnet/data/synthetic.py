@@ -36,7 +36,6 @@ import numpy as np
 
 from hrnet.fileio import write_bytes_atomic, write_text_atomic
 from hrnet.keypoints import COCO17
-from hrnet.outputs import OutputFolder
 
 GENERATOR_VERSION = 1  # bump when the images change, so that cached copies are rewritten
 IMAGE_SIZE = (256, 256)  # (height, width)
@@ -309,19 +308,14 @@ def write_synthetic(
     seed: int = 0,
     *,
     progress: Callable[[int], None] | None = None,
-    output: OutputFolder | None = None,
+    written_file: Callable[[Path], None] | None = None,
 ) -> dict[str, Path]:
     """Write the data set (layout in the module docstring); returns the annotation file of each split.
 
-    ``progress`` is called with the number of images written after each one. ``output``, the held folder
-    ``out_dir`` (``hrnet data synth``), checks every file before the first is written and records each.
+    ``progress`` is called with the number of images written after each one, ``written_file`` with each file
+    written (``hrnet data synth`` records them: ``hrnet.outputs.OutputFolder.record``).
     """
     out = Path(out_dir)
-    if output is not None:
-        for split, count in (("train", num_train), ("val", num_val)):
-            output.claim(out / "annotations" / f"{split}.json", "an annotation file")
-            for index in range(count):
-                output.claim(out / "images" / split / _image_name(index + 1), "a synthetic image")
     written = 0
     files = {}
     for split, count in (("train", num_train), ("val", num_val)):
@@ -339,8 +333,8 @@ def write_synthetic(
             if not ok:  # pragma: no cover - OpenCV always encodes an RGB uint8 image
                 raise RuntimeError(f"OpenCV could not encode {name}")
             write_bytes_atomic(folder / name, data.tobytes())
-            if output is not None:
-                output.record(folder / name)
+            if written_file is not None:
+                written_file(folder / name)
             images.append({"id": image_id, "file_name": name, "height": image.shape[0], "width": image.shape[1]})
             for person in persons:
                 annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1, **person})
@@ -362,9 +356,22 @@ def write_synthetic(
         }
         files[split] = out / "annotations" / f"{split}.json"
         write_text_atomic(files[split], json.dumps(coco))
-        if output is not None:
-            output.record(files[split])
+        if written_file is not None:
+            written_file(files[split])
     return files
+
+
+def synthetic_files(out_dir: str | Path, num_train: int, num_val: int) -> list[Path]:
+    """Every file ``write_synthetic`` writes, to check them all before the first is written."""
+    out = Path(out_dir)
+    return [
+        path
+        for split, count in (("train", num_train), ("val", num_val))
+        for path in (
+            out / "annotations" / f"{split}.json",
+            *(out / "images" / split / _image_name(index + 1) for index in range(count)),
+        )
+    ]
 
 
 def _image_name(image_id: int) -> str:
