@@ -84,6 +84,36 @@ def test_data_synth_and_show(tmp_path, capsys):
     assert picture is not None and picture.shape[0] > 128
 
 
+def test_data_synth_and_show_replace_only_their_own_files(tmp_path, capsys):
+    """data synth into a folder that holds someone's annotations, data show onto someone's picture: refused
+    before anything is written (--overwrite replaces); a second run over their own files goes through."""
+    out = tmp_path / "coco"
+    (out / "annotations").mkdir(parents=True)
+    (out / "annotations" / "val.json").write_text('{"mine": true}')
+    synth = ["data", "synth", "--out", str(out), "--train", "2", "--val", "1"]
+    assert main(synth) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.count("\n") == 1 and "val.json: a file of the data set (annotations) would replace a file that hrnet" in err
+    )
+    assert (out / "annotations" / "val.json").read_text() == '{"mine": true}' and not (out / "images").exists()
+    assert main([*synth, "--overwrite"]) == 0
+    assert main(synth) == 0
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"data:\n  root: {out}\n  train_annotations: annotations/train.json\n  train_images: images/train\n"
+        "model:\n  input_size: [128, 96]\n"
+    )
+    picture = tmp_path / "samples.png"
+    picture.write_bytes(b"my picture")
+    show = ["data", "show", str(config), "-n", "1", "--out", str(picture)]
+    assert main(show) == 2
+    assert "hrnet data show did not write" in capsys.readouterr().err and picture.read_bytes() == b"my picture"
+    assert main([*show, "--overwrite"]) == 0 and main(show) == 0
+    assert main(["data", "show", str(config), "-n", "1", "--out", str(config), "--overwrite"]) == 2
+    assert "c.yaml is the input" in capsys.readouterr().err
+
+
 def test_eval_cli_prints_the_table_and_draws(tmp_path, datasets_dir, capsys):
     from hrnet.config import dump_config
     from hrnet.models.checkpoint import save_weights

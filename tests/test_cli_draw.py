@@ -27,6 +27,21 @@ def test_draw_writes_the_overview_and_the_detail(tiny_yaml, tmp_path, capsys):
     assert detail.read_bytes().startswith(b"\x89PNG")
 
 
+def test_draw_replaces_only_its_own_pictures(tiny_yaml, tmp_path, capsys):
+    """An existing picture at --out that hrnet draw did not write is refused (--overwrite replaces it); its own
+    earlier drawing is replaced without asking."""
+    out = tmp_path / "net.png"
+    out.write_bytes(b"\x89PNG my own diagram")
+    args = ["draw", str(tiny_yaml), "--out", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "net.png: the --out file would replace a file that hrnet draw did not" in err
+    assert out.read_bytes() == b"\x89PNG my own diagram"
+    assert main([*args, "--overwrite"]) == 0
+    assert main(args) == 0  # its own drawing now
+    assert out.read_bytes() != b"\x89PNG my own diagram"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

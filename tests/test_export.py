@@ -1,5 +1,7 @@
 """ONNX export: ONNX Runtime equals PyTorch, with a dynamic batch axis; the onnxruntime backend of predict."""
 
+import os
+import stat
 import sys
 
 import numpy as np
@@ -8,11 +10,13 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from hrnet.cli import main
 from hrnet.config import ModelConfig, hrnet_stages, model_preset
-from hrnet.errors import ConfigError
-from hrnet.export import ExportError, OnnxRunner, export_from_config, export_onnx
+from hrnet.errors import ConfigError, OutputError
+from hrnet.export import META_EXPORTED_BY, ExportError, OnnxRunner, export_from_config, export_onnx
 from hrnet.models.checkpoint import save_weights
 from hrnet.models.hrnet import HRNet, build_model
+from hrnet.precision import onnx_metadata
 from tests.conftest import tiny_model_config
 from tests.models.test_fuse import randomised
 
@@ -106,9 +110,48 @@ def test_export_never_replaces_its_weights(tmp_path):
     weights = tmp_path / "w.safetensors"
     save_weights(build_model(config), weights)
     before = weights.read_bytes()
-    with pytest.raises(ConfigError, match="is the weights file being exported"):
+    with pytest.raises(
+        OutputError, match=r"w\.safetensors is the input .*w\.safetensors: the --out file would replace"
+    ):
         export_from_config(config, weights, weights)
     assert weights.read_bytes() == before
+
+
+def test_export_never_replaces_a_device_or_a_named_pipe(tmp_path, capsys):
+    """``--out /dev/null`` run as root replaced the device with a file; a FIFO stands in for it here."""
+    fifo = tmp_path / "null"
+    os.mkfifo(fifo)
+    with pytest.raises(OutputError, match=r"null: the --out file is a named pipe \(FIFO\), not a regular file"):
+        export_from_config(tiny_model_config(), None, fifo, overwrite=True)
+    assert main(["export", "w18", "--out", str(fifo), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a named pipe (FIFO), not a regular file" in err
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["null"]
+
+
+def test_export_replaces_only_an_earlier_export_unless_overwrite(tmp_path, capsys):
+    """An unrelated file or a trained checkpoint at --out is refused; an earlier export (its metadata says so) is
+    replaced; --overwrite replaces any regular file."""
+    config = tiny_model_config()
+    weights = tmp_path / "last.safetensors"
+    save_weights(build_model(config), weights)
+    notes, best = tmp_path / "notes.txt", tmp_path / "best.safetensors"
+    notes.write_text("mine")
+    best.write_bytes(weights.read_bytes())
+    for target in (notes, best):
+        with pytest.raises(OutputError, match=rf"{target.name}: the --out file would replace a file that hrnet export"):
+            export_from_config(config, weights, target)
+    assert notes.read_text() == "mine" and best.read_bytes() == weights.read_bytes()
+    onnx = export_from_config(config, weights, tmp_path / "m.onnx", check=False)
+    assert onnx_metadata(onnx)[META_EXPORTED_BY].startswith("hrnet export")
+    export_from_config(config, weights, onnx, check=False)  # an earlier export: replaced without asking
+    export_from_config(config, weights, notes, overwrite=True, check=False)
+    assert META_EXPORTED_BY in onnx_metadata(notes)
+    best_before = best.read_bytes()
+    args = ["export", "w18", "--out", str(best)]
+    assert main(args) == 2
+    assert "pass --overwrite to replace it" in capsys.readouterr().err and best.read_bytes() == best_before
 
 
 def test_onnx_input_size_and_keypoints_must_match_the_config(tmp_path):

@@ -4,6 +4,9 @@ import errno
 import json
 import os
 import shutil
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -18,6 +21,7 @@ from hrnet.engine.evaluate import Evaluator
 from hrnet.errors import ConfigError, DataError
 from hrnet.fileio import json_text
 from hrnet.inference import PersonPose, PoseEstimator
+from hrnet.outputs import LOCK, MANIFEST, OutputFolder
 from hrnet.predict import DetectionBoxes, person_results
 from tests.engine.conftest import random_weights_experiment
 
@@ -131,7 +135,7 @@ def test_predict_cli_images_folders_videos_and_failures(setup, datasets_dir, tmp
     assert capture.isOpened() and int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
     capture.release()
     assert not (out / "broken.jpg.json").exists()
-    assert not list(out.glob(".*"))  # no temporary files left
+    assert [p.name for p in out.glob(".*")] == [MANIFEST]  # no temporary files and no lock left
 
 
 def test_onnxruntime_backend_gives_the_torch_keypoints(setup, datasets_dir, tmp_path, capsys):
@@ -189,7 +193,9 @@ def test_predict_never_replaces_an_input(setup, datasets_dir, tmp_path, capsys):
         assert main([*args, "--out", str(folder), str(folder)]) == 0
         assert all((folder / name).read_bytes() == data for name, data in before.items())
     names = {p.name for p in folder.iterdir()} - set(before)
-    assert names == {"a.jpg.json", "a.png.json", "photo.jpg.json", "a_pose.jpg", "a_pose.png", "photo_pose.jpg"}
+    assert names == {
+        "a.jpg.json", "a.png.json", "photo.jpg.json", "a_pose.jpg", "a_pose.png", "photo_pose.jpg", MANIFEST
+    }  # fmt: skip
     assert json.loads((folder / "a.jpg.json").read_text())[0]["image_id"] == "a.jpg"
     assert json.loads((folder / "a.png.json").read_text())[0]["image_id"] == "a.png"
     # An output onto a file that is an input (here the boxes file) is refused before anything runs.
@@ -256,6 +262,79 @@ def test_non_finite_predictions_are_written_as_null_with_a_warning(caplog):
     text = json_text(results, "a.jpg.json")  # valid JSON: would raise on NaN
     assert json.loads(text)[0]["keypoints"] == [None] * 51 and json.loads(text)[0]["score"] is None
     assert "a.jpg: 52 predicted values are not finite" in caplog.text
+
+
+def test_a_photo_named_like_a_drawing_is_predicted_and_never_overwritten(setup, datasets_dir, tmp_path, capsys):
+    """Drawings are told from photos by the folder's manifest, not by a ``_pose`` suffix: a photo ``a_pose.jpg``
+    beside ``a.jpg`` is an input, so writing a.jpg's drawing onto it is refused (naming both) before anything
+    runs; ``tree_pose.jpg`` with --out elsewhere is predicted like any photo."""
+    _, config_path, weights, _ = setup
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name, sample in (("a.jpg", "000000000785.jpg"), ("a_pose.jpg", "000000040083.jpg")):
+        shutil.copy(datasets_dir / "coco" / sample, folder / name)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    args = _predict_args(config_path, weights)
+    assert main([*args, "--out", str(folder), str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "a_pose.jpg is the input" in err and "the output of" in err and "a.jpg would" in err
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing written, the photo as it was
+    assert main([*args, "--overwrite", "--out", str(folder), str(folder)]) == 2  # an input, whatever is asked
+    capsys.readouterr()
+
+    trees = tmp_path / "trees"
+    trees.mkdir()
+    shutil.copy(datasets_dir / "coco" / "000000000785.jpg", trees / "tree.jpg")
+    shutil.copy(datasets_dir / "coco" / "000000040083.jpg", trees / "tree_pose.jpg")
+    out = tmp_path / "out"
+    assert main([*args, "--out", str(out), str(trees)]) == 0
+    assert (out / "tree_pose.jpg.json").is_file() and (out / "tree_pose_pose.jpg").is_file()
+    assert (out / "tree.jpg.json").is_file() and (out / "tree_pose.jpg").is_file()
+
+
+def test_predict_replaces_only_its_own_earlier_outputs(setup, datasets_dir, tmp_path, capsys):
+    _, config_path, weights, _ = setup
+    image = str(datasets_dir / "coco" / "000000040083.jpg")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "000000040083.jpg.json").write_text('{"mine": true}')
+    args = [*_predict_args(config_path, weights), "--no-draw", "--out", str(out), image]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "000000040083.jpg.json: the output of" in err and "hrnet predict did not write" in err
+    assert "--overwrite" in err and (out / "000000040083.jpg.json").read_text() == '{"mine": true}'
+    assert main([*args, "--overwrite"]) == 0
+    assert main(args) == 0  # its own output now: replaced without asking
+
+
+def test_a_second_predict_into_a_taken_folder_is_refused_with_the_holders_pid(setup, datasets_dir, tmp_path, capsys):
+    _, config_path, weights, _ = setup
+    out = tmp_path / "out"
+    image = str(datasets_dir / "coco" / "000000040083.jpg")
+    with OutputFolder(out, command="hrnet predict"):  # another run holds it
+        assert main([*_predict_args(config_path, weights), "--out", str(out), image]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"another run, pid {os.getpid()}" in err and "is writing into this folder" in err
+    assert sorted(p.name for p in out.iterdir()) == []
+
+
+def test_the_next_run_removes_what_a_killed_video_run_left(setup, datasets_dir, tmp_path, caplog):
+    """SIGTERM during a video predict leaves its lock and the temporary .jsonl/.mp4 (SIGINT cleans up): the next
+    run into the folder takes the lock over with a warning and removes them."""
+    _, config_path, weights, _ = setup
+    out = tmp_path / "out"
+    out.mkdir()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    (out / LOCK).write_text(json.dumps({"pid": gone.pid, "host": socket.gethostname(), "command": "hrnet predict"}))
+    left = [out / ".clip.mp4.1a2b3c4d.tmp.jsonl", out / ".clip_pose.5e6f7a8b.tmp.mp4"]
+    for path in left:
+        path.write_bytes(b"half a video")
+    image = str(datasets_dir / "coco" / "000000040083.jpg")
+    with caplog.at_level("INFO", logger="hrnet"):
+        assert main([*_predict_args(config_path, weights), "--no-draw", "--out", str(out), image]) == 0
+    assert f"took over the lock of pid {gone.pid}" in caplog.text
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "000000040083.jpg.json"]
 
 
 def test_predict_out_that_cannot_be_a_folder_is_one_error_up_front(setup, datasets_dir, tmp_path, capsys):

@@ -14,6 +14,7 @@ LAYERS: dict[str, int] = {
     "fileio": 1,
     "stream": 1,  # read ahead, write behind, the newest frame: threads only, no hrnet imports
     "inputs": 1,  # which paths are files to read, and the one rule for numbers in names
+    "outputs": 1,  # the one "would this output replace something not ours" check, over fileio
     "weights": 1,  # the registry and cache of named weights files: below everything that loads weights
     "config": 1,
     "tf_port_pipeline": 1,  # the TF port's pure data-side functions, below the crop that uses them

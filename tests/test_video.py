@@ -18,6 +18,7 @@ from hrnet.cli import main
 from hrnet.detect import Detections
 from hrnet.errors import ConfigError, DataError
 from hrnet.inference import PoseEstimator
+from hrnet.outputs import MANIFEST
 from hrnet.persons import PersonPose, draw_persons
 from hrnet.track import OneEuroSettings, box_from_keypoints, box_iou, box_overlap
 from hrnet.video import (
@@ -198,7 +199,7 @@ def test_predict_cli_writes_h264_and_json_lines_with_track_ids(tiny, clip, tmp_p
         assert stream.codec_context.name == "h264" and stream.codec_context.pix_fmt == "yuv420p"
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
     assert len(frames) == 12 and frames[0].shape == (192, 320, 3)
-    assert not list(out.glob(".*"))  # no temporary file left
+    assert [p.name for p in out.glob(".*")] == [MANIFEST]  # no temporary file and no lock left
 
 
 # A variable frame rate: 25 frames/s for 0.28 s, a second's gap, three frames, two seconds' gap, one last frame.

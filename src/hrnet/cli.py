@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import glob
 import logging
 import math
 import os
@@ -23,12 +24,14 @@ from typing import TYPE_CHECKING, NoReturn
 from hrnet import __version__
 from hrnet.config import MODEL_PRESETS, ExperimentConfig, ModelConfig, find_config, load_config, model_preset
 from hrnet.errors import ConfigError, HrnetError, TrainingInterruptedError
-from hrnet.fileio import check_writable_dir, check_writable_file
+from hrnet.outputs import OutputFolder, check_output_file, record_output
 
 if TYPE_CHECKING:
     from hrnet.inference import PoseEstimator
 
 log = logging.getLogger("hrnet")
+# The names under which commands record the files they write (``hrnet.outputs``); eval's and export's are theirs.
+DRAW, SHOW, SYNTH, CONVERT = "hrnet draw", "hrnet data show", "hrnet data synth", "hrnet convert"
 
 
 def _experiment(source: str, overrides: Sequence[str]) -> ExperimentConfig:
@@ -140,7 +143,7 @@ def _resized(model_cfg: ModelConfig, input_size: tuple[int, int] | None) -> Mode
 def cmd_draw(args: argparse.Namespace) -> int:
     from hrnet.draw import check_output, draw_exchange, draw_overview, parse_detail, save_figure
 
-    out = check_output(args.out, [args.config])
+    out = check_output(check_output_file(args.out, command=DRAW, inputs=[args.config], overwrite=args.overwrite))
     model_cfg = _resized(_experiment(args.config, args.set).model, args.input_size)
     name = Path(args.config).name
     if args.detail:
@@ -148,6 +151,7 @@ def cmd_draw(args: argparse.Namespace) -> int:
     else:
         figure = draw_overview(model_cfg, name)
     print(f"wrote {save_figure(figure, out)}")
+    record_output(out, DRAW)
     return 0
 
 
@@ -237,29 +241,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and args.overwrite:
         raise ConfigError("--resume continues the run and --overwrite deletes it: give one of them")
     config = _experiment(args.config, args.set)
-    result = train(config, resume=args.resume, overwrite=args.overwrite, handle_signals=True)
+    config_file = Path(args.config) if Path(args.config).is_file() else None
+    result = train(config, resume=args.resume, overwrite=args.overwrite, handle_signals=True, config_file=config_file)
     print(f"run folder: {result.run_dir}")
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from hrnet.backends import open_backend
-    from hrnet.engine.evaluate import Evaluator
+    from hrnet.engine.evaluate import COMMAND, Evaluator
 
     config = _experiment(args.config, args.set)
     out = Path(args.out) if args.out else Path(config.train.out_dir) / config.train.name / "eval"
-    check_writable_dir(out, "--out folder" if args.out else "evaluation folder")  # before the long evaluation
-    # fp32 on PyTorch evaluates the network as trained (BatchNorm unfolded), as the official test does.
-    network = open_backend(
-        config.model,
-        args.weights,
-        precision=args.precision,
-        backend=args.backend,
-        device=args.device or config.runtime.device,
-        compile=args.compile,
-        reference=True,
-    )
-    metrics = Evaluator.from_config(config, network.device, boxes=args.boxes).evaluate(network, out, draw=args.draw)
+    what = "--out folder" if args.out else "evaluation folder"
+    # Taken before the long evaluation; the split's files are added to the inputs by the evaluator.
+    with OutputFolder(
+        out, command=COMMAND, inputs=[args.config, args.boxes], overwrite=args.overwrite, what=what
+    ) as folder:
+        # fp32 on PyTorch evaluates the network as trained (BatchNorm unfolded), as the official test does.
+        network = open_backend(
+            config.model,
+            args.weights,
+            precision=args.precision,
+            backend=args.backend,
+            device=args.device or config.runtime.device,
+            compile=args.compile,
+            reference=True,
+        )
+        if network.weights is not None:
+            folder.protect([network.weights])
+        evaluator = Evaluator.from_config(config, network.device, boxes=args.boxes)
+        metrics = evaluator.evaluate(network, folder, draw=args.draw)
     summary = metrics.pop("summary", None)
     print(summary or "\n".join(f"{k:14s} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
     print(f"results in {out}")
@@ -327,6 +339,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         draw=not args.no_draw,
         protected=[p for p in (args.boxes, args.weights, args.config) if p],
         max_pixels=MAX_PIXELS if args.max_megapixels is None else max(1, round(args.max_megapixels * 1e6)),
+        overwrite=args.overwrite,
     )
     print(f"wrote {len(report.written)} files to {args.out}")
     for path, reason in report.failed:
@@ -353,11 +366,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from hrnet.export import export_from_config
 
-    out = Path(args.out)
-    for source in (args.weights, args.config):
-        if source and Path(source).exists() and out.resolve() == Path(source).resolve():
-            raise ConfigError(f"--out {out} is the input {source}: give another file name")
-    check_writable_file(out, "--out file")
     config = _experiment(args.config, args.set)
     if args.calibration and args.precision != "int8":
         raise ConfigError("--calibration is for --precision int8")
@@ -371,6 +379,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         calibration=calibration,
         calibration_name=args.calibration or args.config,
         calibration_crops=args.calibration_crops,
+        inputs=[args.config, args.calibration],
+        overwrite=args.overwrite,
     )
     kind = "int8 (calibrated), checked against the fp32 graph" if args.precision == "int8" else "checked"
     print(f"wrote {path} (input 'image' N×3×{config.model.input_size[0]}×{config.model.input_size[1]}, "
@@ -381,10 +391,20 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_data_synth(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from hrnet.data.synthetic import write_synthetic
+    from hrnet.data.synthetic import synthetic_files, write_synthetic
 
-    with tqdm(total=args.train + args.val, desc="synthetic images", unit="img") as bar:
-        files = write_synthetic(args.out, args.train, args.val, args.seed, progress=lambda n: bar.update(1))
+    with OutputFolder(args.out, command=SYNTH, overwrite=args.overwrite) as folder:
+        for path in synthetic_files(folder.path, args.train, args.val):
+            folder.claim(path, f"a file of the data set ({path.parent.name})")
+        with tqdm(total=args.train + args.val, desc="synthetic images", unit="img") as bar:
+            files = write_synthetic(
+                folder.path,
+                args.train,
+                args.val,
+                args.seed,
+                progress=lambda n: bar.update(1),
+                written_file=folder.record,
+            )
     for split, path in files.items():
         print(f"{split}: {path}")
     return 0
@@ -394,16 +414,26 @@ def cmd_data_show(args: argparse.Namespace) -> int:
     from hrnet.data.show import show_samples
     from hrnet.visualize import write_image
 
+    out = check_output_file(args.out, command=SHOW, inputs=[args.config], overwrite=args.overwrite)
     config = _experiment(args.config, args.set)
-    path = write_image(args.out, show_samples(config, args.split, args.n, args.seed))
+    path = write_image(out, show_samples(config, args.split, args.n, args.seed))
+    record_output(path, SHOW)
     print(f"wrote {path}")
     return 0
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from hrnet.models.tf_checkpoint import convert_tf_port
+    from hrnet.models.tf_checkpoint import CONFIG_FILE, WEIGHTS_FILE, convert_tf_port
 
-    result = convert_tf_port(args.checkpoint, args.out)
+    prefix = Path(args.checkpoint)  # model.ckpt (or model.ckpt.index): its files are model.ckpt.*
+    stem = glob.escape(prefix.name.removesuffix(".index"))
+    checkpoint_files = list(prefix.parent.glob(f"{stem}.*")) if prefix.parent.is_dir() else []
+    with OutputFolder(args.out, command=CONVERT, inputs=checkpoint_files, overwrite=args.overwrite) as folder:
+        for name in (WEIGHTS_FILE, CONFIG_FILE):
+            folder.claim(folder.path / name, f"the converted {name}")
+        result = convert_tf_port(args.checkpoint, folder.path)
+        folder.record(result.weights)
+        folder.record(result.config)
     widths = "/".join(map(str, result.model.stages[-1].num_channels))
     print(
         f"wrote {result.weights} ({result.num_tensors} tensors; widths {widths}, {result.model.num_keypoints} "
@@ -468,6 +498,11 @@ def _add_input_size(p: argparse.ArgumentParser, what: str) -> None:
         metavar="HxW",
         help=f"{what}, height × width in pixels, e.g. 256x192 (default: the config's model.input_size)",
     )
+
+
+def _add_overwrite(p: argparse.ArgumentParser, what: str) -> None:
+    """``--overwrite``: replace existing files that this command did not write (``hrnet.outputs``)."""
+    p.add_argument("--overwrite", action="store_true", help=f"replace {what} (default: refuse)")
 
 
 def _resolve_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -612,6 +647,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="stageN[.M]",
         help="draw exchange module M (default 1) of stage N instead (default: the whole network)",
     )
+    _add_overwrite(p, "an existing --out file that hrnet draw did not write")
     p.set_defaults(func=cmd_draw)
 
     p = sub.add_parser("bench", help="images/s of a network here: each backend or precision, timed together")
@@ -642,6 +678,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--boxes", help="COCO detection-results JSON of person boxes (default: ground-truth boxes)")
     p.add_argument("--draw", type=_count, default=0, metavar="N", help="also draw N images: prediction | truth (0)")
     p.add_argument("--out", help="output folder (default: <train.out_dir>/<train.name>/eval)")
+    _add_overwrite(p, "existing files in the output folder that hrnet eval did not write (never an input)")
     p.set_defaults(func=cmd_eval, runs_network=True)
 
     p = sub.add_parser(
@@ -664,6 +701,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--boxes", help="COCO detection-results JSON (default: the whole image is one person)")
     _add_detector(p)
     p.add_argument("--out", default="predictions", help="output folder (default: ./predictions)")
+    _add_overwrite(p, "existing files in the --out folder that hrnet predict did not write (never an input)")
     p.add_argument(
         "--threshold", type=_fraction, default=0.3, help="hide keypoints scoring below this in drawings (0.3)"
     )
@@ -746,6 +784,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--calibration-crops", type=_positive_int, default=320, help="int8: crops to calibrate on (default 320)"
     )
+    _add_overwrite(p, "an existing --out file that is not an earlier export (never the weights or a config)")
     p.set_defaults(func=cmd_export)
 
     data = sub.add_parser("data", help="data sets: make the synthetic one, look at training samples")
@@ -755,6 +794,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", type=_count, default=4000, help="training images (default 4000)")
     p.add_argument("--val", type=_count, default=500, help="validation images (default 500)")
     p.add_argument("--seed", type=_whole(0, 2**32 - 1), default=0, help="random seed of the drawn persons (default 0)")
+    _add_overwrite(p, "existing files in the --out folder that hrnet data synth did not write")
     p.set_defaults(func=cmd_data_synth)
     p = data_sub.add_parser("show", help="draw augmented samples with their skeletons and heatmaps")
     _add_config(p, "experiment YAML file")
@@ -764,6 +804,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seed", type=_whole(0, 2**32 - 1), default=0, help="random seed of the samples and augmentations (default 0)"
     )
+    _add_overwrite(p, "an existing --out file that hrnet data show did not write")
     p.set_defaults(func=cmd_data_show)
 
     weights = sub.add_parser(
@@ -792,6 +833,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", choices=("tf_port",), help="which implementation wrote the checkpoint")
     p.add_argument("checkpoint", help="the checkpoint's prefix, e.g. models/model.ckpt (for model.ckpt.index, ...)")
     p.add_argument("--out", required=True, help="output folder")
+    _add_overwrite(p, "an existing model.safetensors or config.yaml in --out that hrnet convert did not write")
     p.set_defaults(func=cmd_convert)
     return parser
 

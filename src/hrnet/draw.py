@@ -378,13 +378,10 @@ def draw_exchange(cfg: ModelConfig, name: str, stage: int, module: int = 1) -> F
 # ------------------------------------------------------------------------------------------------------- writing
 
 
-def check_output(out: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str]] = ()) -> Path:
-    """``out`` as a path to write a drawing to: its suffix must be .svg, .png or .pdf, and it must not be one
-    of ``inputs`` (the config the drawing is made from)."""
+def check_output(out: str | os.PathLike[str]) -> Path:
+    """``out`` as a path to write a drawing to: its suffix must be .svg, .png or .pdf. (What may be replaced there
+    is ``hrnet.outputs.check_output_file``'s to say.)"""
     path = Path(out)
-    for source in inputs:
-        if Path(source).exists() and path.exists() and os.path.samefile(source, path):
-            raise ConfigError(f"--out {path} is the input {source}; choose another output file")
     if path.suffix.lower() not in SUFFIXES:
         raise ConfigError(f"--out {path}: unknown picture type {path.suffix!r}; end the name in .svg, .png or .pdf")
     return path

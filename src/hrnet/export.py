@@ -7,6 +7,9 @@ folded first (one conv instead of conv + BN: a smaller, faster graph with the sa
 ``onnx`` (the exporter writes through it) and ``onnxruntime`` are the optional extra ``hrnet[onnx]``; they are
 imported only when used.
 
+Every file written here says so in its ``metadata_props`` (``hrnet.exported_by``): ``hrnet export`` replaces an
+existing file only when it is such a file (a previous export), or with ``--overwrite`` (``hrnet.outputs``).
+
 ``export_int8`` writes the int8 network (``--precision int8``): ONNX Runtime's static post-training quantization of
 that graph, QDQ format, int8 weights per output channel, uint8 activations per tensor, with ranges (min/max)
 calibrated on training crops (``calibration_batches``); the calibration set and its size go into the file's
@@ -27,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hrnet import __version__
 from hrnet.backends import EXPORT_PRECISIONS
 from hrnet.codec import codec_from_config
 from hrnet.config import ExperimentConfig, ModelConfig
@@ -40,16 +44,20 @@ from hrnet.models.onnx import (
     MAX_OPSET,
     META_CALIBRATION,
     META_CALIBRATION_SIZE,
+    META_EXPORTED_BY,
     META_PRECISION,
     META_QUANTIZER,
     MIN_OPSET,
     OPSET,
     OnnxRunner,
+    onnx_metadata,
     optional_module,
 )
+from hrnet.outputs import check_output_file
 
 log = logging.getLogger(__name__)
 
+COMMAND = "hrnet export"
 TOLERANCE = 1e-4  # of the largest |output|: fp32 reordering (folding, ORT's kernels) stays below 1e-5 of it
 CHECK_BATCH = 2  # the check runs a batch other than 1, so a batch axis frozen to 1 fails it
 CALIBRATION_CROPS = 320  # training crops whose activation ranges set the int8 scales
@@ -109,6 +117,7 @@ def export_onnx(
                 dynamic_axes={"image": {0: "batch"}, "heatmaps": {0: "batch"}} if dynamic_batch else None,
                 opset_version=opset,
             )
+        _mark(tmp)
         if check:
             with torch.no_grad():
                 expected = reference(example).numpy()
@@ -121,6 +130,26 @@ def export_onnx(
                 )
             log.info("%s: ONNX Runtime equals PyTorch within %.2g of max |output|", path, error / (scale or 1))
     return path
+
+
+def _mark(path: Path) -> None:
+    """Record in the ONNX file at ``path`` that ``hrnet export`` wrote it (``META_EXPORTED_BY``)."""
+    import onnx
+
+    graph = onnx.load(str(path))
+    graph.metadata_props.add(key=META_EXPORTED_BY, value=f"{COMMAND} {__version__}")
+    onnx.save(graph, str(path))
+
+
+def exported_by_hrnet(path: Path) -> bool:
+    """Whether ``path`` is an ONNX file that ``hrnet export`` wrote (its ``hrnet.exported_by`` metadata). Only an
+    ``.onnx`` name is read: a checkpoint or any other file is never taken for an export."""
+    if path.suffix.lower() != ".onnx":
+        return False
+    try:
+        return onnx_metadata(path).get(META_EXPORTED_BY, "").startswith(COMMAND)
+    except ConfigError:  # not ONNX, or the onnx package is missing
+        return False
 
 
 def calibration_batches(
@@ -216,6 +245,7 @@ def export_int8(
         graph = onnx.load(str(quantized))
         props = {
             **(metadata or {}),
+            META_EXPORTED_BY: f"{COMMAND} {__version__}",
             META_PRECISION: "int8",
             META_QUANTIZER: f"onnxruntime {ort.__version__} quantize_static: QDQ, "
             f"{'7-bit (reduce_range) ' if reduce_range else ''}int8 weights per channel, uint8 activations per "
@@ -251,21 +281,26 @@ def export_from_config(
     calibration: ExperimentConfig | None = None,
     calibration_name: str = "",
     calibration_crops: int = CALIBRATION_CROPS,
+    inputs: Sequence[str | Path | None] = (),
+    overwrite: bool = False,
     **kwargs: Any,
 ) -> Path:
     """Build the config's network, load ``weights`` (any format ``load_weights`` reads; None keeps the random
     initialisation) and export it at the config's input size. ``kwargs`` go to ``export_onnx``.
+
+    ``out`` is checked first (``hrnet.outputs.check_output_file``): never ``weights`` or one of ``inputs`` (the
+    config files), a device or other special file, or an existing file that is not a previous export unless
+    ``overwrite``.
 
     ``precision="int8"``: quantized by ``export_int8`` with ``calibration_crops`` crops of ``calibration``'s
     training split (default: ``config`` itself); ``calibration_name`` (e.g. the config's path) is recorded in the
     file with the annotation file and the number of crops. bf16 is a PyTorch path, not an ONNX file.
     """
     model_config = config.model if isinstance(config, ExperimentConfig) else config
+    check_output_file(out, command=COMMAND, inputs=[weights, *inputs], overwrite=overwrite, is_ours=exported_by_hrnet)
     if precision not in EXPORT_PRECISIONS:
         hint = " (bf16 runs on PyTorch: --precision bf16 in predict, eval, serve, bench)" if precision == "bf16" else ""
         raise ConfigError(f"hrnet export writes {' or '.join(EXPORT_PRECISIONS)} ONNX files, not {precision!r}{hint}")
-    if weights is not None and Path(out).resolve() == Path(weights).resolve():
-        raise ConfigError(f"--out {out} is the weights file being exported: write the ONNX file elsewhere")
     model = load_model(model_config, weights)
     if precision == "fp32":
         return export_onnx(model, out, model_config.input_size, **kwargs)

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import secrets
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,8 +27,10 @@ _TEMPORARY = re.compile(r"^\..*\.[0-9a-f]{8}\.tmp(\.[^.]+)?$")
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary path beside ``path`` to write to; renamed onto ``path`` when the block ends without error,
-    deleted otherwise. The temporary name keeps the suffix (writers such as OpenCV's pick the format by it)."""
+    deleted otherwise. The temporary name keeps the suffix (writers such as OpenCV's pick the format by it). A
+    device or other special file at ``path`` is refused (``OutputError``) before anything is written."""
     path = Path(path)
+    _refuse_special(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}"
     try:
@@ -41,6 +44,32 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def file_kind(path: str | os.PathLike[str]) -> str | None:
+    """What is at ``path`` (symbolic links followed): None for nothing, else "file", "folder", "character device",
+    "block device", "named pipe (FIFO)", "socket" or "special file"."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # nothing there, or not reachable: writing there fails with its own error
+        return None
+    kinds = {
+        "file": stat.S_ISREG,
+        "folder": stat.S_ISDIR,
+        "character device": stat.S_ISCHR,
+        "block device": stat.S_ISBLK,
+        "named pipe (FIFO)": stat.S_ISFIFO,
+        "socket": stat.S_ISSOCK,
+    }
+    return next((name for name, test in kinds.items() if test(mode)), "special file")
+
+
+def _refuse_special(path: Path) -> None:
+    """An ``OutputError`` when a device node (``/dev/null``), a named pipe or a socket is at ``path``: the rename
+    would replace it with a file. (A folder there makes the rename fail with its own ``OSError``.)"""
+    kind = file_kind(path)
+    if kind not in (None, "file", "folder"):
+        raise OutputError(f"{path}: a {kind}, not a regular file; writing would replace it: choose another path")
 
 
 def remove_stale_temporaries(folder: str | Path) -> list[Path]:
@@ -79,16 +108,6 @@ def check_writable_dir(path: str | Path, what: str = "output folder") -> Path:
         probe.unlink()
     except OSError as err:
         raise OutputError(f"{path}: cannot write the {what} ({output_problem(err)})") from None
-    return path
-
-
-def check_writable_file(path: str | Path, what: str = "output file") -> Path:
-    """Make sure ``path`` can be written (its folder exists or can be made and is writable; ``path`` is not a
-    folder) before any work is done; an ``OutputError`` naming it otherwise."""
-    path = Path(path)
-    if path.is_dir():
-        raise OutputError(f"{path}: the {what} is an existing folder; give a file name")
-    check_writable_dir(path.parent, f"folder of the {what}")
     return path
 
 

@@ -6,19 +6,36 @@ Per image ``<name>.json`` (``photo.jpg.json``: COCO keypoint results: image_id, 
 ``hrnet.video``. The names keep the input's extension, so ``a.jpg`` and ``a.png`` never share a result. An input
 that cannot be read is reported by name and skipped; the others complete. Only regular files are read: folder
 entries named like inputs that are something else (a FIFO, socket, device, sub-folder, dangling link or link
-loop) are named and skipped unopened, and such an entry given by name is refused. Nothing is run when an output would
-replace an input (an image, video, the boxes file, ...), two inputs would write the same file, or the output
-folder cannot be written. Photos are turned upright by their EXIF orientation tag (person boxes are then in the
-upright image's pixels).
+loop) are named and skipped unopened, and such an entry given by name is refused. Photos are turned upright by
+their EXIF orientation tag (person boxes are then in the upright image's pixels).
+
+Images go through a pipeline (``hrnet.stream``): a thread reads ahead (decoding, and finding the persons with the
+detector when there is one), the network runs on the persons of several images at once (up to
+``test.batch_size`` crops a forward pass), and a thread writes behind (JSON, drawing, encoding), so that the
+network, the slow step on a CPU, is never kept waiting by the others.
+
+The output folder is held for the run (``hrnet.outputs.OutputFolder``):
+
+- it is locked (``.hrnet-lock``, holding the pid and command): a second run into the same folder while one is
+  going is refused, naming the first one's pid; the lock of a run that was killed is taken over with a warning,
+  and the temporary files that run left (``.clip.mp4.1a2b3c4d.tmp.jsonl``, after a SIGTERM) are removed;
+- the files a run writes are listed in the folder's manifest (``.hrnet-outputs.json``). That list, not a name,
+  tells a drawing from a photo: a folder given as input leaves out the drawings that ``hrnet predict`` wrote into
+  it (and that have not changed since); every other image in it, ``tree_pose.jpg`` included, is an input;
+- nothing is run when an output would replace an input (an image, video, the boxes file, ...: a drawing whose
+  name is that of a photo in the folder is refused, naming both, rather than written under another name, so
+  that drawings keep the names other tools expect), two inputs would write the same file, an existing file
+  that ``hrnet predict`` did not write is in the way (unless ``overwrite``, ``--overwrite``), or the folder
+  cannot be written.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +44,20 @@ from tqdm import tqdm
 
 from hrnet.data.images import MAX_PIXELS, read_image
 from hrnet.errors import DataError, HrnetError, OutputError
-from hrnet.fileio import check_writable_dir, output_problem, read_json, write_json_atomic
+from hrnet.fileio import output_problem, read_json, write_json_atomic
 from hrnet.inference import PoseEstimator
 from hrnet.inputs import Skipped, check_not_special, decimal_id, entry_kind, list_inputs
-from hrnet.persons import draw_persons, person_results, usable_boxes
+from hrnet.outputs import Manifest, OutputFolder
+from hrnet.persons import Persons, draw_persons, person_results, usable_boxes
+from hrnet.stream import ReadAhead, WriteBehind
 from hrnet.video import VIDEO_SUFFIXES, VideoOptions, is_live_source, is_video, predict_video, video_outputs
 from hrnet.visualize import write_image
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+COMMAND = "hrnet predict"  # the name its outputs are recorded under (``hrnet.outputs``)
+READ_AHEAD = 4  # images decoded ahead of the network: enough to fill its next batch, few enough for memory
 
 
 @dataclass
@@ -49,9 +70,10 @@ class PredictReport:
 
 
 def expand_inputs(inputs: Sequence[str | Path]) -> tuple[list[Path | str], list[Skipped]]:
-    """Files as given; folders replaced by their images and videos (sorted, not recursive); webcam indices
-    (``"0"``) and stream URLs kept as text. Also the folder entries named like images or videos that are not
-    regular files (``hrnet.inputs.list_inputs``), which are skipped.
+    """Files as given; folders replaced by their images and videos (sorted, not recursive) less the drawings that
+    ``hrnet predict`` wrote there (by the folder's manifest); webcam indices (``"0"``) and stream URLs kept as text.
+    Also the folder entries named like images or videos that are not regular files (``hrnet.inputs.list_inputs``),
+    which are skipped.
 
     Raises:
         DataError: an input given by name is a FIFO, socket, device, dangling link or link loop (nothing opens
@@ -67,8 +89,8 @@ def expand_inputs(inputs: Sequence[str | Path]) -> tuple[list[Path | str], list[
         check_not_special(item)
         if entry_kind(item) == "folder":
             found, others = list_inputs(item, IMAGE_SUFFIXES | VIDEO_SUFFIXES)
-            drawings = {output.name for p in found for output in _outputs(p, item, True)[1:]}
-            found = [p for p in found if p.name not in drawings]  # not the drawings made of the others
+            manifest = Manifest.load(item)
+            found = [p for p in found if not manifest.holds(p, COMMAND)]  # not our drawings of the others
             if not found:
                 names = ", ".join(s.path.name for s in others[:5]) + (", ..." if len(others) > 5 else "")
                 also = f" (not regular files, skipped: {names})" if others else ""
@@ -161,56 +183,206 @@ def predict_paths(
     progress: bool = True,
     protected: Sequence[str | Path] = (),
     max_pixels: int = MAX_PIXELS,
+    overwrite: bool = False,
 ) -> PredictReport:
     """Run ``estimator`` on image files, folders, videos, webcams (``"0"``) and stream URLs; write results and
     drawings into ``out_dir``.
 
     Person boxes come from ``detections`` for images (an image with no detection entry counts as one
-    whole-image person only when no detection file is given) or else from the estimator's detector. Videos take
-    theirs from the estimator's detector as ``video`` says (``hrnet.video.predict_video``; without a detector the
-    whole frame is one person, who still gets a track id). Keypoints scoring below ``threshold`` are not drawn
-    (they are still in the JSON). Nothing is run or written when an output would replace an input or one of the
-    ``protected`` files (the boxes file, weights, config), or two inputs would write the same output
-    (``DataError``), or ``out_dir`` cannot be written (``OutputError``). A write that fails later (a full disk)
-    stops the run with an ``OutputError``. An image over ``max_pixels`` (width × height, read from its header
-    before decoding) fails like an unreadable one. Folder entries named like inputs that are not regular files
-    (``expand_inputs``) are warned about by name, listed in the report's ``skipped`` and never opened.
+    whole-image person only when no detection file is given) or else from the estimator's person boxes (its
+    detector, or the whole image). Videos take theirs from the estimator's detector as ``video`` says
+    (``hrnet.video.predict_video``; without a detector the whole frame is one person, who still gets a track
+    id). Keypoints scoring below ``threshold`` are not drawn (they are still in the JSON). An image over
+    ``max_pixels`` (width × height, read from its header before decoding) fails like an unreadable one. Folder
+    entries named like inputs that are not regular files (``expand_inputs``) are warned about by name, listed in
+    the report's ``skipped`` and never opened.
+
+    ``out_dir`` is held for the run (module docstring). Nothing is run or written when an output would replace
+    an input or one of the ``protected`` files (the boxes file, weights, config), a file that ``hrnet predict``
+    did not write (unless ``overwrite``), or ``out_dir`` cannot be written or is taken by another run
+    (``OutputError``), or two inputs would write the same output (``DataError``). A write that fails later (a
+    full disk) stops the run with an ``OutputError``.
     """
-    out = Path(out_dir)
     paths, skipped = expand_inputs(inputs)
-    _check_outputs(paths, out, draw, [Path(p) for p in protected])
-    check_writable_dir(out, "--out folder")
-    if detections is not None:
-        _warn_unmatched(detections, [p for p in paths if isinstance(p, Path) and not is_video(p)])
-    report = PredictReport(skipped=skipped)
-    if skipped:
-        named = ", ".join(f"{s.path} ({s.kind})" for s in skipped[:20]) + (", ..." if len(skipped) > 20 else "")
-        log.warning("not regular files, skipped (%d): %s", len(skipped), named)
-    for path in tqdm(paths, desc="inputs", unit="file", disable=not progress or len(paths) < 2):
+    sources = [*(p for p in paths if isinstance(p, Path)), *map(Path, protected)]
+    with OutputFolder(out_dir, command=COMMAND, inputs=sources, overwrite=overwrite) as folder:
+        _claim_outputs(paths, folder, draw)
+        if detections is not None:
+            _warn_unmatched(detections, [p for p in paths if isinstance(p, Path) and not is_video(p)])
+        report = PredictReport(skipped=skipped)
+        if skipped:
+            named = ", ".join(f"{s.path} ({s.kind})" for s in skipped[:20]) + (", ..." if len(skipped) > 20 else "")
+            log.warning("not regular files, skipped (%d): %s", len(skipped), named)
+        images = [p for p in paths if isinstance(p, Path) and not is_video(p)]
+        job = _ImageJob(estimator, folder, detections, threshold, draw, max_pixels, report)
+        _guarded(folder, "the images", partial(job.run, images, progress))
+        for source in (p for p in paths if is_video(p)):
+            options = (video, threshold, draw, progress)
+            _guarded(folder, source, partial(_predict_video, estimator, source, folder, *options, report))
+        return report
+
+
+def _guarded(folder: OutputFolder, what: Path | str, run: Callable[[], object]) -> None:
+    """Run a part of the job; a failed write (``OSError``: a full disk, a read-only folder) stops the whole run
+    with one ``OutputError``, since the next inputs would fail too."""
+    try:
+        run()
+    except OutputError:
+        raise
+    except OSError as err:
+        where = err.filename or folder.path
+        raise OutputError(f"{where}: cannot write the results of {what} ({output_problem(err)})") from None
+
+
+def _predict_video(
+    estimator: PoseEstimator,
+    source: Path | str,
+    folder: OutputFolder,
+    video: VideoOptions | None,
+    threshold: float,
+    draw: bool,
+    progress: bool,
+    report: PredictReport,
+) -> None:
+    try:
+        written = predict_video(
+            estimator, source, folder.path, options=video, threshold=threshold, draw=draw, progress=progress
+        )
+    except HrnetError as err:
+        log.error("skipped %s: %s", source, err)
+        report.failed.append((source, str(err)))
+        return
+    for output in written:
+        folder.record(output)
+    report.written += written
+
+
+@dataclass
+class _Image:
+    """One image read ahead: its pixels (RGB) and person boxes, or why it could not be read."""
+
+    path: Path
+    rgb: np.ndarray | None = None
+    boxes: np.ndarray | None = None
+    scores: np.ndarray | None = None
+    error: HrnetError | None = None
+
+    @property
+    def persons(self) -> int:
+        return 0 if self.boxes is None else len(self.boxes)
+
+
+@dataclass
+class _ImageJob:
+    """The images of a ``predict_paths`` call through the pipeline (module doc): read ahead → the network on the
+    persons of several images at once → write behind."""
+
+    estimator: PoseEstimator
+    folder: OutputFolder
+    detections: DetectionBoxes | None
+    threshold: float
+    draw: bool
+    max_pixels: int
+    report: PredictReport
+
+    def run(self, paths: Sequence[Path], progress: bool) -> None:
+        if not paths:
+            return
+        bar = tqdm(total=len(paths), desc="images", unit="image", disable=not progress or len(paths) < 2)
+        with ReadAhead(map(self._read, paths), READ_AHEAD) as reader, WriteBehind(READ_AHEAD) as writer:
+            for group in _batches(reader, self.estimator.test.batch_size):
+                for image, persons in self._estimate(group):
+                    if persons is None:
+                        bar.update(1)
+                    else:
+                        writer.submit(partial(self._write, image, persons))
+                        writer.submit(partial(bar.update, 1))
+        bar.close()
+
+    def _read(self, path: Path) -> _Image:
+        """Decode an image and find its person boxes (the given ones, checked; the detector's; or the whole
+        image): in the read-ahead thread, beside the network."""
         try:
-            if is_video(path):
-                report.written += predict_video(
-                    estimator,
-                    path,
-                    out,
-                    options=video,
-                    threshold=threshold,
-                    draw=draw,
-                    progress=progress,
-                )
-            else:
-                assert isinstance(path, Path)
-                report.written += _predict_image(estimator, path, out, detections, threshold, draw, max_pixels)
-        except OutputError:
-            raise
-        except OSError as err:  # writing failed (reading errors are DataErrors): the next inputs would fail too
-            raise OutputError(
-                f"{err.filename or out}: cannot write the results of {path} ({output_problem(err)})"
-            ) from None
+            rgb = read_image(path, apply_orientation=True, max_pixels=self.max_pixels)
+            if self.detections is not None:
+                boxes, scores = self.detections.lookup(path)
+                keep = usable_boxes(boxes, rgb.shape[:2])
+                if not keep.all():
+                    log.warning(
+                        "%s: %d of its boxes in %s left out: not finite, under a pixel, wholly outside the %d×%d "
+                        "image or many times its size",
+                        path, int((~keep).sum()), self.detections.path, rgb.shape[1], rgb.shape[0],
+                    )  # fmt: skip
+                return _Image(path, rgb, boxes[keep], scores[keep])
+            found = self.estimator.person_boxes(rgb, where=str(path), channel_order="rgb")
+            return _Image(path, rgb, found.boxes, found.scores)
         except HrnetError as err:
-            log.error("skipped %s: %s", path, err)
-            report.failed.append((path, str(err)))
-    return report
+            return _Image(path, error=err)
+
+    def _estimate(self, group: list[_Image]) -> Iterator[tuple[_Image, Persons | None]]:
+        """The persons of each image of ``group`` from one ``estimator.predict`` call (an image that fails is
+        then run alone, so that it fails alone); None for the images that failed, which are reported."""
+        readable = [(image, image.rgb) for image in group if image.rgb is not None]
+        results: list[Persons | None]
+        try:
+            results = list(
+                self.estimator.predict(
+                    [rgb for _, rgb in readable], [i.boxes for i, _ in readable], [i.scores for i, _ in readable],
+                    channel_order="rgb",
+                )
+            )  # fmt: skip
+        except HrnetError:
+            results = [self._alone(image, rgb) for image, rgb in readable]
+        done = {id(image): persons for (image, _), persons in zip(readable, results, strict=True)}
+        for image in group:
+            persons = done.get(id(image))
+            if persons is None:
+                self._fail(image.path, image.error or DataError("failed"))
+            yield image, persons
+
+    def _alone(self, image: _Image, rgb: np.ndarray) -> Persons | None:
+        try:
+            return self.estimator.predict([rgb], [image.boxes], [image.scores], channel_order="rgb")[0]
+        except HrnetError as err:
+            image.error = err
+            return None
+
+    def _fail(self, path: Path, err: HrnetError) -> None:
+        log.error("skipped %s: %s", path, err)
+        self.report.failed.append((path, str(err)))
+
+    def _write(self, image: _Image, persons: Persons) -> None:
+        """JSON and drawing of one image (in the write-behind thread), recorded in the folder's manifest."""
+        assert image.rgb is not None
+        path = image.path
+        number = decimal_id(path.stem)
+        image_id: Any = number if number is not None else path.name
+        written = _outputs(path, self.folder.path, self.draw)
+        write_json_atomic(written[0], person_results(persons, image_id, where=path))
+        if self.draw:
+            write_image(written[1], draw_persons(image.rgb, persons, self.estimator.keypoint_set, self.threshold))
+        for output in written:
+            self.folder.record(output)
+        self.report.written += written
+
+
+def _batches(images: ReadAhead[_Image], batch_size: int) -> Iterator[list[_Image]]:
+    """Consecutive images grouped so that each group's persons fill a forward pass (at most ``batch_size`` crops,
+    or one image with more): a group is handed on as soon as it is full or the reader has nothing ready, so the
+    network never waits for a batch to fill."""
+    group: list[_Image] = []
+    persons = 0
+    for image in images:
+        if group and persons + image.persons > batch_size:
+            yield group
+            group, persons = [], 0
+        group.append(image)
+        persons += image.persons
+        if persons >= batch_size or images.ready() == 0:
+            yield group
+            group, persons = [], 0
+    if group:
+        yield group
 
 
 def _warn_unmatched(detections: DetectionBoxes, images: Sequence[Path]) -> None:
@@ -250,65 +422,17 @@ def _outputs(path: Path | str, out: Path, draw: bool) -> list[Path]:
     return [out / f"{path.name}.json", *([_drawing(path, out)] if draw else [])]
 
 
-def _identity(path: Path) -> tuple[int, int] | None:
-    """(device, inode) of an existing file: the same file under another name or through a hard link."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
-def _check_outputs(paths: Sequence[Path | str], out: Path, draw: bool, protected: Sequence[Path] = ()) -> None:
-    """Refuse, before anything runs, outputs that would replace an input (or a protected file) or each other."""
-    sources = [*(p for p in paths if isinstance(p, Path)), *protected]
-    inputs = {path.resolve(): path for path in sources}
-    identities = {i: path for path in sources if (i := _identity(path)) is not None}
+def _claim_outputs(paths: Sequence[Path | str], folder: OutputFolder, draw: bool) -> None:
+    """Check every output before anything runs (``OutputFolder.claim``: not an input, not a file that is not
+    ours), and that no two inputs write the same file."""
     writers: dict[Path, Path | str] = {}
     for path in paths:
-        for output in _outputs(path, out, draw):
+        for output in _outputs(path, folder.path, draw):
+            folder.claim(output, f"the output of {path}")
             target = output.resolve()
-            found = _identity(output)
-            same = inputs.get(target) or (identities.get(found) if found is not None else None)
-            if same is not None:
-                raise DataError(
-                    f"{output}: writing the results of {path} there would replace the input "
-                    f"{same}; choose another --out folder"
-                )
             if target in writers and writers[target] != path:
                 raise DataError(
                     f"{writers[target]} and {path} would both write {output}: give them different names or "
                     "predict them into different --out folders"
                 )
             writers[target] = path
-
-
-def _predict_image(
-    estimator: PoseEstimator,
-    path: Path,
-    out: Path,
-    detections: DetectionBoxes | None,
-    threshold: float,
-    draw: bool,
-    max_pixels: int,
-) -> list[Path]:
-    image = read_image(path, apply_orientation=True, max_pixels=max_pixels)
-    boxes, scores = None, None
-    if detections is not None:
-        boxes, scores = detections.lookup(path)
-        keep = usable_boxes(boxes, image.shape[:2])
-        if not keep.all():
-            log.warning(
-                "%s: %d of its boxes in %s left out: not finite, under a pixel, wholly outside the %d×%d image or "
-                "many times its size",
-                path, int((~keep).sum()), detections.path, image.shape[1], image.shape[0],
-            )  # fmt: skip
-            boxes, scores = boxes[keep], scores[keep]
-    persons = estimator(image, boxes, scores, channel_order="rgb")
-    number = decimal_id(path.stem)
-    image_id: Any = path.name if number is None else number
-    written = _outputs(path, out, draw)
-    write_json_atomic(written[0], person_results(persons, image_id, where=path))
-    if draw:
-        write_image(written[1], draw_persons(image, persons, estimator.keypoint_set, threshold))
-    return written

@@ -7,7 +7,7 @@ import pytest
 from pycocotools.coco import COCO
 
 from hrnet.data.coco import read_coco
-from hrnet.data.synthetic import IMAGE_SIZE, make_image, write_synthetic
+from hrnet.data.synthetic import IMAGE_SIZE, make_image, synthetic_files, write_synthetic
 from hrnet.errors import ConfigError
 from hrnet.keypoints import COCO17
 
@@ -17,6 +17,14 @@ def dataset(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth")
     files = write_synthetic(out, 40, 10, seed=3)
     return out, files
+
+
+def test_every_file_written_is_known_before_writing(tmp_path):
+    """``synthetic_files`` (what ``hrnet data synth`` checks before writing) are the files written, each reported."""
+    reported = []
+    write_synthetic(tmp_path, 3, 2, written_file=reported.append)
+    on_disk = {p for p in tmp_path.rglob("*") if p.is_file()}
+    assert set(synthetic_files(tmp_path, 3, 2)) == on_disk == set(reported) and len(on_disk) == 7
 
 
 def test_layout_and_pycocotools_reads_it(dataset):

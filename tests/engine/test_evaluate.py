@@ -12,7 +12,7 @@ from hrnet.codec import codec_from_config
 from hrnet.config import DataConfig, ModelConfig, RuntimeConfig
 from hrnet.data.sources import FORMATS, load_split
 from hrnet.engine.evaluate import SCORERS, Evaluator, Predictions, score_predictions
-from hrnet.errors import DataError
+from hrnet.errors import DataError, OutputError
 from hrnet.models.hrnet import build_model
 from tests.conftest import tiny_model_config
 
@@ -109,9 +109,35 @@ def test_evaluation_never_writes_over_its_annotations(datasets_dir, tmp_path):
     runtime = RuntimeConfig(num_workers=0)
     evaluator = Evaluator(split, codec, cfg.TestConfig(), runtime, torch.device("cpu"), progress=False)
     before = (folder / "metrics.json").read_bytes()
-    with pytest.raises(DataError, match=r"metrics\.json: evaluation would write its results over this input"):
-        evaluator.evaluate(build_model(tiny_model_config()), folder)
+    with pytest.raises(OutputError, match=r"metrics\.json is the input .*: the evaluation's results would replace"):
+        evaluator.evaluate(build_model(tiny_model_config()), folder, overwrite=True)
     assert (folder / "metrics.json").read_bytes() == before
+
+
+def test_drawings_never_replace_a_file_that_is_not_an_earlier_evaluations(datasets_dir, tmp_path):
+    """``hrnet eval --out D --draw N`` wrote prediction_000.jpg over whatever D held under that name: now a file
+    that hrnet eval did not write needs ``overwrite``, and an image of the split is never replaced."""
+    split, data = _split(datasets_dir, "coco")
+    codec = codec_from_config(tiny_model_config(), data)
+    evaluator = Evaluator(split, codec, cfg.TestConfig(batch_size=12), RuntimeConfig(num_workers=0),
+                          torch.device("cpu"), progress=False)  # fmt: skip
+    model = build_model(tiny_model_config())
+    out = tmp_path / "D"
+    out.mkdir()
+    (out / "prediction_001.jpg").write_bytes(b"my photo")
+    with pytest.raises(OutputError, match=r"prediction_001\.jpg: a drawing of the evaluation would replace a file"):
+        evaluator.evaluate(model, out, draw=2)
+    assert (out / "prediction_001.jpg").read_bytes() == b"my photo"
+    assert sorted(p.name for p in out.iterdir()) == ["prediction_001.jpg"]  # refused before anything was written
+    evaluator.evaluate(model, out, draw=2, overwrite=True)
+    evaluator.evaluate(model, out, draw=2)  # its own drawings now: replaced without asking
+    assert (out / "prediction_001.jpg").read_bytes()[:2] == b"\xff\xd8"  # a JPEG drawing
+    # An image of the split itself under a drawing's name stays, whatever is asked.
+    (out / "prediction_000.jpg").unlink()
+    (out / "prediction_000.jpg").symlink_to(split.records[0].image_path)
+    with pytest.raises(OutputError, match=r"prediction_000\.jpg is the input"):
+        evaluator.evaluate(model, out, draw=2, overwrite=True)
+    assert (out / "prediction_000.jpg").is_symlink()
 
 
 def test_mpii_file_without_joints_is_refused_before_predicting(datasets_dir, tmp_path):

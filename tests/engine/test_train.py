@@ -324,6 +324,42 @@ def test_no_space_for_a_checkpoint_keeps_the_previous_one(datasets_dir, tmp_path
     assert not [p for p in run.iterdir() if ".tmp" in p.name]
 
 
+def test_the_config_file_given_is_never_replaced_by_the_resolved_one(datasets_dir, tmp_path, capsys):
+    """``hrnet train exp/config.yaml`` with the run folder ``exp/``: the run would keep its resolved config there,
+    over the user's file and its comments. Refused in one line; the file and the folder stay as they were."""
+    config = tiny_experiment(datasets_dir, tmp_path, epochs=1)
+    mine = tmp_path / "tiny" / "config.yaml"
+    mine.parent.mkdir()
+    text = "# my notes on this experiment\n" + dump_config(config)
+    mine.write_text(text)
+    assert main(["train", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "tiny/config.yaml is the config file given" in err and "comments" in err
+    assert mine.read_text() == text and sorted(p.name for p in mine.parent.iterdir()) == ["config.yaml"]
+
+
+def test_a_runs_own_config_given_back_is_kept_through_overwrite(datasets_dir, tmp_path):
+    """The run folder's config.yaml given back (it already says what runs) is accepted, and --overwrite, which
+    deletes the earlier run, keeps it."""
+    config = tiny_experiment(datasets_dir, tmp_path, epochs=1)
+    given = tmp_path / "tiny" / "config.yaml"
+    given.parent.mkdir()
+    given.write_text(dump_config(config))
+    (given.parent / "log.csv").write_text("epoch\n1\n")  # an earlier run
+    deleted = []
+    real_unlink = Path.unlink
+
+    def unlink(path, missing_ok=False):
+        deleted.append(path.name)
+        real_unlink(path, missing_ok=missing_ok)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Path, "unlink", unlink)
+        train(config, overwrite=True, config_file=given, progress=False)
+    assert "config.yaml" not in deleted and "log.csv" in deleted
+    assert given.read_text() == dump_config(config)
+
+
 def test_a_run_folder_that_cannot_be_written_is_refused_up_front(datasets_dir, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")

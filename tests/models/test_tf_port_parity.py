@@ -254,3 +254,13 @@ def test_convert_cli(converted, tmp_path, capsys):
     assert "this is the checkpoint's folder and it already holds model.safetensors, config.yaml" in err
     assert main(["convert", "tf_port", str(tmp_path / "missing.ckpt"), "--out", str(tmp_path / "out")]) == 2
     assert "missing.ckpt.index is missing" in capsys.readouterr().err
+
+    # Another folder that holds someone's model.safetensors: refused before the conversion, kept as it was.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "model.safetensors").write_bytes(b"a trained checkpoint")
+    assert main(["convert", "tf_port", str(prefix), "--out", str(other)]) == 2
+    assert "model.safetensors: the converted model.safetensors would replace a file that hrnet convert" in (
+        capsys.readouterr().err
+    )
+    assert (other / "model.safetensors").read_bytes() == b"a trained checkpoint"

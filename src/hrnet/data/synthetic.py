@@ -309,10 +309,12 @@ def write_synthetic(
     seed: int = 0,
     *,
     progress: Callable[[int], None] | None = None,
+    written_file: Callable[[Path], None] | None = None,
 ) -> dict[str, Path]:
     """Write the data set (layout in the module docstring); returns the annotation file of each split.
 
-    ``progress`` is called with the number of images written after each one.
+    ``progress`` is called with the number of images written after each one, ``written_file`` with each file
+    written (``hrnet data synth`` records them: ``hrnet.outputs.OutputFolder.record``).
 
     Raises:
         ConfigError: a split size below 0, no image at all, or a negative seed; before anything is written.
@@ -335,13 +337,15 @@ def write_synthetic(
         for index in range(count):
             image, persons = make_image(seed, split, index)
             image_id = index + 1
-            name = f"{image_id:012d}.jpg"
+            name = _image_name(image_id)
             ok, data = cv2.imencode(
                 ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
             )
             if not ok:  # pragma: no cover - OpenCV always encodes an RGB uint8 image
                 raise RuntimeError(f"OpenCV could not encode {name}")
             write_bytes_atomic(folder / name, data.tobytes())
+            if written_file is not None:
+                written_file(folder / name)
             images.append({"id": image_id, "file_name": name, "height": image.shape[0], "width": image.shape[1]})
             for person in persons:
                 annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1, **person})
@@ -363,4 +367,23 @@ def write_synthetic(
         }
         files[split] = out / "annotations" / f"{split}.json"
         write_text_atomic(files[split], json.dumps(coco))
+        if written_file is not None:
+            written_file(files[split])
     return files
+
+
+def synthetic_files(out_dir: str | Path, num_train: int, num_val: int) -> list[Path]:
+    """Every file ``write_synthetic`` writes, to check them all before the first is written."""
+    out = Path(out_dir)
+    return [
+        path
+        for split, count in (("train", num_train), ("val", num_val))
+        for path in (
+            out / "annotations" / f"{split}.json",
+            *(out / "images" / split / _image_name(index + 1) for index in range(count)),
+        )
+    ]
+
+
+def _image_name(image_id: int) -> str:
+    return f"{image_id:012d}.jpg"

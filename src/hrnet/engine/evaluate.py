@@ -42,10 +42,14 @@ from hrnet.metrics.coco import (
 from hrnet.metrics.nms import nms_per_image
 from hrnet.metrics.pck import head_sizes_from_segment, mpii_pckh
 from hrnet.metrics.tf_port import keypoint_distances, port_ap
+from hrnet.outputs import OutputFolder
 from hrnet.tf_port_pipeline import wrap_uint8
 from hrnet.visualize import side_by_side, write_image
 
 log = logging.getLogger(__name__)
+
+COMMAND = "hrnet eval"  # the name its outputs are recorded under (``hrnet.outputs``)
+METRICS, RESULTS = "metrics.json", "keypoints_results.json"
 
 
 @dataclass
@@ -160,19 +164,39 @@ class Evaluator:
         return Predictions(keypoints, scores, centers, sizes)
 
     def evaluate(
-        self, model: nn.Module | HeatmapFn, out_dir: str | Path | None = None, draw: int = 0
+        self,
+        model: nn.Module | HeatmapFn,
+        out_dir: str | Path | OutputFolder | None = None,
+        draw: int = 0,
+        *,
+        overwrite: bool = False,
     ) -> dict[str, Any]:
         """Predict and score; rank 0 writes the results, ``metrics.json`` and ``draw`` pictures
-        (``prediction_NNN.jpg``: prediction | ground truth) into ``out_dir``, which must not hold the split's
-        annotation or detection file under one of those names."""
-        if out_dir is not None:
-            written = {Path(out_dir, name).resolve() for name in ("metrics.json", "keypoints_results.json")}
-            for source in (self.split.annotations, self.split.detections):
-                if source is not None and source.resolve() in written:
-                    raise DataError(f"{source}: evaluation would write its results over this input; pass another --out")
+        (``prediction_NNN.jpg``: prediction | ground truth) into ``out_dir``.
+
+        Every output is checked before the prediction pass (``hrnet.outputs``): none may replace the split's
+        annotation, detection or image files, a device, or a file that an earlier evaluation did not write
+        (unless ``overwrite``). ``out_dir`` may be an ``OutputFolder`` that the caller holds (``hrnet eval``);
+        a path is held here for the evaluation.
+        """
+        if out_dir is None or isinstance(out_dir, OutputFolder):
+            return self._evaluate(model, out_dir, draw)
+        what = "evaluation folder"
+        with OutputFolder(out_dir, command=COMMAND, overwrite=overwrite, what=what, hold=self.dist.is_main) as folder:
+            return self._evaluate(model, folder, draw)
+
+    def _evaluate(self, model: nn.Module | HeatmapFn, folder: OutputFolder | None, draw: int) -> dict[str, Any]:
+        drawn = _drawn_images(self.split, draw)
+        if folder is not None:
+            folder.protect([self.split.annotations, self.split.detections, *{r.image_path for r in self.split.records}])
+            for name in (METRICS, RESULTS):
+                folder.claim(folder.path / name, "the evaluation's results")
+            for i in range(len(drawn)):
+                folder.claim(folder.path / _picture_name(i), "a drawing of the evaluation")
         predictions = self.predict(model)
         metrics: dict[str, Any] = {}
         if self.dist.is_main:
+            out_dir = folder.path if folder is not None else None
             metrics = score_predictions(predictions, self.split, self.test, out_dir)
             if self.test.metric == "tf_port":
                 port = score_tf_port(predictions, self.split, self.codec)
@@ -181,21 +205,34 @@ class Evaluator:
                     f"{metrics.get('summary', '')}\nTF port's evaluate.py: AP50 {port['tf_port_AP50']:.4f}  "
                     f"AP75 {port['tf_port_AP75']:.4f}  ({port['tf_port_persons']} persons)"
                 ).lstrip("\n")
-            if out_dir is not None:
-                out = Path(out_dir)
-                write_json_atomic(out / "metrics.json", metrics)
+            if folder is not None:
+                written = [folder.path / METRICS]
+                write_json_atomic(written[0], metrics)
+                if (folder.path / RESULTS).is_file():  # the COCO scorer writes it, PCKh does not
+                    written.append(folder.path / RESULTS)
                 for i, picture in enumerate(draw_predictions(predictions, self.split, draw)):
-                    write_image(out / f"prediction_{i:03d}.jpg", picture)
+                    written.append(write_image(folder.path / _picture_name(i), picture))
+                for path in written:
+                    folder.record(path)
         return broadcast_object(metrics, self.dist)
+
+
+def _picture_name(index: int) -> str:
+    return f"prediction_{index:03d}.jpg"
+
+
+def _drawn_images(split: Split, count: int) -> list[list[int]]:
+    """The record indices of the first ``count`` images of the split, an image's persons together."""
+    by_image: dict[Any, list[int]] = {}
+    for i, record in enumerate(split.records):
+        by_image.setdefault(record.image_id, []).append(i)
+    return list(by_image.values())[:count]
 
 
 def draw_predictions(predictions: Predictions, split: Split, count: int, threshold: float = 0.3) -> list[np.ndarray]:
     """Up to ``count`` images of the split, each with its persons' predicted skeletons beside the ground truth."""
-    by_image: dict[Any, list[int]] = {}
-    for i, record in enumerate(split.records):
-        by_image.setdefault(record.image_id, []).append(i)
     pictures = []
-    for indices in list(by_image.values())[:count]:
+    for indices in _drawn_images(split, count):
         records = [split.records[i] for i in indices]
         pictures.append(
             side_by_side(

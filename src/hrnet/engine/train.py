@@ -9,7 +9,9 @@ weights equal those of an uninterrupted run.
 Nothing is lost or recorded wrongly: a folder that holds a run is not trained into again without ``resume`` (or
 ``overwrite``); with ``handle_signals`` (``hrnet train``) SIGINT and SIGTERM stop after the step in progress with a
 resumable checkpoint; a checkpoint is written only for weights that are finite and gave a finite loss on the next
-batch; a config changed between runs is applied on resume and logged (or refused, naming the keys).
+batch; a config changed between runs is applied on resume and logged (or refused, naming the keys); the config file
+the run was given is never replaced or deleted by the run's own ``config.yaml`` (a run folder that holds the given
+file as its ``config.yaml`` is refused, unless the file already says what runs: a run's own, given back).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from hrnet.fileio import check_writable_dir, output_problem, remove_stale_tempor
 from hrnet.models.checkpoint import load_pretrained, save_weights
 from hrnet.models.complexity import check_memory
 from hrnet.models.hrnet import build_model
+from hrnet.outputs import Inputs
 from hrnet.runtime import resolve_device
 from hrnet.visualize import plot_curves
 
@@ -60,8 +63,9 @@ log = logging.getLogger(__name__)
 
 LAST = "last.safetensors"
 BEST = "best.safetensors"
+CONFIG = "config.yaml"
 # What a run writes into its folder: ``overwrite`` removes these (and eval_epochNNN/), nothing else.
-RUN_FILES = (LAST, BEST, "log.csv", "curves.png", "train.log", "config.yaml", "tensorboard")
+RUN_FILES = (LAST, BEST, "log.csv", "curves.png", "train.log", CONFIG, "tensorboard")
 # Weights beyond this magnitude have diverged (HRNet's are O(1); the official checkpoints stay below 100): such a
 # state is never saved as a checkpoint to resume from.
 DIVERGED = 1e6
@@ -85,8 +89,10 @@ def train(
     handle_signals: bool = False,
     progress: bool = True,
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+    config_file: str | Path | None = None,
 ) -> TrainResult:
-    """Train ``config``; ``resume`` continues from the run folder's ``last.safetensors``.
+    """Train ``config``; ``resume`` continues from the run folder's ``last.safetensors``. ``config_file``: the file
+    ``config`` was read from, which the run never replaces or deletes.
 
     A run folder that already holds a run is refused unless ``resume`` (continue it) or ``overwrite`` (delete
     its checkpoints, logs and evaluations first). ``handle_signals`` (process-wide, so only the command line asks
@@ -98,7 +104,7 @@ def train(
     device = resolve_device(config.runtime.device)
     dist = init_distributed(device)
     try:
-        trainer = _Trainer(config, device, dist, progress, on_epoch_end)
+        trainer = _Trainer(config, device, dist, progress, on_epoch_end, config_file)
         with trainer.stopping_on_signals(handle_signals):
             return trainer.run(resume, overwrite)
     finally:
@@ -113,8 +119,10 @@ class _Trainer:
         dist: Distributed,
         progress: bool,
         on_epoch_end: Callable[[dict[str, Any]], None] | None,
+        config_file: str | Path | None = None,
     ):
         self.config = config
+        self.inputs = Inputs([config_file])
         self.tc = config.train
         self.device = device
         self.dist = dist
@@ -276,6 +284,7 @@ class _Trainer:
     def _prepare_run_dir(self, resume: bool, overwrite: bool) -> None:
         """Before anything is built: the folder is writable, holds no other run, and has no temporary files left
         by a killed process. Every process checks (so that all stop together); only rank 0 writes."""
+        self._check_config_file()
         found = [name for name in (LAST, BEST, "log.csv") if (self.run_dir / name).exists()]
         if found and not resume and not overwrite:
             raise TrainingError(
@@ -287,6 +296,8 @@ class _Trainer:
         check_writable_dir(self.run_dir, "run folder")
         if found and not resume:
             for path in [*(self.run_dir / n for n in RUN_FILES), *self.run_dir.glob("eval_epoch[0-9][0-9][0-9]")]:
+                if self.inputs.find(path) is not None:  # the config file this run was given stays
+                    continue
                 if path.is_dir():
                     shutil.rmtree(path)
                 else:
@@ -295,6 +306,19 @@ class _Trainer:
         for path in remove_stale_temporaries(self.run_dir):
             log.info("removed %s, left by a process killed while writing it", path)
 
+    def _check_config_file(self) -> None:
+        """The run's resolved ``config.yaml`` must not replace the config file it was given (``hrnet train
+        exp/config.yaml`` with the run folder ``exp/``), unless that file already holds the resolved config."""
+        target = self.run_dir / CONFIG
+        if self.inputs.find(target) is None:
+            return
+        if target.read_text(encoding="utf-8", errors="replace") != dump_config(self.config):
+            raise OutputError(
+                f"{target} is the config file given, and the run folder {self.run_dir} keeps its resolved config "
+                f"under that name: it would replace your file (and its comments); move the config out of "
+                f"{self.run_dir}, or choose another train.out_dir or train.name"
+            )
+
     def run(self, resume: bool, overwrite: bool = False) -> TrainResult:
         self._prepare_run_dir(resume, overwrite)
         self._build()
@@ -302,8 +326,8 @@ class _Trainer:
             self._resume()
         handler = None
         if self.dist.is_main:
-            with _writing(self.run_dir / "config.yaml"):
-                write_text_atomic(self.run_dir / "config.yaml", dump_config(self.config))
+            with _writing(self.run_dir / CONFIG):
+                write_text_atomic(self.run_dir / CONFIG, dump_config(self.config))
             handler = logging.FileHandler(self.run_dir / "train.log")
             handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
             package_logger = logging.getLogger("hrnet")
@@ -408,7 +432,10 @@ class _Trainer:
             "skipped_images": totals.epoch_skipped,
         }
         if (epoch + 1) % tc.val_every == 0 or epoch + 1 == tc.epochs:
-            metrics = self.evaluator.evaluate(self.model, out_dir=self.run_dir / f"eval_epoch{epoch + 1:03d}")
+            # The run folder is the run's own (``_prepare_run_dir``): an epoch evaluated again after a resume
+            # replaces that epoch's files, whether or not its first evaluation got to record them.
+            out = self.run_dir / f"eval_epoch{epoch + 1:03d}"
+            metrics = self.evaluator.evaluate(self.model, out_dir=out, overwrite=True)
             row.update({f"val_{k}": v for k, v in metrics.items() if isinstance(v, int | float)})
             self._update_best(epoch, metrics)
         self.state.epoch, self.state.step = epoch + 1, 0

@@ -26,6 +26,7 @@ META_PRECISION = "hrnet.precision"
 META_CALIBRATION = "hrnet.calibration"
 META_CALIBRATION_SIZE = "hrnet.calibration_size"
 META_QUANTIZER = "hrnet.quantizer"
+META_EXPORTED_BY = "hrnet.exported_by"  # in every file hrnet export writes: "hrnet export <version>"
 
 
 def optional_module(name: str) -> ModuleType:
