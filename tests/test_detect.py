@@ -682,8 +682,11 @@ def test_predict_cli_refuses_bad_detector_options_in_one_line(pose_setup, tmp_pa
     cv2.imwrite(str(image), _blue_image())
     args = ["predict", "--config", str(config_path), "--weights", str(weights), "--out", str(tmp_path / "out")]
     detector = _save(_mmdeploy_model(0, GREY["yolox"]), tmp_path / "yolox.onnx")
+    with pytest.raises(SystemExit) as refused:  # refused by the option's type, before anything runs
+        main([*args, "--detector", "hog", "--detector-iou", "nan", str(image)])
+    err = capsys.readouterr().err.strip()
+    assert refused.value.code == 2 and len(err.splitlines()) == 1 and "--detector-iou: 'nan' is not a finite" in err
     for options in (
-        ["--detector", "hog", "--detector-iou", "nan"],
         ["--detector", str(detector), "--detector-size", "0x0"],
         ["--detector", str(detector), "--detector-size", "100000x100000"],
     ):

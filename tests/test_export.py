@@ -13,10 +13,10 @@ from torch import nn
 from hrnet.cli import main
 from hrnet.config import ModelConfig, hrnet_stages, model_preset
 from hrnet.errors import ConfigError, OutputError
-from hrnet.export import META_EXPORTED_BY, ExportError, OnnxRunner, export_from_config, export_onnx
+from hrnet.export import ExportError, OnnxRunner, export_from_config, export_onnx
 from hrnet.models.checkpoint import save_weights
 from hrnet.models.hrnet import HRNet, build_model
-from hrnet.precision import onnx_metadata
+from hrnet.models.onnx import META_EXPORTED_BY, onnx_metadata
 from tests.conftest import tiny_model_config
 from tests.models.test_fuse import randomised
 

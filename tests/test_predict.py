@@ -11,6 +11,7 @@ import pytest
 
 from hrnet.cli import main
 from hrnet.errors import DataError
+from hrnet.outputs import MANIFEST
 from hrnet.predict import DetectionBoxes, expand_inputs
 from tests.data.test_images import _png_header
 from tests.engine.conftest import random_weights_experiment
@@ -83,7 +84,7 @@ def test_only_regular_files_are_read_and_the_rest_is_named(setup, datasets_dir, 
     assert json.loads((out / "².jpg.json").read_text())[0]["image_id"] == "².jpg"
     assert json.loads((out / "000000000785.jpg.json").read_text())[0]["image_id"] == 785
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["000000000785.jpg.json", "000000000785_pose.jpg", "².jpg.json", "²_pose.jpg"]
+        ["000000000785.jpg.json", "000000000785_pose.jpg", "².jpg.json", "²_pose.jpg", MANIFEST]
     )
 
 

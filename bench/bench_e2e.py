@@ -1,0 +1,309 @@
+"""Every path end to end against the network alone, in one run: a folder of photos (``hrnet predict``), a video
+file, a live source, and ``hrnet serve`` under concurrent clients, each as ``N.NN× network-only``.
+
+The network is HRNet-W32 256×192 with random weights (the speed does not depend on them), in one precision
+(``--precision``: fp32 on the PyTorch fast path, bf16, or int8 through an ONNX file quantized here), flip test off
+unless ``--flip``. "Network-only" is the same backend timed alone on random crops at the batch size each path
+runs: the folder fills ``test.batch_size`` crops a forward pass, a video runs one frame (one person) at a time,
+the service batches what its clients send together (at most 8 here).
+
+- **folder**: 64 640×480 photos of one to three synthetic figures each (``hrnet.data.synthetic``'s drawing) with
+  their person boxes given in a COCO detection-results file, through ``predict_paths`` (read ahead, batched,
+  written behind: JSON and drawings). Rate: persons a second.
+- **video**: a 640×480 clip of one figure walking, through ``predict_video``: decode, detect every 10th frame
+  (a stand-in detector that returns the figure's true box at no cost, so that the path's own cost shows; the
+  random network's keypoints score low, so boxes are carried from all keypoints), pose, track, draw, H.264.
+  Rate: frames a second.
+- **live**: the same clip served as an MJPEG stream over HTTP from 127.0.0.1 at 30 frames/s, read by
+  ``predict_video`` as a live source: frames estimated over frames offered, and the latency from a frame's
+  arrival to its output written (p50, p99).
+- **serve**: ``hrnet serve``'s app in this process (uvicorn in a thread), 8 clients each posting one photo with
+  its box, as fast as answered. Rate: requests a second.
+
+Run: ``.venv/bin/python bench/bench_e2e.py [--precision fp32|bf16|int8] [--flip]`` on an idle machine (about 4
+minutes on 2 cores); writes ``bench/results/e2e.md`` and ``.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.server
+import json
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import cv2
+import numpy as np
+import torch
+from common import provenance, write_results
+
+from hrnet.codec import codec_from_config
+from hrnet.config import ExperimentConfig, load_config, model_preset
+from hrnet.data.synthetic import background, draw_figure, pose_keypoints
+from hrnet.detect import Detections
+from hrnet.inference import PoseEstimator
+from hrnet.keypoints import COCO17
+from hrnet.models.hrnet import build_model
+from hrnet.precision import cpu_support
+from hrnet.predict import DetectionBoxes, predict_paths
+from hrnet.runtime import keep_freed_memory
+from hrnet.speed import interleaved_seconds, open_for_timing
+from hrnet.video import VideoOptions, VideoStats, predict_video
+
+FRAME = (480, 640)  # height, width of the photos and of the clip
+PHOTOS = 64
+CLIP_FRAMES = 150
+LIVE_FPS = 30.0
+CLIENTS = 8
+
+
+def backend_name(precision: str) -> str:
+    return {"fp32": "pytorch-fast", "bf16": "pytorch-bf16", "int8": "onnxruntime-int8"}[precision]
+
+
+def scene(rng: np.random.Generator, xs: list[float], step: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """A 640×480 BGR picture of figures standing at ``xs`` (pixels), moved ``step`` pixels right, and their boxes
+    (the pixels each figure covers)."""
+    canvas = background(rng, FRAME)
+    body = FRAME[0] * 0.7
+    boxes = []
+    for i, x in enumerate(xs):
+        pose = pose_keypoints(np.random.default_rng([7, i]), body, np.array([x, FRAME[0] * 0.55]), True)
+        mask = draw_figure(np.random.default_rng([7, i, 1]), canvas, pose + np.array([step, 0.0]), body, True)
+        ys, cols = np.nonzero(mask)
+        boxes.append([cols.min(), ys.min(), cols.max() - cols.min() + 1, ys.max() - ys.min() + 1])
+    return cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR), np.array(boxes, dtype=np.float64)
+
+
+def photos(folder: Path, count: int) -> Path:
+    """``count`` JPEG photos of one to three figures in ``folder``, and a detection-results file of their boxes."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    detections = []
+    for i in range(count):
+        picture, boxes = scene(rng, list(rng.uniform(100, 540, rng.integers(1, 4))))
+        cv2.imwrite(str(folder / f"{i:04d}.jpg"), picture, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        detections += [{"image_id": i, "bbox": box.tolist(), "score": 1.0, "category_id": 1} for box in boxes]
+    boxes_file = folder.parent / f"{folder.name}_boxes.json"
+    boxes_file.write_text(json.dumps(detections))
+    return boxes_file
+
+
+def walking_clip(frames: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """``frames`` BGR frames of one figure walking 2 px a frame across a still 640×480 scene, and its boxes."""
+    pictures = [scene(np.random.default_rng(11), [160.0], 2.0 * f) for f in range(frames)]
+    return [p for p, _ in pictures], [b for _, b in pictures]
+
+
+class TruthDetector:
+    """The clip's true box for the frame shown (matched by the figure's position), at no cost to speak of."""
+
+    def __init__(self, frames: list[np.ndarray], boxes: list[np.ndarray]):
+        self.small = [cv2.resize(f, (32, 24)).astype(np.int16) for f in frames]
+        self.boxes = boxes
+
+    def __call__(self, image_bgr: np.ndarray) -> Detections:
+        small = cv2.resize(image_bgr, (32, 24)).astype(np.int16)
+        index = int(np.argmin([np.abs(small - s).mean() for s in self.small]))
+        return Detections(self.boxes[index], np.ones(1))
+
+
+def network_only(estimator: PoseEstimator, batches: list[int], rounds: int, seconds: float) -> dict[int, float]:
+    """Crops a second of the estimator's network alone at each batch size (twice the calls with the flip test)."""
+    size = estimator.codec.crop.input_size
+    fns = {}
+    for batch in batches:
+        x = torch.randn(batch, 3, *size, generator=torch.Generator().manual_seed(batch)).to(estimator.device)
+
+        def call(x: torch.Tensor = x) -> None:
+            with torch.inference_mode():
+                estimator.model(x)
+                if estimator.test.flip_test:
+                    estimator.model(x.flip(3))
+
+        fns[str(batch)] = call
+    timed = interleaved_seconds(fns, rounds, seconds)
+    return {batch: batch / timed[str(batch)] for batch in batches}
+
+
+def folder_path(estimator: PoseEstimator, root: Path) -> dict[str, Any]:
+    boxes_file = photos(root / "photos", PHOTOS)
+    detections = DetectionBoxes(boxes_file)
+    predict_paths(estimator, [root / "photos"], root / "warm", detections=detections, progress=False)
+    start = time.perf_counter()
+    report = predict_paths(estimator, [root / "photos"], root / "out", detections=detections, progress=False)
+    seconds = time.perf_counter() - start
+    persons = sum(len(json.loads(p.read_text())) for p in report.written if p.suffix == ".json")
+    return {"images": PHOTOS, "persons": persons, "seconds": seconds, "rate": persons / seconds}
+
+
+def video_path(estimator: PoseEstimator, root: Path, frames: list[np.ndarray]) -> dict[str, Any]:
+    clip = root / "walk.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (FRAME[1], FRAME[0]))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    options = VideoOptions(detect_every=10, keypoint_threshold=0.0)
+    predict_video(estimator, clip, root / "warm", options=options, progress=False)
+    stats = VideoStats()
+    predict_video(estimator, clip, root / "video", options=options, progress=False, stats=stats)
+    return {"frames": stats.estimated, "seconds": stats.seconds, "rate": stats.frames_per_s}
+
+
+class MjpegStream(http.server.BaseHTTPRequestHandler):
+    """Serves the frames as a multipart MJPEG stream at ``fps`` frames a second (as an IP camera does)."""
+
+    frames: ClassVar[list[bytes]] = []
+    fps = LIVE_FPS
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        self.end_headers()
+        start = time.monotonic()
+        try:
+            for i, jpeg in enumerate(self.frames):
+                time.sleep(max(0.0, start + i / self.fps - time.monotonic()))
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg))
+                self.wfile.write(jpeg + b"\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            return
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+def live_path(estimator: PoseEstimator, root: Path, frames: list[np.ndarray]) -> dict[str, Any]:
+    MjpegStream.frames = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for f in frames]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), MjpegStream)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        stats = VideoStats()
+        url = f"http://127.0.0.1:{server.server_address[1]}/live.mjpg"
+        predict_video(estimator, url, root / "live", options=VideoOptions(detect_every=10, keypoint_threshold=0.0),
+                      progress=False, stats=stats)  # fmt: skip
+    finally:
+        server.shutdown()
+    return {
+        "offered": stats.offered,
+        "estimated": stats.estimated,
+        "shown_over_offered": stats.estimated / max(stats.offered, 1),
+        "rate": stats.frames_per_s,
+        "latency_p50_ms": 1000 * stats.percentile(50),
+        "latency_p99_ms": 1000 * stats.percentile(99),
+    }
+
+
+def serve_path(estimator: PoseEstimator, root: Path, seconds: float) -> dict[str, Any]:
+    import httpx
+    import uvicorn
+
+    from hrnet.serve import ServeLimits, create_app
+
+    rng = np.random.default_rng(5)
+    posts = []
+    for _ in range(CLIENTS):
+        picture, boxes = scene(rng, [float(rng.uniform(150, 490))])
+        posts.append((cv2.imencode(".jpg", picture)[1].tobytes(), boxes[0].tolist()))
+    app = create_app(estimator, limits=ServeLimits(max_batch=CLIENTS))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/v1/pose"
+    done: list[float] = []
+
+    def client(jpeg: bytes, box: list[float], stop: float) -> None:
+        with httpx.Client(timeout=60) as http:
+            while time.monotonic() < stop:
+                files = {"image": ("p.jpg", jpeg, "image/jpeg")}
+                http.post(url, files=files, data={"boxes": json.dumps([box])}).raise_for_status()
+                done.append(time.monotonic())
+
+    try:
+        client(*posts[0], time.monotonic() + 2)  # warm-up
+        done.clear()
+        started = time.monotonic()
+        workers = [threading.Thread(target=client, args=(*post, started + seconds)) for post in posts]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        elapsed = time.monotonic() - started
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    return {"clients": len(posts), "requests": len(done), "seconds": elapsed, "rate": len(done) / elapsed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32")
+    parser.add_argument("--flip", action="store_true", help="flip test on (default off)")
+    parser.add_argument("--serve-seconds", type=float, default=30.0)
+    args = parser.parse_args()
+    keep_freed_memory()  # as every hrnet command that runs a network
+    config = load_config(None, [f"test.flip_test={args.flip}"], base=ExperimentConfig(model=model_preset("w32")))
+    torch.manual_seed(0)
+    model = build_model(config.model).eval()
+    backend = open_for_timing(config.model, backend_name(args.precision), model)
+    estimator = PoseEstimator(backend, codec_from_config(config.model, config.data), COCO17, config.test,
+                              device=backend.device)  # fmt: skip
+    load_before = os.getloadavg()[0]
+    frames, boxes = walking_clip(CLIP_FRAMES)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        alone = network_only(estimator, [1, CLIENTS, config.test.batch_size], rounds=3, seconds=3.0)
+        folder = folder_path(estimator, root)
+        estimator.detector = TruthDetector(frames, boxes)
+        video = video_path(estimator, root, frames)
+        live = live_path(estimator, root, frames)
+        estimator.detector = None  # the clients give the boxes
+        serve = serve_path(estimator, root, args.serve_seconds)
+    load_after = os.getloadavg()[0]
+    rows = [
+        ("predict, folder of 64 photos (given boxes)", "persons/s", folder["rate"], alone[config.test.batch_size]),
+        ("video file, 640×480, detect every 10th", "frames/s", video["rate"], alone[1]),
+        ("live source at 30 frames/s", "frames/s", live["rate"], alone[1]),
+        (f"serve, {CLIENTS} clients", "requests/s", serve["rate"], alone[CLIENTS]),
+    ]
+    report = {
+        **provenance(),
+        "cpu": cpu_support().describe(),
+        "threads": torch.get_num_threads(),
+        "backend": backend.name,
+        "flip_test": args.flip,
+        "network_only": alone,
+        "folder": folder,
+        "video": video,
+        "live": live,
+        "serve": serve,
+        "rows": [{"path": p, "unit": u, "rate": r, "network_only": n, "ratio": r / n} for p, u, r, n in rows],
+        "load_average_1min_before_after": [load_before, load_after],
+    }
+    lines = [
+        "# Every path end to end against the network alone",
+        f"HRNet-W32 256×192, random weights, backend {backend.name}, flip test {'on' if args.flip else 'off'}, "
+        f"{report['threads']} threads; CPU: {report['cpu']}. Network-only: the same backend on random crops at "
+        "the batch each path runs, in the same run. Load average (1 min) before / after: "
+        f"{load_before:.1f} / {load_after:.1f}.",
+        "",
+        "| path | rate | network-only (same batch) | ratio |",
+        "| --- | --- | --- | --- |",
+        *[f"| {p} | {r:.2f} {u} | {n:.2f} | **{r / n:.2f}× network-only** |" for p, u, r, n in rows],
+        "",
+        f"Live source: {live['estimated']} of {live['offered']} frames estimated "
+        f"({live['shown_over_offered']:.0%}; the others arrived while the network was busy and were dropped, not "
+        f"queued), latency p50 {live['latency_p50_ms']:.0f} ms, p99 {live['latency_p99_ms']:.0f} ms.",
+    ]
+    write_results("e2e", report, lines)
+
+
+if __name__ == "__main__":
+    main()
