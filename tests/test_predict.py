@@ -12,7 +12,7 @@ import pytest
 from hrnet.cli import main
 from hrnet.errors import DataError
 from hrnet.outputs import MANIFEST
-from hrnet.predict import DetectionBoxes, expand_inputs
+from hrnet.predict import DetectionBoxes, expand_inputs, predict_paths
 from tests.data.test_images import _png_header
 from tests.engine.conftest import random_weights_experiment
 from tests.test_inputs import special_folder
@@ -130,3 +130,43 @@ def test_images_over_the_pixel_limit_fail_by_name(setup, datasets_dir, tmp_path,
     assert (out / "000000000785.jpg.json").is_file() and not (out / "bomb.png.json").exists()
     assert main(_predict(setup, "--out", str(out), "--no-draw", "--max-megapixels", "0.1", str(photo))) == 1
     assert "the JPEG is 640×425 = 272,000 pixels, over the limit of 100,000" in capsys.readouterr().err
+
+
+class _CountingNetwork:
+    """Wraps an estimator's network: the batch size of every forward pass it was asked for."""
+
+    def __init__(self, network):
+        self.network, self.batches = network, []
+
+    def __call__(self, images):
+        self.batches.append(len(images))
+        return self.network(images)
+
+
+def test_a_folders_persons_share_forward_passes_and_match_one_image_at_a_time(datasets_dir, tmp_path):
+    """The images of a folder go through the network together (up to test.batch_size crops a pass): fewer passes
+    than images, and every result equal to the image predicted alone."""
+    import numpy as np
+
+    from hrnet.inference import PoseEstimator
+    from tests.engine.conftest import random_weights_experiment
+
+    config, _, weights, _ = random_weights_experiment(datasets_dir, tmp_path / "setup")
+    estimator = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    names = ["000000000785.jpg", "000000040083.jpg", "000000196141.jpg", "000000197388.jpg"]
+    for name in names:
+        shutil.copy(datasets_dir / "coco" / name, folder / name)
+    counting = _CountingNetwork(estimator.model)
+    estimator.model = counting
+    report = predict_paths(estimator, [folder], tmp_path / "out", progress=False, draw=False)
+    assert not report.failed and len(report.written) == len(names)
+    passes = len(counting.batches) // (2 if config.test.flip_test else 1)
+    assert passes < len(names), counting.batches  # several images' persons in one pass
+    for name in names:
+        alone = estimator(folder / name)
+        written = json.loads((tmp_path / "out" / f"{name}.json").read_text())
+        assert len(written) == len(alone) == 1
+        np.testing.assert_allclose(np.array(written[0]["keypoints"]).reshape(-1, 3)[:, :2], alone[0].keypoints,
+                                   atol=2e-3)  # fmt: skip

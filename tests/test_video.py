@@ -7,7 +7,9 @@ import functools
 import http.server
 import json
 import threading
+import time
 from fractions import Fraction
+from typing import ClassVar
 
 import av
 import cv2
@@ -25,6 +27,7 @@ from hrnet.video import (
     H264Writer,
     VideoOptions,
     VideoPoseTracker,
+    VideoStats,
     is_live_source,
     predict_video,
     source_stem,
@@ -366,3 +369,66 @@ def test_a_stream_over_http_is_read_to_its_end(tiny, clip, tmp_path):
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format, *args):  # the standard library's signature
         pass
+
+
+class _MjpegStream(http.server.BaseHTTPRequestHandler):
+    """A live camera over HTTP: the frames as a multipart MJPEG stream, paced at ``fps`` frames a second."""
+
+    frames: ClassVar[list[bytes]] = []
+    fps = 50.0
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        self.end_headers()
+        start = time.monotonic()
+        try:
+            for i, jpeg in enumerate(self.frames):
+                time.sleep(max(0.0, start + i / self.fps - time.monotonic()))
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg))
+                self.wfile.write(jpeg + b"\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def log_message(self, format, *args):  # the standard library's signature
+        pass
+
+
+class _SlowNetwork:
+    """An estimator's network that takes at least ``seconds`` a call, as a big one on a small CPU."""
+
+    def __init__(self, network, seconds):
+        self.network, self.seconds = network, seconds
+
+    def __call__(self, images):
+        time.sleep(self.seconds)
+        return self.network(images)
+
+
+def test_a_live_source_drops_the_frames_it_cannot_keep_up_with(tiny, tmp_path):
+    """A camera at 50 frames/s and a network that takes 80 ms a frame: the newest frame is always the one
+    estimated, so most frames are dropped rather than queued and the latency stays near one network call; the
+    detector runs in its own thread, on fewer frames than the network, and its boxes reach the tracks."""
+    walk = moving_figures(num_frames=60, starts=(120.0,), speeds=(2.0,))
+    _MjpegStream.frames = [cv2.imencode(".jpg", f)[1].tobytes() for f in walk.frames]
+    estimator = copy.copy(tiny[0])
+    estimator.model = _SlowNetwork(estimator.model, 0.08)
+    detector = estimator.detector = TruthDetector(walk)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _MjpegStream)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    stats = VideoStats()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/live.mjpg"
+        options = VideoOptions(detect_every=3, keypoint_threshold=0.0)
+        (written,) = predict_video(estimator, url, tmp_path / "out", options=options, draw=False, progress=False,
+                                   stats=stats)  # fmt: skip
+    finally:
+        server.shutdown()
+        thread.join()
+    lines = [json.loads(line) for line in written.read_text().splitlines()]
+    assert len(lines) == stats.estimated and stats.offered == 60
+    assert stats.estimated < 0.6 * stats.offered  # dropped, not queued
+    assert stats.percentile(99) < 1.0  # a queue of 60 frames × 80 ms would reach seconds
+    assert 0 < len(detector.calls) <= stats.estimated
+    assert any(p["track_id"] == 1 for line in lines for p in line["persons"])

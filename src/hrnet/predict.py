@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -366,10 +366,9 @@ class _ImageJob:
         self.report.written += written
 
 
-def _batches(images: ReadAhead[_Image], batch_size: int) -> Iterator[list[_Image]]:
-    """Consecutive images grouped so that each group's persons fill a forward pass (at most ``batch_size`` crops,
-    or one image with more): a group is handed on as soon as it is full or the reader has nothing ready, so the
-    network never waits for a batch to fill."""
+def _batches(images: Iterable[_Image], batch_size: int) -> Iterator[list[_Image]]:
+    """Consecutive images grouped so that each group's persons fill a forward pass: at most ``batch_size`` crops
+    (or one image with more). Files wait for a full batch: the network's rate, not the latency, is what counts."""
     group: list[_Image] = []
     persons = 0
     for image in images:
@@ -378,9 +377,6 @@ def _batches(images: ReadAhead[_Image], batch_size: int) -> Iterator[list[_Image
             group, persons = [], 0
         group.append(image)
         persons += image.persons
-        if persons >= batch_size or images.ready() == 0:
-            yield group
-            group, persons = [], 0
     if group:
         yield group
 
