@@ -276,3 +276,21 @@ def test_numeric_options_are_bounded_and_refused_in_one_line(args, message, caps
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1, err
     assert message in err and f"(options: hrnet {args[0]}" in err
+
+
+def test_realtime_turns_the_flip_test_off_and_picks_the_cpus_best_precision(monkeypatch):
+    from hrnet.precision import CpuSupport
+
+    config = cli._experiment("w32", [])
+    assert config.test.flip_test
+    args = cli.parse_args(["predict", "w32", "0", "--weights", "w.pth", "--realtime"])
+    monkeypatch.setattr("hrnet.precision.cpu_support", lambda: CpuSupport("Zen 4", True, True, "AVX512", ()))
+    realtime, precision = cli._realtime(config, args)
+    assert not realtime.test.flip_test and precision == "bf16"
+    monkeypatch.setattr("hrnet.precision.cpu_support", lambda: CpuSupport("EPYC", False, False, "AVX2", ()))
+    assert cli._realtime(config, args)[1] is None  # fp32, as the weights are
+    onnx = cli.parse_args(["predict", "w32", "0", "--weights", "w_int8.onnx", "--realtime"])
+    assert cli._realtime(config, onnx)[1] is None  # the file's own precision
+    asked = cli.parse_args(["predict", "w32", "0", "--weights", "w.pth", "--realtime", "--precision", "fp32"])
+    assert cli._realtime(config, asked)[1] == "fp32"
+    assert args.detect_every is None and cli.REALTIME_DETECT_EVERY == 10

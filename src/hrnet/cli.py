@@ -319,10 +319,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     config = _experiment(args.config, args.set)
     if args.boxes and args.detector:
         raise ConfigError("give --boxes (boxes from a file) or --detector (boxes found in the images), not both")
+    if args.realtime:
+        config, args.precision = _realtime(config, args)
     estimator = _open_estimator(args, config)
     detections = DetectionBoxes(args.boxes, config.test.box_score_threshold) if args.boxes else None
     video = VideoOptions(
-        detect_every=args.detect_every,
+        detect_every=args.detect_every or (REALTIME_DETECT_EVERY if args.realtime else 1),
+        new_track_keypoints=args.new_track_keypoints,
+        max_detector_misses=args.max_detector_misses,
         track_by=args.track_by,
         track_threshold=args.track_threshold,
         max_missed=args.max_missed,
@@ -345,6 +349,26 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for path, reason in report.failed:
         print(f"failed: {path}: {reason}", file=sys.stderr)
     return 1 if report.failed else 0
+
+
+REALTIME_DETECT_EVERY = 10  # --realtime: the detector on every 10th frame, persons carried by their keypoints between
+
+
+def _realtime(config: ExperimentConfig, args: argparse.Namespace) -> tuple[ExperimentConfig, str | None]:
+    """``--realtime``: no flip test, and the fastest precision this CPU runs well when none is asked for: bf16 on
+    a CPU with AVX-512 BF16 or AMX (or a GPU), an ``.onnx`` file's own (an int8 file runs int8), else fp32."""
+    from hrnet.backends import is_onnx_file
+    from hrnet.precision import cpu_support
+
+    config = dataclasses.replace(config, test=dataclasses.replace(config.test, flip_test=False))
+    precision = args.precision
+    if precision is None and not is_onnx_file(args.weights) and cpu_support().bf16:
+        precision = "bf16"
+    log.info(
+        "--realtime: flip test off, precision %s, the detector every %s frames",
+        precision or "of the weights file", args.detect_every or REALTIME_DETECT_EVERY,
+    )  # fmt: skip
+    return config, precision
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -716,10 +740,29 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument(
         "--detect-every",
         type=_positive_int,
-        default=1,
         metavar="N",
-        help="find persons every N-th frame (default 1: all); in between each person's box comes from its "
-        "keypoints in the frame before",
+        help="find persons every N-th frame (default 1: all; 10 with --realtime); in between each person's box "
+        "comes from its keypoints in the frame before",
+    )
+    video.add_argument(
+        "--realtime",
+        action="store_true",
+        help="for webcams and streams: no flip test, the fastest precision this CPU runs well (bf16 with AVX-512 "
+        "BF16/AMX; an int8 .onnx runs int8), the detector every 10th frame (off: as the config says)",
+    )
+    video.add_argument(
+        "--new-track-keypoints",
+        type=_count,
+        default=4,
+        metavar="K",
+        help="a detection starts a new track only with at least K keypoints above --threshold (default 4)",
+    )
+    video.add_argument(
+        "--max-detector-misses",
+        type=_count,
+        default=10,
+        metavar="M",
+        help="a track the detector misses is carried by its keypoints through M detection frames (default 10)",
     )
     video.add_argument(
         "--track-by", choices=("iou", "oks"), default="iou", help="match persons to tracks by box IoU or keypoint OKS"
