@@ -22,8 +22,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from hrnet import __version__
-from hrnet.config import MODEL_PRESETS, ExperimentConfig, ModelConfig, find_config, load_config, model_preset
-from hrnet.errors import ConfigError, HrnetError, TrainingInterruptedError
+from hrnet.config import (
+    CONFIG_DIR,
+    MODEL_PRESETS,
+    ExperimentConfig,
+    ModelConfig,
+    find_config,
+    load_config,
+    model_preset,
+)
+from hrnet.errors import ConfigError, DownloadError, HrnetError, TrainingInterruptedError
 from hrnet.outputs import OutputFolder, check_output_file, record_output
 
 if TYPE_CHECKING:
@@ -285,15 +293,49 @@ def _weights(spec: str | None) -> Path | None:
     return None if spec is None else resolve_weights(spec)
 
 
-def _open_estimator(args: argparse.Namespace, config: ExperimentConfig) -> PoseEstimator:
+def _network_setup(args: argparse.Namespace) -> tuple[ExperimentConfig, str | None]:
+    """The experiment and the detector of a command that finds persons (predict, serve), from what was given:
+    ``--weights`` (default ``DEFAULT_WEIGHTS``), the config (default: the one the weights name,
+    ``hrnet.inference.experiment_for``) and ``--detector`` (default: ``DEFAULT_DETECTOR`` for real weights; none
+    with ``--boxes``, with ``--detector none``, or for weights trained on the synthetic figures). Every file to
+    download is tried first, so that offline one error lists them all."""
+    from hrnet.inference import experiment_for, trained_on_synthetic
+    from hrnet.weights import DEFAULT_DETECTOR, DEFAULT_WEIGHTS, resolve_many
+
+    args.weights = args.weights or DEFAULT_WEIGHTS
+    detector = args.detector
+    if detector is None and not getattr(args, "boxes", None):
+        detector = DEFAULT_DETECTOR
+    if detector == "none":
+        detector = None
+    try:
+        resolve_many([args.weights, *([detector] if detector else [])])
+    except DownloadError as err:
+        alternative = (
+            " Or find no persons: --detector none (each image one person) or --boxes FILE."
+            if (detector and args.detector is None)
+            else ""
+        )
+        raise DownloadError(f"{err}{alternative}") from None
+    if trained_on_synthetic(args.weights):
+        log.warning(
+            "%s was trained on hrnet's synthetic stick figures (the demo): on real photos its keypoints mean "
+            "nothing; for real photos use --weights %s (hrnet weights list)", args.weights, DEFAULT_WEIGHTS,
+        )  # fmt: skip
+        detector = detector if args.detector else None
+    config = _experiment(args.config, args.set) if args.config else experiment_for(args.weights, None, args.set)
+    return config, detector
+
+
+def _open_estimator(args: argparse.Namespace, config: ExperimentConfig, detector: str | None) -> PoseEstimator:
     """The estimator the runtime and detector options (``_add_runtime``, ``_add_detector``) ask for."""
     from hrnet.detect import load_detector
     from hrnet.inference import PoseEstimator
 
-    detector = None
-    if args.detector:
-        detector = load_detector(
-            args.detector,
+    found = None
+    if detector:
+        found = load_detector(
+            detector,
             format=args.detector_format,
             threshold=args.detector_threshold,
             iou=args.detector_iou,
@@ -306,7 +348,7 @@ def _open_estimator(args: argparse.Namespace, config: ExperimentConfig) -> PoseE
         precision=args.precision,
         backend=args.backend,
         compile=args.compile,
-        detector=detector,
+        detector=found,
     )
 
 
@@ -315,14 +357,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from hrnet.predict import DetectionBoxes, predict_paths
     from hrnet.track import OneEuroSettings
     from hrnet.video import VideoOptions
+    from hrnet.weights import DEFAULT_DETECTOR
 
-    config = _experiment(args.config, args.set)
-    if args.boxes and args.detector:
+    if args.boxes and args.detector not in (None, "none"):
         raise ConfigError("give --boxes (boxes from a file) or --detector (boxes found in the images), not both")
+    config, detector = _network_setup(args)
     if args.realtime:
         config, args.precision = _realtime(config, args)
-    estimator = _open_estimator(args, config)
-    detections = DetectionBoxes(args.boxes, config.test.box_score_threshold) if args.boxes else None
+    estimator = _open_estimator(args, config, detector)
+    detections = DetectionBoxes(args.boxes, args.box_score) if args.boxes else None
+    if detector is None and detections is None:
+        log.warning(
+            "no person detector and no --boxes: every image and video frame is taken as ONE person filling it "
+            "(right for photos cropped around one person); to find every person: --detector %s (hrnet weights "
+            "list) or --boxes FILE", DEFAULT_DETECTOR,
+        )  # fmt: skip
     video = VideoOptions(
         detect_every=args.detect_every or (REALTIME_DETECT_EVERY if args.realtime else 1),
         new_track_keypoints=args.new_track_keypoints,
@@ -345,7 +394,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         max_pixels=MAX_PIXELS if args.max_megapixels is None else max(1, round(args.max_megapixels * 1e6)),
         overwrite=args.overwrite,
     )
-    print(f"wrote {len(report.written)} files to {args.out}")
+    count = len(report.written)
+    print(f"wrote {count} file{'' if count == 1 else 's'} to {args.out}")
     for path, reason in report.failed:
         print(f"failed: {path}: {reason}", file=sys.stderr)
     return 1 if report.failed else 0
@@ -381,9 +431,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_batch=args.max_batch,
         batch_window_s=args.batch_window_ms / 1000,
     )
-    config = _experiment(args.config, args.set)
-    estimator = _open_estimator(args, config)
-    serve(estimator, host=args.host, port=args.port, limits=limits, model_name=args.config)
+    config, detector = _network_setup(args)
+    estimator = _open_estimator(args, config, detector)
+    serve(estimator, host=args.host, port=args.port, limits=limits, model_name=args.config or args.weights)
     return 0
 
 
@@ -529,19 +579,38 @@ def _add_overwrite(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--overwrite", action="store_true", help=f"replace {what} (default: refuse)")
 
 
+def _is_config(word: str) -> bool:
+    """Whether a command line word names a config: a model preset, a YAML file, or a config that ships with the
+    package (``coco/w32_256x192``), rather than an input (an image, a folder, a video, a webcam index, a URL)."""
+    return (
+        word in MODEL_PRESETS
+        or Path(word).suffix.lower() in (".yaml", ".yml")
+        or find_config(word).resolve().is_relative_to(CONFIG_DIR)
+    )
+
+
 def _resolve_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """One ``args.config`` from the positional CONFIG or ``--config``; with ``--config``, a subcommand's first
-    positional word belongs to its inputs (``hrnet predict --config C a.jpg b.jpg``)."""
+    """One ``args.config`` from the positional CONFIG or ``--config``. A command with inputs (predict) takes its
+    first word as the config only when it names one (``_is_config``; else the config comes from the weights), so
+    ``hrnet predict photo.jpg``, ``hrnet predict coco/w32_256x192 photo.jpg`` and ``hrnet predict --config C a.jpg``
+    all read as meant."""
     if not hasattr(args, "config_option"):
         return
-    if args.config is None and args.config_option is None and len(getattr(args, "inputs", ())) > 1:
-        # argparse gives a lone first word to the list when options follow it (hrnet predict C --weights W a.jpg)
-        args.config = args.inputs.pop(0)
+    if hasattr(args, "inputs"):
+        words = ([args.config] if args.config is not None else []) + list(args.inputs)
+        if args.config_option is not None:
+            args.config = args.config_option
+        elif words and _is_config(words[0]):
+            args.config = words.pop(0)
+        else:
+            args.config = None
+        args.inputs = words
+        if not words:
+            parser.error(f"{args.command}: give the images, folders, videos, a webcam index or stream URLs")
+        return
     if args.config_option is not None:
         if args.config is not None:
-            if not hasattr(args, "inputs"):
-                parser.error(f"{args.command}: two configs given ({args.config} and --config {args.config_option})")
-            args.inputs.insert(0, args.config)
+            parser.error(f"{args.command}: two configs given ({args.config} and --config {args.config_option})")
         args.config = args.config_option
     elif args.config is None and args.config_required:
         parser.error(f"{args.command}: give the config (an experiment YAML file or a model preset) first")
@@ -608,7 +677,8 @@ def _add_detector(p: argparse.ArgumentParser, default: str = "none, the whole im
         "--detector",
         help="find the persons with: a detector name from `hrnet weights list` (downloaded on first use), an .onnx "
         "person detector (MMDeploy YOLOX/RTMDet end-to-end, or an ultralytics YOLOv8/YOLO11 export), or 'hog' "
-        f"(OpenCV's HOG people detector, built in but weak: upright, whole, large people only); default: {default}",
+        f"(OpenCV's HOG people detector, built in but weak: upright, whole, large people only), or none; default: "
+        f"{default}",
     )
     group.add_argument(
         "--detector-format",
@@ -635,6 +705,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from hrnet.weights import DEFAULT_DETECTOR, DEFAULT_WEIGHTS
+
     parser = _Parser(
         prog="hrnet", description="HRNet 2D human pose estimation: train, evaluate, predict, export, draw."
     )
@@ -708,22 +780,31 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "predict",
         help="keypoints for images, folders, videos, webcams and streams",
-        description="Top-down pose estimation on your own files. Person boxes come from --boxes (a COCO "
-        "detection-results JSON matched by image file name or id) or from a person detector (--detector); with "
-        "neither, the default, every image (and every video frame) is taken as ONE person box covering the whole "
-        "frame. Videos give <name>.jsonl, e.g. clip.mp4.jsonl (a line per frame, every person with a track_id), "
-        "and <stem>_pose.mp4 (H.264, plays in browsers).",
+        description="Top-down pose estimation on your own files: `hrnet predict photo.jpg` runs HRNet-W32 trained on "
+        "COCO (MMPose's checkpoint) with RTMDet-nano finding the persons, both downloaded on first use. Person "
+        "boxes come from --boxes (a COCO detection-results JSON matched by image file name or id) or from the "
+        "person detector; with --detector none, every image (and every video frame) is ONE person box covering it. "
+        "Videos give <name>.jsonl, e.g. clip.mp4.jsonl (a line per frame, every person with a track_id), and "
+        "<stem>_pose.mp4 (H.264, plays in browsers).",
     )
-    _add_config(p, "experiment YAML file or model preset")
+    _add_config(
+        p, "experiment YAML file, shipped config or model preset (default: the one the weights name)", required=False
+    )
     p.add_argument(
         "inputs",
-        nargs="+",
+        nargs="*",
         metavar="INPUT",
         help="image files, folders of images/videos, video files, a webcam index (0), stream URLs",
     )
-    _add_runtime(p)
-    p.add_argument("--boxes", help="COCO detection-results JSON (default: the whole image is one person)")
-    _add_detector(p)
+    _add_runtime(p, weights_required=False, weights_help=f"{WEIGHTS_HELP} (default {DEFAULT_WEIGHTS})")
+    p.add_argument("--boxes", help="COCO detection-results JSON of the person boxes (default: the detector's)")
+    p.add_argument(
+        "--box-score",
+        type=_fraction,
+        default=0.3,
+        help="use --boxes entries scoring at least this (default 0.3, as MMPose's demo)",
+    )
+    _add_detector(p, f"{DEFAULT_DETECTOR} for real weights; none with --boxes or weights trained on the demo's data")
     p.add_argument("--out", default="predictions", help="output folder (default: ./predictions)")
     _add_overwrite(p, "existing files in the --out folder that hrnet predict did not write (never an input)")
     p.add_argument(
@@ -794,9 +875,11 @@ def build_parser() -> argparse.ArgumentParser:
         "?draw=1, the drawn JPEG), GET /v1/model, GET /healthz, the API docs at /docs and a page at / to drop a "
         "photo on. Requests that arrive together share a forward pass. Needs the 'serve' extra.",
     )
-    _add_config(p, "experiment YAML file or model preset")
-    _add_runtime(p)
-    _add_detector(p)
+    _add_config(
+        p, "experiment YAML file, shipped config or model preset (default: the one the weights name)", required=False
+    )
+    _add_runtime(p, weights_required=False, weights_help=f"{WEIGHTS_HELP} (default {DEFAULT_WEIGHTS})")
+    _add_detector(p, f"{DEFAULT_DETECTOR} for real weights; none for weights trained on the demo's data")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=_whole(1, 65535), default=8000, help="port to listen on (default 8000)")
     p.add_argument(

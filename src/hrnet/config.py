@@ -528,38 +528,48 @@ def load_config(
 ) -> ExperimentConfig:
     """Read a YAML experiment over ``base`` (default: the defaults; missing keys keep their values), apply
     ``--set`` overrides, validate. ``path`` may name a config that ships with the package (``find_config``)."""
+    if path is None:
+        return config_from_text(None, "", overrides, base)
+    path = find_config(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: cannot read the config (no such file, nor one that ships with the package: "
+            f"{', '.join(shipped_configs())})"
+        ) from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config ({err.strerror})") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at position {err.start}); save it as UTF-8"
+        ) from None
+    return config_from_text(text, str(path), overrides, base)
+
+
+def config_from_text(
+    text: str | None, where: str, overrides: Sequence[str] = (), base: ExperimentConfig | None = None
+) -> ExperimentConfig:
+    """``load_config`` of YAML ``text`` (None: none) that came from ``where`` (named in errors: a file, or the
+    weights file whose metadata holds the config its network was trained with)."""
     data: dict[str, Any] = to_dict(base or ExperimentConfig())
-    if path is not None:
-        path = find_config(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(
-                f"{path}: cannot read the config (no such file, nor one that ships with the package: "
-                f"{', '.join(shipped_configs())})"
-            ) from None
-        except OSError as err:
-            raise ConfigError(f"{path}: cannot read the config ({err.strerror})") from None
-        except UnicodeDecodeError as err:
-            raise ConfigError(
-                f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at position {err.start}); save it as UTF-8"
-            ) from None
+    if text is not None:
         try:
             loaded = _parse_yaml(text) or {}
         except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(err)}") from None
+            raise ConfigError(f"{where}: not valid YAML: {_yaml_problem(err)}") from None
         except RecursionError:
-            raise ConfigError(f"{path}: not a config: its YAML is nested too deeply") from None
+            raise ConfigError(f"{where}: not a config: its YAML is nested too deeply") from None
         if not isinstance(loaded, dict):
             raise ConfigError(
-                f"{path}: the top level must be a mapping of sections (model, data, train, test, runtime)"
+                f"{where}: the top level must be a mapping of sections (model, data, train, test, runtime)"
             )
         _merge(data, loaded)
     apply_overrides(data, overrides)
     try:
         return from_dict(ExperimentConfig, data)
     except ConfigError as err:
-        raise ConfigError(f"{path}: {err}" if path is not None else str(err)) from None
+        raise ConfigError(f"{where}: {err}" if where else str(err)) from None
 
 
 def _merge(base: dict[str, Any], new: Mapping[str, Any]) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +30,9 @@ from hrnet.keypoints import BUILTIN, KeypointSet, get_keypoint_set
 from hrnet.metrics.nms import rescore
 from hrnet.persons import PersonBoxes, PersonPose, Persons
 from hrnet.precision import HeatmapFn
+from hrnet.weights import DEFAULT_DETECTOR, DEFAULT_WEIGHTS
+
+SYNTHETIC = "synthetic"  # what weights trained on hrnet's synthetic figures record as trained on
 
 
 def predict_keypoints(
@@ -165,6 +169,21 @@ class PoseEstimator:
             detector=detector,
         )
 
+    @classmethod
+    def from_weights(
+        cls,
+        weights: str | Path = DEFAULT_WEIGHTS,
+        *,
+        detector: Detector | str | None = DEFAULT_DETECTOR,
+        config: ExperimentConfig | str | Path | None = None,
+        **options: Any,
+    ) -> PoseEstimator:
+        """An estimator from weights alone, with a person detector: ``PoseEstimator.from_weights()`` is HRNet-W32
+        on COCO (MMPose's checkpoint) with RTMDet-nano finding the persons, both downloaded into the cache on
+        first use (``hrnet weights list``). The config comes from the weights (``experiment_for``) unless given;
+        ``options`` go to ``from_config`` (device, precision, backend, channel_order, ...)."""
+        return cls.from_config(experiment_for(weights, config), weights, detector=detector, **options)
+
     def __call__(
         self,
         image: npt.ArrayLike | str | Path,
@@ -238,6 +257,39 @@ class PoseEstimator:
             out_k.append(k)
             out_s.append(s)
         return np.concatenate(out_k), np.concatenate(out_s)
+
+
+def experiment_for(
+    weights: str | Path, config: ExperimentConfig | str | Path | None = None, overrides: Sequence[str] = ()
+) -> ExperimentConfig:
+    """The experiment that runs ``weights``: ``config`` when given (it wins; a YAML path, a shipped name), else
+    the one the weights name: a registered pose name's shipped config (``hrnet weights list``), or the config our
+    own weights record in their metadata (a run's ``best.safetensors``). Raises ``ConfigError`` saying to give one
+    when the weights say nothing (an official or MMPose ``.pth``, an ``.onnx``)."""
+    from hrnet.config import config_from_text
+    from hrnet.models.checkpoint import read_metadata
+    from hrnet.weights import config_for_weights
+
+    if isinstance(config, ExperimentConfig):
+        return config
+    if config is not None:
+        return load_config(config, overrides)
+    if (name := config_for_weights(weights)) is not None:
+        return load_config(name, overrides)
+    if (text := read_metadata(weights).get("config")) is not None:
+        return config_from_text(text, f"{weights} (the config recorded in it)", overrides)
+    raise ConfigError(
+        f"{weights}: these weights do not say which network they are: give the config first (an experiment YAML "
+        "file, or a shipped one such as coco/w32_256x192), e.g. hrnet predict coco/w32_256x192 photo.jpg --weights "
+        f"{weights}"
+    )
+
+
+def trained_on_synthetic(weights: str | Path) -> bool:
+    """Whether ``weights`` record that they were trained on hrnet's synthetic figures (``hrnet demo``)."""
+    from hrnet.models.checkpoint import read_metadata
+
+    return read_metadata(weights).get("trained_on") == SYNTHETIC
 
 
 def _keypoint_set(config: ExperimentConfig) -> KeypointSet:

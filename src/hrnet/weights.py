@@ -205,6 +205,10 @@ def _onnx_sdk(name: str, file: str, size: int, about: str, accuracy: str, source
     )
 
 
+# What hrnet predict, hrnet serve and PoseEstimator.from_weights use when none is named (docs/weights.md says why).
+DEFAULT_WEIGHTS = "mmpose-hrnet-w32-coco-256x192"
+DEFAULT_DETECTOR = "rtmdet-nano-person"  # 320×320, fast on a CPU; COCO person AP 40.3
+
 REGISTRY: dict[str, WeightsFile] = {
     e.name: e
     for e in (

@@ -151,3 +151,27 @@ def test_mpii_file_without_joints_is_refused_before_predicting(datasets_dir, tmp
     config = cfg.ExperimentConfig(model=tiny_model_config(num_keypoints=16), data=data)
     with pytest.raises(DataError, match=r"test\.json: no entry has labelled joints with a head size .*PCKh"):
         Evaluator.from_config(config, torch.device("cpu"), progress=False)
+
+
+def test_drawings_with_detected_boxes_show_the_ground_truth(datasets_dir, tmp_path):
+    """eval --boxes --draw: the detections carry no keypoints, so the right-hand panel is drawn from the split's
+    ground truth of the same image (it was empty)."""
+    import numpy as np
+
+    from hrnet.engine.evaluate import Evaluator, draw_predictions
+    from hrnet.models.hrnet import build_model
+    from tests.engine.conftest import tiny_experiment
+
+    config = tiny_experiment(datasets_dir, tmp_path / "runs")
+    boxes = datasets_dir / "coco" / "test_coco_det_AP_H_56.json"
+    evaluator = Evaluator.from_config(config, torch.device("cpu"), boxes=boxes, progress=False)
+    predictions = evaluator.predict(build_model(config.model).eval())
+    truth = Evaluator.from_config(config, torch.device("cpu"), progress=False).split
+    with_truth = draw_predictions(predictions, evaluator.split, 2, truth=truth)
+    without = draw_predictions(predictions, evaluator.split, 2)
+    for drawn, empty in zip(with_truth, without, strict=True):
+        half = drawn.shape[1] // 2
+        assert not np.array_equal(drawn[:, half:], empty[:, half:])  # skeletons where there were none
+        np.testing.assert_array_equal(drawn[:, :half], empty[:, :half])  # the prediction panel unchanged
+    metrics = evaluator.evaluate(build_model(config.model).eval(), tmp_path / "eval", draw=2)
+    assert isinstance(metrics, dict) and (tmp_path / "eval" / "prediction_001.jpg").is_file()

@@ -360,7 +360,7 @@ def write_synthetic(
             "skeleton": [[a + 1, b + 1] for a, b in COCO17.skeleton],
         }
         coco = {
-            "info": {"description": f"hrnet synthetic figures, seed {seed}, split {split}"},
+            "info": {"description": f"{DESCRIPTION}, seed {seed}, split {split}"},
             "images": images,
             "annotations": annotations,
             "categories": [category],
@@ -370,6 +370,20 @@ def write_synthetic(
         if written_file is not None:
             written_file(files[split])
     return files
+
+
+DESCRIPTION = "hrnet synthetic figures"  # the start of every annotation file's info.description
+
+
+def is_synthetic(annotations: str | Path) -> bool:
+    """Whether an annotation file is one ``write_synthetic`` wrote (its info, the first thing in it, says so;
+    read from the first bytes only, so a large COCO file costs nothing)."""
+    try:
+        with open(annotations, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return False
+    return f'"description": "{DESCRIPTION}'.encode() in head
 
 
 def synthetic_files(out_dir: str | Path, num_train: int, num_val: int) -> list[Path]:

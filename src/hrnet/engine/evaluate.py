@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +79,12 @@ class Evaluator:
         *,
         progress: bool = True,
         size_mismatch: str = "error",
+        truth: Callable[[], Split] | None = None,
     ):
         self.split = split
+        # Where the drawings' ground truth comes from when the split's records are detections (``--boxes``),
+        # which carry no keypoints: the split read again with its ground-truth boxes, only when drawing.
+        self._truth = truth
         self.codec = codec
         self.test = test
         self.runtime = runtime
@@ -112,6 +117,7 @@ class Evaluator:
             box_score_threshold=config.test.box_score_threshold,
         )
         codec = codec_from_config(config.model, config.data, float32_regions=records.format.float32_regions)
+        detected = records.detections is not None
         return cls(
             records,
             codec,
@@ -121,6 +127,7 @@ class Evaluator:
             dist,
             progress=progress,
             size_mismatch=config.data.size_mismatch,
+            truth=partial(load_split, config.data, split, config.model.num_keypoints) if detected else None,
         )
 
     @torch.inference_mode()
@@ -210,7 +217,8 @@ class Evaluator:
                 write_json_atomic(written[0], metrics)
                 if (folder.path / RESULTS).is_file():  # the COCO scorer writes it, PCKh does not
                     written.append(folder.path / RESULTS)
-                for i, picture in enumerate(draw_predictions(predictions, self.split, draw)):
+                truth = self._truth() if draw and self._truth is not None else None
+                for i, picture in enumerate(draw_predictions(predictions, self.split, draw, truth=truth)):
                     written.append(write_image(folder.path / _picture_name(i), picture))
                 for path in written:
                     folder.record(path)
@@ -229,18 +237,27 @@ def _drawn_images(split: Split, count: int) -> list[list[int]]:
     return list(by_image.values())[:count]
 
 
-def draw_predictions(predictions: Predictions, split: Split, count: int, threshold: float = 0.3) -> list[np.ndarray]:
-    """Up to ``count`` images of the split, each with its persons' predicted skeletons beside the ground truth."""
+def draw_predictions(
+    predictions: Predictions, split: Split, count: int, threshold: float = 0.3, *, truth: Split | None = None
+) -> list[np.ndarray]:
+    """Up to ``count`` images of the split, each with its persons' predicted skeletons beside the ground truth:
+    the split's own records, or with ``truth`` (when the split's records are detections, which carry no
+    keypoints) that split's records of the same image."""
+    truth_of: dict[Any, list[PoseRecord]] = {}
+    for record in truth.records if truth is not None else ():
+        truth_of.setdefault(record.image_id, []).append(record)
+    num_keypoints = split.keypoint_set.num_keypoints
     pictures = []
     for indices in _drawn_images(split, count):
         records = [split.records[i] for i in indices]
+        shown = truth_of.get(records[0].image_id, []) if truth is not None else records
         pictures.append(
             side_by_side(
                 read_image(records[0].image_path),
                 predictions.keypoints[indices],
                 predictions.scores[indices],
-                np.stack([r.keypoints for r in records]),
-                np.stack([r.visibility for r in records]),
+                np.array([r.keypoints for r in shown], dtype=np.float64).reshape(-1, num_keypoints, 2),
+                np.array([r.visibility for r in shown], dtype=np.float64).reshape(-1, num_keypoints),
                 split.keypoint_set,
                 threshold=threshold,
             )

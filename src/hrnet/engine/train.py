@@ -52,6 +52,7 @@ from hrnet.engine.loss import HeatmapLoss
 from hrnet.engine.state import TrainingState, load_training_checkpoint, rng_states, save_training_checkpoint
 from hrnet.errors import OutputError, TrainingError, TrainingInterruptedError
 from hrnet.fileio import check_writable_dir, output_problem, remove_stale_temporaries, write_text_atomic
+from hrnet.inference import SYNTHETIC
 from hrnet.models.checkpoint import load_pretrained, save_weights
 from hrnet.models.complexity import check_memory
 from hrnet.models.hrnet import build_model
@@ -79,6 +80,24 @@ class TrainResult:
     run_dir: Path  # the run folder (written by rank 0)
     model: nn.Module  # this process's trained network (unwrapped from DDP), in train mode
     history: list[dict[str, Any]]  # one row per epoch: loss, learning rate, samples/s, validation metrics
+
+
+def recorded_config(config: ExperimentConfig) -> str:
+    """The run's config as it records it (``config.yaml``, the weights' metadata): with ``data.root`` absolute,
+    so that the record works from any folder (``hrnet export --calibration``, ``hrnet data show``, ``hrnet predict``
+    reading a network's config from its weights)."""
+    data = dataclasses.replace(config.data, root=str(Path(config.data.root).resolve()))
+    return dump_config(dataclasses.replace(config, data=data))
+
+
+def trained_on(config: ExperimentConfig) -> str:
+    """What a run's weights learnt from, as their metadata records it: "synthetic" for hrnet's synthetic figures
+    (``hrnet demo``: their keypoints on real photos are meaningless, and ``hrnet predict`` says so), else the data
+    format and training annotation file."""
+    from hrnet.data.synthetic import is_synthetic
+
+    annotations = Path(config.data.root) / config.data.train_annotations
+    return SYNTHETIC if is_synthetic(annotations) else f"{config.data.format}: {annotations.resolve()}"
 
 
 def train(
@@ -312,7 +331,7 @@ class _Trainer:
         target = self.run_dir / CONFIG
         if self.inputs.find(target) is None:
             return
-        if target.read_text(encoding="utf-8", errors="replace") != dump_config(self.config):
+        if target.read_text(encoding="utf-8", errors="replace") != recorded_config(self.config):
             raise OutputError(
                 f"{target} is the config file given, and the run folder {self.run_dir} keeps its resolved config "
                 f"under that name: it would replace your file (and its comments); move the config out of "
@@ -327,7 +346,7 @@ class _Trainer:
         handler = None
         if self.dist.is_main:
             with _writing(self.run_dir / CONFIG):
-                write_text_atomic(self.run_dir / CONFIG, dump_config(self.config))
+                write_text_atomic(self.run_dir / CONFIG, recorded_config(self.config))
             handler = logging.FileHandler(self.run_dir / "train.log")
             handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
             package_logger = logging.getLogger("hrnet")
@@ -498,7 +517,8 @@ class _Trainer:
             self.state.best_metric, self.state.best_epoch = float(value), epoch + 1
             if self.dist.is_main:
                 with _writing(self.run_dir / BEST):
-                    save_weights(self.model, self.run_dir / BEST, metadata={"config": dump_config(self.config)})
+                    metadata = {"config": recorded_config(self.config), "trained_on": trained_on(self.config)}
+                    save_weights(self.model, self.run_dir / BEST, metadata=metadata)
 
     def _stopping(self) -> bool:
         """Whether a signal asked to stop (in any process: they all stop after the same step)."""

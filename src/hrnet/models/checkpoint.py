@@ -53,7 +53,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """All tensors of a weights file, with names mapped to ours (see the module docstring). CPU tensors."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such weights file")
+        raise CheckpointError(
+            f"{path}: no such weights file; give the path of a weights file or a name from `hrnet weights list`"
+        )
     if path.suffix.lower() == ".safetensors":
         try:
             with safe_open(str(path), framework="pt") as f:
@@ -275,6 +277,20 @@ def check_state_dict(
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:_SHOWN])})")
         raise CheckpointError(f"{source}: names do not match the model: " + "; ".join(parts))
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata of a safetensors weights file: ours record the experiment config the network was trained with
+    (``config``, YAML) and what it was trained on (``trained_on``). Empty for other formats and unreadable files
+    (reading the weights reports those)."""
+    path = Path(path)
+    if path.suffix.lower() != ".safetensors" or not path.is_file():
+        return {}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError):
+        return {}
 
 
 def save_weights(model: nn.Module, path: str | Path, metadata: Mapping[str, str] | None = None) -> None:
