@@ -120,7 +120,8 @@ def test_predict_cli_images_folders_videos_and_failures(setup, datasets_dir, tmp
     broken.write_bytes(b"not an image")
     out = tmp_path / "out"
     status = main([
-        "predict", str(config_path), "--weights", str(weights), "--backend", "pytorch", "--out", str(out),
+        "predict", str(config_path), "--weights", str(weights), "--backend", "pytorch", "--detector", "none",
+        "--out", str(out),
         "--boxes", str(datasets_dir / "coco" / "test_coco_det_AP_H_56.json"),
         str(datasets_dir / "coco"), str(video), str(broken),
     ])  # fmt: skip
@@ -158,7 +159,7 @@ def _assert_same_person_and_cli_runs(reference, other, datasets_dir, tmp_path, c
     np.testing.assert_allclose(got.keypoints, expected.keypoints, atol=0.05)
     np.testing.assert_allclose(got.scores, expected.scores, atol=1e-4)
     out = tmp_path / "out"
-    args = ["predict", str(config_path), "--weights", str(weights), option, "--no-draw"]
+    args = ["predict", str(config_path), "--weights", str(weights), option, "--no-draw", "--detector", "none"]
     assert main([*args, "--out", str(out), str(path)]) == 0
     assert (out / "000000040083.jpg.json").is_file()
 
@@ -174,7 +175,17 @@ def test_compiled_fast_path_gives_the_plain_keypoints(setup, datasets_dir, tmp_p
 
 
 def _predict_args(config_path, weights):
-    return ["predict", "--config", str(config_path), "--weights", str(weights), "--backend", "pytorch"]
+    return [
+        "predict",
+        "--config",
+        str(config_path),
+        "--weights",
+        str(weights),
+        "--backend",
+        "pytorch",
+        "--detector",
+        "none",
+    ]
 
 
 def test_predict_never_replaces_an_input(setup, datasets_dir, tmp_path, capsys):

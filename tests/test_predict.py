@@ -45,7 +45,7 @@ def setup(datasets_dir, tmp_path_factory):
 
 def _predict(setup, *args: str) -> list[str]:
     config_path, weights = setup
-    return ["predict", config_path, "--weights", weights, "--backend", "pytorch", *args]
+    return ["predict", config_path, "--weights", weights, "--backend", "pytorch", "--detector", "none", *args]
 
 
 def test_only_regular_files_are_read_and_the_rest_is_named(setup, datasets_dir, tmp_path):
@@ -170,3 +170,71 @@ def test_a_folders_persons_share_forward_passes_and_match_one_image_at_a_time(da
         assert len(written) == len(alone) == 1
         np.testing.assert_allclose(np.array(written[0]["keypoints"]).reshape(-1, 3)[:, :2], alone[0].keypoints,
                                    atol=2e-3)  # fmt: skip
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_predict_with_nothing_but_a_photo_names_every_file_to_download(tmp_path, monkeypatch, capsys):
+    """`hrnet predict photo.jpg` on a machine with no network: the default pose weights and person detector are
+    both missing, and one error lists both, with their URLs, their cache paths and the way round."""
+    from dataclasses import replace
+
+    from hrnet.weights import DEFAULT_DETECTOR, DEFAULT_WEIGHTS, REGISTRY, cached_path
+
+    monkeypatch.setenv("HRNET_CACHE", str(tmp_path / "cache"))
+    for name in (DEFAULT_WEIGHTS, DEFAULT_DETECTOR):  # nothing may reach the internet here
+        monkeypatch.setitem(REGISTRY, name, replace(REGISTRY[name], url=f"http://127.0.0.1:{_closed_port()}/{name}"))
+    assert main(["predict", "photo.jpg"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "2 weights files are missing" in err
+    for name in (DEFAULT_WEIGHTS, DEFAULT_DETECTOR):
+        assert REGISTRY[name].url in err and str(cached_path(REGISTRY[name]).parent) in err
+    assert "--detector none" in err
+
+
+def test_our_own_weights_say_their_config_and_what_they_were_trained_on(datasets_dir, tmp_path, caplog, capsys):
+    """A run's best.safetensors records its config (so predict needs none) and, trained on the synthetic figures,
+    predict says once that its keypoints mean nothing on real photos, and runs without a detector."""
+    from hrnet.data.synthetic import write_synthetic
+    from hrnet.engine.train import train
+    from hrnet.inference import PoseEstimator, experiment_for
+    from tests.engine.conftest import tiny_experiment
+
+    write_synthetic(tmp_path / "synthetic", 4, 2, seed=1)
+    config = tiny_experiment(
+        datasets_dir,
+        tmp_path / "runs",
+        [f"data.root={tmp_path / 'synthetic'}", "data.train_annotations=annotations/train.json",
+         "data.train_images=images/train", "data.val_annotations=annotations/val.json", "data.val_images=images/val"],
+        epochs=1, lr_steps="[1]",
+    )  # fmt: skip
+    best = train(config, progress=False).run_dir / "best.safetensors"
+    assert experiment_for(best).model == config.model
+    assert PoseEstimator.from_weights(best, detector=None).keypoint_set.name == "coco17"
+    photo = tmp_path / "photo.jpg"
+    shutil.copy(datasets_dir / "coco" / "000000000785.jpg", photo)
+    with caplog.at_level("WARNING"):
+        assert main(["predict", str(photo), "--weights", str(best), "--out", str(tmp_path / "out")]) == 0
+    assert caplog.text.count("trained on hrnet's synthetic stick figures") == 1
+    assert "every image and video frame is taken as ONE person" in caplog.text
+    assert "wrote 2 files" in capsys.readouterr().out
+
+
+def test_box_score_keeps_the_detections_scoring_enough(setup, datasets_dir, tmp_path):
+    photo = tmp_path / "000000000785.jpg"
+    shutil.copy(datasets_dir / "coco" / "000000000785.jpg", photo)
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps([
+        {"image_id": 785, "bbox": [10, 10, 200, 300], "score": 0.9, "category_id": 1},
+        {"image_id": 785, "bbox": [50, 20, 100, 200], "score": 0.2, "category_id": 1},
+    ]))  # fmt: skip
+    for score, persons in (("0.3", 1), ("0.1", 2)):
+        out = tmp_path / f"out{score}"
+        assert main(_predict(setup, str(photo), "--boxes", str(boxes), "--box-score", score, "--out", str(out))) == 0
+        assert len(json.loads((out / "000000000785.jpg.json").read_text())) == persons

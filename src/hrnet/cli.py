@@ -303,8 +303,14 @@ def _network_setup(args: argparse.Namespace) -> tuple[ExperimentConfig, str | No
     from hrnet.weights import DEFAULT_DETECTOR, DEFAULT_WEIGHTS, resolve_many
 
     args.weights = args.weights or DEFAULT_WEIGHTS
+    synthetic = trained_on_synthetic(args.weights)  # our own weights say so (a name's file is real weights)
+    if synthetic:
+        log.warning(
+            "%s was trained on hrnet's synthetic stick figures (the demo): on real photos its keypoints mean "
+            "nothing; for real photos use --weights %s (hrnet weights list)", args.weights, DEFAULT_WEIGHTS,
+        )  # fmt: skip
     detector = args.detector
-    if detector is None and not getattr(args, "boxes", None):
+    if detector is None and not getattr(args, "boxes", None) and not synthetic:
         detector = DEFAULT_DETECTOR
     if detector == "none":
         detector = None
@@ -317,12 +323,6 @@ def _network_setup(args: argparse.Namespace) -> tuple[ExperimentConfig, str | No
             else ""
         )
         raise DownloadError(f"{err}{alternative}") from None
-    if trained_on_synthetic(args.weights):
-        log.warning(
-            "%s was trained on hrnet's synthetic stick figures (the demo): on real photos its keypoints mean "
-            "nothing; for real photos use --weights %s (hrnet weights list)", args.weights, DEFAULT_WEIGHTS,
-        )  # fmt: skip
-        detector = detector if args.detector else None
     config = _experiment(args.config, args.set) if args.config else experiment_for(args.weights, None, args.set)
     return config, detector
 

@@ -70,7 +70,18 @@ def test_a_rank_2_pose_model_is_one_line_from_predict(tmp_path, capsys):
     model = _save(tmp_path, TensorProto.FLOAT, ["N", 3], ["N", 3], name="flat.onnx")
     image = tmp_path / "photo.png"
     cv2.imwrite(str(image), np.full((64, 48, 3), 128, np.uint8))
-    args = ["predict", str(config), "--weights", str(model), "--backend", "onnxruntime", "--out", str(tmp_path / "out")]
+    args = [
+        "predict",
+        str(config),
+        "--weights",
+        str(model),
+        "--backend",
+        "onnxruntime",
+        "--detector",
+        "none",
+        "--out",
+        str(tmp_path / "out"),
+    ]
     args.append(str(image))
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
