@@ -59,8 +59,15 @@ def test_config_is_the_first_argument_of_every_subcommand_or_an_option():
         assert parse([*command, "c.yaml"]).config == "c.yaml"
         assert parse([*command, "--config", "c.yaml"]).config == "c.yaml"
     assert parse(["demo"]).config is None
+    # without a config the first input stays an input (the config then comes from the weights)
+    assert (parse(["predict", "a.jpg", "--weights", "w"]).config, parse(["predict", "a.jpg"]).inputs) == (
+        None,
+        ["a.jpg"],
+    )
+    assert parse(["predict", "coco/w32_256x192", "a.jpg"]).config == "coco/w32_256x192"
+    assert parse(["predict", "w32", "a.jpg"]).config == "w32"
     with pytest.raises(SystemExit):
-        parse(["predict", "a.jpg", "--weights", "w"])
+        parse(["predict", "--weights", "w"])  # nothing to predict
     with pytest.raises(SystemExit):
         parse(["export", "a.yaml", "--config", "b.yaml"])
     with pytest.raises(SystemExit):
