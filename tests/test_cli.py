@@ -9,7 +9,9 @@ import pytest
 
 import hrnet
 from hrnet import cli
-from hrnet.cli import main
+from hrnet.cli import main, tools
+from hrnet.cli.network import REALTIME_DETECT_EVERY, realtime
+from hrnet.cli.options import experiment
 from hrnet.config import CONFIG_DIR
 
 CONFIGS = CONFIG_DIR
@@ -147,7 +149,7 @@ def test_ctrl_c_is_one_line_not_a_traceback(monkeypatch, capsys):
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "cmd_info", interrupted)
+    monkeypatch.setattr(tools, "cmd_info", interrupted)
     assert cli.main(["info", "w18"]) == 130
     assert capsys.readouterr().err == "hrnet info: interrupted\n"
 
@@ -288,16 +290,16 @@ def test_numeric_options_are_bounded_and_refused_in_one_line(args, message, caps
 def test_realtime_turns_the_flip_test_off_and_picks_the_cpus_best_precision(monkeypatch):
     from hrnet.precision import CpuSupport
 
-    config = cli._experiment("w32", [])
+    config = experiment("w32", [])
     assert config.test.flip_test
     args = cli.parse_args(["predict", "w32", "0", "--weights", "w.pth", "--realtime"])
     monkeypatch.setattr("hrnet.precision.cpu_support", lambda: CpuSupport("Zen 4", True, True, "AVX512", ()))
-    realtime, precision = cli._realtime(config, args)
-    assert not realtime.test.flip_test and precision == "bf16"
+    fast, precision = realtime(config, args)
+    assert not fast.test.flip_test and precision == "bf16"
     monkeypatch.setattr("hrnet.precision.cpu_support", lambda: CpuSupport("EPYC", False, False, "AVX2", ()))
-    assert cli._realtime(config, args)[1] is None  # fp32, as the weights are
+    assert realtime(config, args)[1] is None  # fp32, as the weights are
     onnx = cli.parse_args(["predict", "w32", "0", "--weights", "w_int8.onnx", "--realtime"])
-    assert cli._realtime(config, onnx)[1] is None  # the file's own precision
+    assert realtime(config, onnx)[1] is None  # the file's own precision
     asked = cli.parse_args(["predict", "w32", "0", "--weights", "w.pth", "--realtime", "--precision", "fp32"])
-    assert cli._realtime(config, asked)[1] == "fp32"
-    assert args.detect_every is None and cli.REALTIME_DETECT_EVERY == 10
+    assert realtime(config, asked)[1] == "fp32"
+    assert args.detect_every is None and REALTIME_DETECT_EVERY == 10

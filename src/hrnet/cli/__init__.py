@@ -1,0 +1,85 @@
+"""The ``hrnet`` command: ``demo | train | eval | predict | serve | export | info | bench | draw | data | convert |
+weights``.
+
+Each subcommand parses its arguments (``hrnet.cli.network``: the commands that run a network on data;
+``hrnet.cli.tools``: the others; ``hrnet.cli.options``: what they share) and calls one function of the package;
+errors of our own types are printed as one clear line (no traceback) with exit status 2. The commands that run a
+network first turn on the process-wide CPU setting of ``hrnet.runtime`` (freed memory kept for reuse;
+``HRNET_KEEP_FREED_MEMORY=0`` turns it off): a command owns its process, library calls never change it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from hrnet import __version__
+from hrnet.cli import network, tools
+from hrnet.cli.options import Parser, resolve_config
+from hrnet.errors import HrnetError, TrainingInterruptedError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="hrnet", description="HRNet 2D human pose estimation: train, evaluate, predict, export, draw.")
+    parser.add_argument("--version", action="version", version=f"hrnet {__version__}", help="print the version")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (
+        tools.add_demo,
+        tools.add_info,
+        tools.add_draw,
+        network.add_bench,
+        tools.add_train,
+        network.add_eval,
+        network.add_predict,
+        network.add_serve,
+        network.add_export,
+        tools.add_data,
+        tools.add_weights,
+        tools.add_convert,
+    ):
+        add(sub)
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line → arguments, with ``args.config`` resolved (usage errors exit with status 2)."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # Inputs may come before, between and after options (argparse takes a list of positionals only once).
+        if not hasattr(args, "inputs") or any(word.startswith("-") for word in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.inputs += extra
+    resolve_config(parser, args)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
+    )
+    # TensorBoard's writer (training) and `hrnet convert` import TensorFlow when the `tf` extra is installed; its
+    # C++ start-up notices (CPU features, absl) are noise on a command's console. Errors still raise in Python.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if getattr(args, "runs_network", False):
+        from hrnet.runtime import keep_freed_memory
+
+        keep_freed_memory()
+    try:
+        return int(args.func(args))
+    except TrainingInterruptedError as err:  # a checkpoint was saved: the run continues with --resume
+        print(f"hrnet {args.command}: {err}", file=sys.stderr)
+        return 128 + err.signal
+    except HrnetError as err:
+        print(f"hrnet {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        # Files are written whole or not at all, so nothing half-written is left behind.
+        hint = " (continue with --resume)" if args.command == "train" else ""
+        print(f"hrnet {args.command}: interrupted{hint}", file=sys.stderr)
+        return 130
