@@ -1,0 +1,331 @@
+"""The HTTP application of ``hrnet serve``: its routes, the body limit, ``create_app`` and ``serve`` (uvicorn).
+
+See the package's docstring for the routes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from importlib import resources
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from hrnet.detect import Detector
+from hrnet.errors import ConfigError, DataError
+from hrnet.fileio import json_text
+from hrnet.inference import PersonPose, PoseEstimator
+from hrnet.predict import person_results
+from hrnet.serve.batcher import PoseBatcher
+from hrnet.serve.request import MediaTypeError, ServeLimits, decode_image, parse_boxes, read_request
+from hrnet.visualize import draw_poses, keypoint_colours, limb_colours
+
+log = logging.getLogger(__name__)
+
+try:
+    from fastapi import FastAPI, HTTPException, Request
+    from fastapi.concurrency import run_in_threadpool
+    from fastapi.responses import HTMLResponse, JSONResponse, Response
+except ImportError:  # the optional `serve` extra; `create_app` says how to install it
+    FastAPI = None  # type: ignore[assignment,misc]
+
+_NEEDS_EXTRA = "hrnet serve needs the 'serve' extra: pip install 'hrnet[serve]' (FastAPI, uvicorn, python-multipart)"
+ASGIApp = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]
+PAGE_HEADERS = {
+    # The page may load nothing from elsewhere: the browser itself refuses any script, style, font or image
+    # that is not ours (blob: and data: are the photo the user chose and the drawn canvas).
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self' 'unsafe-inline'; connect-src 'self'; font-src 'none'; object-src 'none'",
+}
+
+
+# ----------------------------------------------------------------------------------------------------- the app
+
+
+class _BodyLimit:
+    """ASGI middleware: a request body over ``max_bytes`` is answered 413, whether it declares its length or not."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Any:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise HTTPException(413, self._message())
+            return message
+
+        await self.app(scope, limited, send)
+
+    def _message(self) -> str:
+        return f"the request body is over this server's limit of {self.max_bytes:,} bytes: send a smaller image"
+
+    async def _too_large(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        response = JSONResponse({"detail": self._message()}, status_code=413, headers={"Connection": "close"})
+        await response(scope, receive, send)
+
+
+def model_info(estimator: PoseEstimator, name: str) -> dict[str, Any]:
+    """What ``GET /v1/model`` answers: the network, its keypoints (names, skeleton, drawing colours) and inputs."""
+    keypoint_set = estimator.keypoint_set
+    model = estimator.model
+    if isinstance(model, torch.nn.Module):
+        parameter = next(iter(model.parameters()), None)
+        precision = str(parameter.dtype).removeprefix("torch.") if parameter is not None else "float32"
+        backend = "torch"
+    else:
+        precision, backend = "float32", "onnxruntime"
+    return {
+        "name": name,
+        "backend": backend,
+        "device": str(estimator.device),
+        "precision": precision,
+        "input_size": list(estimator.codec.crop.input_size),
+        "flip_test": estimator.test.flip_test,
+        "keypoint_set": keypoint_set.name,
+        "num_keypoints": keypoint_set.num_keypoints,
+        "keypoint_names": list(keypoint_set.names),
+        "skeleton": [list(pair) for pair in keypoint_set.skeleton],
+        "limb_colours": [list(c) for c in limb_colours(keypoint_set)],
+        "keypoint_colours": [list(c) for c in keypoint_colours(keypoint_set)],
+    }
+
+
+def _jpeg(estimator: PoseEstimator, bgr: np.ndarray, persons: list[PersonPose], threshold: float) -> bytes:
+    if persons:
+        rgb = draw_poses(
+            bgr[:, :, ::-1],
+            np.stack([p.keypoints for p in persons]),
+            np.stack([p.scores for p in persons]),
+            estimator.keypoint_set,
+            threshold=threshold,
+            boxes=np.stack([p.box for p in persons]),
+        )
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if not ok:
+        raise DataError("the drawing could not be encoded as JPEG")
+    return encoded.tobytes()
+
+
+def _page() -> str:
+    return resources.files("hrnet").joinpath("serve_page/index.html").read_text(encoding="utf-8")
+
+
+_REQUEST_SCHEMA: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image"],
+                    "properties": {
+                        "image": {"type": "string", "format": "binary", "description": "a JPEG, PNG, ... file"},
+                        "boxes": {"type": "string", "description": "JSON: [[x, y, w, h], ...] person boxes, pixels"},
+                        "box_scores": {"type": "string", "description": "JSON: one detector score per box"},
+                        "image_id": {"type": "string", "description": "JSON: the results' image_id (default 0)"},
+                    },
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image"],
+                    "properties": {
+                        "image": {"type": "string", "format": "byte", "description": "the image file, base64"},
+                        "boxes": {
+                            "type": "array",
+                            "items": {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4},
+                            "description": "person boxes [x, y, w, h] in pixels (default: detector or whole image)",
+                        },
+                        "box_scores": {"type": "array", "items": {"type": "number"}},
+                        "image_id": {"description": "the results' image_id (default 0)"},
+                    },
+                }
+            },
+        },
+    },
+    "responses": {
+        "200": {
+            "description": "COCO keypoint results (JSON), or with draw=1 the drawn image",
+            "content": {"image/jpeg": {}},
+        },
+        "400": {"description": "the image or a field cannot be used (the message says why)"},
+        "413": {"description": "the request body is over the limit"},
+        "415": {"description": "neither multipart/form-data nor JSON"},
+        "503": {"description": "too many requests in progress: retry after the seconds of Retry-After"},
+    },
+}
+
+
+def create_app(
+    estimator: PoseEstimator,
+    detector: Detector | None = None,
+    *,
+    limits: ServeLimits | None = None,
+    model_name: str = "",
+) -> FastAPI:
+    """The FastAPI application serving ``estimator`` (and ``detector``, by default the estimator's own, for
+    person boxes), see the module doc.
+
+    ``model_name`` is what ``/v1/model`` calls the network (e.g. the config given to ``hrnet serve``). The
+    worker thread starts with the app (or the first request) and stops when the app shuts down.
+    """
+    if FastAPI is None:
+        raise ConfigError(_NEEDS_EXTRA)
+    limits = limits or ServeLimits()
+    if detector is None:
+        detector = estimator.detector
+    batcher = PoseBatcher(estimator, limits.max_batch or estimator.test.batch_size, limits.batch_window_s)
+    detector_lock = threading.Lock()  # a detector need not be thread-safe
+    info = model_info(estimator, model_name)
+    info["detector"] = detector is not None
+    info["limits"] = asdict(limits) | {"max_batch": batcher.max_batch}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        batcher.start()
+        yield
+        await run_in_threadpool(batcher.close)
+
+    app = FastAPI(
+        title="hrnet pose service",
+        version="1",
+        summary="HRNet 2D human pose estimation: an image (and person boxes) in, COCO keypoint results out",
+        lifespan=lifespan,
+    )
+    app.state.batcher = batcher
+    app.add_middleware(_BodyLimit, max_bytes=limits.max_upload_bytes)
+
+    @app.exception_handler(DataError)
+    async def bad_input(request: Request, err: DataError) -> JSONResponse:
+        return JSONResponse({"detail": str(err)}, status_code=400)
+
+    @app.exception_handler(MediaTypeError)
+    async def unsupported(request: Request, err: MediaTypeError) -> JSONResponse:
+        return JSONResponse({"detail": str(err)}, status_code=415)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> HTMLResponse:
+        return HTMLResponse(_page(), headers=PAGE_HEADERS)
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        """200 while the pose worker runs (503 otherwise), with its counters."""
+        body = {
+            "status": "ok" if batcher.alive else "worker stopped",
+            "requests": batcher.requests,
+            "forward_batches": batcher.batches,
+            "persons": batcher.persons,
+            "busy_seconds": round(batcher.busy_seconds, 3),
+            "waiting": batcher.waiting,
+            "in_progress": pending,
+        }
+        return JSONResponse(body, status_code=200 if batcher.alive else 503)
+
+    @app.get("/v1/model")
+    async def model() -> dict[str, Any]:
+        """The network that answers: name, backend, precision, input size, keypoint set (names, skeleton)."""
+        return info
+
+    pending = 0  # pose requests in progress; only the event loop's thread changes it
+
+    @app.post("/v1/pose", openapi_extra=_REQUEST_SCHEMA, response_model=None)
+    async def pose(request: Request, draw: bool = False) -> Response:
+        """Keypoints of the persons in one image: COCO keypoint results, or with ``draw=1`` a JPEG."""
+        nonlocal pending
+        if pending >= limits.max_pending:
+            raise HTTPException(
+                503,
+                f"busy: {pending} requests in progress, the limit is {limits.max_pending}; retry shortly",
+                headers={"Retry-After": "1"},
+            )
+        pending += 1
+        try:
+            return await _pose(request, draw)
+        finally:
+            pending -= 1
+
+    async def _pose(request: Request, draw: bool) -> Response:
+        start = time.perf_counter()
+        body = await read_request(request)
+        boxes, box_scores = parse_boxes(body.boxes, body.box_scores, limits.max_boxes)
+        bgr = await run_in_threadpool(decode_image, body.data, limits.max_pixels)
+        decoded = time.perf_counter()
+        if boxes is None and detector is not None:
+            boxes, box_scores = await run_in_threadpool(_detect, detector, detector_lock, bgr, limits.max_boxes)
+        elif boxes is None:  # explicit, so that an estimator's own detector never runs on the worker
+            boxes = np.array([[0.0, 0.0, bgr.shape[1], bgr.shape[0]]])
+        detected = time.perf_counter()
+        persons, batch = await asyncio.wrap_future(batcher.submit(bgr, boxes, box_scores))
+        posed = time.perf_counter()
+        if draw:
+            jpeg = await run_in_threadpool(_jpeg, estimator, bgr, persons, limits.draw_threshold)
+            return Response(jpeg, media_type="image/jpeg")
+        result = {
+            "image": {"height": bgr.shape[0], "width": bgr.shape[1]},
+            "persons": person_results(persons, body.image_id),
+            "keypoint_names": info["keypoint_names"],
+            "timing_ms": {
+                "decode": round(1000 * (decoded - start), 2),
+                "detect": round(1000 * (detected - decoded), 2),
+                "pose": round(1000 * batch.seconds, 2),
+                "queue": round(1000 * max(0.0, posed - detected - batch.seconds), 2),
+                "total": round(1000 * (posed - start), 2),
+            },
+            "batch": {"persons": batch.persons, "requests": batch.requests},
+        }
+        return Response(json_text(result, "the pose results"), media_type="application/json")
+
+    return app
+
+
+def _detect(detector: Detector, lock: threading.Lock, bgr: np.ndarray, max_boxes: int) -> tuple[np.ndarray, np.ndarray]:
+    with lock:
+        found = detector(bgr)
+    boxes = np.asarray(found.boxes, dtype=np.float64).reshape(-1, 4)
+    scores = np.asarray(found.scores, dtype=np.float64).reshape(-1)
+    keep = np.isfinite(boxes).all(axis=1) & (boxes[:, 2:] > 0).all(axis=1) & np.isfinite(scores)
+    boxes, scores = boxes[keep], scores[keep]
+    order = np.argsort(-scores, kind="stable")[:max_boxes]
+    return boxes[order], scores[order]
+
+
+def serve(
+    estimator: PoseEstimator,
+    detector: Detector | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    limits: ServeLimits | None = None,
+    model_name: str = "",
+) -> None:
+    """Run the service with uvicorn until interrupted (``hrnet serve``)."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise ConfigError(_NEEDS_EXTRA) from None
+    app = create_app(estimator, detector, limits=limits, model_name=model_name)
+    log.info("serving %s on http://%s:%d/ (API docs at /docs)", model_name, host, port)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
