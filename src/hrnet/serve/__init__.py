@@ -12,23 +12,35 @@ Routes (``create_app``):
 - ``GET /``: the page (``serve_page/index.html``; everything it needs is served from here, no external script
   or font).
 
-Requests that arrive together share one forward pass: a worker thread takes the first waiting request, collects
-more for at most ``batch_window_s`` (or until ``max_batch`` persons), and runs the estimator once on all their
-persons. Under load the queue is never empty, so the forward passes run full batches without waiting.
+- ``GET /healthz``'s status is "ok", "saturated" (every pose slot taken: new requests get 503; still 200) or
+  "worker stopped" (503); with the slots in use, the bodies still arriving, the queue and the worker's counters.
+
+Requests that arrive together share one forward pass: a worker thread takes the first waiting request, lets
+more join while the persons fit in ``max_batch``, waits a little for the clients it has just answered to come
+back (a fraction of the measured forward time, bounded), and runs the estimator once on all their persons
+(``batcher.PoseBatcher``).
 
 Bad input never reaches the network: the request body is capped (413), the image header is read before any
-pixel is decoded and its pixel count capped (the decompression-bomb guard), and undecodable images, malformed,
-non-finite or too many boxes are answered 400 with one line that says what to fix.
+pixel is decoded and its pixel count capped (the decompression-bomb guard), and undecodable images, malformed or
+too deeply nested JSON, boxes that are not finite or not on the image, too many boxes are answered 400 with one
+line that says what to fix (``request``). Slow clients hold nothing for long: a request head must arrive within
+``header_timeout_s``, its body within ``body_timeout_s`` (else 408), and a request takes one of the
+``max_pending`` slots only once its body has arrived; a client that goes away mid-request is one INFO line in the
+log (``guards``).
+
+Modules: ``request`` (limits, reading and checking a request), ``batcher`` (the worker), ``guards`` (deadlines,
+body limit, disconnects), ``app`` (routes, ``create_app``, ``serve``). The page is package data of ``hrnet``.
 """
 
 from hrnet.serve.app import create_app, model_info, serve
 from hrnet.serve.batcher import BatchInfo, PoseBatcher
-from hrnet.serve.request import ServeLimits, decode_image, parse_boxes
+from hrnet.serve.request import ServeLimits, check_boxes, decode_image, parse_boxes
 
 __all__ = [
     "BatchInfo",
     "PoseBatcher",
     "ServeLimits",
+    "check_boxes",
     "create_app",
     "decode_image",
     "model_info",

@@ -1,6 +1,5 @@
-"""The HTTP application of ``hrnet serve``: its routes, the body limit, ``create_app`` and ``serve`` (uvicorn).
-
-See the package's docstring for the routes."""
+"""The HTTP application of ``hrnet serve`` (see the package doc): its routes, ``create_app``, and ``serve``, which
+runs it with uvicorn."""
 
 from __future__ import annotations
 
@@ -8,11 +7,11 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -24,8 +23,20 @@ from hrnet.fileio import json_text
 from hrnet.inference import PersonPose, PoseEstimator
 from hrnet.predict import person_results
 from hrnet.serve.batcher import PoseBatcher
-from hrnet.serve.request import MediaTypeError, ServeLimits, decode_image, parse_boxes, read_request
+from hrnet.serve.guards import ASGIApp, RequestCounters, RequestGuard, header_deadline_protocol
+from hrnet.serve.request import (
+    MediaTypeError,
+    PoseRequest,
+    ServeLimits,
+    check_boxes,
+    decode_image,
+    parse_boxes,
+    read_request,
+)
 from hrnet.visualize import draw_poses, keypoint_colours, limb_colours
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger(__name__)
 
@@ -37,52 +48,14 @@ except ImportError:  # the optional `serve` extra; `create_app` says how to inst
     FastAPI = None  # type: ignore[assignment,misc]
 
 _NEEDS_EXTRA = "hrnet serve needs the 'serve' extra: pip install 'hrnet[serve]' (FastAPI, uvicorn, python-multipart)"
-ASGIApp = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]
+# An idle kept-alive connection is closed after this many seconds (uvicorn's default, stated where it is chosen).
+KEEP_ALIVE_S = 5
 PAGE_HEADERS = {
     # The page may load nothing from elsewhere: the browser itself refuses any script, style, font or image
     # that is not ours (blob: and data: are the photo the user chose and the drawn canvas).
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; "
     "script-src 'self' 'unsafe-inline'; connect-src 'self'; font-src 'none'; object-src 'none'",
 }
-
-
-# ----------------------------------------------------------------------------------------------------- the app
-
-
-class _BodyLimit:
-    """ASGI middleware: a request body over ``max_bytes`` is answered 413, whether it declares its length or not."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int):
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._too_large(scope, receive, send)
-            return
-        received = 0
-
-        async def limited() -> Any:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise HTTPException(413, self._message())
-            return message
-
-        await self.app(scope, limited, send)
-
-    def _message(self) -> str:
-        return f"the request body is over this server's limit of {self.max_bytes:,} bytes: send a smaller image"
-
-    async def _too_large(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        response = JSONResponse({"detail": self._message()}, status_code=413, headers={"Connection": "close"})
-        await response(scope, receive, send)
 
 
 def model_info(estimator: PoseEstimator, name: str) -> dict[str, Any]:
@@ -172,6 +145,7 @@ _REQUEST_SCHEMA: dict[str, Any] = {
             "content": {"image/jpeg": {}},
         },
         "400": {"description": "the image or a field cannot be used (the message says why)"},
+        "408": {"description": "the request body did not arrive in time (the connection is closed)"},
         "413": {"description": "the request body is over the limit"},
         "415": {"description": "neither multipart/form-data nor JSON"},
         "503": {"description": "too many requests in progress: retry after the seconds of Retry-After"},
@@ -187,7 +161,7 @@ def create_app(
     model_name: str = "",
 ) -> FastAPI:
     """The FastAPI application serving ``estimator`` (and ``detector``, by default the estimator's own, for
-    person boxes), see the module doc.
+    person boxes), see the package doc.
 
     ``model_name`` is what ``/v1/model`` calls the network (e.g. the config given to ``hrnet serve``). The
     worker thread starts with the app (or the first request) and stops when the app shuts down.
@@ -197,8 +171,11 @@ def create_app(
     limits = limits or ServeLimits()
     if detector is None:
         detector = estimator.detector
-    batcher = PoseBatcher(estimator, limits.max_batch or estimator.test.batch_size, limits.batch_window_s)
+    batcher = PoseBatcher(
+        estimator, limits.max_batch or estimator.test.batch_size, limits.batch_window_s, limits.max_batch_wait_s
+    )
     detector_lock = threading.Lock()  # a detector need not be thread-safe
+    counters = RequestCounters()
     info = model_info(estimator, model_name)
     info["detector"] = detector is not None
     info["limits"] = asdict(limits) | {"max_batch": batcher.max_batch}
@@ -216,7 +193,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.batcher = batcher
-    app.add_middleware(_BodyLimit, max_bytes=limits.max_upload_bytes)
+    app.add_middleware(
+        RequestGuard, max_bytes=limits.max_upload_bytes, body_timeout_s=limits.body_timeout_s, counters=counters
+    )
 
     @app.exception_handler(DataError)
     async def bad_input(request: Request, err: DataError) -> JSONResponse:
@@ -232,15 +211,27 @@ def create_app(
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
-        """200 while the pose worker runs (503 otherwise), with its counters."""
+        """200 while the pose worker runs (503 otherwise), with its counters. The status is "saturated" while
+        every pose slot is taken (new requests are answered 503 until one finishes): still 200, because the
+        server is well, only busy, and a health check that fails under load gets busy servers restarted."""
+        if not batcher.alive:
+            status = "worker stopped"
+        else:
+            status = "saturated" if pending >= limits.max_pending else "ok"
         body = {
-            "status": "ok" if batcher.alive else "worker stopped",
+            "status": status,
+            "in_progress": pending,
+            "max_pending": limits.max_pending,
+            "receiving": counters.receiving,
+            "waiting": batcher.waiting,
             "requests": batcher.requests,
             "forward_batches": batcher.batches,
             "persons": batcher.persons,
             "busy_seconds": round(batcher.busy_seconds, 3),
-            "waiting": batcher.waiting,
-            "in_progress": pending,
+            "forward_seconds": None if batcher.forward_seconds is None else round(batcher.forward_seconds, 4),
+            "batch_wait_ms": round(1000 * batcher.wait_s, 2),
+            "body_timeouts": counters.timed_out,
+            "client_disconnects": counters.disconnected,
         }
         return JSONResponse(body, status_code=200 if batcher.alive else 503)
 
@@ -249,12 +240,14 @@ def create_app(
         """The network that answers: name, backend, precision, input size, keypoint set (names, skeleton)."""
         return info
 
-    pending = 0  # pose requests in progress; only the event loop's thread changes it
+    pending = 0  # pose requests in progress, counted once their body has arrived; only the event loop changes it
 
     @app.post("/v1/pose", openapi_extra=_REQUEST_SCHEMA, response_model=None)
     async def pose(request: Request, draw: bool = False) -> Response:
         """Keypoints of the persons in one image: COCO keypoint results, or with ``draw=1`` a JPEG."""
         nonlocal pending
+        start = time.perf_counter()
+        body = await read_request(request)  # a client still sending holds no slot (RequestGuard's deadline)
         if pending >= limits.max_pending:
             raise HTTPException(
                 503,
@@ -263,15 +256,15 @@ def create_app(
             )
         pending += 1
         try:
-            return await _pose(request, draw)
+            return await _pose(body, draw, start)
         finally:
             pending -= 1
 
-    async def _pose(request: Request, draw: bool) -> Response:
-        start = time.perf_counter()
-        body = await read_request(request)
+    async def _pose(body: PoseRequest, draw: bool, start: float) -> Response:
         boxes, box_scores = parse_boxes(body.boxes, body.box_scores, limits.max_boxes)
         bgr = await run_in_threadpool(decode_image, body.data, limits.max_pixels)
+        if boxes is not None:
+            check_boxes(boxes, bgr.shape[1], bgr.shape[0])
         decoded = time.perf_counter()
         if boxes is None and detector is not None:
             boxes, box_scores = await run_in_threadpool(_detect, detector, detector_lock, bgr, limits.max_boxes)
@@ -312,6 +305,22 @@ def _detect(detector: Detector, lock: threading.Lock, bgr: np.ndarray, max_boxes
     return boxes[order], scores[order]
 
 
+def uvicorn_config(app: ASGIApp, *, host: str, port: int, limits: ServeLimits) -> uvicorn.Config:
+    """How ``serve`` runs ``app`` with uvicorn: the request-head deadline of ``limits`` (``guards``), idle
+    connections closed after ``KEEP_ALIVE_S``, warnings and errors logged (no access log)."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=header_deadline_protocol(limits.header_timeout_s),
+        timeout_keep_alive=KEEP_ALIVE_S,
+        log_level="warning",
+        access_log=False,
+    )
+
+
 def serve(
     estimator: PoseEstimator,
     detector: Detector | None = None,
@@ -322,10 +331,13 @@ def serve(
     model_name: str = "",
 ) -> None:
     """Run the service with uvicorn until interrupted (``hrnet serve``)."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ConfigError(f"port {port!r}: a TCP port is a whole number from 1 to 65535 (default 8000)")
     try:
         import uvicorn
     except ImportError:
         raise ConfigError(_NEEDS_EXTRA) from None
+    limits = limits or ServeLimits()
     app = create_app(estimator, detector, limits=limits, model_name=model_name)
     log.info("serving %s on http://%s:%d/ (API docs at /docs)", model_name, host, port)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.Server(uvicorn_config(app, host=host, port=port, limits=limits)).run()

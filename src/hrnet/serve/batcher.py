@@ -1,11 +1,11 @@
-"""The pose worker of ``hrnet serve``: one thread that runs the estimator, requests that arrive together batched
-into one forward pass."""
+"""The pose worker of ``hrnet serve``: one thread that runs the estimator, with the requests that arrive together
+batched into one forward pass (``PoseBatcher``)."""
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import logging
-import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -15,6 +15,13 @@ import numpy as np
 from hrnet.inference import PersonPose, PoseEstimator
 
 log = logging.getLogger(__name__)
+
+# The worker waits for the clients it has just answered for at most this share of a forward pass: a request that
+# misses a batch waits a whole pass for the next one, so a short wait for it costs the batch less than it saves.
+WAIT_FRACTION = 0.25
+# The weight of the newest pass in the average of the estimator's seconds: the average follows a change of load
+# within a few passes, and one slow pass (a large image's crops, a burst of other work) moves it by a fifth.
+AVERAGE_WEIGHT = 0.2
 
 
 @dataclass(frozen=True)
@@ -43,27 +50,41 @@ class _Job:
 class PoseBatcher:
     """Runs ``estimator`` on one worker thread; jobs submitted together share one ``estimator.predict`` call.
 
-    The worker takes the first waiting job, then more while they keep coming within ``window_s`` of each
-    other's arrival and the persons fit in ``max_batch`` (a single job with more persons runs alone, split by
-    the estimator into ``test.batch_size`` passes). A job that fails fails alone: the batch is retried one job at
-    a time, so one bad image cannot fail its neighbours, and nothing stops the worker.
+    The worker takes the first waiting job, then more while their persons fit in ``max_batch`` (a single job with
+    more persons runs alone, split by the estimator into ``test.batch_size`` passes):
+
+    - jobs that are already waiting, and jobs that arrive back to back, each within ``window_s`` of the last;
+    - when the previous pass left more persons in the service than the batch holds so far (the persons it served
+      plus those that were waiting when it ended), the jobs of the clients it has just answered: they come back
+      with their next request a few milliseconds later. The worker waits for them up to ``WAIT_FRACTION`` of the
+      estimator's seconds per pass (an exponential average, ``forward_seconds``), and at most ``max_wait_s``.
+      Without this, concurrent clients settle into two groups that take turns in half-full batches: the group
+      answered last comes back while the other group's batch, which arrived during the pass, already runs.
+
+    A lone client is held back by at most ``window_s``: the previous pass left only its own request.
+
+    A job that fails fails alone: the batch is retried one job at a time, so one bad image cannot fail its
+    neighbours, and nothing stops the worker.
     """
 
-    def __init__(self, estimator: PoseEstimator, max_batch: int, window_s: float):
+    def __init__(self, estimator: PoseEstimator, max_batch: int, window_s: float, max_wait_s: float = 0.2):
         self.estimator = estimator
         self.max_batch = max_batch
         self.window_s = window_s
+        self.max_wait_s = max_wait_s
         self.batches = 0  # estimator calls
         self.requests = 0
         self.persons = 0
         self.busy_seconds = 0.0  # inside the estimator
-        self._queue: queue.Queue[_Job | None] = queue.Queue()
-        self._lock = threading.Lock()
+        self.forward_seconds: float | None = None  # average seconds of an estimator call, once there was one
+        self._queue: collections.deque[_Job] = collections.deque()
+        self._changed = threading.Condition()
+        self._expected = 0  # persons the previous pass left in the service
         self._thread: threading.Thread | None = None
         self._closed = False
 
     def start(self) -> None:
-        with self._lock:
+        with self._changed:
             if self._closed:
                 raise RuntimeError("the pose batcher is closed")
             if self._thread is None:
@@ -72,11 +93,11 @@ class PoseBatcher:
 
     def close(self, timeout: float = 10.0) -> None:
         """Finish the queued jobs, then stop the worker."""
-        with self._lock:
+        with self._changed:
             self._closed = True
             thread = self._thread
+            self._changed.notify_all()
         if thread is not None:
-            self._queue.put(None)
             thread.join(timeout)
 
     @property
@@ -85,7 +106,14 @@ class PoseBatcher:
 
     @property
     def waiting(self) -> int:
-        return self._queue.qsize()
+        return len(self._queue)
+
+    @property
+    def wait_s(self) -> float:
+        """The longest the worker now waits for the persons it expects (see the class doc)."""
+        if self.forward_seconds is None:
+            return self.window_s
+        return max(self.window_s, min(self.max_wait_s, WAIT_FRACTION * self.forward_seconds))
 
     def submit(
         self, image: np.ndarray, boxes: np.ndarray | None, scores: np.ndarray | None
@@ -94,51 +122,44 @@ class PoseBatcher:
         whole image); the future gives its persons and the batch that served it."""
         self.start()
         job = _Job(image, boxes, scores)
-        self._queue.put(job)
+        with self._changed:
+            self._queue.append(job)
+            self._changed.notify()
         return job.future
 
     def _run(self) -> None:
-        carried: _Job | None = None
-        while True:
-            job = carried or self._queue.get()
-            carried = None
-            if job is None:
-                return
-            jobs, persons, stop = [job], job.persons, False
-            deadline = time.monotonic() + self.window_s
-            while persons < self.max_batch:
-                try:
-                    waiting = self._queue.get_nowait()
-                except queue.Empty:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    try:
-                        waiting = self._queue.get(timeout=remaining)
-                    except queue.Empty:
-                        break
-                if waiting is None:
-                    stop = True
-                    break
-                if persons + waiting.persons > self.max_batch:
-                    carried = waiting
-                    break
-                jobs.append(waiting)
-                persons += waiting.persons
-                deadline = time.monotonic() + self.window_s
+        while jobs := self._next_batch():
             self._serve(jobs)
-            if stop:
-                self._serve_rest()
-                return
+            with self._changed:
+                served = sum(j.persons for j in jobs)
+                self._expected = min(self.max_batch, served + sum(j.persons for j in self._queue))
 
-    def _serve_rest(self) -> None:
-        while True:
-            try:
-                job = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if job is not None:
-                self._serve([job])
+    def _next_batch(self) -> list[_Job]:
+        """The jobs of the next pass (see the class doc); empty once the batcher is closed and drained."""
+        with self._changed:
+            while not self._queue and not self._closed:
+                self._changed.wait()
+            if not self._queue:
+                return []
+            jobs = [self._queue.popleft()]
+            persons = jobs[0].persons
+            now = time.monotonic()
+            expected_until = now + self.wait_s
+            back_to_back_until = now + self.window_s
+            while persons < self.max_batch:
+                if self._queue:
+                    if persons + self._queue[0].persons > self.max_batch:
+                        break
+                    jobs.append(self._queue.popleft())
+                    persons += jobs[-1].persons
+                    back_to_back_until = time.monotonic() + self.window_s
+                    continue
+                until = max(back_to_back_until, expected_until) if persons < self._expected else back_to_back_until
+                remaining = until - time.monotonic()
+                if self._closed or remaining <= 0:
+                    break
+                self._changed.wait(remaining)
+            return jobs
 
     def _serve(self, jobs: list[_Job]) -> None:
         live = [j for j in jobs if j.future.set_running_or_notify_cancel()]
@@ -158,10 +179,7 @@ class PoseBatcher:
             live[0].future.set_exception(err)
             return
         info = BatchInfo(sum(j.persons for j in live), len(live), time.perf_counter() - start)
-        self.busy_seconds += info.seconds
-        self.batches += 1
-        self.requests += len(live)
-        self.persons += sum(len(r) for r in results)
+        self._count(info, sum(len(r) for r in results))
         for j, persons in zip(live, results, strict=True):
             j.future.set_result((persons, info))
 
@@ -175,8 +193,13 @@ class PoseBatcher:
             job.future.set_exception(err)
             return
         info = BatchInfo(job.persons, 1, time.perf_counter() - start)
+        self._count(info, len(persons))
+        job.future.set_result((persons, info))
+
+    def _count(self, info: BatchInfo, persons: int) -> None:
         self.busy_seconds += info.seconds
         self.batches += 1
-        self.requests += 1
-        self.persons += len(persons)
-        job.future.set_result((persons, info))
+        self.requests += info.requests
+        self.persons += persons
+        average = self.forward_seconds
+        self.forward_seconds = info.seconds if average is None else average + AVERAGE_WEIGHT * (info.seconds - average)
