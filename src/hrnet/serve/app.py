@@ -84,18 +84,17 @@ def model_info(estimator: PoseEstimator, name: str) -> dict[str, Any]:
     }
 
 
-def _jpeg(estimator: PoseEstimator, bgr: np.ndarray, persons: list[PersonPose], threshold: float) -> bytes:
+def _jpeg(estimator: PoseEstimator, rgb: np.ndarray, persons: list[PersonPose], threshold: float) -> bytes:
     if persons:
         rgb = draw_poses(
-            bgr[:, :, ::-1],
+            rgb,
             np.stack([p.keypoints for p in persons]),
             np.stack([p.scores for p in persons]),
             estimator.keypoint_set,
             threshold=threshold,
             boxes=np.stack([p.box for p in persons]),
         )
-        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-    ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
     if not ok:
         raise DataError("the drawing could not be encoded as JPEG")
     return encoded.tobytes()
@@ -262,22 +261,26 @@ def create_app(
 
     async def _pose(body: PoseRequest, draw: bool, start: float) -> Response:
         boxes, box_scores = parse_boxes(body.boxes, body.box_scores, limits.max_boxes)
-        bgr = await run_in_threadpool(decode_image, body.data, limits.max_pixels)
+        image = await run_in_threadpool(decode_image, body.data, limits.max_pixels)  # BGR, as detectors read it
+        height, width = image.shape[:2]
         if boxes is not None:
-            check_boxes(boxes, bgr.shape[1], bgr.shape[0])
+            check_boxes(boxes, width, height)
         decoded = time.perf_counter()
         if boxes is None and detector is not None:
-            boxes, box_scores = await run_in_threadpool(_detect, detector, detector_lock, bgr, limits.max_boxes)
+            boxes, box_scores = await run_in_threadpool(_detect, detector, detector_lock, image, limits.max_boxes)
         elif boxes is None:  # explicit, so that an estimator's own detector never runs on the worker
-            boxes = np.array([[0.0, 0.0, bgr.shape[1], bgr.shape[0]]])
+            boxes = np.array([[0.0, 0.0, width, height]])
+        # RGB, the network's order, made here beside other requests' forward passes rather than on the worker
+        # that serves them all in turn (a new array: a detector may keep the one it was given).
+        image = await run_in_threadpool(cv2.cvtColor, image, cv2.COLOR_BGR2RGB)
         detected = time.perf_counter()
-        persons, batch = await asyncio.wrap_future(batcher.submit(bgr, boxes, box_scores))
+        persons, batch = await asyncio.wrap_future(batcher.submit(image, boxes, box_scores))
         posed = time.perf_counter()
         if draw:
-            jpeg = await run_in_threadpool(_jpeg, estimator, bgr, persons, limits.draw_threshold)
+            jpeg = await run_in_threadpool(_jpeg, estimator, image, persons, limits.draw_threshold)
             return Response(jpeg, media_type="image/jpeg")
         result = {
-            "image": {"height": bgr.shape[0], "width": bgr.shape[1]},
+            "image": {"height": height, "width": width},
             "persons": person_results(persons, body.image_id),
             "keypoint_names": info["keypoint_names"],
             "timing_ms": {

@@ -118,8 +118,9 @@ class PoseBatcher:
     def submit(
         self, image: np.ndarray, boxes: np.ndarray | None, scores: np.ndarray | None
     ) -> concurrent.futures.Future[tuple[list[PersonPose], BatchInfo]]:
-        """Queue one (H, W, 3) uint8 BGR image with its (P, 4) boxes and (P,) scores (None: the
-        whole image); the future gives its persons and the batch that served it."""
+        """Queue one (H, W, 3) uint8 RGB image with its (P, 4) boxes and (P,) scores (None: the whole image);
+        the future gives its persons and the batch that served it. RGB, the network's order: the worker, which
+        serves every request in turn, should not spend its time copying channels."""
         self.start()
         job = _Job(image, boxes, scores)
         with self._changed:
@@ -168,7 +169,7 @@ class PoseBatcher:
         start = time.perf_counter()
         try:
             results = self.estimator.predict(
-                [j.image for j in live], [j.boxes for j in live], [j.scores for j in live], channel_order="bgr"
+                [j.image for j in live], [j.boxes for j in live], [j.scores for j in live], channel_order="rgb"
             )
         except Exception as err:
             if len(live) > 1:
@@ -187,7 +188,7 @@ class PoseBatcher:
         # The job's future is already running: run it again as a batch of one.
         start = time.perf_counter()
         try:
-            persons = self.estimator.predict([job.image], [job.boxes], [job.scores], channel_order="bgr")[0]
+            persons = self.estimator.predict([job.image], [job.boxes], [job.scores], channel_order="rgb")[0]
         except Exception as err:
             log.exception("pose estimation failed")
             job.future.set_exception(err)
