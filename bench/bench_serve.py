@@ -8,8 +8,10 @@ depend on them) with ``--max-batch N`` and the flip test off, so that a request 
 as in ``hrnet bench``. Each client thread keeps one HTTP connection and posts one photo (multipart, one person: the
 whole image) again and again for ``--seconds``; then the next round starts. Reported per round: requests/s,
 latency p50/p99, errors (anything but 200), the server's resident memory after the round (VmRSS; before the first
-round is after a warm-up), and from ``/healthz`` the mean persons per forward pass and the share of the time the
-worker spent in the estimator. After each round, with the
+round is after a warm-up), and from ``/healthz`` the mean persons per forward pass, the share of the time the
+worker spent in the estimator, and how long the worker now waits for the clients it has just answered (a quarter of
+its average forward time, at most the server's ``max_batch_wait_s``: ``hrnet.serve.batcher``). After each round, with
+the
 server idle, ``hrnet bench``'s measurement (``hrnet.speed.measure_inference``, fast path, in a new process with the
 command's memory setting, as the server is one) runs at batch N and at batch 1: the load on this shared machine
 drifts over minutes, so each round's requests/s is compared with the images/s measured right after it.
@@ -194,6 +196,8 @@ def main() -> None:
                 row["mean_persons_per_forward_pass"] = persons / max(batches, 1)
                 row["worker_busy_fraction"] = busy / row["wall_seconds"]
                 row["persons_per_busy_second"] = persons / busy if busy else None
+                row["batch_wait_ms"] = after["batch_wait_ms"]
+                row["forward_seconds_average"] = after["forward_seconds"]
                 rss.append(_rss_mb(server.pid))
                 row["server_rss_mb_after"] = rss[-1]
                 row["bench_batch_n_images_per_s"] = bench_fast_path(args.config, args.clients, args.bench_seconds)
@@ -243,12 +247,13 @@ def main() -> None:
         "share the machine's cores, and other sessions were loading this machine's CPU: compare the ratios.",
         "",
         "| round | requests | errors | requests/s | p50 latency | p99 latency | persons a forward pass | worker "
-        f"busy | server RSS after | `hrnet bench` batch {args.clients} | batch 1 | requests/s ÷ batch {args.clients} |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"busy | worker's wait | server RSS after | `hrnet bench` batch {args.clients} | batch 1 | requests/s ÷ batch "
+        f"{args.clients} |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         *[
             f"| {i + 1} | {r['requests']} | {r['errors']} | {r['requests_per_s']:.2f} | {r['latency_p50_ms']:.0f} ms "
             f"| {r['latency_p99_ms']:.0f} ms | {r['mean_persons_per_forward_pass']:.2f} "
-            f"| {r['worker_busy_fraction']:.0%} | {r['server_rss_mb_after']:.0f} MB "
+            f"| {r['worker_busy_fraction']:.0%} | {r['batch_wait_ms']:.0f} ms | {r['server_rss_mb_after']:.0f} MB "
             f"| {r['bench_batch_n_images_per_s']:.2f} images/s "
             f"| {r['bench_batch_1_images_per_s']:.2f} | {r['served_over_bench_batch_n']:.2f} |"
             for i, r in enumerate(rounds)
@@ -259,6 +264,10 @@ def main() -> None:
         f"{args.clients} {bench_n:.2f}, batch 1 {bench_1:.2f} images/s, medians). Server RSS after the warm-up "
         f"{rss[0]:.0f} MB, after each round " + ", ".join(f"{v:.0f}" for v in rss[1:]) + " MB: change after the "
         f"first round {growth:+.0f} MB.",
+        "",
+        "*Worker's wait*: at the round's end, the longest the worker waits for the clients it has just answered to "
+        "send their next request, so that they share the next forward pass (a quarter of its average forward time, "
+        "bounded; `hrnet.serve.batcher`).",
         "",
         "*Worker busy*: the share of the round's wall time the service's worker spent inside the estimator (crops, "
         "network, decoding). Near 100 % the network never waits for HTTP, parsing or JPEG decoding, which run "

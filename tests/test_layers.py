@@ -37,7 +37,7 @@ LAYERS: dict[str, int] = {
     "draw": 6,
     "predict": 6,
     "video": 6,
-    "serve": 6,
+    "serve": 6,  # a package (request, batcher, guards, app): each of its modules is in this layer
     "demo": 7,
     "cli": 8,
     "__main__": 9,

@@ -1,7 +1,12 @@
-"""`hrnet serve`: every route, every bad input (each followed by a good request), batching, the CLI."""
+"""`hrnet serve`: every route, every bad input (each followed by a good request), batching, slow and vanishing
+clients against a real server on 127.0.0.1, a soak run, the CLI."""
 
 import base64
+import contextlib
+import http.client
 import json
+import logging
+import math
 import os
 import socket
 import struct
@@ -19,13 +24,15 @@ import pytest
 import torch
 
 pytest.importorskip("fastapi", reason="hrnet serve needs the 'serve' extra (pip install -e '.[serve]')")
+import uvicorn
 from fastapi.testclient import TestClient
 
 from hrnet.cli import main
 from hrnet.detect import Detections, load_detector
-from hrnet.errors import DataError
+from hrnet.errors import ConfigError, DataError
 from hrnet.inference import PoseEstimator
-from hrnet.serve import PoseBatcher, ServeLimits, create_app, decode_image
+from hrnet.serve import PoseBatcher, ServeLimits, create_app, decode_image, serve
+from hrnet.serve.app import uvicorn_config
 from tests.engine.conftest import random_weights_experiment
 
 LIMITS = ServeLimits(max_upload_bytes=1 << 20, max_pixels=1_000_000, max_boxes=5)
@@ -126,6 +133,22 @@ def test_json_with_boxes_scores_and_image_id(client, served, photo):
     assert client.post("/v1/pose", json=body | {"boxes": [], "box_scores": []}).json()["persons"] == []
 
 
+@pytest.mark.parametrize("text, image_id", [("²", "²"), ("³⁴", "³⁴"), ("٣", "٣"), ("0042", 42), ("12a", "12a")])
+def test_a_form_image_id_is_a_number_only_in_ascii_digits(client, photo, text, image_id):
+    response = client.post("/v1/pose", **_upload(photo, image_id=text))
+    assert response.status_code == 200, response.text
+    assert response.json()["persons"][0]["image_id"] == image_id
+
+
+def test_a_box_partly_outside_the_image_is_used(client, photo):
+    boxes = [[-50.0, -40.0, 200.0, 300.0], [600.0, 400.0, 100.0, 100.0]]
+    response = client.post("/v1/pose", **_upload(photo, boxes=json.dumps(boxes)))
+    assert response.status_code == 200, response.text
+    persons = response.json()["persons"]
+    assert [p["bbox"] for p in persons] == boxes
+    assert all(v is not None and math.isfinite(v) for p in persons for v in p["keypoints"])
+
+
 def test_draw_returns_the_drawn_jpeg(client, photo):
     response = client.post("/v1/pose?draw=1", **_upload(photo))
     assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
@@ -212,6 +235,54 @@ BAD_INPUTS = {
         400,
         "box 1 holds NaN or infinity",
     ),
+    "box of 1e308s, wholly outside the image": (
+        lambda p: _upload(p, boxes="[[10, 10, 50, 50], [1e308, 1e308, 1e308, 1e308]]"),
+        400,
+        "box 1 lies wholly outside the 640×425 image: [1e+308, 1e+308, 1e+308, 1e+308]",
+    ),
+    "box left of the image": (
+        lambda p: _upload(p, boxes="[[-100, 10, 100, 50]]"),
+        400,
+        "box 0 lies wholly outside the 640×425 image",
+    ),
+    "box below a pixel": (
+        lambda p: _upload(p, boxes="[[10, 10, 1e-300, 1e-300]]"),
+        400,
+        "box 0 is smaller than a pixel: [10, 10, 1e-300, 1e-300]",
+    ),
+    "box of the float limit's size": (
+        lambda p: _upload(p, boxes="[[-1e308, -1e308, 1.7e308, 1.7e308]]"),
+        400,
+        "box 0 is over 100 times the size of the 640×425 image",
+    ),
+    "integer too large for a float": (
+        lambda p: {"json": {"image": base64.b64encode(p.read_bytes()).decode(), "boxes": [[0, 0, 10**400, 10]]}},
+        400,
+        "box 0 holds NaN or infinity",
+    ),
+    "boxes nested 100,000 deep (multipart)": (
+        lambda p: _upload(p, boxes="[" * 100_000 + "]" * 100_000),
+        400,
+        "boxes: JSON nested too deeply to read",
+    ),
+    "boxes nested 100,000 deep (JSON)": (
+        lambda p: {
+            "content": b'{"image": "%s", "boxes": %s%s}'
+            % (base64.b64encode(p.read_bytes()), b"[" * 100_000, b"]" * 100_000),
+            "headers": {"content-type": "application/json"},
+        },
+        400,
+        "the JSON body does not parse: JSON nested too deeply to read",
+    ),
+    "image_id of 5,000 digits (JSON)": (
+        lambda p: {
+            "content": b'{"image": "", "image_id": %s}' % (b"9" * 5000),
+            "headers": {"content-type": "application/json"},
+        },
+        400,
+        "the JSON body does not parse: not valid JSON (Exceeds the limit (4300 digits)",
+    ),
+    "image_id of 201 characters": (lambda p: _upload(p, image_id="7" * 201), 400, "image_id: 201 characters"),
     "box of strings": (lambda p: _upload(p, boxes='[["0", 0, 10, 10]]'), 400, "expected a list of person boxes"),
     "box of 3 numbers": (lambda p: _upload(p, boxes="[[0, 0, 10]]"), 400, "expected a list of person boxes"),
     "zero-width box": (lambda p: _upload(p, boxes="[[0, 0, 0, 10]]"), 400, "zero or negative width or height"),
@@ -306,6 +377,87 @@ def test_concurrent_requests_share_forward_passes(served, datasets_dir):
         np.testing.assert_allclose(_keypoints(response.json())[0, :, :2], alone.keypoints, atol=2e-3)
 
 
+class _TimedEstimator:
+    """Takes the estimator's place in a ``PoseBatcher`` to test its timing: every call takes ``seconds`` (the
+    first also waits for ``gate`` when given) and is recorded as (start time, images); no persons come back."""
+
+    def __init__(self, seconds: float, gate: threading.Event | None = None):
+        self.seconds = seconds
+        self.gate = gate
+        self.calls: list[tuple[float, int]] = []
+
+    def predict(self, images, boxes, box_scores, channel_order):
+        self.calls.append((time.monotonic(), len(images)))
+        if self.gate is not None and len(self.calls) == 1:
+            assert self.gate.wait(30)
+        time.sleep(self.seconds)
+        return [[] for _ in images]
+
+
+def _wait_until_queued(batcher: PoseBatcher, jobs: int) -> None:
+    _wait_for(lambda: batcher.waiting == jobs, what=f"{jobs} queued jobs")
+
+
+IMAGE = np.zeros((8, 8, 3), np.uint8)
+
+
+def test_clients_answered_together_come_back_into_one_full_batch():
+    """Eight clients in two groups of four (the second arrives while the first group's batch runs), each posting
+    again 10-45 ms after its answer: the group answered last comes back while the other group waits, and the
+    worker, expecting 8 persons, waits for it. Without that wait the groups take turns in batches of 4."""
+    gate = threading.Event()
+    estimator = _TimedEstimator(0.5, gate)
+    batcher = PoseBatcher(estimator, max_batch=8, window_s=0.005, max_wait_s=1.0)
+
+    def client(i: int, first_call: int) -> None:
+        _wait_for(lambda: len(estimator.calls) >= first_call, what=f"call {first_call}")
+        for _ in range(3):
+            batcher.submit(IMAGE, None, None).result(60)
+            time.sleep(0.01 + 0.005 * i)
+
+    try:
+        batcher.submit(IMAGE, None, None)  # holds the worker until the first group is queued
+        threads = [threading.Thread(target=client, args=(i, 1 if i < 4 else 2)) for i in range(8)]
+        for t in threads:
+            t.start()
+        _wait_until_queued(batcher, 4)
+        gate.set()
+        for t in threads:
+            t.join(60)
+    finally:
+        batcher.close()
+    assert [n for _, n in estimator.calls] == [1, 4, 8, 8, 4]
+    assert batcher.forward_seconds == pytest.approx(0.5, abs=0.25)
+
+
+def test_a_lone_request_waits_at_most_the_window_or_the_bound():
+    """After a full batch the worker expects 8 persons: a request that comes alone waits for the others at most
+    ``max_wait_s`` (here below a quarter of a pass); once the passes serve one request, it waits only the window."""
+    gate = threading.Event()
+    estimator = _TimedEstimator(0.6, gate)
+    batcher = PoseBatcher(estimator, max_batch=8, window_s=0.005, max_wait_s=0.1)
+    try:
+        batcher.submit(IMAGE, None, None)
+        _wait_for(lambda: len(estimator.calls) == 1, what="the first call")
+        futures = [batcher.submit(IMAGE, None, None) for _ in range(8)]
+        _wait_until_queued(batcher, 8)
+        gate.set()
+        for f in futures:
+            f.result(60)
+        assert [n for _, n in estimator.calls] == [1, 8]
+        assert batcher.wait_s == pytest.approx(0.1)  # a quarter of the 0.6 s pass is 0.15, above the bound
+        delays = []
+        for _ in range(2):
+            submitted = time.monotonic()
+            batcher.submit(IMAGE, None, None).result(60)
+            delays.append(estimator.calls[-1][0] - submitted)
+    finally:
+        batcher.close()
+    assert [n for _, n in estimator.calls] == [1, 8, 1, 1]
+    assert 0.095 <= delays[0] < 0.5, delays  # expected 8 persons: waited, up to the bound
+    assert delays[1] < 0.08, delays  # the last pass served one: only the 5 ms window
+
+
 def test_a_failing_image_fails_alone(served, datasets_dir):
     batcher = PoseBatcher(served[0], max_batch=8, window_s=0.3)
     try:
@@ -364,14 +516,20 @@ def test_requests_over_the_pending_limit_get_503(served, photo):
         while c.get("/healthz").json()["in_progress"] < 1:
             assert time.monotonic() < deadline
             time.sleep(0.01)
-        busy = c.post("/v1/pose", **_upload(photo))
-        assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
-        assert "busy: 1 requests in progress, the limit is 1" in busy.json()["detail"]
-        release.set()
+        try:
+            busy = c.post("/v1/pose", **_upload(photo))
+            assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+            assert "busy: 1 requests in progress, the limit is 1" in busy.json()["detail"]
+            health = c.get("/healthz")
+            assert health.status_code == 200 and health.json()["status"] == "saturated"
+            assert health.json()["in_progress"] == health.json()["max_pending"] == 1
+        finally:
+            release.set()
         holder.join(60)
         assert first[0].status_code == 200 and len(first[0].json()["persons"]) == 2
         assert c.post("/v1/pose", **_upload(photo)).status_code == 200
         assert c.get("/healthz").json()["in_progress"] == 0
+        assert c.get("/healthz").json()["status"] == "ok"
 
 
 def test_decode_image_reads_the_header_before_the_pixels():
@@ -401,6 +559,54 @@ def test_cli_unknown_detector_is_one_line(served, capsys):
     assert main(["serve", str(config_path), "--weights", str(weights), "--detector", "no-such-detector"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("hrnet serve: error: detector 'no-such-detector'") and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("max_pixels", math.inf, "max_pixels must be a whole number ≥ 1, got inf"),
+        ("max_upload_bytes", 0, "max_upload_bytes must be a whole number ≥ 1, got 0"),
+        ("max_boxes", True, "max_boxes must be a whole number ≥ 1, got True"),
+        ("batch_window_s", math.nan, "batch_window_s must be within 0-1 s, got nan"),
+        ("max_batch_wait_s", math.inf, "max_batch_wait_s must be within 0-10 s, got inf"),
+        ("body_timeout_s", 0.0, "body_timeout_s must be within 0.01-3600 s, got 0.0"),
+        ("header_timeout_s", math.nan, "header_timeout_s must be within 0.01-3600 s, got nan"),
+        ("draw_threshold", math.nan, "draw_threshold must be a finite number, got nan"),
+    ],
+)
+def test_serve_limits_refuse_values_out_of_range(field, value, message):
+    with pytest.raises(ConfigError, match=f"^serve limits: {message}$"):
+        ServeLimits(**{field: value})
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--max-upload-mb", "nan"], "max_upload_mb must be a finite number above 0, got nan"),
+        (["--max-megapixels", "inf"], "max_megapixels must be a finite number above 0, got inf"),
+        (["--max-megapixels", "-1"], "max_megapixels must be a finite number above 0, got -1.0"),
+        (["--batch-window-ms", "nan"], "batch_window_ms must be a finite number, got nan"),
+        (["--batch-window-ms", "5000"], "batch_window_s must be within 0-1 s, got 5.0"),
+    ],
+)
+def test_cli_limits_out_of_range_are_one_line(served, capsys, option, message):
+    _, config_path, weights = served
+    assert main(["serve", str(config_path), "--weights", str(weights), *option]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"hrnet serve: error: serve limits: {message}"
+
+
+@pytest.mark.parametrize("port", [0, 65536, 99999, -1])
+def test_a_port_outside_1_to_65535_is_refused(served, port):
+    with pytest.raises(ConfigError, match=rf"^port {port}: a TCP port is a whole number from 1 to 65535"):
+        serve(served[0], port=port)
+
+
+def test_cli_port_out_of_range_is_one_line(served, capsys):
+    _, config_path, weights = served
+    assert main(["serve", str(config_path), "--weights", str(weights), "--port", "99999"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("hrnet serve: error: port 99999: a TCP port is a whole number") and len(err.splitlines()) == 1
 
 
 def _free_port() -> int:
@@ -436,3 +642,296 @@ def test_cli_serves_until_stopped(served, photo):
     finally:
         server.terminate()
         server.wait(30)
+
+
+# ------------------------------------------------------------------------- a real server: slow and vanishing clients
+
+
+@contextlib.contextmanager
+def _running(app, limits: ServeLimits):
+    """``app`` served by uvicorn as ``hrnet serve`` runs it (``uvicorn_config``), in a thread, on a free port of
+    127.0.0.1; yields the port."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=port, limits=limits))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()
+
+
+def _request(port: int, method: str, path: str, body: bytes = b"", headers: dict | None = None, timeout: float = 60):
+    """(status, parsed JSON or raw bytes) of one request on a new connection."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request(method, path, body, headers or {})
+        response = connection.getresponse()
+        payload = response.read()
+        is_json = response.getheader("content-type", "").startswith("application/json")
+        return response.status, json.loads(payload) if is_json else payload
+    finally:
+        connection.close()
+
+
+def _health(port: int) -> dict:
+    return _request(port, "GET", "/healthz")[1]
+
+
+def _wait_for(condition, seconds: float = 30, what: str = "the condition") -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not come true within {seconds} s"
+        time.sleep(0.02)
+
+
+BOUNDARY = "hrnet-test-boundary"
+
+
+def _multipart(image: bytes, **fields: str) -> tuple[bytes, dict]:
+    parts = [
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()
+    ]
+    head = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n'
+    parts.append(head.encode() + b"Content-Type: image/jpeg\r\n\r\n" + image + b"\r\n")
+    body = b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+
+
+@pytest.fixture(scope="module")
+def small_jpeg(photo) -> bytes:
+    """The sample photo at 160×106: a request whose decoding and drawing cost little."""
+    ok, encoded = cv2.imencode(".jpg", cv2.resize(cv2.imread(str(photo)), (160, 106)))
+    assert ok
+    return encoded.tobytes()
+
+
+def _stall(port: int, multipart: bool = False) -> socket.socket:
+    """A client that sends a POST head announcing 1,000 bytes of body, then the first 20 of them, then nothing."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    kind, body = ("application/json", b'{"image": "' + b"A" * 990)
+    if multipart:
+        kind = f"multipart/form-data; boundary={BOUNDARY}"
+        body = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n'.encode()
+    head = f"POST /v1/pose HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {kind}\r\nContent-Length: 1000\r\n\r\n"
+    sock.sendall(head.encode() + body[:20])
+    return sock
+
+
+def _read_until_closed(sock: socket.socket, seconds: float) -> bytes:
+    """Everything the server sends until it closes the connection (a reset counts as closed)."""
+    sock.settimeout(seconds)
+    data = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data
+
+
+def test_stalled_clients_hold_no_slot_and_are_cut_off_at_the_body_deadline(served, small_jpeg):
+    """70 clients that send a head and 20 bytes of body, then stall, against 64 slots: a good request is answered
+    within a second, /healthz says so, and at the body deadline each stalled client gets a 408 and is closed."""
+    limits = ServeLimits(body_timeout_s=3.0)
+    assert limits.max_pending == 64
+    body, headers = _multipart(small_jpeg)
+    with _running(create_app(served[0], limits=limits), limits) as port:
+        assert _request(port, "POST", "/v1/pose", body, headers)[0] == 200  # warm
+        stalled = [_stall(port, multipart=i % 2 == 1) for i in range(70)]
+        _wait_for(lambda: _health(port)["receiving"] == 70, what="70 bodies arriving")
+        start = time.monotonic()
+        status, result = _request(port, "POST", "/v1/pose", body, headers)
+        assert status == 200 and len(result["persons"]) == 1
+        assert time.monotonic() - start < 1.0
+        health = _health(port)
+        assert health["status"] == "ok" and health["in_progress"] == 0 and health["receiving"] == 70
+        for sock in stalled:
+            answer = _read_until_closed(sock, 30)
+            assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+            assert b"connection: close" in answer.lower() and b"did not arrive within 3 s" in answer
+            sock.close()
+        health = _health(port)
+        assert health["receiving"] == 0 and health["body_timeouts"] == 70 and health["status"] == "ok"
+        assert _request(port, "POST", "/v1/pose", body, headers)[0] == 200
+
+
+def test_a_request_head_must_arrive_within_the_header_timeout(served, small_jpeg):
+    """A connection that sends nothing, and one that trickles its head a byte at a time, are closed at the
+    deadline; a kept-alive connection's next request gets its own deadline."""
+    limits = ServeLimits(header_timeout_s=1.0)
+    with _running(create_app(served[0], limits=limits), limits) as port:
+        silent = socket.create_connection(("127.0.0.1", port), timeout=30)
+        trickle = socket.create_connection(("127.0.0.1", port), timeout=30)
+        start = time.monotonic()
+        stop = threading.Event()
+
+        def send_slowly() -> None:
+            head = b"POST /v1/pose HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nX-Pad: " + b"a" * 99
+            for byte in head:
+                if stop.wait(0.05):
+                    return
+                try:
+                    trickle.send(bytes([byte]))
+                except OSError:
+                    return
+
+        sender = threading.Thread(target=send_slowly)
+        sender.start()
+        try:
+            assert _read_until_closed(silent, 10) == b""
+            silent_closed = time.monotonic() - start
+            assert _read_until_closed(trickle, 10) == b""
+            trickle_closed = time.monotonic() - start
+        finally:
+            stop.set()
+            sender.join()
+            silent.close()
+            trickle.close()
+        assert 0.9 < silent_closed < 5 and 0.9 < trickle_closed < 5, (silent_closed, trickle_closed)
+        # A kept-alive connection answers a request, then waits for the next head at most the deadline.
+        body, headers = _multipart(small_jpeg)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request("POST", "/v1/pose", body, headers)
+        assert connection.getresponse().read() and connection.sock is not None
+        answered = time.monotonic()
+        assert _read_until_closed(connection.sock, 10) == b""
+        assert 0.9 < time.monotonic() - answered < 5
+        connection.close()
+
+
+@pytest.mark.parametrize("multipart", [False, True])
+def test_a_client_that_goes_away_mid_body_is_one_info_line(served, small_jpeg, caplog, multipart):
+    limits = ServeLimits()
+    with _running(create_app(served[0], limits=limits), limits) as port:
+        uvicorn_log = logging.getLogger("uvicorn.error")  # its errors (tracebacks) go to uvicorn's own handler
+        uvicorn_log.addHandler(caplog.handler)
+        caplog.set_level(logging.INFO, logger="hrnet.serve")
+        try:
+            _stall(port, multipart).close()
+            _wait_for(lambda: _health(port)["client_disconnects"] == 1, what="the disconnect")
+            assert _request(port, "POST", "/v1/pose", *_multipart(small_jpeg))[0] == 200
+        finally:
+            uvicorn_log.removeHandler(caplog.handler)
+    gone = [r for r in caplog.records if "went away" in r.getMessage()]
+    assert len(gone) == 1 and gone[0].levelno == logging.INFO and gone[0].exc_info is None
+    assert "(20 bytes of its body came)" in gone[0].getMessage()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
+# ------------------------------------------------------------------------------------------------------- the soak
+
+
+def _soak_requests(small_jpeg: bytes) -> list:
+    """One of each kind of request the soak run sends: (method, path, body, headers, expected status), or the
+    string "leave" for a client that goes away mid-body."""
+    image = base64.b64encode(small_jpeg).decode()
+    json_type = {"Content-Type": "application/json"}
+    form, form_headers = _multipart(small_jpeg)
+    with_boxes = json.dumps({"image": image, "boxes": [[5, 5, 50, 90]], "box_scores": [0.8]}).encode()
+    return [
+        ("POST", "/v1/pose", form, form_headers, 200),
+        ("POST", "/v1/pose", *_multipart(small_jpeg, boxes="[[10, 10, 60, 80], [-20, 0, 90, 106]]", image_id="²"), 200),
+        ("POST", "/v1/pose", with_boxes, json_type, 200),
+        ("POST", "/v1/pose?draw=1", form, form_headers, 200),
+        ("GET", "/healthz", b"", {}, 200),
+        ("POST", "/v1/pose", *_multipart(b"not an image at all"), 400),
+        ("POST", "/v1/pose", *_multipart(small_jpeg[: len(small_jpeg) // 2]), 400),
+        ("POST", "/v1/pose", *_multipart(small_jpeg, boxes="[[1e308, 1e308, 1e308, 1e308]]"), 400),
+        ("POST", "/v1/pose", *_multipart(small_jpeg, boxes="[" * 100_000 + "]" * 100_000), 400),
+        ("POST", "/v1/pose", b'{"image": ', json_type, 400),
+        ("POST", "/v1/pose", *_multipart(_png(20000, 20000)), 400),
+        ("POST", "/v1/pose", small_jpeg, {"Content-Type": "image/jpeg"}, 415),
+        ("POST", "/v1/pose", b"", {"Content-Type": "application/json", "Content-Length": str(30 << 20)}, 413),
+        "leave",
+    ]  # fmt: skip
+
+
+def _soak(port: int, kinds: list, count: int, clients: int = 4) -> dict:
+    """``count`` requests cycling through ``kinds`` from ``clients`` threads with kept-alive connections; the
+    statuses seen and the requests whose status was not the expected one."""
+    seen: dict = {}
+    wrong: list = []
+    lock = threading.Lock()
+
+    def client(first: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        for i in range(first, count, clients):
+            kind = kinds[i % len(kinds)]
+            if kind == "leave":
+                _stall(port, multipart=i % 2 == 0).close()
+                status, expected = "left", "left"
+            else:
+                method, path, body, headers, expected = kind
+                try:
+                    connection.request(method, path, body, headers)
+                    response = connection.getresponse()
+                    response.read()
+                    status = response.status
+                except (OSError, http.client.HTTPException) as err:
+                    status = type(err).__name__
+                    connection.close()
+            with lock:
+                seen[status] = seen.get(status, 0) + 1
+                if status != expected:
+                    wrong.append((i % len(kinds), status))
+        connection.close()
+
+    threads = [threading.Thread(target=client, args=(t,)) for t in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {"seen": seen, "wrong": wrong}
+
+
+def _rss_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1])
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the server's memory from /proc")
+def test_soak_1000_mixed_requests_leave_the_servers_memory_flat(served, small_jpeg, tmp_path):
+    """``hrnet serve`` in its own process: after a warm-up of the same mix, 1,000 good and junk requests (and
+    clients that leave mid-body) are each answered as expected, the server's resident memory grows by < 5 % and
+    its log holds no traceback."""
+    _, config_path, weights = served
+    port = _free_port()
+    log_path = tmp_path / "server.log"
+    command = [sys.executable, "-m", "hrnet", "serve", str(config_path), "--weights", str(weights), "--port", str(port)]
+    command += ["--set", "test.flip_test=false"]  # half the forward passes' time; nothing here depends on it
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    with log_path.open("w") as log:
+        server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_for(lambda: server.poll() is not None or _is_up(port), seconds=120, what="the server")
+        assert server.poll() is None, log_path.read_text()[-3000:]
+        kinds = _soak_requests(small_jpeg)
+        warm = _soak(port, kinds, 30 * len(kinds))  # the allocator's heap settles within a few hundred requests
+        before = _rss_kib(server.pid)
+        soak = _soak(port, kinds, 1000)
+        after = _rss_kib(server.pid)
+        health = _health(port)
+    finally:
+        server.terminate()
+        server.wait(30)
+    assert not warm["wrong"] and not soak["wrong"], (warm["wrong"][:10], soak["wrong"][:10])
+    assert soak["seen"][200] > 300 and soak["seen"][400] > 300 and soak["seen"]["left"] > 50, soak["seen"]
+    assert health["status"] == "ok" and health["receiving"] == 0 and health["in_progress"] == 0
+    assert after < 1.05 * before, f"the server's RSS grew from {before} to {after} KiB over 1,000 requests"
+    log = log_path.read_text()
+    assert "Traceback" not in log and "Exception in ASGI application" not in log and " ERROR " not in log, log[-3000:]
+    assert log.count("went away while sending its request") == warm["seen"]["left"] + soak["seen"]["left"]
+
+
+def _is_up(port: int) -> bool:
+    try:
+        return _health(port)["status"] == "ok"
+    except OSError:
+        return False

@@ -23,7 +23,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from hrnet.serve import create_app
+from hrnet.serve import ServeLimits, create_app
+from hrnet.serve.app import uvicorn_config
 from tests.test_serve import served  # noqa: F401  (the tiny model and its estimator)
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
@@ -37,11 +38,14 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def server(served):  # noqa: F811
-    """The app served by uvicorn in a thread, on a free port of 127.0.0.1; yields its base URL."""
+    """The app served by uvicorn in a thread as ``hrnet serve`` runs it, on a free port of 127.0.0.1; yields its
+    base URL."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    uv = uvicorn.Server(uvicorn.Config(create_app(served[0], model_name="tiny"), log_level="warning"))
+    limits = ServeLimits()
+    app = create_app(served[0], limits=limits, model_name="tiny")
+    uv = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=port, limits=limits))  # as `hrnet serve` runs it
     thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

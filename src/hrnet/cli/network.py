@@ -273,12 +273,12 @@ def realtime(config: ExperimentConfig, args: argparse.Namespace) -> tuple[Experi
 def cmd_serve(args: argparse.Namespace) -> int:
     from hrnet.serve import ServeLimits, serve
 
-    limits = ServeLimits(
-        max_upload_bytes=round(args.max_upload_mb * 2**20),
-        max_pixels=round(args.max_megapixels * 1e6),
+    limits = ServeLimits.from_units(
+        max_upload_mb=args.max_upload_mb,
+        max_megapixels=args.max_megapixels,
         max_boxes=args.max_boxes,
         max_batch=args.max_batch,
-        batch_window_s=args.batch_window_ms / 1000,
+        batch_window_ms=args.batch_window_ms,
     )
     config, detector = _network_setup(args)
     estimator = _open_estimator(args, config, detector)

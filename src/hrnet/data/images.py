@@ -91,8 +91,8 @@ def decode_image_bytes(
     if width * height > max_pixels:
         raise DataError(
             f"{source}: the {kind} is {width}×{height} = {width * height:,} pixels, over the limit of {max_pixels:,} "
-            "(a guard against decompression bombs): use a smaller image or raise the limit (hrnet predict "
-            "--max-megapixels)"
+            "(a guard against decompression bombs): use a smaller image, or raise the limit (--max-megapixels of "
+            "hrnet predict and hrnet serve)"
         )
     flags = _DECODE_FLAGS if apply_orientation else _DECODE_FLAGS | cv2.IMREAD_IGNORE_ORIENTATION
     try:

@@ -1,0 +1,202 @@
+"""What keeps slow, stalled and vanishing clients of ``hrnet serve`` from holding its resources.
+
+- ``RequestGuard`` (ASGI middleware, in every app): a body over the size limit is answered 413; a body that has
+  not arrived whole within ``body_timeout_s`` of the request's head is answered 408 and its connection closed; a
+  client that goes away while sending is logged as one INFO line, never a traceback. It counts the requests whose
+  bodies are still arriving (``/healthz`` reports them): these hold no pose slot, so clients that stall mid-body
+  cannot lock others out.
+- ``header_deadline_protocol`` (the server, ``hrnet serve``): uvicorn's HTTP/1.1 protocol with a deadline for each
+  request's head. uvicorn closes a kept-alive connection after ``timeout_keep_alive`` seconds of silence but
+  restarts that timer at every byte, and sets no deadline at all on a new connection's first request, so a client
+  that trickles a header a byte at a time (or sends nothing) would hold its connection for ever; ASGI middleware
+  cannot help, as an app sees a request only once its head is complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+class _BodyLateError(Exception):
+    def __init__(self, received: int):
+        super().__init__(received)
+        self.received = received
+
+
+class _ClientGoneError(Exception):
+    def __init__(self, received: int):
+        super().__init__(received)
+        self.received = received
+
+
+@dataclass
+class RequestCounters:
+    """What ``RequestGuard`` saw: bodies arriving now, and requests cut off or abandoned since the start."""
+
+    receiving: int = 0
+    timed_out: int = 0
+    disconnected: int = 0
+
+
+class RequestGuard:
+    """ASGI middleware: the body limit, the body deadline and quiet disconnects (see the module doc).
+
+    ``counters`` is shared with the app, which reports it.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, body_timeout_s: float, counters: RequestCounters):
+        self.app = app
+        self.max_bytes = max_bytes
+        self.body_timeout_s = body_timeout_s
+        self.counters = counters
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _answer(send, 413, self._too_large())
+            return
+        body = _Body(receive, self, has_body=declared not in (None, b"0") or b"transfer-encoding" in headers)
+        started = False
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        client = "{}:{}".format(*scope["client"]) if scope.get("client") else "a client"
+        try:
+            await self.app(scope, body.receive, tracked_send)
+        except _BodyTooLargeError:
+            if not started:
+                await _answer(send, 413, self._too_large())
+        except _BodyLateError as late:
+            self.counters.timed_out += 1
+            log.info(
+                "%s: the request body had not arrived within %g s (%d bytes came): answered 408, connection closed",
+                client,
+                self.body_timeout_s,
+                late.received,
+            )
+            if not started:
+                await _answer(send, 408, f"the request body did not arrive within {self.body_timeout_s:g} s")
+        except _ClientGoneError as gone:
+            self.counters.disconnected += 1
+            log.info("%s went away while sending its request (%d bytes of its body came)", client, gone.received)
+        finally:
+            body.finish()
+
+    def _too_large(self) -> str:
+        return f"the request body is over this server's limit of {self.max_bytes:,} bytes: send a smaller image"
+
+
+class _Body:
+    """The ``receive`` of one request, with the guard's size limit, deadline and disconnect handling."""
+
+    def __init__(self, receive: Receive, guard: RequestGuard, has_body: bool):
+        self._receive = receive
+        self._guard = guard
+        self._loop = asyncio.get_running_loop()
+        self._deadline = self._loop.time() + guard.body_timeout_s
+        self.received = 0
+        self.done = not has_body
+        if has_body:
+            guard.counters.receiving += 1
+
+    def finish(self) -> None:
+        if not self.done:
+            self.done = True
+            self._guard.counters.receiving -= 1
+
+    async def receive(self) -> Message:
+        if self.done:  # after the body the app only listens for a disconnect: no deadline
+            return await self._receive()
+        try:
+            message = await asyncio.wait_for(self._receive(), max(0.0, self._deadline - self._loop.time()))
+        except asyncio.TimeoutError:
+            raise _BodyLateError(self.received) from None
+        if message["type"] == "http.disconnect":
+            raise _ClientGoneError(self.received)
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self._guard.max_bytes:
+                raise _BodyTooLargeError
+            if not message.get("more_body", False):
+                self.finish()
+        return message
+
+
+async def _answer(send: Send, status: int, detail: str) -> None:
+    """A JSON error response that closes the connection (the rest of the body, if any, is never read)."""
+    content = json.dumps({"detail": detail}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(content)).encode()),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": content})
+
+
+def header_deadline_protocol(header_timeout_s: float) -> type[asyncio.Protocol]:
+    """uvicorn's h11 protocol, closing a connection that has not sent a whole request head within
+    ``header_timeout_s`` of opening or of its previous response (for ``uvicorn.Config(http=...)``)."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderDeadlineProtocol(H11Protocol):
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._start_head_timer()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.conn.their_state is not h11.IDLE:  # the head has come whole: the body has its own deadline
+                self._stop_head_timer()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self._start_head_timer()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._stop_head_timer()
+            super().connection_lost(exc)
+
+        def _start_head_timer(self) -> None:
+            self._stop_head_timer()
+            self._head_timer = self.loop.call_later(header_timeout_s, self._head_late)
+
+        def _stop_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_late(self) -> None:
+            self._head_timer = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                log.debug("closed a connection that sent no whole request head within %g s", header_timeout_s)
+                self.transport.close()
+
+    return HeaderDeadlineProtocol
