@@ -14,7 +14,8 @@ IMAGE = (100, 200)  # height, width
 @pytest.mark.parametrize(
     ("box", "problem"),
     [
-        ([1e308, 1e308, 1e308, 1e308], "more than 8 times the size of the 200×100 image"),
+        ([1e308, 1e308, 1e308, 1e308], "lies wholly outside the 200×100 image"),
+        ([-1e308, -1e308, 1.7e308, 1.7e308], "more than 8 times the size of the 200×100 image"),
         ([10, 10, 1e-300, 1e-300], "under 1 pixel wide or high"),
         ([0, 0, np.nan, 10], "holds NaN or infinity"),
         ([0, 0, np.inf, 10], "holds NaN or infinity"),

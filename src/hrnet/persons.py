@@ -105,15 +105,16 @@ def _box_problem(box: np.ndarray, height: int, width: int) -> str:
         return "holds NaN or infinity"
     if w < MIN_BOX_SIZE or h < MIN_BOX_SIZE:
         return f"is under {MIN_BOX_SIZE:g} pixel wide or high (width {w:.3g}, height {h:.3g})"
-    if w > MAX_BOX_SCALE * max(width, 1) or h > MAX_BOX_SCALE * max(height, 1):
-        return f"is more than {MAX_BOX_SCALE:g} times the size of the {width}×{height} image"
     if x >= width or y >= height or x + w <= 0 or y + h <= 0:
         return f"lies wholly outside the {width}×{height} image"
+    if w > MAX_BOX_SCALE * max(width, 1) or h > MAX_BOX_SCALE * max(height, 1):
+        return f"is more than {MAX_BOX_SCALE:g} times the size of the {width}×{height} image"
     return ""
 
 
 def _short(values: Any) -> str:
-    text = str(np.asarray(values, dtype=np.float64).round(3).tolist())
+    """Numbers for a message, each to 6 significant digits (1e+308 stays 1e+308), at most ~120 characters."""
+    text = "[" + ", ".join(f"{v:.6g}" for v in np.asarray(values, dtype=np.float64).ravel()) + "]"
     return text if len(text) <= 120 else text[:117] + "..."
 
 
