@@ -12,7 +12,7 @@ round is after a warm-up), and from ``/healthz`` the mean persons per forward pa
 worker spent in the estimator, and how long the worker now waits for the clients it has just answered (a quarter of
 its average forward time, at most the server's ``max_batch_wait_s``: ``hrnet.serve.batcher``). After each round, with
 the
-server idle, ``hrnet bench``'s measurement (``hrnet.speed.measure_inference``, fast path, in a new process with the
+server idle, ``hrnet bench``'s measurement (``hrnet.speed.measure_backends``, fast path, in a new process with the
 command's memory setting, as the server is one) runs at batch N and at batch 1: the load on this shared machine
 drifts over minutes, so each round's requests/s is compared with the images/s measured right after it.
 
@@ -144,20 +144,20 @@ _BENCH = """
 import json, sys
 from hrnet.config import model_preset
 from hrnet.runtime import keep_freed_memory
-from hrnet.speed import measure_inference
+from hrnet.speed import measure_backends
 keep_freed_memory()  # as the hrnet command does
-rows = measure_inference(model_preset(sys.argv[1]), batch=int(sys.argv[2]), device="cpu", rounds=1,
-                         seconds=float(sys.argv[3]), onnx=False)
+rows, _ = measure_backends(model_preset(sys.argv[1]), ["pytorch-fast"], batch=int(sys.argv[2]), device="cpu",
+                           rounds=1, seconds=float(sys.argv[3]))
 print(json.dumps({r.backend: r.images_per_s for r in rows}))
 """
 
 
 def bench_fast_path(config: str, batch: int, seconds: float) -> float:
-    """``hrnet bench``'s fast-path images/s at ``batch`` (``hrnet.speed.measure_inference``, one round of
-    ``seconds``, ONNX Runtime left out), in a new process as the server is one."""
+    """``hrnet bench``'s fast-path images/s at ``batch`` (``hrnet.speed.measure_backends``, backend
+    ``pytorch-fast``, one round of ``seconds``), in a new process as the server is one."""
     command = [sys.executable, "-c", _BENCH, config, str(batch), str(seconds)]
     rates = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
-    return next(rate for name, rate in rates.items() if name.startswith("fast path"))
+    return float(rates["pytorch-fast"])
 
 
 def main() -> None:
@@ -176,7 +176,7 @@ def main() -> None:
         torch.manual_seed(0)
         weights = Path(tmp) / "random.safetensors"
         save_weights(build_model(model_preset(args.config)), weights)
-        command = [sys.executable, "-m", "hrnet", "serve", args.config, "--weights", str(weights)]
+        command = [sys.executable, "-m", "hrnet", "serve", args.config, "--weights", str(weights), "--detector", "none"]
         command += ["--port", str(port), "--max-batch", str(args.clients), "--batch-window-ms", str(args.window_ms)]
         command += ["--set", "test.flip_test=false", "--device", "cpu"]
         server = subprocess.Popen(command, cwd=REPO)
