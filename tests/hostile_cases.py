@@ -45,10 +45,10 @@ _CLI = "tests/test_cli.py::"
 _CKPT = "tests/models/test_checkpoint.py::"
 _WEIGHTS = "tests/test_weights.py::"
 _DETECT = "tests/test_detect.py::"
-_SERVE = "tests/test_serve.py::test_bad_input_is_refused_and_the_server_goes_on"
 _TRAIN = "tests/engine/test_train.py::"
 _VIDEO = "tests/test_video.py::"
 _COCO = "tests/data/test_coco.py::"
+SERVE_BAD_INPUTS = "tests/test_serve.py::test_bad_input_is_refused_and_the_server_goes_on"  # over its BAD_INPUTS
 
 CASES: tuple[HostileCase, ...] = (
     # outputs
@@ -310,40 +310,62 @@ CASES: tuple[HostileCase, ...] = (
                 _DETECT + "test_hog_finds_nobody_in_an_image_smaller_than_its_window"),
     HostileCase("detectors", "hrnet serve --detector no-such-detector", "one line, exit 2",
                 "tests/test_serve.py::test_cli_unknown_detector_is_one_line"),
-    # service
+    # service (the names of test_serve.py's BAD_INPUTS, which tests/test_docs.py compares with this list)
     *(
-        HostileCase("service", given, f"{status}, the server goes on", _SERVE)
+        HostileCase("service", given, f"{status}, one line saying what to fix; the server goes on", SERVE_BAD_INPUTS)
         for given, status in (
-            ("a body over the limit", 413),
-            ("a chunked body over the limit", 413),
-            ("an upload that is not an image", 400),
-            ("a corrupt image", 400),
+            ("body over the limit", 413),
+            ("chunked body over the limit", 413),
+            ("not an image", 400),
+            ("corrupt image", 400),
             ("zero bytes", 400),
-            ("a zero-size image", 400),
-            ("a decompression bomb", 400),
-            ("a decompression bomb beyond Pillow's own limit", 400),
+            ("zero-size image", 400),
+            ("decompression bomb", 400),
+            ("decompression bomb beyond Pillow's own limit", 400),
             ("too many boxes", 400),
-            ("a NaN box in JSON", 400),
-            ("an infinite box in a multipart form", 400),
-            ("a box of strings", 400),
-            ("a box of 3 numbers", 400),
-            ("a zero-width box", 400),
-            ("boxes that are not JSON", 400),
-            ("scores not matching the boxes", 400),
-            ("a NaN score", 400),
+            ("NaN box (JSON)", 400),
+            ("infinite box (multipart)", 400),
+            ("box of 1e308s, wholly outside the image", 400),
+            ("box left of the image", 400),
+            ("box below a pixel", 400),
+            ("box of the float limit's size", 400),
+            ("integer too large for a float", 400),
+            ("boxes nested 100,000 deep (multipart)", 400),
+            ("boxes nested 100,000 deep (JSON)", 400),
+            ("image_id of 5,000 digits (JSON)", 400),
+            ("image_id of 201 characters", 400),
+            ("box of strings", 400),
+            ("box of 3 numbers", 400),
+            ("zero-width box", 400),
+            ("boxes not JSON", 400),
+            ("scores not matching boxes", 400),
+            ("NaN score", 400),
             ("bad base64", 400),
-            ("JSON without an image", 400),
+            ("JSON without image", 400),
             ("JSON with an unknown field", 400),
-            ("an image_id of the wrong type", 400),
+            ("image_id of the wrong type", 400),
             ("malformed JSON", 400),
             ("multipart without an image field", 400),
-            ("a wrong content type", 415),
+            ("wrong content type", 415),
         )
     ),
     HostileCase("service", "more requests in progress than the limit", "503 with Retry-After; the first completes",
                 "tests/test_serve.py::test_requests_over_the_pending_limit_get_503"),
     HostileCase("service", "one failing image among concurrent requests", "it fails alone",
                 "tests/test_serve.py::test_a_failing_image_fails_alone"),
+    HostileCase("service", "70 clients that send part of a body and stall, against 64 slots",
+                "they hold no slot; 408 at the body deadline; good requests answered",
+                "tests/test_serve.py::test_stalled_clients_hold_no_slot_and_are_cut_off_at_the_body_deadline"),
+    HostileCase("service", "a connection that sends nothing, or its head a byte at a time", "closed at the deadline",
+                "tests/test_serve.py::test_a_request_head_must_arrive_within_the_header_timeout"),
+    HostileCase("service", "a client that goes away mid-body", "one INFO line, no traceback",
+                "tests/test_serve.py::test_a_client_that_goes_away_mid_body_is_one_info_line"),
+    HostileCase("service", "1,000 mixed good and junk requests", "each answered; memory flat within 5 %",
+                "tests/test_serve.py::test_soak_1000_mixed_requests_leave_the_servers_memory_flat"),
+    HostileCase("service", "serve limits of NaN, infinity, 0 or True", "refused naming the limit",
+                "tests/test_serve.py::test_serve_limits_refuse_values_out_of_range"),
+    HostileCase("service", "--max-upload-mb nan, --batch-window-ms 5000, --port 99999", "one usage line, exit 2",
+                "tests/test_serve.py::test_cli_limits_out_of_range_are_one_line"),
     # training
     HostileCase("training", "SIGKILL mid-run, then --resume", "weights equal an uninterrupted run's",
                 _TRAIN + "test_resume_after_sigkill_equals_an_uninterrupted_run"),

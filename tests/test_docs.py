@@ -30,7 +30,7 @@ import pytest
 
 from hrnet import cli
 from hrnet.config import MODEL_PRESETS
-from tests.hostile_cases import CASES, FAMILIES
+from tests.hostile_cases import CASES, FAMILIES, SERVE_BAD_INPUTS
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -233,6 +233,24 @@ def test_every_hostile_case_names_a_test_that_exists():
     assert not missing, f"tests/hostile_cases.py names tests that do not exist: {missing}"
     assert {case.family for case in CASES} == set(FAMILIES)
     assert len({(case.given, case.test) for case in CASES}) == len(CASES)  # no case listed twice
+
+
+def _bad_inputs() -> dict[str, int]:
+    """tests/test_serve.py's ``BAD_INPUTS``, read without importing it: each request's name and its status."""
+    for node in ast.parse((ROOT / "tests" / "test_serve.py").read_text(encoding="utf-8")).body:
+        if (
+            isinstance(node, ast.Assign)
+            and [getattr(target, "id", None) for target in node.targets] == ["BAD_INPUTS"]
+            and isinstance(node.value, ast.Dict)
+        ):
+            pairs = zip(node.value.keys, node.value.values, strict=True)
+            return {ast.literal_eval(key): ast.literal_eval(value.elts[1]) for key, value in pairs}  # (request, status)
+    raise AssertionError("tests/test_serve.py has no BAD_INPUTS")
+
+
+def test_the_service_cases_are_the_requests_the_server_test_sends():
+    listed = {case.given: case.outcome.split(",")[0] for case in CASES if case.test == SERVE_BAD_INPUTS}
+    assert listed == {name: str(status) for name, status in _bad_inputs().items()}
 
 
 def test_the_robustness_page_shows_the_count_of_each_family():
