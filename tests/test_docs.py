@@ -1,0 +1,263 @@
+"""The README and docs/ against the code, so that no documented command or figure goes stale.
+
+Every ``hrnet ...`` command line in the ```bash blocks of README.md and docs/*.md (also ``python -m hrnet`` and
+``torchrun ... -m hrnet``; comments, line continuations, ``VAR=value`` prefixes and pipes handled) is parsed by the
+real parser, ``hrnet.cli.parse_args``: a usage error fails the test.
+
+The cheap ones that need no download are also RUN, in the order of their page, inside ``tmp_path`` (the working
+folder and ``$HRNET_CACHE`` there; their paths are relative, so nothing is written into the checkout):
+``hrnet info PRESET ...``, ``hrnet weights list``, ``hrnet draw ...``, ``hrnet data synth ...`` (with 8 training
+and 4 validation images, whatever counts the page gives) and ``hrnet data show ...``. Every other command is only
+parsed: ``predict``, ``serve``, ``eval`` and ``export`` (they download weights or need photos and data sets),
+``train``, ``demo`` and ``bench`` (minutes), ``weights get`` (a download), ``convert`` (a TensorFlow checkpoint)
+and ``info`` of a config file that the page does not create.
+
+Also: the ``make`` targets the pages name exist in the Makefile (and the README's two are the ones ``.ci/run`` and
+the Makefile use), the ```python blocks compile, relative links point at files that exist, the README stays short,
+and the list of hostile cases (``tests/hostile_cases.py``) names tests that exist and matches the table of
+docs/robustness.md.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import shlex
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from hrnet import cli
+from hrnet.config import MODEL_PRESETS
+from tests.hostile_cases import CASES, FAMILIES, SERVE_BAD_INPUTS
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
+README_MAX_LINES = 150
+FENCE = re.compile(r"^```(\w*)[ \t]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
+SEPARATORS = {"|", "||", "&&", ";", "&"}
+ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+SYNTH_COUNTS = {"--train": "8", "--val": "4"}  # the demo's 4,000 + 500 images take minutes
+
+
+def _name(page: Path) -> str:
+    return str(page.relative_to(ROOT))
+
+
+def blocks(text: str, language: str) -> list[str]:
+    """The contents of the fenced blocks of ``language`` in a Markdown text."""
+    return [body for lang, body in FENCE.findall(text) if lang == language]
+
+
+def shell_commands(block: str) -> list[list[str]]:
+    """The simple commands of a bash block as word lists: continuation lines joined, comments dropped, pipelines
+    and lists (``|``, ``&&``, ``;``) split, leading ``VAR=value`` assignments removed."""
+    commands = []
+    for line in block.replace("\\\n", " ").splitlines():
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        segment: list[str] = []
+        for word in [*lexer, ";"]:
+            if word in SEPARATORS:
+                while segment and ASSIGNMENT.match(segment[0]):
+                    segment.pop(0)
+                if segment:
+                    commands.append(segment)
+                segment = []
+            else:
+                segment.append(word)
+    return commands
+
+
+def hrnet_argv(words: list[str]) -> list[str] | None:
+    """The arguments of an ``hrnet`` command (``hrnet ...``, ``python -m hrnet ...``, ``torchrun ... -m hrnet
+    ...``), or None for any other command."""
+    if words[0] == "hrnet":
+        return words[1:]
+    for i in range(len(words) - 1):
+        if words[i] == "-m" and words[i + 1] == "hrnet":
+            return words[i + 2 :]
+    return None
+
+
+def page_commands(page: Path) -> list[list[str]]:
+    return [
+        argv
+        for block in blocks(page.read_text(encoding="utf-8"), "bash")
+        for words in shell_commands(block)
+        if (argv := hrnet_argv(words)) is not None
+    ]
+
+
+def runs(argv: list[str]) -> bool:
+    """Whether a documented command is cheap and needs no download, so that the test runs it for real."""
+    return (
+        (argv[:1] == ["info"] and len(argv) > 1 and argv[1] in MODEL_PRESETS)
+        or argv[:2] == ["weights", "list"]
+        or argv[:1] == ["draw"]
+        or argv[:2] in (["data", "synth"], ["data", "show"])
+    )
+
+
+def with_small_counts(argv: list[str]) -> list[str]:
+    """``hrnet data synth`` with ``SYNTH_COUNTS`` in place of the page's counts."""
+    kept: list[str] = []
+    words = iter(argv)
+    for word in words:
+        if word in SYNTH_COUNTS:
+            next(words, None)
+        elif word.split("=", 1)[0] not in SYNTH_COUNTS:
+            kept.append(word)
+    return kept + [x for option, count in SYNTH_COUNTS.items() for x in (option, count)]
+
+
+def test_the_extraction_reads_shell_as_written():
+    block = (
+        "hrnet predict a.jpg \\\n    --out results/   # a comment\n"
+        "HRNET_CACHE=/tmp/c hrnet weights list | head -3 && make test\n"
+        "torchrun --nproc_per_node=4 -m hrnet train w32\n"
+        "curl -F 'boxes=[[1, 2, 3, 4]]' http://127.0.0.1:8000/v1/pose\n"
+    )
+    commands = shell_commands(block)
+    assert commands == [
+        ["hrnet", "predict", "a.jpg", "--out", "results/"],
+        ["hrnet", "weights", "list"],
+        ["head", "-3"],
+        ["make", "test"],
+        ["torchrun", "--nproc_per_node=4", "-m", "hrnet", "train", "w32"],
+        ["curl", "-F", "boxes=[[1, 2, 3, 4]]", "http://127.0.0.1:8000/v1/pose"],
+    ]
+    assert [hrnet_argv(c) for c in commands] == [
+        ["predict", "a.jpg", "--out", "results/"], ["weights", "list"], None, None, ["train", "w32"], None
+    ]  # fmt: skip
+    assert with_small_counts(["data", "synth", "--out", "d", "--train", "4000", "--val=500"]) == [
+        "data", "synth", "--out", "d", "--train", "8", "--val", "4"
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_name)
+def test_every_documented_command_parses(page, capsys):
+    for argv in page_commands(page):
+        try:
+            cli.parse_args(argv)
+        except SystemExit as exit_:
+            err = capsys.readouterr().err.strip()
+            pytest.fail(f"{_name(page)}: `hrnet {shlex.join(argv)}` does not parse (exit {exit_.code}): {err}")
+
+
+def test_the_pages_show_the_commands_a_newcomer_needs():
+    readme = page_commands(README)
+    assert ["predict", "group.jpg"] in readme, "the README's first photo command is hrnet predict PHOTO alone"
+    for command in ("predict", "serve", "train"):
+        assert any(argv[0] == command for argv in readme), command
+    assert sum(len(page_commands(page)) for page in PAGES) >= 40  # the extraction finds them all, not none
+
+
+def test_the_cheap_commands_run(tmp_path, monkeypatch, capsys):
+    from hrnet.cli import main
+
+    docs = {p: p.stat().st_mtime_ns for p in (ROOT / "docs").iterdir()}
+    monkeypatch.setenv("HRNET_CACHE", str(tmp_path / "cache"))
+    ran = []
+    for page in PAGES:
+        folder = tmp_path / page.stem
+        folder.mkdir()
+        monkeypatch.chdir(folder)
+        for argv in filter(runs, page_commands(page)):
+            assert not any(Path(word).is_absolute() for word in argv), f"{_name(page)}: {argv}: a path outside tmp"
+            command = with_small_counts(argv) if argv[:2] == ["data", "synth"] else argv
+            status = main(command)
+            assert status == 0, f"{_name(page)}: `hrnet {shlex.join(argv)}` failed: {capsys.readouterr().err}"
+            ran.append(argv)
+    assert {p: p.stat().st_mtime_ns for p in (ROOT / "docs").iterdir()} == docs  # the checkout's figures untouched
+    kinds = {tuple(argv[:2]) if argv[0] in ("data", "weights") else argv[0] for argv in ran}
+    assert kinds == {"info", ("weights", "list"), "draw", ("data", "synth"), ("data", "show")}, kinds
+
+
+def _make_targets() -> set[str]:
+    rule = re.compile(r"^([A-Za-z][\w.-]*)\s*:(?!=)")  # "name:" starts a rule; "NAME := value" sets a variable
+    return {m.group(1) for line in (ROOT / "Makefile").read_text().splitlines() if (m := rule.match(line))}
+
+
+def test_make_targets_exist_and_the_readme_names_the_two_commands():
+    targets = _make_targets()
+    named = {
+        next(w for w in words[1:] if not w.startswith("-") and "=" not in w)
+        for page in PAGES
+        for block in blocks(page.read_text(encoding="utf-8"), "bash")
+        for words in shell_commands(block)
+        if words[0] == "make"
+    }
+    assert named and named <= targets, named - targets
+    readme = [words for block in blocks(README.read_text(encoding="utf-8"), "bash") for words in shell_commands(block)]
+    assert ["make", "demo"] in readme and ["make", "test"] in readme
+    assert "make test" in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_name)
+def test_python_snippets_compile(page):
+    for i, block in enumerate(blocks(page.read_text(encoding="utf-8"), "python")):
+        compile(block, f"{_name(page)}, python block {i + 1}", "exec")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_name)
+def test_relative_links_point_at_files(page):
+    for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text(encoding="utf-8")):
+        if "://" not in target and not target.startswith("#"):
+            assert (page.parent / target.split("#")[0]).exists(), f"{_name(page)}: {target}"
+
+
+def test_the_readme_is_short_and_says_hrnet_one_way():
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= README_MAX_LINES
+    assert ".venv/bin/hrnet" not in text and "source .venv/bin/activate" in text
+
+
+def _test_ids(path: Path) -> set[str]:
+    """The node ids (without parameters) of the tests defined in a test file."""
+    name = str(path.relative_to(ROOT))
+    ids = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test_"):
+            ids.add(f"{name}::{node.name}")
+        elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
+            ids |= {f"{name}::{node.name}::{f.name}" for f in node.body if getattr(f, "name", "").startswith("test_")}
+    return ids
+
+
+def test_every_hostile_case_names_a_test_that_exists():
+    existing = set().union(*(_test_ids(p) for p in (ROOT / "tests").rglob("test_*.py")))
+    missing = sorted({case.test for case in CASES} - existing)
+    assert not missing, f"tests/hostile_cases.py names tests that do not exist: {missing}"
+    assert {case.family for case in CASES} == set(FAMILIES)
+    assert len({(case.given, case.test) for case in CASES}) == len(CASES)  # no case listed twice
+
+
+def _bad_inputs() -> dict[str, int]:
+    """tests/test_serve.py's ``BAD_INPUTS``, read without importing it: each request's name and its status."""
+    for node in ast.parse((ROOT / "tests" / "test_serve.py").read_text(encoding="utf-8")).body:
+        if (
+            isinstance(node, ast.Assign)
+            and [getattr(target, "id", None) for target in node.targets] == ["BAD_INPUTS"]
+            and isinstance(node.value, ast.Dict)
+        ):
+            pairs = zip(node.value.keys, node.value.values, strict=True)
+            return {ast.literal_eval(key): ast.literal_eval(value.elts[1]) for key, value in pairs}  # (request, status)
+    raise AssertionError("tests/test_serve.py has no BAD_INPUTS")
+
+
+def test_the_service_cases_are_the_requests_the_server_test_sends():
+    listed = {case.given: case.outcome.split(",")[0] for case in CASES if case.test == SERVE_BAD_INPUTS}
+    assert listed == {name: str(status) for name, status in _bad_inputs().items()}
+
+
+def test_the_robustness_page_shows_the_count_of_each_family():
+    text = (ROOT / "docs" / "robustness.md").read_text(encoding="utf-8")
+    rows = {m[0]: (m[1], int(m[2])) for m in re.findall(r"^\| ([a-z ]+) \| ([^|]*) \| (\d+) \|$", text, re.M)}
+    counts = Counter(case.family for case in CASES)
+    expected = {family: (what, counts[family]) for family, what in FAMILIES.items()}
+    expected["all"] = ("every family", len(CASES))
+    table = "\n".join(f"| {family} | {what} | {count} |" for family, (what, count) in expected.items())
+    assert rows == expected, f"docs/robustness.md's table should read:\n{table}"
