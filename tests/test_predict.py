@@ -78,7 +78,7 @@ def test_only_regular_files_are_read_and_the_rest_is_named(setup, datasets_dir, 
         assert f"{folder / name} ({kind})" in done.stderr
     assert "direct.jpg: the input is a FIFO (named pipe), not a regular file" in done.stderr
     assert "clip.mp4: the input is a FIFO (named pipe)" in done.stderr
-    assert "failed: ²: ²: cannot read the image file (No such file or directory)" in done.stderr
+    assert "failed: ²: cannot read the image file (No such file or directory)" in done.stderr
     assert "video: " + str(tmp_path / "clip.mp4") + ": the video is a FIFO (named pipe)" in done.stdout
     assert "Traceback" not in done.stderr
     assert json.loads((out / "².jpg.json").read_text())[0]["image_id"] == "².jpg"

@@ -126,7 +126,7 @@ def test_the_page_draws_the_poses_of_a_photo(server, browser, datasets_dir, tmp_
     not_image.write_text("not a photo")
     browser.find_element(By.ID, "file").send_keys(str(not_image))
     assert _wait_for_result(browser) == "error"
-    assert "400: not an image" in browser.find_element(By.ID, "status").text
+    assert "400: upload: the image does not decode" in browser.find_element(By.ID, "status").text
 
     browser.execute_script("document.getElementById('threshold').value = '0'")  # draw every keypoint
     browser.find_element(By.ID, "file").send_keys(str(photo))

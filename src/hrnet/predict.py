@@ -68,6 +68,12 @@ class PredictReport:
     failed: list[tuple[Path | str, str]] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)  # folder entries named like inputs, not regular files
 
+    def fail(self, source: Path | str, err: HrnetError) -> None:
+        """An input that could not be predicted: logged and kept with its reason, which names the input once."""
+        reason = str(err) if str(source) in str(err) else f"{source}: {err}"
+        log.error("skipped: %s", reason)
+        self.failed.append((source, reason))
+
 
 def expand_inputs(inputs: Sequence[str | Path]) -> tuple[list[Path | str], list[Skipped]]:
     """Files as given; folders replaced by their images and videos (sorted, not recursive) less the drawings that
@@ -249,8 +255,7 @@ def _predict_video(
             estimator, source, folder.path, options=video, threshold=threshold, draw=draw, progress=progress
         )
     except HrnetError as err:
-        log.error("skipped %s: %s", source, err)
-        report.failed.append((source, str(err)))
+        report.fail(source, err)
         return
     for output in written:
         folder.record(output)
@@ -337,7 +342,7 @@ class _ImageJob:
         for image in group:
             persons = done.get(id(image))
             if persons is None:
-                self._fail(image.path, image.error or DataError("failed"))
+                self.report.fail(image.path, image.error or DataError("failed"))
             yield image, persons
 
     def _alone(self, image: _Image, rgb: np.ndarray) -> Persons | None:
@@ -346,10 +351,6 @@ class _ImageJob:
         except HrnetError as err:
             image.error = err
             return None
-
-    def _fail(self, path: Path, err: HrnetError) -> None:
-        log.error("skipped %s: %s", path, err)
-        self.report.failed.append((path, str(err)))
 
     def _write(self, image: _Image, persons: Persons) -> None:
         """JSON and drawing of one image (in the write-behind thread), recorded in the folder's manifest."""

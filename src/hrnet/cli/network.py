@@ -245,8 +245,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     )
     count = len(report.written)
     print(f"wrote {count} file{'' if count == 1 else 's'} to {args.out}")
-    for path, reason in report.failed:
-        print(f"failed: {path}: {reason}", file=sys.stderr)
+    for _, reason in report.failed:
+        print(f"failed: {reason}", file=sys.stderr)
     return 1 if report.failed else 0
 
 

@@ -239,7 +239,9 @@ def create_app(estimator: PoseEstimator, *, limits: ServeLimits | None = None, m
 
     async def _pose(body: PoseRequest, draw: bool, start: float) -> Response:
         boxes, box_scores = parse_boxes(body.boxes, body.box_scores, limits.max_boxes)
-        image = await run_in_threadpool(partial(decode_image_bytes, body.data, max_pixels=limits.max_pixels))
+        image = await run_in_threadpool(
+            partial(decode_image_bytes, body.data, source="upload", max_pixels=limits.max_pixels)
+        )
         height, width = image.shape[:2]
         decoded = time.perf_counter()
         # Given boxes are checked against the image; else the detector's (on a BGR copy) or the whole image.
