@@ -408,7 +408,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 @pytest.mark.skipif(not HAS_HOG, reason=NO_HOG)
 def test_hog_finds_standing_persons_on_the_shared_photos(datasets_dir):
     """HOG is weak: of the 8 standing persons in the shared COCO and AIC photos it boxes 4 with IoU ≥ 0.5 (two of
-    them at 0.50; OpenCV 5.0.0 contrib, measured when this test was written; see the README), and it also boxes
+    them at 0.50; OpenCV 5.0.0 contrib, measured when this test was written; see docs/weights.md), and it also boxes
     background. The test holds it to at least 3 of the 8, and to boxes in every one of the 4 photos."""
     samples = _standing_persons(datasets_dir)
     detector = load_detector("hog")

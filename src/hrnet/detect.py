@@ -5,7 +5,7 @@ gives). ``load_detector(spec)`` builds one from:
 
 - ``"hog"``: OpenCV's HOG + linear SVM people detector (Dalal & Triggs, CVPR 2005), whose weights ship inside
   OpenCV. No download, but weak: it finds upright, whole, unoccluded people about 100 px tall or more and misses
-  most others (see the README for how many of the shared sample photos' persons it finds). A fallback, not a
+  most others (docs/weights.md says how many of the shared sample photos' persons it finds). A fallback, not a
   substitute for a learned detector.
 - a ``.onnx`` file run by ONNX Runtime, in one of the layouts below (recognised from the model's outputs, or named
   with ``format``);

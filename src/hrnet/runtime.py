@@ -10,7 +10,7 @@ Every PyTorch operator on the CPU allocates its output. glibc's ``malloc`` serve
 forward pass faults every page in again and the kernel zeroes each 4 KiB one. HRNet-W32 at 256×192, batch 16,
 takes about 430,000 page faults a forward pass that way: a third of its time on 2 cores. With large blocks taken
 from the heap and freed memory kept, the same pass takes none and runs about 1.5× faster
-(``bench/results/inference.md``), a training step about 1.3× (``bench/results/loader.md``). ONNX Runtime avoids
+(``bench/results/inference.md``). ONNX Runtime avoids
 the cost with its own memory arena; this is the same idea for PyTorch.
 """
 

@@ -103,7 +103,7 @@ def _bench_precisions(args: argparse.Namespace, model_cfg: ModelConfig) -> int:
             print(f"note: {notice}")
     print(
         f"fp32 limit: {result.limit:.2f} images/s = peak {result.peak_flops / 1e9:.0f} GFLOP/s (2048³ 1×1 conv, "
-        f"{result.peak_backend}) ÷ 2 × {result.multiply_accumulates / 1e9:.3f} G multiply-adds"
+        f"{result.peak_backend}) ÷ (2 × {result.multiply_accumulates / 1e9:.3f} G multiply-adds)"
     )
     for row in result.rows:
         multiple = row.images_per_s / result.limit
@@ -255,7 +255,7 @@ REALTIME_DETECT_EVERY = 10  # --realtime: the detector on every 10th frame, pers
 
 def realtime(config: ExperimentConfig, args: argparse.Namespace) -> tuple[ExperimentConfig, str | None]:
     """``--realtime``: no flip test, and the fastest precision this CPU runs well when none is asked for: bf16 on
-    a CPU with AVX-512 BF16 or AMX (or a GPU), an ``.onnx`` file's own (an int8 file runs int8), else fp32."""
+    a CPU with AVX-512 BF16 or AMX, an ``.onnx`` file's own (an int8 file runs int8), else fp32."""
     from hrnet.backends import is_onnx_file
     from hrnet.precision import cpu_support
 
