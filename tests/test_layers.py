@@ -26,21 +26,21 @@ LAYERS: dict[str, int] = {
     "metrics": 4,
     "visualize": 4,
     "precision": 5,
-    "backends": 5,  # the one place that opens a network: above the precision helpers, below the estimator
-    "persons": 5,  # box source, box checks, results JSON, drawing: beside the detector they use
-    "inference": 5,
-    "detect": 5,  # person detectors, beside the estimator that uses them
+    "detect": 5,  # person detectors
     "track": 5,
-    "engine": 6,
-    "export": 6,
-    "speed": 6,
-    "draw": 6,
-    "predict": 6,
-    "video": 6,
-    "serve": 6,  # a package (request, batcher, guards, app): each of its modules is in this layer
-    "demo": 7,
-    "cli": 8,
-    "__main__": 9,
+    "backends": 6,  # the one place that opens a network: above the precision helpers, below the estimator
+    "persons": 6,  # box source, box checks, results JSON, drawing: over the detector they use
+    "inference": 7,  # the estimator: a backend and the person pipeline
+    "engine": 8,
+    "export": 8,
+    "speed": 8,
+    "draw": 8,
+    "video": 8,  # frames → tracked persons → JSON lines and H.264: the engine of predict's videos and cameras
+    "predict": 9,  # a front end: files, folders, videos, cameras
+    "serve": 9,  # a front end: HTTP (a package: request, batcher, guards, app)
+    "demo": 10,
+    "cli": 11,
+    "__main__": 12,
     "__init__": 0,
 }
 
@@ -100,3 +100,18 @@ def test_no_import_cycles():
     for module in sorted(modules):
         if module not in state:
             visit(module, [module])
+
+
+FRONT_ENDS = ("predict", "serve")  # thin: each over the estimator (and predict over video), never over another
+
+
+def test_front_ends_stand_on_the_estimator_not_on_each_other():
+    graph = _graph()
+    for module, targets in graph.items():
+        top = module.split(".")[0]
+        if top in FRONT_ENDS:
+            tops = {t.split(".")[0] for t in targets}
+            assert not tops & (set(FRONT_ENDS) - {top}), f"front end {module} imports another front end"
+            assert top == "predict" or "video" not in tops, f"{module} imports video"
+    for front_end in ("predict", "serve.app"):
+        assert "inference" in graph[front_end] and "persons" in graph[front_end], front_end
