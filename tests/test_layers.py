@@ -13,6 +13,7 @@ LAYERS: dict[str, int] = {
     "runtime": 0,
     "fileio": 1,
     "stream": 1,  # read ahead, write behind, the newest frame: threads only, no hrnet imports
+    "frames": 4,  # video files, cameras, streams in; H.264 out (OpenCV, PyAV): beside the data readers
     "inputs": 1,  # which paths are files to read, and the one rule for numbers in names
     "outputs": 1,  # the one "would this output replace something not ours" check, over fileio
     "weights": 1,  # the registry and cache of named weights files: below everything that loads weights

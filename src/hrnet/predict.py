@@ -45,12 +45,13 @@ from tqdm import tqdm
 from hrnet.data.images import MAX_PIXELS, read_image
 from hrnet.errors import DataError, HrnetError, OutputError
 from hrnet.fileio import output_problem, read_json, write_json_atomic
+from hrnet.frames import VIDEO_SUFFIXES, is_live_source, is_video, video_outputs
 from hrnet.inference import PoseEstimator
 from hrnet.inputs import Skipped, check_not_special, decimal_id, entry_kind, list_inputs
 from hrnet.outputs import Manifest, OutputFolder
 from hrnet.persons import Persons, draw_persons, person_results, usable_boxes
 from hrnet.stream import ReadAhead, WriteBehind
-from hrnet.video import VIDEO_SUFFIXES, VideoOptions, is_live_source, is_video, predict_video, video_outputs
+from hrnet.video import VideoOptions, predict_video
 from hrnet.visualize import write_image
 
 log = logging.getLogger(__name__)

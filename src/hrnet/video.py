@@ -9,21 +9,18 @@ those boxes, ``hrnet.track.PoseTracker`` gives every person a track id (and smoo
 by PyAV) that plays in browsers.
 
 A source is a video file, a webcam index (``"0"``) or a stream URL (``rtsp://``, ``http://``, ...) that OpenCV's
-FFmpeg back end opens. A file's outputs appear whole or not at all; a webcam's or stream's (which never end on
-their own) are completed when the frames stop or on Ctrl-C.
+FFmpeg back end opens (``hrnet.frames``: sources, timestamps, H.264 output). A file's outputs appear whole or not
+at all; a webcam's or stream's (which never end on their own) are completed when the frames stop or on Ctrl-C.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import re
 import threading
 import time as clock
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from fractions import Fraction
 from functools import partial
 from pathlib import Path
 from typing import IO, Any
@@ -34,42 +31,22 @@ from tqdm import tqdm
 
 from hrnet.errors import ConfigError, DataError
 from hrnet.fileio import atomic_path, json_text
+from hrnet.frames import (
+    DEFAULT_FPS,
+    H264Writer,
+    atomic_video,
+    frame_time,
+    is_live_source,
+    open_capture,
+    video_outputs,
+)
 from hrnet.inference import PoseEstimator
-from hrnet.inputs import check_not_special, decimal_id
+from hrnet.inputs import decimal_id
 from hrnet.persons import PersonPose, draw_persons, person_results
 from hrnet.stream import LatestFrame, ReadAhead, WriteBehind
 from hrnet.track import OneEuroSettings, PoseTracker, Track, box_from_keypoints, box_overlap, greedy_match
 
 log = logging.getLogger(__name__)
-
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_DEFAULT_FPS = 25.0  # when a source does not say (some webcams and streams report 0)
-_MAX_WEBCAM = 2**31 - 1  # OpenCV takes the index as a C int
-
-
-def is_live_source(source: str | Path) -> bool:
-    """Whether ``source`` is a webcam index (``"0"``: ASCII digits, no file of that name) or a stream URL rather
-    than a file."""
-    text = str(source)
-    index = decimal_id(text)
-    return _URL.match(text) is not None or (index is not None and index <= _MAX_WEBCAM and not Path(text).exists())
-
-
-def is_video(source: str | Path) -> bool:
-    """A video file (by its suffix), a webcam index or a stream URL."""
-    return is_live_source(source) or Path(source).suffix.lower() in VIDEO_SUFFIXES
-
-
-def source_stem(source: str | Path) -> str:
-    """The stem of a source's output files: the file's stem, ``webcam0``, or a stream URL made file-safe."""
-    text = str(source)
-    if not is_live_source(text):
-        return Path(text).stem
-    if decimal_id(text) is not None:
-        return f"webcam{text}"
-    tail = re.sub(r"[^A-Za-z0-9.-]+", "_", _URL.sub("", text).split("?")[0]).strip("_.")
-    return f"stream_{tail[:80] or 'video'}"
 
 
 @dataclass(frozen=True)
@@ -271,99 +248,6 @@ class VideoPoseTracker:
         )
 
 
-class H264Writer:
-    """Frames → an H.264 MP4 (yuv420p, ``faststart``) through PyAV: the format every browser plays.
-
-    ``writer.write(rgb)`` takes (H, W, 3) uint8 RGB frames of one size; odd sizes are padded by a pixel (4:2:0
-    needs even ones). ``close()`` flushes the encoder. Every failure is a ``DataError`` naming the file.
-    """
-
-    def __init__(
-        self, path: str | Path, fps: float, *, codec: str = "libx264", crf: int = 23, preset: str = "veryfast"
-    ):
-        import av
-
-        self.path = Path(path)
-        self._av = av
-        self._rate = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(int(_DEFAULT_FPS))
-        self._codec, self._options = codec, {"crf": str(crf), "preset": preset}
-        self._stream: Any = None
-        self._size: tuple[int, int] | None = None
-        try:
-            self._container: Any = av.open(str(self.path), mode="w", format="mp4", options={"movflags": "+faststart"})
-        except (av.FFmpegError, OSError) as err:
-            raise DataError(f"{self.path}: cannot write the video ({err})") from None
-
-    def write(self, rgb: np.ndarray) -> None:
-        height, width = rgb.shape[:2]
-        if self._stream is None:
-            self._open_stream(width + width % 2, height + height % 2)
-            self._size = (height, width)
-        elif self._size != (height, width):
-            first = f"{self._size[1]}×{self._size[0]}" if self._size else "?"
-            raise DataError(f"{self.path}: a frame of {width}×{height} after frames of {first}")
-        if height % 2 or width % 2:
-            rgb = cv2.copyMakeBorder(rgb, 0, height % 2, 0, width % 2, cv2.BORDER_REPLICATE)
-        frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        self._encode(frame)
-
-    def close(self) -> None:
-        """Flush the encoder and finish the file (a file with no frame is left empty)."""
-        try:
-            if self._stream is not None:
-                self._encode(None)
-            self._container.close()
-        except (self._av.FFmpegError, OSError) as err:
-            raise DataError(f"{self.path}: the video could not be finished ({err})") from None
-
-    def _open_stream(self, width: int, height: int) -> None:
-        try:
-            stream = self._container.add_stream(self._codec, rate=self._rate, options=self._options)
-        except (self._av.FFmpegError, ValueError) as err:
-            raise DataError(
-                f"{self.path}: the {self._codec} encoder is not available in this PyAV build ({err}); reinstall "
-                "the 'av' package from PyPI (its wheels include libx264)"
-            ) from None
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        self._stream = stream
-
-    def _encode(self, frame: Any) -> None:
-        try:
-            for packet in self._stream.encode(frame):
-                self._container.mux(packet)
-        except (self._av.FFmpegError, OSError, ValueError) as err:
-            raise DataError(f"{self.path}: the {self._codec} encoder failed ({err})") from None
-
-
-@contextmanager
-def _open_capture(source: str | Path) -> Iterator[cv2.VideoCapture]:
-    text = str(source)
-    live = is_live_source(text)
-    if not live:
-        check_not_special(text, "video")  # a FIFO or device would block OpenCV's reader
-    index = decimal_id(text) if live else None
-    capture = cv2.VideoCapture(index) if index is not None else cv2.VideoCapture(text)
-    try:
-        if not capture.isOpened():
-            what = "webcam" if index is not None else "stream" if live else "video"
-            raise DataError(f"{text}: OpenCV cannot open the {what} (missing, unreachable or an unsupported codec)")
-        yield capture
-    finally:
-        capture.release()
-
-
-def video_outputs(source: str | Path, out: Path, draw: bool) -> list[Path]:
-    """The files a video source writes into ``out``: ``<name>.jsonl`` and, when drawn, ``<stem>_pose.mp4``
-    (``clip.mp4`` → ``clip.mp4.jsonl``, ``clip_pose.mp4``; ``clip.avi`` → ``clip_pose_avi.mp4``: never another
-    input's name); a webcam or stream ``<stem>.jsonl`` and ``<stem>.mp4``."""
-    stem = source_stem(source)
-    if is_live_source(source):
-        return [out / f"{stem}.jsonl", *([out / f"{stem}.mp4"] if draw else [])]
-    path = Path(source)
-    drawing = f"{stem}_pose.mp4" if path.suffix == ".mp4" else f"{stem}_pose_{path.suffix[1:]}.mp4"
-    return [out / f"{path.name}.jsonl", *([out / drawing] if draw else [])]
-
-
 @dataclass
 class VideoStats:
     """How a ``predict_video`` call went (filled in when one is passed).
@@ -408,7 +292,7 @@ def predict_video(
     The JSON lines file (names: ``video_outputs``): a line per frame, ``{"frame", "time" (seconds), "persons": [COCO
     keypoint result + "bbox" + "track_id"]}``; the MP4: the frames with skeletons, boxes and ids, H.264 (with
     ``draw``). Keypoints below ``threshold`` are not drawn. A file's time is each frame's presentation timestamp
-    (``_file_time``), so that a variable-frame-rate video keeps its real times; a live source's is the clock since
+    (``frame_time``), so that a variable-frame-rate video keeps its real times; a live source's is the clock since
     its first frame. The times are also the clock of the One-Euro smoothing. A webcam, or a stream whose length
     is not known, is live; a URL of a video file whose length OpenCV reads is processed like a file.
 
@@ -423,15 +307,15 @@ def predict_video(
     jsonl_path, *video_path = video_outputs(source, out, draw)
     pose_tracker = VideoPoseTracker(estimator, options)
     stats = stats if stats is not None else VideoStats()
-    with _open_capture(source) as capture:
-        fps = capture.get(cv2.CAP_PROP_FPS) or _DEFAULT_FPS
+    with open_capture(source) as capture:
+        fps = capture.get(cv2.CAP_PROP_FPS) or DEFAULT_FPS
         total = max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0) or None
         # A webcam, or a stream of no known length, is live; a URL of a video file (its length known) is read
         # like a file: every frame, at its own timestamps.
         live = is_live_source(source) and (decimal_id(str(source)) is not None or total is None)
         with (
             atomic_path(jsonl_path) as jsonl_tmp,
-            _atomic_video(video_path, fps) as writer,
+            atomic_video(video_path, fps) as writer,
             open(jsonl_tmp, "w", encoding="utf-8") as lines,
         ):
             output = _FrameOutput(lines, writer, estimator.keypoint_set, threshold, jsonl_path, stats)
@@ -503,7 +387,7 @@ def _run_file(
             ok, bgr = capture.read()
             if not ok:
                 return
-            now = _file_time(capture, now, fps)
+            now = frame_time(capture, now, fps)
             detect = boxes.detector is not None and index % every == 0
             yield bgr, now, boxes.detect(bgr) if detect else None
             index += 1
@@ -606,33 +490,3 @@ class _DetectorThread:
             self._closed = True
             self._condition.notify_all()
         self._thread.join(timeout=10)
-
-
-def _file_time(capture: cv2.VideoCapture, previous: float, fps: float) -> float:
-    """Seconds from a file's first frame to the frame just read: the decoder's presentation timestamp.
-
-    OpenCV's ``CAP_PROP_POS_MSEC`` after ``read()`` is the returned frame's pts, less the stream's start time,
-    exact for variable frame rates (tested to the millisecond on a PyAV-written file). OpenCV rather than a second
-    decoder (PyAV's ``frame.time`` is as exact) so that the times belong to the very frames estimated, from the
-    one decoder that also reads webcams and streams. A container without timestamps reads 0 for every frame: a
-    time that is not after ``previous`` (the frame before; -inf for the first) becomes ``previous + 1 / fps``, so
-    that times always advance, as the smoothing needs.
-    """
-    seconds = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000
-    if math.isfinite(seconds) and seconds > previous:
-        return seconds
-    return previous + 1 / fps if math.isfinite(previous) else 0.0
-
-
-@contextmanager
-def _atomic_video(paths: list[Path], fps: float) -> Iterator[H264Writer | None]:
-    """An ``H264Writer`` on a temporary file renamed onto ``paths[0]`` when the block ends well (None: no video)."""
-    if not paths:
-        yield None
-        return
-    with atomic_path(paths[0]) as tmp:
-        writer = H264Writer(tmp, fps)
-        try:
-            yield writer
-        finally:
-            writer.close()
