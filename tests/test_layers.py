@@ -16,6 +16,7 @@ LAYERS: dict[str, int] = {
     "frames": 4,  # video files, cameras, streams in; H.264 out (OpenCV, PyAV): beside the data readers
     "inputs": 1,  # which paths are files to read, and the one rule for numbers in names
     "outputs": 1,  # the one "would this output replace something not ours" check, over fileio
+    "download": 1,  # downloads whole and checked, and the checksums kept beside them
     "weights": 1,  # the registry and cache of named weights files: below everything that loads weights
     "config": 1,
     "tf_port_pipeline": 1,  # the TF port's pure data-side functions, below the crop that uses them

@@ -24,6 +24,7 @@ import pytest
 
 from hrnet.cli import main
 from hrnet.config import CONFIG_DIR, find_config
+from hrnet.download import download
 from hrnet.errors import DownloadError
 from hrnet.weights import (
     DECODINGS,
@@ -31,7 +32,6 @@ from hrnet.weights import (
     WeightsFile,
     cached_path,
     config_for_weights,
-    download,
     fetch,
     resolve_many,
     resolve_weights,
