@@ -13,6 +13,9 @@ Encoders take one person's (K, 2) keypoints in input-crop pixels and (K,) COCO v
 float32 heatmaps and (K,) float32 target weights. Decoders take (N, K, H, W) NumPy heatmaps and are vectorised over
 persons and keypoints. The flip test merges torch tensors on any device, before decoding. ``HeatmapCodec`` bundles
 the settings with the crop whose geometry maps keypoints back to the image.
+
+One module although long: every target and decoding the references define, which tests pin to their fixtures,
+beside the flip test that feeds them: the codec is one job (DESIGN.md).
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ and says why beside it. The loader rejects an unknown key with its dotted path a
 every value's type and the invariants (``len(num_channels) == num_branches``), and never executes anything. It
 reads YAML safely and refuses what PyYAML would let through: a key given twice, aliases that expand beyond a
 small budget (an "alias bomb") and integers of absurd length. Messages quote at most ~200 characters of a value.
+
+One module although long: the tree (every default with its reason) and the loader that validates it are one
+job, and splitting them would leave each importing the other.
 """
 
 from __future__ import annotations

@@ -30,6 +30,9 @@ ultralytics one output (1, 4 + C, A): per anchor a centre  letterbox centred (pa
 Only persons are kept (class 0 in all three: COCO's order, and the person-only models' single class). For the
 ultralytics layout a box is a person when person is its best class, as ultralytics' own ``classes=[0]`` filter
 decides. Boxes come back in image pixels: the letterbox is undone exactly (``Letterbox``).
+
+One module although long: three ONNX layouts, their checks and HOG share the letterbox, the NMS and the option
+bounds.
 """
 
 from __future__ import annotations

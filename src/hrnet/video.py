@@ -11,6 +11,9 @@ by PyAV) that plays in browsers.
 A source is a video file, a webcam index (``"0"``) or a stream URL (``rtsp://``, ``http://``, ...) that OpenCV's
 FFmpeg back end opens (``hrnet.frames``: sources, timestamps, H.264 output). A file's outputs appear whole or not
 at all; a webcam's or stream's (which never end on their own) are completed when the frames stop or on Ctrl-C.
+
+One module although it is a little long: the tracker and the file and live pipelines that drive it share the
+tracker's state frame by frame.
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ trained with MMPose's recipe (Adam 5e-4 with a linear warm-up, 64 images per GPU
 rotation 40°, scale 0.5), not the official one (Adam 1e-3, 32 images per GPU on 4 GPUs, rotation 45°, scale 0.35).
 
 Zip archives (MMDeploy's ONNX "SDK" folders, as rtmlib uses them) are unpacked and the one ONNX file in them kept.
+
+A little long because of the registry itself (26 entries, each with its source and figures); the downloading is
+in ``hrnet.download``.
 """
 
 from __future__ import annotations

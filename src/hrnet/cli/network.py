@@ -1,5 +1,5 @@
 """The subcommands that run a network on data: ``predict``, ``serve``, ``eval``, ``bench`` and ``export`` (their
-options and what they call)."""
+options and what they call). A little long: five commands whose options, defaults and help texts are most of it."""
 
 from __future__ import annotations
 

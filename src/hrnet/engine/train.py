@@ -12,6 +12,9 @@ resumable checkpoint; a checkpoint is written only for weights that are finite a
 batch; a config changed between runs is applied on resume and logged (or refused, naming the keys); the config file
 the run was given is never replaced or deleted by the run's own ``config.yaml`` (a run folder that holds the given
 file as its ``config.yaml`` is refused, unless the file already says what runs: a run's own, given back).
+
+One module although long: the loop, its checkpoints, resume and signal handling share one state (the trainer's)
+step by step, and the whole of what a training step does reads in one place (as the official loop does).
 """
 
 from __future__ import annotations
