@@ -303,3 +303,11 @@ def test_realtime_turns_the_flip_test_off_and_picks_the_cpus_best_precision(monk
     asked = cli.parse_args(["predict", "w32", "0", "--weights", "w.pth", "--realtime", "--precision", "fp32"])
     assert realtime(config, asked)[1] == "fp32"
     assert args.detect_every is None and REALTIME_DETECT_EVERY == 10
+
+
+def test_after_a_double_dash_every_word_is_an_input():
+    assert cli.parse_args(["predict", "--detector", "none", "--", "-dash.jpg"]).inputs == ["-dash.jpg"]
+    args = cli.parse_args(["predict", "coco/w32_256x192", "--weights", "w", "--", "-dash.jpg", "x.jpg"])
+    assert (args.config, args.inputs) == ("coco/w32_256x192", ["-dash.jpg", "x.jpg"])
+    with pytest.raises(SystemExit):
+        cli.parse_args(["predict", "coco/w32_256x192", "a.jpg", "--weights", "w", "-dash.jpg"])

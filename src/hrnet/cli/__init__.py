@@ -50,10 +50,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:
-        # Inputs may come before, between and after options (argparse takes a list of positionals only once).
-        if not hasattr(args, "inputs") or any(word.startswith("-") for word in extra):
+        # Inputs may come before, between and after options (argparse takes a list of positionals only once);
+        # after "--" every word is an input, a file named "-dash.jpg" too.
+        cut = extra.index("--") if "--" in extra else len(extra)
+        before, after = extra[:cut], extra[cut + 1 :]
+        if not hasattr(args, "inputs") or any(word.startswith("-") for word in before):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        args.inputs += extra
+        args.inputs += [*before, *after]
     resolve_config(parser, args)
     return args
 
