@@ -43,8 +43,8 @@ import numpy as np
 import torch
 from common import provenance, write_results
 
+from hrnet.cli.options import experiment
 from hrnet.codec import codec_from_config
-from hrnet.config import ExperimentConfig, load_config, model_preset
 from hrnet.data.synthetic import background, draw_figure, pose_keypoints
 from hrnet.detect import Detections
 from hrnet.inference import PoseEstimator
@@ -252,12 +252,13 @@ def serve_path(estimator: PoseEstimator, seconds: float) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default="w32", help="model preset, shipped config or YAML (default w32)")
     parser.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32")
     parser.add_argument("--flip", action="store_true", help="flip test on (default off)")
     parser.add_argument("--serve-seconds", type=float, default=30.0)
     args = parser.parse_args()
     keep_freed_memory()  # as every hrnet command that runs a network
-    config = load_config(None, [f"test.flip_test={args.flip}"], base=ExperimentConfig(model=model_preset("w32")))
+    config = experiment(args.config, [f"test.flip_test={args.flip}"])
     torch.manual_seed(0)
     model = build_model(config.model).eval()
     backend = open_for_timing(config.model, backend_name(args.precision), model)
@@ -285,6 +286,7 @@ def main() -> None:
         **provenance(),
         "cpu": cpu_support().describe(),
         "threads": torch.get_num_threads(),
+        "config": args.config,
         "backend": backend.name,
         "flip_test": args.flip,
         "network_only": alone,
@@ -297,7 +299,8 @@ def main() -> None:
     }
     lines = [
         "# Every path end to end against the network alone",
-        f"HRNet-W32 256×192, random weights, backend {backend.name}, flip test {'on' if args.flip else 'off'}, "
+        f"{args.config} {config.model.input_size[0]}×{config.model.input_size[1]}, random weights, backend "
+        f"{backend.name}, flip test {'on' if args.flip else 'off'}, "
         f"{report['threads']} threads; CPU: {report['cpu']}. Network-only: the same backend on random crops at "
         "the batch each path runs, in the same run. Load average (1 min) before / after: "
         f"{load_before:.1f} / {load_after:.1f}.",
