@@ -21,7 +21,7 @@ the service batches what its clients send together (at most 8 here).
   its box, as fast as answered. Rate: requests a second.
 
 Run: ``.venv/bin/python bench/bench_e2e.py [--precision fp32|bf16|int8] [--flip]`` on an idle machine (about 4
-minutes on 2 cores); writes ``bench/results/e2e.md`` and ``.json``.
+minutes on 2 cores); writes ``bench/results/e2e_PRECISION.md`` and ``.json``.
 """
 
 from __future__ import annotations
@@ -313,7 +313,7 @@ def main() -> None:
         f"({live['shown_over_offered']:.0%}; the others arrived while the network was busy and were dropped, not "
         f"queued), latency p50 {live['latency_p50_ms']:.0f} ms, p99 {live['latency_p99_ms']:.0f} ms.",
     ]
-    write_results("e2e", report, lines)
+    write_results(f"e2e_{args.precision}", report, lines)  # one file per precision
 
 
 if __name__ == "__main__":

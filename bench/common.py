@@ -24,11 +24,17 @@ def cpu_model() -> str:
 
 
 def provenance() -> dict[str, Any]:
+    """Date, machine (with the CPU features that decide bf16/int8 speed), the load average when the benchmark
+    started (a loaded machine's figures are not comparable), command and versions."""
     import torch
+
+    from hrnet.precision import cpu_support
 
     return {
         "date": datetime.date.today().isoformat(),
         "machine": f"{cpu_model()}, {os.cpu_count()} cores",
+        "cpu_features": cpu_support().describe(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "command": " ".join([".venv/bin/python", *sys.argv]),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -42,6 +48,12 @@ def write_results(name: str, report: dict[str, Any], lines: list[str]) -> None:
     header = [
         f"- date: {report['date']}",
         f"- machine: {report['machine']}; Python {report['python']}, torch {report['torch']}",
+        *([f"- CPU: {report['cpu_features']}"] if "cpu_features" in report else []),
+        *(
+            [f"- load average at the start (1, 5, 15 min): {report['load_average']}"]
+            if "load_average" in report
+            else []
+        ),
         f"- command: `{report['command']}`",
         "",
     ]

@@ -49,7 +49,7 @@ import cv2
 import numpy as np
 
 from hrnet.errors import ConfigError, DataError
-from hrnet.models.onnx import describe_nodes, optional_module
+from hrnet.models.onnx import cpu_session_options, describe_nodes, optional_module
 
 log = logging.getLogger(__name__)
 
@@ -310,9 +310,7 @@ class OnnxDetector:
         if max_detections < 1:
             raise ConfigError(f"max_detections is a number of boxes (1 or more), got {max_detections}")
         ort = optional_module("onnxruntime")
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
+        options = cpu_session_options(threads)
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime's own exception types are not importable without it

@@ -27,8 +27,10 @@ import logging
 import math
 import shutil
 import signal
+import sys
 import threading
 import time
+import types
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -153,7 +155,7 @@ class _Trainer:
         self.run_dir = Path(self.tc.out_dir) / self.tc.name
         self.cuda = device.type == "cuda"
         self.amp, self.amp_dtype = training_autocast(config.train.precision, config.runtime.amp, device)
-        self.channels_last = config.runtime.channels_last and self.cuda
+        self.channels_last = config.runtime.channels_last and device.type in ("cuda", "cpu")
         self.writer: Any = None  # TensorBoard, rank 0 only
         self.stop_signal: int | None = None  # the SIGINT/SIGTERM received, when handling them
         self.saved_at: tuple[int, int] | None = None  # (epoch, step) of the checkpoint in the run folder
@@ -673,6 +675,10 @@ def _ignore_sigint(worker_id: int) -> None:
 
 
 def _tensorboard(run_dir: Path) -> Any:
+    # TensorBoard writes its event files through TensorFlow when that is installed (the ``tf`` extra): 3 s of
+    # import and ~1 GB of memory for nothing. Its own switch, the module ``tensorboard.compat.notf``, makes it use
+    # its built-in writer instead (the same files).
+    sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # tensorboard is a dependency, but a broken install should not stop training
