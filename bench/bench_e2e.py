@@ -5,7 +5,10 @@ The network is HRNet-W32 256×192 with random weights (the speed does not depend
 (``--precision``: fp32 on the PyTorch fast path, bf16, or int8 through an ONNX file quantized here), flip test off
 unless ``--flip``. "Network-only" is the same backend timed alone on random crops at the batch size each path
 runs: the folder fills ``test.batch_size`` crops a forward pass, a video runs one frame (one person) at a time,
-the service batches what its clients send together (at most 8 here).
+the service batches what its clients send together (at most 8 here). It is timed just before and just after each
+path, and the mean of the two is the path's reference: a virtual machine's speed drifts by several percent over
+the minutes of a run. The folder and the video are each timed ``REPEATS`` times (the median counts); both runs
+take seconds.
 
 - **folder**: 64 640×480 photos of one to three synthetic figures each (``hrnet.data.synthetic``'s drawing) with
   their person boxes given in a COCO detection-results file, through ``predict_paths`` (read ahead, batched,
@@ -17,8 +20,9 @@ the service batches what its clients send together (at most 8 here).
 - **live**: the same clip served as an MJPEG stream over HTTP from 127.0.0.1 at 30 frames/s, read by
   ``predict_video`` as a live source: frames estimated over frames offered, and the latency from a frame's
   arrival to its output written (p50, p99).
-- **serve**: ``hrnet serve``'s app in this process (uvicorn in a thread), 8 clients each posting one photo with
-  its box, as fast as answered. Rate: requests a second.
+- **serve**: ``hrnet serve``'s app in this process, run as the command runs it (the network in this thread,
+  uvicorn in another), 8 clients each posting one photo with its box, as fast as answered. Rate: requests a
+  second.
 
 Run: ``.venv/bin/python bench/bench_e2e.py [--precision fp32|bf16|int8] [--flip]`` on an idle machine (about 4
 minutes on 2 cores); writes ``bench/results/e2e_PRECISION.md`` and ``.json``.
@@ -26,15 +30,23 @@ minutes on 2 cores); writes ``bench/results/e2e_PRECISION.md`` and ``.json``.
 
 from __future__ import annotations
 
+import os
+
+# As the hrnet command sets it (hrnet.cli, hrnet.runtime.OPENMP_SPIN): before PyTorch is loaded.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+
 import argparse
 import base64
 import http.client
 import http.server
 import json
-import os
+import socket
+import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -52,7 +64,7 @@ from hrnet.keypoints import COCO17
 from hrnet.models.hrnet import build_model
 from hrnet.precision import cpu_support
 from hrnet.predict import DetectionBoxes, predict_paths
-from hrnet.runtime import keep_freed_memory
+from hrnet.runtime import keep_freed_memory, one_opencv_thread
 from hrnet.speed import interleaved_seconds, open_for_timing
 from hrnet.video import VideoOptions, VideoStats, predict_video
 
@@ -61,6 +73,7 @@ PHOTOS = 64
 CLIP_FRAMES = 150
 LIVE_FPS = 30.0
 CLIENTS = 8
+REPEATS = 3  # timed runs of the folder and of the video: the median
 
 
 def backend_name(precision: str) -> str:
@@ -136,11 +149,14 @@ def folder_path(estimator: PoseEstimator, root: Path) -> dict[str, Any]:
     boxes_file = photos(root / "photos", PHOTOS)
     detections = DetectionBoxes(boxes_file)
     predict_paths(estimator, [root / "photos"], root / "warm", detections=detections, progress=False)
-    start = time.perf_counter()
-    report = predict_paths(estimator, [root / "photos"], root / "out", detections=detections, progress=False)
-    seconds = time.perf_counter() - start
-    persons = sum(len(json.loads(p.read_text())) for p in report.written if p.suffix == ".json")
-    return {"images": PHOTOS, "persons": persons, "seconds": seconds, "rate": persons / seconds}
+    rates, persons = [], 0
+    for run in range(REPEATS):
+        start = time.perf_counter()
+        report = predict_paths(estimator, [root / "photos"], root / f"out{run}", detections=detections, progress=False)
+        seconds = time.perf_counter() - start
+        persons = sum(len(json.loads(p.read_text())) for p in report.written if p.suffix == ".json")
+        rates.append(persons / seconds)
+    return {"images": PHOTOS, "persons": persons, "rates": rates, "rate": statistics.median(rates)}
 
 
 def video_path(estimator: PoseEstimator, root: Path, frames: list[np.ndarray]) -> dict[str, Any]:
@@ -151,9 +167,12 @@ def video_path(estimator: PoseEstimator, root: Path, frames: list[np.ndarray]) -
     writer.release()
     options = VideoOptions(detect_every=10, keypoint_threshold=0.0)
     predict_video(estimator, clip, root / "warm", options=options, progress=False)
-    stats = VideoStats()
-    predict_video(estimator, clip, root / "video", options=options, progress=False, stats=stats)
-    return {"frames": stats.estimated, "seconds": stats.seconds, "rate": stats.frames_per_s}
+    rates = []
+    for run in range(REPEATS):
+        stats = VideoStats()
+        predict_video(estimator, clip, root / f"video{run}", options=options, progress=False, stats=stats)
+        rates.append(stats.frames_per_s)
+    return {"frames": stats.estimated, "rates": rates, "rate": statistics.median(rates)}
 
 
 class MjpegStream(http.server.BaseHTTPRequestHandler):
@@ -202,9 +221,11 @@ def live_path(estimator: PoseEstimator, root: Path, frames: list[np.ndarray]) ->
 
 
 def serve_path(estimator: PoseEstimator, seconds: float) -> dict[str, Any]:
+    """``hrnet serve`` as the command runs it (``run_beside``: the network in this thread, uvicorn in another),
+    its clients in threads of a driver thread, which stops the server when they are done."""
     import uvicorn
 
-    from hrnet.serve import ServeLimits, create_app
+    from hrnet.serve import ServeLimits, create_app, run_beside, uvicorn_config
 
     rng = np.random.default_rng(5)
     bodies = []
@@ -212,14 +233,14 @@ def serve_path(estimator: PoseEstimator, seconds: float) -> dict[str, Any]:
         picture, boxes = scene(rng, [float(rng.uniform(150, 490))])
         jpeg = cv2.imencode(".jpg", picture)[1].tobytes()
         bodies.append(json.dumps({"image": base64.b64encode(jpeg).decode(), "boxes": [boxes[0].tolist()]}))
-    app = create_app(estimator, limits=ServeLimits(max_batch=CLIENTS))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
+    limits = ServeLimits(max_batch=CLIENTS)
+    app = create_app(estimator, limits=limits)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=port, limits=limits))
     done: list[float] = []
+    result: dict[str, Any] = {}
 
     def client(body: str, stop: float) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
@@ -234,19 +255,29 @@ def serve_path(estimator: PoseEstimator, seconds: float) -> dict[str, Any]:
         finally:
             connection.close()
 
-    try:
-        client(bodies[0], time.monotonic() + 2)  # warm-up
-        done.clear()
-        started = time.monotonic()
-        workers = [threading.Thread(target=client, args=(body, started + seconds)) for body in bodies]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-        elapsed = time.monotonic() - started
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    def drive() -> None:
+        try:
+            while not server.started:
+                time.sleep(0.05)
+            client(bodies[0], time.monotonic() + 2)  # warm-up
+            done.clear()
+            started = time.monotonic()
+            workers = [threading.Thread(target=client, args=(body, started + seconds)) for body in bodies]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+            result["seconds"] = time.monotonic() - started
+        finally:
+            server.should_exit = True
+
+    driver = threading.Thread(target=drive, daemon=True)
+    driver.start()
+    with sock:
+        if not run_beside(server, app.state.batcher, sockets=[sock]):
+            raise RuntimeError("the server did not start")
+    driver.join()
+    elapsed = result["seconds"]
     return {"clients": len(bodies), "requests": len(done), "seconds": elapsed, "rate": len(done) / elapsed}
 
 
@@ -258,6 +289,7 @@ def main() -> None:
     parser.add_argument("--serve-seconds", type=float, default=30.0)
     args = parser.parse_args()
     keep_freed_memory()  # as every hrnet command that runs a network
+    one_opencv_thread()
     config = experiment(args.config, [f"test.flip_test={args.flip}"])
     torch.manual_seed(0)
     model = build_model(config.model).eval()
@@ -268,19 +300,27 @@ def main() -> None:
     frames, boxes = walking_clip(CLIP_FRAMES)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        alone = network_only(estimator, [1, CLIENTS, config.test.batch_size], rounds=3, seconds=3.0)
-        folder = folder_path(estimator, root)
+        alone: dict[str, list[float]] = {}  # path → network-only rates just before and just after it
+
+        def bracketed(name: str, batch: int, path: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+            before = network_only(estimator, [batch], rounds=3, seconds=1.0)[batch]
+            result = path()
+            alone[name] = [before, network_only(estimator, [batch], rounds=3, seconds=1.0)[batch]]
+            return result
+
+        folder = bracketed("folder", config.test.batch_size, lambda: folder_path(estimator, root))
         estimator.detector = TruthDetector(frames, boxes)
-        video = video_path(estimator, root, frames)
+        video = bracketed("video", 1, lambda: video_path(estimator, root, frames))
         live = live_path(estimator, root, frames)
         estimator.detector = None  # the clients give the boxes
-        serve = serve_path(estimator, args.serve_seconds)
+        serve = bracketed("serve", CLIENTS, lambda: serve_path(estimator, args.serve_seconds))
     load_after = os.getloadavg()[0]
+    network = {name: statistics.mean(rates) for name, rates in alone.items()}
     rows = [
-        ("predict, folder of 64 photos (given boxes)", "persons/s", folder["rate"], alone[config.test.batch_size]),
-        ("video file, 640×480, detect every 10th", "frames/s", video["rate"], alone[1]),
-        ("live source at 30 frames/s", "frames/s", live["rate"], alone[1]),
-        (f"serve, {CLIENTS} clients", "requests/s", serve["rate"], alone[CLIENTS]),
+        ("predict, folder of 64 photos (given boxes)", "persons/s", folder["rate"], network["folder"]),
+        ("video file, 640×480, detect every 10th", "frames/s", video["rate"], network["video"]),
+        ("live source at 30 frames/s", "frames/s", live["rate"], network["video"]),
+        (f"serve, {CLIENTS} clients", "requests/s", serve["rate"], network["serve"]),
     ]
     report = {
         **provenance(),
@@ -289,7 +329,7 @@ def main() -> None:
         "config": args.config,
         "backend": backend.name,
         "flip_test": args.flip,
-        "network_only": alone,
+        "network_only_before_after": alone,
         "folder": folder,
         "video": video,
         "live": live,
@@ -302,12 +342,16 @@ def main() -> None:
         f"{args.config} {config.model.input_size[0]}×{config.model.input_size[1]}, random weights, backend "
         f"{backend.name}, flip test {'on' if args.flip else 'off'}, "
         f"{report['threads']} threads; CPU: {report['cpu']}. Network-only: the same backend on random crops at "
-        "the batch each path runs, in the same run. Load average (1 min) before / after: "
+        "the batch each path runs, timed just before and just after the path (their mean is the reference). "
+        f"Folder and video: the median of {REPEATS} runs. Load average (1 min) before / after: "
         f"{load_before:.1f} / {load_after:.1f}.",
         "",
-        "| path | rate | network-only (same batch) | ratio |",
+        "| path | rate | network-only (same batch; before, after) | ratio |",
         "| --- | --- | --- | --- |",
-        *[f"| {p} | {r:.2f} {u} | {n:.2f} | **{r / n:.2f}× network-only** |" for p, u, r, n in rows],
+        *[
+            f"| {p} | {r:.2f} {u} | {n:.2f} ({alone[k][0]:.2f}, {alone[k][1]:.2f}) | **{r / n:.2f}× network-only** |"
+            for (p, u, r, n), k in zip(rows, ("folder", "video", "video", "serve"), strict=True)
+        ],
         "",
         f"Live source: {live['estimated']} of {live['offered']} frames estimated "
         f"({live['shown_over_offered']:.0%}; the others arrived while the network was busy and were dropped, not "

@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from hrnet.crop import (
+    MEAN,
+    STD,
     Crop,
     affine_points,
     box_to_center_size,
@@ -234,6 +236,21 @@ def test_tensor_round_trip():
         unit.to_tensor(crop).numpy(), crop.transpose(2, 0, 1).astype(np.float32) / np.float32(255)
     )
     np.testing.assert_array_equal(unit.to_image(unit.to_tensor(crop)), crop)
+
+
+def test_input_is_the_official_normalisation_to_the_bit():
+    """ToTensor then Normalize as the official code computes them, in float32 on the (H, W, 3) crop: the same
+    bits from every crop, whether the crop is contiguous or a channel-reversed view (a BGR frame's crop), and
+    written into a batch's slot."""
+    rng = np.random.default_rng(1)
+    crop = rng.integers(0, 256, (256, 192, 3), dtype=np.uint8)
+    official = np.ascontiguousarray(((crop.astype(np.float32) / 255.0 - MEAN) / STD).transpose(2, 0, 1))
+    np.testing.assert_array_equal(Crop((256, 192)).to_tensor(crop).numpy(), official)
+    bgr = np.ascontiguousarray(crop[..., ::-1])
+    batch = np.full((2, 3, 256, 192), np.nan, dtype=np.float32)
+    Crop((256, 192)).to_array(bgr[..., ::-1], out=batch[1])
+    np.testing.assert_array_equal(batch[1], official)
+    assert np.isnan(batch[0]).all()
 
 
 def test_stretch_crop_is_the_tf_ports(reference_dir):

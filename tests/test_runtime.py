@@ -92,9 +92,56 @@ def test_devices_that_are_not_there_are_config_errors(monkeypatch):
         resolve_device("cuda:2")
 
 
-def test_only_commands_that_run_a_network_change_the_allocator(monkeypatch, tmp_path):
+def test_only_commands_that_run_a_network_change_the_allocator_and_opencv(monkeypatch, tmp_path):
     calls = []
-    monkeypatch.setattr(runtime, "keep_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(runtime, "keep_freed_memory", lambda: calls.append("malloc") or True)
+    monkeypatch.setattr(runtime, "one_opencv_thread", lambda: calls.append("opencv"))
     assert main(["info", "w18"]) == 0 and not calls  # no network run
     assert main(["eval", "w18", "--weights", str(tmp_path / "missing.safetensors")]) == 2  # fails, after asking
-    assert calls == [1]
+    assert calls == ["malloc", "opencv"]
+
+
+def test_one_opencv_thread():
+    script = "import cv2\nfrom hrnet.runtime import one_opencv_thread\none_opencv_thread()\nprint(cv2.getNumThreads())"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"
+
+
+# What GOMP_SPINCOUNT holds when PyTorch (and with it libgomp, which reads it once) is first imported by the hrnet
+# command's module, and the value hrnet.runtime documents.
+SPIN_SCRIPT = """
+import os
+import sys
+
+seen = []
+
+
+class Watch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" and not seen:
+            seen.append(os.environ.get("GOMP_SPINCOUNT"))
+
+
+sys.meta_path.insert(0, Watch())
+import hrnet.cli
+from hrnet.runtime import OPENMP_SPIN
+
+print(seen[0], OPENMP_SPIN)
+"""
+
+
+def _spin_count_at_torch_import(**env: str) -> list[str]:
+    base = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    out = subprocess.run(
+        [sys.executable, "-c", SPIN_SCRIPT], env={**base, **env}, capture_output=True, text=True, check=True
+    )
+    return out.stdout.split()
+
+
+def test_the_command_limits_openmp_spinning_before_pytorch_loads():
+    """libgomp's threads spin some milliseconds after each parallel operator by default, taking the cores from
+    ONNX Runtime and the pipeline's threads (hrnet.runtime): the hrnet command sets GOMP_SPINCOUNT before its
+    first import of PyTorch, and keeps a user's own setting, or OMP_WAIT_POLICY, as it is."""
+    assert _spin_count_at_torch_import() == [runtime.OPENMP_SPIN, runtime.OPENMP_SPIN]
+    assert _spin_count_at_torch_import(GOMP_SPINCOUNT="5") == ["5", runtime.OPENMP_SPIN]
+    assert _spin_count_at_torch_import(OMP_WAIT_POLICY="PASSIVE") == ["None", runtime.OPENMP_SPIN]

@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -33,7 +34,7 @@ from hrnet.data.images import decode_image_bytes
 from hrnet.detect import Detections, load_detector
 from hrnet.errors import ConfigError, DataError
 from hrnet.inference import PoseEstimator
-from hrnet.serve import PoseBatcher, ServeLimits, create_app, serve
+from hrnet.serve import PoseBatcher, ServeLimits, create_app, run_beside, serve
 from hrnet.serve.app import uvicorn_config
 from tests.engine.conftest import random_weights_experiment
 
@@ -620,7 +621,8 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_cli_serves_until_stopped(served, photo):
+@pytest.mark.parametrize(("stop", "status"), [(signal.SIGTERM, -signal.SIGTERM), (signal.SIGINT, 130)])
+def test_cli_serves_until_stopped(served, photo, stop, status):
     _, config_path, weights = served
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
@@ -654,8 +656,79 @@ def test_cli_serves_until_stopped(served, photo):
         with urllib.request.urlopen(request, timeout=60) as r:
             assert len(json.load(r)["persons"]) == 1
     finally:
-        server.terminate()
+        server.send_signal(stop)
         server.wait(30)
+    # SIGTERM and Ctrl-C stop it as they stop uvicorn (the network runs in the main thread, uvicorn beside it):
+    # SIGTERM by the signal, Ctrl-C as every hrnet command (status 130, one line); no traceback.
+    err = server.stderr.read() if server.stderr else ""
+    assert server.returncode == status, err
+    assert "Traceback" not in err
+
+
+def test_the_network_runs_in_the_thread_that_serves(served, photo, monkeypatch):
+    """hrnet serve runs the pose worker in its own thread, the one that loaded the network (``run_beside``: one
+    OpenMP team, the first memory arena), uvicorn beside it; the server stops when told, the worker with it."""
+    estimator = served[0]
+    threads = []
+    predict = estimator.predict
+
+    def recorded(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return predict(*args, **kwargs)
+
+    monkeypatch.setattr(estimator, "predict", recorded)
+    limits = ServeLimits()
+    app = create_app(estimator, limits=limits)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=sock.getsockname()[1], limits=limits))
+    answers = []
+
+    def drive():
+        try:
+            _wait_for(lambda: server.started, what="the server's start")
+            answers.append(_request(sock.getsockname()[1], "POST", "/v1/pose", *_multipart(photo.read_bytes()))[0])
+            answers.append(_health(sock.getsockname()[1])["status"])
+        finally:
+            server.should_exit = True
+
+    driver = threading.Thread(target=drive)
+    driver.start()
+    with sock:
+        assert run_beside(server, app.state.batcher, sockets=[sock])
+    driver.join(30)
+    assert answers == [200, "ok"]
+    assert threads == [threading.current_thread()]
+    assert not app.state.batcher.alive
+
+
+def test_serve_exits_1_when_its_port_is_taken(served):
+    """uvicorn cannot start (it logs why): hrnet serve stops at once with status 1, as uvicorn itself does."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        start = time.monotonic()
+        with pytest.raises(SystemExit) as stopped:
+            serve(served[0], port=taken.getsockname()[1])
+    assert stopped.value.code == 1 and time.monotonic() - start < 30
+
+
+def test_a_worker_in_the_callers_thread_is_the_only_one(served):
+    """``work_here``: a later ``start`` (the app's start-up) starts no second worker; ``close`` from another
+    thread waits until the worker has served the queue; a second ``work_here`` is refused."""
+    batcher = PoseBatcher(_TimedEstimator(0.05), max_batch=4, window_s=0.001)
+    futures = []
+
+    def ready():
+        batcher.start()
+        futures.append(batcher.submit(np.zeros((8, 8, 3), np.uint8), None, None))
+        threading.Thread(target=batcher.close).start()
+
+    batcher.work_here(until=lambda: False, ready=ready)
+    assert futures[0].done() and futures[0].result()[1].requests == 1
+    assert threading.active_count() < 50 and not batcher.alive
+    with pytest.raises(RuntimeError, match="closed or has a worker already"):
+        batcher.work_here(until=lambda: True)
 
 
 # ------------------------------------------------------------------------- a real server: slow and vanishing clients
@@ -681,6 +754,24 @@ def _running(app, limits: ServeLimits):
         server.should_exit = True
         thread.join(30)
         sock.close()
+
+
+def test_answers_are_not_held_back_by_nagles_algorithm(served):
+    """An answer is two writes (head, body): with Nagle's algorithm on, the body waits for the client to
+    acknowledge the head, which Linux delays by 40 ms, on every request. ``_running`` hands uvicorn a socket made
+    with ``socket.socket()``, on which asyncio leaves the algorithm on: the protocol turns it off."""
+    app = create_app(served[0], limits=ServeLimits())
+    with _running(app, ServeLimits()) as port:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        seconds = []
+        for _ in range(9):  # one kept-alive connection, as a client that posts photo after photo
+            start = time.perf_counter()
+            connection.request("GET", "/v1/model")
+            response = connection.getresponse()
+            response.read()
+            seconds.append(time.perf_counter() - start)
+        connection.close()
+    assert sorted(seconds)[4] < 0.025, seconds  # the median: 40 ms and more with the algorithm on
 
 
 def _request(port: int, method: str, path: str, body: bytes = b"", headers: dict | None = None, timeout: float = 60):

@@ -293,6 +293,24 @@ def test_h264_writer_pads_odd_sizes_and_reads_back(tmp_path):
         assert np.abs(got[:33, :47].astype(int) - sent).mean() < 4  # lossy, but the same picture
 
 
+def test_h264_writer_keeps_colours(tmp_path):
+    """Blocks of red, green, blue, white, black and mid grey come back as they went in: the 4:2:0 conversion's
+    colour matrix and range are the ones players decode with (BT.601, limited range)."""
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255), (0, 0, 0), (128, 128, 128)]
+    frame = np.concatenate([np.full((64, 32, 3), c, np.uint8) for c in colours], axis=1)
+    for order, image in (("rgb", frame), ("bgr", np.ascontiguousarray(frame[..., ::-1]))):
+        path = tmp_path / f"colours_{order}.mp4"
+        writer = H264Writer(path, fps=10)
+        for _ in range(3):
+            writer.write(image, channel_order=order)
+        writer.close()
+        with av.open(str(path)) as container:
+            got = next(container.decode(video=0)).to_ndarray(format="rgb24").astype(int)
+        for i, colour in enumerate(colours):
+            block = got[8:56, 32 * i + 8 : 32 * i + 24]  # inside the block: clear of 4:2:0 chroma at the edges
+            assert np.abs(block - np.array(colour)).max() <= 6, (order, colour, block.mean(axis=(0, 1)))
+
+
 def test_encoder_failure_is_one_clear_error(tmp_path):
     writer = H264Writer(tmp_path / "x.mp4", fps=10, codec="no_such_encoder")
     with pytest.raises(DataError, match="no_such_encoder encoder is not available"):

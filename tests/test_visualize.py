@@ -291,6 +291,27 @@ def test_write_image_round_trips_png_and_jpeg(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.jpeg", "deep"]
 
 
+def test_bgr_images_are_drawn_and_written_in_the_same_colours(tmp_path: Path) -> None:
+    """A BGR image (the front ends' order) gets the same drawing as its RGB twin, channels reversed; in place when
+    asked (a frame nothing reads after), on a copy by default; written as the same file."""
+    rgb = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    bgr = np.ascontiguousarray(rgb[..., ::-1])
+    keypoints, boxes = _coco_person(), np.array([[90.0, 20.0, 140.0, 210.0]])
+    drawn_rgb = visualize.draw_poses(rgb, keypoints, None, COCO17, boxes=boxes)
+    kept = bgr.copy()
+    drawn_bgr = visualize.draw_poses(bgr, keypoints, None, COCO17, boxes=boxes, channel_order="bgr")
+    np.testing.assert_array_equal(drawn_bgr[..., ::-1], drawn_rgb)
+    np.testing.assert_array_equal(bgr, kept)  # a copy was drawn on
+    in_place = visualize.draw_poses(bgr, keypoints, None, COCO17, boxes=boxes, channel_order="bgr", in_place=True)
+    assert in_place is bgr
+    np.testing.assert_array_equal(bgr, drawn_bgr)
+    a = visualize.write_image(tmp_path / "a.png", drawn_rgb)
+    b = visualize.write_image(tmp_path / "b.png", drawn_bgr, channel_order="bgr")
+    np.testing.assert_array_equal(cv2.imread(str(a)), cv2.imread(str(b)))
+    with pytest.raises(DataError, match="channel_order must be 'rgb' or 'bgr'"):
+        visualize.draw_poses(rgb, keypoints, None, COCO17, channel_order="BGR")
+
+
 def test_write_image_errors_name_the_file_and_leave_nothing_behind(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"a\.gif: unknown image extension '\.gif'; use \.png, \.jpg or \.jpeg"):
         visualize.write_image(tmp_path / "a.gif", _canvas(4, 4))

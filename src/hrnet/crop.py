@@ -151,13 +151,25 @@ class Crop:
         return np.asarray(coords, dtype=np.float64) * step
 
     def to_tensor(self, crop: np.ndarray) -> torch.Tensor:
-        """(H, W, 3) RGB uint8 crop → (3, H, W) float32 network input: normalised with the ImageNet mean and std,
-        or with ``pixels="unit"`` the port's ``uint8 / 255``."""
+        """(H, W, 3) RGB uint8 crop → (3, H, W) float32 network input (``to_array``)."""
+        return torch.from_numpy(self.to_array(crop))
+
+    def to_array(self, crop: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """(H, W, 3) RGB uint8 crop → (3, H, W) float32 network input, written into ``out`` when given (one crop's
+        place in a batch): normalised with the ImageNet mean and std, ``(x / 255 - mean) / std`` in float32 as
+        the official ``ToTensor`` and ``Normalize``, or with ``pixels="unit"`` the port's ``uint8 / 255``."""
+        out = np.empty((3, *crop.shape[:2]), dtype=np.float32) if out is None else out
         if self.pixels == "unit":
-            x = scale_tf_port(crop)
-        else:
-            x = (crop.astype(np.float32) / 255.0 - MEAN) / STD
-        return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+            out[...] = scale_tf_port(crop).transpose(2, 0, 1)
+            return out
+        # A plane at a time: the same float32 operations in the same order as on the (H, W, 3) crop, so the same
+        # bits, in an eighth of the time (a crop's planes are contiguous, its channels interleaved).
+        for channel in range(3):
+            plane = out[channel]
+            np.divide(crop[..., channel], np.float32(255.0), out=plane, dtype=np.float32)
+            plane -= MEAN[channel]
+            plane /= STD[channel]
+        return out
 
     def to_image(self, tensor: np.ndarray | torch.Tensor) -> np.ndarray:
         """(3, H, W) network input → (H, W, 3) RGB uint8 (``to_tensor`` undone, for drawing)."""

@@ -23,6 +23,7 @@ import torch
 from hrnet.backends import Backend, open_backend
 from hrnet.codec import HeatmapCodec, codec_from_config, merge_flip
 from hrnet.config import ExperimentConfig, TestConfig, load_config
+from hrnet.crop import Crop
 from hrnet.data.images import read_image
 from hrnet.detect import Detector, load_detector
 from hrnet.errors import ConfigError, DataError
@@ -213,13 +214,17 @@ class PoseEstimator:
     ) -> list[Persons]:
         """Persons of many images, all persons batched together (``test.batch_size`` crops a forward pass)."""
         order = self.channel_order if channel_order is None else _check_channel_order(channel_order)
-        arrays = [read_image(i) if isinstance(i, str | Path) else _rgb(np.asarray(i), order) for i in images]
+        # Each image in its own channel order (files are read as RGB): the crops are turned to RGB, not the images.
+        arrays = [
+            (read_image(i), "rgb") if isinstance(i, str | Path) else _three_channels(np.asarray(i), order)
+            for i in images
+        ]
         boxes = boxes or [None] * len(arrays)
         box_scores = box_scores or [None] * len(arrays)
         owner, all_boxes, all_scores = [], [], []
-        for i, (image, b, s) in enumerate(zip(arrays, boxes, box_scores, strict=True)):
+        for i, ((image, image_order), b, s) in enumerate(zip(arrays, boxes, box_scores, strict=True)):
             where = str(images[i]) if isinstance(images[i], str | Path) else f"image {i}"
-            found = self.person_boxes(image, b, s, where, channel_order="rgb")
+            found = self.person_boxes(image, b, s, where, channel_order=image_order)
             owner += [i] * len(found.boxes)
             all_boxes.append(found.boxes)
             all_scores.append(found.scores)
@@ -236,15 +241,20 @@ class PoseEstimator:
 
     @torch.inference_mode()
     def _keypoints(
-        self, images: list[np.ndarray], centers: np.ndarray, sizes: np.ndarray
+        self, images: list[tuple[np.ndarray, str]], centers: np.ndarray, sizes: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
+        """Keypoints and scores of the person in each region (center, size) of the (image, channel order) pairs.
+        A BGR image's crop is turned to RGB after the warp: the same pixels (the warp treats each channel alike)
+        for a sixteenth of a 640×480 frame's copy."""
         crop = self.codec.crop
         out_k, out_s = [], []
         size = self.test.batch_size
         for start in range(0, len(images), size):
             chunk = range(start, min(start + size, len(images)))
-            crops = torch.stack([crop.to_tensor(crop.warp(images[p], centers[p], sizes[p])) for p in chunk])
-            crops = crops.to(self.device)
+            batch = np.empty((len(chunk), 3, *crop.input_size), dtype=np.float32)
+            for slot, p in enumerate(chunk):  # each crop written in its place: no stacking copy
+                crop.to_array(_crop_rgb(crop, *images[p], centers[p], sizes[p]), out=batch[slot])
+            crops = torch.from_numpy(batch).to(self.device)
             k, s = predict_keypoints(
                 self.model,
                 crops,
@@ -310,10 +320,17 @@ def _check_channel_order(order: str) -> str:
     return order
 
 
-def _rgb(image: np.ndarray, order: str) -> np.ndarray:
-    """An image array in ``order`` → (H, W, 3) uint8 RGB, the order the network was trained on."""
+def _three_channels(image: np.ndarray, order: str) -> tuple[np.ndarray, str]:
+    """An image array in ``order`` → (H, W, 3) uint8 in that order (a grey (H, W) one repeated: in any order),
+    and the order."""
     if image.ndim == 2:
-        return np.repeat(image[..., None], 3, axis=2)
+        return np.repeat(image[..., None], 3, axis=2), order
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise DataError(f"expected an (H, W, 3) {order.upper()} uint8 image, got {image.shape} {image.dtype}")
-    return np.ascontiguousarray(image[..., ::-1]) if order == "bgr" else image
+    return image, order
+
+
+def _crop_rgb(crop: Crop, image: np.ndarray, order: str, center: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """The network's (h, w, 3) RGB crop of the region (center, size) of an image in channel ``order``."""
+    warped = crop.warp(image, center, size)
+    return warped[..., ::-1] if order == "bgr" else warped

@@ -83,12 +83,11 @@ class Persons(list[PersonPose]):
         """Skeletons, boxes (and track ids) drawn on a copy of ``image``, an (H, W, 3) uint8 array in
         ``channel_order`` ("bgr", as ``cv2.imread`` gives, or "rgb"); returned in the same order. Keypoints
         scoring below ``threshold`` are not drawn."""
-        array = np.asarray(image)
         if channel_order not in ("bgr", "rgb"):
             raise DataError(f"channel_order must be 'bgr' or 'rgb', got {channel_order!r}")
-        rgb = array[..., ::-1] if channel_order == "bgr" else array
-        drawn = draw_persons(np.ascontiguousarray(rgb), self, self.keypoint_set, threshold, track_ids)
-        return np.ascontiguousarray(drawn[..., ::-1]) if channel_order == "bgr" else drawn
+        return draw_persons(
+            np.asarray(image), self, self.keypoint_set, threshold, track_ids, channel_order=channel_order
+        )
 
     def to_coco(self, image_id: Any, track_ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
         """COCO keypoint results of these persons (``person_results``)."""
@@ -272,22 +271,28 @@ def person_results(
 
 
 def draw_persons(
-    image_rgb: np.ndarray,
+    image: np.ndarray,
     persons: Sequence[PersonPose],
     keypoint_set: KeypointSet,
     threshold: float = 0.3,
     track_ids: Sequence[int] | None = None,
+    *,
+    channel_order: str = "rgb",
+    in_place: bool = False,
 ) -> np.ndarray:
-    """The persons' skeletons and boxes (and track ids) drawn on a copy of an (H, W, 3) uint8 RGB image."""
+    """The persons' skeletons and boxes (and track ids) drawn on a copy of an (H, W, 3) uint8 image in
+    ``channel_order`` (with ``in_place``: on the image itself, as ``hrnet.visualize.draw_poses``)."""
     if not persons:
-        return image_rgb
+        return image if in_place else image.copy()
     canvas = draw_poses(
-        image_rgb,
+        image,
         np.stack([p.keypoints for p in persons]),
         np.stack([p.scores for p in persons]),
         keypoint_set,
         threshold=threshold,
         boxes=np.stack([p.box for p in persons]),
+        channel_order=channel_order,
+        in_place=in_place,
     )
     if track_ids is not None:
         scale = max(0.4, min(canvas.shape[:2]) / 720)

@@ -265,10 +265,11 @@ def _predict_video(
 
 @dataclass
 class _Image:
-    """One image read ahead: its pixels (RGB) and person boxes, or why it could not be read."""
+    """One image read ahead: its pixels (BGR, as OpenCV decodes them: the network turns each crop to RGB, the
+    drawing is made and encoded in this order) and person boxes, or why it could not be read."""
 
     path: Path
-    rgb: np.ndarray | None = None
+    bgr: np.ndarray | None = None
     boxes: np.ndarray | None = None
     scores: np.ndarray | None = None
     error: HrnetError | None = None
@@ -309,36 +310,36 @@ class _ImageJob:
         """Decode an image and find its person boxes (the given ones, checked; the detector's; or the whole
         image): in the read-ahead thread, beside the network."""
         try:
-            rgb = read_image(path, apply_orientation=True, max_pixels=self.max_pixels)
+            bgr = read_image(path, apply_orientation=True, max_pixels=self.max_pixels, channel_order="bgr")
             if self.detections is not None:
                 boxes, scores = self.detections.lookup(path)
-                keep = usable_boxes(boxes, rgb.shape[:2])
+                keep = usable_boxes(boxes, bgr.shape[:2])
                 if not keep.all():
                     log.warning(
                         "%s: %d of its boxes in %s left out: not finite, under a pixel, wholly outside the %d×%d "
                         "image or many times its size",
-                        path, int((~keep).sum()), self.detections.path, rgb.shape[1], rgb.shape[0],
+                        path, int((~keep).sum()), self.detections.path, bgr.shape[1], bgr.shape[0],
                     )  # fmt: skip
-                return _Image(path, rgb, boxes[keep], scores[keep])
-            found = self.estimator.person_boxes(rgb, where=str(path), channel_order="rgb")
-            return _Image(path, rgb, found.boxes, found.scores)
+                return _Image(path, bgr, boxes[keep], scores[keep])
+            found = self.estimator.person_boxes(bgr, where=str(path), channel_order="bgr")
+            return _Image(path, bgr, found.boxes, found.scores)
         except HrnetError as err:
             return _Image(path, error=err)
 
     def _estimate(self, group: list[_Image]) -> Iterator[tuple[_Image, Persons | None]]:
         """The persons of each image of ``group`` from one ``estimator.predict`` call (an image that fails is
         then run alone, so that it fails alone); None for the images that failed, which are reported."""
-        readable = [(image, image.rgb) for image in group if image.rgb is not None]
+        readable = [(image, image.bgr) for image in group if image.bgr is not None]
         results: list[Persons | None]
         try:
             results = list(
                 self.estimator.predict(
-                    [rgb for _, rgb in readable], [i.boxes for i, _ in readable], [i.scores for i, _ in readable],
-                    channel_order="rgb",
+                    [bgr for _, bgr in readable], [i.boxes for i, _ in readable], [i.scores for i, _ in readable],
+                    channel_order="bgr",
                 )
             )  # fmt: skip
         except HrnetError:
-            results = [self._alone(image, rgb) for image, rgb in readable]
+            results = [self._alone(image, bgr) for image, bgr in readable]
         done = {id(image): persons for (image, _), persons in zip(readable, results, strict=True)}
         for image in group:
             persons = done.get(id(image))
@@ -346,23 +347,27 @@ class _ImageJob:
                 self.report.fail(image.path, image.error or DataError("failed"))
             yield image, persons
 
-    def _alone(self, image: _Image, rgb: np.ndarray) -> Persons | None:
+    def _alone(self, image: _Image, bgr: np.ndarray) -> Persons | None:
         try:
-            return self.estimator.predict([rgb], [image.boxes], [image.scores], channel_order="rgb")[0]
+            return self.estimator.predict([bgr], [image.boxes], [image.scores], channel_order="bgr")[0]
         except HrnetError as err:
             image.error = err
             return None
 
     def _write(self, image: _Image, persons: Persons) -> None:
-        """JSON and drawing of one image (in the write-behind thread), recorded in the folder's manifest."""
-        assert image.rgb is not None
+        """JSON and drawing of one image (in the write-behind thread), recorded in the folder's manifest. The
+        drawing is made on the decoded pixels themselves: nothing reads them after."""
+        assert image.bgr is not None
         path = image.path
         number = decimal_id(path.stem)
         image_id: Any = number if number is not None else path.name
         written = _outputs(path, self.folder.path, self.draw)
         write_json_atomic(written[0], person_results(persons, image_id, where=path))
         if self.draw:
-            write_image(written[1], draw_persons(image.rgb, persons, self.estimator.keypoint_set, self.threshold))
+            drawn = draw_persons(
+                image.bgr, persons, self.estimator.keypoint_set, self.threshold, channel_order="bgr", in_place=True
+            )
+            write_image(written[1], drawn, channel_order="bgr")
         for output in written:
             self.folder.record(output)
         self.report.written += written

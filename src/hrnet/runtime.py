@@ -12,6 +12,16 @@ takes about 430,000 page faults a forward pass that way: a third of its time on 
 from the heap and freed memory kept, the same pass takes none and runs about 1.5× faster
 (``bench/results/inference.md``). ONNX Runtime avoids
 the cost with its own memory arena; this is the same idea for PyTorch.
+
+The ``hrnet`` command also shortens how long PyTorch's OpenMP threads spin after each parallel operator, waiting
+for the next, to ``OPENMP_SPIN`` turns (``GOMP_SPINCOUNT``; libgomp's own default, 300,000, is some milliseconds).
+Inside a forward pass the operators follow each other faster than that, so the network alone keeps its speed (W32
+fp32 and bf16 at batch 1, 8 and 16, measured with 1,000 to 100,000 turns). But after the last operator the threads
+spun on, taking the cores from whatever ran next: ONNX Runtime's threads (an int8 network's glue, one
+``torch.stack``, made every run 1.4× slower), the decoding, drawing and encoding threads of a video, the request
+work of ``hrnet serve``. libgomp reads the variable once, when PyTorch loads it, so the command sets it before its
+first import of PyTorch (``hrnet.cli``); a Python program sets ``GOMP_SPINCOUNT=10000`` in its environment before
+it imports torch. An explicit setting of the variable (or ``OMP_WAIT_POLICY``) is kept.
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 KEPT_BYTES = 1 << 30  # freed memory at the top of the heap beyond this goes back to the kernel
 ENV_SWITCH = "HRNET_KEEP_FREED_MEMORY"  # "0" turns keep_freed_memory off
+OPENMP_SPIN = "10000"  # GOMP_SPINCOUNT set by the hrnet command (hrnet.cli), about 0.2 ms of spinning
 
 _lock = threading.Lock()
 _state: bool | None = None
@@ -116,6 +127,19 @@ def keep_freed_memory() -> bool:
         if _state is None:
             _state = _apply()
         return _state
+
+
+def one_opencv_thread() -> None:
+    """OpenCV's functions run in the thread that calls them, not in OpenCV's own thread pool as well.
+
+    Process-wide (the ``hrnet`` commands that run a network call it). Its pool takes both cores of a 2-core
+    machine for a warp or a colour conversion, from under the network's threads: a pipelined one-person video
+    (W32 int8, 2 cores; decoding, drawing and encoding in threads beside the network) ran 1.18× faster with
+    OpenCV in one thread, and the training loader kept its speed (docs/speed.md).
+    """
+    import cv2
+
+    cv2.setNumThreads(1)
 
 
 def _apply() -> bool:

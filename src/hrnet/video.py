@@ -321,7 +321,9 @@ def predict_video(
             atomic_video(video_path, fps) as writer,
             open(jsonl_tmp, "w", encoding="utf-8") as lines,
         ):
-            output = _FrameOutput(lines, writer, estimator.keypoint_set, threshold, jsonl_path, stats)
+            # A live source's detector thread may still be reading a frame that the writer would draw on.
+            in_place = not (live and estimator.detector is not None)
+            output = _FrameOutput(lines, writer, estimator.keypoint_set, threshold, jsonl_path, stats, in_place)
             bar = tqdm(total=total, desc=str(source), unit="frame", disable=not progress)
             started = clock.monotonic()
             try:
@@ -351,7 +353,8 @@ def predict_video(
 @dataclass
 class _FrameOutput:
     """A video's outputs, written frame by frame in the write-behind thread: a JSON line, and the drawn frame
-    encoded into the MP4."""
+    encoded into the MP4. The drawing is made on the decoded frame itself (BGR, as OpenCV decodes it, and as the
+    encoder's colour conversion takes it) when ``draw_in_place``: nothing else reads a frame once it is written."""
 
     lines: IO[str]
     writer: H264Writer | None
@@ -359,6 +362,7 @@ class _FrameOutput:
     threshold: float
     jsonl_path: Path
     stats: VideoStats
+    draw_in_place: bool = True
 
     def write(self, index: int, time: float, bgr: np.ndarray, tracked: list[TrackedPerson], arrived: float) -> None:
         persons, ids = [t.pose for t in tracked], [t.track_id for t in tracked]
@@ -366,8 +370,10 @@ class _FrameOutput:
         record = {"frame": index, "time": round(time, 4), "persons": person_results(persons, index, ids, where)}
         self.lines.write(json_text(record, f"{self.jsonl_path}, {where}") + "\n")
         if self.writer is not None:
-            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            self.writer.write(draw_persons(rgb, persons, self.keypoint_set, self.threshold, ids))
+            drawn = draw_persons(
+                bgr, persons, self.keypoint_set, self.threshold, ids, channel_order="bgr", in_place=self.draw_in_place
+            )
+            self.writer.write(drawn, channel_order="bgr")
         if not math.isnan(arrived):
             self.stats.latency.append(clock.monotonic() - arrived)
 

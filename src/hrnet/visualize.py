@@ -85,8 +85,9 @@ def keypoint_colours(keypoint_set: KeypointSet) -> list[tuple[int, int, int]]:
     return [_DOT_COLOURS[keypoint_side(name)] for name in keypoint_set.names]
 
 
-def _as_rgb(image: npt.ArrayLike, what: str = "image") -> Image:
-    """A contiguous (H, W, 3) uint8 copy; grey (H, W) or (H, W, 1) images are repeated to three channels."""
+def _as_rgb(image: npt.ArrayLike, what: str = "image", *, copy: bool = True) -> Image:
+    """A contiguous (H, W, 3) uint8 copy (with ``copy=False``: the image itself when it is one); grey (H, W) or
+    (H, W, 1) images are repeated to three channels."""
     array = np.asarray(image)
     if array.dtype != np.uint8:
         raise DataError(f"{what}: expected a uint8 RGB image, got dtype {array.dtype}")
@@ -95,8 +96,9 @@ def _as_rgb(image: npt.ArrayLike, what: str = "image") -> Image:
     if array.ndim != 3 or array.shape[2] not in (1, 3) or array.shape[0] == 0 or array.shape[1] == 0:
         raise DataError(f"{what}: expected shape (H, W, 3), got {array.shape}")
     if array.shape[2] == 1:
-        array = np.repeat(array, 3, axis=2)
-    return np.ascontiguousarray(array).copy()
+        return np.repeat(array, 3, axis=2)
+    contiguous = np.ascontiguousarray(array)
+    return contiguous.copy() if copy and contiguous is array else contiguous
 
 
 def default_thickness(image_size: tuple[int, int]) -> int:
@@ -118,16 +120,23 @@ def draw_poses(
     threshold: float = 0.3,
     boxes: npt.ArrayLike | None = None,
     thickness: int | None = None,
+    *,
+    channel_order: str = "rgb",
+    in_place: bool = False,
 ) -> Image:
-    """Skeletons drawn on a copy of ``image``.
+    """Skeletons drawn on a copy of ``image`` (with ``in_place``: on ``image`` itself, when it is a contiguous
+    (H, W, 3) uint8 array, as a video's frame that is not used after; the drawing is returned either way).
 
-    ``image`` (H, W, 3) RGB uint8; ``keypoints`` (P, K, 2) pixels (x, y) in that image; ``scores`` (P, K) or
+    ``image`` (H, W, 3) uint8 in ``channel_order`` ("rgb" or "bgr"; the colours are the same either way);
+    ``keypoints`` (P, K, 2) pixels (x, y) in that image; ``scores`` (P, K) or
     None (draw everything). A keypoint whose score is below ``threshold`` or whose coordinates are not finite is
     hidden, and so is every limb that touches it; for ground truth pass ``scores = visibility > 0``. ``boxes``
     (B, 4) are person boxes (x, y, w, h) in pixels. ``thickness`` is the limb width in pixels (default: scaled
     with the image, see ``default_thickness``); dots have a radius of about 1.5 times that.
     """
-    canvas = _as_rgb(image)
+    if channel_order not in ("rgb", "bgr"):
+        raise DataError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}")
+    canvas = _as_rgb(image, copy=not in_place)
     points = np.asarray(keypoints, dtype=np.float64)
     k = keypoint_set.num_keypoints
     if points.ndim != 3 or points.shape[1:] != (k, 2):
@@ -148,6 +157,9 @@ def draw_poses(
         raise DataError(f"thickness must be at least 1 pixel, got {width}")
     radius = max(2, int(1.5 * width + 0.5))
 
+    def colour(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
+        return (rgb[2], rgb[1], rgb[0]) if channel_order == "bgr" else rgb
+
     if boxes is not None:
         box_array = np.asarray(boxes, dtype=np.float64)
         if box_array.ndim != 2 or box_array.shape[1] != 4:
@@ -158,16 +170,16 @@ def draw_poses(
             cv2.rectangle(canvas, top_left, bottom_right, _SHADOW_COLOUR, width + 2, cv2.LINE_AA, _SHIFT)
             cv2.rectangle(canvas, top_left, bottom_right, _BOX_COLOUR, width, cv2.LINE_AA, _SHIFT)
 
-    colours = limb_colours(keypoint_set)
-    sides = [keypoint_side(n) for n in keypoint_set.names]
+    limbs = [colour(c) for c in limb_colours(keypoint_set)]
+    dots = [colour(_DOT_COLOURS[keypoint_side(n)]) for n in keypoint_set.names]
     for person, visible in zip(points, shown, strict=True):
-        for (a, b), colour in zip(keypoint_set.skeleton, colours, strict=True):
+        for (a, b), limb in zip(keypoint_set.skeleton, limbs, strict=True):
             if visible[a] and visible[b]:
-                cv2.line(canvas, _fixed(person[a]), _fixed(person[b]), colour, width, cv2.LINE_AA, _SHIFT)
+                cv2.line(canvas, _fixed(person[a]), _fixed(person[b]), limb, width, cv2.LINE_AA, _SHIFT)
         for index in np.flatnonzero(visible):
             center = _fixed(person[index])
             cv2.circle(canvas, center, (radius + 1) << _SHIFT, _SHADOW_COLOUR, -1, cv2.LINE_AA, _SHIFT)
-            cv2.circle(canvas, center, radius << _SHIFT, _DOT_COLOURS[sides[index]], -1, cv2.LINE_AA, _SHIFT)
+            cv2.circle(canvas, center, radius << _SHIFT, dots[index], -1, cv2.LINE_AA, _SHIFT)
     return canvas
 
 
@@ -438,8 +450,11 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise DataError(f"{path}: cannot write the file ({error.strerror or error})") from None
 
 
-def write_image(path: str | os.PathLike[str], rgb: npt.ArrayLike, jpeg_quality: int = 95) -> Path:
-    """Write an RGB uint8 image (H, W, 3) as PNG or JPEG (by the extension) atomically; returns the path.
+def write_image(
+    path: str | os.PathLike[str], image: npt.ArrayLike, jpeg_quality: int = 95, *, channel_order: str = "rgb"
+) -> Path:
+    """Write a uint8 image (H, W, 3) in ``channel_order`` ("rgb" or "bgr") as PNG or JPEG (by the extension)
+    atomically; returns the path.
 
     Missing parent folders are created. Raises ``DataError`` for another extension or an unwritable folder.
     """
@@ -447,7 +462,10 @@ def write_image(path: str | os.PathLike[str], rgb: npt.ArrayLike, jpeg_quality: 
     extension = _EXTENSIONS.get(target.suffix.lower())
     if extension is None:
         raise DataError(f"{target}: unknown image extension {target.suffix!r}; use .png, .jpg or .jpeg")
-    bgr = cv2.cvtColor(_as_rgb(rgb, what=str(target)), cv2.COLOR_RGB2BGR)
+    if channel_order not in ("rgb", "bgr"):
+        raise DataError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}")
+    pixels = _as_rgb(image, what=str(target), copy=False)
+    bgr = pixels if channel_order == "bgr" else cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
     params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if extension == ".jpg" else []
     ok, encoded = cv2.imencode(extension, bgr, params)
     if not ok:

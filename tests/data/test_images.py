@@ -41,6 +41,22 @@ def test_grey_image_becomes_three_channels(tmp_path):
     image = read_image(tmp_path / "grey.png")
     assert image.shape == (5, 7, 3)
     assert (image == 77).all()
+    assert (read_image(tmp_path / "grey.png", channel_order="bgr") == 77).all()
+
+
+def test_bgr_on_request_is_opencvs_own_order(coco_image, tmp_path):
+    """The front ends read BGR (no conversion): the same pixels as the RGB read, channels reversed; a 16-bit image
+    is scaled the same in either order."""
+    rgb = read_image(coco_image)
+    bgr = read_image(coco_image, channel_order="bgr")
+    np.testing.assert_array_equal(bgr, cv2.imread(str(coco_image)))
+    np.testing.assert_array_equal(bgr[..., ::-1], rgb)
+    deep = np.zeros((4, 6, 3), np.uint16)
+    deep[..., 2] = 65535  # red, 16 bits
+    cv2.imwrite(str(tmp_path / "red16.png"), deep)
+    np.testing.assert_array_equal(read_image(tmp_path / "red16.png", channel_order="bgr")[0, 0], [0, 0, 255])
+    with pytest.raises(DataError, match="channel_order must be 'rgb' or 'bgr', got 'BGR'"):
+        decode_image_bytes(coco_image.read_bytes(), channel_order="BGR")
 
 
 def test_exif_orientation_is_ignored(tmp_path):

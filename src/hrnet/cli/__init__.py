@@ -4,15 +4,23 @@ weights``.
 Each subcommand parses its arguments (``hrnet.cli.network``: the commands that run a network on data;
 ``hrnet.cli.tools``: the others; ``hrnet.cli.options``: what they share) and calls one function of the package;
 errors of our own types are printed as one clear line (no traceback) with exit status 2. The commands that run a
-network first turn on the process-wide CPU setting of ``hrnet.runtime`` (freed memory kept for reuse;
-``HRNET_KEEP_FREED_MEMORY=0`` turns it off): a command owns its process, library calls never change it.
+network first turn on the process-wide CPU settings of ``hrnet.runtime``: freed memory kept for reuse
+(``HRNET_KEEP_FREED_MEMORY=0`` turns it off) and OpenCV in the calling thread. A command owns its process,
+library calls never change it. For the same reason the command sets ``GOMP_SPINCOUNT`` before anything loads
+PyTorch (``hrnet.runtime.OPENMP_SPIN``).
 """
 
 from __future__ import annotations
 
+import os
+
+# PyTorch's OpenMP runtime reads these once, when it is loaded: so here, before the imports below load PyTorch. The
+# value is hrnet.runtime.OPENMP_SPIN (that module imports PyTorch); a user's own OpenMP wait setting wins.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 
@@ -70,9 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # C++ start-up notices (CPU features, absl) are noise on a command's console. Errors still raise in Python.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if getattr(args, "runs_network", False):
-        from hrnet.runtime import keep_freed_memory
+        from hrnet.runtime import keep_freed_memory, one_opencv_thread
 
         keep_freed_memory()
+        one_opencv_thread()
     try:
         return int(args.func(args))
     except TrainingInterruptedError as err:  # a checkpoint was saved: the run continues with --resume

@@ -1,4 +1,4 @@
-"""Image files: decode to RGB pixels, or read only the size from the header.
+"""Image files: decode to RGB (or BGR) pixels, or read only the size from the header.
 
 Pixels are decoded with OpenCV as the official ``JointsDataset`` does (EXIF orientation ignored, BGR → RGB): the
 EXIF orientation tag is ignored because the annotations were drawn on the stored pixels. Photos for prediction are
@@ -10,6 +10,9 @@ refused by name. Pixels that are not 8-bit become 8-bit: 16-bit channels are sca
 channels (a 32-bit TIFF) are scaled by 255 when every value lies in [0, 1], else stretched from their minimum
 (0) to their maximum (255) (a constant image is then black); NaN or infinite values, and signed integer pixels,
 are refused.
+
+``channel_order="bgr"`` keeps OpenCV's own order, with no conversion: the front ends read images so, since the
+network turns each crop to RGB, and the drawing and the encoders work in OpenCV's order.
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ MAX_PIXELS = 40_000_000
 _DECODE_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
 
 
-def read_image(path: str | Path, *, apply_orientation: bool = False, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def read_image(
+    path: str | Path, *, apply_orientation: bool = False, max_pixels: int = MAX_PIXELS, channel_order: str = "rgb"
+) -> np.ndarray:
     """Decode an image file (``decode_image_bytes`` of its bytes).
 
     Args:
@@ -41,9 +46,10 @@ def read_image(path: str | Path, *, apply_orientation: bool = False, max_pixels:
         apply_orientation: rotate and mirror as the file's EXIF orientation tag says (phone photos: the pixels
             are stored sideways with a tag); False for data sets, whose annotations are on the stored pixels.
         max_pixels: the most width × height to decode, read from the header before decoding.
+        channel_order: "rgb", or "bgr" (OpenCV's order).
 
     Returns:
-        (H, W, 3) uint8 RGB array, rows top to bottom.
+        (H, W, 3) uint8 array in ``channel_order``, rows top to bottom.
 
     Raises:
         DataError: the file is missing or unreadable, over ``max_pixels``, or its content does not decode (empty,
@@ -56,11 +62,18 @@ def read_image(path: str | Path, *, apply_orientation: bool = False, max_pixels:
         data = path.read_bytes()
     except OSError as err:
         raise DataError(f"{path}: cannot read the image file ({err.strerror or err})") from None
-    return decode_image_bytes(data, source=str(path), apply_orientation=apply_orientation, max_pixels=max_pixels)
+    return decode_image_bytes(
+        data, source=str(path), apply_orientation=apply_orientation, max_pixels=max_pixels, channel_order=channel_order
+    )
 
 
 def decode_image_bytes(
-    data: bytes, *, source: str = "the image", apply_orientation: bool = False, max_pixels: int = MAX_PIXELS
+    data: bytes,
+    *,
+    source: str = "the image",
+    apply_orientation: bool = False,
+    max_pixels: int = MAX_PIXELS,
+    channel_order: str = "rgb",
 ) -> np.ndarray:
     """Decode the bytes of an image file: header first, then pixels (module docstring).
 
@@ -69,14 +82,17 @@ def decode_image_bytes(
         source: how messages name the image (a path, "the upload").
         apply_orientation: as ``read_image``.
         max_pixels: the most width × height to decode.
+        channel_order: "rgb", or "bgr" (OpenCV's order).
 
     Returns:
-        (H, W, 3) uint8 RGB array, rows top to bottom.
+        (H, W, 3) uint8 array in ``channel_order``, rows top to bottom.
 
     Raises:
         DataError: one line naming ``source``: no known header (empty, truncated, not an image), zero size, over
             ``max_pixels``, pixels that do not decode or are not what the header says, or a pixel type not read.
     """
+    if channel_order not in _TO_ORDER:
+        raise DataError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}")
     undecodable = f"{source}: the image does not decode ({len(data)} bytes; empty, truncated or not an image file)"
     if not data:
         raise DataError(undecodable)
@@ -109,11 +125,16 @@ def decode_image_bytes(
             f"{source}: the {kind} header says {width}×{height} pixels but {pixels.shape[1]}×{pixels.shape[0]} "
             "decoded: the file is damaged"
         )
-    return _to_rgb8(pixels, source, kind)
+    return _to_uint8(pixels, source, kind, channel_order)
 
 
-def _to_rgb8(pixels: np.ndarray, source: str, kind: str) -> np.ndarray:
-    """OpenCV's (H, W) grey or (H, W, 3) BGR pixels of any depth → (H, W, 3) uint8 RGB (module docstring)."""
+# From OpenCV's decoded grey or BGR pixels to three channels in each order: the conversion, None for none.
+_TO_ORDER = {"rgb": (cv2.COLOR_GRAY2RGB, cv2.COLOR_BGR2RGB), "bgr": (cv2.COLOR_GRAY2BGR, None)}
+
+
+def _to_uint8(pixels: np.ndarray, source: str, kind: str, channel_order: str) -> np.ndarray:
+    """OpenCV's (H, W) grey or (H, W, 3) BGR pixels of any depth → (H, W, 3) uint8 in ``channel_order`` (module
+    docstring)."""
     if pixels.dtype == np.uint16:
         pixels = cv2.convertScaleAbs(pixels, alpha=255 / 65535)
     elif pixels.dtype.kind == "f":
@@ -128,7 +149,9 @@ def _to_rgb8(pixels: np.ndarray, source: str, kind: str) -> np.ndarray:
             f"{source}: the {kind} has {pixels.dtype} pixels, which are not read: save it with 8- or 16-bit "
             "unsigned or floating-point channels"
         )
-    return cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB if pixels.ndim == 2 else cv2.COLOR_BGR2RGB)
+    from_grey, from_bgr = _TO_ORDER[channel_order]
+    conversion = from_grey if pixels.ndim == 2 else from_bgr
+    return pixels if conversion is None else cv2.cvtColor(pixels, conversion)
 
 
 def _header(fp: IO[bytes]) -> tuple[int, int, str]:

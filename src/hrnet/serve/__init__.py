@@ -15,10 +15,11 @@ Routes (``create_app``):
 - ``GET /healthz``'s status is "ok", "saturated" (every pose slot taken: new requests get 503; still 200) or
   "worker stopped" (503); with the slots in use, the bodies still arriving, the queue and the worker's counters.
 
-Requests that arrive together share one forward pass: a worker thread takes the first waiting request, lets
+Requests that arrive together share one forward pass: a worker takes the first waiting request, lets
 more join while the persons fit in ``max_batch``, waits a little for the clients it has just answered to come
 back (a fraction of the measured forward time, bounded), and runs the estimator once on all their persons
-(``batcher.PoseBatcher``).
+(``batcher.PoseBatcher``). ``hrnet serve`` runs that worker in its main thread, the one that loaded the network,
+and uvicorn in a thread beside it (``app.run_beside``: why).
 
 Bad input never reaches the network: the request body is capped (413), the image header is read before any
 pixel is decoded and its pixel count capped (the decompression-bomb guard), and undecodable images, malformed or
@@ -32,7 +33,7 @@ Modules: ``request`` (limits, reading and checking a request), ``batcher`` (the 
 body limit, disconnects), ``app`` (routes, ``create_app``, ``serve``). The page is package data of ``hrnet``.
 """
 
-from hrnet.serve.app import create_app, model_info, serve
+from hrnet.serve.app import create_app, model_info, run_beside, serve, uvicorn_config
 from hrnet.serve.batcher import BatchInfo, PoseBatcher
 from hrnet.serve.request import ServeLimits, parse_boxes
 
@@ -43,5 +44,7 @@ __all__ = [
     "create_app",
     "model_info",
     "parse_boxes",
+    "run_beside",
     "serve",
+    "uvicorn_config",
 ]

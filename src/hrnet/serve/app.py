@@ -1,16 +1,22 @@
 """The HTTP application of ``hrnet serve`` (see the package doc): its routes, ``create_app``, and ``serve``, which
-runs it with uvicorn."""
+runs it with uvicorn beside the network (``run_beside``)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
+import socket
+import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from functools import partial
 from importlib import resources
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import cv2
@@ -78,9 +84,11 @@ def model_info(estimator: PoseEstimator, name: str) -> dict[str, Any]:
     }
 
 
-def _jpeg(estimator: PoseEstimator, rgb: np.ndarray, persons: list[PersonPose], threshold: float) -> bytes:
-    drawn = draw_persons(rgb, persons, estimator.keypoint_set, threshold)
-    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+def _jpeg(estimator: PoseEstimator, bgr: np.ndarray, persons: list[PersonPose], threshold: float) -> bytes:
+    """The drawing of a request's persons on its image (drawn on the decoded image itself, which nothing reads
+    after), as JPEG."""
+    drawn = draw_persons(bgr, persons, estimator.keypoint_set, threshold, channel_order="bgr", in_place=True)
+    ok, encoded = cv2.imencode(".jpg", drawn, [cv2.IMWRITE_JPEG_QUALITY, 90])
     if not ok:
         raise DataError("the drawing could not be encoded as JPEG")
     return encoded.tobytes()
@@ -240,12 +248,12 @@ def create_app(estimator: PoseEstimator, *, limits: ServeLimits | None = None, m
     async def _pose(body: PoseRequest, draw: bool, start: float) -> Response:
         boxes, box_scores = parse_boxes(body.boxes, body.box_scores, limits.max_boxes)
         image = await run_in_threadpool(
-            partial(decode_image_bytes, body.data, source="upload", max_pixels=limits.max_pixels)
+            partial(decode_image_bytes, body.data, source="upload", max_pixels=limits.max_pixels, channel_order="bgr")
         )
         height, width = image.shape[:2]
         decoded = time.perf_counter()
-        # Given boxes are checked against the image; else the detector's (on a BGR copy) or the whole image.
-        found = await run_in_threadpool(partial(person_boxes, image, boxes, box_scores, "boxes", channel_order="rgb"))
+        # Given boxes are checked against the image; else the detector's or the whole image.
+        found = await run_in_threadpool(partial(person_boxes, image, boxes, box_scores, "boxes", channel_order="bgr"))
         boxes, box_scores = found.boxes, found.scores
         detected = time.perf_counter()
         persons, batch = await asyncio.wrap_future(batcher.submit(image, boxes, box_scores))
@@ -295,7 +303,9 @@ def serve(
     limits: ServeLimits | None = None,
     model_name: str = "",
 ) -> None:
-    """Run the service with uvicorn until interrupted (``hrnet serve``)."""
+    """Run the service with uvicorn until interrupted (``hrnet serve``): the network in this thread, the HTTP
+    server in a thread beside it (``run_beside``). Exits with status 1 when the server cannot start (uvicorn
+    logs why: the port is in use, ...)."""
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise ConfigError(f"port {port!r}: a TCP port is a whole number from 1 to 65535 (default 8000)")
     try:
@@ -305,4 +315,47 @@ def serve(
     limits = limits or ServeLimits()
     app = create_app(estimator, limits=limits, model_name=model_name)
     log.info("serving %s on http://%s:%d/ (API docs at /docs)", model_name, host, port)
-    uvicorn.Server(uvicorn_config(app, host=host, port=port, limits=limits)).run()
+    if not run_beside(uvicorn.Server(uvicorn_config(app, host=host, port=port, limits=limits)), app.state.batcher):
+        sys.exit(1)  # as uvicorn itself exits when it cannot start
+
+
+def run_beside(server: uvicorn.Server, batcher: PoseBatcher, sockets: list[socket.socket] | None = None) -> bool:
+    """Run ``server`` (uvicorn, serving an app of ``create_app``) in a thread, and the app's pose worker
+    (``batcher``) in the calling thread, until the server stops; returns whether it started.
+
+    The network runs in the thread that loaded it (the main thread of ``hrnet serve``): there the process's
+    first memory arena keeps the freed buffers (``hrnet.runtime.keep_freed_memory``; another thread's arena
+    gives whole heaps back, some 15,000 page faults a forward pass), and PyTorch's OpenMP threads are the only
+    ones: a second thread that runs the network gets a second team of them, and with more OpenMP threads than
+    cores libgomp spins for a hundred turns only before it sleeps. Run in a thread of its own, a forward pass of
+    W32 fp32 at batch 8 took 1.2× as long (2 cores, docs/speed.md).
+
+    In the main thread, SIGINT and SIGTERM stop the server as uvicorn does when it runs there (the requests in
+    progress are answered first; a second SIGINT does not wait), and are raised again once it has stopped.
+    """
+
+    def run_server() -> None:
+        with contextlib.suppress(SystemExit):  # uvicorn's way out when it cannot start, after logging why
+            server.run(sockets=sockets)
+
+    thread = threading.Thread(target=run_server, name="hrnet-serve-http", daemon=True)
+    caught: list[int] = []
+
+    def stop(number: int, frame: FrameType | None) -> None:
+        caught.append(number)
+        server.handle_exit(number, frame)
+
+    in_main = threading.current_thread() is threading.main_thread()
+    handlers = {sig: signal.signal(sig, stop) for sig in _STOP_SIGNALS} if in_main else {}
+    try:
+        batcher.work_here(until=lambda: not thread.is_alive(), ready=thread.start)
+        thread.join()
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    for number in reversed(caught):  # as uvicorn does: the signal's own effect, now that the server has stopped
+        signal.raise_signal(number)
+    return bool(server.started)
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)

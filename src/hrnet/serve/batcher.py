@@ -8,6 +8,7 @@ import concurrent.futures
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,6 +23,8 @@ WAIT_FRACTION = 0.25
 # The weight of the newest pass in the average of the estimator's seconds: the average follows a change of load
 # within a few passes, and one slow pass (a large image's crops, a burst of other work) moves it by a fifth.
 AVERAGE_WEIGHT = 0.2
+# How often an idle worker in the caller's thread (``PoseBatcher.work_here``) asks whether to stop.
+POLL_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,9 @@ class PoseBatcher:
 
     A job that fails fails alone: the batch is retried one job at a time, so one bad image cannot fail its
     neighbours, and nothing stops the worker.
+
+    The worker is a thread of its own (``start``), or the caller's thread (``work_here``): ``hrnet serve`` runs the
+    network in the thread that loaded it (``hrnet.serve.app.run_beside``).
     """
 
     def __init__(self, estimator: PoseEstimator, max_batch: int, window_s: float, max_wait_s: float = 0.2):
@@ -80,10 +86,12 @@ class PoseBatcher:
         self._queue: collections.deque[_Job] = collections.deque()
         self._changed = threading.Condition()
         self._expected = 0  # persons the previous pass left in the service
-        self._thread: threading.Thread | None = None
+        self._thread: threading.Thread | None = None  # the worker's thread, once there is a worker
+        self._finished = threading.Event()  # the worker has stopped
         self._closed = False
 
     def start(self) -> None:
+        """Start the worker thread, unless there is a worker already (a thread, or one ``work_here``)."""
         with self._changed:
             if self._closed:
                 raise RuntimeError("the pose batcher is closed")
@@ -91,18 +99,30 @@ class PoseBatcher:
                 self._thread = threading.Thread(target=self._run, name="hrnet-pose-batcher", daemon=True)
                 self._thread.start()
 
+    def work_here(self, until: Callable[[], bool], ready: Callable[[], object] | None = None) -> None:
+        """Be the worker in the calling thread until the batcher is closed (and its queue served), or ``until()``
+        is true: it is asked every ``POLL_S`` while no job waits; the queued jobs are served first. ``ready`` is
+        called once this thread is the worker (a ``start`` after it changes nothing): it starts what submits."""
+        with self._changed:
+            if self._closed or self._thread is not None:
+                raise RuntimeError("the pose batcher is closed or has a worker already")
+            self._thread = threading.current_thread()
+        if ready is not None:
+            ready()
+        self._run(until)
+
     def close(self, timeout: float = 10.0) -> None:
-        """Finish the queued jobs, then stop the worker."""
+        """Finish the queued jobs, then stop the worker (waiting for it at most ``timeout`` seconds)."""
         with self._changed:
             self._closed = True
-            thread = self._thread
+            worker = self._thread
             self._changed.notify_all()
-        if thread is not None:
-            thread.join(timeout)
+        if worker is not None and worker is not threading.current_thread():
+            self._finished.wait(timeout)
 
     @property
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._thread is not None and self._thread.is_alive() and not self._finished.is_set()
 
     @property
     def waiting(self) -> int:
@@ -118,9 +138,9 @@ class PoseBatcher:
     def submit(
         self, image: np.ndarray, boxes: np.ndarray | None, scores: np.ndarray | None
     ) -> concurrent.futures.Future[tuple[list[PersonPose], BatchInfo]]:
-        """Queue one (H, W, 3) uint8 RGB image with its (P, 4) boxes and (P,) scores (None: the whole image);
-        the future gives its persons and the batch that served it. RGB, the network's order: the worker, which
-        serves every request in turn, should not spend its time copying channels."""
+        """Queue one (H, W, 3) uint8 BGR image (OpenCV's order: the estimator turns each crop to RGB) with its
+        (P, 4) boxes and (P,) scores (None: the whole image); the future gives its persons and the batch that
+        served it."""
         self.start()
         job = _Job(image, boxes, scores)
         with self._changed:
@@ -128,18 +148,25 @@ class PoseBatcher:
             self._changed.notify()
         return job.future
 
-    def _run(self) -> None:
-        while jobs := self._next_batch():
-            self._serve(jobs)
-            with self._changed:
-                served = sum(j.persons for j in jobs)
-                self._expected = min(self.max_batch, served + sum(j.persons for j in self._queue))
+    def _run(self, stop: Callable[[], bool] | None = None) -> None:
+        try:
+            while jobs := self._next_batch(stop):
+                self._serve(jobs)
+                with self._changed:
+                    served = sum(j.persons for j in jobs)
+                    self._expected = min(self.max_batch, served + sum(j.persons for j in self._queue))
+        finally:
+            self._finished.set()
 
-    def _next_batch(self) -> list[_Job]:
-        """The jobs of the next pass (see the class doc); empty once the batcher is closed and drained."""
+    def _next_batch(self, stop: Callable[[], bool] | None = None) -> list[_Job]:
+        """The jobs of the next pass (see the class doc); empty once the batcher is closed (or ``stop()``, asked
+        every ``POLL_S`` while idle, is true) and drained."""
         with self._changed:
             while not self._queue and not self._closed:
-                self._changed.wait()
+                if stop is None:
+                    self._changed.wait()
+                elif not self._changed.wait(POLL_S) and stop():
+                    self._closed = True
             if not self._queue:
                 return []
             jobs = [self._queue.popleft()]
@@ -169,7 +196,7 @@ class PoseBatcher:
         start = time.perf_counter()
         try:
             results = self.estimator.predict(
-                [j.image for j in live], [j.boxes for j in live], [j.scores for j in live], channel_order="rgb"
+                [j.image for j in live], [j.boxes for j in live], [j.scores for j in live], channel_order="bgr"
             )
         except Exception as err:
             if len(live) > 1:
@@ -188,7 +215,7 @@ class PoseBatcher:
         # The job's future is already running: run it again as a batch of one.
         start = time.perf_counter()
         try:
-            persons = self.estimator.predict([job.image], [job.boxes], [job.scores], channel_order="rgb")[0]
+            persons = self.estimator.predict([job.image], [job.boxes], [job.scores], channel_order="bgr")[0]
         except Exception as err:
             log.exception("pose estimation failed")
             job.future.set_exception(err)
