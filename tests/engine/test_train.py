@@ -257,9 +257,8 @@ def test_resume_after_a_signal_equals_an_uninterrupted_run(datasets_dir, tmp_pat
     stopped = _train_process(configs["stopped"])
     run = tmp_path / "stopped" / "tiny"
     deadline = time.monotonic() + 120
-    while not (run / "train.log").is_file() and time.monotonic() < deadline and stopped.poll() is None:
-        time.sleep(0.005)  # train.log appears once the handlers are installed and the loop is about to start
-    time.sleep(1.0)
+    while _progress(run / "last.safetensors") is None and time.monotonic() < deadline and stopped.poll() is None:
+        time.sleep(0.005)  # the first epoch's checkpoint: the handlers are installed and two epochs are left
     stopped.send_signal(signum)
     assert stopped.wait(timeout=120) == 128 + signum
     err = stopped.stderr.read() if stopped.stderr else ""
