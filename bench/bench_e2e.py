@@ -30,17 +30,17 @@ minutes on 2 cores); writes ``bench/results/e2e_PRECISION.md`` and ``.json``.
 
 from __future__ import annotations
 
-import os
+# As the hrnet command does (hrnet.cli): before PyTorch is loaded.
+from hrnet.runtime import limit_openmp_spinning
 
-# As the hrnet command sets it (hrnet.cli, hrnet.runtime.OPENMP_SPIN): before PyTorch is loaded.
-if "OMP_WAIT_POLICY" not in os.environ:
-    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+limit_openmp_spinning()
 
 import argparse
 import base64
 import http.client
 import http.server
 import json
+import os
 import socket
 import statistics
 import tempfile

@@ -82,3 +82,12 @@ def test_persons_plot_in_the_callers_channel_order():
     assert drawn_bgr.shape == bgr.shape and drawn_bgr.any() and not bgr.any()  # a copy, drawn on
     np.testing.assert_array_equal(drawn_bgr[..., ::-1], drawn_rgb)
     assert persons.to_coco(7)[0]["image_id"] == 7 and len(persons.to_coco(7)[0]["keypoints"]) == 51
+
+
+@pytest.mark.parametrize("count", [0, 1])
+def test_persons_plot_names_a_wrong_channel_order_with_or_without_persons(count):
+    keypoints = np.stack([np.linspace(20, 80, 17), np.linspace(20, 80, 17)], axis=1)
+    pose = PersonPose(np.array([10.0, 10, 80, 80]), keypoints, np.ones(17), 0.9)
+    persons = Persons([pose] * count, get_keypoint_set("coco17"))
+    with pytest.raises(DataError, match="channel_order must be 'rgb' or 'bgr', got 'BGR'"):
+        persons.plot(np.zeros((100, 100, 3), np.uint8), channel_order="BGR")

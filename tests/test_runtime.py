@@ -107,8 +107,9 @@ def test_one_opencv_thread():
     assert out.stdout.strip() == "1"
 
 
-# What GOMP_SPINCOUNT holds when PyTorch (and with it libgomp, which reads it once) is first imported by the hrnet
-# command's module, and the value hrnet.runtime documents.
+# What GOMP_SPINCOUNT holds when PyTorch (and with it libgomp, which reads it once) is first imported in a process
+# that the hrnet command's module started (its commands import PyTorch when they run), and the value hrnet.runtime
+# documents.
 SPIN_SCRIPT = """
 import os
 import sys
@@ -124,6 +125,7 @@ class Watch:
 
 sys.meta_path.insert(0, Watch())
 import hrnet.cli
+import torch
 from hrnet.runtime import OPENMP_SPIN
 
 print(seen[0], OPENMP_SPIN)

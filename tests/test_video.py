@@ -309,6 +309,8 @@ def test_h264_writer_keeps_colours(tmp_path):
         for i, colour in enumerate(colours):
             block = got[8:56, 32 * i + 8 : 32 * i + 24]  # inside the block: clear of 4:2:0 chroma at the edges
             assert np.abs(block - np.array(colour)).max() <= 6, (order, colour, block.mean(axis=(0, 1)))
+    with pytest.raises(DataError, match="channel_order must be 'rgb' or 'bgr', got 'yuv'"):
+        H264Writer(tmp_path / "never.mp4", fps=10).write(frame, channel_order="yuv")
 
 
 def test_encoder_failure_is_one_clear_error(tmp_path):

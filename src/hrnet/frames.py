@@ -20,6 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from hrnet.data.images import check_channel_order
 from hrnet.errors import DataError
 from hrnet.fileio import atomic_path
 from hrnet.inputs import check_not_special, decimal_id
@@ -93,8 +94,7 @@ class H264Writer:
 
     def write(self, image: np.ndarray, channel_order: str = "rgb") -> None:
         """Encode one (H, W, 3) uint8 frame in ``channel_order`` ("rgb" or "bgr")."""
-        if channel_order not in _TO_I420:
-            raise DataError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}")
+        check_channel_order(channel_order)
         height, width = image.shape[:2]
         if self._stream is None:
             self._open_stream(width + width % 2, height + height % 2)

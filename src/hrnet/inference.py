@@ -214,17 +214,17 @@ class PoseEstimator:
     ) -> list[Persons]:
         """Persons of many images, all persons batched together (``test.batch_size`` crops a forward pass)."""
         order = self.channel_order if channel_order is None else _check_channel_order(channel_order)
-        # Each image in its own channel order (files are read as RGB): the crops are turned to RGB, not the images.
+        # Every image in ``order`` (files are read so): the crops are turned to RGB, not the images.
         arrays = [
-            (read_image(i), "rgb") if isinstance(i, str | Path) else _three_channels(np.asarray(i), order)
+            read_image(i, channel_order=order) if isinstance(i, str | Path) else _three_channels(np.asarray(i), order)
             for i in images
         ]
         boxes = boxes or [None] * len(arrays)
         box_scores = box_scores or [None] * len(arrays)
         owner, all_boxes, all_scores = [], [], []
-        for i, ((image, image_order), b, s) in enumerate(zip(arrays, boxes, box_scores, strict=True)):
+        for i, (image, b, s) in enumerate(zip(arrays, boxes, box_scores, strict=True)):
             where = str(images[i]) if isinstance(images[i], str | Path) else f"image {i}"
-            found = self.person_boxes(image, b, s, where, channel_order=image_order)
+            found = self.person_boxes(image, b, s, where, channel_order=order)
             owner += [i] * len(found.boxes)
             all_boxes.append(found.boxes)
             all_scores.append(found.scores)
@@ -233,7 +233,7 @@ class PoseEstimator:
             return results
         box_array = np.concatenate(all_boxes)
         centers, sizes = self.codec.crop.regions(box_array)
-        keypoints, scores = self._keypoints([arrays[i] for i in owner], centers, sizes)
+        keypoints, scores = self._keypoints([arrays[i] for i in owner], order, centers, sizes)
         person_scores = rescore(np.concatenate(all_scores), scores, self.test.in_vis_threshold)
         for p, i in enumerate(owner):
             results[i].append(PersonPose(box_array[p], keypoints[p], scores[p], float(person_scores[p])))
@@ -241,9 +241,9 @@ class PoseEstimator:
 
     @torch.inference_mode()
     def _keypoints(
-        self, images: list[tuple[np.ndarray, str]], centers: np.ndarray, sizes: np.ndarray
+        self, images: list[np.ndarray], order: str, centers: np.ndarray, sizes: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Keypoints and scores of the person in each region (center, size) of the (image, channel order) pairs.
+        """Keypoints and scores of the person in each region (center, size) of the images in channel ``order``.
         A BGR image's crop is turned to RGB after the warp: the same pixels (the warp treats each channel alike)
         for a sixteenth of a 640×480 frame's copy."""
         crop = self.codec.crop
@@ -253,7 +253,7 @@ class PoseEstimator:
             chunk = range(start, min(start + size, len(images)))
             batch = np.empty((len(chunk), 3, *crop.input_size), dtype=np.float32)
             for slot, p in enumerate(chunk):  # each crop written in its place: no stacking copy
-                crop.to_array(_crop_rgb(crop, *images[p], centers[p], sizes[p]), out=batch[slot])
+                crop.to_array(_crop_rgb(crop, images[p], order, centers[p], sizes[p]), out=batch[slot])
             crops = torch.from_numpy(batch).to(self.device)
             k, s = predict_keypoints(
                 self.model,
@@ -320,14 +320,13 @@ def _check_channel_order(order: str) -> str:
     return order
 
 
-def _three_channels(image: np.ndarray, order: str) -> tuple[np.ndarray, str]:
-    """An image array in ``order`` → (H, W, 3) uint8 in that order (a grey (H, W) one repeated: in any order),
-    and the order."""
+def _three_channels(image: np.ndarray, order: str) -> np.ndarray:
+    """An image array in ``order`` → (H, W, 3) uint8 in that order (a grey (H, W) one repeated: in any order)."""
     if image.ndim == 2:
-        return np.repeat(image[..., None], 3, axis=2), order
+        return np.repeat(image[..., None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise DataError(f"expected an (H, W, 3) {order.upper()} uint8 image, got {image.shape} {image.dtype}")
-    return image, order
+    return image
 
 
 def _crop_rgb(crop: Crop, image: np.ndarray, order: str, center: np.ndarray, size: np.ndarray) -> np.ndarray:

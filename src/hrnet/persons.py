@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from hrnet.data.images import check_channel_order
 from hrnet.detect import Detector
 from hrnet.errors import DataError
 from hrnet.keypoints import KeypointSet
@@ -83,8 +84,6 @@ class Persons(list[PersonPose]):
         """Skeletons, boxes (and track ids) drawn on a copy of ``image``, an (H, W, 3) uint8 array in
         ``channel_order`` ("bgr", as ``cv2.imread`` gives, or "rgb"); returned in the same order. Keypoints
         scoring below ``threshold`` are not drawn."""
-        if channel_order not in ("bgr", "rgb"):
-            raise DataError(f"channel_order must be 'bgr' or 'rgb', got {channel_order!r}")
         return draw_persons(
             np.asarray(image), self, self.keypoint_set, threshold, track_ids, channel_order=channel_order
         )
@@ -282,6 +281,7 @@ def draw_persons(
 ) -> np.ndarray:
     """The persons' skeletons and boxes (and track ids) drawn on a copy of an (H, W, 3) uint8 image in
     ``channel_order`` (with ``in_place``: on the image itself, as ``hrnet.visualize.draw_poses``)."""
+    check_channel_order(channel_order)
     if not persons:
         return image if in_place else image.copy()
     canvas = draw_poses(

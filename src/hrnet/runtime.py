@@ -20,8 +20,9 @@ fp32 and bf16 at batch 1, 8 and 16, measured with 1,000 to 100,000 turns). But a
 spun on, taking the cores from whatever ran next: ONNX Runtime's threads (an int8 network's glue, one
 ``torch.stack``, made every run 1.4× slower), the decoding, drawing and encoding threads of a video, the request
 work of ``hrnet serve``. libgomp reads the variable once, when PyTorch loads it, so the command sets it before its
-first import of PyTorch (``hrnet.cli``); a Python program sets ``GOMP_SPINCOUNT=10000`` in its environment before
-it imports torch. An explicit setting of the variable (or ``OMP_WAIT_POLICY``) is kept.
+first import of PyTorch (``hrnet.cli``, ``limit_openmp_spinning``); a Python program calls that function, or sets
+``GOMP_SPINCOUNT=10000`` in its environment, before it imports torch. An explicit setting of the variable (or
+``OMP_WAIT_POLICY``) is kept.
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ import logging
 import os
 import platform
 import threading
-
-import torch
+from typing import TYPE_CHECKING
 
 from hrnet.errors import ConfigError
+
+if TYPE_CHECKING:  # loaded by the functions that use it: limit_openmp_spinning must run before PyTorch loads
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,8 @@ def resolve_device(name: str) -> torch.device:
     """``"auto"``: this process's GPU when CUDA is available (``LOCAL_RANK`` picks it, as ``torchrun`` sets it),
     else the CPU; ``"cuda"`` without an index picks the GPU the same way; anything else as ``torch.device`` reads
     it. A device this machine does not have (or a name that is not a device) is a ``ConfigError``."""
+    import torch
+
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", local_rank() % torch.cuda.device_count())
@@ -94,6 +99,8 @@ def resolve_device(name: str) -> torch.device:
 def available_memory(device: torch.device) -> int | None:
     """Bytes free for new tensors on ``device``: the GPU's free memory, or for the CPU the kernel's estimate of
     what can be allocated without swapping (``MemAvailable``, Linux); None where unknown."""
+    import torch
+
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
     if device.type != "cpu":
@@ -127,6 +134,14 @@ def keep_freed_memory() -> bool:
         if _state is None:
             _state = _apply()
         return _state
+
+
+def limit_openmp_spinning() -> None:
+    """Set ``GOMP_SPINCOUNT`` to ``OPENMP_SPIN`` unless it or ``OMP_WAIT_POLICY`` is set already (module doc).
+
+    libgomp reads it once, when PyTorch is first imported: called after that, it changes nothing."""
+    if "OMP_WAIT_POLICY" not in os.environ:
+        os.environ.setdefault("GOMP_SPINCOUNT", OPENMP_SPIN)
 
 
 def one_opencv_thread() -> None:

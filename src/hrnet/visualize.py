@@ -25,6 +25,7 @@ import numpy.typing as npt
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from hrnet.data.images import check_channel_order
 from hrnet.errors import DataError
 from hrnet.fileio import write_bytes_atomic
 from hrnet.keypoints import KeypointSet
@@ -134,8 +135,7 @@ def draw_poses(
     (B, 4) are person boxes (x, y, w, h) in pixels. ``thickness`` is the limb width in pixels (default: scaled
     with the image, see ``default_thickness``); dots have a radius of about 1.5 times that.
     """
-    if channel_order not in ("rgb", "bgr"):
-        raise DataError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}")
+    check_channel_order(channel_order)
     canvas = _as_rgb(image, copy=not in_place)
     points = np.asarray(keypoints, dtype=np.float64)
     k = keypoint_set.num_keypoints
@@ -462,8 +462,7 @@ def write_image(
     extension = _EXTENSIONS.get(target.suffix.lower())
     if extension is None:
         raise DataError(f"{target}: unknown image extension {target.suffix!r}; use .png, .jpg or .jpeg")
-    if channel_order not in ("rgb", "bgr"):
-        raise DataError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}")
+    check_channel_order(channel_order)
     pixels = _as_rgb(image, what=str(target), copy=False)
     bgr = pixels if channel_order == "bgr" else cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
     params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if extension == ".jpg" else []

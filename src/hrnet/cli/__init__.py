@@ -7,20 +7,19 @@ errors of our own types are printed as one clear line (no traceback) with exit s
 network first turn on the process-wide CPU settings of ``hrnet.runtime``: freed memory kept for reuse
 (``HRNET_KEEP_FREED_MEMORY=0`` turns it off) and OpenCV in the calling thread. A command owns its process,
 library calls never change it. For the same reason the command sets ``GOMP_SPINCOUNT`` before anything loads
-PyTorch (``hrnet.runtime.OPENMP_SPIN``).
+PyTorch (``hrnet.runtime.limit_openmp_spinning``).
 """
 
 from __future__ import annotations
 
-import os
+# PyTorch's OpenMP runtime reads its settings once, when it is loaded: so here, before the imports below load it.
+from hrnet.runtime import limit_openmp_spinning
 
-# PyTorch's OpenMP runtime reads these once, when it is loaded: so here, before the imports below load PyTorch. The
-# value is hrnet.runtime.OPENMP_SPIN (that module imports PyTorch); a user's own OpenMP wait setting wins.
-if "OMP_WAIT_POLICY" not in os.environ:
-    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+limit_openmp_spinning()
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 

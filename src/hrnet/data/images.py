@@ -91,8 +91,7 @@ def decode_image_bytes(
         DataError: one line naming ``source``: no known header (empty, truncated, not an image), zero size, over
             ``max_pixels``, pixels that do not decode or are not what the header says, or a pixel type not read.
     """
-    if channel_order not in _TO_ORDER:
-        raise DataError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}")
+    check_channel_order(channel_order)
     undecodable = f"{source}: the image does not decode ({len(data)} bytes; empty, truncated or not an image file)"
     if not data:
         raise DataError(undecodable)
@@ -126,6 +125,13 @@ def decode_image_bytes(
             "decoded: the file is damaged"
         )
     return _to_uint8(pixels, source, kind, channel_order)
+
+
+def check_channel_order(channel_order: str) -> str:
+    """``channel_order`` itself if it is "rgb" or "bgr" (the orders of an image array), else a ``DataError``."""
+    if channel_order not in _TO_ORDER:
+        raise DataError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}")
+    return channel_order
 
 
 # From OpenCV's decoded grey or BGR pixels to three channels in each order: the conversion, None for none.
