@@ -5,10 +5,11 @@ The network is HRNet-W32 256×192 with random weights (the speed does not depend
 (``--precision``: fp32 on the PyTorch fast path, bf16, or int8 through an ONNX file quantized here), flip test off
 unless ``--flip``. "Network-only" is the same backend timed alone on random crops at the batch size each path
 runs: the folder fills ``test.batch_size`` crops a forward pass, a video runs one frame (one person) at a time,
-the service batches what its clients send together (at most 8 here). It is timed just before and just after each
-path, and the mean of the two is the path's reference: a virtual machine's speed drifts by several percent over
-the minutes of a run. The folder and the video are each timed ``REPEATS`` times (the median counts); both runs
-take seconds.
+the service batches what its clients send together (at most 8 here). Each path runs ``REPEATS`` times, the
+network alone timed before the first run and after each; a run's ratio is to the mean of the network-only rates
+just before and just after it, and the median of the ratios counts: a virtual machine's speed drifts, by up to
+a fifth within a minute on the 2-core EPYCs of these runs, and a reference timed minutes away moved a ratio by
+as much.
 
 - **folder**: 64 640×480 photos of one to three synthetic figures each (``hrnet.data.synthetic``'s drawing) with
   their person boxes given in a COCO detection-results file, through ``predict_paths`` (read ahead, batched,
@@ -21,11 +22,11 @@ take seconds.
   ``predict_video`` as a live source: frames estimated over frames offered, and the latency from a frame's
   arrival to its output written (p50, p99).
 - **serve**: ``hrnet serve``'s app in this process, run as the command runs it (the network in this thread,
-  uvicorn in another), 8 clients each posting one photo with its box, as fast as answered. Rate: requests a
-  second.
+  uvicorn in another), 8 clients (``LeanClient``) each posting one photo with its box, as fast as answered.
+  Rate: requests a second.
 
-Run: ``.venv/bin/python bench/bench_e2e.py [--precision fp32|bf16|int8] [--flip]`` on an idle machine (about 4
-minutes on 2 cores); writes ``bench/results/e2e_PRECISION.md`` and ``.json``.
+Run: ``.venv/bin/python bench/bench_e2e.py [--precision fp32|bf16|int8] [--flip]`` on an idle machine (2.5 minutes
+at int8, 5 at fp32 on 2 cores); writes ``bench/results/e2e_PRECISION.md`` and ``.json``.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ limit_openmp_spinning()
 
 import argparse
 import base64
-import http.client
 import http.server
+import itertools
 import json
 import os
 import socket
@@ -73,7 +74,7 @@ PHOTOS = 64
 CLIP_FRAMES = 150
 LIVE_FPS = 30.0
 CLIENTS = 8
-REPEATS = 3  # timed runs of the folder and of the video: the median
+REPEATS = 3  # timed runs of each path but the live one: the median ratio counts
 
 
 def backend_name(precision: str) -> str:
@@ -145,21 +146,29 @@ def network_only(estimator: PoseEstimator, batches: list[int], rounds: int, seco
     return {batch: batch / timed[str(batch)] for batch in batches}
 
 
-def folder_path(estimator: PoseEstimator, root: Path) -> dict[str, Any]:
+def folder_path(estimator: PoseEstimator, root: Path) -> tuple[Callable[[int], float], dict[str, Any]]:
+    """The folder's timed run (persons a second; run ``i`` writes into its own folder) and what it holds."""
     boxes_file = photos(root / "photos", PHOTOS)
     detections = DetectionBoxes(boxes_file)
     predict_paths(estimator, [root / "photos"], root / "warm", detections=detections, progress=False)
-    rates, persons = [], 0
-    for run in range(REPEATS):
+    persons = len(json.loads(boxes_file.read_text()))
+
+    def run(i: int) -> float:
         start = time.perf_counter()
-        report = predict_paths(estimator, [root / "photos"], root / f"out{run}", detections=detections, progress=False)
+        report = predict_paths(estimator, [root / "photos"], root / f"out{i}", detections=detections, progress=False)
         seconds = time.perf_counter() - start
-        persons = sum(len(json.loads(p.read_text())) for p in report.written if p.suffix == ".json")
-        rates.append(persons / seconds)
-    return {"images": PHOTOS, "persons": persons, "rates": rates, "rate": statistics.median(rates)}
+        written = sum(len(json.loads(p.read_text())) for p in report.written if p.suffix == ".json")
+        if written != persons:
+            raise RuntimeError(f"the folder's results hold {written} persons, its boxes {persons}")
+        return persons / seconds
+
+    return run, {"images": PHOTOS, "persons": persons}
 
 
-def video_path(estimator: PoseEstimator, root: Path, frames: list[np.ndarray]) -> dict[str, Any]:
+def video_path(
+    estimator: PoseEstimator, root: Path, frames: list[np.ndarray]
+) -> tuple[Callable[[int], float], dict[str, Any]]:
+    """The video's timed run (frames a second) and what it holds."""
     clip = root / "walk.mp4"
     writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (FRAME[1], FRAME[0]))
     for frame in frames:
@@ -167,12 +176,35 @@ def video_path(estimator: PoseEstimator, root: Path, frames: list[np.ndarray]) -
     writer.release()
     options = VideoOptions(detect_every=10, keypoint_threshold=0.0)
     predict_video(estimator, clip, root / "warm", options=options, progress=False)
-    rates = []
-    for run in range(REPEATS):
+
+    def run(i: int) -> float:
         stats = VideoStats()
-        predict_video(estimator, clip, root / f"video{run}", options=options, progress=False, stats=stats)
-        rates.append(stats.frames_per_s)
-    return {"frames": stats.estimated, "rates": rates, "rate": statistics.median(rates)}
+        predict_video(estimator, clip, root / f"video{i}", options=options, progress=False, stats=stats)
+        if stats.estimated != len(frames):
+            raise RuntimeError(f"{stats.estimated} of the video's {len(frames)} frames were estimated")
+        return stats.frames_per_s
+
+    return run, {"frames": len(frames)}
+
+
+def timed_runs(estimator: PoseEstimator, batch: int, run: Callable[[int], float]) -> dict[str, Any]:
+    """``REPEATS`` runs of a path, the network alone (``network_only`` at ``batch``) timed before the first and
+    after each; each run's ratio is to the mean of the network-only rates on either side of it (module doc)."""
+    alone = [network_only(estimator, [batch], rounds=3, seconds=1.0)[batch]]
+    rates = []
+    for i in range(REPEATS):
+        rates.append(run(i))
+        alone.append(network_only(estimator, [batch], rounds=3, seconds=1.0)[batch])
+    references = [(before + after) / 2 for before, after in itertools.pairwise(alone)]
+    ratios = [rate / reference for rate, reference in zip(rates, references, strict=True)]
+    return {
+        "rates": rates,
+        "network_only": alone,
+        "ratios": ratios,
+        "rate": statistics.median(rates),
+        "network": statistics.median(references),
+        "ratio": statistics.median(ratios),
+    }
 
 
 class MjpegStream(http.server.BaseHTTPRequestHandler):
@@ -220,6 +252,48 @@ def live_path(estimator: PoseEstimator, root: Path, frames: list[np.ndarray]) ->
     }
 
 
+class LeanClient:
+    """A kept-alive HTTP/1.1 connection that posts one JSON body again and again, as little work as a client can
+    be: the request's bytes are made once, the answer is read by its Content-Length (uvicorn's answers have one)
+    and not parsed. The clients run in this process, under its interpreter lock, on the same two cores as the
+    server, and between two forward passes the server's work for the next batch waits for theirs (``http.client``
+    took 0.32 ms of CPU a request, this 0.10 ms: 2-core EPYC, 2026-12-06)."""
+
+    def __init__(self, host: str, port: int, path: str, body: str):
+        payload = body.encode()
+        head = f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        self.request = (head + f"Content-Length: {len(payload)}\r\n\r\n").encode() + payload
+        self.sock = socket.create_connection((host, port), timeout=120)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buffer = b""
+
+    def post(self) -> int:
+        """Send the request, read the whole answer; its status."""
+        self.sock.sendall(self.request)
+        while b"\r\n\r\n" not in self.buffer:
+            self.buffer += self._receive()
+        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        fields = dict(line.split(":", 1) for line in lines[1:])
+        length = int({k.strip().lower(): v for k, v in fields.items()}["content-length"])
+        while len(self.buffer) < length:
+            self.buffer += self._receive()
+        self.buffer = self.buffer[length:]
+        return int(lines[0].split()[1])
+
+    def _receive(self) -> bytes:
+        data = self.sock.recv(1 << 16)
+        if not data:
+            raise RuntimeError("the server closed the connection")
+        return data
+
+    def __enter__(self) -> LeanClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+
+
 def serve_path(estimator: PoseEstimator, seconds: float) -> dict[str, Any]:
     """``hrnet serve`` as the command runs it (``run_beside``: the network in this thread, uvicorn in another),
     its clients in threads of a driver thread, which stops the server when they are done."""
@@ -243,17 +317,12 @@ def serve_path(estimator: PoseEstimator, seconds: float) -> dict[str, Any]:
     result: dict[str, Any] = {}
 
     def client(body: str, stop: float) -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        try:
+        with LeanClient("127.0.0.1", port, "/v1/pose", body) as connection:
             while time.monotonic() < stop:
-                connection.request("POST", "/v1/pose", body, {"Content-Type": "application/json"})
-                response = connection.getresponse()
-                response.read()
-                if response.status != 200:
-                    raise RuntimeError(f"the server answered {response.status}")
+                status = connection.post()
+                if status != 200:
+                    raise RuntimeError(f"the server answered {status}")
                 done.append(time.monotonic())
-        finally:
-            connection.close()
 
     def drive() -> None:
         try:
@@ -286,7 +355,7 @@ def main() -> None:
     parser.add_argument("--config", default="w32", help="model preset, shipped config or YAML (default w32)")
     parser.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32")
     parser.add_argument("--flip", action="store_true", help="flip test on (default off)")
-    parser.add_argument("--serve-seconds", type=float, default=30.0)
+    parser.add_argument("--serve-seconds", type=float, default=10.0, help="each run of the service (default 10)")
     args = parser.parse_args()
     keep_freed_memory()  # as every hrnet command that runs a network
     one_opencv_thread()
@@ -300,27 +369,22 @@ def main() -> None:
     frames, boxes = walking_clip(CLIP_FRAMES)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        alone: dict[str, list[float]] = {}  # path → network-only rates just before and just after it
-
-        def bracketed(name: str, batch: int, path: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-            before = network_only(estimator, [batch], rounds=3, seconds=1.0)[batch]
-            result = path()
-            alone[name] = [before, network_only(estimator, [batch], rounds=3, seconds=1.0)[batch]]
-            return result
-
-        folder = bracketed("folder", config.test.batch_size, lambda: folder_path(estimator, root))
+        run, folder = folder_path(estimator, root)
+        folder |= timed_runs(estimator, config.test.batch_size, run)
         estimator.detector = TruthDetector(frames, boxes)
-        video = bracketed("video", 1, lambda: video_path(estimator, root, frames))
+        run, video = video_path(estimator, root, frames)
+        video |= timed_runs(estimator, 1, run)
         live = live_path(estimator, root, frames)
+        live["network"] = video["network"]
+        live["ratio"] = live["rate"] / video["network"]
         estimator.detector = None  # the clients give the boxes
-        serve = bracketed("serve", CLIENTS, lambda: serve_path(estimator, args.serve_seconds))
+        serve = timed_runs(estimator, CLIENTS, lambda i: serve_path(estimator, args.serve_seconds)["rate"])
     load_after = os.getloadavg()[0]
-    network = {name: statistics.mean(rates) for name, rates in alone.items()}
     rows = [
-        ("predict, folder of 64 photos (given boxes)", "persons/s", folder["rate"], network["folder"]),
-        ("video file, 640×480, detect every 10th", "frames/s", video["rate"], network["video"]),
-        ("live source at 30 frames/s", "frames/s", live["rate"], network["video"]),
-        (f"serve, {CLIENTS} clients", "requests/s", serve["rate"], network["serve"]),
+        ("predict, folder of 64 photos (given boxes)", "persons/s", folder),
+        ("video file, 640×480, detect every 10th", "frames/s", video),
+        ("live source at 30 frames/s", "frames/s", live),
+        (f"serve, {CLIENTS} clients", "requests/s", serve),
     ]
     report = {
         **provenance(),
@@ -329,12 +393,14 @@ def main() -> None:
         "config": args.config,
         "backend": backend.name,
         "flip_test": args.flip,
-        "network_only_before_after": alone,
         "folder": folder,
         "video": video,
         "live": live,
         "serve": serve,
-        "rows": [{"path": p, "unit": u, "rate": r, "network_only": n, "ratio": r / n} for p, u, r, n in rows],
+        "rows": [
+            {"path": p, "unit": u, "rate": r["rate"], "network_only": r["network"], "ratio": r["ratio"]}
+            for p, u, r in rows
+        ],
         "load_average_1min_before_after": [load_before, load_after],
     }
     lines = [
@@ -342,15 +408,18 @@ def main() -> None:
         f"{args.config} {config.model.input_size[0]}×{config.model.input_size[1]}, random weights, backend "
         f"{backend.name}, flip test {'on' if args.flip else 'off'}, "
         f"{report['threads']} threads; CPU: {report['cpu']}. Network-only: the same backend on random crops at "
-        "the batch each path runs, timed just before and just after the path (their mean is the reference). "
-        f"Folder and video: the median of {REPEATS} runs. Load average (1 min) before / after: "
+        f"the batch each path runs. Each path but the live one runs {REPEATS} times, the network alone timed "
+        "before the first run and after each; a run's ratio is to the mean of the two around it, and the table "
+        "gives the medians (of the rates, the references, the ratios; the runs in the JSON file). The live "
+        "source runs once, against the video's reference. Load average (1 min) before / after: "
         f"{load_before:.1f} / {load_after:.1f}.",
         "",
-        "| path | rate | network-only (same batch; before, after) | ratio |",
-        "| --- | --- | --- | --- |",
+        "| path | rate | network-only (same batch) | ratio | ratios of the runs |",
+        "| --- | --- | --- | --- | --- |",
         *[
-            f"| {p} | {r:.2f} {u} | {n:.2f} ({alone[k][0]:.2f}, {alone[k][1]:.2f}) | **{r / n:.2f}× network-only** |"
-            for (p, u, r, n), k in zip(rows, ("folder", "video", "video", "serve"), strict=True)
+            f"| {p} | {r['rate']:.2f} {u} | {r['network']:.2f} | **{r['ratio']:.2f}× network-only** | "
+            f"{', '.join(f'{x:.2f}' for x in r.get('ratios', [r['ratio']]))} |"
+            for p, u, r in rows
         ],
         "",
         f"Live source: {live['estimated']} of {live['offered']} frames estimated "

@@ -275,6 +275,20 @@ def test_non_finite_predictions_are_written_as_null_with_a_warning(caplog):
     assert "a.jpg: 52 predicted values are not finite" in caplog.text
 
 
+def test_one_bad_value_among_finite_persons_is_the_only_null(caplog):
+    """The finite check runs on the rounded values: a coordinate that rounding to 3 decimals overflows (1e308) is
+    caught too, and only it becomes null; a person of finite values is left alone."""
+    good = PersonPose(np.array([1.0, 2.0, 3.0, 4.0]), np.full((17, 2), 5.0), np.full(17, 0.5), 0.9)
+    keypoints = np.full((17, 2), 5.0)
+    keypoints[3, 1] = 1e308
+    bad = PersonPose(np.array([1.0, 2.0, 3.0, 4.0]), keypoints, np.full(17, 0.5), 0.9)
+    with caplog.at_level("WARNING", logger="hrnet"):
+        results = json.loads(json_text(person_results([good, bad], 7, where="b.jpg"), "b.jpg.json"))
+    assert results[0]["keypoints"] == [5.0, 5.0, 0.5] * 17
+    assert results[1]["keypoints"][10] is None and sum(v is None for v in results[1]["keypoints"]) == 1
+    assert "b.jpg: 1 predicted values are not finite" in caplog.text
+
+
 def test_a_photo_named_like_a_drawing_is_predicted_and_never_overwritten(setup, datasets_dir, tmp_path, capsys):
     """Drawings are told from photos by the folder's manifest, not by a ``_pose`` suffix: a photo ``a_pose.jpg``
     beside ``a.jpg`` is an input, so writing a.jpg's drawing onto it is refused (naming both) before anything

@@ -245,25 +245,24 @@ def person_results(
     if not persons:
         return []
     keypoints = np.stack([np.concatenate([p.keypoints, p.scores[:, None]], axis=1) for p in persons])
-    results = keypoint_results(
-        [image_id] * len(persons),
-        keypoints.astype(np.float64).round(3),
-        np.array([p.score for p in persons]).round(4),
-        boxes=np.stack([p.box for p in persons]).astype(np.float64).round(2),
-    )
+    keypoints = keypoints.astype(np.float64).round(3)
+    scores = np.array([p.score for p in persons], dtype=np.float64).round(4)
+    boxes = np.stack([p.box for p in persons]).astype(np.float64).round(2)
+    results = keypoint_results([image_id] * len(persons), keypoints, scores, boxes=boxes)
     if track_ids is not None:
         for result, track_id in zip(results, track_ids, strict=True):
             result["track_id"] = int(track_id)
     bad = 0
-    for result in results:
-        for key in ("keypoints", "score", "bbox"):
-            value = result[key]
-            if isinstance(value, list):
-                bad += sum(not math.isfinite(v) for v in value)
-                result[key] = [v if math.isfinite(v) else None for v in value]
-            elif not math.isfinite(value):
-                bad += 1
-                result[key] = None
+    if not (np.isfinite(keypoints).all() and np.isfinite(scores).all() and np.isfinite(boxes).all()):
+        for result in results:  # rare: found value by value
+            for key in ("keypoints", "score", "bbox"):
+                value = result[key]
+                if isinstance(value, list):
+                    bad += sum(not math.isfinite(v) for v in value)
+                    result[key] = [v if math.isfinite(v) else None for v in value]
+                elif not math.isfinite(value):
+                    bad += 1
+                    result[key] = None
     if bad:
         log.warning("%s: %d predicted values are not finite (NaN weights?): written as null", where or image_id, bad)
     return results

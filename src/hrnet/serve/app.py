@@ -14,7 +14,6 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
-from functools import partial
 from importlib import resources
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,7 @@ from hrnet.data.images import decode_image_bytes
 from hrnet.errors import ConfigError, DataError
 from hrnet.fileio import json_text
 from hrnet.inference import PersonPose, PoseEstimator
-from hrnet.persons import PersonBoxes, draw_persons, person_results
+from hrnet.persons import Boxes, PersonBoxes, draw_persons, person_results
 from hrnet.serve.batcher import PoseBatcher
 from hrnet.serve.guards import ASGIApp, RequestCounters, RequestGuard, header_deadline_protocol
 from hrnet.serve.request import (
@@ -245,17 +244,21 @@ def create_app(estimator: PoseEstimator, *, limits: ServeLimits | None = None, m
         finally:
             pending -= 1
 
-    async def _pose(body: PoseRequest, draw: bool, start: float) -> Response:
+    def _prepare(body: PoseRequest) -> tuple[np.ndarray, Boxes, float, float]:
+        """Decode the image and find its persons, in one trip to a worker thread (each trip is some 0.1 ms of the
+        event loop's interpreter time, and between two batches that work delays the next: docs/speed.md): the
+        image, its boxes, and when each step ended."""
         boxes, box_scores = parse_boxes(body.boxes, body.box_scores, limits.max_boxes)
-        image = await run_in_threadpool(
-            partial(decode_image_bytes, body.data, source="upload", max_pixels=limits.max_pixels, channel_order="bgr")
-        )
-        height, width = image.shape[:2]
+        image = decode_image_bytes(body.data, source="upload", max_pixels=limits.max_pixels, channel_order="bgr")
         decoded = time.perf_counter()
         # Given boxes are checked against the image; else the detector's or the whole image.
-        found = await run_in_threadpool(partial(person_boxes, image, boxes, box_scores, "boxes", channel_order="bgr"))
+        found = person_boxes(image, boxes, box_scores, "boxes", channel_order="bgr")
+        return image, found, decoded, time.perf_counter()
+
+    async def _pose(body: PoseRequest, draw: bool, start: float) -> Response:
+        image, found, decoded, detected = await run_in_threadpool(_prepare, body)
+        height, width = image.shape[:2]
         boxes, box_scores = found.boxes, found.scores
-        detected = time.perf_counter()
         persons, batch = await asyncio.wrap_future(batcher.submit(image, boxes, box_scores))
         posed = time.perf_counter()
         if draw:
