@@ -274,8 +274,8 @@ class LeanClient:
             self.buffer += self._receive()
         head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
         lines = head.decode("latin-1").split("\r\n")
-        fields = dict(line.split(":", 1) for line in lines[1:])
-        length = int({k.strip().lower(): v for k, v in fields.items()}["content-length"])
+        fields = {name.strip().lower(): value for name, value in (line.split(":", 1) for line in lines[1:])}
+        length = int(fields["content-length"])
         while len(self.buffer) < length:
             self.buffer += self._receive()
         self.buffer = self.buffer[length:]
