@@ -293,6 +293,22 @@ def test_h264_writer_pads_odd_sizes_and_reads_back(tmp_path):
         assert np.abs(got[:33, :47].astype(int) - sent).mean() < 4  # lossy, but the same picture
 
 
+def test_h264_writer_makes_no_b_frames(tmp_path):
+    """The writer runs beside the network: x264's B-frame decisions cost it a fifth or more of its time, so none are
+    made (every packet is decoded in the order it is shown)."""
+    path = tmp_path / "moving.mp4"
+    writer = H264Writer(path, fps=25)
+    rng = np.random.default_rng(0)
+    background = rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)
+    for i in range(30):
+        writer.write(np.roll(background, 2 * i, axis=1))
+    writer.close()
+    with av.open(str(path)) as container:
+        kinds = [av.video.frame.PictureType(frame.pict_type).name for frame in container.decode(video=0)]
+    assert len(kinds) == 30 and kinds[0] == "I"
+    assert "B" not in kinds and "P" in kinds
+
+
 def test_h264_writer_keeps_colours(tmp_path):
     """Blocks of red, green, blue, white, black and mid grey come back as they went in: the 4:2:0 conversion's
     colour matrix and range are the ones players decode with (BT.601, limited range)."""

@@ -65,6 +65,23 @@ def test_draw_poses_without_scores_draws_everything_and_skips_non_finite_points(
     assert _changed(out, _canvas(), 300, 100)
 
 
+def test_keypoints_are_drawn_at_a_sixteenth_of_a_pixel_rounded_half_to_even() -> None:
+    """Sub-pixel keypoints land on OpenCV's 1/16-pixel grid, ties to the even sixteenth (Python's rounding): 10.03125
+    (160.5 sixteenths) is drawn as 10.0, 10.09375 (161.5) as 10.125; a box's corners likewise."""
+    keypoints, boxes = _coco_person(), np.array([[40.03125, 20.09375, 200.0, 190.0]])
+    on_grid = keypoints.copy()
+    keypoints[0, :, 0] += 0.03125  # every x half-way between two sixteenths above an even one
+    keypoints[0, 5] += [0.125, 0.09375]  # x: 2.5 sixteenths above the integer → 2 (even); y: 1.5 → 2
+    on_grid[0, 5] += [0.125, 0.125]
+    grid_boxes = np.array([[40.0, 20.125, 200.0, 190.0]])
+    for order in ("rgb", "bgr"):
+        drawn = visualize.draw_poses(_canvas(), keypoints, None, COCO17, boxes=boxes, channel_order=order)
+        expected = visualize.draw_poses(_canvas(), on_grid, None, COCO17, boxes=grid_boxes, channel_order=order)
+        assert (drawn == expected).all()
+        moved = visualize.draw_poses(_canvas(), on_grid + 0.0625, None, COCO17, boxes=grid_boxes, channel_order=order)
+        assert (moved != expected).any()  # a sixteenth of a pixel shows
+
+
 def test_left_right_and_center_limbs_get_distinct_colours() -> None:
     keypoints = _coco_person()
     out = visualize.draw_poses(_canvas(), keypoints, None, COCO17, thickness=7)

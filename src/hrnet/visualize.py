@@ -12,6 +12,7 @@ Files appear whole or not at all: they are written under a temporary name in the
 from __future__ import annotations
 
 import colorsys
+import functools
 import io
 import math
 import os
@@ -108,9 +109,22 @@ def default_thickness(image_size: tuple[int, int]) -> int:
     return max(1, round(math.sqrt(height * width) / 180))
 
 
-def _fixed(point: npt.NDArray[np.floating]) -> tuple[int, int]:
-    clipped = np.clip(point, -_COORD_LIMIT, _COORD_LIMIT)
-    return round(float(clipped[0]) * (1 << _SHIFT)), round(float(clipped[1]) * (1 << _SHIFT))
+def _fixed(points: npt.NDArray[np.floating]) -> list[tuple[int, int]]:
+    """(N, 2) pixel coordinates as OpenCV's fixed-point (x, y) pairs at ``_SHIFT`` bits, rounded half to even (as
+    Python's ``round``), within ±``_COORD_LIMIT``; NaN becomes 0 (``draw_poses`` hides such keypoints)."""
+    clipped = np.nan_to_num(points, nan=0.0, posinf=_COORD_LIMIT, neginf=-_COORD_LIMIT)
+    scaled = np.rint(np.clip(clipped, -_COORD_LIMIT, _COORD_LIMIT) * (1 << _SHIFT)).astype(np.int64)
+    return [(x, y) for x, y in scaled.tolist()]
+
+
+@functools.cache
+def _palette(keypoint_set: KeypointSet, channel_order: str) -> tuple[tuple[tuple[int, int, int], ...], ...]:
+    """The limb colours and the dot colours of ``keypoint_set`` in ``channel_order``, made once per set (a video
+    draws every frame with them)."""
+    flip = channel_order == "bgr"
+    limbs = tuple((c[2], c[1], c[0]) if flip else c for c in limb_colours(keypoint_set))
+    dots = tuple((c[2], c[1], c[0]) if flip else c for c in keypoint_colours(keypoint_set))
+    return limbs, dots
 
 
 def draw_poses(
@@ -157,27 +171,25 @@ def draw_poses(
         raise DataError(f"thickness must be at least 1 pixel, got {width}")
     radius = max(2, int(1.5 * width + 0.5))
 
-    def colour(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
-        return (rgb[2], rgb[1], rgb[0]) if channel_order == "bgr" else rgb
-
     if boxes is not None:
         box_array = np.asarray(boxes, dtype=np.float64)
         if box_array.ndim != 2 or box_array.shape[1] != 4:
             raise DataError(f"boxes: expected shape (B, 4) as (x, y, w, h), got {box_array.shape}")
-        for x, y, w, h in box_array[np.isfinite(box_array).all(axis=1)]:
-            top_left, bottom_right = _fixed(np.array([x, y])), _fixed(np.array([x + w, y + h]))
+        finite = box_array[np.isfinite(box_array).all(axis=1)]
+        corners = _fixed(np.concatenate([finite[:, :2], finite[:, :2] + finite[:, 2:]], axis=1).reshape(-1, 2))
+        for top_left, bottom_right in zip(corners[::2], corners[1::2], strict=True):
             # A dark line under the white one keeps the box visible on light and dark backgrounds alike.
             cv2.rectangle(canvas, top_left, bottom_right, _SHADOW_COLOUR, width + 2, cv2.LINE_AA, _SHIFT)
             cv2.rectangle(canvas, top_left, bottom_right, _BOX_COLOUR, width, cv2.LINE_AA, _SHIFT)
 
-    limbs = [colour(c) for c in limb_colours(keypoint_set)]
-    dots = [colour(_DOT_COLOURS[keypoint_side(n)]) for n in keypoint_set.names]
-    for person, visible in zip(points, shown, strict=True):
+    limbs, dots = _palette(keypoint_set, channel_order)
+    for person, visible_array in zip(points, shown, strict=True):
+        fixed, visible = _fixed(person), visible_array.tolist()
         for (a, b), limb in zip(keypoint_set.skeleton, limbs, strict=True):
             if visible[a] and visible[b]:
-                cv2.line(canvas, _fixed(person[a]), _fixed(person[b]), limb, width, cv2.LINE_AA, _SHIFT)
-        for index in np.flatnonzero(visible):
-            center = _fixed(person[index])
+                cv2.line(canvas, fixed[a], fixed[b], limb, width, cv2.LINE_AA, _SHIFT)
+        for index in np.flatnonzero(visible_array).tolist():
+            center = fixed[index]
             cv2.circle(canvas, center, (radius + 1) << _SHIFT, _SHADOW_COLOUR, -1, cv2.LINE_AA, _SHIFT)
             cv2.circle(canvas, center, radius << _SHIFT, dots[index], -1, cv2.LINE_AA, _SHIFT)
     return canvas
