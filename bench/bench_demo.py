@@ -2,7 +2,7 @@
 a 2-core CPU with AVX-512 BF16) against the same network untrained (the data set must need learning: AP < 0.05).
 
 Run: ``.venv/bin/python bench/bench_demo.py`` from the repository root on an idle machine (it runs the whole demo,
-~5 minutes; its data set and run go to ``data/`` and ``runs/``, which git ignores).
+4-7 minutes on 2 cores; its data set and run go to ``data/`` and ``runs/``, which git ignores).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Run: ``.venv/bin/python bench/bench_precision.py`` after ``make demo`` (the trained demo run in ``runs/demo``; other
 run folders with ``--run``). Writes ``bench/results/precision.md`` and ``.json`` (``--part accuracy`` or ``speed``
-alone: ``precision_accuracy`` / ``precision_speed``). About 15 minutes on 2 idle cores.
+alone: ``precision_accuracy`` / ``precision_speed``). About 3 minutes on 2 idle cores with AVX-512 BF16; longer
+without (bf16 emulated).
 
 Accuracy: the demo network (``RUN/best.safetensors``) on its validation split, evaluated in one process by every
 precision with the same crops, flip test and DARK decoding: COCO AP of each, and each one's keypoints against
@@ -182,8 +183,9 @@ def main() -> None:
         ]
     load_after = report["load_average_1min_before_after"][1]
     lines.append(
-        f"Load average (1 min) before / after: {load_before:.2f} / {load_after:.2f} (other jobs shared the CPU: "
-        f"only ratios within one run mean anything); run time {report['wall_seconds'] / 60:.1f} min."
+        f"Load average (1 min) before / after: {load_before:.2f} / {load_after:.2f} (the run's own threads count in "
+        f"it; the virtual machine's speed drifts: only ratios within one run mean anything); run time "
+        f"{report['wall_seconds'] / 60:.1f} min."
     )
     write_results("precision" if args.part == "all" else f"precision_{args.part}", report, lines)
 

@@ -2,6 +2,7 @@
 bf16 network, int8 calibration, and the commands in int8. The backends' keypoints against fp32 are pinned in
 tests/test_backends.py."""
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,25 @@ def test_broken_calibration_is_caught(synthetic_experiment, tmp_path):
     with pytest.raises(ExportError, match="the file was not written"):
         export_int8(model, tmp_path / "broken.onnx", INPUT_SIZE, broken, check_crops=good[0])
     assert not (tmp_path / "broken.onnx").exists()
+
+
+def test_int8_export_keeps_the_quantizers_chatter_off_the_console(tmp_path, caplog):
+    """ONNX Runtime's quantizer logs on the root logger (``logging.info``), e.g. a line per bias it copies: a random
+    network's folded biases are all zero, one shared initializer, so it copies one for nearly every convolution.
+    None of that reaches a command's console; the export's own line does."""
+    from hrnet.export import export_int8
+    from hrnet.models.hrnet import build_model
+
+    torch.manual_seed(0)
+    model = build_model(tiny_model_config()).eval()
+    crops = [np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)]
+    caplog.set_level(logging.INFO)
+    export_int8(model, tmp_path / "tiny.onnx", (64, 64), crops)
+    assert not [r.getMessage() for r in caplog.records if "onnxruntime" in r.pathname and r.levelno < logging.WARNING]
+    assert any("int8 heatmaps within" in r.getMessage() for r in caplog.records)
+    logging.getLogger().info("after the export")  # the filter is gone with it
+    assert caplog.records[-1].getMessage() == "after the export"
+    assert not logging.getLogger().filters
 
 
 def test_cli_export_eval_and_bench_in_int8(synthetic_experiment, tmp_path, capsys):

@@ -22,7 +22,8 @@ import copy
 import logging
 import tempfile
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +176,24 @@ def calibration_batches(
     return [np.stack(crops[i : i + batch]) for i in range(0, len(crops), batch)]
 
 
+class _QuantizerChatter(logging.Filter):
+    """Drops ONNX Runtime's quantizer's INFO and DEBUG lines, which it logs on the root logger (``logging.info``:
+    "Created a copy of bias input ...", about 90 for W32) and so onto every command's console; warnings pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or "onnxruntime" not in Path(record.pathname).parts
+
+
+@contextmanager
+def _quiet_quantizer() -> Iterator[None]:
+    chatter = _QuantizerChatter()
+    logging.getLogger().addFilter(chatter)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeFilter(chatter)
+
+
 def export_int8(
     model: nn.Module,
     path: str | Path,
@@ -229,19 +248,20 @@ def export_int8(
         # Symbolic shape inference stops at the exchange units' Resize; ONNX's own shape inference is enough here.
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
         quantized = Path(tmp) / "int8.onnx"
-        quantize_static(
-            str(prepared),
-            str(quantized),
-            Reader(),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
-            reduce_range=reduce_range,
-            # Ranges are reduced every 8 batches, so the calibration's memory does not grow with its size.
-            extra_options={"CalibMaxIntermediateOutputs": 8},
-        )
+        with _quiet_quantizer():
+            quantize_static(
+                str(prepared),
+                str(quantized),
+                Reader(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax,
+                reduce_range=reduce_range,
+                # Ranges are reduced every 8 batches, so the calibration's memory does not grow with its size.
+                extra_options={"CalibMaxIntermediateOutputs": 8},
+            )
         graph = onnx.load(str(quantized))
         props = {
             **(metadata or {}),

@@ -30,8 +30,8 @@ from torch import nn
 log = logging.getLogger(__name__)
 
 # Layers the bf16 network keeps in fp32: none. Measured on the demo network's 891 validation persons
-# (bench/results/precision_accuracy.md), every layer in bf16 against the 1×1 heatmap head kept in fp32: AP 0.9383
-# both (fp32 0.9382), keypoint deviation from fp32 mean 0.066 vs 0.067 px, p99 0.109 vs 0.104 px; no difference
+# (bench/results/precision.md), every layer in bf16 against the 1×1 heatmap head kept in fp32: AP 0.9444 against
+# 0.9445 (fp32 0.9444), keypoint deviation from fp32 mean 0.040 vs 0.038 px, p99 0.101 vs 0.097 px; no difference
 # worth an fp32 island. ``prepare_bf16(fp32_modules=...)`` keeps named layers in fp32 where a network needs it.
 BF16_FP32_MODULES: tuple[str, ...] = ()
 
