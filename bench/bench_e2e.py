@@ -25,8 +25,8 @@ as much.
   uvicorn in another), 8 clients (``LeanClient``) each posting one photo with its box, as fast as answered.
   Rate: requests a second.
 
-Run: ``.venv/bin/python bench/bench_e2e.py [--precision fp32|bf16|int8] [--flip]`` on an idle machine (2.5 minutes
-at int8, 5 at fp32 on 2 cores); writes ``bench/results/e2e_PRECISION.md`` and ``.json``.
+Run: ``.venv/bin/python bench/bench_e2e.py [--precision fp32|bf16|int8] [--flip]`` on an idle machine (3.5 minutes
+at int8, 7 at fp32 on 2 cores); writes ``bench/results/e2e_PRECISION.md`` and ``.json``.
 """
 
 from __future__ import annotations

@@ -121,10 +121,11 @@ def _fixed(points: npt.NDArray[np.floating]) -> list[tuple[int, int]]:
 def _palette(keypoint_set: KeypointSet, channel_order: str) -> tuple[tuple[tuple[int, int, int], ...], ...]:
     """The limb colours and the dot colours of ``keypoint_set`` in ``channel_order``, made once per set (a video
     draws every frame with them)."""
-    flip = channel_order == "bgr"
-    limbs = tuple((c[2], c[1], c[0]) if flip else c for c in limb_colours(keypoint_set))
-    dots = tuple((c[2], c[1], c[0]) if flip else c for c in keypoint_colours(keypoint_set))
-    return limbs, dots
+
+    def in_order(colours: list[tuple[int, int, int]]) -> tuple[tuple[int, int, int], ...]:
+        return tuple((c[2], c[1], c[0]) if channel_order == "bgr" else c for c in colours)
+
+    return in_order(limb_colours(keypoint_set)), in_order(keypoint_colours(keypoint_set))
 
 
 def draw_poses(
