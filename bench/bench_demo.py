@@ -12,11 +12,11 @@ import time
 import torch
 from common import provenance, write_results
 
+from hrnet.apps.demo import DEMO_CONFIG, run_demo
 from hrnet.config import load_config
-from hrnet.demo import DEMO_CONFIG, run_demo
 from hrnet.engine.evaluate import Evaluator
 from hrnet.models.hrnet import build_model
-from hrnet.runtime import keep_freed_memory
+from hrnet.system import keep_freed_memory
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ from hrnet.data.sources import load_split
 from hrnet.engine.autocast import training_autocast
 from hrnet.engine.loss import HeatmapLoss
 from hrnet.models.hrnet import build_model
-from hrnet.runtime import keep_freed_memory
+from hrnet.system import keep_freed_memory
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ at int8, 7 at fp32 on 2 cores); writes ``bench/results/e2e_PRECISION.md`` and ``
 from __future__ import annotations
 
 # As the hrnet command does (hrnet.cli): before PyTorch is loaded.
-from hrnet.runtime import limit_openmp_spinning
+from hrnet.system import limit_openmp_spinning
 
 limit_openmp_spinning()
 
@@ -56,18 +56,19 @@ import numpy as np
 import torch
 from common import provenance, write_results
 
+from hrnet.apps.predict import DetectionBoxes, predict_paths
+from hrnet.apps.video import VideoStats, predict_video
 from hrnet.cli.options import experiment
 from hrnet.codec import codec_from_config
 from hrnet.data.synthetic import background, draw_figure, pose_keypoints
-from hrnet.detect import Detections
-from hrnet.inference import PoseEstimator
 from hrnet.keypoints import COCO17
 from hrnet.models.hrnet import build_model
-from hrnet.precision import cpu_support
-from hrnet.predict import DetectionBoxes, predict_paths
-from hrnet.runtime import keep_freed_memory, one_opencv_thread
-from hrnet.speed import interleaved_seconds, open_for_timing
-from hrnet.video import VideoOptions, VideoStats, predict_video
+from hrnet.pose.detect import Detections
+from hrnet.pose.estimator import PoseEstimator
+from hrnet.pose.track import VideoOptions
+from hrnet.runtime.bench import interleaved_seconds, open_for_timing
+from hrnet.runtime.precision import cpu_support
+from hrnet.system import keep_freed_memory, one_opencv_thread
 
 FRAME = (480, 640)  # height, width of the photos and of the clip
 PHOTOS = 64
@@ -299,7 +300,7 @@ def serve_path(estimator: PoseEstimator, seconds: float) -> dict[str, Any]:
     its clients in threads of a driver thread, which stops the server when they are done."""
     import uvicorn
 
-    from hrnet.serve import ServeLimits, create_app, run_beside, uvicorn_config
+    from hrnet.apps.serve import ServeLimits, create_app, run_beside, uvicorn_config
 
     rng = np.random.default_rng(5)
     bodies = []

@@ -29,7 +29,7 @@ from hrnet.codec import decode, merge_flip
 from hrnet.crop import get_affine_transform
 from hrnet.keypoints import COCO17
 from hrnet.metrics.nms import nms_per_image
-from hrnet.runtime import keep_freed_memory
+from hrnet.system import keep_freed_memory
 
 PERSONS, PER_IMAGE, HEATMAP = 5000, 5, (64, 48)
 BATCH = 32  # persons a forward pass in evaluation (test.batch_size, official 32)

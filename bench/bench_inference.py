@@ -8,7 +8,7 @@ multiply-accumulates). The peak is measured here, as the best rate of a 1×1 con
 matrix product (2048 → 2048 channels on 64×32 pixels) run by PyTorch (NCHW and NHWC) and by ONNX Runtime;
 ``torch.mm``'s MKL path reaches only about half of it on this AMD CPU, so it is not used.
 
-Our fast path changes a process-wide setting (``hrnet.runtime.keep_freed_memory``), so the configurations run in
+Our fast path changes a process-wide setting (``hrnet.system.keep_freed_memory``), so the configurations run in
 two worker processes: one exactly as the official code runs (malloc as it is), one with the setting. The clock of
 this (virtual) machine drifts by ±10 % over minutes, more than some differences measured here, so every
 configuration, the peak included, is timed in the same rounds: each round runs every configuration for a couple of
@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from common import provenance, write_results
 
-from hrnet.speed import PEAK_CHANNELS, calls_per_round, peak_fp32_candidates, seconds_per_call
+from hrnet.runtime.bench import PEAK_CHANNELS, calls_per_round, peak_fp32_candidates, seconds_per_call
 
 PEAK_MACS = PEAK_CHANNELS**3  # a 2048 → 2048 1×1 convolution on 2048 pixels
 PLAIN = "plain eager (official)"
@@ -66,11 +66,11 @@ def _peak_candidates() -> dict[str, Callable[[], object]]:
 def _configurations(group: str, threads: int, info: dict[str, Any]) -> dict[str, Callable[[], object]]:
     """The timed callables of one worker process, keyed ``"name|batch"`` (peaks: ``"peak: name"``)."""
     from hrnet.config import model_preset
-    from hrnet.export import OnnxRunner, export_onnx
     from hrnet.models.complexity import count_macs
     from hrnet.models.fuse import FastModel, prepare_for_inference
     from hrnet.models.hrnet import build_model
-    from hrnet.runtime import keep_freed_memory
+    from hrnet.runtime.export import OnnxRunner, export_onnx
+    from hrnet.system import keep_freed_memory
 
     cfg = model_preset("w32")
     torch.manual_seed(0)
@@ -206,7 +206,7 @@ def main() -> None:
         f"**{limit:.2f} images/s**. All figures are medians of {args.rounds} interleaved rounds.",
         "",
         f"Two worker processes: plain eager and the first ablation run with {OFFICIAL} (as the official code "
-        f"runs); everything else with {OURS}, which our fast path turns on (`hrnet.runtime`).",
+        f"runs); everything else with {OURS}, which our fast path turns on (`hrnet.system`).",
         "",
         "| configuration | batch | images/s | fraction of the limit |",
         "| --- | --- | --- | --- |",

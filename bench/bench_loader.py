@@ -23,7 +23,7 @@ from hrnet.data.sampler import EpochSampler
 from hrnet.data.sources import load_split
 from hrnet.engine.loss import HeatmapLoss
 from hrnet.models.hrnet import build_model
-from hrnet.runtime import keep_freed_memory
+from hrnet.system import keep_freed_memory
 
 DATA = Path("data/synthetic")
 BATCH = 32

@@ -8,12 +8,12 @@ without (bf16 emulated).
 Accuracy: the demo network (``RUN/best.safetensors``) on its validation split, evaluated in one process by every
 precision with the same crops, flip test and DARK decoding: COCO AP of each, and each one's keypoints against
 fp32's (Euclidean distance in image pixels over every person and keypoint: mean and 99th percentile). int8 is
-calibrated on 320 crops of the training split (``hrnet.export.calibration_batches``).
+calibrated on 320 crops of the training split (``hrnet.runtime.export.calibration_batches``).
 
 Speed: W32 256×192 (random weights: the speed does not depend on them) at batch 1 and 16, each precision timed in
-the same interleaved rounds as the machine's fp32 peak (``hrnet.speed.measure_precisions``), reported as images/s
-and as a multiple of the fp32 limit = peak / (2 × multiply-accumulates). The CPU's bf16 / VNNI support is recorded:
-without AVX-512 BF16 or AMX, bf16 is emulated and slow; without VNNI, int8 uses AVX2's 8-bit multiply-adds.
+the same interleaved rounds as the machine's fp32 peak (``hrnet.runtime.bench.measure_precisions``), reported as
+images/s and as a multiple of the fp32 limit = peak / (2 × multiply-accumulates). The CPU's bf16 / VNNI support is
+recorded: without AVX-512 BF16 or AMX, bf16 is emulated and slow; without VNNI, int8 uses AVX2's 8-bit multiply-adds.
 """
 
 from __future__ import annotations
@@ -30,19 +30,19 @@ from common import provenance, write_results
 
 from hrnet.config import load_config, model_preset
 from hrnet.engine.evaluate import Evaluator, score_predictions
-from hrnet.export import calibration_batches, export_int8
 from hrnet.models.checkpoint import load_model
 from hrnet.models.fuse import prepare_for_inference
-from hrnet.precision import cpu_support, prepare_bf16
-from hrnet.runtime import keep_freed_memory
-from hrnet.speed import measure_precisions
+from hrnet.runtime.bench import measure_precisions
+from hrnet.runtime.export import calibration_batches, export_int8
+from hrnet.runtime.precision import cpu_support, prepare_bf16
+from hrnet.system import keep_freed_memory
 
 FP32 = "fp32 (network as trained)"
 
 
 def accuracy(run: Path, overrides: list[str], crops: int) -> dict[str, Any]:
     """AP of each precision on the run's validation split and keypoint deviations from fp32."""
-    from hrnet.models.onnx import OnnxRunner
+    from hrnet.runtime.onnx import OnnxRunner
 
     config = load_config(run / "config.yaml", ["runtime.num_workers=0", *overrides])
     device = torch.device("cpu")
@@ -128,7 +128,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))  # ONNX Runtime's threads (hrnet.models.onnx)
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))  # ONNX Runtime's threads (hrnet.runtime.onnx)
     keep_freed_memory()
     started, load_before = time.perf_counter(), os.getloadavg()[0]
     support = cpu_support()

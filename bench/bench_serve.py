@@ -10,10 +10,10 @@ whole image) again and again for ``--seconds``; then the next round starts. Repo
 latency p50/p99, errors (anything but 200), the server's resident memory after the round (VmRSS; before the first
 round is after a warm-up), and from ``/healthz`` the mean persons per forward pass, the share of the time the
 worker spent in the estimator, and how long the worker now waits for the clients it has just answered (a quarter of
-its average forward time, at most the server's ``max_batch_wait_s``: ``hrnet.serve.batcher``). After each round, with
-the
-server idle, ``hrnet bench``'s measurement (``hrnet.speed.measure_backends``, fast path, in a new process with the
-command's memory setting, as the server is one) runs at batch N and at batch 1: the load on this shared machine
+its average forward time, at most the server's ``max_batch_wait_s``: ``hrnet.apps.serve.batcher``). After each round,
+with the
+server idle, ``hrnet bench``'s measurement (``hrnet.runtime.bench.measure_backends``, fast path, in a new process with
+the command's memory setting, as the server is one) runs at batch N and at batch 1: the load on this shared machine
 drifts over minutes, so each round's requests/s is compared with the images/s measured right after it.
 
 The clients run in this process on the same cores as the server (their HTTP and JSON work is small beside a
@@ -143,8 +143,8 @@ def run_round(port: int, body: bytes, clients: int, seconds: float) -> dict[str,
 _BENCH = """
 import json, sys
 from hrnet.config import model_preset
-from hrnet.runtime import keep_freed_memory
-from hrnet.speed import measure_backends
+from hrnet.system import keep_freed_memory
+from hrnet.runtime.bench import measure_backends
 keep_freed_memory()  # as the hrnet command does
 rows, _ = measure_backends(model_preset(sys.argv[1]), ["pytorch-fast"], batch=int(sys.argv[2]), device="cpu",
                            rounds=1, seconds=float(sys.argv[3]))
@@ -153,7 +153,7 @@ print(json.dumps({r.backend: r.images_per_s for r in rows}))
 
 
 def bench_fast_path(config: str, batch: int, seconds: float) -> float:
-    """``hrnet bench``'s fast-path images/s at ``batch`` (``hrnet.speed.measure_backends``, backend
+    """``hrnet bench``'s fast-path images/s at ``batch`` (``hrnet.runtime.bench.measure_backends``, backend
     ``pytorch-fast``, one round of ``seconds``), in a new process as the server is one."""
     command = [sys.executable, "-c", _BENCH, config, str(batch), str(seconds)]
     rates = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
@@ -267,7 +267,7 @@ def main() -> None:
         "",
         "*Worker's wait*: at the round's end, the longest the worker waits for the clients it has just answered to "
         "send their next request, so that they share the next forward pass (a quarter of its average forward time, "
-        "bounded; `hrnet.serve.batcher`).",
+        "bounded; `hrnet.apps.serve.batcher`).",
         "",
         "*Worker busy*: the share of the round's wall time the service's worker spent inside the estimator (crops, "
         "network, decoding). Near 100 % the network never waits for HTTP, parsing or JPEG decoding, which run "

@@ -28,7 +28,7 @@ def provenance() -> dict[str, Any]:
     started (a loaded machine's figures are not comparable), command and versions."""
     import torch
 
-    from hrnet.precision import cpu_support
+    from hrnet.runtime.precision import cpu_support
 
     return {
         "date": datetime.date.today().isoformat(),

@@ -9,7 +9,7 @@ import torch
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 # The demo's network (configs/demo.yaml: 1.5 M parameters, 128×96) as `hrnet demo` trained it on the built-in
 # synthetic data set (validation AP 0.938), stored in float16 (loaded into fp32; the fp32 reference of the tests is
-# these weights); regenerate on purpose with `python tests/test_precision.py RUN_FOLDER`.
+# these weights); regenerate on purpose with `python tests/runtime/test_precision.py RUN_FOLDER`.
 TRAINED = Path(__file__).parent / "golden" / "demo_trained_fp16.safetensors"
 
 if os.environ.get("PYTEST_XDIST_WORKER"):

@@ -35,20 +35,20 @@ FAMILIES = {
     "video": "video files, webcams and streams",
 }
 
-_OUT = "tests/test_outputs.py::"
-_INPUTS = "tests/test_inputs.py::"
-_PREDICT = "tests/test_predict.py::"
-_INFER = "tests/test_inference.py::"
-_IMAGES = "tests/data/test_images.py::"
+_OUT = "tests/io/test_outputs.py::"
+_INPUTS = "tests/io/test_inputs.py::"
+_PREDICT = "tests/apps/test_predict.py::"
+_INFER = "tests/pose/test_estimator.py::"
+_IMAGES = "tests/io/test_images.py::"
 _CONFIG = "tests/test_config.py::"
-_CLI = "tests/test_cli.py::"
+_CLI = "tests/cli/test_cli.py::"
 _CKPT = "tests/models/test_checkpoint.py::"
-_WEIGHTS = "tests/test_weights.py::"
-_DETECT = "tests/test_detect.py::"
+_WEIGHTS = "tests/hub/test_registry.py::"
+_DETECT = "tests/pose/test_detect.py::"
 _TRAIN = "tests/engine/test_train.py::"
-_VIDEO = "tests/test_video.py::"
+_VIDEO = "tests/apps/test_video.py::"
 _COCO = "tests/data/test_coco.py::"
-SERVE_BAD_INPUTS = "tests/test_serve.py::test_bad_input_is_refused_and_the_server_goes_on"  # over its BAD_INPUTS
+SERVE_BAD_INPUTS = "tests/apps/test_serve.py::test_bad_input_is_refused_and_the_server_goes_on"  # over its BAD_INPUTS
 
 CASES: tuple[HostileCase, ...] = (
     # outputs
@@ -56,7 +56,7 @@ CASES: tuple[HostileCase, ...] = (
                 "refused; the device stays a device", _OUT + "test_a_device_or_named_pipe_is_never_written_over"),
     HostileCase("outputs", "hrnet export --out onto a named pipe standing in for /dev/null",
                 "one line, exit 2; nothing written",
-                "tests/test_export.py::test_export_never_replaces_a_device_or_a_named_pipe"),
+                "tests/runtime/test_export.py::test_export_never_replaces_a_device_or_a_named_pipe"),
     HostileCase("outputs", "--out is an input, a symbolic link to it or a hard link to it",
                 "refused even with --overwrite; the input unchanged",
                 _OUT + "test_an_input_is_refused_by_path_symlink_and_hard_link"),
@@ -65,9 +65,9 @@ CASES: tuple[HostileCase, ...] = (
                 _OUT + "test_an_existing_file_is_replaced_only_when_this_command_wrote_it"),
     HostileCase("outputs", "hrnet export --out notes.txt or a trained checkpoint",
                 "refused unless --overwrite; an earlier export is replaced",
-                "tests/test_export.py::test_export_replaces_only_an_earlier_export_unless_overwrite"),
+                "tests/runtime/test_export.py::test_export_replaces_only_an_earlier_export_unless_overwrite"),
     HostileCase("outputs", "hrnet export --out the weights it reads", "refused; the weights unchanged",
-                "tests/test_export.py::test_export_never_replaces_its_weights"),
+                "tests/runtime/test_export.py::test_export_never_replaces_its_weights"),
     HostileCase("outputs", "a broken .hrnet-outputs.json manifest", "nothing in the folder is taken for ours",
                 _OUT + "test_the_manifest_keeps_the_entries_of_other_writers"),
     HostileCase("outputs", "a second run into a folder another run is writing", "refused, naming the holder's pid",
@@ -97,12 +97,12 @@ CASES: tuple[HostileCase, ...] = (
                 "refused, even with overwrite",
                 "tests/engine/test_evaluate.py::test_evaluation_never_writes_over_its_annotations"),
     HostileCase("outputs", "hrnet draw --out a picture it did not write", "one line; replaced only with --overwrite",
-                "tests/test_cli_draw.py::test_draw_replaces_only_its_own_pictures"),
+                "tests/cli/test_draw.py::test_draw_replaces_only_its_own_pictures"),
     HostileCase("outputs", "data synth over annotations, data show over a picture or its config, not theirs",
                 "refused before writing; the config even with --overwrite",
                 _CLI + "test_data_synth_and_show_replace_only_their_own_files"),
     HostileCase("outputs", "NaN in results to be written as JSON", "refused by name; no file",
-                "tests/test_fileio.py::test_json_refuses_nan_and_names_the_file"),
+                "tests/io/test_files.py::test_json_refuses_nan_and_names_the_file"),
     HostileCase("outputs", "NaN keypoints from broken weights", "written as null, with a warning",
                 _INFER + "test_non_finite_predictions_are_written_as_null_with_a_warning"),
     # inputs
@@ -148,9 +148,9 @@ CASES: tuple[HostileCase, ...] = (
                 "tests/data/test_dataset.py::test_unreadable_images_are_skipped_in_training_and_errors_in_evaluation"),
     # boxes
     HostileCase("boxes", "a box of 1e308, under a pixel, NaN, infinite, wholly outside the image, 8× its size",
-                "refused naming the box", "tests/test_persons.py::test_a_box_that_cannot_be_a_person_is_named"),
+                "refused naming the box", "tests/pose/test_persons.py::test_a_box_that_cannot_be_a_person_is_named"),
     HostileCase("boxes", "box scores that do not match the boxes, or are NaN", "refused",
-                "tests/test_persons.py::test_scores_must_match_the_boxes_and_be_finite"),
+                "tests/pose/test_persons.py::test_scores_must_match_the_boxes_and_be_finite"),
     HostileCase("boxes", "NaN boxes or infinite scores given to PoseEstimator", "refused",
                 _INFER + "test_non_finite_boxes_given_to_the_estimator_are_refused"),
     HostileCase("boxes", "a boxes file entry: bbox as a string, 3 numbers, NaN; score 'high' or inf; image_id [1]",
@@ -174,7 +174,7 @@ CASES: tuple[HostileCase, ...] = (
     HostileCase("annotations", "a file with no usable person", "refused saying why",
                 _COCO + "test_no_usable_person_names_the_file_and_why"),
     HostileCase("annotations", "a JSON file nested 200,000 levels deep", "refused: nested too deeply",
-                "tests/test_fileio.py::test_deeply_nested_json_is_a_data_error"),
+                "tests/io/test_files.py::test_deeply_nested_json_is_a_data_error"),
     HostileCase("annotations", "an AI Challenger image listed twice", "refused",
                 "tests/data/test_aic.py::test_an_image_listed_twice_is_refused"),
     HostileCase("annotations", "an AI Challenger entry without keypoints or box", "refused naming the entry",
@@ -221,7 +221,7 @@ CASES: tuple[HostileCase, ...] = (
     HostileCase("config", "arbitrary bytes as a config file (hypothesis)", "refused with the project's error",
                 "tests/test_robustness_data.py::test_config_arbitrary_bytes"),
     HostileCase("config", "runtime.device cuda without CUDA, a GPU index past the last, tpu", "refused",
-                "tests/test_runtime.py::test_devices_that_are_not_there_are_config_errors"),
+                "tests/test_system.py::test_devices_that_are_not_there_are_config_errors"),
     HostileCase("config", "an input size whose activations cannot fit in memory", "refused before allocating",
                 "tests/models/test_complexity.py::test_an_input_size_that_cannot_fit_is_refused_before_allocating"),
     # options
@@ -234,11 +234,11 @@ CASES: tuple[HostileCase, ...] = (
     HostileCase("options", "an unknown model preset (w33)", "one line, exit 2, with the nearest name",
                 _CLI + "test_errors_are_one_line_with_status_2"),
     HostileCase("options", "hrnet draw: unknown preset, input size, picture type, detail", "one line, exit 2",
-                "tests/test_cli_draw.py::test_draw_errors_are_one_line_with_status_2"),
+                "tests/cli/test_draw.py::test_draw_errors_are_one_line_with_status_2"),
     HostileCase("options", "--detail stage², stage٣, 1,000 characters", "refused",
-                "tests/test_draw.py::test_detail_takes_ascii_digits_only"),
+                "tests/drawing/test_network.py::test_detail_takes_ascii_digits_only"),
     HostileCase("options", "a precision or backend that contradicts the weights file", "one clear error",
-                "tests/test_backends.py::test_contradictions_are_one_clear_error"),
+                "tests/runtime/test_backends.py::test_contradictions_are_one_clear_error"),
     HostileCase("options", "Ctrl-C during a command", "one line, no traceback",
                 _CLI + "test_ctrl_c_is_one_line_not_a_traceback"),
     # weights files
@@ -264,15 +264,15 @@ CASES: tuple[HostileCase, ...] = (
     HostileCase("weights files", "a resume with another keypoint count", "refused before anything is loaded",
                 "tests/engine/test_state.py::test_another_keypoint_count_is_refused_before_anything_is_loaded"),
     HostileCase("weights files", "an ONNX graph that is not a pose network", "refused when opened",
-                "tests/models/test_onnx.py::test_a_graph_that_is_not_a_pose_network_is_refused_when_opened"),
+                "tests/runtime/test_onnx.py::test_a_graph_that_is_not_a_pose_network_is_refused_when_opened"),
     HostileCase("weights files", "predict with a rank-2 ONNX model", "one line, exit 2",
-                "tests/models/test_onnx.py::test_a_rank_2_pose_model_is_one_line_from_predict"),
+                "tests/runtime/test_onnx.py::test_a_rank_2_pose_model_is_one_line_from_predict"),
     HostileCase("weights files", "an ONNX file for another input size or keypoint count", "refused",
-                "tests/test_export.py::test_onnx_input_size_and_keypoints_must_match_the_config"),
+                "tests/runtime/test_export.py::test_onnx_input_size_and_keypoints_must_match_the_config"),
     HostileCase("weights files", "a TF checkpoint missing a variable", "refused naming it",
-                "tests/models/test_tf_checkpoint.py::test_a_missing_variable_is_named"),
+                "tests/tf_port/test_checkpoint.py::test_a_missing_variable_is_named"),
     HostileCase("weights files", "a TF checkpoint with a variable that is not the network's", "refused naming it",
-                "tests/models/test_tf_checkpoint.py::test_a_foreign_variable_is_refused"),
+                "tests/tf_port/test_checkpoint.py::test_a_foreign_variable_is_refused"),
     # downloads
     HostileCase("downloads", "a download whose checksum does not match", "refused and deleted",
                 _WEIGHTS + "test_checksum_mismatch_deletes_the_download"),
@@ -309,7 +309,7 @@ CASES: tuple[HostileCase, ...] = (
     HostileCase("detectors", "hog on a 1×1, 128×1, 20×20 image", "nobody found, no OpenCV assertion",
                 _DETECT + "test_hog_finds_nobody_in_an_image_smaller_than_its_window"),
     HostileCase("detectors", "hrnet serve --detector no-such-detector", "one line, exit 2",
-                "tests/test_serve.py::test_cli_unknown_detector_is_one_line"),
+                "tests/apps/test_serve.py::test_cli_unknown_detector_is_one_line"),
     # service (the names of test_serve.py's BAD_INPUTS, which tests/test_docs.py compares with this list)
     *(
         HostileCase("service", given, f"{status}, one line saying what to fix; the server goes on", SERVE_BAD_INPUTS)
@@ -350,22 +350,22 @@ CASES: tuple[HostileCase, ...] = (
         )
     ),
     HostileCase("service", "more requests in progress than the limit", "503 with Retry-After; the first completes",
-                "tests/test_serve.py::test_requests_over_the_pending_limit_get_503"),
+                "tests/apps/test_serve.py::test_requests_over_the_pending_limit_get_503"),
     HostileCase("service", "one failing image among concurrent requests", "it fails alone",
-                "tests/test_serve.py::test_a_failing_image_fails_alone"),
+                "tests/apps/test_serve.py::test_a_failing_image_fails_alone"),
     HostileCase("service", "70 clients that send part of a body and stall, against 64 slots",
                 "they hold no slot; 408 at the body deadline; good requests answered",
-                "tests/test_serve.py::test_stalled_clients_hold_no_slot_and_are_cut_off_at_the_body_deadline"),
+                "tests/apps/test_serve.py::test_stalled_clients_hold_no_slot_and_are_cut_off_at_the_body_deadline"),
     HostileCase("service", "a connection that sends nothing, or its head a byte at a time", "closed at the deadline",
-                "tests/test_serve.py::test_a_request_head_must_arrive_within_the_header_timeout"),
+                "tests/apps/test_serve.py::test_a_request_head_must_arrive_within_the_header_timeout"),
     HostileCase("service", "a client that goes away mid-body", "one INFO line, no traceback",
-                "tests/test_serve.py::test_a_client_that_goes_away_mid_body_is_one_info_line"),
+                "tests/apps/test_serve.py::test_a_client_that_goes_away_mid_body_is_one_info_line"),
     HostileCase("service", "1,000 mixed good and junk requests", "each answered; memory flat within 5 %",
-                "tests/test_serve.py::test_soak_1000_mixed_requests_leave_the_servers_memory_flat"),
+                "tests/apps/test_serve.py::test_soak_1000_mixed_requests_leave_the_servers_memory_flat"),
     HostileCase("service", "serve limits of NaN, infinity, 0 or True", "refused naming the limit",
-                "tests/test_serve.py::test_serve_limits_refuse_values_out_of_range"),
+                "tests/apps/test_serve.py::test_serve_limits_refuse_values_out_of_range"),
     HostileCase("service", "--max-upload-mb nan, --batch-window-ms 5000, --port 99999", "one usage line, exit 2",
-                "tests/test_serve.py::test_cli_limits_out_of_range_are_one_line"),
+                "tests/apps/test_serve.py::test_cli_limits_out_of_range_are_one_line"),
     # training
     HostileCase("training", "SIGKILL mid-run, then --resume", "weights equal an uninterrupted run's",
                 _TRAIN + "test_resume_after_sigkill_equals_an_uninterrupted_run"),

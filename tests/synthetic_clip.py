@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 
 from hrnet.data.synthetic import background, draw_figure, pose_keypoints
-from hrnet.detect import Detections, Detector
 from hrnet.keypoints import COCO17
-from hrnet.persons import PersonBoxes, PersonPose
+from hrnet.pose.detect import Detections, Detector
+from hrnet.pose.persons import PersonBoxes, PersonPose
 
 
 @dataclass

@@ -236,8 +236,8 @@ def test_every_hostile_case_names_a_test_that_exists():
 
 
 def _bad_inputs() -> dict[str, int]:
-    """tests/test_serve.py's ``BAD_INPUTS``, read without importing it: each request's name and its status."""
-    for node in ast.parse((ROOT / "tests" / "test_serve.py").read_text(encoding="utf-8")).body:
+    """tests/apps/test_serve.py's ``BAD_INPUTS``, read without importing it: each request's name and its status."""
+    for node in ast.parse((ROOT / "tests" / "apps" / "test_serve.py").read_text(encoding="utf-8")).body:
         if (
             isinstance(node, ast.Assign)
             and [getattr(target, "id", None) for target in node.targets] == ["BAD_INPUTS"]
@@ -245,7 +245,7 @@ def _bad_inputs() -> dict[str, int]:
         ):
             pairs = zip(node.value.keys, node.value.values, strict=True)
             return {ast.literal_eval(key): ast.literal_eval(value.elts[1]) for key, value in pairs}  # (request, status)
-    raise AssertionError("tests/test_serve.py has no BAD_INPUTS")
+    raise AssertionError("tests/apps/test_serve.py has no BAD_INPUTS")
 
 
 def test_the_service_cases_are_the_requests_the_server_test_sends():

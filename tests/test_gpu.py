@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from hrnet.backends import BACKENDS, open_backend
 from hrnet.config import ExperimentConfig, load_config
+from hrnet.runtime.backends import BACKENDS, open_backend
 from tests.conftest import TRAINED
 
 pytestmark = [

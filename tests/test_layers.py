@@ -7,44 +7,21 @@ import hrnet
 
 PACKAGE = Path(hrnet.__file__).parent
 
-# Lower numbers are lower layers; a module may import modules of its own layer or below, never above.
-LAYERS: dict[str, int] = {
-    "errors": 0,
-    "runtime": 0,
-    "fileio": 1,
-    "stream": 1,  # read ahead, write behind, the newest frame: threads only, no hrnet imports
-    "frames": 4,  # video files, cameras, streams in; H.264 out (OpenCV, PyAV): beside the data readers
-    "inputs": 1,  # which paths are files to read, and the one rule for numbers in names
-    "outputs": 1,  # the one "would this output replace something not ours" check, over fileio
-    "download": 1,  # downloads whole and checked, and the checksums kept beside them
-    "weights": 1,  # the registry and cache of named weights files: below everything that loads weights
-    "config": 1,
-    "tf_port_pipeline": 1,  # the TF port's pure data-side functions, below the crop that uses them
-    "keypoints": 2,
-    "crop": 3,
-    "data": 4,
-    "codec": 4,
-    "models": 4,
-    "metrics": 4,
-    "visualize": 4,
-    "precision": 5,
-    "detect": 5,  # person detectors
-    "track": 5,
-    "backends": 6,  # the one place that opens a network: above the precision helpers, below the estimator
-    "persons": 6,  # box source, box checks, results JSON, drawing: over the detector they use
-    "inference": 7,  # the estimator: a backend and the person pipeline
-    "engine": 8,
-    "export": 8,
-    "speed": 8,
-    "draw": 8,
-    "video": 8,  # frames → tracked persons → JSON lines and H.264: the engine of predict's videos and cameras
-    "predict": 9,  # a front end: files, folders, videos, cameras
-    "serve": 9,  # a front end: HTTP (a package: request, batcher, guards, app)
-    "demo": 10,
-    "cli": 11,
-    "__main__": 12,
-    "__init__": 0,
-}
+DESIGN = Path(__file__).resolve().parents[1] / "DESIGN.md"
+
+
+def _read_layers() -> dict[str, int]:
+    """DESIGN.md's layer table: each package or module (``tf_port.model``) → its layer; lower numbers are lower."""
+    layers = {}
+    for line in DESIGN.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].isdigit():
+            for name in cells[1].split(","):
+                layers[name.strip().strip("`")] = int(cells[0])
+    return layers
+
+
+LAYERS = _read_layers()
 
 
 def _module_name(path: Path) -> str:
@@ -53,7 +30,12 @@ def _module_name(path: Path) -> str:
 
 
 def _layer(module: str) -> int:
-    return LAYERS[module.split(".")[0]]
+    """The layer of the longest dotted prefix of ``module`` that DESIGN.md places."""
+    parts = module.split(".")
+    for n in range(len(parts), 0, -1):
+        if ".".join(parts[:n]) in LAYERS:
+            return LAYERS[".".join(parts[:n])]
+    raise KeyError(module)
 
 
 def _imports(path: Path) -> set[str]:
@@ -72,7 +54,22 @@ def _graph() -> dict[str, set[str]]:
 
 
 def test_every_module_has_a_layer():
-    assert {m.split(".")[0] for m in _graph()} <= set(LAYERS)
+    unplaced = []
+    for module in _graph():
+        try:
+            _layer(module)
+        except KeyError:
+            unplaced.append(module)
+    assert not unplaced, f"not in DESIGN.md's layer table: {unplaced}"
+
+
+def test_design_names_every_package():
+    packages = {p.parent.relative_to(PACKAGE).as_posix().replace("/", ".") for p in PACKAGE.rglob("__init__.py")}
+    top = {p.split(".")[0] for p in packages if p != "."}
+    modules = {p.stem for p in PACKAGE.glob("*.py")}
+    assert top | modules <= {name.split(".")[0] for name in LAYERS}
+    text = DESIGN.read_text(encoding="utf-8")
+    assert all(f"`{name}`" in text for name in top)
 
 
 def test_no_import_points_up():
@@ -104,16 +101,21 @@ def test_no_import_cycles():
             visit(module, [module])
 
 
-FRONT_ENDS = ("predict", "serve")  # thin: each over the estimator (and predict over video), never over another
+FRONT_ENDS = ("apps.predict", "apps.serve")  # thin: each over the estimator (predict also over video)
+
+
+def _front_end(module: str) -> str | None:
+    return next((f for f in FRONT_ENDS if module == f or module.startswith(f + ".")), None)
 
 
 def test_front_ends_stand_on_the_estimator_not_on_each_other():
     graph = _graph()
     for module, targets in graph.items():
-        top = module.split(".")[0]
-        if top in FRONT_ENDS:
-            tops = {t.split(".")[0] for t in targets}
-            assert not tops & (set(FRONT_ENDS) - {top}), f"front end {module} imports another front end"
-            assert top == "predict" or "video" not in tops, f"{module} imports video"
-    for front_end in ("predict", "serve.app"):
-        assert "inference" in graph[front_end] and "persons" in graph[front_end], front_end
+        front_end = _front_end(module)
+        if front_end is None:
+            continue
+        others = {_front_end(t) for t in targets} - {None, front_end}
+        assert not others, f"front end {module} imports {others}"
+        assert front_end == "apps.predict" or "apps.video" not in targets, f"{module} imports apps.video"
+    for module in ("apps.predict", "apps.serve.app"):
+        assert {"pose.estimator", "pose.persons"} <= graph[module], module

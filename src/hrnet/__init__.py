@@ -1,3 +1,37 @@
-"""hrnet: HRNet 2D human pose estimation (Sun et al., CVPR 2019), exact to the official checkpoints."""
+"""hrnet: HRNet 2D keypoint estimation (Sun et al., CVPR 2019), exact to the official checkpoints.
 
-__version__ = "0.1.0"
+The public API, loaded on first use so that ``import hrnet`` stays cheap::
+
+    from hrnet import PoseEstimator, load_config, build_model, load_weights
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hrnet.config import load_config
+    from hrnet.models.checkpoint import load_weights
+    from hrnet.models.hrnet import build_model
+    from hrnet.pose.estimator import PoseEstimator
+
+try:
+    __version__ = version("hrnet")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
+
+_API = {
+    "PoseEstimator": "hrnet.pose.estimator",
+    "load_config": "hrnet.config",
+    "build_model": "hrnet.models.hrnet",
+    "load_weights": "hrnet.models.checkpoint",
+}
+__all__ = ["PoseEstimator", "__version__", "build_model", "load_config", "load_weights"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'hrnet' has no attribute {name!r}")

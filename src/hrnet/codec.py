@@ -31,10 +31,10 @@ import torch
 from hrnet.config import DECODE_METHODS, TARGETS, DataConfig, ModelConfig
 from hrnet.crop import Crop, heatmap_to_image
 from hrnet.errors import ConfigError
-from hrnet.tf_port_pipeline import decode_tf_port, encode_tf_port
+from hrnet.tf_port.pipeline import decode_tf_port, encode_tf_port
 
 # The TensorFlow port's target: a 3×3 Gaussian kernel with σ = 1 input pixel, normalised to sum 1
-# (hrnet.tf_port_pipeline.encode_tf_port).
+# (hrnet.tf_port.pipeline.encode_tf_port).
 TF_PORT_SIGMA = 1.0
 # DARK takes the log of the modulated heatmap; values are floored here first (official DARK code).
 DARK_LOG_FLOOR = 1e-10
@@ -309,7 +309,7 @@ def decode_peaks(
 
     ``method`` is "argmax" (+ the quarter-pixel offset with ``post_process``), "dark" (Taylor refinement) or
     "tf_port" (the TF port's integer argmax; maps whose peak is not above ``threshold`` give (0, 0), as the
-    port's undetected keypoints; ``hrnet.tf_port_pipeline.decode_tf_port``).
+    port's undetected keypoints; ``hrnet.tf_port.pipeline.decode_tf_port``).
 
     Returns:
         coordinates (N, K, 2) ``(x, y)`` in heatmap pixels and scores (N, K), the peak values.

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import yaml
 
 from hrnet.errors import ConfigError
-from hrnet.inputs import decimal_id
+from hrnet.io.inputs import decimal_id
 
 # Every set of allowed values, defined here once; the modules that act on them import these.
 BLOCK_TYPES = ("basic", "bottleneck")
@@ -43,7 +43,7 @@ SIZE_MISMATCH = ("error", "warn")  # hrnet.data.dataset.TopDownDataset: an image
 EXTRA_METRICS = ("", "tf_port")  # scored beside the data format's own metric
 LOSSES = ("mse", "ohkm", "sum_squared")  # hrnet.engine.loss.HeatmapLoss kinds
 OPTIMIZERS = ("adam", "sgd")
-TRAIN_PRECISIONS = ("fp32", "bf16")  # hrnet.engine.autocast.training_autocast; inference's are hrnet.backends'
+TRAIN_PRECISIONS = ("fp32", "bf16")  # hrnet.engine.autocast.training_autocast; inference's are hrnet.runtime.backends'
 # Keys that moved to another section: a config that still uses the old place gets told where to.
 MOVED_KEYS = {
     "train.device": "runtime.device",

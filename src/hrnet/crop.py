@@ -17,7 +17,7 @@ Three geometries are offered:
   Human Pose Estimation", CVPR 2020): pixel spacing ``size - 1``, so the region ``[c - s / 2, c + s / 2]`` lands on
   ``[0, W_out - 1]`` exactly and a horizontal flip of the output is an exact flip of the region;
 - the TF port's box stretch (VXallset/deep-high-resolution-net.TensorFlow, ``src/dataset.py``): the exact person
-  box, no margin, stretched to the input without keeping its aspect ratio (``hrnet.tf_port_pipeline``). The
+  box, no margin, stretched to the input without keeping its aspect ratio (``hrnet.tf_port.pipeline``). The
   readers' boxes end on their last pixel (the official cleaning), the port's slice excludes its end: the stretched
   box is ``x .. x + w`` inclusive, i.e. ``(x, y, x + w + 1, y + h + 1)`` rounded to whole pixels.
 """
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from hrnet.config import PIXELS, DataConfig, ModelConfig
-from hrnet.tf_port_pipeline import scale_tf_port, stretch_crop, stretch_points, unstretch_points
+from hrnet.tf_port.pipeline import scale_tf_port, stretch_crop, stretch_points, unstretch_points
 
 PIXEL_STD = 200.0  # the official "scale" unit: a region's size is scale × 200 pixels
 # ImageNet statistics, as the official transforms.Normalize (RGB order, on [0, 1] pixels).

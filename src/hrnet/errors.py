@@ -43,4 +43,4 @@ class TrainingInterruptedError(TrainingError):
 
 
 class DownloadError(HrnetError):
-    """A named weights file cannot be downloaded or fails its checksum (``hrnet.weights``)."""
+    """A named weights file cannot be downloaded or fails its checksum (``hrnet.hub.registry``)."""

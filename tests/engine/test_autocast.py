@@ -7,7 +7,7 @@ import torch
 
 from hrnet.engine.autocast import training_autocast
 from hrnet.errors import ConfigError
-from hrnet.precision import CpuSupport
+from hrnet.runtime.precision import CpuSupport
 
 
 def test_training_autocast_falls_back_to_fp32_without_bf16(monkeypatch, caplog):

@@ -101,8 +101,8 @@ def test_an_input_size_that_cannot_fit_is_refused_before_allocating(monkeypatch)
 
 def test_pose_estimator_checks_memory_before_the_first_forward(tmp_path):
     from hrnet.config import ExperimentConfig
-    from hrnet.inference import PoseEstimator
     from hrnet.models.checkpoint import save_weights
+    from hrnet.pose.estimator import PoseEstimator
 
     save_weights(build_model(tiny_model_config()), tmp_path / "w.safetensors")
     config = ExperimentConfig(model=dataclasses.replace(tiny_model_config(), input_size=(32768, 32768)))

@@ -33,7 +33,7 @@ def test_stage_figures_add_up_to_the_totals(variant):
 
 def test_w32_figures_add_up_to_hrnet_info():
     costs = stage_costs(MODEL_PRESETS["w32"])
-    assert sum(c.params for c in costs.values()) == 28_536_113  # as `hrnet info w32` prints (tests/test_cli.py)
+    assert sum(c.params for c in costs.values()) == 28_536_113  # as `hrnet info w32` prints (tests/cli/test_cli.py)
     assert round(sum(c.macs for c in costs.values()) / 1e9, 3) == 7.645
     assert costs["stem"].params == 38_848 and costs["stage 4"].params == 20_702_656
 

@@ -1,19 +1,20 @@
 """The ``hrnet`` command: ``demo | train | eval | predict | serve | export | info | bench | draw | data | convert |
 weights``.
 
-Each subcommand parses its arguments (``hrnet.cli.network``: the commands that run a network on data;
-``hrnet.cli.tools``: the others; ``hrnet.cli.options``: what they share) and calls one function of the package;
+Each group of subcommands parses its arguments in a module of its own (``predict``: predict and serve; ``train``:
+train, eval, demo and data; ``model``: export, bench, info, draw and convert; ``weights``; ``options``: what they
+share) and calls one function of the package;
 errors of our own types are printed as one clear line (no traceback) with exit status 2. The commands that run a
-network first turn on the process-wide CPU settings of ``hrnet.runtime``: freed memory kept for reuse
+network first turn on the process-wide CPU settings of ``hrnet.system``: freed memory kept for reuse
 (``HRNET_KEEP_FREED_MEMORY=0`` turns it off) and OpenCV in the calling thread. A command owns its process,
 library calls never change it. For the same reason the command sets ``GOMP_SPINCOUNT`` before anything loads
-PyTorch (``hrnet.runtime.limit_openmp_spinning``).
+PyTorch (``hrnet.system.limit_openmp_spinning``).
 """
 
 from __future__ import annotations
 
 # PyTorch's OpenMP runtime reads its settings once, when it is loaded: so here, before the imports below load it.
-from hrnet.runtime import limit_openmp_spinning
+from hrnet.system import limit_openmp_spinning
 
 limit_openmp_spinning()
 
@@ -22,31 +23,31 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import version
 
-from hrnet import __version__
-from hrnet.cli import network, tools
+from hrnet.cli import model, predict, train, weights
 from hrnet.cli.options import Parser, resolve_config
 from hrnet.errors import HrnetError, TrainingInterruptedError
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="hrnet", description="HRNet 2D human pose estimation: train, evaluate, predict, export, draw.")
-    parser.add_argument("--version", action="version", version=f"hrnet {__version__}", help="print the version")
+    parser.add_argument("--version", action="version", version=f"hrnet {version('hrnet')}", help="print the version")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (
-        tools.add_demo,
-        tools.add_info,
-        tools.add_draw,
-        network.add_bench,
-        tools.add_train,
-        network.add_eval,
-        network.add_predict,
-        network.add_serve,
-        network.add_export,
-        tools.add_data,
-        tools.add_weights,
-        tools.add_convert,
+        train.add_demo,
+        model.add_info,
+        model.add_draw,
+        model.add_bench,
+        train.add_train,
+        train.add_eval,
+        predict.add_predict,
+        predict.add_serve,
+        model.add_export,
+        train.add_data,
+        weights.add_weights,
+        model.add_convert,
     ):
         add(sub)
     return parser
@@ -77,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # C++ start-up notices (CPU features, absl) are noise on a command's console. Errors still raise in Python.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if getattr(args, "runs_network", False):
-        from hrnet.runtime import keep_freed_memory, one_opencv_thread
+        from hrnet.system import keep_freed_memory, one_opencv_thread
 
         keep_freed_memory()
         one_opencv_thread()

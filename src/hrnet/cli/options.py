@@ -102,7 +102,7 @@ def resized(model_cfg: ModelConfig, input_size: tuple[int, int] | None) -> Model
 
 def weights_path(spec: str | None) -> Path | None:
     """A ``--weights`` argument as a file: a registered name (``hrnet weights list``) is fetched into the cache."""
-    from hrnet.weights import resolve_weights
+    from hrnet.hub.registry import resolve_weights
 
     return None if spec is None else resolve_weights(spec)
 
@@ -133,7 +133,7 @@ def add_input_size(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def add_overwrite(p: argparse.ArgumentParser, what: str) -> None:
-    """``--overwrite``: replace existing files that this command did not write (``hrnet.outputs``)."""
+    """``--overwrite``: replace existing files that this command did not write (``hrnet.io.outputs``)."""
     p.add_argument("--overwrite", action="store_true", help=f"replace {what} (default: refuse)")
 
 
@@ -188,9 +188,9 @@ def add_runtime(
     compare: bool = False,
 ) -> None:
     """The options of every command that runs a network (predict, eval, serve, bench): which weights, and how
-    they run (``hrnet.backends``). ``compare`` (bench): ``--precision`` and ``--backend`` take comma-separated
+    they run (``hrnet.runtime.backends``). ``compare`` (bench): ``--precision`` and ``--backend`` take comma-separated
     lists to time side by side."""
-    from hrnet.backends import BACKENDS, PRECISIONS
+    from hrnet.runtime.backends import BACKENDS, PRECISIONS
 
     names = ", ".join(f"{name} ({entry.about})" for name, entry in BACKENDS.items())
     group = p.add_argument_group("network", "which weights, and how the network runs")

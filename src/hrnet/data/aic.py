@@ -21,7 +21,6 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
-from hrnet.data.images import image_size
 from hrnet.data.records import (
     PoseRecord,
     RecordSet,
@@ -35,7 +34,8 @@ from hrnet.data.records import (
     unlabelled_to_zero,
 )
 from hrnet.errors import DataError
-from hrnet.fileio import read_json
+from hrnet.io.files import read_json
+from hrnet.io.images import image_size
 from hrnet.keypoints import AIC14
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ from hrnet.data.records import (
     unlabelled_to_zero,
 )
 from hrnet.errors import DataError
-from hrnet.fileio import read_json
+from hrnet.io.files import read_json
 from hrnet.keypoints import KeypointSet, derive_flip_pairs, from_coco_category, get_keypoint_set
 
 log = logging.getLogger(__name__)

@@ -21,9 +21,9 @@ from torch.utils.data import Dataset, default_collate
 from hrnet.codec import HeatmapCodec
 from hrnet.config import SIZE_MISMATCH
 from hrnet.data.augment import Augmentation, CropParams, augment, sample_rng
-from hrnet.data.images import read_image
 from hrnet.data.records import PoseRecord
 from hrnet.errors import DataError
+from hrnet.io.images import read_image
 from hrnet.keypoints import KeypointSet
 
 log = logging.getLogger(__name__)

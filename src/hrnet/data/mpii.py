@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 
-from hrnet.data.images import image_size
 from hrnet.data.records import (
     PoseRecord,
     RecordSet,
@@ -40,7 +39,8 @@ from hrnet.data.records import (
     unlabelled_to_zero,
 )
 from hrnet.errors import DataError
-from hrnet.fileio import read_json
+from hrnet.io.files import read_json
+from hrnet.io.images import image_size
 from hrnet.keypoints import MPII16
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from hrnet.errors import ConfigError
-from hrnet.fileio import write_bytes_atomic, write_text_atomic
+from hrnet.io.files import write_bytes_atomic, write_text_atomic
 from hrnet.keypoints import COCO17
 
 GENERATOR_VERSION = 1  # bump when the images change, so that cached copies are rewritten
@@ -314,7 +314,7 @@ def write_synthetic(
     """Write the data set (layout in the module docstring); returns the annotation file of each split.
 
     ``progress`` is called with the number of images written after each one, ``written_file`` with each file
-    written (``hrnet data synth`` records them: ``hrnet.outputs.OutputFolder.record``).
+    written (``hrnet data synth`` records them: ``hrnet.io.outputs.OutputFolder.record``).
 
     Raises:
         ConfigError: a split size below 0, no image at all, or a negative seed; before anything is written.

@@ -14,7 +14,7 @@ import torch
 
 from hrnet.config import TRAIN_PRECISIONS
 from hrnet.errors import ConfigError
-from hrnet.precision import cpu_support
+from hrnet.runtime.precision import cpu_support
 
 log = logging.getLogger(__name__)
 

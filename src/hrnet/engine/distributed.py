@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
-from hrnet.runtime import local_rank
+from hrnet.system import local_rank
 
 T = TypeVar("T")
 

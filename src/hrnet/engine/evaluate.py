@@ -25,14 +25,15 @@ from tqdm import tqdm
 from hrnet.codec import HeatmapCodec, codec_from_config
 from hrnet.config import ExperimentConfig, RuntimeConfig, TestConfig
 from hrnet.data.dataset import TopDownDataset, collate
-from hrnet.data.images import read_image
 from hrnet.data.records import PoseRecord
 from hrnet.data.sampler import EpochSampler
 from hrnet.data.sources import Split, load_split
+from hrnet.drawing.heatmaps import side_by_side
 from hrnet.engine.distributed import Distributed, broadcast_object, gather_objects
 from hrnet.errors import DataError
-from hrnet.fileio import write_json_atomic
-from hrnet.inference import HeatmapFn, predict_keypoints
+from hrnet.io.files import write_json_atomic
+from hrnet.io.images import read_image, write_image
+from hrnet.io.outputs import OutputFolder
 from hrnet.metrics.coco import (
     evaluate_coco,
     keypoint_results,
@@ -42,14 +43,13 @@ from hrnet.metrics.coco import (
 )
 from hrnet.metrics.nms import nms_per_image
 from hrnet.metrics.pck import head_sizes_from_segment, mpii_pckh
-from hrnet.metrics.tf_port import keypoint_distances, port_ap
-from hrnet.outputs import OutputFolder
-from hrnet.tf_port_pipeline import wrap_uint8
-from hrnet.visualize import side_by_side, write_image
+from hrnet.pose.estimator import HeatmapFn, predict_keypoints
+from hrnet.tf_port.metric import keypoint_distances, port_ap
+from hrnet.tf_port.pipeline import wrap_uint8
 
 log = logging.getLogger(__name__)
 
-COMMAND = "hrnet eval"  # the name its outputs are recorded under (``hrnet.outputs``)
+COMMAND = "hrnet eval"  # the name its outputs are recorded under (``hrnet.io.outputs``)
 METRICS, RESULTS = "metrics.json", "keypoints_results.json"
 
 
@@ -134,7 +134,7 @@ class Evaluator:
     def predict(self, model: nn.Module | HeatmapFn) -> Predictions:
         """Heatmaps → keypoints for every record of the split (all ranks return the gathered result). ``model``:
         a network (put in eval mode for the pass) or any function of crops to heatmaps (a backend of
-        ``hrnet.backends``: bf16, int8, ONNX Runtime)."""
+        ``hrnet.runtime.backends``: bf16, int8, ONNX Runtime)."""
         test = self.test
         module = model if isinstance(model, nn.Module) else None
         was_training = module is not None and module.training
@@ -181,7 +181,7 @@ class Evaluator:
         """Predict and score; rank 0 writes the results, ``metrics.json`` and ``draw`` pictures
         (``prediction_NNN.jpg``: prediction | ground truth) into ``out_dir``.
 
-        Every output is checked before the prediction pass (``hrnet.outputs``): none may replace the split's
+        Every output is checked before the prediction pass (``hrnet.io.outputs``): none may replace the split's
         annotation, detection or image files, a device, or a file that an earlier evaluation did not write
         (unless ``overwrite``). ``out_dir`` may be an ``OutputFolder`` that the caller holds (``hrnet eval``);
         a path is held here for the evaluation.
@@ -346,7 +346,7 @@ def check_ground_truth(split: Split) -> None:
 
 
 def score_tf_port(predictions: Predictions, split: Split, codec: HeatmapCodec) -> dict[str, Any]:
-    """The TF port's AP50/AP75 (``hrnet.metrics.tf_port``), as its ``test.py`` computes them: distances in input
+    """The TF port's AP50/AP75 (``hrnet.tf_port.metric``), as its ``test.py`` computes them: distances in input
     crop pixels between the decoded keypoints and the ground truth mapped into the crop (with the port's stretch
     crop, truncated by its uint8 cast as its records store them), σ from this same set. Not COCO's AP."""
     crop = codec.crop

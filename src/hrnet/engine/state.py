@@ -22,7 +22,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from hrnet.errors import CheckpointError
-from hrnet.fileio import atomic_write
+from hrnet.io.files import atomic_write
 from hrnet.models.checkpoint import check_finite, check_state_dict
 
 FORMAT = "hrnet-training-checkpoint/1"

@@ -50,20 +50,20 @@ from hrnet.data.augment import Augmentation
 from hrnet.data.dataset import Batch, TopDownDataset, collate
 from hrnet.data.sampler import EpochSampler
 from hrnet.data.sources import load_split
+from hrnet.drawing.curves import plot_curves
 from hrnet.engine.autocast import training_autocast
 from hrnet.engine.distributed import Distributed, barrier, init_distributed, shutdown
 from hrnet.engine.evaluate import Evaluator
 from hrnet.engine.loss import HeatmapLoss
 from hrnet.engine.state import TrainingState, load_training_checkpoint, rng_states, save_training_checkpoint
 from hrnet.errors import OutputError, TrainingError, TrainingInterruptedError
-from hrnet.fileio import check_writable_dir, output_problem, remove_stale_temporaries, write_text_atomic
-from hrnet.inference import SYNTHETIC
+from hrnet.io.files import check_writable_dir, output_problem, remove_stale_temporaries, write_text_atomic
+from hrnet.io.outputs import Inputs
 from hrnet.models.checkpoint import load_pretrained, save_weights
 from hrnet.models.complexity import check_memory
 from hrnet.models.hrnet import build_model
-from hrnet.outputs import Inputs
-from hrnet.runtime import resolve_device
-from hrnet.visualize import plot_curves
+from hrnet.pose.estimator import SYNTHETIC
+from hrnet.system import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def train(
     for it; from the main thread) makes the first SIGINT or SIGTERM save a resumable checkpoint after the step
     in progress and raise ``TrainingInterruptedError``; a second one raises ``KeyboardInterrupt`` at once.
 
-    On a CPU, ``hrnet.runtime.keep_freed_memory()`` (process-wide; ``hrnet train`` calls it) makes a W32 step
+    On a CPU, ``hrnet.system.keep_freed_memory()`` (process-wide; ``hrnet train`` calls it) makes a W32 step
     about 1.3× faster."""
     device = resolve_device(config.runtime.device)
     dist = init_distributed(device)

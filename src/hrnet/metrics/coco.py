@@ -29,7 +29,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from hrnet.errors import DataError
-from hrnet.fileio import read_json, write_json_atomic
+from hrnet.io.files import read_json, write_json_atomic
 from hrnet.keypoints import KeypointSet
 
 if TYPE_CHECKING:

@@ -31,7 +31,7 @@ from torch import nn
 
 from hrnet.config import ModelConfig
 from hrnet.errors import CheckpointError
-from hrnet.fileio import atomic_write
+from hrnet.io.files import atomic_write
 from hrnet.models.hrnet import build_model
 
 # Prefixes other tools put in front of our names, mapped to ours (checked in this order).

@@ -16,7 +16,7 @@ from torch import nn
 
 from hrnet.config import ModelConfig
 from hrnet.errors import ConfigError
-from hrnet.runtime import available_memory
+from hrnet.system import available_memory
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from torch import nn
 
 from hrnet.models.blocks import BasicBlock, Bottleneck
 from hrnet.models.hrnet import HRNet
-from hrnet.models.tf_port import PortBatchNorm
+from hrnet.tf_port.model import PortBatchNorm
 
 # Modules whose forward applies ``bnN`` directly to ``convN``'s output (the official stem and residual units).
 # Listed by class, not guessed from attribute names, so an unknown module is never folded wrongly.
@@ -110,7 +110,7 @@ def prepare_for_inference(model: nn.Module, *, channels_last: bool = True, compi
     """``model`` made fast for inference (the caller's model is left untouched): BatchNorm folded, eval mode,
     channels-last weights and inputs, run under ``torch.inference_mode``.
 
-    On the CPU, ``hrnet.runtime.keep_freed_memory`` (process-wide, so the caller's choice) adds the largest single
+    On the CPU, ``hrnet.system.keep_freed_memory`` (process-wide, so the caller's choice) adds the largest single
     gain: freed buffers reused instead of faulted in afresh on every call (W32, batch 16: about 1.3×).
 
     ``compile=True`` adds ``torch.compile`` with Inductor's *freezing* (weights become graph constants); on a

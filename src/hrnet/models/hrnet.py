@@ -185,7 +185,7 @@ class HRNet(nn.Module):
 def build_model(cfg: ModelConfig) -> nn.Module:
     """The pose network ``cfg.variant`` names: ``HRNet`` (official) or ``TFPortHRNet`` (the TF port)."""
     if cfg.variant == "tf_port":
-        from hrnet.models.tf_port import TFPortHRNet
+        from hrnet.tf_port.model import TFPortHRNet
 
         return TFPortHRNet(cfg)
     return HRNet(cfg)

@@ -4,7 +4,7 @@ between them, the steps of every path, and the tensor shapes, parameters and mul
 Nothing here is typed in: the network is built from its ``ModelConfig`` on the meta device and run once with
 hooks (``hrnet.models.complexity.trace_modules``); the module tree gives the structure (how many modules, units,
 which convolutions a path chains), the recorded calls give the shapes and costs. Both variants are read: the
-official network (Sun et al., CVPR 2019) and the TF port (``hrnet.models.tf_port``). ``hrnet.draw`` draws what
+official network (Sun et al., CVPR 2019) and the TF port (``hrnet.tf_port.model``). ``hrnet.drawing.network`` draws what
 ``describe_network`` and ``describe_exchange`` return.
 """
 
@@ -21,7 +21,7 @@ from hrnet.config import ModelConfig
 from hrnet.errors import ConfigError
 from hrnet.models.complexity import ModuleCall, blocks, describe_layer, trace_modules
 from hrnet.models.hrnet import ExchangeModule, HRNet, build_model
-from hrnet.models.tf_port import BetweenStages, ExchangeBlock, TFPortHRNet, TFSamePadding
+from hrnet.tf_port.model import BetweenStages, ExchangeBlock, TFPortHRNet, TFSamePadding
 
 Shape = tuple[int, ...]
 

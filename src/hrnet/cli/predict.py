@@ -1,0 +1,309 @@
+"""``hrnet predict`` and ``hrnet serve``: a network on your own images, videos, cameras and uploads (options
+and what they call)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from typing import TYPE_CHECKING, Any
+
+from hrnet.cli.options import (
+    WEIGHTS_HELP,
+    add_config,
+    add_detector,
+    add_overwrite,
+    add_runtime,
+    experiment,
+    finite_number,
+    fraction,
+    megapixels,
+    nonnegative_int,
+    parse_input_size,
+    positive_int,
+    positive_number,
+    whole_number,
+)
+from hrnet.config import ExperimentConfig
+from hrnet.errors import ConfigError, DownloadError
+
+if TYPE_CHECKING:
+    from hrnet.pose.estimator import PoseEstimator
+
+
+log = logging.getLogger(__name__)
+
+
+def _network_setup(args: argparse.Namespace) -> tuple[ExperimentConfig, str | None]:
+    """The experiment and the detector of a command that finds persons (predict, serve), from what was given:
+    ``--weights`` (default ``DEFAULT_WEIGHTS``), the config (default: the one the weights name,
+    ``hrnet.pose.estimator.experiment_for``) and ``--detector`` (default: ``DEFAULT_DETECTOR`` for real weights; none
+    with ``--boxes``, with ``--detector none``, or for weights trained on the synthetic figures). Every file to
+    download is tried first, so that offline one error lists them all."""
+    from hrnet.hub.registry import DEFAULT_DETECTOR, DEFAULT_WEIGHTS, resolve_many
+    from hrnet.pose.estimator import experiment_for, trained_on_synthetic
+
+    args.weights = args.weights or DEFAULT_WEIGHTS
+    synthetic = trained_on_synthetic(args.weights)  # our own weights say so (a name's file is real weights)
+    if synthetic:
+        log.warning(
+            "%s was trained on hrnet's synthetic stick figures (the demo): on real photos its keypoints mean "
+            "nothing; for real photos use --weights %s (hrnet weights list)", args.weights, DEFAULT_WEIGHTS,
+        )  # fmt: skip
+    detector = args.detector
+    if detector is None and not getattr(args, "boxes", None) and not synthetic:
+        detector = DEFAULT_DETECTOR
+    if detector == "none":
+        detector = None
+    try:
+        resolve_many([args.weights, *([detector] if detector else [])])
+    except DownloadError as err:
+        alternative = (
+            " Or find no persons: --detector none (each image one person) or --boxes FILE."
+            if (detector and args.detector is None)
+            else ""
+        )
+        raise DownloadError(f"{err}{alternative}") from None
+    config = experiment(args.config, args.set) if args.config else experiment_for(args.weights, None, args.set)
+    return config, detector
+
+
+def _open_estimator(args: argparse.Namespace, config: ExperimentConfig, detector: str | None) -> PoseEstimator:
+    """The estimator the runtime and detector options (``add_runtime``, ``add_detector``) ask for."""
+    from hrnet.pose.detect import load_detector
+    from hrnet.pose.estimator import PoseEstimator
+
+    found = None
+    if detector:
+        found = load_detector(
+            detector,
+            format=args.detector_format,
+            threshold=args.detector_threshold,
+            iou=args.detector_iou,
+            input_size=parse_input_size(args.detector_size) if args.detector_size else None,
+        )
+    return PoseEstimator.from_config(
+        config,
+        args.weights,
+        device=args.device or config.runtime.device,
+        precision=args.precision,
+        backend=args.backend,
+        compile=args.compile,
+        detector=found,
+    )
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from hrnet.apps.predict import DetectionBoxes, predict_paths
+    from hrnet.hub.registry import DEFAULT_DETECTOR
+    from hrnet.io.images import MAX_PIXELS
+    from hrnet.pose.track import OneEuroSettings, VideoOptions
+
+    if args.boxes and args.detector not in (None, "none"):
+        raise ConfigError("give --boxes (boxes from a file) or --detector (boxes found in the images), not both")
+    config, detector = _network_setup(args)
+    if args.realtime:
+        config, args.precision = realtime(config, args)
+    estimator = _open_estimator(args, config, detector)
+    detections = DetectionBoxes(args.boxes, args.box_score) if args.boxes else None
+    if detector is None and detections is None:
+        log.warning(
+            "no person detector and no --boxes: every image and video frame is taken as ONE person filling it "
+            "(right for photos cropped around one person); to find every person: --detector %s (hrnet weights "
+            "list) or --boxes FILE", DEFAULT_DETECTOR,
+        )  # fmt: skip
+    video = VideoOptions(
+        detect_every=args.detect_every or (REALTIME_DETECT_EVERY if args.realtime else 1),
+        new_track_keypoints=args.new_track_keypoints,
+        max_detector_misses=args.max_detector_misses,
+        track_by=args.track_by,
+        track_threshold=args.track_threshold,
+        max_missed=args.max_missed,
+        keypoint_threshold=args.threshold,
+        smooth=OneEuroSettings(min_cutoff=args.smooth_cutoff, beta=args.smooth_beta) if args.smooth else None,
+    )
+    report = predict_paths(
+        estimator,
+        args.inputs,
+        args.out,
+        detections=detections,
+        video=video,
+        threshold=args.threshold,
+        draw=not args.no_draw,
+        protected=[p for p in (args.boxes, args.weights, args.config) if p],
+        max_pixels=MAX_PIXELS if args.max_megapixels is None else max(1, round(args.max_megapixels * 1e6)),
+        overwrite=args.overwrite,
+    )
+    count = len(report.written)
+    print(f"wrote {count} file{'' if count == 1 else 's'} to {args.out}")
+    for _, reason in report.failed:
+        print(f"failed: {reason}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+REALTIME_DETECT_EVERY = 10  # --realtime: the detector on every 10th frame, persons carried by their keypoints between
+
+
+def realtime(config: ExperimentConfig, args: argparse.Namespace) -> tuple[ExperimentConfig, str | None]:
+    """``--realtime``: no flip test, and the fastest precision this CPU runs well when none is asked for: bf16 on
+    a CPU with AVX-512 BF16 or AMX, an ``.onnx`` file's own (an int8 file runs int8), else fp32."""
+    from hrnet.runtime.backends import is_onnx_file
+    from hrnet.runtime.precision import cpu_support
+
+    config = dataclasses.replace(config, test=dataclasses.replace(config.test, flip_test=False))
+    precision = args.precision
+    if precision is None and not is_onnx_file(args.weights) and cpu_support().bf16:
+        precision = "bf16"
+    log.info(
+        "--realtime: flip test off, precision %s, the detector every %s frames",
+        precision or "of the weights file", args.detect_every or REALTIME_DETECT_EVERY,
+    )  # fmt: skip
+    return config, precision
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from hrnet.apps.serve import ServeLimits, serve
+
+    limits = ServeLimits.from_units(
+        max_upload_mb=args.max_upload_mb,
+        max_megapixels=args.max_megapixels,
+        max_boxes=args.max_boxes,
+        max_batch=args.max_batch,
+        batch_window_ms=args.batch_window_ms,
+    )
+    config, detector = _network_setup(args)
+    estimator = _open_estimator(args, config, detector)
+    serve(estimator, host=args.host, port=args.port, limits=limits, model_name=args.config or args.weights)
+    return 0
+
+
+def add_predict(sub: Any) -> None:
+    from hrnet.hub.registry import DEFAULT_DETECTOR, DEFAULT_WEIGHTS
+
+    p = sub.add_parser(
+        "predict",
+        help="keypoints for images, folders, videos, webcams and streams",
+        description="Top-down pose estimation on your own files: `hrnet predict photo.jpg` runs HRNet-W32 trained on "
+        "COCO (MMPose's checkpoint) with RTMDet-nano finding the persons, both downloaded on first use. Person "
+        "boxes come from --boxes (a COCO detection-results JSON matched by image file name or id) or from the "
+        "person detector; with --detector none, every image (and every video frame) is ONE person box covering it. "
+        "Videos give <name>.jsonl, e.g. clip.mp4.jsonl (a line per frame, every person with a track_id), and "
+        "<stem>_pose.mp4 (H.264, plays in browsers).",
+    )
+    add_config(
+        p, "experiment YAML file, shipped config or model preset (default: the one the weights name)", required=False
+    )
+    p.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
+        help="image files, folders of images/videos, video files, a webcam index (0), stream URLs",
+    )
+    add_runtime(p, weights_required=False, weights_help=f"{WEIGHTS_HELP} (default {DEFAULT_WEIGHTS})")
+    p.add_argument("--boxes", help="COCO detection-results JSON of the person boxes (default: the detector's)")
+    p.add_argument(
+        "--box-score",
+        type=fraction,
+        default=0.3,
+        help="use --boxes entries scoring at least this (default 0.3, as MMPose's demo)",
+    )
+    add_detector(p, f"{DEFAULT_DETECTOR} for real weights; none with --boxes or weights trained on the demo's data")
+    p.add_argument("--out", default="predictions", help="output folder (default: ./predictions)")
+    add_overwrite(p, "existing files in the --out folder that hrnet predict did not write (never an input)")
+    p.add_argument(
+        "--threshold", type=fraction, default=0.3, help="hide keypoints scoring below this in drawings (0.3)"
+    )
+    p.add_argument(
+        "--max-megapixels",
+        type=megapixels,
+        help="refuse images of more than this many million pixels, read from the header before decoding (default "
+        "40, as hrnet serve)",
+    )
+    p.add_argument("--no-draw", action="store_true", help="write only the JSON results")
+    video = p.add_argument_group("video", "how persons are found and followed through the frames of a video")
+    video.add_argument(
+        "--detect-every",
+        type=positive_int,
+        metavar="N",
+        help="find persons every N-th frame (default 1: all; 10 with --realtime); in between each person's box "
+        "comes from its keypoints in the frame before",
+    )
+    video.add_argument(
+        "--realtime",
+        action="store_true",
+        help="for webcams and streams: no flip test, the fastest precision this CPU runs well (bf16 with AVX-512 "
+        "BF16/AMX; an int8 .onnx runs int8), the detector every 10th frame (off: as the config says)",
+    )
+    video.add_argument(
+        "--new-track-keypoints",
+        type=nonnegative_int,
+        default=4,
+        metavar="K",
+        help="a detection starts a new track only with at least K keypoints above --threshold (default 4)",
+    )
+    video.add_argument(
+        "--max-detector-misses",
+        type=nonnegative_int,
+        default=10,
+        metavar="M",
+        help="a track the detector misses is carried by its keypoints through M detection frames (default 10)",
+    )
+    video.add_argument(
+        "--track-by", choices=("iou", "oks"), default="iou", help="match persons to tracks by box IoU or keypoint OKS"
+    )
+    video.add_argument("--track-threshold", type=fraction, default=0.3, help="least IoU/OKS to keep a track's id")
+    video.add_argument(
+        "--max-missed",
+        type=nonnegative_int,
+        default=10,
+        metavar="M",
+        help="retire a track's id after M frames unseen (default 10)",
+    )
+    video.add_argument("--smooth", action="store_true", help="One-Euro smoothing of each track's keypoints")
+    video.add_argument(
+        "--smooth-cutoff",
+        type=positive_number,
+        default=1.0,
+        metavar="HZ",
+        help="One-Euro cut-off at rest (lower: steadier)",
+    )
+    video.add_argument(
+        "--smooth-beta",
+        type=finite_number(0.0),
+        default=0.02,
+        help="One-Euro speed coefficient (higher: less lag when moving)",
+    )
+    p.set_defaults(func=cmd_predict, runs_network=True)
+
+
+def add_serve(sub: Any) -> None:
+    from hrnet.hub.registry import DEFAULT_DETECTOR, DEFAULT_WEIGHTS
+
+    p = sub.add_parser(
+        "serve",
+        help="an HTTP pose service (POST /v1/pose) with a page to try it at /",
+        description="Serves POST /v1/pose (an image, optional person boxes → COCO keypoint results or, with "
+        "?draw=1, the drawn JPEG), GET /v1/model, GET /healthz, the API docs at /docs and a page at / to drop a "
+        "photo on. Requests that arrive together share a forward pass. Needs the 'serve' extra.",
+    )
+    add_config(
+        p, "experiment YAML file, shipped config or model preset (default: the one the weights name)", required=False
+    )
+    add_runtime(p, weights_required=False, weights_help=f"{WEIGHTS_HELP} (default {DEFAULT_WEIGHTS})")
+    add_detector(p, f"{DEFAULT_DETECTOR} for real weights; none for weights trained on the demo's data")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=whole_number(1, 65535), default=8000, help="port to listen on (default 8000)")
+    p.add_argument(
+        "--max-batch", type=positive_int, help="persons a forward pass (default: the config's test.batch_size)"
+    )
+    p.add_argument(
+        "--batch-window-ms",
+        type=finite_number(0.0, 1000.0),
+        default=5.0,
+        help="wait for more requests to batch (default 5)",
+    )
+    p.add_argument("--max-upload-mb", type=positive_number, default=20.0, help="request body limit (default 20 MiB)")
+    p.add_argument("--max-megapixels", type=megapixels, default=40.0, help="image size limit (default 40 M pixels)")
+    p.add_argument("--max-boxes", type=positive_int, default=100, help="person boxes a request (default 100)")
+    p.set_defaults(func=cmd_serve, runs_network=True)

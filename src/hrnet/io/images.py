@@ -1,0 +1,293 @@
+"""Image files and arrays: decode to BGR (or RGB) pixels, read only the size from the header, write PNG or JPEG
+atomically, and the one check of an image array (``check_image``).
+
+Pixels are decoded with OpenCV as the official ``JointsDataset`` does (EXIF orientation ignored, BGR → RGB): the
+EXIF orientation tag is ignored because the annotations were drawn on the stored pixels. Photos for prediction are
+read with ``apply_orientation=True``: upright, as a photo viewer shows them.
+
+Before any pixel is decoded the header is read (Pillow): an image without a known header, of zero size or over
+a pixel limit (``MAX_PIXELS`` by default; a decompression bomb is a small file that decodes to gigabytes) is
+refused by name. Pixels that are not 8-bit become 8-bit: 16-bit channels are scaled by 255 / 65535; float
+channels (a 32-bit TIFF) are scaled by 255 when every value lies in [0, 1], else stretched from their minimum
+(0) to their maximum (255) (a constant image is then black); NaN or infinite values, and signed integer pixels,
+are refused.
+
+``channel_order="bgr"`` keeps OpenCV's own order, with no conversion: the front ends read images so, since the
+network turns each crop to RGB, and the drawing and the encoders work in OpenCV's order.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+from pathlib import Path
+from typing import IO
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, TiffImagePlugin, UnidentifiedImageError
+
+from hrnet.errors import DataError
+from hrnet.io.files import write_bytes_atomic
+
+Pixels = npt.NDArray[np.uint8]  # an (H, W, 3) image
+
+# The pixel limit of every decode unless its caller gives another (hrnet predict --max-megapixels, hrnet serve's
+# limits): 40 M pixels is a 7,300 × 5,500 photo, 120 MB decoded as 8-bit RGB.
+MAX_PIXELS = 40_000_000
+# Any depth, grey or colour as stored (no alpha); the conversion to 8-bit RGB is ours (module docstring).
+_DECODE_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
+
+
+def read_image(
+    path: str | Path, *, apply_orientation: bool = False, max_pixels: int = MAX_PIXELS, channel_order: str = "rgb"
+) -> np.ndarray:
+    """Decode an image file (``decode_image_bytes`` of its bytes).
+
+    Args:
+        path: a JPEG, PNG, BMP, TIFF, WebP or other file whose header Pillow reads and pixels OpenCV decodes;
+            grey, 16-bit or float images come back as 8-bit RGB (module docstring).
+        apply_orientation: rotate and mirror as the file's EXIF orientation tag says (phone photos: the pixels
+            are stored sideways with a tag); False for data sets, whose annotations are on the stored pixels.
+        max_pixels: the most width × height to decode, read from the header before decoding.
+        channel_order: "rgb", or "bgr" (OpenCV's order).
+
+    Returns:
+        (H, W, 3) uint8 array in ``channel_order``, rows top to bottom.
+
+    Raises:
+        DataError: the file is missing or unreadable, over ``max_pixels``, or its content does not decode (empty,
+            truncated, not an image, a pixel type that is not read).
+    """
+    path = Path(path)
+    try:
+        # Reading the bytes ourselves (rather than cv2.imread) tells "cannot read" from "does not decode" and
+        # works for any path the OS accepts.
+        data = path.read_bytes()
+    except OSError as err:
+        raise DataError(f"{path}: cannot read the image file ({err.strerror or err})") from None
+    return decode_image_bytes(
+        data, source=str(path), apply_orientation=apply_orientation, max_pixels=max_pixels, channel_order=channel_order
+    )
+
+
+def decode_image_bytes(
+    data: bytes,
+    *,
+    source: str = "the image",
+    apply_orientation: bool = False,
+    max_pixels: int = MAX_PIXELS,
+    channel_order: str = "rgb",
+) -> np.ndarray:
+    """Decode the bytes of an image file: header first, then pixels (module docstring).
+
+    Args:
+        data: the whole file.
+        source: how messages name the image (a path, "the upload").
+        apply_orientation: as ``read_image``.
+        max_pixels: the most width × height to decode.
+        channel_order: "rgb", or "bgr" (OpenCV's order).
+
+    Returns:
+        (H, W, 3) uint8 array in ``channel_order``, rows top to bottom.
+
+    Raises:
+        DataError: one line naming ``source``: no known header (empty, truncated, not an image), zero size, over
+            ``max_pixels``, pixels that do not decode or are not what the header says, or a pixel type not read.
+    """
+    check_channel_order(channel_order)
+    undecodable = f"{source}: the image does not decode ({len(data)} bytes; empty, truncated or not an image file)"
+    if not data:
+        raise DataError(undecodable)
+    try:
+        width, height, kind = _header(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise DataError(undecodable) from None
+    except Exception as err:  # Pillow raises assorted errors on damaged headers
+        raise DataError(f"{source}: the image header is damaged ({type(err).__name__}: {err})") from None
+    if width * height == 0:
+        raise DataError(f"{source}: the {kind} has zero size ({width}×{height} pixels)")
+    if width * height > max_pixels:
+        raise DataError(
+            f"{source}: the {kind} is {width}×{height} = {width * height:,} pixels, over the limit of {max_pixels:,} "
+            "(a guard against decompression bombs): use a smaller image, or raise the limit (--max-megapixels of "
+            "hrnet predict and hrnet serve)"
+        )
+    flags = _DECODE_FLAGS if apply_orientation else _DECODE_FLAGS | cv2.IMREAD_IGNORE_ORIENTATION
+    try:
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    except cv2.error as err:  # e.g. over OpenCV's own limit, CV_IO_MAX_IMAGE_PIXELS
+        problem = getattr(err, "err", None) or str(err).strip().splitlines()[-1]
+        raise DataError(f"{source}: OpenCV cannot decode the {kind} {width}×{height} ({problem})") from None
+    if pixels is None:
+        raise DataError(undecodable)
+    # EXIF orientation 5-8 turns the picture a quarter: the decoded shape is the header's transposed.
+    shapes = {(height, width), (width, height)} if apply_orientation else {(height, width)}
+    if pixels.shape[:2] not in shapes:
+        raise DataError(
+            f"{source}: the {kind} header says {width}×{height} pixels but {pixels.shape[1]}×{pixels.shape[0]} "
+            "decoded: the file is damaged"
+        )
+    return _to_uint8(pixels, source, kind, channel_order)
+
+
+def check_channel_order(channel_order: str) -> str:
+    """``channel_order`` itself if it is "rgb" or "bgr" (the orders of an image array), else a ``DataError``."""
+    if channel_order not in _TO_ORDER:
+        raise DataError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}")
+    return channel_order
+
+
+# From OpenCV's decoded grey or BGR pixels to three channels in each order: the conversion, None for none.
+_TO_ORDER = {"rgb": (cv2.COLOR_GRAY2RGB, cv2.COLOR_BGR2RGB), "bgr": (cv2.COLOR_GRAY2BGR, None)}
+
+
+def _to_uint8(pixels: np.ndarray, source: str, kind: str, channel_order: str) -> np.ndarray:
+    """OpenCV's (H, W) grey or (H, W, 3) BGR pixels of any depth → (H, W, 3) uint8 in ``channel_order`` (module
+    docstring)."""
+    if pixels.dtype == np.uint16:
+        pixels = cv2.convertScaleAbs(pixels, alpha=255 / 65535)
+    elif pixels.dtype.kind == "f":
+        if not cv2.checkRange(pixels)[0]:
+            raise DataError(f"{source}: the {kind} has NaN or infinite pixel values: it is not a picture")
+        if pixels.min() >= 0 and pixels.max() <= 1:
+            pixels = cv2.convertScaleAbs(pixels, alpha=255)
+        else:
+            pixels = cv2.normalize(pixels, None, 0, 255, cv2.NORM_MINMAX, cv2.CV_8U)
+    elif pixels.dtype != np.uint8:
+        raise DataError(
+            f"{source}: the {kind} has {pixels.dtype} pixels, which are not read: save it with 8- or 16-bit "
+            "unsigned or floating-point channels"
+        )
+    from_grey, from_bgr = _TO_ORDER[channel_order]
+    conversion = from_grey if pixels.ndim == 2 else from_bgr
+    return pixels if conversion is None else cv2.cvtColor(pixels, conversion)
+
+
+def _header(fp: IO[bytes]) -> tuple[int, int, str]:
+    """(width, height, format name) from an image file's header; no pixel is decoded.
+
+    Raises:
+        UnidentifiedImageError: no known format's header.
+        Exception: Pillow's errors for a damaged header.
+    """
+    try:
+        with Image.open(fp) as header:
+            return header.width, header.height, header.format or "image"
+    except Image.DecompressionBombError:
+        # Pillow's own guard refuses headers over 2 × Image.MAX_IMAGE_PIXELS without their size; the caller's
+        # limit is the one that decides, so the size is read by the same format reader without the guard.
+        found = _unguarded_header(fp)
+    except UnidentifiedImageError:
+        found = _tiff_header(fp)  # a TIFF with a pixel layout Pillow does not decode (float RGB) still has a size
+    if found is None:
+        raise UnidentifiedImageError("no known image header")
+    return found
+
+
+def _unguarded_header(fp: IO[bytes]) -> tuple[int, int, str] | None:
+    """``Image.open``'s search of its format readers, without its decompression-bomb check."""
+    Image.init()
+    fp.seek(0)
+    prefix = fp.read(16)
+    for name in Image.ID:
+        factory, accept = Image.OPEN[name]
+        if accept is not None and (not (answer := accept(prefix)) or isinstance(answer, str)):
+            continue
+        fp.seek(0)
+        try:
+            image = factory(fp, "")
+        except (SyntaxError, IndexError, TypeError, struct.error):  # as Image.open: not this format
+            continue
+        return image.width, image.height, image.format or name
+    return None
+
+
+def _tiff_header(fp: IO[bytes]) -> tuple[int, int, str] | None:
+    """(width, height, "TIFF") from the first directory of a TIFF file, None for another kind of file."""
+    fp.seek(0)
+    signature = fp.read(8)
+    if signature[:4] not in (b"II*\x00", b"MM\x00*"):
+        return None
+    directory = TiffImagePlugin.ImageFileDirectory_v2(signature)
+    fp.seek(directory.next)
+    directory.load(fp)
+    width, height = directory.get(256), directory.get(257)  # ImageWidth, ImageLength
+    if not isinstance(width, int) or not isinstance(height, int):
+        return None
+    return width, height, "TIFF"
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """``(height, width)`` of an image from its header, without decoding the pixels.
+
+    The stored size, as ``read_image`` decodes it (EXIF orientation ignored). Readers whose annotation files do
+    not give image sizes (AI Challenger raw, MPII) call this once per image.
+
+    Raises:
+        DataError: the file is missing or unreadable, or its header is not an image header.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as file:
+            width, height, _ = _header(file)
+    except FileNotFoundError:
+        raise DataError(f"{path}: the image file does not exist") from None
+    except UnidentifiedImageError:
+        raise DataError(f"{path}: not an image file (its header is not a known image format)") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot read the image header ({err.strerror or err})") from None
+    return int(height), int(width)
+
+
+_EXTENSIONS = {".png": ".png", ".jpg": ".jpg", ".jpeg": ".jpg"}
+
+
+def check_image(image: npt.ArrayLike, what: str = "image", *, copy: bool = False) -> Pixels:
+    """``image`` as a contiguous (H, W, 3) uint8 array in either channel order: itself when it is one (a copy with
+    ``copy``); grey (H, W) or (H, W, 1) images are repeated to three channels. Anything else is a ``DataError``
+    that names ``what``."""
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        raise DataError(f"{what}: expected a uint8 image, got dtype {array.dtype}")
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3) or array.shape[0] == 0 or array.shape[1] == 0:
+        raise DataError(f"{what}: expected shape (H, W, 3), got {array.shape}")
+    if array.shape[2] == 1:
+        return np.repeat(array, 3, axis=2)
+    contiguous = np.ascontiguousarray(array)
+    return contiguous.copy() if copy and contiguous is array else contiguous
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """``data`` written to ``path`` whole or not at all; an ``OSError`` becomes a ``DataError`` naming the path."""
+    try:
+        write_bytes_atomic(path, data)
+    except OSError as error:
+        raise DataError(f"{path}: cannot write the file ({error.strerror or error})") from None
+
+
+def write_image(
+    path: str | os.PathLike[str], image: npt.ArrayLike, jpeg_quality: int = 95, *, channel_order: str = "rgb"
+) -> Path:
+    """Write a uint8 image (H, W, 3) in ``channel_order`` ("rgb" or "bgr") as PNG or JPEG (by the extension)
+    atomically; returns the path.
+
+    Missing parent folders are created. Raises ``DataError`` for another extension or an unwritable folder.
+    """
+    target = Path(path)
+    extension = _EXTENSIONS.get(target.suffix.lower())
+    if extension is None:
+        raise DataError(f"{target}: unknown image extension {target.suffix!r}; use .png, .jpg or .jpeg")
+    check_channel_order(channel_order)
+    pixels = check_image(image, what=str(target))
+    bgr = pixels if channel_order == "bgr" else cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if extension == ".jpg" else []
+    ok, encoded = cv2.imencode(extension, bgr, params)
+    if not ok:
+        raise DataError(f"{target}: OpenCV could not encode the image as {extension}")
+    write_file(target, encoded.tobytes())
+    return target

@@ -1,0 +1,335 @@
+"""Pose estimation on your own images: ``PoseEstimator`` (Python) behind ``hrnet predict``, videos and
+``hrnet serve``.
+
+Top-down, as in training and evaluation: each person box (``hrnet.pose.persons.PersonBoxes``: given, detected, or the
+whole image) is cropped by the codec's crop (``hrnet.crop.Crop``), the network (a backend of ``hrnet.runtime.backends``:
+PyTorch in fp32 or bf16, ONNX Runtime in fp32 or int8) predicts heatmaps, the flip test and the codec turn them
+into keypoints in image pixels.
+
+Nothing here changes process-wide state; for the CPU speed of ``hrnet predict``, call
+``hrnet.system.keep_freed_memory()`` once at start-up (see there for its price).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from hrnet.codec import HeatmapCodec, codec_from_config, merge_flip
+from hrnet.config import ExperimentConfig, TestConfig, load_config
+from hrnet.crop import Crop
+from hrnet.errors import ConfigError, DataError
+from hrnet.hub.registry import DEFAULT_DETECTOR, DEFAULT_WEIGHTS
+from hrnet.io.images import read_image
+from hrnet.keypoints import BUILTIN, KeypointSet, get_keypoint_set
+from hrnet.metrics.nms import rescore
+from hrnet.pose.detect import Detector, load_detector
+from hrnet.pose.persons import PersonBoxes, PersonPose, Persons
+from hrnet.runtime.backends import Backend, open_backend
+from hrnet.runtime.precision import HeatmapFn
+
+SYNTHETIC = "synthetic"  # what weights trained on hrnet's synthetic figures record as trained on
+
+
+def predict_keypoints(
+    model: HeatmapFn,
+    images: torch.Tensor,
+    codec: HeatmapCodec,
+    flip_index: Sequence[int],
+    test: TestConfig,
+    centers: np.ndarray,
+    sizes: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 3, H, W) normalised crops → keypoints (N, K, 2) in image pixels and scores (N, K), as the official
+    test: with ``test.flip_test`` the mirrored crops' heatmaps are flipped back (shifted one pixel when
+    ``test.shift_heatmap``) and averaged on the model's device (``codec.merge_flip``), then decoded by
+    ``test.decode``.
+    """
+    heatmaps = model(images)
+    if test.flip_test:
+        heatmaps = merge_flip(heatmaps, model(images.flip(3)), flip_index, shift=test.shift_heatmap)
+    return codec.decode(
+        heatmaps.float().numpy(force=True),
+        centers,
+        sizes,
+        method=test.decode,
+        post_process=test.post_process,
+        threshold=test.detection_threshold,
+    )
+
+
+class PoseEstimator:
+    """Keypoints for the persons in images, from a network (a backend of ``hrnet.runtime.backends``, or any function
+    from crops to heatmaps).
+
+    ``estimator(image, boxes)`` returns the persons of one image (``hrnet.pose.persons.Persons``: one ``PersonPose``
+    per box, with ``.plot(image)`` and ``.to_coco(image_id)``). ``boxes=None`` asks the ``detector`` for the person
+    boxes (their detector scores become the box scores; an image where it finds nobody has no persons); without a
+    detector it means the whole image is one person box (for a photo cropped around one person). Given boxes are
+    checked (``hrnet.pose.persons.check_boxes``). ``estimator.predict(images, boxes)`` batches the persons of many
+    images together.
+
+    Image arrays are read in ``channel_order``: "bgr" by default, as ``cv2.imread`` and video frames from OpenCV
+    come (and as MMPose, rtmlib and ultralytics take them); pass ``channel_order="rgb"`` for arrays from Pillow,
+    imageio or matplotlib. A wrong order does not fail, it moves keypoints (the network saw RGB in training), so
+    the order is a named choice. Image files are decoded correctly whatever the setting.
+    """
+
+    def __init__(
+        self,
+        model: HeatmapFn,
+        codec: HeatmapCodec,
+        keypoint_set: KeypointSet,
+        test: TestConfig,
+        *,
+        device: torch.device | str = "cpu",
+        detector: Detector | None = None,
+        channel_order: str = "bgr",
+        max_boxes: int | None = None,
+    ):
+        self.backend = model if isinstance(model, Backend) else None
+        self.model = model.run if isinstance(model, Backend) else model
+        self.person_boxes = PersonBoxes(detector, max_boxes=max_boxes)
+        self.codec = codec
+        self.keypoint_set = keypoint_set
+        self.test = test
+        self.device = torch.device(device)
+        self.channel_order = _check_channel_order(channel_order)
+
+    @property
+    def detector(self) -> Detector | None:
+        """The person detector used when no boxes are given (None: the whole image is one person)."""
+        return self.person_boxes.detector
+
+    @detector.setter
+    def detector(self, detector: Detector | None) -> None:
+        self.person_boxes.detector = detector
+
+    @classmethod
+    def from_config(
+        cls,
+        config: ExperimentConfig | str | Path,
+        weights: str | Path,
+        *,
+        device: str = "auto",
+        precision: str | None = None,
+        backend: str | None = None,
+        compile: bool = False,
+        keypoint_set: KeypointSet | None = None,
+        detector: Detector | str | None = None,
+        channel_order: str = "bgr",
+    ) -> PoseEstimator:
+        """An estimator for an experiment config (or its YAML path or shipped name) and weights.
+
+        ``weights``: our ``.safetensors`` (training checkpoints too), official or MMPose ``.pth`` files, an
+        ``.onnx`` file from ``hrnet export``, or a registered name (``hrnet weights list``), downloaded into the
+        cache on first use. ``precision`` ("fp32", "bf16", "int8") and ``backend`` (a name of
+        ``hrnet.runtime.backends.BACKENDS``) choose how the network runs; None picks from the file: an ``.onnx`` runs on
+        ONNX Runtime in the precision it was exported in, anything else on the PyTorch fast path in fp32 (BatchNorm
+        folded, channels-last; ``backend="pytorch"`` runs the network as trained, same outputs within 1e-4).
+        ``device`` "auto" picks a GPU when there is one. ``compile`` adds ``torch.compile`` to the fast path
+        (about 1.07× more on a CPU; the first call of each batch size compiles for 10-15 s and needs a C++
+        compiler). ``keypoint_set`` is needed when the config builds its set from annotation files
+        (``data.keypoint_set: from_annotations``). ``detector``: a detector, or a spec for
+        ``hrnet.pose.detect.load_detector`` ("hog", an ``.onnx`` file, a registered detector name); None keeps the
+        whole image as the person box. ``channel_order``: how image arrays are laid out, "bgr" (default, OpenCV's)
+        or "rgb".
+        """
+        if isinstance(detector, str | Path):
+            detector = load_detector(detector)
+        if not isinstance(config, ExperimentConfig):
+            config = load_config(config)
+        keypoint_set = keypoint_set or _keypoint_set(config)
+        if keypoint_set.num_keypoints != config.model.num_keypoints:
+            raise ConfigError(
+                f"keypoint set {keypoint_set.name!r} has {keypoint_set.num_keypoints} keypoints but the model "
+                f"predicts {config.model.num_keypoints}"
+            )
+        codec = codec_from_config(config.model, config.data)
+        network = open_backend(
+            config.model,
+            weights,
+            precision=precision,
+            backend=backend,
+            device=device,
+            compile=compile,
+            batch_size=config.test.batch_size,
+        )
+        return cls(
+            network,
+            codec,
+            keypoint_set,
+            config.test,
+            device=network.device,
+            channel_order=channel_order,
+            detector=detector,
+        )
+
+    @classmethod
+    def from_weights(
+        cls,
+        weights: str | Path = DEFAULT_WEIGHTS,
+        *,
+        detector: Detector | str | None = DEFAULT_DETECTOR,
+        config: ExperimentConfig | str | Path | None = None,
+        **options: Any,
+    ) -> PoseEstimator:
+        """An estimator from weights alone, with a person detector: ``PoseEstimator.from_weights()`` is HRNet-W32
+        on COCO (MMPose's checkpoint) with RTMDet-nano finding the persons, both downloaded into the cache on
+        first use (``hrnet weights list``). The config comes from the weights (``experiment_for``) unless given;
+        ``options`` go to ``from_config`` (device, precision, backend, channel_order, ...)."""
+        return cls.from_config(experiment_for(weights, config), weights, detector=detector, **options)
+
+    def __call__(
+        self,
+        image: npt.ArrayLike | str | Path,
+        boxes: npt.ArrayLike | None = None,
+        box_scores: npt.ArrayLike | None = None,
+        *,
+        channel_order: str | None = None,
+    ) -> Persons:
+        """Persons of one image.
+
+        Args:
+            image: (H, W, 3) uint8 array in ``channel_order`` (grey (H, W) too), or an image file.
+            boxes: (P, 4) person boxes (x, y, w, h) in pixels; None: the detector's boxes, or without a detector
+                the whole image as one person box.
+            box_scores: (P,) detector scores for the person scores (default 1; with detected boxes, theirs).
+            channel_order: "bgr" or "rgb" for this call (default: the estimator's ``channel_order``).
+        """
+        return self.predict([image], [boxes], [box_scores], channel_order=channel_order)[0]
+
+    def predict(
+        self,
+        images: Sequence[npt.ArrayLike | str | Path],
+        boxes: Sequence[npt.ArrayLike | None] | None = None,
+        box_scores: Sequence[npt.ArrayLike | None] | None = None,
+        *,
+        channel_order: str | None = None,
+    ) -> list[Persons]:
+        """Persons of many images, all persons batched together (``test.batch_size`` crops a forward pass)."""
+        order = self.channel_order if channel_order is None else _check_channel_order(channel_order)
+        # Every image in ``order`` (files are read so): the crops are turned to RGB, not the images.
+        arrays = [
+            read_image(i, channel_order=order) if isinstance(i, str | Path) else _three_channels(np.asarray(i), order)
+            for i in images
+        ]
+        boxes = boxes or [None] * len(arrays)
+        box_scores = box_scores or [None] * len(arrays)
+        owner, all_boxes, all_scores = [], [], []
+        for i, (image, b, s) in enumerate(zip(arrays, boxes, box_scores, strict=True)):
+            where = str(images[i]) if isinstance(images[i], str | Path) else f"image {i}"
+            found = self.person_boxes(image, b, s, where, channel_order=order)
+            owner += [i] * len(found.boxes)
+            all_boxes.append(found.boxes)
+            all_scores.append(found.scores)
+        results = [Persons([], self.keypoint_set) for _ in arrays]
+        if not owner:
+            return results
+        box_array = np.concatenate(all_boxes)
+        centers, sizes = self.codec.crop.regions(box_array)
+        keypoints, scores = self._keypoints([arrays[i] for i in owner], order, centers, sizes)
+        person_scores = rescore(np.concatenate(all_scores), scores, self.test.in_vis_threshold)
+        for p, i in enumerate(owner):
+            results[i].append(PersonPose(box_array[p], keypoints[p], scores[p], float(person_scores[p])))
+        return results
+
+    @torch.inference_mode()
+    def _keypoints(
+        self, images: list[np.ndarray], order: str, centers: np.ndarray, sizes: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Keypoints and scores of the person in each region (center, size) of the images in channel ``order``.
+        A BGR image's crop is turned to RGB after the warp: the same pixels (the warp treats each channel alike)
+        for a sixteenth of a 640×480 frame's copy."""
+        crop = self.codec.crop
+        out_k, out_s = [], []
+        size = self.test.batch_size
+        for start in range(0, len(images), size):
+            chunk = range(start, min(start + size, len(images)))
+            batch = np.empty((len(chunk), 3, *crop.input_size), dtype=np.float32)
+            for slot, p in enumerate(chunk):  # each crop written in its place: no stacking copy
+                crop.to_array(_crop_rgb(crop, images[p], order, centers[p], sizes[p]), out=batch[slot])
+            crops = torch.from_numpy(batch).to(self.device)
+            k, s = predict_keypoints(
+                self.model,
+                crops,
+                self.codec,
+                self.keypoint_set.flip_index,
+                self.test,
+                centers[chunk.start : chunk.stop],
+                sizes[chunk.start : chunk.stop],
+            )
+            out_k.append(k)
+            out_s.append(s)
+        return np.concatenate(out_k), np.concatenate(out_s)
+
+
+def experiment_for(
+    weights: str | Path, config: ExperimentConfig | str | Path | None = None, overrides: Sequence[str] = ()
+) -> ExperimentConfig:
+    """The experiment that runs ``weights``: ``config`` when given (it wins; a YAML path, a shipped name), else
+    the one the weights name: a registered pose name's shipped config (``hrnet weights list``), or the config our
+    own weights record in their metadata (a run's ``best.safetensors``). Raises ``ConfigError`` saying to give one
+    when the weights say nothing (an official or MMPose ``.pth``, an ``.onnx``)."""
+    from hrnet.config import config_from_text
+    from hrnet.hub.registry import config_for_weights
+    from hrnet.models.checkpoint import read_metadata
+
+    if isinstance(config, ExperimentConfig):
+        return config
+    if config is not None:
+        return load_config(config, overrides)
+    if (name := config_for_weights(weights)) is not None:
+        return load_config(name, overrides)
+    if (text := read_metadata(weights).get("config")) is not None:
+        return config_from_text(text, f"{weights} (the config recorded in it)", overrides)
+    raise ConfigError(
+        f"{weights}: these weights do not say which network they are: give the config first (an experiment YAML "
+        "file, or a shipped one such as coco/w32_256x192), e.g. hrnet predict coco/w32_256x192 photo.jpg --weights "
+        f"{weights}"
+    )
+
+
+def trained_on_synthetic(weights: str | Path) -> bool:
+    """Whether ``weights`` record that they were trained on hrnet's synthetic figures (``hrnet demo``)."""
+    from hrnet.models.checkpoint import read_metadata
+
+    return read_metadata(weights).get("trained_on") == SYNTHETIC
+
+
+def _keypoint_set(config: ExperimentConfig) -> KeypointSet:
+    if config.data.keypoint_set in BUILTIN:
+        return get_keypoint_set(config.data.keypoint_set)
+    raise ConfigError(
+        f"data.keypoint_set is {config.data.keypoint_set!r}: pass the KeypointSet to PoseEstimator.from_config "
+        "(e.g. hrnet.data.coco.read_coco(...).keypoint_set)"
+    )
+
+
+CHANNEL_ORDERS = ("bgr", "rgb")
+
+
+def _check_channel_order(order: str) -> str:
+    if order not in CHANNEL_ORDERS:
+        raise ConfigError(f"channel_order must be one of {CHANNEL_ORDERS}, got {order!r}")
+    return order
+
+
+def _three_channels(image: np.ndarray, order: str) -> np.ndarray:
+    """An image array in ``order`` → (H, W, 3) uint8 in that order (a grey (H, W) one repeated: in any order)."""
+    if image.ndim == 2:
+        return np.repeat(image[..., None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise DataError(f"expected an (H, W, 3) {order.upper()} uint8 image, got {image.shape} {image.dtype}")
+    return image
+
+
+def _crop_rgb(crop: Crop, image: np.ndarray, order: str, center: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """The network's (h, w, 3) RGB crop of the region (center, size) of an image in channel ``order``."""
+    warped = crop.warp(image, center, size)
+    return warped[..., ::-1] if order == "bgr" else warped

@@ -1,0 +1,257 @@
+"""How fast a network runs on this machine (``hrnet bench``): images/s of the backends of ``hrnet.runtime.backends``
+(the plain network, the fast path, bf16, ONNX Runtime fp32 and int8), timed in the same interleaved rounds.
+
+A machine's clock drifts by several percent over minutes (virtual machines more), more than some differences
+measured here; so each round runs every configuration for about ``seconds``, starting one place later each round,
+and each figure is the median over the rounds. ``bench/bench_inference.py`` is the fuller study (the machine's
+peak, ablations, the official way of running without reused memory, in separate processes).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from hrnet.config import ModelConfig
+from hrnet.errors import ConfigError
+from hrnet.runtime.backends import BACKENDS, Backend, check_precision, is_onnx_file, open_backend
+from hrnet.system import resolve_device
+
+
+@dataclass(frozen=True)
+class Speed:
+    backend: str
+    batch: int
+    images_per_s: float
+
+
+def calls_per_round(fn: Callable[[], object], seconds: float) -> int:
+    """How many calls of ``fn`` take about ``seconds`` (at least two), after one untimed warm-up call."""
+    fn()
+    start = time.perf_counter()
+    fn()
+    return max(2, round(seconds / max(time.perf_counter() - start, 1e-9)))
+
+
+def seconds_per_call(fn: Callable[[], object], calls: int) -> float:
+    """Mean seconds of ``calls`` consecutive calls of ``fn``."""
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls
+
+
+def interleaved_seconds(fns: dict[str, Callable[[], object]], rounds: int, seconds: float) -> dict[str, float]:
+    """Median seconds per call of each function over ``rounds`` interleaved rounds of about ``seconds`` each
+    (at least two calls a round); two untimed calls warm each function up first."""
+    calls = {name: calls_per_round(fn, seconds) for name, fn in fns.items()}
+    names = list(fns)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            samples[name].append(seconds_per_call(fns[name], calls[name]))
+    return {name: statistics.median(s) for name, s in samples.items()}
+
+
+def _timed_call(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> Callable[[], object]:
+    def call() -> object:
+        with torch.no_grad():
+            out = model(x)
+        if x.device.type == "cuda":
+            torch.cuda.synchronize(x.device)
+        return out
+
+    return call
+
+
+def _check_timing(batch: int, rounds: int, seconds: float) -> None:
+    if batch < 1 or rounds < 1 or not seconds > 0 or not math.isfinite(seconds):
+        raise ConfigError(
+            f"batch and rounds must be ≥ 1 and seconds a finite number > 0, got {batch}, {rounds}, {seconds}"
+        )
+
+
+def open_for_timing(
+    config: ModelConfig,
+    name: str,
+    model: nn.Module,
+    *,
+    device: str = "cpu",
+    compile: bool = False,
+    calibration: list[np.ndarray] | None = None,
+) -> Backend:
+    """Backend ``name`` of ``hrnet.runtime.backends`` running ``model``: a PyTorch backend directly; an ONNX Runtime one
+    on ``model`` exported to a temporary file (int8: quantized on ``calibration`` crops, else on two random
+    batches: the speed does not depend on the ranges), which ONNX Runtime holds in memory once the file is opened."""
+    entry = BACKENDS[name]
+    if entry.runs == "checkpoint":
+        return open_backend(config, None, backend=name, device=device, compile=compile, module=model)
+    from hrnet.runtime.export import export_int8, export_onnx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{name}.onnx"
+        if entry.precision == "int8":
+            crops = calibration or [torch.randn(2, 3, *config.input_size).numpy() for _ in range(2)]
+            export_int8(model, path, config.input_size, crops)
+        else:
+            export_onnx(model, path, config.input_size, check=False)
+        return open_backend(config, path, backend=name, device="cpu")
+
+
+def measure_backends(
+    config: ModelConfig,
+    names: Sequence[str],
+    weights: str | Path | None = None,
+    *,
+    batch: int = 16,
+    device: str = "auto",
+    rounds: int = 3,
+    seconds: float = 2.0,
+    compile: bool = False,
+    calibration: list[np.ndarray] | None = None,
+    extra: dict[str, Callable[[], object]] | None = None,
+) -> tuple[list[Speed], dict[str, float]]:
+    """Images/s of ``config``'s network in each backend of ``names`` (``hrnet.runtime.backends.BACKENDS``) on (batch, 3,
+    H, W) inputs, all timed in the same interleaved rounds; ``weights`` loaded (a file or a registered name) or
+    the random initialisation (the speed is the same). ONNX Runtime backends run the network exported to a
+    temporary file (``open_for_timing``). ``extra`` functions are timed in the same rounds; their seconds per
+    call come back in the second value.
+
+    Every backend runs with the process's allocator as it is: ``hrnet bench`` keeps freed memory for reuse
+    (``hrnet.system.keep_freed_memory``), as all our commands do.
+    """
+    from hrnet.hub.registry import resolve_weights
+    from hrnet.models.checkpoint import load_model
+
+    _check_timing(batch, rounds, seconds)
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown or not names:
+        raise ConfigError(f"backend(s) {', '.join(unknown) or 'none'}: give one or more of {', '.join(BACKENDS)}")
+    if is_onnx_file(weights):
+        raise ConfigError(f"{weights}: time a PyTorch weights file (ONNX Runtime backends are exported from it)")
+    torch_device = resolve_device(device)
+    torch.manual_seed(0)
+    model = load_model(config, None if weights is None else resolve_weights(weights), "cpu")
+    fns: dict[str, Callable[[], object]] = dict(extra or {})
+    for name in names:
+        backend = open_for_timing(
+            config, name, model, device=str(torch_device), compile=compile, calibration=calibration
+        )
+        x = torch.randn(batch, 3, *config.input_size, generator=torch.Generator().manual_seed(1))
+        fns[name] = _timed_call(backend, x.to(backend.device))
+    timed = interleaved_seconds(fns, rounds, seconds)
+    rows = [Speed(name, batch, batch / timed[name]) for name in names]
+    return rows, {k: v for k, v in timed.items() if k not in names}
+
+
+PEAK_CHANNELS = 2048  # the peak is a 2048 → 2048 1×1 convolution on 64×32 pixels: a 2048³ matrix product
+
+
+@dataclass(frozen=True)
+class PrecisionSpeeds:
+    """``hrnet bench --precision``: each precision's images/s beside the machine's fp32 limit, timed together.
+
+    Attributes:
+        rows: one ``Speed`` per backend of ``precision_backends`` (``backend`` is its registry name).
+        peak_flops: the best fp32 rate of a 2048³ 1×1 convolution (PyTorch channels-last or ONNX Runtime).
+        peak_backend: which of them reached it.
+        multiply_accumulates: the network's per image.
+        limit: peak_flops / (2 × multiply_accumulates), images/s: what fp32 could reach at best here.
+    """
+
+    rows: list[Speed]
+    peak_flops: float
+    peak_backend: str
+    multiply_accumulates: int
+    limit: float
+
+
+def peak_fp32_candidates() -> dict[str, Callable[[], object]]:
+    """Calls that each run one fp32 2048³ 1×1 convolution: PyTorch channels-last, and ONNX Runtime if installed."""
+    from hrnet.models.fuse import FastModel
+
+    conv = nn.Conv2d(PEAK_CHANNELS, PEAK_CHANNELS, 1, bias=False).eval()
+    x = torch.randn(1, PEAK_CHANNELS, 64, 32)
+    fast = FastModel(conv.to(memory_format=torch.channels_last))  # type: ignore[call-overload]
+    fns: dict[str, Callable[[], object]] = {"PyTorch channels-last": lambda: fast(x)}
+    if _has_onnxruntime():
+        from hrnet.runtime.export import OnnxRunner
+
+        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+            warnings.simplefilter(
+                "ignore", DeprecationWarning
+            )  # the TorchScript exporter, as hrnet.runtime.export uses
+            torch.onnx.export(conv, (x,), str(Path(tmp) / "conv.onnx"), dynamo=False, input_names=["image"])
+            runner = OnnxRunner(Path(tmp) / "conv.onnx")
+        fns["ONNX Runtime"] = partial(runner, x.numpy())
+    return fns
+
+
+def precision_backends(precisions: Sequence[str]) -> list[str]:
+    """The backends ``hrnet bench --precision`` times for each precision: fp32 on the PyTorch fast path and (when
+    installed) ONNX Runtime, bf16 on the PyTorch fast path, int8 on ONNX Runtime."""
+    names: list[str] = []
+    for precision in precisions:
+        check_precision(precision)
+        for entry in BACKENDS.values():
+            if entry.precision != precision or entry.name == "pytorch":
+                continue
+            if entry.engine == "ONNX Runtime" and not _has_onnxruntime():
+                continue
+            names.append(entry.name)
+    return names
+
+
+def measure_precisions(
+    config: ModelConfig,
+    precisions: list[str],
+    weights: str | Path | None = None,
+    *,
+    batch: int = 16,
+    rounds: int = 3,
+    seconds: float = 2.0,
+    calibration: list[np.ndarray] | None = None,
+) -> PrecisionSpeeds:
+    """Images/s of ``config``'s network on the CPU in each of ``precisions`` (``precision_backends``), and the
+    fp32 limit, all timed in the same interleaved rounds (``measure_backends``)."""
+    from hrnet.models.complexity import count_macs
+    from hrnet.models.hrnet import build_model
+
+    peaks = {f"peak|{k}": v for k, v in peak_fp32_candidates().items()}
+    rows, extra = measure_backends(
+        config,
+        precision_backends(precisions),
+        weights,
+        batch=batch,
+        device="cpu",
+        rounds=rounds,
+        seconds=seconds,
+        calibration=calibration,
+        extra=peaks,
+    )
+    with torch.device("meta"):
+        macs = count_macs(build_model(config), config.input_size)
+    peak_rates = {k.removeprefix("peak|"): 2 * PEAK_CHANNELS**3 / s for k, s in extra.items()}
+    peak_backend = max(peak_rates, key=peak_rates.__getitem__)
+    peak = peak_rates[peak_backend]
+    return PrecisionSpeeds(rows, peak, peak_backend, macs, peak / (2 * macs))
+
+
+def _has_onnxruntime() -> bool:
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True

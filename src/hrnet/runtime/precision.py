@@ -1,0 +1,158 @@
+"""What lower precision needs from the CPU, and the bf16 network. The backends that run each precision are
+registered in ``hrnet.runtime.backends``: ``fp32`` (the reference), ``bf16`` (the PyTorch fast path in bfloat16) and
+``int8`` (an ONNX file quantized by ``hrnet export --precision int8``, run by ONNX Runtime).
+
+- **bf16**: the folded, channels-last network (``hrnet.models.fuse.prepare_for_inference``) with weights and
+  activations in bfloat16; images go in as float32 and heatmaps come out as float32, so the codec decodes in fp32.
+  ``BF16_FP32_MODULES`` names layers kept in fp32 where bf16 measurably hurts keypoints: none for HRNet (measured).
+- **int8**: static post-training quantization (``hrnet.runtime.export.export_int8``): int8 weights per output channel,
+  uint8 activations per tensor, ranges calibrated on training crops; the file records its calibration set and
+  size in its metadata (``metadata_props``), which ``hrnet.runtime.onnx.onnx_precision`` reads back.
+
+Both pay off only on CPUs with the matching instructions: bf16 needs AVX-512 BF16 or AMX (without them oneDNN
+emulates bf16, several times *slower* than fp32), int8 runs fastest with VNNI (AVX-512 VNNI, AVX-VNNI or AMX;
+without it ONNX Runtime falls back to AVX2's 8-bit multiply-adds). ``cpu_support`` reads what this CPU has and
+``precision_notice`` turns a mismatch into one clear sentence.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import platform
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+# Layers the bf16 network keeps in fp32: none. Measured on the demo network's 891 validation persons
+# (bench/results/precision.md), every layer in bf16 against the 1×1 heatmap head kept in fp32: AP 0.9444 against
+# 0.9445 (fp32 0.9444), keypoint deviation from fp32 mean 0.040 vs 0.038 px, p99 0.101 vs 0.097 px; no difference
+# worth an fp32 island. ``prepare_bf16(fp32_modules=...)`` keeps named layers in fp32 where a network needs it.
+BF16_FP32_MODULES: tuple[str, ...] = ()
+
+HeatmapFn = Callable[[torch.Tensor], torch.Tensor]
+
+_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+_VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+@dataclass(frozen=True)
+class CpuSupport:
+    """What this CPU offers lower precision.
+
+    Attributes:
+        name: the CPU model as /proc/cpuinfo names it.
+        bf16: native bfloat16 dot products (AVX-512 BF16 or AMX-BF16).
+        vnni: 8-bit integer dot products (AVX-512 VNNI, AVX-VNNI or AMX-INT8).
+        capability: PyTorch's view of the vector unit (``torch.backends.cpu.get_cpu_capability()``).
+        flags: the relevant flags found.
+    """
+
+    name: str
+    bf16: bool
+    vnni: bool
+    capability: str
+    flags: tuple[str, ...]
+
+    def describe(self) -> str:
+        """One line: the CPU, PyTorch's capability, bf16 and VNNI yes/no with the flags found."""
+        found = ", ".join(self.flags) or "none of " + ", ".join(_BF16_FLAGS + _VNNI_FLAGS)
+        return (
+            f"{self.name}: PyTorch {self.capability}; native bf16 {'yes' if self.bf16 else 'no'}, "
+            f"int8 VNNI {'yes' if self.vnni else 'no'} (flags: {found})"
+        )
+
+
+def cpu_support(cpuinfo: str | None = None) -> CpuSupport:
+    """This CPU's bf16 and VNNI support, read from ``/proc/cpuinfo`` (or the text ``cpuinfo``, for tests). Off
+    Linux the flags are unknown and both answers are False."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    flags: set[str] = set()
+    name = platform.processor() or "unknown CPU"
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags" and not flags:
+            flags = set(value.split())
+        elif key.strip() == "model name" and name == (platform.processor() or "unknown CPU"):
+            name = value.strip()
+    found = tuple(f for f in _BF16_FLAGS + _VNNI_FLAGS if f in flags)
+    return CpuSupport(
+        name=name,
+        bf16=any(f in flags for f in _BF16_FLAGS),
+        vnni=any(f in flags for f in _VNNI_FLAGS),
+        capability=torch.backends.cpu.get_cpu_capability(),
+        flags=found,
+    )
+
+
+def precision_notice(precision: str, device: torch.device | str = "cpu", support: CpuSupport | None = None) -> str:
+    """A sentence saying why ``precision`` will be slow on this CPU, or "" when nothing is amiss (fp32, a GPU, or
+    a CPU with the instructions)."""
+    if torch.device(device).type != "cpu" or precision == "fp32":
+        return ""
+    support = support or cpu_support()
+    if precision == "bf16" and not support.bf16:
+        return (
+            f"this CPU ({support.name}) has no AVX-512 BF16 or AMX: bf16 runs emulated, several times slower than "
+            "fp32 (same keypoints within bf16's rounding); use fp32 here, or int8"
+        )
+    if precision == "int8" and not support.vnni:
+        return (
+            f"this CPU ({support.name}) has no VNNI (AVX-512 VNNI, AVX-VNNI or AMX): int8 runs on AVX2's 8-bit "
+            "multiply-adds, faster than fp32 but well short of a VNNI CPU's gain"
+        )
+    return ""
+
+
+class _Fp32Island(nn.Module):
+    """Runs ``module`` in float32 inside a bf16 network: (N, C, H, W) any float dtype in → float32 out."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module.float()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x.float())
+
+
+class Bf16Model(nn.Module):
+    """A prepared bf16 network with float32 at its edges: (N, 3, H, W) float32 images → (N, K, h, w) float32
+    heatmaps (the network itself computes in bfloat16, except its ``_Fp32Island`` layers)."""
+
+    def __init__(self, fast: nn.Module):
+        super().__init__()
+        self.fast = fast
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.fast(images.to(torch.bfloat16)).float()
+
+
+def prepare_bf16(
+    model: nn.Module,
+    *,
+    fp32_modules: Sequence[str] = BF16_FP32_MODULES,
+    channels_last: bool = True,
+    compile: bool = False,
+) -> Bf16Model:
+    """``model``'s fast path (BatchNorm folded first, in fp32, then cast) in bfloat16, with the named child modules
+    (``fp32_modules``, dotted paths; absent ones are skipped) kept in float32. The caller's model is untouched."""
+    from hrnet.models.fuse import fold_batchnorm, prepare_for_inference
+
+    folded32 = fold_batchnorm(model)  # folded in fp32: the scale × weight products are rounded once, at the cast
+    folded = copy.deepcopy(folded32).to(torch.bfloat16)
+    for name in fp32_modules:
+        parent_name, _, child = name.rpartition(".")
+        parent = folded.get_submodule(parent_name) if parent_name else folded
+        if isinstance(getattr(parent, child, None), nn.Module):
+            setattr(parent, child, _Fp32Island(folded32.get_submodule(name)))
+    fast = prepare_for_inference(folded, channels_last=channels_last, compile=compile)
+    return Bf16Model(fast)

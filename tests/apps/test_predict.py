@@ -1,0 +1,240 @@
+"""`hrnet predict`'s inputs: only regular files are read, empty folders, decimal ids, the pixel limit."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hrnet.apps.predict import DetectionBoxes, expand_inputs, predict_paths
+from hrnet.cli import main
+from hrnet.errors import DataError
+from hrnet.io.outputs import MANIFEST
+from tests.engine.conftest import random_weights_experiment
+from tests.io.test_images import _png_header
+from tests.io.test_inputs import special_folder
+
+# Runs `hrnet predict` several times in one process and predict_video on a FIFO: a command that opens a FIFO
+# nobody writes to blocks forever, so these run in a subprocess with a timeout.
+RUNS = """
+import json, sys
+from hrnet.cli import main
+from hrnet.config import load_config
+from hrnet.errors import DataError
+from hrnet.pose.estimator import PoseEstimator
+from hrnet.apps.video import predict_video
+
+plan = json.loads(sys.argv[1])
+print("statuses", json.dumps([main(argv) for argv in plan["commands"]]), flush=True)
+estimator = PoseEstimator.from_config(load_config(plan["config"]), plan["weights"], device="cpu")
+try:
+    predict_video(estimator, plan["video"], plan["out"], progress=False)
+except DataError as err:
+    print("video:", err)
+"""
+
+
+@pytest.fixture(scope="module")
+def setup(datasets_dir, tmp_path_factory):
+    _, config_path, weights, _ = random_weights_experiment(datasets_dir, tmp_path_factory.mktemp("predict"))
+    return str(config_path), str(weights)
+
+
+def _predict(setup, *args: str) -> list[str]:
+    config_path, weights = setup
+    return ["predict", config_path, "--weights", weights, "--backend", "pytorch", "--detector", "none", *args]
+
+
+def test_only_regular_files_are_read_and_the_rest_is_named(setup, datasets_dir, tmp_path):
+    folder = tmp_path / "photos"
+    kinds = special_folder(folder)
+    shutil.copy(datasets_dir / "coco" / "000000000785.jpg", folder / "000000000785.jpg")
+    shutil.copy(datasets_dir / "coco" / "000000000785.jpg", folder / "².jpg")  # "²".isdigit(), int("²") fails
+    os.mkfifo(tmp_path / "direct.jpg")
+    os.mkfifo(tmp_path / "clip.mp4")
+    out = tmp_path / "out"
+    plan = {
+        "commands": [
+            _predict(setup, "--out", str(out), str(folder)),
+            _predict(setup, "--out", str(tmp_path / "out2"), str(tmp_path / "direct.jpg")),
+            _predict(setup, "--out", str(tmp_path / "out3"), str(tmp_path / "clip.mp4")),
+            _predict(setup, "--out", str(tmp_path / "out4"), "²"),  # no such file, and not a webcam
+        ],
+        "config": setup[0],
+        "weights": setup[1],
+        "video": str(tmp_path / "clip.mp4"),
+        "out": str(tmp_path / "out5"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", RUNS, json.dumps(plan)], capture_output=True, text=True, timeout=240, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "statuses [0, 2, 2, 1]" in done.stdout
+    assert f"not regular files, skipped ({len(kinds)}): " in done.stderr
+    for name, kind in kinds.items():
+        assert f"{folder / name} ({kind})" in done.stderr
+    assert "direct.jpg: the input is a FIFO (named pipe), not a regular file" in done.stderr
+    assert "clip.mp4: the input is a FIFO (named pipe)" in done.stderr
+    assert "failed: ²: cannot read the image file (No such file or directory)" in done.stderr
+    assert "video: " + str(tmp_path / "clip.mp4") + ": the video is a FIFO (named pipe)" in done.stdout
+    assert "Traceback" not in done.stderr
+    assert json.loads((out / "².jpg.json").read_text())[0]["image_id"] == "².jpg"
+    assert json.loads((out / "000000000785.jpg.json").read_text())[0]["image_id"] == 785
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["000000000785.jpg.json", "000000000785_pose.jpg", "².jpg.json", "²_pose.jpg", MANIFEST]
+    )
+
+
+def test_a_folder_without_images_or_videos_is_an_error(setup, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no picture here")
+    assert main(_predict(setup, "--out", str(tmp_path / "out"), str(empty))) == 2
+    err = capsys.readouterr().err
+    assert f"no images or videos found in {empty}: give a folder of image or video files" in err
+    (empty / "folder.jpg").mkdir()
+    with pytest.raises(DataError, match=r"no images or videos found in .*empty \(not regular files, skipped: folder"):
+        expand_inputs([empty])
+    assert not (tmp_path / "out").exists()
+
+
+def test_expand_inputs_returns_the_skipped_entries(tmp_path, datasets_dir):
+    shutil.copy(datasets_dir / "coco" / "000000000785.jpg", tmp_path / "a.jpg")
+    os.mkfifo(tmp_path / "b.jpg")
+    paths, skipped = expand_inputs([tmp_path, "0", "rtsp://cam/live"])
+    assert paths == [tmp_path / "a.jpg", "0", "rtsp://cam/live"]
+    assert [(s.path.name, s.kind) for s in skipped] == [("b.jpg", "a FIFO (named pipe)")]
+
+
+def test_file_names_give_decimal_ids_only(tmp_path):
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps([
+        {"image_id": "².jpg", "bbox": [1, 2, 3, 4], "score": 0.9},
+        {"image_id": 785, "bbox": [5, 6, 7, 8], "score": 0.8},
+    ]))  # fmt: skip
+    detections = DetectionBoxes(boxes)
+    assert detections.lookup(Path("².jpg"))[0].tolist() == [[1, 2, 3, 4]]
+    assert detections.lookup(Path("000000000785.jpg"))[0].tolist() == [[5, 6, 7, 8]]
+
+
+def test_images_over_the_pixel_limit_fail_by_name(setup, datasets_dir, tmp_path, capsys):
+    bomb = _png_header(tmp_path / "bomb.png", 25_000, 25_000)
+    photo = datasets_dir / "coco" / "000000000785.jpg"
+    out = tmp_path / "out"
+    assert main(_predict(setup, "--out", str(out), "--no-draw", str(bomb), str(photo))) == 1
+    err = capsys.readouterr().err
+    assert "bomb.png: the PNG is 25000×25000 = 625,000,000 pixels, over the limit of 40,000,000" in err
+    assert (out / "000000000785.jpg.json").is_file() and not (out / "bomb.png.json").exists()
+    assert main(_predict(setup, "--out", str(out), "--no-draw", "--max-megapixels", "0.1", str(photo))) == 1
+    assert "the JPEG is 640×425 = 272,000 pixels, over the limit of 100,000" in capsys.readouterr().err
+
+
+class _CountingNetwork:
+    """Wraps an estimator's network: the batch size of every forward pass it was asked for."""
+
+    def __init__(self, network):
+        self.network, self.batches = network, []
+
+    def __call__(self, images):
+        self.batches.append(len(images))
+        return self.network(images)
+
+
+def test_a_folders_persons_share_forward_passes_and_match_one_image_at_a_time(datasets_dir, tmp_path):
+    """The images of a folder go through the network together (up to test.batch_size crops a pass): fewer passes
+    than images, and every result equal to the image predicted alone."""
+    import numpy as np
+
+    from hrnet.pose.estimator import PoseEstimator
+    from tests.engine.conftest import random_weights_experiment
+
+    config, _, weights, _ = random_weights_experiment(datasets_dir, tmp_path / "setup")
+    estimator = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    names = ["000000000785.jpg", "000000040083.jpg", "000000196141.jpg", "000000197388.jpg"]
+    for name in names:
+        shutil.copy(datasets_dir / "coco" / name, folder / name)
+    counting = _CountingNetwork(estimator.model)
+    estimator.model = counting
+    report = predict_paths(estimator, [folder], tmp_path / "out", progress=False, draw=False)
+    assert not report.failed and len(report.written) == len(names)
+    passes = len(counting.batches) // (2 if config.test.flip_test else 1)
+    assert passes < len(names), counting.batches  # several images' persons in one pass
+    for name in names:
+        alone = estimator(folder / name)
+        written = json.loads((tmp_path / "out" / f"{name}.json").read_text())
+        assert len(written) == len(alone) == 1
+        np.testing.assert_allclose(np.array(written[0]["keypoints"]).reshape(-1, 3)[:, :2], alone[0].keypoints,
+                                   atol=2e-3)  # fmt: skip
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_predict_with_nothing_but_a_photo_names_every_file_to_download(tmp_path, monkeypatch, capsys):
+    """`hrnet predict photo.jpg` on a machine with no network: the default pose weights and person detector are
+    both missing, and one error lists both, with their URLs, their cache paths and the way round."""
+    from dataclasses import replace
+
+    from hrnet.hub.registry import DEFAULT_DETECTOR, DEFAULT_WEIGHTS, REGISTRY, cached_path
+
+    monkeypatch.setenv("HRNET_CACHE", str(tmp_path / "cache"))
+    for name in (DEFAULT_WEIGHTS, DEFAULT_DETECTOR):  # nothing may reach the internet here
+        monkeypatch.setitem(REGISTRY, name, replace(REGISTRY[name], url=f"http://127.0.0.1:{_closed_port()}/{name}"))
+    assert main(["predict", "photo.jpg"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "2 weights files are missing" in err
+    for name in (DEFAULT_WEIGHTS, DEFAULT_DETECTOR):
+        assert REGISTRY[name].url in err and str(cached_path(REGISTRY[name]).parent) in err
+    assert "--detector none" in err
+
+
+def test_our_own_weights_say_their_config_and_what_they_were_trained_on(datasets_dir, tmp_path, caplog, capsys):
+    """A run's best.safetensors records its config (so predict needs none) and, trained on the synthetic figures,
+    predict says once that its keypoints mean nothing on real photos, and runs without a detector."""
+    from hrnet.data.synthetic import write_synthetic
+    from hrnet.engine.train import train
+    from hrnet.pose.estimator import PoseEstimator, experiment_for
+    from tests.engine.conftest import tiny_experiment
+
+    write_synthetic(tmp_path / "synthetic", 4, 2, seed=1)
+    config = tiny_experiment(
+        datasets_dir,
+        tmp_path / "runs",
+        [f"data.root={tmp_path / 'synthetic'}", "data.train_annotations=annotations/train.json",
+         "data.train_images=images/train", "data.val_annotations=annotations/val.json", "data.val_images=images/val"],
+        epochs=1, lr_steps="[1]",
+    )  # fmt: skip
+    best = train(config, progress=False).run_dir / "best.safetensors"
+    assert experiment_for(best).model == config.model
+    assert PoseEstimator.from_weights(best, detector=None).keypoint_set.name == "coco17"
+    photo = tmp_path / "photo.jpg"
+    shutil.copy(datasets_dir / "coco" / "000000000785.jpg", photo)
+    with caplog.at_level("WARNING"):
+        assert main(["predict", str(photo), "--weights", str(best), "--out", str(tmp_path / "out")]) == 0
+    assert caplog.text.count("trained on hrnet's synthetic stick figures") == 1
+    assert "every image and video frame is taken as ONE person" in caplog.text
+    assert "wrote 2 files" in capsys.readouterr().out
+
+
+def test_box_score_keeps_the_detections_scoring_enough(setup, datasets_dir, tmp_path):
+    photo = tmp_path / "000000000785.jpg"
+    shutil.copy(datasets_dir / "coco" / "000000000785.jpg", photo)
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps([
+        {"image_id": 785, "bbox": [10, 10, 200, 300], "score": 0.9, "category_id": 1},
+        {"image_id": 785, "bbox": [50, 20, 100, 200], "score": 0.2, "category_id": 1},
+    ]))  # fmt: skip
+    for score, persons in (("0.3", 1), ("0.1", 2)):
+        out = tmp_path / f"out{score}"
+        assert main(_predict(setup, str(photo), "--boxes", str(boxes), "--box-score", score, "--out", str(out))) == 0
+        assert len(json.loads((out / "000000000785.jpg.json").read_text())) == persons

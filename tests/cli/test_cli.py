@@ -1,0 +1,313 @@
+"""The `hrnet` command line."""
+
+import argparse
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+import hrnet
+from hrnet import cli
+from hrnet.cli import main
+from hrnet.cli.options import experiment
+from hrnet.cli.predict import REALTIME_DETECT_EVERY, realtime
+from hrnet.config import CONFIG_DIR
+
+CONFIGS = CONFIG_DIR
+
+
+def test_info_prints_the_network_summary(capsys):
+    assert main(["info", "w32"]) == 0
+    out = capsys.readouterr().out
+    assert "28,536,113" in out and "7.645 G" in out and "3 × 256 × 192" in out and "17 × 64 × 48" in out
+    assert "widths 32/64/128/256" in out
+
+
+def test_info_reads_a_config_file_with_overrides(capsys):
+    assert main(["info", str(CONFIGS / "coco" / "w48_384x288.yaml")]) == 0
+    assert "35.307 G" in capsys.readouterr().out
+    assert main(["info", "w32", "--set", "model.num_keypoints=16"]) == 0
+    assert "28,536,080" in capsys.readouterr().out
+
+
+def test_errors_are_one_line_with_status_2(capsys):
+    assert main(["info", "w33"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hrnet info: error: unknown model preset 'w33'; did you mean") and "Traceback" not in err
+
+
+def test_unknown_subcommand_is_a_usage_error():
+    with pytest.raises(SystemExit):
+        main(["fly"])
+
+
+def test_config_is_the_first_argument_of_every_subcommand_or_an_option():
+    parse = cli.parse_args
+    args = parse(["predict", "c.yaml", "a.jpg", "b.jpg", "--weights", "w"])
+    assert (args.config, args.inputs) == ("c.yaml", ["a.jpg", "b.jpg"])
+    # inputs before, between and after options; --config anywhere
+    for argv in (
+        ["c.yaml", "--weights", "w", "a.jpg", "b.jpg"],
+        ["c.yaml", "a.jpg", "--weights", "w", "b.jpg"],
+        ["--config", "c.yaml", "a.jpg", "b.jpg", "--weights", "w"],
+        ["a.jpg", "b.jpg", "--weights", "w", "--config", "c.yaml"],
+        ["a.jpg", "--config", "c.yaml", "--weights", "w", "b.jpg"],
+    ):
+        args = parse(["predict", *argv])
+        assert (args.config, args.inputs, args.weights) == ("c.yaml", ["a.jpg", "b.jpg"], "w"), argv
+    commands = [["export", "--out", "o.onnx"], ["info"], ["bench"], ["train"], ["eval", "--weights", "w"]]
+    for command in [*commands, ["data", "show"], ["draw", "--out", "d.svg"]]:
+        assert parse([*command, "c.yaml"]).config == "c.yaml"
+        assert parse([*command, "--config", "c.yaml"]).config == "c.yaml"
+    assert parse(["demo"]).config is None
+    # without a config the first input stays an input (the config then comes from the weights)
+    assert (parse(["predict", "a.jpg", "--weights", "w"]).config, parse(["predict", "a.jpg"]).inputs) == (
+        None,
+        ["a.jpg"],
+    )
+    assert parse(["predict", "coco/w32_256x192", "a.jpg"]).config == "coco/w32_256x192"
+    assert parse(["predict", "w32", "a.jpg"]).config == "w32"
+    with pytest.raises(SystemExit):
+        parse(["predict", "--weights", "w"])  # nothing to predict
+    with pytest.raises(SystemExit):
+        parse(["export", "a.yaml", "--config", "b.yaml"])
+    with pytest.raises(SystemExit):
+        parse(["export", "a.yaml", "b.yaml"])
+
+
+def test_data_synth_and_show(tmp_path, capsys):
+    out = tmp_path / "synth"
+    assert main(["data", "synth", "--out", str(out), "--train", "6", "--val", "2", "--seed", "1"]) == 0
+    assert (out / "annotations" / "train.json").is_file() and len(list((out / "images" / "val").iterdir())) == 2
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"data:\n  root: {out}\n  train_annotations: annotations/train.json\n  train_images: images/train\n"
+        "model:\n  input_size: [128, 96]\n"
+    )
+    grid = tmp_path / "grid.png"
+    assert main(["data", "show", str(config), "-n", "4", "--out", str(grid)]) == 0
+    import cv2
+
+    picture = cv2.imread(str(grid))
+    assert picture is not None and picture.shape[0] > 128
+
+
+def test_data_synth_and_show_replace_only_their_own_files(tmp_path, capsys):
+    """data synth into a folder that holds someone's annotations, data show onto someone's picture: refused
+    before anything is written (--overwrite replaces); a second run over their own files goes through."""
+    out = tmp_path / "coco"
+    (out / "annotations").mkdir(parents=True)
+    (out / "annotations" / "val.json").write_text('{"mine": true}')
+    synth = ["data", "synth", "--out", str(out), "--train", "2", "--val", "1"]
+    assert main(synth) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.count("\n") == 1 and "val.json: a file of the data set (annotations) would replace a file that hrnet" in err
+    )
+    assert (out / "annotations" / "val.json").read_text() == '{"mine": true}' and not (out / "images").exists()
+    assert main([*synth, "--overwrite"]) == 0
+    assert main(synth) == 0
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"data:\n  root: {out}\n  train_annotations: annotations/train.json\n  train_images: images/train\n"
+        "model:\n  input_size: [128, 96]\n"
+    )
+    picture = tmp_path / "samples.png"
+    picture.write_bytes(b"my picture")
+    show = ["data", "show", str(config), "-n", "1", "--out", str(picture)]
+    assert main(show) == 2
+    assert "hrnet data show did not write" in capsys.readouterr().err and picture.read_bytes() == b"my picture"
+    assert main([*show, "--overwrite"]) == 0 and main(show) == 0
+    assert main(["data", "show", str(config), "-n", "1", "--out", str(config), "--overwrite"]) == 2
+    assert "c.yaml is the input" in capsys.readouterr().err
+
+
+def test_eval_cli_prints_the_table_and_draws(tmp_path, datasets_dir, capsys):
+    from hrnet.config import dump_config
+    from hrnet.models.checkpoint import save_weights
+    from hrnet.models.hrnet import build_model
+    from tests.engine.conftest import tiny_experiment
+
+    config = tiny_experiment(datasets_dir, tmp_path / "runs")
+    path = tmp_path / "c.yaml"
+    path.write_text(dump_config(config))
+    weights = tmp_path / "w.safetensors"
+    save_weights(build_model(config.model), weights)
+    out = tmp_path / "eval"
+    assert main(["eval", str(path), "--weights", str(weights), "--draw", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Average Precision  (AP) @[ IoU=0.50:0.95" in printed
+    assert {"metrics.json", "keypoints_results.json", "prediction_000.jpg", "prediction_001.jpg"} <= {
+        p.name for p in out.iterdir()
+    }
+    assert main(["eval", str(path), "--weights", str(tmp_path / "absent.pth")]) == 2
+    assert "no such weights file" in capsys.readouterr().err
+
+
+def test_ctrl_c_is_one_line_not_a_traceback(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.model, "cmd_info", interrupted)
+    assert cli.main(["info", "w18"]) == 130
+    assert capsys.readouterr().err == "hrnet info: interrupted\n"
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"hrnet {hrnet.__version__}"
+
+
+def _parsers(parser: argparse.ArgumentParser, name: str = "hrnet"):
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for sub, subparser in action.choices.items():
+                assert helps.get(sub), f"{name} {sub} has no help line"
+                yield from _parsers(subparser, f"{name} {sub}")
+
+
+def test_every_option_has_help_without_markup():
+    for name, parser in _parsers(cli.build_parser()):
+        assert "``" not in (parser.description or ""), name
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                continue
+            what = f"{name} {'/'.join(action.option_strings) or action.dest}"
+            assert action.help and action.help.strip(), f"{what} has no help"
+            assert "``" not in action.help, what
+        assert "``" not in parser.format_help(), name
+
+
+def _read_only(monkeypatch, folder: Path) -> None:
+    """Writing into ``folder`` fails as in a read-only folder (the tests may run as root, who writes anywhere)."""
+    real_open = os.open
+
+    def read_only(path, flags, mode=0o777, **kw):
+        if Path(path).parent == folder and flags & os.O_CREAT:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, mode, **kw)
+
+    monkeypatch.setattr(os, "open", read_only)
+
+
+def test_eval_and_export_check_their_output_before_the_work(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "ro"
+    out.mkdir()
+    _read_only(monkeypatch, out)
+    absent = str(tmp_path / "absent.safetensors")  # never read: the output is checked first
+    assert main(["eval", str(CONFIGS / "demo.yaml"), "--weights", absent, "--out", str(out)]) == 2
+    assert "ro: cannot write the --out folder (Permission denied" in capsys.readouterr().err
+    assert main(["export", "--config", "w18", "--weights", absent, "--out", str(out / "m.onnx")]) == 2
+    assert "ro: cannot write the folder of the --out file (Permission denied" in capsys.readouterr().err
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"weights")
+    assert main(["export", "--config", "w18", "--weights", str(weights), "--out", str(weights)]) == 2
+    assert "is the input" in capsys.readouterr().err and weights.read_bytes() == b"weights"
+
+
+def test_a_config_given_as_a_pipe_is_read_as_a_file(capsys):
+    # `hrnet info <(cat config.yaml)`: the shell gives /dev/fd/N, a pipe that is neither a .yaml nor a preset.
+    read, write = os.pipe()
+    try:
+        os.write(write, (CONFIGS / "coco" / "w48_384x288.yaml").read_bytes())
+        os.close(write)
+        assert main(["info", f"/dev/fd/{read}"]) == 0
+    finally:
+        os.close(read)
+    assert "35.307 G" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("train", "val"), [("-5", "2"), ("3", "-1"), ("0", "0")])
+def test_data_synth_refuses_split_sizes_below_zero_or_no_image(tmp_path, capsys, train, val):
+    out = tmp_path / "synth"
+    if "-" in train + val:  # refused by the options' type, before anything runs
+        with pytest.raises(SystemExit) as refused:
+            main(["data", "synth", "--out", str(out), "--train", train, "--val", val])
+        assert refused.value.code == 2 and "is not a whole number ≥ 0" in capsys.readouterr().err
+    else:
+        assert main(["data", "synth", "--out", str(out), "--train", train, "--val", val]) == 2
+        err = capsys.readouterr().err
+        assert f"split sizes ≥ 0 and at least one image, got {train} training and {val} validation" in err
+        assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_predict_max_megapixels_is_a_positive_number_defaulting_to_the_shared_limit(capsys):
+    from hrnet.io.images import MAX_PIXELS
+
+    args = ["predict", "w32", "a.jpg", "--weights", "w"]
+    assert cli.parse_args(args).max_megapixels is None  # the library's MAX_PIXELS
+    assert cli.parse_args([*args, "--max-megapixels", "2.5"]).max_megapixels == 2.5
+    for bad in ("0", "-1", "nan", "inf", "lots"):
+        with pytest.raises(SystemExit):
+            cli.parse_args([*args, "--max-megapixels", bad])
+        assert "argument --max-megapixels: " in capsys.readouterr().err
+    predict = next(p for name, p in _parsers(cli.build_parser()) if name == "hrnet predict")
+    help_text = next(a.help for a in predict._actions if a.dest == "max_megapixels")
+    assert f"default {MAX_PIXELS / 1e6:g}" in help_text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["bench", "w18", "--seconds", "nan"], "argument --seconds: 'nan' is not a finite number above 0"),
+        (["bench", "w18", "--rounds", "0"], "argument --rounds: '0' is not a whole number ≥ 1"),
+        (["serve", "w18", "--weights", "w", "--max-upload-mb", "nan"], "argument --max-upload-mb: 'nan'"),
+        (["serve", "w18", "--weights", "w", "--max-megapixels", "inf"], "argument --max-megapixels: 'inf'"),
+        (["serve", "w18", "--weights", "w", "--port", "99999"], "'99999' is not a whole number from 1 to 65535"),
+        (["serve", "w18", "--weights", "w", "--port", "²"], "'²' is not a whole number from 1 to 65535"),
+        (["info", "w18", "--layers", "--batch", "0"], "argument --batch: '0' is not a whole number ≥ 1"),
+        (["info", "w18", "--layers", "--batch", "-3"], "argument --batch: '-3' is not a whole number ≥ 1"),
+        (
+            ["predict", "w18", "a.jpg", "--weights", "w", "--detector-iou", "nan"],
+            "'nan' is not a finite number from 0 to 1",
+        ),
+        (["predict", "w18", "a.jpg", "--weights", "w", "--threshold", "2"], "argument --threshold: '2'"),
+        (["predict", "w18", "a.jpg", "--weights", "w", "--detect-every", "0"], "argument --detect-every: '0'"),
+        (
+            ["export", "w18", "--out", "x.onnx", "--opset", "3"],
+            "argument --opset: '3' is not a whole number from 9 to 20",
+        ),
+        (
+            ["export", "w18", "--out", "x.onnx", "--opset", "99"],
+            "argument --opset: '99' is not a whole number from 9 to 20",
+        ),
+        (["data", "synth", "--out", "x", "--train", "-5"], "argument --train: '-5' is not a whole number ≥ 0"),
+    ],
+)
+def test_numeric_options_are_bounded_and_refused_in_one_line(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1, err
+    assert message in err and f"(options: hrnet {args[0]}" in err
+
+
+def test_realtime_turns_the_flip_test_off_and_picks_the_cpus_best_precision(monkeypatch):
+    from hrnet.runtime.precision import CpuSupport
+
+    config = experiment("w32", [])
+    assert config.test.flip_test
+    args = cli.parse_args(["predict", "w32", "0", "--weights", "w.pth", "--realtime"])
+    monkeypatch.setattr("hrnet.runtime.precision.cpu_support", lambda: CpuSupport("Zen 4", True, True, "AVX512", ()))
+    fast, precision = realtime(config, args)
+    assert not fast.test.flip_test and precision == "bf16"
+    monkeypatch.setattr("hrnet.runtime.precision.cpu_support", lambda: CpuSupport("EPYC", False, False, "AVX2", ()))
+    assert realtime(config, args)[1] is None  # fp32, as the weights are
+    onnx = cli.parse_args(["predict", "w32", "0", "--weights", "w_int8.onnx", "--realtime"])
+    assert realtime(config, onnx)[1] is None  # the file's own precision
+    asked = cli.parse_args(["predict", "w32", "0", "--weights", "w.pth", "--realtime", "--precision", "fp32"])
+    assert realtime(config, asked)[1] == "fp32"
+    assert args.detect_every is None and REALTIME_DETECT_EVERY == 10
+
+
+def test_after_a_double_dash_every_word_is_an_input():
+    assert cli.parse_args(["predict", "--detector", "none", "--", "-dash.jpg"]).inputs == ["-dash.jpg"]
+    args = cli.parse_args(["predict", "coco/w32_256x192", "--weights", "w", "--", "-dash.jpg", "x.jpg"])
+    assert (args.config, args.inputs) == ("coco/w32_256x192", ["-dash.jpg", "x.jpg"])
+    with pytest.raises(SystemExit):
+        cli.parse_args(["predict", "coco/w32_256x192", "a.jpg", "--weights", "w", "-dash.jpg"])

@@ -1,0 +1,607 @@
+"""Weights by name (src/hrnet/hub/registry.py): the registry (against its configs, its sources and the real MMPose key
+layouts), and the download cache against a local HTTP server on 127.0.0.1 (started in a thread here; the tests
+never use the internet): checksums, truncated and resumed downloads, servers that cannot resume, zip archives,
+being offline, and hostile cache states (tampered files, a cache that is a file or read-only)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import socket
+import subprocess
+import threading
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from hrnet.cli import main
+from hrnet.config import CONFIG_DIR, find_config
+from hrnet.errors import DownloadError
+from hrnet.hub.download import download
+from hrnet.hub.registry import (
+    DECODINGS,
+    REGISTRY,
+    WeightsFile,
+    cached_path,
+    config_for_weights,
+    fetch,
+    resolve_many,
+    resolve_weights,
+)
+
+PAYLOAD = bytes(range(256)) * 1000  # 256,000 bytes
+SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+@dataclass
+class Server:
+    """What the test server serves and what it was asked."""
+
+    url: str
+    files: dict[str, bytes] = field(default_factory=dict)
+    cut_after: int | None = None  # send only this many bytes of the body, then close (Content-Length says all)
+    ranges: bool = True  # honour Range requests
+    requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range header)
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    state = Server(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            state.requests.append((self.path, self.headers.get("Range")))
+            body = state.files.get(self.path)
+            if body is None:
+                self.send_error(404, "Not Found")
+                return
+            start = 0
+            match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+            if match and state.ranges:
+                start = int(match.group(1))
+                if start >= len(body):
+                    self.send_error(416, "Range Not Satisfiable")
+                    return
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+            else:
+                self.send_response(200)
+            self.send_header("Content-Length", str(len(body) - start))
+            self.end_headers()
+            part = body[start:]
+            if state.cut_after is not None:
+                part = part[: state.cut_after]
+            self.wfile.write(part)
+            self.wfile.flush()
+            if state.cut_after is not None:
+                self.close_connection = True
+
+        def log_message(self, *args: object) -> None:  # keep the test output clean
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("HRNET_CACHE", str(folder))
+    return folder
+
+
+def test_a_download_is_verified_and_renamed_into_place(server, tmp_path):
+    server.files["/w.pth"] = PAYLOAD
+    target = tmp_path / "w.pth"
+    assert download(f"{server.url}/w.pth", target, sha256=SHA, progress=False) == target
+    assert target.read_bytes() == PAYLOAD
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_checksum_mismatch_deletes_the_download(server, tmp_path):
+    server.files["/w.pth"] = PAYLOAD[:-1] + b"x"
+    target = tmp_path / "w.pth"
+    with pytest.raises(DownloadError, match=rf"checksum mismatch.*expected {SHA}.*deleted"):
+        download(f"{server.url}/w.pth", target, sha256=SHA, progress=False)
+    assert not target.exists() and not list(tmp_path.glob("*.part"))
+
+
+def test_checksum_prefix_as_mmpose_names_files(server, tmp_path):
+    """MMPose's file names end in the first 8 hex digits of the file's SHA-256; that prefix is what we check."""
+    server.files["/w.pth"] = PAYLOAD
+    download(f"{server.url}/w.pth", tmp_path / "a.pth", sha256_prefix=SHA[:8], progress=False)
+    with pytest.raises(DownloadError, match=f"expected one starting with {SHA[8:16]}"):
+        download(f"{server.url}/w.pth", tmp_path / "b.pth", sha256_prefix=SHA[8:16], progress=False)
+
+
+def test_a_truncated_download_is_kept_and_resumed(server, tmp_path):
+    server.files["/w.pth"] = PAYLOAD
+    server.cut_after = 100_000
+    target = tmp_path / "w.pth"
+    with pytest.raises(DownloadError, match=r"stopped at 100000 of 256000 bytes.*run again to resume"):
+        download(f"{server.url}/w.pth", target, sha256=SHA, progress=False)
+    assert not target.exists()
+    assert (tmp_path / "w.pth.part").stat().st_size == 100_000
+    server.cut_after = None
+    download(f"{server.url}/w.pth", target, sha256=SHA, progress=False)
+    assert server.requests[-1] == ("/w.pth", "bytes=100000-")  # resumed where it stopped
+    assert target.read_bytes() == PAYLOAD
+    assert not (tmp_path / "w.pth.part").exists()
+
+
+def test_a_server_that_cannot_resume_starts_over(server, tmp_path):
+    server.files["/w.pth"] = PAYLOAD
+    (tmp_path / "w.pth.part").write_bytes(b"stale bytes of another try")
+    server.ranges = False
+    download(f"{server.url}/w.pth", tmp_path / "w.pth", sha256=SHA, progress=False)
+    assert (tmp_path / "w.pth").read_bytes() == PAYLOAD
+
+
+def test_a_part_file_longer_than_the_file_starts_over(server, tmp_path):
+    server.files["/w.pth"] = PAYLOAD
+    (tmp_path / "w.pth.part").write_bytes(PAYLOAD + b"extra")
+    download(f"{server.url}/w.pth", tmp_path / "w.pth", sha256=SHA, progress=False)
+    assert (tmp_path / "w.pth").read_bytes() == PAYLOAD
+
+
+def test_http_errors_name_the_status_and_url(server, tmp_path):
+    with pytest.raises(DownloadError, match=r"HTTP 404 .*/missing\.pth"):
+        download(f"{server.url}/missing.pth", tmp_path / "m.pth", progress=False)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_offline_names_the_url_the_file_and_where_to_put_it(cache, monkeypatch):
+    entry = WeightsFile(
+        "test-hrnet", "pose", f"http://127.0.0.1:{_closed_port()}/hrnet_w32-0123abcd.pth", "a test file", "test"
+    )
+    monkeypatch.setitem(REGISTRY, entry.name, entry)
+    with pytest.raises(DownloadError) as err:
+        resolve_weights("test-hrnet", progress=False)
+    message = str(err.value)
+    assert "cannot download" in message and "offline" in message
+    assert entry.url in message
+    assert str(cache / "test-hrnet" / "hrnet_w32-0123abcd.pth") in message
+    with pytest.raises(DownloadError, match="it is not in the cache"):
+        resolve_weights("test-hrnet", download=False)
+
+
+def test_a_name_is_fetched_once_into_the_cache(server, cache, monkeypatch):
+    server.files["/hrnet_w32-x.pth"] = PAYLOAD
+    entry = WeightsFile(
+        "test-hrnet", "pose", f"{server.url}/hrnet_w32-x.pth", "a test file", "test", sha256_prefix=SHA[:8]
+    )
+    monkeypatch.setitem(REGISTRY, entry.name, entry)
+    path = resolve_weights("test-hrnet", progress=False)
+    assert path == cache / "test-hrnet" / "hrnet_w32-x.pth" and path.read_bytes() == PAYLOAD
+    assert resolve_weights("test-hrnet") == path
+    assert len(server.requests) == 1  # the second call found it in the cache
+
+
+def test_resolve_keeps_paths(tmp_path):
+    existing = tmp_path / "mine.safetensors"
+    existing.write_bytes(b"x")
+    assert resolve_weights(existing) == existing
+    assert resolve_weights(tmp_path / "absent.pth") == tmp_path / "absent.pth"  # the loader reports it missing
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_a_zip_archive_is_unpacked_and_its_member_checked(server, cache, monkeypatch):
+    """As MMPose's ONNX SDK archives: a folder with end2end.onnx and pipeline files."""
+    onnx_bytes = b"pretend onnx" * 100
+    server.files["/det.zip"] = _zip({"det/end2end.onnx": onnx_bytes, "det/pipeline.json": b"{}"})
+    entry = WeightsFile(
+        "test-det",
+        "detector",
+        f"{server.url}/det.zip",
+        "a test detector",
+        "test",
+        member="end2end.onnx",
+        member_sha256=hashlib.sha256(onnx_bytes).hexdigest(),
+        detector_format="yolox",
+        input_size=(64, 64),
+    )
+    path = fetch(entry, progress=False)
+    assert path == cache / "test-det" / "test-det.onnx" and path.read_bytes() == onnx_bytes
+    assert not (cache / "test-det" / "det.zip").exists()  # the archive is removed once unpacked
+    bad = replace(entry, name="test-det-bad", member_sha256="0" * 64)
+    with pytest.raises(DownloadError, match=r"checksum mismatch for det/end2end\.onnx"):
+        fetch(bad, progress=False)
+    assert not (cache / "test-det-bad" / "test-det-bad.onnx").exists()
+    missing = replace(entry, name="test-det-none", member="other.onnx")
+    with pytest.raises(DownloadError, match=r"expected one other\.onnx inside the archive, found 0"):
+        fetch(missing, progress=False)
+
+
+def test_the_registry_is_consistent():
+    """Names are the keys; URLs are https; MMPose checksum prefixes are the 8 hex digits in the file names; pose
+    entries name a config of this repository; detectors a known layout and input size."""
+    from hrnet.pose.detect import FORMATS
+
+    assert REGISTRY
+    for name, entry in REGISTRY.items():
+        assert entry.name == name and entry.url.startswith("https://")
+        filename = entry.url.rsplit("/", 1)[-1]
+        if entry.sha256_prefix:
+            assert f"-{entry.sha256_prefix}" in filename and re.fullmatch(r"[0-9a-f]{8}", entry.sha256_prefix)
+        for digest in (entry.sha256, entry.member_sha256):
+            assert digest is None or re.fullmatch(r"[0-9a-f]{64}", digest)
+        if entry.kind == "pose":
+            assert entry.config and find_config(entry.config).is_file()
+        else:
+            assert entry.kind == "detector" and entry.detector_format in FORMATS and entry.input_size
+            assert entry.member == "end2end.onnx" and filename.endswith(".zip")
+
+
+def test_weights_cli_list_and_get(server, cache, monkeypatch, capsys):
+    server.files["/hrnet_w32-x.pth"] = PAYLOAD
+    entry = WeightsFile("test-hrnet", "pose", f"{server.url}/hrnet_w32-x.pth", "a test file", "test", sha256=SHA)
+    monkeypatch.setitem(REGISTRY, entry.name, entry)
+    assert main(["weights", "list"]) == 0
+    out = capsys.readouterr().out
+    assert str(cache) in out and "mmpose-hrnet-w32-coco-256x192" in out and "rtmdet-nano-person" in out
+    assert main(["weights", "get", "test-hrnet"]) == 0
+    assert f"SHA-256 {SHA}" in capsys.readouterr().out
+    assert main(["weights", "list"]) == 0
+    assert re.search(r"test-hrnet\s+cached", capsys.readouterr().out)
+    assert main(["weights", "get", "no-such-weights"]) == 2
+    assert "unknown weights name(s) no-such-weights" in capsys.readouterr().err
+    (cache / "test-hrnet" / "hrnet_w32-x.pth").write_bytes(b"damaged")
+    assert main(["weights", "get", "test-hrnet"]) == 2
+    assert "the cached file is damaged" in capsys.readouterr().err
+
+
+def test_weights_names_reach_the_loaders(server, cache, monkeypatch, capsys):
+    """`--weights NAME` goes through resolve_weights: offline, eval says which file to fetch, in one line."""
+    entry = replace(REGISTRY["mmpose-hrnet-w32-coco-256x192"], url=f"http://127.0.0.1:{_closed_port()}/x.pth")
+    monkeypatch.setitem(REGISTRY, entry.name, entry)
+    assert main(["eval", str(CONFIG_DIR / "coco" / "w32_256x192.yaml"), "--weights", entry.name]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot download" in err and str(cache / entry.name) in err
+
+
+def test_a_named_mmpose_checkpoint_loads_into_the_estimator(server, cache, monkeypatch, datasets_dir):
+    """A checkpoint in MMPose 0.x's published form ({"meta", "state_dict"} with backbone. / keypoint_head. names),
+    served under a registered name, is fetched, verified by its name's prefix and loaded by PoseEstimator."""
+    import torch
+
+    from hrnet.models.hrnet import build_model
+    from hrnet.pose.estimator import PoseEstimator
+    from tests.engine.conftest import tiny_experiment
+
+    config = tiny_experiment(datasets_dir, cache / "runs")
+    torch.manual_seed(0)
+    model = build_model(config.model)
+    state = {
+        ("keypoint_head." if k.startswith("final_layer.") else "backbone.") + k: v
+        for k, v in model.state_dict().items()
+    }
+    buffer = io.BytesIO()
+    torch.save({"meta": {"epoch": 210, "mmpose_version": "0.x"}, "state_dict": state}, buffer)
+    data = buffer.getvalue()
+    prefix = hashlib.sha256(data).hexdigest()[:8]
+    server.files[f"/tiny-{prefix}.pth"] = data
+    entry = WeightsFile("test-tiny", "pose", f"{server.url}/tiny-{prefix}.pth", "tiny", "test", sha256_prefix=prefix)
+    monkeypatch.setitem(REGISTRY, entry.name, entry)
+    estimator = PoseEstimator.from_config(config, "test-tiny", device="cpu", backend="pytorch")
+    loaded = estimator.model.state_dict()  # type: ignore[attr-defined]
+    assert all(torch.equal(loaded[k], v) for k, v in model.state_dict().items())
+
+
+# ------------------------------------------------------------------ the registry against configs and sources
+
+
+def _pose_entries() -> list[WeightsFile]:
+    return [e for e in REGISTRY.values() if e.kind == "pose"]
+
+
+@pytest.mark.parametrize("entry", _pose_entries(), ids=lambda e: e.name)
+def test_every_pose_entry_fits_its_shipped_config(entry):
+    """The config a pose name implies loads by its short name and reproduces the file's test settings: input size,
+    keypoint count, target geometry, flip shift and decoding, and DARK's blur size as MMPose 0.x's modulate_kernel
+    (11 at 256x192, 17 at 384x288)."""
+    from hrnet.codec import codec_from_config
+    from hrnet.config import load_config
+
+    assert config_for_weights(entry.name) == entry.config
+    config = load_config(entry.config)
+    assert config.model.input_size == entry.input_size
+    assert config.model.num_keypoints == entry.num_keypoints
+    target, decode, shift = {"argmax": ("gaussian", "argmax", True), "dark": ("gaussian", "dark", True)}.get(
+        entry.decoding or "", ("udp", "dark", False)
+    )
+    assert entry.decoding in DECODINGS
+    assert (config.data.target, config.test.decode, config.test.shift_heatmap) == (target, decode, shift)
+    assert config.test.flip_test
+    if decode == "dark":
+        kernel = codec_from_config(config.model, config.data).blur_kernel
+        assert kernel == (11 if entry.input_size == (256, 192) else 17)
+
+
+def test_config_for_weights_is_none_for_anything_but_a_pose_name(tmp_path):
+    assert config_for_weights("rtmdet-nano-person") is None
+    assert config_for_weights("no-such-weights") is None
+    assert config_for_weights(tmp_path / "mine.pth") is None
+    assert config_for_weights("mmpose-hrnet-w48-mpii-256x256") == "mpii/w48_256x256"
+
+
+def test_every_entry_states_its_figure_data_set_and_source():
+    """Pose files: the MMPose table (a repository path) that lists the URL and the figure, measured on COCO val2017
+    or MPII val. Detectors: HumanArt-val figures say so; the two RTMDet zips are pinned alike (no publisher states a
+    checksum for either)."""
+    for entry in REGISTRY.values():
+        assert entry.accuracy and entry.input_size and entry.source
+        if entry.kind == "pose":
+            assert re.match(
+                r"open-mmlab/mmpose, branch (0\.x|main): configs/\S+/hrnet(_udp|_dark)?_(coco|mpii)\.md", entry.source
+            )
+            assert entry.accuracy.endswith(("on COCO val2017 (detected persons)", "on MPII val"))
+        elif "humanart" in entry.name:
+            assert entry.accuracy.endswith("on HumanArt val") and "Tau-J/rtmlib README.md" in entry.source
+    rtmdet = [REGISTRY["rtmdet-nano-person"], REGISTRY["rtmdet-m-person"]]
+    assert rtmdet[0].member_sha256 is None and rtmdet[1].member_sha256 is None
+    assert all("not listed on an OpenMMLab page" in e.source for e in rtmdet)
+
+
+def _real_layout(reference_dir: Path, config_name: str, head: str, device: str) -> dict:
+    """A state dict with the real HRNet names and shapes (official_state_dict), as MMPose names them: backbone.*
+    and ``head``.final_layer.*. MPII-W48 has no listing of its own: the W48 backbone with a 16-keypoint head."""
+    import torch
+
+    from hrnet.config import load_config
+
+    model = load_config(config_name).model
+    width = model.stages[1].num_channels[0]
+    listing = json.loads((reference_dir / "official_state_dict" / f"coco_w{width}_256x192.json").read_text())
+    state = {}
+    for name, shape in listing["state_dict"]:
+        if name.startswith("final_layer."):
+            shape = [model.num_keypoints, *shape[1:]]
+            key = f"{head}.{name}"
+        else:
+            key = f"backbone.{name}"
+        if name.endswith("num_batches_tracked"):
+            state[key] = torch.zeros(shape, dtype=torch.int64, device=device)
+        else:
+            state[key] = torch.zeros(shape, device=device)
+    return state
+
+
+@pytest.mark.parametrize("head", ["keypoint_head", "head"], ids=["mmpose-0.x", "mmpose-1.x"])
+@pytest.mark.parametrize("config_name", sorted({e.config for e in _pose_entries() if e.config}))
+def test_mmpose_layouts_map_onto_every_registered_network(reference_dir, config_name, head):
+    """Names and shapes only (meta tensors): MMPose 0.x's and 1.x's key layout, mapped to ours, is exactly the
+    official layout of the config's network, which tests/models/test_hrnet.py pins our HRNet presets to."""
+    import dataclasses
+
+    import torch
+
+    from hrnet.config import load_config, model_preset
+    from hrnet.models.checkpoint import convert_state_dict
+
+    model = load_config(config_name).model
+    width = model.stages[1].num_channels[0]
+    preset = model_preset(f"w{width}")
+    assert model == dataclasses.replace(preset, num_keypoints=model.num_keypoints, input_size=model.input_size)
+    state = _real_layout(reference_dir, config_name, head, "meta")
+    state["data_preprocessor.mean"] = torch.empty(3, device="meta")  # an MMPose entry that is not ours: dropped
+    listing = json.loads((reference_dir / "official_state_dict" / f"coco_w{width}_256x192.json").read_text())
+    expected = [
+        (name, [model.num_keypoints, *shape[1:]] if name.startswith("final_layer.") else shape)
+        for name, shape in listing["state_dict"]
+    ]
+    assert [(k, list(v.shape)) for k, v in convert_state_dict(state, "mmpose").items()] == expected
+
+
+def test_an_mmpose_1x_file_of_the_real_w32_network_loads(reference_dir, tmp_path):
+    """An MMPose 1.x file as its publish_model.py writes it ({"meta" with NumPy objects, "state_dict"}, legacy
+    pickle) with the real W32 names and shapes loads into coco/w32_256x192 with strict=True, values intact."""
+    import numpy as np
+    import torch
+
+    from hrnet.config import load_config
+    from hrnet.models.checkpoint import load_weights
+    from hrnet.models.hrnet import build_model
+
+    torch.manual_seed(0)
+    state = _real_layout(reference_dir, "coco/w32_256x192", "head", "cpu")
+    for name in ("head.final_layer.weight", "backbone.stage4.2.fuse_layers.0.3.0.weight", "backbone.bn1.running_var"):
+        state[name] = torch.rand(state[name].shape) + 0.5  # distinctive: a load that did nothing is caught
+    meta = {
+        "epoch": 210,
+        "seed": np.int64(21),
+        "dataset_meta": {"sigmas": np.full(17, 0.035, np.float32), "flip_indices": np.arange(17)},
+    }
+    path = tmp_path / "td-hm_hrnet-w32_8xb64-210e_coco-256x192-00000000_20220909.pth"
+    torch.save({"meta": meta, "state_dict": state}, path, _use_new_zipfile_serialization=False)
+    model = build_model(load_config("coco/w32_256x192").model)
+    load_weights(model, path)
+    loaded = model.state_dict()
+    for name in ("final_layer.weight", "stage4.2.fuse_layers.0.3.0.weight", "bn1.running_var"):
+        assert torch.equal(loaded[name], state[("head." if name.startswith("final") else "backbone.") + name])
+
+
+# ------------------------------------------------------------------ the cache against hostile states
+
+
+def _served_entry(server: Server, monkeypatch, name: str = "test-hrnet", **kw: object) -> WeightsFile:
+    server.files[f"/{name}-file.pth"] = PAYLOAD
+    entry = WeightsFile(name, "pose", f"{server.url}/{name}-file.pth", "a test file", "test", **kw)  # type: ignore[arg-type]
+    monkeypatch.setitem(REGISTRY, entry.name, entry)
+    return entry
+
+
+@pytest.mark.parametrize("published", [True, False], ids=["published-checksum", "no-published-checksum"])
+def test_a_tampered_cached_file_is_refused_until_fetched_again(server, cache, monkeypatch, capsys, published):
+    """A cached file is checked before use: against the published SHA-256, or where none is published against the
+    one it had when downloaded. `weights list` says so; `weights get NAME --force` downloads it again."""
+    entry = _served_entry(server, monkeypatch, **({"sha256_prefix": SHA[:8]} if published else {}))
+    path = resolve_weights(entry.name, progress=False)
+    record = json.loads(path.with_name(path.name + ".sha256").read_text())
+    assert record["sha256"] == SHA and record["size"] == len(PAYLOAD)
+    path.write_bytes(PAYLOAD[:-1] + b"x")  # same size: the new modification time makes it be hashed again
+    os.utime(path, ns=(record["mtime_ns"] + 10**9, record["mtime_ns"] + 10**9))
+    with pytest.raises(DownloadError) as err:
+        resolve_weights(entry.name, progress=False)
+    message = str(err.value)
+    assert (
+        str(path) in message and f"hrnet weights get {entry.name} --force" in message and "delete the file" in message
+    )
+    assert main(["weights", "list"]) == 0
+    assert re.search(rf"{entry.name}\s+cached, checksum mismatch", capsys.readouterr().out)
+    assert main(["weights", "get", entry.name]) == 2
+    assert "the cached file is damaged" in capsys.readouterr().err
+    assert main(["weights", "get", entry.name, "--force"]) == 0
+    assert path.read_bytes() == PAYLOAD and resolve_weights(entry.name) == path
+
+
+def test_a_verified_file_is_not_hashed_again(server, cache, monkeypatch):
+    """The check is kept beside the file, keyed by its size and modification time: a later use reads the record.
+    (Shown by a change that keeps both, which only the record can hide.)"""
+    entry = _served_entry(server, monkeypatch, sha256_prefix=SHA[:8])
+    path = resolve_weights(entry.name, progress=False)
+    stat = path.stat()
+    path.write_bytes(PAYLOAD[:-1] + b"x")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert resolve_weights(entry.name, progress=False) == path
+
+
+@pytest.mark.parametrize("below", [False, True], ids=["the-cache", "a-folder-above-it"])
+def test_a_cache_that_is_a_file_is_one_clear_error(cache, monkeypatch, capsys, below):
+    entry = WeightsFile("test-hrnet", "pose", f"http://127.0.0.1:{_closed_port()}/w.pth", "a test file", "test")
+    monkeypatch.setitem(REGISTRY, entry.name, entry)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text("not a folder")
+    if below:
+        monkeypatch.setenv("HRNET_CACHE", str(cache / "sub"))
+    for call in (lambda: resolve_weights(entry.name), lambda: resolve_weights(entry.name, download=False)):
+        with pytest.raises(DownloadError, match=rf"{re.escape(str(cache))} is not a folder.*\$HRNET_CACHE"):
+            call()
+    assert main(["weights", "get", entry.name]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not a folder" in err and "Traceback" not in err
+
+
+@contextmanager
+def _read_only(folder: Path) -> Iterator[None]:
+    """``folder`` made read-only for this process: by its mode, or for root (whom modes do not stop) by the
+    immutable attribute; skips the test where neither holds."""
+    folder.mkdir(parents=True, exist_ok=True)
+    immutable = os.geteuid() == 0
+    done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True) if immutable else None
+    if not immutable:
+        folder.chmod(0o555)
+    try:
+        probe = folder / "probe"
+        try:
+            probe.write_bytes(b"")
+        except OSError:
+            pass
+        else:
+            probe.unlink()
+            pytest.skip(f"cannot make a folder read-only here ({done.stderr if done else 'chmod had no effect'})")
+        yield
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(folder)], capture_output=True)
+        folder.chmod(0o755)
+
+
+def test_a_read_only_cache_is_one_clear_error(server, cache, monkeypatch, capsys):
+    entry = _served_entry(server, monkeypatch)
+    with _read_only(cache):
+        with pytest.raises(
+            DownloadError, match=rf"cannot write into the weights cache {re.escape(str(cache))}.*writable"
+        ):
+            resolve_weights(entry.name, progress=False)
+        assert main(["weights", "get", entry.name]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err and "$HRNET_CACHE" in err
+        assert not server.requests  # refused before downloading anything
+
+
+def test_a_failed_get_leaves_no_empty_folders(cache, monkeypatch, capsys):
+    entry = WeightsFile("test-hrnet", "pose", f"http://127.0.0.1:{_closed_port()}/w.pth", "a test file", "test")
+    monkeypatch.setitem(REGISTRY, entry.name, entry)
+    assert main(["weights", "get", entry.name]) == 2
+    assert "are you offline?" in capsys.readouterr().err
+    assert not cache.exists()
+
+
+def test_the_offline_advice_for_an_archive_works(cache, monkeypatch):
+    """Offline, the error names the path for the archive; the archive put exactly there is unpacked, checked and
+    used by the next run, with the network still unreachable."""
+    onnx_bytes = b"pretend onnx" * 100
+    entry = WeightsFile(
+        "test-det",
+        "detector",
+        f"http://127.0.0.1:{_closed_port()}/det-0123abcd.zip",
+        "a test detector",
+        "test",
+        member="end2end.onnx",
+        member_sha256=hashlib.sha256(onnx_bytes).hexdigest(),
+        detector_format="yolox",
+        input_size=(64, 64),
+    )
+    monkeypatch.setitem(REGISTRY, entry.name, entry)
+    with pytest.raises(DownloadError) as err:
+        resolve_weights(entry.name, progress=False)
+    advised = re.search(r"and put it at (\S+\.zip)", str(err.value))
+    assert advised and "?." not in str(err.value)
+    where = Path(advised.group(1))
+    where.parent.mkdir(parents=True, exist_ok=True)
+    where.write_bytes(_zip({"det/end2end.onnx": onnx_bytes}))
+    path = resolve_weights(entry.name, progress=False)
+    assert path == cache / "test-det" / "test-det.onnx" and path.read_bytes() == onnx_bytes
+    assert not where.exists()
+
+
+def test_resolve_many_reports_every_missing_file_at_once(server, cache, monkeypatch, tmp_path):
+    """A pose name and a detector name, both missing and the network unreachable: one error lists both URLs and
+    both exact paths; a path and a cached name among them are no trouble."""
+    port = _closed_port()
+    pose = WeightsFile("test-pose", "pose", f"http://127.0.0.1:{port}/pose-0123abcd.pth", "pose", "test")
+    detector = replace(
+        pose, name="test-det", kind="detector", url=f"http://127.0.0.1:{port}/det.zip", member="end2end.onnx"
+    )
+    cached = _served_entry(server, monkeypatch, name="test-cached", sha256_prefix=SHA[:8])
+    for entry in (pose, detector):
+        monkeypatch.setitem(REGISTRY, entry.name, entry)
+    mine = tmp_path / "mine.pth"
+    mine.write_bytes(b"x")
+    assert resolve_many([cached.name, mine], progress=False) == [cached_path(cached), mine]
+    with pytest.raises(DownloadError) as err:
+        resolve_many([cached.name, pose.name, mine, detector.name], progress=False)
+    message = str(err.value)
+    assert message.startswith("2 weights files are missing") and "\n" not in message and "?." not in message
+    for entry, where in ((pose, cache / "test-pose" / "pose-0123abcd.pth"), (detector, cache / "test-det" / "det.zip")):
+        assert f"{entry.url} at {where}" in message
+    with pytest.raises(DownloadError, match=r"2 weights files are missing.*it is not in the cache"):
+        resolve_many([pose.name, detector.name], download=False)

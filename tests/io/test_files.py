@@ -1,0 +1,84 @@
+"""Atomic writes: whole files or none, with ordinary permissions."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from hrnet.errors import DataError
+from hrnet.io.files import atomic_write, read_json, write_json_atomic, write_text_atomic
+
+
+def test_whole_file_or_nothing(tmp_path):
+    target = tmp_path / "sub" / "result.json"
+    write_json_atomic(target, {"ap": 0.5})
+    assert target.read_text() == '{\n "ap": 0.5\n}\n'
+
+    def fail(tmp):
+        tmp.write_text("half")
+        raise RuntimeError("killed mid-write")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, fail)
+    assert target.read_text() == '{\n "ap": 0.5\n}\n'  # the old file is intact
+    assert sorted(p.name for p in target.parent.iterdir()) == ["result.json"]  # no temporary left
+
+
+def test_permissions_follow_the_umask(tmp_path):
+    write_text_atomic(tmp_path / "a.txt", "x")
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~_current_umask()
+
+
+def test_writers_that_create_private_files_get_ordinary_permissions(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    atomic_write(tmp_path / "w.safetensors", lambda tmp: save_file({"a": torch.zeros(1)}, str(tmp)))
+    assert (tmp_path / "w.safetensors").stat().st_mode & 0o777 == 0o666 & ~_current_umask()
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def test_json_refuses_nan_and_names_the_file(tmp_path):
+    with pytest.raises(DataError, match=r"metrics\.json: not written: the data holds NaN or infinity"):
+        write_json_atomic(tmp_path / "metrics.json", {"AP": float("nan")})
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_read_json_names_the_file_and_what_it_should_be(tmp_path):
+    path = tmp_path / "boxes.json"
+    with pytest.raises(DataError, match=r"boxes\.json: cannot read the detection-results file"):
+        read_json(path, "detection-results file")
+    path.write_text('[{"bbox": [1, 2,')
+    with pytest.raises(DataError, match=r"boxes\.json: not valid JSON at line 1, column \d+ .*detection-results file"):
+        read_json(path, "detection-results file")
+    path.write_bytes(b'["\xff"]')
+    with pytest.raises(DataError, match=r"boxes\.json: the detection-results file is not UTF-8 JSON"):
+        read_json(path, "detection-results file")
+    path.write_text('{"a": [1, 2]}')
+    assert read_json(path) == {"a": [1, 2]}
+
+
+def test_importing_the_package_changes_no_process_state():
+    # A fresh interpreter: the umask and glibc's malloc settings are the process's own until a command asks.
+    code = (
+        "import os; os.umask(0o027)\n"
+        "import hrnet.cli, hrnet.pose.estimator, hrnet.engine.train, hrnet.io.files, hrnet.system\n"
+        "from hrnet.config import ExperimentConfig\n"
+        "from hrnet.pose.estimator import PoseEstimator\n"
+        "assert os.umask(0o027) == 0o027\n"
+        "assert hrnet.system._state is None, 'keep_freed_memory ran on import'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_deeply_nested_json_is_a_data_error(tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(DataError, match=r"deep\.json: the annotation file is nested too deeply \(over \d+ levels\)"):
+        read_json(path, "annotation file")

@@ -1,0 +1,232 @@
+"""Image decoding and header sizes: RGB order, EXIF orientation ignored, clear errors for bad files."""
+
+import io
+import struct
+import time
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from hrnet.errors import DataError
+from hrnet.io.images import MAX_PIXELS, decode_image_bytes, image_size, read_image
+
+EXIF_ORIENTATION = 0x0112
+
+
+@pytest.fixture(scope="module")
+def coco_image(datasets_dir: Path) -> Path:
+    return datasets_dir / "coco" / "000000000785.jpg"
+
+
+def test_reads_rgb_uint8(coco_image):
+    image = read_image(coco_image)
+    assert image.shape == (425, 640, 3) and image.dtype == np.uint8
+    np.testing.assert_array_equal(image, cv2.imread(str(coco_image))[:, :, ::-1])
+
+
+def test_channel_order_is_rgb(tmp_path):
+    bgr = np.zeros((4, 6, 3), np.uint8)
+    bgr[..., 2] = 255  # pure red in OpenCV's BGR order
+    cv2.imwrite(str(tmp_path / "red.png"), bgr)
+    image = read_image(tmp_path / "red.png")
+    np.testing.assert_array_equal(image[0, 0], [255, 0, 0])
+
+
+def test_grey_image_becomes_three_channels(tmp_path):
+    cv2.imwrite(str(tmp_path / "grey.png"), np.full((5, 7), 77, np.uint8))
+    image = read_image(tmp_path / "grey.png")
+    assert image.shape == (5, 7, 3)
+    assert (image == 77).all()
+    assert (read_image(tmp_path / "grey.png", channel_order="bgr") == 77).all()
+
+
+def test_bgr_on_request_is_opencvs_own_order(coco_image, tmp_path):
+    """The front ends read BGR (no conversion): the same pixels as the RGB read, channels reversed; a 16-bit image
+    is scaled the same in either order."""
+    rgb = read_image(coco_image)
+    bgr = read_image(coco_image, channel_order="bgr")
+    np.testing.assert_array_equal(bgr, cv2.imread(str(coco_image)))
+    np.testing.assert_array_equal(bgr[..., ::-1], rgb)
+    deep = np.zeros((4, 6, 3), np.uint16)
+    deep[..., 2] = 65535  # red, 16 bits
+    cv2.imwrite(str(tmp_path / "red16.png"), deep)
+    np.testing.assert_array_equal(read_image(tmp_path / "red16.png", channel_order="bgr")[0, 0], [0, 0, 255])
+    with pytest.raises(DataError, match="channel_order must be 'rgb' or 'bgr', got 'BGR'"):
+        decode_image_bytes(coco_image.read_bytes(), channel_order="BGR")
+
+
+def test_exif_orientation_is_ignored(tmp_path):
+    # Annotations are drawn on the stored pixels: a "rotate 90°" tag must not turn the 20 × 40 image.
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6
+    Image.new("RGB", (40, 20), (10, 200, 30)).save(tmp_path / "tagged.jpg", exif=exif)
+    assert read_image(tmp_path / "tagged.jpg").shape == (20, 40, 3)
+    assert image_size(tmp_path / "tagged.jpg") == (20, 40)
+
+
+def test_image_size_from_header(coco_image, datasets_dir):
+    assert image_size(coco_image) == (425, 640)
+    for path in (datasets_dir / "mpii").glob("*.jpg"):
+        assert image_size(path) == read_image(path).shape[:2]
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError, match=r"absent\.jpg: cannot read the image file"):
+        read_image(tmp_path / "absent.jpg")
+    with pytest.raises(DataError, match=r"absent\.jpg: the image file does not exist"):
+        image_size(tmp_path / "absent.jpg")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (lambda data: b"", r"the image does not decode \(0 bytes"),
+        (lambda data: data[: len(data) // 2], r"the image does not decode \(66837 bytes"),
+        (lambda data: b"not an image at all", r"the image does not decode \(19 bytes"),
+    ],
+    ids=["empty", "truncated", "text"],
+)
+def test_undecodable_file(tmp_path, coco_image, content, message):
+    path = tmp_path / "bad.jpg"
+    path.write_bytes(content(coco_image.read_bytes()))
+    with pytest.raises(DataError, match=r"bad\.jpg: " + message):
+        read_image(path)
+
+
+def test_header_that_is_not_an_image(tmp_path):
+    path = tmp_path / "bad.jpg"
+    path.write_bytes(b"not an image at all")
+    with pytest.raises(DataError, match=r"bad\.jpg: not an image file"):
+        image_size(path)
+
+
+def test_directory_is_not_an_image(tmp_path):
+    with pytest.raises(DataError, match=r"cannot read the image file"):
+        read_image(tmp_path)
+    with pytest.raises(DataError, match=r"cannot read the image header"):
+        image_size(tmp_path)
+
+
+def _png_header(path: Path, width: int, height: int) -> Path:
+    """A 1-bit grey PNG that declares ``width`` × ``height`` pixels but holds one row of data: what a
+    decompression bomb's header says, in a few bytes (a whole one is a 0.6 MB file that decodes to 1.9 GB)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = zlib.compress(b"\0" * (1 + (width + 7) // 8))
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", row) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("side", [25_000, 40_000])  # 40,000²: over OpenCV's own CV_IO_MAX_IMAGE_PIXELS too
+def test_a_decompression_bomb_is_refused_from_its_header(tmp_path, side):
+    path = _png_header(tmp_path / "bomb.png", side, side)
+    started = time.perf_counter()
+    with pytest.raises(
+        DataError,
+        match=rf"bomb\.png: the PNG is {side}×{side} = {side * side:,} pixels, over the limit of 40,000,000 \(a guard",
+    ):
+        read_image(path)
+    assert time.perf_counter() - started < 1.0
+    assert MAX_PIXELS == 40_000_000
+    assert image_size(path) == (side, side)  # past Pillow's own guard, which hides the size
+
+
+def test_the_pixel_limit_is_the_callers(tmp_path, coco_image):
+    with pytest.raises(DataError, match=r"000000000785\.jpg: the JPEG is 640×425 = 272,000 pixels, over the limit of"):
+        read_image(coco_image, max_pixels=100_000)
+    assert read_image(coco_image, max_pixels=272_000).shape == (425, 640, 3)
+    # A limit above OpenCV's own (2^30 pixels): OpenCV's refusal is one clear error too.
+    path = _png_header(tmp_path / "huge.png", 40_000, 40_000)
+    with pytest.raises(
+        DataError, match=r"huge\.png: OpenCV cannot decode the PNG 40000×40000 \(.*CV_IO_MAX_IMAGE_PIXELS"
+    ):
+        read_image(path, max_pixels=2_000_000_000)
+
+
+def test_bytes_decode_with_the_same_checks(coco_image):
+    data = coco_image.read_bytes()
+    np.testing.assert_array_equal(decode_image_bytes(data), read_image(coco_image))
+    with pytest.raises(DataError, match=r"^the upload: the JPEG is 640×425 = 272,000 pixels, over the limit of 1,000 "):
+        decode_image_bytes(data, source="the upload", max_pixels=1_000)
+    with pytest.raises(DataError, match=r"^the image: the image does not decode \(0 bytes"):
+        decode_image_bytes(b"")
+    with pytest.raises(DataError, match=r"^the image: the image does not decode \(5 bytes"):
+        decode_image_bytes(b"hello")
+
+
+def _float_tiff(path: Path, pixels: np.ndarray) -> Path:
+    """A 32-bit float TIFF: grey through Pillow (mode F), colour (BGR) through OpenCV."""
+    if pixels.ndim == 2:
+        Image.fromarray(pixels.astype(np.float32), mode="F").save(path)
+    else:
+        assert cv2.imwrite(str(path), pixels.astype(np.float32))
+    return path
+
+
+def test_float_tiffs_are_read_as_8_bit_rgb(tmp_path):
+    grey = np.array([[0.0, 0.25], [0.5, 1.0]], np.float32)
+    np.testing.assert_array_equal(read_image(_float_tiff(tmp_path / "g.tif", grey))[..., 0], [[0, 64], [128, 255]])
+    # Values outside [0, 1]: stretched from the minimum (0) to the maximum (255).
+    depth = np.array([[-2.0, 0.0], [3.0, 8.0]], np.float32)
+    image = read_image(_float_tiff(tmp_path / "d.tif", depth))
+    np.testing.assert_array_equal(image[..., 0], [[0, 51], [128, 255]])
+    assert (image == image[..., :1]).all()
+    bgr = np.zeros((3, 4, 3), np.float32)
+    bgr[..., 2] = 1.0  # red, in OpenCV's channel order
+    bgr[..., 1] = 0.5
+    colour = read_image(_float_tiff(tmp_path / "c.tif", bgr))
+    assert colour.shape == (3, 4, 3) and colour[0, 0].tolist() == [255, 128, 0]
+    assert image_size(tmp_path / "c.tif") == (3, 4)  # Pillow does not decode float RGB, its header still counts
+
+
+def test_sixteen_bit_pngs_are_scaled_to_8_bit(tmp_path):
+    values = np.array([[0, 257, 32896], [40000, 65279, 65535]], np.uint16)
+    expected = np.round(values / 257).astype(np.uint8)
+    assert cv2.imwrite(str(tmp_path / "grey16.png"), values)
+    grey = read_image(tmp_path / "grey16.png")
+    np.testing.assert_array_equal(grey, np.repeat(expected[..., None], 3, axis=2))
+    bgr = np.stack([values // 4, values // 2, values], axis=-1)
+    assert cv2.imwrite(str(tmp_path / "colour16.png"), bgr)
+    colour = read_image(tmp_path / "colour16.png")
+    np.testing.assert_array_equal(colour, np.round(bgr[..., ::-1] / 257).astype(np.uint8))
+
+
+def test_pixels_that_are_not_a_picture_are_refused_by_name(tmp_path):
+    nan = np.array([[0.0, np.nan]], np.float32)
+    with pytest.raises(DataError, match=r"nan\.tif: the TIFF has NaN or infinite pixel values"):
+        read_image(_float_tiff(tmp_path / "nan.tif", nan))
+    assert cv2.imwrite(str(tmp_path / "signed.tif"), np.array([[-5, 7]], np.int16))
+    with pytest.raises(DataError, match=r"signed\.tif: the TIFF has int16 pixels, which are not read: save it with 8-"):
+        read_image(tmp_path / "signed.tif")
+
+
+def _tiff_header(width: int, height: int) -> bytes:
+    """A float RGB TIFF's header (Pillow reads no pixels of that layout) declaring ``width`` × ``height``."""
+    tags = [(256, 4, width), (257, 4, height), (258, 3, 32), (277, 3, 3), (339, 3, 3)]  # 339: float samples
+    entries = b"".join(struct.pack("<HHII", tag, kind, 1, value) for tag, kind, value in tags)
+    return b"II*\x00" + struct.pack("<IH", 8, len(tags)) + entries + struct.pack("<I", 0)
+
+
+def test_zero_size_and_damaged_headers():
+    with pytest.raises(DataError, match=r"^z\.tif: the TIFF has zero size \(0×5 pixels\)"):
+        decode_image_bytes(_tiff_header(0, 5), source="z.tif")
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buffer, "BMP")
+    bmp = bytearray(buffer.getvalue())
+    bmp[28:30] = (7).to_bytes(2, "little")  # 7 bits a pixel: no such BMP
+    with pytest.raises(DataError, match=r"^x\.bmp: the image header is damaged \(OSError: Unsupported BMP pixel depth"):
+        decode_image_bytes(bytes(bmp), source="x.bmp")
+
+
+def test_pixels_that_are_not_what_the_header_says_are_refused(monkeypatch, coco_image):
+    # No real file makes OpenCV and Pillow disagree here; a decoder that returned other pixels must not pass.
+    monkeypatch.setattr(cv2, "imdecode", lambda data, flags: np.zeros((10, 20, 3), np.uint8))
+    with pytest.raises(DataError, match=r"the JPEG header says 640×425 pixels but 20×10 decoded: the file is damaged"):
+        read_image(coco_image)

@@ -1,0 +1,438 @@
+"""PoseEstimator and `hrnet predict`: same road as evaluation, batching, boxes, files, folders, videos."""
+
+import errno
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hrnet.apps.predict import DetectionBoxes, person_results
+from hrnet.cli import main
+from hrnet.engine.evaluate import Evaluator
+from hrnet.errors import ConfigError, DataError
+from hrnet.io.files import json_text
+from hrnet.io.images import read_image
+from hrnet.io.outputs import LOCK, MANIFEST, OutputFolder
+from hrnet.pose.estimator import PersonPose, PoseEstimator
+from tests.engine.conftest import random_weights_experiment
+
+
+@pytest.fixture(scope="module")
+def setup(datasets_dir, tmp_path_factory):
+    """A tiny experiment on the COCO sample and random weights with non-trivial outputs."""
+    tmp = tmp_path_factory.mktemp("inference")
+    config, config_path, weights, model = random_weights_experiment(datasets_dir, tmp)
+    return config, config_path, weights, model
+
+
+def test_estimator_equals_the_evaluation_road(setup):
+    config, _, weights, model = setup
+    evaluator = Evaluator.from_config(config, torch.device("cpu"), progress=False)
+    expected = evaluator.predict(model)
+    estimator = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch")
+    records = evaluator.split.records
+    images = [read_image(r.image_path) for r in records]
+    persons = estimator.predict(images, [np.array([r.box]) for r in records], channel_order="rgb")
+    got = np.stack([p[0].keypoints for p in persons])
+    np.testing.assert_allclose(got, expected.keypoints, atol=1e-3)
+    np.testing.assert_allclose(np.stack([p[0].scores for p in persons]), expected.scores, atol=1e-5)
+
+
+def test_persons_of_many_images_batch_like_one_at_a_time(setup, datasets_dir):
+    config, _, weights, _ = setup
+    estimator = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch")
+    a = cv2.imread(str(datasets_dir / "coco" / "000000000785.jpg"))
+    b = cv2.imread(str(datasets_dir / "coco" / "000000040083.jpg"))
+    boxes_a = np.array([[280.0, 44.0, 218.0, 346.0], [10.0, 20.0, 100.0, 200.0]])
+    together = estimator.predict([a, b], [boxes_a, None])
+    alone = [estimator(a, boxes_a), estimator(b)]
+    for x, y in zip(together, alone, strict=True):
+        assert len(x) == len(y)
+        for p, q in zip(x, y, strict=True):
+            np.testing.assert_allclose(p.keypoints, q.keypoints, atol=1e-4)
+    # boxes=None is the whole image
+    whole = estimator(b, np.array([[0.0, 0.0, b.shape[1], b.shape[0]]]))[0]
+    np.testing.assert_allclose(alone[1][0].keypoints, whole.keypoints)
+    assert alone[1][0].keypoints.shape == (17, 2) and alone[1][0].score >= 0.0
+
+
+def test_bad_inputs(setup):
+    config, _, weights, _ = setup
+    estimator = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch")
+    with pytest.raises(DataError, match="under 1 pixel wide or high"):
+        estimator(np.zeros((50, 50, 3), np.uint8), np.array([[0, 0, 0, 10]]))
+    with pytest.raises(DataError, match=r"\(H, W, 3\) BGR uint8"):
+        estimator(np.zeros((50, 50, 3), np.float32))
+    with pytest.raises(DataError, match="2 person boxes but 1 box scores"):
+        estimator(np.zeros((50, 50, 3), np.uint8), np.ones((2, 4)), np.ones(1))
+    assert estimator(np.zeros((50, 50, 3), np.uint8), np.zeros((0, 4))) == []
+
+
+def test_channel_order_is_explicit(setup, datasets_dir):
+    """Arrays are BGR by default (cv2.imread's order, as MMPose/rtmlib/ultralytics take them); "rgb" on request;
+    a file path decodes the same whatever the order. The wrong order does move keypoints, hence the choice."""
+    config, _, weights, _ = setup
+    path = datasets_dir / "coco" / "000000000785.jpg"
+    box = np.array([[280.0, 44.0, 218.0, 346.0]])
+    bgr = cv2.imread(str(path))
+    estimator = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch")
+    from_file = estimator(path, box)[0].keypoints
+    np.testing.assert_array_equal(estimator(bgr, box)[0].keypoints, from_file)
+    np.testing.assert_array_equal(estimator(bgr[..., ::-1], box, channel_order="rgb")[0].keypoints, from_file)
+    as_rgb = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch", channel_order="rgb")
+    np.testing.assert_array_equal(as_rgb(bgr[..., ::-1], box)[0].keypoints, from_file)
+    np.testing.assert_array_equal(as_rgb(path, box)[0].keypoints, from_file)
+    assert np.abs(as_rgb(bgr, box)[0].keypoints - from_file).max() > 0
+    with pytest.raises(ConfigError, match="channel_order must be one of"):
+        estimator(bgr, box, channel_order="BGR")
+
+
+def test_detection_boxes_match_by_id_and_name(tmp_path, datasets_dir):
+    dets = DetectionBoxes(datasets_dir / "coco" / "test_coco_det_AP_H_56.json", score_threshold=0.5)
+    boxes, scores = dets.lookup(datasets_dir / "coco" / "000000000785.jpg")
+    assert len(boxes) >= 1 and (scores >= 0.5).all()
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps([{"file_name": "me.png", "bbox": [1, 2, 3, 4], "score": 0.9}]))
+    assert DetectionBoxes(path).lookup(tmp_path / "me.png")[0].tolist() == [[1, 2, 3, 4]]
+    path.write_text(json.dumps({"not": "a list"}))
+    with pytest.raises(DataError, match="JSON list"):
+        DetectionBoxes(path)
+
+
+def test_predict_cli_images_folders_videos_and_failures(setup, datasets_dir, tmp_path):
+    _, config_path, weights, _ = setup
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (96, 128))
+    frame = cv2.imread(str(datasets_dir / "coco" / "000000000785.jpg"))[40:296, 280:472]
+    for _ in range(3):
+        writer.write(cv2.resize(frame, (96, 128)))
+    writer.release()
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    out = tmp_path / "out"
+    status = main([
+        "predict", str(config_path), "--weights", str(weights), "--backend", "pytorch", "--detector", "none",
+        "--out", str(out),
+        "--boxes", str(datasets_dir / "coco" / "test_coco_det_AP_H_56.json"),
+        str(datasets_dir / "coco"), str(video), str(broken),
+    ])  # fmt: skip
+    assert status == 1  # the broken file failed, the rest completed
+    results = json.loads((out / "000000000785.jpg.json").read_text())
+    assert results and results[0]["image_id"] == 785 and len(results[0]["keypoints"]) == 17 * 3
+    assert {"bbox", "score", "category_id"} <= set(results[0])
+    assert (out / "000000000785_pose.jpg").is_file() and (out / "000000197388.jpg.json").is_file()
+    lines = (out / "clip.mp4.jsonl").read_text().splitlines()
+    assert [json.loads(line)["frame"] for line in lines] == [0, 1, 2]
+    capture = cv2.VideoCapture(str(out / "clip_pose.mp4"))
+    assert capture.isOpened() and int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    capture.release()
+    assert not (out / "broken.jpg.json").exists()
+    assert [p.name for p in out.glob(".*")] == [MANIFEST]  # no temporary files and no lock left
+
+
+def test_onnxruntime_backend_gives_the_torch_keypoints(setup, datasets_dir, tmp_path, capsys):
+    config, config_path, weights, _ = setup
+    onnx = tmp_path / "tiny.onnx"
+    assert main(["export", str(config_path), "--weights", str(weights), "--out", str(onnx)]) == 0
+    assert "checked against ONNX Runtime" in capsys.readouterr().out
+    reference = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch-fast")
+    other = PoseEstimator.from_config(config, onnx, backend="onnxruntime")
+    _assert_same_person_and_cli_runs(
+        reference, other, datasets_dir, tmp_path, config_path, onnx, "--backend=onnxruntime"
+    )
+
+
+def _assert_same_person_and_cli_runs(reference, other, datasets_dir, tmp_path, config_path, weights, option):
+    """``other`` finds ``reference``'s keypoints on a sample image, and ``hrnet predict ... option`` runs."""
+    path = datasets_dir / "coco" / "000000040083.jpg"
+    image, box = read_image(path), np.array([[100.0, 50.0, 200.0, 260.0]])
+    expected, got = reference(image, box)[0], other(image, box)[0]
+    np.testing.assert_allclose(got.keypoints, expected.keypoints, atol=0.05)
+    np.testing.assert_allclose(got.scores, expected.scores, atol=1e-4)
+    out = tmp_path / "out"
+    args = ["predict", str(config_path), "--weights", str(weights), option, "--no-draw", "--detector", "none"]
+    assert main([*args, "--out", str(out), str(path)]) == 0
+    assert (out / "000000040083.jpg.json").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++")), reason="torch.compile needs a C++ compiler")
+def test_compiled_fast_path_gives_the_plain_keypoints(setup, datasets_dir, tmp_path):
+    """``hrnet predict --compile`` (about 10 s of compilation on 2 cores) against the plain network."""
+    config, config_path, weights, _ = setup
+    plain = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch")
+    compiled = PoseEstimator.from_config(config, weights, device="cpu", compile=True)
+    _assert_same_person_and_cli_runs(plain, compiled, datasets_dir, tmp_path, config_path, weights, "--compile")
+
+
+def _predict_args(config_path, weights):
+    return [
+        "predict",
+        "--config",
+        str(config_path),
+        "--weights",
+        str(weights),
+        "--backend",
+        "pytorch",
+        "--detector",
+        "none",
+    ]
+
+
+def test_predict_never_replaces_an_input(setup, datasets_dir, tmp_path, capsys):
+    """--out equal to the input folder: a.jpg and a.png get their own results, the photos and an unrelated
+    photo.json stay as they were; a second run does not take the first run's drawings for photos."""
+    _, config_path, weights, _ = setup
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(datasets_dir / "coco" / "000000000785.jpg", folder / "a.jpg")
+    shutil.copy(datasets_dir / "coco" / "000000040083.jpg", folder / "photo.jpg")
+    cv2.imwrite(str(folder / "a.png"), cv2.imread(str(datasets_dir / "coco" / "000000040083.jpg")))
+    (folder / "photo.json").write_text('{"mine": true}')
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    args = _predict_args(config_path, weights)
+    for _ in range(2):
+        assert main([*args, "--out", str(folder), str(folder)]) == 0
+        assert all((folder / name).read_bytes() == data for name, data in before.items())
+    names = {p.name for p in folder.iterdir()} - set(before)
+    assert names == {
+        "a.jpg.json", "a.png.json", "photo.jpg.json", "a_pose.jpg", "a_pose.png", "photo_pose.jpg", MANIFEST
+    }  # fmt: skip
+    assert json.loads((folder / "a.jpg.json").read_text())[0]["image_id"] == "a.jpg"
+    assert json.loads((folder / "a.png.json").read_text())[0]["image_id"] == "a.png"
+    # An output onto a file that is an input (here the boxes file) is refused before anything runs.
+    boxes = folder / "photo.jpg.json"
+    boxes.write_text(json.dumps([{"file_name": "photo.jpg", "bbox": [10, 10, 100, 200], "score": 1.0}]))
+    assert main([*args, "--out", str(folder), "--boxes", str(boxes), str(folder / "photo.jpg")]) == 2
+    assert "would replace the input" in capsys.readouterr().err
+    assert json.loads(boxes.read_text())[0]["bbox"] == [10, 10, 100, 200]
+    # ... and so is an input given as the same file under another name (a hard link).
+    (folder / "link").mkdir()
+    os.link(folder / "photo.jpg", folder / "link" / "photo_pose.jpg")
+    assert main([*args, "--out", str(folder / "link"), str(folder / "photo.jpg")]) == 2
+    assert "would replace the input" in capsys.readouterr().err
+    shutil.copy(folder / "a.jpg", tmp_path / "a.jpg")
+    assert main([*args, "--out", str(tmp_path / "out"), str(folder / "a.jpg"), str(tmp_path / "a.jpg")]) == 2
+    assert "would both write" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"image_id": 1, "bbox": "10,20,30,40"}, r"entry 0: the bbox '10,20,30,40' is not a list of 4 numbers"),
+        ({"image_id": 1, "bbox": [10, 20, 30]}, r"entry 0: the bbox \[10, 20, 30\] is not a list of 4 numbers"),
+        ({"image_id": 1, "bbox": [10, 20, 30, 40], "score": "high"}, r"entry 0: the score 'high' is not a finite"),
+        ({"image_id": 1, "bbox": [10, float("nan"), 30, 40]}, r"entry 0: the bbox value nan is not a finite"),
+        ({"image_id": 1, "bbox": [10, 20, 30, 40], "score": float("inf")}, r"entry 0: the score inf is not a"),
+        ({"image_id": [1], "bbox": [10, 20, 30, 40]}, r"entry 0: the image_id or file_name \[1\] is not"),
+    ],
+)
+def test_malformed_detection_entries_are_named(tmp_path, entry, message):
+    path = tmp_path / "boxes.json"
+    path.write_text(json.dumps([entry]))  # json writes NaN and Infinity, as some detectors do
+    with pytest.raises(DataError, match=rf"boxes.json: {message}"):
+        DetectionBoxes(path)
+
+
+def test_predict_cli_bad_boxes_file_is_one_line(setup, datasets_dir, tmp_path, capsys):
+    _, config_path, weights, _ = setup
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps([{"file_name": "a.jpg", "bbox": [1, 2, 3], "score": 1}]))
+    image = datasets_dir / "coco" / "000000040083.jpg"
+    assert (
+        main([*_predict_args(config_path, weights), "--boxes", str(boxes), "--out", str(tmp_path / "o"), str(image)])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "boxes.json: entry 0: the bbox [1, 2, 3]" in err
+
+
+def test_non_finite_boxes_given_to_the_estimator_are_refused(setup):
+    config, _, weights, _ = setup
+    estimator = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch")
+    image = np.zeros((50, 50, 3), np.uint8)
+    with pytest.raises(DataError, match="NaN or infinity"):
+        estimator(image, np.array([[0, 0, np.nan, 10]]))
+    with pytest.raises(DataError, match="NaN or infinity"):
+        estimator(image, np.array([[0, 0, 10, 10]]), np.array([np.inf]))
+
+
+def test_non_finite_predictions_are_written_as_null_with_a_warning(caplog):
+    person = PersonPose(np.array([1.0, 2.0, 3.0, 4.0]), np.full((17, 2), np.nan), np.full(17, np.nan), float("nan"))
+    with caplog.at_level("WARNING", logger="hrnet"):
+        results = person_results([person], "a.jpg", where="a.jpg")
+    text = json_text(results, "a.jpg.json")  # valid JSON: would raise on NaN
+    assert json.loads(text)[0]["keypoints"] == [None] * 51 and json.loads(text)[0]["score"] is None
+    assert "a.jpg: 52 predicted values are not finite" in caplog.text
+
+
+def test_one_bad_value_among_finite_persons_is_the_only_null(caplog):
+    """The finite check runs on the rounded values: a coordinate that rounding to 3 decimals overflows (1e308) is
+    caught too, and only it becomes null; a person of finite values is left alone."""
+    good = PersonPose(np.array([1.0, 2.0, 3.0, 4.0]), np.full((17, 2), 5.0), np.full(17, 0.5), 0.9)
+    keypoints = np.full((17, 2), 5.0)
+    keypoints[3, 1] = 1e308
+    bad = PersonPose(np.array([1.0, 2.0, 3.0, 4.0]), keypoints, np.full(17, 0.5), 0.9)
+    with caplog.at_level("WARNING", logger="hrnet"):
+        results = json.loads(json_text(person_results([good, bad], 7, where="b.jpg"), "b.jpg.json"))
+    assert results[0]["keypoints"] == [5.0, 5.0, 0.5] * 17
+    assert results[1]["keypoints"][10] is None and sum(v is None for v in results[1]["keypoints"]) == 1
+    assert "b.jpg: 1 predicted values are not finite" in caplog.text
+
+
+def test_a_photo_named_like_a_drawing_is_predicted_and_never_overwritten(setup, datasets_dir, tmp_path, capsys):
+    """Drawings are told from photos by the folder's manifest, not by a ``_pose`` suffix: a photo ``a_pose.jpg``
+    beside ``a.jpg`` is an input, so writing a.jpg's drawing onto it is refused (naming both) before anything
+    runs; ``tree_pose.jpg`` with --out elsewhere is predicted like any photo."""
+    _, config_path, weights, _ = setup
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name, sample in (("a.jpg", "000000000785.jpg"), ("a_pose.jpg", "000000040083.jpg")):
+        shutil.copy(datasets_dir / "coco" / sample, folder / name)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    args = _predict_args(config_path, weights)
+    assert main([*args, "--out", str(folder), str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "a_pose.jpg is the input" in err and "the output of" in err and "a.jpg would" in err
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing written, the photo as it was
+    assert main([*args, "--overwrite", "--out", str(folder), str(folder)]) == 2  # an input, whatever is asked
+    capsys.readouterr()
+
+    trees = tmp_path / "trees"
+    trees.mkdir()
+    shutil.copy(datasets_dir / "coco" / "000000000785.jpg", trees / "tree.jpg")
+    shutil.copy(datasets_dir / "coco" / "000000040083.jpg", trees / "tree_pose.jpg")
+    out = tmp_path / "out"
+    assert main([*args, "--out", str(out), str(trees)]) == 0
+    assert (out / "tree_pose.jpg.json").is_file() and (out / "tree_pose_pose.jpg").is_file()
+    assert (out / "tree.jpg.json").is_file() and (out / "tree_pose.jpg").is_file()
+
+
+def test_predict_replaces_only_its_own_earlier_outputs(setup, datasets_dir, tmp_path, capsys):
+    _, config_path, weights, _ = setup
+    image = str(datasets_dir / "coco" / "000000040083.jpg")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "000000040083.jpg.json").write_text('{"mine": true}')
+    args = [*_predict_args(config_path, weights), "--no-draw", "--out", str(out), image]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "000000040083.jpg.json: the output of" in err and "hrnet predict did not write" in err
+    assert "--overwrite" in err and (out / "000000040083.jpg.json").read_text() == '{"mine": true}'
+    assert main([*args, "--overwrite"]) == 0
+    assert main(args) == 0  # its own output now: replaced without asking
+
+
+def test_a_second_predict_into_a_taken_folder_is_refused_with_the_holders_pid(setup, datasets_dir, tmp_path, capsys):
+    _, config_path, weights, _ = setup
+    out = tmp_path / "out"
+    image = str(datasets_dir / "coco" / "000000040083.jpg")
+    with OutputFolder(out, command="hrnet predict"):  # another run holds it
+        assert main([*_predict_args(config_path, weights), "--out", str(out), image]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"another run, pid {os.getpid()}" in err and "is writing into this folder" in err
+    assert sorted(p.name for p in out.iterdir()) == []
+
+
+def test_the_next_run_removes_what_a_killed_video_run_left(setup, datasets_dir, tmp_path, caplog):
+    """SIGTERM during a video predict leaves its lock and the temporary .jsonl/.mp4 (SIGINT cleans up): the next
+    run into the folder takes the lock over with a warning and removes them."""
+    _, config_path, weights, _ = setup
+    out = tmp_path / "out"
+    out.mkdir()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    (out / LOCK).write_text(json.dumps({"pid": gone.pid, "host": socket.gethostname(), "command": "hrnet predict"}))
+    left = [out / ".clip.mp4.1a2b3c4d.tmp.jsonl", out / ".clip_pose.5e6f7a8b.tmp.mp4"]
+    for path in left:
+        path.write_bytes(b"half a video")
+    image = str(datasets_dir / "coco" / "000000040083.jpg")
+    with caplog.at_level("INFO", logger="hrnet"):
+        assert main([*_predict_args(config_path, weights), "--no-draw", "--out", str(out), image]) == 0
+    assert f"took over the lock of pid {gone.pid}" in caplog.text
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "000000040083.jpg.json"]
+
+
+def test_predict_out_that_cannot_be_a_folder_is_one_error_up_front(setup, datasets_dir, tmp_path, capsys):
+    _, config_path, weights, _ = setup
+    image = str(datasets_dir / "coco" / "000000040083.jpg")
+    a_file = tmp_path / "taken"
+    a_file.write_text("")
+    args = _predict_args(config_path, weights)
+    assert main([*args, "--out", str(a_file), image]) == 2
+    assert "taken: the --out folder is an existing file" in capsys.readouterr().err
+    assert main([*args, "--out", str(a_file / "below"), image]) == 2
+    assert "below: cannot write the --out folder (a file is in the way" in capsys.readouterr().err
+
+
+def test_predict_into_a_read_only_folder_is_one_error_up_front(setup, datasets_dir, tmp_path, capsys, monkeypatch):
+    """A read-only --out: one line before any input runs (simulated: the tests may run as root, who writes
+    anywhere; a non-root run of the next test does it for real)."""
+    _, config_path, weights, _ = setup
+    out = tmp_path / "ro"
+    out.mkdir()
+    real_open = os.open
+
+    def read_only(path, flags, mode=0o777, **kw):
+        if Path(path).parent == out and flags & os.O_CREAT:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, mode, **kw)
+
+    monkeypatch.setattr(os, "open", read_only)
+    images = [str(datasets_dir / "coco" / n) for n in ("000000040083.jpg", "000000000785.jpg")]
+    assert main([*_predict_args(config_path, weights), "--out", str(out), *images]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.count("\n") == 1 and "ro: cannot write the --out folder (Permission denied: the folder is read-only" in err
+    )
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_predict_into_a_really_read_only_folder(setup, datasets_dir, tmp_path, capsys):
+    _, config_path, weights, _ = setup
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        image = str(datasets_dir / "coco" / "000000040083.jpg")
+        assert main([*_predict_args(config_path, weights), "--out", str(out), image]) == 2
+        assert "cannot write the --out folder" in capsys.readouterr().err
+    finally:
+        out.chmod(0o755)
+
+
+def test_photos_are_turned_upright_by_their_exif_orientation(setup, tmp_path):
+    """A phone photo stored sideways with orientation 6 (rotate 90° clockwise to view): the whole-image box and
+    the drawing are those of the upright photo."""
+    _, config_path, weights, _ = setup
+    pixels = np.zeros((40, 80, 3), np.uint8)
+    pixels[:, :20] = 255  # stored: a white band on the left; upright: at the top
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(pixels).save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=95)
+    out = tmp_path / "out"
+    assert main([*_predict_args(config_path, weights), "--out", str(out), str(tmp_path / "phone.jpg")]) == 0
+    assert json.loads((out / "phone.jpg.json").read_text())[0]["bbox"] == [0, 0, 40, 80]
+    drawing = cv2.imread(str(out / "phone_pose.jpg"))
+    assert drawing.shape[:2] == (80, 40) and drawing[:10].mean() > drawing[-10:].mean()
+    assert read_image(tmp_path / "phone.jpg").shape[:2] == (40, 80)  # data sets: the stored pixels
+
+
+def test_a_boxes_file_that_matches_no_input_is_warned_with_its_names(setup, datasets_dir, tmp_path, caplog):
+    _, config_path, weights, _ = setup
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps([{"file_name": "IMG_0001.jpg", "bbox": [1, 2, 30, 40], "score": 1}]))
+    image = str(datasets_dir / "coco" / "000000040083.jpg")
+    args = [*_predict_args(config_path, weights), "--boxes", str(boxes), "--out", str(tmp_path / "o"), "--no-draw"]
+    with caplog.at_level("WARNING", logger="hrnet"):
+        assert main([*args, image]) == 0
+    assert "boxes.json: no entry matches any input image: it names 'IMG_0001.jpg'" in caplog.text
