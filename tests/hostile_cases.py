@@ -276,8 +276,10 @@ CASES: tuple[HostileCase, ...] = (
     # downloads
     HostileCase("downloads", "a download whose checksum does not match", "refused and deleted",
                 _WEIGHTS + "test_checksum_mismatch_deletes_the_download"),
-    HostileCase("downloads", "a download cut off half way", "kept and resumed on the next run",
-                _WEIGHTS + "test_a_truncated_download_is_kept_and_resumed"),
+    HostileCase("downloads", "a download cut off half way", "nothing kept; the next run gets it whole",
+                _WEIGHTS + "test_a_truncated_download_leaves_nothing_and_the_next_try_gets_it_whole"),
+    HostileCase("downloads", "an archive whose names point outside the cache (../, /)", "only the one file kept, there",
+                _WEIGHTS + "test_names_inside_an_archive_never_become_paths"),
     HostileCase("downloads", "HTTP 404", "one error naming the status and URL",
                 _WEIGHTS + "test_http_errors_name_the_status_and_url"),
     HostileCase("downloads", "no network", "one error with the URL and the exact cache path",

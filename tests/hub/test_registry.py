@@ -1,7 +1,7 @@
 """Weights by name (src/hrnet/hub/registry.py): the registry (against its configs, its sources and the real MMPose key
 layouts), and the download cache against a local HTTP server on 127.0.0.1 (started in a thread here; the tests
-never use the internet): checksums, truncated and resumed downloads, servers that cannot resume, zip archives,
-being offline, and hostile cache states (tampered files, a cache that is a file or read-only)."""
+never use the internet): checksums, truncated downloads, zip archives (damaged ones too), being offline, and hostile
+cache states (tampered files, a cache that is a file or read-only)."""
 
 from __future__ import annotations
 
@@ -48,8 +48,7 @@ class Server:
     url: str
     files: dict[str, bytes] = field(default_factory=dict)
     cut_after: int | None = None  # send only this many bytes of the body, then close (Content-Length says all)
-    ranges: bool = True  # honour Range requests
-    requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range header)
+    requests: list[str] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -58,28 +57,15 @@ def server() -> Iterator[Server]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            state.requests.append((self.path, self.headers.get("Range")))
+            state.requests.append(self.path)
             body = state.files.get(self.path)
             if body is None:
                 self.send_error(404, "Not Found")
                 return
-            start = 0
-            match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
-            if match and state.ranges:
-                start = int(match.group(1))
-                if start >= len(body):
-                    self.send_error(416, "Range Not Satisfiable")
-                    return
-                self.send_response(206)
-                self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-            else:
-                self.send_response(200)
-            self.send_header("Content-Length", str(len(body) - start))
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            part = body[start:]
-            if state.cut_after is not None:
-                part = part[: state.cut_after]
-            self.wfile.write(part)
+            self.wfile.write(body[: state.cut_after])
             self.wfile.flush()
             if state.cut_after is not None:
                 self.close_connection = True
@@ -111,7 +97,7 @@ def test_a_download_is_verified_and_renamed_into_place(server, tmp_path):
     target = tmp_path / "w.pth"
     assert download(f"{server.url}/w.pth", target, sha256=SHA, progress=False) == target
     assert target.read_bytes() == PAYLOAD
-    assert not list(tmp_path.glob("*.part"))
+    assert list(tmp_path.iterdir()) == [target]  # no temporary file left
 
 
 def test_checksum_mismatch_deletes_the_download(server, tmp_path):
@@ -119,45 +105,34 @@ def test_checksum_mismatch_deletes_the_download(server, tmp_path):
     target = tmp_path / "w.pth"
     with pytest.raises(DownloadError, match=rf"checksum mismatch.*expected {SHA}.*deleted"):
         download(f"{server.url}/w.pth", target, sha256=SHA, progress=False)
-    assert not target.exists() and not list(tmp_path.glob("*.part"))
+    assert not list(tmp_path.iterdir())
 
 
 def test_checksum_prefix_as_mmpose_names_files(server, tmp_path):
     """MMPose's file names end in the first 8 hex digits of the file's SHA-256; that prefix is what we check."""
     server.files["/w.pth"] = PAYLOAD
-    download(f"{server.url}/w.pth", tmp_path / "a.pth", sha256_prefix=SHA[:8], progress=False)
+    download(f"{server.url}/w.pth", tmp_path / "a.pth", sha256=SHA[:8], progress=False)
     with pytest.raises(DownloadError, match=f"expected one starting with {SHA[8:16]}"):
-        download(f"{server.url}/w.pth", tmp_path / "b.pth", sha256_prefix=SHA[8:16], progress=False)
+        download(f"{server.url}/w.pth", tmp_path / "b.pth", sha256=SHA[8:16], progress=False)
 
 
-def test_a_truncated_download_is_kept_and_resumed(server, tmp_path):
-    server.files["/w.pth"] = PAYLOAD
+def test_a_truncated_download_leaves_nothing_and_the_next_try_gets_it_whole(server, cache, monkeypatch):
+    """A reply cut off mid-file fails its checksum: no file under the name, no temporary file, no empty folder;
+    the next run downloads it whole."""
+    entry = _served_entry(server, monkeypatch, sha256_prefix=SHA[:8])
     server.cut_after = 100_000
-    target = tmp_path / "w.pth"
-    with pytest.raises(DownloadError, match=r"stopped at 100000 of 256000 bytes.*run again to resume"):
-        download(f"{server.url}/w.pth", target, sha256=SHA, progress=False)
-    assert not target.exists()
-    assert (tmp_path / "w.pth.part").stat().st_size == 100_000
+    with pytest.raises(DownloadError, match=rf"checksum mismatch for {re.escape(entry.url)}.*cut-off"):
+        resolve_weights(entry.name, progress=False)
+    assert not cache.exists()
     server.cut_after = None
-    download(f"{server.url}/w.pth", target, sha256=SHA, progress=False)
-    assert server.requests[-1] == ("/w.pth", "bytes=100000-")  # resumed where it stopped
-    assert target.read_bytes() == PAYLOAD
-    assert not (tmp_path / "w.pth.part").exists()
+    assert resolve_weights(entry.name, progress=False).read_bytes() == PAYLOAD
 
 
-def test_a_server_that_cannot_resume_starts_over(server, tmp_path):
+def test_a_folder_that_cannot_be_written_is_named(server, tmp_path):
     server.files["/w.pth"] = PAYLOAD
-    (tmp_path / "w.pth.part").write_bytes(b"stale bytes of another try")
-    server.ranges = False
-    download(f"{server.url}/w.pth", tmp_path / "w.pth", sha256=SHA, progress=False)
-    assert (tmp_path / "w.pth").read_bytes() == PAYLOAD
-
-
-def test_a_part_file_longer_than_the_file_starts_over(server, tmp_path):
-    server.files["/w.pth"] = PAYLOAD
-    (tmp_path / "w.pth.part").write_bytes(PAYLOAD + b"extra")
-    download(f"{server.url}/w.pth", tmp_path / "w.pth", sha256=SHA, progress=False)
-    assert (tmp_path / "w.pth").read_bytes() == PAYLOAD
+    target = tmp_path / "ro" / "w.pth"
+    with _read_only(target.parent), pytest.raises(DownloadError, match=rf"{re.escape(str(target))}: cannot write"):
+        download(f"{server.url}/w.pth", target, progress=False)
 
 
 def test_http_errors_name_the_status_and_url(server, tmp_path):
@@ -234,10 +209,27 @@ def test_a_zip_archive_is_unpacked_and_its_member_checked(server, cache, monkeyp
     bad = replace(entry, name="test-det-bad", member_sha256="0" * 64)
     with pytest.raises(DownloadError, match=r"checksum mismatch for det/end2end\.onnx"):
         fetch(bad, progress=False)
-    assert not (cache / "test-det-bad" / "test-det-bad.onnx").exists()
+    assert not (cache / "test-det-bad").exists()
     missing = replace(entry, name="test-det-none", member="other.onnx")
     with pytest.raises(DownloadError, match=r"expected one other\.onnx inside the archive, found 0"):
         fetch(missing, progress=False)
+    server.files["/det.zip"] = server.files["/det.zip"][:-200]  # cut off: the central directory is gone
+    with pytest.raises(DownloadError, match=r"det\.zip: not a usable archive.*deleted: download it again"):
+        fetch(replace(entry, name="test-det-cut"), progress=False)
+    assert not (cache / "test-det-cut").exists()
+
+
+def test_names_inside_an_archive_never_become_paths(server, cache):
+    """The kept file is written where the registry says, whatever the archive calls it; nothing else is unpacked."""
+    onnx_bytes = b"pretend onnx" * 100
+    server.files["/evil.zip"] = _zip({"../../outside/end2end.onnx": onnx_bytes, "/etc/pipeline.json": b"{}"})
+    entry = WeightsFile(
+        "test-det", "detector", f"{server.url}/evil.zip", "a test detector", "test", member="end2end.onnx",
+        detector_format="yolox", input_size=(64, 64),
+    )  # fmt: skip
+    assert fetch(entry, progress=False).read_bytes() == onnx_bytes
+    written = sorted(str(p.relative_to(cache.parent)) for p in cache.parent.rglob("*") if p.is_file())
+    assert written == ["cache/test-det/test-det.onnx", "cache/test-det/test-det.onnx.sha256"]
 
 
 def test_the_registry_is_consistent():
@@ -501,12 +493,13 @@ def test_a_cache_that_is_a_file_is_one_clear_error(cache, monkeypatch, capsys, b
     cache.write_text("not a folder")
     if below:
         monkeypatch.setenv("HRNET_CACHE", str(cache / "sub"))
-    for call in (lambda: resolve_weights(entry.name), lambda: resolve_weights(entry.name, download=False)):
-        with pytest.raises(DownloadError, match=rf"{re.escape(str(cache))} is not a folder.*\$HRNET_CACHE"):
-            call()
+    with pytest.raises(DownloadError, match=rf"{re.escape(str(cache))}\S*: .*a file is in the way.*\$HRNET_CACHE"):
+        resolve_weights(entry.name)
+    with pytest.raises(DownloadError, match="it is not in the cache"):
+        resolve_weights(entry.name, download=False)
     assert main(["weights", "get", entry.name]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "is not a folder" in err and "Traceback" not in err
+    assert err.count("\n") == 1 and "a file is in the way" in err and "Traceback" not in err
 
 
 @contextmanager
@@ -538,7 +531,7 @@ def test_a_read_only_cache_is_one_clear_error(server, cache, monkeypatch, capsys
     entry = _served_entry(server, monkeypatch)
     with _read_only(cache):
         with pytest.raises(
-            DownloadError, match=rf"cannot write into the weights cache {re.escape(str(cache))}.*writable"
+            DownloadError, match=rf"{re.escape(str(cache))}\S*: cannot write the weights cache.*read-only"
         ):
             resolve_weights(entry.name, progress=False)
         assert main(["weights", "get", entry.name]) == 2

@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hrnet.errors import ConfigError
-
-if TYPE_CHECKING:
-    pass
-
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +49,9 @@ def add_weights(sub: Any) -> None:
     weights = sub.add_parser(
         "weights",
         help="public pose and person-detector weights by name: list them, download them into the cache",
-        description="Files go to $HRNET_CACHE or ~/.cache/hrnet, verified against the published checksum where one "
-        "is published, resumed when a download was cut off. Any command's --weights NAME / --detector NAME "
-        "downloads on first use.",
+        description="Files go to $HRNET_CACHE or the user's cache folder (~/.cache/hrnet on Linux), verified against "
+        "the published checksum where one is published. Any command's --weights NAME / --detector NAME downloads on "
+        "first use.",
     )
     weights_sub = weights.add_subparsers(dest="weights_command", required=True)
     p = weights_sub.add_parser("list", help="the known names, what they are, and which are cached")

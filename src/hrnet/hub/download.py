@@ -1,188 +1,82 @@
-"""Downloads that appear whole and checked, or not at all, and the SHA-256 of a downloaded file kept beside it.
-
-``download(url, target)`` goes through ``<target>.part`` (resumed with an HTTP Range request when a previous try
-was cut off), checks the SHA-256 (or its leading hex digits) when one is given, and only then renames the file
-into place; ``unpack_member`` takes one file out of a zip archive the same way. ``record_checksum`` keeps a file's
-SHA-256 beside it (``<file>.sha256``, keyed by its size and modification time), so that a file checked once is not
-hashed again until it changes. ``hrnet.hub.registry`` uses these for its registry of named files.
+"""Downloaded files that appear whole and checked, or not at all: ``download`` is ``torch.hub``'s downloader (a
+temporary file beside the target, its SHA-256 checked, then a rename) with one-line errors; ``unpack_member`` takes
+the one file a zip archive is downloaded for out of it the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
-import logging
-import os
+import http.client
+import shutil
 import urllib.error
-import urllib.request
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
-from tqdm import tqdm
-
-from hrnet.errors import DataError, DownloadError, OutputError
-from hrnet.io.files import atomic_path, read_json, write_json_atomic
-
-log = logging.getLogger(__name__)
-
-CHUNK = 1 << 16
+from hrnet.errors import DownloadError
+from hrnet.io.files import atomic_path, output_problem
 
 
-def download(
-    url: str,
-    target: str | Path,
-    *,
-    sha256: str | None = None,
-    sha256_prefix: str | None = None,
-    progress: bool = True,
-    timeout: float = 30.0,
-    error: Callable[[str], DownloadError] | None = None,
-) -> Path:
-    """Download ``url`` to ``target``: through ``<target>.part`` (resumed from its size with an HTTP Range
-    request), checked against ``sha256`` (or its leading hex digits ``sha256_prefix``), then renamed.
-    ``error(reason)`` makes the exception raised (default: a ``DownloadError`` naming the URL).
+def download(url: str, target: str | Path, *, sha256: str | None = None, progress: bool = True) -> Path:
+    """Download ``url`` to ``target`` through a temporary file beside it, checked against ``sha256`` (a whole
+    SHA-256, or its leading hex digits as MMPose's file names carry them) when one is given.
+
+    Returns:
+        ``target``, whole and checked; a failed download leaves nothing behind.
 
     Raises:
-        DownloadError: the server cannot be reached, the transfer ended early (the ``.part`` file is kept: run
-            again to resume), or the checksum differs (the ``.part`` file is deleted).
+        DownloadError: the server is unreachable or answers an error, the file cannot be written, or its SHA-256
+            differs (a changed, corrupted or cut-off file).
     """
-    target = Path(target)
-    part = target.with_name(target.name + ".part")
-    fail = error or (lambda reason: DownloadError(f"{url}: {reason}"))
-    have = part.stat().st_size if part.is_file() else 0
-    request = urllib.request.Request(url, headers={"User-Agent": "hrnet"})
-    if have:
-        request.add_header("Range", f"bytes={have}-")
+    from torch.hub import download_url_to_file  # PyTorch is loaded only when a file is downloaded
+
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        download_url_to_file(url, str(target), hash_prefix=sha256, progress=progress)
     except urllib.error.HTTPError as err:
-        if err.code == 416 and have:  # the part file is already whole (or longer than the file): start again
-            part.unlink()
-            return download(
-                url, target, sha256=sha256, sha256_prefix=sha256_prefix, progress=progress, timeout=timeout, error=error
-            )
-        raise fail(f"the server answered HTTP {err.code} {err.reason} for {url}") from None
-    except (urllib.error.URLError, OSError) as err:
-        reason = getattr(err, "reason", err)
-        raise fail(f"cannot download {url} ({reason}); are you offline?") from None
-    with response:
-        resumed = have > 0 and response.status == 206
-        if have and not resumed:
-            log.info("%s: the server does not resume downloads; starting again", url)
-            have = 0
-        length = response.headers.get("Content-Length")
-        total = have + int(length) if length is not None else None
-        digest = hashlib.sha256()
-        if resumed:
-            with part.open("rb") as f:
-                for block in iter(lambda: f.read(CHUNK), b""):
-                    digest.update(block)
-        got = have
-        try:
-            out = part.open("ab" if resumed else "wb")
-        except OSError as err:
-            raise DownloadError(f"{part}: cannot write the download ({err.strerror or err})") from None
-        with (
-            out,
-            tqdm(
-                total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024, desc=target.name,
-                disable=not progress,
-            ) as bar,
-        ):  # fmt: skip
-            try:
-                for block in iter(lambda: response.read(CHUNK), b""):
-                    out.write(block)
-                    digest.update(block)
-                    got += len(block)
-                    bar.update(len(block))
-            except (OSError, ValueError) as err:  # connection reset, timeout, http.client.IncompleteRead
-                raise fail(
-                    f"the download stopped at {got} of {total or '?'} bytes ({err}); run again to resume"
-                ) from None
-    if total is not None and got < total:
-        raise fail(f"the download stopped at {got} of {total} bytes; run again to resume")
-    actual = digest.hexdigest()
-    expected = sha256 or sha256_prefix
-    if expected and not actual.startswith(expected.lower()):
-        part.unlink()
-        raise fail(
-            f"checksum mismatch for {url}: its SHA-256 is {actual}, expected "
-            f"{'one starting with ' if not sha256 else ''}{expected}; the download was deleted (a changed or "
-            "corrupted file)"
-        )
-    if not expected:
-        log.warning("%s: no published checksum to verify it against; its SHA-256 is %s", target.name, actual)
-    os.replace(part, target)
-    return target
+        raise DownloadError(f"the server answered HTTP {err.code} {err.reason} for {url}") from None
+    except RuntimeError as err:  # torch.hub's only one: 'invalid hash value (expected "...", got "...")'
+        raise DownloadError(
+            f"checksum mismatch for {url}: expected {'' if len(sha256 or '') == 64 else 'one starting with '}"
+            f"{sha256} (torch.hub: {err}); the download was deleted (a changed, corrupted or cut-off file)"
+        ) from None
+    except (OSError, http.client.HTTPException) as err:  # URLError is an OSError; IncompleteRead a cut-off reply
+        if isinstance(err, OSError) and (err.filename or err.errno in (errno.ENOSPC, errno.EDQUOT)):
+            raise DownloadError(f"{target}: cannot write the download ({output_problem(err)})") from None
+        raise DownloadError(f"cannot download {url} ({getattr(err, 'reason', err)}); are you offline?") from None
+    return Path(target)
 
 
-def unpack_member(archive: Path, member: str, target: Path, sha256: str | None) -> str:
-    """Take the one file of ``archive`` whose name ends in ``member``, write it to ``target`` atomically, and check
-    it against ``sha256`` when given; returns its SHA-256."""
+def unpack_member(archive: Path, member: str, target: Path, sha256: str | None) -> None:
+    """Write the one file of the zip ``archive`` whose name ends in ``member`` to ``target``, whole and checked
+    against ``sha256`` when one is given, then delete the archive. Names inside the archive never become paths, so
+    none can reach outside ``target``.
+
+    Raises:
+        DownloadError: the archive is unusable (not a zip, damaged, no single ``member``, another checksum; it is
+            deleted), or ``target`` cannot be written.
+    """
     try:
-        with zipfile.ZipFile(archive) as zf:
+        with zipfile.ZipFile(archive) as zf, atomic_path(target) as tmp:
             names = [n for n in zf.namelist() if n == member or n.endswith("/" + member)]
             if len(names) != 1:
-                raise DownloadError(
-                    f"{archive}: expected one {member} inside the archive, found {len(names)}; delete the file "
-                    "and download it again"
+                raise zipfile.BadZipFile(f"expected one {member} inside the archive, found {len(names)}")
+            with zf.open(names[0]) as src, tmp.open("wb") as dst:
+                shutil.copyfileobj(src, dst)  # zipfile checks each member's CRC-32: a cut-off archive fails here
+            if sha256 and (actual := sha256_of(tmp)) != sha256:
+                raise zipfile.BadZipFile(
+                    f"checksum mismatch for {names[0]}: its SHA-256 is {actual}, expected {sha256}"
                 )
-            digest = hashlib.sha256()
-            with atomic_path(target) as tmp, zf.open(names[0]) as src, tmp.open("wb") as dst:
-                for block in iter(lambda: src.read(CHUNK), b""):
-                    dst.write(block)
-                    digest.update(block)
-                if sha256 and digest.hexdigest() != sha256:
-                    raise DownloadError(
-                        f"{archive}: checksum mismatch for {names[0]}: its SHA-256 is {digest.hexdigest()}, "
-                        f"expected {sha256}; delete the archive and download it again"
-                    )
     except zipfile.BadZipFile as err:
-        raise DownloadError(f"{archive}: not a readable zip archive ({err}); delete it and download again") from None
+        with contextlib.suppress(OSError):
+            archive.unlink()
+        raise DownloadError(f"{archive}: not a usable archive ({err}); it was deleted: download it again") from None
     except OSError as err:
-        raise DownloadError(f"{archive}: cannot unpack it into {target} ({err.strerror or err})") from None
-    if not sha256:
-        log.warning(
-            "%s: no published checksum to verify it against; its SHA-256 is %s", target.name, digest.hexdigest()
-        )
-    return digest.hexdigest()
+        raise DownloadError(f"{archive}: cannot unpack it into {target} ({output_problem(err)})") from None
+    archive.unlink()
 
 
 def sha256_of(path: Path) -> str:
-    """The SHA-256 of a file, in hex."""
-    digest = hashlib.sha256()
+    """The SHA-256 of the file ``path``, in hex."""
     with path.open("rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def checksum_record(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
-
-
-def record_checksum(path: Path, sha256: str) -> None:
-    """Keep ``path``'s SHA-256 beside it, keyed by its size and modification time; a read-only cache keeps none
-    (the file is then hashed at every use)."""
-    stat = path.stat()
-    try:
-        write_json_atomic(checksum_record(path), {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256})
-    except (OSError, OutputError) as err:
-        log.debug("%s: cannot keep its checksum beside it (%s)", path, err)
-
-
-def recorded_checksum(path: Path) -> tuple[str | None, bool]:
-    """The SHA-256 recorded beside ``path`` and whether the record still describes the file (same size and
-    modification time); (None, False) when there is no usable record."""
-    record_path = checksum_record(path)
-    if not record_path.is_file():
-        return None, False
-    try:
-        record = read_json(record_path, "checksum record")
-    except DataError:
-        return None, False
-    if not isinstance(record, dict) or not isinstance(record.get("sha256"), str):
-        return None, False
-    stat = path.stat()
-    current = record.get("size") == stat.st_size and record.get("mtime_ns") == stat.st_mtime_ns
-    return record["sha256"], current
+        return hashlib.file_digest(f, "sha256").hexdigest()

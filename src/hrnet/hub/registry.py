@@ -1,57 +1,42 @@
 """Weights by name: a registry of public pose and person-detector files, downloaded into a user cache.
 
 ``resolve_weights(spec)`` turns a ``--weights`` argument into a file: a path that exists is itself; a registered
-name (``REGISTRY``, ``hrnet weights list``) is its file in the cache, downloaded first if missing.
-``resolve_many(specs)`` does the same for several arguments at once (a pose file and a detector) and reports every
-file that cannot be had in one error. The cache is ``$HRNET_CACHE`` or ``~/.cache/hrnet``; each file lives in
-``<cache>/<name>/``. ``config_for_weights(name)`` is the shipped experiment config a pose name fits.
+name (``REGISTRY``, ``hrnet weights list``) is its file in the cache (``$HRNET_CACHE``, else
+``platformdirs.user_cache_dir("hrnet")``; ``<cache>/<name>/<file>``), downloaded first if missing. ``resolve_many``
+does the same for several arguments and reports every file that cannot be had in one error.
 
-A download (``hrnet.hub.download``) shows a progress bar, goes to ``<file>.part`` (resumed with an HTTP Range request
-when a previous try was cut off), is checked against the registry's checksum, and only then is renamed onto the file: a
-reader never sees a partial or unverified file. A file already in the cache is checked again before use: its SHA-256
-against the published one, or, where none is published, against the one it had when it was downloaded. The result is
-kept beside the file (``<file>.sha256``, keyed by the file's size and modification time), so the hash is computed once.
-
-Checksums are recorded only where the publisher states them: MMPose's file names end in the first 8 hex digits of
-the file's SHA-256 (its ``tools/misc/publish_model.py`` names them so), which is checked as a prefix. The zip
-archives of the person detectors carry no published checksum (the hex digits in their names are those of the
-PyTorch checkpoint they were exported from), so they are downloaded unverified and the log prints the SHA-256 they
-had. The official HRNet checkpoints (Google Drive / OneDrive folders) have no direct link, so they are not here:
-download them by hand and pass the path. MMPose's HRNet files are the same network with the same test protocol,
-trained with MMPose's recipe (Adam 5e-4 with a linear warm-up, 64 images per GPU for W32 and 32 for W48 on 8 GPUs,
-rotation 40°, scale 0.5), not the official one (Adam 1e-3, 32 images per GPU on 4 GPUs, rotation 45°, scale 0.35).
-
-Zip archives (MMDeploy's ONNX "SDK" folders, as rtmlib uses them) are unpacked and the one ONNX file in them kept.
-
-A little long because of the registry itself (26 entries, each with its source and figures); the downloading is
-in ``hrnet.hub.download``.
+A file is checked before use: a download (``hrnet.hub.download``) before it appears under its name; a cached file
+against the published SHA-256, or where none is published against the one it had when it was downloaded. The result
+is kept beside it (``<file>.sha256``, keyed by size and modification time) so that a large file is hashed once.
+Published checksums: MMPose's file names end in the first 8 hex digits of the file's SHA-256 (its
+``tools/misc/publish_model.py`` names them so). The detectors' zip archives (MMDeploy's ONNX "SDK" folders, as
+rtmlib uses them) have none; zip's own CRC-32s catch a damaged one, and the one ONNX file in it is kept. The
+official HRNet checkpoints have no direct link (Google Drive folders): download them by hand and pass the path.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from hrnet.errors import DownloadError
-from hrnet.hub.download import download, record_checksum, recorded_checksum, sha256_of, unpack_member
+from platformdirs import user_cache_dir
+
+from hrnet.errors import DownloadError, OutputError
+from hrnet.hub.download import download, sha256_of, unpack_member
+from hrnet.io.files import check_writable_dir, write_json_atomic
 
 log = logging.getLogger(__name__)
 
 _MMPOSE = "https://download.openmmlab.com/mmpose"
-_MMPOSE_V1_COCO = f"{_MMPOSE}/v1/body_2d_keypoint/topdown_heatmap/coco"
 _ONNX_SDK = f"{_MMPOSE}/v1/projects/rtmposev1/onnx_sdk"
 # How each pose entry's test protocol reads heatmaps (its config's data.target and test.decode say the same).
-DECODINGS = {
-    "argmax": "argmax + quarter-pixel offset",
-    "dark": "DARK",
-    "udp": "UDP geometry + DARK refinement",
-}
-_CACHE_HINT = "The cache is $HRNET_CACHE or ~/.cache/hrnet."
+DECODINGS = {"argmax": "argmax + quarter-pixel offset", "dark": "DARK", "udp": "UDP geometry + DARK refinement"}
 
 
 @dataclass(frozen=True)
@@ -69,8 +54,7 @@ class WeightsFile:
         sha256_prefix: the leading hex digits of its SHA-256 that its published file name carries, else None.
         member: for a zip archive, the file inside it to keep (its name ends so); None for plain files.
         member_sha256: the kept member's SHA-256 where its publisher states one.
-        config: the shipped experiment config (``hrnet.config.load_config`` name) that reproduces the file's test
-            settings; pose weights only.
+        config: the shipped config (a ``hrnet.config.load_config`` name) that reproduces its test settings; pose only.
         num_keypoints: how many keypoints the pose network predicts.
         decoding: a key of ``DECODINGS``: how the file's published figure decoded heatmaps.
         detector_format: the detector's layout (``hrnet.pose.detect.FORMATS``).
@@ -96,19 +80,16 @@ class WeightsFile:
     @property
     def filename(self) -> str:
         """The name of the file that ends up in the cache (an archive's member is renamed after the entry)."""
-        if self.member is not None:
-            return f"{self.name}{Path(self.member).suffix}"
-        return self.url.rsplit("/", 1)[-1]
+        return self.url.rsplit("/", 1)[-1] if self.member is None else self.name + Path(self.member).suffix
 
     @property
     def verified_by(self) -> str:
+        """What the file is checked against, for ``hrnet weights list``."""
         if self.sha256:
             return "SHA-256"
         if self.sha256_prefix:
             return f"SHA-256 prefix {self.sha256_prefix}"
-        if self.member_sha256:
-            return "SHA-256 of the unpacked file"
-        return "none published"
+        return "SHA-256 of the unpacked file" if self.member_sha256 else "none published"
 
 
 _MMPOSE_0X = "open-mmlab/mmpose, branch 0.x: configs/body/2d_kpt_sview_rgb_img/topdown_heatmap/"
@@ -124,51 +105,24 @@ _YOLOX_SOURCE = (
 )
 
 
-def _hrnet(
-    name: str,
-    url: str,
-    source: str,
-    about: str,
-    accuracy: str,
-    config: str,
-    decoding: str,
-    input_size: tuple[int, int],
-    num_keypoints: int = 17,
-) -> WeightsFile:
+def _hrnet(url: str, num_keypoints: int = 17, **fields: Any) -> WeightsFile:
     """An MMPose HRNet file; the SHA-256 prefix is the 8 hex digits its name ends with before the date."""
-    stem = url.rsplit("/", 1)[-1].removesuffix(".pth")
-    prefix = stem.rsplit("_", 1)[0].rsplit("-", 1)[-1]
-    return WeightsFile(
-        name,
-        "pose",
-        url,
-        about,
-        source,
-        accuracy,
-        sha256_prefix=prefix,
-        config=config,
-        num_keypoints=num_keypoints,
-        decoding=decoding,
-        input_size=input_size,
-    )
+    prefix = url.rsplit("/", 1)[-1].removesuffix(".pth").rsplit("_", 1)[0].rsplit("-", 1)[-1]
+    return WeightsFile(kind="pose", url=url, sha256_prefix=prefix, num_keypoints=num_keypoints, **fields)
 
 
 def _mmpose_0x(width: int, size: tuple[int, int], method: str, stamp: str, ap: str) -> WeightsFile:
     """An MMPose 0.x COCO file: ``method`` "" (plain), "udp" or "dark"; ``stamp`` its name's "<sha>_<date>"."""
-    h, w = size
-    suffix = f"_{method}" if method else ""
-    folder = "udp" if method == "udp" else "hrnet"
-    table = {"": "hrnet_coco.md", "udp": "hrnet_udp_coco.md", "dark": "hrnet_dark_coco.md"}[method]
-    kind = {"": "", "udp": ", UDP", "dark": ", DARK"}[method]
+    (h, w), suffix = size, f"_{method}" if method else ""
     return _hrnet(
-        f"mmpose-hrnet-w{width}-coco-{h}x{w}" + (f"-{method}" if method else ""),
-        f"{_MMPOSE}/top_down/{folder}/hrnet_w{width}_coco_{h}x{w}{suffix}-{stamp}.pth",
-        _MMPOSE_0X + "coco/" + table,
-        f"HRNet-W{width}{kind}, MMPose 0.x",
-        _COCO_AP.format(ap),
-        f"coco/w{width}_{h}x{w}" + suffix,
-        method or "argmax",
-        size,
+        f"{_MMPOSE}/top_down/{'udp' if method == 'udp' else 'hrnet'}/hrnet_w{width}_coco_{h}x{w}{suffix}-{stamp}.pth",
+        name=f"mmpose-hrnet-w{width}-coco-{h}x{w}{suffix.replace('_', '-')}",
+        about=f"HRNet-W{width}{method and ', ' + method.upper()}, MMPose 0.x",
+        source=f"{_MMPOSE_0X}coco/hrnet{suffix}_coco.md",
+        accuracy=_COCO_AP.format(ap),
+        config=f"coco/w{width}_{h}x{w}{suffix}",
+        decoding=method or "argmax",
+        input_size=size,
     )
 
 
@@ -176,29 +130,22 @@ def _mmpose_1x(width: int, size: tuple[int, int], batch: int, stamp: str, ap: st
     """An MMPose 1.x plain COCO file (``td-hm_hrnet-w<width>_8xb<batch>-210e_coco-<h>x<w>``)."""
     h, w = size
     return _hrnet(
-        f"mmpose1-hrnet-w{width}-coco-{h}x{w}",
-        f"{_MMPOSE_V1_COCO}/td-hm_hrnet-w{width}_8xb{batch}-210e_coco-{h}x{w}-{stamp}.pth",
-        _MMPOSE_1X,
-        f"HRNet-W{width}, MMPose 1.x",
-        _COCO_AP.format(ap),
-        f"coco/w{width}_{h}x{w}",
-        "argmax",
-        size,
+        f"{_MMPOSE}/v1/body_2d_keypoint/topdown_heatmap/coco/td-hm_hrnet-w{width}_8xb{batch}-210e_coco-{h}x{w}-{stamp}.pth",
+        name=f"mmpose1-hrnet-w{width}-coco-{h}x{w}",
+        about=f"HRNet-W{width}, MMPose 1.x",
+        source=_MMPOSE_1X,
+        accuracy=_COCO_AP.format(ap),
+        config=f"coco/w{width}_{h}x{w}",
+        decoding="argmax",
+        input_size=size,
     )
 
 
 def _onnx_sdk(name: str, file: str, size: int, about: str, accuracy: str, source: str) -> WeightsFile:
     return WeightsFile(
-        name,
-        "detector",
-        f"{_ONNX_SDK}/{file}",
-        about,
-        source,
-        accuracy,
-        member="end2end.onnx",
-        detector_format="rtmdet" if name.startswith("rtmdet") else "yolox",
-        input_size=(size, size),
-    )
+        name, "detector", f"{_ONNX_SDK}/{file}", about, source, accuracy, member="end2end.onnx",
+        detector_format="rtmdet" if name.startswith("rtmdet") else "yolox", input_size=(size, size),
+    )  # fmt: skip
 
 
 # What hrnet predict, hrnet serve and PoseEstimator.from_weights use when none is named (docs/weights.md says why).
@@ -226,34 +173,29 @@ REGISTRY: dict[str, WeightsFile] = {
         _mmpose_1x(48, (384, 288), 32, "c161b7de_20220915", "0.767"),
         *(
             _hrnet(
-                f"mmpose-hrnet-w{width}-mpii-256x256",
                 f"{_MMPOSE}/top_down/hrnet/hrnet_w{width}_mpii_256x256-{stamp}.pth",
-                _MMPOSE_0X + "mpii/hrnet_mpii.md (also branch main: configs/body_2d_keypoint/topdown_heatmap/"
+                name=f"mmpose-hrnet-w{width}-mpii-256x256",
+                about=f"HRNet-W{width}, MMPose 0.x",
+                source=_MMPOSE_0X + "mpii/hrnet_mpii.md (also branch main: configs/body_2d_keypoint/topdown_heatmap/"
                 "mpii/hrnet_mpii.md)",
-                f"HRNet-W{width}, MMPose 0.x",
-                f"PCKh@0.5 {pckh} on MPII val",
-                f"mpii/w{width}_256x256",
-                "argmax",
-                (256, 256),
+                accuracy=f"PCKh@0.5 {pckh} on MPII val",
+                config=f"mpii/w{width}_256x256",
+                decoding="argmax",
+                input_size=(256, 256),
                 num_keypoints=16,
             )
             for width, stamp, pckh in ((32, "6c4f923f_20200812", "0.900"), (48, "92cab7bd_20200812", "0.901"))
         ),
-        _onnx_sdk(
-            "rtmdet-nano-person",
-            "rtmdet_nano_8xb32-100e_coco-obj365-person-05d8511e.zip",
-            320,
-            "RTMDet-nano person detector, MMDeploy end-to-end ONNX",
-            "person AP 40.3 on COCO val2017",
-            _RTMDET_SOURCE,
-        ),
-        _onnx_sdk(
-            "rtmdet-m-person",
-            "rtmdet_m_8xb32-100e_coco-obj365-person-235e8209.zip",
-            640,
-            "RTMDet-m person detector, MMDeploy end-to-end ONNX",
-            "person AP 62.5 on COCO val2017",
-            _RTMDET_SOURCE,
+        *(
+            _onnx_sdk(
+                f"rtmdet-{size_name}-person",
+                f"rtmdet_{size_name}_8xb32-100e_coco-obj365-person-{tag}.zip",
+                size,
+                f"RTMDet-{size_name} person detector, MMDeploy end-to-end ONNX",
+                f"person AP {ap} on COCO val2017",
+                _RTMDET_SOURCE,
+            )
+            for size_name, tag, size, ap in (("nano", "05d8511e", 320, "40.3"), ("m", "235e8209", 640, "62.5"))
         ),
         *(
             _onnx_sdk(
@@ -285,8 +227,8 @@ def config_for_weights(spec: str | Path) -> str | None:
 
 
 def cache_dir() -> Path:
-    """``$HRNET_CACHE``, else ``~/.cache/hrnet``."""
-    return Path(os.environ.get("HRNET_CACHE") or Path.home() / ".cache" / "hrnet").expanduser()
+    """``$HRNET_CACHE``, else the user's cache folder (``~/.cache/hrnet`` on Linux)."""
+    return Path(os.environ.get("HRNET_CACHE") or user_cache_dir("hrnet")).expanduser()
 
 
 def cached_path(entry: WeightsFile) -> Path:
@@ -297,9 +239,7 @@ def cached_path(entry: WeightsFile) -> Path:
 def manual_path(entry: WeightsFile) -> Path:
     """Where to put ``entry``'s file when downloading it by hand: the cached file itself, or for an archive the
     archive beside it (the next run unpacks it)."""
-    if entry.member is None:
-        return cached_path(entry)
-    return cached_path(entry).parent / entry.url.rsplit("/", 1)[-1]
+    return cache_dir() / entry.name / entry.url.rsplit("/", 1)[-1]
 
 
 class _MismatchError(DownloadError):
@@ -349,69 +289,59 @@ def resolve_many(specs: Sequence[str | Path], *, download: bool = True, progress
 
 
 def fetch(entry: WeightsFile, *, progress: bool = True, force: bool = False, allow_download: bool = True) -> Path:
-    """``entry``'s file in the cache, verified (``verify``); downloaded first (resuming a cut-off try) when it is
-    not there, or always with ``force``. An archive already placed beside it is unpacked without a download.
+    """``entry``'s file in the cache, verified (``verify``); downloaded first when it is not there, or always with
+    ``force``. An archive already placed beside it is unpacked without a download.
 
     Raises:
-        DownloadError: the cached file fails its check, the cache folder cannot be used, or the file is missing
+        DownloadError: the cached file fails its check, the cache folder cannot be written, or the file is missing
             and cannot be downloaded (or ``allow_download`` is False).
     """
     target = cached_path(entry)
-    _check_cache_folder(target.parent)
     if not force and target.is_file():
         verify(target, entry)
         return target
     archive = manual_path(entry)
     if not force and entry.member is not None and archive.is_file():
         # Placed here by hand (the offline advice) or left by a run that stopped before unpacking it.
-        _unpack_archive(archive, entry.member, target, entry.member_sha256)
+        unpack_member(archive, entry.member, target, entry.member_sha256)
+        verify(target, entry)
         return target
     if not allow_download:
         raise _UnfetchedError(entry, "it is not in the cache")
-    created = _make_folders(target.parent)
+    created = [p for p in (target.parent, *target.parent.parents) if not p.exists()]  # deepest first
     try:
-        download(
-            entry.url,
-            archive,
-            sha256=entry.sha256,
-            sha256_prefix=entry.sha256_prefix,
-            progress=progress,
-            error=lambda reason: _UnfetchedError(entry, reason),
-        )
+        check_writable_dir(target.parent, "weights cache")
+        download(entry.url, archive, sha256=entry.sha256 or entry.sha256_prefix, progress=progress)
         if entry.member is not None:
-            _unpack_archive(archive, entry.member, target, entry.member_sha256)
-        else:
-            record_checksum(target, sha256_of(target))
-    except BaseException:
-        for folder in reversed(created):  # deepest first; a kept .part file (to resume) keeps its folder
-            try:
-                folder.rmdir()
-            except OSError:
-                break
-        raise
+            unpack_member(archive, entry.member, target, entry.member_sha256)
+        verify(target, entry)
+    except OutputError as err:
+        raise DownloadError(f"{err}; $HRNET_CACHE moves the cache to another folder") from None
+    except DownloadError as err:
+        raise _UnfetchedError(entry, str(err)) from None
+    finally:
+        if not target.is_file():  # a failed download leaves no empty folders behind
+            for folder in created:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
     return target
-
-
-def _unpack_archive(archive: Path, member: str, target: Path, sha256: str | None) -> None:
-    """``unpack_member``, then the checksum kept beside the unpacked file and the archive removed."""
-    record_checksum(target, unpack_member(archive, member, target, sha256))
-    archive.unlink()
 
 
 def _fetch_hint(failures: Sequence[tuple[WeightsFile, str]]) -> str:
     """What went wrong for each entry, and where to put each file by hand."""
     what = " ".join(f"weights {entry.name!r}: {_sentence(reason)}" for entry, reason in failures)
-    places = "; ".join(f"{entry.url} at {manual_path(entry)}" for entry, _ in failures)
     archives = " (an archive is unpacked on the next run)" if any(entry.member for entry, _ in failures) else ""
+    cache = f"The cache is {cache_dir()} ($HRNET_CACHE moves it)."
     if len(failures) == 1:
         entry = failures[0][0]
         return (
             f"{what} Download {entry.url} yourself (on a machine with internet) and put it at {manual_path(entry)}"
-            f"{archives}; or pass the file's path instead of the name. {_CACHE_HINT}"
+            f"{archives}; or pass the file's path instead of the name. {cache}"
         )
+    places = "; ".join(f"{entry.url} at {manual_path(entry)}" for entry, _ in failures)
     return (
         f"{len(failures)} weights files are missing. {what} Download each yourself (on a machine with internet) and "
-        f"put it at its path: {places}{archives}; or pass the files' paths instead of the names. {_CACHE_HINT}"
+        f"put it at its path: {places}{archives}; or pass the files' paths instead of the names. {cache}"
     )
 
 
@@ -419,39 +349,19 @@ def _sentence(text: str) -> str:
     return text if text.endswith((".", "?", "!")) else text + "."
 
 
-def _check_cache_folder(folder: Path) -> None:
-    """``DownloadError`` when ``folder`` cannot be a folder: it, or a folder above it, is an existing file."""
-    for path in (folder, *folder.parents):
-        if path.is_dir():
-            return
-        if path.exists() or path.is_symlink():
-            raise DownloadError(
-                f"the weights cache {cache_dir()} cannot be used: {path} is not a folder (a file is in the way); point "
-                "$HRNET_CACHE at a folder (or unset it to use ~/.cache/hrnet)"
-            )
+def _record_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
 
 
-def _make_folders(folder: Path) -> list[Path]:
-    """Create ``folder`` and the missing folders above it, and make sure a file can be written in it; returns the
-    folders created, outermost first. ``DownloadError`` naming the folder when the cache is read-only."""
-    missing = [p for p in (folder, *folder.parents) if not p.exists()]
-    created: list[Path] = []
+def _recorded_checksum(path: Path) -> tuple[str | None, bool]:
+    """The SHA-256 recorded beside ``path`` and whether the record still describes the file (same size and
+    modification time); (None, False) when there is no usable record."""
     try:
-        for path in reversed(missing):
-            path.mkdir(exist_ok=True)
-            created.append(path)
-        probe = folder / f".write-test.{secrets.token_hex(4)}.tmp"
-        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        probe.unlink()
-    except OSError as err:
-        for path in reversed(created):
-            with contextlib.suppress(OSError):
-                path.rmdir()
-        raise DownloadError(
-            f"cannot write into the weights cache {folder} ({err.strerror or err}): make it writable, or point "
-            "$HRNET_CACHE at a writable folder"
-        ) from None
-    return created
+        record = json.loads(_record_path(path).read_text())
+        stat = path.stat()
+        return str(record["sha256"]), (record["size"], record["mtime_ns"]) == (stat.st_size, stat.st_mtime_ns)
+    except (OSError, ValueError, LookupError, TypeError):
+        return None, False
 
 
 def verify(path: Path, entry: WeightsFile) -> str:
@@ -463,8 +373,8 @@ def verify(path: Path, entry: WeightsFile) -> str:
         DownloadError: the file differs (it says how to download it again) or cannot be read.
     """
     published = entry.member_sha256 if entry.member else (entry.sha256 or entry.sha256_prefix)
+    recorded, current = _recorded_checksum(path)
     try:
-        recorded, current = recorded_checksum(path)
         actual = recorded if recorded is not None and current else sha256_of(path)
     except OSError as err:
         raise DownloadError(f"{path}: cannot read the cached file of weights {entry.name!r} ({err.strerror})") from None
@@ -479,7 +389,12 @@ def verify(path: Path, entry: WeightsFile) -> str:
     if not published and recorded is None:
         log.warning("%s: no published checksum to verify it against; its SHA-256 is %s", path.name, actual)
     if not (recorded == actual and current):
-        record_checksum(path, actual)
+        stat = path.stat()
+        record = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": actual}
+        try:  # a read-only cache keeps no record: the file is then hashed at every use
+            write_json_atomic(_record_path(path), record)
+        except (OSError, OutputError) as err:
+            log.debug("%s: cannot keep its checksum beside it (%s)", path, err)
     return actual
 
 
