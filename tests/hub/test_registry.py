@@ -135,6 +135,18 @@ def test_a_folder_that_cannot_be_written_is_named(server, tmp_path):
         download(f"{server.url}/w.pth", target, progress=False)
 
 
+def test_a_server_that_stalls_is_given_up_on(tmp_path, monkeypatch):
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts (the kernel's backlog) and never answers
+    monkeypatch.setattr("hrnet.hub.download.STALL_SECONDS", 0.3)
+    try:
+        with pytest.raises(DownloadError, match=r"cannot download http://127\.0\.0\.1:\d+/w\.pth \(.*timed out"):
+            download(f"http://127.0.0.1:{silent.getsockname()[1]}/w.pth", tmp_path / "w.pth", progress=False)
+    finally:
+        silent.close()
+    assert socket.getdefaulttimeout() is None  # the process-wide setting is put back
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_http_errors_name_the_status_and_url(server, tmp_path):
     with pytest.raises(DownloadError, match=r"HTTP 404 .*/missing\.pth"):
         download(f"{server.url}/missing.pth", tmp_path / "m.pth", progress=False)

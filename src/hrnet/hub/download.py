@@ -10,12 +10,15 @@ import errno
 import hashlib
 import http.client
 import shutil
+import socket
 import urllib.error
 import zipfile
 from pathlib import Path
 
 from hrnet.errors import DownloadError
 from hrnet.io.files import atomic_path, output_problem
+
+STALL_SECONDS = 30.0  # a server silent this long is given up on: torch.hub sets no timeout of its own
 
 
 def download(url: str, target: str | Path, *, sha256: str | None = None, progress: bool = True) -> Path:
@@ -31,6 +34,8 @@ def download(url: str, target: str | Path, *, sha256: str | None = None, progres
     """
     from torch.hub import download_url_to_file  # PyTorch is loaded only when a file is downloaded
 
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(STALL_SECONDS)
     try:
         download_url_to_file(url, str(target), hash_prefix=sha256, progress=progress)
     except urllib.error.HTTPError as err:
@@ -44,6 +49,8 @@ def download(url: str, target: str | Path, *, sha256: str | None = None, progres
         if isinstance(err, OSError) and (err.filename or err.errno in (errno.ENOSPC, errno.EDQUOT)):
             raise DownloadError(f"{target}: cannot write the download ({output_problem(err)})") from None
         raise DownloadError(f"cannot download {url} ({getattr(err, 'reason', err)}); are you offline?") from None
+    finally:
+        socket.setdefaulttimeout(previous)
     return Path(target)
 
 
