@@ -1,6 +1,9 @@
-"""Shared fixtures: the real-format samples and reference outputs in ../shared (never copied into the repo)."""
+"""Shared fixtures: the real-format samples and reference outputs in ../shared (never copied into the repo), the
+tiny experiment with random weights and the `hrnet predict` command line on it, a folder that cannot be written."""
 
+import errno
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -71,3 +74,54 @@ def synthetic_experiment(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic")
     write_synthetic(root, 24, 6, seed=7)
     return load_config(CONFIG_DIR / "demo.yaml", [f"data.root={root}", "runtime.num_workers=0", "runtime.device=cpu"])
+
+
+@pytest.fixture(scope="session")
+def random_experiment(datasets_dir, tmp_path_factory):
+    """The tiny experiment on the COCO sample with random weights of non-trivial outputs, made once a session
+    (tests read its files, never change them): (config, config path, weights path, model)."""
+    from tests.engine.conftest import random_weights_experiment
+
+    return random_weights_experiment(datasets_dir, tmp_path_factory.mktemp("random_experiment"))
+
+
+@pytest.fixture(scope="session")
+def predict_argv(random_experiment):
+    """``predict_argv(*args)``: ``hrnet predict``'s argv on ``random_experiment`` with the plain PyTorch backend and
+    no person detector (a ``--detector`` in ``args`` replaces it), then ``args``."""
+    _, config_path, weights, _ = random_experiment
+
+    def argv(*args: str | Path) -> list[str]:
+        base = ["predict", str(config_path), "--weights", str(weights), "--backend", "pytorch", "--detector", "none"]
+        return [*base, *map(str, args)]
+
+    return argv
+
+
+@pytest.fixture
+def read_only_dir(tmp_path, monkeypatch) -> Path:
+    """``tmp_path/ro``, a folder in which no file can be created: simulated by refusing ``os.open`` with
+    ``O_CREAT`` there, as the tests may run as root, whom a folder's mode does not stop."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    real_open = os.open
+
+    def refusing(path, flags, mode=0o777, **kwargs):
+        if flags & os.O_CREAT and Path(path).parent == folder:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, mode, **kwargs)
+
+    monkeypatch.setattr(os, "open", refusing)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def free_port():
+    """``free_port()``: a TCP port of 127.0.0.1 that nothing listens on (a closed port, or one to serve on)."""
+
+    def port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    return port

@@ -13,7 +13,6 @@ from hrnet.apps.predict import DetectionBoxes, expand_inputs, predict_paths
 from hrnet.cli import main
 from hrnet.errors import DataError
 from hrnet.io.outputs import MANIFEST
-from tests.engine.conftest import random_weights_experiment
 from tests.io.test_images import _png_header
 from tests.io.test_inputs import special_folder
 
@@ -37,18 +36,7 @@ except DataError as err:
 """
 
 
-@pytest.fixture(scope="module")
-def setup(datasets_dir, tmp_path_factory):
-    _, config_path, weights, _ = random_weights_experiment(datasets_dir, tmp_path_factory.mktemp("predict"))
-    return str(config_path), str(weights)
-
-
-def _predict(setup, *args: str) -> list[str]:
-    config_path, weights = setup
-    return ["predict", config_path, "--weights", weights, "--backend", "pytorch", "--detector", "none", *args]
-
-
-def test_only_regular_files_are_read_and_the_rest_is_named(setup, datasets_dir, tmp_path):
+def test_only_regular_files_are_read_and_the_rest_is_named(random_experiment, predict_argv, datasets_dir, tmp_path):
     folder = tmp_path / "photos"
     kinds = special_folder(folder)
     shutil.copy(datasets_dir / "coco" / "000000000785.jpg", folder / "000000000785.jpg")
@@ -58,13 +46,13 @@ def test_only_regular_files_are_read_and_the_rest_is_named(setup, datasets_dir, 
     out = tmp_path / "out"
     plan = {
         "commands": [
-            _predict(setup, "--out", str(out), str(folder)),
-            _predict(setup, "--out", str(tmp_path / "out2"), str(tmp_path / "direct.jpg")),
-            _predict(setup, "--out", str(tmp_path / "out3"), str(tmp_path / "clip.mp4")),
-            _predict(setup, "--out", str(tmp_path / "out4"), "²"),  # no such file, and not a webcam
+            predict_argv("--out", out, folder),
+            predict_argv("--out", tmp_path / "out2", tmp_path / "direct.jpg"),
+            predict_argv("--out", tmp_path / "out3", tmp_path / "clip.mp4"),
+            predict_argv("--out", tmp_path / "out4", "²"),  # no such file, and not a webcam
         ],
-        "config": setup[0],
-        "weights": setup[1],
+        "config": str(random_experiment[1]),
+        "weights": str(random_experiment[2]),
         "video": str(tmp_path / "clip.mp4"),
         "out": str(tmp_path / "out5"),
     }
@@ -88,11 +76,11 @@ def test_only_regular_files_are_read_and_the_rest_is_named(setup, datasets_dir, 
     )
 
 
-def test_a_folder_without_images_or_videos_is_an_error(setup, tmp_path, capsys):
+def test_a_folder_without_images_or_videos_is_an_error(predict_argv, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "notes.txt").write_text("no picture here")
-    assert main(_predict(setup, "--out", str(tmp_path / "out"), str(empty))) == 2
+    assert main(predict_argv("--out", tmp_path / "out", empty)) == 2
     err = capsys.readouterr().err
     assert f"no images or videos found in {empty}: give a folder of image or video files" in err
     (empty / "folder.jpg").mkdir()
@@ -120,15 +108,15 @@ def test_file_names_give_decimal_ids_only(tmp_path):
     assert detections.lookup(Path("000000000785.jpg"))[0].tolist() == [[5, 6, 7, 8]]
 
 
-def test_images_over_the_pixel_limit_fail_by_name(setup, datasets_dir, tmp_path, capsys):
+def test_images_over_the_pixel_limit_fail_by_name(predict_argv, datasets_dir, tmp_path, capsys):
     bomb = _png_header(tmp_path / "bomb.png", 25_000, 25_000)
     photo = datasets_dir / "coco" / "000000000785.jpg"
     out = tmp_path / "out"
-    assert main(_predict(setup, "--out", str(out), "--no-draw", str(bomb), str(photo))) == 1
+    assert main(predict_argv("--out", out, "--no-draw", bomb, photo)) == 1
     err = capsys.readouterr().err
     assert "bomb.png: the PNG is 25000×25000 = 625,000,000 pixels, over the limit of 40,000,000" in err
     assert (out / "000000000785.jpg.json").is_file() and not (out / "bomb.png.json").exists()
-    assert main(_predict(setup, "--out", str(out), "--no-draw", "--max-megapixels", "0.1", str(photo))) == 1
+    assert main(predict_argv("--out", out, "--no-draw", "--max-megapixels", "0.1", photo)) == 1
     assert "the JPEG is 640×425 = 272,000 pixels, over the limit of 100,000" in capsys.readouterr().err
 
 
@@ -143,15 +131,16 @@ class _CountingNetwork:
         return self.network(images)
 
 
-def test_a_folders_persons_share_forward_passes_and_match_one_image_at_a_time(datasets_dir, tmp_path):
+def test_a_folders_persons_share_forward_passes_and_match_one_image_at_a_time(
+    random_experiment, datasets_dir, tmp_path
+):
     """The images of a folder go through the network together (up to test.batch_size crops a pass): fewer passes
     than images, and every result equal to the image predicted alone."""
     import numpy as np
 
     from hrnet.pose.estimator import PoseEstimator
-    from tests.engine.conftest import random_weights_experiment
 
-    config, _, weights, _ = random_weights_experiment(datasets_dir, tmp_path / "setup")
+    config, _, weights, _ = random_experiment
     estimator = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch")
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -172,15 +161,7 @@ def test_a_folders_persons_share_forward_passes_and_match_one_image_at_a_time(da
                                    atol=2e-3)  # fmt: skip
 
 
-def _closed_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_predict_with_nothing_but_a_photo_names_every_file_to_download(tmp_path, monkeypatch, capsys):
+def test_predict_with_nothing_but_a_photo_names_every_file_to_download(tmp_path, monkeypatch, capsys, free_port):
     """`hrnet predict photo.jpg` on a machine with no network: the default pose weights and person detector are
     both missing, and one error lists both, with their URLs, their cache paths and the way round."""
     from dataclasses import replace
@@ -189,7 +170,7 @@ def test_predict_with_nothing_but_a_photo_names_every_file_to_download(tmp_path,
 
     monkeypatch.setenv("HRNET_CACHE", str(tmp_path / "cache"))
     for name in (DEFAULT_WEIGHTS, DEFAULT_DETECTOR):  # nothing may reach the internet here
-        monkeypatch.setitem(REGISTRY, name, replace(REGISTRY[name], url=f"http://127.0.0.1:{_closed_port()}/{name}"))
+        monkeypatch.setitem(REGISTRY, name, replace(REGISTRY[name], url=f"http://127.0.0.1:{free_port()}/{name}"))
     assert main(["predict", "photo.jpg"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "2 weights files are missing" in err
@@ -226,7 +207,7 @@ def test_our_own_weights_say_their_config_and_what_they_were_trained_on(datasets
     assert "wrote 2 files" in capsys.readouterr().out
 
 
-def test_box_score_keeps_the_detections_scoring_enough(setup, datasets_dir, tmp_path):
+def test_box_score_keeps_the_detections_scoring_enough(predict_argv, datasets_dir, tmp_path):
     photo = tmp_path / "000000000785.jpg"
     shutil.copy(datasets_dir / "coco" / "000000000785.jpg", photo)
     boxes = tmp_path / "boxes.json"
@@ -236,5 +217,5 @@ def test_box_score_keeps_the_detections_scoring_enough(setup, datasets_dir, tmp_
     ]))  # fmt: skip
     for score, persons in (("0.3", 1), ("0.1", 2)):
         out = tmp_path / f"out{score}"
-        assert main(_predict(setup, str(photo), "--boxes", str(boxes), "--box-score", score, "--out", str(out))) == 0
+        assert main(predict_argv(photo, "--boxes", boxes, "--box-score", score, "--out", out)) == 0
         assert len(json.loads((out / "000000000785.jpg.json").read_text())) == persons

@@ -7,12 +7,9 @@ import http.client
 import json
 import logging
 import math
-import os
 import signal
 import socket
 import struct
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -36,18 +33,8 @@ from hrnet.errors import ConfigError, DataError
 from hrnet.io.images import decode_image_bytes
 from hrnet.pose.detect import Detections, load_detector
 from hrnet.pose.estimator import PoseEstimator
-from tests.engine.conftest import random_weights_experiment
 
 LIMITS = ServeLimits(max_upload_bytes=1 << 20, max_pixels=1_000_000, max_boxes=5)
-
-
-@pytest.fixture(scope="module")
-def served(datasets_dir, tmp_path_factory):
-    """A tiny experiment with random weights (non-trivial outputs), its files and an estimator."""
-    tmp = tmp_path_factory.mktemp("serve")
-    config, config_path, weights, _ = random_weights_experiment(datasets_dir, tmp)
-    estimator = PoseEstimator.from_config(config, weights, device="cpu")
-    return estimator, config_path, weights
 
 
 @pytest.fixture(scope="module")
@@ -614,41 +601,11 @@ def test_a_port_outside_1_to_65535_is_refused(served, port):
         serve(served[0], port=port)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(("stop", "status"), [(signal.SIGTERM, -signal.SIGTERM), (signal.SIGINT, 130)])
-def test_cli_serves_until_stopped(served, photo, stop, status):
-    _, config_path, weights = served
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
-    command = [
-        sys.executable,
-        "-m",
-        "hrnet",
-        "serve",
-        str(config_path),
-        "--weights",
-        str(weights),
-        "--detector",
-        "none",
-    ]
-    server = subprocess.Popen([*command, "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True)
+def test_cli_serves_until_stopped(hrnet_serve, photo, stop, status):
+    server, port, log_path = hrnet_serve()
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, server.stderr.read() if server.stderr else ""
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
-                    assert json.load(r)["status"] == "ok"
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the server did not answer within 2 minutes"
-                time.sleep(0.5)
         body = json.dumps({"image": base64.b64encode(photo.read_bytes()).decode()}).encode()
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/v1/pose", body, {"content-type": "application/json"}, method="POST"
@@ -660,9 +617,9 @@ def test_cli_serves_until_stopped(served, photo, stop, status):
         server.wait(30)
     # SIGTERM and Ctrl-C stop it as they stop uvicorn (the network runs in the main thread, uvicorn beside it):
     # SIGTERM by the signal, Ctrl-C as every hrnet command (status 130, one line); no traceback.
-    err = server.stderr.read() if server.stderr else ""
-    assert server.returncode == status, err
-    assert "Traceback" not in err
+    log = log_path.read_text()
+    assert server.returncode == status, log
+    assert "Traceback" not in log
 
 
 def test_the_network_runs_in_the_thread_that_serves(served, photo, monkeypatch):
@@ -734,34 +691,12 @@ def test_a_worker_in_the_callers_thread_is_the_only_one(served):
 # ------------------------------------------------------------------------- a real server: slow and vanishing clients
 
 
-@contextlib.contextmanager
-def _running(app, limits: ServeLimits):
-    """``app`` served by uvicorn as ``hrnet serve`` runs it (``uvicorn_config``), in a thread, on a free port of
-    127.0.0.1; yields the port."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=port, limits=limits))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
-
-
-def test_answers_are_not_held_back_by_nagles_algorithm(served):
+def test_answers_are_not_held_back_by_nagles_algorithm(served, live_server):
     """An answer is two writes (head, body): with Nagle's algorithm on, the body waits for the client to
-    acknowledge the head, which Linux delays by 40 ms, on every request. ``_running`` hands uvicorn a socket made
+    acknowledge the head, which Linux delays by 40 ms, on every request. ``live_server`` hands uvicorn a socket made
     with ``socket.socket()``, on which asyncio leaves the algorithm on: the protocol turns it off."""
     app = create_app(served[0], limits=ServeLimits())
-    with _running(app, ServeLimits()) as port:
+    with live_server(app, ServeLimits()) as port:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         seconds = []
         for _ in range(9):  # one kept-alive connection, as a client that posts photo after photo
@@ -841,13 +776,13 @@ def _read_until_closed(sock: socket.socket, seconds: float) -> bytes:
     return data
 
 
-def test_stalled_clients_hold_no_slot_and_are_cut_off_at_the_body_deadline(served, small_jpeg):
+def test_stalled_clients_hold_no_slot_and_are_cut_off_at_the_body_deadline(served, small_jpeg, live_server):
     """70 clients that send a head and 20 bytes of body, then stall, against 64 slots: a good request is answered
     within a second, /healthz says so, and at the body deadline each stalled client gets a 408 and is closed."""
     limits = ServeLimits(body_timeout_s=3.0)
     assert limits.max_pending == 64
     body, headers = _multipart(small_jpeg)
-    with _running(create_app(served[0], limits=limits), limits) as port:
+    with live_server(create_app(served[0], limits=limits), limits) as port:
         assert _request(port, "POST", "/v1/pose", body, headers)[0] == 200  # warm
         stalled = [_stall(port, multipart=i % 2 == 1) for i in range(70)]
         _wait_for(lambda: _health(port)["receiving"] == 70, what="70 bodies arriving")
@@ -867,11 +802,11 @@ def test_stalled_clients_hold_no_slot_and_are_cut_off_at_the_body_deadline(serve
         assert _request(port, "POST", "/v1/pose", body, headers)[0] == 200
 
 
-def test_a_request_head_must_arrive_within_the_header_timeout(served, small_jpeg):
+def test_a_request_head_must_arrive_within_the_header_timeout(served, small_jpeg, live_server):
     """A connection that sends nothing, and one that trickles its head a byte at a time, are closed at the
     deadline; a kept-alive connection's next request gets its own deadline."""
     limits = ServeLimits(header_timeout_s=1.0)
-    with _running(create_app(served[0], limits=limits), limits) as port:
+    with live_server(create_app(served[0], limits=limits), limits) as port:
         silent = socket.create_connection(("127.0.0.1", port), timeout=30)
         trickle = socket.create_connection(("127.0.0.1", port), timeout=30)
         start = time.monotonic()
@@ -912,9 +847,9 @@ def test_a_request_head_must_arrive_within_the_header_timeout(served, small_jpeg
 
 
 @pytest.mark.parametrize("multipart", [False, True])
-def test_a_client_that_goes_away_mid_body_is_one_info_line(served, small_jpeg, caplog, multipart):
+def test_a_client_that_goes_away_mid_body_is_one_info_line(served, small_jpeg, caplog, multipart, live_server):
     limits = ServeLimits()
-    with _running(create_app(served[0], limits=limits), limits) as port:
+    with live_server(create_app(served[0], limits=limits), limits) as port:
         uvicorn_log = logging.getLogger("uvicorn.error")  # its errors (tracebacks) go to uvicorn's own handler
         uvicorn_log.addHandler(caplog.handler)
         caplog.set_level(logging.INFO, logger="hrnet.apps.serve")
@@ -1002,21 +937,12 @@ def _rss_kib(pid: int) -> int:
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the server's memory from /proc")
-def test_soak_1000_mixed_requests_leave_the_servers_memory_flat(served, small_jpeg, tmp_path):
+def test_soak_1000_mixed_requests_leave_the_servers_memory_flat(hrnet_serve, small_jpeg):
     """``hrnet serve`` in its own process: after a warm-up of the same mix, 1,000 good and junk requests (and
     clients that leave mid-body) are each answered as expected, the server's resident memory grows by < 5 % and
     its log holds no traceback."""
-    _, config_path, weights = served
-    port = _free_port()
-    log_path = tmp_path / "server.log"
-    command = [sys.executable, "-m", "hrnet", "serve", str(config_path), "--weights", str(weights), "--port", str(port)]
-    command += ["--set", "test.flip_test=false", "--detector", "none"]  # flip: half the time; nothing depends on it
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
-    with log_path.open("w") as log:
-        server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server, port, log_path = hrnet_serve("--set", "test.flip_test=false")  # flip: half the time; nothing needs it
     try:
-        _wait_for(lambda: server.poll() is not None or _is_up(port), seconds=120, what="the server")
-        assert server.poll() is None, log_path.read_text()[-3000:]
         kinds = _soak_requests(small_jpeg)
         warm = _soak(port, kinds, 30 * len(kinds))  # the allocator's heap settles within a few hundred requests
         before = _rss_kib(server.pid)
@@ -1033,13 +959,6 @@ def test_soak_1000_mixed_requests_leave_the_servers_memory_flat(served, small_jp
     log = log_path.read_text()
     assert "Traceback" not in log and "Exception in ASGI application" not in log and " ERROR " not in log, log[-3000:]
     assert log.count("went away while sending its request") == warm["seen"]["left"] + soak["seen"]["left"]
-
-
-def _is_up(port: int) -> bool:
-    try:
-        return _health(port)["status"] == "ok"
-    except OSError:
-        return False
 
 
 def test_serve_precision_int8_with_an_int8_file_answers(served, photo, tmp_path):

@@ -6,9 +6,6 @@ skipped (saying so) only where no browser is found.
 
 import json
 import shutil
-import socket
-import threading
-import time
 import urllib.request
 
 import cv2
@@ -17,15 +14,12 @@ import pytest
 
 pytest.importorskip("fastapi", reason="hrnet serve needs the 'serve' extra (pip install -e '.[serve]')")
 pytest.importorskip("selenium", reason="the browser test needs selenium (the 'dev' extra)")
-import uvicorn
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from hrnet.apps.serve import ServeLimits, create_app
-from hrnet.apps.serve.app import uvicorn_config
-from tests.apps.test_serve import served  # noqa: F401  (the tiny model and its estimator)
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -37,25 +31,11 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def server(served):  # noqa: F811
-    """The app served by uvicorn in a thread as ``hrnet serve`` runs it, on a free port of 127.0.0.1; yields its
-    base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
+def server(served, live_server):
+    """The app served as ``hrnet serve`` runs it, on a free port of 127.0.0.1; yields its base URL."""
     limits = ServeLimits()
-    app = create_app(served[0], limits=limits, model_name="tiny")
-    uv = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=port, limits=limits))  # as `hrnet serve` runs it
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    uv.should_exit = True
-    thread.join(30)
-    sock.close()
+    with live_server(create_app(served[0], limits=limits, model_name="tiny"), limits) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")

@@ -26,15 +26,13 @@ from hrnet.pose.detect import Detections
 from hrnet.pose.estimator import PoseEstimator
 from hrnet.pose.persons import PersonPose
 from hrnet.pose.track import OneEuroSettings, VideoOptions, VideoPoseTracker, box_from_keypoints, box_iou, box_overlap
-from tests.engine.conftest import random_weights_experiment
 from tests.synthetic_clip import TruthDetector, TruthEstimator, WeakDetector, moving_figures, write_clip
 
 
 @pytest.fixture(scope="module")
-def tiny(datasets_dir, tmp_path_factory):
-    """A tiny network with random weights (non-trivial outputs), its config file and an estimator."""
-    tmp = tmp_path_factory.mktemp("video")
-    config, config_path, weights, _ = random_weights_experiment(datasets_dir, tmp)
+def tiny(random_experiment):
+    """An estimator of the tiny network with random weights (non-trivial outputs), its config file and weights."""
+    config, config_path, weights, _ = random_experiment
     return PoseEstimator.from_config(config, weights, device="cpu"), config_path, weights
 
 
@@ -177,14 +175,12 @@ def test_smoothing_lowers_the_jitter_of_still_keypoints_in_whole_image_mode(tiny
     assert _jitter(_run(VideoPoseTracker(estimator, steady), still.frames, fps=30.0)) < 0.4 * _jitter(raw)
 
 
-def test_predict_cli_writes_h264_and_json_lines_with_track_ids(tiny, clip, tmp_path):
-    _, config_path, weights = tiny
+def test_predict_cli_writes_h264_and_json_lines_with_track_ids(predict_argv, clip, tmp_path):
     video = tmp_path / "walk.avi"
     write_clip(clip, video)
     out = tmp_path / "out"
-    args = [str(config_path), "--weights", str(weights), "--out", str(out), "--detect-every", "3", "--smooth"]
-    args += ["--threshold", "0", "--detector", "none"]  # the random network scores its keypoints low
-    assert main(["predict", *args, str(video)]) == 0
+    args = ["--out", out, "--detect-every", "3", "--smooth", "--threshold", "0"]  # random keypoints score low
+    assert main(predict_argv(*args, video)) == 0
     lines = [json.loads(line) for line in (out / "walk.avi.jsonl").read_text().splitlines()]
     assert [line["frame"] for line in lines] == list(range(12))
     assert [line["time"] for line in lines] == pytest.approx([i / clip.fps for i in range(12)])
@@ -340,19 +336,17 @@ def test_encoder_failure_is_one_clear_error(tmp_path):
         writer.close()
 
 
-def test_unwritable_out_folder_and_unopenable_sources_are_one_line(tiny, clip, tmp_path, capsys):
-    _, config_path, weights = tiny
+def test_unwritable_out_folder_and_unopenable_sources_are_one_line(predict_argv, clip, tmp_path, capsys):
     video = tmp_path / "walk.avi"
     write_clip(clip, video)
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    args = ["predict", str(config_path), "--weights", str(weights), "--detector", "none"]
-    assert main([*args, "--out", str(blocker / "out"), str(video)]) == 2
+    assert main(predict_argv("--out", blocker / "out", video)) == 2
     err = capsys.readouterr().err.strip()
     assert "cannot write the --out folder" in err and len(err.splitlines()) == 1
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
-    assert main([*args, "--out", str(tmp_path / "out"), str(broken), "999"]) == 1
+    assert main(predict_argv("--out", tmp_path / "out", broken, "999")) == 1
     err = capsys.readouterr().err
     assert "OpenCV cannot open the video" in err and "999: OpenCV cannot open the webcam" in err
     assert not any((tmp_path / "out").iterdir())

@@ -1,9 +1,7 @@
 """The `hrnet` command line."""
 
 import argparse
-import errno
 import os
-from pathlib import Path
 
 import pytest
 
@@ -182,22 +180,8 @@ def test_every_option_has_help_without_markup():
         assert "``" not in parser.format_help(), name
 
 
-def _read_only(monkeypatch, folder: Path) -> None:
-    """Writing into ``folder`` fails as in a read-only folder (the tests may run as root, who writes anywhere)."""
-    real_open = os.open
-
-    def read_only(path, flags, mode=0o777, **kw):
-        if Path(path).parent == folder and flags & os.O_CREAT:
-            raise PermissionError(errno.EACCES, "Permission denied", str(path))
-        return real_open(path, flags, mode, **kw)
-
-    monkeypatch.setattr(os, "open", read_only)
-
-
-def test_eval_and_export_check_their_output_before_the_work(tmp_path, monkeypatch, capsys):
-    out = tmp_path / "ro"
-    out.mkdir()
-    _read_only(monkeypatch, out)
+def test_eval_and_export_check_their_output_before_the_work(tmp_path, read_only_dir, capsys):
+    out = read_only_dir
     absent = str(tmp_path / "absent.safetensors")  # never read: the output is checked first
     assert main(["eval", str(CONFIGS / "demo.yaml"), "--weights", absent, "--out", str(out)]) == 2
     assert "ro: cannot write the --out folder (Permission denied" in capsys.readouterr().err

@@ -250,6 +250,21 @@ def _save(model: onnx.ModelProto, path: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def yolox_onnx(tmp_path) -> Path:
+    """A person detector file: the tiny MMDeploy YOLOX graph at its fixed 256×256 input."""
+    return _save(_mmdeploy_model(channel=0, cut=GREY["yolox"]), tmp_path / "yolox.onnx")
+
+
+@pytest.fixture
+def dynamic_yolox_onnx(tmp_path) -> Path:
+    """The tiny YOLOX graph whose input height and width are named axes (built for 192×320): any size runs."""
+    model = _mmdeploy_model(channel=0, cut=GREY["yolox"], height=192, width=320)
+    shape = model.graph.input[0].type.tensor_type.shape
+    shape.dim[2].dim_param, shape.dim[3].dim_param = "height", "width"
+    return _save(model, tmp_path / "yolox_dynamic.onnx")
+
+
 def _assert_box(found: np.ndarray, rect=BLUE_RECT, tol: float = 1.0) -> None:
     x1, y1, x2, y2 = rect
     assert np.abs(found - np.array([x1, y1, x2 - x1, y2 - y1])).max() <= tol, found
@@ -335,14 +350,10 @@ def test_tall_image_and_threshold_option(tmp_path):
     _assert_box(found.boxes[0], rect, tol=1.5)
 
 
-def test_dynamic_input_uses_the_given_size(tmp_path):
-    model = _mmdeploy_model(channel=0, cut=GREY["yolox"], height=192, width=320)
-    shape = model.graph.input[0].type.tensor_type.shape
-    shape.dim[2].dim_param, shape.dim[3].dim_param = "height", "width"
-    path = _save(model, tmp_path / "yolox_dynamic.onnx")
+def test_dynamic_input_uses_the_given_size(yolox_onnx, dynamic_yolox_onnx):
     with pytest.raises(ConfigError, match="fixed at"):
-        OnnxDetector(_save(_mmdeploy_model(0, GREY["yolox"]), tmp_path / "fixed.onnx"), input_size=(192, 320))
-    _assert_box(OnnxDetector(path, input_size=(192, 320))(_blue_image()).boxes[0])
+        OnnxDetector(yolox_onnx, input_size=(192, 320))
+    _assert_box(OnnxDetector(dynamic_yolox_onnx, input_size=(192, 320))(_blue_image()).boxes[0])
 
 
 def test_an_unknown_layout_is_one_clear_error(tmp_path):
@@ -357,22 +368,20 @@ def test_an_unknown_layout_is_one_clear_error(tmp_path):
         OnnxDetector(path, format="yolox")
 
 
-def test_load_detector_errors(tmp_path):
+def test_load_detector_errors(tmp_path, yolox_onnx):
     with pytest.raises(ConfigError, match="no such detector file"):
         load_detector(tmp_path / "missing.onnx")
     with pytest.raises(ConfigError, match="not a known detector name"):
         load_detector("no-such-detector")
     with pytest.raises(ConfigError, match="not one of"):
-        load_detector(_save(_mmdeploy_model(0, GREY["yolox"]), tmp_path / "d.onnx"), format="ssd")
+        load_detector(yolox_onnx, format="ssd")
     (tmp_path / "broken.onnx").write_bytes(b"not a model")
     with pytest.raises(ConfigError, match="cannot load"):
         load_detector(tmp_path / "broken.onnx")
 
 
-def test_a_detector_refuses_a_non_image(tmp_path):
-    from hrnet.errors import DataError
-
-    detector = OnnxDetector(_save(_mmdeploy_model(0, GREY["yolox"]), tmp_path / "d.onnx"))
+def test_a_detector_refuses_a_non_image(yolox_onnx):
+    detector = OnnxDetector(yolox_onnx)
     with pytest.raises(DataError, match=r"\(H, W, 3\) uint8 BGR"):
         detector(np.zeros((10, 10), dtype=np.uint8))
 
@@ -437,26 +446,6 @@ def test_hog_without_opencvs_hog_is_one_clear_error():
 # ------------------------------------------------------------------------- the estimator and `hrnet predict`
 
 
-@pytest.fixture(scope="module")
-def pose_setup(datasets_dir, tmp_path_factory):
-    """A tiny experiment with random weights, its config file and weights file."""
-    import torch
-
-    from hrnet.config import dump_config
-    from hrnet.models.checkpoint import save_weights
-    from hrnet.models.hrnet import build_model
-    from tests.engine.conftest import tiny_experiment
-
-    tmp = tmp_path_factory.mktemp("detect_pose")
-    config = tiny_experiment(datasets_dir, tmp / "runs")
-    torch.manual_seed(0)
-    weights = tmp / "w.safetensors"
-    save_weights(build_model(config.model), weights)
-    config_path = tmp / "config.yaml"
-    config_path.write_text(dump_config(config))
-    return config, config_path, weights
-
-
 class FixedDetector:
     """A detector that finds the same two persons in every image and keeps what it was shown."""
 
@@ -468,10 +457,10 @@ class FixedDetector:
         return Detections(np.array([[10.0, 20.0, 60.0, 120.0], [100.0, 30.0, 50.0, 100.0]]), np.array([0.9, 0.4]))
 
 
-def test_the_estimator_asks_its_detector_when_no_boxes_are_given(pose_setup, datasets_dir):
+def test_the_estimator_asks_its_detector_when_no_boxes_are_given(random_experiment, datasets_dir):
     from hrnet.pose.estimator import PoseEstimator
 
-    config, _, weights = pose_setup
+    config, _, weights, _ = random_experiment
     detector = FixedDetector()
     estimator = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch", detector=detector)
     path = datasets_dir / "coco" / "000000000785.jpg"
@@ -495,25 +484,14 @@ def test_the_estimator_asks_its_detector_when_no_boxes_are_given(pose_setup, dat
     assert len(whole) == 1 and whole[0].box.tolist() == [0.0, 0.0, 640.0, 425.0]
 
 
-def test_predict_cli_with_an_onnx_detector(pose_setup, tmp_path, capsys):
+def test_predict_cli_with_an_onnx_detector(predict_argv, tmp_path, capsys):
     from hrnet.cli import main
 
-    _, config_path, weights = pose_setup
     detector = _save(_ultralytics_model(channel=2, cut=GREY["ultralytics"]), tmp_path / "yolov8n.onnx")
     image = tmp_path / "photo.png"
     cv2.imwrite(str(image), _blue_image())
     out = tmp_path / "out"
-    args = [
-        "predict",
-        "--config",
-        str(config_path),
-        "--weights",
-        str(weights),
-        "--backend",
-        "pytorch",
-        "--out",
-        str(out),
-    ]
+    args = predict_argv("--out", out)  # each command names its --detector
     assert main([*args, "--detector", str(detector), "--detector-threshold", "0.7", str(image)]) == 0
     results = json.loads((out / "photo.png.json").read_text())
     assert len(results) == 1
@@ -643,22 +621,18 @@ def test_detector_outputs_of_the_wrong_rank_are_refused_when_opened(tmp_path, de
     ("option", "value"),
     [("iou", float("nan")), ("iou", 1.5), ("threshold", -0.1), ("threshold", float("inf"))],
 )
-def test_out_of_range_detector_options_are_refused_when_built(tmp_path, option, value):
-    path = _save(_mmdeploy_model(0, GREY["yolox"]), tmp_path / "d.onnx")
+def test_out_of_range_detector_options_are_refused_when_built(yolox_onnx, option, value):
     flag = f"--detector-{option} {value!r}: give a number from 0 to 1"
     with pytest.raises(ConfigError, match=flag):
-        load_detector(path, **{option: value})
+        load_detector(yolox_onnx, **{option: value})
     if HAS_HOG:
         with pytest.raises(ConfigError, match=flag):
             load_detector("hog", **{option: value})
 
 
 @pytest.mark.parametrize("size", [(0, 0), (100000, 100000), (16, 640), (640, 4128), (100, 640)])
-def test_detector_sizes_out_of_bounds_are_refused_up_front(tmp_path, size):
-    model = _mmdeploy_model(channel=0, cut=GREY["yolox"], height=192, width=320)
-    shape = model.graph.input[0].type.tensor_type.shape
-    shape.dim[2].dim_param, shape.dim[3].dim_param = "height", "width"
-    path = _save(model, tmp_path / "dynamic.onnx")
+def test_detector_sizes_out_of_bounds_are_refused_up_front(dynamic_yolox_onnx, size):
+    path = dynamic_yolox_onnx
     with pytest.raises(ConfigError, match=rf"--detector-size {size[0]}x{size[1]}: .* multiple of 32 from 32 to 4096"):
         load_detector(path, input_size=size)
     assert load_detector(path, input_size=(32, 4096)).input_size == (32, 4096)  # type: ignore[attr-defined]
@@ -675,14 +649,13 @@ def test_hog_finds_nobody_in_an_image_smaller_than_its_window(size):
 
 
 @pytest.mark.skipif(not HAS_HOG, reason=NO_HOG)
-def test_predict_cli_refuses_bad_detector_options_in_one_line(pose_setup, tmp_path, capsys):
+def test_predict_cli_refuses_bad_detector_options_in_one_line(predict_argv, yolox_onnx, tmp_path, capsys):
     from hrnet.cli import main
 
-    _, config_path, weights = pose_setup
     image = tmp_path / "photo.png"
     cv2.imwrite(str(image), _blue_image())
-    args = ["predict", "--config", str(config_path), "--weights", str(weights), "--out", str(tmp_path / "out")]
-    detector = _save(_mmdeploy_model(0, GREY["yolox"]), tmp_path / "yolox.onnx")
+    args = predict_argv("--out", tmp_path / "out")  # each command names its --detector
+    detector = yolox_onnx
     with pytest.raises(SystemExit) as refused:  # refused by the option's type, before anything runs
         main([*args, "--detector", "hog", "--detector-iou", "nan", str(image)])
     err = capsys.readouterr().err.strip()

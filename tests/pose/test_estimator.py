@@ -1,13 +1,11 @@
 """PoseEstimator and `hrnet predict`: same road as evaluation, batching, boxes, files, folders, videos."""
 
-import errno
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -23,19 +21,10 @@ from hrnet.io.files import json_text
 from hrnet.io.images import read_image
 from hrnet.io.outputs import LOCK, MANIFEST, OutputFolder
 from hrnet.pose.estimator import PersonPose, PoseEstimator
-from tests.engine.conftest import random_weights_experiment
 
 
-@pytest.fixture(scope="module")
-def setup(datasets_dir, tmp_path_factory):
-    """A tiny experiment on the COCO sample and random weights with non-trivial outputs."""
-    tmp = tmp_path_factory.mktemp("inference")
-    config, config_path, weights, model = random_weights_experiment(datasets_dir, tmp)
-    return config, config_path, weights, model
-
-
-def test_estimator_equals_the_evaluation_road(setup):
-    config, _, weights, model = setup
+def test_estimator_equals_the_evaluation_road(random_experiment):
+    config, _, weights, model = random_experiment
     evaluator = Evaluator.from_config(config, torch.device("cpu"), progress=False)
     expected = evaluator.predict(model)
     estimator = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch")
@@ -47,8 +36,8 @@ def test_estimator_equals_the_evaluation_road(setup):
     np.testing.assert_allclose(np.stack([p[0].scores for p in persons]), expected.scores, atol=1e-5)
 
 
-def test_persons_of_many_images_batch_like_one_at_a_time(setup, datasets_dir):
-    config, _, weights, _ = setup
+def test_persons_of_many_images_batch_like_one_at_a_time(random_experiment, datasets_dir):
+    config, _, weights, _ = random_experiment
     estimator = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch")
     a = cv2.imread(str(datasets_dir / "coco" / "000000000785.jpg"))
     b = cv2.imread(str(datasets_dir / "coco" / "000000040083.jpg"))
@@ -65,8 +54,8 @@ def test_persons_of_many_images_batch_like_one_at_a_time(setup, datasets_dir):
     assert alone[1][0].keypoints.shape == (17, 2) and alone[1][0].score >= 0.0
 
 
-def test_bad_inputs(setup):
-    config, _, weights, _ = setup
+def test_bad_inputs(random_experiment):
+    config, _, weights, _ = random_experiment
     estimator = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch")
     with pytest.raises(DataError, match="under 1 pixel wide or high"):
         estimator(np.zeros((50, 50, 3), np.uint8), np.array([[0, 0, 0, 10]]))
@@ -77,10 +66,10 @@ def test_bad_inputs(setup):
     assert estimator(np.zeros((50, 50, 3), np.uint8), np.zeros((0, 4))) == []
 
 
-def test_channel_order_is_explicit(setup, datasets_dir):
+def test_channel_order_is_explicit(random_experiment, datasets_dir):
     """Arrays are BGR by default (cv2.imread's order, as MMPose/rtmlib/ultralytics take them); "rgb" on request;
     a file path decodes the same whatever the order. The wrong order does move keypoints, hence the choice."""
-    config, _, weights, _ = setup
+    config, _, weights, _ = random_experiment
     path = datasets_dir / "coco" / "000000000785.jpg"
     box = np.array([[280.0, 44.0, 218.0, 346.0]])
     bgr = cv2.imread(str(path))
@@ -108,8 +97,7 @@ def test_detection_boxes_match_by_id_and_name(tmp_path, datasets_dir):
         DetectionBoxes(path)
 
 
-def test_predict_cli_images_folders_videos_and_failures(setup, datasets_dir, tmp_path):
-    _, config_path, weights, _ = setup
+def test_predict_cli_images_folders_videos_and_failures(predict_argv, datasets_dir, tmp_path):
     video = tmp_path / "clip.mp4"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (96, 128))
     frame = cv2.imread(str(datasets_dir / "coco" / "000000000785.jpg"))[40:296, 280:472]
@@ -119,12 +107,8 @@ def test_predict_cli_images_folders_videos_and_failures(setup, datasets_dir, tmp
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not an image")
     out = tmp_path / "out"
-    status = main([
-        "predict", str(config_path), "--weights", str(weights), "--backend", "pytorch", "--detector", "none",
-        "--out", str(out),
-        "--boxes", str(datasets_dir / "coco" / "test_coco_det_AP_H_56.json"),
-        str(datasets_dir / "coco"), str(video), str(broken),
-    ])  # fmt: skip
+    boxes = datasets_dir / "coco" / "test_coco_det_AP_H_56.json"
+    status = main(predict_argv("--out", out, "--boxes", boxes, datasets_dir / "coco", video, broken))
     assert status == 1  # the broken file failed, the rest completed
     results = json.loads((out / "000000000785.jpg.json").read_text())
     assert results and results[0]["image_id"] == 785 and len(results[0]["keypoints"]) == 17 * 3
@@ -139,8 +123,8 @@ def test_predict_cli_images_folders_videos_and_failures(setup, datasets_dir, tmp
     assert [p.name for p in out.glob(".*")] == [MANIFEST]  # no temporary files and no lock left
 
 
-def test_onnxruntime_backend_gives_the_torch_keypoints(setup, datasets_dir, tmp_path, capsys):
-    config, config_path, weights, _ = setup
+def test_onnxruntime_backend_gives_the_torch_keypoints(random_experiment, datasets_dir, tmp_path, capsys):
+    config, config_path, weights, _ = random_experiment
     onnx = tmp_path / "tiny.onnx"
     assert main(["export", str(config_path), "--weights", str(weights), "--out", str(onnx)]) == 0
     assert "checked against ONNX Runtime" in capsys.readouterr().out
@@ -166,32 +150,17 @@ def _assert_same_person_and_cli_runs(reference, other, datasets_dir, tmp_path, c
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++")), reason="torch.compile needs a C++ compiler")
-def test_compiled_fast_path_gives_the_plain_keypoints(setup, datasets_dir, tmp_path):
+def test_compiled_fast_path_gives_the_plain_keypoints(random_experiment, datasets_dir, tmp_path):
     """``hrnet predict --compile`` (about 10 s of compilation on 2 cores) against the plain network."""
-    config, config_path, weights, _ = setup
+    config, config_path, weights, _ = random_experiment
     plain = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch")
     compiled = PoseEstimator.from_config(config, weights, device="cpu", compile=True)
     _assert_same_person_and_cli_runs(plain, compiled, datasets_dir, tmp_path, config_path, weights, "--compile")
 
 
-def _predict_args(config_path, weights):
-    return [
-        "predict",
-        "--config",
-        str(config_path),
-        "--weights",
-        str(weights),
-        "--backend",
-        "pytorch",
-        "--detector",
-        "none",
-    ]
-
-
-def test_predict_never_replaces_an_input(setup, datasets_dir, tmp_path, capsys):
+def test_predict_never_replaces_an_input(predict_argv, datasets_dir, tmp_path, capsys):
     """--out equal to the input folder: a.jpg and a.png get their own results, the photos and an unrelated
     photo.json stay as they were; a second run does not take the first run's drawings for photos."""
-    _, config_path, weights, _ = setup
     folder = tmp_path / "photos"
     folder.mkdir()
     shutil.copy(datasets_dir / "coco" / "000000000785.jpg", folder / "a.jpg")
@@ -199,7 +168,7 @@ def test_predict_never_replaces_an_input(setup, datasets_dir, tmp_path, capsys):
     cv2.imwrite(str(folder / "a.png"), cv2.imread(str(datasets_dir / "coco" / "000000040083.jpg")))
     (folder / "photo.json").write_text('{"mine": true}')
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
-    args = _predict_args(config_path, weights)
+    args = predict_argv()
     for _ in range(2):
         assert main([*args, "--out", str(folder), str(folder)]) == 0
         assert all((folder / name).read_bytes() == data for name, data in before.items())
@@ -243,21 +212,17 @@ def test_malformed_detection_entries_are_named(tmp_path, entry, message):
         DetectionBoxes(path)
 
 
-def test_predict_cli_bad_boxes_file_is_one_line(setup, datasets_dir, tmp_path, capsys):
-    _, config_path, weights, _ = setup
+def test_predict_cli_bad_boxes_file_is_one_line(predict_argv, datasets_dir, tmp_path, capsys):
     boxes = tmp_path / "boxes.json"
     boxes.write_text(json.dumps([{"file_name": "a.jpg", "bbox": [1, 2, 3], "score": 1}]))
     image = datasets_dir / "coco" / "000000040083.jpg"
-    assert (
-        main([*_predict_args(config_path, weights), "--boxes", str(boxes), "--out", str(tmp_path / "o"), str(image)])
-        == 2
-    )
+    assert main(predict_argv("--boxes", str(boxes), "--out", str(tmp_path / "o"), str(image))) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "boxes.json: entry 0: the bbox [1, 2, 3]" in err
 
 
-def test_non_finite_boxes_given_to_the_estimator_are_refused(setup):
-    config, _, weights, _ = setup
+def test_non_finite_boxes_given_to_the_estimator_are_refused(random_experiment):
+    config, _, weights, _ = random_experiment
     estimator = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch")
     image = np.zeros((50, 50, 3), np.uint8)
     with pytest.raises(DataError, match="NaN or infinity"):
@@ -289,17 +254,16 @@ def test_one_bad_value_among_finite_persons_is_the_only_null(caplog):
     assert "b.jpg: 1 predicted values are not finite" in caplog.text
 
 
-def test_a_photo_named_like_a_drawing_is_predicted_and_never_overwritten(setup, datasets_dir, tmp_path, capsys):
+def test_a_photo_named_like_a_drawing_is_predicted_and_never_overwritten(predict_argv, datasets_dir, tmp_path, capsys):
     """Drawings are told from photos by the folder's manifest, not by a ``_pose`` suffix: a photo ``a_pose.jpg``
     beside ``a.jpg`` is an input, so writing a.jpg's drawing onto it is refused (naming both) before anything
     runs; ``tree_pose.jpg`` with --out elsewhere is predicted like any photo."""
-    _, config_path, weights, _ = setup
     folder = tmp_path / "photos"
     folder.mkdir()
     for name, sample in (("a.jpg", "000000000785.jpg"), ("a_pose.jpg", "000000040083.jpg")):
         shutil.copy(datasets_dir / "coco" / sample, folder / name)
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
-    args = _predict_args(config_path, weights)
+    args = predict_argv()
     assert main([*args, "--out", str(folder), str(folder)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "a_pose.jpg is the input" in err and "the output of" in err and "a.jpg would" in err
@@ -317,13 +281,12 @@ def test_a_photo_named_like_a_drawing_is_predicted_and_never_overwritten(setup, 
     assert (out / "tree.jpg.json").is_file() and (out / "tree_pose.jpg").is_file()
 
 
-def test_predict_replaces_only_its_own_earlier_outputs(setup, datasets_dir, tmp_path, capsys):
-    _, config_path, weights, _ = setup
+def test_predict_replaces_only_its_own_earlier_outputs(predict_argv, datasets_dir, tmp_path, capsys):
     image = str(datasets_dir / "coco" / "000000040083.jpg")
     out = tmp_path / "out"
     out.mkdir()
     (out / "000000040083.jpg.json").write_text('{"mine": true}')
-    args = [*_predict_args(config_path, weights), "--no-draw", "--out", str(out), image]
+    args = predict_argv("--no-draw", "--out", str(out), image)
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "000000040083.jpg.json: the output of" in err and "hrnet predict did not write" in err
@@ -332,21 +295,21 @@ def test_predict_replaces_only_its_own_earlier_outputs(setup, datasets_dir, tmp_
     assert main(args) == 0  # its own output now: replaced without asking
 
 
-def test_a_second_predict_into_a_taken_folder_is_refused_with_the_holders_pid(setup, datasets_dir, tmp_path, capsys):
-    _, config_path, weights, _ = setup
+def test_a_second_predict_into_a_taken_folder_is_refused_with_the_holders_pid(
+    predict_argv, datasets_dir, tmp_path, capsys
+):
     out = tmp_path / "out"
     image = str(datasets_dir / "coco" / "000000040083.jpg")
     with OutputFolder(out, command="hrnet predict"):  # another run holds it
-        assert main([*_predict_args(config_path, weights), "--out", str(out), image]) == 2
+        assert main(predict_argv("--out", str(out), image)) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"another run, pid {os.getpid()}" in err and "is writing into this folder" in err
     assert sorted(p.name for p in out.iterdir()) == []
 
 
-def test_the_next_run_removes_what_a_killed_video_run_left(setup, datasets_dir, tmp_path, caplog):
+def test_the_next_run_removes_what_a_killed_video_run_left(predict_argv, datasets_dir, tmp_path, caplog):
     """SIGTERM during a video predict leaves its lock and the temporary .jsonl/.mp4 (SIGINT cleans up): the next
     run into the folder takes the lock over with a warning and removes them."""
-    _, config_path, weights, _ = setup
     out = tmp_path / "out"
     out.mkdir()
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -357,39 +320,27 @@ def test_the_next_run_removes_what_a_killed_video_run_left(setup, datasets_dir, 
         path.write_bytes(b"half a video")
     image = str(datasets_dir / "coco" / "000000040083.jpg")
     with caplog.at_level("INFO", logger="hrnet"):
-        assert main([*_predict_args(config_path, weights), "--no-draw", "--out", str(out), image]) == 0
+        assert main(predict_argv("--no-draw", "--out", str(out), image)) == 0
     assert f"took over the lock of pid {gone.pid}" in caplog.text
     assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "000000040083.jpg.json"]
 
 
-def test_predict_out_that_cannot_be_a_folder_is_one_error_up_front(setup, datasets_dir, tmp_path, capsys):
-    _, config_path, weights, _ = setup
+def test_predict_out_that_cannot_be_a_folder_is_one_error_up_front(predict_argv, datasets_dir, tmp_path, capsys):
     image = str(datasets_dir / "coco" / "000000040083.jpg")
     a_file = tmp_path / "taken"
     a_file.write_text("")
-    args = _predict_args(config_path, weights)
+    args = predict_argv()
     assert main([*args, "--out", str(a_file), image]) == 2
     assert "taken: the --out folder is an existing file" in capsys.readouterr().err
     assert main([*args, "--out", str(a_file / "below"), image]) == 2
     assert "below: cannot write the --out folder (a file is in the way" in capsys.readouterr().err
 
 
-def test_predict_into_a_read_only_folder_is_one_error_up_front(setup, datasets_dir, tmp_path, capsys, monkeypatch):
+def test_predict_into_a_read_only_folder_is_one_error_up_front(predict_argv, datasets_dir, read_only_dir, capsys):
     """A read-only --out: one line before any input runs (simulated: the tests may run as root, who writes
     anywhere; a non-root run of the next test does it for real)."""
-    _, config_path, weights, _ = setup
-    out = tmp_path / "ro"
-    out.mkdir()
-    real_open = os.open
-
-    def read_only(path, flags, mode=0o777, **kw):
-        if Path(path).parent == out and flags & os.O_CREAT:
-            raise PermissionError(errno.EACCES, "Permission denied", str(path))
-        return real_open(path, flags, mode, **kw)
-
-    monkeypatch.setattr(os, "open", read_only)
     images = [str(datasets_dir / "coco" / n) for n in ("000000040083.jpg", "000000000785.jpg")]
-    assert main([*_predict_args(config_path, weights), "--out", str(out), *images]) == 2
+    assert main(predict_argv("--out", str(read_only_dir), *images)) == 2
     err = capsys.readouterr().err
     assert (
         err.count("\n") == 1 and "ro: cannot write the --out folder (Permission denied: the folder is read-only" in err
@@ -397,42 +348,39 @@ def test_predict_into_a_read_only_folder_is_one_error_up_front(setup, datasets_d
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-def test_predict_into_a_really_read_only_folder(setup, datasets_dir, tmp_path, capsys):
-    _, config_path, weights, _ = setup
+def test_predict_into_a_really_read_only_folder(predict_argv, datasets_dir, tmp_path, capsys):
     out = tmp_path / "ro"
     out.mkdir()
     out.chmod(0o555)
     try:
         image = str(datasets_dir / "coco" / "000000040083.jpg")
-        assert main([*_predict_args(config_path, weights), "--out", str(out), image]) == 2
+        assert main(predict_argv("--out", str(out), image)) == 2
         assert "cannot write the --out folder" in capsys.readouterr().err
     finally:
         out.chmod(0o755)
 
 
-def test_photos_are_turned_upright_by_their_exif_orientation(setup, tmp_path):
+def test_photos_are_turned_upright_by_their_exif_orientation(predict_argv, tmp_path):
     """A phone photo stored sideways with orientation 6 (rotate 90° clockwise to view): the whole-image box and
     the drawing are those of the upright photo."""
-    _, config_path, weights, _ = setup
     pixels = np.zeros((40, 80, 3), np.uint8)
     pixels[:, :20] = 255  # stored: a white band on the left; upright: at the top
     exif = Image.Exif()
     exif[0x0112] = 6
     Image.fromarray(pixels).save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=95)
     out = tmp_path / "out"
-    assert main([*_predict_args(config_path, weights), "--out", str(out), str(tmp_path / "phone.jpg")]) == 0
+    assert main(predict_argv("--out", str(out), str(tmp_path / "phone.jpg"))) == 0
     assert json.loads((out / "phone.jpg.json").read_text())[0]["bbox"] == [0, 0, 40, 80]
     drawing = cv2.imread(str(out / "phone_pose.jpg"))
     assert drawing.shape[:2] == (80, 40) and drawing[:10].mean() > drawing[-10:].mean()
     assert read_image(tmp_path / "phone.jpg").shape[:2] == (40, 80)  # data sets: the stored pixels
 
 
-def test_a_boxes_file_that_matches_no_input_is_warned_with_its_names(setup, datasets_dir, tmp_path, caplog):
-    _, config_path, weights, _ = setup
+def test_a_boxes_file_that_matches_no_input_is_warned_with_its_names(predict_argv, datasets_dir, tmp_path, caplog):
     boxes = tmp_path / "boxes.json"
     boxes.write_text(json.dumps([{"file_name": "IMG_0001.jpg", "bbox": [1, 2, 30, 40], "score": 1}]))
     image = str(datasets_dir / "coco" / "000000040083.jpg")
-    args = [*_predict_args(config_path, weights), "--boxes", str(boxes), "--out", str(tmp_path / "o"), "--no-draw"]
+    args = predict_argv("--boxes", str(boxes), "--out", str(tmp_path / "o"), "--no-draw")
     with caplog.at_level("WARNING", logger="hrnet"):
         assert main([*args, image]) == 0
     assert "boxes.json: no entry matches any input image: it names 'IMG_0001.jpg'" in caplog.text
