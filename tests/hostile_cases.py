@@ -273,6 +273,8 @@ CASES: tuple[HostileCase, ...] = (
                 "tests/tf_port/test_checkpoint.py::test_a_missing_variable_is_named"),
     HostileCase("weights files", "a TF checkpoint with a variable that is not the network's", "refused naming it",
                 "tests/tf_port/test_checkpoint.py::test_a_foreign_variable_is_refused"),
+    HostileCase("weights files", "a recorded config over 64 KiB, or with YAML aliases", "refused before it is checked",
+                _CONFIG + "test_a_config_recorded_in_a_weights_file_is_small_and_has_no_aliases"),
     # downloads
     HostileCase("downloads", "a download whose checksum does not match", "refused and deleted",
                 _WEIGHTS + "test_checksum_mismatch_deletes_the_download"),
