@@ -12,6 +12,7 @@ from hrnet.config import (
     ExperimentConfig,
     ModelConfig,
     StageConfig,
+    config_from_text,
     dump_config,
     hrnet_stages,
     load_config,
@@ -85,9 +86,12 @@ def test_unknown_key_names_the_dotted_path_and_the_nearest_key(tmp_path):
         ("model.input_size=[250,192]", r"input_size must be multiples of 32"),
         ("train.lr_steps=[200,170]", r"lr_steps must be increasing"),
         ("data.target=tf_port", r"needs model\.variant tf_port"),
-        ("test.decode=soft", r"decode must be one of \['argmax', 'dark', 'tf_port'\]"),
+        ("test.decode=soft", r"test\.decode: must be one of \['argmax', 'dark', 'tf_port'\], got 'soft'"),
+        ("model.stages.1.block=dense", r"model\.stages\.1\.block: must be one of \['basic', 'bottleneck'\]"),
         ("model.batch_norm=batch", r"batch_norm 'batch' reproduces the TF port's .* only for variant tf_port"),
-        ("model.batch_norm=frozen", r"batch_norm must be one of \['running', 'batch'\], got 'frozen'"),
+        ("model.batch_norm=frozen", r"model\.batch_norm: must be one of \['running', 'batch'\], got 'frozen'"),
+        ("train=5", r"^train: expected a mapping, got 5$"),
+        ("data.sigmas=12", r"^data\.sigmas: expected a list, got 12$"),
         ("train.name.x=1", r"train\.name is a value, not a section"),
         ("model.stages.9.block=basic", r"model\.stages has no item '9'"),
         ("novalue", r"expected KEY=VALUE"),
@@ -113,7 +117,7 @@ def test_unreadable_or_malformed_yaml(tmp_path):
     with pytest.raises(ConfigError, match=r"bad\.yaml: not valid YAML: line 2, column 1: expected ',' or ']'") as err:
         load_config(bad)
     assert "\n" not in str(err.value)  # one line, without PyYAML's quoted excerpt
-    with pytest.raises(ConfigError, match=r"--set 'train.lr=\[': the value is not valid YAML \(line 1, col") as err:
+    with pytest.raises(ConfigError, match=r"--set 'train.lr=\[': not valid YAML: line 1, column") as err:
         load_config(None, ["train.lr=["])
     assert "\n" not in str(err.value)
     bad.write_text("- a list\n")
@@ -134,8 +138,8 @@ def test_presets_and_stage_invariants():
     assert model_preset("w48").stages == hrnet_stages(48)
     with pytest.raises(ConfigError, match="did you mean 'w48'"):
         model_preset("w84")
-    with pytest.raises(ConfigError, match="block must be one of"):
-        StageConfig(num_modules=1, num_branches=1, block="dense", num_blocks=(1,), num_channels=(8,))
+    with pytest.raises(ConfigError, match="num_blocks has 2 entries but num_branches is 1"):
+        StageConfig(num_modules=1, num_branches=1, block="basic", num_blocks=(1, 1), num_channels=(8,))
     stages = list(hrnet_stages(32))
     stages[0] = dataclasses.replace(stages[0], num_modules=2)
     with pytest.raises(ConfigError, match="stage 1 is a single stack"):
@@ -178,12 +182,12 @@ def test_non_utf8_and_deeply_nested_yaml(tmp_path):
 def test_size_mismatch_setting():
     assert ExperimentConfig().data.size_mismatch == "error"
     assert load_config(None, ["data.size_mismatch=warn"]).data.size_mismatch == "warn"
-    with pytest.raises(ConfigError, match=r"size_mismatch must be one of \['error', 'warn'\], got 'ignore'"):
+    with pytest.raises(ConfigError, match=r"data\.size_mismatch: must be one of \['error', 'warn'\], got 'ignore'"):
         load_config(None, ["data.size_mismatch=ignore"])
 
 
 def test_a_stage_without_its_required_keys_names_them():
-    with pytest.raises(ConfigError, match=r"model\.stages\.1: missing 'model\.stages\.1\.num_modules', "):
+    with pytest.raises(ConfigError, match=r"model\.stages\.1\.num_modules: missing.*; model\.stages\.1\.num_bra"):
         load_config(None, ["model.stages.1={}"])
 
 
@@ -210,15 +214,18 @@ def _alias_bomb(levels: int = 9, width: int = 9) -> str:
 
 
 def test_an_alias_bomb_is_refused_at_once(tmp_path):
+    # PyYAML shares an anchor's value among its aliases, and no config value nests deep enough to expand it.
     path = tmp_path / "bomb.yaml"
-    path.write_text(f"train:\n  name: {_alias_bomb()}\n")
-    for source, overrides in ((path, []), (None, [f"train.name={_alias_bomb()}"])):
-        started = time.perf_counter()
-        with pytest.raises(ConfigError, match=r"aliases \(\*name\) would expand to [\d,]+ more values, over the 10,"):
-            load_config(source, overrides)
-        assert time.perf_counter() - started < 1.0
+    for key in ("train.name", "data.sigmas", "model.stages"):
+        section, name = key.split(".")
+        path.write_text(f"{section}:\n  {name}: {_alias_bomb()}\n")
+        for source, overrides in ((path, []), (None, [f"{key}={_alias_bomb()}"])):
+            started = time.perf_counter()
+            with pytest.raises(ConfigError, match=re.escape(key) + r"(\.0)?: expected a (string|number|mapping)"):
+                load_config(source, overrides)
+            assert time.perf_counter() - started < 1.0
     path.write_text("train:\n  name: &a [*a]\n")  # an alias inside its own anchor: endless
-    with pytest.raises(ConfigError, match=r"bomb\.yaml: .*aliases \(\*name\) would expand"):
+    with pytest.raises(ConfigError, match=r"bomb\.yaml: train\.name: expected a string, got \[\[\[\[\.\.\.\]\]\]\]"):
         load_config(path)
     # A config with a few anchors still loads.
     path.write_text(
@@ -235,13 +242,24 @@ def test_an_alias_bomb_is_refused_at_once(tmp_path):
     assert config.train.batch_size == config.test.batch_size == 4
 
 
+def test_a_config_recorded_in_a_weights_file_is_small_and_has_no_aliases():
+    recorded = dump_config(ExperimentConfig(model=model_preset("w18")))
+    assert config_from_text(recorded, "w.safetensors", ["train.lr=5e-4"]).model == model_preset("w18")
+    with pytest.raises(ConfigError, match=r"^w\.safetensors: 70,000 characters, over the 65,536 of a config$"):
+        config_from_text("#" * 70_000, "w.safetensors")
+    with pytest.raises(ConfigError, match=r"^w\.safetensors: the config uses YAML aliases \(\*name\), which hrnet"):
+        config_from_text("test:\n  batch_size: &n 4\ntrain:\n  batch_size: *n\n", "w.safetensors")
+    with pytest.raises(ConfigError, match=r"^w\.safetensors: not valid YAML: line 1, column 9: expected"):
+        config_from_text("train: [", "w.safetensors")
+
+
 def test_an_integer_of_5000_digits_is_one_clear_error(tmp_path):
     path = tmp_path / "x.yaml"
     path.write_text("test:\n  batch_size: " + "9" * 5000 + "\n")
-    with pytest.raises(ConfigError, match=r"x\.yaml: .*line 2, column 15: an integer of 5,000 characters") as err:
+    with pytest.raises(ConfigError, match=r"x\.yaml: not valid YAML: .*4300 digits") as err:  # Python's own limit
         load_config(path)
     assert len(str(err.value)) < 300
-    with pytest.raises(ConfigError, match=r"an integer of 5,000 characters is no setting") as err:
+    with pytest.raises(ConfigError, match=r"--set .*: not valid YAML: .*4300 digits") as err:
         load_config(None, ["test.batch_size=" + "9" * 5000])
     assert len(str(err.value)) < 500
 
@@ -269,7 +287,6 @@ def test_short_repr_is_bounded_for_any_value():
     assert short_repr("abc") == "'abc'"
     assert len(short_repr("x" * 10_000)) <= 200
     assert len(short_repr([list(range(1000))] * 1000)) <= 200
-    assert short_repr(10**5000) == "<an integer of about 5001 digits>"  # repr() refuses it (> 4,300 digits)
 
 
 @pytest.mark.parametrize(

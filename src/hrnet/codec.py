@@ -23,12 +23,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import get_args
 
 import cv2
 import numpy as np
 import torch
 
-from hrnet.config import DECODE_METHODS, TARGETS, DataConfig, ModelConfig
+from hrnet.config import DataConfig, DecodeMethod, ModelConfig, Target
 from hrnet.crop import Crop, heatmap_to_image
 from hrnet.errors import ConfigError
 from hrnet.tf_port.pipeline import decode_tf_port, encode_tf_port
@@ -314,8 +315,8 @@ def decode_peaks(
     Returns:
         coordinates (N, K, 2) ``(x, y)`` in heatmap pixels and scores (N, K), the peak values.
     """
-    if method not in DECODE_METHODS:
-        raise ConfigError(f"decode method must be one of {list(DECODE_METHODS)}, got {method!r}")
+    if method not in get_args(DecodeMethod):
+        raise ConfigError(f"decode method must be one of {list(get_args(DecodeMethod))}, got {method!r}")
     _check_heatmaps(heatmaps)
     if method == "tf_port":
         coords, scores, _ = decode_tf_port(heatmaps, threshold)
@@ -426,8 +427,8 @@ class HeatmapCodec:
     kind: str = "gaussian"
 
     def __post_init__(self) -> None:
-        if self.kind not in TARGETS:
-            raise ConfigError(f"heatmap codec kind must be one of {list(TARGETS)}, got {self.kind!r}")
+        if self.kind not in get_args(Target):
+            raise ConfigError(f"heatmap codec kind must be one of {list(get_args(Target))}, got {self.kind!r}")
         if min(self.heatmap_size) < 2 or self.sigma <= 0:
             raise ConfigError(
                 f"heatmap codec needs heatmaps of at least 2 pixels and a positive sigma, got heatmap "

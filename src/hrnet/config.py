@@ -1,14 +1,10 @@
-"""Typed experiment config: frozen dataclasses, loaded from YAML, overridable with ``--set a.b=c``.
+"""The typed experiment config: frozen dataclasses whose defaults cite the recipe they come from, loaded from YAML
+and ``--set a.b=c`` overrides.
 
 One tree: ``ExperimentConfig(model, data, train, test, runtime)``. Every default is the official recipe for COCO
 W32 256×192 (leoxiaobin/deep-high-resolution-net.pytorch, ``experiments/coco/hrnet/w32_256x192_adam_lr1e-3.yaml``)
-and says why beside it. The loader rejects an unknown key with its dotted path and the nearest valid key, checks
-every value's type and the invariants (``len(num_channels) == num_branches``), and never executes anything. It
-reads YAML safely and refuses what PyYAML would let through: a key given twice, aliases that expand beyond a
-small budget (an "alias bomb") and integers of absurd length. Messages quote at most ~200 characters of a value.
-
-One module although long: the tree (every default with its reason) and the loader that validates it are one
-job, and splitting them would leave each importing the other.
+and says why beside it. The loader reads YAML safely, checks every key and type with cattrs (an unknown key is
+named by its dotted path and the nearest valid key) and the invariants in each class, and never executes anything.
 """
 
 from __future__ import annotations
@@ -16,34 +12,29 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import functools
 import itertools
-import math
 import reprlib
-import types
+import sys
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal
 
 import yaml
 
 from hrnet.errors import ConfigError
 from hrnet.io.inputs import decimal_id
 
-# Every set of allowed values, defined here once; the modules that act on them import these.
-BLOCK_TYPES = ("basic", "bottleneck")
-MODEL_VARIANTS = ("hrnet", "tf_port")
-DATA_FORMATS = ("coco", "aic_raw", "mpii")  # hrnet.data.sources.FORMATS has one entry each
-TARGETS = ("gaussian", "udp", "tf_port")  # hrnet.codec.HeatmapCodec kinds
-DECODE_METHODS = ("argmax", "dark", "tf_port")
-CROPS = ("affine", "stretch")  # hrnet.crop.Crop geometries a config picks (UDP's follows from data.target)
-PIXELS = ("imagenet", "unit")  # how crop pixels become network input
-SIZE_MISMATCH = ("error", "warn")  # hrnet.data.dataset.TopDownDataset: an image file of another size than declared
-EXTRA_METRICS = ("", "tf_port")  # scored beside the data format's own metric
-LOSSES = ("mse", "ohkm", "sum_squared")  # hrnet.engine.loss.HeatmapLoss kinds
-OPTIMIZERS = ("adam", "sgd")
-TRAIN_PRECISIONS = ("fp32", "bf16")  # hrnet.engine.autocast.training_autocast; inference's are hrnet.runtime.backends'
+# The choices that other modules act on too; they read them with typing.get_args.
+AnnotationFormat = Literal["coco", "aic_raw", "mpii"]  # hrnet.data.sources.FORMATS has one entry each
+Target = Literal["gaussian", "udp", "tf_port"]  # hrnet.codec.HeatmapCodec kinds
+DecodeMethod = Literal["argmax", "dark", "tf_port"]
+Pixels = Literal["imagenet", "unit"]  # how crop pixels become network input (hrnet.crop.Crop)
+SizeMismatch = Literal["error", "warn"]  # hrnet.data.dataset.TopDownDataset: a file of another size than declared
+Loss = Literal["mse", "ohkm", "sum_squared"]  # hrnet.engine.loss.HeatmapLoss kinds
+TrainPrecision = Literal["fp32", "bf16"]  # hrnet.engine.autocast.training_autocast; inference's: runtime.backends
 # Keys that moved to another section: a config that still uses the old place gets told where to.
 MOVED_KEYS = {
     "train.device": "runtime.device",
@@ -52,17 +43,13 @@ MOVED_KEYS = {
     "data.num_workers": "runtime.num_workers",
     "model.pretrained": "train.pretrained",
 }
-BATCH_NORM_MODES = ("running", "batch")  # ModelConfig.batch_norm: which statistics BatchNorm uses at test time
 MAX_SEED = 2**32 - 1  # the largest seed every generator a run seeds accepts
 # Bounds that keep every crop finite and non-empty: a region is the box × box_padding × (1 ± scale_factor), and a
 # heatmap Gaussian needs σ ≥ 1/6 for DARK's blur kernel (2⌊3σ + 0.5⌋ - 1 ≥ 1) and a window the heatmap can hold.
 BOX_PADDING_RANGE = (0.1, 10.0)
 SIGMA_RANGE = (0.25, 100.0)
 MAX_ROTATION_FACTOR = 180.0  # degrees: rotations are drawn within ±2× this, a full turn either way
-# YAML: values that aliases (``*name``) may add to a document, counted as if each were written out; a config uses a
-# few, an "alias bomb" (9 anchors of 9 aliases each: 9⁹ values) needs billions.
-MAX_ALIAS_VALUES = 10_000
-MAX_INTEGER_CHARACTERS = 100  # a YAML integer longer than this is no setting (and Python refuses past 4,300 digits)
+MAX_RECORDED_CONFIG = 64 * 1024  # characters: hrnet records ~3 KB in a weights file, which may come from anyone
 
 
 @dataclass(frozen=True)
@@ -71,13 +58,11 @@ class StageConfig:
 
     num_modules: int  # how many exchange modules (multi-resolution groups + fusion) the stage repeats
     num_branches: int  # parallel resolutions in this stage: 1, 2, 3, 4 for stages 1-4
-    block: str  # residual unit in each branch: "basic" (two 3×3) or "bottleneck" (1×1-3×3-1×1, ×4 out)
+    block: Literal["basic", "bottleneck"]  # residual unit in each branch: two 3×3, or 1×1-3×3-1×1 with ×4 out
     num_blocks: tuple[int, ...]  # residual units per branch in one module (4 in every official stage)
     num_channels: tuple[int, ...]  # width per branch (bottleneck: inner width, output is 4×)
 
     def __post_init__(self) -> None:
-        if self.block not in BLOCK_TYPES:
-            raise ConfigError(f"block must be one of {BLOCK_TYPES}, got {short_repr(self.block)}")
         if self.num_modules < 1 or self.num_branches < 1:
             raise ConfigError("num_modules and num_branches must be ≥ 1")
         for name in ("num_blocks", "num_channels"):
@@ -107,22 +92,16 @@ class ModelConfig:
     """The pose network. ``variant="hrnet"`` is the official PyTorch network (stem, ¼-resolution heatmaps);
     ``"tf_port"`` is the original TensorFlow port (no stem, leaky ReLU, full-resolution normalised heatmaps)."""
 
-    variant: str = "hrnet"  # "hrnet" loads the official checkpoints; "tf_port" is the seed's TF network
+    variant: Literal["hrnet", "tf_port"] = "hrnet"  # "hrnet" loads the official checkpoints
     num_keypoints: int = 17  # COCO-17; the data set's keypoint set must have the same count
     input_size: tuple[int, int] = (256, 192)  # (height, width) of the crop, official COCO W32 recipe
     stages: tuple[StageConfig, ...] = field(default_factory=lambda: hrnet_stages(32))  # HRNet-W32
     final_conv_kernel: int = 1  # official FINAL_CONV_KERNEL: the 1×1 heatmap head
-    # BatchNorm at test time: "running" = the running statistics (the standard). "batch" = each batch's own mean
-    # and biased variance, as the TF port's test.py runs (its training never updated the moving statistics, so
-    # its released ones are 0/1); it reproduces the port and is not a recommendation: a person's keypoints then
-    # depend on the rest of the batch. tf_port only. In training both modes use and update the running statistics.
-    batch_norm: str = "running"
+    # Test-time statistics: "batch" (each batch's own, tf_port only) reproduces the TF port's test.py, whose released
+    # moving statistics are 0/1, at the price of a person's keypoints depending on the rest of the batch.
+    batch_norm: Literal["running", "batch"] = "running"
 
     def __post_init__(self) -> None:
-        if self.variant not in MODEL_VARIANTS:
-            raise ConfigError(f"variant must be one of {MODEL_VARIANTS}, got {short_repr(self.variant)}")
-        if self.batch_norm not in BATCH_NORM_MODES:
-            raise ConfigError(f"batch_norm must be one of {list(BATCH_NORM_MODES)}, got {short_repr(self.batch_norm)}")
         if self.batch_norm == "batch" and self.variant != "tf_port":
             raise ConfigError(
                 "batch_norm 'batch' reproduces the TF port's test-time BatchNorm and is only for variant tf_port; "
@@ -181,7 +160,7 @@ def model_preset(name: str) -> ModelConfig:
 class DataConfig:
     """Where the annotations and images are, and how a training sample is made from a record."""
 
-    format: str = "coco"  # "coco" (any COCO-format keypoint file), "aic_raw" (AI Challenger JSON), "mpii"
+    format: AnnotationFormat = "coco"  # "coco" (any COCO-format keypoint file), "aic_raw" (AI Challenger JSON), "mpii"
     keypoint_set: str = "coco17"  # coco17 | aic14 | mpii16 | crowdpose14 | "from_annotations" (the category's)
     sigmas: tuple[float, ...] = ()  # OKS sigmas for "from_annotations"; () = documented default per keypoint
     root: str = "data/coco"  # relative paths below are under this folder
@@ -191,9 +170,9 @@ class DataConfig:
     val_images: str = "images/val2017"
     # "affine": the official crop (the box enlarged by box_padding at the input's aspect ratio, affine warp);
     # "stretch": the TF port's (the exact box stretched to the input, no margin, aspect not kept; no augmentation).
-    crop: str = "affine"
+    crop: Literal["affine", "stretch"] = "affine"
     box_padding: float = 1.25  # official (affine crop): the box enlarged by 1.25 at the input's aspect ratio
-    pixels: str = "imagenet"  # network input: "imagenet" mean/std (official) or "unit" (uint8 / 255, the TF port)
+    pixels: Pixels = "imagenet"  # network input: "imagenet" mean/std (official) or "unit" (uint8 / 255, the TF port)
     flip: bool = True  # official FLIP: horizontal flip with the keypoint set's flip pairs ...
     flip_prob: float = 0.5  # ... half of the time
     scale_factor: float = 0.35  # official SCALE_FACTOR: scale ~ clip(N(1, sf), 1 - sf, 1 + sf)
@@ -201,19 +180,14 @@ class DataConfig:
     rotation_prob: float = 0.6  # ... applied 60 % of the time
     half_body_prob: float = 0.3  # official PROB_HALF_BODY; negative disables half-body crops
     half_body_min_keypoints: int = 8  # official NUM_JOINTS_HALF_BODY: needs more labelled points than this
-    target: str = "gaussian"  # heatmap target: "gaussian" (official), "udp" (Huang et al. 2020), "tf_port"
+    target: Target = "gaussian"  # heatmap target: "gaussian" (official), "udp" (Huang et al. 2020), "tf_port"
     sigma: float = 2.0  # official SIGMA: Gaussian std in heatmap pixels
     skip_bad_images: bool = True  # in training, skip and count unreadable images; False makes them an error
     # An image whose file is not the width × height its annotation gives (boxes were clipped to the declared size):
     # "error" stops with the image named; "warn" logs it once and crops from the file's own pixels.
-    size_mismatch: str = "error"
+    size_mismatch: SizeMismatch = "error"
 
     def __post_init__(self) -> None:
-        _check_choice("format", self.format, DATA_FORMATS)
-        _check_choice("target", self.target, TARGETS)
-        _check_choice("crop", self.crop, CROPS)
-        _check_choice("pixels", self.pixels, PIXELS)
-        _check_choice("size_mismatch", self.size_mismatch, SIZE_MISMATCH)
         augmented = self.flip or self.scale_factor or self.rotation_factor or self.half_body_prob >= 0
         if self.crop == "stretch" and augmented:
             raise ConfigError(
@@ -242,7 +216,7 @@ class TrainConfig:
     out_dir: str = "runs"
     epochs: int = 210  # official END_EPOCH
     batch_size: int = 32  # per process (official BATCH_SIZE_PER_GPU)
-    optimizer: str = "adam"  # official OPTIMIZER; "sgd" uses momentum / nesterov below
+    optimizer: Literal["adam", "sgd"] = "adam"  # official OPTIMIZER; "sgd" uses momentum / nesterov below
     lr: float = 1e-3  # official LR
     lr_steps: tuple[int, ...] = (170, 200)  # official LR_STEP: MultiStepLR milestones (epochs)
     lr_factor: float = 0.1  # official LR_FACTOR
@@ -251,10 +225,9 @@ class TrainConfig:
     weight_decay: float = 0.0  # official Adam ignores WD; applied to sgd (official WD 1e-4) when set
     use_target_weight: bool = True  # official LOSS.USE_TARGET_WEIGHT: unlabelled joints add no loss
     use_keypoint_weights: bool = False  # official USE_DIFFERENT_JOINTS_WEIGHT (the set's per-joint weights)
-    # "mse": official JointsMSELoss (mean over keypoints of 0.5·MSE, weighted by target weight); "ohkm": online
-    # hard keypoint mining (official JointsOHKMMSELoss, the top-k keypoint losses per sample); "sum_squared":
-    # the TF port's sum of squared differences over the batch (for its sum-normalised heatmaps).
-    loss: str = "mse"
+    # "mse": official JointsMSELoss; "ohkm": its online hard keypoint mining (JointsOHKMMSELoss, the top-k keypoints
+    # a sample); "sum_squared": the TF port's sum over the batch, for its sum-normalised heatmaps.
+    loss: Loss = "mse"
     ohkm_topk: int = 8  # keypoints kept per sample by "ohkm" (official TOPK)
     pretrained: str = ""  # weights to start from (ours or an official/MMPose .pth, head skipped); "" = random init
     grad_clip: float = 0.0  # max gradient norm; 0 disables clipping
@@ -263,15 +236,11 @@ class TrainConfig:
     checkpoint_every: int = 0  # also save a resumable checkpoint every N steps mid-epoch; 0 = epoch end only
     val_every: int = 1  # validate every N epochs (and always after the last)
     max_steps_per_epoch: int = 0  # cap the steps of an epoch (quick runs); 0 = the whole data set
-    # "bf16": autocast to bfloat16 where the hardware has it (CPU: AVX-512 BF16 or AMX; GPU: bf16), fp32 weights,
-    # gradients and loss; fp32 (with a logged message) where it has not. "fp32": fp32 on the CPU; on CUDA
-    # runtime.amp still decides mixed precision (hrnet.engine.autocast.training_autocast).
-    precision: str = "fp32"
+    # "bf16" autocasts where the hardware has bfloat16 (fp32 weights and loss; fp32 with a message elsewhere); on
+    # CUDA runtime.amp decides mixed precision either way (hrnet.engine.autocast.training_autocast).
+    precision: TrainPrecision = "fp32"
 
     def __post_init__(self) -> None:
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_choice("loss", self.loss, LOSSES)
-        _check_choice("precision", self.precision, TRAIN_PRECISIONS)
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ConfigError("epochs, batch_size and lr must be positive")
         if list(self.lr_steps) != sorted(self.lr_steps):
@@ -293,7 +262,7 @@ class TestConfig:
     shift_heatmap: bool = True  # ... shifted one pixel right, as official SHIFT_HEATMAP
     # "argmax" (+ quarter-pixel offset, official POST_PROCESS), "dark" (Zhang 2020) or "tf_port" (the port's
     # integer argmax; a peak not above detection_threshold is an undetected keypoint at the crop's corner)
-    decode: str = "argmax"
+    decode: DecodeMethod = "argmax"
     detection_threshold: float = 0.001  # "tf_port" decoding only: the port's test.py threshold
     post_process: bool = True  # official POST_PROCESS: the quarter-pixel offset towards the higher neighbour
     boxes: str = ""  # COCO detection-results JSON of person boxes; "" = ground-truth boxes (official USE_GT_BBOX)
@@ -303,11 +272,9 @@ class TestConfig:
     soft_nms: bool = False  # official SOFT_NMS
     pck_threshold: float = 0.5  # PCKh threshold (fraction of head size) for MPII
     # "tf_port": also the TF port's AP50/AP75 (per-keypoint σ from the set's own errors, no scale term; not COCO's)
-    metric: str = ""
+    metric: Literal["", "tf_port"] = ""
 
     def __post_init__(self) -> None:
-        _check_choice("decode", self.decode, DECODE_METHODS)
-        _check_choice("metric", self.metric, EXTRA_METRICS)
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be ≥ 1, got {self.batch_size}")
 
@@ -319,8 +286,7 @@ class RuntimeConfig:
 
     device: str = "auto"  # "auto" = CUDA when available (LOCAL_RANK picks the GPU), else CPU; or "cpu", "cuda:1"
     amp: bool = True  # mixed precision (bf16 where supported, else fp16 with loss scaling), on CUDA only
-    # NHWC memory format in training: faster convolutions on CUDA and on the CPU (oneDNN; measured 1.2-1.3× on the
-    # demo's step with AVX-512 and with AVX2 kernels, docs/training.md)
+    # NHWC memory format in training: faster convolutions on CUDA and on the CPU (oneDNN; docs/training.md)
     channels_last: bool = True
     num_workers: int = 4  # DataLoader worker processes per process, for training and evaluation
 
@@ -346,27 +312,13 @@ class ExperimentConfig:
             raise ConfigError("data.target 'tf_port' makes full-resolution targets: it needs model.variant tf_port")
 
 
-def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{name} must be one of {list(choices)}, got {short_repr(value)}")
-
-
 def _check_range(name: str, value: float, bounds: tuple[float, float], meaning: str) -> None:
     low, high = bounds
     if not low <= value <= high:
         raise ConfigError(f"{name} must be within [{low:g}, {high:g}] ({meaning}), got {value:g}")
 
 
-class _ShortRepr(reprlib.Repr):
-    """``reprlib``'s bounded repr, also for integers too long for ``repr`` (Python refuses past 4,300 digits)."""
-
-    def repr_int(self, x: int, level: int) -> str:
-        if x.bit_length() > 256:
-            return f"<an integer of about {int(x.bit_length() * math.log10(2)) + 1} digits>"
-        return super().repr_int(x, level)
-
-
-_SHORT = _ShortRepr()
+_SHORT = reprlib.Repr()
 _SHORT.maxstring = _SHORT.maxother = _SHORT.maxlong = 160
 _SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 8
 _SHORT.maxlevel = 3
@@ -381,81 +333,95 @@ def short_repr(value: Any, limit: int = 200) -> str:
 
 # --------------------------------------------------------------------------------------------- loading
 
-T = TypeVar("T")
+
+def _expect(kinds: tuple[type, ...], words: str, build: Callable[[Any, Any], Any] = lambda v, _: v) -> Any:
+    """A cattrs hook: a value of exactly one of ``kinds`` (a bool is no integer) goes on to ``build``."""
+
+    def structure(value: Any, tp: Any) -> Any:
+        if type(value) not in kinds:
+            raise ConfigError(f"expected {words}, got {short_repr(value)}")
+        return build(value, tp)
+
+    return structure
 
 
-def from_dict(cls: type[T], data: Mapping[str, Any], path: str = "") -> T:
-    """Build dataclass ``cls`` from a mapping, checking every key and type; ``path`` prefixes error messages."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{path or 'config'}: expected a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    kwargs = {}
-    for key, value in data.items():
-        dotted = f"{path}.{key}" if path else str(key)
-        if key not in fields:
-            if dotted in MOVED_KEYS:
-                raise ConfigError(f"config key {dotted!r} has moved: write it as {MOVED_KEYS[dotted]!r}")
-            near = difflib.get_close_matches(str(key), sorted(fields), n=1)
-            hint = f"; did you mean {_join(path, near[0])!r}?" if near else f"; valid keys: {sorted(fields)}"
-            raise ConfigError(f"unknown config key {short_repr(dotted)}{hint}")
-        kwargs[key] = _convert(hints[key], value, dotted)
-    required = [
-        f.name
-        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in kwargs
-    ]
-    if required:
-        raise ConfigError(f"{path or 'config'}: missing {', '.join(repr(_join(path, k)) for k in required)}")
-    try:
-        return cls(**kwargs)
-    except ConfigError as err:
-        raise ConfigError(f"{path or 'config'}: {err}") from None
+def _number(value: Any, _: Any) -> float:
+    if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+        with contextlib.suppress(ValueError):
+            value = float(value)
+    if type(value) not in (int, float):
+        raise ConfigError(f"expected a number, got {short_repr(value)}")
+    if not abs(value) <= sys.float_info.max:  # .nan, .inf, integers past a float: no setting means anything with them
+        raise ConfigError(f"expected a finite number, got {short_repr(value)}")
+    return float(value)
 
 
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
+def _choice(value: Any, choices: Any) -> Any:
+    if value not in typing.get_args(choices):
+        raise ConfigError(f"must be one of {list(typing.get_args(choices))}, got {short_repr(value)}")
+    return value
 
 
-def _convert(tp: Any, value: Any, path: str) -> Any:
-    """Check ``value`` against type ``tp`` (int, float, bool, str, tuples, nested dataclasses)."""
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value, path)  # type: ignore[arg-type]
-    if origin is tuple:
-        args = typing.get_args(tp)
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{path}: expected a list, got {short_repr(value)}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_convert(args[0], v, f"{path}.{i}") for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise ConfigError(f"{path}: expected {len(args)} values, got {len(value)}")
-        return tuple(_convert(a, v, f"{path}.{i}") for i, (a, v) in enumerate(zip(args, value, strict=True)))
-    if origin in (typing.Union, types.UnionType):
-        raise ConfigError(f"{path}: union types are not supported in configs")
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{path}: expected true or false, got {short_repr(value)}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{path}: expected an integer, got {short_repr(value)}")
-        return value
-    if tp is float:
-        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
-            with contextlib.suppress(ValueError):
-                value = float(value)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{path}: expected a number, got {short_repr(value)}")
-        number = float(value)
-        if not math.isfinite(number):  # YAML's .nan / .inf: no setting means anything with them
-            raise ConfigError(f"{path}: expected a finite number, got {short_repr(value)}")
-        return number
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{path}: expected a string, got {short_repr(value)}")
-        return value
-    raise ConfigError(f"{path}: unsupported config type {tp}")  # pragma: no cover - a bug in a dataclass
+def _tuple(tp: Any, converter: Any) -> Any:
+    """A cattrs hook for a list of one type (every tuple a config has); ``tuple[int, int]`` also checks the count."""
+    from cattrs.cols import homogenous_tuple_structure_factory
+
+    args = typing.get_args(tp)
+    items = homogenous_tuple_structure_factory(tuple[args[0], ...], converter)  # type: ignore[valid-type]
+
+    def structure(value: list[Any], _: Any) -> tuple[Any, ...]:
+        if args[-1] is not Ellipsis and len(value) != len(args):
+            raise ConfigError(f"expected {len(args)} values, got {len(value)}")
+        return items(value, tp)
+
+    return _expect((list, tuple), "a list", structure)
+
+
+@functools.cache
+def _converter() -> Any:
+    """cattrs set up to check a config strictly; imported when a config is loaded, not by every command."""
+    import cattrs
+    from cattrs.gen import make_dict_structure_fn
+
+    converter = cattrs.Converter(forbid_extra_keys=True)
+    for kind, words in ((int, "an integer"), (bool, "true or false"), (str, "a string")):
+        converter.register_structure_hook(kind, _expect((kind,), words))
+    converter.register_structure_hook(float, _number)
+    converter.register_structure_hook_func(lambda tp: typing.get_origin(tp) is Literal, _choice)
+    converter.register_structure_hook_factory(lambda tp: typing.get_origin(tp) is tuple, _tuple)
+    converter.register_structure_hook_factory(
+        dataclasses.is_dataclass, lambda cls, c: _expect((dict,), "a mapping", make_dict_structure_fn(cls, c))
+    )
+    return converter
+
+
+def _faults(err: BaseException, path: str) -> list[str]:
+    """One message for each fault in cattrs' tree of exceptions, each naming its dotted path."""
+    from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
+
+    if isinstance(err, ClassValidationError | IterableValidationError):
+        with_notes, without = err.group_exceptions()
+        steps = [(sub, _join(path, getattr(note, "name", None) or note.index)) for sub, note in with_notes]
+        return [fault for sub, at in [*steps, *((sub, path) for sub in without)] for fault in _faults(sub, at)]
+    if isinstance(err, ForbiddenExtraKeysError):
+        return [_unknown_key(path, str(key), err.cl) for key in sorted(err.extra_fields, key=str)]
+    if isinstance(err, KeyError):  # cattrs' word for a missing key
+        return [f"{path}: missing, and it has no default"]
+    return [f"{path}: {err}" if path else str(err)]
+
+
+def _join(path: str, step: object) -> str:
+    return f"{path}.{step}" if path else str(step)
+
+
+def _unknown_key(path: str, key: str, cls: Any) -> str:
+    dotted = _join(path, key)
+    if dotted in MOVED_KEYS:
+        return f"config key {dotted!r} has moved: write it as {MOVED_KEYS[dotted]!r}"
+    keys = sorted(f.name for f in dataclasses.fields(cls))
+    near = difflib.get_close_matches(key, keys, n=1)
+    hint = f"did you mean {_join(path, near[0])!r}?" if near else f"valid keys: {keys}"
+    return f"unknown config key {short_repr(dotted)}; {hint}"
 
 
 def to_dict(config: Any) -> Any:
@@ -476,33 +442,22 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set {short_repr(item)}: expected KEY=VALUE, e.g. --set train.lr=5e-4")
-        try:
-            value = _parse_yaml(raw)
-        except yaml.YAMLError as err:
-            raise ConfigError(f"--set {short_repr(item)}: the value is not valid YAML ({_yaml_problem(err)})") from None
-        except RecursionError:
-            raise ConfigError(f"--set {short_repr(key)}: the value is nested too deeply to be a setting") from None
-        node: Any = data
+        value = _parse_yaml(raw, f"--set {short_repr(item)}")
         parts = key.split(".")
+        node: Any = data
         for i, part in enumerate(parts):
-            last = i == len(parts) - 1
+            at = ".".join(parts[:i]) or "config"
+            step: Any = part
             if isinstance(node, list):
-                index = decimal_id(part)
-                if index is None or index >= len(node):
-                    raise ConfigError(
-                        f"--set {short_repr(key)}: {'.'.join(parts[:i]) or 'config'} has no item {short_repr(part)}"
-                    )
-                if last:
-                    node[index] = value
-                else:
-                    node = node[index]
-            elif isinstance(node, dict):
-                if last:
-                    node[part] = value
-                else:
-                    node = node.setdefault(part, {})
+                step = decimal_id(part)
+                if step is None or step >= len(node):
+                    raise ConfigError(f"--set {short_repr(key)}: {at} has no item {short_repr(part)}")
+            elif not isinstance(node, dict):
+                raise ConfigError(f"--set {short_repr(key)}: {at} is a value, not a section")
+            if i == len(parts) - 1:
+                node[step] = value
             else:
-                raise ConfigError(f"--set {short_repr(key)}: {'.'.join(parts[:i])} is a value, not a section")
+                node = node[step] if isinstance(node, list) else node.setdefault(step, {})
     return data
 
 
@@ -534,7 +489,7 @@ def load_config(
     """Read a YAML experiment over ``base`` (default: the defaults; missing keys keep their values), apply
     ``--set`` overrides, validate. ``path`` may name a config that ships with the package (``find_config``)."""
     if path is None:
-        return config_from_text(None, "", overrides, base)
+        return _build({}, "", overrides, base)
     path = find_config(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -549,32 +504,38 @@ def load_config(
         raise ConfigError(
             f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at position {err.start}); save it as UTF-8"
         ) from None
-    return config_from_text(text, str(path), overrides, base)
+    return _build(_parse_yaml(text, str(path)), str(path), overrides, base)
 
 
-def config_from_text(
-    text: str | None, where: str, overrides: Sequence[str] = (), base: ExperimentConfig | None = None
-) -> ExperimentConfig:
-    """``load_config`` of YAML ``text`` (None: none) that came from ``where`` (named in errors: a file, or the
-    weights file whose metadata holds the config its network was trained with)."""
+def config_from_text(text: str, where: str, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """The experiment that a weights file records as YAML ``text`` in its metadata (``where`` names the file in
+    errors), with ``--set`` overrides.
+
+    A weights file may come from anyone, so the text must be no longer than ``MAX_RECORDED_CONFIG`` and free of
+    YAML aliases (hrnet writes none; each could multiply the values the loader checks)."""
+    if len(text) > MAX_RECORDED_CONFIG:
+        raise ConfigError(f"{where}: {len(text):,} characters, over the {MAX_RECORDED_CONFIG:,} of a config")
+    data = _parse_yaml(text, where)
+    if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=yaml.SafeLoader)):
+        raise ConfigError(f"{where}: the config uses YAML aliases (*name), which hrnet never writes")
+    return _build(data, where, overrides)
+
+
+def _build(loaded: Any, where: str, overrides: Sequence[str], base: ExperimentConfig | None = None) -> ExperimentConfig:
+    """``base`` (or the defaults) with the YAML data ``loaded`` from ``where`` merged in, overridden, checked."""
+    from cattrs.errors import BaseValidationError
+
+    if not isinstance(loaded, dict | None):
+        raise ConfigError(f"{where}: the top level must be a mapping of sections (model, data, train, test, runtime)")
     data: dict[str, Any] = to_dict(base or ExperimentConfig())
-    if text is not None:
-        try:
-            loaded = _parse_yaml(text) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{where}: not valid YAML: {_yaml_problem(err)}") from None
-        except RecursionError:
-            raise ConfigError(f"{where}: not a config: its YAML is nested too deeply") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(
-                f"{where}: the top level must be a mapping of sections (model, data, train, test, runtime)"
-            )
-        _merge(data, loaded)
+    _merge(data, loaded or {})
     apply_overrides(data, overrides)
     try:
-        return from_dict(ExperimentConfig, data)
-    except ConfigError as err:
-        raise ConfigError(f"{where}: {err}" if where else str(err)) from None
+        return _converter().structure(data, ExperimentConfig)
+    except (BaseValidationError, ConfigError) as err:  # ExperimentConfig's own invariants raise ConfigError
+        faults = _faults(err, "")
+        message = "; ".join(faults[:3]) + (f" (and {len(faults) - 3} more)" if len(faults) > 3 else "")
+        raise ConfigError(f"{where}: {message}" if where else message) from None
 
 
 def _merge(base: dict[str, Any], new: Mapping[str, Any]) -> None:
@@ -591,98 +552,35 @@ def dump_config(config: ExperimentConfig) -> str:
     return yaml.safe_dump(to_dict(config), sort_keys=False)
 
 
-def _yaml_problem(err: yaml.YAMLError) -> str:
-    """PyYAML's error in one line: where (line, column, 1-based) and what, without its quoted excerpt."""
-    mark = getattr(err, "problem_mark", None)
-    problem = getattr(err, "problem", None) or " ".join(str(err).split())
-    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else problem
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (plain data; no tag builds an object) that refuses a key given twice in one mapping,
+    which YAML forbids and PyYAML would settle silently by keeping the last."""
 
-
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-
-
-class _ConfigLoader(yaml.SafeLoader):
-    """PyYAML's safe loader (plain data; no tag builds an object), with three refusals a config needs: a key given
-    twice in one mapping (YAML forbids it; PyYAML would keep the last one silently), aliases that would expand to
-    more than ``MAX_ALIAS_VALUES`` values, and integers longer than ``MAX_INTEGER_CHARACTERS``."""
-
-    def compose_document(self) -> yaml.Node | None:
-        node = super().compose_document()
-        added = 0 if node is None else _alias_values(node)
-        if added > MAX_ALIAS_VALUES:
-            raise yaml.composer.ComposerError(
-                None,
-                None,
-                f"its aliases (*name) would expand to {added:,} more values, over the {MAX_ALIAS_VALUES:,} a config "
-                "may have (an alias bomb?): write the values out",
-            )
-        return node
-
-    def compose_mapping_node(self, anchor: Any) -> yaml.MappingNode:  # anchor: the name or None
+    def compose_mapping_node(self, anchor: Any) -> yaml.MappingNode:
         node = super().compose_mapping_node(anchor)
         lines: dict[tuple[str, str], int] = {}
         for key, _ in node.value:
-            # A merge key (<<) is not a key of the mapping: the mapping's own keys override what it merges in.
-            if not isinstance(key, yaml.ScalarNode) or key.tag == _MERGE_TAG:
-                continue
-            line = key.start_mark.line + 1
-            if (key.tag, key.value) in lines:
-                raise yaml.composer.ComposerError(
-                    None,
-                    None,
-                    f"the key {short_repr(key.value)} is given twice in one mapping (lines "
-                    f"{lines[key.tag, key.value]} and {line}): keep one",
-                    key.start_mark,
-                )
-            lines[key.tag, key.value] = line
+            # A merge key (<<) is no key of the mapping: the mapping's own keys override what it merges in.
+            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                line = key.start_mark.line + 1
+                if (key.tag, key.value) in lines:
+                    twice = f"lines {lines[key.tag, key.value]} and {line}"
+                    problem = f"the key {short_repr(key.value)} is given twice in one mapping ({twice}): keep one"
+                    raise yaml.composer.ComposerError(None, None, problem, key.start_mark)
+                lines[key.tag, key.value] = line
         return node
 
-    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
-        if len(node.value) > MAX_INTEGER_CHARACTERS:
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"an integer of {len(node.value):,} characters is no setting (at most {MAX_INTEGER_CHARACTERS})",
-                node.start_mark,
-            )
-        return int(super().construct_yaml_int(node))
 
-
-_ConfigLoader.add_constructor("tag:yaml.org,2002:int", _ConfigLoader.construct_yaml_int)
-
-
-def _alias_values(root: yaml.Node) -> int:
-    """How many values aliases add to the document at ``root``: its size with every alias written out (each use
-    of an anchor a copy) less its size as written. Linear in the written size; an alias inside its own anchor
-    (an endless document) counts as over any budget."""
-    expanded: dict[int, int] = {}  # id(node) → size written out, for the nodes done
-    open_nodes: set[int] = set()
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, children_done = stack.pop()
-        if id(node) in expanded:
-            continue
-        children = _children(node)
-        if children_done:
-            open_nodes.discard(id(node))
-            expanded[id(node)] = 1 + sum(expanded[id(child)] for child in children)
-            continue
-        if id(node) in open_nodes:  # reached again before it was done: it contains itself
-            return MAX_ALIAS_VALUES + 1
-        open_nodes.add(id(node))
-        stack.append((node, True))
-        stack.extend((child, False) for child in children if id(child) not in expanded)
-    return expanded[id(root)] - len(expanded)
-
-
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    if isinstance(node, yaml.MappingNode):
-        return [item for pair in node.value for item in pair]
-    return []
-
-
-def _parse_yaml(text: str) -> Any:
-    """Plain data from YAML text through ``_ConfigLoader``; raises ``yaml.YAMLError`` or ``RecursionError``."""
-    return yaml.load(text, Loader=_ConfigLoader)
+def _parse_yaml(text: str, where: str) -> Any:
+    """Plain data from YAML ``text``; a fault is one line naming ``where`` and the line and column."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        problem = getattr(err, "problem", None) or " ".join(str(err).split())  # without PyYAML's quoted excerpt
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        raise ConfigError(f"{where}: not valid YAML: {at}{problem}") from None
+    except ValueError as err:  # an integer past Python's 4,300 digits, a date that is none
+        raise ConfigError(f"{where}: not valid YAML: {err}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: not a config: its YAML is nested too deeply") from None

@@ -26,12 +26,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import get_args
 
 import cv2
 import numpy as np
 import torch
 
-from hrnet.config import PIXELS, DataConfig, ModelConfig
+from hrnet.config import DataConfig, ModelConfig, Pixels
 from hrnet.tf_port.pipeline import scale_tf_port, stretch_crop, stretch_points, unstretch_points
 
 PIXEL_STD = 200.0  # the official "scale" unit: a region's size is scale × 200 pixels
@@ -67,8 +68,8 @@ class Crop:
             raise ValueError(f"a crop needs an input of at least 2×2 pixels and a positive padding, got {self}")
         if self.stretch and self.unbiased:
             raise ValueError("the TF port's stretch has no UDP variant: pick stretch or unbiased")
-        if self.pixels not in PIXELS:
-            raise ValueError(f"pixels must be one of {list(PIXELS)}, got {self.pixels!r}")
+        if self.pixels not in get_args(Pixels):
+            raise ValueError(f"pixels must be one of {list(get_args(Pixels))}, got {self.pixels!r}")
 
     @classmethod
     def from_config(cls, model: ModelConfig, data: DataConfig, *, float32_regions: bool = True) -> Crop:

@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from hrnet.codec import HeatmapCodec, get_max_preds
+from hrnet.config import DataConfig
 from hrnet.crop import Crop
 from hrnet.data.augment import Augmentation, augment, flip_keypoints, sample_rng
 from hrnet.data.coco import read_coco
@@ -16,7 +17,8 @@ from hrnet.data.sampler import EpochSampler
 from hrnet.errors import DataError
 from hrnet.keypoints import COCO17
 
-NO_AUG = Augmentation(flip_prob=0.0, scale_factor=0.0, rotation_factor=0.0, half_body_prob=-1.0)
+RECIPE = Augmentation.from_config(DataConfig())  # the official recipe
+NO_AUG = dataclasses.replace(RECIPE, flip_prob=0.0, scale_factor=0.0, rotation_factor=0.0, half_body_prob=-1.0)
 CODEC = HeatmapCodec(Crop((128, 96)), (32, 24), sigma=2.0)
 
 
@@ -61,7 +63,7 @@ def test_flipped_sample_targets_are_the_mirror_image(records):
 
 
 def test_same_seed_same_batch_with_workers(records):
-    aug = Augmentation()
+    aug = RECIPE
 
     def batch(seed, epoch):
         dataset = TopDownDataset(records, COCO17, CODEC, augmentation=aug, seed=seed)
@@ -76,7 +78,7 @@ def test_same_seed_same_batch_with_workers(records):
 
 
 def test_augmentation_draws_follow_the_recipe():
-    aug = Augmentation()
+    aug = RECIPE
     keypoints = np.tile([[50.0, 50.0]], (17, 1)) + np.arange(34).reshape(17, 2)
     visibility = np.full(17, 2)
     draws = [

@@ -1,10 +1,11 @@
 """From a data section to records: the format table, split paths, detection boxes."""
 
 import dataclasses
+from typing import get_args
 
 import pytest
 
-from hrnet.config import DATA_FORMATS, DataConfig
+from hrnet.config import AnnotationFormat, DataConfig
 from hrnet.data.sources import FORMATS, load_split, split_paths
 from hrnet.errors import ConfigError, DataError
 
@@ -24,7 +25,7 @@ def _data(datasets_dir, fmt: str) -> DataConfig:
 
 
 def test_every_configurable_format_has_one_table_entry():
-    assert tuple(FORMATS) == DATA_FORMATS
+    assert tuple(FORMATS) == get_args(AnnotationFormat)
     for fmt in FORMATS.values():
         assert fmt.metric in ("coco", "pckh") and fmt.main_metric in ("AP", "PCKh")
 

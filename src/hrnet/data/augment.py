@@ -3,10 +3,8 @@
 Every draw comes from a NumPy generator seeded by (seed, epoch, sample index), so a sample's augmentation does
 not depend on which worker made it or on what came before: a resumed run sees the very same batches.
 
-What a sample may get, in the official order: a half-body crop (probability ``half_body_prob`` when more than
-``half_body_min_keypoints`` keypoints are labelled), a random scale (``clip(N(1, sf), 1 − sf, 1 + sf)``), a
-rotation (``clip(N(0, rf), −2rf, 2rf)`` degrees, with probability ``rotation_prob``) and a horizontal flip with the
-keypoint set's flip pairs (probability ``flip_prob``).
+What a sample may get, in the official order: a half-body crop, a random scale, a rotation and a horizontal flip
+with the keypoint set's flip pairs (``DataConfig`` gives each one's distribution and probability).
 """
 
 from __future__ import annotations
@@ -24,14 +22,14 @@ HALF_BODY_PADDING = 1.5  # official half_body_transform enlarges the selected jo
 
 @dataclass(frozen=True)
 class Augmentation:
-    """The random part of the recipe; build it from a ``DataConfig`` with ``Augmentation.from_config``."""
+    """The random part of the recipe, as ``DataConfig`` sets it (whose defaults are the official ones)."""
 
-    flip_prob: float = 0.5
-    scale_factor: float = 0.35
-    rotation_factor: float = 45.0
-    rotation_prob: float = 0.6
-    half_body_prob: float = 0.3
-    half_body_min_keypoints: int = 8
+    flip_prob: float
+    scale_factor: float
+    rotation_factor: float
+    rotation_prob: float
+    half_body_prob: float
+    half_body_min_keypoints: int
 
     @classmethod
     def from_config(cls, data: DataConfig) -> Augmentation:

@@ -12,14 +12,14 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
 from hrnet.codec import HeatmapCodec
-from hrnet.config import SIZE_MISMATCH
+from hrnet.config import SizeMismatch
 from hrnet.data.augment import Augmentation, CropParams, augment, sample_rng
 from hrnet.data.records import PoseRecord
 from hrnet.errors import DataError
@@ -66,7 +66,7 @@ class TopDownDataset(Dataset):
         use_keypoint_weights: bool = False,
         size_mismatch: str = "error",
     ):
-        if size_mismatch not in SIZE_MISMATCH:
+        if size_mismatch not in get_args(SizeMismatch):
             raise ValueError(f"size_mismatch must be 'error' or 'warn', got {size_mismatch!r}")
         self.records = list(records)
         self.size_mismatch = size_mismatch

@@ -46,7 +46,7 @@ class DataFormat:
     float32_regions: bool  # crop regions rounded to float32 as the official COCO reader (MPII's: float64)
 
 
-FORMATS: dict[str, DataFormat] = {  # one entry for each of hrnet.config.DATA_FORMATS
+FORMATS: dict[str, DataFormat] = {  # one entry for each of hrnet.config.AnnotationFormat
     "coco": DataFormat(_read_coco, "coco", "AP", coco_annotations=True, float32_regions=True),
     "aic_raw": DataFormat(_read_aic_raw, "coco", "AP", coco_annotations=False, float32_regions=True),
     "mpii": DataFormat(_read_mpii, "pckh", "PCKh", coco_annotations=False, float32_regions=False),

@@ -9,10 +9,11 @@ with a logged message (emulated bf16 would be slower than fp32). ``fp32`` runs i
 from __future__ import annotations
 
 import logging
+from typing import get_args
 
 import torch
 
-from hrnet.config import TRAIN_PRECISIONS
+from hrnet.config import TrainPrecision
 from hrnet.errors import ConfigError
 from hrnet.runtime.precision import cpu_support
 
@@ -22,8 +23,8 @@ log = logging.getLogger(__name__)
 def training_autocast(precision: str, amp: bool, device: torch.device) -> tuple[bool, torch.dtype]:
     """``(enabled, dtype)`` of ``torch.autocast`` for a training step in ``precision`` ("fp32" or "bf16") with
     ``runtime.amp`` = ``amp`` on ``device`` (see the module doc)."""
-    if precision not in TRAIN_PRECISIONS:
-        raise ConfigError(f"train.precision must be one of {', '.join(TRAIN_PRECISIONS)}; got {precision!r}")
+    if precision not in get_args(TrainPrecision):
+        raise ConfigError(f"train.precision must be one of {', '.join(get_args(TrainPrecision))}; got {precision!r}")
     cuda_dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
     if precision == "fp32":
         return amp and device.type == "cuda", cuda_dtype

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import torch
 from torch import nn
 
-from hrnet.config import LOSSES
+from hrnet.config import Loss
 
 
 class HeatmapLoss(nn.Module):
@@ -23,8 +25,8 @@ class HeatmapLoss(nn.Module):
 
     def __init__(self, kind: str = "mse", use_target_weight: bool = True, topk: int = 8):
         super().__init__()
-        if kind not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {kind!r}")
+        if kind not in get_args(Loss):
+            raise ValueError(f"loss must be one of {get_args(Loss)}, got {kind!r}")
         self.kind = kind
         self.use_target_weight = use_target_weight
         self.topk = topk
