@@ -12,7 +12,7 @@ import pytest
 from hrnet.apps.predict import DetectionBoxes, expand_inputs, predict_paths
 from hrnet.cli import main
 from hrnet.errors import DataError
-from hrnet.io.outputs import MANIFEST
+from hrnet.io.outputs import LOCK, MANIFEST
 from tests.io.test_images import _png_header
 from tests.io.test_inputs import special_folder
 
@@ -64,15 +64,15 @@ def test_only_regular_files_are_read_and_the_rest_is_named(random_experiment, pr
     assert f"not regular files, skipped ({len(kinds)}): " in done.stderr
     for name, kind in kinds.items():
         assert f"{folder / name} ({kind})" in done.stderr
-    assert "direct.jpg: the input is a FIFO (named pipe), not a regular file" in done.stderr
-    assert "clip.mp4: the input is a FIFO (named pipe)" in done.stderr
+    assert "direct.jpg: the input is a named pipe (FIFO), not a regular file" in done.stderr
+    assert "clip.mp4: the input is a named pipe (FIFO)" in done.stderr
     assert "failed: ²: cannot read the image file (No such file or directory)" in done.stderr
-    assert "video: " + str(tmp_path / "clip.mp4") + ": the video is a FIFO (named pipe)" in done.stdout
+    assert "video: " + str(tmp_path / "clip.mp4") + ": the video is a named pipe (FIFO)" in done.stdout
     assert "Traceback" not in done.stderr
     assert json.loads((out / "².jpg.json").read_text())[0]["image_id"] == "².jpg"
     assert json.loads((out / "000000000785.jpg.json").read_text())[0]["image_id"] == 785
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["000000000785.jpg.json", "000000000785_pose.jpg", "².jpg.json", "²_pose.jpg", MANIFEST]
+        ["000000000785.jpg.json", "000000000785_pose.jpg", "².jpg.json", "²_pose.jpg", LOCK, MANIFEST]
     )
 
 
@@ -94,7 +94,7 @@ def test_expand_inputs_returns_the_skipped_entries(tmp_path, datasets_dir):
     os.mkfifo(tmp_path / "b.jpg")
     paths, skipped = expand_inputs([tmp_path, "0", "rtsp://cam/live"])
     assert paths == [tmp_path / "a.jpg", "0", "rtsp://cam/live"]
-    assert [(s.path.name, s.kind) for s in skipped] == [("b.jpg", "a FIFO (named pipe)")]
+    assert [(s.path.name, s.kind) for s in skipped] == [("b.jpg", "a named pipe (FIFO)")]
 
 
 def test_file_names_give_decimal_ids_only(tmp_path):

@@ -13,6 +13,7 @@ from hrnet.config import DataConfig, ModelConfig, RuntimeConfig
 from hrnet.data.sources import FORMATS, load_split
 from hrnet.engine.evaluate import SCORERS, Evaluator, Predictions, score_predictions
 from hrnet.errors import DataError, OutputError
+from hrnet.io.outputs import LOCK
 from hrnet.models.hrnet import build_model
 from tests.conftest import tiny_model_config
 
@@ -128,7 +129,7 @@ def test_drawings_never_replace_a_file_that_is_not_an_earlier_evaluations(datase
     with pytest.raises(OutputError, match=r"prediction_001\.jpg: a drawing of the evaluation would replace a file"):
         evaluator.evaluate(model, out, draw=2)
     assert (out / "prediction_001.jpg").read_bytes() == b"my photo"
-    assert sorted(p.name for p in out.iterdir()) == ["prediction_001.jpg"]  # refused before anything was written
+    assert sorted(p.name for p in out.iterdir()) == [LOCK, "prediction_001.jpg"]  # refused before anything was written
     evaluator.evaluate(model, out, draw=2, overwrite=True)
     evaluator.evaluate(model, out, draw=2)  # its own drawings now: replaced without asking
     assert (out / "prediction_001.jpg").read_bytes()[:2] == b"\xff\xd8"  # a JPEG drawing

@@ -42,7 +42,7 @@ def test_a_run_writes_its_folder(experiment):
     load_weights(model, run / "last.safetensors")  # a training checkpoint is a weights file too
     load_weights(model, run / "best.safetensors")
     assert (run / "config.yaml").read_text() == dump_config(experiment)
-    assert not [p for p in run.rglob("*.tmp")]
+    assert not [p for p in run.rglob("*.tmp*")]
 
 
 def test_cpu_training_runs_channels_last(experiment, monkeypatch):
@@ -295,12 +295,13 @@ def test_stale_temporary_files_are_removed_on_the_next_start(datasets_dir, tmp_p
     config = tiny_experiment(datasets_dir, tmp_path, epochs=1)
     run = tmp_path / "tiny"
     run.mkdir()
-    stale = run / ".last.0123abcd.tmp.safetensors"
+    stale = run / ".last.0123abcd.hrnet.tmp.safetensors"
     stale.write_bytes(b"half a checkpoint")
-    keep = run / "notes.txt"
-    keep.write_text("mine")
+    keep = [run / "notes.txt", run / ".notes.deadbeef.tmp.txt"]  # not named by hrnet: the user's
+    for path in keep:
+        path.write_text("mine")
     train(config, progress=False)
-    assert not stale.exists() and keep.read_text() == "mine"
+    assert not stale.exists() and all(path.read_text() == "mine" for path in keep)
 
 
 def test_nothing_trained_is_an_error(datasets_dir, tmp_path):

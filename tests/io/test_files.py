@@ -1,5 +1,6 @@
 """Atomic writes: whole files or none, with ordinary permissions."""
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -7,7 +8,7 @@ import sys
 import pytest
 
 from hrnet.errors import DataError
-from hrnet.io.files import atomic_write, read_json, write_json_atomic, write_text_atomic
+from hrnet.io.files import atomic_write, read_json, sha256_file, write_json_atomic, write_text_atomic
 
 
 def test_whole_file_or_nothing(tmp_path):
@@ -23,6 +24,11 @@ def test_whole_file_or_nothing(tmp_path):
         atomic_write(target, fail)
     assert target.read_text() == '{\n "ap": 0.5\n}\n'  # the old file is intact
     assert sorted(p.name for p in target.parent.iterdir()) == ["result.json"]  # no temporary left
+
+
+def test_sha256_of_a_file(tmp_path):
+    (tmp_path / "a.bin").write_bytes(b"x" * (3 << 20))  # more than one block
+    assert sha256_file(tmp_path / "a.bin") == hashlib.sha256(b"x" * (3 << 20)).hexdigest()
 
 
 def test_permissions_follow_the_umask(tmp_path):

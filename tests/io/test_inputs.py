@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from hrnet.errors import DataError
-from hrnet.io.inputs import Skipped, check_not_special, decimal_id, entry_kind, list_inputs
+from hrnet.io.files import file_kind
+from hrnet.io.inputs import Skipped, check_not_special, decimal_id, list_inputs
 
 
 @pytest.mark.parametrize(
@@ -30,7 +31,7 @@ def special_folder(folder: Path) -> dict[str, str]:
     (folder / "loop2.jpg").symlink_to(folder / "loop.jpg")
     (folder / "null.jpg").symlink_to(os.devnull)
     kinds = {
-        "pipe.jpg": "a FIFO (named pipe)",
+        "pipe.jpg": "a named pipe (FIFO)",
         "folder.jpg": "folder",
         "dangling.jpg": "a dangling symbolic link",
         "loop.jpg": "a symbolic link loop",
@@ -53,12 +54,12 @@ def test_a_folder_lists_regular_files_and_names_the_rest(tmp_path):
     files, skipped = list_inputs(tmp_path, {".jpg", ".png"})
     assert files == [tmp_path / "B.PNG", tmp_path / "a.jpg", tmp_path / "link.png"]
     assert skipped == [Skipped(tmp_path / name, kind) for name, kind in sorted(kinds.items())]
-    assert entry_kind(tmp_path / "absent.jpg") == "missing"
+    assert file_kind(tmp_path / "absent.jpg") is None
 
 
 def test_special_entries_are_refused_by_name_without_opening_them(tmp_path):
     special_folder(tmp_path)
-    with pytest.raises(DataError, match=r"pipe\.jpg: the input is a FIFO \(named pipe\), not a regular file"):
+    with pytest.raises(DataError, match=r"pipe\.jpg: the input is a named pipe \(FIFO\), not a regular file"):
         check_not_special(tmp_path / "pipe.jpg")
     with pytest.raises(DataError, match=r"loop\.jpg: the video is a symbolic link loop, not a regular file"):
         check_not_special(tmp_path / "loop.jpg", "video")

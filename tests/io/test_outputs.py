@@ -1,10 +1,9 @@
-"""The output guard (``hrnet.io.outputs``): special files, inputs by path, symlink and hard link, files that are not
-ours, the manifest, the folder lock and the temporaries of a killed run."""
+"""The output guard (``hrnet.io.outputs``): special files, inputs by path, symlink and hard link, files that hrnet
+did not write, the manifest, the folder lock and the temporaries of a killed run."""
 
 import json
 import logging
 import os
-import socket
 import stat
 import subprocess
 import sys
@@ -27,9 +26,13 @@ def test_a_device_or_named_pipe_is_never_written_over(tmp_path):
     link = tmp_path / "link.onnx"
     link.symlink_to(fifo)  # a link to a device is the device
     with pytest.raises(OutputError, match="is a named pipe"):
-        check_output_file(link, command=COMMAND, overwrite=True)
+        check_output_file(link, command=COMMAND, overwrite=True, is_ours=lambda p: True)
     with pytest.raises(OutputError, match=r"null: a named pipe \(FIFO\), not a regular file"), atomic_path(fifo):
         pass  # every atomic write refuses it too, whoever calls
+    (tmp_path / "sub").mkdir()
+    folder = OutputFolder(tmp_path, command=COMMAND, overwrite=True)
+    with pytest.raises(OutputError, match=r"sub: an output is a folder, not a regular file"):
+        folder.claim(tmp_path / "sub")
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
 
 
@@ -40,11 +43,11 @@ def test_an_input_is_refused_by_path_symlink_and_hard_link(tmp_path):
     os.link(weights, tmp_path / "hard.onnx")
     for out in (weights, tmp_path / "sym.onnx", tmp_path / "hard.onnx", tmp_path / "." / "w.safetensors"):
         with pytest.raises(OutputError, match=r"is the input .*w\.safetensors: the --out file would replace the input"):
-            check_output_file(out, command=COMMAND, inputs=[None, weights], overwrite=True)
+            check_output_file(out, command=COMMAND, inputs=[None, weights], overwrite=True, is_ours=lambda p: True)
     assert weights.read_bytes() == b"weights"
 
 
-def test_an_existing_file_is_replaced_only_when_this_command_wrote_it(tmp_path):
+def test_an_existing_file_is_replaced_only_when_hrnet_wrote_it(tmp_path):
     mine = tmp_path / "notes.txt"
     mine.write_text("mine")
     with pytest.raises(OutputError, match=r"notes\.txt: the --out file would replace a file that hrnet test did not"):
@@ -54,77 +57,82 @@ def test_an_existing_file_is_replaced_only_when_this_command_wrote_it(tmp_path):
 
     out = tmp_path / "net.svg"
     write_text_atomic(out, "<svg/>")
-    record_output(out, COMMAND)
-    assert check_output_file(out, command=COMMAND) == out
     with pytest.raises(OutputError, match="did not write"):
-        check_output_file(out, command="hrnet other")  # another command's output is not this one's
-    os.utime(out, ns=(1, 1))  # copied (new time, same bytes): still ours, by its SHA-256
+        check_output_file(out, command=COMMAND)  # written, but not listed
+    record_output(out)
+    assert check_output_file(out, command=COMMAND) == out
+    os.utime(out, ns=(1, 1))  # copied (new time, same bytes): still hrnet's, by its SHA-256
     assert check_output_file(out, command=COMMAND) == out
     out.write_text("<svg>edited</svg>")  # changed since: the user's now
     with pytest.raises(OutputError, match="did not write"):
         check_output_file(out, command=COMMAND)
 
 
-def test_the_manifest_keeps_the_entries_of_other_writers(tmp_path):
+def test_the_manifest_keeps_the_entries_of_other_writers(tmp_path, caplog):
     a, b = tmp_path / "a.png", tmp_path / "b.png"
     a.write_bytes(b"a")
     b.write_bytes(b"b")
-    first = Manifest.load(tmp_path)  # read before the other writer records b
-    record_output(b, COMMAND)
-    first.add(a, COMMAND)
+    first = Manifest(tmp_path)  # read before the other writer lists b
+    record_output(b)
+    first.add(a)
     first.save()
-    again = Manifest.load(tmp_path)
-    assert again.holds(a, COMMAND) and again.holds(b, COMMAND)
+    again = Manifest(tmp_path)
+    assert again.holds(a) and again.holds(b)
+    b.unlink()
+    again.save()  # a file that is gone is dropped
+    assert list(json.loads((tmp_path / MANIFEST).read_text())["files"]) == ["a.png"]
     (tmp_path / MANIFEST).write_text("{broken")
-    assert not Manifest.load(tmp_path).holds(a, COMMAND)  # a broken manifest: nothing is taken for ours
+    with caplog.at_level(logging.WARNING, logger="hrnet"):
+        assert not Manifest(tmp_path).holds(a)  # a broken manifest: nothing is taken for hrnet's
+    assert "not an hrnet manifest" in caplog.text
 
 
 def test_a_folder_is_locked_for_the_run_and_let_go_after(tmp_path):
     out = tmp_path / "out"
     with OutputFolder(out, command=COMMAND) as folder:
-        lock = json.loads((out / LOCK).read_text())
-        assert lock["pid"] == os.getpid() and lock["host"] == socket.gethostname()
-        with pytest.raises(OutputError, match=rf"out: another run, pid {os.getpid()} .*is writing into this folder"):
+        with pytest.raises(OutputError, match=r"out: another run is writing into this folder; wait for it, or"):
             OutputFolder(out, command=COMMAND).__enter__()
         written = folder.claim(out / "a.json")
         written.write_text("{}")
-        folder.claim(out / "never.json")  # claimed, never written: dropped from the manifest at the end
+        folder.claim(out / "never.json")  # claimed, never written: not listed
         folder.record(written)
-    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "a.json"]
+    assert sorted(p.name for p in out.iterdir() if p.name != LOCK) == [MANIFEST, "a.json"]
     assert list(json.loads((out / MANIFEST).read_text())["files"]) == ["a.json"]
     with OutputFolder(out, command=COMMAND) as folder:
-        assert folder.claim(out / "a.json") == out / "a.json"  # ours from the run before
+        assert folder.claim(out / "a.json") == out / "a.json"  # hrnet's from the run before
 
 
-def test_a_lock_held_by_a_live_process_is_refused_with_its_pid(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        tmp_path.joinpath(LOCK).write_text(
-            json.dumps({"pid": holder.pid, "host": socket.gethostname(), "command": "hrnet predict x"})
-        )
-        with pytest.raises(OutputError, match=rf"another run, pid {holder.pid} \(hrnet predict x\), is writing"):
-            OutputFolder(tmp_path, command=COMMAND).__enter__()
-    finally:
-        holder.kill()
-        holder.wait()
+def test_a_folder_locked_by_another_process_is_refused_until_that_process_is_killed(tmp_path):
+    """The lock is the system's: a run killed without warning (SIGKILL) leaves nothing that holds the folder."""
+    code = f"import filelock, time; lock = filelock.FileLock({str(tmp_path / LOCK)!r}); lock.acquire(); "
+    code += "print('held', flush=True); time.sleep(60)"
+    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE) as holder:
+        try:
+            assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+            with pytest.raises(OutputError, match=r"another run is writing into this folder"):
+                OutputFolder(tmp_path, command=COMMAND).__enter__()
+        finally:
+            holder.kill()
+    with OutputFolder(tmp_path, command=COMMAND):
+        pass
 
 
-def test_a_killed_runs_lock_is_taken_over_and_its_temporaries_removed(tmp_path, caplog):
-    """SIGTERM leaves the lock and the temporary files of atomic writes; the next run into the folder takes the
-    lock with a warning and deletes the temporaries, also in the subfolders it writes into."""
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
-    (tmp_path / LOCK).write_text(json.dumps({"pid": gone.pid, "host": socket.gethostname(), "command": "x"}))
-    stale = [tmp_path / ".clip.mp4.1a2b3c4d.tmp.jsonl", tmp_path / "images" / ".000001.0badcafe.tmp.jpg"]
+def test_a_killed_runs_temporaries_are_removed_and_nothing_else(tmp_path, caplog):
+    """SIGTERM leaves the temporary files of atomic writes; the next run deletes them in each folder that it
+    writes into, and only them: the marked names that ``atomic_path`` gives, never a user's hidden file."""
+    with atomic_path(tmp_path / "clip.mp4.jsonl") as tmp:
+        stale = [tmp_path / tmp.name, tmp_path / "images" / tmp.name.replace("clip.mp4", "000001")]
     stale[1].parent.mkdir()
-    for path in stale:
+    kept = [tmp_path / ".notes.deadbeef.tmp.txt", tmp_path / "images" / ".clip.1a2b3c4d.tmp.jpg"]
+    for path in stale + kept:
         path.write_bytes(b"half")
-    with caplog.at_level(logging.WARNING, logger="hrnet"), OutputFolder(tmp_path, command=COMMAND) as folder:
-        assert f"took over the lock of pid {gone.pid}, which is no longer running" in caplog.text
+    with caplog.at_level(logging.INFO, logger="hrnet"), OutputFolder(tmp_path, command=COMMAND) as folder:
+        folder.claim(tmp_path / "a.json")
         assert not stale[0].exists() and stale[1].exists()
         folder.claim(tmp_path / "images" / "000001.jpg")
         assert not stale[1].exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["images"]
+    assert f"removed {stale[0]}, left by a process killed while writing it" in caplog.text
+    assert all(path.read_bytes() == b"half" for path in kept)
 
 
 def test_claims_in_a_folder_check_inputs_and_files_that_are_not_ours(tmp_path):
@@ -141,3 +149,9 @@ def test_claims_in_a_folder_check_inputs_and_files_that_are_not_ours(tmp_path):
         with pytest.raises(OutputError, match="is the input"):
             folder.claim(photo)
     assert photo.read_bytes() == b"photo"
+
+
+def test_a_folder_made_for_a_run_that_failed_is_removed_again(tmp_path):
+    with pytest.raises(RuntimeError), OutputFolder(tmp_path / "new", command=COMMAND):
+        raise RuntimeError("refused before anything was written")
+    assert not (tmp_path / "new").exists()

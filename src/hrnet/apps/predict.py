@@ -16,12 +16,11 @@ network, the slow step on a CPU, is never kept waiting by the others.
 
 The output folder is held for the run (``hrnet.io.outputs.OutputFolder``):
 
-- it is locked (``.hrnet-lock``, holding the pid and command): a second run into the same folder while one is
-  going is refused, naming the first one's pid; the lock of a run that was killed is taken over with a warning,
-  and the temporary files that run left (``.clip.mp4.1a2b3c4d.tmp.jsonl``, after a SIGTERM) are removed;
+- it is locked (``.hrnet-lock``): a second run into the same folder while one is going is refused; the temporary
+  files that a killed run left (``.clip.mp4.1a2b3c4d.hrnet.tmp.jsonl``, after a SIGTERM) are removed;
 - the files a run writes are listed in the folder's manifest (``.hrnet-outputs.json``). That list, not a name,
-  tells a drawing from a photo: a folder given as input leaves out the drawings that ``hrnet predict`` wrote into
-  it (and that have not changed since); every other image in it, ``tree_pose.jpg`` included, is an input;
+  tells a drawing from a photo: a folder given as input leaves out the drawings that hrnet wrote into it (and
+  that have not changed since); every other image in it, ``tree_pose.jpg`` included, is an input;
 - nothing is run when an output would replace an input (an image, video, the boxes file, ...: a drawing whose
   name is that of a photo in the folder is refused, naming both, rather than written under another name, so
   that drawings keep the names other tools expect), two inputs would write the same file, an existing file
@@ -45,10 +44,10 @@ from tqdm import tqdm
 from hrnet.apps.video import predict_video
 from hrnet.drawing.skeletons import draw_persons
 from hrnet.errors import DataError, HrnetError, OutputError
-from hrnet.io.files import output_problem, read_json, write_json_atomic
+from hrnet.io.files import file_kind, output_problem, read_json, write_json_atomic
 from hrnet.io.frames import VIDEO_SUFFIXES, is_live_source, is_video, video_outputs
 from hrnet.io.images import MAX_PIXELS, read_image, write_image
-from hrnet.io.inputs import Skipped, check_not_special, decimal_id, entry_kind, list_inputs
+from hrnet.io.inputs import Skipped, check_not_special, decimal_id, list_inputs
 from hrnet.io.outputs import Manifest, OutputFolder
 from hrnet.io.streams import ReadAhead, WriteBehind
 from hrnet.pose.estimator import PoseEstimator
@@ -58,7 +57,7 @@ from hrnet.pose.track import VideoOptions
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-COMMAND = "hrnet predict"  # the name its outputs are recorded under (``hrnet.io.outputs``)
+COMMAND = "hrnet predict"  # as the output guard names it in messages (``hrnet.io.outputs``)
 READ_AHEAD = 4  # images decoded ahead of the network: enough to fill its next batch, few enough for memory
 
 
@@ -79,7 +78,7 @@ class PredictReport:
 
 def expand_inputs(inputs: Sequence[str | Path]) -> tuple[list[Path | str], list[Skipped]]:
     """Files as given; folders replaced by their images and videos (sorted, not recursive) less the drawings that
-    ``hrnet predict`` wrote there (by the folder's manifest); webcam indices (``"0"``) and stream URLs kept as text.
+    hrnet wrote there (by the folder's manifest); webcam indices (``"0"``) and stream URLs kept as text.
     Also the folder entries named like images or videos that are not regular files (``hrnet.io.inputs.list_inputs``),
     which are skipped.
 
@@ -95,10 +94,10 @@ def expand_inputs(inputs: Sequence[str | Path]) -> tuple[list[Path | str], list[
             continue
         item = Path(text)
         check_not_special(item)
-        if entry_kind(item) == "folder":
+        if file_kind(item) == "folder":
             found, others = list_inputs(item, IMAGE_SUFFIXES | VIDEO_SUFFIXES)
-            manifest = Manifest.load(item)
-            found = [p for p in found if not manifest.holds(p, COMMAND)]  # not our drawings of the others
+            manifest = Manifest(item)
+            found = [p for p in found if not manifest.holds(p)]  # not our drawings of the others
             if not found:
                 names = ", ".join(s.path.name for s in others[:5]) + (", ..." if len(others) > 5 else "")
                 also = f" (not regular files, skipped: {names})" if others else ""

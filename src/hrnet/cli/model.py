@@ -36,7 +36,7 @@ from hrnet.cli.options import (
 from hrnet.io.outputs import check_output_file, record_output
 
 log = logging.getLogger(__name__)
-DRAW, CONVERT = "hrnet draw", "hrnet convert"  # the names under which these commands record their outputs
+DRAW, CONVERT = "hrnet draw", "hrnet convert"  # as the output guard names them in messages
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -222,7 +222,7 @@ def cmd_draw(args: argparse.Namespace) -> int:
     else:
         figure = draw_overview(model_cfg, name)
     print(f"wrote {save_figure(figure, out)}")
-    record_output(out, DRAW)
+    record_output(out)
     return 0
 
 

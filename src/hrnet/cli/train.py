@@ -28,7 +28,7 @@ from hrnet.config import load_config
 from hrnet.io.outputs import check_output_file, record_output
 
 log = logging.getLogger(__name__)
-SHOW, SYNTH = "hrnet data show", "hrnet data synth"  # the names under which these commands record their outputs
+SHOW, SYNTH = "hrnet data show", "hrnet data synth"  # as the output guard names them in messages
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -116,7 +116,7 @@ def cmd_data_show(args: argparse.Namespace) -> int:
     out = check_output_file(args.out, command=SHOW, inputs=[args.config], overwrite=args.overwrite)
     config = experiment(args.config, args.set)
     path = write_image(out, show_samples(config, args.split, args.n, args.seed))
-    record_output(path, SHOW)
+    record_output(path)
     print(f"wrote {path}")
     return 0
 

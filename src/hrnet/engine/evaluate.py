@@ -49,7 +49,7 @@ from hrnet.tf_port.pipeline import wrap_uint8
 
 log = logging.getLogger(__name__)
 
-COMMAND = "hrnet eval"  # the name its outputs are recorded under (``hrnet.io.outputs``)
+COMMAND = "hrnet eval"  # as the output guard names it in messages (``hrnet.io.outputs``)
 METRICS, RESULTS = "metrics.json", "keypoints_results.json"
 
 

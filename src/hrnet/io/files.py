@@ -1,5 +1,6 @@
-"""Files that appear whole or not at all (write to a temporary name in the same folder, then rename), and JSON
-files read with one clear error for every way they can be broken.
+"""Files on disk: what is at a path (``file_kind``, in the words every message uses), files that appear whole or
+not at all (written to a temporary name in the same folder, then renamed), a folder checked writable before the
+work, a file's SHA-256, and JSON files read with one clear error for every way they can be broken.
 
 A reader (or a resumed run after a kill) never sees a half-written checkpoint, results file or picture.
 """
@@ -7,9 +8,9 @@ A reader (or a resumed run after a kill) never sees a half-written checkpoint, r
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
-import re
 import secrets
 import stat
 import sys
@@ -20,19 +21,23 @@ from typing import Any
 
 from hrnet.errors import DataError, OutputError
 
-# The temporary names ``atomic_path`` gives: ``.<stem>.<8 hex digits>.tmp<suffix>``.
-_TEMPORARY = re.compile(r"^\..*\.[0-9a-f]{8}\.tmp(\.[^.]+)?$")
+# Marks the temporary names that ``atomic_path`` gives (``.last.1a2b3c4d.hrnet.tmp.safetensors``), so that the
+# ones a killed process left can be told from anything a user keeps.
+TEMPORARY_MARK = ".hrnet.tmp"
 
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary path beside ``path`` to write to; renamed onto ``path`` when the block ends without error,
     deleted otherwise. The temporary name keeps the suffix (writers such as OpenCV's pick the format by it). A
-    device or other special file at ``path`` is refused (``OutputError``) before anything is written."""
+    device or other special file at ``path`` is refused (``OutputError``) before anything is written: the rename
+    would replace it with a file."""
     path = Path(path)
-    _refuse_special(path)
+    kind = file_kind(path)
+    if kind not in (None, "file", "folder"):  # a folder makes the rename fail with its own OSError
+        raise OutputError(f"{path}: {kind}, not a regular file; writing would replace it: choose another path")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}"
+    tmp = path.parent / f".{path.stem}.{secrets.token_hex(4)}{TEMPORARY_MARK}{path.suffix}"
     try:
         # The mode any new file gets here (0o666 less the umask, which os.umask could only read by changing it
         # for the whole process): some writers (safetensors) create private 0o600 files; the result gets this.
@@ -46,42 +51,40 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
-def file_kind(path: str | os.PathLike[str]) -> str | None:
-    """What is at ``path`` (symbolic links followed): None for nothing, else "file", "folder", "character device",
-    "block device", "named pipe (FIFO)", "socket" or "special file"."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:  # nothing there, or not reachable: writing there fails with its own error
-        return None
-    kinds = {
-        "file": stat.S_ISREG,
-        "folder": stat.S_ISDIR,
-        "character device": stat.S_ISCHR,
-        "block device": stat.S_ISBLK,
-        "named pipe (FIFO)": stat.S_ISFIFO,
-        "socket": stat.S_ISSOCK,
-    }
-    return next((name for name, test in kinds.items() if test(mode)), "special file")
-
-
-def _refuse_special(path: Path) -> None:
-    """An ``OutputError`` when a device node (``/dev/null``), a named pipe or a socket is at ``path``: the rename
-    would replace it with a file. (A folder there makes the rename fail with its own ``OSError``.)"""
-    kind = file_kind(path)
-    if kind not in (None, "file", "folder"):
-        raise OutputError(f"{path}: a {kind}, not a regular file; writing would replace it: choose another path")
-
-
 def remove_stale_temporaries(folder: str | Path) -> list[Path]:
     """Delete the temporary files that ``atomic_path`` left in ``folder`` when its process was killed mid-write
-    (``.last.1a2b3c4d.tmp.safetensors``); returns them. Call it only where no other process is writing."""
+    (their names carry ``TEMPORARY_MARK``); returns them. Call it only where no other process is writing."""
     folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    stale = [p for p in folder.iterdir() if _TEMPORARY.match(p.name) and p.is_file()]
+    stale = [p for p in folder.glob(f".*{TEMPORARY_MARK}*") if p.is_file()] if folder.is_dir() else []
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
+
+
+def file_kind(path: str | os.PathLike[str]) -> str | None:
+    """What is at ``path``, symbolic links followed: None for nothing, "file" (a regular file), "folder", or what
+    else is there, as a message says it: "a named pipe (FIFO)", "a socket", "a device", "a special file", "a
+    dangling symbolic link", "a symbolic link loop" or "an entry that cannot be examined (...)"."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "a dangling symbolic link" if os.path.islink(path) else None
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        return f"an entry that cannot be examined ({err.strerror or err})"
+    kinds = {stat.S_ISREG: "file", stat.S_ISDIR: "folder", stat.S_ISFIFO: "a named pipe (FIFO)",
+             stat.S_ISSOCK: "a socket", stat.S_ISCHR: "a device", stat.S_ISBLK: "a device"}  # fmt: skip
+    return next((kind for test, kind in kinds.items() if test(mode)), "a special file")
+
+
+def sha256_file(path: str | Path) -> str:
+    """The SHA-256 of the file at ``path``, in hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def output_problem(err: OSError) -> str:
@@ -103,7 +106,7 @@ def check_writable_dir(path: str | Path, what: str = "output folder") -> Path:
         raise OutputError(f"{path}: the {what} is an existing file, not a folder; choose another path")
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write-test.{secrets.token_hex(4)}.tmp"
+        probe = path / f".write-test.{secrets.token_hex(4)}{TEMPORARY_MARK}"
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         probe.unlink()
     except OSError as err:

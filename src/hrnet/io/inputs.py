@@ -8,15 +8,14 @@ decimal digits only: ``"²".isdigit()`` is true, but ``int("²")`` fails.
 
 from __future__ import annotations
 
-import errno
 import os
 import re
-import stat
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 from hrnet.errors import DataError
+from hrnet.io.files import file_kind
 
 _DECIMAL = re.compile(r"[0-9]{1,18}")  # 18 digits: every such number fits a signed 64-bit integer
 
@@ -27,40 +26,15 @@ def decimal_id(text: str) -> int | None:
     return int(text) if _DECIMAL.fullmatch(text) else None
 
 
-def entry_kind(path: str | Path) -> str:
-    """What is at ``path``, following symbolic links: "file" (a regular file), "folder", "missing", or a
-    description of anything else ("a FIFO (named pipe)", "a socket", "a device", "a dangling symbolic link",
-    "a symbolic link loop", "an entry that cannot be examined (...)")."""
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        return "a dangling symbolic link" if os.path.islink(path) else "missing"
-    except OSError as err:
-        if err.errno == errno.ELOOP:
-            return "a symbolic link loop"
-        return f"an entry that cannot be examined ({err.strerror or err})"
-    if stat.S_ISREG(mode):
-        return "file"
-    if stat.S_ISDIR(mode):
-        return "folder"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "not a regular file"
-
-
 def check_not_special(path: str | Path, what: str = "input") -> None:
-    """Refuse ``path`` when something is there that is neither a regular file nor a folder (``entry_kind``), before
+    """Refuse ``path`` when something is there that is neither a regular file nor a folder (``file_kind``), before
     anything opens it; a missing path passes (its reader reports it).
 
     Raises:
         DataError: naming the path and what it is.
     """
-    kind = entry_kind(path)
-    if kind not in ("file", "folder", "missing"):
+    kind = file_kind(path)
+    if kind not in ("file", "folder", None):
         raise DataError(f"{path}: the {what} is {kind}, not a regular file: only regular files are read")
 
 
@@ -69,7 +43,7 @@ class Skipped:
     """A folder entry that looked like an input by its name but is not a regular file."""
 
     path: Path
-    kind: str  # what it is (``entry_kind``): "folder", "a FIFO (named pipe)", ...
+    kind: str  # what it is (``hrnet.io.files.file_kind``): "folder", "a named pipe (FIFO)", ...
 
 
 def list_inputs(folder: str | Path, suffixes: Collection[str]) -> tuple[list[Path], list[Skipped]]:
@@ -90,9 +64,9 @@ def list_inputs(folder: str | Path, suffixes: Collection[str]) -> tuple[list[Pat
         path = folder / name
         if path.suffix.lower() not in suffixes:
             continue
-        kind = entry_kind(path)
+        kind = file_kind(path)
         if kind == "file":
             files.append(path)
-        else:
+        elif kind is not None:  # None: removed since it was listed
             skipped.append(Skipped(path, kind))
     return files, skipped
