@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import http.client
 import shutil
 import socket
@@ -16,7 +15,7 @@ import zipfile
 from pathlib import Path
 
 from hrnet.errors import DownloadError
-from hrnet.io.files import atomic_path, output_problem
+from hrnet.io.files import atomic_path, output_problem, sha256_file
 
 STALL_SECONDS = 30.0  # a server silent this long is given up on: torch.hub sets no timeout of its own
 
@@ -70,7 +69,7 @@ def unpack_member(archive: Path, member: str, target: Path, sha256: str | None) 
                 raise zipfile.BadZipFile(f"expected one {member} inside the archive, found {len(names)}")
             with zf.open(names[0]) as src, tmp.open("wb") as dst:
                 shutil.copyfileobj(src, dst)  # zipfile checks each member's CRC-32: a cut-off archive fails here
-            if sha256 and (actual := sha256_of(tmp)) != sha256:
+            if sha256 and (actual := sha256_file(tmp)) != sha256:
                 raise zipfile.BadZipFile(
                     f"checksum mismatch for {names[0]}: its SHA-256 is {actual}, expected {sha256}"
                 )
@@ -81,9 +80,3 @@ def unpack_member(archive: Path, member: str, target: Path, sha256: str | None) 
     except OSError as err:
         raise DownloadError(f"{archive}: cannot unpack it into {target} ({output_problem(err)})") from None
     archive.unlink()
-
-
-def sha256_of(path: Path) -> str:
-    """The SHA-256 of the file ``path``, in hex."""
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()

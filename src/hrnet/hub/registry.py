@@ -28,8 +28,8 @@ from typing import Any
 from platformdirs import user_cache_dir
 
 from hrnet.errors import DownloadError, OutputError
-from hrnet.hub.download import download, sha256_of, unpack_member
-from hrnet.io.files import check_writable_dir, write_json_atomic
+from hrnet.hub.download import download, unpack_member
+from hrnet.io.files import check_writable_dir, sha256_file, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -375,7 +375,7 @@ def verify(path: Path, entry: WeightsFile) -> str:
     published = entry.member_sha256 if entry.member else (entry.sha256 or entry.sha256_prefix)
     recorded, current = _recorded_checksum(path)
     try:
-        actual = recorded if recorded is not None and current else sha256_of(path)
+        actual = recorded if recorded is not None and current else sha256_file(path)
     except OSError as err:
         raise DownloadError(f"{path}: cannot read the cached file of weights {entry.name!r} ({err.strerror})") from None
     expected = published or recorded

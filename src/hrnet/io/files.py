@@ -80,11 +80,8 @@ def file_kind(path: str | os.PathLike[str]) -> str | None:
 
 def sha256_file(path: str | Path) -> str:
     """The SHA-256 of the file at ``path``, in hex."""
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def output_problem(err: OSError) -> str:
