@@ -6,9 +6,7 @@ and says why beside it. The loader rejects an unknown key with its dotted path a
 every value's type and the invariants (``len(num_channels) == num_branches``), and never executes anything. It
 reads YAML safely and refuses what PyYAML would let through: a key given twice, aliases that expand beyond a
 small budget (an "alias bomb") and integers of absurd length. Messages quote at most ~200 characters of a value.
-
-One module although long: the tree (every default with its reason) and the loader that validates it are one
-job, and splitting them would leave each importing the other.
+The tree and its loader share one module because each needs the other.
 """
 
 from __future__ import annotations
@@ -319,8 +317,7 @@ class RuntimeConfig:
 
     device: str = "auto"  # "auto" = CUDA when available (LOCAL_RANK picks the GPU), else CPU; or "cpu", "cuda:1"
     amp: bool = True  # mixed precision (bf16 where supported, else fp16 with loss scaling), on CUDA only
-    # NHWC memory format in training: faster convolutions on CUDA and on the CPU (oneDNN; measured 1.2-1.3× on the
-    # demo's step with AVX-512 and with AVX2 kernels, docs/training.md)
+    # NHWC memory format in training: faster convolutions on CUDA and on the CPU (oneDNN; docs/training.md)
     channels_last: bool = True
     num_workers: int = 4  # DataLoader worker processes per process, for training and evaluation
 
@@ -531,11 +528,20 @@ def shipped_configs() -> list[str]:
 def load_config(
     path: str | Path | None = None, overrides: Sequence[str] = (), base: ExperimentConfig | None = None
 ) -> ExperimentConfig:
-    """Read a YAML experiment over ``base`` (default: the defaults; missing keys keep their values), apply
-    ``--set`` overrides, validate. ``path`` may name a config that ships with the package (``find_config``)."""
+    """The experiment ``path`` names over ``base`` (default: the defaults; missing keys keep their values), with
+    ``--set`` overrides applied, validated.
+
+    ``path``: a YAML file (any path that exists, ``/dev/fd/63`` from a shell's ``<(...)`` too), the name of one
+    that ships with the package (``find_config``), a model preset (``w32``: ``base`` with that network), or None
+    (``base`` itself). A bare word that is none of these is reported as an unknown model preset.
+    """
     if path is None:
         return config_from_text(None, "", overrides, base)
-    path = find_config(path)
+    name, path = str(path), find_config(path)
+    bare_word = "/" not in name and path.suffix.lower() not in (".yaml", ".yml") and not path.exists()
+    if name in MODEL_PRESETS or bare_word:
+        base = dataclasses.replace(base or ExperimentConfig(), model=model_preset(name))
+        return config_from_text(None, "", overrides, base)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
