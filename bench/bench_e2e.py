@@ -58,8 +58,8 @@ from common import provenance, write_results
 
 from hrnet.apps.predict import DetectionBoxes, predict_paths
 from hrnet.apps.video import VideoStats, predict_video
-from hrnet.cli.options import experiment
 from hrnet.codec import codec_from_config
+from hrnet.config import load_config
 from hrnet.data.synthetic import background, draw_figure, pose_keypoints
 from hrnet.keypoints import COCO17
 from hrnet.models.hrnet import build_model
@@ -360,7 +360,7 @@ def main() -> None:
     args = parser.parse_args()
     keep_freed_memory()  # as every hrnet command that runs a network
     one_opencv_thread()
-    config = experiment(args.config, [f"test.flip_test={args.flip}"])
+    config = load_config(args.config, [f"test.flip_test={args.flip}"])
     torch.manual_seed(0)
     model = build_model(config.model).eval()
     backend = open_for_timing(config.model, backend_name(args.precision), model)

@@ -486,11 +486,20 @@ def shipped_configs() -> list[str]:
 def load_config(
     path: str | Path | None = None, overrides: Sequence[str] = (), base: ExperimentConfig | None = None
 ) -> ExperimentConfig:
-    """Read a YAML experiment over ``base`` (default: the defaults; missing keys keep their values), apply
-    ``--set`` overrides, validate. ``path`` may name a config that ships with the package (``find_config``)."""
+    """The experiment ``path`` names over ``base`` (default: the defaults; missing keys keep their values), with
+    ``--set`` overrides applied, validated.
+
+    ``path``: a YAML file (any path that exists, ``/dev/fd/63`` from a shell's ``<(...)`` too), the name of one
+    that ships with the package (``find_config``), a model preset (``w32``: ``base`` with that network), or None
+    (``base`` itself). A bare word that is none of these is reported as an unknown model preset.
+    """
     if path is None:
         return _build({}, "", overrides, base)
-    path = find_config(path)
+    name, path = str(path), find_config(path)
+    bare_word = "/" not in name and path.suffix.lower() not in (".yaml", ".yml") and not path.exists()
+    if name in MODEL_PRESETS or bare_word:
+        base = dataclasses.replace(base or ExperimentConfig(), model=model_preset(name))
+        return _build({}, "", overrides, base)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -284,7 +284,7 @@ def test_h264_writer_pads_odd_sizes_and_reads_back(tmp_path):
         stream = container.streams.video[0]
         assert (stream.codec_context.width, stream.codec_context.height) == (48, 34)
         assert float(stream.average_rate) == pytest.approx(30000 / 1001)
-        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+        decoded = [f.to_ndarray(format="bgr24") for f in container.decode(stream)]
     assert len(decoded) == 5
     for got, sent in zip(decoded, frames, strict=True):
         assert np.abs(got[:33, :47].astype(int) - sent).mean() < 4  # lossy, but the same picture

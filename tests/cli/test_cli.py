@@ -8,9 +8,8 @@ import pytest
 import hrnet
 from hrnet import cli
 from hrnet.cli import main
-from hrnet.cli.options import experiment
 from hrnet.cli.predict import REALTIME_DETECT_EVERY, realtime
-from hrnet.config import CONFIG_DIR
+from hrnet.config import CONFIG_DIR, load_config
 
 CONFIGS = CONFIG_DIR
 
@@ -274,7 +273,7 @@ def test_numeric_options_are_bounded_and_refused_in_one_line(args, message, caps
 def test_realtime_turns_the_flip_test_off_and_picks_the_cpus_best_precision(monkeypatch):
     from hrnet.runtime.precision import CpuSupport
 
-    config = experiment("w32", [])
+    config = load_config("w32")
     assert config.test.flip_test
     args = cli.parse_args(["predict", "w32", "0", "--weights", "w.pth", "--realtime"])
     monkeypatch.setattr("hrnet.runtime.precision.cpu_support", lambda: CpuSupport("Zen 4", True, True, "AVX512", ()))

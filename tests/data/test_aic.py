@@ -130,7 +130,7 @@ def test_missing_image_id_and_image(tmp_path, raw_json, aic_dir):
         read_aic_raw(write_json(tmp_path, data), aic_dir)
     data = copy.deepcopy(raw_json)
     data[2]["image_id"] = "not_there"
-    with pytest.raises(DataError, match=r"not_there\.jpg: the image file does not exist"):
+    with pytest.raises(DataError, match=r"not_there\.jpg: cannot read the image file \(No such file"):
         read_aic_raw(write_json(tmp_path, data), aic_dir)
 
 

@@ -134,7 +134,7 @@ def test_missing_image_name_and_file(tmp_path, mpii_dir, mpii_json):
         read_mpii(write_json(tmp_path, data), mpii_dir)
     data = copy.deepcopy(mpii_json)
     data[1]["image"] = "absent.jpg"
-    with pytest.raises(DataError, match=r"absent\.jpg: the image file does not exist"):
+    with pytest.raises(DataError, match=r"absent\.jpg: cannot read the image file \(No such file"):
         read_mpii(write_json(tmp_path, data), mpii_dir)
 
 

@@ -85,8 +85,8 @@ def test_keypoints_are_drawn_at_a_sixteenth_of_a_pixel_rounded_half_to_even() ->
 
 def test_left_right_and_center_limbs_get_distinct_colours() -> None:
     keypoints = _coco_person()
-    out = skeletons.draw_poses(_canvas(), keypoints, None, COCO17, thickness=7)
-    colours = skeletons.limb_colours(COCO17)
+    out = skeletons.draw_poses(_canvas(), keypoints, None, COCO17, thickness=7, channel_order="rgb")
+    colours = skeletons.limb_colours(COCO17)  # RGB
     limb = {pair: i for i, pair in enumerate(COCO17.skeleton)}
 
     def pixel(a: int, b: int) -> np.ndarray:
@@ -298,33 +298,32 @@ def test_write_image_round_trips_png_and_jpeg(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
     png = images.write_image(tmp_path / "deep" / "er" / "a.PNG", image)
-    back = cv2.cvtColor(cv2.imread(str(png), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    np.testing.assert_array_equal(back, image)
+    np.testing.assert_array_equal(cv2.imread(str(png), cv2.IMREAD_COLOR), image)
 
     smooth = np.zeros((30, 40, 3), np.uint8)
-    smooth[..., 0] = 220  # pure red: a swapped channel order would show as blue
+    smooth[..., 2] = 220  # pure red in BGR: a swapped channel order would show as blue
     jpeg = images.write_image(tmp_path / "b.jpeg", smooth)
-    back = cv2.cvtColor(cv2.imread(str(jpeg), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB).astype(int)
+    back = cv2.imread(str(jpeg), cv2.IMREAD_COLOR).astype(int)
     assert np.abs(back - smooth).max() <= 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.jpeg", "deep"]
 
 
-def test_bgr_images_are_drawn_and_written_in_the_same_colours(tmp_path: Path) -> None:
-    """A BGR image (the front ends' order) gets the same drawing as its RGB twin, channels reversed; in place when
-    asked (a frame nothing reads after), on a copy by default; written as the same file."""
+def test_rgb_images_are_drawn_and_written_in_the_same_colours(tmp_path: Path) -> None:
+    """A BGR image (the default) gets the same drawing as its RGB twin (``channel_order="rgb"``), channels
+    reversed; in place when asked (a frame nothing reads after), on a copy by default; written as the same file."""
     rgb = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
     bgr = np.ascontiguousarray(rgb[..., ::-1])
     keypoints, boxes = _coco_person(), np.array([[90.0, 20.0, 140.0, 210.0]])
-    drawn_rgb = skeletons.draw_poses(rgb, keypoints, None, COCO17, boxes=boxes)
+    drawn_rgb = skeletons.draw_poses(rgb, keypoints, None, COCO17, boxes=boxes, channel_order="rgb")
     kept = bgr.copy()
-    drawn_bgr = skeletons.draw_poses(bgr, keypoints, None, COCO17, boxes=boxes, channel_order="bgr")
+    drawn_bgr = skeletons.draw_poses(bgr, keypoints, None, COCO17, boxes=boxes)
     np.testing.assert_array_equal(drawn_bgr[..., ::-1], drawn_rgb)
     np.testing.assert_array_equal(bgr, kept)  # a copy was drawn on
-    in_place = skeletons.draw_poses(bgr, keypoints, None, COCO17, boxes=boxes, channel_order="bgr", in_place=True)
+    in_place = skeletons.draw_poses(bgr, keypoints, None, COCO17, boxes=boxes, in_place=True)
     assert in_place is bgr
     np.testing.assert_array_equal(bgr, drawn_bgr)
-    a = images.write_image(tmp_path / "a.png", drawn_rgb)
-    b = images.write_image(tmp_path / "b.png", drawn_bgr, channel_order="bgr")
+    a = images.write_image(tmp_path / "a.png", drawn_rgb, channel_order="rgb")
+    b = images.write_image(tmp_path / "b.png", drawn_bgr)
     np.testing.assert_array_equal(cv2.imread(str(a)), cv2.imread(str(b)))
     with pytest.raises(DataError, match="channel_order must be 'rgb' or 'bgr'"):
         skeletons.draw_poses(rgb, keypoints, None, COCO17, channel_order="BGR")

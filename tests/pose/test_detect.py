@@ -382,8 +382,11 @@ def test_load_detector_errors(tmp_path, yolox_onnx):
 
 def test_a_detector_refuses_a_non_image(yolox_onnx):
     detector = OnnxDetector(yolox_onnx)
-    with pytest.raises(DataError, match=r"\(H, W, 3\) uint8 BGR"):
-        detector(np.zeros((10, 10), dtype=np.uint8))
+    with pytest.raises(DataError, match=r"the detector's BGR image: expected a uint8 image, got dtype float32"):
+        detector(np.zeros((10, 10, 3), dtype=np.float32))
+    with pytest.raises(DataError, match=r"the detector's BGR image: expected shape \(H, W, 3\), got \(10, 10, 4\)"):
+        detector(np.zeros((10, 10, 4), dtype=np.uint8))
+    assert len(detector(np.zeros((10, 10), dtype=np.uint8))) == 0  # grey: repeated to three channels
 
 
 # -------------------------------------------------------------------------------------------------- HOG

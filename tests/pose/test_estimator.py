@@ -13,7 +13,7 @@ from PIL import Image
 from hrnet.apps.predict import DetectionBoxes, person_results
 from hrnet.cli import main
 from hrnet.engine.evaluate import Evaluator
-from hrnet.errors import ConfigError, DataError
+from hrnet.errors import DataError
 from hrnet.io.files import json_text
 from hrnet.io.images import read_image
 from hrnet.io.outputs import LOCK, MANIFEST, OutputFolder
@@ -27,7 +27,7 @@ def test_estimator_equals_the_evaluation_road(random_experiment):
     estimator = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch")
     records = evaluator.split.records
     images = [read_image(r.image_path) for r in records]
-    persons = estimator.predict(images, [np.array([r.box]) for r in records], channel_order="rgb")
+    persons = estimator.predict(images, [np.array([r.box]) for r in records])
     got = np.stack([p[0].keypoints for p in persons])
     np.testing.assert_allclose(got, expected.keypoints, atol=1e-3)
     np.testing.assert_allclose(np.stack([p[0].scores for p in persons]), expected.scores, atol=1e-5)
@@ -56,7 +56,7 @@ def test_bad_inputs(random_experiment):
     estimator = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch")
     with pytest.raises(DataError, match="under 1 pixel wide or high"):
         estimator(np.zeros((50, 50, 3), np.uint8), np.array([[0, 0, 0, 10]]))
-    with pytest.raises(DataError, match=r"\(H, W, 3\) BGR uint8"):
+    with pytest.raises(DataError, match=r"image 0: expected a uint8 image, got dtype float32"):
         estimator(np.zeros((50, 50, 3), np.float32))
     with pytest.raises(DataError, match="2 person boxes but 1 box scores"):
         estimator(np.zeros((50, 50, 3), np.uint8), np.ones((2, 4)), np.ones(1))
@@ -78,7 +78,7 @@ def test_channel_order_is_explicit(random_experiment, datasets_dir):
     np.testing.assert_array_equal(as_rgb(bgr[..., ::-1], box)[0].keypoints, from_file)
     np.testing.assert_array_equal(as_rgb(path, box)[0].keypoints, from_file)
     assert np.abs(as_rgb(bgr, box)[0].keypoints - from_file).max() > 0
-    with pytest.raises(ConfigError, match="channel_order must be one of"):
+    with pytest.raises(DataError, match="channel_order must be 'rgb' or 'bgr', got 'BGR'"):
         estimator(bgr, box, channel_order="BGR")
 
 
@@ -194,18 +194,19 @@ def test_predict_never_replaces_an_input(predict_argv, datasets_dir, tmp_path, c
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
-        ({"image_id": 1, "bbox": "10,20,30,40"}, r"entry 0: the bbox '10,20,30,40' is not a list of 4 numbers"),
-        ({"image_id": 1, "bbox": [10, 20, 30]}, r"entry 0: the bbox \[10, 20, 30\] is not a list of 4 numbers"),
-        ({"image_id": 1, "bbox": [10, 20, 30, 40], "score": "high"}, r"entry 0: the score 'high' is not a finite"),
-        ({"image_id": 1, "bbox": [10, float("nan"), 30, 40]}, r"entry 0: the bbox value nan is not a finite"),
-        ({"image_id": 1, "bbox": [10, 20, 30, 40], "score": float("inf")}, r"entry 0: the score inf is not a"),
-        ({"image_id": [1], "bbox": [10, 20, 30, 40]}, r"entry 0: the image_id or file_name \[1\] is not"),
+        ({"image_id": 1, "bbox": "10,20,30,40"}, r"#0 \(image 1\): bbox must be numbers, got '10,20,30,40'"),
+        ({"image_id": 1, "bbox": [10, 20, 30]}, r"#0 \(image 1\): bbox must have shape \(4,\), got \[10, 20, 30\]"),
+        ({"image_id": 1, "bbox": [10, 20, 30, 40], "score": "high"}, r"#0 \(image 1\): score must be numbers"),
+        ({"image_id": 1, "bbox": [10, float("nan"), 30, 40]}, r"#0 \(image 1\): bbox has non-finite values"),
+        ({"image_id": 1, "bbox": [10, 20, 30, 40], "score": float("inf")}, r"#0 \(image 1\): score has non-finite"),
+        ({"image_id": [1], "bbox": [10, 20, 30, 40]}, r"#0: the image_id or file_name \[1\] is not a number or a"),
+        ({"file_name": "a.jpg"}, r"#0 \(image 'a.jpg'\): missing field 'bbox'"),
     ],
 )
 def test_malformed_detection_entries_are_named(tmp_path, entry, message):
     path = tmp_path / "boxes.json"
     path.write_text(json.dumps([entry]))  # json writes NaN and Infinity, as some detectors do
-    with pytest.raises(DataError, match=rf"boxes.json: {message}"):
+    with pytest.raises(DataError, match=rf"boxes.json: detection {message}"):
         DetectionBoxes(path)
 
 
@@ -215,7 +216,7 @@ def test_predict_cli_bad_boxes_file_is_one_line(predict_argv, datasets_dir, tmp_
     image = datasets_dir / "coco" / "000000040083.jpg"
     assert main(predict_argv("--boxes", str(boxes), "--out", str(tmp_path / "o"), str(image))) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "boxes.json: entry 0: the bbox [1, 2, 3]" in err
+    assert err.count("\n") == 1 and "boxes.json: detection #0 (image 'a.jpg'): bbox must have shape (4,)" in err
 
 
 def test_non_finite_boxes_given_to_the_estimator_are_refused(random_experiment):
@@ -376,4 +377,5 @@ def test_a_boxes_file_that_matches_no_input_is_warned_with_its_names(predict_arg
     args = predict_argv("--boxes", str(boxes), "--out", str(tmp_path / "o"), "--no-draw")
     with caplog.at_level("WARNING", logger="hrnet"):
         assert main([*args, image]) == 0
-    assert "boxes.json: no entry matches any input image: it names 'IMG_0001.jpg'" in caplog.text
+    assert "boxes.json: no entry for 1 of 1 input images (e.g. 000000040083.jpg)" in caplog.text
+    assert "It names 'IMG_0001.jpg'; an image matches an entry's file_name" in caplog.text

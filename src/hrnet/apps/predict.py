@@ -4,34 +4,25 @@ Per image ``<name>.json`` (``photo.jpg.json``: COCO keypoint results: image_id, 
 [x, y, score]×K, score, plus the box) and ``<stem>_pose.<ext>`` with the skeletons (``photo_pose.jpg``); per video
 ``<name>.jsonl`` (one line per frame, persons with track ids) and ``<stem>_pose.mp4`` (H.264), made by
 ``hrnet.apps.video``. The names keep the input's extension, so ``a.jpg`` and ``a.png`` never share a result. An input
-that cannot be read is reported by name and skipped; the others complete. Only regular files are read: folder
-entries named like inputs that are something else (a FIFO, socket, device, sub-folder, dangling link or link
-loop) are named and skipped unopened, and such an entry given by name is refused. Photos are turned upright by
-their EXIF orientation tag (person boxes are then in the upright image's pixels).
+that cannot be read is reported by name and skipped; the others complete; only regular files are read
+(``expand_inputs``). Photos are turned upright by their EXIF orientation tag (person boxes are then in the upright
+image's pixels).
 
 Images go through a pipeline (``hrnet.io.streams``): a thread reads ahead (decoding, and finding the persons with the
 detector when there is one), the network runs on the persons of several images at once (up to
 ``test.batch_size`` crops a forward pass), and a thread writes behind (JSON, drawing, encoding), so that the
 network, the slow step on a CPU, is never kept waiting by the others.
 
-The output folder is held for the run (``hrnet.io.outputs.OutputFolder``):
-
-- it is locked (``.hrnet-lock``): a second run into the same folder while one is going is refused; the temporary
-  files that a killed run left (``.clip.mp4.1a2b3c4d.hrnet.tmp.jsonl``, after a SIGTERM) are removed;
-- the files a run writes are listed in the folder's manifest (``.hrnet-outputs.json``). That list, not a name,
-  tells a drawing from a photo: a folder given as input leaves out the drawings that hrnet wrote into it (and
-  that have not changed since); every other image in it, ``tree_pose.jpg`` included, is an input;
-- nothing is run when an output would replace an input (an image, video, the boxes file, ...: a drawing whose
-  name is that of a photo in the folder is refused, naming both, rather than written under another name, so
-  that drawings keep the names other tools expect), two inputs would write the same file, an existing file
-  that ``hrnet predict`` did not write is in the way (unless ``overwrite``, ``--overwrite``), or the folder
-  cannot be written.
+The output folder is held for the run (``hrnet.io.outputs.OutputFolder``: locked, its outputs listed in its
+manifest, which tells our drawings in a folder given as input from the photos). Nothing runs when an output would
+replace an input (a drawing named as a photo in the folder is refused, naming both, so that drawings keep the names
+other tools expect), two inputs would write the same file, or a file ``hrnet predict`` did not write is in the way
+(unless ``--overwrite``).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -42,9 +33,10 @@ import numpy as np
 from tqdm import tqdm
 
 from hrnet.apps.video import predict_video
+from hrnet.data.coco import PERSON_CATEGORY, read_detections
 from hrnet.drawing.skeletons import draw_persons
 from hrnet.errors import DataError, HrnetError, OutputError
-from hrnet.io.files import file_kind, output_problem, read_json, write_json_atomic
+from hrnet.io.files import file_kind, output_problem, write_json_atomic
 from hrnet.io.frames import VIDEO_SUFFIXES, is_live_source, is_video, video_outputs
 from hrnet.io.images import MAX_PIXELS, read_image, write_image
 from hrnet.io.inputs import Skipped, check_not_special, decimal_id, list_inputs
@@ -110,72 +102,29 @@ def expand_inputs(inputs: Sequence[str | Path]) -> tuple[list[Path | str], list[
 
 
 class DetectionBoxes:
-    """Person boxes from a COCO detection-results JSON (``[{image_id, category_id, bbox, score}, ...]``), found
-    for an input by its file name (an entry's ``file_name``, if any) or its id (COCO's ``000000000785.jpg`` is
-    image 785; other names match an ``image_id`` equal to the file name or its stem)."""
+    """Person boxes from a COCO detection-results file (``hrnet.data.coco.read_detections``), found for an input
+    by its file name (an entry's ``file_name``, if any) or its id (COCO's ``000000000785.jpg`` is image 785; other
+    names match an ``image_id`` equal to the file name or its stem)."""
 
-    def __init__(self, path: str | Path, score_threshold: float = 0.0, category_id: int = 1):
+    def __init__(self, path: str | Path, score_threshold: float = 0.0, category_id: int = PERSON_CATEGORY):
         self.path = Path(path)
-        entries = read_json(path, "detection-results file")
-        if not isinstance(entries, list):
-            raise DataError(f"{path}: a detection-results file is a JSON list of {{image_id, bbox, score}}")
-        self.boxes: dict[Any, list[tuple[list[float], float]]] = {}
-        self.names: list[Any] = []  # every image the file names, in its order (for the warning of no match)
-        empty = 0
-        for i, det in enumerate(entries):
-            if not isinstance(det, dict) or "bbox" not in det or ("image_id" not in det and "file_name" not in det):
-                raise DataError(f"{path}: entry {i} needs 'bbox' and 'image_id' (or 'file_name')")
-            key = det.get("file_name", det.get("image_id"))
-            if isinstance(key, bool) or not isinstance(key, int | str):
-                raise DataError(f"{path}: entry {i}: the image_id or file_name {key!r} is not a number or a name")
-            bbox, score = _box(det.get("bbox"), self.path, i), _number(det.get("score", 1.0), "score", self.path, i)
-            if key not in self.boxes:
-                self.names.append(key)
-            self.boxes.setdefault(key, [])
-            if det.get("category_id", category_id) != category_id or score < score_threshold:
-                continue
-            if bbox[2] <= 0 or bbox[3] <= 0:
-                empty += 1
-                continue
-            self.boxes[key].append((bbox, score))
-        if empty:
-            log.warning("%s: left out %d boxes of zero or negative width or height", path, empty)
+        self.boxes = read_detections(path, score_threshold=score_threshold, category_id=category_id)
 
     def matches(self, path: Path) -> bool:
         """Whether the file names the image ``path`` (even with no box above the threshold)."""
         return any(key in self.boxes for key in _keys(path))
 
     def lookup(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
-        """(P, 4) boxes and (P,) scores for an image file; no entry means no person."""
-        for key in _keys(path):
-            if key in self.boxes:
-                found = self.boxes[key]
-                return np.array([b for b, _ in found], dtype=np.float64).reshape(-1, 4), np.array(
-                    [s for _, s in found], dtype=np.float64
-                )
-        return np.zeros((0, 4)), np.zeros(0)
+        """(P, 4) boxes (x, y, w, h) in pixels and (P,) scores for an image file; no entry means no person."""
+        found = next((self.boxes[key] for key in _keys(path) if key in self.boxes), [])
+        boxes = np.array([d.box for d in found], dtype=np.float64).reshape(-1, 4)
+        return boxes, np.array([d.score for d in found], dtype=np.float64)
 
 
-def _keys(path: Path) -> list[Any]:
+def _keys(path: Path) -> list[int | str]:
     """The ids a detection entry may give an image file: its name, its stem, and for digits the number."""
-    keys: list[Any] = [path.name, path.stem]
-    if (number := decimal_id(path.stem)) is not None:
-        keys.insert(0, number)
-    return keys
-
-
-def _number(value: Any, what: str, path: Path, index: int) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise DataError(f"{path}: entry {index}: the {what} {value!r} is not a finite number; fix or remove the entry")
-    return float(value)
-
-
-def _box(value: Any, path: Path, index: int) -> list[float]:
-    if not isinstance(value, list) or len(value) != 4:
-        raise DataError(
-            f"{path}: entry {index}: the bbox {value!r} is not a list of 4 numbers [x, y, width, height] in pixels"
-        )
-    return [_number(v, "bbox value", path, index) for v in value]
+    number = decimal_id(path.stem)
+    return [*([number] if number is not None else []), path.name, path.stem]
 
 
 def predict_paths(
@@ -204,23 +153,21 @@ def predict_paths(
     entries named like inputs that are not regular files (``expand_inputs``) are warned about by name, listed in
     the report's ``skipped`` and never opened.
 
-    ``out_dir`` is held for the run (module docstring). Nothing is run or written when an output would replace
-    an input or one of the ``protected`` files (the boxes file, weights, config), a file that ``hrnet predict``
-    did not write (unless ``overwrite``), or ``out_dir`` cannot be written or is taken by another run
-    (``OutputError``), or two inputs would write the same output (``DataError``). A write that fails later (a
-    full disk) stops the run with an ``OutputError``.
+    ``out_dir`` is held for the run (module docstring); the ``protected`` files (the boxes file, weights, config)
+    count as inputs. Refused before anything runs: ``OutputError`` (or ``DataError`` for two inputs that would
+    write the same file). A write that fails later (a full disk) stops the run with an ``OutputError``.
     """
     paths, skipped = expand_inputs(inputs)
     sources = [*(p for p in paths if isinstance(p, Path)), *map(Path, protected)]
     with OutputFolder(out_dir, command=COMMAND, inputs=sources, overwrite=overwrite) as folder:
         _claim_outputs(paths, folder, draw)
+        images = [p for p in paths if isinstance(p, Path) and not is_video(p)]
         if detections is not None:
-            _warn_unmatched(detections, [p for p in paths if isinstance(p, Path) and not is_video(p)])
+            _warn_unmatched(detections, images)
         report = PredictReport(skipped=skipped)
         if skipped:
             named = ", ".join(f"{s.path} ({s.kind})" for s in skipped[:20]) + (", ..." if len(skipped) > 20 else "")
             log.warning("not regular files, skipped (%d): %s", len(skipped), named)
-        images = [p for p in paths if isinstance(p, Path) and not is_video(p)]
         job = _ImageJob(estimator, folder, detections, threshold, draw, max_pixels, report)
         _guarded(folder, "the images", partial(job.run, images, progress))
         for source in (p for p in paths if is_video(p)):
@@ -310,7 +257,7 @@ class _ImageJob:
         """Decode an image and find its person boxes (the given ones, checked; the detector's; or the whole
         image): in the read-ahead thread, beside the network."""
         try:
-            bgr = read_image(path, apply_orientation=True, max_pixels=self.max_pixels, channel_order="bgr")
+            bgr = read_image(path, apply_orientation=True, max_pixels=self.max_pixels)
             if self.detections is not None:
                 boxes, scores = self.detections.lookup(path)
                 keep = usable_boxes(boxes, bgr.shape[:2])
@@ -321,7 +268,7 @@ class _ImageJob:
                         path, int((~keep).sum()), self.detections.path, bgr.shape[1], bgr.shape[0],
                     )  # fmt: skip
                 return _Image(path, bgr, boxes[keep], scores[keep])
-            found = self.estimator.person_boxes(bgr, where=str(path), channel_order="bgr")
+            found = self.estimator.person_boxes(bgr, where=str(path))
             return _Image(path, bgr, found.boxes, found.scores)
         except HrnetError as err:
             return _Image(path, error=err)
@@ -364,10 +311,8 @@ class _ImageJob:
         written = _outputs(path, self.folder.path, self.draw)
         write_json_atomic(written[0], person_results(persons, image_id, where=path))
         if self.draw:
-            drawn = draw_persons(
-                image.bgr, persons, self.estimator.keypoint_set, self.threshold, channel_order="bgr", in_place=True
-            )
-            write_image(written[1], drawn, channel_order="bgr")
+            drawn = draw_persons(image.bgr, persons, self.estimator.keypoint_set, self.threshold, in_place=True)
+            write_image(written[1], drawn)
         for output in written:
             self.folder.record(output)
         self.report.written += written
@@ -390,21 +335,14 @@ def _batches(images: Iterable[_Image], batch_size: int) -> Iterator[list[_Image]
 
 def _warn_unmatched(detections: DetectionBoxes, images: Sequence[Path]) -> None:
     """A boxes file that names none (or only some) of the input images is most likely the wrong one."""
-    missing = [p for p in images if not detections.matches(p)]
-    if not missing:
-        return
-    named = ", ".join(repr(n) for n in detections.names[:5]) or "nothing"
-    if len(missing) == len(images):
+    if missing := [p for p in images if not detections.matches(p)]:
+        names = [repr(n) for n in detections.boxes]
         log.warning(
-            "%s: no entry matches any input image: it names %s%s; an image matches an entry's file_name or "
-            "image_id equal to its file name, its stem, or its number (000000000785.jpg is 785). No person is "
-            "predicted without a box",
-            detections.path, named, ", ..." if len(detections.names) > 5 else "",
-        )  # fmt: skip
-    else:
-        log.warning(
-            "%s: no entry for %d of %d input images (e.g. %s): no person is predicted for them",
+            "%s: no entry for %d of %d input images (e.g. %s): no person is predicted for them. It names %s; an "
+            "image matches an entry's file_name or image_id equal to its file name, its stem, or its number "
+            "(000000000785.jpg is 785)",
             detections.path, len(missing), len(images), ", ".join(p.name for p in missing[:3]),
+            ", ".join(names[:5]) + (", ..." if len(names) > 5 else ""),
         )  # fmt: skip
 
 

@@ -169,10 +169,8 @@ class _FrameOutput:
         record = {"frame": index, "time": round(time, 4), "persons": person_results(persons, index, ids, where)}
         self.lines.write(json_text(record, f"{self.jsonl_path}, {where}") + "\n")
         if self.writer is not None:
-            drawn = draw_persons(
-                bgr, persons, self.keypoint_set, self.threshold, ids, channel_order="bgr", in_place=self.draw_in_place
-            )
-            self.writer.write(drawn, channel_order="bgr")
+            drawn = draw_persons(bgr, persons, self.keypoint_set, self.threshold, ids, in_place=self.draw_in_place)
+            self.writer.write(drawn)
         if not math.isnan(arrived):
             self.stats.latency.append(clock.monotonic() - arrived)
 

@@ -4,36 +4,25 @@ drawing (options and what they call)."""
 from __future__ import annotations
 
 import argparse
+import glob
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hrnet.cli.options import (
     add_config,
+    add_input_size,
     add_overwrite,
     add_runtime,
     comma_list,
-    experiment,
     positive_int,
     positive_number,
-    weights_path,
+    resized,
     whole_number,
 )
-from hrnet.config import MODEL_PRESETS, ModelConfig
+from hrnet.config import MODEL_PRESETS, ModelConfig, load_config
 from hrnet.errors import ConfigError
-from hrnet.io.outputs import OutputFolder
-
-if TYPE_CHECKING:
-    pass
-
-
-import glob
-
-from hrnet.cli.options import (
-    add_input_size,
-    resized,
-)
-from hrnet.io.outputs import check_output_file, record_output
+from hrnet.io.outputs import OutputFolder, check_output_file, record_output
 
 log = logging.getLogger(__name__)
 DRAW, CONVERT = "hrnet draw", "hrnet convert"  # as the output guard names them in messages
@@ -45,7 +34,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from hrnet.runtime.backends import BACKENDS
     from hrnet.runtime.bench import measure_backends
 
-    model_cfg = experiment(args.config, args.set).model
+    model_cfg = load_config(args.config, args.set).model
     if args.precision:
         if args.backend:
             raise ConfigError("give --precision (compare precisions) or --backend (compare backends), not both")
@@ -113,15 +102,16 @@ def _bench_precisions(args: argparse.Namespace, model_cfg: ModelConfig) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from hrnet.hub.registry import resolve_weights
     from hrnet.runtime.export import export_from_config
 
-    config = experiment(args.config, args.set)
+    config = load_config(args.config, args.set)
     if args.calibration and args.precision != "int8":
         raise ConfigError("--calibration is for --precision int8")
-    calibration = experiment(args.calibration, args.set) if args.calibration else None
+    calibration = load_config(args.calibration, args.set) if args.calibration else None
     path = export_from_config(
         config,
-        weights_path(args.weights),
+        None if args.weights is None else resolve_weights(args.weights),  # a registered name: fetched
         args.out,
         opset=args.opset,
         precision=args.precision,
@@ -183,7 +173,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from hrnet.models.complexity import count_macs, count_parameters
     from hrnet.models.hrnet import build_model
 
-    model_cfg = resized(experiment(args.config, args.set).model, args.input_size)
+    model_cfg = resized(load_config(args.config, args.set).model, args.input_size)
     with torch.device("meta"):  # shapes only: no memory is allocated and no arithmetic is done
         model = build_model(model_cfg)
     macs = count_macs(model, model_cfg.input_size)
@@ -215,7 +205,7 @@ def cmd_draw(args: argparse.Namespace) -> int:
     from hrnet.drawing.network import check_output, draw_exchange, draw_overview, parse_detail, save_figure
 
     out = check_output(check_output_file(args.out, command=DRAW, inputs=[args.config], overwrite=args.overwrite))
-    model_cfg = resized(experiment(args.config, args.set).model, args.input_size)
+    model_cfg = resized(load_config(args.config, args.set).model, args.input_size)
     name = Path(args.config).name
     if args.detail:
         figure = draw_exchange(model_cfg, name, *parse_detail(args.detail))

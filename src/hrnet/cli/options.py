@@ -8,29 +8,12 @@ import argparse
 import dataclasses
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-from hrnet.config import (
-    CONFIG_DIR,
-    MODEL_PRESETS,
-    ExperimentConfig,
-    ModelConfig,
-    find_config,
-    load_config,
-    model_preset,
-)
+from hrnet.config import CONFIG_DIR, MODEL_PRESETS, ModelConfig, find_config
 from hrnet.errors import ConfigError
-
-
-def experiment(source: str, overrides: Sequence[str]) -> ExperimentConfig:
-    """A model preset name (the default experiment with that network), an experiment YAML file (any path that
-    exists, ``/dev/fd/63`` from a shell's ``<(...)`` too), or the name of one that ships with the package
-    (``coco/w32_256x192``)."""
-    if source not in MODEL_PRESETS and (source.endswith((".yaml", ".yml")) or find_config(source).exists()):
-        return load_config(source, overrides)
-    return load_config(None, overrides, base=ExperimentConfig(model=model_preset(source)))
 
 
 class OptionValueError(ConfigError, argparse.ArgumentTypeError):
@@ -98,13 +81,6 @@ def resized(model_cfg: ModelConfig, input_size: tuple[int, int] | None) -> Model
         return dataclasses.replace(model_cfg, input_size=input_size)
     except ConfigError as err:
         raise ConfigError(f"--input-size {input_size[0]}x{input_size[1]}: {err}") from None
-
-
-def weights_path(spec: str | None) -> Path | None:
-    """A ``--weights`` argument as a file: a registered name (``hrnet weights list``) is fetched into the cache."""
-    from hrnet.hub.registry import resolve_weights
-
-    return None if spec is None else resolve_weights(spec)
 
 
 def comma_list(text: str, option: str) -> list[str]:

@@ -15,7 +15,6 @@ from hrnet.cli.options import (
     add_detector,
     add_overwrite,
     add_runtime,
-    experiment,
     finite_number,
     fraction,
     megapixels,
@@ -36,13 +35,12 @@ log = logging.getLogger(__name__)
 
 
 def _network_setup(args: argparse.Namespace) -> tuple[ExperimentConfig, str | None]:
-    """The experiment and the detector of a command that finds persons (predict, serve), from what was given:
-    ``--weights`` (default ``DEFAULT_WEIGHTS``), the config (default: the one the weights name,
-    ``hrnet.pose.estimator.experiment_for``) and ``--detector`` (default: ``DEFAULT_DETECTOR`` for real weights; none
-    with ``--boxes``, with ``--detector none``, or for weights trained on the synthetic figures). Every file to
-    download is tried first, so that offline one error lists them all."""
+    """The experiment (``experiment_for``) and the detector of a command that finds persons (predict, serve):
+    ``--detector`` defaults to ``DEFAULT_DETECTOR`` for real weights, to none with ``--boxes`` or for weights
+    trained on the synthetic figures. Every file to download is tried first, so that offline one error lists them."""
     from hrnet.hub.registry import DEFAULT_DETECTOR, DEFAULT_WEIGHTS, resolve_many
-    from hrnet.pose.estimator import experiment_for, trained_on_synthetic
+    from hrnet.models.checkpoint import experiment_for
+    from hrnet.pose.estimator import trained_on_synthetic
 
     args.weights = args.weights or DEFAULT_WEIGHTS
     synthetic = trained_on_synthetic(args.weights)  # our own weights say so (a name's file is real weights)
@@ -65,7 +63,7 @@ def _network_setup(args: argparse.Namespace) -> tuple[ExperimentConfig, str | No
             else ""
         )
         raise DownloadError(f"{err}{alternative}") from None
-    config = experiment(args.config, args.set) if args.config else experiment_for(args.weights, None, args.set)
+    config = experiment_for(args.weights, args.config, args.set)
     return config, detector
 
 
@@ -113,13 +111,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             "(right for photos cropped around one person); to find every person: --detector %s (hrnet weights "
             "list) or --boxes FILE", DEFAULT_DETECTOR,
         )  # fmt: skip
+    tracking = ("new_track_keypoints", "max_detector_misses", "track_by", "track_threshold", "max_missed")
     video = VideoOptions(
-        detect_every=args.detect_every or (REALTIME_DETECT_EVERY if args.realtime else 1),
-        new_track_keypoints=args.new_track_keypoints,
-        max_detector_misses=args.max_detector_misses,
-        track_by=args.track_by,
-        track_threshold=args.track_threshold,
-        max_missed=args.max_missed,
+        **{name: getattr(args, name) for name in tracking},  # the options named after their fields
+        detect_every=args.detect_every or (REALTIME_DETECT_EVERY if args.realtime else VideoOptions.detect_every),
         keypoint_threshold=args.threshold,
         smooth=OneEuroSettings(min_cutoff=args.smooth_cutoff, beta=args.smooth_beta) if args.smooth else None,
     )
@@ -180,6 +175,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def add_predict(sub: Any) -> None:
     from hrnet.hub.registry import DEFAULT_DETECTOR, DEFAULT_WEIGHTS
+    from hrnet.pose.track import MATCH_METHODS, OneEuroSettings, VideoOptions
 
     p = sub.add_parser(
         "predict",
@@ -226,54 +222,36 @@ def add_predict(sub: Any) -> None:
         "--detect-every",
         type=positive_int,
         metavar="N",
-        help="find persons every N-th frame (default 1: all; 10 with --realtime); in between each person's box "
-        "comes from its keypoints in the frame before",
+        help=f"find persons every N-th frame (default {VideoOptions.detect_every}: all; {REALTIME_DETECT_EVERY} with "
+        "--realtime); in between each person's box comes from its keypoints in the frame before",
     )
     video.add_argument(
         "--realtime",
         action="store_true",
         help="for webcams and streams: no flip test, the fastest precision this CPU runs well (bf16 with AVX-512 "
-        "BF16/AMX; an int8 .onnx runs int8), the detector every 10th frame (off: as the config says)",
+        f"BF16/AMX; an int8 .onnx runs int8), the detector every {REALTIME_DETECT_EVERY}th frame (off: as the config "
+        "says)",
     )
     video.add_argument(
-        "--new-track-keypoints",
-        type=nonnegative_int,
-        default=4,
-        metavar="K",
-        help="a detection starts a new track only with at least K keypoints above --threshold (default 4)",
-    )
-    video.add_argument(
-        "--max-detector-misses",
-        type=nonnegative_int,
-        default=10,
-        metavar="M",
-        help="a track the detector misses is carried by its keypoints through M detection frames (default 10)",
-    )
-    video.add_argument(
-        "--track-by", choices=("iou", "oks"), default="iou", help="match persons to tracks by box IoU or keypoint OKS"
-    )
-    video.add_argument("--track-threshold", type=fraction, default=0.3, help="least IoU/OKS to keep a track's id")
-    video.add_argument(
-        "--max-missed",
-        type=nonnegative_int,
-        default=10,
-        metavar="M",
-        help="retire a track's id after M frames unseen (default 10)",
+        "--track-by",
+        choices=MATCH_METHODS,
+        default=VideoOptions.track_by,
+        help="match persons to tracks by box IoU or keypoint OKS (default %(default)s)",
     )
     video.add_argument("--smooth", action="store_true", help="One-Euro smoothing of each track's keypoints")
-    video.add_argument(
-        "--smooth-cutoff",
-        type=positive_number,
-        default=1.0,
-        metavar="HZ",
-        help="One-Euro cut-off at rest (lower: steadier)",
-    )
-    video.add_argument(
-        "--smooth-beta",
-        type=finite_number(0.0),
-        default=0.02,
-        help="One-Euro speed coefficient (higher: less lag when moving)",
-    )
+    for flag, default, kind, metavar, text in (
+        ("--new-track-keypoints", VideoOptions.new_track_keypoints, nonnegative_int, "K",
+         "a detection starts a new track only with at least K keypoints above --threshold"),
+        ("--max-detector-misses", VideoOptions.max_detector_misses, nonnegative_int, "M",
+         "a track the detector misses is carried by its keypoints through M detection frames"),
+        ("--track-threshold", VideoOptions.track_threshold, fraction, "IOU", "least IoU/OKS to keep a track's id"),
+        ("--max-missed", VideoOptions.max_missed, nonnegative_int, "M", "retire a track's id after M frames unseen"),
+        ("--smooth-cutoff", OneEuroSettings.min_cutoff, positive_number, "HZ",
+         "One-Euro cut-off at rest (lower: steadier)"),
+        ("--smooth-beta", OneEuroSettings.beta, finite_number(0.0), "BETA",
+         "One-Euro speed coefficient (higher: less lag when moving)"),
+    ):  # fmt: skip
+        video.add_argument(flag, type=kind, default=default, metavar=metavar, help=f"{text} (default %(default)s)")
     p.set_defaults(func=cmd_predict, runs_network=True)
 
 

@@ -6,26 +6,12 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from hrnet.cli.options import (
-    add_config,
-    add_overwrite,
-    add_runtime,
-    experiment,
-    nonnegative_int,
-    positive_int,
-    whole_number,
-)
-from hrnet.errors import ConfigError
-from hrnet.io.outputs import OutputFolder
-
-if TYPE_CHECKING:
-    pass
-
-
+from hrnet.cli.options import add_config, add_overwrite, add_runtime, nonnegative_int, positive_int, whole_number
 from hrnet.config import load_config
-from hrnet.io.outputs import check_output_file, record_output
+from hrnet.errors import ConfigError
+from hrnet.io.outputs import OutputFolder, check_output_file, record_output
 
 log = logging.getLogger(__name__)
 SHOW, SYNTH = "hrnet data show", "hrnet data synth"  # as the output guard names them in messages
@@ -35,7 +21,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from hrnet.engine.evaluate import COMMAND, Evaluator
     from hrnet.runtime.backends import open_backend
 
-    config = experiment(args.config, args.set)
+    config = load_config(args.config, args.set)
     out = Path(args.out) if args.out else Path(config.train.out_dir) / config.train.name / "eval"
     what = "--out folder" if args.out else "evaluation folder"
     # Taken before the long evaluation; the split's files are added to the inputs by the evaluator.
@@ -80,7 +66,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.resume and args.overwrite:
         raise ConfigError("--resume continues the run and --overwrite deletes it: give one of them")
-    config = experiment(args.config, args.set)
+    config = load_config(args.config, args.set)
     config_file = Path(args.config) if Path(args.config).is_file() else None
     result = train(config, resume=args.resume, overwrite=args.overwrite, handle_signals=True, config_file=config_file)
     print(f"run folder: {result.run_dir}")
@@ -114,7 +100,7 @@ def cmd_data_show(args: argparse.Namespace) -> int:
     from hrnet.io.images import write_image
 
     out = check_output_file(args.out, command=SHOW, inputs=[args.config], overwrite=args.overwrite)
-    config = experiment(args.config, args.set)
+    config = load_config(args.config, args.set)
     path = write_image(out, show_samples(config, args.split, args.n, args.seed))
     record_output(path)
     print(f"wrote {path}")

@@ -7,14 +7,16 @@ file's category (``hrnet.keypoints.from_coco_category``).
 Ground truth (``read_coco``) follows ``COCODataset._load_coco_keypoint_annotation_kernal``: crowd annotations
 and persons without a labelled keypoint are skipped, boxes are clipped to the image with the official
 ``w - 1`` rule (``records.clip_box``) and dropped when nothing is left or the annotation's ``area`` is not
-positive. Person boxes from a detector (``read_coco_detections``) follow
-``COCODataset._load_coco_person_detection_results``: the keypoint category only, scores below the threshold
+positive. Person boxes from a detector (``read_detections``, for evaluation and for ``hrnet predict --boxes``)
+follow ``COCODataset._load_coco_person_detection_results``: the keypoint category only, scores below the threshold
 dropped, boxes used as they are.
 """
 
 from __future__ import annotations
 
 import logging
+import reprlib
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,8 +98,7 @@ def read_coco(
     records = []
     skipped = {"crowd": 0, "other category": 0, "no labelled keypoint": 0, "box outside the image or empty": 0}
     entries = _list_field(coco.data, "annotations", coco.path)
-    seen_ids: set[Any] = set()
-    repeated: list[Any] = []
+    seen_ids: Counter[Any] = Counter()
     for i, ann in enumerate(entries):
         where = _where(coco.path, ann, i)
         if not isinstance(ann, Mapping):
@@ -106,9 +107,7 @@ def read_coco(
             ann_id = ann["id"]
             if isinstance(ann_id, bool) or not isinstance(ann_id, int | str):
                 raise DataError(f"{where}: id must be an integer or a string, got {ann_id!r}")
-            if ann_id in seen_ids and ann_id not in repeated:
-                repeated.append(ann_id)
-            seen_ids.add(ann_id)
+            seen_ids[ann_id] += 1
         crowd = ann.get("iscrowd", 0)
         if isinstance(crowd, bool) or crowd not in (0, 1):  # pycocotools would fail on it after a whole evaluation
             raise DataError(f"{where}: iscrowd must be 0 or 1, got {crowd!r}")
@@ -149,7 +148,7 @@ def read_coco(
                 area=area,
             )
         )
-    if repeated:
+    if repeated := [ann_id for ann_id, count in seen_ids.items() if count > 1]:
         shown = ", ".join(repr(v) for v in repeated[:_SHOWN]) + (" ..." if len(repeated) > _SHOWN else "")
         raise DataError(
             f"{coco.path}: {len(repeated)} annotation ids appear more than once ({shown}); each person needs its own "
@@ -165,6 +164,67 @@ def read_coco(
     return RecordSet(records=tuple(records), keypoint_set=coco.keypoint_set, source=coco.path)
 
 
+@dataclass(frozen=True)
+class Detection:
+    """A kept entry of a detection-results file: its ``index`` in the file, its ``image`` (``file_name`` when it
+    has one, else ``image_id``), its ``box`` (x, y, w, h) in image pixels as in the file, its ``score`` (1 if none)."""
+
+    index: int
+    image: int | str
+    box: tuple[float, float, float, float]
+    score: float
+
+
+def read_detections(
+    path: str | Path, *, score_threshold: float = 0.0, category_id: int = PERSON_CATEGORY
+) -> dict[int | str, list[Detection]]:
+    """Person boxes from a COCO detection-results file (``[{image_id, category_id, bbox, score}, ...]``), the same
+    for evaluation (``read_coco_detections``) and ``hrnet predict --boxes``.
+
+    As the official ``_load_coco_person_detection_results``: only ``category_id`` (COCO's person), scores from
+    ``score_threshold`` (official ``TEST.IMAGE_THRE``), boxes unclipped. An entry needs ``bbox`` (four finite
+    numbers) and an ``image_id`` or ``file_name`` (a number or a name; ``file_name`` wins); ``score`` (default 1) and
+    ``category_id`` (default: ``category_id``) are optional. Boxes of zero or negative size cannot be cropped: they
+    are dropped with a warning (a detector's output, unlike ground truth, is not worth stopping a run for).
+
+    Returns:
+        every image the file names, in file order, with its kept detections in file order (none for some).
+
+    Raises:
+        DataError: an unreadable or empty file, or an entry that breaks these rules: one line naming the file, the
+            entry and its image.
+    """
+    path = Path(path)
+    entries = read_json(path, "detection-results file")
+    if not isinstance(entries, list) or not entries:
+        raise DataError(
+            f"{path}: expected a non-empty JSON list of detections ({{image_id, category_id, bbox, score}})"
+        )
+    images: dict[int | str, list[Detection]] = {}
+    degenerate = 0
+    for i, entry in enumerate(entries):
+        where = f"{path}: detection #{i}"
+        if not isinstance(entry, Mapping):
+            raise DataError(f"{where}: expected a JSON object, got {type(entry).__name__}")
+        image = entry.get("file_name", entry.get("image_id"))
+        if isinstance(image, bool) or not isinstance(image, int | str):
+            raise DataError(f"{where}: the image_id or file_name {reprlib.repr(image)} is not a number or a name")
+        where += f" (image {image!r})"
+        x, y, w, h = (float(v) for v in to_finite(require(entry, "bbox", where), (4,), "bbox", where))
+        score = float(to_finite(entry.get("score", 1.0), (), "score", where))
+        found = images.setdefault(image, [])
+        if entry.get("category_id", category_id) == category_id and score >= score_threshold:
+            if w > 0 and h > 0:
+                found.append(Detection(i, image, (x, y, w, h), score))
+            else:
+                degenerate += 1
+    if degenerate:
+        log.warning("%s: dropped %d detections whose box has zero or negative size", path, degenerate)
+    kept = sum(map(len, images.values()))
+    log.info("%s: %d of %d detections kept (score ≥ %g)", path, kept, len(entries), score_threshold)
+    return images
+
+
 def read_coco_detections(
     detections: str | Path,
     annotations: str | Path,
@@ -176,68 +236,37 @@ def read_coco_detections(
     num_keypoints: int | None = None,
     category_id: int | None = None,
 ) -> RecordSet:
-    """Person boxes from a COCO detection-results file (``[{image_id, category_id, bbox, score}, ...]``).
-
-    As the official ``_load_coco_person_detection_results``: only the keypoint category (COCO's person, id 1)
-    is kept, detections scoring below ``score_threshold`` (official ``TEST.IMAGE_THRE``) are dropped, and boxes
-    are used unclipped. Boxes of zero or negative size cannot be cropped: they are dropped with a warning (a
-    detector's output, unlike ground truth, is not worth stopping an evaluation for).
-
-    Args:
-        detections: the detection-results JSON.
-        annotations: the COCO-format file of the same images (image files, sizes, category), e.g. the
-            ground truth or ``image_info_test-dev2017.json``.
-        image_dir, keypoint_set, sigmas, num_keypoints, category_id: as ``read_coco``.
-
-    Returns:
-        one record per kept detection, in file order: the box, ``score`` the detector's, keypoints (K, 2) zero
-        and visibility 0, ``area`` the box's w·h, ``annotation_id`` the detection's index in the file.
+    """One record per detection ``read_detections`` keeps, in file order, for evaluation: the box, ``score`` the
+    detector's, keypoints (K, 2) zero and visibility 0, ``area`` the box's w·h, ``annotation_id`` the detection's
+    index in the file. ``annotations`` is the COCO-format file of the same images (files, sizes, category), e.g.
+    the ground truth or ``image_info_test-dev2017.json``; the other arguments are ``read_coco``'s.
 
     Raises:
-        DataError: unreadable or empty file, a missing field, non-finite box or score, an image id that the
-            annotation file does not list, a keypoint count that differs from the model's.
+        DataError: as ``read_detections``, an image id the annotation file does not list, or a keypoint count that
+            differs from the model's.
     """
     coco = _read_coco_file(annotations, image_dir, keypoint_set, sigmas, category_id)
     if num_keypoints is not None:
         check_num_keypoints(coco.keypoint_set, num_keypoints, coco.path)
-    path = Path(detections)
-    entries = read_json(path, "detection-results file")
-    if not isinstance(entries, list) or not entries:
-        raise DataError(
-            f"{path}: expected a non-empty JSON list of detections ({{image_id, category_id, bbox, score}})"
-        )
+    found = read_detections(detections, score_threshold=score_threshold, category_id=coco.category_id)
     k = coco.keypoint_set.num_keypoints
     records = []
-    degenerate = 0
-    for i, det in enumerate(entries):
-        where = f"{path}: detection #{i}" + (f" (image {det.get('image_id')!r})" if isinstance(det, Mapping) else "")
-        if require(det, "category_id", where) != coco.category_id:
-            continue
-        score = float(to_finite([require(det, "score", where)], (1,), "score", where)[0])
-        if score < score_threshold:
-            continue
-        x, y, w, h = (float(v) for v in to_finite(require(det, "bbox", where), (4,), "bbox", where))
-        image_path, image_size = _image(coco, require(det, "image_id", where), where)
-        if w <= 0 or h <= 0:
-            degenerate += 1
-            continue
+    for det in sorted((d for kept in found.values() for d in kept), key=lambda d: d.index):
+        image_path, image_size = _image(coco, det.image, f"{detections}: detection #{det.index} (image {det.image!r})")
         records.append(
             PoseRecord(
                 image_path=image_path,
                 image_size=image_size,
-                box=(x, y, w, h),
+                box=det.box,
                 keypoints=np.zeros((k, 2), np.float32),
                 visibility=np.zeros(k, np.uint8),
-                image_id=det["image_id"],
-                annotation_id=i,
-                score=score,
-                area=w * h,
+                image_id=det.image,
+                annotation_id=det.index,
+                score=det.score,
+                area=det.box[2] * det.box[3],
             )
         )
-    if degenerate:
-        log.warning("%s: dropped %d detections whose box has zero or negative size", path, degenerate)
-    log.info("%s: %d of %d detections kept (score ≥ %g)", path, len(records), len(entries), score_threshold)
-    return RecordSet(records=tuple(records), keypoint_set=coco.keypoint_set, source=path)
+    return RecordSet(records=tuple(records), keypoint_set=coco.keypoint_set, source=Path(detections))
 
 
 def _read_coco_file(

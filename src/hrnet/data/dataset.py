@@ -91,7 +91,7 @@ class TopDownDataset(Dataset):
     def __getitem__(self, index: int) -> Sample | Skipped:
         record = self.records[index]
         try:
-            image = read_image(record.image_path)
+            image = read_image(record.image_path, channel_order="rgb")  # the network takes RGB crops
         except DataError as err:
             if self.skip_bad_images:
                 return Skipped(str(record.image_path), str(err))

@@ -1,7 +1,7 @@
 """Heatmaps drawn: a network's maps over the image they cover, panels of one map a keypoint, and mosaics.
 
-Images are (H, W, 3) uint8 arrays in RGB order (the order of the crops the network sees); every function returns a
-new array and leaves its input untouched.
+Images are (H, W, 3) uint8 arrays in BGR order, as OpenCV's (``hrnet.drawing.samples`` turns the network's RGB crops
+to BGR); every function returns a new array and leaves its input untouched.
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ def heatmap_overlay(
     heat = cv2.resize(np.clip(heat, 0.0, 1.0), (canvas.shape[1], canvas.shape[0]), interpolation=cv2.INTER_CUBIC)
     heat = np.clip(heat, 0.0, 1.0)
     coloured = cv2.applyColorMap(np.round(heat * 255).astype(np.uint8), cv2.COLORMAP_TURBO)
-    coloured = cv2.cvtColor(coloured, cv2.COLOR_BGR2RGB)
     weight = (alpha * heat)[:, :, None]
     blended = canvas.astype(np.float32) * (1.0 - weight) + coloured.astype(np.float32) * weight
     return np.clip(np.round(blended), 0, 255).astype(np.uint8)

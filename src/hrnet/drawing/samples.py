@@ -14,8 +14,8 @@ from hrnet.drawing.skeletons import draw_poses
 
 
 def draw_sample(sample: Sample, dataset: TopDownDataset) -> np.ndarray:
-    """One sample as the network sees it: the crop with the targets' skeleton, beside the heatmap overlay."""
-    crop = dataset.crop.to_image(sample.image)
+    """One sample as the network sees it: the crop with the targets' skeleton, beside the heatmap overlay (BGR)."""
+    crop = np.ascontiguousarray(dataset.crop.to_image(sample.image)[..., ::-1])  # the network's RGB → BGR
     target = sample.target.numpy()
     coords, _ = get_max_preds(target[None])
     keypoints = dataset.crop.heatmap_to_input(coords, dataset.codec.heatmap_size)

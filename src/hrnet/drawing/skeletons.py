@@ -45,12 +45,8 @@ def keypoint_side(name: str) -> str:
 
 def _limb_side(sides: Sequence[str], a: int, b: int) -> str:
     """A limb belongs to a side when one end does and the other is on it or on the center line."""
-    pair = {sides[a], sides[b]}
-    if pair == {"left"} or pair == {"left", "center"}:
-        return "left"
-    if pair == {"right"} or pair == {"right", "center"}:
-        return "right"
-    return "center"
+    pair = {sides[a], sides[b]} - {"center"}
+    return pair.pop() if len(pair) == 1 else "center"
 
 
 def limb_colours(keypoint_set: KeypointSet) -> list[tuple[int, int, int]]:
@@ -88,14 +84,11 @@ def _fixed(points: npt.NDArray[np.floating]) -> list[tuple[int, int]]:
 
 
 @functools.cache
-def _palette(keypoint_set: KeypointSet, channel_order: str) -> tuple[tuple[tuple[int, int, int], ...], ...]:
-    """The limb colours and the dot colours of ``keypoint_set`` in ``channel_order``, made once per set (a video
-    draws every frame with them)."""
-
-    def in_order(colours: list[tuple[int, int, int]]) -> tuple[tuple[int, int, int], ...]:
-        return tuple((c[2], c[1], c[0]) if channel_order == "bgr" else c for c in colours)
-
-    return in_order(limb_colours(keypoint_set)), in_order(keypoint_colours(keypoint_set))
+def _palette(keypoint_set: KeypointSet, channel_order: str) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
+    """The limb colours and the dot colours of ``keypoint_set`` (RGB) in ``channel_order``, made once per set (a
+    video draws every frame with them)."""
+    step = -1 if channel_order == "bgr" else 1
+    return [c[::step] for c in limb_colours(keypoint_set)], [c[::step] for c in keypoint_colours(keypoint_set)]
 
 
 def draw_poses(
@@ -107,13 +100,13 @@ def draw_poses(
     boxes: npt.ArrayLike | None = None,
     thickness: int | None = None,
     *,
-    channel_order: str = "rgb",
+    channel_order: str = "bgr",
     in_place: bool = False,
 ) -> Pixels:
     """Skeletons drawn on a copy of ``image`` (with ``in_place``: on ``image`` itself, when it is a contiguous
     (H, W, 3) uint8 array, as a video's frame that is not used after; the drawing is returned either way).
 
-    ``image`` (H, W, 3) uint8 in ``channel_order`` ("rgb" or "bgr"; the colours are the same either way);
+    ``image`` (H, W, 3) uint8 in ``channel_order`` ("bgr" or "rgb"; the colours are the same either way);
     ``keypoints`` (P, K, 2) pixels (x, y) in that image; ``scores`` (P, K) or
     None (draw everything). A keypoint whose score is below ``threshold`` or whose coordinates are not finite is
     hidden, and so is every limb that touches it; for ground truth pass ``scores = visibility > 0``. ``boxes``
@@ -184,7 +177,7 @@ def draw_persons(
     threshold: float = 0.3,
     track_ids: Sequence[int] | None = None,
     *,
-    channel_order: str = "rgb",
+    channel_order: str = "bgr",
     in_place: bool = False,
 ) -> np.ndarray:
     """The persons' skeletons and boxes (and track ids) drawn on a copy of an (H, W, 3) uint8 image in

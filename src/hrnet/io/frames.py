@@ -22,7 +22,7 @@ import numpy as np
 
 from hrnet.errors import DataError
 from hrnet.io.files import atomic_path
-from hrnet.io.images import check_channel_order
+from hrnet.io.images import check_channel_order, check_image
 from hrnet.io.inputs import check_not_special, decimal_id
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
@@ -67,7 +67,7 @@ _TO_I420 = {"rgb": cv2.COLOR_RGB2YUV_I420, "bgr": cv2.COLOR_BGR2YUV_I420}
 class H264Writer:
     """Frames → an H.264 MP4 (yuv420p, ``faststart``) through PyAV: the format every browser plays.
 
-    ``writer.write(image)`` takes (H, W, 3) uint8 RGB frames (BGR with ``channel_order="bgr"``) of one size; odd
+    ``writer.write(image)`` takes (H, W, 3) uint8 BGR frames (RGB with ``channel_order="rgb"``) of one size; odd
     sizes are padded by a pixel (4:2:0 needs even ones). ``close()`` flushes the encoder. Every failure is a
     ``DataError`` naming the file.
     """
@@ -84,9 +84,8 @@ class H264Writer:
         # x264's default (1.5 a core) took the network's cores on 2 of them: a pipelined one-person video (W32
         # int8) ran 1.09× faster with one encoder thread (docs/speed.md).
         threads = max(1, (os.cpu_count() or 1) // 4)
-        # No B-frames: x264's choice of where to put them was a fifth to a third of its time on that thread (640×480,
-        # veryfast: 2.7 → 2.1 ms a frame on a still scene, 3.9 → 2.7 with camera noise), for files 5-11 % larger; a
-        # live source's output also stops lagging the frames by the B-frames' reordering.
+        # No B-frames: choosing them costs the encoder thread more time than the slightly larger files are worth
+        # (docs/speed.md), and a live source's output does not lag by their reordering.
         self._codec = codec
         self._options = {"crf": str(crf), "preset": preset, "threads": str(threads), "bf": "0"}
         self._stream: Any = None
@@ -96,9 +95,10 @@ class H264Writer:
         except (av.FFmpegError, OSError) as err:
             raise DataError(f"{self.path}: cannot write the video ({err})") from None
 
-    def write(self, image: np.ndarray, channel_order: str = "rgb") -> None:
-        """Encode one (H, W, 3) uint8 frame in ``channel_order`` ("rgb" or "bgr")."""
+    def write(self, image: np.ndarray, channel_order: str = "bgr") -> None:
+        """Encode one (H, W, 3) uint8 frame in ``channel_order`` ("bgr" or "rgb")."""
         check_channel_order(channel_order)
+        image = check_image(image, f"{self.path}: a frame")
         height, width = image.shape[:2]
         if self._stream is None:
             self._open_stream(width + width % 2, height + height % 2)
@@ -108,9 +108,9 @@ class H264Writer:
             raise DataError(f"{self.path}: a frame of {width}×{height} after frames of {first}")
         if height % 2 or width % 2:
             image = cv2.copyMakeBorder(image, 0, height % 2, 0, width % 2, cv2.BORDER_REPLICATE)
-        # OpenCV's conversion to 4:2:0 (BT.601, limited range: what FFmpeg's swscale gives the encoder from rgb24)
-        # takes 0.2 ms for 640×480 where swscale takes 1.3 ms, on the thread that runs beside the network.
-        yuv = np.asarray(cv2.cvtColor(np.ascontiguousarray(image), _TO_I420[channel_order]), dtype=np.uint8)
+        # OpenCV's conversion to 4:2:0 (BT.601, limited range, as FFmpeg's swscale) is several times faster than
+        # swscale's, on the thread that runs beside the network (docs/speed.md).
+        yuv = np.asarray(cv2.cvtColor(image, _TO_I420[channel_order]), dtype=np.uint8)
         self._encode(self._av.VideoFrame.from_ndarray(yuv, format="yuv420p"))
 
     def close(self) -> None:
@@ -173,12 +173,10 @@ def video_outputs(source: str | Path, out: Path, draw: bool) -> list[Path]:
 def frame_time(capture: cv2.VideoCapture, previous: float, fps: float) -> float:
     """Seconds from a file's first frame to the frame just read: the decoder's presentation timestamp.
 
-    OpenCV's ``CAP_PROP_POS_MSEC`` after ``read()`` is the returned frame's pts, less the stream's start time,
-    exact for variable frame rates (tested to the millisecond on a PyAV-written file). OpenCV rather than a second
-    decoder (PyAV's ``frame.time`` is as exact) so that the times belong to the very frames estimated, from the
-    one decoder that also reads webcams and streams. A container without timestamps reads 0 for every frame: a
-    time that is not after ``previous`` (the frame before; -inf for the first) becomes ``previous + 1 / fps``, so
-    that times always advance, as the smoothing needs.
+    OpenCV's ``CAP_PROP_POS_MSEC`` after ``read()`` is the returned frame's pts less the stream's start time, exact
+    for variable frame rates, from the one decoder that also reads webcams and streams. A container without
+    timestamps reads 0 for every frame: a time that is not after ``previous`` (the frame before; -inf for the first)
+    becomes ``previous + 1 / fps``, so that times always advance, as the smoothing needs.
     """
     seconds = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000
     if math.isfinite(seconds) and seconds > previous:

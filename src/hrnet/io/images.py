@@ -1,33 +1,30 @@
-"""Image files and arrays: decode to BGR (or RGB) pixels, read only the size from the header, write PNG or JPEG
-atomically, and the one check of an image array (``check_image``).
+"""Image files and arrays: decode, read the size from the header, write PNG or JPEG atomically; the one check of an
+image array (``check_image``) and of a channel order (``check_channel_order``).
 
-Pixels are decoded with OpenCV as the official ``JointsDataset`` does (EXIF orientation ignored, BGR → RGB): the
-EXIF orientation tag is ignored because the annotations were drawn on the stored pixels. Photos for prediction are
-read with ``apply_orientation=True``: upright, as a photo viewer shows them.
+Images are BGR, as OpenCV reads and writes them, unless a caller says ``channel_order="rgb"`` (the training data
+path: the network takes RGB crops). Pixels are decoded with OpenCV as the official ``JointsDataset`` does, the EXIF
+orientation tag ignored (the annotations were drawn on the stored pixels); photos for prediction are read upright
+(``apply_orientation=True``).
 
-Before any pixel is decoded the header is read (Pillow): an image without a known header, of zero size or over
-a pixel limit (``MAX_PIXELS`` by default; a decompression bomb is a small file that decodes to gigabytes) is
-refused by name. Pixels that are not 8-bit become 8-bit: 16-bit channels are scaled by 255 / 65535; float
-channels (a 32-bit TIFF) are scaled by 255 when every value lies in [0, 1], else stretched from their minimum
-(0) to their maximum (255) (a constant image is then black); NaN or infinite values, and signed integer pixels,
-are refused.
-
-``channel_order="bgr"`` keeps OpenCV's own order, with no conversion: the front ends read images so, since the
-network turns each crop to RGB, and the drawing and the encoders work in OpenCV's order.
+Before any pixel is decoded Pillow reads the header (``Image.open`` is lazy): an image without a header Pillow
+knows, of zero size, over Pillow's own decompression-bomb guard (twice ``Image.MAX_IMAGE_PIXELS``) or over the
+caller's pixel limit (``MAX_PIXELS`` by default; a decompression bomb is a small file that decodes to gigabytes) is
+refused by name. Pixels that are not 8-bit become 8-bit: 16-bit channels are scaled by 255 / 65535; float channels
+(a 32-bit TIFF) are scaled by 255 when every value lies in [0, 1], else stretched from their minimum (0) to their
+maximum (255) (a constant image is then black); NaN or infinite values, and signed integer pixels, are refused.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import struct
 from pathlib import Path
 from typing import IO
 
 import cv2
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, TiffImagePlugin, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from hrnet.errors import DataError
 from hrnet.io.files import write_bytes_atomic
@@ -37,29 +34,44 @@ Pixels = npt.NDArray[np.uint8]  # an (H, W, 3) image
 # The pixel limit of every decode unless its caller gives another (hrnet predict --max-megapixels, hrnet serve's
 # limits): 40 M pixels is a 7,300 × 5,500 photo, 120 MB decoded as 8-bit RGB.
 MAX_PIXELS = 40_000_000
-# Any depth, grey or colour as stored (no alpha); the conversion to 8-bit RGB is ours (module docstring).
+# Any depth, grey or colour as stored (no alpha); the conversion to 8-bit is ours (module docstring).
 _DECODE_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
+# From OpenCV's decoded grey or BGR pixels to three channels in each order: the conversion, None for none.
+_TO_ORDER = {"rgb": (cv2.COLOR_GRAY2RGB, cv2.COLOR_BGR2RGB), "bgr": (cv2.COLOR_GRAY2BGR, None)}
+_EXTENSIONS = {".png": ".png", ".jpg": ".jpg", ".jpeg": ".jpg"}
+
+
+def check_channel_order(channel_order: str) -> str:
+    """``channel_order`` itself if it is "bgr" or "rgb" (the orders of an image array), else a ``DataError``."""
+    if channel_order not in _TO_ORDER:
+        raise DataError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}")
+    return channel_order
+
+
+def check_image(image: npt.ArrayLike, what: str = "image", *, copy: bool = False) -> Pixels:
+    """``image`` as a contiguous (H, W, 3) uint8 array in either channel order: itself when it is one (a copy with
+    ``copy``); grey (H, W) or (H, W, 1) images are repeated to three channels. Anything else is a ``DataError``
+    that names ``what``, what was expected and what was given."""
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        raise DataError(f"{what}: expected a uint8 image, got dtype {array.dtype}")
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3) or array.shape[0] == 0 or array.shape[1] == 0:
+        raise DataError(f"{what}: expected shape (H, W, 3), got {array.shape}")
+    if array.shape[2] == 1:
+        return np.repeat(array, 3, axis=2)
+    contiguous = np.ascontiguousarray(array)
+    return contiguous.copy() if copy and contiguous is array else contiguous
 
 
 def read_image(
-    path: str | Path, *, apply_orientation: bool = False, max_pixels: int = MAX_PIXELS, channel_order: str = "rgb"
+    path: str | Path, *, apply_orientation: bool = False, max_pixels: int = MAX_PIXELS, channel_order: str = "bgr"
 ) -> np.ndarray:
-    """Decode an image file (``decode_image_bytes`` of its bytes).
-
-    Args:
-        path: a JPEG, PNG, BMP, TIFF, WebP or other file whose header Pillow reads and pixels OpenCV decodes;
-            grey, 16-bit or float images come back as 8-bit RGB (module docstring).
-        apply_orientation: rotate and mirror as the file's EXIF orientation tag says (phone photos: the pixels
-            are stored sideways with a tag); False for data sets, whose annotations are on the stored pixels.
-        max_pixels: the most width × height to decode, read from the header before decoding.
-        channel_order: "rgb", or "bgr" (OpenCV's order).
-
-    Returns:
-        (H, W, 3) uint8 array in ``channel_order``, rows top to bottom.
+    """Decode an image file: ``decode_image_bytes`` of its bytes, with its arguments and result.
 
     Raises:
-        DataError: the file is missing or unreadable, over ``max_pixels``, or its content does not decode (empty,
-            truncated, not an image, a pixel type that is not read).
+        DataError: the file is missing or unreadable, or ``decode_image_bytes`` refuses its content.
     """
     path = Path(path)
     try:
@@ -79,36 +91,28 @@ def decode_image_bytes(
     source: str = "the image",
     apply_orientation: bool = False,
     max_pixels: int = MAX_PIXELS,
-    channel_order: str = "rgb",
+    channel_order: str = "bgr",
 ) -> np.ndarray:
     """Decode the bytes of an image file: header first, then pixels (module docstring).
 
     Args:
-        data: the whole file.
+        data: the whole file: a JPEG, PNG, BMP, TIFF, WebP or other file whose header Pillow reads and pixels
+            OpenCV decodes; grey, 16-bit or float images come back as 8-bit (module docstring).
         source: how messages name the image (a path, "the upload").
-        apply_orientation: as ``read_image``.
-        max_pixels: the most width × height to decode.
-        channel_order: "rgb", or "bgr" (OpenCV's order).
+        apply_orientation: rotate and mirror as the file's EXIF orientation tag says (phone photos: the pixels
+            are stored sideways with a tag); False for data sets, whose annotations are on the stored pixels.
+        max_pixels: the most width × height to decode, read from the header before decoding.
+        channel_order: "bgr" (OpenCV's order) or "rgb".
 
     Returns:
         (H, W, 3) uint8 array in ``channel_order``, rows top to bottom.
 
     Raises:
-        DataError: one line naming ``source``: no known header (empty, truncated, not an image), zero size, over
-            ``max_pixels``, pixels that do not decode or are not what the header says, or a pixel type not read.
+        DataError: one line naming ``source``: no header Pillow knows (empty, truncated, not an image), zero size,
+            over ``max_pixels``, pixels that do not decode or are not what the header says, or a pixel type not read.
     """
     check_channel_order(channel_order)
-    undecodable = f"{source}: the image does not decode ({len(data)} bytes; empty, truncated or not an image file)"
-    if not data:
-        raise DataError(undecodable)
-    try:
-        width, height, kind = _header(io.BytesIO(data))
-    except UnidentifiedImageError:
-        raise DataError(undecodable) from None
-    except Exception as err:  # Pillow raises assorted errors on damaged headers
-        raise DataError(f"{source}: the image header is damaged ({type(err).__name__}: {err})") from None
-    if width * height == 0:
-        raise DataError(f"{source}: the {kind} has zero size ({width}×{height} pixels)")
+    width, height, kind = _header(io.BytesIO(data), source)
     if width * height > max_pixels:
         raise DataError(
             f"{source}: the {kind} is {width}×{height} = {width * height:,} pixels, over the limit of {max_pixels:,} "
@@ -122,7 +126,7 @@ def decode_image_bytes(
         problem = getattr(err, "err", None) or str(err).strip().splitlines()[-1]
         raise DataError(f"{source}: OpenCV cannot decode the {kind} {width}×{height} ({problem})") from None
     if pixels is None:
-        raise DataError(undecodable)
+        raise _undecodable(source, len(data))
     # EXIF orientation 5-8 turns the picture a quarter: the decoded shape is the header's transposed.
     shapes = {(height, width), (width, height)} if apply_orientation else {(height, width)}
     if pixels.shape[:2] not in shapes:
@@ -133,15 +137,42 @@ def decode_image_bytes(
     return _to_uint8(pixels, source, kind, channel_order)
 
 
-def check_channel_order(channel_order: str) -> str:
-    """``channel_order`` itself if it is "rgb" or "bgr" (the orders of an image array), else a ``DataError``."""
-    if channel_order not in _TO_ORDER:
-        raise DataError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}")
-    return channel_order
+def image_size(path: str | Path) -> tuple[int, int]:
+    """``(height, width)`` of an image from its header, without decoding the pixels.
+
+    The stored size, as ``read_image`` decodes it (EXIF orientation ignored). Readers whose annotation files do
+    not give image sizes (AI Challenger raw, MPII) call this once per image.
+
+    Raises:
+        DataError: the file is missing or unreadable, or its header is refused (as by ``decode_image_bytes``).
+    """
+    try:
+        with open(path, "rb") as file:
+            width, height, _ = _header(file, str(path))
+    except OSError as err:
+        raise DataError(f"{path}: cannot read the image file ({err.strerror or err})") from None
+    return height, width
 
 
-# From OpenCV's decoded grey or BGR pixels to three channels in each order: the conversion, None for none.
-_TO_ORDER = {"rgb": (cv2.COLOR_GRAY2RGB, cv2.COLOR_BGR2RGB), "bgr": (cv2.COLOR_GRAY2BGR, None)}
+def _header(file: IO[bytes], source: str) -> tuple[int, int, str]:
+    """(width, height, format name) from an image file's header, read by Pillow without decoding a pixel (Pillow
+    refuses a header of zero size as no image)."""
+    try:
+        with Image.open(file) as header:
+            return header.width, header.height, header.format or "image"
+    except Image.DecompressionBombError:
+        raise DataError(
+            f"{source}: the image is over {2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels, refused by Pillow's guard "
+            "against decompression bombs: use a smaller image"
+        ) from None
+    except UnidentifiedImageError:
+        raise _undecodable(source, file.seek(0, io.SEEK_END)) from None
+    except Exception as err:  # Pillow raises assorted errors on damaged headers
+        raise DataError(f"{source}: the image header is damaged ({type(err).__name__}: {err})") from None
+
+
+def _undecodable(source: str, size: int) -> DataError:
+    return DataError(f"{source}: the image does not decode ({size} bytes; empty, truncated or not an image file)")
 
 
 def _to_uint8(pixels: np.ndarray, source: str, kind: str, channel_order: str) -> np.ndarray:
@@ -166,102 +197,6 @@ def _to_uint8(pixels: np.ndarray, source: str, kind: str, channel_order: str) ->
     return pixels if conversion is None else cv2.cvtColor(pixels, conversion)
 
 
-def _header(fp: IO[bytes]) -> tuple[int, int, str]:
-    """(width, height, format name) from an image file's header; no pixel is decoded.
-
-    Raises:
-        UnidentifiedImageError: no known format's header.
-        Exception: Pillow's errors for a damaged header.
-    """
-    try:
-        with Image.open(fp) as header:
-            return header.width, header.height, header.format or "image"
-    except Image.DecompressionBombError:
-        # Pillow's own guard refuses headers over 2 × Image.MAX_IMAGE_PIXELS without their size; the caller's
-        # limit is the one that decides, so the size is read by the same format reader without the guard.
-        found = _unguarded_header(fp)
-    except UnidentifiedImageError:
-        found = _tiff_header(fp)  # a TIFF with a pixel layout Pillow does not decode (float RGB) still has a size
-    if found is None:
-        raise UnidentifiedImageError("no known image header")
-    return found
-
-
-def _unguarded_header(fp: IO[bytes]) -> tuple[int, int, str] | None:
-    """``Image.open``'s search of its format readers, without its decompression-bomb check."""
-    Image.init()
-    fp.seek(0)
-    prefix = fp.read(16)
-    for name in Image.ID:
-        factory, accept = Image.OPEN[name]
-        if accept is not None and (not (answer := accept(prefix)) or isinstance(answer, str)):
-            continue
-        fp.seek(0)
-        try:
-            image = factory(fp, "")
-        except (SyntaxError, IndexError, TypeError, struct.error):  # as Image.open: not this format
-            continue
-        return image.width, image.height, image.format or name
-    return None
-
-
-def _tiff_header(fp: IO[bytes]) -> tuple[int, int, str] | None:
-    """(width, height, "TIFF") from the first directory of a TIFF file, None for another kind of file."""
-    fp.seek(0)
-    signature = fp.read(8)
-    if signature[:4] not in (b"II*\x00", b"MM\x00*"):
-        return None
-    directory = TiffImagePlugin.ImageFileDirectory_v2(signature)
-    fp.seek(directory.next)
-    directory.load(fp)
-    width, height = directory.get(256), directory.get(257)  # ImageWidth, ImageLength
-    if not isinstance(width, int) or not isinstance(height, int):
-        return None
-    return width, height, "TIFF"
-
-
-def image_size(path: str | Path) -> tuple[int, int]:
-    """``(height, width)`` of an image from its header, without decoding the pixels.
-
-    The stored size, as ``read_image`` decodes it (EXIF orientation ignored). Readers whose annotation files do
-    not give image sizes (AI Challenger raw, MPII) call this once per image.
-
-    Raises:
-        DataError: the file is missing or unreadable, or its header is not an image header.
-    """
-    path = Path(path)
-    try:
-        with open(path, "rb") as file:
-            width, height, _ = _header(file)
-    except FileNotFoundError:
-        raise DataError(f"{path}: the image file does not exist") from None
-    except UnidentifiedImageError:
-        raise DataError(f"{path}: not an image file (its header is not a known image format)") from None
-    except OSError as err:
-        raise DataError(f"{path}: cannot read the image header ({err.strerror or err})") from None
-    return int(height), int(width)
-
-
-_EXTENSIONS = {".png": ".png", ".jpg": ".jpg", ".jpeg": ".jpg"}
-
-
-def check_image(image: npt.ArrayLike, what: str = "image", *, copy: bool = False) -> Pixels:
-    """``image`` as a contiguous (H, W, 3) uint8 array in either channel order: itself when it is one (a copy with
-    ``copy``); grey (H, W) or (H, W, 1) images are repeated to three channels. Anything else is a ``DataError``
-    that names ``what``."""
-    array = np.asarray(image)
-    if array.dtype != np.uint8:
-        raise DataError(f"{what}: expected a uint8 image, got dtype {array.dtype}")
-    if array.ndim == 2:
-        array = array[:, :, None]
-    if array.ndim != 3 or array.shape[2] not in (1, 3) or array.shape[0] == 0 or array.shape[1] == 0:
-        raise DataError(f"{what}: expected shape (H, W, 3), got {array.shape}")
-    if array.shape[2] == 1:
-        return np.repeat(array, 3, axis=2)
-    contiguous = np.ascontiguousarray(array)
-    return contiguous.copy() if copy and contiguous is array else contiguous
-
-
 def write_file(path: Path, data: bytes) -> None:
     """``data`` written to ``path`` whole or not at all; an ``OSError`` becomes a ``DataError`` naming the path."""
     try:
@@ -271,12 +206,20 @@ def write_file(path: Path, data: bytes) -> None:
 
 
 def write_image(
-    path: str | os.PathLike[str], image: npt.ArrayLike, jpeg_quality: int = 95, *, channel_order: str = "rgb"
+    path: str | os.PathLike[str], image: npt.ArrayLike, jpeg_quality: int = 95, *, channel_order: str = "bgr"
 ) -> Path:
-    """Write a uint8 image (H, W, 3) in ``channel_order`` ("rgb" or "bgr") as PNG or JPEG (by the extension)
-    atomically; returns the path.
+    """Write an image as PNG or JPEG (by the extension) atomically, creating missing parent folders.
 
-    Missing parent folders are created. Raises ``DataError`` for another extension or an unwritable folder.
+    Args:
+        path: the file, ``.png``, ``.jpg`` or ``.jpeg``.
+        image: (H, W, 3) uint8 in ``channel_order`` ("bgr", OpenCV's, or "rgb"); grey (H, W) too.
+        jpeg_quality: 0-100, for JPEG.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        DataError: another extension, an image that is not one (``check_image``), or an unwritable folder.
     """
     target = Path(path)
     extension = _EXTENSIONS.get(target.suffix.lower())

@@ -1,4 +1,4 @@
-"""Reading and writing network weights, safely.
+"""Reading and writing network weights, safely; the experiment that runs a weights file (``experiment_for``).
 
 Reads:
 - our own ``.safetensors`` files (no code can run while loading them);
@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 import pickle
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,8 +29,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from hrnet.config import ModelConfig
-from hrnet.errors import CheckpointError
+from hrnet.config import ExperimentConfig, ModelConfig, config_from_text, load_config
+from hrnet.errors import CheckpointError, ConfigError
+from hrnet.hub.registry import config_for_weights
 from hrnet.io.files import atomic_write
 from hrnet.models.hrnet import build_model
 
@@ -313,3 +314,25 @@ def load_pretrained(model: nn.Module, path: str | Path, skip: tuple[str, ...] = 
         raise CheckpointError(f"{path}: no tensor matches the model by name and shape; is it an HRNet checkpoint?")
     model.load_state_dict(usable, strict=False)
     return [k for k in own if k not in usable]
+
+
+def experiment_for(
+    weights: str | Path, config: ExperimentConfig | str | Path | None = None, overrides: Sequence[str] = ()
+) -> ExperimentConfig:
+    """The experiment that runs ``weights``, with ``--set`` ``overrides``: ``config`` when given (an
+    ``ExperimentConfig``, or a name ``hrnet.config.load_config`` reads), else a registered pose name's shipped
+    config (``hrnet weights list``), else the config our own weights record (a run's ``best.safetensors``); a
+    ``ConfigError`` when the weights say nothing (an official or MMPose ``.pth``, an ``.onnx``)."""
+    if isinstance(config, ExperimentConfig):
+        return load_config(None, overrides, base=config)
+    if config is not None:
+        return load_config(config, overrides)
+    if (name := config_for_weights(weights)) is not None:
+        return load_config(name, overrides)
+    if (text := read_metadata(weights).get("config")) is not None:
+        return config_from_text(text, f"{weights} (the config recorded in it)", overrides)
+    raise ConfigError(
+        f"{weights}: these weights do not say which network they are: give the config first (an experiment YAML "
+        "file, or a shipped one such as coco/w32_256x192), e.g. hrnet predict coco/w32_256x192 photo.jpg --weights "
+        f"{weights}"
+    )

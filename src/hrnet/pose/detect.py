@@ -29,14 +29,13 @@ ultralytics one output (1, 4 + C, A): per anchor a centre  letterbox centred (pa
 
 Only persons are kept (class 0 in all three: COCO's order, and the person-only models' single class). For the
 ultralytics layout a box is a person when person is its best class, as ultralytics' own ``classes=[0]`` filter
-decides. Boxes come back in image pixels: the letterbox is undone exactly (``Letterbox``).
-
-One module although long: three ONNX layouts, their checks and HOG share the letterbox, the NMS and the option
-bounds.
+decides. Boxes come back in image pixels: the letterbox is undone exactly (``Letterbox``). The three layouts and
+HOG share one module because they share the letterbox, the NMS and the option bounds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -49,6 +48,7 @@ import cv2
 import numpy as np
 
 from hrnet.errors import ConfigError, DataError
+from hrnet.io.images import check_image
 from hrnet.runtime.onnx import cpu_session_options, describe_nodes, optional_module
 
 log = logging.getLogger(__name__)
@@ -116,9 +116,11 @@ class Letterbox:
         """(..., 2) input points → image points (the inverse of ``to_input``)."""
         return (np.asarray(xy, dtype=np.float64) - (self.left, self.top)) / (self.scale_x, self.scale_y)
 
-    def boxes_to_image(self, xyxy: np.ndarray) -> np.ndarray:
-        """(N, 4) input boxes (x1, y1, x2, y2) → (N, 4) image boxes (x, y, w, h)."""
+    def boxes_to_image(self, xyxy: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+        """(N, 4) input boxes (x1, y1, x2, y2) → (N, 4) image boxes (x, y, w, h), cut to the image of
+        ``image_size`` (height, width)."""
         corners = self.to_image(np.asarray(xyxy, dtype=np.float64).reshape(-1, 2, 2))
+        corners = np.clip(corners, 0, (image_size[1], image_size[0]))
         return np.concatenate([corners[:, 0], corners[:, 1] - corners[:, 0]], axis=1)
 
 
@@ -138,15 +140,9 @@ def letterbox(
     height, width = image.shape[:2]
     out_h, out_w = size
     ratio = min(out_h / height, out_w / width)
-    if centered:
-        new_w, new_h = round(width * ratio), round(height * ratio)
-    else:
-        new_w, new_h = int(width * ratio + 0.5), int(height * ratio + 0.5)
-    new_w, new_h = min(max(new_w, 1), out_w), min(max(new_h, 1), out_h)
-    if centered:
-        left, top = round((out_w - new_w) / 2 - 0.1), round((out_h - new_h) / 2 - 0.1)
-    else:
-        left, top = 0, 0
+    rounded: Callable[[float], int] = round if centered else lambda v: int(v + 0.5)  # ultralytics' or MMDetection's
+    new_w, new_h = min(max(rounded(width * ratio), 1), out_w), min(max(rounded(height * ratio), 1), out_h)
+    left, top = (round((out_w - new_w) / 2 - 0.1), round((out_h - new_h) / 2 - 0.1)) if centered else (0, 0)
     resized = image
     if (new_w, new_h) != (width, height):
         resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
@@ -177,17 +173,6 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, threshold: float = 0.
     return keep[np.argsort(-scores[keep], kind="stable")]
 
 
-def _check_image(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise DataError(f"a detector takes an (H, W, 3) uint8 BGR image, got {image.shape} {image.dtype}")
-    return image
-
-
-def _empty() -> Detections:
-    return Detections(np.zeros((0, 4)), np.zeros(0))
-
-
 def _check_options(threshold: float | None, iou: float) -> None:
     """Score threshold and NMS IoU: numbers in [0, 1] (OpenCV's NMS fails on NaN with an assertion)."""
     for option, value in (("--detector-threshold", threshold), ("--detector-iou", iou)):
@@ -215,9 +200,6 @@ class HogDetector:
     The box is the detection window, which holds a margin of background around the person (INRIA's windows
     do), so its IoU with a tight person box is lower than a learned detector's.
 
-    ``HOGDescriptor`` is in OpenCV 4's main build but only in the contrib build of OpenCV 5
-    (``opencv-contrib-python-headless``); without it a ``ConfigError`` says so.
-
     An image in which not even one padded window fits (smaller than 32 × 96 px) holds no person HOG could find:
     it gives no detections without asking OpenCV, whose ``detectMultiScale`` fails on such images with an
     assertion or, for some sizes (64 × 10, 200 × 50 or 31 × 1000 px, width × height), corrupts memory (OpenCV 5.1).
@@ -242,11 +224,11 @@ class HogDetector:
         self.scale = scale
 
     def __call__(self, image_bgr: np.ndarray) -> Detections:
-        image = _check_image(image_bgr)
+        image = check_image(image_bgr, "the detector's BGR image")
         window_w, window_h = self.hog.winSize
         pad_x, pad_y = self.padding
         if image.shape[0] + 2 * pad_y < window_h or image.shape[1] + 2 * pad_x < window_w:
-            return _empty()
+            return Detections(np.zeros((0, 4)), np.zeros(0))
         rects, weights = self.hog.detectMultiScale(image, winStride=(4, 4), padding=self.padding, scale=self.scale)
         boxes = np.asarray(rects, dtype=np.float64).reshape(-1, 4)
         scores = 1.0 / (1.0 + np.exp(-np.asarray(weights, dtype=np.float64).reshape(-1)))
@@ -359,7 +341,7 @@ class OnnxDetector:
             # is the one with far more anchors than channels (8400 × 84 for COCO at 640).
             author = self.session.get_modelmeta().custom_metadata_map.get("author", "")
             channels, anchors = outputs[0].shape[1:]
-            if "ultralytics" in author.lower() or not (isinstance(channels, int) and isinstance(anchors, int)):
+            if "ultralytics" in author.lower() or not isinstance(channels, int) or not isinstance(anchors, int):
                 return "ultralytics"
             if channels < anchors:
                 return "ultralytics"
@@ -370,23 +352,18 @@ class OnnxDetector:
         )
 
     def _mmdeploy_flavour(self) -> str:
-        pipeline = self.path.parent / "pipeline.json"
-        if pipeline.is_file():
-            try:
-                steps = list(_transforms(json.loads(pipeline.read_text(encoding="utf-8"))))
-            except (OSError, ValueError):
-                steps = []
-            if steps:
-                means = [t.get("mean", []) for t in steps if t.get("type") == "Normalize"]
-                flavour = "rtmdet" if means and any(float(m) != 0 for m in means[0]) else "yolox"
-                log.info("%s: MMDeploy end-to-end detector, preprocessing as %s (%s)", self.path, flavour, pipeline)
-                return flavour
-        flavour = "rtmdet" if "rtmdet" in self.path.name.lower() else "yolox"
-        log.info(
-            "%s: MMDeploy end-to-end detector, preprocessing as %s (from the file name; --detector-format sets it)",
-            self.path,
-            flavour,
-        )
+        """RTMDet when MMDeploy's ``pipeline.json`` beside the model normalises with a mean (without a readable one:
+        when the file name says ``rtmdet``), else YOLOX."""
+        pipeline, steps = self.path.parent / "pipeline.json", []
+        with contextlib.suppress(OSError, ValueError):
+            steps = list(_transforms(json.loads(pipeline.read_text(encoding="utf-8"))))
+        if steps:
+            means = [t.get("mean", []) for t in steps if t.get("type") == "Normalize"]
+            rtmdet, why = bool(means) and any(float(m) != 0 for m in means[0]), str(pipeline)
+        else:
+            rtmdet, why = "rtmdet" in self.path.name.lower(), "from the file name; --detector-format sets it"
+        flavour = "rtmdet" if rtmdet else "yolox"
+        log.info("%s: MMDeploy end-to-end detector, preprocessing as %s (%s)", self.path, flavour, why)
         return flavour
 
     def _check_outputs(self, outputs: Sequence[Any]) -> None:
@@ -421,7 +398,8 @@ class OnnxDetector:
 
     def input_tensor(self, image_bgr: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """(H, W, 3) uint8 BGR image → the network's (1, 3, h, w) input and where the image sits in it."""
-        padded, box = letterbox(_check_image(image_bgr), self.input_size, centered=self.preprocess.centered)
+        image = check_image(image_bgr, "the detector's BGR image")
+        padded, box = letterbox(image, self.input_size, centered=self.preprocess.centered)
         if self.preprocess.rgb:
             padded = padded[..., ::-1]
         mean = np.asarray(self.preprocess.mean, dtype=np.float32)
@@ -436,9 +414,7 @@ class OnnxDetector:
         else:
             named = dict(zip((o.name for o in self.session.get_outputs()), outputs, strict=True))
             xyxy, scores = self._read_mmdeploy(named["dets"], named["labels"])
-        boxes = box.boxes_to_image(xyxy)
-        height, width = image_bgr.shape[:2]
-        boxes = _clip(boxes, width, height)
+        boxes = box.boxes_to_image(xyxy, image_bgr.shape[:2])
         valid = (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
         boxes, scores = boxes[valid], scores[valid]
         keep = nms(boxes, scores, self.iou, self.threshold)[: self.max_detections]
@@ -466,15 +442,6 @@ class OnnxDetector:
         person = (classes.argmax(axis=1) == PERSON) & (classes[:, PERSON] >= self.threshold)
         cx, cy, w, h = anchors[person, :4].T
         return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1), classes[person, PERSON]
-
-
-def _clip(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
-    """(N, 4) boxes (x, y, w, h) cut to the image [0, width] × [0, height]."""
-    x1 = np.clip(boxes[:, 0], 0, width)
-    y1 = np.clip(boxes[:, 1], 0, height)
-    x2 = np.clip(boxes[:, 0] + boxes[:, 2], 0, width)
-    y2 = np.clip(boxes[:, 1] + boxes[:, 3], 0, height)
-    return np.stack([x1, y1, x2 - x1, y2 - y1], axis=1)
 
 
 def _transforms(node: Any) -> Iterator[dict[str, Any]]:

@@ -22,12 +22,12 @@ import torch
 
 from hrnet.codec import HeatmapCodec, codec_from_config, merge_flip
 from hrnet.config import ExperimentConfig, TestConfig, load_config
-from hrnet.crop import Crop
-from hrnet.errors import ConfigError, DataError
+from hrnet.errors import ConfigError
 from hrnet.hub.registry import DEFAULT_DETECTOR, DEFAULT_WEIGHTS
-from hrnet.io.images import read_image
+from hrnet.io.images import check_channel_order, check_image, read_image
 from hrnet.keypoints import BUILTIN, KeypointSet, get_keypoint_set
 from hrnet.metrics.nms import rescore
+from hrnet.models.checkpoint import experiment_for, read_metadata
 from hrnet.pose.detect import Detector, load_detector
 from hrnet.pose.persons import PersonBoxes, PersonPose, Persons
 from hrnet.runtime.backends import Backend, open_backend
@@ -68,16 +68,11 @@ class PoseEstimator:
     from crops to heatmaps).
 
     ``estimator(image, boxes)`` returns the persons of one image (``hrnet.pose.persons.Persons``: one ``PersonPose``
-    per box, with ``.plot(image)`` and ``.to_coco(image_id)``). ``boxes=None`` asks the ``detector`` for the person
-    boxes (their detector scores become the box scores; an image where it finds nobody has no persons); without a
-    detector it means the whole image is one person box (for a photo cropped around one person). Given boxes are
-    checked (``hrnet.pose.persons.check_boxes``). ``estimator.predict(images, boxes)`` batches the persons of many
-    images together.
+    per box, with ``.plot(image)`` and ``.to_coco(image_id)``), the boxes from ``hrnet.pose.persons.PersonBoxes``
+    (given, detected, or the whole image); ``estimator.predict(images, boxes)`` batches many images' persons.
 
-    Image arrays are read in ``channel_order``: "bgr" by default, as ``cv2.imread`` and video frames from OpenCV
-    come (and as MMPose, rtmlib and ultralytics take them); pass ``channel_order="rgb"`` for arrays from Pillow,
-    imageio or matplotlib. A wrong order does not fail, it moves keypoints (the network saw RGB in training), so
-    the order is a named choice. Image files are decoded correctly whatever the setting.
+    Image arrays are BGR (as OpenCV gives them) unless ``channel_order="rgb"`` (Pillow, imageio, matplotlib): a
+    wrong order does not fail, it moves keypoints. Image files are decoded correctly whatever the setting.
     """
 
     def __init__(
@@ -99,7 +94,7 @@ class PoseEstimator:
         self.keypoint_set = keypoint_set
         self.test = test
         self.device = torch.device(device)
-        self.channel_order = _check_channel_order(channel_order)
+        self.channel_order = check_channel_order(channel_order)
 
     @property
     def detector(self) -> Detector | None:
@@ -129,16 +124,13 @@ class PoseEstimator:
         ``weights``: our ``.safetensors`` (training checkpoints too), official or MMPose ``.pth`` files, an
         ``.onnx`` file from ``hrnet export``, or a registered name (``hrnet weights list``), downloaded into the
         cache on first use. ``precision`` ("fp32", "bf16", "int8") and ``backend`` (a name of
-        ``hrnet.runtime.backends.BACKENDS``) choose how the network runs; None picks from the file: an ``.onnx`` runs on
-        ONNX Runtime in the precision it was exported in, anything else on the PyTorch fast path in fp32 (BatchNorm
-        folded, channels-last; ``backend="pytorch"`` runs the network as trained, same outputs within 1e-4).
-        ``device`` "auto" picks a GPU when there is one. ``compile`` adds ``torch.compile`` to the fast path
-        (about 1.07× more on a CPU; the first call of each batch size compiles for 10-15 s and needs a C++
-        compiler). ``keypoint_set`` is needed when the config builds its set from annotation files
-        (``data.keypoint_set: from_annotations``). ``detector``: a detector, or a spec for
-        ``hrnet.pose.detect.load_detector`` ("hog", an ``.onnx`` file, a registered detector name); None keeps the
-        whole image as the person box. ``channel_order``: how image arrays are laid out, "bgr" (default, OpenCV's)
-        or "rgb".
+        ``hrnet.runtime.backends.BACKENDS``) choose how the network runs (None: from the file, as
+        ``hrnet.runtime.backends.select_backend`` says); ``device`` "auto" picks a GPU when there is one;
+        ``compile`` adds ``torch.compile`` to the fast path (docs/speed.md). ``keypoint_set`` is needed when the
+        config builds its set from annotation files (``data.keypoint_set: from_annotations``). ``detector``: a
+        detector, or a spec for ``hrnet.pose.detect.load_detector`` ("hog", an ``.onnx`` file, a registered detector
+        name); None keeps the whole image as the person box. ``channel_order``: how image arrays are laid out, "bgr"
+        (default, OpenCV's) or "rgb".
         """
         if isinstance(detector, str | Path):
             detector = load_detector(detector)
@@ -213,11 +205,13 @@ class PoseEstimator:
         channel_order: str | None = None,
     ) -> list[Persons]:
         """Persons of many images, all persons batched together (``test.batch_size`` crops a forward pass)."""
-        order = self.channel_order if channel_order is None else _check_channel_order(channel_order)
+        order = self.channel_order if channel_order is None else check_channel_order(channel_order)
         # Every image in ``order`` (files are read so): the crops are turned to RGB, not the images.
         arrays = [
-            read_image(i, channel_order=order) if isinstance(i, str | Path) else _three_channels(np.asarray(i), order)
-            for i in images
+            read_image(image, channel_order=order)
+            if isinstance(image, str | Path)
+            else check_image(image, f"image {i}")
+            for i, image in enumerate(images)
         ]
         boxes = boxes or [None] * len(arrays)
         box_scores = box_scores or [None] * len(arrays)
@@ -245,60 +239,24 @@ class PoseEstimator:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Keypoints and scores of the person in each region (center, size) of the images in channel ``order``.
         A BGR image's crop is turned to RGB after the warp: the same pixels (the warp treats each channel alike)
-        for a sixteenth of a 640×480 frame's copy."""
-        crop = self.codec.crop
+        for a fraction of the image's copy."""
+        crop, size, flip_index = self.codec.crop, self.test.batch_size, self.keypoint_set.flip_index
         out_k, out_s = [], []
-        size = self.test.batch_size
         for start in range(0, len(images), size):
-            chunk = range(start, min(start + size, len(images)))
-            batch = np.empty((len(chunk), 3, *crop.input_size), dtype=np.float32)
-            for slot, p in enumerate(chunk):  # each crop written in its place: no stacking copy
-                crop.to_array(_crop_rgb(crop, images[p], order, centers[p], sizes[p]), out=batch[slot])
+            part = slice(start, start + size)
+            batch = np.empty((len(images[part]), 3, *crop.input_size), dtype=np.float32)
+            for slot, (image, center, scale) in enumerate(zip(images[part], centers[part], sizes[part], strict=True)):
+                warped = crop.warp(image, center, scale)
+                crop.to_array(warped[..., ::-1] if order == "bgr" else warped, out=batch[slot])  # no stacking copy
             crops = torch.from_numpy(batch).to(self.device)
-            k, s = predict_keypoints(
-                self.model,
-                crops,
-                self.codec,
-                self.keypoint_set.flip_index,
-                self.test,
-                centers[chunk.start : chunk.stop],
-                sizes[chunk.start : chunk.stop],
-            )
+            k, s = predict_keypoints(self.model, crops, self.codec, flip_index, self.test, centers[part], sizes[part])
             out_k.append(k)
             out_s.append(s)
         return np.concatenate(out_k), np.concatenate(out_s)
 
 
-def experiment_for(
-    weights: str | Path, config: ExperimentConfig | str | Path | None = None, overrides: Sequence[str] = ()
-) -> ExperimentConfig:
-    """The experiment that runs ``weights``: ``config`` when given (it wins; a YAML path, a shipped name), else
-    the one the weights name: a registered pose name's shipped config (``hrnet weights list``), or the config our
-    own weights record in their metadata (a run's ``best.safetensors``). Raises ``ConfigError`` saying to give one
-    when the weights say nothing (an official or MMPose ``.pth``, an ``.onnx``)."""
-    from hrnet.config import config_from_text
-    from hrnet.hub.registry import config_for_weights
-    from hrnet.models.checkpoint import read_metadata
-
-    if isinstance(config, ExperimentConfig):
-        return config
-    if config is not None:
-        return load_config(config, overrides)
-    if (name := config_for_weights(weights)) is not None:
-        return load_config(name, overrides)
-    if (text := read_metadata(weights).get("config")) is not None:
-        return config_from_text(text, f"{weights} (the config recorded in it)", overrides)
-    raise ConfigError(
-        f"{weights}: these weights do not say which network they are: give the config first (an experiment YAML "
-        "file, or a shipped one such as coco/w32_256x192), e.g. hrnet predict coco/w32_256x192 photo.jpg --weights "
-        f"{weights}"
-    )
-
-
 def trained_on_synthetic(weights: str | Path) -> bool:
     """Whether ``weights`` record that they were trained on hrnet's synthetic figures (``hrnet demo``)."""
-    from hrnet.models.checkpoint import read_metadata
-
     return read_metadata(weights).get("trained_on") == SYNTHETIC
 
 
@@ -309,27 +267,3 @@ def _keypoint_set(config: ExperimentConfig) -> KeypointSet:
         f"data.keypoint_set is {config.data.keypoint_set!r}: pass the KeypointSet to PoseEstimator.from_config "
         "(e.g. hrnet.data.coco.read_coco(...).keypoint_set)"
     )
-
-
-CHANNEL_ORDERS = ("bgr", "rgb")
-
-
-def _check_channel_order(order: str) -> str:
-    if order not in CHANNEL_ORDERS:
-        raise ConfigError(f"channel_order must be one of {CHANNEL_ORDERS}, got {order!r}")
-    return order
-
-
-def _three_channels(image: np.ndarray, order: str) -> np.ndarray:
-    """An image array in ``order`` → (H, W, 3) uint8 in that order (a grey (H, W) one repeated: in any order)."""
-    if image.ndim == 2:
-        return np.repeat(image[..., None], 3, axis=2)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise DataError(f"expected an (H, W, 3) {order.upper()} uint8 image, got {image.shape} {image.dtype}")
-    return image
-
-
-def _crop_rgb(crop: Crop, image: np.ndarray, order: str, center: np.ndarray, size: np.ndarray) -> np.ndarray:
-    """The network's (h, w, 3) RGB crop of the region (center, size) of an image in channel ``order``."""
-    warped = crop.warp(image, center, size)
-    return warped[..., ::-1] if order == "bgr" else warped

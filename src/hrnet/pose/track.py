@@ -15,9 +15,6 @@ With ``smoothing``, each track's keypoints go through a One-Euro filter (Casiez,
 Simple Speed-based Low-pass Filter for Noisy Input in Interactive Systems", CHI 2012): a low-pass filter whose
 cut-off frequency rises with the speed of the signal, so that a still keypoint is held steady and a moving one
 lags little.
-
-``box_from_keypoints`` gives the box that carries a person from one frame to the next between detections (and
-through a detector's misses); ``box_overlap`` tells whether a detection lies mostly inside such a box or around it.
 """
 
 from __future__ import annotations
@@ -25,12 +22,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hrnet.errors import ConfigError, DataError
-from hrnet.pose.estimator import PoseEstimator
 from hrnet.pose.persons import PersonPose
+
+if TYPE_CHECKING:  # the estimator loads PyTorch; the options are read without it (the command line's defaults)
+    from hrnet.pose.estimator import PoseEstimator
 
 MATCH_METHODS = ("iou", "oks")
 
@@ -123,13 +123,19 @@ def box_from_keypoints(
     return np.array([low[0], low[1], high[0] - low[0], high[1] - low[1]])
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(A, B) IoU of boxes ``a`` (A, 4) and ``b`` (B, 4), both (x, y, w, h) in pixels."""
+def _intersections(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(A, B) intersection areas of boxes ``a`` (A, 4) and ``b`` (B, 4), both (x, y, w, h), and their areas (A, 1)
+    and (1, B)."""
     a, b = np.asarray(a, dtype=np.float64).reshape(-1, 4), np.asarray(b, dtype=np.float64).reshape(-1, 4)
     low = np.maximum(a[:, None, :2], b[None, :, :2])
     high = np.minimum(a[:, None, :2] + a[:, None, 2:], b[None, :, :2] + b[None, :, 2:])
-    inter = np.clip(high - low, 0, None).prod(axis=2)
-    union = a[:, None, 2:].prod(axis=2) + b[None, :, 2:].prod(axis=2) - inter
+    return np.clip(high - low, 0, None).prod(axis=2), a[:, None, 2:].prod(axis=2), b[None, :, 2:].prod(axis=2)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(A, B) IoU of boxes ``a`` (A, 4) and ``b`` (B, 4), both (x, y, w, h) in pixels."""
+    inter, area_a, area_b = _intersections(a, b)
+    union = area_a + area_b - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
@@ -137,11 +143,8 @@ def box_overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(A, B) intersection of boxes ``a`` (A, 4) and ``b`` (B, 4), both (x, y, w, h) in pixels, over the smaller
     box's area: 1 when one lies inside the other, whatever their sizes (IoU would be small for a box inside a much
     larger one); 0 for an empty box."""
-    a, b = np.asarray(a, dtype=np.float64).reshape(-1, 4), np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    low = np.maximum(a[:, None, :2], b[None, :, :2])
-    high = np.minimum(a[:, None, :2] + a[:, None, 2:], b[None, :, :2] + b[None, :, 2:])
-    inter = np.clip(high - low, 0, None).prod(axis=2)
-    smaller = np.minimum(a[:, None, 2:].prod(axis=2), b[None, :, 2:].prod(axis=2))
+    inter, area_a, area_b = _intersections(a, b)
+    smaller = np.minimum(area_a, area_b)
     return np.where(smaller > 0, inter / np.maximum(smaller, 1e-12), 0.0)
 
 
@@ -274,9 +277,8 @@ class PoseTracker:
         out = keypoints.copy()
         for p, track in enumerate(assigned):
             if track is None:
-                track = Track(self._next_id, boxes[p], keypoints[p], scores[p])
-                if self.smoothing is not None:
-                    track.smoother = OneEuroFilter(self.smoothing)
+                smoother = None if self.smoothing is None else OneEuroFilter(self.smoothing)
+                track = Track(self._next_id, boxes[p], keypoints[p], scores[p], smoother=smoother)
                 self._next_id += 1
                 self.tracks.append(track)
             track.box, track.keypoints, track.scores, track.missed = boxes[p], keypoints[p], scores[p], -1
@@ -382,9 +384,8 @@ class TrackedPerson:
 class VideoPoseTracker:
     """Persons with track ids frame by frame: detect every N frames, carry boxes between, estimate, track.
 
-    ``tracker(frame_bgr, time)`` takes the frames in order, each an (H, W, 3) uint8 BGR array (as OpenCV decodes)
-    at ``time`` seconds. Detection frames take the estimator's person boxes (``hrnet.pose.persons.PersonBoxes``: its
-    detector's, or the whole frame without one); the estimator is then always given the boxes.
+    ``tracker(frame_bgr, time)`` takes the frames in order, each an (H, W, 3) uint8 BGR array at ``time`` seconds;
+    detection frames take the estimator's person boxes (its detector's, or the whole frame without one).
 
     On a detection frame (with a detector), the persons found are matched to the tracks (``PoseTracker.assign``).
     A track seen in the frame before that no detection continues is then given the unmatched detection that lies
@@ -449,8 +450,8 @@ class VideoPoseTracker:
         track_ids: list[int | None] | None
         detection_frame = whole_frame or detections is not None
         if whole_frame:
-            height, width = frame_bgr.shape[:2]
-            persons = self._estimate(frame_bgr, np.array([[0.0, 0.0, width, height]]), np.ones(1))
+            found = self.estimator.person_boxes(frame_bgr)  # no detector: the whole frame
+            persons = self._estimate(frame_bgr, found.boxes, found.scores)
             track_ids, detected = None, [True]
         elif detections is None:
             carried_ids, carried = self._carried_boxes(frame_bgr, self.tracker.active)
