@@ -198,6 +198,7 @@ class Track:
     smoother: OneEuroFilter | None = field(default=None, repr=False)
 
 
+@dataclass(kw_only=True, eq=False)
 class PoseTracker:
     """Track ids (and optionally smoothed keypoints) for the persons of successive video frames.
 
@@ -210,32 +211,24 @@ class PoseTracker:
         smoothing: One-Euro settings, or None for the keypoints as they come.
     """
 
-    def __init__(
-        self,
-        *,
-        match: str = "iou",
-        threshold: float = 0.3,
-        max_missed: int = 10,
-        sigmas: Sequence[float] | None = None,
-        keypoint_threshold: float = 0.3,
-        smoothing: OneEuroSettings | None = None,
-    ):
-        if match not in MATCH_METHODS:
-            raise ConfigError(f"track matching must be one of {', '.join(MATCH_METHODS)}, got {match!r}")
-        if match == "oks" and sigmas is None:
+    match: str = "iou"
+    threshold: float = 0.3
+    max_missed: int = 10
+    sigmas: Sequence[float] | None = None
+    keypoint_threshold: float = 0.3
+    smoothing: OneEuroSettings | None = None
+    tracks: list[Track] = field(default_factory=list, init=False)
+    _next_id: int = field(default=1, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.match not in MATCH_METHODS:
+            raise ConfigError(f"track matching must be one of {', '.join(MATCH_METHODS)}, got {self.match!r}")
+        if self.match == "oks" and self.sigmas is None:
             raise ConfigError("OKS track matching needs the keypoint set's sigmas")
-        if not 0 <= threshold <= 1:
-            raise ConfigError(f"the track matching threshold is an IoU or OKS in [0, 1], got {threshold}")
-        if max_missed < 0:
-            raise ConfigError(f"max_missed is a number of frames (0 or more), got {max_missed}")
-        self.match = match
-        self.threshold = threshold
-        self.max_missed = max_missed
-        self.sigmas = sigmas
-        self.keypoint_threshold = keypoint_threshold
-        self.smoothing = smoothing
-        self.tracks: list[Track] = []
-        self._next_id = 1
+        if not 0 <= self.threshold <= 1:
+            raise ConfigError(f"the track matching threshold is an IoU or OKS in [0, 1], got {self.threshold}")
+        if self.max_missed < 0:
+            raise ConfigError(f"max_missed is a number of frames (0 or more), got {self.max_missed}")
 
     @property
     def active(self) -> list[Track]:
