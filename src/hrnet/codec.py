@@ -13,9 +13,6 @@ Encoders take one person's (K, 2) keypoints in input-crop pixels and (K,) COCO v
 float32 heatmaps and (K,) float32 target weights. Decoders take (N, K, H, W) NumPy heatmaps and are vectorised over
 persons and keypoints. The flip test merges torch tensors on any device, before decoding. ``HeatmapCodec`` bundles
 the settings with the crop whose geometry maps keypoints back to the image.
-
-One module although long: every target and decoding the references define, which tests pin to their fixtures,
-beside the flip test that feeds them: the codec is one job (DESIGN.md).
 """
 
 from __future__ import annotations
@@ -169,8 +166,7 @@ def _quarter_offset(heatmaps: np.ndarray, coords: np.ndarray) -> np.ndarray:
 
     Official rules reproduced: the offset applies only when ``1 < x < W - 1`` and ``1 < y < H - 1`` (so a peak in
     column 1 or row 1 is left alone although it has neighbours on both sides), and its sign is that of the
-    neighbour difference (0 when the neighbours are equal). Takes (N, K, H, W) heatmaps and (N, K, 2) integer
-    argmax coordinates, returns (N, K, 2) float32 coordinates, all in heatmap pixels.
+    neighbour difference (0 when the neighbours are equal). Coordinates are heatmap pixels.
     """
     _, _, height, width = heatmaps.shape
     x = np.floor(coords[..., 0] + 0.5).astype(np.intp)
@@ -271,25 +267,20 @@ def decode(
     unbiased: bool = False,
     blur_kernel: int = 11,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Keypoints in image pixels from heatmaps, for a batch of persons at once.
-
-    ``method="argmax"`` is the official ``get_final_preds``: the argmax, with ``post_process`` the quarter-pixel
-    offset, mapped back with the crop center and size. ``method="dark"`` replaces the offset by DARK's Taylor
-    refinement (``dark_refine``; ``post_process`` is then ignored). ``unbiased=True`` maps back with the UDP
-    geometry, for heatmaps trained on UDP targets (``encode_udp``). Scores are the raw peak values. For the flip
-    test, decode the merged heatmaps (``merge_flip``).
+    """Keypoints in image pixels from heatmaps (the flip test's: merged first, ``merge_flip``), as the official
+    ``get_final_preds``.
 
     Args:
         heatmaps: (N, K, H, W) heatmaps.
         centers: (N, 2) crop centers, image pixels.
         sizes: (N, 2) crop sizes ``(w, h)``, image pixels (official ``scale × 200``).
-        method: "argmax" or "dark".
-        post_process: apply the quarter-pixel offset (argmax only).
-        unbiased: UDP geometry.
+        method: "argmax" (official) or "dark" (DARK's Taylor refinement, ``dark_refine``).
+        post_process: the official quarter-pixel offset (argmax only).
+        unbiased: map back with the UDP geometry, for heatmaps trained on UDP targets (``encode_udp``).
         blur_kernel: DARK's blur size.
 
     Returns:
-        keypoints (N, K, 2) float32 in image pixels and scores (N, K) as the heatmaps' dtype.
+        keypoints (N, K, 2) float32 in image pixels and scores (N, K), the raw peaks in the heatmaps' dtype.
     """
     n, _, height, width = _check_heatmaps(heatmaps)
     centers, sizes = _check_regions(n, centers, sizes)
@@ -308,9 +299,11 @@ def decode_peaks(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The keypoint of every heatmap, in heatmap pixels: ``decode`` before the crop's map back to the image.
 
-    ``method`` is "argmax" (+ the quarter-pixel offset with ``post_process``), "dark" (Taylor refinement) or
-    "tf_port" (the TF port's integer argmax; maps whose peak is not above ``threshold`` give (0, 0), as the
-    port's undetected keypoints; ``hrnet.tf_port.pipeline.decode_tf_port``).
+    Args:
+        heatmaps: (N, K, H, W) heatmaps.
+        method: "argmax", "dark" or "tf_port" (the TF port's integer argmax, ``tf_port.pipeline.decode_tf_port``).
+        post_process, blur_kernel: as ``decode``.
+        threshold: "tf_port" only: a map whose peak is not above it gives (0, 0), the port's undetected keypoint.
 
     Returns:
         coordinates (N, K, 2) ``(x, y)`` in heatmap pixels and scores (N, K), the peak values.

@@ -163,8 +163,8 @@ class Crop:
         if self.pixels == "unit":
             out[...] = scale_tf_port(crop).transpose(2, 0, 1)
             return out
-        # A plane at a time: the same float32 operations in the same order as on the (H, W, 3) crop, so the same
-        # bits, in an eighth of the time (a crop's planes are contiguous, its channels interleaved).
+        # A plane at a time, because a crop's planes are contiguous and its channels interleaved: the same float32
+        # operations in the same order as on the (H, W, 3) crop, so the same bits.
         for channel in range(3):
             plane = out[channel]
             np.divide(crop[..., channel], np.float32(255.0), out=plane, dtype=np.float32)
@@ -238,16 +238,13 @@ def get_affine_transform(
     inverse: bool = False,
     unbiased: bool = False,
 ) -> np.ndarray:
-    """The affine map from a (rotated) crop region of the image to an output grid.
+    """The affine map from a (rotated) crop region of the image to an output grid (geometries: module docstring).
 
-    Official geometry (``unbiased=False``, official ``get_affine_transform``): the region's center goes to
-    ``(W_out / 2, H_out / 2)`` and its width ``size[0]`` to ``W_out``; ``size[1]`` is not used. The map is fixed by
-    three point pairs rounded to float32, as the official code builds them, so the matrix equals the official one
-    to float64 round-off. UDP geometry (``unbiased=True``): the center goes to ``((W_out - 1) / 2, (H_out - 1) / 2)``
-    and each axis scales by ``(out - 1) / size`` on its own.
-
-    The region is rotated by ``rotation`` degrees about its center, in the official direction (the image content
-    turns counter-clockwise on screen for a positive angle), and moved by ``shift * size`` before mapping.
+    Official geometry (official ``get_affine_transform``): the map is fixed by three point pairs rounded to float32,
+    as the official code builds them, so the matrix equals the official one to float64 round-off; ``size[1]`` is
+    not used. UDP geometry: each axis scales by ``(out - 1) / size`` on its own. The region is rotated by
+    ``rotation`` degrees about its center, in the official direction (the image content turns counter-clockwise on
+    screen for a positive angle), and moved by ``shift * size`` before mapping.
 
     Args:
         center: (..., 2) region centers ``(x, y)``, image pixels.
@@ -352,9 +349,8 @@ def heatmap_to_image(
     """Map heatmap coordinates of many persons back to image pixels at once (no rotation).
 
     Equals ``affine_points(coords, get_affine_transform(centers, sizes, 0, heatmap_size, inverse=True,
-    unbiased=unbiased))`` to float64 round-off, and so the official ``transform_preds`` applied person by person
-    (``unbiased=False``), but in closed form: without rotation each axis is a scale and an offset, and solving
-    one 3 × 3 system per person costs more than the rest of decoding.
+    unbiased=unbiased))`` to float64 round-off, and so the official ``transform_preds`` person by person, in closed
+    form: without rotation each axis is a scale and an offset, cheaper than a 3 × 3 system per person.
 
     Args:
         coords: (N, K, 2) keypoints ``(x, y)`` in heatmap pixels.
@@ -396,9 +392,8 @@ def warp_crop(
     output_size: tuple[int, int],
     unbiased: bool = False,
 ) -> np.ndarray:
-    """Cut the (rotated) region out of the image and resample it to ``output_size``, as the official ``crop``.
-
-    Bilinear interpolation; outside the image is black (OpenCV's constant border).
+    """Cut the (rotated) region out of the image and resample it bilinearly to ``output_size``, outside the image
+    black, as the official ``crop``.
 
     Args:
         image: (H, W) or (H, W, C) image.

@@ -11,6 +11,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from hrnet.errors import DataError
 
@@ -192,12 +193,16 @@ def derive_flip_pairs(names: Sequence[str]) -> tuple[tuple[int, int], ...]:
 def from_coco_category(
     category: dict, *, sigmas: Sequence[float] | None = None, source: str = "<category>"
 ) -> KeypointSet:
-    """A ``KeypointSet`` from one COCO-format category (its ``keypoints`` names and 1-based ``skeleton``).
+    """A ``KeypointSet`` from one COCO-format category.
 
     When the names are those of a built-in set in its order (case, spaces and hyphens aside; e.g. AI Challenger's
-    COCO form), that set is returned, with its sigmas and half-body groups (``sigmas``, if given, replace its
-    sigmas). Otherwise flip pairs come from left/right names and ``sigmas`` default to COCO's value for a
-    keypoint named as in COCO-17, else ``DEFAULT_SIGMA``. ``source`` names the file in error messages.
+    COCO form), that set is returned with its half-body groups; otherwise flip pairs come from left/right names.
+
+    Args:
+        category: the category's JSON object: ``keypoints`` (names) and ``skeleton`` (1-based links).
+        sigmas: (K,) OKS sigmas; default the built-in set's, else COCO's value for a keypoint named as in COCO-17,
+            else ``DEFAULT_SIGMA``.
+        source: the file, named in error messages.
     """
     names = category.get("keypoints")
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
@@ -237,3 +242,14 @@ def from_coco_category(
         skeleton=tuple(skeleton),
         sigmas=tuple(float(s) for s in sigmas),
     )
+
+
+def coco_category(keypoint_set: KeypointSet) -> dict[str, Any]:
+    """The COCO-format person category (id 1) of a keypoint set, as ``from_coco_category`` reads it back."""
+    return {
+        "id": 1,
+        "name": "person",
+        "supercategory": "person",
+        "keypoints": list(keypoint_set.names),
+        "skeleton": [[a + 1, b + 1] for a, b in keypoint_set.skeleton],
+    }

@@ -5,7 +5,7 @@ import pytest
 
 from hrnet.errors import DataError
 from hrnet.keypoints import AIC14, COCO17
-from hrnet.metrics.nms import nms_per_image, oks_matrix, oks_nms, rescore, soft_oks_nms
+from hrnet.metrics.nms import nms_per_image, oks_matrix, oks_nms, rescore
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +64,10 @@ def test_oks_nms_matches_official(official, in_vis_threshold, fixture):
 
 
 def test_soft_oks_nms_matches_official(official):
-    keep = soft_oks_nms(official["nms_kpts"], official["nms_scores"], official["nms_areas"], 0.9, COCO17.sigmas)
+    keep = oks_nms(official["nms_kpts"], official["nms_scores"], official["nms_areas"], 0.9, COCO17.sigmas, soft=True)
     np.testing.assert_array_equal(keep, official["nms_keep_soft"])
-    few = soft_oks_nms(
-        official["nms_kpts"][:5], official["nms_scores"][:5], official["nms_areas"][:5], 0.9, COCO17.sigmas
+    few = oks_nms(
+        official["nms_kpts"][:5], official["nms_scores"][:5], official["nms_areas"][:5], 0.9, COCO17.sigmas, soft=True
     )
     np.testing.assert_array_equal(np.sort(few), np.arange(5))
 
@@ -89,7 +89,7 @@ def test_nms_per_image_single_image_is_rescore_then_nms(official):
     np.testing.assert_array_equal(keep, oks_nms(kpts, scores, areas, 0.9, COCO17.sigmas))
     assert len(keep) < 30, "the fixture must suppress something"
     soft_keep, _ = nms_per_image(np.zeros(30), kpts, official["rescore_box_scores"], areas, COCO17.sigmas, soft=True)
-    np.testing.assert_array_equal(soft_keep, soft_oks_nms(kpts, scores, areas, 0.9, COCO17.sigmas))
+    np.testing.assert_array_equal(soft_keep, oks_nms(kpts, scores, areas, 0.9, COCO17.sigmas, soft=True))
 
 
 def test_nms_per_image_keeps_images_apart_in_order_of_appearance(official):

@@ -3,7 +3,7 @@
 Writes the synthetic data set once (cached under ``data/synthetic``), trains a small HRNet fit for a CPU
 (``demo.yaml``, shipped in ``hrnet/configs/``), evaluates it and leaves in ``runs/demo/``: ``best.safetensors``,
 ``metrics.json``, ``curves.png``, ``predictions.png`` (validation images, predicted skeletons beside the ground
-truth) and the training log. 4-7 minutes on a 2-core CPU (bench/results/demo.md).
+truth) and the training log.
 """
 
 from __future__ import annotations

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -24,22 +23,20 @@ from hrnet.config import MODEL_PRESETS, ModelConfig, load_config
 from hrnet.errors import ConfigError
 from hrnet.io.outputs import OutputFolder, check_output_file, record_output
 
-log = logging.getLogger(__name__)
 DRAW, CONVERT = "hrnet draw", "hrnet convert"  # as the output guard names them in messages
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    import torch
-
     from hrnet.runtime.backends import BACKENDS
-    from hrnet.runtime.bench import measure_backends
+    from hrnet.runtime.bench import measure_backends, precision_backends
 
     model_cfg = load_config(args.config, args.set).model
     if args.precision:
         if args.backend:
             raise ConfigError("give --precision (compare precisions) or --backend (compare backends), not both")
         return _bench_precisions(args, model_cfg)
-    names = comma_list(args.backend, "--backend") if args.backend else _default_bench_backends()
+    # Without --backend: the network as trained, the fast path, and ONNX Runtime if installed.
+    names = comma_list(args.backend, "--backend") if args.backend else ["pytorch", *precision_backends(["fp32"])]
     unknown = [n for n in names if n not in BACKENDS]
     if unknown:
         raise ConfigError(f"--backend {', '.join(unknown)}: not one of {', '.join(BACKENDS)}")
@@ -53,8 +50,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         seconds=args.seconds,
         compile=args.compile,
     )
-    h, w = model_cfg.input_size
-    print(f"{args.config}, input {h}×{w}, batch {args.batch}, {torch.get_num_threads()} CPU threads")
+    _bench_header(args, model_cfg)
     first = rows[0].images_per_s
     for row in rows:
         about = BACKENDS[row.backend].about
@@ -62,16 +58,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _default_bench_backends() -> list[str]:
-    """What plain ``hrnet bench`` compares: the network as trained, the fast path, and ONNX Runtime if installed."""
-    from hrnet.runtime.bench import precision_backends
+def _bench_header(args: argparse.Namespace, model_cfg: ModelConfig) -> None:
+    import torch
 
-    return ["pytorch", *precision_backends(["fp32"])]
+    h, w = model_cfg.input_size
+    print(f"{args.config}, input {h}×{w}, batch {args.batch}, {torch.get_num_threads()} CPU threads")
 
 
 def _bench_precisions(args: argparse.Namespace, model_cfg: ModelConfig) -> int:
-    import torch
-
     from hrnet.runtime.backends import parse_precisions
     from hrnet.runtime.bench import measure_precisions
     from hrnet.runtime.precision import cpu_support, precision_notice
@@ -85,8 +79,7 @@ def _bench_precisions(args: argparse.Namespace, model_cfg: ModelConfig) -> int:
     result = measure_precisions(
         model_cfg, precisions, args.weights, batch=args.batch, rounds=args.rounds, seconds=args.seconds
     )
-    h, w = model_cfg.input_size
-    print(f"{args.config}, input {h}×{w}, batch {args.batch}, {torch.get_num_threads()} CPU threads")
+    _bench_header(args, model_cfg)
     print(f"CPU: {support.describe()}")
     for precision in precisions:
         if notice := precision_notice(precision, "cpu", support):
@@ -99,6 +92,24 @@ def _bench_precisions(args: argparse.Namespace, model_cfg: ModelConfig) -> int:
         multiple = row.images_per_s / result.limit
         print(f"  {row.backend:17s} {row.images_per_s:9.2f} images/s  {multiple:.2f}× fp32 limit")
     return 0
+
+
+def add_bench(sub: Any) -> None:
+    p = sub.add_parser("bench", help="images/s of a network here: each backend or precision, timed together")
+    add_config(p, f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")
+    add_runtime(
+        p,
+        weights_required=False,
+        weights_help="weights to load (default: a random initialisation; the speed does not depend on them); a file "
+        "or a name from `hrnet weights list`",
+        compare=True,
+    )
+    p.add_argument("--batch", type=positive_int, default=16, help="persons a forward pass (default 16)")
+    p.add_argument(
+        "--rounds", type=positive_int, default=3, help="interleaved timing rounds; figures are medians (default 3)"
+    )
+    p.add_argument("--seconds", type=positive_number, default=2.0, help="seconds per backend in a round (default 2)")
+    p.set_defaults(func=cmd_bench, runs_network=True)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -125,24 +136,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"wrote {path} (input 'image' N×3×{config.model.input_size[0]}×{config.model.input_size[1]}, "
           f"output 'heatmaps'; {kind} against ONNX Runtime)")  # fmt: skip
     return 0
-
-
-def add_bench(sub: Any) -> None:
-    p = sub.add_parser("bench", help="images/s of a network here: each backend or precision, timed together")
-    add_config(p, f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")
-    add_runtime(
-        p,
-        weights_required=False,
-        weights_help="weights to load (default: a random initialisation; the speed does not depend on them); a file "
-        "or a name from `hrnet weights list`",
-        compare=True,
-    )
-    p.add_argument("--batch", type=positive_int, default=16, help="persons a forward pass (default 16)")
-    p.add_argument(
-        "--rounds", type=positive_int, default=3, help="interleaved timing rounds; figures are medians (default 3)"
-    )
-    p.add_argument("--seconds", type=positive_number, default=2.0, help="seconds per backend in a round (default 2)")
-    p.set_defaults(func=cmd_bench, runs_network=True)
 
 
 def add_export(sub: Any) -> None:
@@ -201,6 +194,19 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_info(sub: Any) -> None:
+    p = sub.add_parser("info", help="parameters, multiply-adds, sizes and branch widths of a network")
+    add_config(p, f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")
+    add_input_size(p, "count at this input size")
+    p.add_argument(
+        "--layers", action="store_true", help="also list every block: output shape, parameters, MACs (default: off)"
+    )
+    p.add_argument(
+        "--batch", type=positive_int, default=1, help="batch size of the --layers shapes and counts (default 1)"
+    )
+    p.set_defaults(func=cmd_info)
+
+
 def cmd_draw(args: argparse.Namespace) -> int:
     from hrnet.drawing.network import check_output, draw_exchange, draw_overview, parse_detail, save_figure
 
@@ -214,6 +220,25 @@ def cmd_draw(args: argparse.Namespace) -> int:
     print(f"wrote {save_figure(figure, out)}")
     record_output(out)
     return 0
+
+
+def add_draw(sub: Any) -> None:
+    p = sub.add_parser(
+        "draw",
+        help="draw a network's structure (stages, branches, exchange units, shapes) as SVG, PNG or PDF",
+        description="The picture is made from the network that would run: it is built on the meta device and "
+        "run once with hooks for the shapes, parameters and multiply-adds.",
+    )
+    add_config(p, f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")
+    p.add_argument("--out", required=True, help="the picture to write: .svg, .png or .pdf (required)")
+    add_input_size(p, "draw at this input size")
+    p.add_argument(
+        "--detail",
+        metavar="stageN[.M]",
+        help="draw exchange module M (default 1) of stage N instead (default: the whole network)",
+    )
+    add_overwrite(p, "an existing --out file that hrnet draw did not write")
+    p.set_defaults(func=cmd_draw)
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -234,38 +259,6 @@ def cmd_convert(args: argparse.Namespace) -> int:
         f"keypoints, batch_norm {result.model.batch_norm}) and {result.config}"
     )
     return 0
-
-
-def add_info(sub: Any) -> None:
-    p = sub.add_parser("info", help="parameters, multiply-adds, sizes and branch widths of a network")
-    add_config(p, f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")
-    add_input_size(p, "count at this input size")
-    p.add_argument(
-        "--layers", action="store_true", help="also list every block: output shape, parameters, MACs (default: off)"
-    )
-    p.add_argument(
-        "--batch", type=positive_int, default=1, help="batch size of the --layers shapes and counts (default 1)"
-    )
-    p.set_defaults(func=cmd_info)
-
-
-def add_draw(sub: Any) -> None:
-    p = sub.add_parser(
-        "draw",
-        help="draw a network's structure (stages, branches, exchange units, shapes) as SVG, PNG or PDF",
-        description="The picture is made from the network that would run: it is built on the meta device and "
-        "run once with hooks for the shapes, parameters and multiply-adds.",
-    )
-    add_config(p, f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")
-    p.add_argument("--out", required=True, help="the picture to write: .svg, .png or .pdf (required)")
-    add_input_size(p, "draw at this input size")
-    p.add_argument(
-        "--detail",
-        metavar="stageN[.M]",
-        help="draw exchange module M (default 1) of stage N instead (default: the whole network)",
-    )
-    add_overwrite(p, "an existing --out file that hrnet draw did not write")
-    p.set_defaults(func=cmd_draw)
 
 
 def add_convert(sub: Any) -> None:

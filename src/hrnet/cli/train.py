@@ -4,7 +4,6 @@ what they call)."""
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,6 @@ from hrnet.config import load_config
 from hrnet.errors import ConfigError
 from hrnet.io.outputs import OutputFolder, check_output_file, record_output
 
-log = logging.getLogger(__name__)
 SHOW, SYNTH = "hrnet data show", "hrnet data synth"  # as the output guard names them in messages
 
 
@@ -73,6 +71,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_train(sub: Any) -> None:
+    p = sub.add_parser("train", help="train a network (torchrun --nproc_per_node=N -m hrnet train ... for DDP)")
+    add_config(p, "experiment YAML file (or a model preset with the default COCO recipe)")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's last.safetensors")
+    p.add_argument("--overwrite", action="store_true", help="delete the folder's earlier run and start anew")
+    p.set_defaults(func=cmd_train, runs_network=True)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from hrnet.apps.demo import DEMO_CONFIG, run_demo
+
+    run_demo(load_config(args.config or DEMO_CONFIG, args.set))
+    return 0
+
+
+def add_demo(sub: Any) -> None:
+    p = sub.add_parser("demo", help="synthetic data → train a small HRNet → evaluate → pictures (runs/demo/)")
+    add_config(p, "demo experiment (default: demo, shipped with the package)", required=False)
+    p.set_defaults(func=cmd_demo, runs_network=True)
+
+
 def cmd_data_synth(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -105,27 +124,6 @@ def cmd_data_show(args: argparse.Namespace) -> int:
     record_output(path)
     print(f"wrote {path}")
     return 0
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from hrnet.apps.demo import DEMO_CONFIG, run_demo
-
-    run_demo(load_config(args.config or DEMO_CONFIG, args.set))
-    return 0
-
-
-def add_demo(sub: Any) -> None:
-    p = sub.add_parser("demo", help="synthetic data → train a small HRNet → evaluate → pictures (runs/demo/)")
-    add_config(p, "demo experiment (default: demo, shipped with the package)", required=False)
-    p.set_defaults(func=cmd_demo, runs_network=True)
-
-
-def add_train(sub: Any) -> None:
-    p = sub.add_parser("train", help="train a network (torchrun --nproc_per_node=N -m hrnet train ... for DDP)")
-    add_config(p, "experiment YAML file (or a model preset with the default COCO recipe)")
-    p.add_argument("--resume", action="store_true", help="continue from the run folder's last.safetensors")
-    p.add_argument("--overwrite", action="store_true", help="delete the folder's earlier run and start anew")
-    p.set_defaults(func=cmd_train, runs_network=True)
 
 
 def add_data(sub: Any) -> None:

@@ -4,12 +4,9 @@ call)."""
 from __future__ import annotations
 
 import argparse
-import logging
 from typing import Any
 
 from hrnet.errors import ConfigError
-
-log = logging.getLogger(__name__)
 
 
 def cmd_weights_list(args: argparse.Namespace) -> int:

@@ -17,28 +17,23 @@ Challenger evaluation (``keypoint_eval.py``) puts in its OKS.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 
 from hrnet.data.records import (
-    PoseRecord,
+    NO_LABELLED_KEYPOINT,
+    GroundTruth,
     RecordSet,
-    check_num_keypoints,
     checked_box,
-    clip_box,
     flat_keypoints,
     map_visibility,
+    read_entries,
     require,
     to_finite,
-    unlabelled_to_zero,
 )
 from hrnet.errors import DataError
-from hrnet.io.files import read_json
 from hrnet.io.images import image_size
 from hrnet.keypoints import AIC14
-
-log = logging.getLogger(__name__)
 
 AIC_VISIBILITY = {1: 2, 2: 1, 3: 0}  # AI Challenger visible / occluded / unlabelled → COCO coding
 IMAGE_SUFFIX = ".jpg"
@@ -57,20 +52,12 @@ def read_aic_raw(annotations: str | Path, image_dir: str | Path, *, num_keypoint
         coding, the clipped box, ``image_id`` the hash, ``annotation_id`` the human's key (``"human1"``).
 
     Raises:
-        DataError: unreadable file, missing field, a human without a box, keypoints that are not 3 × 14 finite
-            numbers, a visibility other than 1/2/3, a box with x2 ≤ x1 or y2 ≤ y1, a missing or unreadable image,
-            a keypoint count that differs from the model's, an ``image_id`` that is not a name or is listed twice,
-            no usable person in the whole file.
+        DataError: a malformed file, entry, human or box, an image listed twice or unreadable, or no usable person.
     """
     path = Path(annotations)
-    if num_keypoints is not None:
-        check_num_keypoints(AIC14, num_keypoints, path)
-    entries = read_json(path, "annotation file")
-    if not isinstance(entries, list):
-        raise DataError(f"{path}: expected the AI Challenger raw form, a JSON list of images")
+    entries = read_entries(path, AIC14, num_keypoints, "the AI Challenger raw form, a JSON list of images")
     k = AIC14.num_keypoints
-    records = []
-    skipped = {"no labelled keypoint": 0, "box outside the image or empty": 0}
+    persons = GroundTruth()
     first_entry: dict[str, int] = {}
     for i, entry in enumerate(entries):
         where = f"{path}: entry #{i}"
@@ -96,33 +83,13 @@ def read_aic_raw(annotations: str | Path, image_dir: str | Path, *, num_keypoint
             points, codes = flat_keypoints(values, k, human_where)
             visibility = map_visibility(codes, AIC_VISIBILITY, human_where)
             if not visibility.any():
-                skipped["no labelled keypoint"] += 1
+                persons.skipped[NO_LABELLED_KEYPOINT] += 1
                 continue
             x1, y1, x2, y2 = (float(v) for v in to_finite(boxes[human], (4,), "box", human_where))
             box = checked_box([x1, y1, x2 - x1, y2 - y1], f"{human_where} (box [x1, y1, x2, y2] = {boxes[human]})")
-            clean = clip_box(box, size)
-            if clean is None:
-                skipped["box outside the image or empty"] += 1
-                continue
-            records.append(
-                PoseRecord(
-                    image_path=image_path,
-                    image_size=size,
-                    box=clean,
-                    keypoints=unlabelled_to_zero(points, visibility),
-                    visibility=visibility,
-                    image_id=image_id,
-                    annotation_id=human,
-                    area=box[2] * box[3],
-                )
-            )
-    reasons = ", ".join(f"{v} {k}" for k, v in skipped.items())
-    if not records:
-        raise DataError(
-            f"{path}: no person with a box and ≥ 1 labelled keypoint in the file ({len(entries)} images: {reasons})"
-        )
-    log.info("%s: %d persons (skipped: %s)", path, len(records), reasons)
-    return RecordSet(records=tuple(records), keypoint_set=AIC14, source=path)
+            area = box[2] * box[3]
+            persons.add(image_path, size, box, points, visibility, image_id=image_id, annotation_id=human, area=area)
+    return persons.record_set(AIC14, path, f"{len(entries)} images")
 
 
 def _object_field(entry: Mapping, key: str, where: str) -> Mapping:

@@ -1,9 +1,8 @@
 """Top-down samples: a person record → (image crop tensor, target heatmaps, target weights, meta).
 
-Training and evaluation walk the same road (``DESIGN.md``): the codec's crop (``hrnet.crop.Crop``) turns the
-person box into a crop region (the box at the input's aspect ratio, enlarged by 1.25) and warps the image into the
-input, keypoints follow the same affine map, and the codec turns them into targets. In training the region is
-augmented first.
+Training and evaluation walk the same road (``DESIGN.md``): the codec's crop (``hrnet.crop.Crop``) warps the
+person's region into the input, keypoints follow the same map, and the codec turns them into targets; in training
+the region is augmented first.
 """
 
 from __future__ import annotations

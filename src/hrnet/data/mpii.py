@@ -32,14 +32,13 @@ import numpy as np
 from hrnet.data.records import (
     PoseRecord,
     RecordSet,
-    check_num_keypoints,
     map_visibility,
+    read_entries,
     require,
     to_finite,
     unlabelled_to_zero,
 )
 from hrnet.errors import DataError
-from hrnet.io.files import read_json
 from hrnet.io.images import image_size
 from hrnet.keypoints import MPII16
 
@@ -72,16 +71,11 @@ def read_mpii(
         ``annotation_id`` the entry's index, ``area`` the box's.
 
     Raises:
-        DataError: unreadable file, missing field, a non-finite number, a scale ≤ 0, a center of -1, joints that
-            are not 16 × 2 numbers, a ``joints_vis`` value other than 0/1, an ``image`` that is not a file name, a
-            missing or unreadable image, a keypoint count that differs from the model's, an empty file.
+        DataError: a malformed file or entry (a scale ≤ 0 and a center of -1 included), an unreadable image, or
+            an empty file.
     """
     path = Path(annotations)
-    if num_keypoints is not None:
-        check_num_keypoints(MPII16, num_keypoints, path)
-    entries = read_json(path, "annotation file")
-    if not isinstance(entries, list):
-        raise DataError(f"{path}: expected the official MPII JSON form, a list of persons")
+    entries = read_entries(path, MPII16, num_keypoints, "the official MPII JSON form, a list of persons")
     if head_sizes is not None and len(head_sizes) != len(entries):
         raise DataError(f"{path}: {len(head_sizes)} head sizes given for {len(entries)} entries")
     if not entries:

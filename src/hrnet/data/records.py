@@ -11,6 +11,7 @@ positive size) live here too, so that all readers word their errors alike: the f
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +20,16 @@ from typing import Any, overload
 import numpy as np
 
 from hrnet.errors import DataError
+from hrnet.io.files import read_json
 from hrnet.keypoints import KeypointSet
+
+log = logging.getLogger(__name__)
 
 Box = tuple[float, float, float, float]
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # larger numbers become infinity in a record's float32 arrays
+# Why a ground-truth reader leaves a person out (``GroundTruth.skipped``).
+NO_LABELLED_KEYPOINT = "no labelled keypoint"
+NO_BOX = "box outside the image or empty"
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,7 +121,58 @@ def check_num_keypoints(keypoint_set: KeypointSet, num_keypoints: int, source: s
         )
 
 
+class GroundTruth:
+    """The persons a ground-truth reader keeps from one annotation file, and how many it skipped for each reason
+    (``reasons`` of its own first, then ``NO_LABELLED_KEYPOINT`` and ``NO_BOX``)."""
+
+    def __init__(self, *reasons: str) -> None:
+        self.records: list[PoseRecord] = []
+        self.skipped = dict.fromkeys((*reasons, NO_LABELLED_KEYPOINT, NO_BOX), 0)
+
+    def add(
+        self,
+        image_path: Path,
+        image_size: tuple[int, int],
+        box: Box,
+        points: np.ndarray,
+        visibility: np.ndarray,
+        *,
+        image_id: int | str,
+        annotation_id: int | str,
+        area: float,
+    ) -> None:
+        """Keep a labelled person (fields as ``PoseRecord``'s) with its box clipped as the official reader clips
+        it (``clip_box``); skip it when nothing of the box is left in the image or its ``area`` is not positive."""
+        clean = clip_box(box, image_size)
+        if clean is None or area <= 0:
+            self.skipped[NO_BOX] += 1
+            return
+        keypoints = unlabelled_to_zero(points, visibility)
+        self.records.append(
+            PoseRecord(image_path, image_size, clean, keypoints, visibility, image_id, annotation_id, area=area)
+        )
+
+    def record_set(self, keypoint_set: KeypointSet, source: Path, read: str) -> RecordSet:
+        """The persons kept, or ``DataError`` when there are none; ``read`` says what the file held."""
+        reasons = ", ".join(f"{v} {k}" for k, v in self.skipped.items())
+        if not self.records:
+            raise DataError(f"{source}: no person with a box and ≥ 1 labelled keypoint in the file ({read}: {reasons})")
+        log.info("%s: %d persons (skipped: %s)", source, len(self.records), reasons)
+        return RecordSet(records=tuple(self.records), keypoint_set=keypoint_set, source=source)
+
+
 # ------------------------------------------------------------------------------------ checks shared by readers
+
+
+def read_entries(path: Path, keypoint_set: KeypointSet, num_keypoints: int | None, form: str) -> list[Any]:
+    """The JSON list of an annotation file of ``form`` (named in the error), once ``keypoint_set`` is checked to
+    fit a model of ``num_keypoints`` (``check_num_keypoints``; None checks nothing)."""
+    if num_keypoints is not None:
+        check_num_keypoints(keypoint_set, num_keypoints, path)
+    entries = read_json(path, "annotation file")
+    if not isinstance(entries, list):
+        raise DataError(f"{path}: expected {form}")
+    return entries
 
 
 def require(entry: Any, key: str, where: str) -> Any:

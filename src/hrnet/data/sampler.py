@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import KW_ONLY, dataclass
 
 import torch
 from torch.utils.data import Sampler
 
 
+@dataclass
 class EpochSampler(Sampler[int]):
     """Indices of one epoch for one process.
 
@@ -19,27 +21,23 @@ class EpochSampler(Sampler[int]):
     samples a resumed run already trained on).
     """
 
-    def __init__(
-        self,
-        length: int,
-        *,
-        seed: int = 0,
-        epoch: int = 0,
-        shuffle: bool = True,
-        rank: int = 0,
-        world_size: int = 1,
-        start: int = 0,
-    ):
-        if length < 1:
+    length: int
+    _: KW_ONLY
+    seed: int = 0
+    epoch: int = 0
+    shuffle: bool = True
+    rank: int = 0
+    world_size: int = 1
+    start: int = 0
+
+    def __post_init__(self) -> None:
+        if self.length < 1:
             raise ValueError("cannot sample from an empty data set")
-        self.length = length
-        self.seed = seed
-        self.epoch = epoch
-        self.shuffle = shuffle
-        self.rank = rank
-        self.world_size = world_size
-        self.start = start
-        self.per_rank = math.ceil(length / world_size)
+
+    @property
+    def per_rank(self) -> int:
+        """Indices a process gets in the whole epoch."""
+        return math.ceil(self.length / self.world_size)
 
     def indices(self) -> list[int]:
         if self.shuffle:

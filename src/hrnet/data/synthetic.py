@@ -36,7 +36,7 @@ import numpy as np
 
 from hrnet.errors import ConfigError
 from hrnet.io.files import write_bytes_atomic, write_text_atomic
-from hrnet.keypoints import COCO17
+from hrnet.keypoints import COCO17, coco_category
 
 GENERATOR_VERSION = 1  # bump when the images change, so that cached copies are rewritten
 IMAGE_SIZE = (256, 256)  # (height, width)
@@ -88,12 +88,10 @@ def pose_keypoints(rng: np.random.Generator, height: float, pelvis: np.ndarray, 
     neck = pelvis + up * TORSO * h
     across = np.array([-up[1], up[0]])  # perpendicular to the spine, towards +x for an upright figure
     head = neck + up * (NECK + HEAD_RADIUS) * h + rng.normal(0, 0.01 * h, 2)
-    for name, sho, hip in (("left", L_SHO, L_HIP), ("right", R_SHO, R_HIP)):
+    for name, sho, elb, wri, hip in (("left", L_SHO, L_ELB, L_WRI, L_HIP), ("right", R_SHO, R_ELB, R_WRI, R_HIP)):
         s = side[name]
         k[sho] = neck + across * s * SHOULDER_HALF * turn * h - up * 0.02 * h
         k[hip] = pelvis + across * s * HIP_HALF * turn * h
-    for name, sho, elb, wri in (("left", L_SHO, L_ELB, L_WRI), ("right", R_SHO, R_ELB, R_WRI)):
-        s = side[name]
         if kind == "raise":
             upper = rng.uniform(1.9, 3.0)
         elif kind == "reach":
@@ -201,7 +199,7 @@ def draw_figure(
         _capsule(canvas, mask, k[sho], k[elb], limb, shirt)
         _capsule(canvas, mask, k[elb], k[wri], limb * 0.85, skin)
         cv2.circle(canvas, tuple(int(v) for v in k[wri]), max(int(limb * 0.6), 1), skin, -1, cv2.LINE_AA)
-    head = (k[L_EAR] + k[R_EAR]) / 2 + np.array([0.0, 0.0])
+    head = (k[L_EAR] + k[R_EAR]) / 2
     radius = max(int(HEAD_RADIUS * h), 3)
     hair = _colour(rng, 10, 120)
     center_i = tuple(int(v) for v in np.round(head))
@@ -352,18 +350,11 @@ def write_synthetic(
             written += 1
             if progress is not None:
                 progress(written)
-        category = {
-            "id": 1,
-            "name": "person",
-            "supercategory": "person",
-            "keypoints": list(COCO17.names),
-            "skeleton": [[a + 1, b + 1] for a, b in COCO17.skeleton],
-        }
         coco = {
             "info": {"description": f"{DESCRIPTION}, seed {seed}, split {split}"},
             "images": images,
             "annotations": annotations,
-            "categories": [category],
+            "categories": [coco_category(COCO17)],
         }
         files[split] = out / "annotations" / f"{split}.json"
         write_text_atomic(files[split], json.dumps(coco))

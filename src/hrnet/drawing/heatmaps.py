@@ -18,8 +18,8 @@ from hrnet.errors import DataError
 from hrnet.io.images import Pixels, check_image
 from hrnet.keypoints import KeypointSet
 
-_MIN_LABELLED_HEIGHT = 192
 # Panels and side-by-side views of tiny crops (a 64×48 test model) are enlarged so their labels stay legible.
+_MIN_LABELLED_HEIGHT = 192
 
 
 def heatmap_overlay(

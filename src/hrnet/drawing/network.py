@@ -192,9 +192,7 @@ def draw_overview(cfg: ModelConfig, name: str) -> Figure:
     if net.stem:
         lines = ["stem", *_step_lines(net.stem), f"→ {_fmt_shape(net.stem[-1].shape)}"]
         width = _text_width(lines)
-        sheet.box(x + width / 2, ys[0], width, lines, face="#f4f4f4")
-        sheet.arrow(ends[0], ys[0], x, ys[0])
-        ends[0] = x + width
+        place(width, lines, face="#f4f4f4")
         x += width
         part_header(x_stem, x, ["stem", *cost_lines(net.stem_cost)])
     else:

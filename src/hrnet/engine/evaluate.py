@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -63,38 +63,32 @@ class Predictions:
     sizes: np.ndarray  # (N, 2) crop sizes (w, h), image pixels
 
 
+@dataclass
 class Evaluator:
     """Evaluates a model on one split (built once, reused every epoch): ``split``'s records cropped and decoded
     by ``codec``, the ``test`` recipe, on ``device`` with ``runtime``'s AMP and loader workers. ``size_mismatch``
-    is ``data.size_mismatch`` (``TopDownDataset``)."""
+    is ``data.size_mismatch`` (``TopDownDataset``). ``truth`` reads the split again with its ground-truth boxes,
+    for the drawings when the split's records are detections (``--boxes``), which carry no keypoints."""
 
-    def __init__(
-        self,
-        split: Split,
-        codec: HeatmapCodec,
-        test: TestConfig,
-        runtime: RuntimeConfig,
-        device: torch.device,
-        dist: Distributed | None = None,
-        *,
-        progress: bool = True,
-        size_mismatch: str = "error",
-        truth: Callable[[], Split] | None = None,
-    ):
-        self.split = split
-        # Where the drawings' ground truth comes from when the split's records are detections (``--boxes``),
-        # which carry no keypoints: the split read again with its ground-truth boxes, only when drawing.
-        self._truth = truth
-        self.codec = codec
-        self.test = test
-        self.runtime = runtime
-        self.device = device
-        self.dist = dist or Distributed()
-        self.progress = progress and self.dist.is_main
-        self.keypoint_set = split.keypoint_set
-        check_ground_truth(split)
-        self.dataset = TopDownDataset(split.records, self.keypoint_set, codec, size_mismatch=size_mismatch)
-        self.main_metric = split.format.main_metric
+    split: Split
+    codec: HeatmapCodec
+    test: TestConfig
+    runtime: RuntimeConfig
+    device: torch.device
+    dist: Distributed = field(default_factory=Distributed)
+    _: KW_ONLY
+    progress: bool = True
+    size_mismatch: str = "error"
+    truth: Callable[[], Split] | None = None
+
+    def __post_init__(self) -> None:
+        self.progress = self.progress and self.dist.is_main
+        self.keypoint_set = self.split.keypoint_set
+        check_ground_truth(self.split)
+        self.dataset = TopDownDataset(
+            self.split.records, self.keypoint_set, self.codec, size_mismatch=self.size_mismatch
+        )
+        self.main_metric = self.split.format.main_metric
 
     @classmethod
     def from_config(
@@ -124,7 +118,7 @@ class Evaluator:
             config.test,
             config.runtime,
             device,
-            dist,
+            dist or Distributed(),
             progress=progress,
             size_mismatch=config.data.size_mismatch,
             truth=partial(load_split, config.data, split, config.model.num_keypoints) if detected else None,
@@ -179,12 +173,10 @@ class Evaluator:
         overwrite: bool = False,
     ) -> dict[str, Any]:
         """Predict and score; rank 0 writes the results, ``metrics.json`` and ``draw`` pictures
-        (``prediction_NNN.jpg``: prediction | ground truth) into ``out_dir``.
-
-        Every output is checked before the prediction pass (``hrnet.io.outputs``): none may replace the split's
-        annotation, detection or image files, a device, or a file that an earlier evaluation did not write
-        (unless ``overwrite``). ``out_dir`` may be an ``OutputFolder`` that the caller holds (``hrnet eval``);
-        a path is held here for the evaluation.
+        (``prediction_NNN.jpg``: prediction | ground truth) into ``out_dir``, an ``OutputFolder`` the caller holds
+        (``hrnet eval``) or a path held here. Every output is checked before the prediction pass
+        (``hrnet.io.outputs``): none may replace the split's files, a device, or a file that an earlier evaluation
+        did not write (unless ``overwrite``).
         """
         if out_dir is None or isinstance(out_dir, OutputFolder):
             return self._evaluate(model, out_dir, draw)
@@ -217,7 +209,7 @@ class Evaluator:
                 write_json_atomic(written[0], metrics)
                 if (folder.path / RESULTS).is_file():  # the COCO scorer writes it, PCKh does not
                     written.append(folder.path / RESULTS)
-                truth = self._truth() if draw and self._truth is not None else None
+                truth = self.truth() if draw and self.truth is not None else None
                 for i, picture in enumerate(draw_predictions(predictions, self.split, draw, truth=truth)):
                     written.append(write_image(folder.path / _picture_name(i), picture))
                 for path in written:

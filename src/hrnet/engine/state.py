@@ -10,6 +10,7 @@ part, so a training checkpoint is also a weights file for eval / predict / expor
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from collections.abc import Mapping
@@ -84,15 +85,7 @@ def save_training_checkpoint(
     if isinstance(sched.get("milestones"), Counter):  # JSON would turn its int keys into strings
         sched["milestones"] = sorted(sched["milestones"].items())
     meta = {
-        "epoch": state.epoch,
-        "step": state.step,
-        "global_step": state.global_step,
-        "best_metric": state.best_metric,
-        "best_epoch": state.best_epoch,
-        "history": state.history,
-        "epoch_loss_sum": state.epoch_loss_sum,
-        "epoch_loss_count": state.epoch_loss_count,
-        "epoch_skipped": state.epoch_skipped,
+        **dataclasses.asdict(state),
         "optimizer": {"param_groups": opt["param_groups"], "scalars": scalars},
         "scheduler": sched,
         "scaler": scaler.state_dict(),
@@ -171,17 +164,8 @@ def load_training_checkpoint(
     cuda_states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
     if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda_states)
-    state = TrainingState(
-        epoch=meta["epoch"],
-        step=meta["step"],
-        global_step=meta["global_step"],
-        best_metric=meta["best_metric"],
-        best_epoch=meta["best_epoch"],
-        history=meta["history"],
-        epoch_loss_sum=meta.get("epoch_loss_sum", 0.0),  # absent from checkpoints of earlier versions
-        epoch_loss_count=meta.get("epoch_loss_count", 0),
-        epoch_skipped=meta.get("epoch_skipped", 0),
-    )
+    # The epoch totals are absent from checkpoints of earlier versions: they keep their defaults.
+    state = TrainingState(**{f.name: meta[f.name] for f in dataclasses.fields(TrainingState) if f.name in meta})
     return state, meta["config"]
 
 

@@ -6,15 +6,9 @@ validation epoch), ``log.csv``, TensorBoard events, ``curves.png`` and ``train.l
 A killed run continues with ``--resume`` from its last checkpoint; with a fixed seed on the CPU the finished
 weights equal those of an uninterrupted run.
 
-Nothing is lost or recorded wrongly: a folder that holds a run is not trained into again without ``resume`` (or
-``overwrite``); with ``handle_signals`` (``hrnet train``) SIGINT and SIGTERM stop after the step in progress with a
-resumable checkpoint; a checkpoint is written only for weights that are finite and gave a finite loss on the next
-batch; a config changed between runs is applied on resume and logged (or refused, naming the keys); the config file
-the run was given is never replaced or deleted by the run's own ``config.yaml`` (a run folder that holds the given
-file as its ``config.yaml`` is refused, unless the file already says what runs: a run's own, given back).
-
-One module although long: the loop, its checkpoints, resume and signal handling share one state (the trainer's)
-step by step, and the whole of what a training step does reads in one place (as the official loop does).
+Nothing is recorded wrongly: a checkpoint is written only for weights that are finite and gave a finite loss on
+the next batch; a config changed between runs is applied on resume and logged (or refused, naming the keys); the
+config file the run was given is never replaced by the run's own ``config.yaml`` unless it already holds it.
 """
 
 from __future__ import annotations
@@ -115,16 +109,23 @@ def train(
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
     config_file: str | Path | None = None,
 ) -> TrainResult:
-    """Train ``config``; ``resume`` continues from the run folder's ``last.safetensors``. ``config_file``: the file
-    ``config`` was read from, which the run never replaces or deletes.
+    """Train ``config`` into its run folder (module docstring).
 
-    A run folder that already holds a run is refused unless ``resume`` (continue it) or ``overwrite`` (delete
-    its checkpoints, logs and evaluations first). ``handle_signals`` (process-wide, so only the command line asks
-    for it; from the main thread) makes the first SIGINT or SIGTERM save a resumable checkpoint after the step
-    in progress and raise ``TrainingInterruptedError``; a second one raises ``KeyboardInterrupt`` at once.
+    Args:
+        config: the experiment.
+        resume: continue the run folder's run from its ``last.safetensors``.
+        overwrite: delete the run folder's checkpoints, logs and evaluations first (without it, or ``resume``, a
+            folder that holds a run is refused).
+        handle_signals: the first SIGINT or SIGTERM saves a resumable checkpoint after the step in progress and
+            raises ``TrainingInterruptedError``, a second raises ``KeyboardInterrupt`` (process-wide: only the
+            command line asks for it, from the main thread).
+        progress: show progress bars.
+        on_epoch_end: called with each epoch's log row (rank 0).
+        config_file: the file ``config`` was read from, which the run never replaces or deletes.
 
-    On a CPU, ``hrnet.system.keep_freed_memory()`` (process-wide; ``hrnet train`` calls it) makes a W32 step
-    about 1.3× faster."""
+    Returns:
+        the run folder, the trained network and the per-epoch history.
+    """
     device = resolve_device(config.runtime.device)
     dist = init_distributed(device)
     try:
@@ -527,13 +528,11 @@ class _Trainer:
 
     def _stopping(self) -> bool:
         """Whether a signal asked to stop (in any process: they all stop after the same step)."""
-        stop = self.stop_signal is not None
         if self.dist.enabled:
             flag = torch.tensor([float(self.stop_signal or 0)], device=self.device)
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
             self.stop_signal = int(flag.item()) or None
-            stop = self.stop_signal is not None
-        return stop
+        return self.stop_signal is not None
 
     def _interrupted(self) -> TrainingInterruptedError:
         number = self.stop_signal or signal.SIGINT
@@ -615,9 +614,7 @@ class _Trainer:
         barrier(self.dist)
 
     def _report_skipped(self, epoch: int, skipped: list[str]) -> None:
-        if not skipped:
-            return
-        if self.dist.is_main:
+        if skipped and self.dist.is_main:
             log.warning(
                 "epoch %d: skipped %d samples whose image could not be read, e.g. %s",
                 epoch + 1, len(skipped), "; ".join(skipped[:3]),
@@ -675,9 +672,8 @@ def _ignore_sigint(worker_id: int) -> None:
 
 
 def _tensorboard(run_dir: Path) -> Any:
-    # TensorBoard writes its event files through TensorFlow when that is installed (the ``tf`` extra): 3 s of
-    # import and ~1 GB of memory for nothing. Its own switch, the module ``tensorboard.compat.notf``, makes it use
-    # its built-in writer instead (the same files).
+    # TensorBoard writes through TensorFlow when that is installed (the ``tf`` extra), a slow and large import for
+    # nothing; its own switch, the module ``tensorboard.compat.notf``, makes it use its built-in writer (same files).
     sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
     try:
         from torch.utils.tensorboard import SummaryWriter

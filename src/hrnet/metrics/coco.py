@@ -30,7 +30,7 @@ from pycocotools.cocoeval import COCOeval
 
 from hrnet.errors import DataError
 from hrnet.io.files import read_json, write_json_atomic
-from hrnet.keypoints import KeypointSet
+from hrnet.keypoints import KeypointSet, coco_category
 
 if TYPE_CHECKING:
     from hrnet.data.records import PoseRecord
@@ -284,10 +284,5 @@ def records_to_coco(records: Sequence[PoseRecord], keypoint_set: KeypointSet) ->
                 "iscrowd": 0,
             }
         )
-    category = {
-        "id": 1,
-        "name": "person",
-        "keypoints": list(keypoint_set.names),
-        "skeleton": [[a + 1, b + 1] for a, b in keypoint_set.skeleton],
-    }
-    return {"images": list(images.values()), "annotations": annotations, "categories": [category]}, number
+    categories = [coco_category(keypoint_set)]
+    return {"images": list(images.values()), "annotations": annotations, "categories": categories}, number

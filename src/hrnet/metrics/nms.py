@@ -11,7 +11,7 @@ divided by 10).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -108,20 +108,6 @@ def _keypoint_similarity(
     return np.exp(-((dx**2 + dy**2) / variances / scale / 2))
 
 
-def _oks_row(
-    keypoints: np.ndarray,
-    areas: np.ndarray,
-    best: int,
-    rest: np.ndarray,
-    sigmas: np.ndarray,
-    in_vis_threshold: float | None,
-) -> np.ndarray:
-    """(len(rest),) OKS of pose ``best`` (the official ``g``) with the poses ``rest`` (the official ``d``)."""
-    return oks_matrix(
-        keypoints[best : best + 1], areas[best : best + 1], keypoints[rest], areas[rest], sigmas, in_vis_threshold
-    )[0]
-
-
 def _descending(scores: np.ndarray) -> np.ndarray:
     # The official code sorts with NumPy's default (unstable) sort and reverses it; doing the same keeps the
     # order of equal scores, and so the kept poses, identical to the official run.
@@ -135,74 +121,48 @@ def oks_nms(
     threshold: float,
     sigmas: Sequence[float] | np.ndarray,
     in_vis_threshold: float | None = None,
+    *,
+    soft: bool = False,
+    max_keep: int = SOFT_NMS_MAX_KEEP,
 ) -> np.ndarray:
-    """Greedy OKS non-maximum suppression, as the official ``oks_nms``.
+    """OKS non-maximum suppression, as the official ``oks_nms`` (greedy) or ``soft_oks_nms`` (``soft``).
 
-    The best-scoring pose is kept and every remaining pose whose OKS with it exceeds ``threshold`` is dropped;
-    repeat. OKS follows ``oks_matrix``, including the official visibility-mask quirk when ``in_vis_threshold`` is
-    given (only the compared poses' keypoint scores count).
+    Greedy: the best-scoring pose is kept and every remaining pose whose OKS with it exceeds ``threshold`` is
+    dropped; repeat. Soft (TEST.SOFT_NMS): nothing is dropped outright; each time the best pose is taken, every
+    remaining score is multiplied by ``exp(-oks² / threshold)`` and the rest re-sorted. OKS follows
+    ``oks_matrix``, including the official visibility-mask quirk when ``in_vis_threshold`` is given.
 
     Args:
         keypoints: (N, K, 3) poses of one image, image pixels + keypoint scores.
         scores: (N,) pose scores (after ``rescore`` in the official pipeline).
         areas: (N,) pose areas, pixels².
-        threshold: OKS above which a pose is suppressed (officially ``OKS_NMS_THRESHOLD``).
+        threshold: OKS above which a pose is suppressed (officially ``OKS_NMS_THRESHOLD``); soft: the Gaussian's
+            width (the official code reuses the OKS-NMS threshold there).
         sigmas: (K,) OKS sigmas of the keypoint set (the official default is COCO's).
         in_vis_threshold: see ``oks_matrix``.
+        soft: soft OKS-NMS with Gaussian decay.
+        max_keep: soft only: how many poses to return at most (the official 20).
 
     Returns:
-        (M,) int64 indices of the kept poses, best score first.
+        (M,) int64 indices of the kept poses in the order taken, best score first.
     """
     keypoints = _check_poses(keypoints, "OKS-NMS poses")
     scores = _check_vector(scores, len(keypoints), "OKS-NMS scores")
     areas = _check_vector(areas, len(keypoints), "OKS-NMS areas")
     sigmas = _check_sigmas(sigmas, keypoints.shape[1])
     order = _descending(scores)
+    ranked = scores[order]
     keep: list[int] = []
-    while order.size > 0:
+    while order.size > 0 and not (soft and len(keep) >= max_keep):
         best, rest = order[0], order[1:]
         keep.append(best)
-        oks = _oks_row(keypoints, areas, best, rest, sigmas, in_vis_threshold)
-        order = rest[oks <= threshold]
-    return np.array(keep, dtype=np.int64)
-
-
-def soft_oks_nms(
-    keypoints: np.ndarray,
-    scores: np.ndarray,
-    areas: np.ndarray,
-    threshold: float,
-    sigmas: Sequence[float] | np.ndarray,
-    in_vis_threshold: float | None = None,
-    max_keep: int = SOFT_NMS_MAX_KEEP,
-) -> np.ndarray:
-    """Soft OKS-NMS with Gaussian decay, as the official ``soft_oks_nms`` (used when TEST.SOFT_NMS is on).
-
-    Nothing is dropped outright: each time the best pose is taken, every remaining score is multiplied by
-    ``exp(-oks² / threshold)`` and the rest re-sorted. At most ``max_keep`` poses are returned.
-
-    Args:
-        keypoints, scores, areas, sigmas, in_vis_threshold: as for ``oks_nms``.
-        threshold: the Gaussian's width (the official code reuses the OKS-NMS threshold here).
-        max_keep: how many poses to return at most.
-
-    Returns:
-        (M,) int64 indices of the kept poses in the order taken, M ≤ ``max_keep``.
-    """
-    keypoints = _check_poses(keypoints, "soft OKS-NMS poses")
-    scores = _check_vector(scores, len(keypoints), "soft OKS-NMS scores")
-    areas = _check_vector(areas, len(keypoints), "soft OKS-NMS areas")
-    sigmas = _check_sigmas(sigmas, keypoints.shape[1])
-    order = _descending(scores)
-    ranked_scores = scores[order]
-    keep: list[int] = []
-    while order.size > 0 and len(keep) < max_keep:
-        best, rest = order[0], order[1:]
-        keep.append(best)
-        oks = _oks_row(keypoints, areas, best, rest, sigmas, in_vis_threshold)
-        decayed = ranked_scores[1:] * np.exp(-(oks**2) / threshold)
-        resort = _descending(decayed)
-        order, ranked_scores = rest[resort], decayed[resort]
+        oks = oks_matrix(keypoints[[best]], areas[[best]], keypoints[rest], areas[rest], sigmas, in_vis_threshold)[0]
+        if soft:
+            ranked = ranked[1:] * np.exp(-(oks**2) / threshold)
+            taken = _descending(ranked)
+        else:
+            ranked, taken = ranked[1:], oks <= threshold
+        order, ranked = rest[taken], ranked[taken]
     return np.array(keep, dtype=np.int64)
 
 
@@ -261,7 +221,7 @@ def nms_per_image(
         sigmas: (K,) OKS sigmas of the keypoint set.
         oks_threshold: OKS-NMS threshold (the Gaussian width for soft NMS).
         in_vis_threshold: keypoint score threshold of the rescoring.
-        soft: use ``soft_oks_nms`` instead of ``oks_nms``.
+        soft: soft OKS-NMS (``oks_nms``).
 
     Returns:
         ``(keep, scores)``: (M,) int64 indices of the kept poses (image by image, best first within an image)
@@ -279,25 +239,10 @@ def nms_per_image(
 
     _, first, group = np.unique(image_ids, return_index=True, return_inverse=True)
     rank = np.argsort(np.argsort(first))[group]  # each pose's image, numbered in order of first appearance
-    suppress = soft_oks_nms if soft else oks_nms
-    return _per_image(suppress, rank, keypoints, scores, areas, oks_threshold, sigmas), scores
-
-
-def _per_image(
-    suppress: Callable[..., np.ndarray],
-    rank: np.ndarray,
-    keypoints: np.ndarray,
-    scores: np.ndarray,
-    areas: np.ndarray,
-    threshold: float,
-    sigmas: np.ndarray,
-) -> np.ndarray:
-    """``suppress`` (``oks_nms`` or ``soft_oks_nms``) run image by image, images in ``rank`` order: the kept
-    indices, image by image."""
     members = np.argsort(rank, kind="stable")
     bounds = np.searchsorted(rank[members], np.arange(rank.max() + 2))
     kept = [np.zeros(0, dtype=np.int64)]
     for image in range(rank.max() + 1):
         index = members[bounds[image] : bounds[image + 1]]
-        kept.append(index[suppress(keypoints[index], scores[index], areas[index], threshold, sigmas)])
-    return np.concatenate(kept).astype(np.int64)
+        kept.append(index[oks_nms(keypoints[index], scores[index], areas[index], oks_threshold, sigmas, soft=soft)])
+    return np.concatenate(kept).astype(np.int64), scores

@@ -1,8 +1,7 @@
 """PCK: the fraction of keypoints predicted within a threshold × a per-person length of the truth.
 
-``pck`` is the general form (normalise by any length per person: box size, torso, head). ``mpii_pckh`` is MPII's
-PCKh table as the official HRNet ``MPIIDataset.evaluate`` (``lib/dataset/mpii.py``) computes it; its normaliser,
-the head size, is an input (``mpii_head_sizes`` from head boxes, or the ``head_sizes_from_segment`` fallback).
+``pck`` is the general form; ``mpii_pckh`` is MPII's PCKh table as the official HRNet ``MPIIDataset.evaluate``
+(``lib/dataset/mpii.py``) computes it, with the head size as its normaliser.
 
 Predictions and ground truth are (N, K, 2) in the same pixel space (the official code adds 1 to its 0-based
 predictions to meet the 1-based ground truth; any common offset cancels). Results are fractions in [0, 1]; the
@@ -142,12 +141,9 @@ def head_sizes_from_segment(
 ) -> np.ndarray:
     """Fallback head sizes when head boxes are absent: the length of the head segment (upper neck → head top).
 
-    PCKh is defined (Andriluka et al., CVPR 2014) as 50% of the head segment length; the benchmark measures that
-    length as 0.6 × the diagonal of the annotated head rectangle, which spans the same segment. Our MPII JSON (the
-    official HRNet ``annot/*.json``) has no head rectangles, so this measures the segment between the two
-    annotated points directly. Numbers computed with it are *not* the official PCKh: the per-person normaliser
-    differs by however far 0.6 × diagonal is from the point-to-point length (the rectangle is drawn by hand and
-    is not exactly the segment), so use it for relative comparisons and report head-box PCKh as the headline.
+    PCKh is defined on the head segment (Andriluka et al., CVPR 2014), which the benchmark measures as 0.6 × the
+    diagonal of a hand-drawn head rectangle; the official HRNet ``annot/*.json`` has no rectangles. Numbers with
+    this normaliser are therefore *not* the official PCKh: use them for relative comparisons.
 
     Args:
         ground_truth: (N, K, 2) true keypoints, pixels.
@@ -155,8 +151,7 @@ def head_sizes_from_segment(
         head_top, upper_neck: their indices (MPII-16 by default).
 
     Returns:
-        (N,) head sizes, pixels. A person whose head top or upper neck is unlabelled gets NaN, which ``pck``
-        rejects by name; filter such persons first.
+        (N,) head sizes, pixels; NaN where the head top or upper neck is unlabelled (``pck`` rejects it by name).
     """
     ground_truth = np.asarray(ground_truth, dtype=np.float64)
     visible = np.asarray(visible, dtype=bool)

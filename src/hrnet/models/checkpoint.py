@@ -269,14 +269,9 @@ def check_state_dict(
             f"{source}: {len(mismatched)} tensors do not fit the model (is it the right preset and number of "
             f"keypoints?): " + "; ".join(mismatched[:_SHOWN]) + (" ..." if len(mismatched) > _SHOWN else "")
         )
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    if strict and (missing or unexpected):
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:_SHOWN])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:_SHOWN])})")
+    differing = (("missing", [k for k in own if k not in state]), ("unexpected", [k for k in state if k not in own]))
+    parts = [f"{len(names)} {what} (e.g. {', '.join(names[:_SHOWN])})" for what, names in differing if names]
+    if strict and parts:
         raise CheckpointError(f"{source}: names do not match the model: " + "; ".join(parts))
 
 

@@ -177,11 +177,7 @@ def layer_table(model: nn.Module, input_size: tuple[int, int], batch_size: int =
 
 def count_macs(model: nn.Module, input_size: tuple[int, int], batch_size: int = 1) -> int:
     """Multiply-accumulates of one forward pass over ``batch_size`` images of ``input_size`` (height, width),
-    counting conv and linear layers (the official "GFLOPs" tables give this count divided by 2^30).
-
-    A conv contributes output elements × (input channels / groups) × kernel area; a linear layer
-    output elements × input features. BatchNorm, activations, upsampling and sums are not counted.
-    """
+    of the conv and linear layers only (``_layer_macs``; the official "GFLOPs" tables give this count / 2^30)."""
     return trace_modules(model, input_size, batch_size)[0].macs
 
 

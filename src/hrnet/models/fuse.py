@@ -108,21 +108,17 @@ class FastModel(nn.Module):
 
 def prepare_for_inference(model: nn.Module, *, channels_last: bool = True, compile: bool = False) -> FastModel:
     """``model`` made fast for inference (the caller's model is left untouched): BatchNorm folded, eval mode,
-    channels-last weights and inputs, run under ``torch.inference_mode``.
+    channels-last weights and inputs, run under ``torch.inference_mode`` (speeds in ``docs/speed.md``).
 
     On the CPU, ``hrnet.system.keep_freed_memory`` (process-wide, so the caller's choice) adds the largest single
-    gain: freed buffers reused instead of faulted in afresh on every call (W32, batch 16: about 1.3×).
-
-    ``compile=True`` adds ``torch.compile`` with Inductor's *freezing* (weights become graph constants); on a
-    2-core CPU that is about 1.07× the eager fast path for HRNet-W32 at batch 16 (``bench/results/inference.md``).
-    The first call for each batch size compiles (seconds for tiny networks, 10-15 s for W32 on 2 cores) and needs
-    a C++ compiler.
+    gain: freed buffers reused instead of faulted in afresh on every call. ``compile=True`` adds ``torch.compile``
+    with Inductor's *freezing* (weights become graph constants); the first call for each batch size compiles, which
+    needs a C++ compiler.
     """
     fast = fold_batchnorm(model)
     if channels_last:
         fast = fast.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     if compile:
-        # Static shapes: each batch size gets its own specialised graph; a dynamic batch axis compiled 4× slower
-        # and ran 15 % slower (W32, batch 16, 2 cores).
+        # Static shapes: each batch size gets its own specialised graph, faster to compile and to run.
         fast = torch.compile(fast, dynamic=False, options={"freezing": True})  # type: ignore[assignment]
     return FastModel(fast, channels_last)

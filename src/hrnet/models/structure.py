@@ -1,11 +1,9 @@
 """What a network is made of, read from the network that would run: stages, branches, the exchange modules
 between them, the steps of every path, and the tensor shapes, parameters and multiply-adds of each part.
 
-Nothing here is typed in: the network is built from its ``ModelConfig`` on the meta device and run once with
-hooks (``hrnet.models.complexity.trace_modules``); the module tree gives the structure (how many modules, units,
-which convolutions a path chains), the recorded calls give the shapes and costs. Both variants are read: the
-official network (Sun et al., CVPR 2019) and the TF port (``hrnet.tf_port.model``). ``hrnet.drawing.network`` draws what
-``describe_network`` and ``describe_exchange`` return.
+Nothing here is typed in: the network (official or TF port) is built from its ``ModelConfig`` on the meta device
+and run once with hooks (``hrnet.models.complexity.trace_modules``); the module tree gives the structure, the
+recorded calls the shapes and costs. ``hrnet.drawing.network`` draws what this module returns.
 """
 
 from __future__ import annotations
@@ -142,10 +140,14 @@ def _first_shapes(calls: Sequence[ModuleCall]) -> dict[str, Shape]:
     return shapes
 
 
+def _branch(stack: nn.Sequential, name: str, shapes: dict[str, Shape]) -> Branch:
+    """The residual units ``stack`` (module ``name``): its output shape, how many, of which class."""
+    return Branch(shapes[f"{name}.{len(stack) - 1}"], len(stack), type(stack[0]).__name__)
+
+
 def _branches(stacks: nn.ModuleList, prefix: str, shapes: dict[str, Shape]) -> tuple[Branch, ...]:
     return tuple(
-        Branch(shapes[f"{prefix}.{b}.{len(stack) - 1}"], len(stack), type(stack[0]).__name__)
-        for b, stack in enumerate(cast(Sequence[nn.Sequential], stacks))
+        _branch(stack, f"{prefix}.{b}", shapes) for b, stack in enumerate(cast(Sequence[nn.Sequential], stacks))
     )
 
 
@@ -189,8 +191,7 @@ def _hrnet_parts(
     stem_leaves = [("conv1", model.conv1), ("bn1", model.bn1), ("relu", model.relu)]
     stem_leaves += [("conv2", model.conv2), ("bn2", model.bn2), ("relu", model.relu)]
     stem = _steps(stem_leaves, shapes)
-    layer1 = Branch(shapes[f"layer1.{len(model.layer1) - 1}"], len(model.layer1), type(model.layer1[0]).__name__)
-    stages = [Stage(1, None, (Module((layer1,), 0),), (), costs["1"])]
+    stages = [Stage(1, None, (Module((_branch(model.layer1, "layer1", shapes),), 0),), (), costs["1"])]
     for s in (2, 3, 4):
         transition = cast(Sequence[nn.Module | None], getattr(model, f"transition{s - 1}"))
         kept = tuple(_steps(_leaves(layer, f"transition{s - 1}.{i}"), shapes) for i, layer in enumerate(transition))
@@ -206,9 +207,8 @@ def _hrnet_parts(
 def _tf_port_parts(
     model: TFPortHRNet, shapes: dict[str, Shape], costs: dict[str, Cost]
 ) -> tuple[tuple[Step, ...], list[Stage], tuple[Step, ...]]:
-    stage1 = Branch(shapes[f"stage1.{len(model.stage1) - 1}"], len(model.stage1), type(model.stage1[0]).__name__)
     after = _steps(_leaves(model.stage1_out, "stage1_out"), shapes)
-    stages = [Stage(1, None, (Module((stage1,), 0),), after, costs["1"])]
+    stages = [Stage(1, None, (Module((_branch(model.stage1, "stage1", shapes),), 0),), after, costs["1"])]
     for k, stage in enumerate(cast(Sequence[nn.Sequential], model.stages)):
         between = cast(BetweenStages, stage[0])
         exchange_blocks = cast(Sequence[ExchangeBlock], stage[1:])

@@ -4,26 +4,11 @@ The port saves with ``tf.compat.v1.train.Saver``: a TF V2 checkpoint (``PREFIX.i
 by graph variable names. Reading one needs TensorFlow (the ``tf`` extra: ``pip install 'hrnet[tf]'``); everything
 after ``read_tf_checkpoint`` works on a plain dict of NumPy arrays.
 
-How the port's names (its ``hrnet.py`` / ``utils.py`` scopes) map to ``TFPortHRNet``'s:
-
-- a conv-BN scope ``S``: ``S_conv/kernel`` (HWIO) → ``<path>.conv.weight`` (OIHW), ``S_conv/bias`` →
-  ``<path>.conv.bias``, ``S_conv_bn/{gamma,beta,moving_mean,moving_variance}`` →
-  ``<path>.bn.{weight,bias,running_mean,running_var}``;
-- stage 1: ``stage1/rs{u}_conv1x1_1``, ``_conv3x3``, ``_conv1x1_2`` → ``stage1.{u-1}.reduce``, ``.conv``,
-  ``.expand``; ``stage1/stage1_output`` → ``stage1_out``;
-- the exchange opening stage S (no scope of its own): ``stageS/i_{i}_o_{o}down_sampling_x{2k}`` (the k-th conv of
-  a down chain is suffixed ``_x2``, ``_x4``, ``_x6``: twice its index, not its rate),
-  ``stageS/i_{i}_o_{o}_upsampling_align_channels`` and ``stageS/new_resolutiondown_sampling_x2`` →
-  ``stages.{S-2}.0.fusion.paths.{o}.{i}.{k-1}``, ``….paths.{o}.{i}.1`` and ``stages.{S-2}.0.new_branch.0``;
-- exchange blocks: ``stage2/exchange_block`` (unnumbered), ``stage3/exchange_block{1..4}``,
-  ``stage4/exchange_block{1..3}`` → ``stages.{S-2}.{m}``, holding ``level{l}RU{r}_conv3x3_{1,2}`` →
-  ``branches.{l}.{r-1}.conv{1,2}`` and ``exchange_within_stage/i_…`` → ``fusion.paths…``;
-- the head ``change_channel_conv`` → ``head``.
-
-Left out: Adam's slots (``*/Adam``, ``*/Adam_1``), ``beta1_power``, ``beta2_power`` and ``global_step``, which the
-port's ``train.py`` saves too; and the last exchange block's fusion into branches 1-3, which the port computes and
-throws away (its head reads branch 0 only, and our network does not build them;
-``last_fusion_variable_names`` maps them for a full ``Fusion``).
+``_conv_scopes`` maps the port's scopes (its ``hrnet.py`` / ``utils.py``) to ``TFPortHRNet``'s module paths; a
+conv-BN scope ``S`` holds ``S_conv/{kernel,bias}`` (kernels HWIO) and ``S_conv_bn/{gamma,beta,moving_mean,
+moving_variance}``. Left out: Adam's slots and step counters, which the port's ``train.py`` saves too, and the last
+exchange block's fusion into branches 1-3, which the port computes and throws away (our network does not build
+them; ``last_fusion_variable_names`` maps them for a full ``Fusion``).
 """
 
 from __future__ import annotations
@@ -115,7 +100,7 @@ def _fusion_scopes(ours: str, theirs: str, num_inputs: int, outputs: Iterable[in
     scopes = {}
     for o in outputs:
         for i in range(num_inputs):
-            if i < o:
+            if i < o:  # the k-th conv of a down chain is suffixed _x2, _x4, _x6: twice its index, not its rate
                 for k in range(o - i):
                     scopes[f"{ours}{o}.{i}.{k}"] = f"{theirs}i_{i}_o_{o}down_sampling_x{2 * (k + 1)}"
             elif i > o:

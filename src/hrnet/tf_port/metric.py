@@ -13,10 +13,8 @@ are all 0, so exp(−0/0) is NaN; NaN · 0 is still NaN, so it spoils samples wh
 too). ``oks_per_sample`` returns these NaN as the port computes them; ``fraction_above`` and ``port_ap`` count
 a NaN OKS as a failure (NaN > t is false), so their results are never NaN.
 
-Coordinates: keypoints are (N, K, 2) pixels in any one frame ((x, y) as everywhere in this package; distances do
-not depend on the order as long as both arrays use the same). Labels: a boolean (N, K) ``labelled`` mask, from
-COCO visibility as ``visibility > 0``. The port's own arrays use AI Challenger's class coding (1 visible,
-2 occluded, 3 unlabelled; it treats every class but 3 as labelled): ``from_port_rows`` and
+Keypoints are (N, K, 2) pixels in any one frame; labels a boolean (N, K) ``labelled`` mask (COCO: ``visibility >
+0``). The port's own arrays use AI Challenger's class coding (3 unlabelled): ``from_port_rows`` and
 ``labelled_from_port_classes`` convert them at this edge.
 """
 
@@ -101,9 +99,6 @@ class PortAP:
     ap75: float  # fraction of samples with OKS > 0.75
     num_samples: int
     num_nan_oks: int  # samples whose OKS was NaN, counted as failures in ap50 / ap75
-
-    def as_dict(self) -> dict[str, float | int]:
-        return {"AP50": self.ap50, "AP75": self.ap75, "num_samples": self.num_samples, "num_nan_oks": self.num_nan_oks}
 
 
 def port_ap(distances: ArrayLike, labelled: ArrayLike) -> PortAP:

@@ -1,15 +1,8 @@
 """The TensorFlow port's data side, as pure functions: person crop, keypoint mapping, targets, decoding, scaling.
 
 Each function reproduces one step of VXallset/deep-high-resolution-net.TensorFlow (commit d885abc6), the code
-behind the ``tf_port`` network, and is pinned to that code's own outputs in ``../shared/reference/tf_port_parity``:
-
-- ``stretch_crop``, ``stretch_points``: ``src/dataset.py``, ``extract_people_from_dataset`` (the box is cut out and
-  stretched to the input size with scikit-image's ``resize``; keypoints follow the same stretch);
-- ``wrap_uint8``: the same function's ``np.uint8`` cast of the stretched keypoints, as stored in its TFRecords;
-- ``gaussian_kernel``, ``encode_tf_port``: ``src/heatmap.py``, ``gaussian_kernel`` and
-  ``calculate_groundtruth_heatmap``;
-- ``decode_tf_port``: ``src/heatmap.py``, ``decode_output``;
-- ``scale_tf_port``: ``src/train.py`` and ``src/test.py``, the network input ``uint8 / 255``.
+behind the ``tf_port`` network, names the file of ``src/`` it comes from, and is pinned to that code's own outputs
+in ``../shared/reference/tf_port_parity``.
 
 Coordinate spaces:
 
@@ -62,11 +55,6 @@ def stretch_crop(image: np.ndarray, box_xyxy: Sequence[float], output_size: tupl
 
     Returns:
         (height, width, 3) uint8 crop.
-
-    Raises:
-        DataError: the image is not (H, W, 3) uint8, or the box is not four whole numbers, is empty, starts left
-            of or above the image, or covers no pixel of the image.
-        ConfigError: ``output_size`` is not two positive integers.
     """
     height, width = _check_size("output_size", output_size)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -173,62 +161,49 @@ def stretch_points(points: np.ndarray, box_xyxy: Sequence[float], output_size: t
 
     Returns:
         (..., 2) float64 points ``(x, y)`` in crop pixels.
-
-    Raises:
-        DataError: ``points`` is not (..., 2), or the box is empty or not finite.
-        ConfigError: ``output_size`` is not two positive integers.
     """
-    height, width = _check_size("output_size", output_size)
-    points = _check_points(points)
-    x1, y1, x2, y2 = _nonempty_box(box_xyxy)
-    return np.stack([(points[..., 0] - x1) / (x2 - x1) * width, (points[..., 1] - y1) / (y2 - y1) * height], -1)
+    points, corner, box_size, crop_size = _stretch_frame(points, box_xyxy, output_size)
+    return (points - corner) / box_size * crop_size
 
 
 def unstretch_points(points: np.ndarray, box_xyxy: Sequence[float], output_size: tuple[int, int]) -> np.ndarray:
-    """Crop pixels → image pixels: the inverse of ``stretch_points``, for decoded keypoints.
-
-    ``x = x_crop / width * (x2 - x1) + x1`` and likewise for y (exact up to float64 rounding).
+    """Crop pixels → image pixels: the inverse of ``stretch_points`` (exact up to float64 rounding), for decoded
+    keypoints: ``x = x_crop / width * (x2 - x1) + x1`` and likewise for y.
 
     Args:
         points: (..., 2) points ``(x, y)`` in crop pixels (for example ``decode_tf_port``'s coordinates).
-        box_xyxy: ``(x1, y1, x2, y2)`` in image pixels, the box the crop was made from.
-        output_size: ``(height, width)`` of the crop.
+        box_xyxy, output_size: as ``stretch_points``.
 
     Returns:
         (..., 2) float64 points ``(x, y)`` in image pixels.
-
-    Raises:
-        DataError: ``points`` is not (..., 2), or the box is empty or not finite.
-        ConfigError: ``output_size`` is not two positive integers.
     """
+    points, corner, box_size, crop_size = _stretch_frame(points, box_xyxy, output_size)
+    return points / crop_size * box_size + corner
+
+
+def _stretch_frame(
+    points: np.ndarray, box_xyxy: Sequence[float], output_size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The (..., 2) float64 points, and the box's corner ``(x1, y1)``, its size and the crop's size, each ``(x, y)``
+    in float64 (the port's arithmetic, element by element)."""
     height, width = _check_size("output_size", output_size)
-    points = _check_points(points)
+    points = np.asarray(points, dtype=np.float64)
+    if points.ndim == 0 or points.shape[-1] != 2:
+        raise DataError(f"points must have shape (..., 2) as (x, y), got {points.shape}")
     x1, y1, x2, y2 = _nonempty_box(box_xyxy)
-    return np.stack([points[..., 0] / width * (x2 - x1) + x1, points[..., 1] / height * (y2 - y1) + y1], -1)
+    return points, np.array([x1, y1]), np.array([x2 - x1, y2 - y1]), np.array([width, height], dtype=np.float64)
 
 
-def _box_edges(box_xyxy: Sequence[float]) -> tuple[float, float, float, float]:
-    """The four finite edges of a box ``(x1, y1, x2, y2)``; a ``DataError`` names the box otherwise."""
+def _nonempty_box(box_xyxy: Sequence[float]) -> tuple[float, float, float, float]:
+    """The four finite edges of a box ``(x1, y1, x2, y2)`` with ``x2 > x1`` and ``y2 > y1`` (the port divides by
+    its width and height); a ``DataError`` names the box otherwise."""
     edges = np.asarray(box_xyxy, dtype=np.float64)
     if edges.shape != (4,) or not np.isfinite(edges).all():
         raise DataError(f"box {box_xyxy!r} must be four finite numbers (x1, y1, x2, y2)")
     x1, y1, x2, y2 = (float(edge) for edge in edges)
-    return x1, y1, x2, y2
-
-
-def _nonempty_box(box_xyxy: Sequence[float]) -> tuple[float, float, float, float]:
-    """``_box_edges`` for a box with ``x2 > x1`` and ``y2 > y1`` (the port divides by its width and height)."""
-    x1, y1, x2, y2 = _box_edges(box_xyxy)
     if not (x2 > x1 and y2 > y1):
         raise DataError(f"box {tuple(box_xyxy)} is empty: it needs x2 > x1 and y2 > y1")
     return x1, y1, x2, y2
-
-
-def _check_points(points: np.ndarray) -> np.ndarray:
-    points = np.asarray(points, dtype=np.float64)
-    if points.ndim == 0 or points.shape[-1] != 2:
-        raise DataError(f"points must have shape (..., 2) as (x, y), got {points.shape}")
-    return points
 
 
 def _check_size(name: str, size: tuple[int, int]) -> tuple[int, int]:
@@ -268,9 +243,6 @@ def gaussian_kernel(kernel_length: int = 3, sigma: float = 1.0) -> np.ndarray:
 
     Returns:
         (kernel_length, kernel_length) float64 kernel; rows are vertical offsets.
-
-    Raises:
-        ConfigError: ``kernel_length`` is not a positive odd integer or ``sigma`` not a positive finite number.
     """
     if not isinstance(kernel_length, int | np.integer) or kernel_length < 1 or kernel_length % 2 == 0:
         raise ConfigError(
@@ -320,10 +292,6 @@ def encode_tf_port(
 
     Returns:
         heatmaps (K, H, W) float32 and target weights (K,) float32.
-
-    Raises:
-        DataError: ``keypoints`` is not (K, 2) or ``visibility`` not (K,).
-        ConfigError: ``heatmap_size``, ``kernel_length`` or ``sigma`` is invalid.
     """
     height, width = _check_size("heatmap_size", heatmap_size)
     kernel = gaussian_kernel(kernel_length, sigma).astype(np.float32)
@@ -367,9 +335,6 @@ def decode_tf_port(heatmaps: np.ndarray, threshold: float = 0.001) -> tuple[np.n
     Returns:
         coordinates (N, K, 2) ``(x, y)`` float32 in heatmap pixels (= crop pixels), peak values (N, K) float32,
         and detected (N, K) bool.
-
-    Raises:
-        DataError: ``heatmaps`` is not (N, K, H, W) with H, W ≥ 1.
     """
     heatmaps = np.asarray(heatmaps)
     if heatmaps.ndim != 4 or heatmaps.shape[2] < 1 or heatmaps.shape[3] < 1:
@@ -396,9 +361,6 @@ def scale_tf_port(crop: np.ndarray) -> np.ndarray:
 
     Returns:
         float32 array of the same shape in [0, 1].
-
-    Raises:
-        DataError: ``crop`` is not uint8.
     """
     if crop.dtype != np.uint8:
         raise DataError(f"scale_tf_port takes the uint8 crop the TF port fed its network, got {crop.dtype}")
