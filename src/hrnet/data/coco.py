@@ -25,16 +25,16 @@ from typing import Any
 import numpy as np
 
 from hrnet.data.records import (
+    NO_LABELLED_KEYPOINT,
+    GroundTruth,
     PoseRecord,
     RecordSet,
     check_num_keypoints,
     checked_box,
-    clip_box,
     flat_keypoints,
     map_visibility,
     require,
     to_finite,
-    unlabelled_to_zero,
 )
 from hrnet.errors import DataError
 from hrnet.io.files import read_json
@@ -95,8 +95,7 @@ def read_coco(
     if num_keypoints is not None:
         check_num_keypoints(coco.keypoint_set, num_keypoints, coco.path)
     k = coco.keypoint_set.num_keypoints
-    records = []
-    skipped = {"crowd": 0, "other category": 0, "no labelled keypoint": 0, "box outside the image or empty": 0}
+    persons = GroundTruth("crowd", "other category")
     entries = _list_field(coco.data, "annotations", coco.path)
     seen_ids: Counter[Any] = Counter()
     for i, ann in enumerate(entries):
@@ -116,7 +115,7 @@ def read_coco(
             raise DataError(f"{where}: category_id must be an integer, got {category!r}")
         image_path, image_size = _image(coco, require(ann, "image_id", where), where)
         if category != coco.category_id:
-            skipped["other category"] += 1
+            persons.skipped["other category"] += 1
             continue
         # Checked for every person, used or skipped: pycocotools reads them all when it scores.
         area = float(to_finite([ann["area"]], (1,), "area", where)[0]) if "area" in ann else None
@@ -124,29 +123,23 @@ def read_coco(
         points, codes = flat_keypoints(require(ann, "keypoints", where), k, where)
         visibility = map_visibility(codes, COCO_VISIBILITY, where)
         if crowd:
-            skipped["crowd"] += 1
+            persons.skipped["crowd"] += 1
             continue
         if not visibility.any():
-            skipped["no labelled keypoint"] += 1
+            persons.skipped[NO_LABELLED_KEYPOINT] += 1
             continue
         box = checked_box(require(ann, "bbox", where), where)
         if area is None:
             area = box[2] * box[3]
-        clean = clip_box(box, image_size)
-        if clean is None or area <= 0:
-            skipped["box outside the image or empty"] += 1
-            continue
-        records.append(
-            PoseRecord(
-                image_path=image_path,
-                image_size=image_size,
-                box=clean,
-                keypoints=unlabelled_to_zero(points, visibility),
-                visibility=visibility,
-                image_id=ann["image_id"],
-                annotation_id=ann.get("id", i),
-                area=area,
-            )
+        persons.add(
+            image_path,
+            image_size,
+            box,
+            points,
+            visibility,
+            image_id=ann["image_id"],
+            annotation_id=ann.get("id", i),
+            area=area,
         )
     if repeated := [ann_id for ann_id, count in seen_ids.items() if count > 1]:
         shown = ", ".join(repr(v) for v in repeated[:_SHOWN]) + (" ..." if len(repeated) > _SHOWN else "")
@@ -154,14 +147,7 @@ def read_coco(
             f"{coco.path}: {len(repeated)} annotation ids appear more than once ({shown}); each person needs its own "
             "id (COCO's evaluation matches predictions to persons by it): renumber the annotations"
         )
-    reasons = ", ".join(f"{v} {k}" for k, v in skipped.items())
-    if not records:
-        raise DataError(
-            f"{coco.path}: no person with a box and ≥ 1 labelled keypoint in the file ({len(entries)} "
-            f"annotations: {reasons})"
-        )
-    log.info("%s: %d persons (skipped: %s)", coco.path, len(records), reasons)
-    return RecordSet(records=tuple(records), keypoint_set=coco.keypoint_set, source=coco.path)
+    return persons.record_set(coco.keypoint_set, coco.path, f"{len(entries)} annotations")
 
 
 @dataclass(frozen=True)
