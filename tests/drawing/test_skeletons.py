@@ -176,26 +176,6 @@ def test_heatmap_overlay_colours_the_peaks_only() -> None:
         heatmaps.heatmap_overlay(image, maps[0])
 
 
-def test_heatmap_panel_is_a_labelled_grid_of_keypoints() -> None:
-    image = _canvas(256, 192)
-    centers = [(2 + k, 3 + 3 * k) for k in range(17)]
-    panel = heatmaps.heatmap_panel(image, _gaussian_maps(17, 64, 48, centers), COCO17, columns=6)
-    pad = 4
-    assert panel.shape == (3 * 256 + 4 * pad, 6 * 192 + 7 * pad, 3) and panel.dtype == np.uint8
-    for k in (0, 7, 16):
-        row, column = divmod(k, 6)
-        cell = panel[pad + row * (256 + pad) :, pad + column * (192 + pad) :][:256, :192]
-        cx, cy = centers[k]
-        assert _changed(cell, image, cx * 4 + 1.5, cy * 4 + 1.5), COCO17.names[k]
-        assert (cell[:24, :120] == 255).all(axis=2).any(), "the name is written in white"
-
-    tiny = heatmaps.heatmap_panel(_canvas(64, 48), _gaussian_maps(17, 16, 12, [(1, 1)] * 17), COCO17, columns=6)
-    assert tiny.shape[0] == 3 * 192 + 4 * pad, "tiny crops are enlarged to keep names legible"
-
-    with pytest.raises(DataError, match=r"expected shape \(17, H, W\).*coco17.*\(14, 64, 48\)"):
-        heatmaps.heatmap_panel(image, np.zeros((14, 64, 48)), COCO17)
-
-
 def test_side_by_side_shows_prediction_then_ground_truth() -> None:
     image = _canvas()
     prediction = _coco_person()
@@ -262,13 +242,12 @@ def test_plot_curves_writes_a_png_with_missing_validation_values(tmp_path: Path)
         {"epoch": 3, "train_loss": 0.0014, "lr": 1e-4},
         {"epoch": 4, "train_loss": "nan", "val_ap": "0.52", "lr": 1e-5},
     ]
-    steps = [{"epoch": i / 10, "loss": 0.002 - i * 1e-5} for i in range(50)]
-    out = curves.plot_curves(rows, tmp_path / "curves.png", step_rows=steps)
+    out = curves.plot_curves(rows, tmp_path / "curves.png")
     assert out == tmp_path / "curves.png"
     assert _read_png(out).shape == (600, 800, 3)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png"], "no temporary file is left"
 
-    no_validation = curves.plot_curves(rows[:1], tmp_path / "first.png", lr_markers=False)
+    no_validation = curves.plot_curves(rows[:1], tmp_path / "first.png")
     assert _read_png(no_validation).shape == (600, 800, 3)
 
 

@@ -34,17 +34,14 @@ def _number(row: Mapping[str, object], key: str, index: int) -> float | None:
 def plot_curves(
     rows: Sequence[Mapping[str, object]],
     out_path: str | os.PathLike[str],
-    step_rows: Sequence[Mapping[str, object]] | None = None,
     metric: str = "val_ap",
-    lr_markers: bool = True,
 ) -> Path:
     """Training curves as a PNG (conventionally ``curves.png`` in the run folder); returns its path.
 
     ``rows`` are per-epoch log rows as a CSV log holds them (numbers or their strings): ``epoch``,
     ``train_loss``, ``metric`` (default ``val_ap``; missing, empty or None on epochs without validation) and
-    ``lr``. ``step_rows`` optionally add the per-step loss: ``epoch`` (fractional, the position in epochs) and
-    ``loss``. The top plot shows the losses, the bottom one the validation metric; with ``lr_markers`` a dashed
-    line marks each epoch where the learning rate changed.
+    ``lr``. The top plot shows the loss, the bottom one the validation metric; a dashed line marks each epoch where
+    the learning rate changed.
     """
     if not rows:
         raise DataError(f"{out_path}: no training log rows to plot")
@@ -61,13 +58,6 @@ def plot_curves(
     figure = Figure(figsize=(8, 6), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
     loss_axes, metric_axes = figure.subplots(2, 1, sharex=True)
-    if step_rows:
-        steps = [(_number(r, "epoch", i), _number(r, "loss", i)) for i, r in enumerate(step_rows)]
-        step_points = [(x, y) for x, y in steps if x is not None and y is not None]
-        if step_points:
-            loss_axes.plot(
-                *zip(*step_points, strict=True), color="tab:blue", alpha=0.3, linewidth=0.8, label="loss per step"
-            )
     loss_points = [(e, v) for e, v in zip(epochs, losses, strict=True) if v is not None]
     if loss_points:
         loss_axes.plot(*zip(*loss_points, strict=True), color="tab:blue", marker="o", label="train loss (epoch)")
@@ -92,23 +82,22 @@ def plot_curves(
     metric_axes.set_xlabel("epoch")
     metric_axes.grid(alpha=0.3)
 
-    if lr_markers:
-        previous = None
-        for epoch, rate in zip(epochs, rates, strict=True):
-            if rate is not None and previous is not None and not math.isclose(rate, previous):
-                for axes in (loss_axes, metric_axes):
-                    axes.axvline(epoch, color="grey", linestyle="--", linewidth=0.8)
-                loss_axes.annotate(
-                    f"lr {rate:.2g}",
-                    (epoch, 1.0),
-                    xycoords=("data", "axes fraction"),
-                    textcoords="offset points",
-                    xytext=(3, -3),
-                    fontsize=7,
-                    va="top",
-                    color="grey",
-                )
-            previous = rate if rate is not None else previous
+    previous = None
+    for epoch, rate in zip(epochs, rates, strict=True):
+        if rate is not None and previous is not None and not math.isclose(rate, previous):
+            for axes in (loss_axes, metric_axes):
+                axes.axvline(epoch, color="grey", linestyle="--", linewidth=0.8)
+            loss_axes.annotate(
+                f"lr {rate:.2g}",
+                (epoch, 1.0),
+                xycoords=("data", "axes fraction"),
+                textcoords="offset points",
+                xytext=(3, -3),
+                fontsize=7,
+                va="top",
+                color="grey",
+            )
+        previous = rate if rate is not None else previous
     for axes in (loss_axes, metric_axes):
         if axes.get_legend_handles_labels()[0]:
             axes.legend(loc="best", fontsize=8)

@@ -81,32 +81,6 @@ def _label(image: Pixels, text: str) -> Pixels:
     return canvas
 
 
-def heatmap_panel(
-    image: npt.ArrayLike,
-    heatmaps: npt.ArrayLike,
-    keypoint_set: KeypointSet,
-    columns: int = 6,
-    normalize: bool = False,
-) -> Pixels:
-    """A grid of per-keypoint overlays (see ``heatmap_overlay``), each labelled with its keypoint's name.
-
-    ``heatmaps`` (K, h, w) with K the set's number of keypoints, covering the whole ``image``; cells are in
-    channel order, ``columns`` to a row. Images under 192 pixels high are enlarged so the names stay legible.
-    """
-    canvas = _enlarge_small(check_image(image))
-    maps = np.asarray(heatmaps, dtype=np.float32)
-    k = keypoint_set.num_keypoints
-    if maps.ndim != 3 or maps.shape[0] != k:
-        raise DataError(
-            f"heatmaps: expected shape ({k}, H, W) for keypoint set {keypoint_set.name!r}, got {maps.shape}"
-        )
-    cells = [
-        _label(heatmap_overlay(canvas, maps[i : i + 1], normalize=normalize), name)
-        for i, name in enumerate(keypoint_set.names)
-    ]
-    return image_grid(cells, columns=columns)
-
-
 def side_by_side(
     image: npt.ArrayLike,
     pred_keypoints: npt.ArrayLike,

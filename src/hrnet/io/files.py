@@ -72,6 +72,8 @@ def file_kind(path: str | os.PathLike[str]) -> str | None:
     except OSError as err:
         if err.errno == errno.ELOOP:
             return "a symbolic link loop"
+        if err.errno == errno.ENOTDIR:  # a file stands where a folder of the path should: nothing can be there
+            return None
         return f"an entry that cannot be examined ({err.strerror or err})"
     kinds = {stat.S_ISREG: "file", stat.S_ISDIR: "folder", stat.S_ISFIFO: "a named pipe (FIFO)",
              stat.S_ISSOCK: "a socket", stat.S_ISCHR: "a device", stat.S_ISBLK: "a device"}  # fmt: skip
