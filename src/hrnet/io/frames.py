@@ -9,7 +9,6 @@ A source is a video file, a webcam index (``"0"``: ASCII digits) or a stream URL
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ from hrnet.errors import DataError
 from hrnet.io.files import atomic_path
 from hrnet.io.images import check_channel_order
 from hrnet.io.inputs import check_not_special, decimal_id
+from hrnet.system import encoder_threads
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
@@ -83,7 +83,7 @@ class H264Writer:
         # The encoder runs beside the network (a video's write-behind thread): one thread of its own per 4 cores.
         # x264's default (1.5 a core) took the network's cores on 2 of them: a pipelined one-person video (W32
         # int8) ran 1.09× faster with one encoder thread (docs/speed.md).
-        threads = max(1, (os.cpu_count() or 1) // 4)
+        threads = encoder_threads()
         # No B-frames: x264's choice of where to put them was a fifth to a third of its time on that thread (640×480,
         # veryfast: 2.7 → 2.1 ms a frame on a still scene, 3.9 → 2.7 with camera noise), for files 5-11 % larger; a
         # live source's output also stops lagging the frames by the B-frames' reordering.
