@@ -147,3 +147,16 @@ def test_the_command_limits_openmp_spinning_before_pytorch_loads():
     assert _spin_count_at_torch_import() == [runtime.OPENMP_SPIN, runtime.OPENMP_SPIN]
     assert _spin_count_at_torch_import(GOMP_SPINCOUNT="5") == ["5", runtime.OPENMP_SPIN]
     assert _spin_count_at_torch_import(OMP_WAIT_POLICY="PASSIVE") == ["None", runtime.OPENMP_SPIN]
+
+
+def test_thread_counts_have_one_home(monkeypatch):
+    """ONNX Runtime's threads follow OMP_NUM_THREADS when it holds a count (else the runtime chooses); the video
+    encoder takes one thread per 4 cores, at least one."""
+    for value, threads in (("3", 3), (" 2 ", 2), ("0", None), ("4,2", None), ("", None)):
+        monkeypatch.setenv("OMP_NUM_THREADS", value)
+        assert runtime.cpu_threads() == threads, value
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert runtime.cpu_threads() is None
+    for cores, threads in ((None, 1), (2, 1), (8, 2), (64, 16)):
+        monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
+        assert runtime.encoder_threads() == threads, cores

@@ -1,28 +1,10 @@
-"""Where networks run (``resolve_device``) and the one process-wide setting that makes PyTorch fast on the CPU:
-freed memory kept by the process for reuse (``keep_freed_memory``).
+"""The process the networks run in: the device (``resolve_device``), memory (``keep_freed_memory``) and the threads
+of PyTorch, OpenCV, ONNX Runtime and the video encoder (``limit_openmp_spinning``, ``one_opencv_thread``,
+``cpu_threads``, ``encoder_threads``). The measurements behind each setting are in docs/speed.md.
 
-Library code never calls ``keep_freed_memory`` by itself: it changes the allocator of the whole process, which a
-program embedding ``PoseEstimator`` may not want. The ``hrnet`` command turns it on for every subcommand that runs
-a network; a Python program that wants the same speed calls it once at start-up.
-
-Every PyTorch operator on the CPU allocates its output. glibc's ``malloc`` serves blocks above its mmap threshold
-(128 KiB, rising to at most 32 MiB) with fresh pages from the kernel and returns them on ``free``, so the next
-forward pass faults every page in again and the kernel zeroes each 4 KiB one. HRNet-W32 at 256×192, batch 16,
-takes about 430,000 page faults a forward pass that way: a third of its time on 2 cores. With large blocks taken
-from the heap and freed memory kept, the same pass takes none and runs about 1.5× faster
-(``bench/results/inference.md``). ONNX Runtime avoids
-the cost with its own memory arena; this is the same idea for PyTorch.
-
-The ``hrnet`` command also shortens how long PyTorch's OpenMP threads spin after each parallel operator, waiting
-for the next, to ``OPENMP_SPIN`` turns (``GOMP_SPINCOUNT``; libgomp's own default, 300,000, is some milliseconds).
-Inside a forward pass the operators follow each other faster than that, so the network alone keeps its speed (W32
-fp32 and bf16 at batch 1, 8 and 16, measured with 1,000 to 100,000 turns). But after the last operator the threads
-spun on, taking the cores from whatever ran next: ONNX Runtime's threads (an int8 network's glue, one
-``torch.stack``, made every run 1.4× slower), the decoding, drawing and encoding threads of a video, the request
-work of ``hrnet serve``. libgomp reads the variable once, when PyTorch loads it, so the command sets it before its
-first import of PyTorch (``hrnet.cli``, ``limit_openmp_spinning``); a Python program calls that function, or sets
-``GOMP_SPINCOUNT=10000`` in its environment, before it imports torch. An explicit setting of the variable (or
-``OMP_WAIT_POLICY``) is kept.
+The process-wide settings are the caller's choice: library code never applies them by itself, as a program that
+embeds ``PoseEstimator`` may want its allocator and threads as they are. The ``hrnet`` command applies them for
+every subcommand that runs a network; a Python program that wants the same speed calls them at start-up.
 """
 
 from __future__ import annotations
@@ -54,15 +36,20 @@ _state: bool | None = None
 
 
 def resolve_device(name: str) -> torch.device:
-    """``"auto"``: this process's GPU when CUDA is available (``LOCAL_RANK`` picks it, as ``torchrun`` sets it),
-    else the CPU; ``"cuda"`` without an index picks the GPU the same way; anything else as ``torch.device`` reads
-    it. A device this machine does not have (or a name that is not a device) is a ``ConfigError``."""
+    """The device a network runs on.
+
+    Args:
+        name: "auto" (this process's GPU when CUDA is available, as ``LOCAL_RANK`` picks it under ``torchrun``,
+            else the CPU); "cuda" without an index picks the GPU the same way; anything else as ``torch.device``
+            reads it.
+
+    Returns:
+        The device; one this machine does not have (or a name that is not a device) is a ``ConfigError``.
+    """
     import torch
 
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank() % torch.cuda.device_count())
-        return torch.device("cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError, TypeError):
@@ -86,9 +73,8 @@ def resolve_device(name: str) -> torch.device:
     elif device.type not in ("cpu", "cuda", "mps"):
         # meta holds shapes without data (nothing can run on it); other accelerators (xpu, ...) need their own
         # build of PyTorch, and the networks here are tested on CPU and CUDA only.
-        backend = getattr(torch, device.type, None)
-        available = device.type != "meta" and bool(getattr(backend, "is_available", lambda: False)())
-        if not available:
+        available = getattr(getattr(torch, device.type, None), "is_available", lambda: False)
+        if device.type == "meta" or not available():
             raise ConfigError(
                 f"runtime.device {name!r}: this PyTorch build cannot run networks on {device.type!r}; use "
                 "runtime.device=cpu, cuda or auto"
@@ -97,8 +83,12 @@ def resolve_device(name: str) -> torch.device:
 
 
 def available_memory(device: torch.device) -> int | None:
-    """Bytes free for new tensors on ``device``: the GPU's free memory, or for the CPU the kernel's estimate of
-    what can be allocated without swapping (``MemAvailable``, Linux); None where unknown."""
+    """Bytes free for new tensors on ``device``.
+
+    Returns:
+        The GPU's free memory, or for the CPU the kernel's estimate of what can be allocated without swapping
+        (``MemAvailable``, Linux); None where unknown.
+    """
     import torch
 
     if device.type == "cuda":
@@ -107,12 +97,9 @@ def available_memory(device: torch.device) -> int | None:
         return None
     try:
         with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, ValueError, IndexError, StopIteration):
         return None
-    return None
 
 
 def local_rank() -> int:
@@ -121,13 +108,15 @@ def local_rank() -> int:
 
 
 def keep_freed_memory() -> bool:
-    """Make glibc's ``malloc`` serve large blocks from the heap and keep freed memory (up to ``KEPT_BYTES`` of it)
-    in the process, so PyTorch's CPU buffers are reused instead of faulted in afresh on every call.
+    """Make glibc's ``malloc`` serve large blocks from the heap and keep freed memory (up to ``KEPT_BYTES``) in the
+    process, so that PyTorch's CPU buffers are reused instead of faulted in from the kernel, zeroed, on every call.
 
-    The price is that the process stays near its peak memory until it exits, as with ONNX Runtime's arena or
-    jemalloc. Process-wide, for threads and forked data-loader workers alike, and applied once (later calls
-    return the first answer). Returns False, changing nothing, off glibc or when the environment variable
-    ``HRNET_KEEP_FREED_MEMORY`` is ``0``.
+    The process then stays near its peak memory until it exits, as with ONNX Runtime's arena or jemalloc.
+    Process-wide, for threads and forked data-loader workers alike; applied once (later calls return the first
+    answer).
+
+    Returns:
+        Whether it applied: False, changing nothing, off glibc or when ``HRNET_KEEP_FREED_MEMORY`` is ``0``.
     """
     global _state
     with _lock:
@@ -137,24 +126,44 @@ def keep_freed_memory() -> bool:
 
 
 def limit_openmp_spinning() -> None:
-    """Set ``GOMP_SPINCOUNT`` to ``OPENMP_SPIN`` unless it or ``OMP_WAIT_POLICY`` is set already (module doc).
+    """Set ``GOMP_SPINCOUNT`` to ``OPENMP_SPIN`` unless it or ``OMP_WAIT_POLICY`` is set already.
 
-    libgomp reads it once, when PyTorch is first imported: called after that, it changes nothing."""
+    PyTorch's OpenMP threads otherwise spin for milliseconds after each parallel operator and take the cores from
+    whatever runs next (ONNX Runtime, a video's decoding and encoding threads, the service's requests), while
+    inside a forward pass the operators follow each other faster than the shorter spin. libgomp reads the variable
+    once, when PyTorch loads it: call this before the first ``import torch`` (``hrnet.cli`` does).
+    """
     if "OMP_WAIT_POLICY" not in os.environ:
         os.environ.setdefault("GOMP_SPINCOUNT", OPENMP_SPIN)
 
 
 def one_opencv_thread() -> None:
-    """OpenCV's functions run in the thread that calls them, not in OpenCV's own thread pool as well.
-
-    Process-wide (the ``hrnet`` commands that run a network call it). Its pool takes both cores of a 2-core
-    machine for a warp or a colour conversion, from under the network's threads: a pipelined one-person video
-    (W32 int8, 2 cores; decoding, drawing and encoding in threads beside the network) ran 1.18× faster with
-    OpenCV in one thread, and the training loader kept its speed (docs/speed.md).
-    """
+    """OpenCV's functions run in the thread that calls them, without OpenCV's own thread pool, whose threads would
+    take the cores from the network's for a warp or a colour conversion. Process-wide."""
     import cv2
 
     cv2.setNumThreads(1)
+
+
+def cpu_threads() -> int | None:
+    """The threads a network run by ONNX Runtime (pose network, person detector) takes on the CPU.
+
+    Returns:
+        ``OMP_NUM_THREADS`` when it is set to a whole number above 0 (the count PyTorch's OpenMP takes too), else
+        None: the runtime's own choice, one thread a physical core.
+    """
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def encoder_threads() -> int:
+    """The threads of the H.264 encoder, which runs beside the network: one for every 4 cores (at least one), as
+    x264's own choice (1.5 a core) takes the network's cores.
+
+    Returns:
+        The thread count.
+    """
+    return max(1, (os.cpu_count() or 1) // 4)
 
 
 def _apply() -> bool:

@@ -280,7 +280,9 @@ def test_realtime_turns_the_flip_test_off_and_picks_the_cpus_best_precision(monk
     fast, precision = realtime(config, args)
     assert not fast.test.flip_test and precision == "bf16"
     monkeypatch.setattr("hrnet.runtime.precision.cpu_support", lambda: CpuSupport("EPYC", False, False, "AVX2", ()))
-    assert realtime(config, args)[1] is None  # fp32, as the weights are
+    assert realtime(config, args)[1] == "fp32"  # as the weights are
+    forced = cli.parse_args(["predict", "w32", "0", "--weights", "w.pth", "--realtime", "--backend", "pytorch-bf16"])
+    assert realtime(config, forced)[1] is None  # the backend's own
     onnx = cli.parse_args(["predict", "w32", "0", "--weights", "w_int8.onnx", "--realtime"])
     assert realtime(config, onnx)[1] is None  # the file's own precision
     asked = cli.parse_args(["predict", "w32", "0", "--weights", "w.pth", "--realtime", "--precision", "fp32"])

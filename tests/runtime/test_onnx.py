@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hrnet.errors import ConfigError
-from hrnet.runtime.onnx import OnnxRunner
+from hrnet.runtime.onnx import OnnxRunner, cpu_session_options
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -86,3 +86,11 @@ def test_a_rank_2_pose_model_is_one_line_from_predict(tmp_path, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "flat.onnx: not a pose network" in err, err
+
+
+def test_sessions_take_the_threads_of_hrnet_system(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert cpu_session_options(None).intra_op_num_threads == 3
+    assert cpu_session_options(2).intra_op_num_threads == 2
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert cpu_session_options(None).intra_op_num_threads == 0  # ONNX Runtime's own choice

@@ -141,15 +141,23 @@ REALTIME_DETECT_EVERY = 10  # --realtime: the detector on every 10th frame, pers
 
 
 def realtime(config: ExperimentConfig, args: argparse.Namespace) -> tuple[ExperimentConfig, str | None]:
-    """``--realtime``: no flip test, and the fastest precision this CPU runs well when none is asked for: bf16 on
-    a CPU with AVX-512 BF16 or AMX, an ``.onnx`` file's own (an int8 file runs int8), else fp32."""
-    from hrnet.runtime.backends import is_onnx_file
-    from hrnet.runtime.precision import cpu_support
+    """``--realtime``: no flip test, and when neither a precision nor a backend is asked for, the fastest precision
+    this CPU runs a checkpoint in (``hrnet.runtime.backends.preferred_backend``).
+
+    Args:
+        config: the experiment.
+        args: ``hrnet predict``'s options (``precision``, ``backend``, ``weights``, ``detect_every``).
+
+    Returns:
+        The experiment without the flip test, and the precision (None: the weights file's or the backend's own).
+    """
+    from hrnet.runtime.backends import is_onnx_file, preferred_backend
 
     config = dataclasses.replace(config, test=dataclasses.replace(config.test, flip_test=False))
     precision = args.precision
-    if precision is None and not is_onnx_file(args.weights) and cpu_support().bf16:
-        precision = "bf16"
+    if precision is None and args.backend is None and not is_onnx_file(args.weights):
+        entry = preferred_backend("checkpoint", fastest=True)
+        precision = entry.precision if entry else None
     log.info(
         "--realtime: flip test off, precision %s, the detector every %s frames",
         precision or "of the weights file", args.detect_every or REALTIME_DETECT_EVERY,
@@ -160,12 +168,12 @@ def realtime(config: ExperimentConfig, args: argparse.Namespace) -> tuple[Experi
 def cmd_serve(args: argparse.Namespace) -> int:
     from hrnet.apps.serve import ServeLimits, serve
 
-    limits = ServeLimits.from_units(
-        max_upload_mb=args.max_upload_mb,
-        max_megapixels=args.max_megapixels,
+    limits = ServeLimits(
+        max_upload_bytes=round(args.max_upload_mb * 2**20),
+        max_pixels=round(args.max_megapixels * 1e6),
         max_boxes=args.max_boxes,
         max_batch=args.max_batch,
-        batch_window_ms=args.batch_window_ms,
+        batch_window_s=args.batch_window_ms / 1000,
     )
     config, detector = _network_setup(args)
     estimator = _open_estimator(args, config, detector)

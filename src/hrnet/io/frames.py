@@ -9,7 +9,6 @@ A source is a video file, a webcam index (``"0"``: ASCII digits) or a stream URL
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ from hrnet.errors import DataError
 from hrnet.io.files import atomic_path
 from hrnet.io.images import check_channel_order, check_image
 from hrnet.io.inputs import check_not_special, decimal_id
+from hrnet.system import encoder_threads
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
@@ -80,10 +80,7 @@ class H264Writer:
         self.path = Path(path)
         self._av = av
         self._rate = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(int(DEFAULT_FPS))
-        # The encoder runs beside the network (a video's write-behind thread): one thread of its own per 4 cores.
-        # x264's default (1.5 a core) took the network's cores on 2 of them: a pipelined one-person video (W32
-        # int8) ran 1.09× faster with one encoder thread (docs/speed.md).
-        threads = max(1, (os.cpu_count() or 1) // 4)
+        threads = encoder_threads()  # x264 runs beside the network: it must leave the network its cores
         # No B-frames: choosing them costs the encoder thread more time than the slightly larger files are worth
         # (docs/speed.md), and a live source's output does not lag by their reordering.
         self._codec = codec

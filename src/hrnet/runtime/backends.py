@@ -1,23 +1,12 @@
-"""The ways to run the network for inference, in one registry, and the one function that opens a network:
-``open_backend``. Predict, eval, serve, bench and ``PoseEstimator`` all come through here.
+"""The ways to run the network for inference, in one registry (``BACKENDS``: the plain network, the fast path,
+bf16, ONNX Runtime fp32 and int8), and the one function that opens a network: ``open_backend``. Predict, eval,
+serve, bench and ``PoseEstimator`` all come through here.
 
-=================== ============ ========= ============ ========================================================
-name                engine       precision runs         what
-=================== ============ ========= ============ ========================================================
-pytorch             PyTorch      fp32      checkpoint   the network as trained (BatchNorm unfolded): the reference
-pytorch-fast        PyTorch      fp32      checkpoint   BatchNorm folded, channels-last (``models.fuse``); default
-pytorch-bf16        PyTorch      bf16      checkpoint   the fast path in bfloat16 (``precision.prepare_bf16``)
-onnxruntime         ONNX Runtime fp32      .onnx file   a graph from ``hrnet export``, on the CPU
-onnxruntime-int8    ONNX Runtime int8      .onnx file   a graph from ``hrnet export --precision int8``, on the CPU
-=================== ============ ========= ============ ========================================================
+Every backend maps float32 crops to float32 heatmaps (``Backend``), so the codec decodes every precision in fp32.
 
-Every backend is a function from (N, 3, H, W) float32 normalised crops to (N, K, h, w) float32 heatmaps, so the
-codec decodes every precision in fp32. The PyTorch ones run on any device PyTorch has (bf16 needs AVX-512 BF16 or
-AMX on a CPU to be fast, a GPU with bf16 on CUDA); ONNX Runtime's run on the CPU.
-
-The rule that picks a backend (``select_backend``) is the same everywhere: an ``.onnx`` file runs on ONNX Runtime
-in the precision its metadata records (``hrnet export`` writes it); any other weights file runs on PyTorch, fp32
-on the fast path unless asked otherwise. A precision or backend name that contradicts the file is an error that
+The rule that picks a backend (``preferred_backend``) is the same everywhere: an ``.onnx`` file runs on ONNX
+Runtime in the precision its metadata records (``hrnet export`` writes it); any other weights file runs on PyTorch,
+fp32 on the fast path unless asked otherwise. A precision or backend name that contradicts the file is an error that
 says what the file holds. Adding a backend is one entry in ``BACKENDS``.
 """
 
@@ -41,7 +30,6 @@ if TYPE_CHECKING:  # the registry's names are read by the command line's parser,
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("PyTorch", "ONNX Runtime")
 RUNS = ("checkpoint", "onnx")  # what a backend runs: a PyTorch weights file, or an .onnx file
 
 
@@ -134,7 +122,6 @@ BACKENDS: dict[str, BackendEntry] = {
     )
 }  # fmt: skip
 PRECISIONS: tuple[str, ...] = tuple(dict.fromkeys(e.precision for e in BACKENDS.values()))
-BACKEND_NAMES: tuple[str, ...] = tuple(BACKENDS)
 # What hrnet export writes: the precisions an ONNX Runtime backend runs.
 EXPORT_PRECISIONS: tuple[str, ...] = tuple(dict.fromkeys(e.precision for e in BACKENDS.values() if e.runs == "onnx"))
 
@@ -166,23 +153,40 @@ def select_backend(
     *,
     reference: bool = False,
 ) -> BackendEntry:
-    """The backend that runs ``weights`` (see the module doc for the rule).
+    """The backend that runs ``weights``: ``backend`` if given, else the ``preferred_backend`` for the file.
 
-    ``precision`` and ``backend`` (None: chosen from the file) must agree with each other and with the file.
-    ``reference``: fp32 on PyTorch runs the network as trained (``pytorch``, as the official test does) rather
-    than the fast path. Raises ``ConfigError`` saying what the file holds and what to pass instead.
+    Args:
+        weights: a weights file (``.onnx`` in any case: an ONNX file), or None for a random initialisation.
+        precision: "fp32", "bf16" or "int8"; None: the file's own (an ONNX file's metadata), else fp32.
+        backend: a name of ``BACKENDS``; None: chosen from the file and ``precision``.
+        reference: fp32 on PyTorch runs the network as trained (``pytorch``, as the official test does) rather
+            than the fast path.
+
+    Returns:
+        The registry entry. ``precision``, ``backend`` and the file must agree: else a ``ConfigError`` saying what
+        the file holds and what to pass instead.
     """
     if precision is not None:
         check_precision(precision)
     onnx = is_onnx_file(weights)
-    if backend is not None:
+    found = onnx_precision(weights) if onnx else None  # type: ignore[arg-type]
+    if backend is None:
+        if found is not None and precision not in (None, found):
+            raise ConfigError(f"{weights} holds a {found} network; pass --precision {found} (or leave it out)")
+        entry = preferred_backend("onnx" if onnx else "checkpoint", found or precision, reference=reference)
+        if entry is None and onnx:
+            raise ConfigError(f"{weights}: no backend runs {found} .onnx files")
+        if entry is None:
+            raise ConfigError(
+                f"{weights or 'no weights'}: int8 runs an .onnx file quantized by hrnet export; make one with: "
+                "hrnet export CONFIG --weights W --precision int8 --calibration CONFIG --out F.onnx"
+            )
+    else:
         entry = BACKENDS.get(backend)
         if entry is None:
             raise ConfigError(f"backend {backend!r}: not one of {', '.join(BACKENDS)}")
         if precision is not None and precision != entry.precision:
             raise ConfigError(f"backend {backend} runs {entry.precision}, not {precision}: give one of them")
-    else:
-        entry = _default_entry(weights, precision, onnx, reference)
     if entry.runs == "onnx" and not onnx:
         int8 = " --precision int8 --calibration CONFIG" if entry.precision == "int8" else ""
         raise ConfigError(
@@ -191,37 +195,37 @@ def select_backend(
         )
     if entry.runs == "checkpoint" and onnx:
         raise ConfigError(f"{weights}: an .onnx file runs on ONNX Runtime, not on backend {entry.name}")
-    if onnx:
-        found = onnx_precision(weights)  # type: ignore[arg-type]
-        if found != entry.precision:
-            raise ConfigError(
-                f"{weights} holds a {found} network (its hrnet.runtime.precision metadata), not {entry.precision}: "
-                f"leave --precision/--backend out, or export it again"
-            )
+    if found is not None and found != entry.precision:
+        raise ConfigError(
+            f"{weights} holds a {found} network (its hrnet.runtime.precision metadata), not {entry.precision}: "
+            f"leave --precision/--backend out, or export it again"
+        )
     return entry
 
 
-def _default_entry(weights: str | Path | None, precision: str | None, onnx: bool, reference: bool) -> BackendEntry:
-    if onnx:
-        found = onnx_precision(weights)  # type: ignore[arg-type]
-        if precision is not None and precision != found:
-            raise ConfigError(f"{weights} holds a {found} network; pass --precision {found} (or leave it out)")
-        precision = found
-        runs = "onnx"
-    else:
-        precision = precision or "fp32"
-        runs = "checkpoint"
-    candidates = [e for e in BACKENDS.values() if e.runs == runs and e.precision == precision]
-    if not candidates:
-        if precision == "int8":
-            raise ConfigError(
-                f"{weights or 'no weights'}: int8 runs an .onnx file quantized by hrnet export; make one with: "
-                "hrnet export CONFIG --weights W --precision int8 --calibration CONFIG --out F.onnx"
-            )
-        raise ConfigError(f"{weights}: no backend runs {precision} {runs} files")
-    if runs == "checkpoint" and precision == "fp32":
+def preferred_backend(
+    runs: str, precision: str | None = None, *, fastest: bool = False, reference: bool = False
+) -> BackendEntry | None:
+    """Which backend runs a network on this CPU: the one rule behind ``select_backend``, ``hrnet predict
+    --realtime`` and ``hrnet bench --precision``.
+
+    Args:
+        runs: what the network comes as: "checkpoint" (PyTorch weights) or "onnx" (an ``.onnx`` file).
+        precision: "fp32", "bf16" or "int8"; None: fp32, or with ``fastest`` bf16 where this CPU computes it
+            natively (AVX-512 BF16 or AMX; ``precision.cpu_support``), as it is then the fastest a checkpoint runs.
+        fastest: see ``precision``.
+        reference: fp32 from a checkpoint runs the network as trained (``pytorch``) rather than the fast path.
+
+    Returns:
+        The registry entry, or None where no backend runs ``precision`` from ``runs`` (int8 needs an export).
+    """
+    if precision is None:
+        from hrnet.runtime.precision import cpu_support
+
+        precision = "bf16" if fastest and runs == "checkpoint" and cpu_support().bf16 else "fp32"
+    if (runs, precision) == ("checkpoint", "fp32"):
         return BACKENDS["pytorch" if reference else "pytorch-fast"]
-    return candidates[0]
+    return next((e for e in BACKENDS.values() if e.runs == runs and e.precision == precision), None)
 
 
 @dataclass(frozen=True)

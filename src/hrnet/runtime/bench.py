@@ -9,6 +9,7 @@ peak, ablations, the official way of running without reused memory, in separate 
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import statistics
 import tempfile
@@ -25,7 +26,7 @@ from torch import nn
 
 from hrnet.config import ModelConfig
 from hrnet.errors import ConfigError
-from hrnet.runtime.backends import BACKENDS, Backend, check_precision, is_onnx_file, open_backend
+from hrnet.runtime.backends import BACKENDS, Backend, check_precision, is_onnx_file, open_backend, preferred_backend
 from hrnet.system import resolve_device
 
 
@@ -75,13 +76,6 @@ def _timed_call(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) 
     return call
 
 
-def _check_timing(batch: int, rounds: int, seconds: float) -> None:
-    if batch < 1 or rounds < 1 or not seconds > 0 or not math.isfinite(seconds):
-        raise ConfigError(
-            f"batch and rounds must be ≥ 1 and seconds a finite number > 0, got {batch}, {rounds}, {seconds}"
-        )
-
-
 def open_for_timing(
     config: ModelConfig,
     name: str,
@@ -122,19 +116,28 @@ def measure_backends(
     calibration: list[np.ndarray] | None = None,
     extra: dict[str, Callable[[], object]] | None = None,
 ) -> tuple[list[Speed], dict[str, float]]:
-    """Images/s of ``config``'s network in each backend of ``names`` (``hrnet.runtime.backends.BACKENDS``) on (batch, 3,
-    H, W) inputs, all timed in the same interleaved rounds; ``weights`` loaded (a file or a registered name) or
-    the random initialisation (the speed is the same). ONNX Runtime backends run the network exported to a
-    temporary file (``open_for_timing``). ``extra`` functions are timed in the same rounds; their seconds per
-    call come back in the second value.
+    """Images/s of ``config``'s network in each of some backends, on (batch, 3, H, W) inputs, all timed in the same
+    interleaved rounds, with the process's allocator as it is (``hrnet bench`` keeps freed memory, as all our
+    commands do).
 
-    Every backend runs with the process's allocator as it is: ``hrnet bench`` keeps freed memory for reuse
-    (``hrnet.system.keep_freed_memory``), as all our commands do.
+    Args:
+        names: names of ``hrnet.runtime.backends.BACKENDS``; ONNX Runtime ones run the network exported to a
+            temporary file (``open_for_timing``).
+        weights: a PyTorch weights file or a registered name; None: the random initialisation (as fast).
+        batch, device, compile, calibration: how each backend runs (``open_for_timing``).
+        rounds, seconds: the rounds, and about how long each backend runs in each.
+        extra: more functions to time in the same rounds.
+
+    Returns:
+        A ``Speed`` per backend, and the median seconds per call of each ``extra`` function.
     """
     from hrnet.hub.registry import resolve_weights
     from hrnet.models.checkpoint import load_model
 
-    _check_timing(batch, rounds, seconds)
+    if batch < 1 or rounds < 1 or not seconds > 0 or not math.isfinite(seconds):
+        raise ConfigError(
+            f"batch and rounds must be ≥ 1 and seconds a finite number > 0, got {batch}, {rounds}, {seconds}"
+        )
     unknown = [n for n in names if n not in BACKENDS]
     if unknown or not names:
         raise ConfigError(f"backend(s) {', '.join(unknown) or 'none'}: give one or more of {', '.join(BACKENDS)}")
@@ -186,12 +189,10 @@ def peak_fp32_candidates() -> dict[str, Callable[[], object]]:
     fast = FastModel(conv.to(memory_format=torch.channels_last))  # type: ignore[call-overload]
     fns: dict[str, Callable[[], object]] = {"PyTorch channels-last": lambda: fast(x)}
     if _has_onnxruntime():
-        from hrnet.runtime.export import OnnxRunner
+        from hrnet.runtime.onnx import OnnxRunner
 
         with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-            warnings.simplefilter(
-                "ignore", DeprecationWarning
-            )  # the TorchScript exporter, as hrnet.runtime.export uses
+            warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter, as export_onnx's
             torch.onnx.export(conv, (x,), str(Path(tmp) / "conv.onnx"), dynamo=False, input_names=["image"])
             runner = OnnxRunner(Path(tmp) / "conv.onnx")
         fns["ONNX Runtime"] = partial(runner, x.numpy())
@@ -199,18 +200,18 @@ def peak_fp32_candidates() -> dict[str, Callable[[], object]]:
 
 
 def precision_backends(precisions: Sequence[str]) -> list[str]:
-    """The backends ``hrnet bench --precision`` times for each precision: fp32 on the PyTorch fast path and (when
-    installed) ONNX Runtime, bf16 on the PyTorch fast path, int8 on ONNX Runtime."""
-    names: list[str] = []
-    for precision in precisions:
-        check_precision(precision)
-        for entry in BACKENDS.values():
-            if entry.precision != precision or entry.name == "pytorch":
-                continue
-            if entry.engine == "ONNX Runtime" and not _has_onnxruntime():
-                continue
-            names.append(entry.name)
-    return names
+    """The backends ``hrnet bench --precision`` times: each precision's ``preferred_backend`` for a checkpoint and,
+    when ONNX Runtime is installed, for an ``.onnx`` file (fp32 on both, bf16 on PyTorch, int8 on ONNX Runtime).
+
+    Args:
+        precisions: names of ``hrnet.runtime.backends.PRECISIONS``.
+
+    Returns:
+        Registry names, in the order of ``precisions``.
+    """
+    runs = ("checkpoint", "onnx") if _has_onnxruntime() else ("checkpoint",)
+    chosen = (preferred_backend(r, check_precision(p)) for p in precisions for r in runs)
+    return [entry.name for entry in chosen if entry is not None]
 
 
 def measure_precisions(
@@ -249,9 +250,4 @@ def measure_precisions(
 
 
 def _has_onnxruntime() -> bool:
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))

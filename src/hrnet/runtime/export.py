@@ -1,19 +1,7 @@
-"""ONNX export, checked against ONNX Runtime (``hrnet.runtime.onnx.OnnxRunner``, also ``hrnet predict``'s backend).
-
-The exported graph takes ``image`` (N, 3, H, W) float32 (RGB normalised with the ImageNet mean and std, as the
-crops of ``hrnet.data.dataset``) and returns ``heatmaps`` (N, K, h, w); the batch axis is dynamic. BatchNorm is
-folded first (one conv instead of conv + BN: a smaller, faster graph with the same outputs).
-
-``onnx`` (the exporter writes through it) and ``onnxruntime`` are the optional extra ``hrnet[onnx]``; they are
-imported only when used.
-
-Every file written here says so in its ``metadata_props`` (``hrnet.exported_by``): ``hrnet export`` replaces an
-existing file only when it is such a file (a previous export), or with ``--overwrite`` (``hrnet.io.outputs``).
-
-``export_int8`` writes the int8 network (``--precision int8``): ONNX Runtime's static post-training quantization of
-that graph, QDQ format, int8 weights per output channel, uint8 activations per tensor, with ranges (min/max)
-calibrated on training crops (``calibration_batches``); the calibration set and its size go into the file's
-``metadata_props``.
+"""ONNX export (``hrnet export``): the fp32 graph (``export_onnx``) and the int8 one (``export_int8``), each checked
+against ONNX Runtime before the file appears. ``onnx`` and ``onnxruntime`` are the optional extra ``hrnet[onnx]``,
+imported only when used. Every file written here says so in its ``metadata_props`` (``hrnet.exported_by``), so
+``hrnet export`` replaces an existing file only when it is a previous export, or with ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -79,7 +67,8 @@ def export_onnx(
     fold_bn: bool = True,
     check: bool = True,
 ) -> Path:
-    """Write ``model`` (in eval mode, on the CPU) as ONNX to ``path`` and return the path.
+    """Write ``model`` (in eval mode, on the CPU) as ONNX to ``path`` and return the path: input ``image``, (N, 3,
+    H, W) float32 crops normalised as ``hrnet.data.dataset``'s; output ``heatmaps``, (N, K, h, w).
 
     Args:
         model: the network, (N, 3, H, W) → (N, K, h, w); a copy is exported, ``model`` itself is not changed.
@@ -118,7 +107,7 @@ def export_onnx(
                 dynamic_axes={"image": {0: "batch"}, "heatmaps": {0: "batch"}} if dynamic_batch else None,
                 opset_version=opset,
             )
-        _mark(tmp)
+        _set_metadata(tmp, {})
         if check:
             with torch.no_grad():
                 expected = reference(example).numpy()
@@ -133,12 +122,14 @@ def export_onnx(
     return path
 
 
-def _mark(path: Path) -> None:
-    """Record in the ONNX file at ``path`` that ``hrnet export`` wrote it (``META_EXPORTED_BY``)."""
+def _set_metadata(path: Path, props: Mapping[str, str]) -> None:
+    """Replace the ``metadata_props`` of the ONNX file at ``path`` with ``props`` and ``META_EXPORTED_BY``."""
     import onnx
 
     graph = onnx.load(str(path))
-    graph.metadata_props.add(key=META_EXPORTED_BY, value=f"{COMMAND} {version('hrnet')}")
+    del graph.metadata_props[:]
+    for key, value in {**props, META_EXPORTED_BY: f"{COMMAND} {version('hrnet')}"}.items():
+        graph.metadata_props.add(key=key, value=str(value))
     onnx.save(graph, str(path))
 
 
@@ -176,17 +167,14 @@ def calibration_batches(
     return [np.stack(crops[i : i + batch]) for i in range(0, len(crops), batch)]
 
 
-class _QuantizerChatter(logging.Filter):
-    """Drops ONNX Runtime's quantizer's INFO and DEBUG lines, which it logs on the root logger (``logging.info``:
-    "Created a copy of bias input ...", about 90 for W32) and so onto every command's console; warnings pass."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.WARNING or "onnxruntime" not in Path(record.pathname).parts
-
-
 @contextmanager
 def _quiet_quantizer() -> Iterator[None]:
-    chatter = _QuantizerChatter()
+    """Drops ONNX Runtime's quantizer's INFO and DEBUG lines, which it logs on the root logger and so onto every
+    command's console; its warnings pass."""
+
+    def chatter(record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or "onnxruntime" not in Path(record.pathname).parts
+
     logging.getLogger().addFilter(chatter)
     try:
         yield
@@ -205,22 +193,26 @@ def export_int8(
     reduce_range: bool = True,
     check_crops: np.ndarray | None = None,
 ) -> Path:
-    """Write ``model`` as a statically quantized int8 ONNX file and return the path.
+    """Write ``model`` as a statically quantized int8 ONNX file.
 
     The fp32 graph (``export_onnx``, BatchNorm folded, checked) goes through ONNX Runtime's pre-processing and
     ``quantize_static``: QDQ format, int8 weights per output channel (symmetric), uint8 activations per tensor
-    (asymmetric), ranges the min/max over ``calibration`` ((B, 3, H, W) float32 normalised crops).
-    ``reduce_range`` keeps weights to 7 bits: on x86 CPUs without VNNI, ONNX Runtime multiplies uint8 × int8 with
-    AVX2's ``vpmaddubsw``, whose 16-bit pair sums saturate with full-range weights (measured on the demo network:
-    heatmap errors up to 0.74 of a 1.12 peak, against 0.06 with 7-bit weights); the kernels are the same with
-    it (no speed lost), and the file runs correctly on every x86 CPU. ``metadata``
-    goes into ``metadata_props`` with ``hrnet.runtime.precision = int8`` and the quantizer's description. The result is
-    checked on the first calibration batch against the fp32 graph (``INT8_TOLERANCE``); the file appears only
-    once complete and checked.
+    (asymmetric), ranges the min/max over the calibration crops. The file appears only once complete and checked
+    against the fp32 graph (``INT8_TOLERANCE``).
+
+    Args:
+        model, input_size, opset: as for ``export_onnx``.
+        calibration: (B, 3, H, W) float32 normalised crops.
+        metadata: written into ``metadata_props`` with ``hrnet.runtime.precision = int8`` and the quantizer's name.
+        reduce_range: weights in 7 bits, as on x86 CPUs without VNNI ONNX Runtime's uint8 × int8 products (AVX2's
+            ``vpmaddubsw``) saturate their 16-bit pair sums with full-range weights (docs/speed.md).
+        check_crops: the crops of the check (default: the first calibration batch).
+
+    Returns:
+        ``path``.
     """
     optional_module("onnx")
     ort = optional_module("onnxruntime")
-    import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -262,19 +254,11 @@ def export_int8(
                 # Ranges are reduced every 8 batches, so the calibration's memory does not grow with its size.
                 extra_options={"CalibMaxIntermediateOutputs": 8},
             )
-        graph = onnx.load(str(quantized))
-        props = {
-            **(metadata or {}),
-            META_EXPORTED_BY: f"{COMMAND} {version('hrnet')}",
-            META_PRECISION: "int8",
-            META_QUANTIZER: f"onnxruntime {ort.__version__} quantize_static: QDQ, "
-            f"{'7-bit (reduce_range) ' if reduce_range else ''}int8 weights per channel, uint8 activations per "
-            "tensor, MinMax ranges",
-        }
-        del graph.metadata_props[:]
-        for key, value in props.items():
-            graph.metadata_props.add(key=key, value=str(value))
-        onnx.save(graph, str(quantized))
+        quantizer = (
+            f"onnxruntime {ort.__version__} quantize_static: QDQ, {'7-bit (reduce_range) ' if reduce_range else ''}"
+            "int8 weights per channel, uint8 activations per tensor, MinMax ranges"
+        )
+        _set_metadata(quantized, {**(metadata or {}), META_PRECISION: "int8", META_QUANTIZER: quantizer})
         sample = np.ascontiguousarray(calibration[0] if check_crops is None else check_crops, dtype=np.float32)
         expected = OnnxRunner(fp32)(sample)
         got = OnnxRunner(quantized)(sample)
@@ -285,8 +269,7 @@ def export_int8(
                 f"|output| {scale:.3g}, allowed {INT8_TOLERANCE:g} of it); the file was not written. Check that "
                 "the calibration config's data matches the network's (input size, normalisation)"
             )
-        relative = error / scale
-        log.info("%s: int8 heatmaps within %.2g of max |output| of fp32's on %d crops", path, relative, len(sample))
+        log.info("%s: int8 heatmaps within %.2g of max |output| of fp32 on %d crops", path, error / scale, len(sample))
         with atomic_path(path) as tmp_out:
             Path(tmp_out).write_bytes(quantized.read_bytes())
     return path
@@ -332,11 +315,10 @@ def export_from_config(
             f"the calibration config crops {source.model.input_size} but the network takes {model_config.input_size}"
         )
     batches = calibration_batches(source, calibration_crops)
-    size = sum(len(b) for b in batches)
     check = calibration_batches(source, CALIBRATION_BATCH, seed=1)[0]  # other crops than the calibration's
     metadata = {
         META_CALIBRATION: f"{calibration_name or 'config'}: training split "
         f"{Path(source.data.root, source.data.train_annotations)}, random crops (seed 0), evaluation crop",
-        META_CALIBRATION_SIZE: str(size),
+        META_CALIBRATION_SIZE: str(sum(len(b) for b in batches)),
     }
     return export_int8(model, out, model_config.input_size, batches, metadata=metadata, check_crops=check, **kwargs)

@@ -7,7 +7,6 @@ of ``hrnet.runtime.backends``), and the metadata ``hrnet export`` records in the
 from __future__ import annotations
 
 import importlib
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from hrnet.errors import ConfigError
+from hrnet.system import cpu_threads
 
 OPSET = 17  # what hrnet export writes by default
 # The opsets the export takes: 9 is the first whose Upsample the exchange units' nearest upsampling exports to (7
@@ -38,14 +38,19 @@ def optional_module(name: str) -> ModuleType:
 
 
 def cpu_session_options(threads: int | None) -> Any:
-    """ONNX Runtime session options for a network run beside other work (the pose network, a person detector):
-    ``threads`` intra-op threads (0 or None: ONNX Runtime's choice), and the thread pool's spinning stopped when a
-    run returns. By default its threads spin on after each run, waiting for the next, and take the cores from the
-    threads that decode, detect, draw and encode meanwhile: with the stop, a pipelined one-person video (W32 int8,
-    2 cores) ran 1.16× faster while the network alone, run back to back, kept its rate (docs/speed.md).
+    """ONNX Runtime session options for a network run beside other work (the pose network, a person detector).
+
+    Its thread pool stops spinning when a run returns: spinning on, waiting for the next run, it would take the
+    cores from the threads that decode, detect, draw and encode meanwhile.
+
+    Args:
+        threads: intra-op threads; 0 or None: ``hrnet.system.cpu_threads``.
+
+    Returns:
+        An ``onnxruntime.SessionOptions``.
     """
     options = optional_module("onnxruntime").SessionOptions()
-    options.intra_op_num_threads = threads or 0
+    options.intra_op_num_threads = threads or cpu_threads() or 0
     options.add_session_config_entry("session.force_spinning_stop", "1")
     return options
 
@@ -78,10 +83,10 @@ class OnnxRunner:
     The graph must be a pose network as ``hrnet export`` writes one: one float32 input (N, 3, H, W) and float32
     heatmaps (N, K, h, w) as its first output; any other graph is a ``ConfigError`` when the file is opened.
 
-    ``threads``: ONNX Runtime's intra-op threads; None takes ``OMP_NUM_THREADS`` if set, else ONNX Runtime's
-    default (one per physical core). ``input_size`` ``(height, width)`` and ``num_keypoints``, when given (a
-    config's ``model.input_size`` and ``model.num_keypoints``), are checked against the graph's fixed input and
-    output sizes: a graph exported for another config is a ``ConfigError`` here rather than a shape error later.
+    ``threads``: ONNX Runtime's intra-op threads (None: ``hrnet.system.cpu_threads``). ``input_size`` ``(height,
+    width)`` and ``num_keypoints``, when given (a config's ``model.input_size`` and ``model.num_keypoints``), are
+    checked against the graph's fixed input and output sizes: a graph exported for another config is a
+    ``ConfigError`` here rather than a shape error later.
     """
 
     def __init__(
@@ -93,8 +98,6 @@ class OnnxRunner:
         num_keypoints: int | None = None,
     ):
         ort = optional_module("onnxruntime")
-        if threads is None:
-            threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
         options = cpu_session_options(threads)
         self.path = Path(path)
         try:
@@ -109,19 +112,11 @@ class OnnxRunner:
         self._check_against_config(input_size, num_keypoints)
 
     def _check_contract(self) -> None:
-        # Ranks and element types only: the input's channels are not checked, as hrnet.runtime.bench runs a 2048-channel
-        # convolution through this runner to measure the CPU's peak.
+        # Ranks and element types only: the input's channels are not checked, as hrnet.runtime.bench runs a
+        # 2048-channel convolution through this runner to measure the CPU's peak.
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        image = inputs[0] if len(inputs) == 1 else None
-        heatmaps = outputs[0] if outputs else None
-        if (
-            image is None
-            or heatmaps is None
-            or len(image.shape) != 4
-            or image.type != "tensor(float)"
-            or len(heatmaps.shape) != 4
-            or heatmaps.type != "tensor(float)"
-        ):
+        nodes = [inputs[0], outputs[0]] if len(inputs) == 1 and outputs else []
+        if not nodes or any(len(n.shape) != 4 or n.type != "tensor(float)" for n in nodes):
             raise ConfigError(
                 f"{self.path}: not a pose network hrnet can run: it needs one float32 input (N, 3, H, W) and "
                 f"float32 heatmaps (N, K, h, w) as its first output, as hrnet export writes them; this model takes "
@@ -133,11 +128,10 @@ class OnnxRunner:
             graph = self.input_shape[2:]
             fixed = len(graph) == 2 and all(isinstance(v, int) for v in graph)
             if fixed and tuple(graph) != tuple(input_size):
-                h, w = graph
                 raise ConfigError(
-                    f"{self.path}: the ONNX model takes {h} × {w} crops (height × width) but the config's "
-                    f"model.input_size is {input_size[0]} × {input_size[1]}: use the config it was exported with, "
-                    "or export it again from this config (hrnet export)"
+                    f"{self.path}: the ONNX model takes {graph[0]} × {graph[1]} crops (height × width) but the "
+                    f"config's model.input_size is {input_size[0]} × {input_size[1]}: use the config it was exported "
+                    "with, or export it again from this config (hrnet export)"
                 )
         if num_keypoints is not None:
             output = tuple(self.session.get_outputs()[0].shape)

@@ -1,18 +1,10 @@
-"""What lower precision needs from the CPU, and the bf16 network. The backends that run each precision are
-registered in ``hrnet.runtime.backends``: ``fp32`` (the reference), ``bf16`` (the PyTorch fast path in bfloat16) and
-``int8`` (an ONNX file quantized by ``hrnet export --precision int8``, run by ONNX Runtime).
-
-- **bf16**: the folded, channels-last network (``hrnet.models.fuse.prepare_for_inference``) with weights and
-  activations in bfloat16; images go in as float32 and heatmaps come out as float32, so the codec decodes in fp32.
-  ``BF16_FP32_MODULES`` names layers kept in fp32 where bf16 measurably hurts keypoints: none for HRNet (measured).
-- **int8**: static post-training quantization (``hrnet.runtime.export.export_int8``): int8 weights per output channel,
-  uint8 activations per tensor, ranges calibrated on training crops; the file records its calibration set and
-  size in its metadata (``metadata_props``), which ``hrnet.runtime.onnx.onnx_precision`` reads back.
+"""What lower precision needs from the CPU (``cpu_support``, ``precision_notice``), and the bf16 network
+(``prepare_bf16``). The backends that run each precision, and the rule that picks one, are in
+``hrnet.runtime.backends``; the int8 network is an ONNX file quantized by ``hrnet.runtime.export.export_int8``.
 
 Both pay off only on CPUs with the matching instructions: bf16 needs AVX-512 BF16 or AMX (without them oneDNN
 emulates bf16, several times *slower* than fp32), int8 runs fastest with VNNI (AVX-512 VNNI, AVX-VNNI or AMX;
-without it ONNX Runtime falls back to AVX2's 8-bit multiply-adds). ``cpu_support`` reads what this CPU has and
-``precision_notice`` turns a mismatch into one clear sentence.
+without it ONNX Runtime falls back to AVX2's 8-bit multiply-adds).
 """
 
 from __future__ import annotations
@@ -29,10 +21,7 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
-# Layers the bf16 network keeps in fp32: none. Measured on the demo network's 891 validation persons
-# (bench/results/precision.md), every layer in bf16 against the 1×1 heatmap head kept in fp32: AP 0.9444 against
-# 0.9445 (fp32 0.9444), keypoint deviation from fp32 mean 0.040 vs 0.038 px, p99 0.101 vs 0.097 px; no difference
-# worth an fp32 island. ``prepare_bf16(fp32_modules=...)`` keeps named layers in fp32 where a network needs it.
+# Layers the bf16 network keeps in fp32: none, as even the heatmap head in fp32 changed no keypoint (docs/speed.md).
 BF16_FP32_MODULES: tuple[str, ...] = ()
 
 HeatmapFn = Callable[[torch.Tensor], torch.Tensor]
@@ -69,24 +58,27 @@ class CpuSupport:
 
 
 def cpu_support(cpuinfo: str | None = None) -> CpuSupport:
-    """This CPU's bf16 and VNNI support, read from ``/proc/cpuinfo`` (or the text ``cpuinfo``, for tests). Off
-    Linux the flags are unknown and both answers are False."""
+    """This CPU's bf16 and VNNI support.
+
+    Args:
+        cpuinfo: the text of ``/proc/cpuinfo``; None reads it (off Linux the flags are unknown: both answers False).
+
+    Returns:
+        What the first CPU listed offers.
+    """
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text()
         except OSError:
             cpuinfo = ""
-    flags: set[str] = set()
-    name = platform.processor() or "unknown CPU"
-    for line in cpuinfo.splitlines():
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():  # the first CPU's fields
         key, _, value = line.partition(":")
-        if key.strip() == "flags" and not flags:
-            flags = set(value.split())
-        elif key.strip() == "model name" and name == (platform.processor() or "unknown CPU"):
-            name = value.strip()
+        fields.setdefault(key.strip(), value.strip())
+    flags = set(fields.get("flags", "").split())
     found = tuple(f for f in _BF16_FLAGS + _VNNI_FLAGS if f in flags)
     return CpuSupport(
-        name=name,
+        name=fields.get("model name") or platform.processor() or "unknown CPU",
         bf16=any(f in flags for f in _BF16_FLAGS),
         vnni=any(f in flags for f in _VNNI_FLAGS),
         capability=torch.backends.cpu.get_cpu_capability(),

@@ -1,4 +1,4 @@
-"""The HTTP application of ``hrnet serve`` (see the package doc): its routes, ``create_app``, and ``serve``, which
+"""The HTTP application of ``hrnet serve`` (docs/serve.md): its routes, ``create_app``, and ``serve``, which
 runs it with uvicorn beside the network (``run_beside``)."""
 
 from __future__ import annotations
@@ -23,13 +23,7 @@ import numpy as np
 
 from hrnet.apps.serve.batcher import PoseBatcher
 from hrnet.apps.serve.guards import ASGIApp, RequestCounters, RequestGuard, header_deadline_protocol
-from hrnet.apps.serve.request import (
-    MediaTypeError,
-    PoseRequest,
-    ServeLimits,
-    parse_boxes,
-    read_request,
-)
+from hrnet.apps.serve.request import MediaTypeError, PoseRequest, ServeLimits, parse_boxes, read_request
 from hrnet.drawing.skeletons import draw_persons, keypoint_colours, limb_colours
 from hrnet.errors import ConfigError, DataError
 from hrnet.io.files import json_text
@@ -93,49 +87,37 @@ def _jpeg(estimator: PoseEstimator, bgr: np.ndarray, persons: list[PersonPose], 
     return encoded.tobytes()
 
 
-def _page() -> str:
-    return resources.files("hrnet").joinpath("apps/serve/page/index.html").read_text(encoding="utf-8")
+# The optional fields of a request as JSON values; a multipart form holds their JSON text.
+_FIELDS: dict[str, Any] = {
+    "boxes": {
+        "type": "array",
+        "items": {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4},
+        "description": "person boxes [x, y, w, h] in pixels (default: the detector's, else the whole image)",
+    },
+    "box_scores": {"type": "array", "items": {"type": "number"}, "description": "one detector score per box"},
+    "image_id": {"description": "the results' image_id (default 0)"},
+}
+
+
+def _body_schema(image: dict[str, str], fields: dict[str, Any]) -> dict[str, Any]:
+    return {"schema": {"type": "object", "required": ["image"], "properties": {"image": image, **fields}}}
 
 
 _REQUEST_SCHEMA: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["image"],
-                    "properties": {
-                        "image": {"type": "string", "format": "binary", "description": "a JPEG, PNG, ... file"},
-                        "boxes": {"type": "string", "description": "JSON: [[x, y, w, h], ...] person boxes, pixels"},
-                        "box_scores": {"type": "string", "description": "JSON: one detector score per box"},
-                        "image_id": {"type": "string", "description": "JSON: the results' image_id (default 0)"},
-                    },
-                }
-            },
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["image"],
-                    "properties": {
-                        "image": {"type": "string", "format": "byte", "description": "the image file, base64"},
-                        "boxes": {
-                            "type": "array",
-                            "items": {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4},
-                            "description": "person boxes [x, y, w, h] in pixels (default: detector or whole image)",
-                        },
-                        "box_scores": {"type": "array", "items": {"type": "number"}},
-                        "image_id": {"description": "the results' image_id (default 0)"},
-                    },
-                }
-            },
+            "multipart/form-data": _body_schema(
+                {"type": "string", "format": "binary", "description": "a JPEG, PNG, ... file"},
+                {k: {"type": "string", "description": f"JSON: {v['description']}"} for k, v in _FIELDS.items()},
+            ),
+            "application/json": _body_schema(
+                {"type": "string", "format": "byte", "description": "the image file, base64"}, _FIELDS
+            ),
         },
     },
     "responses": {
-        "200": {
-            "description": "COCO keypoint results (JSON), or with draw=1 the drawn image",
-            "content": {"image/jpeg": {}},
-        },
+        "200": {"description": "COCO keypoint results, or with draw=1 the drawn image", "content": {"image/jpeg": {}}},
         "400": {"description": "the image or a field cannot be used (the message says why)"},
         "408": {"description": "the request body did not arrive in time (the connection is closed)"},
         "413": {"description": "the request body is over the limit"},
@@ -146,11 +128,16 @@ _REQUEST_SCHEMA: dict[str, Any] = {
 
 
 def create_app(estimator: PoseEstimator, *, limits: ServeLimits | None = None, model_name: str = "") -> FastAPI:
-    """The FastAPI application serving ``estimator`` (its detector finds the persons of a request without boxes),
-    see the package doc.
+    """The FastAPI application of docs/serve.md; its pose worker starts with the app (or the first request) and
+    stops when the app shuts down.
 
-    ``model_name`` is what ``/v1/model`` calls the network (e.g. the config given to ``hrnet serve``). The
-    worker thread starts with the app (or the first request) and stops when the app shuts down.
+    Args:
+        estimator: what answers; its detector finds the persons of a request without boxes.
+        limits: what a request may ask (default ``ServeLimits()``).
+        model_name: what ``/v1/model`` calls the network (e.g. the config given to ``hrnet serve``).
+
+    Returns:
+        The app; ``app.state.batcher`` is its pose worker.
     """
     if FastAPI is None:
         raise ConfigError(_NEEDS_EXTRA)
@@ -183,27 +170,21 @@ def create_app(estimator: PoseEstimator, *, limits: ServeLimits | None = None, m
 
     @app.exception_handler(DataError)
     async def bad_input(request: Request, err: DataError) -> JSONResponse:
-        return JSONResponse({"detail": str(err)}, status_code=400)
-
-    @app.exception_handler(MediaTypeError)
-    async def unsupported(request: Request, err: MediaTypeError) -> JSONResponse:
-        return JSONResponse({"detail": str(err)}, status_code=415)
+        return JSONResponse({"detail": str(err)}, status_code=415 if isinstance(err, MediaTypeError) else 400)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:
-        return HTMLResponse(_page(), headers=PAGE_HEADERS)
+        html = resources.files("hrnet").joinpath("apps/serve/page/index.html").read_text(encoding="utf-8")
+        return HTMLResponse(html, headers=PAGE_HEADERS)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
         """200 while the pose worker runs (503 otherwise), with its counters. The status is "saturated" while
         every pose slot is taken (new requests are answered 503 until one finishes): still 200, because the
         server is well, only busy, and a health check that fails under load gets busy servers restarted."""
-        if not batcher.alive:
-            status = "worker stopped"
-        else:
-            status = "saturated" if pending >= limits.max_pending else "ok"
+        status = "saturated" if pending >= limits.max_pending else "ok"
         body = {
-            "status": status,
+            "status": status if batcher.alive else "worker stopped",
             "in_progress": pending,
             "max_pending": limits.max_pending,
             "receiving": counters.receiving,
@@ -240,14 +221,32 @@ def create_app(estimator: PoseEstimator, *, limits: ServeLimits | None = None, m
             )
         pending += 1
         try:
-            return await _pose(body, draw, start)
+            image, found, decoded, detected = await run_in_threadpool(_prepare, body)
+            persons, batch = await asyncio.wrap_future(batcher.submit(image, found.boxes, found.scores))
+            posed = time.perf_counter()
+            if draw:
+                jpeg = await run_in_threadpool(_jpeg, estimator, image, persons, limits.draw_threshold)
+                return Response(jpeg, media_type="image/jpeg")
+            result = {
+                "image": {"height": image.shape[0], "width": image.shape[1]},
+                "persons": person_results(persons, body.image_id),
+                "keypoint_names": info["keypoint_names"],
+                "timing_ms": {
+                    "decode": round(1000 * (decoded - start), 2),
+                    "detect": round(1000 * (detected - decoded), 2),
+                    "pose": round(1000 * batch.seconds, 2),
+                    "queue": round(1000 * max(0.0, posed - detected - batch.seconds), 2),
+                    "total": round(1000 * (posed - start), 2),
+                },
+                "batch": {"persons": batch.persons, "requests": batch.requests},
+            }
+            return Response(json_text(result, "the pose results"), media_type="application/json")
         finally:
             pending -= 1
 
     def _prepare(body: PoseRequest) -> tuple[np.ndarray, Boxes, float, float]:
-        """Decode the image and find its persons, in one trip to a worker thread (each trip is some 0.1 ms of the
-        event loop's interpreter time, and between two batches that work delays the next: docs/speed.md): the
-        image, its boxes, and when each step ended."""
+        """Decode the image and find its persons in one trip to a worker thread, as each trip costs the event loop
+        time that delays the next batch: the image, its boxes, and when each step ended."""
         boxes, box_scores = parse_boxes(body.boxes, body.box_scores, limits.max_boxes)
         image = decode_image_bytes(body.data, source="upload", max_pixels=limits.max_pixels, channel_order="bgr")
         decoded = time.perf_counter()
@@ -255,36 +254,20 @@ def create_app(estimator: PoseEstimator, *, limits: ServeLimits | None = None, m
         found = person_boxes(image, boxes, box_scores, "boxes", channel_order="bgr")
         return image, found, decoded, time.perf_counter()
 
-    async def _pose(body: PoseRequest, draw: bool, start: float) -> Response:
-        image, found, decoded, detected = await run_in_threadpool(_prepare, body)
-        height, width = image.shape[:2]
-        boxes, box_scores = found.boxes, found.scores
-        persons, batch = await asyncio.wrap_future(batcher.submit(image, boxes, box_scores))
-        posed = time.perf_counter()
-        if draw:
-            jpeg = await run_in_threadpool(_jpeg, estimator, image, persons, limits.draw_threshold)
-            return Response(jpeg, media_type="image/jpeg")
-        result = {
-            "image": {"height": height, "width": width},
-            "persons": person_results(persons, body.image_id),
-            "keypoint_names": info["keypoint_names"],
-            "timing_ms": {
-                "decode": round(1000 * (decoded - start), 2),
-                "detect": round(1000 * (detected - decoded), 2),
-                "pose": round(1000 * batch.seconds, 2),
-                "queue": round(1000 * max(0.0, posed - detected - batch.seconds), 2),
-                "total": round(1000 * (posed - start), 2),
-            },
-            "batch": {"persons": batch.persons, "requests": batch.requests},
-        }
-        return Response(json_text(result, "the pose results"), media_type="application/json")
-
     return app
 
 
 def uvicorn_config(app: ASGIApp, *, host: str, port: int, limits: ServeLimits) -> uvicorn.Config:
-    """How ``serve`` runs ``app`` with uvicorn: the request-head deadline of ``limits`` (``guards``), idle
-    connections closed after ``KEEP_ALIVE_S``, warnings and errors logged (no access log)."""
+    """How ``serve`` runs ``app`` with uvicorn.
+
+    Args:
+        app: the application (``create_app``).
+        host, port: where it listens.
+        limits: its ``header_timeout_s`` is the request-head deadline (``guards.header_deadline_protocol``).
+
+    Returns:
+        The config: idle connections closed after ``KEEP_ALIVE_S``, warnings and errors logged, no access log.
+    """
     import uvicorn
 
     return uvicorn.Config(
@@ -323,18 +306,21 @@ def serve(
 
 
 def run_beside(server: uvicorn.Server, batcher: PoseBatcher, sockets: list[socket.socket] | None = None) -> bool:
-    """Run ``server`` (uvicorn, serving an app of ``create_app``) in a thread, and the app's pose worker
-    (``batcher``) in the calling thread, until the server stops; returns whether it started.
+    """Run ``server`` in a thread and the app's pose worker in the calling thread, until the server stops.
 
-    The network runs in the thread that loaded it (the main thread of ``hrnet serve``): there the process's
-    first memory arena keeps the freed buffers (``hrnet.system.keep_freed_memory``; another thread's arena
-    gives whole heaps back, some 15,000 page faults a forward pass), and PyTorch's OpenMP threads are the only
-    ones: a second thread that runs the network gets a second team of them, and with more OpenMP threads than
-    cores libgomp spins for a hundred turns only before it sleeps. Run in a thread of its own, a forward pass of
-    W32 fp32 at batch 8 took 1.2× as long (2 cores, docs/speed.md).
+    The network runs in the thread that loaded it (the main thread of ``hrnet serve``), as there the process's
+    first memory arena keeps the freed buffers (``hrnet.system.keep_freed_memory``) and PyTorch's OpenMP team is
+    the only one (docs/speed.md). In the main thread, SIGINT and SIGTERM stop the server as uvicorn does when it
+    runs there (the requests in progress are answered first; a second SIGINT does not wait), and are raised again
+    once it has stopped.
 
-    In the main thread, SIGINT and SIGTERM stop the server as uvicorn does when it runs there (the requests in
-    progress are answered first; a second SIGINT does not wait), and are raised again once it has stopped.
+    Args:
+        server: uvicorn, serving an app of ``create_app``.
+        batcher: that app's ``app.state.batcher``.
+        sockets: listening sockets for uvicorn; None: it binds its config's host and port.
+
+    Returns:
+        Whether the server started.
     """
 
     def run_server() -> None:

@@ -64,13 +64,9 @@ class PoseBatcher:
       Without this, concurrent clients settle into two groups that take turns in half-full batches: the group
       answered last comes back while the other group's batch, which arrived during the pass, already runs.
 
-    A lone client is held back by at most ``window_s``: the previous pass left only its own request.
-
-    A job that fails fails alone: the batch is retried one job at a time, so one bad image cannot fail its
-    neighbours, and nothing stops the worker.
-
-    The worker is a thread of its own (``start``), or the caller's thread (``work_here``): ``hrnet serve`` runs the
-    network in the thread that loaded it (``hrnet.apps.serve.app.run_beside``).
+    A lone client is held back by at most ``window_s``: the previous pass left only its own request. A job that
+    fails fails alone (the batch is retried one job at a time), and nothing stops the worker. The worker is a
+    thread of its own (``start``), or the caller's thread (``work_here``, as ``hrnet serve``'s ``run_beside``).
     """
 
     def __init__(self, estimator: PoseEstimator, max_batch: int, window_s: float, max_wait_s: float = 0.2):
@@ -151,10 +147,10 @@ class PoseBatcher:
     def _run(self, stop: Callable[[], bool] | None = None) -> None:
         try:
             while jobs := self._next_batch(stop):
-                self._serve(jobs)
-                with self._changed:
-                    served = sum(j.persons for j in jobs)
-                    self._expected = min(self.max_batch, served + sum(j.persons for j in self._queue))
+                if live := [j for j in jobs if j.future.set_running_or_notify_cancel()]:
+                    self._predict(live)
+                with self._changed:  # the persons this pass served and those that waited meanwhile
+                    self._expected = min(self.max_batch, sum(j.persons for j in [*jobs, *self._queue]))
         finally:
             self._finished.set()
 
@@ -189,40 +185,24 @@ class PoseBatcher:
                 self._changed.wait(remaining)
             return jobs
 
-    def _serve(self, jobs: list[_Job]) -> None:
-        live = [j for j in jobs if j.future.set_running_or_notify_cancel()]
-        if not live:
-            return
+    def _predict(self, jobs: list[_Job]) -> None:
         start = time.perf_counter()
         try:
             results = self.estimator.predict(
-                [j.image for j in live], [j.boxes for j in live], [j.scores for j in live], channel_order="bgr"
+                [j.image for j in jobs], [j.boxes for j in jobs], [j.scores for j in jobs], channel_order="bgr"
             )
         except Exception as err:
-            if len(live) > 1:
-                for j in live:
-                    self._serve_alone(j)
+            if len(jobs) > 1:  # again one job at a time, so that only the bad one fails
+                for j in jobs:
+                    self._predict([j])
                 return
             log.exception("pose estimation failed")
-            live[0].future.set_exception(err)
+            jobs[0].future.set_exception(err)
             return
-        info = BatchInfo(sum(j.persons for j in live), len(live), time.perf_counter() - start)
+        info = BatchInfo(sum(j.persons for j in jobs), len(jobs), time.perf_counter() - start)
         self._count(info, sum(len(r) for r in results))
-        for j, persons in zip(live, results, strict=True):
+        for j, persons in zip(jobs, results, strict=True):
             j.future.set_result((persons, info))
-
-    def _serve_alone(self, job: _Job) -> None:
-        # The job's future is already running: run it again as a batch of one.
-        start = time.perf_counter()
-        try:
-            persons = self.estimator.predict([job.image], [job.boxes], [job.scores], channel_order="bgr")[0]
-        except Exception as err:
-            log.exception("pose estimation failed")
-            job.future.set_exception(err)
-            return
-        info = BatchInfo(job.persons, 1, time.perf_counter() - start)
-        self._count(info, len(persons))
-        job.future.set_result((persons, info))
 
     def _count(self, info: BatchInfo, persons: int) -> None:
         self.busy_seconds += info.seconds

@@ -5,19 +5,14 @@
   client that goes away while sending is logged as one INFO line, never a traceback. It counts the requests whose
   bodies are still arriving (``/healthz`` reports them): these hold no pose slot, so clients that stall mid-body
   cannot lock others out.
-- ``header_deadline_protocol`` (the server, ``hrnet serve``): uvicorn's HTTP/1.1 protocol with a deadline for each
-  request's head. uvicorn closes a kept-alive connection after ``timeout_keep_alive`` seconds of silence but
-  restarts that timer at every byte, and sets no deadline at all on a new connection's first request, so a client
-  that trickles a header a byte at a time (or sends nothing) would hold its connection for ever; ASGI middleware
-  cannot help, as an app sees a request only once its head is complete. It also turns Nagle's algorithm off on
-  every connection (``_no_delay``).
+- ``header_deadline_protocol`` (the server, ``hrnet serve``): a deadline for each request's head, which no public
+  setting of uvicorn gives.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import socket
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -37,15 +32,11 @@ class _BodyTooLargeError(Exception):
 
 
 class _BodyLateError(Exception):
-    def __init__(self, received: int):
-        super().__init__(received)
-        self.received = received
+    """The body's deadline passed; ``args[0]``: the bytes of it that came."""
 
 
 class _ClientGoneError(Exception):
-    def __init__(self, received: int):
-        super().__init__(received)
-        self.received = received
+    """The client went away while sending; ``args[0]``: the bytes of its body that came."""
 
 
 @dataclass
@@ -58,10 +49,8 @@ class RequestCounters:
 
 
 class RequestGuard:
-    """ASGI middleware: the body limit, the body deadline and quiet disconnects (see the module doc).
-
-    ``counters`` is shared with the app, which reports it.
-    """
+    """ASGI middleware: the body limit, the body deadline and quiet disconnects (module doc); ``counters`` is
+    shared with the app, which reports it."""
 
     def __init__(self, app: ASGIApp, *, max_bytes: int, body_timeout_s: float, counters: RequestCounters):
         self.app = app
@@ -98,13 +87,13 @@ class RequestGuard:
                 "%s: the request body had not arrived within %g s (%d bytes came): answered 408, connection closed",
                 client,
                 self.body_timeout_s,
-                late.received,
+                late.args[0],
             )
             if not started:
                 await _answer(send, 408, f"the request body did not arrive within {self.body_timeout_s:g} s")
         except _ClientGoneError as gone:
             self.counters.disconnected += 1
-            log.info("%s went away while sending its request (%d bytes of its body came)", client, gone.received)
+            log.info("%s went away while sending its request (%d bytes of its body came)", client, gone.args[0])
         finally:
             body.finish()
 
@@ -150,21 +139,16 @@ class _Body:
 
 async def _answer(send: Send, status: int, detail: str) -> None:
     """A JSON error response that closes the connection (the rest of the body, if any, is never read)."""
-    content = json.dumps({"detail": detail}).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(content)).encode()),
-        (b"connection", b"close"),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": content})
+    from starlette.responses import JSONResponse
+
+    response = JSONResponse({"detail": detail}, status, {"connection": "close"})
+    await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})
 
 
 def _no_delay(transport: asyncio.BaseTransport) -> None:
-    """Nagle's algorithm off on a TCP connection: an answer goes out as two writes (head, then body), and with the
-    algorithm on, the body waits for the client's acknowledgement of the head, which the client delays by 40 ms
-    (Linux). asyncio turns it off itself only on sockets made for TCP by name (``proto`` 6): uvicorn's own, but
-    not a socket made with ``socket.socket()`` and handed to uvicorn (``sockets=``, ``--fd``)."""
+    """Nagle's algorithm off, so an answer's body (its second write) does not wait for the client's delayed
+    acknowledgement of the head; asyncio does this only on sockets it made for TCP itself."""
     sock = transport.get_extra_info("socket")
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
         with contextlib.suppress(OSError):
@@ -172,47 +156,40 @@ def _no_delay(transport: asyncio.BaseTransport) -> None:
 
 
 def header_deadline_protocol(header_timeout_s: float) -> type[asyncio.Protocol]:
-    """uvicorn's h11 protocol, closing a connection that has not sent a whole request head within
-    ``header_timeout_s`` of opening or of its previous response (for ``uvicorn.Config(http=...)``), with Nagle's
-    algorithm off (``_no_delay``)."""
-    import h11
+    """uvicorn's HTTP/1.1 protocol (h11) with a deadline for each request head, for ``uvicorn.Config(http=...)``.
+
+    A connection whose next request head has not arrived whole ``header_timeout_s`` after it opened, or after its
+    previous response, is closed as uvicorn closes an idle one (``shutdown``). uvicorn has no such setting: its
+    ``timeout_keep_alive`` starts only after a response and restarts at every byte, so a client that sends nothing
+    or trickles its head holds the connection for ever, and ASGI middleware sees a request only once its head is
+    whole. The subclass therefore touches uvicorn's private surface as little as it can: the ``on_response_complete``
+    hook and the ``cycle`` of the request in progress (a new one for each head).
+
+    Args:
+        header_timeout_s: seconds a connection may take to send a whole request head.
+
+    Returns:
+        The protocol class.
+    """
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class HeaderDeadlineProtocol(H11Protocol):
-        _head_timer: asyncio.TimerHandle | None = None
-
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             _no_delay(transport)
             super().connection_made(transport)
-            self._start_head_timer()
-
-        def data_received(self, data: bytes) -> None:
-            super().data_received(data)
-            if self.conn.their_state is not h11.IDLE:  # the head has come whole: the body has its own deadline
-                self._stop_head_timer()
+            self._expect_head(None)
 
         def on_response_complete(self) -> None:
+            answered = self.cycle  # before a pipelined request's head, parsed by the call below, replaces it
             super().on_response_complete()
-            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-                self._start_head_timer()
+            self._expect_head(answered)
 
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._stop_head_timer()
-            super().connection_lost(exc)
+        def _expect_head(self, last: object) -> None:
+            def close_if_no_head() -> None:
+                if self.cycle is last and not self.transport.is_closing():
+                    log.debug("closed a connection that sent no whole request head within %g s", header_timeout_s)
+                    self.shutdown()
 
-        def _start_head_timer(self) -> None:
-            self._stop_head_timer()
-            self._head_timer = self.loop.call_later(header_timeout_s, self._head_late)
-
-        def _stop_head_timer(self) -> None:
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-                self._head_timer = None
-
-        def _head_late(self) -> None:
-            self._head_timer = None
-            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-                log.debug("closed a connection that sent no whole request head within %g s", header_timeout_s)
-                self.transport.close()
+            asyncio.get_running_loop().call_later(header_timeout_s, close_if_no_head)
 
     return HeaderDeadlineProtocol

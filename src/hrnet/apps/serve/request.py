@@ -77,33 +77,6 @@ class ServeLimits:
         if _number(self.draw_threshold) is None or not math.isfinite(self.draw_threshold):
             raise ConfigError(f"serve limits: draw_threshold must be a finite number, got {self.draw_threshold!r}")
 
-    @classmethod
-    def from_units(
-        cls,
-        *,
-        max_upload_mb: float,
-        max_megapixels: float,
-        max_boxes: int,
-        max_batch: int | None,
-        batch_window_ms: float,
-    ) -> ServeLimits:
-        """The limits in the units ``hrnet serve`` takes them: MiB, millions of pixels, milliseconds. A size that
-        is not a finite number above 0 is a ``ConfigError`` that names it."""
-        for name, value in (("max_upload_mb", max_upload_mb), ("max_megapixels", max_megapixels)):
-            number = _number(value)
-            if number is None or not (math.isfinite(number) and number > 0):
-                raise ConfigError(f"serve limits: {name} must be a finite number above 0, got {value!r}")
-        window = _number(batch_window_ms)
-        if window is None or not math.isfinite(window):
-            raise ConfigError(f"serve limits: batch_window_ms must be a finite number, got {batch_window_ms!r}")
-        return cls(
-            max_upload_bytes=round(max_upload_mb * 2**20),
-            max_pixels=round(max_megapixels * 1e6),
-            max_boxes=max_boxes,
-            max_batch=max_batch,
-            batch_window_s=window / 1000,
-        )
-
 
 def _check_count(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -212,7 +185,7 @@ class PoseRequest:
 
 
 async def read_request(request: Request) -> PoseRequest:
-    """The body of a ``POST /v1/pose`` (multipart or JSON, see the package doc), read whole."""
+    """The body of a ``POST /v1/pose`` (multipart or JSON, docs/serve.md), read whole."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         async with request.form(max_files=1, max_fields=8) as form:
@@ -220,8 +193,7 @@ async def read_request(request: Request) -> PoseRequest:
             if upload is None or isinstance(upload, str):
                 raise DataError("multipart: put the image file in a field named 'image'")
             data = await upload.read()
-            fields = {k: form.get(k) for k in ("boxes", "box_scores", "image_id")}
-        text = {k: v if isinstance(v, str) else None for k, v in fields.items()}
+            text = {k: v if isinstance(v := form.get(k), str) else None for k in ("boxes", "box_scores", "image_id")}
         return PoseRequest(
             data,
             _json_field(text["boxes"], "boxes"),
