@@ -124,7 +124,7 @@ class _Body:
             return await self._receive()
         try:
             message = await asyncio.wait_for(self._receive(), max(0.0, self._deadline - self._loop.time()))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise _BodyLateError(self.received) from None
         if message["type"] == "http.disconnect":
             raise _ClientGoneError(self.received)
