@@ -208,6 +208,8 @@ def add_info(sub: Any) -> None:
 
 
 def cmd_draw(args: argparse.Namespace) -> int:
+    """The picture is made from the network that would run: it is built on the meta device and run once with hooks
+    for the shapes, parameters and multiply-adds."""
     from hrnet.drawing.network import check_output, draw_exchange, draw_overview, parse_detail, save_figure
 
     out = check_output(check_output_file(args.out, command=DRAW, inputs=[args.config], overwrite=args.overwrite))
@@ -226,8 +228,7 @@ def add_draw(sub: Any) -> None:
     p = sub.add_parser(
         "draw",
         help="draw a network's structure (stages, branches, exchange units, shapes) as SVG, PNG or PDF",
-        description="The picture is made from the network that would run: it is built on the meta device and "
-        "run once with hooks for the shapes, parameters and multiply-adds.",
+        description=cmd_draw.__doc__,
     )
     add_config(p, f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")
     p.add_argument("--out", required=True, help="the picture to write: .svg, .png or .pdf (required)")
@@ -242,6 +243,8 @@ def add_draw(sub: Any) -> None:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    """tf_port: a TensorFlow checkpoint of VXallset/deep-high-resolution-net.TensorFlow (needs the 'tf' extra). The
+    config's model section is read from the checkpoint, with batch_norm: batch as the port ran."""
     from hrnet.tf_port.checkpoint import CONFIG_FILE, WEIGHTS_FILE, convert_tf_port
 
     prefix = Path(args.checkpoint)  # model.ckpt (or model.ckpt.index): its files are model.ckpt.*
@@ -265,8 +268,7 @@ def add_convert(sub: Any) -> None:
     p = sub.add_parser(
         "convert",
         help="convert another implementation's checkpoint: DIR/model.safetensors + DIR/config.yaml",
-        description="tf_port: a TensorFlow checkpoint of VXallset/deep-high-resolution-net.TensorFlow (needs the "
-        "'tf' extra). The config's model section is read from the checkpoint, with batch_norm: batch as the port ran.",
+        description=cmd_convert.__doc__,
     )
     p.add_argument("source", choices=("tf_port",), help="which implementation wrote the checkpoint")
     p.add_argument("checkpoint", help="the checkpoint's prefix, e.g. models/model.ckpt (for model.ckpt.index, ...)")

@@ -93,6 +93,11 @@ def _open_estimator(args: argparse.Namespace, config: ExperimentConfig, detector
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    """Top-down pose estimation on your own files: `hrnet predict photo.jpg` runs HRNet-W32 trained on COCO (MMPose's
+    checkpoint) with RTMDet-nano finding the persons, both downloaded on first use. Person boxes come from --boxes (a
+    COCO detection-results JSON matched by image file name or id) or from the person detector; with --detector none,
+    every image (and every video frame) is ONE person box covering it. Videos give <name>.jsonl, e.g. clip.mp4.jsonl
+    (a line per frame, every person with a track_id), and <stem>_pose.mp4 (H.264, plays in browsers)."""
     from hrnet.apps.predict import DetectionBoxes, predict_paths
     from hrnet.hub.registry import DEFAULT_DETECTOR
     from hrnet.io.images import MAX_PIXELS
@@ -166,6 +171,9 @@ def realtime(config: ExperimentConfig, args: argparse.Namespace) -> tuple[Experi
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """Serves POST /v1/pose (an image, optional person boxes → COCO keypoint results or, with ?draw=1, the drawn
+    JPEG), GET /v1/model, GET /healthz, the API docs at /docs and a page at / to drop a photo on. Requests that
+    arrive together share a forward pass. Needs the 'serve' extra."""
     from hrnet.apps.serve import ServeLimits, serve
 
     limits = ServeLimits(
@@ -186,14 +194,7 @@ def add_predict(sub: Any) -> None:
     from hrnet.pose.track import MATCH_METHODS, OneEuroSettings, VideoOptions
 
     p = sub.add_parser(
-        "predict",
-        help="keypoints for images, folders, videos, webcams and streams",
-        description="Top-down pose estimation on your own files: `hrnet predict photo.jpg` runs HRNet-W32 trained on "
-        "COCO (MMPose's checkpoint) with RTMDet-nano finding the persons, both downloaded on first use. Person "
-        "boxes come from --boxes (a COCO detection-results JSON matched by image file name or id) or from the "
-        "person detector; with --detector none, every image (and every video frame) is ONE person box covering it. "
-        "Videos give <name>.jsonl, e.g. clip.mp4.jsonl (a line per frame, every person with a track_id), and "
-        "<stem>_pose.mp4 (H.264, plays in browsers).",
+        "predict", help="keypoints for images, folders, videos, webcams and streams", description=cmd_predict.__doc__
     )
     add_config(
         p, "experiment YAML file, shipped config or model preset (default: the one the weights name)", required=False
@@ -267,11 +268,7 @@ def add_serve(sub: Any) -> None:
     from hrnet.hub.registry import DEFAULT_DETECTOR, DEFAULT_WEIGHTS
 
     p = sub.add_parser(
-        "serve",
-        help="an HTTP pose service (POST /v1/pose) with a page to try it at /",
-        description="Serves POST /v1/pose (an image, optional person boxes → COCO keypoint results or, with "
-        "?draw=1, the drawn JPEG), GET /v1/model, GET /healthz, the API docs at /docs and a page at / to drop a "
-        "photo on. Requests that arrive together share a forward pass. Needs the 'serve' extra.",
+        "serve", help="an HTTP pose service (POST /v1/pose) with a page to try it at /", description=cmd_serve.__doc__
     )
     add_config(
         p, "experiment YAML file, shipped config or model preset (default: the one the weights name)", required=False
