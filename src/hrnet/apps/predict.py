@@ -1,23 +1,12 @@
-"""``hrnet predict``: image files, folders, videos, webcams and streams → COCO-results JSON and drawings.
+"""``hrnet predict``: image files, folders, videos, webcams and streams → COCO-results JSON and drawings
+(docs/predict.md names each output).
 
-Per image ``<name>.json`` (``photo.jpg.json``: COCO keypoint results: image_id, category_id, keypoints
-[x, y, score]×K, score, plus the box) and ``<stem>_pose.<ext>`` with the skeletons (``photo_pose.jpg``); per video
-``<name>.jsonl`` (one line per frame, persons with track ids) and ``<stem>_pose.mp4`` (H.264), made by
-``hrnet.apps.video``. The names keep the input's extension, so ``a.jpg`` and ``a.png`` never share a result. An input
-that cannot be read is reported by name and skipped; the others complete; only regular files are read
-(``expand_inputs``). Photos are turned upright by their EXIF orientation tag (person boxes are then in the upright
-image's pixels).
-
-Images go through a pipeline (``hrnet.io.streams``): a thread reads ahead (decoding, and finding the persons with the
-detector when there is one), the network runs on the persons of several images at once (up to
-``test.batch_size`` crops a forward pass), and a thread writes behind (JSON, drawing, encoding), so that the
-network, the slow step on a CPU, is never kept waiting by the others.
-
-The output folder is held for the run (``hrnet.io.outputs.OutputFolder``: locked, its outputs listed in its
-manifest, which tells our drawings in a folder given as input from the photos). Nothing runs when an output would
-replace an input (a drawing named as a photo in the folder is refused, naming both, so that drawings keep the names
-other tools expect), two inputs would write the same file, or a file ``hrnet predict`` did not write is in the way
-(unless ``--overwrite``).
+Inputs that cannot be read are reported by name and skipped (``expand_inputs``); photos are turned upright by
+their EXIF orientation. Images run through a pipeline (``hrnet.io.streams``): a thread reads ahead (decoding and
+detecting), the network takes the persons of several images a forward pass, and a thread writes behind, so the
+network, the slow step on a CPU, never waits. Videos go to ``hrnet.apps.video``. The output folder is held for
+the run (``hrnet.io.outputs.OutputFolder``): nothing runs when an output would replace an input, two inputs
+would write the same file, or a file ``hrnet predict`` did not write is in the way (unless ``--overwrite``).
 """
 
 from __future__ import annotations

@@ -1,16 +1,10 @@
-"""Pose estimation on videos, webcams and streams: person boxes, track ids, smoothing, H.264 output.
-
-Each frame: every ``detect_every``-th frame the person boxes come from the detector (the whole frame when there
-is none); in between, each person seen in the frame before is carried by the box around its own keypoints
-(``hrnet.pose.track.box_from_keypoints``), which costs no detection; so is a person the detector misses (weak
-detectors such as HOG miss often), so that a miss never starts a new id. The estimator finds the keypoints in
-those boxes, ``hrnet.pose.track.PoseTracker`` gives every person a track id (and smooths its keypoints with
-``smooth``), and the results go out as JSON lines (one a frame) and, when drawn, an H.264 MP4 (yuv420p, written
-by PyAV) that plays in browsers.
+"""Pose estimation on videos, webcams and streams: frames in, ``hrnet.pose.track.VideoPoseTracker`` (person boxes,
+track ids, smoothing), JSON lines (one a frame) and, when drawn, an H.264 MP4 (yuv420p, by PyAV) that plays in
+browsers out.
 
 A source is a video file, a webcam index (``"0"``) or a stream URL (``rtsp://``, ``http://``, ...) that OpenCV's
-FFmpeg back end opens (``hrnet.io.frames``: sources, timestamps, H.264 output). A file's outputs appear whole or not
-at all; a webcam's or stream's (which never end on their own) are completed when the frames stop or on Ctrl-C.
+FFmpeg back end opens (``hrnet.io.frames``). A file's outputs appear whole or not at all; a webcam's or stream's
+(which never end on their own) are completed when the frames stop or on Ctrl-C.
 """
 
 from __future__ import annotations

@@ -9,9 +9,8 @@ orientation tag ignored (the annotations were drawn on the stored pixels); photo
 Before any pixel is decoded Pillow reads the header (``Image.open`` is lazy): an image without a header Pillow
 knows, of zero size, over Pillow's own decompression-bomb guard (twice ``Image.MAX_IMAGE_PIXELS``) or over the
 caller's pixel limit (``MAX_PIXELS`` by default; a decompression bomb is a small file that decodes to gigabytes) is
-refused by name. Pixels that are not 8-bit become 8-bit: 16-bit channels are scaled by 255 / 65535; float channels
-(a 32-bit TIFF) are scaled by 255 when every value lies in [0, 1], else stretched from their minimum (0) to their
-maximum (255) (a constant image is then black); NaN or infinite values, and signed integer pixels, are refused.
+refused by name. Pixels become 8-bit: 16-bit ones scaled by 255 / 65535, float ones by 255 when all lie in [0, 1],
+else stretched from their minimum to their maximum; NaN, infinite and signed integer pixels are refused.
 """
 
 from __future__ import annotations

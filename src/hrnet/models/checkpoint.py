@@ -7,11 +7,10 @@ Reads:
 - MMPose checkpoints: ``backbone.*`` and ``keypoint_head.final_layer.*`` (MMPose 0.x) or ``head.final_layer.*``
   (MMPose 1.x) are mapped to our names.
 
-``.pth`` files are unpickled with ``torch.load(weights_only=True)``, which builds tensors and plain containers only;
-for the length of that one load NumPy's array, dtype and scalar rebuilders are allowed too (MMPose 1.x stores its
-data-set metadata as NumPy arrays). A file that would build any other Python object (and so could run code) is
-refused with a ``CheckpointError``; so is a file holding NaN or infinite weights, or tensors of a dtype that is
-not a float type (``check_dtypes``). A file's suffix is compared without regard to case.
+``.pth`` files are unpickled with ``torch.load(weights_only=True)`` (tensors and plain containers only), with
+NumPy's array, dtype and scalar rebuilders allowed for that one load (MMPose 1.x stores its data-set metadata as
+NumPy arrays). A file that would build any other object (and so could run code), NaN or infinite weights and
+tensors that are not floating point are refused with a ``CheckpointError``.
 """
 
 from __future__ import annotations

@@ -3,10 +3,8 @@
 A detector is a callable ``detector(image_bgr) -> Detections`` on an (H, W, 3) uint8 BGR image (as ``cv2.imread``
 gives). ``load_detector(spec)`` builds one from:
 
-- ``"hog"``: OpenCV's HOG + linear SVM people detector (Dalal & Triggs, CVPR 2005), whose weights ship inside
-  OpenCV. No download, but weak: it finds upright, whole, unoccluded people about 100 px tall or more and misses
-  most others (docs/weights.md says how many of the shared sample photos' persons it finds). A fallback, not a
-  substitute for a learned detector.
+- ``"hog"``: OpenCV's HOG + linear SVM people detector (Dalal & Triggs, CVPR 2005), shipped inside OpenCV: no
+  download, but it finds only upright, whole people about 100 px tall or more (docs/weights.md).
 - a ``.onnx`` file run by ONNX Runtime, in one of the layouts below (recognised from the model's outputs, or named
   with ``format``);
 - a name from ``hrnet.hub.registry.REGISTRY`` (``hrnet weights list``), downloaded into the cache on first use.
@@ -27,10 +25,8 @@ ultralytics one output (1, 4 + C, A): per anchor a centre  letterbox centred (pa
            done here (``cv2.dnn.NMSBoxes``)
 ========== ============================================== ==================================================
 
-Only persons are kept (class 0 in all three: COCO's order, and the person-only models' single class). For the
-ultralytics layout a box is a person when person is its best class, as ultralytics' own ``classes=[0]`` filter
-decides. Boxes come back in image pixels: the letterbox is undone exactly (``Letterbox``). The three layouts and
-HOG share one module because they share the letterbox, the NMS and the option bounds.
+Only persons are kept (class 0 in all three; for ultralytics, a box whose best class is person, as its own
+``classes=[0]`` filter decides). Boxes come back in image pixels: the letterbox is undone exactly (``Letterbox``).
 """
 
 from __future__ import annotations

@@ -1,20 +1,11 @@
 """Persons followed across video frames: track ids, One-Euro smoothing, and the estimator run frame by frame.
 
-``VideoPoseTracker`` is what a video needs: it finds the person boxes (the detector every ``detect_every``-th
-frame, the box around each person's keypoints in between), estimates the keypoints and gives every person a track
-id through ``PoseTracker``.
-
-``PoseTracker.update`` takes the persons of one frame (boxes, keypoints, scores) and gives each a track id: a
-person is matched to the track it overlaps most, by box IoU or by OKS between the track's last keypoints and the
-person's, greedily from the best pair down (as the pose-tracking baseline of Xiao et al., "Simple Baselines for
-Human Pose Estimation and Tracking", ECCV 2018, matches greedily); a person that matches no track above the
-threshold starts a new id, and a track that matches nobody for more than ``max_missed`` frames is retired. Ids
-are never reused.
-
-With ``smoothing``, each track's keypoints go through a One-Euro filter (Casiez, Roussel and Vogel, "1€ Filter: A
-Simple Speed-based Low-pass Filter for Noisy Input in Interactive Systems", CHI 2012): a low-pass filter whose
-cut-off frequency rises with the speed of the signal, so that a still keypoint is held steady and a moving one
-lags little.
+``VideoPoseTracker`` finds the person boxes (the detector every ``detect_every``-th frame, the box around each
+person's keypoints in between), estimates the keypoints and gives every person a track id through
+``PoseTracker``, which matches persons to tracks greedily from the best box IoU or OKS down, as the tracking
+baseline of Xiao et al., "Simple Baselines for Human Pose Estimation and Tracking" (ECCV 2018). Ids are never
+reused. Keypoints may be smoothed by a One-Euro filter (Casiez, Roussel and Vogel, CHI 2012), whose cut-off rises
+with the speed of the signal: a still keypoint is held steady and a moving one lags little.
 """
 
 from __future__ import annotations

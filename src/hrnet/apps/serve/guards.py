@@ -1,10 +1,8 @@
 """What keeps slow, stalled and vanishing clients of ``hrnet serve`` from holding its resources.
 
-- ``RequestGuard`` (ASGI middleware, in every app): a body over the size limit is answered 413; a body that has
-  not arrived whole within ``body_timeout_s`` of the request's head is answered 408 and its connection closed; a
-  client that goes away while sending is logged as one INFO line, never a traceback. It counts the requests whose
-  bodies are still arriving (``/healthz`` reports them): these hold no pose slot, so clients that stall mid-body
-  cannot lock others out.
+- ``RequestGuard`` (ASGI middleware, in every app): a body over the size limit is answered 413, one not whole
+  within ``body_timeout_s`` of the head 408 (connection closed), a client gone mid-body is one INFO line. Bodies
+  still arriving hold no pose slot (``/healthz`` counts them), so clients that stall cannot lock others out.
 - ``header_deadline_protocol`` (the server, ``hrnet serve``): a deadline for each request's head, which no public
   setting of uvicorn gives.
 """
