@@ -8,7 +8,6 @@ The public API, loaded on first use so that ``import hrnet`` stays cheap::
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -16,11 +15,6 @@ if TYPE_CHECKING:
     from hrnet.models.checkpoint import load_weights
     from hrnet.models.hrnet import build_model
     from hrnet.pose.estimator import PoseEstimator
-
-try:
-    __version__ = version("hrnet")
-except PackageNotFoundError:  # run from a source tree that was never installed
-    __version__ = "0+unknown"
 
 _API = {
     "PoseEstimator": "hrnet.pose.estimator",
@@ -32,6 +26,10 @@ __all__ = ["PoseEstimator", "__version__", "build_model", "load_config", "load_w
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # read when asked: importlib.metadata is a slow import
+        from importlib.metadata import version
+
+        return version("hrnet")
     if name in _API:
         return getattr(importlib.import_module(_API[name]), name)
     raise AttributeError(f"module 'hrnet' has no attribute {name!r}")

@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from hrnet.errors import ConfigError
 from hrnet.io.inputs import decimal_id
 
@@ -524,6 +522,8 @@ def config_from_text(text: str, where: str, overrides: Sequence[str] = ()) -> Ex
     YAML aliases (hrnet writes none; each could multiply the values the loader checks)."""
     if len(text) > MAX_RECORDED_CONFIG:
         raise ConfigError(f"{where}: {len(text):,} characters, over the {MAX_RECORDED_CONFIG:,} of a config")
+    import yaml
+
     data = _parse_yaml(text, where)
     if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=yaml.SafeLoader)):
         raise ConfigError(f"{where}: the config uses YAML aliases (*name), which hrnet never writes")
@@ -558,32 +558,43 @@ def _merge(base: dict[str, Any], new: Mapping[str, Any]) -> None:
 
 def dump_config(config: ExperimentConfig) -> str:
     """The config as YAML text (what a run folder stores as ``config.yaml``)."""
+    import yaml
+
     return yaml.safe_dump(to_dict(config), sort_keys=False)
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader (plain data; no tag builds an object) that refuses a key given twice in one mapping,
-    which YAML forbids and PyYAML would settle silently by keeping the last."""
+@functools.cache
+def _unique_key_loader() -> Any:
+    """PyYAML's safe loader refusing a key given twice (PyYAML is imported on first use: a slow import)."""
+    import yaml
 
-    def compose_mapping_node(self, anchor: Any) -> yaml.MappingNode:
-        node = super().compose_mapping_node(anchor)
-        lines: dict[tuple[str, str], int] = {}
-        for key, _ in node.value:
-            # A merge key (<<) is no key of the mapping: the mapping's own keys override what it merges in.
-            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
-                line = key.start_mark.line + 1
-                if (key.tag, key.value) in lines:
-                    twice = f"lines {lines[key.tag, key.value]} and {line}"
-                    problem = f"the key {short_repr(key.value)} is given twice in one mapping ({twice}): keep one"
-                    raise yaml.composer.ComposerError(None, None, problem, key.start_mark)
-                lines[key.tag, key.value] = line
-        return node
+    class _UniqueKeyLoader(yaml.SafeLoader):
+        """PyYAML's safe loader (plain data; no tag builds an object) that refuses a key given twice in one mapping,
+        which YAML forbids and PyYAML would settle silently by keeping the last."""
+
+        def compose_mapping_node(self, anchor: Any) -> yaml.MappingNode:
+            node = super().compose_mapping_node(anchor)
+            lines: dict[tuple[str, str], int] = {}
+            for key, _ in node.value:
+                # A merge key (<<) is no key of the mapping: the mapping's own keys override what it merges in.
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    line = key.start_mark.line + 1
+                    if (key.tag, key.value) in lines:
+                        twice = f"lines {lines[key.tag, key.value]} and {line}"
+                        problem = f"the key {short_repr(key.value)} is given twice in one mapping ({twice}): keep one"
+                        raise yaml.composer.ComposerError(None, None, problem, key.start_mark)
+                    lines[key.tag, key.value] = line
+            return node
+
+    return _UniqueKeyLoader
 
 
 def _parse_yaml(text: str, where: str) -> Any:
     """Plain data from YAML ``text``; a fault is one line naming ``where`` and the line and column."""
+    import yaml
+
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
+        return yaml.load(text, Loader=_unique_key_loader())
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         problem = getattr(err, "problem", None) or " ".join(str(err).split())  # without PyYAML's quoted excerpt

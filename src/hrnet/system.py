@@ -9,11 +9,8 @@ every subcommand that runs a network; a Python program that wants the same speed
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import os
-import platform
 import threading
 from typing import TYPE_CHECKING
 
@@ -170,6 +167,9 @@ def _apply() -> bool:
     if os.environ.get(ENV_SWITCH, "1").strip() == "0":
         log.debug("%s=0: malloc left as it is", ENV_SWITCH)
         return False
+    import ctypes.util
+    import platform
+
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     name = ctypes.util.find_library("c")

@@ -23,16 +23,25 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from importlib.metadata import version
 
 from hrnet.cli import model, predict, train, weights
 from hrnet.cli.options import Parser, resolve_config
 from hrnet.errors import HrnetError, TrainingInterruptedError
 
 
+class _Version(argparse.Action):
+    """``--version``, reading the installed version only when asked (importlib.metadata is a slow import)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        from importlib.metadata import version
+
+        print(f"hrnet {version('hrnet')}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="hrnet", description="HRNet 2D human pose estimation: train, evaluate, predict, export, draw.")
-    parser.add_argument("--version", action="version", version=f"hrnet {version('hrnet')}", help="print the version")
+    parser.add_argument("--version", action=_Version, nargs=0, help="print the version")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (

@@ -21,7 +21,6 @@ from hrnet.cli.options import (
 )
 from hrnet.config import MODEL_PRESETS, ModelConfig, load_config
 from hrnet.errors import ConfigError
-from hrnet.io.outputs import OutputFolder, check_output_file, record_output
 
 DRAW, CONVERT = "hrnet draw", "hrnet convert"  # as the output guard names them in messages
 
@@ -211,6 +210,7 @@ def cmd_draw(args: argparse.Namespace) -> int:
     """The picture is made from the network that would run: it is built on the meta device and run once with hooks
     for the shapes, parameters and multiply-adds."""
     from hrnet.drawing.network import check_output, draw_exchange, draw_overview, parse_detail, save_figure
+    from hrnet.io.outputs import check_output_file, record_output
 
     out = check_output(check_output_file(args.out, command=DRAW, inputs=[args.config], overwrite=args.overwrite))
     model_cfg = resized(load_config(args.config, args.set).model, args.input_size)
@@ -245,6 +245,7 @@ def add_draw(sub: Any) -> None:
 def cmd_convert(args: argparse.Namespace) -> int:
     """tf_port: a TensorFlow checkpoint of VXallset/deep-high-resolution-net.TensorFlow (needs the 'tf' extra). The
     config's model section is read from the checkpoint, with batch_norm: batch as the port ran."""
+    from hrnet.io.outputs import OutputFolder
     from hrnet.tf_port.checkpoint import CONFIG_FILE, WEIGHTS_FILE, convert_tf_port
 
     prefix = Path(args.checkpoint)  # model.ckpt (or model.ckpt.index): its files are model.ckpt.*

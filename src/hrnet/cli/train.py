@@ -10,13 +10,13 @@ from typing import Any
 from hrnet.cli.options import add_config, add_overwrite, add_runtime, nonnegative_int, positive_int, whole_number
 from hrnet.config import load_config
 from hrnet.errors import ConfigError
-from hrnet.io.outputs import OutputFolder, check_output_file, record_output
 
 SHOW, SYNTH = "hrnet data show", "hrnet data synth"  # as the output guard names them in messages
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from hrnet.engine.evaluate import COMMAND, Evaluator
+    from hrnet.io.outputs import OutputFolder
     from hrnet.runtime.backends import open_backend
 
     config = load_config(args.config, args.set)
@@ -96,6 +96,7 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from hrnet.data.synthetic import synthetic_files, write_synthetic
+    from hrnet.io.outputs import OutputFolder
 
     with OutputFolder(args.out, command=SYNTH, overwrite=args.overwrite) as folder:
         for path in synthetic_files(folder.path, args.train, args.val):
@@ -117,6 +118,7 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
 def cmd_data_show(args: argparse.Namespace) -> int:
     from hrnet.drawing.samples import show_samples
     from hrnet.io.images import write_image
+    from hrnet.io.outputs import check_output_file, record_output
 
     out = check_output_file(args.out, command=SHOW, inputs=[args.config], overwrite=args.overwrite)
     config = load_config(args.config, args.set)
