@@ -95,6 +95,12 @@ def test_unknown_key_names_the_dotted_path_and_the_nearest_key(tmp_path):
         ("train.name.x=1", r"train\.name is a value, not a section"),
         ("model.stages.9.block=basic", r"model\.stages has no item '9'"),
         ("novalue", r"expected KEY=VALUE"),
+        ("train.momentum=-5", r"^train: momentum must be in \[0, 1\), .* got -5\.0, 0\.0 and 0\.1$"),
+        ("train.weight_decay=-1", r"weight_decay ≥ 0 .* got 0\.9, -1\.0 and 0\.1$"),
+        ("train.lr_factor=0", r"lr_factor in \(0, 1\]"),
+        ("model.stages.3.num_modules=1000000", r"would hold about 10\^12 weights, over the 2,000,000,000"),
+        ("model.stages.3.num_blocks=[4,4,4,100000]", r"would hold about 10\^11 weights"),
+        (f"model.stages.3.num_modules={10**400}", r"would hold about 10\^40\d weights"),
     ],
 )
 def test_bad_values_are_errors_naming_the_key(override, message):
@@ -310,3 +316,13 @@ def test_crop_numbers_that_make_an_empty_or_endless_crop_are_refused(override, m
 def test_the_crop_bounds_hold_the_values_in_use():
     for override in ("data.box_padding=1.0", "data.box_padding=2", "data.sigma=1.0", "data.scale_factor=0.5"):
         load_config(None, [override])
+
+
+def test_a_config_path_that_never_ends_is_refused_unread(tmp_path):
+    with pytest.raises(ConfigError, match=r"^/dev/zero: over 1,048,576 bytes, far more than a config holds"):
+        load_config("/dev/zero")
+    big = tmp_path / "big.yaml"
+    big.write_text("# " + "x" * (1 << 20) + "\n")
+    with pytest.raises(ConfigError, match=r"big\.yaml: over 1,048,576 bytes"):
+        load_config(big)
+    assert load_config(None).model.stages[3].num_modules == 3  # HRNet-W48/W32's sizes are far below the bound

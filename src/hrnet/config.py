@@ -41,12 +41,14 @@ MOVED_KEYS = {
     "data.num_workers": "runtime.num_workers",
     "model.pretrained": "train.pretrained",
 }
+MAX_WEIGHTS = 2_000_000_000  # 30× HRNet-W48: a larger network is a typo, refused before it is built
 MAX_SEED = 2**32 - 1  # the largest seed every generator a run seeds accepts
 # Bounds that keep every crop finite and non-empty: a region is the box × box_padding × (1 ± scale_factor), and a
 # heatmap Gaussian needs σ ≥ 1/6 for DARK's blur kernel (2⌊3σ + 0.5⌋ - 1 ≥ 1) and a window the heatmap can hold.
 BOX_PADDING_RANGE = (0.1, 10.0)
 SIGMA_RANGE = (0.25, 100.0)
 MAX_ROTATION_FACTOR = 180.0  # degrees: rotations are drawn within ±2× this, a full turn either way
+MAX_CONFIG_BYTES = 1 << 20  # a config file is a few KB
 MAX_RECORDED_CONFIG = 64 * 1024  # characters: hrnet records ~3 KB in a weights file, which may come from anyone
 
 
@@ -114,6 +116,14 @@ class ModelConfig:
             raise ConfigError(f"stages must have 1, 2, 3, 4 branches (one new resolution a stage), got {branches}")
         if self.stages[0].num_modules != 1:
             raise ConfigError("stage 1 is a single stack of residual units: its num_modules must be 1")
+        # A residual unit of width c holds about 18·c² weights (two 3×3 convs; a bottleneck's 4c² + 9c² + 4c²).
+        units = ((s.num_modules * b, c) for s in self.stages for b, c in zip(s.num_blocks, s.num_channels, strict=True))
+        weights = sum(18 * n * c * c for n, c in units)
+        if weights > MAX_WEIGHTS:
+            raise ConfigError(
+                f"the stages would hold about 10^{len(str(weights)) - 1} weights, over the {MAX_WEIGHTS:,} a network "
+                "may have here (HRNet-W48: 6.4·10^7): check num_modules, num_blocks and num_channels"
+            )
         if self.final_conv_kernel not in (1, 3):
             raise ConfigError(f"final_conv_kernel must be 1 or 3 (official choices), got {self.final_conv_kernel}")
         # Branch 4 runs at 1/32 of the input (1/8 in the TF port, which has no stem): sizes must divide evenly.
@@ -247,6 +257,11 @@ class TrainConfig:
             raise ConfigError("grad_clip, checkpoint_every and max_steps_per_epoch must be ≥ 0")
         if self.val_every < 1 or self.ohkm_topk < 1:
             raise ConfigError("val_every and ohkm_topk must be ≥ 1")
+        if not 0 <= self.momentum < 1 or self.weight_decay < 0 or not 0 < self.lr_factor <= 1:
+            raise ConfigError(
+                f"momentum must be in [0, 1), weight_decay ≥ 0 and lr_factor in (0, 1]; got {self.momentum}, "
+                f"{self.weight_decay} and {self.lr_factor}"
+            )
         if not 0 <= self.seed <= MAX_SEED:  # NumPy's legacy seeding and DataLoader workers take 32 bits
             raise ConfigError(f"seed must be in [0, 2**32 - 1], got {self.seed}")
 
@@ -499,7 +514,11 @@ def load_config(
         base = dataclasses.replace(base or ExperimentConfig(), model=model_preset(name))
         return _build({}, "", overrides, base)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:  # read no more than a config can hold: the path may be /dev/zero
+            data = f.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: over {MAX_CONFIG_BYTES:,} bytes, far more than a config holds: not a config")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: cannot read the config (no such file, nor one that ships with the package: "

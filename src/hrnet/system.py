@@ -146,11 +146,13 @@ def cpu_threads() -> int | None:
     """The threads a network run by ONNX Runtime (pose network, person detector) takes on the CPU.
 
     Returns:
-        ``OMP_NUM_THREADS`` when it is set to a whole number above 0 (the count PyTorch's OpenMP takes too), else
-        None: the runtime's own choice, one thread a physical core.
+        ``OMP_NUM_THREADS`` when it is set to a whole number above 0 (the count PyTorch's OpenMP takes too), at
+        most the machine's cores; else None: the runtime's own choice, one thread a physical core.
     """
     value = os.environ.get("OMP_NUM_THREADS", "").strip()
-    return int(value) if value.isdigit() and int(value) > 0 else None
+    if not value.isascii() or not value.isdigit() or int(value) < 1:
+        return None
+    return min(int(value), os.cpu_count() or 1)  # more threads than cores only slow a network down
 
 
 def encoder_threads() -> int:

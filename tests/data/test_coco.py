@@ -141,6 +141,12 @@ def test_detections_score_threshold(coco_dir):
     assert not first.keypoints.any() and not first.visibility.any()
 
 
+def test_detections_that_are_all_filtered_out_are_one_clear_error(coco_dir):
+    det_path = coco_dir / "test_coco_det_AP_H_56.json"
+    with pytest.raises(DataError, match=r"det_AP_H_56\.json: no detection is left to evaluate: .* a score below 2 "):
+        read_coco_detections(det_path, coco_dir / "test_coco.json", coco_dir, score_threshold=2.0)
+
+
 def test_detections_other_category_and_degenerate_boxes(tmp_path, coco_dir, caplog):
     dets = [
         {"image_id": 785, "category_id": 1, "bbox": [10, 10, 50, 80], "score": 0.9},

@@ -22,6 +22,7 @@ from hrnet.engine import train as train_module
 from hrnet.engine.evaluate import Evaluator
 from hrnet.engine.train import train
 from hrnet.errors import DataError, OutputError, TrainingError, TrainingInterruptedError
+from hrnet.io.outputs import LOCK, folder_lock
 from hrnet.models.checkpoint import load_weights, read_state_dict, save_weights
 from hrnet.models.hrnet import build_model
 from tests.engine.conftest import tiny_experiment
@@ -43,6 +44,17 @@ def test_a_run_writes_its_folder(experiment):
     load_weights(model, run / "best.safetensors")
     assert (run / "config.yaml").read_text() == dump_config(experiment)
     assert not [p for p in run.rglob("*.tmp*")]
+
+
+def test_a_second_run_into_a_held_run_folder_is_refused(experiment):
+    run_dir = Path(experiment.train.out_dir) / experiment.train.name
+    with folder_lock(run_dir, "train.name"), pytest.raises(OutputError) as refused:  # another run holds it
+        train(experiment, progress=False)
+    assert str(refused.value) == (
+        f"{run_dir}: another run is writing into this folder; wait for it, or choose another train.name"
+    )
+    assert not (run_dir / "config.yaml").exists()
+    assert train(experiment, progress=False).run_dir == run_dir  # let go: the folder is free again
 
 
 def test_cpu_training_runs_channels_last(experiment, monkeypatch):
@@ -363,7 +375,7 @@ def test_the_config_file_given_is_never_replaced_by_the_resolved_one(datasets_di
     assert main(["train", str(mine)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "tiny/config.yaml is the config file given" in err and "comments" in err
-    assert mine.read_text() == text and sorted(p.name for p in mine.parent.iterdir()) == ["config.yaml"]
+    assert mine.read_text() == text and sorted(p.name for p in mine.parent.iterdir()) == [LOCK, "config.yaml"]
 
 
 def test_a_runs_own_config_given_back_is_kept_through_overwrite(datasets_dir, tmp_path):

@@ -21,6 +21,7 @@ limit_openmp_spinning()
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -92,7 +93,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         keep_freed_memory()
         one_opencv_thread()
     try:
-        return int(args.func(args))
+        status = int(args.func(args))
+        sys.stdout.flush()  # a reader that went away shows here, not in the interpreter's last flush
+        return status
+    except BrokenPipeError:  # `hrnet weights list | head -1`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except TrainingInterruptedError as err:  # a checkpoint was saved: the run continues with --resume
         print(f"hrnet {args.command}: {err}", file=sys.stderr)
         return 128 + err.signal

@@ -13,6 +13,7 @@ from hrnet.cli.options import (
     add_input_size,
     add_overwrite,
     add_runtime,
+    batch_size,
     comma_list,
     positive_int,
     positive_number,
@@ -103,7 +104,7 @@ def add_bench(sub: Any) -> None:
         "or a name from `hrnet weights list`",
         compare=True,
     )
-    p.add_argument("--batch", type=positive_int, default=16, help="persons a forward pass (default 16)")
+    p.add_argument("--batch", type=batch_size, default=16, help="persons a forward pass (default 16)")
     p.add_argument(
         "--rounds", type=positive_int, default=3, help="interleaved timing rounds; figures are medians (default 3)"
     )
@@ -201,7 +202,7 @@ def add_info(sub: Any) -> None:
         "--layers", action="store_true", help="also list every block: output shape, parameters, MACs (default: off)"
     )
     p.add_argument(
-        "--batch", type=positive_int, default=1, help="batch size of the --layers shapes and counts (default 1)"
+        "--batch", type=batch_size, default=1, help="batch size of the --layers shapes and counts (default 1)"
     )
     p.set_defaults(func=cmd_info)
 

@@ -58,6 +58,8 @@ positive_int = whole_number(1)
 
 nonnegative_int = whole_number(0)
 
+batch_size = whole_number(1, 4096)  # far beyond any device's batch for one network: a larger one is a typo
+
 fraction = finite_number(0.0, 1.0)  # thresholds, IoU
 
 positive_number = finite_number(0.0, above=True)

@@ -235,6 +235,11 @@ def read_coco_detections(
     if num_keypoints is not None:
         check_num_keypoints(coco.keypoint_set, num_keypoints, coco.path)
     found = read_detections(detections, score_threshold=score_threshold, category_id=coco.category_id)
+    if not any(found.values()):
+        raise DataError(
+            f"{detections}: no detection is left to evaluate: each has another category than {coco.category_id}, a "
+            f"score below {score_threshold:g} (test.box_score_threshold) or a box of no size"
+        )
     k = coco.keypoint_set.num_keypoints
     records = []
     for det in sorted((d for kept in found.values() for d in kept), key=lambda d: d.index):

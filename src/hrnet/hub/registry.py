@@ -28,7 +28,6 @@ from typing import Any
 from platformdirs import user_cache_dir
 
 from hrnet.errors import DownloadError, OutputError
-from hrnet.hub.download import download, unpack_member
 from hrnet.io.files import check_writable_dir, sha256_file, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -296,6 +295,8 @@ def fetch(entry: WeightsFile, *, progress: bool = True, force: bool = False, all
         DownloadError: the cached file fails its check, the cache folder cannot be written, or the file is missing
             and cannot be downloaded (or ``allow_download`` is False).
     """
+    from hrnet.hub.download import download, unpack_member  # urllib and http: only when a file is fetched
+
     target = cached_path(entry)
     if not force and target.is_file():
         verify(target, entry)

@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -122,6 +122,28 @@ def record_output(path: str | Path) -> None:
     manifest.save()
 
 
+def acquire(lock: FileLock, folder: Path, what: str) -> None:
+    """Take ``lock``, the one of ``folder``, at once, or refuse: another run holds it."""
+    try:
+        lock.acquire()
+    except Timeout:
+        raise OutputError(
+            f"{folder}: another run is writing into this folder; wait for it, or choose another {what}"
+        ) from None
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, what: str) -> Iterator[None]:
+    """``folder``, which exists, held for a run that writes into it by other means than ``OutputFolder`` (a
+    training run); a second run into it at the same time is refused, naming ``what`` to change."""
+    lock = FileLock(folder / LOCK, timeout=0)
+    acquire(lock, folder, what)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 class OutputFolder:
     """A folder that one run of ``command`` fills, held (locked) from ``with`` to its end; each output is checked
     with ``claim`` before any work and listed with ``record`` once written.
@@ -161,12 +183,7 @@ class OutputFolder:
         if self.hold:
             self._created = not self.path.exists()
             check_writable_dir(self.path, self.what)
-            try:
-                self._lock.acquire()
-            except Timeout:
-                raise OutputError(
-                    f"{self.path}: another run is writing into this folder; wait for it, or choose another {self.what}"
-                ) from None
+            acquire(self._lock, self.path, self.what)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:

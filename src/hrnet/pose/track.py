@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hrnet.errors import ConfigError, DataError
-from hrnet.pose.persons import PersonPose
 
 if TYPE_CHECKING:  # the estimator loads PyTorch; the options are read without it (the command line's defaults)
     from hrnet.pose.estimator import PoseEstimator
+    from hrnet.pose.persons import PersonPose
 
 MATCH_METHODS = ("iou", "oks")
 
