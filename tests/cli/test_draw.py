@@ -79,9 +79,9 @@ def test_info_and_draw_spell_the_input_size_alike(command):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["info", "w32", "--layers", "--batch", "0"], "argument --batch: '0' is not a whole number ≥ 1"),
-        (["info", "w32", "--layers", "--batch", "-3"], "argument --batch: '-3' is not a whole number ≥ 1"),
-        (["info", "w32", "--layers", "--batch", "²"], "argument --batch: '²' is not a whole number ≥ 1"),
+        (["info", "w32", "--layers", "--batch", "0"], "argument --batch: '0' is not a whole number from 1 to 4096"),
+        (["info", "w32", "--layers", "--batch", "-3"], "argument --batch: '-3' is not a whole number from 1 to 4096"),
+        (["info", "w32", "--layers", "--batch", "²"], "argument --batch: '²' is not a whole number from 1 to 4096"),
         (["info", "w32", "--input-size", "256", "192"], "argument --input-size: '256': give HEIGHTxWIDTH in pixels"),
         (["info", "w32", "--input-size", "2²x192"], "argument --input-size: '2²x192': give HEIGHTxWIDTH in pixels"),
         (["draw", "w32", "--out", "n.svg", "--input-size", "256x"], "argument --input-size: '256x': give HEIGHTx"),

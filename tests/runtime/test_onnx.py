@@ -2,6 +2,7 @@
 opened, with the contract it breaks. The graphs are built with ``onnx.helper``: an exported HRNet is tested in
 tests/runtime/test_export.py."""
 
+import os
 import re
 
 import numpy as np
@@ -89,6 +90,7 @@ def test_a_rank_2_pose_model_is_one_line_from_predict(tmp_path, capsys):
 
 
 def test_sessions_take_the_threads_of_hrnet_system(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert cpu_session_options(None).intra_op_num_threads == 3
     assert cpu_session_options(2).intra_op_num_threads == 2
