@@ -22,7 +22,7 @@ from hrnet.engine import train as train_module
 from hrnet.engine.evaluate import Evaluator
 from hrnet.engine.train import train
 from hrnet.errors import DataError, OutputError, TrainingError, TrainingInterruptedError
-from hrnet.io.outputs import LOCK, folder_lock
+from hrnet.io.outputs import LOCK, OutputFolder
 from hrnet.models.checkpoint import load_weights, read_state_dict, save_weights
 from hrnet.models.hrnet import build_model
 from tests.engine.conftest import tiny_experiment
@@ -48,10 +48,10 @@ def test_a_run_writes_its_folder(experiment):
 
 def test_a_second_run_into_a_held_run_folder_is_refused(experiment):
     run_dir = Path(experiment.train.out_dir) / experiment.train.name
-    with folder_lock(run_dir, "train.name"), pytest.raises(OutputError) as refused:  # another run holds it
+    with OutputFolder(run_dir, command="hrnet train"), pytest.raises(OutputError) as refused:  # another run holds it
         train(experiment, progress=False)
     assert str(refused.value) == (
-        f"{run_dir}: another run is writing into this folder; wait for it, or choose another train.name"
+        f"{run_dir}: another run is writing into this folder; wait for it, or choose another run folder"
     )
     assert not (run_dir / "config.yaml").exists()
     assert train(experiment, progress=False).run_dir == run_dir  # let go: the folder is free again

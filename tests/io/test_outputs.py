@@ -102,6 +102,21 @@ def test_a_folder_is_locked_for_the_run_and_let_go_after(tmp_path):
         assert folder.claim(out / "a.json") == out / "a.json"  # hrnet's from the run before
 
 
+@pytest.mark.parametrize("name", [LOCK, MANIFEST])
+@pytest.mark.parametrize("kind", ["named pipe", "folder"])
+def test_a_special_file_where_hrnet_keeps_its_lock_or_list_is_one_error(tmp_path, name, kind):
+    out = tmp_path / "out"
+    out.mkdir()
+    os.mkfifo(out / name) if kind == "named pipe" else (out / name).mkdir()  # a pipe would block its reader
+    with (
+        pytest.raises(
+            OutputError, match=rf"out/{name}: a (named pipe \(FIFO\)|folder) where hrnet keeps .*; remove it"
+        ),
+        OutputFolder(out, command=COMMAND) as folder,
+    ):
+        folder.claim(out / "a.json")
+
+
 def test_a_folder_locked_by_another_process_is_refused_until_that_process_is_killed(tmp_path):
     """The lock is the system's: a run killed without warning (SIGKILL) leaves nothing that holds the folder."""
     code = f"import filelock, time; lock = filelock.FileLock({str(tmp_path / LOCK)!r}); lock.acquire(); "

@@ -9,8 +9,16 @@ from hrnet.config import MODEL_PRESETS, StageConfig
 from hrnet.errors import ConfigError
 from hrnet.models.complexity import count_macs, count_parameters
 from hrnet.models.hrnet import build_model
-from hrnet.models.structure import describe_exchange, describe_network, stage_costs
+from hrnet.models.structure import describe_exchange, describe_network
 from tests.conftest import tiny_model_config
+
+
+def stage_costs(cfg):
+    """Parameters and multiply-adds of the stem, each stage (with the transition that opens it) and the head."""
+    net = describe_network(cfg, 1)
+    parts = {"stem": net.stem_cost} if net.stem else {}
+    parts.update({f"stage {s.number}": s.cost for s in net.stages})
+    return {**parts, "head": net.head_cost}
 
 
 @pytest.mark.parametrize("variant", ["hrnet", "tf_port"])

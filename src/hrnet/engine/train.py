@@ -52,7 +52,7 @@ from hrnet.engine.loss import HeatmapLoss
 from hrnet.engine.state import TrainingState, load_training_checkpoint, rng_states, save_training_checkpoint
 from hrnet.errors import OutputError, TrainingError, TrainingInterruptedError
 from hrnet.io.files import check_writable_dir, output_problem, remove_stale_temporaries, write_text_atomic
-from hrnet.io.outputs import Inputs, folder_lock
+from hrnet.io.outputs import Inputs, OutputFolder
 from hrnet.models.checkpoint import load_pretrained, save_weights
 from hrnet.models.complexity import check_memory
 from hrnet.models.hrnet import build_model
@@ -348,8 +348,7 @@ class _Trainer:
         """Train (``resume``: from the run folder's last checkpoint), the run folder held by this run alone."""
         if not self.dist.is_main:
             return self._run(resume, overwrite)
-        check_writable_dir(self.run_dir, "run folder")
-        with folder_lock(self.run_dir, "train.name"):
+        with OutputFolder(self.run_dir, command="hrnet train", what="run folder"):  # the lock: one run at a time
             return self._run(resume, overwrite)
 
     def _run(self, resume: bool, overwrite: bool) -> TrainResult:

@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -85,9 +85,17 @@ class Manifest:
         write_json_atomic(self.folder / MANIFEST, {"files": self.files})
 
 
+def _a(kind: str) -> str:
+    """``file_kind``'s answer as a message says it ("a folder", "a named pipe (FIFO)", ...)."""
+    return kind if kind.startswith(("a ", "an ")) else f"a {kind}"
+
+
 def _read_manifest(path: Path) -> dict[str, str]:
+    kind = file_kind(path)
+    if kind not in (None, "file"):  # a named pipe there would block the reader for ever
+        raise OutputError(f"{path}: {_a(kind)} where hrnet keeps its list of outputs; remove it")
     try:
-        files = json.loads(path.read_bytes())["files"] if path.exists() else {}
+        files = json.loads(path.read_bytes())["files"] if kind == "file" else {}
         return {str(name): digest for name, digest in files.items() if isinstance(digest, str)}
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         log.warning("%s: not an hrnet manifest: no file beside it is taken for one that hrnet wrote", path)
@@ -120,28 +128,6 @@ def record_output(path: str | Path) -> None:
     manifest = Manifest(Path(path).parent)
     manifest.add(path)
     manifest.save()
-
-
-def acquire(lock: FileLock, folder: Path, what: str) -> None:
-    """Take ``lock``, the one of ``folder``, at once, or refuse: another run holds it."""
-    try:
-        lock.acquire()
-    except Timeout:
-        raise OutputError(
-            f"{folder}: another run is writing into this folder; wait for it, or choose another {what}"
-        ) from None
-
-
-@contextlib.contextmanager
-def folder_lock(folder: Path, what: str) -> Iterator[None]:
-    """``folder``, which exists, held for a run that writes into it by other means than ``OutputFolder`` (a
-    training run); a second run into it at the same time is refused, naming ``what`` to change."""
-    lock = FileLock(folder / LOCK, timeout=0)
-    acquire(lock, folder, what)
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 class OutputFolder:
@@ -183,7 +169,15 @@ class OutputFolder:
         if self.hold:
             self._created = not self.path.exists()
             check_writable_dir(self.path, self.what)
-            acquire(self._lock, self.path, self.what)
+            kind = file_kind(self.path / LOCK)
+            if kind not in (None, "file"):  # a named pipe or a folder there is no lock file hrnet can take
+                raise OutputError(f"{self.path / LOCK}: {_a(kind)} where hrnet keeps the folder's lock; remove it")
+            try:
+                self._lock.acquire()
+            except Timeout:
+                raise OutputError(
+                    f"{self.path}: another run is writing into this folder; wait for it, or choose another {self.what}"
+                ) from None
         return self
 
     def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
@@ -206,8 +200,9 @@ class OutputFolder:
         path, advice = Path(path), f"choose another {self.what}"
         kind = file_kind(path)
         if kind not in (None, "file"):
-            kind = "a folder" if kind == "folder" else kind
-            raise OutputError(f"{path}: {what} is {kind}, not a regular file, and writing would replace it; {advice}")
+            raise OutputError(
+                f"{path}: {what} is {_a(kind)}, not a regular file, and writing would replace it; {advice}"
+            )
         source = self.inputs.find(path)
         if source is not None:
             raise OutputError(f"{path} is the input {source}: {what} would replace the input; {advice}")

@@ -271,16 +271,6 @@ def describe_network(cfg: ModelConfig, batch_size: int = 1) -> Network:
     )
 
 
-def stage_costs(cfg: ModelConfig, batch_size: int = 1) -> dict[str, Cost]:
-    """Parameters and multiply-adds of "stem", "stage 1".."stage 4" and "head"; they add up to the network's
-    ``count_parameters`` and ``count_macs``. A stage includes the transition that opens it."""
-    net = describe_network(cfg, batch_size)
-    parts = {"stem": net.stem_cost} if net.stem else {}
-    parts.update({f"stage {s.number}": s.cost for s in net.stages})
-    parts["head"] = net.head_cost
-    return parts
-
-
 def describe_exchange(cfg: ModelConfig, stage: int, module: int = 1) -> Exchange:
     """Module ``module`` (from 1) of ``stage`` (2 to 4) of ``cfg``'s network, read off the built network."""
     model, calls = _build(cfg, 1)

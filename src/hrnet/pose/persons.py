@@ -29,7 +29,7 @@ from hrnet.drawing.skeletons import draw_persons
 from hrnet.errors import DataError
 from hrnet.keypoints import KeypointSet
 from hrnet.metrics.coco import keypoint_results
-from hrnet.pose.detect import Detector
+from hrnet.pose.detect import Detections, Detector
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,6 @@ MIN_BOX_SIZE = 1.0  # pixels: a box narrower or lower than a pixel holds nothing
 # larger than the image is a mistake (a box in another image's pixels, a unit error): its crop would be the
 # image shrunk to a few pixels.
 MAX_BOX_SCALE = 8.0
-BOX_SOURCES = ("given", "detector", "whole image")
 
 
 @dataclass(frozen=True)
@@ -165,17 +164,10 @@ def usable_boxes(boxes: npt.ArrayLike, image_size: tuple[int, int]) -> np.ndarra
 
 
 @dataclass(frozen=True)
-class Boxes:
-    """The person boxes of one image and where they came from.
+class Boxes(Detections):
+    """The person boxes of one image (scores 1 for given boxes without scores and for the whole image) and where
+    they came from: ``source`` "given", "detector" or "whole image"."""
 
-    Attributes:
-        boxes: (P, 4) float64 (x, y, w, h), image pixels.
-        scores: (P,) float64 box scores (1 for given boxes without scores and for the whole image).
-        source: "given", "detector" or "whole image".
-    """
-
-    boxes: np.ndarray
-    scores: np.ndarray
     source: str
 
 
