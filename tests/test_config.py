@@ -14,6 +14,7 @@ from hrnet.config import (
     StageConfig,
     config_from_text,
     dump_config,
+    find_config,
     hrnet_stages,
     load_config,
     model_preset,
@@ -326,3 +327,7 @@ def test_a_config_path_that_never_ends_is_refused_unread(tmp_path):
     with pytest.raises(ConfigError, match=r"big\.yaml: over 1,048,576 bytes"):
         load_config(big)
     assert load_config(None).model.stages[3].num_modules == 3  # HRNet-W48/W32's sizes are far below the bound
+
+
+def test_a_folder_named_dot_is_no_config_name():
+    assert find_config(".") == Path(".") and find_config("..") == Path("..")  # `hrnet predict . --out .`

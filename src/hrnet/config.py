@@ -482,7 +482,7 @@ def find_config(name: str | Path) -> Path:
     ``coco/w32_256x192.yaml`` or ``configs/coco/w32_256x192.yaml`` (as the README writes it, from any folder).
     A name that is neither comes back as a path (reading it then reports it missing)."""
     path = Path(name)
-    if path.is_file() or path.is_absolute():
+    if path.is_file() or path.is_absolute() or not path.name:  # "." or "..": a folder, never a config's name
         return path
     relative = Path(*path.parts[1:]) if path.parts[:1] == ("configs",) and len(path.parts) > 1 else path
     for candidate in (relative, relative.with_name(relative.name + ".yaml")):

@@ -49,13 +49,18 @@ FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _COUNTER = "num_batches_tracked"  # BatchNorm's step counter: an integer, as PyTorch saves it
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """All tensors of a weights file, with names mapped to ours (see the module docstring). CPU tensors."""
+def _existing(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(
             f"{path}: no such weights file; give the path of a weights file or a name from `hrnet weights list`"
         )
+    return path
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """All tensors of a weights file, with names mapped to ours (see the module docstring). CPU tensors."""
+    path = _existing(path)
     if path.suffix.lower() == ".safetensors":
         try:
             with safe_open(str(path), framework="pt") as f:
@@ -323,7 +328,7 @@ def experiment_for(
         return load_config(config, overrides)
     if (name := config_for_weights(weights)) is not None:
         return load_config(name, overrides)
-    if (text := read_metadata(weights).get("config")) is not None:
+    if (text := read_metadata(_existing(weights)).get("config")) is not None:
         return config_from_text(text, f"{weights} (the config recorded in it)", overrides)
     raise ConfigError(
         f"{weights}: these weights do not say which network they are: give the config first (an experiment YAML "
