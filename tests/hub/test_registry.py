@@ -152,15 +152,9 @@ def test_http_errors_name_the_status_and_url(server, tmp_path):
         download(f"{server.url}/missing.pth", tmp_path / "m.pth", progress=False)
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_offline_names_the_url_the_file_and_where_to_put_it(cache, monkeypatch):
+def test_offline_names_the_url_the_file_and_where_to_put_it(cache, monkeypatch, free_port):
     entry = WeightsFile(
-        "test-hrnet", "pose", f"http://127.0.0.1:{_closed_port()}/hrnet_w32-0123abcd.pth", "a test file", "test"
+        "test-hrnet", "pose", f"http://127.0.0.1:{free_port()}/hrnet_w32-0123abcd.pth", "a test file", "test"
     )
     monkeypatch.setitem(REGISTRY, entry.name, entry)
     with pytest.raises(DownloadError) as err:
@@ -200,14 +194,12 @@ def _zip(members: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def test_a_zip_archive_is_unpacked_and_its_member_checked(server, cache, monkeypatch):
-    """As MMPose's ONNX SDK archives: a folder with end2end.onnx and pipeline files."""
-    onnx_bytes = b"pretend onnx" * 100
-    server.files["/det.zip"] = _zip({"det/end2end.onnx": onnx_bytes, "det/pipeline.json": b"{}"})
-    entry = WeightsFile(
+def _detector_entry(url: str, onnx_bytes: bytes) -> WeightsFile:
+    """A detector archive's registry entry, as MMPose's ONNX SDK archives are registered."""
+    return WeightsFile(
         "test-det",
         "detector",
-        f"{server.url}/det.zip",
+        url,
         "a test detector",
         "test",
         member="end2end.onnx",
@@ -215,6 +207,13 @@ def test_a_zip_archive_is_unpacked_and_its_member_checked(server, cache, monkeyp
         detector_format="yolox",
         input_size=(64, 64),
     )
+
+
+def test_a_zip_archive_is_unpacked_and_its_member_checked(server, cache, monkeypatch):
+    """As MMPose's ONNX SDK archives: a folder with end2end.onnx and pipeline files."""
+    onnx_bytes = b"pretend onnx" * 100
+    server.files["/det.zip"] = _zip({"det/end2end.onnx": onnx_bytes, "det/pipeline.json": b"{}"})
+    entry = _detector_entry(f"{server.url}/det.zip", onnx_bytes)
     path = fetch(entry, progress=False)
     assert path == cache / "test-det" / "test-det.onnx" and path.read_bytes() == onnx_bytes
     assert not (cache / "test-det" / "det.zip").exists()  # the archive is removed once unpacked
@@ -282,9 +281,9 @@ def test_weights_cli_list_and_get(server, cache, monkeypatch, capsys):
     assert "the cached file is damaged" in capsys.readouterr().err
 
 
-def test_weights_names_reach_the_loaders(server, cache, monkeypatch, capsys):
+def test_weights_names_reach_the_loaders(server, cache, monkeypatch, capsys, free_port):
     """`--weights NAME` goes through resolve_weights: offline, eval says which file to fetch, in one line."""
-    entry = replace(REGISTRY["mmpose-hrnet-w32-coco-256x192"], url=f"http://127.0.0.1:{_closed_port()}/x.pth")
+    entry = replace(REGISTRY["mmpose-hrnet-w32-coco-256x192"], url=f"http://127.0.0.1:{free_port()}/x.pth")
     monkeypatch.setitem(REGISTRY, entry.name, entry)
     assert main(["eval", str(CONFIG_DIR / "coco" / "w32_256x192.yaml"), "--weights", entry.name]) == 2
     err = capsys.readouterr().err
@@ -498,8 +497,8 @@ def test_a_verified_file_is_not_hashed_again(server, cache, monkeypatch):
 
 
 @pytest.mark.parametrize("below", [False, True], ids=["the-cache", "a-folder-above-it"])
-def test_a_cache_that_is_a_file_is_one_clear_error(cache, monkeypatch, capsys, below):
-    entry = WeightsFile("test-hrnet", "pose", f"http://127.0.0.1:{_closed_port()}/w.pth", "a test file", "test")
+def test_a_cache_that_is_a_file_is_one_clear_error(cache, monkeypatch, capsys, below, free_port):
+    entry = WeightsFile("test-hrnet", "pose", f"http://127.0.0.1:{free_port()}/w.pth", "a test file", "test")
     monkeypatch.setitem(REGISTRY, entry.name, entry)
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text("not a folder")
@@ -552,29 +551,19 @@ def test_a_read_only_cache_is_one_clear_error(server, cache, monkeypatch, capsys
         assert not server.requests  # refused before downloading anything
 
 
-def test_a_failed_get_leaves_no_empty_folders(cache, monkeypatch, capsys):
-    entry = WeightsFile("test-hrnet", "pose", f"http://127.0.0.1:{_closed_port()}/w.pth", "a test file", "test")
+def test_a_failed_get_leaves_no_empty_folders(cache, monkeypatch, capsys, free_port):
+    entry = WeightsFile("test-hrnet", "pose", f"http://127.0.0.1:{free_port()}/w.pth", "a test file", "test")
     monkeypatch.setitem(REGISTRY, entry.name, entry)
     assert main(["weights", "get", entry.name]) == 2
     assert "are you offline?" in capsys.readouterr().err
     assert not cache.exists()
 
 
-def test_the_offline_advice_for_an_archive_works(cache, monkeypatch):
+def test_the_offline_advice_for_an_archive_works(cache, monkeypatch, free_port):
     """Offline, the error names the path for the archive; the archive put exactly there is unpacked, checked and
     used by the next run, with the network still unreachable."""
     onnx_bytes = b"pretend onnx" * 100
-    entry = WeightsFile(
-        "test-det",
-        "detector",
-        f"http://127.0.0.1:{_closed_port()}/det-0123abcd.zip",
-        "a test detector",
-        "test",
-        member="end2end.onnx",
-        member_sha256=hashlib.sha256(onnx_bytes).hexdigest(),
-        detector_format="yolox",
-        input_size=(64, 64),
-    )
+    entry = _detector_entry(f"http://127.0.0.1:{free_port()}/det-0123abcd.zip", onnx_bytes)
     monkeypatch.setitem(REGISTRY, entry.name, entry)
     with pytest.raises(DownloadError) as err:
         resolve_weights(entry.name, progress=False)
@@ -588,10 +577,10 @@ def test_the_offline_advice_for_an_archive_works(cache, monkeypatch):
     assert not where.exists()
 
 
-def test_resolve_many_reports_every_missing_file_at_once(server, cache, monkeypatch, tmp_path):
+def test_resolve_many_reports_every_missing_file_at_once(server, cache, monkeypatch, tmp_path, free_port):
     """A pose name and a detector name, both missing and the network unreachable: one error lists both URLs and
     both exact paths; a path and a cached name among them are no trouble."""
-    port = _closed_port()
+    port = free_port()
     pose = WeightsFile("test-pose", "pose", f"http://127.0.0.1:{port}/pose-0123abcd.pth", "pose", "test")
     detector = replace(
         pose, name="test-det", kind="detector", url=f"http://127.0.0.1:{port}/det.zip", member="end2end.onnx"
