@@ -51,7 +51,7 @@ from hrnet.engine.evaluate import Evaluator
 from hrnet.engine.loss import HeatmapLoss
 from hrnet.engine.state import TrainingState, load_training_checkpoint, rng_states, save_training_checkpoint
 from hrnet.errors import OutputError, TrainingError, TrainingInterruptedError
-from hrnet.io.files import check_writable_dir, output_problem, remove_stale_temporaries, write_text_atomic
+from hrnet.io.files import output_problem, remove_stale_temporaries, write_text_atomic
 from hrnet.io.outputs import Inputs, OutputFolder
 from hrnet.models.checkpoint import load_pretrained, save_weights
 from hrnet.models.complexity import check_memory
@@ -307,8 +307,9 @@ class _Trainer:
     # ---------------------------------------------------------------------------------------------- training
 
     def _prepare_run_dir(self, resume: bool, overwrite: bool) -> None:
-        """Before anything is built: the folder is writable, holds no other run, and has no temporary files left
-        by a killed process. Every process checks (so that all stop together); only rank 0 writes."""
+        """Before anything is built (rank 0 holds the folder, found writable, in ``run``): it holds no other run and
+        no temporary files left by a killed process. Every process checks (so that all stop together); only rank 0
+        writes."""
         self._check_config_file()
         found = [name for name in (LAST, BEST, "log.csv") if (self.run_dir / name).exists()]
         if found and not resume and not overwrite:
@@ -318,7 +319,6 @@ class _Trainer:
             )
         if not self.dist.is_main:
             return
-        check_writable_dir(self.run_dir, "run folder")
         if found and not resume:
             for path in [*(self.run_dir / n for n in RUN_FILES), *self.run_dir.glob("eval_epoch[0-9][0-9][0-9]")]:
                 if self.inputs.find(path) is not None:  # the config file this run was given stays
