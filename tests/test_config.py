@@ -254,7 +254,7 @@ def test_a_config_recorded_in_a_weights_file_is_small_and_has_no_aliases():
     assert config_from_text(recorded, "w.safetensors", ["train.lr=5e-4"]).model == model_preset("w18")
     with pytest.raises(ConfigError, match=r"^w\.safetensors: 70,000 characters, over the 65,536 of a config$"):
         config_from_text("#" * 70_000, "w.safetensors")
-    with pytest.raises(ConfigError, match=r"^w\.safetensors: the config uses YAML aliases \(\*name\), which hrnet"):
+    with pytest.raises(ConfigError, match=r"^w\.safetensors: the YAML uses aliases \(\*name\), which hrnet"):
         config_from_text("test:\n  batch_size: &n 4\ntrain:\n  batch_size: *n\n", "w.safetensors")
     with pytest.raises(ConfigError, match=r"^w\.safetensors: not valid YAML: line 1, column 9: expected"):
         config_from_text("train: [", "w.safetensors")

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hrnet.errors import ConfigError
+from hrnet.io.files import parse_yaml
 from hrnet.io.inputs import decimal_id
 
 # The choices that other modules act on too; they read them with typing.get_args.
@@ -455,7 +456,7 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set {short_repr(item)}: expected KEY=VALUE, e.g. --set train.lr=5e-4")
-        value = _parse_yaml(raw, f"--set {short_repr(item)}")
+        value = parse_yaml(raw, f"--set {short_repr(item)}")
         parts = key.split(".")
         node: Any = data
         for i, part in enumerate(parts):
@@ -530,7 +531,7 @@ def load_config(
         raise ConfigError(
             f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at position {err.start}); save it as UTF-8"
         ) from None
-    return _build(_parse_yaml(text, str(path)), str(path), overrides, base)
+    return _build(parse_yaml(text, str(path)), str(path), overrides, base)
 
 
 def config_from_text(text: str, where: str, overrides: Sequence[str] = ()) -> ExperimentConfig:
@@ -541,11 +542,7 @@ def config_from_text(text: str, where: str, overrides: Sequence[str] = ()) -> Ex
     YAML aliases (hrnet writes none; each could multiply the values the loader checks)."""
     if len(text) > MAX_RECORDED_CONFIG:
         raise ConfigError(f"{where}: {len(text):,} characters, over the {MAX_RECORDED_CONFIG:,} of a config")
-    import yaml
-
-    data = _parse_yaml(text, where)
-    if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=yaml.SafeLoader)):
-        raise ConfigError(f"{where}: the config uses YAML aliases (*name), which hrnet never writes")
+    data = parse_yaml(text, where, aliases=False)
     return _build(data, where, overrides)
 
 
@@ -580,46 +577,3 @@ def dump_config(config: ExperimentConfig) -> str:
     import yaml
 
     return yaml.safe_dump(to_dict(config), sort_keys=False)
-
-
-@functools.cache
-def _unique_key_loader() -> Any:
-    """PyYAML's safe loader refusing a key given twice (PyYAML is imported on first use: a slow import)."""
-    import yaml
-
-    class _UniqueKeyLoader(yaml.SafeLoader):
-        """PyYAML's safe loader (plain data; no tag builds an object) that refuses a key given twice in one mapping,
-        which YAML forbids and PyYAML would settle silently by keeping the last."""
-
-        def compose_mapping_node(self, anchor: Any) -> yaml.MappingNode:
-            node = super().compose_mapping_node(anchor)
-            lines: dict[tuple[str, str], int] = {}
-            for key, _ in node.value:
-                # A merge key (<<) is no key of the mapping: the mapping's own keys override what it merges in.
-                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
-                    line = key.start_mark.line + 1
-                    if (key.tag, key.value) in lines:
-                        twice = f"lines {lines[key.tag, key.value]} and {line}"
-                        problem = f"the key {short_repr(key.value)} is given twice in one mapping ({twice}): keep one"
-                        raise yaml.composer.ComposerError(None, None, problem, key.start_mark)
-                    lines[key.tag, key.value] = line
-            return node
-
-    return _UniqueKeyLoader
-
-
-def _parse_yaml(text: str, where: str) -> Any:
-    """Plain data from YAML ``text``; a fault is one line naming ``where`` and the line and column."""
-    import yaml
-
-    try:
-        return yaml.load(text, Loader=_unique_key_loader())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        problem = getattr(err, "problem", None) or " ".join(str(err).split())  # without PyYAML's quoted excerpt
-        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        raise ConfigError(f"{where}: not valid YAML: {at}{problem}") from None
-    except ValueError as err:  # an integer past Python's 4,300 digits, a date that is none
-        raise ConfigError(f"{where}: not valid YAML: {err}") from None
-    except RecursionError:
-        raise ConfigError(f"{where}: not a config: its YAML is nested too deeply") from None

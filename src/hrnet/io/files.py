@@ -8,6 +8,7 @@ A reader (or a resumed run after a kill) never sees a half-written checkpoint, r
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import json
 import os
@@ -19,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from hrnet.errors import DataError, OutputError
+from hrnet.errors import ConfigError, DataError, OutputError
 
 # Marks the temporary names that ``atomic_path`` gives (``.last.1a2b3c4d.hrnet.tmp.safetensors``), so that the
 # ones a killed process left can be told from anything a user keeps.
@@ -167,4 +168,72 @@ def read_json(path: str | Path, what: str = "JSON file") -> Any:
         raise DataError(
             f"{path}: the {what} is nested too deeply (over {sys.getrecursionlimit()} levels) to be one; check "
             "that it is the right file"
+        ) from None
+
+
+@functools.cache
+def _unique_key_loader() -> Any:
+    """PyYAML's safe loader refusing a key given twice (PyYAML is imported on first use: a slow import)."""
+    import yaml
+
+    class _UniqueKeyLoader(yaml.SafeLoader):
+        """PyYAML's safe loader (plain data; no tag builds an object) that refuses a key given twice in one mapping,
+        which YAML forbids and PyYAML would settle silently by keeping the last."""
+
+        def compose_mapping_node(self, anchor: Any) -> yaml.MappingNode:
+            node = super().compose_mapping_node(anchor)
+            lines: dict[tuple[str, str], int] = {}
+            for key, _ in node.value:
+                # A merge key (<<) is no key of the mapping: the mapping's own keys override what it merges in.
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    line = key.start_mark.line + 1
+                    if (key.tag, key.value) in lines:
+                        twice = f"lines {lines[key.tag, key.value]} and {line}"
+                        problem = f"the key {key.value[:80]!r} is given twice in one mapping ({twice}): keep one"
+                        raise yaml.composer.ComposerError(None, None, problem, key.start_mark)
+                    lines[key.tag, key.value] = line
+            return node
+
+    return _UniqueKeyLoader
+
+
+def parse_yaml(text: str, where: str, *, aliases: bool = True, error: type[Exception] = ConfigError) -> Any:
+    """Plain data from YAML ``text``; a fault is one ``error`` naming ``where`` and the line and column.
+
+    ``aliases=False`` refuses YAML aliases (``*name``), for text from a file anyone may have written (each alias
+    could multiply the values a reader then checks)."""
+    import yaml
+
+    try:
+        data = yaml.load(text, Loader=_unique_key_loader())
+        if not aliases and any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, Loader=yaml.SafeLoader)):
+            raise error(f"{where}: the YAML uses aliases (*name), which hrnet never writes")
+        return data
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        problem = getattr(err, "problem", None) or " ".join(str(err).split())  # without PyYAML's quoted excerpt
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        raise error(f"{where}: not valid YAML: {at}{problem}") from None
+    except ValueError as err:  # an integer past Python's 4,300 digits, a date that is none
+        raise error(f"{where}: not valid YAML: {err}") from None
+    except RecursionError:
+        raise error(f"{where}: not valid YAML: it is nested too deeply") from None
+
+
+def read_text_capped(path: str | Path, limit: int, what: str, error: type[Exception] = DataError) -> str:
+    """The UTF-8 text of ``path``, read no further than ``limit`` bytes (the path may be /dev/zero or a huge file);
+    one ``error`` naming the file and ``what`` it should be when it cannot be read, is longer or is not UTF-8."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            data = f.read(limit + 1)
+    except OSError as err:
+        raise error(f"{path}: cannot read the {what} ({err.strerror or err})") from None
+    if len(data) > limit:
+        raise error(f"{path}: over {limit:,} bytes, far more than a {what} holds")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise error(
+            f"{path}: the {what} is not UTF-8 text (byte 0x{err.object[err.start]:02x} at position {err.start})"
         ) from None

@@ -25,7 +25,7 @@ from hrnet.config import ExperimentConfig, TestConfig, load_config
 from hrnet.errors import ConfigError
 from hrnet.hub.registry import DEFAULT_DETECTOR, DEFAULT_WEIGHTS
 from hrnet.io.images import check_channel_order, check_image, read_image
-from hrnet.keypoints import BUILTIN, KeypointSet, get_keypoint_set
+from hrnet.keypoints import KeypointSet, is_keypoint_set_file, load_keypoint_set, shipped_keypoint_sets
 from hrnet.metrics.nms import rescore
 from hrnet.models.checkpoint import experiment_for, read_metadata
 from hrnet.pose.detect import Detector, load_detector
@@ -261,8 +261,8 @@ def trained_on_synthetic(weights: str | Path) -> bool:
 
 
 def _keypoint_set(config: ExperimentConfig) -> KeypointSet:
-    if config.data.keypoint_set in BUILTIN:
-        return get_keypoint_set(config.data.keypoint_set)
+    if config.data.keypoint_set in shipped_keypoint_sets() or is_keypoint_set_file(config.data.keypoint_set):
+        return load_keypoint_set(config.data.keypoint_set)
     raise ConfigError(
         f"data.keypoint_set is {config.data.keypoint_set!r}: pass the KeypointSet to PoseEstimator.from_config "
         "(e.g. hrnet.data.coco.read_coco(...).keypoint_set)"
