@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from hrnet.errors import ConfigError
+from hrnet.errors import ConfigError, DataError
 from hrnet.io.files import parse_yaml
 from hrnet.io.inputs import decimal_id
+from hrnet.keypoints import FROM_ANNOTATIONS, MAX_KEYPOINTS, load_keypoint_set
 
 # The choices that other modules act on too; they read them with typing.get_args.
 AnnotationFormat = Literal["coco", "aic_raw", "mpii"]  # hrnet.data.sources.FORMATS has one entry each
@@ -94,7 +95,9 @@ class ModelConfig:
     ``"tf_port"`` is the original TensorFlow port (no stem, leaky ReLU, full-resolution normalised heatmaps)."""
 
     variant: Literal["hrnet", "tf_port"] = "hrnet"  # "hrnet" loads the official checkpoints
-    num_keypoints: int = 17  # COCO-17; the data set's keypoint set must have the same count
+    # Heatmaps predicted: the keypoint set's count (COCO-17 by default). A config that names data.keypoint_set and not
+    # this follows the set; 0 means "the annotations' count", known once training reads them (from_annotations).
+    num_keypoints: int = 17
     input_size: tuple[int, int] = (256, 192)  # (height, width) of the crop, official COCO W32 recipe
     stages: tuple[StageConfig, ...] = field(default_factory=lambda: hrnet_stages(32))  # HRNet-W32
     final_conv_kernel: int = 1  # official FINAL_CONV_KERNEL: the 1×1 heatmap head
@@ -108,8 +111,10 @@ class ModelConfig:
                 "batch_norm 'batch' reproduces the TF port's test-time BatchNorm and is only for variant tf_port; "
                 "use batch_norm: running"
             )
-        if self.num_keypoints < 1:
-            raise ConfigError(f"num_keypoints must be ≥ 1, got {self.num_keypoints}")
+        if not 0 <= self.num_keypoints <= MAX_KEYPOINTS:
+            raise ConfigError(
+                f"num_keypoints must be within [0, {MAX_KEYPOINTS}] (0: the data set's), got {self.num_keypoints}"
+            )
         if len(self.stages) != 4:
             raise ConfigError(f"HRNet has 4 stages, got {len(self.stages)}")
         branches = [s.num_branches for s in self.stages]
@@ -170,7 +175,9 @@ class DataConfig:
     """Where the annotations and images are, and how a training sample is made from a record."""
 
     format: AnnotationFormat = "coco"  # "coco" (any COCO-format keypoint file), "aic_raw" (AI Challenger JSON), "mpii"
-    keypoint_set: str = "coco17"  # coco17 | aic14 | mpii16 | crowdpose14 | "from_annotations" (the category's)
+    # A shipped set (coco17, coco_wholebody133, onehand10k21, 300w68, ap10k17, ...: hrnet.keypoints), a keypoint set
+    # .yaml file (docs/own_data.md), or "from_annotations": made from the annotation file's keypoint category.
+    keypoint_set: str = "coco17"
     sigmas: tuple[float, ...] = ()  # OKS sigmas for "from_annotations"; () = documented default per keypoint
     root: str = "data/coco"  # relative paths below are under this folder
     train_annotations: str = "annotations/person_keypoints_train2017.json"
@@ -469,7 +476,10 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
             elif not isinstance(node, dict):
                 raise ConfigError(f"--set {short_repr(key)}: {at} is a value, not a section")
             if i == len(parts) - 1:
-                node[step] = value
+                if isinstance(value, dict) and isinstance(node.get(step) if isinstance(node, dict) else None, dict):
+                    _merge(node[step], value)  # --set 'train={epochs: 3}' changes epochs, not the whole section
+                else:
+                    node[step] = value
             else:
                 node = node[step] if isinstance(node, list) else node.setdefault(step, {})
     return data
@@ -555,6 +565,7 @@ def _build(loaded: Any, where: str, overrides: Sequence[str], base: ExperimentCo
     data: dict[str, Any] = to_dict(base or ExperimentConfig())
     _merge(data, loaded or {})
     apply_overrides(data, overrides)
+    _follow_keypoint_set(data, loaded or {}, overrides, where)
     try:
         return _converter().structure(data, ExperimentConfig)
     except (BaseValidationError, ConfigError) as err:  # ExperimentConfig's own invariants raise ConfigError
@@ -570,6 +581,38 @@ def _merge(base: dict[str, Any], new: Mapping[str, Any]) -> None:
             _merge(base[key], value)
         else:
             base[key] = value
+
+
+def _follow_keypoint_set(data: dict[str, Any], loaded: dict[str, Any], overrides: Sequence[str], where: str) -> None:
+    """Check the keypoint set that the file ``loaded`` or the ``overrides`` name (a typo found now, not after an
+    hour of training) and, unless they give ``model.num_keypoints`` too, make the network predict the set's count
+    (0 for ``from_annotations``: training fills it in from the annotation file)."""
+    if not _given(loaded, overrides, "data", "keypoint_set"):
+        return
+    name = data["data"].get("keypoint_set")
+    if not isinstance(name, str):
+        return  # the type check reports it
+    if name == FROM_ANNOTATIONS:
+        count = 0
+    else:
+        try:
+            count = load_keypoint_set(name).num_keypoints
+        except DataError as err:
+            raise ConfigError(f"{where}: data.keypoint_set: {err}" if where else f"data.keypoint_set: {err}") from None
+    if not _given(loaded, overrides, "model", "num_keypoints") and isinstance(data.get("model"), dict):
+        data["model"]["num_keypoints"] = count
+
+
+def _given(loaded: dict[str, Any], overrides: Sequence[str], section: str, key: str) -> bool:
+    """Whether the YAML data ``loaded`` or a ``--set`` override gives ``section.key`` itself."""
+    in_file = loaded.get(section)
+    if isinstance(in_file, dict) and key in in_file:
+        return True
+    for item in overrides:
+        name, _, value = item.partition("=")
+        if name.strip() == f"{section}.{key}" or (name.strip() == section and key in value):
+            return True
+    return False
 
 
 def dump_config(config: ExperimentConfig) -> str:

@@ -33,6 +33,7 @@ TASKS = ("body", "wholebody", "hand", "face", "animal", "other")
 SET_DIR = Path(__file__).resolve().parent / "keypoint_sets"  # the sets that ship inside the package
 MAX_METAINFO_BYTES = 1 << 20  # far more than the 133-keypoint whole-body set needs
 MAX_KEYPOINTS = 1024
+FROM_ANNOTATIONS = "from_annotations"  # data.keypoint_set: the set made from the annotation file's keypoint category
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from hrnet.cli.options import (
     add_runtime,
     batch_size,
     comma_list,
+    experiment_and_keypoints,
     positive_int,
     positive_number,
     resized,
@@ -30,7 +31,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from hrnet.runtime.backends import BACKENDS
     from hrnet.runtime.bench import measure_backends, precision_backends
 
-    model_cfg = load_config(args.config, args.set).model
+    model_cfg = experiment_and_keypoints(args)[0].model
     if args.precision:
         if args.backend:
             raise ConfigError("give --precision (compare precisions) or --backend (compare backends), not both")
@@ -62,7 +63,7 @@ def _bench_header(args: argparse.Namespace, model_cfg: ModelConfig) -> None:
     import torch
 
     h, w = model_cfg.input_size
-    print(f"{args.config}, input {h}×{w}, batch {args.batch}, {torch.get_num_threads()} CPU threads")
+    print(f"{args.config or args.weights}, input {h}×{w}, batch {args.batch}, {torch.get_num_threads()} CPU threads")
 
 
 def _bench_precisions(args: argparse.Namespace, model_cfg: ModelConfig) -> int:
@@ -96,7 +97,11 @@ def _bench_precisions(args: argparse.Namespace, model_cfg: ModelConfig) -> int:
 
 def add_bench(sub: Any) -> None:
     p = sub.add_parser("bench", help="images/s of a network here: each backend or precision, timed together")
-    add_config(p, f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")
+    add_config(
+        p,
+        f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file (default: --weights')",
+        required=False,
+    )
     add_runtime(
         p,
         weights_required=False,
@@ -116,7 +121,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from hrnet.hub.registry import resolve_weights
     from hrnet.runtime.export import export_from_config
 
-    config = load_config(args.config, args.set)
+    config, keypoint_set = experiment_and_keypoints(args)
     if args.calibration and args.precision != "int8":
         raise ConfigError("--calibration is for --precision int8")
     calibration = load_config(args.calibration, args.set) if args.calibration else None
@@ -131,6 +136,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         calibration_crops=args.calibration_crops,
         inputs=[args.config, args.calibration],
         overwrite=args.overwrite,
+        keypoint_set=keypoint_set,
     )
     kind = "int8 (calibrated), checked against the fp32 graph" if args.precision == "int8" else "checked"
     print(f"wrote {path} (input 'image' N×3×{config.model.input_size[0]}×{config.model.input_size[1]}, "
@@ -143,7 +149,7 @@ def add_export(sub: Any) -> None:
     from hrnet.runtime.onnx import MAX_OPSET, MIN_OPSET, OPSET
 
     p = sub.add_parser("export", help="export to ONNX (dynamic batch), verified against ONNX Runtime")
-    add_config(p, "experiment YAML file or model preset")
+    add_config(p, "experiment YAML file or model preset (default: the one --weights record)", required=False)
     p.add_argument("--weights", help="weights to export (default: random initialisation)")
     p.add_argument("--out", required=True, help="the .onnx file to write")
     p.add_argument(

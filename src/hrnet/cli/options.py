@@ -10,10 +10,13 @@ import math
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from hrnet.config import CONFIG_DIR, MODEL_PRESETS, ModelConfig, find_config
+from hrnet.config import CONFIG_DIR, MODEL_PRESETS, ExperimentConfig, ModelConfig, find_config, load_config
 from hrnet.errors import ConfigError
+
+if TYPE_CHECKING:
+    from hrnet.keypoints import KeypointSet
 
 
 class OptionValueError(ConfigError, argparse.ArgumentTypeError):
@@ -150,6 +153,24 @@ def resolve_config(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
         args.config = args.config_option
     elif args.config is None and args.config_required:
         parser.error(f"{args.command}: give the config (an experiment YAML file or a model preset) first")
+
+
+def experiment_and_keypoints(args: argparse.Namespace) -> tuple[ExperimentConfig, KeypointSet | None]:
+    """The experiment of a command that may take its config from ``--weights`` (eval, export, bench) and the
+    keypoint set its network predicts (None: the config's set comes from annotation files and no weights say it)."""
+    from hrnet.models.checkpoint import experiment_for, keypoint_set_for
+
+    weights = getattr(args, "weights", None)
+    if weights is None:
+        if args.config is None:
+            raise ConfigError(f"{args.command}: give the config (an experiment YAML file or a model preset) or weights")
+        config = load_config(args.config, args.set)
+        try:
+            return config, keypoint_set_for(None, config)
+        except ConfigError:
+            return config, None
+    config = experiment_for(weights, args.config, args.set)
+    return config, keypoint_set_for(weights, config)
 
 
 WEIGHTS_HELP = (

@@ -7,7 +7,15 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from hrnet.cli.options import add_config, add_overwrite, add_runtime, nonnegative_int, positive_int, whole_number
+from hrnet.cli.options import (
+    add_config,
+    add_overwrite,
+    add_runtime,
+    experiment_and_keypoints,
+    nonnegative_int,
+    positive_int,
+    whole_number,
+)
 from hrnet.config import load_config
 from hrnet.errors import ConfigError
 
@@ -19,7 +27,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from hrnet.io.outputs import OutputFolder
     from hrnet.runtime.backends import open_backend
 
-    config = load_config(args.config, args.set)
+    config, _ = experiment_and_keypoints(args)
     out = Path(args.out) if args.out else Path(config.train.out_dir) / config.train.name / "eval"
     what = "--out folder" if args.out else "evaluation folder"
     # Taken before the long evaluation; the split's files are added to the inputs by the evaluator.
@@ -48,7 +56,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def add_eval(sub: Any) -> None:
     p = sub.add_parser("eval", help="evaluate weights on the validation split (COCO AP/AR, PCKh for MPII)")
-    add_config(p, "experiment YAML file")
+    add_config(p, "experiment YAML file (default: the one --weights record)", required=False)
     add_runtime(p)
     p.add_argument("--boxes", help="COCO detection-results JSON of person boxes (default: ground-truth boxes)")
     p.add_argument(

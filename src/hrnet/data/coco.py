@@ -38,11 +38,10 @@ from hrnet.data.records import (
 )
 from hrnet.errors import DataError
 from hrnet.io.files import read_json
-from hrnet.keypoints import KeypointSet, derive_flip_pairs, from_coco_category, get_keypoint_set
+from hrnet.keypoints import FROM_ANNOTATIONS, KeypointSet, derive_flip_pairs, from_coco_category, get_keypoint_set
 
 log = logging.getLogger(__name__)
 
-FROM_ANNOTATIONS = "from_annotations"  # keypoint_set value: build the set from the file's keypoint category
 PERSON_CATEGORY = 1  # the official code keeps COCO's person category when a file describes no keypoint category
 COCO_VISIBILITY = {0: 0, 1: 1, 2: 2}  # COCO files already use the COCO coding
 _SHOWN = 5  # how many offending ids an error message lists

@@ -21,17 +21,17 @@ from hrnet.keypoints import KeypointSet
 SPLITS = ("train", "val")
 
 
-def _read_coco(data: DataConfig, annotations: Path, images: Path, num_keypoints: int) -> RecordSet:
+def _read_coco(data: DataConfig, annotations: Path, images: Path, num_keypoints: int | None) -> RecordSet:
     return read_coco(
         annotations, images, keypoint_set=data.keypoint_set, sigmas=data.sigmas or None, num_keypoints=num_keypoints
     )
 
 
-def _read_aic_raw(data: DataConfig, annotations: Path, images: Path, num_keypoints: int) -> RecordSet:
+def _read_aic_raw(data: DataConfig, annotations: Path, images: Path, num_keypoints: int | None) -> RecordSet:
     return read_aic_raw(annotations, images, num_keypoints=num_keypoints)
 
 
-def _read_mpii(data: DataConfig, annotations: Path, images: Path, num_keypoints: int) -> RecordSet:
+def _read_mpii(data: DataConfig, annotations: Path, images: Path, num_keypoints: int | None) -> RecordSet:
     return read_mpii(annotations, images, num_keypoints=num_keypoints)
 
 
@@ -39,7 +39,7 @@ def _read_mpii(data: DataConfig, annotations: Path, images: Path, num_keypoints:
 class DataFormat:
     """What one ``data.format`` means, from reading to scoring."""
 
-    read: Callable[[DataConfig, Path, Path, int], RecordSet]  # (data, annotations, images, num_keypoints)
+    read: Callable[[DataConfig, Path, Path, int | None], RecordSet]  # (data, annotations, images, num_keypoints)
     metric: str  # how evaluation scores it: "coco" (OKS AP/AR through pycocotools) or "pckh"
     main_metric: str  # the number that picks the best epoch: "AP" or "PCKh"
     coco_annotations: bool  # the annotation file is COCO JSON (pycocotools reads it as the ground truth)
@@ -87,15 +87,16 @@ def load_split(
     box_score_threshold: float = 0.0,
 ) -> Split:
     """Read ``split`` with the reader of ``data.format``, checking that its keypoints fit a model predicting
-    ``num_keypoints`` heatmaps.
+    ``num_keypoints`` heatmaps (0: any count, the model follows the data's).
 
     ``boxes`` (a COCO detection-results JSON) replaces the ground-truth person boxes, as for the official
     detection-box evaluation; scores below ``box_score_threshold`` are dropped. COCO annotations only.
     """
     fmt = FORMATS[data.format]
     annotations, images = split_paths(data, split)
+    count = num_keypoints or None
     if not boxes:
-        return Split(fmt.read(data, annotations, images, num_keypoints), annotations, images, fmt)
+        return Split(fmt.read(data, annotations, images, count), annotations, images, fmt)
     if not fmt.coco_annotations:
         raise ConfigError(f"person boxes from a detection file need COCO annotations, not data.format {data.format!r}")
     records = read_coco_detections(
@@ -105,6 +106,6 @@ def load_split(
         score_threshold=box_score_threshold,
         keypoint_set=data.keypoint_set,
         sigmas=data.sigmas or None,
-        num_keypoints=num_keypoints,
+        num_keypoints=count,
     )
     return Split(records, annotations, images, fmt, detections=Path(boxes))

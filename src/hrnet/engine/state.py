@@ -65,11 +65,13 @@ def save_training_checkpoint(
     config: dict[str, Any],
     model_state: Mapping[str, torch.Tensor] | None = None,
     rng: Mapping[str, torch.Tensor] | None = None,
+    metadata: Mapping[str, str] | None = None,
 ) -> None:
     """Write everything needed to continue the run bit for bit (on the same device and thread count).
 
     ``model_state`` and ``rng`` (from ``rng_states``) replace the model's current state_dict and the current RNG
-    states: the training loop saves a state it snapshotted a step earlier."""
+    states: the training loop saves a state it snapshotted a step earlier. ``metadata`` is recorded beside the
+    state (what the weights need to run alone: the recorded config and keypoint set)."""
     model_state = model.state_dict() if model_state is None else model_state
     tensors: dict[str, torch.Tensor] = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model_state.items()}
     opt = optimizer.state_dict()
@@ -91,8 +93,8 @@ def save_training_checkpoint(
         "scaler": scaler.state_dict(),
         "config": config,
     }
-    metadata = {"format": FORMAT, "state": json.dumps(meta)}
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+    recorded = {**(metadata or {}), "format": FORMAT, "state": json.dumps(meta)}
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=recorded))
 
 
 def load_training_checkpoint(

@@ -53,7 +53,8 @@ from hrnet.engine.state import TrainingState, load_training_checkpoint, rng_stat
 from hrnet.errors import OutputError, TrainingError, TrainingInterruptedError
 from hrnet.io.files import output_problem, remove_stale_temporaries, write_text_atomic
 from hrnet.io.outputs import Inputs, OutputFolder
-from hrnet.models.checkpoint import load_pretrained, save_weights
+from hrnet.keypoints import is_keypoint_set_file, metainfo_text
+from hrnet.models.checkpoint import META_CONFIG, META_KEYPOINT_SET, load_pretrained, save_weights
 from hrnet.models.complexity import check_memory
 from hrnet.models.hrnet import build_model
 from hrnet.pose.estimator import SYNTHETIC
@@ -82,10 +83,13 @@ class TrainResult:
 
 
 def recorded_config(config: ExperimentConfig) -> str:
-    """The run's config as it records it (``config.yaml``, the weights' metadata): with ``data.root`` absolute,
+    """The run's config as it records it (``config.yaml``, the weights' metadata): with ``data.root`` (and a
+    keypoint set file) absolute,
     so that the record works from any folder (``hrnet export --calibration``, ``hrnet data show``, ``hrnet predict``
     reading a network's config from its weights)."""
     data = dataclasses.replace(config.data, root=str(Path(config.data.root).resolve()))
+    if is_keypoint_set_file(data.keypoint_set):
+        data = dataclasses.replace(data, keypoint_set=str(Path(data.keypoint_set).resolve()))
     return dump_config(dataclasses.replace(config, data=data))
 
 
@@ -198,6 +202,12 @@ class _Trainer:
         torch.manual_seed(tc.seed)
         train_split = load_split(self.config.data, "train", self.config.model.num_keypoints)
         self.keypoint_set = train_split.keypoint_set
+        if self.config.model.num_keypoints == 0:  # data.keypoint_set from_annotations, no count given: the file's
+            model = dataclasses.replace(self.config.model, num_keypoints=self.keypoint_set.num_keypoints)
+            self.config = dataclasses.replace(self.config, model=model)
+            log.info("the network predicts the %d keypoints of the annotations' set", model.num_keypoints)
+        for line in self.keypoint_set.derived:
+            log.info("keypoint set %r: %s", self.keypoint_set.name, line)
         codec = codec_from_config(
             self.config.model, self.config.data, float32_regions=train_split.format.float32_regions
         )
@@ -530,8 +540,15 @@ class _Trainer:
             self.state.best_metric, self.state.best_epoch = float(value), epoch + 1
             if self.dist.is_main:
                 with _writing(self.run_dir / BEST):
-                    metadata = {"config": recorded_config(self.config), "trained_on": trained_on(self.config)}
-                    save_weights(self.model, self.run_dir / BEST, metadata=metadata)
+                    save_weights(self.model, self.run_dir / BEST, metadata=self._weights_metadata())
+
+    def _weights_metadata(self) -> dict[str, str]:
+        """What the weights record so that they alone run (``hrnet.models.checkpoint.experiment_for``)."""
+        return {
+            META_CONFIG: recorded_config(self.config),
+            META_KEYPOINT_SET: metainfo_text(self.keypoint_set),
+            "trained_on": trained_on(self.config),
+        }
 
     def _stopping(self) -> bool:
         """Whether a signal asked to stop (in any process: they all stop after the same step)."""
@@ -616,6 +633,7 @@ class _Trainer:
                     config=to_dict(self.config),
                     model_state=model_state,
                     rng=rng,
+                    metadata=self._weights_metadata(),
                 )
         self.saved_at = (state.epoch, state.step)
         barrier(self.dist)

@@ -29,9 +29,10 @@ from safetensors.torch import save_file
 from torch import nn
 
 from hrnet.config import ExperimentConfig, ModelConfig, config_from_text, load_config
-from hrnet.errors import CheckpointError, ConfigError
+from hrnet.errors import CheckpointError, ConfigError, DataError
 from hrnet.hub.registry import config_for_weights
 from hrnet.io.files import atomic_write
+from hrnet.keypoints import FROM_ANNOTATIONS, KeypointSet, keypoint_set_from_text, load_keypoint_set
 from hrnet.models.hrnet import build_model
 
 # Prefixes other tools put in front of our names, mapped to ours (checked in this order).
@@ -43,6 +44,8 @@ _PREFIX_MAP = (
 )
 _SHOWN = 5  # how many offending keys an error message lists
 TRAINING_FORMAT_PREFIX = "hrnet-training-checkpoint/"  # hrnet.engine.state.FORMAT
+# What our weights record about themselves (safetensors metadata; ONNX metadata_props with ONNX_PREFIX).
+META_CONFIG, META_KEYPOINT_SET, ONNX_PREFIX = "config", "keypoint_set", "hrnet."
 # The dtypes a weight may have: converted to the model's own on loading. Anything else (an int8 copy of float
 # weights with no scales, say) would load as wrong numbers without a word.
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -280,17 +283,36 @@ def check_state_dict(
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
-    """The metadata of a safetensors weights file: ours record the experiment config the network was trained with
-    (``config``, YAML) and what it was trained on (``trained_on``). Empty for other formats and unreadable files
-    (reading the weights reports those)."""
+    """What a weights file records about itself: our ``.safetensors`` files the experiment config they were
+    trained with (``config``, YAML), their keypoint set (``keypoint_set``, YAML) and what they were trained on
+    (``trained_on``); an ``.onnx`` file from ``hrnet export`` the same under ``hrnet.``-prefixed keys, returned
+    without the prefix. Empty for other formats and unreadable files (reading the weights reports those)."""
     path = Path(path)
-    if path.suffix.lower() != ".safetensors" or not path.is_file():
+    if not path.is_file():
+        return {}
+    if path.suffix.lower() == ".onnx":
+        return {k.removeprefix(ONNX_PREFIX): v for k, v in _onnx_props(path).items()}
+    if path.suffix.lower() != ".safetensors":
         return {}
     try:
         with safe_open(str(path), framework="pt") as f:
             return dict(f.metadata() or {})
     except (SafetensorError, OSError):
         return {}
+
+
+def _onnx_props(path: Path) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file (empty when the optional ``onnx`` package is missing or the file
+    cannot be parsed: opening it as a network reports those)."""
+    try:
+        import onnx
+    except ImportError:
+        return {}
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # onnx raises DecodeError and others, not importable without it
+        return {}
+    return {p.key: p.value for p in model.metadata_props}
 
 
 def save_weights(model: nn.Module, path: str | Path, metadata: Mapping[str, str] | None = None) -> None:
@@ -320,18 +342,53 @@ def experiment_for(
 ) -> ExperimentConfig:
     """The experiment that runs ``weights``, with ``--set`` ``overrides``: ``config`` when given (an
     ``ExperimentConfig``, or a name ``hrnet.config.load_config`` reads), else a registered pose name's shipped
-    config (``hrnet weights list``), else the config our own weights record (a run's ``best.safetensors``); a
-    ``ConfigError`` when the weights say nothing (an official or MMPose ``.pth``, an ``.onnx``)."""
+    config (``hrnet weights list``), else the config the weights record (our ``.safetensors`` and ``.onnx``
+    files); a ``ConfigError`` when the weights say nothing (an official or MMPose ``.pth``)."""
     if isinstance(config, ExperimentConfig):
         return load_config(None, overrides, base=config)
     if config is not None:
         return load_config(config, overrides)
     if (name := config_for_weights(weights)) is not None:
         return load_config(name, overrides)
-    if (text := read_metadata(_existing(weights)).get("config")) is not None:
+    if (text := read_metadata(_existing(weights)).get(META_CONFIG)) is not None:
         return config_from_text(text, f"{weights} (the config recorded in it)", overrides)
     raise ConfigError(
-        f"{weights}: these weights do not say which network they are: give the config first (an experiment YAML "
-        "file, or a shipped one such as coco/w32_256x192), e.g. hrnet predict coco/w32_256x192 photo.jpg --weights "
-        f"{weights}"
+        f"{weights}: these weights do not say which network they are (official and MMPose .pth files do not): give "
+        "the experiment config they were trained with first, e.g. hrnet predict coco/w32_256x192 photo.jpg "
+        f"--weights {weights} (`hrnet weights list` names the config of each registered checkpoint)"
     )
+
+
+def keypoint_set_for(weights: str | Path | None, config: ExperimentConfig) -> KeypointSet:
+    """The keypoint set that ``weights`` predict: the one they record (our ``.safetensors`` and ``.onnx``), else the
+    one ``config`` names (``data.keypoint_set``).
+
+    A recorded set that disagrees with the one ``config`` names (other keypoints, or another count than the
+    network's) is a ``ConfigError``: the heatmaps would be read as the wrong keypoints.
+    """
+    recorded_text = read_metadata(weights).get(META_KEYPOINT_SET) if weights is not None else None
+    named = config.data.keypoint_set
+    try:
+        recorded = keypoint_set_from_text(recorded_text, f"{weights} (its keypoint set)") if recorded_text else None
+        given = None if named == FROM_ANNOTATIONS else load_keypoint_set(named)
+    except DataError as err:
+        raise ConfigError(str(err)) from None
+    if recorded is not None and given is not None and recorded.names != given.names:
+        raise ConfigError(
+            f"{weights} were trained on the keypoint set {recorded.name!r} ({recorded.num_keypoints} keypoints: "
+            f"{', '.join(recorded.names[:3])}, ...) but the config names {given.name!r} ({given.num_keypoints}: "
+            f"{', '.join(given.names[:3])}, ...): leave the config out to use the weights' own, or give theirs"
+        )
+    kset = recorded or given
+    if kset is None:
+        raise ConfigError(
+            f"{weights or 'the network'}: the config's keypoint set comes from annotation files "
+            "(data.keypoint_set: from_annotations) and the weights record none: give the set (a shipped name or a "
+            ".yaml file) in data.keypoint_set"
+        )
+    if config.model.num_keypoints not in (0, kset.num_keypoints):
+        raise ConfigError(
+            f"keypoint set {kset.name!r} has {kset.num_keypoints} keypoints but the model predicts "
+            f"{config.model.num_keypoints} (model.num_keypoints)"
+        )
+    return kset

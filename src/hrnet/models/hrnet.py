@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from hrnet.config import ModelConfig, StageConfig
+from hrnet.errors import ConfigError
 from hrnet.models.blocks import BLOCKS, conv3x3, init_conv_bn, make_branch
 
 STEM_CHANNELS = 64  # fixed by the official code for every width
@@ -184,6 +185,11 @@ class HRNet(nn.Module):
 
 def build_model(cfg: ModelConfig) -> nn.Module:
     """The pose network ``cfg.variant`` names: ``HRNet`` (official) or ``TFPortHRNet`` (the TF port)."""
+    if cfg.num_keypoints == 0:
+        raise ConfigError(
+            "model.num_keypoints is 0, the count of data.keypoint_set from_annotations, which only training reads "
+            "from the annotation file: give it (--set model.num_keypoints=K) or name the keypoint set"
+        )
     if cfg.variant == "tf_port":
         from hrnet.tf_port.model import TFPortHRNet
 

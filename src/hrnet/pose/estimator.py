@@ -13,6 +13,7 @@ Nothing here changes process-wide state; for the CPU speed of ``hrnet predict``,
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,9 @@ from hrnet.config import ExperimentConfig, TestConfig, load_config
 from hrnet.errors import ConfigError
 from hrnet.hub.registry import DEFAULT_DETECTOR, DEFAULT_WEIGHTS
 from hrnet.io.images import check_channel_order, check_image, read_image
-from hrnet.keypoints import KeypointSet, is_keypoint_set_file, load_keypoint_set, shipped_keypoint_sets
+from hrnet.keypoints import KeypointSet
 from hrnet.metrics.nms import rescore
-from hrnet.models.checkpoint import experiment_for, read_metadata
+from hrnet.models.checkpoint import experiment_for, keypoint_set_for, read_metadata
 from hrnet.pose.detect import Detector, load_detector
 from hrnet.pose.persons import PersonBoxes, PersonPose, Persons
 from hrnet.runtime.backends import Backend, open_backend
@@ -126,8 +127,8 @@ class PoseEstimator:
         cache on first use. ``precision`` ("fp32", "bf16", "int8") and ``backend`` (a name of
         ``hrnet.runtime.backends.BACKENDS``) choose how the network runs (None: from the file, as
         ``hrnet.runtime.backends.select_backend`` says); ``device`` "auto" picks a GPU when there is one;
-        ``compile`` adds ``torch.compile`` to the fast path (docs/speed.md). ``keypoint_set`` is needed when the
-        config builds its set from annotation files (``data.keypoint_set: from_annotations``). ``detector``: a
+        ``compile`` adds ``torch.compile`` to the fast path (docs/speed.md). ``keypoint_set``: default the one the
+        weights record (ours do), else the config's (``hrnet.models.checkpoint.keypoint_set_for``). ``detector``: a
         detector, or a spec for ``hrnet.pose.detect.load_detector`` ("hog", an ``.onnx`` file, a registered detector
         name); None keeps the whole image as the person box. ``channel_order``: how image arrays are laid out, "bgr"
         (default, OpenCV's) or "rgb".
@@ -136,7 +137,9 @@ class PoseEstimator:
             detector = load_detector(detector)
         if not isinstance(config, ExperimentConfig):
             config = load_config(config)
-        keypoint_set = keypoint_set or _keypoint_set(config)
+        keypoint_set = keypoint_set or keypoint_set_for(weights, config)
+        if config.model.num_keypoints == 0:  # the config's set comes from annotations: the given set says the count
+            config = replace(config, model=replace(config.model, num_keypoints=keypoint_set.num_keypoints))
         if keypoint_set.num_keypoints != config.model.num_keypoints:
             raise ConfigError(
                 f"keypoint set {keypoint_set.name!r} has {keypoint_set.num_keypoints} keypoints but the model "
@@ -258,12 +261,3 @@ class PoseEstimator:
 def trained_on_synthetic(weights: str | Path) -> bool:
     """Whether ``weights`` record that they were trained on hrnet's synthetic figures (``hrnet demo``)."""
     return read_metadata(weights).get("trained_on") == SYNTHETIC
-
-
-def _keypoint_set(config: ExperimentConfig) -> KeypointSet:
-    if config.data.keypoint_set in shipped_keypoint_sets() or is_keypoint_set_file(config.data.keypoint_set):
-        return load_keypoint_set(config.data.keypoint_set)
-    raise ConfigError(
-        f"data.keypoint_set is {config.data.keypoint_set!r}: pass the KeypointSet to PoseEstimator.from_config "
-        "(e.g. hrnet.data.coco.read_coco(...).keypoint_set)"
-    )

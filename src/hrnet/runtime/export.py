@@ -21,13 +21,14 @@ import torch
 from torch import nn
 
 from hrnet.codec import codec_from_config
-from hrnet.config import ExperimentConfig, ModelConfig
+from hrnet.config import ExperimentConfig, ModelConfig, dump_config
 from hrnet.data.dataset import TopDownDataset
 from hrnet.data.sources import load_split
 from hrnet.errors import ConfigError, DataError, ExportError
 from hrnet.io.files import atomic_path
 from hrnet.io.outputs import check_output_file
-from hrnet.models.checkpoint import load_model
+from hrnet.keypoints import KeypointSet, metainfo_text
+from hrnet.models.checkpoint import META_CONFIG, META_KEYPOINT_SET, ONNX_PREFIX, load_model
 from hrnet.models.fuse import fold_batchnorm
 from hrnet.runtime.backends import EXPORT_PRECISIONS
 from hrnet.runtime.onnx import (
@@ -66,6 +67,7 @@ def export_onnx(
     dynamic_batch: bool = True,
     fold_bn: bool = True,
     check: bool = True,
+    metadata: Mapping[str, str] | None = None,
 ) -> Path:
     """Write ``model`` (in eval mode, on the CPU) as ONNX to ``path`` and return the path: input ``image``, (N, 3,
     H, W) float32 crops normalised as ``hrnet.data.dataset``'s; output ``heatmaps``, (N, K, h, w).
@@ -76,6 +78,7 @@ def export_onnx(
         dynamic_batch: the batch axis ``N`` of ``image`` and ``heatmaps`` is symbolic (``batch``).
         fold_bn: fold BatchNorm into the convolutions first (``hrnet.models.fuse.fold_batchnorm``).
         check: run ONNX Runtime on a random batch of ``CHECK_BATCH`` and compare with the unfolded PyTorch network.
+        metadata: written into ``metadata_props`` (with ``hrnet.exported_by``).
 
     The file appears only once complete and checked. Raises ``ExportError`` when ONNX Runtime's outputs differ
     from PyTorch's by more than ``TOLERANCE`` × max |output|, ``ConfigError`` when onnx / onnxruntime is missing.
@@ -107,7 +110,7 @@ def export_onnx(
                 dynamic_axes={"image": {0: "batch"}, "heatmaps": {0: "batch"}} if dynamic_batch else None,
                 opset_version=opset,
             )
-        _set_metadata(tmp, {})
+        _set_metadata(tmp, metadata or {})
         if check:
             with torch.no_grad():
                 expected = reference(example).numpy()
@@ -120,6 +123,17 @@ def export_onnx(
                 )
             log.info("%s: ONNX Runtime equals PyTorch within %.2g of max |output|", path, error / (scale or 1))
     return path
+
+
+def recorded_metadata(config: ExperimentConfig | ModelConfig, keypoint_set: KeypointSet | None) -> dict[str, str]:
+    """The ``metadata_props`` with which an exported network runs alone (``hrnet.models.checkpoint.read_metadata``
+    reads them back): the experiment config and the keypoint set, as our ``.safetensors`` files record them."""
+    recorded = {}
+    if isinstance(config, ExperimentConfig):
+        recorded[ONNX_PREFIX + META_CONFIG] = dump_config(config)
+    if keypoint_set is not None:
+        recorded[ONNX_PREFIX + META_KEYPOINT_SET] = metainfo_text(keypoint_set)
+    return recorded
 
 
 def _set_metadata(path: Path, props: Mapping[str, str]) -> None:
@@ -235,7 +249,7 @@ def export_int8(
 
     path = Path(path)
     with tempfile.TemporaryDirectory() as tmp:
-        fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", input_size, opset=opset)
+        fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", input_size, opset=opset, metadata=metadata)
         prepared = Path(tmp) / "prepared.onnx"
         # Symbolic shape inference stops at the exchange units' Resize; ONNX's own shape inference is enough here.
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
@@ -286,10 +300,12 @@ def export_from_config(
     calibration_crops: int = CALIBRATION_CROPS,
     inputs: Sequence[str | Path | None] = (),
     overwrite: bool = False,
+    keypoint_set: KeypointSet | None = None,
     **kwargs: Any,
 ) -> Path:
     """Build the config's network, load ``weights`` (any format ``load_weights`` reads; None keeps the random
-    initialisation) and export it at the config's input size. ``kwargs`` go to ``export_onnx``.
+    initialisation) and export it at the config's input size. ``kwargs`` go to ``export_onnx``. The file records
+    the experiment config and ``keypoint_set`` (``recorded_metadata``), so that it runs with nothing else.
 
     ``out`` is checked first (``hrnet.io.outputs.check_output_file``): never ``weights`` or one of ``inputs`` (the
     config files), a device or other special file, or an existing file that is not a previous export unless
@@ -305,8 +321,9 @@ def export_from_config(
         hint = " (bf16 runs on PyTorch: --precision bf16 in predict, eval, serve, bench)" if precision == "bf16" else ""
         raise ConfigError(f"hrnet export writes {' or '.join(EXPORT_PRECISIONS)} ONNX files, not {precision!r}{hint}")
     model = load_model(model_config, weights)
+    recorded = recorded_metadata(config, keypoint_set)
     if precision == "fp32":
-        return export_onnx(model, out, model_config.input_size, **kwargs)
+        return export_onnx(model, out, model_config.input_size, metadata=recorded, **kwargs)
     source = calibration if calibration is not None else config
     if not isinstance(source, ExperimentConfig):
         raise ConfigError("int8 export needs a calibration experiment config (--calibration CONFIG)")
@@ -317,6 +334,7 @@ def export_from_config(
     batches = calibration_batches(source, calibration_crops)
     check = calibration_batches(source, CALIBRATION_BATCH, seed=1)[0]  # other crops than the calibration's
     metadata = {
+        **recorded,
         META_CALIBRATION: f"{calibration_name or 'config'}: training split "
         f"{Path(source.data.root, source.data.train_annotations)}, random crops (seed 0), evaluation crop",
         META_CALIBRATION_SIZE: str(sum(len(b) for b in batches)),
