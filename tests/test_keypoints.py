@@ -39,12 +39,16 @@ CROWDPOSE_EVAL_SIGMAS = tuple(
     v / 10 for v in (0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89, 0.79, 0.79)
 )
 
+# The human body sets, whose names say left and right and whose keypoints all belong to the upper or lower body; every
+# shipped set is checked in test_keypoint_sets.py.
+BODY_SETS = [n for n in shipped_keypoint_sets() if get_keypoint_set(n).task == "body"]
+
 
 def category(datasets_dir: Path, name: str) -> dict:
     return json.loads((datasets_dir / name).read_text())["categories"][0]
 
 
-@pytest.mark.parametrize("kset", [get_keypoint_set(n) for n in shipped_keypoint_sets()], ids=shipped_keypoint_sets())
+@pytest.mark.parametrize("kset", [get_keypoint_set(n) for n in BODY_SETS], ids=BODY_SETS)
 def test_flip_index_is_an_involution(kset):
     index = kset.flip_index
     assert sorted(index) == list(range(kset.num_keypoints))
@@ -54,7 +58,7 @@ def test_flip_index_is_an_involution(kset):
     assert len(members) == len(set(members)), "a keypoint may belong to one flip pair only"
 
 
-@pytest.mark.parametrize("kset", [get_keypoint_set(n) for n in shipped_keypoint_sets()], ids=shipped_keypoint_sets())
+@pytest.mark.parametrize("kset", [get_keypoint_set(n) for n in BODY_SETS], ids=BODY_SETS)
 def test_flip_pairs_swap_left_and_right(kset):
     assert set(derive_flip_pairs(kset.names)) == set(kset.flip_pairs)
     for a, b in kset.flip_pairs:
@@ -62,7 +66,7 @@ def test_flip_pairs_swap_left_and_right(kset):
         assert kset.names[a].split("_")[1:] == kset.names[b].split("_")[1:]
 
 
-@pytest.mark.parametrize("kset", [get_keypoint_set(n) for n in shipped_keypoint_sets()], ids=shipped_keypoint_sets())
+@pytest.mark.parametrize("kset", [get_keypoint_set(n) for n in BODY_SETS], ids=BODY_SETS)
 def test_half_body_split_and_skeleton(kset):
     upper, lower = set(kset.upper_body), set(kset.lower_body)
     assert upper.isdisjoint(lower) and upper | lower == set(range(kset.num_keypoints))
@@ -166,9 +170,8 @@ def test_bad_sigmas_and_sets():
 
 def test_get_keypoint_set():
     assert get_keypoint_set("mpii16") is MPII16
-    with pytest.raises(
-        DataError, match=r"unknown keypoint set 'coco18': did you mean 'coco17'\? give a shipped set \(aic14, coco17, "
-    ):
+    unknown = r"unknown keypoint set 'coco18': did you mean 'coco17'\? give a shipped set \(.*aic14, .*coco17, "
+    with pytest.raises(DataError, match=unknown):
         get_keypoint_set("coco18")
 
 

@@ -11,6 +11,7 @@ a user's own set is a file of the same form (``load_keypoint_set``) or comes fro
 
 from __future__ import annotations
 
+import difflib
 import functools
 import logging
 import math
@@ -148,7 +149,9 @@ def from_metainfo(data: Any, source: str) -> KeypointSet:
         raise DataError(f"{source}: a keypoint set file is a mapping with keypoints, sigmas, flip_pairs, skeleton")
     unknown = sorted(str(key) for key in data if key not in _FIELDS)
     if unknown:
-        raise DataError(f"{source}: unknown field {unknown[0]!r}; a keypoint set has {sorted(_FIELDS)}")
+        near = difflib.get_close_matches(unknown[0], sorted(_FIELDS), n=1)
+        hint = f"did you mean {near[0]!r}?" if near else f"a keypoint set has {', '.join(sorted(_FIELDS))}"
+        raise DataError(f"{source}: unknown field {unknown[0]!r}; {hint}")
     names = data.get("keypoints")
     if not isinstance(names, list) or not names or not all(isinstance(v, str) and v for v in names):
         raise DataError(f"{source}: 'keypoints' must be a list of keypoint names")
@@ -205,7 +208,7 @@ def from_metainfo(data: Any, source: str) -> KeypointSet:
             weights=numbers("weights"),
             task=text["task"],
             title=text["title"],
-            limb_colours=tuple((c[0], c[1], c[2]) if len(c) == 3 else tuple(c) for c in colours),  # type: ignore[misc]
+            limb_colours=tuple((c[0], c[1], c[2]) if len(c) == 3 else tuple(c) for c in colours),
             nme_pair=group("nme_pair"),
             derived=tuple(str(d) for d in derived),
         )
@@ -252,8 +255,6 @@ def load_keypoint_set(spec: str | Path | KeypointSet) -> KeypointSet:
         return keypoint_set_from_text(read_text_capped(spec, MAX_METAINFO_BYTES, "keypoint set file"), str(spec))
     if str(spec) in shipped_keypoint_sets():
         return _shipped(str(spec))
-    import difflib
-
     near = difflib.get_close_matches(str(spec), shipped_keypoint_sets(), n=1)
     hint = f"did you mean {near[0]!r}? " if near else ""
     raise DataError(
