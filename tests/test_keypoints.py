@@ -166,7 +166,9 @@ def test_bad_sigmas_and_sets():
 
 def test_get_keypoint_set():
     assert get_keypoint_set("mpii16") is MPII16
-    with pytest.raises(DataError, match=r"unknown keypoint set 'coco18': did you mean 'coco17'\? give a shipped set \(aic14, coco17, "):
+    with pytest.raises(
+        DataError, match=r"unknown keypoint set 'coco18': did you mean 'coco17'\? give a shipped set \(aic14, coco17, "
+    ):
         get_keypoint_set("coco18")
 
 

@@ -170,7 +170,10 @@ class DataConfig:
     """Where the annotations and images are, and how a training sample is made from a record."""
 
     format: AnnotationFormat = "coco"  # "coco" (any COCO-format keypoint file), "aic_raw" (AI Challenger JSON), "mpii"
-    keypoint_set: str = "coco17"  # coco17 | aic14 | mpii16 | crowdpose14 | "from_annotations" (the category's)
+    # A shipped set's name (coco17, aic14, ...), a keypoint set .yaml file, or "from_annotations" (the category's).
+    keypoint_set: str = "coco17"
+    # The COCO-format category to read; 0: every category that lists the same keypoint names (AP-10K's species).
+    category_id: int = 0
     sigmas: tuple[float, ...] = ()  # OKS sigmas for "from_annotations"; () = documented default per keypoint
     root: str = "data/coco"  # relative paths below are under this folder
     train_annotations: str = "annotations/person_keypoints_train2017.json"
