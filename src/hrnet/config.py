@@ -178,6 +178,8 @@ class DataConfig:
     # A shipped set (coco17, coco_wholebody133, onehand10k21, 300w68, ap10k17, ...: hrnet.keypoints), a keypoint set
     # .yaml file (docs/own_data.md), or "from_annotations": made from the annotation file's keypoint category.
     keypoint_set: str = "coco17"
+    # The COCO-format category to read; 0: every category that lists the same keypoint names (AP-10K's species).
+    category_id: int = 0
     sigmas: tuple[float, ...] = ()  # OKS sigmas for "from_annotations"; () = documented default per keypoint
     root: str = "data/coco"  # relative paths below are under this folder
     train_annotations: str = "annotations/person_keypoints_train2017.json"

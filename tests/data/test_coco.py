@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
-from hrnet.data.coco import read_coco, read_coco_detections
+from hrnet.data.coco import coco_ground_truth, read_coco, read_coco_detections
 from hrnet.errors import DataError
 from hrnet.keypoints import AIC14, COCO17, CROWDPOSE14
 
@@ -326,3 +327,178 @@ def test_crowdpose_file_with_cocos_skeleton_drops_the_invalid_links(tmp_path, co
     valid = [(a - 1, b - 1) for a, b in coco_skeleton if max(a, b) <= 14]
     dropped = len(coco_skeleton) + 2 - len(valid)
     assert f"ann.json: dropped {dropped} skeleton links" in caplog.text and "[16, 14]" in caplog.text
+
+
+# ------------------------------------------------- real COCO-format files as they come (AP-10K, 300W, WholeBody)
+
+
+@pytest.fixture(scope="module")
+def ap10k_json(datasets_dir: Path) -> dict:
+    return json.loads((datasets_dir / "ap10k" / "test_ap10k.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def wholebody_json(coco_dir: Path) -> dict:
+    return json.loads((coco_dir / "test_coco_wholebody.json").read_text())
+
+
+def write_keypoint_set(tmp_path: Path, names: list[str], name: str = "mine") -> Path:
+    """A metainfo file of ``names`` with uniform sigmas (flip pairs derived from left/right in the names)."""
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, "keypoints": names, "sigmas": [0.05] * len(names)}))
+    return path
+
+
+def wholebody_set(tmp_path: Path) -> Path:
+    """133 keypoints in MMPose's order: COCO's 17 body names, then 116 more (feet, face, left and right hand)."""
+    return write_keypoint_set(tmp_path, [*COCO17.names, *(f"k{i}" for i in range(17, 133))], "wholebody")
+
+
+def test_ap10k_species_sharing_one_keypoint_list_are_one_set(datasets_dir, ap10k_json):
+    assert len(ap10k_json["categories"]) == 54 and len({tuple(c["keypoints"]) for c in ap10k_json["categories"]}) == 1
+    folder = datasets_dir / "ap10k"
+    records = read_coco(folder / "test_ap10k.json", folder, num_keypoints=17)
+    assert [(r.annotation_id, r.category_id) for r in records] == [(9284, 26), (6, 1)]
+    assert records.keypoint_set.num_keypoints == 17 and records.keypoint_set.name == "test_ap10k"
+    assert records.keypoint_set.names == tuple(ap10k_json["categories"][0]["keypoints"])
+    np.testing.assert_array_equal(records[0].keypoints[0], ap10k_json["annotations"][0]["keypoints"][:2])
+    one = read_coco(folder / "test_ap10k.json", folder, category_id=26)
+    assert [r.annotation_id for r in one] == [9284] and one.keypoint_set.name == "jaguar"
+
+
+def test_categories_with_different_keypoint_lists_are_an_error_naming_data_category_id(
+    tmp_path, datasets_dir, ap10k_json
+):
+    data = copy.deepcopy(ap10k_json)
+    data["categories"][1]["keypoints"] = data["categories"][1]["keypoints"][:16]  # id 2, argali sheep
+    path = write_json(tmp_path, data)
+    with pytest.raises(
+        DataError,
+        match=r"ann\.json: the categories list different keypoints \(categories \[1, 3, 4, 5, 6, \.\.\.\]: 17 "
+        r"keypoints; categories \[2\]: 16 keypoints\); .* choose one category with data\.category_id",
+    ):
+        read_coco(path, datasets_dir / "ap10k")
+    assert [r.category_id for r in read_coco(path, datasets_dir / "ap10k", category_id=1)] == [1]
+    with pytest.raises(
+        DataError, match=r"ann\.json: no category with id 99 \(data\.category_id\); .* \[1, 2, 3, 4, 5,"
+    ):
+        read_coco(path, datasets_dir / "ap10k", category_id=99)
+
+
+def test_nested_keypoints_read_as_the_flat_ones(tmp_path, coco_dir, coco_json):
+    data = copy.deepcopy(coco_json)
+    for ann in data["annotations"]:
+        flat = ann["keypoints"]
+        ann["keypoints"] = [flat[i : i + 3] for i in range(0, len(flat), 3)]
+    nested = read_coco(write_json(tmp_path, data), coco_dir)
+    flat = read_coco(coco_dir / "test_coco.json", coco_dir)
+    assert len(nested) == len(flat) == 12
+    for a, b in zip(nested, flat, strict=True):
+        np.testing.assert_array_equal(a.keypoints, b.keypoints)
+        np.testing.assert_array_equal(a.visibility, b.visibility)
+    data["annotations"][0]["keypoints"].pop()
+    with pytest.raises(
+        DataError, match=r"ann\.json: annotation 442619 \(image 785\): keypoints has 16 triples, expected 17"
+    ):
+        read_coco(write_json(tmp_path, data), coco_dir)
+
+
+def test_300w_without_keypoint_names_takes_the_set_named_in_the_config(tmp_path, datasets_dir):
+    folder = datasets_dir / "300w"
+    with pytest.raises(
+        DataError,
+        match=r"test_300w\.json: no category lists keypoint names, so data\.keypoint_set 'from_annotations' .*: "
+        r"name the set with data\.keypoint_set, a shipped one \(.*coco17.*\) or a keypoint set \.yaml file",
+    ):
+        read_coco(folder / "test_300w.json", folder)
+    face = write_keypoint_set(tmp_path, [f"p{i}" for i in range(68)], "face68")
+    records = read_coco(folder / "test_300w.json", folder, keypoint_set=str(face), num_keypoints=68)
+    assert records.keypoint_set.name == "face68" and [r.annotation_id for r in records] == [197, 565]
+    first = json.loads((folder / "test_300w.json").read_text())["annotations"][0]["keypoints"]
+    np.testing.assert_allclose(records[0].keypoints[[0, 67]], [first[0:2], first[201:203]], rtol=1e-6)
+    assert records[0].visibility.tolist() == [1] * 68
+    with pytest.raises(
+        DataError, match=r"test_300w\.json: annotation 197 \(image 197\): keypoints has 204 values, expected 3 × 17"
+    ):
+        read_coco(folder / "test_300w.json", folder, keypoint_set="coco17")
+
+
+def test_wholebody_fields_make_133_keypoints_in_mmposes_order(tmp_path, coco_dir, wholebody_json):
+    records = read_coco(
+        coco_dir / "test_coco_wholebody.json", coco_dir, keypoint_set=str(wholebody_set(tmp_path)), num_keypoints=133
+    )
+    assert len(records) == 12 and records.keypoint_set.num_keypoints == 133
+    ann = wholebody_json["annotations"][0]
+    first = records[0]
+    assert first.annotation_id == ann["id"] == 442619
+    # body 0-16, feet 17-22, face 23-90, left hand 91-111, right hand 112-132 (the left hand is unlabelled here)
+    for index, field in ((0, "keypoints"), (17, "foot_kpts"), (23, "face_kpts"), (112, "righthand_kpts")):
+        np.testing.assert_allclose(first.keypoints[index], ann[field][:2], rtol=1e-6)
+    assert not first.keypoints[91:112].any() and not first.visibility[91:112].any()
+    assert first.num_labelled == 17 + 6 + 68 + 21  # body 2, feet 2, face 1.0, right hand 1
+    assert first.visibility[[0, 17, 23, 112]].tolist() == [2, 2, 1, 1]
+    # Some hand keypoints carry a confidence in (0, 1): labelled, as COCO-WholeBody's evaluation counts them.
+    scored = next(r for r in records if r.annotation_id == 531914)
+    codes = np.array(wholebody_json["annotations"][11]["righthand_kpts"][2::3])
+    assert ((codes > 0) & (codes < 1)).all()
+    assert scored.visibility[112:].tolist() == [1] * 21
+
+
+def test_wholebody_file_with_a_body_set_reads_the_body_and_says_so_once(coco_dir, caplog):
+    with caplog.at_level(logging.INFO, logger="hrnet.data"):
+        records = read_coco(coco_dir / "test_coco_wholebody.json", coco_dir, keypoint_set="coco17")
+    assert len(records) == 12 and records.keypoint_set is COCO17
+    lines = [r.getMessage() for r in caplog.records if "are not read" in r.getMessage()]
+    assert lines == [
+        f"{coco_dir / 'test_coco_wholebody.json'}: the annotations' foot_kpts, face_kpts, lefthand_kpts, "
+        "righthand_kpts are not read: keypoint set 'coco17' has the 17 body keypoints (a set of 133 such as "
+        "coco_wholebody133 reads them all)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (_delete("face_kpts"), r"missing field 'face_kpts'"),
+        (_set("lefthand_kpts", [0.0] * 60), r"lefthand_kpts has 60 values, expected 3 × 21 = 63"),
+        (_set("foot_kpts", "none"), r"foot_kpts must be a list of 3 × 6 numbers"),
+        (_set("righthand_kpts", [1.0, 2.0, -1.0] * 21), r"righthand_kpts keypoint 0 has visibility -1; expected 0"),
+    ],
+)
+def test_wholebody_fields_missing_or_short_name_file_annotation_and_field(
+    tmp_path, coco_dir, wholebody_json, mutate, message
+):
+    data = copy.deepcopy(wholebody_json)
+    mutate(data["annotations"][0])
+    with pytest.raises(DataError, match=r"test\.json: annotation 442619 \(image 785\): " + message):
+        read_coco(write_json(tmp_path, data, "test.json"), coco_dir, keypoint_set=str(wholebody_set(tmp_path)))
+
+
+def test_ground_truth_for_pycocotools_holds_the_keypoints_as_read(tmp_path, coco_dir, wholebody_json, datasets_dir):
+    kset = wholebody_set(tmp_path)
+    truth = coco_ground_truth(coco_dir / "test_coco_wholebody.json", str(kset))
+    # Every annotation, the two without a labelled keypoint too (pycocotools ignores them itself).
+    assert [a["id"] for a in truth["annotations"]] == [a["id"] for a in wholebody_json["annotations"]]
+    assert truth["images"] == wholebody_json["images"]
+    assert [(c["id"], len(c["keypoints"])) for c in truth["categories"]] == [(1, 133)]
+    first = truth["annotations"][0]
+    assert len(first["keypoints"]) == 3 * 133 and first["num_keypoints"] == 112
+    assert first["keypoints"][3 * 23 : 3 * 23 + 3] == [*wholebody_json["annotations"][0]["face_kpts"][:2], 1.0]
+    assert {k: first[k] for k in ("bbox", "area", "iscrowd", "image_id")} == {
+        k: wholebody_json["annotations"][0][k] for k in ("bbox", "area", "iscrowd", "image_id")
+    }
+    # AP-10K: every species category is kept, each annotation in its own.
+    path = datasets_dir / "ap10k" / "test_ap10k.json"
+    ap10k = coco_ground_truth(path, read_coco(path, path.parent).keypoint_set)
+    assert len(ap10k["categories"]) == 54 and [a["category_id"] for a in ap10k["annotations"]] == [26, 1]
+
+
+def test_detections_of_every_category_of_the_set(tmp_path, datasets_dir):
+    folder = datasets_dir / "ap10k"
+    dets = [
+        {"image_id": 37516, "category_id": 26, "bbox": [66, 192, 1092, 512], "score": 0.9},
+        {"image_id": 4, "category_id": 1, "bbox": [10, 10, 50, 80], "score": 0.8},
+        {"image_id": 4, "category_id": 99, "bbox": [10, 10, 50, 80], "score": 0.8},
+    ]
+    records = read_coco_detections(write_json(tmp_path, dets, "det.json"), folder / "test_ap10k.json", folder)
+    assert [(r.annotation_id, r.category_id) for r in records] == [(0, 26), (1, 1)]

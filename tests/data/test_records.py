@@ -8,7 +8,7 @@ from hrnet.data.records import (
     check_num_keypoints,
     checked_box,
     clip_box,
-    flat_keypoints,
+    keypoint_triples,
     map_visibility,
     require,
     to_finite,
@@ -36,16 +36,27 @@ def test_record_arrays_are_typed_and_read_only():
         _record(visibility=np.zeros(16))
 
 
-def test_flat_keypoints_and_their_errors():
-    points, codes = flat_keypoints([1, 2, 2, 3, 4, 0], 2, "f.json: annotation 3")
-    np.testing.assert_array_equal(points, [[1, 2], [3, 4]])
-    np.testing.assert_array_equal(codes, [2, 0])
+def test_keypoint_triples_flat_or_nested_and_their_errors():
+    where = "f.json: annotation 3"
+    for values in ([1, 2, 2, 3, 4, 0], [[1, 2, 2], [3, 4, 0]]):
+        points, codes = keypoint_triples(values, 2, where)
+        np.testing.assert_array_equal(points, [[1, 2], [3, 4]])
+        np.testing.assert_array_equal(codes, [2, 0])
     with pytest.raises(DataError, match=r"f\.json: annotation 3: keypoints has 5 values, expected 3 × 2 = 6"):
-        flat_keypoints([1, 2, 2, 3, 4], 2, "f.json: annotation 3")
-    with pytest.raises(DataError, match="keypoints must be a list of 3 × 2 numbers"):
-        flat_keypoints("1 2 2", 2, "f.json: annotation 3")
-    with pytest.raises(DataError, match="keypoints has non-finite values"):
-        flat_keypoints([1, 2, 2, float("nan"), 4, 0], 2, "f.json: annotation 3")
+        keypoint_triples([1, 2, 2, 3, 4], 2, where)
+    with pytest.raises(DataError, match=r"annotation 3: face_kpts has 1 triples, expected 2 \[x, y, visibility\]"):
+        keypoint_triples([[1, 2, 2]], 2, where, "face_kpts")
+    with pytest.raises(DataError, match=r"annotation 3: keypoints\[1\] is \[3, 4\], expected \[x, y, visibility\]"):
+        keypoint_triples([[1, 2, 2], [3, 4]], 2, where)
+    with pytest.raises(DataError, match=r"annotation 3: keypoints\[1\] is 3, expected \[x, y, visibility\]"):
+        keypoint_triples([[1, 2, 2], 3, 4, 0], 2, where)
+    with pytest.raises(DataError, match=r"annotation 3: keypoints must be numbers"):
+        keypoint_triples([[1, 2, 2], [3, "4", 0]], 2, where)
+    with pytest.raises(DataError, match=r"keypoints must be a list of 3 × 2 numbers or 2 \[x, y, visibility\] triples"):
+        keypoint_triples("1 2 2", 2, where)
+    for values in ([1, 2, 2, float("nan"), 4, 0], [[1, 2, 2], [float("inf"), 4, 0]]):
+        with pytest.raises(DataError, match="keypoints has non-finite values"):
+            keypoint_triples(values, 2, where)
 
 
 def test_visibility_codes_are_mapped_or_refused():

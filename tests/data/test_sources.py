@@ -50,6 +50,15 @@ def test_detection_boxes_replace_the_ground_truth(datasets_dir):
     assert all(r.score >= 0.9 for r in confident.records)
 
 
+def test_category_id_chooses_one_category_and_zero_reads_all_that_share_the_keypoints(datasets_dir):
+    data = DataConfig(keypoint_set="from_annotations", root=str(datasets_dir / "ap10k"),
+                      val_annotations="test_ap10k.json", val_images=".")  # fmt: skip
+    assert [r.category_id for r in load_split(data, "val", 17).records] == [26, 1]
+    jaguar = load_split(dataclasses.replace(data, category_id=26), "val", 17)
+    assert [r.category_id for r in jaguar.records] == [26]
+    assert jaguar.ground_truth is not None and [a["category_id"] for a in jaguar.ground_truth()["annotations"]] == [26]
+
+
 def test_errors_name_the_problem(datasets_dir):
     with pytest.raises(ConfigError, match=r"split must be one of \('train', 'val'\), got 'test'"):
         split_paths(DataConfig(), "test")

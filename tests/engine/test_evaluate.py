@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from hrnet import config as cfg
 from hrnet.codec import codec_from_config
@@ -14,6 +15,7 @@ from hrnet.data.sources import FORMATS, load_split
 from hrnet.engine.evaluate import SCORERS, Evaluator, Predictions, score_predictions
 from hrnet.errors import DataError, OutputError
 from hrnet.io.outputs import LOCK
+from hrnet.keypoints import COCO17
 from hrnet.models.hrnet import build_model
 from tests.conftest import tiny_model_config
 
@@ -58,6 +60,35 @@ def test_the_truth_scores_the_best_value_and_noise_scores_less(datasets_dir, tmp
     if metric == "AP":  # the results file pycocotools scored, NaN-free
         results = json.loads((tmp_path / "keypoints_results.json").read_text())
         assert len(results) >= 1 and all(len(r["keypoints"]) == 3 * split.keypoint_set.num_keypoints for r in results)
+
+
+def test_wholebody_file_is_scored_on_all_133_keypoints_with_the_sets_sigmas(datasets_dir, tmp_path):
+    names = [*COCO17.names, *(f"k{i}" for i in range(17, 133))]
+    # OKS-NMS keeps every person: the truth's unlabelled keypoints, many here, all sit at (0, 0) in each of them.
+    test = cfg.TestConfig(oks_threshold=1.0)
+    scores = {}
+    for sigma in (0.05, 10.0):
+        path = tmp_path / f"wholebody_{sigma}.yaml"
+        path.write_text(yaml.safe_dump({"name": "wholebody", "keypoints": names, "sigmas": [sigma] * 133}))
+        data = DataConfig(keypoint_set=str(path), root=str(datasets_dir / "coco"),
+                          val_annotations="test_coco_wholebody.json", val_images=".")  # fmt: skip
+        split = load_split(data, "val", 133)
+        assert score_predictions(_truth(split), split, test, tmp_path)["AP"] == pytest.approx(1.0)
+        results = json.loads((tmp_path / "keypoints_results.json").read_text())
+        assert {len(r["keypoints"]) for r in results} == {3 * 133}
+        off_face = _truth(split)
+        off_face.keypoints[:, 23:91] += 40.0  # the face's 68 keypoints only
+        scores[sigma] = score_predictions(off_face, split, test, None)["AP"]
+    assert scores[0.05] < 0.9 and scores[10.0] == pytest.approx(1.0)
+
+
+def test_species_are_scored_each_in_its_category(datasets_dir):
+    """AP-10K's two persons are of species 26 and 1: a result in another category than its person's matches none."""
+    data = DataConfig(keypoint_set="from_annotations", root=str(datasets_dir / "ap10k"),
+                      val_annotations="test_ap10k.json", val_images=".")  # fmt: skip
+    split = load_split(data, "val", 17)
+    assert [r.category_id for r in split.records] == [26, 1]
+    assert score_predictions(_truth(split), split, cfg.TestConfig(), None)["AP"] == pytest.approx(1.0)
 
 
 def test_nms_areas_are_the_official_float32_products(datasets_dir, monkeypatch):

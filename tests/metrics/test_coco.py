@@ -139,6 +139,14 @@ def test_results_file_round_trip(coco_gt, tmp_path):
     assert evaluate_coco(coco_gt, path, COCO17.sigmas).metrics["AP"] == 1.0
 
 
+def test_results_carry_one_category_or_each_persons():
+    keypoints, scores = np.zeros((2, 17, 3)), np.ones(2)
+    assert [r["category_id"] for r in keypoint_results([1, 2], keypoints, scores)] == [1, 1]
+    assert [r["category_id"] for r in keypoint_results([1, 2], keypoints, scores, np.array([26, 1]))] == [26, 1]
+    with pytest.raises(DataError, match="results: 1 category ids for 2 image ids"):
+        keypoint_results([1, 2], keypoints, scores, [26])
+
+
 def test_results_given_are_not_modified(coco_gt):
     results = _as_results(_labelled_people(coco_gt))
     before = json.dumps(results)

@@ -25,7 +25,7 @@ from hrnet.data.records import (
     GroundTruth,
     RecordSet,
     checked_box,
-    flat_keypoints,
+    keypoint_triples,
     map_visibility,
     read_entries,
     require,
@@ -80,7 +80,7 @@ def read_aic_raw(annotations: str | Path, image_dir: str | Path, *, num_keypoint
             human_where = f"{where}, {human}"
             if human not in boxes:
                 raise DataError(f"{human_where}: has keypoints but no box in 'human_annotations'")
-            points, codes = flat_keypoints(values, k, human_where)
+            points, codes = keypoint_triples(values, k, human_where)
             visibility = map_visibility(codes, AIC_VISIBILITY, human_where)
             if not visibility.any():
                 persons.skipped[NO_LABELLED_KEYPOINT] += 1

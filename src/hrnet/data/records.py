@@ -48,6 +48,8 @@ class PoseRecord:
         score: the box's confidence: 1.0 for ground truth, the detector's score for a detection.
         area: the person's area for OKS, pixels² (COCO: the annotation's ``area``; else the box's w·h).
         head_size: MPII only, the PCKh normaliser in pixels when known (the official JSON does not carry it).
+        category_id: the COCO-format category (AP-10K: the species), which COCO's evaluation scores separately;
+            1, COCO's person, for the formats without categories.
     """
 
     image_path: Path
@@ -60,6 +62,7 @@ class PoseRecord:
     score: float = 1.0
     area: float = 0.0
     head_size: float | None = None
+    category_id: int = 1
 
     def __post_init__(self) -> None:
         keypoints = np.array(self.keypoints, dtype=np.float32)
@@ -140,6 +143,7 @@ class GroundTruth:
         image_id: int | str,
         annotation_id: int | str,
         area: float,
+        category_id: int = 1,
     ) -> None:
         """Keep a labelled person (fields as ``PoseRecord``'s) with its box clipped as the official reader clips
         it (``clip_box``); skip it when nothing of the box is left in the image or its ``area`` is not positive."""
@@ -149,7 +153,17 @@ class GroundTruth:
             return
         keypoints = unlabelled_to_zero(points, visibility)
         self.records.append(
-            PoseRecord(image_path, image_size, clean, keypoints, visibility, image_id, annotation_id, area=area)
+            PoseRecord(
+                image_path,
+                image_size,
+                clean,
+                keypoints,
+                visibility,
+                image_id,
+                annotation_id,
+                area=area,
+                category_id=category_id,
+            )
         )
 
     def record_set(self, keypoint_set: KeypointSet, source: Path, read: str) -> RecordSet:
@@ -201,19 +215,31 @@ def to_finite(values: Any, shape: tuple[int, ...], what: str, where: str) -> np.
     return array
 
 
-def flat_keypoints(values: Any, num_keypoints: int, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """A flat ``[x1, y1, v1, x2, ...]`` list of ``3·K`` values → (K, 2) float64 points and (K,) raw codes.
+def keypoint_triples(
+    values: Any, num_keypoints: int, where: str, field: str = "keypoints"
+) -> tuple[np.ndarray, np.ndarray]:
+    """K keypoints given flat ``[x1, y1, v1, x2, ...]`` (3·K values, COCO's form) or nested ``[[x1, y1, v1], ...]``
+    (K triples) → (K, 2) float64 points and (K,) raw codes; ``field`` names the list in errors.
 
     The codes are returned as read (each reader maps its own coding to COCO's).
     """
+    expected = f"3 × {num_keypoints} numbers or {num_keypoints} [x, y, visibility] triples"
     if not isinstance(values, list | tuple):
-        raise DataError(f"{where}: keypoints must be a list of 3 × {num_keypoints} numbers, got {_short(values)}")
-    if len(values) != 3 * num_keypoints:
+        raise DataError(f"{where}: {field} must be a list of {expected}, got {_short(values)}")
+    if values and isinstance(values[0], list | tuple):
+        bad = next((i for i, v in enumerate(values) if not isinstance(v, list | tuple) or len(v) != 3), None)
+        if bad is not None:
+            raise DataError(f"{where}: {field}[{bad}] is {_short(values[bad])}, expected [x, y, visibility]")
+        if len(values) != num_keypoints:
+            raise DataError(f"{where}: {field} has {len(values)} triples, expected {num_keypoints} [x, y, visibility]")
+        triples = to_finite(values, (num_keypoints, 3), field, where)
+    elif len(values) != 3 * num_keypoints:
         raise DataError(
-            f"{where}: keypoints has {len(values)} values, expected 3 × {num_keypoints} = {3 * num_keypoints} "
+            f"{where}: {field} has {len(values)} values, expected 3 × {num_keypoints} = {3 * num_keypoints} "
             "(x, y, visibility per keypoint)"
         )
-    triples = to_finite(values, (3 * num_keypoints,), "keypoints", where).reshape(num_keypoints, 3)
+    else:
+        triples = to_finite(values, (3 * num_keypoints,), field, where).reshape(num_keypoints, 3)
     return triples[:, :2], triples[:, 2]
 
 

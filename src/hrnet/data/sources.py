@@ -1,18 +1,21 @@
 """From an experiment's ``data`` section to records: which reader, which files, which person boxes.
 
-``FORMATS`` is the one table of what differs between data formats: the reader, whether person boxes may come
-from a detection-results file, how evaluation scores the format and which number it reports first.
+``FORMATS`` is the one table of what differs between data formats: the reader, where the ground truth that
+pycocotools scores comes from (and so whether person boxes may come from a detection-results file), how evaluation
+scores the format and which number it reports first.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from hrnet.config import DataConfig
 from hrnet.data.aic import read_aic_raw
-from hrnet.data.coco import read_coco, read_coco_detections
+from hrnet.data.coco import coco_ground_truth, read_coco, read_coco_detections
 from hrnet.data.mpii import read_mpii
 from hrnet.data.records import RecordSet
 from hrnet.errors import ConfigError
@@ -23,8 +26,17 @@ SPLITS = ("train", "val")
 
 def _read_coco(data: DataConfig, annotations: Path, images: Path, num_keypoints: int | None) -> RecordSet:
     return read_coco(
-        annotations, images, keypoint_set=data.keypoint_set, sigmas=data.sigmas or None, num_keypoints=num_keypoints
+        annotations,
+        images,
+        keypoint_set=data.keypoint_set,
+        sigmas=data.sigmas or None,
+        num_keypoints=num_keypoints,
+        category_id=data.category_id or None,
     )
+
+
+def _coco_ground_truth(data: DataConfig, annotations: Path, keypoint_set: KeypointSet) -> dict[str, Any]:
+    return coco_ground_truth(annotations, keypoint_set, category_id=data.category_id or None)
 
 
 def _read_aic_raw(data: DataConfig, annotations: Path, images: Path, num_keypoints: int | None) -> RecordSet:
@@ -42,14 +54,16 @@ class DataFormat:
     read: Callable[[DataConfig, Path, Path, int | None], RecordSet]  # (data, annotations, images, num_keypoints)
     metric: str  # how evaluation scores it: "coco" (OKS AP/AR through pycocotools) or "pckh"
     main_metric: str  # the number that picks the best epoch: "AP" or "PCKh"
-    coco_annotations: bool  # the annotation file is COCO JSON (pycocotools reads it as the ground truth)
+    # COCO JSON annotations: the ground truth pycocotools scores, read from the file (data, file, keypoint set), so
+    # that person boxes may come from a detection-results file; None: made from the records (records_to_coco).
+    coco_ground_truth: Callable[[DataConfig, Path, KeypointSet], dict[str, Any]] | None
     float32_regions: bool  # crop regions rounded to float32 as the official COCO reader (MPII's: float64)
 
 
 FORMATS: dict[str, DataFormat] = {  # one entry for each of hrnet.config.AnnotationFormat
-    "coco": DataFormat(_read_coco, "coco", "AP", coco_annotations=True, float32_regions=True),
-    "aic_raw": DataFormat(_read_aic_raw, "coco", "AP", coco_annotations=False, float32_regions=True),
-    "mpii": DataFormat(_read_mpii, "pckh", "PCKh", coco_annotations=False, float32_regions=False),
+    "coco": DataFormat(_read_coco, "coco", "AP", coco_ground_truth=_coco_ground_truth, float32_regions=True),
+    "aic_raw": DataFormat(_read_aic_raw, "coco", "AP", coco_ground_truth=None, float32_regions=True),
+    "mpii": DataFormat(_read_mpii, "pckh", "PCKh", coco_ground_truth=None, float32_regions=False),
 }
 
 
@@ -62,6 +76,8 @@ class Split:
     images: Path
     format: DataFormat
     detections: Path | None = None  # the detection-results file the boxes came from, if any
+    # The COCO-form ground truth pycocotools scores (``DataFormat.coco_ground_truth``); None: made from the records.
+    ground_truth: Callable[[], dict[str, Any]] | None = None
 
     @property
     def keypoint_set(self) -> KeypointSet:
@@ -96,8 +112,9 @@ def load_split(
     annotations, images = split_paths(data, split)
     count = num_keypoints or None
     if not boxes:
-        return Split(fmt.read(data, annotations, images, count), annotations, images, fmt)
-    if not fmt.coco_annotations:
+        records = fmt.read(data, annotations, images, count)
+        return Split(records, annotations, images, fmt, ground_truth=_ground_truth(fmt, data, annotations, records))
+    if fmt.coco_ground_truth is None:
         raise ConfigError(f"person boxes from a detection file need COCO annotations, not data.format {data.format!r}")
     records = read_coco_detections(
         boxes,
@@ -107,5 +124,15 @@ def load_split(
         keypoint_set=data.keypoint_set,
         sigmas=data.sigmas or None,
         num_keypoints=count,
+        category_id=data.category_id or None,
     )
-    return Split(records, annotations, images, fmt, detections=Path(boxes))
+    truth = _ground_truth(fmt, data, annotations, records)
+    return Split(records, annotations, images, fmt, detections=Path(boxes), ground_truth=truth)
+
+
+def _ground_truth(
+    fmt: DataFormat, data: DataConfig, annotations: Path, records: RecordSet
+) -> Callable[[], dict[str, Any]] | None:
+    if fmt.coco_ground_truth is None:
+        return None
+    return partial(fmt.coco_ground_truth, data, annotations, records.keypoint_set)

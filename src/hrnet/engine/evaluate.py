@@ -274,8 +274,8 @@ def score_coco(
     """
     records = split.records
     keypoint_set = split.keypoint_set
-    if split.format.coco_annotations:
-        gt = load_ground_truth(split.annotations)
+    if split.ground_truth is not None:
+        gt = load_ground_truth(split.ground_truth())
         image_ids = [r.image_id for r in records]
     else:  # e.g. AI Challenger's raw form: its ground truth in COCO form, images numbered in order of appearance
         gt_dict, number = records_to_coco(records, keypoint_set)
@@ -288,7 +288,8 @@ def score_coco(
         image_ids, kpts, box_scores, areas, keypoint_set.sigmas,
         oks_threshold=test.oks_threshold, in_vis_threshold=test.in_vis_threshold, soft=test.soft_nms,
     )  # fmt: skip
-    results = keypoint_results(np.asarray(image_ids, dtype=object)[keep], kpts[keep], rescored[keep])
+    categories = np.array([r.category_id for r in records], dtype=np.int64)
+    results = keypoint_results(np.asarray(image_ids, dtype=object)[keep], kpts[keep], rescored[keep], categories[keep])
     if out_dir is not None:
         write_keypoint_results(Path(out_dir) / "keypoints_results.json", results)
     evaluation = evaluate_coco(gt, results, keypoint_set.sigmas)

@@ -59,7 +59,7 @@ def keypoint_results(
     image_ids: Sequence[int | str] | np.ndarray,
     keypoints: np.ndarray,
     scores: np.ndarray,
-    category_id: int = 1,
+    category_id: int | Sequence[int] | np.ndarray = 1,
     boxes: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """COCO keypoint results from arrays.
@@ -68,7 +68,7 @@ def keypoint_results(
         image_ids: (N,) image id of each person, as in the ground-truth file.
         keypoints: (N, K, 3) ``x, y`` in image pixels and the keypoint score.
         scores: (N,) person scores (after rescoring).
-        category_id: the person category's id.
+        category_id: the person category's id, or (N,) one per person (AP-10K's species).
         boxes: (N, 4) person boxes ``(x, y, w, h)`` to add as ``bbox`` (pycocotools ignores it), or None.
 
     Returns:
@@ -82,10 +82,13 @@ def keypoint_results(
             f"results: expected (N, K, 3) keypoints and (N,) scores for {n} image ids, "
             f"got {keypoints.shape} and {scores.shape}"
         )
+    categories = [category_id] * n if isinstance(category_id, int) else np.asarray(category_id).tolist()
+    if len(categories) != n:
+        raise DataError(f"results: {len(categories)} category ids for {n} image ids")
     flat = keypoints.reshape(n, -1).tolist()
     results = [
-        {"image_id": _plain_id(image_id), "category_id": category_id, "keypoints": row, "score": score}
-        for image_id, row, score in zip(image_ids, flat, scores.tolist(), strict=True)
+        {"image_id": _plain_id(image_id), "category_id": category, "keypoints": row, "score": score}
+        for image_id, category, row, score in zip(image_ids, categories, flat, scores.tolist(), strict=True)
     ]
     if boxes is not None:
         for result, box in zip(results, np.asarray(boxes, dtype=np.float64).reshape(n, 4).tolist(), strict=True):
