@@ -345,10 +345,13 @@ def from_coco_category(
         )  # fmt: skip
     if sigmas is not None and len(sigmas) != k:
         raise DataError(f"{source}: {len(sigmas)} sigmas given for {k} keypoints")
-    normalised = tuple(re.sub(r"[\s\-]+", "_", n.strip().lower()) for n in names)
-    for shipped in map(_shipped, shipped_keypoint_sets()):
-        if shipped.names == normalised:
-            return shipped if sigmas is None else replace(shipped, sigmas=tuple(float(s) for s in sigmas))
+    normalised = _normalised(names)
+    same = [kset for kset in map(_shipped, shipped_keypoint_sets()) if _normalised(kset.names) == normalised]
+    if same:
+        # Sets sharing names (the hand sets) differ in sigmas and colours: the one the file is named after wins.
+        named = [kset for kset in same if re.sub(r"_?\d+$", "", kset.name) in Path(source).name.lower()]
+        shipped = (named or same)[0]
+        return shipped if sigmas is None else replace(shipped, sigmas=tuple(float(s) for s in sigmas))
     flip_pairs = derive_flip_pairs(names)
     derived = [f"flip pairs from left/right in the names: {[[names[a], names[b]] for a, b in flip_pairs]}"]
     if sigmas is None:
@@ -370,6 +373,11 @@ def from_coco_category(
         sigmas=tuple(float(s) for s in sigmas),
         derived=tuple(derived),
     )
+
+
+def _normalised(names: Sequence[str]) -> tuple[str, ...]:
+    """Names compared case, spaces and hyphens aside ("L Eye", "l-eye" and "l_eye" are one)."""
+    return tuple(re.sub(r"[\s\-]+", "_", n.strip().lower()) for n in names)
 
 
 def coco_category(keypoint_set: KeypointSet) -> dict[str, Any]:
