@@ -203,9 +203,9 @@ class _Trainer:
         train_split = load_split(self.config.data, "train", self.config.model.num_keypoints)
         self.keypoint_set = train_split.keypoint_set
         if self.config.model.num_keypoints == 0:  # data.keypoint_set from_annotations, no count given: the file's
-            model = dataclasses.replace(self.config.model, num_keypoints=self.keypoint_set.num_keypoints)
-            self.config = dataclasses.replace(self.config, model=model)
-            log.info("the network predicts the %d keypoints of the annotations' set", model.num_keypoints)
+            counted = dataclasses.replace(self.config.model, num_keypoints=self.keypoint_set.num_keypoints)
+            self.config = dataclasses.replace(self.config, model=counted)
+            log.info("the network predicts the %d keypoints of the annotations' set", counted.num_keypoints)
         for line in self.keypoint_set.derived:
             log.info("keypoint set %r: %s", self.keypoint_set.name, line)
         codec = codec_from_config(
