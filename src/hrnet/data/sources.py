@@ -1,7 +1,8 @@
 """From an experiment's ``data`` section to records: which reader, which files, which person boxes.
 
 ``FORMATS`` is the one table of what differs between data formats: the reader, whether person boxes may come
-from a detection-results file, how evaluation scores the format and which number it reports first.
+from a detection-results file, how evaluation scores the format and which number it reports first. COCO-form
+ground truth is scored as its keypoint set's task asks (``Split.scoring``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from hrnet.data.mpii import read_mpii
 from hrnet.data.records import RecordSet
 from hrnet.errors import ConfigError
 from hrnet.keypoints import KeypointSet
+from hrnet.metrics.tasks import Scoring, metrics_for_task
 
 SPLITS = ("train", "val")
 
@@ -40,8 +42,10 @@ class DataFormat:
     """What one ``data.format`` means, from reading to scoring."""
 
     read: Callable[[DataConfig, Path, Path, int], RecordSet]  # (data, annotations, images, num_keypoints)
-    metric: str  # how evaluation scores it: "coco" (OKS AP/AR through pycocotools) or "pckh"
-    main_metric: str  # the number that picks the best epoch: "AP" or "PCKh"
+    # How evaluation scores it: "coco" (OKS AP/AR through pycocotools, or what a hand or face set's task asks:
+    # ``Split.scoring``) or "pckh" (MPII's own); and the number that picks the best epoch: "AP" or "PCKh".
+    metric: str
+    main_metric: str
     coco_annotations: bool  # the annotation file is COCO JSON (pycocotools reads it as the ground truth)
     float32_regions: bool  # crop regions rounded to float32 as the official COCO reader (MPII's: float64)
 
@@ -66,6 +70,14 @@ class Split:
     @property
     def keypoint_set(self) -> KeypointSet:
         return self.records.keypoint_set
+
+    @property
+    def scoring(self) -> Scoring:
+        """How evaluation scores the split: a format's own metric (MPII's PCKh), else the keypoint set's task's
+        (``metrics_for_task``: OKS AP/AR for body, whole-body and animal sets, PCK for hands, NME for faces)."""
+        if self.format.metric == "coco":
+            return metrics_for_task(self.keypoint_set.task)
+        return Scoring(self.format.metric, self.format.main_metric)
 
 
 def split_paths(data: DataConfig, split: str) -> tuple[Path, Path]:
