@@ -8,6 +8,7 @@ import pytest
 from hrnet.config import AnnotationFormat, DataConfig
 from hrnet.data.sources import FORMATS, load_split, split_paths
 from hrnet.errors import ConfigError, DataError
+from hrnet.metrics.tasks import COCO_AP, Scoring
 
 
 def _data(datasets_dir, fmt: str) -> DataConfig:
@@ -38,6 +39,11 @@ def test_each_format_is_read_by_its_reader(datasets_dir, fmt, num_keypoints, met
     assert len(split.records) > 0 and split.keypoint_set.num_keypoints == num_keypoints
     assert split.format is FORMATS[fmt] and split.format.main_metric == metric
     assert split.detections is None and all(r.score == 1.0 for r in split.records)
+
+
+def test_a_split_is_scored_by_its_formats_metric_or_its_sets_task(datasets_dir):
+    assert load_split(_data(datasets_dir, "mpii"), "val", 16).scoring == Scoring("pckh", "PCKh")
+    assert load_split(_data(datasets_dir, "coco"), "val", 17).scoring == COCO_AP  # task "body"
 
 
 def test_detection_boxes_replace_the_ground_truth(datasets_dir):

@@ -251,6 +251,18 @@ def test_plot_curves_writes_a_png_with_missing_validation_values(tmp_path: Path)
     assert _read_png(no_validation).shape == (600, 800, 3)
 
 
+def test_plot_curves_marks_the_lowest_value_of_an_error(tmp_path: Path, monkeypatch) -> None:
+    from matplotlib.axes import Axes
+
+    marked: list[str] = []
+    real = Axes.annotate
+    monkeypatch.setattr(Axes, "annotate", lambda self, text, *a, **k: marked.append(text) or real(self, text, *a, **k))
+    rows = [{"epoch": e, "train_loss": 1.0, "val_NME": v, "lr": 0.001} for e, v in ((1, 0.3), (2, 0.1), (3, 0.2))]
+    curves.plot_curves(rows, tmp_path / "nme.png", metric="val_NME", lower_is_better=True)
+    curves.plot_curves(rows, tmp_path / "higher.png", metric="val_NME")
+    assert marked == ["best 0.1 (epoch 2)", "best 0.3 (epoch 1)"]
+
+
 def test_plot_curves_rejects_unusable_logs(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no training log rows to plot"):
         curves.plot_curves([], tmp_path / "curves.png")

@@ -50,12 +50,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
         metrics = evaluator.evaluate(network, folder, draw=args.draw)
     summary = metrics.pop("summary", None)
     print(summary or "\n".join(f"{k:14s} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
+    scoring = evaluator.scoring
+    print(f"main metric: {scoring.main} {metrics[scoring.main]:.4f} ({scoring.direction})")
     print(f"results in {out}")
     return 0
 
 
 def add_eval(sub: Any) -> None:
-    p = sub.add_parser("eval", help="evaluate weights on the validation split (COCO AP/AR, PCKh for MPII)")
+    p = sub.add_parser(
+        "eval",
+        help="evaluate weights on the validation split (the task's metrics: COCO AP/AR; PCK, AUC, EPE for hands; "
+        "NME for faces; PCKh for MPII)",
+    )
     add_config(p, "experiment YAML file (default: the one --weights record)", required=False)
     add_runtime(p)
     p.add_argument("--boxes", help="COCO detection-results JSON of person boxes (default: ground-truth boxes)")

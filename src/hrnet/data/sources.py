@@ -2,7 +2,8 @@
 
 ``FORMATS`` is the one table of what differs between data formats: the reader, where the ground truth that
 pycocotools scores comes from (and so whether person boxes may come from a detection-results file), how evaluation
-scores the format and which number it reports first.
+scores the format and which number it reports first. COCO-form ground truth is
+scored as its keypoint set's task asks (``Split.scoring``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from hrnet.data.mpii import read_mpii
 from hrnet.data.records import RecordSet
 from hrnet.errors import ConfigError
 from hrnet.keypoints import KeypointSet
+from hrnet.metrics.tasks import Scoring, metrics_for_task
 
 SPLITS = ("train", "val")
 
@@ -52,8 +54,10 @@ class DataFormat:
     """What one ``data.format`` means, from reading to scoring."""
 
     read: Callable[[DataConfig, Path, Path, int | None], RecordSet]  # (data, annotations, images, num_keypoints)
-    metric: str  # how evaluation scores it: "coco" (OKS AP/AR through pycocotools) or "pckh"
-    main_metric: str  # the number that picks the best epoch: "AP" or "PCKh"
+    # How evaluation scores it: "coco" (OKS AP/AR through pycocotools, or what a hand or face set's task asks:
+    # ``Split.scoring``) or "pckh" (MPII's own); and the number that picks the best epoch: "AP" or "PCKh".
+    metric: str
+    main_metric: str
     # COCO JSON annotations: the ground truth pycocotools scores, read from the file (data, file, keypoint set), so
     # that person boxes may come from a detection-results file; None: made from the records (records_to_coco).
     coco_ground_truth: Callable[[DataConfig, Path, KeypointSet], dict[str, Any]] | None
@@ -82,6 +86,14 @@ class Split:
     @property
     def keypoint_set(self) -> KeypointSet:
         return self.records.keypoint_set
+
+    @property
+    def scoring(self) -> Scoring:
+        """How evaluation scores the split: a format's own metric (MPII's PCKh), else the keypoint set's task's
+        (``metrics_for_task``: OKS AP/AR for body, whole-body and animal sets, PCK for hands, NME for faces)."""
+        if self.format.metric == "coco":
+            return metrics_for_task(self.keypoint_set.task)
+        return Scoring(self.format.metric, self.format.main_metric)
 
 
 def split_paths(data: DataConfig, split: str) -> tuple[Path, Path]:

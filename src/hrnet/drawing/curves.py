@@ -35,13 +35,16 @@ def plot_curves(
     rows: Sequence[Mapping[str, object]],
     out_path: str | os.PathLike[str],
     metric: str = "val_ap",
+    *,
+    lower_is_better: bool = False,
 ) -> Path:
     """Training curves as a PNG (conventionally ``curves.png`` in the run folder); returns its path.
 
     ``rows`` are per-epoch log rows as a CSV log holds them (numbers or their strings): ``epoch``,
     ``train_loss``, ``metric`` (default ``val_ap``; missing, empty or None on epochs without validation) and
     ``lr``. The top plot shows the loss, the bottom one the validation metric; a dashed line marks each epoch where
-    the learning rate changed.
+    the learning rate changed. The best value marked is the largest, or the smallest when ``lower_is_better``
+    (an error such as NME).
     """
     if not rows:
         raise DataError(f"{out_path}: no training log rows to plot")
@@ -66,7 +69,7 @@ def plot_curves(
 
     metric_points = [(e, v) for e, v in zip(epochs, metrics, strict=True) if v is not None]
     if metric_points:
-        best_epoch, best = max(metric_points, key=lambda p: p[1])
+        best_epoch, best = (min if lower_is_better else max)(metric_points, key=lambda p: p[1])
         metric_axes.plot(*zip(*metric_points, strict=True), color="tab:orange", marker="o", label=metric)
         metric_axes.annotate(
             f"best {best:.4g} (epoch {best_epoch:g})",

@@ -2,9 +2,11 @@
 
 Per person: the crop of its box (ground truth or a detection), the network's heatmaps, with the flip test the
 mirrored input's heatmaps flipped back (shifted one pixel as the official code) and averaged, decoding by argmax
-+ quarter-pixel offset (or DARK), keypoints mapped back to the image. Then, for COCO-style sets, the official
-rescoring and OKS-NMS per image and the 10 AP/AR numbers from pycocotools with the set's own sigmas; for MPII,
-PCKh. Under ``torchrun`` every process predicts its share and rank 0 gathers and scores.
++ quarter-pixel offset (or DARK), keypoints mapped back to the image. Then the split's metric
+(``Split.scoring``): for body, whole-body and animal sets in COCO form, the official rescoring and OKS-NMS per
+image and the 10 AP/AR numbers from pycocotools with the set's own sigmas; for hands, PCK@0.2 of the box, AUC and
+EPE, and for faces NME, as MMPose computes them (``hrnet.metrics.keypoint_errors``), each with COCO AP/AR too; for
+MPII, PCKh. Under ``torchrun`` every process predicts its share and rank 0 gathers and scores.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from pycocotools.coco import COCO
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -34,6 +37,7 @@ from hrnet.errors import DataError
 from hrnet.io.files import write_json_atomic
 from hrnet.io.images import read_image, write_image
 from hrnet.io.outputs import OutputFolder
+from hrnet.keypoints import KeypointSet
 from hrnet.metrics.coco import (
     evaluate_coco,
     keypoint_results,
@@ -41,8 +45,19 @@ from hrnet.metrics.coco import (
     records_to_coco,
     write_keypoint_results,
 )
+from hrnet.metrics.keypoint_errors import (
+    AUC_NORM_FACTOR,
+    HAND_PCK_THRESHOLD,
+    auc,
+    box_sizes,
+    epe,
+    keypoint_pair_distances,
+    nme,
+    pck_accuracy,
+)
 from hrnet.metrics.nms import nms_per_image
 from hrnet.metrics.pck import head_sizes_from_segment, mpii_pckh
+from hrnet.metrics.tasks import Scoring
 from hrnet.pose.estimator import HeatmapFn, predict_keypoints
 from hrnet.tf_port.metric import keypoint_distances, port_ap
 from hrnet.tf_port.pipeline import wrap_uint8
@@ -88,7 +103,8 @@ class Evaluator:
         self.dataset = TopDownDataset(
             self.split.records, self.keypoint_set, self.codec, size_mismatch=self.size_mismatch
         )
-        self.main_metric = self.split.format.main_metric
+        self.scoring = self.split.scoring
+        self.main_metric = self.scoring.main
 
     @classmethod
     def from_config(
@@ -260,8 +276,10 @@ def draw_predictions(
 def score_predictions(
     predictions: Predictions, split: Split, test: TestConfig, out_dir: str | Path | None = None
 ) -> dict[str, Any]:
-    """The split's metric (its format's: COCO AP/AR with the set's own sigmas, or MPII PCKh)."""
-    return SCORERS[split.format.metric](predictions, split, test, out_dir)
+    """The split's metric (``Split.scoring``: COCO AP/AR with the set's own sigmas, hands' PCK, faces' NME, or
+    MPII PCKh), with ``main_metric`` naming the number that picks the best epoch."""
+    scoring = split.scoring
+    return {**SCORERS[scoring.scorer](predictions, split, test, out_dir), "main_metric": scoring.main}
 
 
 def score_coco(
@@ -272,15 +290,29 @@ def score_coco(
     Each person's area for OKS-NMS is its crop's, ``w * h`` in float32 as the official ``prod(scale * 200)``; its
     score is the box score times the mean of its keypoint scores above ``test.in_vis_threshold``.
     """
+    return _coco_ap(predictions, split, test, out_dir, *_coco_truth(split))
+
+
+def _coco_truth(split: Split) -> tuple[COCO, list[Any]]:
+    """The split's ground truth for pycocotools and each record's image id in it."""
+    records = split.records
+    if split.ground_truth is not None:
+        return load_ground_truth(split.ground_truth()), [r.image_id for r in records]
+    # e.g. AI Challenger's raw form: its ground truth in COCO form, images numbered in order of appearance
+    gt_dict, number = records_to_coco(records, split.keypoint_set)
+    return load_ground_truth(gt_dict), [number[r.image_id] for r in records]
+
+
+def _coco_ap(
+    predictions: Predictions,
+    split: Split,
+    test: TestConfig,
+    out_dir: str | Path | None,
+    gt: COCO,
+    image_ids: list[Any],
+) -> dict[str, Any]:
     records = split.records
     keypoint_set = split.keypoint_set
-    if split.ground_truth is not None:
-        gt = load_ground_truth(split.ground_truth())
-        image_ids = [r.image_id for r in records]
-    else:  # e.g. AI Challenger's raw form: its ground truth in COCO form, images numbered in order of appearance
-        gt_dict, number = records_to_coco(records, keypoint_set)
-        gt = load_ground_truth(gt_dict)
-        image_ids = [number[r.image_id] for r in records]
     kpts = np.concatenate([predictions.keypoints, predictions.scores[..., None]], axis=2)
     box_scores = np.array([r.score for r in records], dtype=np.float64)
     areas = predictions.sizes.astype(np.float32).prod(axis=1)
@@ -313,10 +345,92 @@ def score_pckh(
     }
 
 
+def score_hand(
+    predictions: Predictions, split: Split, test: TestConfig, out_dir: str | Path | None = None
+) -> dict[str, Any]:
+    """Hands, as MMPose's hand configs: PCK@0.2 of the box (``PCKAccuracy``), AUC over 0-30 px and EPE in pixels
+    (``hrnet.metrics.keypoint_errors``), then COCO AP/AR with the set's sigmas."""
+    gt, image_ids = _coco_truth(split)
+    truth, visible = _truth_arrays(split.records)
+    found = predictions.keypoints
+    lengths = box_sizes(_file_boxes(split, gt), np.array([r.image_size for r in split.records]))
+    metrics = {
+        "PCK": pck_accuracy(found, truth, visible, lengths, HAND_PCK_THRESHOLD).mean,
+        "AUC": auc(found, truth, visible),
+        "EPE": epe(found, truth, visible),
+        "persons": len(split.records),
+    }
+    table = _table(
+        split.scoring,
+        [
+            ("PCK", f"PCK@{HAND_PCK_THRESHOLD:g} of the box", metrics["PCK"], "higher is better"),
+            ("AUC", f"AUC of PCK, 0-{AUC_NORM_FACTOR:g} px", metrics["AUC"], "higher is better"),
+            ("EPE", "EPE, pixels", metrics["EPE"], "lower is better"),
+        ],
+    )
+    return _with_coco_ap(metrics, table, _coco_ap(predictions, split, test, out_dir, gt, image_ids))
+
+
+def score_face(
+    predictions: Predictions, split: Split, test: TestConfig, out_dir: str | Path | None = None
+) -> dict[str, Any]:
+    """Faces, as MMPose's face configs: NME (``NME``), normalised by the distance between the set's ``nme_pair``
+    (``norm_mode='keypoint_distance'``) or, without one, by the box size (``norm_item='bbox_size'``); then COCO
+    AP/AR with the set's sigmas."""
+    gt, image_ids = _coco_truth(split)
+    truth, visible = _truth_arrays(split.records)
+    lengths, normaliser = _nme_lengths(split, truth, gt)
+    metrics = {"NME": nme(predictions.keypoints, truth, visible, lengths), "persons": len(split.records)}
+    table = _table(split.scoring, [("NME", f"NME of {normaliser}", metrics["NME"], "lower is better")])
+    return _with_coco_ap(metrics, table, _coco_ap(predictions, split, test, out_dir, gt, image_ids))
+
+
+def _nme_lengths(split: Split, truth: np.ndarray, gt: COCO) -> tuple[np.ndarray, str]:
+    """(N,) NME normalisers of the split's faces and what they are, in words."""
+    keypoint_set = split.keypoint_set
+    if keypoint_set.nme_pair:
+        return keypoint_pair_distances(truth, keypoint_set.nme_pair), _pair_words(keypoint_set)
+    return box_sizes(_file_boxes(split, gt), np.array([r.image_size for r in split.records])), "the box size"
+
+
+def _pair_words(keypoint_set: KeypointSet) -> str:
+    a, b = (keypoint_set.names[i] for i in keypoint_set.nme_pair)
+    return f"the {a}-{b} distance"
+
+
+def _file_boxes(split: Split, gt: COCO) -> np.ndarray:
+    """(N, 4) each record's box as the annotation file gives it, ``(x, y, w, h)``: MMPose's normaliser clips the
+    file's box by its own rule (``box_sizes``), not as the official reader cleaned the record's."""
+    if split.ground_truth is None:
+        return np.array([r.box for r in split.records], dtype=np.float64).reshape(-1, 4)
+    return np.array([gt.anns[r.annotation_id]["bbox"] for r in split.records], dtype=np.float64).reshape(-1, 4)
+
+
+def _table(scoring: Scoring, rows: Sequence[tuple[str, str, float, str]]) -> str:
+    """The printed table of a task's numbers: (key, what it is, value, direction) a row; the main one marked."""
+    width = max(len(label) for _, label, _, _ in rows)
+    lines = []
+    for key, label, value, direction in rows:
+        main = "main metric, " if key == scoring.main else ""
+        lines.append(f"{label:<{width}}  {value:8.4f}  ({main}{direction})")
+    return "\n".join(lines)
+
+
+def _with_coco_ap(metrics: dict[str, Any], table: str, coco: dict[str, Any]) -> dict[str, Any]:
+    """The task's numbers first, then COCO's AP/AR (not the main metric here) and both tables as the summary."""
+    summary = f"{table}\nCOCO keypoint AP/AR with the set's OKS sigmas:\n{coco.pop('summary')}"
+    return {**metrics, **coco, "summary": summary}
+
+
+def _truth_arrays(records: Sequence[PoseRecord]) -> tuple[np.ndarray, np.ndarray]:
+    """(N, K, 2) true keypoints, image pixels, and (N, K) which are labelled (visibility > 0)."""
+    gt = np.stack([r.keypoints for r in records]).astype(np.float64)
+    return gt, np.stack([r.visibility > 0 for r in records])
+
+
 def _pckh_ground_truth(records: Sequence[PoseRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(N, K, 2) true keypoints, (N, K) visible, (N,) head sizes and (N,) whether a person has a head size."""
-    gt = np.stack([r.keypoints for r in records]).astype(np.float64)
-    visible = np.stack([r.visibility > 0 for r in records])
+    gt, visible = _truth_arrays(records)
     sizes = np.array([np.nan if r.head_size is None else r.head_size for r in records])
     if np.isnan(sizes).any():
         sizes = np.where(np.isnan(sizes), head_sizes_from_segment(gt, visible), sizes)
@@ -326,15 +440,42 @@ def _pckh_ground_truth(records: Sequence[PoseRecord]) -> tuple[np.ndarray, np.nd
 
 def check_ground_truth(split: Split) -> None:
     """``DataError`` naming the annotation file when ``split`` cannot be scored at all, found before any prediction:
-    PCKh needs persons with labelled joints and a head size (a test-set file has no joints)."""
-    if split.format.metric != "pckh":
-        return
+    PCKh needs persons with labelled joints and a head size (a test-set file has no joints); hands' PCK and faces'
+    NME compare each one with its own ground truth (detection boxes carry none), and NME needs a face whose
+    normalising length is not 0."""
+    scorer = split.scoring.scorer
+    if scorer in ("pck", "nme"):
+        _check_hand_face_ground_truth(split)
+    elif scorer == "pckh":
+        _check_pckh_ground_truth(split)
+
+
+def _check_pckh_ground_truth(split: Split) -> None:
     _, visible, _, usable = _pckh_ground_truth(split.records)
     if not (usable & visible.any(axis=1)).any():
         raise DataError(
             f"{split.annotations}: no entry has labelled joints with a head size (head top and upper neck, or a "
             "given head size), so PCKh cannot be computed: a test-set file has no 'joints'; evaluate on a file "
             "with ground truth (e.g. the official annot/valid.json)"
+        )
+
+
+def _check_hand_face_ground_truth(split: Split) -> None:
+    if split.detections is not None:
+        raise DataError(
+            f"{split.detections}: {split.scoring.main} compares each {split.keypoint_set.task} with its own ground "
+            "truth, which boxes from a detection file do not carry: evaluate with the ground-truth boxes (no "
+            "--boxes, test.boxes '')"
+        )
+    keypoint_set = split.keypoint_set
+    if split.scoring.scorer != "nme" or not keypoint_set.nme_pair:
+        return  # a record's box always has a size
+    truth, visible = _truth_arrays(split.records)
+    lengths = keypoint_pair_distances(truth, keypoint_set.nme_pair)
+    if not ((lengths > 0) & visible.any(axis=1)).any():
+        raise DataError(
+            f"{split.annotations}: NME is normalised by {_pair_words(keypoint_set)}, which is 0 for every face: "
+            "label both keypoints of the set's nme_pair, or give the set no nme_pair to use the box size"
         )
 
 
@@ -362,4 +503,6 @@ def score_tf_port(predictions: Predictions, split: Split, codec: HeatmapCodec) -
 SCORERS: dict[str, Callable[[Predictions, Split, TestConfig, str | Path | None], dict[str, Any]]] = {
     "coco": score_coco,
     "pckh": score_pckh,
+    "pck": score_hand,
+    "nme": score_face,
 }

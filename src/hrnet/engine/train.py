@@ -2,9 +2,9 @@
 
 Each run writes into ``<train.out_dir>/<train.name>/``: ``config.yaml`` (as resolved), ``last.safetensors``
 (resumable: model, optimizer, scheduler, scaler, RNG, progress), ``best.safetensors`` (weights of the best
-validation epoch), ``log.csv``, TensorBoard events, ``curves.png`` and ``train.log``. Only rank 0 writes.
-A killed run continues with ``--resume`` from its last checkpoint; with a fixed seed on the CPU the finished
-weights equal those of an uninterrupted run.
+validation epoch by the split's main metric: the highest AP, say, or the lowest NME), ``log.csv``, TensorBoard
+events, ``curves.png`` and ``train.log``. Only rank 0 writes. A killed run continues with ``--resume`` from its
+last checkpoint; with a fixed seed on the CPU the finished weights equal those of an uninterrupted run.
 
 Nothing is recorded wrongly: a checkpoint is written only for weights that are finite and gave a finite loss on
 the next batch; a config changed between runs is applied on resume and logged (or refused, naming the keys); the
@@ -533,11 +533,14 @@ class _Trainer:
         return float(self.optimizer.param_groups[0]["lr"])
 
     def _update_best(self, epoch: int, metrics: dict[str, Any]) -> None:
-        value = metrics.get(self.evaluator.main_metric)
+        scoring = self.evaluator.scoring
+        value = metrics.get(scoring.main)
         if value is None:
             return
-        if self.state.best_metric is None or value > self.state.best_metric:
+        if scoring.improves(value, self.state.best_metric):
             self.state.best_metric, self.state.best_epoch = float(value), epoch + 1
+            if self.dist.is_main:
+                log.info("epoch %d: best %s so far, %.4g (%s)", epoch + 1, scoring.main, value, scoring.direction)
             if self.dist.is_main:
                 with _writing(self.run_dir / BEST):
                     save_weights(self.model, self.run_dir / BEST, metadata=self._weights_metadata())
@@ -653,7 +656,10 @@ class _Trainer:
         writer.writeheader()
         writer.writerows(history)
         write_text_atomic(self.run_dir / "log.csv", buffer.getvalue())
-        plot_curves(history, self.run_dir / "curves.png", metric=f"val_{self.evaluator.main_metric}")
+        scoring = self.evaluator.scoring
+        plot_curves(
+            history, self.run_dir / "curves.png", metric=f"val_{scoring.main}", lower_is_better=scoring.lower_is_better
+        )
         if self.writer is not None:
             for key, value in row.items():
                 if key != "epoch" and isinstance(value, int | float):

@@ -6,6 +6,8 @@
 Predictions and ground truth are (N, K, 2) in the same pixel space (the official code adds 1 to its 0-based
 predictions to meet the 1-based ground truth; any common offset cancels). Results are fractions in [0, 1]; the
 official table prints them × 100.
+
+The hand benchmarks' PCK is MMPose's, which differs in its boundary and its mean: ``keypoint_errors.pck_accuracy``.
 """
 
 from __future__ import annotations
@@ -45,8 +47,9 @@ class PCKResult:
         per_keypoint: (K,) fraction correct among the visible instances of each keypoint; NaN for a keypoint that
             is never visible.
         counts: (K,) how many visible instances each keypoint has.
-        mean: correct / visible over the keypoints included in the mean, i.e. the per-keypoint values weighted by
-            their counts (the official MPII ``Mean``); NaN when nothing is visible.
+        mean: the summary over keypoints, NaN when nothing is visible: for ``pck``, correct / visible over the
+            keypoints included in the mean, i.e. the per-keypoint values weighted by their counts (the official
+            MPII ``Mean``); for ``keypoint_errors.pck_accuracy``, the plain mean of the defined per-keypoint values.
     """
 
     threshold: float
@@ -82,21 +85,35 @@ def pck(
     return _pck_at(distances, visible, threshold, exclude_from_mean)
 
 
-def _normalised_distances(
-    predictions: np.ndarray, ground_truth: np.ndarray, visible: np.ndarray, lengths: np.ndarray
-) -> np.ndarray:
+def check_keypoint_arrays(
+    predictions: np.ndarray,
+    ground_truth: np.ndarray,
+    visible: np.ndarray,
+    lengths: np.ndarray | None = None,
+    *,
+    metric: str = "PCK",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The inputs of a distance metric as float64 / bool arrays, or a ``DataError`` naming ``metric`` and the shape
+    that is wrong: (N, K, 2) predictions and ground truth, (N, K) visibility, (N,) lengths (default: ones)."""
     predictions = np.asarray(predictions, dtype=np.float64)
     ground_truth = np.asarray(ground_truth, dtype=np.float64)
     visible = np.asarray(visible)
-    lengths = np.asarray(lengths, dtype=np.float64)
     if predictions.ndim != 3 or predictions.shape[2] != 2 or predictions.shape != ground_truth.shape:
         raise DataError(
-            f"PCK: predictions {predictions.shape} and ground truth {ground_truth.shape} must both be (N, K, 2)"
+            f"{metric}: predictions {predictions.shape} and ground truth {ground_truth.shape} must both be (N, K, 2)"
         )
     if visible.shape != predictions.shape[:2]:
-        raise DataError(f"PCK: visibility must be (N, K) = {predictions.shape[:2]}, got {visible.shape}")
+        raise DataError(f"{metric}: visibility must be (N, K) = {predictions.shape[:2]}, got {visible.shape}")
+    lengths = np.ones(len(predictions)) if lengths is None else np.asarray(lengths, dtype=np.float64)
     if lengths.shape != predictions.shape[:1]:
-        raise DataError(f"PCK: expected one normalising length a person ({len(predictions)}), got {lengths.shape}")
+        raise DataError(f"{metric}: expected one normalising length a person ({len(predictions)}), got {lengths.shape}")
+    return predictions, ground_truth, visible.astype(bool), lengths
+
+
+def _normalised_distances(
+    predictions: np.ndarray, ground_truth: np.ndarray, visible: np.ndarray, lengths: np.ndarray
+) -> np.ndarray:
+    predictions, ground_truth, _, lengths = check_keypoint_arrays(predictions, ground_truth, visible, lengths)
     bad = np.flatnonzero(~(np.isfinite(lengths) & (lengths > 0)))
     if bad.size:
         raise DataError(
