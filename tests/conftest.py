@@ -98,6 +98,47 @@ def predict_argv(random_experiment):
     return argv
 
 
+def task_keypoint_set(task: str, num_keypoints: int = 5):
+    """A user's own keypoint set for ``task`` (hrnet.keypoints.TASKS): plain names, no pairs, COCO's nose sigma."""
+    from hrnet.keypoints import KeypointSet
+
+    names = tuple(f"point_{i}" for i in range(num_keypoints))
+    return KeypointSet(name=f"own_{task}", names=names, flip_pairs=(), skeleton=(), sigmas=(0.026,) * len(names),
+                       task=task)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def task_experiment(datasets_dir, tmp_path_factory):
+    """``task_experiment(task)``: the tiny experiment with random weights for a keypoint set of ``task``, its set
+    written as a metainfo file that the config names (made once a task a session; tests never change its files):
+    (config path, weights path, keypoint set)."""
+    from hrnet.config import dump_config
+    from hrnet.keypoints import metainfo_text
+    from hrnet.models.checkpoint import save_weights
+    from hrnet.models.hrnet import build_model
+    from tests.engine.conftest import tiny_experiment
+
+    made: dict[str, tuple[Path, Path, object]] = {}
+
+    def experiment(task: str) -> tuple[Path, Path, object]:
+        if task not in made:
+            folder = tmp_path_factory.mktemp(f"{task}_experiment")
+            keypoint_set = task_keypoint_set(task)
+            set_file = folder / f"{task}.yaml"
+            set_file.write_text(metainfo_text(keypoint_set))
+            extra = [f"data.keypoint_set={set_file}", f"model.num_keypoints={keypoint_set.num_keypoints}"]
+            config = tiny_experiment(datasets_dir, folder / "runs", extra)
+            torch.manual_seed(0)
+            weights = folder / "w.safetensors"
+            save_weights(build_model(config.model), weights)
+            config_path = folder / "config.yaml"
+            config_path.write_text(dump_config(config))
+            made[task] = (config_path, weights, keypoint_set)
+        return made[task]
+
+    return experiment
+
+
 @pytest.fixture
 def read_only_dir(tmp_path, monkeypatch) -> Path:
     """``tmp_path/ro``, a folder in which no file can be created: simulated by refusing ``os.open`` with

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import pytest
 
 from hrnet.apps.predict import DetectionBoxes, expand_inputs, predict_paths
@@ -220,3 +221,33 @@ def test_box_score_keeps_the_detections_scoring_enough(predict_argv, datasets_di
         out = tmp_path / f"out{score}"
         assert main(predict_argv(photo, "--boxes", boxes, "--box-score", score, "--out", out)) == 0
         assert len(json.loads((out / "000000000785.jpg.json").read_text())) == persons
+
+
+def test_hand_and_face_models_find_their_own_boxes_offline(
+    task_experiment, datasets_dir, tmp_path, caplog, capsys, monkeypatch
+):
+    """No --boxes, no --detector, an empty cache: a hand model runs on the whole image and says so in one line
+    (no person detector is downloaded); a face model finds the face with OpenCV's cascade."""
+    from hrnet.pose.detect import HaarFaceDetector
+
+    photo = tmp_path / "face.png"
+    shutil.copy(datasets_dir / "300w" / "indoor_029.png", photo)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("HRNET_CACHE", str(cache))
+    for task in ("hand", "face"):
+        config_path, weights, _ = task_experiment(task)
+        argv = ["predict", str(config_path), str(photo), "--weights", str(weights), "--out", str(tmp_path / task)]
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            assert main([*argv, "--no-draw", "--backend", "pytorch"]) == 0, capsys.readouterr().err
+        notes = [r.getMessage() for r in caplog.records if "taken as ONE" in r.getMessage()]
+        results = json.loads((tmp_path / task / "face.png.json").read_text())
+        if task == "hand":
+            assert len(notes) == 1 and notes[0].startswith("no hand detector ships with hrnet: every image and video")
+            assert "to find every hand: --boxes FILE or --detector SPEC" in notes[0]
+            assert [r["bbox"] for r in results] == [[0.0, 0.0, 960.0, 845.0]]
+        else:
+            assert notes == []
+            faces = HaarFaceDetector()(cv2.imread(str(photo)))
+            assert len(faces) == 1 and [r["bbox"] for r in results] == faces.boxes.round(2).tolist()
+    assert not cache.exists()  # nothing was downloaded

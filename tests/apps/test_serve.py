@@ -83,6 +83,19 @@ def test_healthz_and_model(client, served):
     assert model["engine"] == "PyTorch" and model["device"] == "cpu"
     assert len(model["skeleton"]) == len(model["limb_colours"]) == 19 and len(model["keypoint_colours"]) == 17
     assert model["detector"] is False and model["limits"]["max_boxes"] == 5 and model["limits"]["max_batch"] == 8
+    assert (model["instance"], model["instances"]) == ("person", "persons")
+
+
+@pytest.mark.parametrize(("task", "words"), [("hand", ("hand", "hands")), ("other", ("instance", "instances"))])
+def test_the_model_says_what_its_boxes_hold(task_experiment, task, words):
+    """/v1/model names what a box holds by the keypoint set's task; the page shows those words."""
+    config_path, weights, keypoint_set = task_experiment(task)
+    estimator = PoseEstimator.from_config(config_path, weights, device="cpu", backend="pytorch")
+    with TestClient(create_app(estimator, model_name=task)) as client:
+        model = client.get("/v1/model").json()
+        page = client.get("/").text
+    assert model["keypoint_set"] == keypoint_set.name and (model["instance"], model["instances"]) == words
+    assert 'class="instance"' in page and "m.instance" in page and "person detector" not in page
 
 
 def test_multipart_upload_gives_the_estimators_keypoints(client, served, photo):

@@ -168,3 +168,24 @@ def test_the_page_draws_the_poses_of_a_photo(server, browser, datasets_dir, tmp_
     assert origins and all(o.startswith(server + "/") for o in origins), origins
     severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE" and "/v1/pose" not in e["message"]]
     assert not severe, severe
+
+
+@pytest.mark.slow
+def test_the_page_names_what_the_boxes_hold(task_experiment, live_server, browser, datasets_dir):
+    """A hand model's page says "hand" where a person model's says "person": the note on boxes, the table's first
+    column and the result line."""
+    from hrnet.pose.estimator import PoseEstimator
+
+    config_path, weights, _ = task_experiment("hand")
+    estimator = PoseEstimator.from_config(config_path, weights, device="cpu", backend="pytorch")
+    limits = ServeLimits()
+    with live_server(create_app(estimator, limits=limits, model_name="hands"), limits) as port:
+        browser.get(f"http://127.0.0.1:{port}/")
+        WebDriverWait(browser, 30).until(lambda d: "own_hand" in d.find_element(By.ID, "model").text)
+        assert [e.get_attribute("textContent") for e in browser.find_elements(By.CLASS_NAME, "instance")] == [
+            "hand",
+            "hand",
+        ]
+        browser.find_element(By.ID, "file").send_keys(str(datasets_dir / "onehand10k" / "9.jpg"))
+        assert _wait_for_result(browser) == "done", browser.find_element(By.ID, "status").text
+        assert "9.jpg: 238×358, 1 hand, " in browser.find_element(By.ID, "status").text

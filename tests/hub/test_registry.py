@@ -245,7 +245,8 @@ def test_names_inside_an_archive_never_become_paths(server, cache):
 
 def test_the_registry_is_consistent():
     """Names are the keys; URLs are https; MMPose checksum prefixes are the 8 hex digits in the file names; pose
-    entries name a config of this repository; detectors a known layout and input size."""
+    entries name a config of this repository; detectors a known layout and input size: the person detectors are
+    MMDeploy zip archives, YuNet a plain ONNX file pinned to a commit of opencv_zoo by its full SHA-256."""
     from hrnet.pose.detect import FORMATS
 
     assert REGISTRY
@@ -260,7 +261,11 @@ def test_the_registry_is_consistent():
             assert entry.config and find_config(entry.config).is_file()
         else:
             assert entry.kind == "detector" and entry.detector_format in FORMATS and entry.input_size
-            assert entry.member == "end2end.onnx" and filename.endswith(".zip")
+            if entry.detector_format == "yunet":
+                assert entry.member is None and filename.endswith(".onnx") and entry.sha256
+                assert re.match(r"https://github\.com/opencv/opencv_zoo/raw/[0-9a-f]{40}/models/", entry.url)
+            else:
+                assert entry.member == "end2end.onnx" and filename.endswith(".zip")
 
 
 def test_weights_cli_list_and_get(server, cache, monkeypatch, capsys):

@@ -11,22 +11,32 @@ the image sits in the letterbox), not any real detector's accuracy.
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from hrnet.errors import ConfigError, DataError
+from hrnet.errors import ConfigError, DataError, DownloadError
+from hrnet.hub.registry import DEFAULT_DETECTOR, REGISTRY
 from hrnet.pose.detect import (
+    HAAR_FACE,
+    TASK_DETECTORS,
     Detections,
     HogDetector,
     Letterbox,
     OnnxDetector,
+    YuNetDetector,
+    default_detector,
     letterbox,
     load_detector,
     nms,
 )
+from tests.conftest import task_keypoint_set
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -506,25 +516,16 @@ def test_predict_cli_with_an_onnx_detector(predict_argv, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["predict", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert "default: rtmdet-nano-person for real weights" in help_text and "or none" in help_text
+    assert (
+        "default: by the keypoint set: rtmdet-nano-person for persons, haar-face for faces, none (the whole image)"
+        in help_text
+    )
+    assert "or none" in help_text
 
 
-def test_a_named_detector_comes_from_the_cache(tmp_path, monkeypatch):
-    """A registered detector name: its zip archive (as MMPose's ONNX SDK folders) is served on 127.0.0.1, fetched
-    into the cache, unpacked, and run with the registry's format."""
-    import hashlib
-    import io
-    import threading
-    import zipfile
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    from hrnet.hub.registry import REGISTRY, WeightsFile
-
-    model = _mmdeploy_model(channel=0, cut=GREY["yolox"]).SerializeToString()
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w") as zf:
-        zf.writestr("tiny_yolox/end2end.onnx", model)
-    body = archive.getvalue()
+@contextmanager
+def _serving(body: bytes) -> Iterator[str]:
+    """``body`` served at every path of a server on 127.0.0.1 (in a thread) while the block runs; yields its URL."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -540,11 +541,32 @@ def test_a_named_detector_comes_from_the_cache(tmp_path, monkeypatch):
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
-        monkeypatch.setenv("HRNET_CACHE", str(tmp_path / "cache"))
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+def test_a_named_detector_comes_from_the_cache(tmp_path, monkeypatch):
+    """A registered detector name: its zip archive (as MMPose's ONNX SDK folders) is served on 127.0.0.1, fetched
+    into the cache, unpacked, and run with the registry's format."""
+    import hashlib
+    import io
+    import zipfile
+
+    from hrnet.hub.registry import WeightsFile
+
+    model = _mmdeploy_model(channel=0, cut=GREY["yolox"]).SerializeToString()
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("tiny_yolox/end2end.onnx", model)
+    monkeypatch.setenv("HRNET_CACHE", str(tmp_path / "cache"))
+    with _serving(archive.getvalue()) as url:
         entry = WeightsFile(
             "test-yolox",
             "detector",
-            f"http://127.0.0.1:{httpd.server_address[1]}/tiny_yolox.zip",
+            f"{url}/tiny_yolox.zip",
             "a tiny test detector",
             "test",
             member="end2end.onnx",
@@ -554,10 +576,6 @@ def test_a_named_detector_comes_from_the_cache(tmp_path, monkeypatch):
         )
         monkeypatch.setitem(REGISTRY, entry.name, entry)
         detector = load_detector("test-yolox")
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
     assert isinstance(detector, OnnxDetector) and detector.format == "yolox"
     assert detector.path == tmp_path / "cache" / "test-yolox" / "test-yolox.onnx"
     _assert_box(detector(_blue_image()).boxes[0])
@@ -671,3 +689,141 @@ def test_predict_cli_refuses_bad_detector_options_in_one_line(predict_argv, yolo
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and f"error: {options[-2]} {options[-1]}: give " in err, err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+# --------------------------------------------------------------------- faces, and the box source by task
+
+
+@pytest.mark.parametrize(
+    ("task", "expected"),
+    [("body", DEFAULT_DETECTOR), ("wholebody", DEFAULT_DETECTOR), ("face", HAAR_FACE), ("hand", None),
+     ("animal", None), ("other", None)],
+)  # fmt: skip
+def test_the_box_source_follows_the_keypoint_sets_task(task, expected):
+    """Persons for human sets, OpenCV's face cascade for faces, the whole image (None) for the rest; every task has
+    its entry, and every named detector is one ``load_detector`` knows."""
+    assert default_detector(task_keypoint_set(task)) == expected
+    assert set(TASK_DETECTORS.values()) <= {HAAR_FACE, *REGISTRY}
+
+
+def _face_boxes(datasets_dir: Path) -> list[tuple[Path, np.ndarray]]:
+    """(image, (4,) face box) of the shared 300W sample: the box around its 68 landmarks."""
+    data = json.loads((datasets_dir / "300w" / "test_300w.json").read_text())
+    files = {image["id"]: image["file_name"] for image in data["images"]}
+    return [
+        (datasets_dir / "300w" / files[a["image_id"]], np.array(a["bbox"], dtype=np.float64))
+        for a in data["annotations"]
+    ]
+
+
+def test_haar_finds_the_face_in_each_300w_photo_and_none_in_blank_images(datasets_dir):
+    """One face a photo, overlapping the box of its 68 landmarks with IoU ≥ 0.5 (0.78 and 0.61 with OpenCV 5.1; the
+    cascade's square runs from the brows, the landmarks from the jaw's top), scores in (0.5, 1]; a black, a grey
+    and a one-pixel image hold none."""
+    detector = load_detector(HAAR_FACE)
+    samples = _face_boxes(datasets_dir)
+    assert len(samples) == 2
+    for path, truth in samples:
+        found = detector(cv2.imread(str(path)))
+        assert len(found) == 1, (path.name, found)
+        assert _iou(truth, found.boxes)[0] >= 0.5
+        assert 0.5 < found.scores[0] <= 1
+    for blank in (
+        np.zeros((480, 640, 3), np.uint8),
+        np.full((480, 640, 3), 128, np.uint8),
+        np.zeros((1, 1, 3), np.uint8),
+    ):
+        assert len(detector(blank)) == 0
+    with pytest.raises(ConfigError, match="--detector-format applies to ONNX detectors, not to haar-face"):
+        load_detector(HAAR_FACE, format="yolox")
+
+
+def test_haar_without_its_cascade_file_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(cv2.data, "haarcascades", str(tmp_path) + "/")
+    with pytest.raises(ConfigError, match=r"haarcascade_frontalface_alt\.xml.*--detector yunet or --boxes FILE"):
+        load_detector(HAAR_FACE)
+
+
+FACE_CELL = (96, 64, 32, 32)  # x, y, w, h: one stride-32 cell of a 640 × 480 image
+
+
+def _yunet_model() -> onnx.ModelProto:
+    """YuNet's layout as ``cv2.FaceDetectorYN`` reads it (outputs cls, obj, bbox, kps at strides 8, 16, 32, each
+    (1, cells, n)): at stride 32 each cell scores the mean of its blue channel / 255 (objectness 1) and boxes
+    itself (centre offset 0.5, log size 0); strides 8 and 16 score 0. A blue square filling one stride-32 cell is
+    one face, exactly that cell."""
+    n = helper.make_node
+    inits = [
+        _init("inv255", 1 / 255), _init("zero", 0.0), _init("one", 1.0), _init("blue", 0, np.int64),
+        _init("channel_axis", [1], np.int64), _init("cells", [1, -1, 1], np.int64),
+        _init("cell_box", [0.5, 0.5, 0.0, 0.0]), _init("no_landmarks", np.zeros(10)),
+    ]  # fmt: skip
+    nodes = [n("Gather", ["input", "blue"], ["plane"], axis=1), n("Unsqueeze", ["plane", "channel_axis"], ["b4"])]
+    outputs = []
+    for s in (8, 16, 32):
+        nodes += [
+            n("AveragePool", ["b4"], [f"pool{s}"], kernel_shape=[s, s], strides=[s, s]),
+            n("Reshape", [f"pool{s}", "cells"], [f"mean{s}"]),
+            n("Mul", [f"mean{s}", "inv255" if s == 32 else "zero"], [f"cls_{s}"]),
+            n("Mul", [f"mean{s}", "zero"], [f"zeros{s}"]),
+            n("Add", [f"zeros{s}", "one"], [f"obj_{s}"]),
+            n("Add", [f"zeros{s}", "cell_box"], [f"bbox_{s}"]),
+            n("Add", [f"zeros{s}", "no_landmarks"], [f"kps_{s}"]),
+        ]
+        outputs += [
+            helper.make_tensor_value_info(f"{name}_{s}", TensorProto.FLOAT, [1, f"cells{s}", size])
+            for name, size in (("cls", 1), ("obj", 1), ("bbox", 4), ("kps", 10))
+        ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny_yunet",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, "height", "width"])],
+        outputs,
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    return model
+
+
+def _face_image(scale: int = 1) -> np.ndarray:
+    image = np.zeros((480, 640, 3), np.uint8)
+    x, y, w, h = FACE_CELL
+    image[y : y + h, x : x + w] = (255, 0, 0)  # BGR: blue
+    return cv2.resize(image, (640 * scale, 480 * scale), interpolation=cv2.INTER_NEAREST)
+
+
+def test_yunet_runs_through_opencvs_face_detector_and_maps_boxes_back(tmp_path):
+    """The YuNet layout, decoded by OpenCV's ``FaceDetectorYN``: the face in image pixels, also when the image is
+    shrunk to fit the input (1280 × 960 → 640 × 480) and the box scaled back; no face in a black image."""
+    path = _save(_yunet_model(), tmp_path / "face_yunet.onnx")
+    detector = load_detector(path, format="yunet")
+    assert isinstance(detector, YuNetDetector) and detector.threshold == 0.9
+    found = detector(_face_image())
+    assert found.boxes.tolist() == [list(FACE_CELL)] and found.scores.tolist() == pytest.approx([1.0])
+    assert detector(_face_image(2)).boxes.tolist() == [[2 * v for v in FACE_CELL]]
+    assert len(detector(np.zeros((480, 640, 3), np.uint8))) == 0
+    with pytest.raises(ConfigError, match=r"cannot tell the detector's layout.*yunet"):
+        load_detector(path)  # not an ONNX Runtime layout: it must be named
+
+
+def test_yunet_by_name_comes_from_the_cache_and_is_checked(tmp_path, monkeypatch):
+    """``--detector yunet``: the registered plain .onnx (not an archive), fetched from a local server into the
+    cache, checked against its full SHA-256 and run by OpenCV."""
+    import hashlib
+    from dataclasses import replace
+
+    from hrnet.hub.registry import REGISTRY
+
+    body = _yunet_model().SerializeToString()
+    monkeypatch.setenv("HRNET_CACHE", str(tmp_path / "cache"))
+    with _serving(body) as url:
+        entry = replace(REGISTRY["yunet"], url=f"{url}/face_detection_yunet_2023mar.onnx")
+        monkeypatch.setitem(REGISTRY, "yunet", replace(entry, sha256=hashlib.sha256(body).hexdigest()))
+        detector = load_detector("yunet")
+        assert isinstance(detector, YuNetDetector)
+        assert detector.path == tmp_path / "cache" / "yunet" / "face_detection_yunet_2023mar.onnx"
+        assert detector(_face_image()).boxes.tolist() == [list(FACE_CELL)]
+        monkeypatch.setitem(REGISTRY, "yunet", replace(entry, name="yunet-other", sha256="0" * 64))
+        with pytest.raises(DownloadError, match="checksum mismatch"):
+            load_detector("yunet")

@@ -379,3 +379,36 @@ def test_a_boxes_file_that_matches_no_input_is_warned_with_its_names(predict_arg
         assert main([*args, image]) == 0
     assert "boxes.json: no entry for 1 of 1 input images (e.g. 000000040083.jpg)" in caplog.text
     assert "It names 'IMG_0001.jpg'; an image matches an entry's file_name" in caplog.text
+
+
+def test_auto_detector_follows_the_keypoint_set(task_experiment, random_experiment, datasets_dir, caplog, monkeypatch):
+    """``detector="auto"`` (``from_weights``' default): a hand set takes the whole image as one box and says so in
+    one line; a face set finds faces with OpenCV's cascade; a body set asks for the person detector (recorded
+    here, not downloaded)."""
+    from hrnet.pose import estimator as estimator_module
+    from hrnet.pose.detect import Detections, HaarFaceDetector
+
+    config_path, weights, hand_set = task_experiment("hand")
+    with caplog.at_level("WARNING"):
+        hand = PoseEstimator.from_weights(weights, config=config_path, device="cpu", backend="pytorch")
+    assert hand.detector is None and hand.keypoint_set == hand_set
+    notes = [r.getMessage() for r in caplog.records if "ONE hand" in r.getMessage()]
+    assert len(notes) == 1 and notes[0].startswith("no hand detector ships with hrnet") and "boxes=" in notes[0]
+    photo = datasets_dir / "300w" / "indoor_020.png"
+    assert [p.box.tolist() for p in hand(photo)] == [[0.0, 0.0, 726.0, 768.0]]
+
+    config_path, weights, _ = task_experiment("face")
+    face = PoseEstimator.from_weights(weights, config=config_path, device="cpu", backend="pytorch")
+    assert isinstance(face.detector, HaarFaceDetector)
+    faces = HaarFaceDetector()(cv2.imread(str(photo)))
+    assert len(faces) == 1 and [p.box.tolist() for p in face(photo)] == faces.boxes.tolist()
+
+    asked = []
+
+    def nobody(image_bgr: np.ndarray) -> Detections:
+        return Detections(np.zeros((0, 4)), np.zeros(0))
+
+    monkeypatch.setattr(estimator_module, "load_detector", lambda spec: asked.append(spec) or nobody)
+    config, _, weights, _ = random_experiment
+    body = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch", detector="auto")
+    assert asked == ["rtmdet-nano-person"] and body.detector is nobody

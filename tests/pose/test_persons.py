@@ -4,9 +4,18 @@ import numpy as np
 import pytest
 
 from hrnet.errors import DataError
-from hrnet.keypoints import get_keypoint_set
+from hrnet.keypoints import TASKS, get_keypoint_set
 from hrnet.pose.detect import Detections
-from hrnet.pose.persons import PersonBoxes, PersonPose, Persons, check_boxes, usable_boxes
+from hrnet.pose.persons import (
+    INSTANCE_NOUNS,
+    PersonBoxes,
+    PersonPose,
+    Persons,
+    check_boxes,
+    instance_noun,
+    usable_boxes,
+    whole_image_note,
+)
 
 IMAGE = (100, 200)  # height, width
 
@@ -91,3 +100,32 @@ def test_persons_plot_names_a_wrong_channel_order_with_or_without_persons(count)
     persons = Persons([pose] * count, get_keypoint_set("coco17"))
     with pytest.raises(DataError, match="channel_order must be 'rgb' or 'bgr', got 'BGR'"):
         persons.plot(np.zeros((100, 100, 3), np.uint8), channel_order="BGR")
+
+
+@pytest.mark.parametrize(
+    ("task", "one", "many"),
+    [("body", "person", "persons"), ("wholebody", "person", "persons"), ("hand", "hand", "hands"),
+     ("face", "face", "faces"), ("animal", "animal", "animals"), ("other", "instance", "instances")],
+)  # fmt: skip
+def test_a_box_is_named_by_what_the_keypoint_set_is_on(task, one, many):
+    assert (instance_noun(task), instance_noun(task, 1), instance_noun(task, 0), instance_noun(task, 3)) == (
+        one, one, many, many,
+    )  # fmt: skip
+    assert set(INSTANCE_NOUNS) == set(TASKS)
+
+
+def test_the_whole_image_note_says_what_a_box_is_and_how_to_give_boxes():
+    """Hands (no detector ships): says so and asks for boxes or a detector; persons (one ships, but none runs):
+    names the person detector; a front end names its own way of taking boxes."""
+    from tests.conftest import task_keypoint_set
+
+    hand = whole_image_note(task_keypoint_set("hand"))
+    assert hand.startswith("no hand detector ships with hrnet: every image and video frame is taken as ONE hand")
+    assert "to find every hand: --boxes FILE or --detector SPEC (an .onnx file" in hand and "\n" not in hand
+    person = whole_image_note(get_keypoint_set("coco17"), "boxes in each request")
+    assert person.startswith("no person detector and no boxes: every image and video frame is taken as ONE person")
+    assert person.endswith("to find every person: boxes in each request or --detector rtmdet-nano-person")
+    python = whole_image_note(task_keypoint_set("animal"), "boxes=", "detector=")
+    assert "ONE animal" in python and python.endswith(
+        "boxes= or detector=SPEC (an .onnx file or a name from `hrnet weights list`)"
+    )

@@ -227,28 +227,33 @@ def add_runtime(
     )
 
 
-def add_detector(p: argparse.ArgumentParser, default: str = "none, the whole image is one person") -> None:
-    """The person-detector options of predict and serve."""
-    group = p.add_argument_group("person detector", "how person boxes are found when none are given")
+def add_detector(p: argparse.ArgumentParser, default: str = "none, the whole image is one box") -> None:
+    """The detector options of predict and serve."""
+    group = p.add_argument_group("detector", "how the boxes (persons, faces, ...) are found when none are given")
     group.add_argument(
         "--detector",
-        help="find the persons with: a detector name from `hrnet weights list` (downloaded on first use), an .onnx "
-        "person detector (MMDeploy YOLOX/RTMDet end-to-end, or an ultralytics YOLOv8/YOLO11 export), or 'hog' "
-        f"(OpenCV's HOG people detector, built in but weak: upright, whole, large people only), or none; default: "
-        f"{default}",
+        help="find the boxes with: a detector name from `hrnet weights list` (downloaded on first use: persons, "
+        "or yunet for faces), an .onnx person detector (MMDeploy YOLOX/RTMDet end-to-end, or an ultralytics "
+        "YOLOv8/YOLO11 export) or YuNet face detector (--detector-format yunet), 'hog' (OpenCV's HOG people "
+        "detector, built in but weak: upright, whole, large people only), 'haar-face' (OpenCV's frontal-face "
+        f"cascade, built in: frontal faces only), or none; default: {default}",
     )
     group.add_argument(
         "--detector-format",
-        choices=("yolox", "rtmdet", "ultralytics"),
+        choices=("yolox", "rtmdet", "ultralytics", "yunet"),
         help="the ONNX detector's layout and preprocessing (default: recognised from its outputs)",
     )
     group.add_argument(
         "--detector-threshold",
         type=fraction,
         help="keep detections scoring at least this (default: the detector's own: 0.3 MMDeploy, 0.25 "
-        "ultralytics, 0.5 hog)",
+        "ultralytics, 0.5 hog, 0 haar-face, 0.9 yunet)",
     )
-    group.add_argument("--detector-iou", type=fraction, help="NMS IoU threshold for detections (default 0.7; hog 0.5)")
+    group.add_argument(
+        "--detector-iou",
+        type=fraction,
+        help="NMS IoU threshold for detections (default 0.7; hog, haar-face 0.5; yunet 0.3)",
+    )
     group.add_argument(
         "--detector-size", metavar="HxW", help="input size of an ONNX detector with a dynamic input (default 640x640)"
     )

@@ -35,12 +35,16 @@ log = logging.getLogger(__name__)
 
 
 def _network_setup(args: argparse.Namespace) -> tuple[ExperimentConfig, str | None]:
-    """The experiment (``experiment_for``) and the detector of a command that finds persons (predict, serve):
-    ``--detector`` defaults to ``DEFAULT_DETECTOR`` for real weights, to none with ``--boxes`` or for weights
-    trained on the synthetic figures. Every file to download is tried first, so that offline one error lists them."""
-    from hrnet.hub.registry import DEFAULT_DETECTOR, DEFAULT_WEIGHTS, resolve_many
-    from hrnet.models.checkpoint import experiment_for
+    """The experiment (``experiment_for``) and the detector of a command that finds persons, hands, faces, ...
+    (predict, serve): ``--detector`` defaults to the keypoint set's (``default_detector``: by its task) for real
+    weights, to none with ``--boxes`` or for weights trained on the synthetic figures; without a detector or boxes
+    the one line of ``whole_image_note`` is logged. Every file to download is tried first, so that offline one error
+    lists them."""
+    from hrnet.hub.registry import DEFAULT_WEIGHTS, resolve_many
+    from hrnet.models.checkpoint import experiment_for, keypoint_set_for
+    from hrnet.pose.detect import default_detector
     from hrnet.pose.estimator import trained_on_synthetic
+    from hrnet.pose.persons import instance_noun, whole_image_note
 
     args.weights = args.weights or DEFAULT_WEIGHTS
     synthetic = trained_on_synthetic(args.weights)  # our own weights say so (a name's file is real weights)
@@ -49,21 +53,28 @@ def _network_setup(args: argparse.Namespace) -> tuple[ExperimentConfig, str | No
             "%s was trained on hrnet's synthetic stick figures (the demo): on real photos its keypoints mean "
             "nothing; for real photos use --weights %s (hrnet weights list)", args.weights, DEFAULT_WEIGHTS,
         )  # fmt: skip
+    config = experiment_for(args.weights, args.config, args.set)  # a registered name's needs no download
+    keypoint_set = keypoint_set_for(args.weights, config)
+    takes_boxes = hasattr(args, "boxes")  # predict reads a boxes file; serve takes boxes with each request
+    boxes_given = bool(getattr(args, "boxes", None))
     detector = args.detector
-    if detector is None and not getattr(args, "boxes", None) and not synthetic:
-        detector = DEFAULT_DETECTOR
+    if detector is None and not boxes_given and not synthetic:
+        detector = default_detector(keypoint_set)
     if detector == "none":
         detector = None
+    if detector is None and not boxes_given:
+        log.warning(whole_image_note(keypoint_set, "--boxes FILE" if takes_boxes else "boxes in each request"))
     try:
         resolve_many([args.weights, *([detector] if detector else [])])
     except DownloadError as err:
+        one, many = instance_noun(keypoint_set.task), instance_noun(keypoint_set.task, 2)
+        boxes = " or --boxes FILE" if takes_boxes else ""
         alternative = (
-            " Or find no persons: --detector none (each image one person) or --boxes FILE."
+            f" Or find no {many}: --detector none (each image one {one}){boxes}."
             if (detector and args.detector is None)
             else ""
         )
         raise DownloadError(f"{err}{alternative}") from None
-    config = experiment_for(args.weights, args.config, args.set)
     return config, detector
 
 
@@ -94,12 +105,12 @@ def _open_estimator(args: argparse.Namespace, config: ExperimentConfig, detector
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Top-down pose estimation on your own files: `hrnet predict photo.jpg` runs HRNet-W32 trained on COCO (MMPose's
-    checkpoint) with RTMDet-nano finding the persons, both downloaded on first use. Person boxes come from --boxes (a
-    COCO detection-results JSON matched by image file name or id) or from the person detector; with --detector none,
-    every image (and every video frame) is ONE person box covering it. Videos give <name>.jsonl, e.g. clip.mp4.jsonl
-    (a line per frame, every person with a track_id), and <stem>_pose.mp4 (H.264, plays in browsers)."""
+    checkpoint) with RTMDet-nano finding the persons, both downloaded on first use. Boxes come from --boxes (a COCO
+    detection-results JSON matched by image file name or id) or from the detector, which follows the keypoint set
+    (persons: RTMDet-nano, faces: OpenCV's face cascade); with --detector none, and by default for hands, animals and
+    other sets, every image (and every video frame) is ONE box covering it. Videos give <name>.jsonl, e.g.
+    clip.mp4.jsonl (a line per frame, every person with a track_id), and <stem>_pose.mp4 (H.264, plays in browsers)."""
     from hrnet.apps.predict import DetectionBoxes, predict_paths
-    from hrnet.hub.registry import DEFAULT_DETECTOR
     from hrnet.io.images import MAX_PIXELS
     from hrnet.pose.track import OneEuroSettings, VideoOptions
 
@@ -110,12 +121,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
         config, args.precision = realtime(config, args)
     estimator = _open_estimator(args, config, detector)
     detections = DetectionBoxes(args.boxes, args.box_score) if args.boxes else None
-    if detector is None and detections is None:
-        log.warning(
-            "no person detector and no --boxes: every image and video frame is taken as ONE person filling it "
-            "(right for photos cropped around one person); to find every person: --detector %s (hrnet weights "
-            "list) or --boxes FILE", DEFAULT_DETECTOR,
-        )  # fmt: skip
     tracking = ("new_track_keypoints", "max_detector_misses", "track_by", "track_threshold", "max_missed")
     video = VideoOptions(
         **{name: getattr(args, name) for name in tracking},  # the options named after their fields
@@ -142,6 +147,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+# The default detector by keypoint-set task (hrnet.pose.detect.TASK_DETECTORS), for --help.
+DETECTORS_HELP = "{} for persons, haar-face for faces, none (the whole image) for hands, animals and other sets"
 REALTIME_DETECT_EVERY = 10  # --realtime: the detector on every 10th frame, persons carried by their keypoints between
 
 
@@ -213,7 +220,11 @@ def add_predict(sub: Any) -> None:
         default=0.3,
         help="use --boxes entries scoring at least this (default 0.3, as MMPose's demo)",
     )
-    add_detector(p, f"{DEFAULT_DETECTOR} for real weights; none with --boxes or weights trained on the demo's data")
+    add_detector(
+        p,
+        f"by the keypoint set: {DETECTORS_HELP.format(DEFAULT_DETECTOR)}; none with --boxes or weights "
+        "trained on the demo's data",
+    )
     p.add_argument("--out", default="predictions", help="output folder (default: ./predictions)")
     add_overwrite(p, "existing files in the --out folder that hrnet predict did not write (never an input)")
     p.add_argument(
@@ -274,7 +285,10 @@ def add_serve(sub: Any) -> None:
         p, "experiment YAML file, shipped config or model preset (default: the one the weights name)", required=False
     )
     add_runtime(p, weights_required=False, weights_help=f"{WEIGHTS_HELP} (default {DEFAULT_WEIGHTS})")
-    add_detector(p, f"{DEFAULT_DETECTOR} for real weights; none for weights trained on the demo's data")
+    add_detector(
+        p,
+        f"by the keypoint set: {DETECTORS_HELP.format(DEFAULT_DETECTOR)}; none for weights trained on the demo's data",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=whole_number(1, 65535), default=8000, help="port to listen on (default 8000)")
     p.add_argument(

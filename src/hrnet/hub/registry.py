@@ -1,4 +1,4 @@
-"""Weights by name: a registry of public pose and person-detector files, downloaded into a user cache.
+"""Weights by name: a registry of public pose and detector files (persons, faces), downloaded into a user cache.
 
 ``resolve_weights(spec)`` turns a ``--weights`` argument into a file: a path that exists is itself; a registered
 name (``REGISTRY``, ``hrnet weights list``) is its file in the cache (``$HRNET_CACHE``, else
@@ -10,8 +10,9 @@ against the published SHA-256, or where none is published against the one it had
 is kept beside it (``<file>.sha256``, keyed by size and modification time) so that a large file is hashed once.
 Published checksums: MMPose's file names end in the first 8 hex digits of the file's SHA-256 (its
 ``tools/misc/publish_model.py`` names them so). The detectors' zip archives (MMDeploy's ONNX "SDK" folders, as
-rtmlib uses them) have none; zip's own CRC-32s catch a damaged one, and the one ONNX file in it is kept. The
-official HRNet checkpoints have no direct link (Google Drive folders): download them by hand and pass the path.
+rtmlib uses them) have none; zip's own CRC-32s catch a damaged one, and the one ONNX file in it is kept. opencv_zoo
+keeps its files in Git LFS, whose pointer names each file by its SHA-256. The official HRNet checkpoints have no
+direct link (Google Drive folders): download them by hand and pass the path.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class WeightsFile:
 
     Attributes:
         name: the name to pass as ``--weights`` / ``--detector``.
-        kind: "pose" (an HRNet checkpoint) or "detector" (a person detector in ONNX).
+        kind: "pose" (an HRNet checkpoint) or "detector" (a person or face detector in ONNX).
         url: where to download it.
         about: one line for ``hrnet weights list``.
         source: the page (repository and path) that lists the URL and the figure in ``accuracy``.
@@ -98,6 +99,8 @@ _RTMDET_SOURCE = (
     "zip URL not listed on an OpenMMLab page (used by third-party tools); the model (as .pth) and its AP: "
     "open-mmlab/mmpose projects/rtmpose/README.md, Pipeline Performance table"
 )
+# The file's Git LFS pointer (its SHA-256 and size, 232,589 bytes) in the repository at this commit, which added it.
+_OPENCV_ZOO = "https://github.com/opencv/opencv_zoo/raw/f12e12798e8314f7c074a6656816c048dcc95b7a/models"
 _YOLOX_SOURCE = (
     "zip URL: Tau-J/rtmlib README.md (Person detection table); AP: open-mmlab/mmpose projects/rtmpose/README.md "
     "(Human-Art detectors; measured on HumanArt's validation set, projects/rtmpose/yolox/humanart/*.py)"
@@ -147,7 +150,8 @@ def _onnx_sdk(name: str, file: str, size: int, about: str, accuracy: str, source
     )  # fmt: skip
 
 
-# What hrnet predict, hrnet serve and PoseEstimator.from_weights use when none is named (docs/weights.md says why).
+# What hrnet predict, hrnet serve and PoseEstimator.from_weights use when none is named (docs/weights.md says why);
+# the person detector is the default of body and whole-body keypoint sets (hrnet.pose.detect.default_detector).
 DEFAULT_WEIGHTS = "mmpose-hrnet-w32-coco-256x192"
 DEFAULT_DETECTOR = "rtmdet-nano-person"  # 320×320, fast on a CPU; COCO person AP 40.3
 
@@ -213,6 +217,18 @@ REGISTRY: dict[str, WeightsFile] = {
                 ("l", "ce1d7a62", 640, "60.2"),
                 ("x", "a39d44ed", 640, "61.3"),
             )
+        ),
+        WeightsFile(
+            "yunet",
+            "detector",
+            f"{_OPENCV_ZOO}/face_detection_yunet/face_detection_yunet_2023mar.onnx",
+            "YuNet face detector (2023mar), run by OpenCV's FaceDetectorYN",
+            "opencv/opencv_zoo models/face_detection_yunet/README.md (the figures) and the file's Git LFS pointer "
+            "(its SHA-256)",
+            "AP 0.884 easy, 0.866 medium, 0.750 hard on WIDER Face val",
+            sha256="8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
+            detector_format="yunet",
+            input_size=(640, 640),
         ),
     )
 }

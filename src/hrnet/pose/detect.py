@@ -1,13 +1,17 @@
-"""Person detectors: the boxes a top-down estimator needs, found in the image.
+"""Detectors: the boxes a top-down estimator needs, found in the image.
 
 A detector is a callable ``detector(image_bgr) -> Detections`` on an (H, W, 3) uint8 BGR image (as ``cv2.imread``
 gives). ``load_detector(spec)`` builds one from:
 
 - ``"hog"``: OpenCV's HOG + linear SVM people detector (Dalal & Triggs, CVPR 2005), shipped inside OpenCV: no
   download, but it finds only upright, whole people about 100 px tall or more (docs/weights.md).
+- ``"haar-face"``: OpenCV's Viola-Jones frontal-face cascade (``cv2.data.haarcascades``), shipped inside OpenCV's
+  wheels: no download; frontal faces only.
 - a ``.onnx`` file run by ONNX Runtime, in one of the layouts below (recognised from the model's outputs, or named
-  with ``format``);
+  with ``format``); or a YuNet face detector (``format="yunet"``), run by OpenCV's ``cv2.FaceDetectorYN``;
 - a name from ``hrnet.hub.registry.REGISTRY`` (``hrnet weights list``), downloaded into the cache on first use.
+
+Which one runs when no boxes are given and none is named follows the keypoint set's task (``default_detector``).
 
 ONNX layouts, each read with its exporter's own preprocessing:
 
@@ -23,10 +27,13 @@ rtmdet     the same outputs as ``yolox``                  the same letterbox, BG
 ultralytics one output (1, 4 + C, A): per anchor a centre  letterbox centred (padding split round(d/2 ∓ 0.1)),
            box (cx, cy, w, h) and C class scores; NMS is  pad 114, RGB, pixel values / 255
            done here (``cv2.dnn.NMSBoxes``)
+yunet      ``cls_8`` ... ``kps_32`` (OpenCV's              OpenCV's own (``cv2.FaceDetectorYN``): BGR, 0-255,
+           ``FaceDetectorYN`` decodes them)               padded to a multiple of 32
 ========== ============================================== ==================================================
 
-Only persons are kept (class 0 in all three; for ultralytics, a box whose best class is person, as its own
-``classes=[0]`` filter decides). Boxes come back in image pixels: the letterbox is undone exactly (``Letterbox``).
+Of the person detectors only persons are kept (class 0 in all three; for ultralytics, a box whose best class is
+person, as its own ``classes=[0]`` filter decides). Boxes come back in image pixels: the letterbox is undone exactly
+(``Letterbox``). A face detector's box is the face; the top-down crop enlarges it as it enlarges a person's.
 """
 
 from __future__ import annotations
@@ -44,12 +51,19 @@ import cv2
 import numpy as np
 
 from hrnet.errors import ConfigError, DataError
+from hrnet.hub.registry import DEFAULT_DETECTOR, REGISTRY, fetch
 from hrnet.io.images import check_image
+from hrnet.keypoints import KeypointSet
 from hrnet.runtime.onnx import cpu_session_options, describe_nodes, optional_module
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("yolox", "rtmdet", "ultralytics")
+FORMATS = ("yolox", "rtmdet", "ultralytics", "yunet")  # yunet runs in OpenCV, the others in ONNX Runtime
+HAAR_FACE = "haar-face"
+# The box source of each keypoint-set task when no boxes are given and no detector is named: the person detector
+# for human bodies, the face detector OpenCV ships for faces, and for the rest (hands, animals, other) None, the
+# whole image, since no detector of theirs ships with OpenCV or hrnet.
+TASK_DETECTORS = {"body": DEFAULT_DETECTOR, "wholebody": DEFAULT_DETECTOR, "face": HAAR_FACE}
 PERSON = 0  # class index of "person" in COCO's 80-class order and in the person-only models
 PAD_VALUE = 114  # the letterbox grey of YOLOX, RTMDet and ultralytics alike
 # MMDetection's RTMDet data preprocessor (bgr_to_rgb=False): mean and std of the B, G, R channels.
@@ -57,8 +71,9 @@ RTMDET_MEAN = (103.53, 116.28, 123.675)
 RTMDET_STD = (57.375, 57.12, 58.395)
 DEFAULT_INPUT_SIZE = (640, 640)  # (height, width) of both exporters' default for models with dynamic input shapes
 # Score thresholds when none is given: MMPose's top-down demo keeps boxes scoring above 0.3 (its --bbox-thr);
-# ultralytics' predictor uses conf=0.25; HOG's score is the logistic of the SVM margin, 0.5 at the hyperplane.
-DEFAULT_THRESHOLD = {"yolox": 0.3, "rtmdet": 0.3, "ultralytics": 0.25, "hog": 0.5}
+# ultralytics' predictor uses conf=0.25; HOG's score is the logistic of the SVM margin, 0.5 at the hyperplane; the
+# Haar cascade's own neighbour count already decides (0: keep what it keeps); opencv_zoo's YuNet demo keeps 0.9.
+DEFAULT_THRESHOLD = {"yolox": 0.3, "rtmdet": 0.3, "ultralytics": 0.25, "hog": 0.5, HAAR_FACE: 0.0, "yunet": 0.9}
 DEFAULT_IOU = 0.7  # ultralytics' NMS IoU; the MMDeploy graphs already ran their own NMS (YOLOX: 0.65)
 # Input sizes of a model with a dynamic input: YOLOX, RTMDet and YOLOv8/11 all downsample by 32 (their coarsest
 # feature map), so their exporters take multiples of 32 (ultralytics rounds imgsz up to one); 4096 keeps one
@@ -72,7 +87,7 @@ FLOAT_TYPES = ("tensor(float)", "tensor(float16)", "tensor(double)")
 
 @dataclass(frozen=True)
 class Detections:
-    """Persons found in one image.
+    """Persons (or faces, for a face detector) found in one image.
 
     Attributes:
         boxes: (N, 4) float64 boxes (x, y, w, h), image pixels at the edges (COCO's convention).
@@ -232,6 +247,112 @@ class HogDetector:
         return Detections(boxes[keep], scores[keep])
 
 
+class HaarFaceDetector:
+    """OpenCV's Viola-Jones frontal-face detector: the Haar cascade ``haarcascade_frontalface_alt.xml`` (Lienhart's,
+    shipped in ``cv2.data.haarcascades``) over an image pyramid, on the grey image with its histogram equalised, as
+    OpenCV's cascade-classifier tutorial (samples/python/tutorial_code/objectDetection/cascade_classifier) runs it,
+    with ``detectMultiScale``'s defaults (scale step 1.1, 3 neighbours).
+
+    A face is a cluster of n ≥ ``min_neighbors`` + 1 overlapping windows; its score is n / (n + ``min_neighbors``)
+    (above 0.5 for every face kept): an order, not a calibrated probability. The box is the square the cascade was
+    trained on, brows to chin; frontal, upright faces only (no profiles, little rotation).
+    """
+
+    cascade_file = "haarcascade_frontalface_alt.xml"
+
+    def __init__(self, *, threshold: float | None = None, iou: float = 0.5, scale: float = 1.1, min_neighbors: int = 3):
+        _check_options(threshold, iou)
+        if not (math.isfinite(scale) and scale > 1):
+            raise ConfigError(f"the cascade's pyramid scale step must be a number above 1, got {scale!r}")
+        if min_neighbors < 0:
+            raise ConfigError(f"min_neighbors is a number of windows (0 or more), got {min_neighbors}")
+        folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
+        path = Path(folder or "") / self.cascade_file
+        if not folder or not path.is_file():
+            raise ConfigError(
+                f"--detector {HAAR_FACE} needs OpenCV's {self.cascade_file}, which this OpenCV {cv2.__version__} "
+                "install lacks (pip's opencv wheels ship it in cv2.data.haarcascades): pip install "
+                "opencv-contrib-python-headless, or give --detector yunet or --boxes FILE"
+            )
+        self.cascade = cv2.CascadeClassifier(str(path))
+        if self.cascade.empty():
+            raise ConfigError(f"{path}: OpenCV cannot read the face cascade; reinstall opencv-contrib-python-headless")
+        self.threshold = DEFAULT_THRESHOLD[HAAR_FACE] if threshold is None else threshold
+        self.iou = iou
+        self.scale = scale
+        self.min_neighbors = min_neighbors
+
+    def __call__(self, image_bgr: np.ndarray) -> Detections:
+        image = check_image(image_bgr, "the detector's BGR image")
+        grey = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+        rects, counts = self.cascade.detectMultiScale2(grey, scaleFactor=self.scale, minNeighbors=self.min_neighbors)
+        boxes = np.asarray(rects, dtype=np.float64).reshape(-1, 4)
+        windows = np.asarray(counts, dtype=np.float64).reshape(-1)
+        scores = windows / (windows + self.min_neighbors)
+        keep = nms(boxes, scores, self.iou, self.threshold)
+        return Detections(boxes[keep], scores[keep])
+
+
+class YuNetDetector:
+    """A YuNet face detector (Wu, Peng and Yu, "YuNet: A Tiny Millisecond-level Face Detector", Machine Intelligence
+    Research 2023), the ONNX file of
+    opencv_zoo, run by OpenCV's ``cv2.FaceDetectorYN``, which decodes its outputs and runs NMS.
+
+    YuNet finds faces about 10 to 300 px across (opencv_zoo's README): a larger image is first shrunk to fit
+    ``input_size`` (height, width), keeping its aspect ratio, and the boxes are scaled back. Scores are YuNet's
+    sqrt(class × objectness); boxes are the face, brow to chin.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        threshold: float | None = None,
+        iou: float = 0.3,
+        input_size: tuple[int, int] | None = None,
+        max_detections: int = 5000,
+    ):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ConfigError(f"{self.path}: no such detector file")
+        _check_options(threshold, iou)
+        if not hasattr(cv2, "FaceDetectorYN"):
+            raise ConfigError(
+                f"a YuNet detector needs OpenCV's FaceDetectorYN, which this OpenCV {cv2.__version__} build lacks: "
+                "pip install opencv-contrib-python-headless"
+            )
+        self.input_size = check_input_size(input_size) if input_size is not None else DEFAULT_INPUT_SIZE
+        self.threshold = DEFAULT_THRESHOLD["yunet"] if threshold is None else threshold
+        try:
+            # iou and max_detections as opencv_zoo's demo passes them (nms_threshold 0.3, top_k 5000).
+            self.model = cv2.FaceDetectorYN.create(
+                str(self.path), "", (self.input_size[1], self.input_size[0]), self.threshold, iou, max_detections
+            )
+        except cv2.error as err:
+            raise ConfigError(
+                f"{self.path}: OpenCV cannot load the YuNet face detector ({_opencv_reason(err)})"
+            ) from None
+
+    def __call__(self, image_bgr: np.ndarray) -> Detections:
+        image = check_image(image_bgr, "the detector's BGR image")
+        height, width = image.shape[:2]
+        ratio = min(1.0, self.input_size[0] / height, self.input_size[1] / width)
+        size = (max(1, round(width * ratio)), max(1, round(height * ratio)))  # (width, height), as OpenCV
+        shrunk = image if size == (width, height) else cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        self.model.setInputSize(size)
+        _, faces = self.model.detect(np.ascontiguousarray(shrunk))
+        rows = np.zeros((0, 15)) if faces is None else np.asarray(faces, dtype=np.float64).reshape(-1, 15)
+        boxes = rows[:, :4] / np.array([size[0] / width, size[1] / height] * 2)
+        order = np.argsort(-rows[:, 14], kind="stable")
+        return Detections(boxes[order], rows[order, 14])
+
+
+def _opencv_reason(err: Exception) -> str:
+    """An OpenCV error's own message: its last line (the lines before name OpenCV's source file)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[-1] if lines else type(err).__name__
+
+
 @dataclass(frozen=True)
 class Preprocess:
     """How an exporter feeds its network: letterbox placement, channel order, and scaling."""
@@ -280,8 +401,8 @@ class OnnxDetector:
         self.path = Path(path)
         if not self.path.is_file():
             raise ConfigError(f"{self.path}: no such detector file")
-        if format is not None and format not in FORMATS:
-            raise ConfigError(f"detector format {format!r} is not one of {', '.join(FORMATS)}")
+        if format is not None and format not in PREPROCESS:
+            raise ConfigError(f"ONNX Runtime detector format {format!r} is not one of {', '.join(PREPROCESS)}")
         _check_options(threshold, iou)
         if input_size is not None:
             input_size = check_input_size(input_size)
@@ -458,6 +579,13 @@ def _fits(shape: Sequence[Any], expected: Sequence[int | None]) -> bool:
     return all(not isinstance(d, int) or e is None or d == e for d, e in zip(shape, expected, strict=True))
 
 
+def default_detector(keypoint_set: KeypointSet) -> str | None:
+    """The detector that finds a keypoint set's boxes when none are given and none is named, by its ``task``
+    (``TASK_DETECTORS``): ``DEFAULT_DETECTOR`` for body and whole-body sets, ``"haar-face"`` for faces, None (the
+    whole image is one box) for hands, animals and other sets. Returns a ``load_detector`` spec."""
+    return TASK_DETECTORS.get(keypoint_set.task)
+
+
 def load_detector(
     spec: str | Path,
     *,
@@ -466,28 +594,28 @@ def load_detector(
     iou: float | None = None,
     input_size: tuple[int, int] | None = None,
 ) -> Detector:
-    """A detector from ``"hog"``, a ``.onnx`` path, or a registered detector name (``hrnet weights list``;
-    downloaded into the cache when missing). ``threshold`` and ``iou`` default to the detector's own."""
+    """A detector from ``"hog"``, ``"haar-face"``, a ``.onnx`` path (``format="yunet"``: a YuNet face detector), or a
+    registered detector name (``hrnet weights list``; downloaded into the cache when missing). ``threshold`` and
+    ``iou`` default to the detector's own."""
     text = str(spec)
-    if text == "hog":
+    own_iou: dict[str, Any] = {} if iou is None else {"iou": iou}  # else the detector's own default
+    if text in ("hog", HAAR_FACE):
         if format is not None:
-            raise ConfigError("--detector-format applies to ONNX detectors, not to hog")
-        return HogDetector(threshold=threshold, **({} if iou is None else {"iou": iou}))
+            raise ConfigError(f"--detector-format applies to ONNX detectors, not to {text}")
+        built = HogDetector if text == "hog" else HaarFaceDetector
+        return built(threshold=threshold, **own_iou)
     path = Path(text)
-    if path.suffix.lower() == ".onnx" or path.exists():
-        return OnnxDetector(
-            path, format=format, threshold=threshold, iou=DEFAULT_IOU if iou is None else iou, input_size=input_size
-        )
-    from hrnet.hub.registry import REGISTRY, fetch
-
-    entry = REGISTRY.get(text)
-    if entry is None or entry.kind != "detector":
-        known = ", ".join(name for name, e in REGISTRY.items() if e.kind == "detector")
-        raise ConfigError(f"detector {text!r}: not 'hog', not an .onnx file, and not a known detector name ({known})")
+    if path.suffix.lower() != ".onnx" and not path.exists():
+        entry = REGISTRY.get(text)
+        if entry is None or entry.kind != "detector":
+            known = ", ".join(name for name, e in REGISTRY.items() if e.kind == "detector")
+            raise ConfigError(
+                f"detector {text!r}: not 'hog' or '{HAAR_FACE}', not an .onnx file, and not a known detector name "
+                f"({known})"
+            )
+        path, format, input_size = fetch(entry), format or entry.detector_format, input_size or entry.input_size
+    if format == "yunet":
+        return YuNetDetector(path, threshold=threshold, input_size=input_size, **own_iou)
     return OnnxDetector(
-        fetch(entry),
-        format=format or entry.detector_format,
-        threshold=threshold,
-        iou=DEFAULT_IOU if iou is None else iou,
-        input_size=input_size or entry.input_size,
+        path, format=format, threshold=threshold, iou=DEFAULT_IOU if iou is None else iou, input_size=input_size
     )

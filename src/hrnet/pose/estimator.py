@@ -12,6 +12,7 @@ Nothing here changes process-wide state; for the CPU speed of ``hrnet predict``,
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -24,17 +25,20 @@ import torch
 from hrnet.codec import HeatmapCodec, codec_from_config, merge_flip
 from hrnet.config import ExperimentConfig, TestConfig, load_config
 from hrnet.errors import ConfigError
-from hrnet.hub.registry import DEFAULT_DETECTOR, DEFAULT_WEIGHTS
+from hrnet.hub.registry import DEFAULT_WEIGHTS
 from hrnet.io.images import check_channel_order, check_image, read_image
 from hrnet.keypoints import KeypointSet
 from hrnet.metrics.nms import rescore
 from hrnet.models.checkpoint import experiment_for, keypoint_set_for, read_metadata
-from hrnet.pose.detect import Detector, load_detector
-from hrnet.pose.persons import PersonBoxes, PersonPose, Persons
+from hrnet.pose.detect import Detector, default_detector, load_detector
+from hrnet.pose.persons import PersonBoxes, PersonPose, Persons, whole_image_note
 from hrnet.runtime.backends import Backend, open_backend
 from hrnet.runtime.precision import HeatmapFn
 
+log = logging.getLogger(__name__)
+
 SYNTHETIC = "synthetic"  # what weights trained on hrnet's synthetic figures record as trained on
+AUTO = "auto"  # as a detector: the keypoint set's own (``hrnet.pose.detect.default_detector``)
 
 
 def predict_keypoints(
@@ -129,17 +133,22 @@ class PoseEstimator:
         ``hrnet.runtime.backends.select_backend`` says); ``device`` "auto" picks a GPU when there is one;
         ``compile`` adds ``torch.compile`` to the fast path (docs/speed.md). ``keypoint_set``: default the one the
         weights record (ours do), else the config's (``hrnet.models.checkpoint.keypoint_set_for``). ``detector``: a
-        detector, or a spec for ``hrnet.pose.detect.load_detector`` ("hog", an ``.onnx`` file, a registered detector
-        name); None keeps the whole image as the person box. ``channel_order``: how image arrays are laid out, "bgr"
-        (default, OpenCV's) or "rgb".
+        detector, or a spec for ``hrnet.pose.detect.load_detector`` ("hog", "haar-face", an ``.onnx`` file, a
+        registered detector name), or "auto": the keypoint set's (``default_detector``: persons, faces; the whole
+        image for hands, animals and other sets, which logs one line saying so); None keeps the whole image as the
+        box. ``channel_order``: how image arrays are laid out, "bgr" (default, OpenCV's) or "rgb".
         """
-        if isinstance(detector, str | Path):
-            detector = load_detector(detector)
         if not isinstance(config, ExperimentConfig):
             config = load_config(config)
         keypoint_set = keypoint_set or keypoint_set_for(weights, config)
         if config.model.num_keypoints == 0:  # the config's set comes from annotations: the given set says the count
             config = replace(config, model=replace(config.model, num_keypoints=keypoint_set.num_keypoints))
+        if isinstance(detector, str) and detector == AUTO:
+            detector = default_detector(keypoint_set)
+            if detector is None:
+                log.warning(whole_image_note(keypoint_set, boxes="boxes=", detector="detector="))
+        if isinstance(detector, str | Path):
+            detector = load_detector(detector)
         if keypoint_set.num_keypoints != config.model.num_keypoints:
             raise ConfigError(
                 f"keypoint set {keypoint_set.name!r} has {keypoint_set.num_keypoints} keypoints but the model "
@@ -170,14 +179,15 @@ class PoseEstimator:
         cls,
         weights: str | Path = DEFAULT_WEIGHTS,
         *,
-        detector: Detector | str | None = DEFAULT_DETECTOR,
+        detector: Detector | str | None = AUTO,
         config: ExperimentConfig | str | Path | None = None,
         **options: Any,
     ) -> PoseEstimator:
-        """An estimator from weights alone, with a person detector: ``PoseEstimator.from_weights()`` is HRNet-W32
-        on COCO (MMPose's checkpoint) with RTMDet-nano finding the persons, both downloaded into the cache on
-        first use (``hrnet weights list``). The config comes from the weights (``experiment_for``) unless given;
-        ``options`` go to ``from_config`` (device, precision, backend, channel_order, ...)."""
+        """An estimator from weights alone, with the detector of its keypoint set (``detector="auto"``, see
+        ``from_config``): ``PoseEstimator.from_weights()`` is HRNet-W32 on COCO (MMPose's checkpoint) with RTMDet-nano
+        finding the persons, both downloaded into the cache on first use (``hrnet weights list``). The config comes
+        from the weights (``experiment_for``) unless given; ``options`` go to ``from_config`` (device, precision,
+        backend, channel_order, ...)."""
         return cls.from_config(experiment_for(weights, config), weights, detector=detector, **options)
 
     def __call__(

@@ -7,10 +7,14 @@ Person boxes come from, in this order (``PersonBoxes``):
 1. the caller: a boxes file, a request's boxes, the boxes a video carries from one frame to the next. They are
    checked (``check_boxes``) and a box that cannot be a person is an error that names it: not finite, under a
    pixel wide or high, wholly outside the image, or more than ``MAX_BOX_SCALE`` times the image's size;
-2. the person detector: its boxes go through the same rule, but a box that fails it is dropped, not an error (a
-   detector's stray output is not the user's mistake), and at most ``max_boxes`` are kept, best first;
-3. the whole image as one person box: right for a photo cropped around one person, wrong for a group photo (the
-   front ends say so once when this is what will happen).
+2. the detector (persons, faces: ``hrnet.pose.detect.default_detector`` picks one by the keypoint set's task): its
+   boxes go through the same rule, but a box that fails it is dropped, not an error (a detector's stray output is not
+   the user's mistake), and at most ``max_boxes`` are kept, best first;
+3. the whole image as one box: right for a photo cropped around one person (hand, face, ...), wrong for a group
+   photo (the front ends say so once when this is what will happen: ``whole_image_note``).
+
+The boxes hold persons for body keypoint sets and hands, faces or animals for theirs; ``instance_noun`` names them
+in logs and on the served page. The Python names (``PersonPose``, ``Persons``) stay for every task.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from hrnet.drawing.skeletons import draw_persons
 from hrnet.errors import DataError
 from hrnet.keypoints import KeypointSet
 from hrnet.metrics.coco import keypoint_results
-from hrnet.pose.detect import Detections, Detector
+from hrnet.pose.detect import Detections, Detector, default_detector
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,35 @@ MIN_BOX_SIZE = 1.0  # pixels: a box narrower or lower than a pixel holds nothing
 # larger than the image is a mistake (a box in another image's pixels, a unit error): its crop would be the
 # image shrunk to a few pixels.
 MAX_BOX_SCALE = 8.0
+# What one box holds, (singular, plural), by keypoint-set task (``hrnet.keypoints.TASKS``).
+INSTANCE_NOUNS = {
+    "body": ("person", "persons"),
+    "wholebody": ("person", "persons"),
+    "hand": ("hand", "hands"),
+    "face": ("face", "faces"),
+    "animal": ("animal", "animals"),
+    "other": ("instance", "instances"),
+}
+
+
+def instance_noun(task: str, count: int = 1) -> str:
+    """What a box of a keypoint set with this ``task`` holds, in words: "hand" for ``count`` 1, else "hands";
+    "person(s)" for body and whole-body sets, "instance(s)" for "other"."""
+    one, many = INSTANCE_NOUNS.get(task, INSTANCE_NOUNS["other"])
+    return one if count == 1 else many
+
+
+def whole_image_note(keypoint_set: KeypointSet, boxes: str = "--boxes FILE", detector: str = "--detector ") -> str:
+    """The one line a front end logs when no boxes are given and no detector runs: each image is one box, and how
+    to give boxes or a detector (``boxes`` and ``detector``: how that front end takes them)."""
+    one = instance_noun(keypoint_set.task)
+    shipped = default_detector(keypoint_set)
+    reason = f"no {one} detector and no boxes" if shipped else f"no {one} detector ships with hrnet"
+    spec = shipped or "SPEC (an .onnx file or a name from `hrnet weights list`)"
+    return (
+        f"{reason}: every image and video frame is taken as ONE {one} filling it (right for images cropped around "
+        f"one {one}); to find every {one}: {boxes} or {detector}{spec}"
+    )
 
 
 @dataclass(frozen=True)

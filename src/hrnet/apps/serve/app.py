@@ -29,7 +29,7 @@ from hrnet.errors import ConfigError, DataError
 from hrnet.io.files import json_text
 from hrnet.io.images import decode_image_bytes
 from hrnet.pose.estimator import PersonPose, PoseEstimator
-from hrnet.pose.persons import Boxes, PersonBoxes, person_results
+from hrnet.pose.persons import Boxes, PersonBoxes, instance_noun, person_results
 
 if TYPE_CHECKING:
     import uvicorn
@@ -56,7 +56,8 @@ PAGE_HEADERS = {
 
 def model_info(estimator: PoseEstimator, name: str) -> dict[str, Any]:
     """What ``GET /v1/model`` answers: the network (its backend's own name, precision and device), its keypoints
-    (names, skeleton, drawing colours) and inputs."""
+    (names, skeleton, drawing colours), what a box holds ("instance" and "instances": "person" and "persons",
+    "hand" and "hands", ...) and inputs."""
     keypoint_set = estimator.keypoint_set
     backend = estimator.backend
     running = backend.describe() if backend is not None else {"backend": "custom", "precision": "unknown"}
@@ -69,6 +70,8 @@ def model_info(estimator: PoseEstimator, name: str) -> dict[str, Any]:
         "input_size": list(estimator.codec.crop.input_size),
         "flip_test": estimator.test.flip_test,
         "keypoint_set": keypoint_set.name,
+        "instance": instance_noun(keypoint_set.task),
+        "instances": instance_noun(keypoint_set.task, 2),
         "num_keypoints": keypoint_set.num_keypoints,
         "keypoint_names": list(keypoint_set.names),
         "skeleton": [list(pair) for pair in keypoint_set.skeleton],
