@@ -53,6 +53,7 @@ from hrnet.engine.state import TrainingState, load_training_checkpoint, rng_stat
 from hrnet.errors import OutputError, TrainingError, TrainingInterruptedError
 from hrnet.io.files import output_problem, remove_stale_temporaries, write_text_atomic
 from hrnet.io.outputs import Inputs, OutputFolder
+from hrnet.hub.registry import resolve_weights
 from hrnet.keypoints import is_keypoint_set_file, metainfo_text
 from hrnet.models.checkpoint import META_CONFIG, META_KEYPOINT_SET, load_pretrained, save_weights
 from hrnet.models.complexity import check_memory
@@ -225,7 +226,7 @@ class _Trainer:
 
         model = build_model(self.config.model)
         if tc.pretrained:
-            untouched = load_pretrained(model, tc.pretrained)
+            untouched = load_pretrained(model, resolve_weights(tc.pretrained))  # a file, or a name fetched once
             log.info("started from %s (%d tensors kept their initialisation)", tc.pretrained, len(untouched))
         if tc.sync_bn and self.dist.enabled:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
