@@ -375,9 +375,15 @@ def from_coco_category(
     )
 
 
+# One-letter words that sets abbreviate (MMPose's AP-10K "L_F_Paw" is the data set's own "left_front_paw").
+_ABBREVIATIONS = {"l": "left", "r": "right", "f": "front", "b": "back"}
+
+
 def _normalised(names: Sequence[str]) -> tuple[str, ...]:
-    """Names compared case, spaces and hyphens aside ("L Eye", "l-eye" and "l_eye" are one)."""
-    return tuple(re.sub(r"[\s\-]+", "_", n.strip().lower()) for n in names)
+    """Names compared case, separators and one-letter side words aside ("L F Paw", "l-f-paw" and
+    "left_front_paw" are one)."""
+    words = (re.split(r"[\s\-_]+", n.strip().lower()) for n in names)
+    return tuple("_".join(_ABBREVIATIONS.get(w, w) for w in name if w) for name in words)
 
 
 def coco_category(keypoint_set: KeypointSet) -> dict[str, Any]:

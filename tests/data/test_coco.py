@@ -359,11 +359,12 @@ def test_ap10k_species_sharing_one_keypoint_list_are_one_set(datasets_dir, ap10k
     folder = datasets_dir / "ap10k"
     records = read_coco(folder / "test_ap10k.json", folder, num_keypoints=17)
     assert [(r.annotation_id, r.category_id) for r in records] == [(9284, 26), (6, 1)]
-    assert records.keypoint_set.num_keypoints == 17 and records.keypoint_set.name == "test_ap10k"
-    assert records.keypoint_set.names == tuple(ap10k_json["categories"][0]["keypoints"])
+    # The file's "left_front_paw" is MMPose's "L_F_Paw": the shipped AP-10K set, with its own sigmas.
+    assert records.keypoint_set.name == "ap10k17" and records.keypoint_set.task == "animal"
+    assert records.keypoint_set.names[7] == "L_F_Paw" and records.keypoint_set.sigmas[7] == 0.062
     np.testing.assert_array_equal(records[0].keypoints[0], ap10k_json["annotations"][0]["keypoints"][:2])
     one = read_coco(folder / "test_ap10k.json", folder, category_id=26)
-    assert [r.annotation_id for r in one] == [9284] and one.keypoint_set.name == "jaguar"
+    assert [r.annotation_id for r in one] == [9284] and one.keypoint_set.name == "ap10k17"
 
 
 def test_categories_with_different_keypoint_lists_are_an_error_naming_data_category_id(

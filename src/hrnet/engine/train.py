@@ -51,9 +51,9 @@ from hrnet.engine.evaluate import Evaluator
 from hrnet.engine.loss import HeatmapLoss
 from hrnet.engine.state import TrainingState, load_training_checkpoint, rng_states, save_training_checkpoint
 from hrnet.errors import OutputError, TrainingError, TrainingInterruptedError
+from hrnet.hub.registry import resolve_weights
 from hrnet.io.files import output_problem, remove_stale_temporaries, write_text_atomic
 from hrnet.io.outputs import Inputs, OutputFolder
-from hrnet.hub.registry import resolve_weights
 from hrnet.keypoints import is_keypoint_set_file, metainfo_text
 from hrnet.models.checkpoint import META_CONFIG, META_KEYPOINT_SET, load_pretrained, save_weights
 from hrnet.models.complexity import check_memory
