@@ -93,6 +93,7 @@ def test_the_weights_record_the_set_the_network_follows(run):
     assert recorded.model.num_keypoints == kset.num_keypoints == sample.k
     assert kset.task == sample.task
     assert read_metadata(best)["keypoint_set"] == metainfo_text(kset)
+    assert (best.parent / "keypoints.yaml").read_text() == metainfo_text(kset)  # the run folder shows it too
 
 
 def test_data_show_eval_predict_export_and_serve_from_the_weights_alone(run, tmp_path, capsys):

@@ -66,8 +66,9 @@ log = logging.getLogger(__name__)
 LAST = "last.safetensors"
 BEST = "best.safetensors"
 CONFIG = "config.yaml"
+KEYPOINTS = "keypoints.yaml"  # the run's keypoint set, as its weights record it
 # What a run writes into its folder: ``overwrite`` removes these (and eval_epochNNN/), nothing else.
-RUN_FILES = (LAST, BEST, "log.csv", "curves.png", "train.log", CONFIG, "tensorboard")
+RUN_FILES = (LAST, BEST, "log.csv", "curves.png", "train.log", CONFIG, KEYPOINTS, "tensorboard")
 # Weights beyond this magnitude have diverged (HRNet's are O(1); the official checkpoints stay below 100): such a
 # state is never saved as a checkpoint to resume from.
 DIVERGED = 1e6
@@ -152,7 +153,8 @@ class _Trainer:
         config_file: str | Path | None = None,
     ):
         self.config = config
-        self.inputs = Inputs([config_file])
+        kset_file = config.data.keypoint_set if is_keypoint_set_file(config.data.keypoint_set) else None
+        self.inputs = Inputs([config_file, kset_file])
         self.tc = config.train
         self.device = device
         self.dist = dist
@@ -371,6 +373,8 @@ class _Trainer:
         if self.dist.is_main:
             with _writing(self.run_dir / CONFIG):
                 write_text_atomic(self.run_dir / CONFIG, recorded_config(self.config))
+                if self.inputs.find(self.run_dir / KEYPOINTS) is None:  # never over the set file the run was given
+                    write_text_atomic(self.run_dir / KEYPOINTS, metainfo_text(self.keypoint_set))
             handler = logging.FileHandler(self.run_dir / "train.log")
             handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
             package_logger = logging.getLogger("hrnet")
