@@ -288,6 +288,16 @@ def test_duplicate_annotation_ids_are_refused(tmp_path, coco_dir, coco_json):
     assert str(anns[2]["id"]) in msg and str(anns[7]["id"]) in msg and "each person needs its own id" in msg
 
 
+def test_a_string_image_id_among_numbers_is_refused_before_anything_runs(tmp_path, coco_dir, coco_json):
+    data = copy.deepcopy(coco_json)
+    old = data["images"][1]["id"]
+    data["images"][1]["id"] = str(old)
+    for ann in data["annotations"]:
+        ann["image_id"] = str(old) if ann["image_id"] == old else ann["image_id"]
+    with pytest.raises(DataError, match=rf"ann\.json: image ids are numbers, but image '{old}' has a string id"):
+        read_coco(write_json(tmp_path, data), coco_dir)
+
+
 def test_no_usable_person_names_the_file_and_why(tmp_path, coco_dir, coco_json):
     data = copy.deepcopy(coco_json)
     for ann in data["annotations"]:

@@ -88,3 +88,22 @@ def test_deeply_nested_json_is_a_data_error(tmp_path):
     path.write_text("[" * 200_000 + "]" * 200_000)
     with pytest.raises(DataError, match=r"deep\.json: the annotation file is nested too deeply \(over \d+ levels\)"):
         read_json(path, "annotation file")
+
+
+def test_huge_numbers_and_huge_files_are_one_line_before_any_memory_is_spent(tmp_path):
+    from hrnet.io.files import MAX_JSON_BYTES
+    from hrnet.io.images import MAX_IMAGE_BYTES, read_image
+
+    digits = tmp_path / "digits.json"
+    digits.write_text('[{"image_id": ' + "7" * 5000 + "}]")
+    with pytest.raises(DataError, match=r"^.*digits\.json: the boxes file holds a number hrnet does not read: Exceeds"):
+        read_json(digits, "boxes file")
+    # Sparse: the size a file says is refused before a byte is read (reading would fill the memory).
+    for path, limit, read, what in (
+        (tmp_path / "huge.json", MAX_JSON_BYTES, lambda p: read_json(p, "annotation file"), "annotation file"),
+        (tmp_path / "huge.jpg", MAX_IMAGE_BYTES, read_image, "image file"),
+    ):
+        with path.open("wb") as f:
+            f.truncate(limit + 1)
+        with pytest.raises(DataError, match=rf"huge\.\w+: over {limit:,} bytes, far more than a {what} holds"):
+            read(path)

@@ -363,6 +363,12 @@ def _read_coco_file(
         if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (height, width)):
             raise DataError(f"{where}: height and width must be positive integers, got {height!r} and {width!r}")
         images[image_id] = (Path(image_dir) / str(require(image, "file_name", where)), (height, width))
+    kinds = {type(image_id) for image_id in images}
+    if len(kinds) > 1:  # pycocotools sorts the ids, which fails only after the whole prediction
+        name = next(image_id for image_id in images if isinstance(image_id, str))
+        raise DataError(
+            f"{path}: image ids are numbers, but image {name!r} has a string id: give every image the same kind of id"
+        )
     category_ids, category = _keypoint_categories(data, path, category_id)
     kset = _resolve_keypoint_set(keypoint_set, category, sigmas, path)
     fields = _keypoint_fields(kset, category, path)

@@ -146,14 +146,15 @@ def write_json_atomic(path: str | Path, obj: Any, indent: int | None = 1) -> Non
     write_text_atomic(path, json_text(obj, path, indent) + "\n")
 
 
+# Far above any annotation file (COCO-WholeBody's training file is about 1.5 GB): a bigger one is the wrong file.
+MAX_JSON_BYTES = 4 << 30
+
+
 def read_json(path: str | Path, what: str = "JSON file") -> Any:
     """The parsed JSON of ``path``; a ``DataError`` naming the file and ``what`` it should be (e.g. "annotation
     file") when it cannot be read or is not valid UTF-8 JSON."""
     path = Path(path)
-    try:
-        text = path.read_bytes()
-    except OSError as err:
-        raise DataError(f"{path}: cannot read the {what} ({err.strerror or err})") from None
+    text = read_bytes_capped(path, MAX_JSON_BYTES, what)
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
@@ -163,6 +164,8 @@ def read_json(path: str | Path, what: str = "JSON file") -> Any:
         ) from None
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: the {what} is not UTF-8 JSON ({err.reason})") from None
+    except ValueError as err:  # an integer of more digits than Python converts (sys.get_int_max_str_digits)
+        raise DataError(f"{path}: the {what} holds a number hrnet does not read: {str(err).split(';')[0]}") from None
     except RecursionError:
         # Python's parser recurses once per level of nesting; no annotation format nests more than a few.
         raise DataError(
@@ -220,17 +223,25 @@ def parse_yaml(text: str, where: str, *, aliases: bool = True, error: type[Excep
         raise error(f"{where}: not valid YAML: it is nested too deeply") from None
 
 
-def read_text_capped(path: str | Path, limit: int, what: str, error: type[Exception] = DataError) -> str:
-    """The UTF-8 text of ``path``, read no further than ``limit`` bytes (the path may be /dev/zero or a huge file);
-    one ``error`` naming the file and ``what`` it should be when it cannot be read, is longer or is not UTF-8."""
+def read_bytes_capped(path: str | Path, limit: int, what: str, error: type[Exception] = DataError) -> bytes:
+    """The bytes of ``path``, read no further than ``limit`` (the path may be /dev/zero or a huge sparse file); one
+    ``error`` naming the file and ``what`` it should be when it cannot be read or is longer."""
     path = Path(path)
     try:
         with path.open("rb") as f:
-            data = f.read(limit + 1)
+            # A regular file says its size (a sparse one reads as gigabytes of zeros); a device reads up to the cap.
+            size = os.fstat(f.fileno()).st_size if stat.S_ISREG(os.fstat(f.fileno()).st_mode) else 0
+            data = b"" if size > limit else f.read(limit + 1)
     except OSError as err:
         raise error(f"{path}: cannot read the {what} ({err.strerror or err})") from None
-    if len(data) > limit:
-        raise error(f"{path}: over {limit:,} bytes, far more than a {what} holds")
+    if size > limit or len(data) > limit:
+        raise error(f"{path}: over {limit:,} bytes, far more than a {what} holds: is it the right file?")
+    return data
+
+
+def read_text_capped(path: str | Path, limit: int, what: str, error: type[Exception] = DataError) -> str:
+    """The UTF-8 text of ``path`` (``read_bytes_capped``); not UTF-8 is one ``error`` too."""
+    data = read_bytes_capped(path, limit, what, error)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:

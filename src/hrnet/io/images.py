@@ -26,13 +26,14 @@ import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 
 from hrnet.errors import DataError
-from hrnet.io.files import write_bytes_atomic
+from hrnet.io.files import read_bytes_capped, write_bytes_atomic
 
 Pixels = npt.NDArray[np.uint8]  # an (H, W, 3) image
 
 # The pixel limit of every decode unless its caller gives another (hrnet predict --max-megapixels, hrnet serve's
 # limits): 40 M pixels is a 7,300 × 5,500 photo, 120 MB decoded as 8-bit RGB.
 MAX_PIXELS = 40_000_000
+MAX_IMAGE_BYTES = 1 << 30  # 40 megapixels take at most a few hundred MB in any format hrnet reads
 # Any depth, grey or colour as stored (no alpha); the conversion to 8-bit is ours (module docstring).
 _DECODE_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
 # From OpenCV's decoded grey or BGR pixels to three channels in each order: the conversion, None for none.
@@ -72,13 +73,9 @@ def read_image(
     Raises:
         DataError: the file is missing or unreadable, or ``decode_image_bytes`` refuses its content.
     """
-    path = Path(path)
-    try:
-        # Reading the bytes ourselves (rather than cv2.imread) tells "cannot read" from "does not decode" and
-        # works for any path the OS accepts.
-        data = path.read_bytes()
-    except OSError as err:
-        raise DataError(f"{path}: cannot read the image file ({err.strerror or err})") from None
+    # Reading the bytes ourselves (rather than cv2.imread) tells "cannot read" from "does not decode" and works
+    # for any path the OS accepts; the cap stops a huge (sparse) file before it fills the memory.
+    data = read_bytes_capped(path, MAX_IMAGE_BYTES, "image file")
     return decode_image_bytes(
         data, source=str(path), apply_orientation=apply_orientation, max_pixels=max_pixels, channel_order=channel_order
     )
