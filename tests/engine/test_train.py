@@ -286,12 +286,25 @@ def test_resume_after_a_signal_equals_an_uninterrupted_run(datasets_dir, tmp_pat
     _assert_same_run(tmp_path / "whole" / "tiny", run)
 
 
+def test_a_users_own_files_named_as_a_runs_are_kept(datasets_dir, tmp_path):
+    """A folder with a user's config.yaml, curves.png and train.log but no checkpoint is no run to replace."""
+    config = tiny_experiment(datasets_dir, tmp_path, epochs=1)
+    run = tmp_path / "tiny"
+    run.mkdir()
+    mine = {name: f"my own {name}".encode() for name in ("config.yaml", "curves.png", "train.log")}
+    for name, data in mine.items():
+        (run / name).write_bytes(data)
+    with pytest.raises(TrainingError, match=r"already holds a run's files \(curves.png, train.log, config.yaml\)"):
+        train(config, progress=False)
+    assert {name: (run / name).read_bytes() for name in mine} == mine
+
+
 def test_a_finished_run_is_not_trained_into_again(datasets_dir, tmp_path, capsys):
     config = tiny_experiment(datasets_dir, tmp_path, epochs=1)
     train(config, progress=False)
     run = tmp_path / "tiny"
     log_before, last_before = (run / "log.csv").read_bytes(), (run / "last.safetensors").read_bytes()
-    with pytest.raises(TrainingError, match=r"already holds a run .*--resume.*another train.name.*--overwrite"):
+    with pytest.raises(TrainingError, match=r"already holds a run's files .*--resume.*another train.name.*--overwrite"):
         train(config, progress=False)
     assert (run / "log.csv").read_bytes() == log_before and (run / "last.safetensors").read_bytes() == last_before
     path = tmp_path / "c.yaml"

@@ -324,11 +324,12 @@ class _Trainer:
         no temporary files left by a killed process. Every process checks (so that all stop together); only rank 0
         writes."""
         self._check_config_file()
-        found = [name for name in (LAST, BEST, "log.csv") if (self.run_dir / name).exists()]
+        # Any file a run writes (a user's own config.yaml or curves.png too) is kept unless the user says.
+        found = [n for n in RUN_FILES if (self.run_dir / n).exists() and self.inputs.find(self.run_dir / n) is None]
         if found and not resume and not overwrite:
             raise TrainingError(
-                f"{self.run_dir} already holds a run ({', '.join(found)}): continue it with --resume, choose "
-                "another train.name, or start it afresh with --overwrite (deletes its checkpoints and logs)"
+                f"{self.run_dir} already holds a run's files ({', '.join(found)}): continue the run with --resume, "
+                "choose another train.name, or start afresh with --overwrite (deletes those files)"
             )
         if not self.dist.is_main:
             return
