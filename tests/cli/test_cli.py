@@ -121,6 +121,13 @@ def test_data_synth_and_show_replace_only_their_own_files(tmp_path, capsys):
     assert main([*show, "--overwrite"]) == 0 and main(show) == 0
     assert main(["data", "show", str(config), "-n", "1", "--out", str(config), "--overwrite"]) == 2
     assert "c.yaml is the input" in capsys.readouterr().err
+    image = next((out / "images" / "train").iterdir())  # one of the data's own images: an input, even so
+    before = image.read_bytes()
+    assert main(["data", "show", str(config), "-n", "1", "--out", str(image), "--overwrite"]) == 2
+    assert f"{image.name} is the input" in capsys.readouterr().err and image.read_bytes() == before
+    annotations = out / "annotations" / "train.json"
+    assert main(["data", "show", str(config), "-n", "1", "--out", str(annotations), "--overwrite"]) == 2
+    assert "train.json is the input" in capsys.readouterr().err
 
 
 def test_eval_cli_prints_the_table_and_draws(tmp_path, datasets_dir, capsys):

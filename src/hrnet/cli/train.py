@@ -134,8 +134,16 @@ def cmd_data_show(args: argparse.Namespace) -> int:
     from hrnet.io.images import write_image
     from hrnet.io.outputs import check_output_file, record_output
 
-    out = check_output_file(args.out, command=SHOW, inputs=[args.config], overwrite=args.overwrite)
+    from hrnet.data.sources import SPLITS, split_paths
+
     config = load_config(args.config, args.set)
+    inputs: list[str | Path] = [args.config]
+    for split in SPLITS:  # the data's files, and any image of its folders, are never replaced (--overwrite or not)
+        annotations, images = split_paths(config.data, split)
+        inputs.append(annotations)
+        if Path(args.out).resolve().is_relative_to(images.resolve()):
+            inputs.append(args.out)
+    out = check_output_file(args.out, command=SHOW, inputs=inputs, overwrite=args.overwrite)
     path = write_image(out, show_samples(config, args.split, args.n, args.seed))
     record_output(path)
     print(f"wrote {path}")
