@@ -130,11 +130,10 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_data_show(args: argparse.Namespace) -> int:
+    from hrnet.data.sources import SPLITS, split_paths
     from hrnet.drawing.samples import show_samples
     from hrnet.io.images import write_image
     from hrnet.io.outputs import check_output_file, record_output
-
-    from hrnet.data.sources import SPLITS, split_paths
 
     config = load_config(args.config, args.set)
     inputs: list[str | Path] = [args.config]
