@@ -223,6 +223,19 @@ def test_box_score_keeps_the_detections_scoring_enough(predict_argv, datasets_di
         assert len(json.loads((out / "000000000785.jpg.json").read_text())) == persons
 
 
+def test_thousands_of_boxes_for_one_image_are_capped_best_first(predict_argv, datasets_dir, tmp_path, caplog):
+    photo = tmp_path / "000000000785.jpg"
+    shutil.copy(datasets_dir / "coco" / "000000000785.jpg", photo)
+    boxes = tmp_path / "boxes.json"
+    entries = [{"image_id": 785, "bbox": [i % 400, 10, 100, 200], "score": i / 10_009} for i in range(10_009)]
+    boxes.write_text(json.dumps(entries))
+    out = tmp_path / "out"
+    assert main(predict_argv(photo, "--boxes", boxes, "--box-score", "0", "--max-boxes", "3", "--out", out)) == 0
+    results = json.loads((out / "000000000785.jpg.json").read_text())
+    assert [r["bbox"][0] for r in results] == [10_008 % 400, 10_007 % 400, 10_006 % 400]
+    assert "names 10009 boxes for it; the 3 best-scoring are used (--max-boxes)" in caplog.text
+
+
 def test_hand_and_face_models_find_their_own_boxes_offline(
     task_experiment, datasets_dir, tmp_path, caplog, capsys, monkeypatch
 ):

@@ -107,3 +107,14 @@ def test_huge_numbers_and_huge_files_are_one_line_before_any_memory_is_spent(tmp
             f.truncate(limit + 1)
         with pytest.raises(DataError, match=rf"huge\.\w+: over {limit:,} bytes, far more than a {what} holds"):
             read(path)
+
+
+def test_a_named_pipe_is_refused_before_it_is_opened(tmp_path):
+    from hrnet.io.images import read_image
+
+    fifo = tmp_path / "000000000785.jpg"
+    os.mkfifo(fifo)
+    with pytest.raises(DataError, match=r"000000000785\.jpg: a named pipe \(FIFO\) where the image file should be"):
+        read_image(fifo)
+    with pytest.raises(DataError, match=r"a named pipe \(FIFO\) where the annotation file should be"):
+        read_json(fifo, "annotation file")

@@ -106,7 +106,7 @@ def test_header_that_is_not_an_image(tmp_path):
 
 
 def test_directory_is_not_an_image(tmp_path):
-    with pytest.raises(DataError, match=r"cannot read the image file"):
+    with pytest.raises(DataError, match=r"a folder where the image file should be"):
         read_image(tmp_path)
     with pytest.raises(DataError, match=r"cannot read the image file \(Is a directory"):
         image_size(tmp_path)

@@ -90,14 +90,24 @@ def expand_inputs(inputs: Sequence[str | Path]) -> tuple[list[Path | str], list[
     return paths, skipped
 
 
+MAX_BOXES = 100  # boxes an image by default, as hrnet serve's --max-boxes
+
+
 class DetectionBoxes:
     """Person boxes from a COCO detection-results file (``hrnet.data.coco.read_detections``), found for an input
     by its file name (an entry's ``file_name``, if any) or its id (COCO's ``000000000785.jpg`` is image 785; other
     names match an ``image_id`` equal to the file name or its stem)."""
 
-    def __init__(self, path: str | Path, score_threshold: float = 0.0, category_id: int = PERSON_CATEGORY):
+    def __init__(
+        self,
+        path: str | Path,
+        score_threshold: float = 0.0,
+        category_id: int = PERSON_CATEGORY,
+        max_boxes: int = MAX_BOXES,
+    ):
         self.path = Path(path)
         self.boxes = read_detections(path, score_threshold=score_threshold, category_id=category_id)
+        self.max_boxes = max_boxes
 
     def matches(self, path: Path) -> bool:
         """Whether the file names the image ``path`` (even with no box above the threshold)."""
@@ -106,6 +116,12 @@ class DetectionBoxes:
     def lookup(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
         """(P, 4) boxes (x, y, w, h) in pixels and (P,) scores for an image file; no entry means no person."""
         found = next((self.boxes[key] for key in _keys(path) if key in self.boxes), [])
+        if len(found) > self.max_boxes:  # each box is a crop through the network: thousands would run for hours
+            log.warning(
+                "%s: %s names %d boxes for it; the %d best-scoring are used (--max-boxes)",
+                path, self.path, len(found), self.max_boxes,
+            )  # fmt: skip
+            found = sorted(found, key=lambda d: -d.score)[: self.max_boxes]
         boxes = np.array([d.box for d in found], dtype=np.float64).reshape(-1, 4)
         return boxes, np.array([d.score for d in found], dtype=np.float64)
 

@@ -120,7 +120,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.realtime:
         config, args.precision = realtime(config, args)
     estimator = _open_estimator(args, config, detector)
-    detections = DetectionBoxes(args.boxes, args.box_score) if args.boxes else None
+    detections = DetectionBoxes(args.boxes, args.box_score, max_boxes=args.max_boxes) if args.boxes else None
     tracking = ("new_track_keypoints", "max_detector_misses", "track_by", "track_threshold", "max_missed")
     video = VideoOptions(
         **{name: getattr(args, name) for name in tracking},  # the options named after their fields
@@ -219,6 +219,9 @@ def add_predict(sub: Any) -> None:
         type=fraction,
         default=0.3,
         help="use --boxes entries scoring at least this (default 0.3, as MMPose's demo)",
+    )
+    p.add_argument(
+        "--max-boxes", type=positive_int, default=100, help="--boxes entries an image, best first (default 100)"
     )
     add_detector(
         p,

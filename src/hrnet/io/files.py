@@ -227,6 +227,9 @@ def read_bytes_capped(path: str | Path, limit: int, what: str, error: type[Excep
     """The bytes of ``path``, read no further than ``limit`` (the path may be /dev/zero or a huge sparse file); one
     ``error`` naming the file and ``what`` it should be when it cannot be read or is longer."""
     path = Path(path)
+    if file_kind(path) in ("folder", "a named pipe (FIFO)", "a socket"):  # opening a FIFO waits for a writer
+        kind = "a folder" if file_kind(path) == "folder" else file_kind(path)
+        raise error(f"{path}: {kind} where the {what} should be")
     try:
         with path.open("rb") as f:
             # A regular file says its size (a sparse one reads as gigabytes of zeros); a device reads up to the cap.
