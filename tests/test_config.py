@@ -331,3 +331,18 @@ def test_a_config_path_that_never_ends_is_refused_unread(tmp_path):
 
 def test_a_folder_named_dot_is_no_config_name():
     assert find_config(".") == Path(".") and find_config("..") == Path("..")  # `hrnet predict . --out .`
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("test.oks_threshold=-1", r"oks_threshold must be within \[1e-06, 1\]"),
+        ("test.in_vis_threshold=2", r"in_vis_threshold must be within \[0, 1\]"),
+        ("data.sigmas=[0.025, -0.1]", r"sigmas are OKS sigmas, each in \(0, 10\]"),
+        ("train.name=../x", r"train.name must be a folder name inside train.out_dir"),
+        ("train.name=/tmp/x", r"train.name must be a folder name inside train.out_dir"),
+    ],
+)
+def test_values_that_would_silently_change_a_metric_or_leave_the_run_folder_are_refused(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])

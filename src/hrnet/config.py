@@ -50,6 +50,7 @@ MAX_SEED = 2**32 - 1  # the largest seed every generator a run seeds accepts
 BOX_PADDING_RANGE = (0.1, 10.0)
 SIGMA_RANGE = (0.25, 100.0)
 MAX_ROTATION_FACTOR = 180.0  # degrees: rotations are drawn within ±2× this, a full turn either way
+MAX_SIGMA_OKS = 10.0  # COCO's largest is 0.107; far above any, a typo rather than a choice
 MAX_CONFIG_BYTES = 1 << 20  # a config file is a few KB
 MAX_RECORDED_CONFIG = 64 * 1024  # characters: hrnet records ~3 KB in a weights file, which may come from anyone
 
@@ -224,6 +225,10 @@ class DataConfig:
         _check_range("rotation_factor", self.rotation_factor, (0.0, MAX_ROTATION_FACTOR), "degrees")
         if not 0.0 <= self.flip_prob <= 1.0 or not 0.0 <= self.rotation_prob <= 1.0:
             raise ConfigError("flip_prob and rotation_prob are probabilities in [0, 1]")
+        if not all(0.0 < s <= MAX_SIGMA_OKS for s in self.sigmas):
+            raise ConfigError(
+                f"sigmas are OKS sigmas, each in (0, {MAX_SIGMA_OKS:g}], got {short_repr(list(self.sigmas))}"
+            )
 
 
 @dataclass(frozen=True)
@@ -272,6 +277,11 @@ class TrainConfig:
                 f"momentum must be in [0, 1), weight_decay ≥ 0 and lr_factor in (0, 1]; got {self.momentum}, "
                 f"{self.weight_decay} and {self.lr_factor}"
             )
+        if not self.name or self.name in (".", "..") or any(c in self.name for c in "/\\"):
+            raise ConfigError(
+                f"train.name must be a folder name inside train.out_dir (no '/', '\\', '.' or '..'), got "
+                f"{short_repr(self.name)}"
+            )
         if not 0 <= self.seed <= MAX_SEED:  # NumPy's legacy seeding and DataLoader workers take 32 bits
             raise ConfigError(f"seed must be in [0, 2**32 - 1], got {self.seed}")
 
@@ -300,6 +310,11 @@ class TestConfig:
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be ≥ 1, got {self.batch_size}")
+        # Each is a fraction: a value outside silently changes the metric (oks_threshold -1 keeps one person).
+        for name in ("oks_threshold", "pck_threshold"):
+            _check_range(name, getattr(self, name), (1e-6, 1.0), "a fraction above 0")
+        for name in ("in_vis_threshold", "box_score_threshold", "detection_threshold"):
+            _check_range(name, getattr(self, name), (0.0, 1.0), "a score")
 
 
 @dataclass(frozen=True)
