@@ -170,3 +170,10 @@ def test_a_folder_made_for_a_run_that_failed_is_removed_again(tmp_path):
     with pytest.raises(RuntimeError), OutputFolder(tmp_path / "new", command=COMMAND):
         raise RuntimeError("refused before anything was written")
     assert not (tmp_path / "new").exists()
+
+
+def test_a_failed_run_takes_away_the_folders_it_made_and_only_those(tmp_path):
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(RuntimeError), OutputFolder(tmp_path / "runs" / "a" / "b", command="hrnet train"):
+        raise RuntimeError("no data")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"] and not any((tmp_path / "runs").iterdir())

@@ -167,7 +167,8 @@ class OutputFolder:
 
     def __enter__(self) -> OutputFolder:
         if self.hold:
-            self._created = not self.path.exists()
+            # The folders this run makes (its parents too), deepest first: a run that fails takes them away again.
+            self._created = [p for p in (self.path, *self.path.absolute().parents) if not p.exists()]
             check_writable_dir(self.path, self.what)
             kind = file_kind(self.path / LOCK)
             if kind not in (None, "file"):  # a named pipe or a folder there is no lock file hrnet can take
@@ -186,13 +187,14 @@ class OutputFolder:
                 self.manifest.save()
         finally:
             if self.hold:
-                gone = kind is not None and self._created  # a folder made for a run that failed goes again
+                gone = kind is not None and bool(self._created)  # folders made for a run that failed go again
                 if gone:
                     (self.path / LOCK).unlink(missing_ok=True)  # while held: a run that opened it finds it gone
                 self._lock.release()
                 if gone:
                     with contextlib.suppress(OSError):  # not empty: something was written
-                        self.path.rmdir()
+                        for folder in self._created:
+                            folder.rmdir()
 
     def claim(self, path: str | Path, what: str = "an output") -> Path:
         """Check ``path`` (inside the folder) as an output, before any work (``what`` names it in messages: "the
