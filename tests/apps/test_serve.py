@@ -991,3 +991,15 @@ def test_serve_precision_int8_with_an_int8_file_answers(served, photo, tmp_path)
         assert (model["backend"], model["precision"], model["engine"]) == ("onnxruntime-int8", "int8", "ONNX Runtime")
         response = c.post("/v1/pose", **_upload(photo, boxes="[[280, 44, 218, 346]]"))
     assert response.status_code == 200 and len(response.json()["persons"]) == 1
+
+
+@pytest.mark.parametrize("host", ["", "0.0.0.0", "::"])
+def test_listening_on_every_interface_is_said(served, monkeypatch, caplog, host):
+    from hrnet.apps.serve import app as serve_app
+
+    monkeypatch.setattr(serve_app, "run_beside", lambda server, batcher: True)  # no server is started
+    serve_app.serve(served[0], host=host, port=8123)
+    assert f"--host {host!r} listens on every network interface" in caplog.text
+    caplog.clear()
+    serve_app.serve(served[0], host="127.0.0.1", port=8123)
+    assert "every network interface" not in caplog.text

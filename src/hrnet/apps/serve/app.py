@@ -284,6 +284,9 @@ def uvicorn_config(app: ASGIApp, *, host: str, port: int, limits: ServeLimits) -
     )
 
 
+EVERY_INTERFACE = ("", "0.0.0.0", "::", "[::]")  # what uvicorn binds to all interfaces
+
+
 def serve(
     estimator: PoseEstimator,
     *,
@@ -303,6 +306,11 @@ def serve(
         raise ConfigError(_NEEDS_EXTRA) from None
     limits = limits or ServeLimits()
     app = create_app(estimator, limits=limits, model_name=model_name)
+    if host.strip() in EVERY_INTERFACE:
+        log.warning(
+            "--host %r listens on every network interface: anyone who can reach this machine can use the service "
+            "(the default, 127.0.0.1, is this machine only)", host,
+        )  # fmt: skip
     log.info("serving %s on http://%s:%d/ (API docs at /docs)", model_name, host, port)
     if not run_beside(uvicorn.Server(uvicorn_config(app, host=host, port=port, limits=limits)), app.state.batcher):
         sys.exit(1)  # as uvicorn itself exits when it cannot start
