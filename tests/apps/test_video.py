@@ -458,3 +458,17 @@ def test_a_live_source_drops_the_frames_it_cannot_keep_up_with(tiny, tmp_path):
     assert stats.percentile(50) < 1.0
     assert 0 < len(detector.calls) <= stats.estimated
     assert any(p["track_id"] == 1 for line in lines for p in line["persons"])
+
+
+def test_a_truncated_file_says_where_decoding_stopped(tiny, tmp_path, caplog):
+    whole = tmp_path / "whole.avi"
+    write_clip(moving_figures(num_frames=30, size=(96, 128), starts=(64.0,), speeds=(1.0,)), whole)
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 5])  # the header still announces 30 frames
+    (written,) = predict_video(tiny[0], cut, tmp_path / "out", draw=False, progress=False)
+    decoded = len(written.read_text().splitlines())
+    assert 0 < decoded < 30
+    assert f"cut.avi: decoding stopped at frame {decoded} of the 30 its header announces" in caplog.text
+    caplog.clear()
+    predict_video(tiny[0], whole, tmp_path / "out_whole", draw=False, progress=False)
+    assert "decoding stopped" not in caplog.text

@@ -133,6 +133,12 @@ def predict_video(
                 stats.seconds = clock.monotonic() - started
             if not stats.estimated:
                 raise DataError(f"{source}: no frame could be decoded")
+            # A header's count may be off by a frame or two; far fewer frames is a damaged or truncated file.
+            if not live and total is not None and stats.estimated < total - max(2, total // 50):
+                log.warning(
+                    "%s: decoding stopped at frame %d of the %d its header announces: the file is damaged or "
+                    "truncated; the outputs hold the frames decoded", source, stats.estimated, total,
+                )  # fmt: skip
     if live:
         log.info(
             "%s: %d of %d frames estimated (%.1f frames/s; the others arrived while the network was busy), "
