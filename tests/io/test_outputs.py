@@ -177,3 +177,18 @@ def test_a_failed_run_takes_away_the_folders_it_made_and_only_those(tmp_path):
     with pytest.raises(RuntimeError), OutputFolder(tmp_path / "runs" / "a" / "b", command="hrnet train"):
         raise RuntimeError("no data")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"] and not any((tmp_path / "runs").iterdir())
+
+
+def test_an_output_s_temporaries_left_by_a_dead_writer_go_and_no_other_file(tmp_path):
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead, alive = int(finished.stdout), os.getpid()
+    names = {
+        f".x.{dead}-0badcafe.hrnet.tmp.onnx": False,  # a killed export's: removed
+        f".x.{alive}-0badcafe.hrnet.tmp.onnx": True,  # a live writer's: kept
+        ".x.deadbeef.tmp.onnx": True,  # the user's own look-alike: kept
+        f".y.{dead}-0badcafe.hrnet.tmp.onnx": True,  # another output's: not this claim's business
+    }
+    for name in names:
+        (tmp_path / name).write_bytes(b"partial")
+    check_output_file(tmp_path / "x.onnx", command="hrnet export")
+    assert {name: (tmp_path / name).exists() for name in names} == names

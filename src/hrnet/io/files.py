@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import glob
 import hashlib
 import json
 import os
@@ -38,7 +39,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     if kind not in (None, "file", "folder"):  # a folder makes the rename fail with its own OSError
         raise OutputError(f"{path}: {kind}, not a regular file; writing would replace it: choose another path")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.stem}.{secrets.token_hex(4)}{TEMPORARY_MARK}{path.suffix}"
+    # The writer's process id in the name tells a later run whether the writer is gone (``remove_dead_temporaries``).
+    tmp = path.parent / f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}{TEMPORARY_MARK}{path.suffix}"
     try:
         # The mode any new file gets here (0o666 less the umask, which os.umask could only read by changing it
         # for the whole process): some writers (safetensors) create private 0o600 files; the result gets this.
@@ -60,6 +62,31 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
+
+
+def remove_dead_temporaries(path: str | Path) -> list[Path]:
+    """Delete the temporary files of the output ``path`` (``atomic_path``'s) whose writing process no longer runs on
+    this machine, e.g. an export killed mid-write; returns them. Safe beside a live writer of the same output."""
+    path = Path(path)
+    gone = []
+    for tmp in path.parent.glob(f".{glob.escape(path.stem)}.*-*{TEMPORARY_MARK}{glob.escape(path.suffix)}"):
+        pid = tmp.name[len(path.stem) + 2 :].split("-", 1)[0]
+        if pid.isdigit() and not _running(int(pid)) and tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            gone.append(tmp)
+    return gone
+
+
+def _running(pid: int) -> bool:
+    if pid <= 0:  # 0 and below name process groups, never a writer
+        return False
+    try:
+        os.kill(pid, 0)
+    except PermissionError:  # another user's process
+        return True
+    except (ProcessLookupError, OverflowError):
+        return False
+    return True
 
 
 def file_kind(path: str | os.PathLike[str]) -> str | None:

@@ -26,7 +26,14 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from hrnet.errors import OutputError
-from hrnet.io.files import check_writable_dir, file_kind, remove_stale_temporaries, sha256_file, write_json_atomic
+from hrnet.io.files import (
+    check_writable_dir,
+    file_kind,
+    remove_dead_temporaries,
+    remove_stale_temporaries,
+    sha256_file,
+    write_json_atomic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +224,8 @@ class OutputFolder:
             self._cleaned.add(path.parent)
             for stale in remove_stale_temporaries(path.parent):
                 log.info("removed %s, left by a process killed while writing it", stale)
+        for stale in remove_dead_temporaries(path):  # an unheld folder: only what a dead writer of this output left
+            log.info("removed %s, left by a process killed while writing it", stale)
         return path
 
     def record(self, path: str | Path) -> None:
