@@ -13,7 +13,7 @@ from PIL import Image
 from hrnet.apps.predict import DetectionBoxes, person_results
 from hrnet.cli import main
 from hrnet.engine.evaluate import Evaluator
-from hrnet.errors import DataError
+from hrnet.errors import ConfigError, DataError
 from hrnet.io.files import json_text
 from hrnet.io.images import read_image
 from hrnet.io.outputs import LOCK, MANIFEST, OutputFolder
@@ -61,6 +61,14 @@ def test_bad_inputs(random_experiment):
     with pytest.raises(DataError, match="2 person boxes but 1 box scores"):
         estimator(np.zeros((50, 50, 3), np.uint8), np.ones((2, 4)), np.ones(1))
     assert estimator(np.zeros((50, 50, 3), np.uint8), np.zeros((0, 4))) == []
+    image, box = np.zeros((50, 50, 3), np.uint8), np.array([[5.0, 5, 20, 30]])
+    with pytest.raises(ConfigError, match=r"boxes: give one entry per image \(2 images\).*got an array"):
+        estimator.predict([image, image], box)
+    with pytest.raises(ConfigError, match=r"box_scores: give one entry per image \(2 images\).*got 1 entries"):
+        estimator.predict([image, image], [box, box], [np.ones(1)])
+    for bad in (np.zeros((5, 5), bool), np.zeros((5, 5), np.int64), np.zeros((0, 5, 3), np.uint8)):
+        with pytest.raises(DataError, match=r"image 0: expected"):
+            estimator(bad)
 
 
 def test_channel_order_is_explicit(random_experiment, datasets_dir):

@@ -226,8 +226,8 @@ class PoseEstimator:
             else check_image(image, f"image {i}")
             for i, image in enumerate(images)
         ]
-        boxes = boxes or [None] * len(arrays)
-        box_scores = box_scores or [None] * len(arrays)
+        boxes = _per_image(boxes, len(arrays), "boxes")
+        box_scores = _per_image(box_scores, len(arrays), "box_scores")
         owner, all_boxes, all_scores = [], [], []
         for i, (image, b, s) in enumerate(zip(arrays, boxes, box_scores, strict=True)):
             where = str(images[i]) if isinstance(images[i], str | Path) else f"image {i}"
@@ -271,3 +271,16 @@ class PoseEstimator:
 def trained_on_synthetic(weights: str | Path) -> bool:
     """Whether ``weights`` record that they were trained on hrnet's synthetic figures (``hrnet demo``)."""
     return read_metadata(weights).get("trained_on") == SYNTHETIC
+
+
+def _per_image(values: Sequence[Any] | None, count: int, name: str) -> Sequence[Any]:
+    """``predict``'s ``boxes`` or ``box_scores``: one entry (an array, or None) per image, or None for all."""
+    if values is None:
+        return [None] * count
+    if isinstance(values, np.ndarray) or len(values) != count:
+        raise ConfigError(
+            f"{name}: give one entry per image ({count} images), each a (P, 4) array of boxes or None; got "
+            f"{'an array' if isinstance(values, np.ndarray) else f'{len(values)} entries'} (for one image, call "
+            "the estimator itself: estimator(image, boxes))"
+        )
+    return values
