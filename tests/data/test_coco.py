@@ -513,3 +513,12 @@ def test_detections_of_every_category_of_the_set(tmp_path, datasets_dir):
     ]
     records = read_coco_detections(write_json(tmp_path, dets, "det.json"), folder / "test_ap10k.json", folder)
     assert [(r.annotation_id, r.category_id) for r in records] == [(0, 26), (1, 1)]
+
+
+def test_detections_all_of_another_category_are_said(tmp_path, caplog):
+    from hrnet.data.coco import read_detections
+
+    path = tmp_path / "yolo.json"
+    path.write_text(json.dumps([{"image_id": 1, "category_id": 0, "bbox": [1, 2, 30, 40], "score": 0.9}] * 3))
+    assert read_detections(path) == {1: []}
+    assert "yolo.json: no detection has category_id 1; its categories are [0]" in caplog.text

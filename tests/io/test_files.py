@@ -118,3 +118,9 @@ def test_a_named_pipe_is_refused_before_it_is_opened(tmp_path):
         read_image(fifo)
     with pytest.raises(DataError, match=r"a named pipe \(FIFO\) where the annotation file should be"):
         read_json(fifo, "annotation file")
+
+
+def test_a_name_of_the_longest_length_is_written_whole(tmp_path):
+    path = tmp_path / ("é" * 55 + "x" * 130 + ".jpg.json")  # 249 bytes: its temporary would be longer than 255
+    write_text_atomic(path, "[]")
+    assert path.read_text() == "[]" and [p.name for p in tmp_path.iterdir()] == [path.name]

@@ -1,5 +1,6 @@
 """Weights I/O: official .pth forms, MMPose names, our safetensors, and refusing unsafe pickles."""
 
+import os
 import pathlib
 import pickle
 
@@ -360,3 +361,18 @@ def test_float_weights_of_any_width_are_converted(tmp_path, source, dtype):
     for name, value in target.state_dict().items():
         assert value.dtype == source.state_dict()[name].dtype
         torch.testing.assert_close(value, state[name].to(value.dtype), rtol=0, atol=0)
+
+
+def test_weights_that_are_no_file_or_no_safetensors_say_so_and_not_that_they_say_nothing(tmp_path):
+    from hrnet.errors import CheckpointError
+    from hrnet.models.checkpoint import experiment_for
+
+    pickle_named_safetensors = tmp_path / "w.safetensors"
+    pickle_named_safetensors.write_bytes(b"\x80\x04\x95" + b"\0" * 64)
+    with pytest.raises(CheckpointError, match=r"w\.safetensors: not a readable safetensors file"):
+        experiment_for(pickle_named_safetensors)
+    fifo = tmp_path / "pipe.safetensors"
+    os.mkfifo(fifo)
+    for path, kind in ((fifo, "a named pipe"), (tmp_path, "a folder")):
+        with pytest.raises(CheckpointError, match=rf"{kind}.*, not a weights file"):
+            experiment_for(path)

@@ -263,6 +263,7 @@ def read_detections(
     wanted = (category_id,) if isinstance(category_id, int) else tuple(category_id)
     images: dict[int | str, list[Detection]] = {}
     degenerate = 0
+    others: Counter[Any] = Counter()  # entries of no wanted category, by their category
     for i, entry in enumerate(entries):
         where = f"{path}: detection #{i}"
         if not isinstance(entry, Mapping):
@@ -275,13 +276,21 @@ def read_detections(
         score = float(to_finite(entry.get("score", 1.0), (), "score", where))
         found = images.setdefault(image, [])
         category = entry.get("category_id", wanted[0])
-        if _is_int(category) and category in wanted and score >= score_threshold:
+        if not (_is_int(category) and category in wanted):
+            others[category if isinstance(category, int | str) else repr(category)] += 1
+        elif score >= score_threshold:
             if w > 0 and h > 0:
                 found.append(Detection(i, image, (x, y, w, h), score, category))
             else:
                 degenerate += 1
     if degenerate:
         log.warning("%s: dropped %d detections whose box has zero or negative size", path, degenerate)
+    if sum(others.values()) == len(entries):  # e.g. YOLO's class numbers, where person is 0
+        log.warning(
+            "%s: no detection has category_id %s; its categories are %s: give the boxes the id of the keypoint "
+            "category (COCO's person is 1; YOLO numbers it 0)",
+            path, " or ".join(map(str, wanted)), sorted(others, key=str)[:5],
+        )  # fmt: skip
     kept = sum(map(len, images.values()))
     log.info("%s: %d of %d detections kept (score ≥ %g)", path, kept, len(entries), score_threshold)
     return images

@@ -40,7 +40,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise OutputError(f"{path}: {kind}, not a regular file; writing would replace it: choose another path")
     path.parent.mkdir(parents=True, exist_ok=True)
     # The writer's process id in the name tells a later run whether the writer is gone (``remove_dead_temporaries``).
-    tmp = path.parent / f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}{TEMPORARY_MARK}{path.suffix}"
+    tmp = path.parent / f".{_temporary_stem(path)}.{os.getpid()}-{secrets.token_hex(4)}{TEMPORARY_MARK}{path.suffix}"
     try:
         # The mode any new file gets here (0o666 less the umask, which os.umask could only read by changing it
         # for the whole process): some writers (safetensors) create private 0o600 files; the result gets this.
@@ -64,13 +64,21 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
     return stale
 
 
+def _temporary_stem(path: Path) -> str:
+    """``path``'s stem, shortened so that its temporary's name stays within the 255 bytes a file name may have."""
+    room = 255 - len(f"..{2**22}-00000000{TEMPORARY_MARK}{path.suffix}".encode())
+    stem = path.stem.encode()[: max(room, 1)]
+    return stem.decode(errors="ignore")
+
+
 def remove_dead_temporaries(path: str | Path) -> list[Path]:
     """Delete the temporary files of the output ``path`` (``atomic_path``'s) whose writing process no longer runs on
     this machine, e.g. an export killed mid-write; returns them. Safe beside a live writer of the same output."""
     path = Path(path)
     gone = []
-    for tmp in path.parent.glob(f".{glob.escape(path.stem)}.*-*{TEMPORARY_MARK}{glob.escape(path.suffix)}"):
-        pid = tmp.name[len(path.stem) + 2 :].split("-", 1)[0]
+    stem = _temporary_stem(path)
+    for tmp in path.parent.glob(f".{glob.escape(stem)}.*-*{TEMPORARY_MARK}{glob.escape(path.suffix)}"):
+        pid = tmp.name[len(stem) + 2 :].split("-", 1)[0]
         if pid.isdigit() and not _running(int(pid)) and tmp.is_file():
             tmp.unlink(missing_ok=True)
             gone.append(tmp)

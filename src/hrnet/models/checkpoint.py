@@ -31,7 +31,7 @@ from torch import nn
 from hrnet.config import ExperimentConfig, ModelConfig, config_from_text, load_config
 from hrnet.errors import CheckpointError, ConfigError, DataError
 from hrnet.hub.registry import config_for_weights
-from hrnet.io.files import atomic_write
+from hrnet.io.files import atomic_write, file_kind
 from hrnet.keypoints import FROM_ANNOTATIONS, KeypointSet, keypoint_set_from_text, load_keypoint_set
 from hrnet.models.hrnet import build_model
 
@@ -54,10 +54,13 @@ _COUNTER = "num_batches_tracked"  # BatchNorm's step counter: an integer, as PyT
 
 def _existing(path: str | Path) -> Path:
     path = Path(path)
-    if not path.is_file():
+    kind = file_kind(path)
+    if kind is None:
         raise CheckpointError(
             f"{path}: no such weights file; give the path of a weights file or a name from `hrnet weights list`"
         )
+    if kind != "file":
+        raise CheckpointError(f"{path}: {'a folder' if kind == 'folder' else kind}, not a weights file")
     return path
 
 
@@ -352,6 +355,12 @@ def experiment_for(
         return load_config(name, overrides)
     if (text := read_metadata(_existing(weights)).get(META_CONFIG)) is not None:
         return config_from_text(text, f"{weights} (the config recorded in it)", overrides)
+    if Path(weights).suffix.lower() == ".safetensors":  # a damaged or misnamed file is said so, not taken for one
+        try:  # that says nothing: the header is enough to tell
+            with safe_open(str(weights), framework="pt"):
+                pass
+        except (SafetensorError, OSError) as err:
+            raise CheckpointError(f"{weights}: not a readable safetensors file ({err})") from None
     raise ConfigError(
         f"{weights}: these weights do not say which network they are (official and MMPose .pth files do not): give "
         "the experiment config they were trained with first, e.g. hrnet predict coco/w32_256x192 photo.jpg "
