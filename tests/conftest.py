@@ -44,8 +44,9 @@ def reference_dir(shared_dir: Path) -> Path:
     return shared_dir / "reference"
 
 
-def tiny_model_config(num_keypoints: int = 17, variant: str = "hrnet"):
-    """The full 4-stage topology at widths 8/16/32/64 with one module and one block a branch: fast on CPU."""
+def tiny_model_config(num_keypoints: int = 17, variant: str = "hrnet", head: str = "simple"):
+    """The full 4-stage topology at widths 8/16/32/64 with one module and one block a branch: fast on CPU;
+    ``head="hrnetv2"`` concatenates the four branches (120 channels) before the heatmaps."""
     from hrnet.config import ModelConfig, StageConfig
 
     stages = (
@@ -62,6 +63,7 @@ def tiny_model_config(num_keypoints: int = 17, variant: str = "hrnet"):
         input_size=(64, 64),
         stages=stages,
         final_conv_kernel=3 if variant == "tf_port" else 1,
+        head=head,
     )
 
 

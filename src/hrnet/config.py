@@ -102,6 +102,11 @@ class ModelConfig:
     input_size: tuple[int, int] = (256, 192)  # (height, width) of the crop, official COCO W32 recipe
     stages: tuple[StageConfig, ...] = field(default_factory=lambda: hrnet_stages(32))  # HRNet-W32
     final_conv_kernel: int = 1  # official FINAL_CONV_KERNEL: the 1×1 heatmap head
+    # "simple": heatmaps from the highest-resolution branch alone (the pose paper's). "hrnetv2": Sun et al.'s
+    # HRNetV2 ("High-Resolution Representations for Labeling Pixels and Regions", 2019) as MMPose's face and hand
+    # models build it: the last stage keeps all four branches, its fusions upsample bilinearly, and the head
+    # concatenates the branches at the highest resolution, then a 1×1 conv-BN-ReLU and the final conv.
+    head: Literal["simple", "hrnetv2"] = "simple"
     # Test-time statistics: "batch" (each batch's own, tf_port only) reproduces the TF port's test.py, whose released
     # moving statistics are 0/1, at the price of a person's keypoints depending on the rest of the batch.
     batch_norm: Literal["running", "batch"] = "running"
@@ -131,6 +136,8 @@ class ModelConfig:
                 f"the stages would hold about 10^{len(str(weights)) - 1} weights, over the {MAX_WEIGHTS:,} a network "
                 "may have here (HRNet-W48: 6.4·10^7): check num_modules, num_blocks and num_channels"
             )
+        if self.head == "hrnetv2" and self.variant != "hrnet":
+            raise ConfigError(f"head 'hrnetv2' is built on variant 'hrnet', not {self.variant!r}; use head: simple")
         if self.final_conv_kernel not in (1, 3):
             raise ConfigError(f"final_conv_kernel must be 1 or 3 (official choices), got {self.final_conv_kernel}")
         # Branch 4 runs at 1/32 of the input (1/8 in the TF port, which has no stem): sizes must divide evenly.

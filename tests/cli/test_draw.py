@@ -108,3 +108,23 @@ def test_info_input_size_a_network_cannot_take_names_the_option(capsys):
 def test_the_old_draw_spelling_still_works():
     """README's "--input 384x288": argparse takes an option's unambiguous prefix, so no alias is needed."""
     assert parse_args(["draw", "w32", "--out", "n.svg", "--input", "128x96"]).input_size == (128, 96)
+
+
+def test_info_and_draw_show_an_hrnetv2_network(tmp_path, capsys):
+    """HRNetV2: the layer table and the picture show the branches concatenated (8+16+32+64 = 120 channels at the
+    highest resolution), the 1×1 conv-BN-ReLU over them and the final conv."""
+    path = tmp_path / "v2.yaml"
+    path.write_text(dump_config(ExperimentConfig(model=tiny_model_config(head="hrnetv2"))))
+    assert main(["info", str(path), "--layers"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("v2.yaml (variant hrnet, head hrnetv2)")
+    neck, convs, final = (line.split("  ")[0] for line in lines[-4:-1])
+    assert (neck, convs, final) == ("neck", "conv_layers", "final_layer")
+    assert "bilinear to branch 1, concat" in lines[-4] and "(1, 120, 16, 16)" in lines[-4]
+    assert "1×1 conv, 120→120, BN, ReLU" in lines[-3] and "(1, 17, 16, 16)" in lines[-2]
+    out = tmp_path / "v2.svg"
+    assert main(["draw", str(path), "--out", str(out)]) == 0
+    texts = ["".join(t.itertext()) for t in ET.parse(out).getroot().iter("{http://www.w3.org/2000/svg}text")]
+    assert "v2.yaml: HRNetV2 (all branches to the head, as MMPose), input 64×64, 17 keypoints" in texts
+    assert {"bilinear to branch 1, concat", "1×1 conv, 120→120", "1×1 conv, 120→17"} <= set(texts)
+    assert "up path: 1×1 conv → BN → bilinear ×2" in texts

@@ -180,3 +180,45 @@ def test_onnx_input_size_and_keypoints_must_match_the_config(tmp_path):
         OnnxRunner(path, input_size=(64, 64), num_keypoints=14)
     runner = OnnxRunner(path, input_size=(64, 64), num_keypoints=17)  # a matching config is accepted
     assert runner(np.zeros((2, 3, 64, 64), np.float32)).shape == (2, 17, 16, 16)
+
+
+# ------------------------------------------------------------------ HRNetV2: all four branches to the head
+
+
+def test_hrnetv2_exports_and_every_backend_runs_it(tmp_path):
+    """A tiny HRNetV2 (bilinear fusions, four branches resized and concatenated): ONNX Runtime equals PyTorch, and
+    every backend (fast path, bf16, ONNX Runtime fp32 and int8) gives the plain network's heatmaps within its
+    precision's tolerance."""
+    from hrnet.runtime.backends import BACKENDS, open_backend
+    from hrnet.runtime.export import export_int8
+
+    cfg = tiny_model_config(21, head="hrnetv2")
+    model = randomised(build_model(cfg))
+    weights = tmp_path / "v2.safetensors"
+    save_weights(model, weights)
+    files = {"fp32": export_from_config(cfg, weights, tmp_path / "fp32.onnx")}
+    _assert_runtime_equals_torch(model, files["fp32"], (64, 64))
+    crops = np.random.default_rng(0).standard_normal((4, 3, 64, 64)).astype(np.float32)
+    files["int8"] = export_int8(model, tmp_path / "int8.onnx", (64, 64), [crops])
+    x = torch.from_numpy(crops)
+    with torch.no_grad():
+        expected = model(x)
+    tolerance = {"fp32": 1e-4, "bf16": 0.05, "int8": 0.25}  # of max |output|; int8 as export_int8's own check
+    for name, entry in BACKENDS.items():
+        backend = open_backend(cfg, weights if entry.runs == "checkpoint" else files[entry.precision], backend=name)
+        with torch.inference_mode():
+            got = backend(x).float()
+        assert got.shape == (4, 21, 16, 16)
+        error = float((got - expected).abs().max() / expected.abs().max())
+        assert error <= tolerance[entry.precision], (name, error)
+        if entry.precision != "fp32":
+            assert error > 1e-6  # really another precision
+
+
+def test_hrnetv2_needs_an_opset_with_half_pixel_resize(tmp_path):
+    """Opsets 9 and 10 sample bilinear upsampling elsewhere than PyTorch: refused before anything is written."""
+    model = build_model(tiny_model_config(head="hrnetv2"))
+    with pytest.raises(ConfigError, match=r"opset 10 cannot express the network's bilinear upsampling .* opset 11"):
+        export_onnx(model, tmp_path / "v2.onnx", (64, 64), opset=10)
+    assert not list(tmp_path.iterdir())
+    _assert_runtime_equals_torch(model, export_onnx(model, tmp_path / "v2.onnx", (64, 64), opset=11), (64, 64))

@@ -179,7 +179,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     h, w = model_cfg.input_size
     hh, hw = model_cfg.heatmap_size
     lines = [
-        f"model              {args.config} (variant {model_cfg.variant})",
+        f"model              {args.config} (variant {model_cfg.variant}, head {model_cfg.head})",
         f"parameters         {count_parameters(model):,}",
         f"multiply-adds      {macs / 1e9:.3f} G  ({macs / 2**30:.2f} G in units of 2^30, the official 'GFLOPs')",
         f"input              3 × {h} × {w}",

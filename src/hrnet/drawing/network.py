@@ -262,6 +262,9 @@ def draw_overview(cfg: ModelConfig, name: str) -> Figure:
     k_out, k_h, k_w = net.heatmap_shape[1:]
     lines = ["head", *_step_lines(net.head), *([net.head_note] if net.head_note else [])]
     width = _text_width(lines)
+    for b in range(1, num_rows):  # HRNetV2's head takes every branch the last stage keeps
+        if ends[b]:
+            sheet.arrow(ends[b], ys[b], x, ys[0], color=_UP)
     place(width, lines, face="#f4f4f4")
     x += width + 0.6
     lines = ["heatmaps", f"{k_out} × {k_h}×{k_w}", f"(input ÷ {h // k_h})"]
@@ -271,6 +274,8 @@ def draw_overview(cfg: ModelConfig, name: str) -> Figure:
     x += width + 0.3
 
     variant = "HRNet, official" if net.variant == "hrnet" else "HRNet, TF port"
+    if net.head_name == "hrnetv2":
+        variant = "HRNetV2 (all branches to the head, as MMPose)"
     title = f"{name}: {variant}, input {h}×{w}, {k_out} keypoints"
     sheet.text(0.3, 0.45, title, size=_FONT + 3, weight="bold", ha="left")
     y = bottom + 0.9

@@ -143,6 +143,41 @@ def _mmpose_1x(width: int, size: tuple[int, int], batch: int, stamp: str, ap: st
     )
 
 
+# MMPose 0.x HRNetV2-W18 face and hand tables (the 1.x tables list the same files: configs/face_2d_keypoint/ and
+# configs/hand_2d_keypoint/topdown_heatmap/<data>/hrnetv2*.md).
+_MMPOSE_0X_TASK = "open-mmlab/mmpose, branch 0.x: configs/{task}/2d_kpt_sview_rgb_img/topdown_heatmap/{data}/"
+_HRNETV2_FOLDERS = {  # where download.openmmlab.com keeps each variant's files, by task
+    ("face", ""): "hrnetv2", ("face", "awing"): "hrnetv2", ("face", "dark"): "darkpose",
+    ("hand", ""): "hrnetv2", ("hand", "dark"): "dark", ("hand", "udp"): "udp",
+}  # fmt: skip
+_METHOD_NAMES = {"": "", "dark": "DARK", "udp": "UDP", "awing": "AWing loss"}
+# The split each data set's figures are measured on: its table's "Results on ..." and its config's test annotations.
+_MEASURED_ON = {
+    "wflw": "WFLW test", "300w": "300W full (common + challenge)", "aflw": "AFLW full", "cofw": "COFW test",
+    "coco_wholebody_face": "COCO-WholeBody-Face val", "onehand10k": "OneHand10K test", "rhd2d": "RHD test",
+    "coco_wholebody_hand": "COCO-WholeBody-Hand val",
+}  # fmt: skip
+
+
+def _hrnetv2(task: str, data: str, method: str, stamp: str, num_keypoints: int, figure: str) -> WeightsFile:
+    """An MMPose 0.x HRNetV2-W18 256×256 file ``hrnetv2_w18_<data>_256x256[_<method>]-<stamp>.pth`` of ``task``
+    ("face" or "hand"); ``method`` "" (plain), "dark", "udp" or "awing" (a training loss: decoded as plain);
+    ``figure`` its published metric, measured on ``_MEASURED_ON[data]``."""
+    suffix = f"_{method}" if method else ""
+    stem = f"hrnetv2_w18_{data}_256x256{suffix}"
+    return _hrnet(
+        f"{_MMPOSE}/{task}/{_HRNETV2_FOLDERS[task, method]}/{stem}-{stamp}.pth",
+        num_keypoints,
+        name="mmpose-" + stem.replace("_", "-"),
+        about=f"HRNetV2-W18{method and ', ' + _METHOD_NAMES[method]}, MMPose 0.x",
+        source=_MMPOSE_0X_TASK.format(task=task, data=data) + f"hrnetv2{suffix}_{data}.md",
+        accuracy=f"{figure} on {_MEASURED_ON[data]}",
+        config=f"{task}/{stem}",
+        decoding={"": "argmax", "awing": "argmax", "dark": "dark", "udp": "udp"}[method],
+        input_size=(256, 256),
+    )
+
+
 def _onnx_sdk(name: str, file: str, size: int, about: str, accuracy: str, source: str) -> WeightsFile:
     return WeightsFile(
         name, "detector", f"{_ONNX_SDK}/{file}", about, source, accuracy, member="end2end.onnx",
@@ -188,6 +223,35 @@ REGISTRY: dict[str, WeightsFile] = {
                 num_keypoints=16,
             )
             for width, stamp, pckh in ((32, "6c4f923f_20200812", "0.900"), (48, "92cab7bd_20200812", "0.901"))
+        ),
+        # HRNetV2-W18 faces and hands: MMPose 0.x files, each figure from the 0.x table its source names.
+        *(
+            _hrnetv2("face", data, method, stamp, k, f"NME {nme}")
+            for data, method, stamp, k, nme in (
+                ("wflw", "", "2bf032a6_20210125", 98, "4.06"),
+                ("wflw", "dark", "3f8e0c2c_20210125", 98, "3.98"),
+                ("wflw", "awing", "5af5055c_20211212", 98, "4.02"),
+                ("300w", "", "eea53406_20211019", 68, "3.37"),
+                ("aflw", "", "f2bbc62b_20210125", 19, "1.41"),
+                ("aflw", "dark", "219606c0_20210125", 19, "1.34"),
+                ("coco_wholebody_face", "", "c1ca469b_20210909", 68, "0.0569"),
+                ("coco_wholebody_face", "dark", "3d9a334e_20210909", 68, "0.0513"),
+                ("cofw", "", "49243ab8_20211019", 29, "3.40"),
+            )
+        ),
+        *(
+            _hrnetv2("hand", data, method, stamp, 21, f"PCK@0.2 {pck}, AUC {auc}, EPE {epe}")
+            for data, method, stamp, pck, auc, epe in (
+                ("onehand10k", "", "30bc9c6b_20210330", "0.990", "0.568", "24.16"),
+                ("onehand10k", "dark", "a2f80c64_20210330", "0.990", "0.573", "23.84"),
+                ("onehand10k", "udp", "0d1b515d_20210330", "0.990", "0.572", "23.87"),
+                ("rhd2d", "", "95b20dd8_20210330", "0.992", "0.902", "2.21"),
+                ("rhd2d", "dark", "4df3a347_20210330", "0.992", "0.903", "2.17"),
+                # Its table heads the column "PCKh@0.7", the other RHD tables "PCK@0.2": the same numbers' metric.
+                ("rhd2d", "udp", "63ba6007_20210330", "0.992", "0.902", "2.21"),
+                ("coco_wholebody_hand", "", "1c028db7_20210908", "0.813", "0.840", "4.39"),
+                ("coco_wholebody_hand", "dark", "a9228c9c_20210908", "0.814", "0.840", "4.37"),
+            )
         ),
         *(
             _onnx_sdk(

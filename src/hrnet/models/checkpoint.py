@@ -5,7 +5,8 @@ Reads:
 - official HRNet ``.pth`` files: a plain state_dict, a dict holding ``state_dict`` (the official resume file),
   keys with DataParallel's ``module.`` prefix;
 - MMPose checkpoints: ``backbone.*`` and ``keypoint_head.final_layer.*`` (MMPose 0.x) or ``head.final_layer.*``
-  (MMPose 1.x) are mapped to our names.
+  (MMPose 1.x) are mapped to our names; so are the HRNetV2 head's ``head.conv_layers.*`` (1.x) and 0.x's
+  ``keypoint_head.final_layer.{0,1,3}.*`` (its one Sequential of conv, BN, ReLU and the final conv).
 
 ``.pth`` files are unpickled with ``torch.load(weights_only=True)`` (tensors and plain containers only), with
 NumPy's array, dtype and scalar rebuilders allowed for that one load (MMPose 1.x stores its data-set metadata as
@@ -39,7 +40,13 @@ from hrnet.models.hrnet import build_model
 _PREFIX_MAP = (
     ("module.", ""),  # torch.nn.DataParallel / DistributedDataParallel
     ("backbone.", ""),  # MMPose TopdownPoseEstimator.backbone
+    # MMPose 0.x TopdownHeatmapSimpleHead with one extra conv (num_conv_layers=1, the HRNetV2 head) keeps it in
+    # final_layer (conv, BN, ReLU, final conv); 1.x renames them so (HeatmapHead._load_state_dict_pre_hook).
+    ("keypoint_head.final_layer.0.", "conv_layers.0."),
+    ("keypoint_head.final_layer.1.", "conv_layers.1."),
+    ("keypoint_head.final_layer.3.", "final_layer."),
     ("keypoint_head.final_layer.", "final_layer."),  # MMPose 0.x TopdownHeatmapSimpleHead
+    ("head.conv_layers.", "conv_layers."),  # MMPose 1.x HeatmapHead, its conv_out_channels (HRNetV2)
     ("head.final_layer.", "final_layer."),  # MMPose 1.x HeatmapHead
 )
 _SHOWN = 5  # how many offending keys an error message lists
@@ -211,8 +218,8 @@ def _unpickler_detail(err: BaseException) -> str:
 def convert_state_dict(raw: Mapping[str, object], source: str = "<state_dict>") -> dict[str, torch.Tensor]:
     """Unwrap ``{"state_dict": ...}`` and map DataParallel / MMPose names to ours.
 
-    MMPose entries outside the backbone and the final layer (e.g. a data preprocessor) are dropped; a
-    non-tensor value is an error naming the key.
+    MMPose entries outside the backbone and the head (e.g. a data preprocessor) are dropped; a non-tensor value
+    is an error naming the key.
     """
     if "state_dict" in raw and isinstance(raw["state_dict"], Mapping):
         raw = raw["state_dict"]

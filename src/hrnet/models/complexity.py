@@ -16,6 +16,7 @@ from torch import nn
 
 from hrnet.config import ModelConfig
 from hrnet.errors import ConfigError
+from hrnet.models.hrnet import UpsampleConcat
 from hrnet.system import available_memory
 
 
@@ -99,13 +100,13 @@ def blocks(model: nn.Module, calls: list[ModuleCall]) -> list[ModuleCall]:
 
     The model is opened down to them through containers: ``ModuleList``, a ``Sequential`` none of whose direct
     children is a layer with parameters (a stack of units, a chain of convs), and any module that takes or
-    returns a list of branches (an exchange module, a fusion). Parameter-free calls that keep their input's shape
-    (activations, identities) are left out.
+    returns a list of branches (an exchange module, a fusion) and has children. Parameter-free calls that keep
+    their input's shape (activations, identities) are left out.
     """
     takes_lists = {c.name for c in calls if c.input_shape is None or c.output_shape is None}
 
     def is_container(name: str, module: nn.Module) -> bool:
-        if name == "" or isinstance(module, nn.ModuleList) or name in takes_lists:
+        if name == "" or isinstance(module, nn.ModuleList) or (name in takes_lists and list(module.children())):
             return True
         if isinstance(module, nn.Sequential):
             return not any(not list(c.children()) and count_parameters(c) for c in module.children())
@@ -129,7 +130,8 @@ def blocks(model: nn.Module, calls: list[ModuleCall]) -> list[ModuleCall]:
 
 
 def describe_layer(module: nn.Module) -> str:
-    """One layer in a few words: "3×3 conv /2, 32→64", "nearest ×2", "BN", "leaky ReLU 0.1", else its class."""
+    """One layer in a few words: "3×3 conv /2, 32→64", "nearest ×2", "BN", "leaky ReLU 0.1", "bilinear to branch
+    1, concat", else its class."""
     if isinstance(module, nn.Conv2d):
         kh, kw = module.kernel_size
         stride = f" /{module.stride[0]}" if module.stride[0] > 1 else ""
@@ -138,6 +140,8 @@ def describe_layer(module: nn.Module) -> str:
         scale = module.scale_factor
         factor = scale[0] if isinstance(scale, tuple) else scale
         return f"{module.mode} ×{float(factor or 0):g}"
+    if isinstance(module, UpsampleConcat):
+        return "bilinear to branch 1, concat"
     if isinstance(module, nn.BatchNorm2d):
         return "BN"
     if isinstance(module, nn.LeakyReLU):

@@ -18,7 +18,7 @@ from torch import nn
 from hrnet.config import ModelConfig
 from hrnet.errors import ConfigError
 from hrnet.models.complexity import ModuleCall, blocks, describe_layer, trace_modules
-from hrnet.models.hrnet import ExchangeModule, HRNet, build_model
+from hrnet.models.hrnet import ExchangeModule, HRNet, UpsampleConcat, build_model
 from hrnet.tf_port.model import BetweenStages, ExchangeBlock, TFPortHRNet, TFSamePadding
 
 Shape = tuple[int, ...]
@@ -28,7 +28,7 @@ Shape = tuple[int, ...]
 class Step:
     """One step of a path: a convolution with the BatchNorm and activation that follow it, or an upsampling."""
 
-    title: str  # "3×3 conv /2, 32→64", "1×1 conv, 64→32", "nearest ×2"
+    title: str  # "3×3 conv /2, 32→64", "1×1 conv, 64→32", "nearest ×2", "bilinear to branch 1, concat"
     extras: tuple[str, ...]  # what follows inside the step: ("BN", "ReLU")
     shape: Shape  # (N, C, H, W) output of the convolution or upsampling
 
@@ -81,6 +81,7 @@ class Network:
     """A whole network, read from the built network and one hooked forward pass."""
 
     variant: str
+    head_name: str  # ModelConfig.head: "simple", or "hrnetv2" (all branches concatenated)
     input_shape: Shape  # (N, 3, H, W)
     stem: tuple[Step, ...]  # empty for the TF port, which has none
     stem_cost: Cost
@@ -122,7 +123,7 @@ def _steps(leaves: Iterable[tuple[str, nn.Module]], shapes: dict[str, Shape]) ->
         if isinstance(leaf, TFSamePadding):
             padded = True
             continue
-        if isinstance(leaf, (nn.Conv2d, nn.Upsample)) or not steps:
+        if isinstance(leaf, (nn.Conv2d, nn.Upsample, UpsampleConcat)) or not steps:
             extras = ("TF 'same' padding",) if padded else ()
             steps.append(Step(describe_layer(leaf), extras, shapes[name]))
             padded = False
@@ -163,7 +164,7 @@ def _stage_key(name: str, variant: str) -> str:
             return str(int(top.removeprefix("transition")) + 1)
         if top.startswith("stage"):
             return top.removeprefix("stage")
-        if top == "final_layer":
+        if top in ("neck", "conv_layers", "final_layer"):
             return "head"
     else:
         if top in ("stage1", "stage1_out"):
@@ -201,7 +202,8 @@ def _hrnet_parts(
             fused = len(module.fuse_layers or ())
             modules.append(Module(_branches(module.branches, f"stage{s}.{m}.branches", shapes), fused))
         stages.append(Stage(s, opening, tuple(modules), (), costs[str(s)]))
-    return stem, stages, _steps(_leaves(model.final_layer, "final_layer"), shapes)
+    head = [leaf for name in ("neck", "conv_layers", "final_layer") for leaf in _leaves(getattr(model, name), name)]
+    return stem, stages, _steps(head, shapes)
 
 
 def _tf_port_parts(
@@ -257,6 +259,7 @@ def describe_network(cfg: ModelConfig, batch_size: int = 1) -> Network:
         head_note = "then ReLU, each map ÷ its sum"
     return Network(
         variant=cfg.variant,
+        head_name=cfg.head,
         input_shape=cast(Shape, calls[0].input_shape),
         stem=stem,
         stem_cost=costs.get("stem", Cost(0, 0)),

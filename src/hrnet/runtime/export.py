@@ -30,6 +30,7 @@ from hrnet.io.outputs import check_output_file
 from hrnet.keypoints import KeypointSet, metainfo_text
 from hrnet.models.checkpoint import META_CONFIG, META_KEYPOINT_SET, ONNX_PREFIX, load_model
 from hrnet.models.fuse import fold_batchnorm
+from hrnet.models.hrnet import UpsampleConcat
 from hrnet.runtime.backends import EXPORT_PRECISIONS
 from hrnet.runtime.onnx import (
     MAX_OPSET,
@@ -39,6 +40,7 @@ from hrnet.runtime.onnx import (
     META_PRECISION,
     META_QUANTIZER,
     MIN_OPSET,
+    MIN_OPSET_BILINEAR,
     OPSET,
     OnnxRunner,
     onnx_metadata,
@@ -85,6 +87,11 @@ def export_onnx(
     """
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ConfigError(f"ONNX opset {opset}: the export writes opsets {MIN_OPSET} to {MAX_OPSET} (default {OPSET})")
+    if opset < MIN_OPSET_BILINEAR and _interpolates_bilinearly(model):
+        raise ConfigError(
+            f"ONNX opset {opset} cannot express the network's bilinear upsampling as PyTorch computes it (HRNetV2's "
+            f"fusions and head): use opset {MIN_OPSET_BILINEAR} or newer (default {OPSET})"
+        )
     optional_module("onnx")
     if check:
         optional_module("onnxruntime")
@@ -123,6 +130,12 @@ def export_onnx(
                 )
             log.info("%s: ONNX Runtime equals PyTorch within %.2g of max |output|", path, error / (scale or 1))
     return path
+
+
+def _interpolates_bilinearly(model: nn.Module) -> bool:
+    return any(
+        isinstance(m, UpsampleConcat) or (isinstance(m, nn.Upsample) and m.mode == "bilinear") for m in model.modules()
+    )
 
 
 def recorded_metadata(config: ExperimentConfig | ModelConfig, keypoint_set: KeypointSet | None) -> dict[str, str]:

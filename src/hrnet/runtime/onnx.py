@@ -21,6 +21,9 @@ OPSET = 17  # what hrnet export writes by default
 # The opsets the export takes: 9 is the first whose Upsample the exchange units' nearest upsampling exports to (7
 # fails); 20 is the newest PyTorch's TorchScript-based exporter writes (torch.onnx._constants).
 MIN_OPSET, MAX_OPSET = 9, 20
+# Resize's half-pixel coordinates, which PyTorch's bilinear interpolation (align_corners False) uses, came with opset
+# 11; the Upsample of earlier opsets samples elsewhere (HRNetV2's fusions and head interpolate so).
+MIN_OPSET_BILINEAR = 11
 # ONNX metadata keys written by hrnet export.
 META_PRECISION = "hrnet.runtime.precision"
 META_CALIBRATION = "hrnet.calibration"
