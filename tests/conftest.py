@@ -46,8 +46,16 @@ def reference_dir(shared_dir: Path) -> Path:
 
 def tiny_model_config(num_keypoints: int = 17, variant: str = "hrnet", head: str = "simple"):
     """The full 4-stage topology at widths 8/16/32/64 with one module and one block a branch: fast on CPU;
-    ``head="hrnetv2"`` concatenates the four branches (120 channels) before the heatmaps."""
-    from hrnet.config import ModelConfig, StageConfig
+    ``head="hrnetv2"`` concatenates the four branches (120 channels) before the heatmaps; ``variant="litehrnet"``
+    a Lite-HRNet of widths 8/16/32/64 with one module a stage."""
+    from hrnet.config import LiteHRNetConfig, ModelConfig, StageConfig
+
+    if variant == "litehrnet":
+        widths = ((8, 16), (8, 16, 32), (8, 16, 32, 64))
+        spec = LiteHRNetConfig(
+            stem_channels=8, stem_out_channels=8, num_modules=(1, 1, 1), num_blocks=(1, 1, 1), num_channels=widths
+        )
+        return ModelConfig(variant="litehrnet", num_keypoints=num_keypoints, input_size=(64, 64), litehrnet=spec)
 
     stages = (
         StageConfig(num_modules=1, num_branches=1, block="bottleneck", num_blocks=(1,), num_channels=(8,)),

@@ -91,11 +91,79 @@ def hrnet_stages(width: int) -> tuple[StageConfig, ...]:
 
 
 @dataclass(frozen=True)
+class LiteHRNetConfig:
+    """Lite-HRNet's knobs (Yu et al., "Lite-HRNet: A Lightweight High-Resolution Network", CVPR 2021) as MMPose's
+    ``LiteHRNet`` backbone takes them (``extra.stem`` and ``extra.stages_spec``, one entry per stage); the defaults
+    are Lite-HRNet-18 (open-mmlab/mmpose v1.3.2, configs/body_2d_keypoint/topdown_heatmap/coco/
+    td-hm_litehrnet-18_8xb64-210e_coco-256x192.py)."""
+
+    stem_channels: int = 32  # the stem's stride-2 3×3 conv
+    stem_out_channels: int = 32  # what the stem's two shuffle branches give together (¼ resolution)
+    stem_expand_ratio: float = 1.0  # inner width of the stem's second branch, × stem_channels
+    num_modules: tuple[int, ...] = (2, 4, 2)  # Lite-HRNet-30: (3, 8, 3)
+    num_blocks: tuple[int, ...] = (2, 2, 2)  # weighting (or shuffle) blocks per module
+    # Widths per branch of each stage; stage s has one branch more than the stem or the stage before.
+    num_channels: tuple[tuple[int, ...], ...] = ((40, 80), (40, 80, 160), (40, 80, 160, 320))
+    reduce_ratios: tuple[int, ...] = (8, 8, 8)  # cross-resolution weighting: channel reduction of its 1×1 convs
+    # "lite": conditional channel weighting blocks (the paper's network); "naive": ShuffleNet V2 blocks per branch
+    # (the paper's "Naive Lite-HRNet").
+    module_type: tuple[Literal["lite", "naive"], ...] = ("lite", "lite", "lite")
+    with_fuse: tuple[bool, ...] = (True, True, True)  # each module ends with a multi-resolution fusion
+    with_head: bool = True  # MMPose's IterativeHead: lowest resolution upwards, summed into the highest
+
+    def __post_init__(self) -> None:
+        stages = len(self.num_modules)
+        per_stage = ("num_blocks", "num_channels", "reduce_ratios", "module_type", "with_fuse")
+        if stages < 1 or any(len(getattr(self, name)) != stages for name in per_stage):
+            raise ConfigError(
+                f"litehrnet: num_modules has {stages} entries (one per stage); {', '.join(per_stage)} need as many"
+            )
+        branches = [len(c) for c in self.num_channels]
+        if branches[0] < 2 or any(b - a != 1 for a, b in itertools.pairwise(branches)):
+            raise ConfigError(
+                f"litehrnet.num_channels: stage 1 needs ≥ 2 branches and each later stage one more, got "
+                f"{short_repr([list(c) for c in self.num_channels])}"
+            )
+        counts = (*self.num_modules, *self.num_blocks, *self.reduce_ratios)
+        if min(counts) < 1 or round(self.stem_channels * self.stem_expand_ratio) < 1:
+            raise ConfigError(
+                "litehrnet: num_modules, num_blocks, reduce_ratios and stem_expand_ratio must be positive"
+            )
+        # Every block splits its input in two halves and shuffles them back: widths must be even.
+        widths = (self.stem_channels, self.stem_out_channels, *(c for stage in self.num_channels for c in stage))
+        if any(w < 2 or w % 2 for w in widths):
+            raise ConfigError(f"litehrnet: stem and branch widths must be even and ≥ 2, got {short_repr(widths)}")
+        for channels, ratio, kind in zip(self.num_channels, self.reduce_ratios, self.module_type, strict=True):
+            # The weighting's 1×1 convs reduce half of each width by 4 (spatial) and the halves' sum by the ratio.
+            if kind == "lite" and (min(channels) < 8 or sum(channels) // 2 < ratio):
+                raise ConfigError(
+                    f"litehrnet: lite stages need widths ≥ 8 and half their sum ≥ reduce_ratio, got widths "
+                    f"{list(channels)} with ratio {ratio}"
+                )
+        if self.stem_out_channels < self.stem_channels:  # the stem's first branch would get no channels
+            raise ConfigError("litehrnet: stem_out_channels must be at least stem_channels")
+
+    @property
+    def num_branches(self) -> int:
+        """Branches of the last stage (4 for Lite-HRNet-18 and -30)."""
+        return len(self.num_channels[-1])
+
+    def weights_estimate(self) -> int:
+        """About how many weights the network holds: the fusions' 1×1 convs, between every two branches."""
+        return sum(n * sum(c) ** 2 for n, c in zip(self.num_modules, self.num_channels, strict=True))
+
+
+LITEHRNET_18 = LiteHRNetConfig()
+LITEHRNET_30 = LiteHRNetConfig(num_modules=(3, 8, 3))  # td-hm_litehrnet-30_8xb64-210e_coco-256x192.py
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """The pose network. ``variant="hrnet"`` is the official PyTorch network (stem, ¼-resolution heatmaps);
-    ``"tf_port"`` is the original TensorFlow port (no stem, leaky ReLU, full-resolution normalised heatmaps)."""
+    ``"tf_port"`` is the original TensorFlow port (no stem, leaky ReLU, full-resolution normalised heatmaps);
+    ``"litehrnet"`` is MMPose's Lite-HRNet (¼-resolution heatmaps), described by ``litehrnet``, not ``stages``."""
 
-    variant: Literal["hrnet", "tf_port"] = "hrnet"  # "hrnet" loads the official checkpoints
+    variant: Literal["hrnet", "tf_port", "litehrnet"] = "hrnet"  # "hrnet" loads the official checkpoints
     # Heatmaps predicted: the keypoint set's count (COCO-17 by default). A config that names data.keypoint_set and not
     # this follows the set; 0 means "the annotations' count", known once training reads them (from_annotations).
     num_keypoints: int = 17
@@ -110,8 +178,14 @@ class ModelConfig:
     # Test-time statistics: "batch" (each batch's own, tf_port only) reproduces the TF port's test.py, whose released
     # moving statistics are 0/1, at the price of a person's keypoints depending on the rest of the batch.
     batch_norm: Literal["running", "batch"] = "running"
+    litehrnet: LiteHRNetConfig | None = None  # variant litehrnet only: its stages (presets litehrnet18, litehrnet30)
 
     def __post_init__(self) -> None:
+        if (self.litehrnet is not None) != (self.variant == "litehrnet"):
+            raise ConfigError(
+                "model.litehrnet describes variant litehrnet's network: give both (e.g. the preset litehrnet18) or "
+                f"neither (variant is {self.variant!r})"
+            )
         if self.batch_norm == "batch" and self.variant != "tf_port":
             raise ConfigError(
                 "batch_norm 'batch' reproduces the TF port's test-time BatchNorm and is only for variant tf_port; "
@@ -131,6 +205,8 @@ class ModelConfig:
         # A residual unit of width c holds about 18·c² weights (two 3×3 convs; a bottleneck's 4c² + 9c² + 4c²).
         units = ((s.num_modules * b, c) for s in self.stages for b, c in zip(s.num_blocks, s.num_channels, strict=True))
         weights = sum(18 * n * c * c for n, c in units)
+        if self.litehrnet is not None:
+            weights = self.litehrnet.weights_estimate()
         if weights > MAX_WEIGHTS:
             raise ConfigError(
                 f"the stages would hold about 10^{len(str(weights)) - 1} weights, over the {MAX_WEIGHTS:,} a network "
@@ -140,17 +216,23 @@ class ModelConfig:
             raise ConfigError(f"head 'hrnetv2' is built on variant 'hrnet', not {self.variant!r}; use head: simple")
         if self.final_conv_kernel not in (1, 3):
             raise ConfigError(f"final_conv_kernel must be 1 or 3 (official choices), got {self.final_conv_kernel}")
-        # Branch 4 runs at 1/32 of the input (1/8 in the TF port, which has no stem): sizes must divide evenly.
-        step = 32 if self.variant == "hrnet" else 8
-        if any(s < step or s % step for s in self.input_size):
+        if any(s < self.input_step or s % self.input_step for s in self.input_size):
             raise ConfigError(
-                f"input_size must be multiples of {step} for variant {self.variant}, got {self.input_size}"
+                f"input_size must be multiples of {self.input_step} for variant {self.variant}, got {self.input_size}"
             )
 
     @property
+    def input_step(self) -> int:
+        """What input sizes must be multiples of: the lowest-resolution branch's stride (1/32 of the input for
+        HRNet's four branches behind a stride-4 stem, 1/8 in the TF port, which has no stem)."""
+        if self.litehrnet is not None:
+            return 4 * 2 ** (self.litehrnet.num_branches - 1)
+        return 32 if self.variant == "hrnet" else 8
+
+    @property
     def heatmap_stride(self) -> int:
-        """Input pixels per heatmap pixel: 4 for the official network, 1 for the TF port."""
-        return 4 if self.variant == "hrnet" else 1
+        """Input pixels per heatmap pixel: 4 behind a stride-4 stem (HRNet, Lite-HRNet), 1 for the TF port."""
+        return 1 if self.variant == "tf_port" else 4
 
     @property
     def heatmap_size(self) -> tuple[int, int]:
@@ -165,11 +247,15 @@ MODEL_PRESETS: dict[str, ModelConfig] = {
     "w48": ModelConfig(stages=hrnet_stages(48)),  # HRNet-W48
     # The original TensorFlow port, trained on AI Challenger's 14 keypoints: 3×3 head, heatmaps at input size.
     "tf_w32": ModelConfig(variant="tf_port", num_keypoints=14, final_conv_kernel=3, stages=hrnet_stages(32)),
+    # MMPose's Lite-HRNet-18 and -30 with its HeatmapHead (a 1×1 conv, no deconvolution), COCO 256×192.
+    "litehrnet18": ModelConfig(variant="litehrnet", litehrnet=LITEHRNET_18),
+    "litehrnet30": ModelConfig(variant="litehrnet", litehrnet=LITEHRNET_30),
 }
 
 
 def model_preset(name: str) -> ModelConfig:
-    """A named model preset (``w18``, ``w32``, ``w48``, ``tf_w32``); vary it with ``dataclasses.replace``."""
+    """A named model preset (``w18``, ``w32``, ``w48``, ``tf_w32``, ``litehrnet18``, ``litehrnet30``); vary it with
+    ``dataclasses.replace``."""
     try:
         return MODEL_PRESETS[name]
     except KeyError:

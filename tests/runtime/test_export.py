@@ -33,7 +33,7 @@ def _assert_runtime_equals_torch(model: nn.Module, path, size, batches=(1, 3)):
         assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()
 
 
-@pytest.mark.parametrize("variant", ["hrnet", "tf_port"])
+@pytest.mark.parametrize("variant", ["hrnet", "tf_port", "litehrnet"])
 def test_tiny_networks_export(tmp_path, variant):
     model = randomised(build_model(tiny_model_config(14 if variant == "tf_port" else 17, variant)))
     path = export_onnx(model, tmp_path / "tiny.onnx", (64, 64))

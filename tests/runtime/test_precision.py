@@ -151,3 +151,25 @@ if __name__ == "__main__":
     import sys
 
     _regenerate(Path(sys.argv[1]))
+
+
+def test_lite_hrnet_runs_in_bf16_and_int8(tmp_path):
+    """MMPose's seeded narrow Lite-HRNet-18 (tests/fixtures/mmpose/) on its input: bf16 within bf16's few significant
+    digits of MMPose's heatmaps; the int8 export (depthwise convs, weighting sigmoids and products quantized) passes
+    its own check against fp32 and stays near MMPose's heatmaps."""
+    from hrnet.models.checkpoint import load_weights
+    from hrnet.models.hrnet import build_model
+    from hrnet.runtime.export import OnnxRunner, export_int8
+    from tests.models.test_litehrnet import MMPOSE, _fixture
+
+    config, _, inputs, expected = _fixture(MMPOSE / "litehrnet18_coco")
+    model = build_model(config)
+    load_weights(model, MMPOSE / "litehrnet18_coco.safetensors")
+    scale = expected.abs().max()
+    assert (prepare_bf16(model)(inputs) - expected).abs().max() <= 0.05 * scale  # measured: 0.015
+    rng = np.random.default_rng(0)
+    crops = [rng.standard_normal((8, 3, *config.input_size)).astype(np.float32) for _ in range(4)]
+    path = export_int8(model.eval(), tmp_path / "lite_int8.onnx", config.input_size, crops)
+    assert onnx_metadata(path)["hrnet.runtime.precision"] == "int8"
+    got = torch.from_numpy(OnnxRunner(path)(inputs.numpy()))
+    assert (got - expected).abs().max() <= 0.1 * scale  # measured: 0.055

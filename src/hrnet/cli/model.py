@@ -181,23 +181,47 @@ def cmd_info(args: argparse.Namespace) -> int:
     lines = [
         f"model              {args.config} (variant {model_cfg.variant}, head {model_cfg.head})",
         f"parameters         {count_parameters(model):,}",
-        f"multiply-adds      {macs / 1e9:.3f} G  ({macs / 2**30:.2f} G in units of 2^30, the official 'GFLOPs')",
+        f"multiply-adds      {macs / 1e9:.3f} G  "
+        + (
+            "(the Lite-HRNet paper's 'GFLOPs', in units of 10^9)"
+            if model_cfg.variant == "litehrnet"
+            else f"({macs / 2**30:.2f} G in units of 2^30, the official 'GFLOPs')"
+        ),
         f"input              3 × {h} × {w}",
         f"heatmaps           {model_cfg.num_keypoints} × {hh} × {hw}",
     ]
-    for s, stage in enumerate(model_cfg.stages, start=1):
-        widths = "/".join(str(c) for c in stage.num_channels)
-        lines.append(
-            f"stage {s}            {stage.num_branches} branch{'es' if stage.num_branches > 1 else ''}, "
-            f"widths {widths}, {stage.num_modules} module(s) × {'/'.join(map(str, stage.num_blocks))} "
-            f"{stage.block} blocks"
-        )
+    lines += _stage_lines(model_cfg)
     if args.layers:
         from hrnet.models.complexity import layer_table
 
         lines += ["", layer_table(model, model_cfg.input_size, args.batch)]
     print("\n".join(lines))
     return 0
+
+
+def _stage_lines(model_cfg: ModelConfig) -> list[str]:
+    """One line per stage: branches, widths, modules and blocks (Lite-HRNet's stem then its stages 2 to 4, as the
+    paper numbers them)."""
+    spec = model_cfg.litehrnet
+    if spec is None:
+        return [
+            f"stage {s}            {stage.num_branches} branch{'es' if stage.num_branches > 1 else ''}, widths "
+            f"{'/'.join(map(str, stage.num_channels))}, {stage.num_modules} module(s) × "
+            f"{'/'.join(map(str, stage.num_blocks))} {stage.block} blocks"
+            for s, stage in enumerate(model_cfg.stages, start=1)
+        ]
+    blocks = {"lite": "conditional channel weighting", "naive": "shuffle"}
+    lines = [f"stem               {spec.stem_channels} → {spec.stem_out_channels} channels, ¼ resolution"]
+    for s, (widths, modules, count, kind) in enumerate(
+        zip(spec.num_channels, spec.num_modules, spec.num_blocks, spec.module_type, strict=True), start=2
+    ):
+        lines.append(
+            f"stage {s}            {len(widths)} branches, widths {'/'.join(map(str, widths))}, {modules} module(s) × "
+            f"{count} {blocks[kind]} blocks"
+        )
+    if spec.with_head:
+        lines.append("head               iterative: each branch upsampled into the next higher one")
+    return lines
 
 
 def add_info(sub: Any) -> None:

@@ -94,6 +94,7 @@ class WeightsFile:
 
 _MMPOSE_0X = "open-mmlab/mmpose, branch 0.x: configs/body/2d_kpt_sview_rgb_img/topdown_heatmap/"
 _MMPOSE_1X = "open-mmlab/mmpose, branch main: configs/body_2d_keypoint/topdown_heatmap/coco/hrnet_coco.md"
+_MAIN_BODY = "configs/body_2d_keypoint/topdown_heatmap/"  # branch main's folder of the body tables
 _COCO_AP = "AP {} on COCO val2017 (detected persons)"
 _RTMDET_SOURCE = (
     "zip URL not listed on an OpenMMLab page (used by third-party tools); the model (as .pth) and its AP: "
@@ -293,6 +294,53 @@ REGISTRY: dict[str, WeightsFile] = {
             sha256="8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
             detector_format="yunet",
             input_size=(640, 640),
+        ),
+        # Lite-HRNet (Yu et al., CVPR 2021): MMPose 0.x files, which MMPose 1.x's tables list too (with figures
+        # re-measured, at most 0.001 apart). Each name's shipped config is the network with its test settings.
+        *(
+            _hrnet(
+                f"{_MMPOSE}/top_down/litehrnet/litehrnet{depth}_coco_{h}x{w}-{stamp}.pth",
+                name=f"mmpose-litehrnet{depth}-coco-{h}x{w}",
+                about=f"Lite-HRNet-{depth}, MMPose 0.x",
+                source=f"{_MMPOSE_0X}coco/litehrnet_coco.md (also branch main: {_MAIN_BODY}coco/litehrnet_coco.md)",
+                accuracy=_COCO_AP.format(ap),
+                config=f"coco/litehrnet{depth}_{h}x{w}",
+                decoding="argmax",
+                input_size=(h, w),
+            )
+            for depth, (h, w), stamp, ap in (
+                (18, (256, 192), "6bace359_20211230", "0.643"),
+                (18, (384, 288), "8d4dac48_20211230", "0.677"),
+                (30, (256, 192), "4176555b_20210626", "0.675"),
+                (30, (384, 288), "a3aef5c4_20210626", "0.700"),
+            )
+        ),
+        *(
+            _hrnet(
+                f"{_MMPOSE}/top_down/litehrnet/litehrnet{depth}_mpii_256x256-{stamp}.pth",
+                name=f"mmpose-litehrnet{depth}-mpii-256x256",
+                about=f"Lite-HRNet-{depth}, MMPose 0.x",
+                source=f"{_MMPOSE_0X}mpii/litehrnet_mpii.md (also branch main: {_MAIN_BODY}mpii/litehrnet_mpii.md)",
+                accuracy=f"PCKh@0.5 {pckh} on MPII val",
+                config=f"mpii/litehrnet{depth}_256x256",
+                decoding="argmax",
+                input_size=(256, 256),
+                num_keypoints=16,
+            )
+            for depth, stamp, pckh in ((18, "cabd7984_20210623", "0.859"), (30, "faae8bd8_20210622", "0.869"))
+        ),
+        _hrnet(
+            f"{_MMPOSE}/hand/litehrnet/litehrnet_w18_coco_wholebody_hand_256x256-d6945e6a_20210908.pth",
+            name="mmpose-litehrnet-w18-coco-wholebody-hand-256x256",
+            about="Lite-HRNet-18, MMPose 0.x",
+            source="open-mmlab/mmpose, branch 0.x: configs/hand/2d_kpt_sview_rgb_img/topdown_heatmap/"
+            "coco_wholebody_hand/litehrnet_coco_wholebody_hand.md (also branch main: configs/hand_2d_keypoint/"
+            "topdown_heatmap/coco_wholebody_hand/litehrnet_coco_wholebody_hand.md)",
+            accuracy="PCK@0.2 0.795, AUC 0.830, EPE 4.77 on COCO-WholeBody-Hand val",
+            config="hand/litehrnet18_coco_wholebody_hand_256x256",
+            decoding="argmax",
+            input_size=(256, 256),
+            num_keypoints=21,
         ),
     )
 }

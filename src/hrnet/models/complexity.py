@@ -17,6 +17,7 @@ from torch import nn
 from hrnet.config import ModelConfig
 from hrnet.errors import ConfigError
 from hrnet.models.hrnet import UpsampleConcat
+from hrnet.models.litehrnet import ConvUnit
 from hrnet.system import available_memory
 
 
@@ -130,12 +131,13 @@ def blocks(model: nn.Module, calls: list[ModuleCall]) -> list[ModuleCall]:
 
 
 def describe_layer(module: nn.Module) -> str:
-    """One layer in a few words: "3×3 conv /2, 32→64", "nearest ×2", "BN", "leaky ReLU 0.1", "bilinear to branch
-    1, concat", else its class."""
+    """One layer in a few words: "3×3 conv /2, 32→64", "3×3 depthwise conv, 40→40", "nearest ×2", "BN", "leaky ReLU
+    0.1", "bilinear to branch 1, concat", else its class."""
     if isinstance(module, nn.Conv2d):
         kh, kw = module.kernel_size
         stride = f" /{module.stride[0]}" if module.stride[0] > 1 else ""
-        return f"{kh}×{kw} conv{stride}, {module.in_channels}→{module.out_channels}"
+        depthwise = " depthwise" if module.groups > 1 and module.groups == module.in_channels else ""
+        return f"{kh}×{kw}{depthwise} conv{stride}, {module.in_channels}→{module.out_channels}"
     if isinstance(module, nn.Upsample):
         scale = module.scale_factor
         factor = scale[0] if isinstance(scale, tuple) else scale
@@ -154,7 +156,7 @@ def _what(module: nn.Module) -> str:
     children = list(module.children())
     if not children:
         return describe_layer(module)
-    if isinstance(module, nn.Sequential) and all(not list(c.children()) for c in children):
+    if isinstance(module, nn.Sequential | ConvUnit) and all(not list(c.children()) for c in children):
         return ", ".join(describe_layer(c) for c in children)
     return type(module).__name__
 
@@ -197,7 +199,7 @@ def activation_bytes(model: nn.Module, config: ModelConfig, batch_size: int, *, 
     a layer's input and output at a time (twice the largest). A lower bound: the allocator, gradients and the
     optimizer's state add to it. The model runs once in eval mode, unchanged.
     """
-    step = 32 if config.variant == "hrnet" else 8
+    step = config.input_step
     was_training = model.training
     model.eval()
     try:

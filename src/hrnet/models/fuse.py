@@ -17,14 +17,17 @@ from torch import nn
 
 from hrnet.models.blocks import BasicBlock, Bottleneck
 from hrnet.models.hrnet import HRNet
+from hrnet.models.litehrnet import ConvUnit
 from hrnet.tf_port.model import PortBatchNorm
 
-# Modules whose forward applies ``bnN`` directly to ``convN``'s output (the official stem and residual units).
+# Modules whose forward applies ``bnN`` directly to ``convN``'s output (the official stem and residual units,
+# Lite-HRNet's conv units).
 # Listed by class, not guessed from attribute names, so an unknown module is never folded wrongly.
 _CONV_BN_ATTRIBUTES: dict[type[nn.Module], tuple[tuple[str, str], ...]] = {
     HRNet: (("conv1", "bn1"), ("conv2", "bn2")),
     BasicBlock: (("conv1", "bn1"), ("conv2", "bn2")),
     Bottleneck: (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")),
+    ConvUnit: (("conv", "bn"),),
 }
 
 
@@ -64,8 +67,9 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     untouched.
 
     Pairs are consecutive children of an ``nn.Sequential`` (the official transitions, fuse paths and shortcut
-    projections; every conv-BN of the TF port, whose ``ConvBNAct`` is a Sequential) and the ``convN`` / ``bnN``
-    attributes of the official stem and residual units. A BatchNorm elsewhere is kept as it is (still correct), and
+    projections; every conv-BN of the TF port, whose ``ConvBNAct`` is a Sequential; Lite-HRNet's transitions and
+    fuse paths, depthwise convs included) and the ``convN`` / ``bnN`` attributes of the official stem and residual
+    units and ``conv`` / ``bn`` of Lite-HRNet's conv units. A BatchNorm elsewhere is kept as it is (still correct), and
     so is one that normalises with batch statistics at test time (the TF port's ``batch_norm: batch``).
     """
     folded = copy.deepcopy(model).eval()

@@ -30,6 +30,7 @@ from torch import nn
 from hrnet.config import ModelConfig, StageConfig
 from hrnet.errors import ConfigError
 from hrnet.models.blocks import BLOCKS, conv3x3, init_conv_bn, make_branch
+from hrnet.models.litehrnet import LiteHRNet
 
 STEM_CHANNELS = 64  # fixed by the official code for every width
 
@@ -235,7 +236,8 @@ class HRNet(nn.Module):
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:
-    """The pose network ``cfg.variant`` names: ``HRNet`` (official) or ``TFPortHRNet`` (the TF port)."""
+    """The pose network ``cfg.variant`` names: ``HRNet`` (official), ``TFPortHRNet`` (the TF port) or
+    ``LiteHRNet`` (MMPose's)."""
     if cfg.num_keypoints == 0:
         raise ConfigError(
             "model.num_keypoints is 0, the count of data.keypoint_set from_annotations, which only training reads "
@@ -245,4 +247,6 @@ def build_model(cfg: ModelConfig) -> nn.Module:
         from hrnet.tf_port.model import TFPortHRNet
 
         return TFPortHRNet(cfg)
+    if cfg.variant == "litehrnet":
+        return LiteHRNet(cfg)
     return HRNet(cfg)

@@ -225,6 +225,13 @@ def _tf_port_parts(
 
 
 def _build(cfg: ModelConfig, batch_size: int) -> tuple[nn.Module, list[ModuleCall]]:
+    if cfg.variant == "litehrnet":
+        # Its weighting blocks span all branches at once and its fusion counts branch 0 twice: neither fits the
+        # rows of per-branch residual units and the plain sums that these structures describe.
+        raise ConfigError(
+            "the structure drawing covers HRNet (variants hrnet and tf_port), not Lite-HRNet: `hrnet info CONFIG "
+            "--layers` lists each of its blocks with output shape, parameters and multiply-adds"
+        )
     with torch.device("meta"):  # shapes only: no memory is allocated and no arithmetic is done
         model = build_model(cfg)
     return model, trace_modules(model, cfg.input_size, batch_size)
