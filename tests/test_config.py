@@ -9,6 +9,8 @@ import pytest
 
 from hrnet.config import (
     CONFIG_DIR,
+    ZOO_DECODINGS,
+    ZOO_DIR,
     ExperimentConfig,
     ModelConfig,
     StageConfig,
@@ -16,13 +18,17 @@ from hrnet.config import (
     dump_config,
     find_config,
     hrnet_stages,
+    is_config_name,
     load_config,
     model_preset,
+    shipped_configs,
     short_repr,
+    zoo_data_sets,
 )
 from hrnet.errors import ConfigError
+from hrnet.hub.registry import DECODINGS
 
-CONFIGS = sorted(CONFIG_DIR.rglob("*.yaml"))
+CONFIGS = sorted(p for p in CONFIG_DIR.rglob("*.yaml") if ZOO_DIR not in p.parents)  # the zoo's parts: below
 
 
 def test_the_official_recipes_are_all_there():
@@ -346,3 +352,98 @@ def test_a_folder_named_dot_is_no_config_name():
 def test_values_that_would_silently_change_a_metric_or_leave_the_run_folder_are_refused(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(None, [override])
+
+
+# ------------------------------------------------------------------ the model zoo's configs, built by name
+
+
+@pytest.mark.parametrize("data_set", zoo_data_sets())
+def test_every_zoo_data_set_builds_a_config_that_round_trips(data_set, tmp_path):
+    """Each data set of configs/zoo/ gives a config at any width, size and decoding; the config written out reads
+    back as itself, and its network predicts its keypoint set's count."""
+    for leaf in ("w32_256x192", "w48_384x288_dark", "w32_256x256_udp"):
+        config = load_config(f"{data_set}/{leaf}")
+        assert config.train.name == f"{data_set}_{leaf}"
+        copy = tmp_path / "copy.yaml"
+        copy.write_text(dump_config(config))
+        assert load_config(copy) == config
+
+
+def test_a_zoo_config_is_mmposes_recipe_the_data_set_and_the_name():
+    """Values written out by hand from MMPose's configs (tag v0.29.0 / v1.3.2, as each zoo file cites)."""
+    ap10k = load_config("ap10k/w32_256x256")
+    assert ap10k.model == dataclasses.replace(model_preset("w32"), input_size=(256, 256), num_keypoints=17)
+    assert (ap10k.data.keypoint_set, ap10k.data.root, ap10k.data.val_annotations, ap10k.data.val_images) == (
+        "ap10k17", "data/ap10k", "annotations/ap10k-val-split1.json", "data"
+    )  # fmt: skip
+    assert (ap10k.train.lr, ap10k.train.epochs, ap10k.train.lr_steps, ap10k.train.batch_size) == (
+        5e-4,
+        210,
+        (170, 200),
+        64,
+    )
+    assert (ap10k.data.rotation_factor, ap10k.data.scale_factor, ap10k.data.half_body_prob) == (40.0, 0.5, 0.3)
+    assert (ap10k.data.sigma, ap10k.data.target, ap10k.test.decode, ap10k.test.shift_heatmap) == (
+        2.0, "gaussian", "argmax", True
+    )  # fmt: skip
+    wholebody = load_config("coco_wholebody/w48_384x288_dark")  # hrnet_w48_coco_wholebody_384x288_dark.py
+    assert wholebody.model.num_keypoints == 133 and wholebody.model.stages[3].num_channels == (48, 96, 192, 384)
+    assert (wholebody.data.sigma, wholebody.test.decode, wholebody.test.shift_heatmap) == (3.0, "dark", True)
+    fashion = load_config("deepfashion_upper/w48_256x192_udp")  # td-hm_hrnet-w48_udp_8xb32-210e_deepfashion_upper
+    assert (fashion.model.num_keypoints, fashion.data.half_body_prob) == (6, -1.0)
+    assert (fashion.data.target, fashion.test.decode, fashion.test.shift_heatmap) == ("udp", "dark", False)
+    assert load_config("posetrack18/w32_384x288").data.sigma == 2.0  # its file fixes σ: MMPose's 384x288 too
+    assert load_config("posetrack18/w32_384x288").train.lr_steps == (10, 15)
+    assert load_config("atrw/w32_256x256").data.box_padding == 1.0  # MMPose's padding for ATRW
+    assert load_config("animalkingdom_p3_fish/w32_256x256").train.epochs == 300
+    assert load_config("mpii/w32_256x256_dark").data.format == "mpii"
+    assert load_config("ap10k/w32_256x256", ["train.lr=1e-3", "data.sigma=3"]).train.lr == 1e-3  # --set applies
+    assert set(ZOO_DECODINGS) == set(DECODINGS)  # a registered file's decoding names its config's test settings
+
+
+def test_registered_weights_names_read_their_shipped_config():
+    """A name from `hrnet weights list` is a config: its entry's, by any loader; --set applies over it."""
+    named = load_config("mmpose-hrnet-w32-ap10k-256x256", ["test.flip_test=false"])
+    assert named == load_config("ap10k/w32_256x256", ["test.flip_test=false"])
+    assert load_config("mmpose-hrnet-w48-coco-384x288-dark") == load_config(
+        CONFIG_DIR / "coco" / "w48_384x288_dark.yaml"
+    )
+    for name in ("mmpose-hrnet-w32-ap10k-256x256", "ap10k/w32_256x256", "coco/w32_256x192", "w32"):
+        assert is_config_name(name), name
+    for word in ("photo.jpg", "rtmdet-nano-person", "ap10k/w32", "zoo/ap10k", "nosuch/w32_256x192", "0"):
+        assert not is_config_name(word), word
+    with pytest.raises(ConfigError, match=r"unknown model preset 'mmpose-hrnet-w32-ap10k-256x25'.*"
+                       r"or the registered weights name 'mmpose-hrnet-w32-ap10k-256x256'\?"):  # fmt: skip
+        load_config("mmpose-hrnet-w32-ap10k-256x25")
+
+
+def test_the_zoos_parts_are_no_configs_of_their_own():
+    """configs/zoo/ holds parts: not found by a short name, not listed as shipped configs; a name's width and size
+    are checked with the name in the message."""
+    assert find_config("zoo/ap10k") == Path("zoo/ap10k")
+    assert not any(name.startswith("zoo/") for name in shipped_configs())
+    assert "ap10k" in zoo_data_sets() and "_recipe" not in zoo_data_sets()
+    with pytest.raises(ConfigError, match=r"^ap10k/w33_256x256: unknown model preset 'w33'"):
+        load_config("ap10k/w33_256x256")
+    with pytest.raises(ConfigError, match=r"^ap10k/w32_250x250: input_size must be multiples of 32"):
+        load_config("ap10k/w32_250x250")
+    with pytest.raises(ConfigError, match=r"nor a model zoo name <data set>/w<W>_<H>x<W>\[_dark\|_udp\] of aic, "):
+        load_config("nosuch/w32_256x192")
+
+
+def test_a_zoo_part_may_not_say_what_the_name_says(tmp_path, monkeypatch):
+    """The network, the target, the decoding and the run's name come from the config's name alone."""
+    import hrnet.config
+
+    (tmp_path / "_recipe.yaml").write_text((ZOO_DIR / "_recipe.yaml").read_text())
+    monkeypatch.setattr(hrnet.config, "ZOO_DIR", tmp_path)
+    monkeypatch.setattr(hrnet.config, "ZOO_RECIPE", tmp_path / "_recipe.yaml")
+    for text, key in (
+        ("model:\n  input_size: [64, 64]\n", "model.input_size"),
+        ("test:\n  decode: dark\n", "test.decode"),
+    ):
+        (tmp_path / "mine.yaml").write_text("data:\n  keypoint_set: coco17\n" + text)
+        with pytest.raises(ConfigError, match=rf"mine\.yaml: {re.escape(key)} is what a config's name says"):
+            load_config("mine/w32_256x192")
+    (tmp_path / "mine.yaml").write_text("data:\n  keypoint_set: coco17\n  sigma: 2.5\n")
+    assert load_config("mine/w32_256x192").data.sigma == 2.5  # σ a data set may fix

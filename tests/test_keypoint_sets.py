@@ -41,6 +41,14 @@ EXPECTED = {
     "animalpose20": (20, "animal"),
     "horse10_22": (22, "animal"),
     "macaque17": (17, "animal"),
+    "atrw15": (15, "animal"),
+    "animalkingdom23": (23, "animal"),
+    "posetrack18_17": (17, "body"),
+    "h36m17": (17, "body"),
+    "halpe136": (136, "wholebody"),
+    "deepfashion_upper6": (6, "fashion"),
+    "deepfashion_lower4": (4, "fashion"),
+    "deepfashion_full8": (8, "fashion"),
 }
 FROM_MMPOSE = sorted(set(EXPECTED) - {"coco17", "aic14", "mpii16", "crowdpose14"})
 MMPOSE_COMMIT = "5408bc76f5b848cf925a0d1857899011d8c5b497"
@@ -185,6 +193,35 @@ def test_animal_sets():
     # macaque.py: COCO-17's names, order, sigmas, weights and links
     assert macaque.names == COCO17.names and macaque.sigmas == COCO17.sigmas and macaque.weights == COCO17.weights
     assert macaque.skeleton == COCO17.skeleton and macaque.limb_colours[0] == (0, 255, 0)
+
+
+def test_sets_of_the_model_zoo():
+    # atrw.py: its own sigmas, in its channel order
+    atrw = load_keypoint_set("atrw15")
+    assert atrw.names[:3] == ("left_ear", "right_ear", "nose") and atrw.names[-1] == "center"
+    assert sigma(atrw, "left_ear") == 0.0277 and sigma(atrw, "center") == 0.0539
+    assert index(atrw, "right_shoulder", "left_shoulder") in atrw.flip_pairs
+    # ak.py: 23 keypoints, a uniform 0.025 of its own
+    ak = load_keypoint_set("animalkingdom23")
+    assert ak.names[0] == "Head_Mid_Top" and ak.names[22] == "Tail_End_Back" and set(ak.sigmas) == {0.025}
+    assert not ak.derived and index(ak, "Eye_Left", "Eye_Right") in ak.flip_pairs and len(ak.skeleton) == 22
+    # posetrack18.py: COCO-17's order and sigmas, the eyes replaced by the head's bottom and top
+    posetrack = load_keypoint_set("posetrack18_17")
+    assert posetrack.names[1:3] == ("head_bottom", "head_top") and posetrack.sigmas == COCO17.sigmas
+    assert len(posetrack.flip_pairs) == 7 and posetrack.weights == COCO17.weights
+    # h36m.py: no sigmas (MMPose scores it by EPE and PCK)
+    h36m = load_keypoint_set("h36m17")
+    assert h36m.names[0] == "root" and h36m.names[10] == "head" and h36m.derived and set(h36m.sigmas) == {DEFAULT_SIGMA}
+    # halpe.py: COCO-17, head, neck, hip, feet, face, hands
+    halpe = load_keypoint_set("halpe136")
+    assert halpe.names[:17] == COCO17.names and halpe.names[17:20] == ("head", "neck", "hip")
+    assert sigma(halpe, "head") == 0.08 and halpe.names[26] == "face-0" and len(halpe.skeleton) == 67
+    # deepfashion_*.py: left/right swaps, no skeleton, no sigmas; clothes are their own task
+    for name, count in (("deepfashion_upper6", 6), ("deepfashion_lower4", 4), ("deepfashion_full8", 8)):
+        fashion = load_keypoint_set(name)
+        assert fashion.task == "fashion" and len(fashion.flip_pairs) == count // 2 and fashion.skeleton == ()
+        assert fashion.derived and set(fashion.sigmas) == {DEFAULT_SIGMA}
+    assert load_keypoint_set("deepfashion_full8").names[4:6] == ("left waistline", "right waistline")
 
 
 TOY = """\

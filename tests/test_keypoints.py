@@ -72,7 +72,9 @@ def test_half_body_split_and_skeleton(kset):
     assert upper.isdisjoint(lower) and upper | lower == set(range(kset.num_keypoints))
     assert all(a != b for a, b in kset.skeleton)
     assert len({frozenset(link) for link in kset.skeleton}) == len(kset.skeleton)
-    assert {i for link in kset.skeleton for i in link} == set(range(kset.num_keypoints)), "every point is drawn"
+    undrawn = {"posetrack18_17": ("left_ear", "right_ear")}.get(kset.name, ())  # posetrack18.py links no ear
+    drawn = set(range(kset.num_keypoints)) - {kset.names.index(name) for name in undrawn}
+    assert {i for link in kset.skeleton for i in link} == drawn, "every point is drawn"
 
 
 def test_coco17_against_pycocotools_and_the_official_code(datasets_dir):

@@ -14,6 +14,7 @@ import dataclasses
 import difflib
 import functools
 import itertools
+import re
 import reprlib
 import sys
 import typing
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hrnet.errors import ConfigError, DataError
+from hrnet.hub.registry import REGISTRY, config_for_weights
 from hrnet.io.files import parse_yaml
 from hrnet.io.inputs import decimal_id
 from hrnet.keypoints import FROM_ANNOTATIONS, MAX_KEYPOINTS, load_keypoint_set
@@ -596,25 +598,104 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
 
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # the experiments that ship inside the package
+# The parts that the model zoo's configs are built from (``zoo_config_data``): MMPose's recipe, and one file a data
+# set saying where its files are and what it does differently. They are parts, not configs of their own.
+ZOO_DIR = CONFIG_DIR / "zoo"
+ZOO_RECIPE = ZOO_DIR / "_recipe.yaml"
+# A model zoo config's name says what MMPose's checkpoint names say: <data set>/w<width>_<height>x<width>[_method].
+ZOO_NAME = re.compile(r"(?P<data_set>[a-z0-9][a-z0-9_]*)/(?P<preset>w[0-9]+)_(?P<height>[0-9]+)x(?P<width>[0-9]+)"
+                      r"(?:_(?P<decoding>dark|udp))?")  # fmt: skip
+# The test settings of MMPose's plain, DARK and UDP configs, by decoding: the target (whose crop geometry the test
+# crop follows), how heatmaps are read, and the flip test's one-pixel shift (UDP's flipped maps line up without it).
+ZOO_DECODINGS: dict[str, dict[str, dict[str, Any]]] = {
+    "argmax": {"data": {"target": "gaussian"}, "test": {"decode": "argmax", "shift_heatmap": True}},
+    "dark": {"data": {"target": "gaussian"}, "test": {"decode": "dark", "shift_heatmap": True}},
+    "udp": {"data": {"target": "udp"}, "test": {"decode": "dark", "shift_heatmap": False}},
+}
+# What a zoo config's name decides, so that a data set's file must not say it (data.sigma it may fix).
+_NAMED_KEYS = {"model": None, "data": {"target"}, "test": {"decode", "shift_heatmap"}, "train": {"name"}}
 
 
 def find_config(name: str | Path) -> Path:
     """An experiment YAML file by its path, or by the name of one that ships with the package: ``coco/w32_256x192``,
     ``coco/w32_256x192.yaml`` or ``configs/coco/w32_256x192.yaml`` (as the README writes it, from any folder).
-    A name that is neither comes back as a path (reading it then reports it missing)."""
+    A name that is neither comes back as a path (reading it then reports it missing); the model zoo's parts are
+    found by their path only."""
     path = Path(name)
     if path.is_file() or path.is_absolute() or not path.name:  # "." or "..": a folder, never a config's name
         return path
     relative = Path(*path.parts[1:]) if path.parts[:1] == ("configs",) and len(path.parts) > 1 else path
     for candidate in (relative, relative.with_name(relative.name + ".yaml")):
-        if (CONFIG_DIR / candidate).is_file():
-            return CONFIG_DIR / candidate
+        found = CONFIG_DIR / candidate
+        if found.is_file() and ZOO_DIR not in found.parents:
+            return found
     return path
 
 
 def shipped_configs() -> list[str]:
-    """The names of the experiments that ship with the package (``coco/w32_256x192``, ...)."""
-    return sorted(str(p.relative_to(CONFIG_DIR).with_suffix("")) for p in CONFIG_DIR.rglob("*.yaml"))
+    """The names of the experiment files that ship with the package (``coco/w32_256x192``, ...); the model zoo's
+    configs are built by name (``zoo_data_sets``)."""
+    files = (p for p in CONFIG_DIR.rglob("*.yaml") if ZOO_DIR not in p.parents)
+    return sorted(str(p.relative_to(CONFIG_DIR).with_suffix("")) for p in files)
+
+
+def zoo_data_sets() -> list[str]:
+    """The data sets of the model zoo's configs (``ap10k``, ``coco_wholebody``, ...: ``ZOO_DIR``)."""
+    return sorted(p.stem for p in ZOO_DIR.glob("*.yaml") if p != ZOO_RECIPE)
+
+
+def _zoo_name(name: str) -> re.Match[str] | None:
+    """``name`` as a model zoo config's name whose data set has a file, else None."""
+    match = ZOO_NAME.fullmatch(name)
+    return match if match is not None and (ZOO_DIR / f"{match['data_set']}.yaml").is_file() else None
+
+
+def zoo_config_data(name: str) -> tuple[dict[str, Any], ModelConfig] | None:
+    """The config a model zoo name gives (``ap10k/w32_256x256``, ``coco_wholebody/w48_384x288_dark``: MMPose's
+    HRNet-W<W> at H×W on a data set, decoded plainly, by DARK or by UDP), as YAML data over the defaults and its
+    network; None when ``name`` is not such a name.
+
+    Built in this order, each over the last: MMPose's recipe (``ZOO_RECIPE``), the data set's file
+    (``ZOO_DIR/<data set>.yaml``), then what the name says: the model preset at that input size, σ 2 for heatmaps up
+    to 64 pixels high and 3 above (MMPose's at 256×192 and 384×288) unless the data set's file fixes σ, and the
+    decoding's test settings (``ZOO_DECODINGS``).
+    """
+    match = _zoo_name(name)
+    if match is None:
+        return None
+    try:
+        preset = model_preset(match["preset"])
+        model = dataclasses.replace(preset, input_size=(int(match["height"]), int(match["width"])))
+    except ConfigError as err:
+        raise ConfigError(f"{name}: {err}") from None
+    data: dict[str, Any] = {}
+    for path in (ZOO_RECIPE, ZOO_DIR / f"{match['data_set']}.yaml"):
+        loaded = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: a model zoo part is a mapping of sections (data, train, test)")
+        for section, keys in _NAMED_KEYS.items():
+            given = loaded.get(section)
+            clash = sorted(set(given) if keys is None else keys & set(given)) if isinstance(given, dict) else []
+            if clash:
+                raise ConfigError(
+                    f"{path}: {section}.{clash[0]} is what a config's name says ({name}); leave it out of the file"
+                )
+        _merge(data, loaded)
+    _merge(data, ZOO_DECODINGS[match["decoding"] or "argmax"])
+    data["data"].setdefault("sigma", 2.0 if model.heatmap_size[0] <= 64 else 3.0)
+    data.setdefault("train", {})["name"] = name.replace("/", "_")
+    return data, model
+
+
+def is_config_name(name: str) -> bool:
+    """Whether ``name`` names a config by itself (``load_config`` reads it without a file of that name): a model
+    preset, a shipped config, a model zoo name or a registered pose weights name (``hrnet weights list``)."""
+    return (
+        name in MODEL_PRESETS
+        or find_config(name).resolve().is_relative_to(CONFIG_DIR)
+        or _zoo_name(name) is not None
+        or config_for_weights(name) is not None
+    )
 
 
 def load_config(
@@ -624,16 +705,29 @@ def load_config(
     ``--set`` overrides applied, validated.
 
     ``path``: a YAML file (any path that exists, ``/dev/fd/63`` from a shell's ``<(...)`` too), the name of one
-    that ships with the package (``find_config``), a model preset (``w32``: ``base`` with that network), or None
-    (``base`` itself). A bare word that is none of these is reported as an unknown model preset.
+    that ships with the package (``find_config``), a model zoo name (``zoo_config_data``: ``ap10k/w32_256x256``), a
+    registered pose weights name (its config: ``hrnet.hub.registry.config_for_weights``), a model preset (``w32``:
+    ``base`` with that network), or None (``base`` itself). A bare word that is none of these is reported as an
+    unknown model preset.
     """
     if path is None:
         return _build({}, "", overrides, base)
     name, path = str(path), find_config(path)
+    if not path.exists():
+        if (zoo := zoo_config_data(name)) is not None:
+            loaded, model = zoo
+            return _build(loaded, name, overrides, dataclasses.replace(base or ExperimentConfig(), model=model))
+        if (registered := config_for_weights(name)) is not None:
+            return load_config(registered, overrides, base)
     bare_word = "/" not in name and path.suffix.lower() not in (".yaml", ".yml") and not path.exists()
     if name in MODEL_PRESETS or bare_word:
-        base = dataclasses.replace(base or ExperimentConfig(), model=model_preset(name))
-        return _build({}, "", overrides, base)
+        try:
+            preset = model_preset(name)
+        except ConfigError as err:
+            poses = [entry.name for entry in REGISTRY.values() if entry.kind == "pose"]
+            near = difflib.get_close_matches(name, poses, n=1, cutoff=0.9)
+            raise ConfigError(f"{err}; or the registered weights name {near[0]!r}?" if near else str(err)) from None
+        return _build({}, "", overrides, dataclasses.replace(base or ExperimentConfig(), model=preset))
     try:
         with path.open("rb") as f:  # read no more than a config can hold: the path may be /dev/zero
             data = f.read(MAX_CONFIG_BYTES + 1)
@@ -643,7 +737,8 @@ def load_config(
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: cannot read the config (no such file, nor one that ships with the package: "
-            f"{', '.join(shipped_configs())})"
+            f"{', '.join(shipped_configs())}; nor a model zoo name <data set>/w<W>_<H>x<W>[_dark|_udp] of "
+            f"{', '.join(zoo_data_sets())}; nor a name from `hrnet weights list`)"
         ) from None
     except OSError as err:
         raise ConfigError(f"{path}: cannot read the config ({err.strerror})") from None

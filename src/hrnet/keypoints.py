@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 # OKS sigmas default for keypoints a COCO-format category does not describe. 0.025 is COCO's value for the
 # nose and eyes, its strictest: an unknown point is never scored more leniently than a face point.
 DEFAULT_SIGMA = 0.025
-# What a keypoint set is for: it picks the metrics (``metrics_for_task``) and how boxes are found at inference.
-TASKS = ("body", "wholebody", "hand", "face", "animal", "other")
+# What a keypoint set is for: it picks the metrics (``metrics_for_task``) and how boxes are found at inference;
+# "fashion" is clothes' landmarks (DeepFashion), scored by PCK of the box as MMPose scores them, not by OKS.
+TASKS = ("body", "wholebody", "hand", "face", "animal", "fashion", "other")
 SET_DIR = Path(__file__).resolve().parent / "keypoint_sets"  # the sets that ship inside the package
 MAX_METAINFO_BYTES = 1 << 20  # far more than the 133-keypoint whole-body set needs
 MAX_KEYPOINTS = 1024

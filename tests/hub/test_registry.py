@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from hrnet.cli import main
-from hrnet.config import CONFIG_DIR, find_config
+from hrnet.config import CONFIG_DIR, is_config_name
 from hrnet.errors import DownloadError
 from hrnet.hub.download import download
 from hrnet.hub.registry import (
@@ -33,9 +33,11 @@ from hrnet.hub.registry import (
     cached_path,
     config_for_weights,
     fetch,
+    mmpose_name,
     resolve_many,
     resolve_weights,
 )
+from hrnet.keypoints import TASKS, load_keypoint_set
 
 PAYLOAD = bytes(range(256)) * 1000  # 256,000 bytes
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -258,7 +260,7 @@ def test_the_registry_is_consistent():
         for digest in (entry.sha256, entry.member_sha256):
             assert digest is None or re.fullmatch(r"[0-9a-f]{64}", digest)
         if entry.kind == "pose":
-            assert entry.config and find_config(entry.config).is_file()
+            assert entry.config and is_config_name(entry.config)
         else:
             assert entry.kind == "detector" and entry.detector_format in FORMATS and entry.input_size
             if entry.detector_format == "yunet":
@@ -284,6 +286,42 @@ def test_weights_cli_list_and_get(server, cache, monkeypatch, capsys):
     (cache / "test-hrnet" / "hrnet_w32-x.pth").write_bytes(b"damaged")
     assert main(["weights", "get", "test-hrnet"]) == 2
     assert "the cached file is damaged" in capsys.readouterr().err
+
+
+def test_weights_list_groups_pose_weights_by_task(cache, capsys):
+    """One header a task (in hrnet.keypoints.TASKS' order) with its count and keypoint sets, each entry under its
+    task's header with its config and keypoint set; ``--task`` shows one task and no detectors."""
+    assert main(["weights", "list"]) == 0
+    out = capsys.readouterr().out
+    headers = re.findall(r"^(\w+): ([0-9]+) \(keypoint sets: (.+)\)$", out, flags=re.MULTILINE)
+    tasks = [task for task, _, _ in headers]
+    assert tasks == [task for task in TASKS if task in tasks] and {"body", "wholebody", "animal", "fashion"} <= set(
+        tasks
+    )
+    assert sum(int(count) for _, count, _ in headers) == len(_pose_entries())
+    animal = out.split("\nanimal: ", 1)[1].split("\n\n", 1)[0]
+    assert animal.startswith(
+        "21 (keypoint sets: animalpose20, ap10k17, atrw15, horse10_22, macaque17, animalkingdom23)"
+    )
+    names = re.findall(r"^  (\S+)$", animal, flags=re.MULTILINE)
+    assert (
+        len(names) == 21 and "mmpose-hrnet-w32-ap10k-256x256" in names and "mmpose-hrnet-w32-coco-256x192" not in names
+    )
+    assert "config ap10k/w32_256x256, keypoints ap10k17; checksum: SHA-256 prefix 18aac840" in animal
+    assert "\ndetectors (--detector NAME)\n  rtmdet-nano-person\n" in out
+    assert main(["weights", "list", "--task", "fashion"]) == 0
+    out = capsys.readouterr().out
+    assert re.findall(r"^  (\S+)", out, flags=re.MULTILINE) == [
+        f"mmpose1-hrnet-w48-deepfashion-{part}-256x192-udp" for part in ("upper", "lower", "full")
+    ]
+    assert "fashion: 3 (keypoint sets: deepfashion_upper6, deepfashion_lower4, deepfashion_full8)" in out
+    assert "PCK@0.2 96.1 % on DeepFashion val, upper-body clothes (ground-truth boxes)" in out
+    assert "detectors" not in out
+    assert main(["weights", "list", "--task", "other"]) == 0
+    assert "\nother: none registered\n" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["weights", "list", "--task", "feet"])
+    assert "invalid choice: 'feet'" in capsys.readouterr().err
 
 
 def test_weights_names_reach_the_loaders(server, cache, monkeypatch, capsys, free_port):
@@ -332,16 +370,19 @@ def _pose_entries() -> list[WeightsFile]:
 
 @pytest.mark.parametrize("entry", _pose_entries(), ids=lambda e: e.name)
 def test_every_pose_entry_fits_its_shipped_config(entry):
-    """The config a pose name implies loads by its short name and reproduces the file's test settings: input size,
-    keypoint count, target geometry, flip shift and decoding, and DARK's blur size as MMPose 0.x's modulate_kernel
-    (17 at 384x288, else 11)."""
+    """The config a pose name implies loads by its short name and by the weights name itself, and reproduces the
+    file's test settings: input size, keypoint count (the config's keypoint set's, the entry's), target geometry,
+    flip shift and decoding, and DARK's blur size as MMPose's configs set it (11 for 64-pixel-high heatmaps, 17 for
+    96: 0.x's modulate_kernel, 1.x's blur_kernel_size at 256-pixel inputs)."""
     from hrnet.codec import codec_from_config
     from hrnet.config import load_config
 
     assert config_for_weights(entry.name) == entry.config
     config = load_config(entry.config)
+    assert load_config(entry.name) == config
     assert config.model.input_size == entry.input_size
-    assert config.model.num_keypoints == entry.num_keypoints
+    kset = load_keypoint_set(config.data.keypoint_set)
+    assert config.model.num_keypoints == entry.num_keypoints == kset.num_keypoints
     target, decode, shift = {"argmax": ("gaussian", "argmax", True), "dark": ("gaussian", "dark", True)}.get(
         entry.decoding or "", ("udp", "dark", False)
     )
@@ -350,7 +391,79 @@ def test_every_pose_entry_fits_its_shipped_config(entry):
     assert config.test.flip_test
     if decode == "dark":
         kernel = codec_from_config(config.model, config.data).blur_kernel
-        assert kernel == (17 if entry.input_size == (384, 288) else 11)
+        assert kernel == {64: 11, 96: 17}[config.model.heatmap_size[0]]
+
+
+def _rule(url: str) -> str:
+    """The naming rule, written out apart from ``mmpose_name``: ``mmpose-`` + a 0.x file's stem with ``_`` → ``-``;
+    ``mmpose1-`` + a 1.x file's network, data and variant (``td-hm_<network>[_<variant>]_<schedule>_<data>``)."""
+    stem = re.sub(r"(-[0-9a-f]{8}_[0-9]{8})?\.pth$", "", url.rsplit("/", 1)[-1])
+    if "/mmpose/v1/" not in url:
+        return "mmpose-" + stem.replace("_", "-")
+    parts = stem.split("_")
+    k = next(i for i, part in enumerate(parts) if re.search(r"[0-9]+xb[0-9]+-[0-9]+e$", part))  # the schedule
+    variant = [
+        *parts[2:k],
+        *re.findall(r"^([a-z0-9]+)-[0-9]+xb", parts[k]),
+    ]  # hrnet-w48_udp_8xb32, hrnet-w32_dark-8xb64
+    return "-".join(["mmpose1", parts[1], *parts[k + 1 :], *variant]).lower()
+
+
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("top_down/hrnet/hrnet_w32_coco_256x192-c78dce93_20200708.pth", "mmpose-hrnet-w32-coco-256x192"),
+        ("top_down/hrnet/hrnet_w32_coco_wholebody_256x192-853765cd_20200918.pth",
+         "mmpose-hrnet-w32-coco-wholebody-256x192"),
+        ("top_down/hrnet/hrnet_w48_coco_wholebody_384x288_dark-f5726563_20200918.pth",
+         "mmpose-hrnet-w48-coco-wholebody-384x288-dark"),
+        ("animal/hrnet/hrnet_w32_horse10_256x256_split2-04840523_20210405.pth",
+         "mmpose-hrnet-w32-horse10-256x256-split2"),
+        ("face/hrnetv2/hrnetv2_w18_wflw_256x256-2bf032a6_20210125.pth", "mmpose-hrnetv2-w18-wflw-256x256"),
+        ("top_down/litehrnet/litehrnet18_coco_256x192-6bace359_20211230.pth", "mmpose-litehrnet18-coco-256x192"),
+        ("v1/body_2d_keypoint/topdown_heatmap/coco/td-hm_hrnet-w32_8xb64-210e_coco-256x192-81c58e40_20220909.pth",
+         "mmpose1-hrnet-w32-coco-256x192"),
+        ("v1/body_2d_keypoint/topdown_heatmap/coco/td-hm_hrnet-w32_dark-8xb64-210e_coco-256x192-0e00bf12_20220914.pth",
+         "mmpose1-hrnet-w32-coco-256x192-dark"),
+        ("v1/fashion_2d_keypoint/topdown_heatmap/deepfashion/"
+         "td-hm_hrnet-w48_udp_8xb32-210e_deepfashion_upper-256x192-de7c0eb1_20230810.pth",
+         "mmpose1-hrnet-w48-deepfashion-upper-256x192-udp"),
+        ("v1/animal_2d_keypoint/topdown_heatmap/animal_kingdom/"
+         "td-hm_hrnet-w32_8xb32-300e_animalkingdom_P3_mammal-256x256-e8aadf02_20230519.pth",
+         "mmpose1-hrnet-w32-animalkingdom-p3-mammal-256x256"),
+        ("v1/body_2d_keypoint/topdown_heatmap/exlpose/td-hm_hrnet-w32_8xb64-210e_exlpose-ll-256x192.pth",
+         "mmpose1-hrnet-w32-exlpose-ll-256x192"),
+    ],
+)  # fmt: skip
+def test_the_name_rule_by_hand(url, name):
+    """The issue's examples and each form of file name, written out by hand."""
+    full = f"https://download.openmmlab.com/mmpose/{url}"
+    assert mmpose_name(full) == name and _rule(full) == name
+
+
+def test_every_mmpose_entry_is_named_by_its_file():
+    """Every registered MMPose file's name follows the rule from its URL's file name, and no two files share one."""
+    mmpose = [e for e in _pose_entries() if e.url.startswith("https://download.openmmlab.com/mmpose/")]
+    assert len(mmpose) == len(_pose_entries()) >= 70
+    for entry in mmpose:
+        assert entry.name == _rule(entry.url), entry.url
+    assert len({e.url for e in REGISTRY.values()}) == len(REGISTRY)
+
+
+def test_the_zoo_by_task():
+    """The plain-head HRNet files per task, as counted in MMPose's tables (0.x at v0.29.0, 1.x at v1.3.2): body 42
+    (COCO 29 with its variants, MPII 4, AIC, CrowdPose, PoseTrack18 4, Human3.6M 2, Human-Art 2, ExLPose), whole
+    body 8 (COCO-WholeBody 6, UBody, Halpe), animal 21 (Animal-Pose 2, AP-10K 2, ATRW 2, Horse-10 6, MacaquePose 2,
+    Animal Kingdom 7), fashion 3 (DeepFashion upper, lower, full)."""
+    from hrnet.config import load_config
+
+    hrnet = [e for e in _pose_entries() if re.match(r"mmpose1?-hrnet-w(32|48)-", e.name)]
+    tasks = [load_keypoint_set(load_config(e.config).data.keypoint_set).task for e in hrnet]
+    assert {task: tasks.count(task) for task in TASKS if task in tasks} == {
+        "body": 42, "wholebody": 8, "animal": 21, "fashion": 3
+    }  # fmt: skip
+    assert REGISTRY["mmpose1-hrnet-w32-exlpose-ll-256x192"].sha256_prefix is None  # its file name carries none
+    assert REGISTRY["mmpose1-hrnet-w32-exlpose-ll-256x192"].verified_by == "none published"
 
 
 def test_config_for_weights_is_none_for_anything_but_a_pose_name(tmp_path):
@@ -361,22 +474,21 @@ def test_config_for_weights_is_none_for_anything_but_a_pose_name(tmp_path):
 
 
 def test_every_entry_states_its_figure_data_set_and_source():
-    """Pose files: the MMPose table (a repository path) that lists the URL and the figure, measured on COCO val2017,
-    MPII val, or a face or hand data set's evaluation split (NME; PCK@0.2, AUC and EPE). Detectors: HumanArt-val
-    figures say so; the two RTMDet zips are pinned alike (no publisher states a checksum for either)."""
+    """Pose files: the MMPose table (a repository path at a release or branch) that lists the URL and the figure,
+    and the data set the figure was measured on. Detectors: HumanArt-val figures say so; the two RTMDet zips are
+    pinned alike (no publisher states a checksum for either)."""
     for entry in REGISTRY.values():
         assert entry.accuracy and entry.input_size and entry.source
         if entry.kind == "pose":
-            table = r"(lite)?hrnet(v2)?(_udp|_dark|_awing)?_[a-z0-9_]+\.md"
-            assert re.match(rf"open-mmlab/mmpose, branch (0\.x|main): configs/\S+/{table}", entry.source)
-            assert re.fullmatch(
-                r"AP 0\.\d+ on COCO val2017 \(detected persons\)|PCKh@0\.5 0\.\d+ on MPII val"
-                r"|NME \d\.\d+ on (WFLW|300W|AFLW|COFW|COCO-WholeBody-Face) .+"
-                r"|PCK@0\.2 0\.\d+, AUC 0\.\d+, EPE \d+\.\d+ on (OneHand10K|RHD|COCO-WholeBody-Hand) .+",
-                entry.accuracy,
-            ), entry.accuracy
+            release = r"(tag v0\.29\.0|tag v1\.3\.2|branch 0\.x|branch main)"
+            assert re.match(rf"open-mmlab/mmpose, {release}: configs/\S+\.md", entry.source), entry.source
+            assert re.fullmatch(r"\S+.* [0-9.]+\b.* on [A-Z].*", entry.accuracy), entry.accuracy
         elif "humanart" in entry.name:
             assert entry.accuracy.endswith("on HumanArt val") and "Tau-J/rtmlib README.md" in entry.source
+    wholebody = REGISTRY["mmpose-hrnet-w48-coco-wholebody-384x288-dark"]
+    assert wholebody.accuracy == "Whole AP 0.661 on COCO-WholeBody v1.0 val (detected persons)"
+    table = "configs/wholebody/2d_kpt_sview_rgb_img/topdown_heatmap/coco-wholebody/hrnet_dark_coco-wholebody.md"
+    assert wholebody.source == f"open-mmlab/mmpose, tag v0.29.0: {table}"
     rtmdet = [REGISTRY["rtmdet-nano-person"], REGISTRY["rtmdet-m-person"]]
     assert rtmdet[0].member_sha256 is None and rtmdet[1].member_sha256 is None
     assert all("not listed on an OpenMMLab page" in e.source for e in rtmdet)

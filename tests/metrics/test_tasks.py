@@ -14,6 +14,7 @@ def test_every_task_has_a_scoring():
     for task in ("body", "wholebody", "animal", "other"):
         assert metrics_for_task(task) == COCO_AP
     assert metrics_for_task("hand") == HAND_PCK and HAND_PCK.main == "PCK"
+    assert metrics_for_task("fashion") == HAND_PCK  # MMPose's DeepFashion configs: PCK@0.2 of the box, AUC, EPE
     assert metrics_for_task("face") == FACE_NME and FACE_NME.main == "NME"
     with pytest.raises(DataError, match="no metric for keypoint set task 'feet'"):
         metrics_for_task("feet")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hrnet.cli.options import (
+    CONFIG_HELP,
     add_config,
     add_input_size,
     add_overwrite,
@@ -21,7 +22,7 @@ from hrnet.cli.options import (
     resized,
     whole_number,
 )
-from hrnet.config import MODEL_PRESETS, ModelConfig, load_config
+from hrnet.config import ModelConfig, load_config
 from hrnet.errors import ConfigError
 
 DRAW, CONVERT = "hrnet draw", "hrnet convert"  # as the output guard names them in messages
@@ -99,7 +100,7 @@ def add_bench(sub: Any) -> None:
     p = sub.add_parser("bench", help="images/s of a network here: each backend or precision, timed together")
     add_config(
         p,
-        f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file (default: --weights')",
+        f"{CONFIG_HELP} (default: --weights')",
         required=False,
     )
     add_runtime(
@@ -149,7 +150,7 @@ def add_export(sub: Any) -> None:
     from hrnet.runtime.onnx import MAX_OPSET, MIN_OPSET, OPSET
 
     p = sub.add_parser("export", help="export to ONNX (dynamic batch), verified against ONNX Runtime")
-    add_config(p, "experiment YAML file or model preset (default: the one --weights record)", required=False)
+    add_config(p, f"{CONFIG_HELP} (default: the one --weights record)", required=False)
     p.add_argument("--weights", help="weights to export (default: random initialisation)")
     p.add_argument("--out", required=True, help="the .onnx file to write")
     p.add_argument(
@@ -226,7 +227,7 @@ def _stage_lines(model_cfg: ModelConfig) -> list[str]:
 
 def add_info(sub: Any) -> None:
     p = sub.add_parser("info", help="parameters, multiply-adds, sizes and branch widths of a network")
-    add_config(p, f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")
+    add_config(p, CONFIG_HELP)
     add_input_size(p, "count at this input size")
     p.add_argument(
         "--layers", action="store_true", help="also list every block: output shape, parameters, MACs (default: off)"
@@ -261,7 +262,7 @@ def add_draw(sub: Any) -> None:
         help="draw a network's structure (stages, branches, exchange units, shapes) as SVG, PNG or PDF",
         description=cmd_draw.__doc__,
     )
-    add_config(p, f"a model preset ({', '.join(MODEL_PRESETS)}) or an experiment YAML file")
+    add_config(p, CONFIG_HELP)
     p.add_argument("--out", required=True, help="the picture to write: .svg, .png or .pdf (required)")
     add_input_size(p, "draw at this input size")
     p.add_argument(

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from hrnet.config import CONFIG_DIR, MODEL_PRESETS, ExperimentConfig, ModelConfig, find_config, load_config
+from hrnet.config import ExperimentConfig, ModelConfig, is_config_name, load_config
 from hrnet.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -95,6 +95,13 @@ def comma_list(text: str, option: str) -> list[str]:
     return names
 
 
+# What a CONFIG argument may be, for every command's help (``load_config`` reads each).
+CONFIG_HELP = (
+    "an experiment YAML file, a shipped config (coco/w32_256x192, ap10k/w32_256x256), a model preset (w18, w32, w48) "
+    "or a pose weights name from `hrnet weights list` (its shipped config)"
+)
+
+
 def add_config(p: argparse.ArgumentParser, help: str, *, required: bool = True) -> None:
     """The config as the first positional argument of a subcommand, as ``--config`` (the same), and ``--set``
     overrides of its values."""
@@ -119,13 +126,10 @@ def add_overwrite(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def is_config(word: str) -> bool:
-    """Whether a command line word names a config: a model preset, a YAML file, or a config that ships with the
-    package (``coco/w32_256x192``), rather than an input (an image, a folder, a video, a webcam index, a URL)."""
-    return (
-        word in MODEL_PRESETS
-        or Path(word).suffix.lower() in (".yaml", ".yml")
-        or find_config(word).resolve().is_relative_to(CONFIG_DIR)
-    )
+    """Whether a command line word names a config: a YAML file, or a name ``load_config`` reads (a model preset, a
+    shipped config ``coco/w32_256x192``, a model zoo name ``ap10k/w32_256x256``, a registered pose weights name),
+    rather than an input (an image, a folder, a video, a webcam index, a URL)."""
+    return Path(word).suffix.lower() in (".yaml", ".yml") or is_config_name(word)
 
 
 def resolve_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

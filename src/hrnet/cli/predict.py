@@ -10,6 +10,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from hrnet.cli.options import (
+    CONFIG_HELP,
     WEIGHTS_HELP,
     add_config,
     add_detector,
@@ -38,15 +39,16 @@ def _network_setup(args: argparse.Namespace) -> tuple[ExperimentConfig, str | No
     """The experiment (``experiment_for``) and the detector of a command that finds persons, hands, faces, ...
     (predict, serve): ``--detector`` defaults to the keypoint set's (``default_detector``: by its task) for real
     weights, to none with ``--boxes`` or for weights trained on the synthetic figures; without a detector or boxes
-    the one line of ``whole_image_note`` is logged. Every file to download is tried first, so that offline one error
-    lists them."""
-    from hrnet.hub.registry import DEFAULT_WEIGHTS, resolve_many
+    the one line of ``whole_image_note`` is logged. Without ``--weights``: a registered name given as the config's
+    own file, else ``DEFAULT_WEIGHTS``. Every file to download is tried first, so that offline one error lists them."""
+    from hrnet.hub.registry import DEFAULT_WEIGHTS, config_for_weights, resolve_many
     from hrnet.models.checkpoint import experiment_for, keypoint_set_for
     from hrnet.pose.detect import default_detector
     from hrnet.pose.estimator import trained_on_synthetic
     from hrnet.pose.persons import instance_noun, whole_image_note
 
-    args.weights = args.weights or DEFAULT_WEIGHTS
+    named = args.config is not None and config_for_weights(args.config) is not None
+    args.weights = args.weights or (args.config if named else DEFAULT_WEIGHTS)
     synthetic = trained_on_synthetic(args.weights)  # our own weights say so (a name's file is real weights)
     if synthetic:
         log.warning(
@@ -148,7 +150,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 # The default detector by keypoint-set task (hrnet.pose.detect.TASK_DETECTORS), for --help.
-DETECTORS_HELP = "{} for persons, haar-face for faces, none (the whole image) for hands, animals and other sets"
+DETECTORS_HELP = "{} for persons, haar-face for faces, none (the whole image) for hands, animals, clothes, other"
 REALTIME_DETECT_EVERY = 10  # --realtime: the detector on every 10th frame, persons carried by their keypoints between
 
 
@@ -204,7 +206,9 @@ def add_predict(sub: Any) -> None:
         "predict", help="keypoints for images, folders, videos, webcams and streams", description=cmd_predict.__doc__
     )
     add_config(
-        p, "experiment YAML file, shipped config or model preset (default: the one the weights name)", required=False
+        p,
+        f"{CONFIG_HELP} (default: the one the weights name; a weights name as CONFIG runs those weights)",
+        required=False,
     )
     p.add_argument(
         "inputs",
@@ -285,7 +289,9 @@ def add_serve(sub: Any) -> None:
         "serve", help="an HTTP pose service (POST /v1/pose) with a page to try it at /", description=cmd_serve.__doc__
     )
     add_config(
-        p, "experiment YAML file, shipped config or model preset (default: the one the weights name)", required=False
+        p,
+        f"{CONFIG_HELP} (default: the one the weights name; a weights name as CONFIG runs those weights)",
+        required=False,
     )
     add_runtime(p, weights_required=False, weights_help=f"{WEIGHTS_HELP} (default {DEFAULT_WEIGHTS})")
     add_detector(

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from hrnet.cli.options import (
+    CONFIG_HELP,
     add_config,
     add_overwrite,
     add_runtime,
@@ -62,7 +63,7 @@ def add_eval(sub: Any) -> None:
         help="evaluate weights on the validation split (the task's metrics: COCO AP/AR; PCK, AUC, EPE for hands; "
         "NME for faces; PCKh for MPII)",
     )
-    add_config(p, "experiment YAML file (default: the one --weights record)", required=False)
+    add_config(p, f"{CONFIG_HELP} (default: the one --weights record)", required=False)
     add_runtime(p)
     p.add_argument("--boxes", help="COCO detection-results JSON of person boxes (default: ground-truth boxes)")
     p.add_argument(
@@ -87,7 +88,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def add_train(sub: Any) -> None:
     p = sub.add_parser("train", help="train a network (torchrun --nproc_per_node=N -m hrnet train ... for DDP)")
-    add_config(p, "experiment YAML file (or a model preset with the default COCO recipe)")
+    add_config(p, f"{CONFIG_HELP}; a model preset trains with the default COCO recipe")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last.safetensors")
     p.add_argument("--overwrite", action="store_true", help="delete the folder's earlier run and start anew")
     p.set_defaults(func=cmd_train, runs_network=True)

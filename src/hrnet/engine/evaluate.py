@@ -4,9 +4,9 @@ Per person: the crop of its box (ground truth or a detection), the network's hea
 mirrored input's heatmaps flipped back (shifted one pixel as the official code) and averaged, decoding by argmax
 + quarter-pixel offset (or DARK), keypoints mapped back to the image. Then the split's metric
 (``Split.scoring``): for body, whole-body and animal sets in COCO form, the official rescoring and OKS-NMS per
-image and the 10 AP/AR numbers from pycocotools with the set's own sigmas; for hands, PCK@0.2 of the box, AUC and
-EPE, and for faces NME, as MMPose computes them (``hrnet.metrics.keypoint_errors``), each with COCO AP/AR too; for
-MPII, PCKh. Under ``torchrun`` every process predicts its share and rank 0 gathers and scores.
+image and the 10 AP/AR numbers from pycocotools with the set's own sigmas; for hands and clothes, PCK@0.2 of the
+box, AUC and EPE, and for faces NME, as MMPose computes them (``hrnet.metrics.keypoint_errors``), each with COCO
+AP/AR too; for MPII, PCKh. Under ``torchrun`` every process predicts its share and rank 0 gathers and scores.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ from hrnet.metrics.nms import nms_per_image
 from hrnet.metrics.pck import head_sizes_from_segment, mpii_pckh
 from hrnet.metrics.tasks import Scoring
 from hrnet.pose.estimator import HeatmapFn, predict_keypoints
+from hrnet.pose.persons import instance_noun
 from hrnet.tf_port.metric import keypoint_distances, port_ap
 from hrnet.tf_port.pipeline import wrap_uint8
 
@@ -463,9 +464,9 @@ def _check_pckh_ground_truth(split: Split) -> None:
 def _check_hand_face_ground_truth(split: Split) -> None:
     if split.detections is not None:
         raise DataError(
-            f"{split.detections}: {split.scoring.main} compares each {split.keypoint_set.task} with its own ground "
-            "truth, which boxes from a detection file do not carry: evaluate with the ground-truth boxes (no "
-            "--boxes, test.boxes '')"
+            f"{split.detections}: {split.scoring.main} compares each {instance_noun(split.keypoint_set.task)} with its "
+            "own ground truth, which boxes from a detection file do not carry: evaluate with the ground-truth boxes "
+            "(no --boxes, test.boxes '')"
         )
     keypoint_set = split.keypoint_set
     if split.scoring.scorer != "nme" or not keypoint_set.nme_pair:

@@ -9,10 +9,10 @@ A file is checked before use: a download (``hrnet.hub.download``) before it appe
 against the published SHA-256, or where none is published against the one it had when it was downloaded. The result
 is kept beside it (``<file>.sha256``, keyed by size and modification time) so that a large file is hashed once.
 Published checksums: MMPose's file names end in the first 8 hex digits of the file's SHA-256 (its
-``tools/misc/publish_model.py`` names them so). The detectors' zip archives (MMDeploy's ONNX "SDK" folders, as
-rtmlib uses them) have none; zip's own CRC-32s catch a damaged one, and the one ONNX file in it is kept. opencv_zoo
-keeps its files in Git LFS, whose pointer names each file by its SHA-256. The official HRNet checkpoints have no
-direct link (Google Drive folders): download them by hand and pass the path.
+``tools/misc/publish_model.py`` names them so; ExLPose's 1.x file carries none). The detectors' zip archives
+(MMDeploy's ONNX "SDK" folders, as rtmlib uses them) have none; zip's own CRC-32s catch a damaged one, and the one
+ONNX file in it is kept. opencv_zoo keeps its files in Git LFS, whose pointer names each file by its SHA-256. The
+official HRNet checkpoints have no direct link (Google Drive folders): download them by hand and pass the path.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any
 
 from platformdirs import user_cache_dir
 
-from hrnet.errors import DownloadError, OutputError
+from hrnet.errors import ConfigError, DownloadError, OutputError
 from hrnet.io.files import check_writable_dir, sha256_file, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -93,9 +94,21 @@ class WeightsFile:
 
 
 _MMPOSE_0X = "open-mmlab/mmpose, branch 0.x: configs/body/2d_kpt_sview_rgb_img/topdown_heatmap/"
-_MMPOSE_1X = "open-mmlab/mmpose, branch main: configs/body_2d_keypoint/topdown_heatmap/coco/hrnet_coco.md"
 _MAIN_BODY = "configs/body_2d_keypoint/topdown_heatmap/"  # branch main's folder of the body tables
+# The model zoo's tables, at the last release of each branch: 0.x files are listed under tag v0.29.0, 1.x under v1.3.2.
+_TABLE_0X = "open-mmlab/mmpose, tag v0.29.0: configs/{}/2d_kpt_sview_rgb_img/topdown_heatmap/{}.md"
+_TABLE_1X = "open-mmlab/mmpose, tag v1.3.2: configs/{}_2d_keypoint/topdown_heatmap/{}.md"
 _COCO_AP = "AP {} on COCO val2017 (detected persons)"
+_V1_COCO = "v1/body_2d_keypoint/topdown_heatmap/coco"
+_V1_HUMANART = "v1/body_2d_keypoint/topdown_heatmap/human_art"
+_V1_AK = "v1/animal_2d_keypoint/topdown_heatmap/animal_kingdom"
+_V1_FASHION = "v1/fashion_2d_keypoint/topdown_heatmap/deepfashion"
+_WHOLEBODY_AP = "Whole AP {} on COCO-WholeBody v1.0 val (detected persons)"
+# MMPose 1.x file names: td-hm_<network>[_<variant>]_<GPUs>xb<batch>-<epochs>e_<data>, before the checksum; the
+# variant is a decoding (dark, udp), a loss (awing) or a precision (fp16).
+_MMPOSE_1X_STEM = re.compile(
+    r"td-hm_(?P<network>[^_]+?)(?:[_-](?P<variant>dark|udp|awing|fp16))?[_-][0-9]+xb[0-9]+-[0-9]+e_(?P<data>.+)"
+)
 _RTMDET_SOURCE = (
     "zip URL not listed on an OpenMMLab page (used by third-party tools); the model (as .pth) and its AP: "
     "open-mmlab/mmpose projects/rtmpose/README.md, Pipeline Performance table"
@@ -108,40 +121,73 @@ _YOLOX_SOURCE = (
 )
 
 
+def mmpose_name(url: str) -> str:
+    """The registered name of an MMPose checkpoint, made from its file name: ``mmpose-`` and a 0.x file's stem (the
+    name before ``-<SHA-256 prefix>_<date>``) with ``_`` → ``-``; ``mmpose1-`` and a 1.x file's network and data,
+    lower case, with its variant (``_dark``, ``_udp``, ...) moved to the end and its training schedule left out.
+
+    ``.../hrnet_w32_coco_256x192_dark-07f147eb_20200812.pth`` → ``mmpose-hrnet-w32-coco-256x192-dark``;
+    ``.../v1/.../td-hm_hrnet-w48_udp_8xb32-210e_deepfashion_upper-256x192-de7c0eb1_20230810.pth`` →
+    ``mmpose1-hrnet-w48-deepfashion-upper-256x192-udp``.
+    """
+    stem = re.sub(r"(-[0-9a-f]{8}_[0-9]{8})?\.pth$", "", url.rsplit("/", 1)[-1])
+    if "/mmpose/v1/" not in url:
+        return "mmpose-" + stem.replace("_", "-")
+    match = _MMPOSE_1X_STEM.fullmatch(stem)
+    if match is None:
+        raise ConfigError(f"{url}: not an MMPose 1.x top-down heatmap file name (td-hm_<network>_<schedule>_<data>)")
+    words = (match["network"], match["data"].replace("_", "-"), match["variant"])
+    return "mmpose1-" + "-".join(word for word in words if word).lower()
+
+
 def _hrnet(url: str, num_keypoints: int = 17, **fields: Any) -> WeightsFile:
-    """An MMPose HRNet file; the SHA-256 prefix is the 8 hex digits its name ends with before the date."""
-    prefix = url.rsplit("/", 1)[-1].removesuffix(".pth").rsplit("_", 1)[0].rsplit("-", 1)[-1]
-    return WeightsFile(kind="pose", url=url, sha256_prefix=prefix, num_keypoints=num_keypoints, **fields)
+    """An MMPose HRNet file; the SHA-256 prefix is the 8 hex digits its name ends with before the date (None for a
+    file whose name has none)."""
+    prefix = re.search(r"-([0-9a-f]{8})_[0-9]{8}\.pth$", url)
+    return WeightsFile(kind="pose", url=url, sha256_prefix=prefix and prefix[1], num_keypoints=num_keypoints, **fields)
 
 
-def _mmpose_0x(width: int, size: tuple[int, int], method: str, stamp: str, ap: str) -> WeightsFile:
-    """An MMPose 0.x COCO file: ``method`` "" (plain), "udp" or "dark"; ``stamp`` its name's "<sha>_<date>"."""
-    (h, w), suffix = size, f"_{method}" if method else ""
-    return _hrnet(
-        f"{_MMPOSE}/top_down/{'udp' if method == 'udp' else 'hrnet'}/hrnet_w{width}_coco_{h}x{w}{suffix}-{stamp}.pth",
-        name=f"mmpose-hrnet-w{width}-coco-{h}x{w}{suffix.replace('_', '-')}",
-        about=f"HRNet-W{width}{method and ', ' + method.upper()}, MMPose 0.x",
-        source=f"{_MMPOSE_0X}coco/hrnet{suffix}_coco.md",
-        accuracy=_COCO_AP.format(ap),
-        config=f"coco/w{width}_{h}x{w}{suffix}",
-        decoding=method or "argmax",
-        input_size=size,
-    )
+def _zoo(
+    source: str, figure: str, num_keypoints: int, rows: Sequence[tuple[str, str, str]], note: str = ""
+) -> list[WeightsFile]:
+    """The plain-head HRNet files of one table of MMPose's model zoo, ``source``.
 
-
-def _mmpose_1x(width: int, size: tuple[int, int], batch: int, stamp: str, ap: str) -> WeightsFile:
-    """An MMPose 1.x plain COCO file (``td-hm_hrnet-w<width>_8xb<batch>-210e_coco-<h>x<w>``)."""
-    h, w = size
-    return _hrnet(
-        f"{_MMPOSE}/v1/body_2d_keypoint/topdown_heatmap/coco/td-hm_hrnet-w{width}_8xb{batch}-210e_coco-{h}x{w}-{stamp}.pth",
-        name=f"mmpose1-hrnet-w{width}-coco-{h}x{w}",
-        about=f"HRNet-W{width}, MMPose 1.x",
-        source=_MMPOSE_1X,
-        accuracy=_COCO_AP.format(ap),
-        config=f"coco/w{width}_{h}x{w}",
-        decoding="argmax",
-        input_size=size,
-    )
+    Each row is (the config's data set: a folder of ``configs/`` or ``configs/zoo/<data set>.yaml``; the file under
+    OpenMMLab's ``mmpose/`` download folder; its figure, formatted into ``figure``). The file's name says the rest
+    (``mmpose_name``): the registered name, HRNet's width, the input size and the decoding (DARK or UDP when a word
+    of the name after the size says so, else argmax), and with them the config,
+    ``<data set>/w<width>_<height>x<width>[_dark|_udp]`` (``hrnet.config.load_config`` reads it).
+    """
+    entries = []
+    for data_set, path, value in rows:
+        url = f"{_MMPOSE}/{path}"
+        name = mmpose_name(url)
+        size = re.search(r"-([0-9]+)x([0-9]+)(-|$)", name)
+        width = re.search(r"hrnet-w([0-9]+)-", name)
+        if size is None or width is None:
+            raise ConfigError(f"{url}: the name {name!r} says no HRNet width and input size")
+        words = name[size.end() :].split("-")
+        decoding = next((word for word in ("dark", "udp") if word in words), "argmax")
+        method = "" if decoding == "argmax" else f"_{decoding}"
+        what = [
+            f"HRNet-W{width[1]}",
+            *([decoding.upper()] if method else []),
+            f"MMPose {'1' if '/v1/' in url else '0'}.x",
+        ]
+        entries.append(
+            _hrnet(
+                url,
+                num_keypoints,
+                name=name,
+                about=", ".join([*what, *([note] if note else [])]),
+                source=source,
+                accuracy=figure.format(value),
+                config=f"{data_set}/w{width[1]}_{size[1]}x{size[2]}{method}",
+                decoding=decoding,
+                input_size=(int(size[1]), int(size[2])),
+            )
+        )
+    return entries
 
 
 # MMPose 0.x HRNetV2-W18 face and hand tables (the 1.x tables list the same files: configs/face_2d_keypoint/ and
@@ -194,36 +240,351 @@ DEFAULT_DETECTOR = "rtmdet-nano-person"  # 320×320, fast on a CPU; COCO person 
 REGISTRY: dict[str, WeightsFile] = {
     e.name: e
     for e in (
-        _mmpose_0x(32, (256, 192), "", "c78dce93_20200708", "0.746"),
-        _mmpose_0x(32, (384, 288), "", "d9f0d786_20200708", "0.760"),
-        _mmpose_0x(48, (256, 192), "", "b9e0b3ab_20200708", "0.756"),
-        _mmpose_0x(48, (384, 288), "", "314c8528_20200708", "0.767"),
-        _mmpose_0x(32, (256, 192), "udp", "aba0be42_20210220", "0.760"),
-        _mmpose_0x(32, (384, 288), "udp", "e97c1a0f_20210223", "0.769"),
-        _mmpose_0x(48, (256, 192), "udp", "2554c524_20210223", "0.767"),
-        _mmpose_0x(48, (384, 288), "udp", "0f89c63e_20210223", "0.772"),
-        _mmpose_0x(32, (256, 192), "dark", "07f147eb_20200812", "0.757"),
-        _mmpose_0x(32, (384, 288), "dark", "307dafc2_20210203", "0.766"),
-        _mmpose_0x(48, (256, 192), "dark", "8cba3197_20200812", "0.764"),
-        _mmpose_0x(48, (384, 288), "dark", "e881a4b6_20210203", "0.772"),
-        _mmpose_1x(32, (256, 192), 64, "81c58e40_20220909", "0.749"),
-        _mmpose_1x(32, (384, 288), 64, "ca5956af_20220909", "0.761"),
-        _mmpose_1x(48, (256, 192), 32, "0e67c616_20220913", "0.756"),
-        _mmpose_1x(48, (384, 288), 32, "c161b7de_20220915", "0.767"),
-        *(
-            _hrnet(
-                f"{_MMPOSE}/top_down/hrnet/hrnet_w{width}_mpii_256x256-{stamp}.pth",
-                name=f"mmpose-hrnet-w{width}-mpii-256x256",
-                about=f"HRNet-W{width}, MMPose 0.x",
-                source=_MMPOSE_0X + "mpii/hrnet_mpii.md (also branch main: configs/body_2d_keypoint/topdown_heatmap/"
-                "mpii/hrnet_mpii.md)",
-                accuracy=f"PCKh@0.5 {pckh} on MPII val",
-                config=f"mpii/w{width}_256x256",
-                decoding="argmax",
-                input_size=(256, 256),
-                num_keypoints=16,
-            )
-            for width, stamp, pckh in ((32, "6c4f923f_20200812", "0.900"), (48, "92cab7bd_20200812", "0.901"))
+        *_zoo(
+            _TABLE_0X.format("body", "coco/hrnet_coco"),
+            _COCO_AP,
+            17,
+            [
+                ("coco", "top_down/hrnet/hrnet_w32_coco_256x192-c78dce93_20200708.pth", "0.746"),
+                ("coco", "top_down/hrnet/hrnet_w32_coco_384x288-d9f0d786_20200708.pth", "0.760"),
+                ("coco", "top_down/hrnet/hrnet_w48_coco_256x192-b9e0b3ab_20200708.pth", "0.756"),
+                ("coco", "top_down/hrnet/hrnet_w48_coco_384x288-314c8528_20200708.pth", "0.767"),
+            ],
+        ),
+        *_zoo(
+            _TABLE_0X.format("body", "coco/hrnet_udp_coco"),
+            _COCO_AP,
+            17,
+            [
+                ("coco", "top_down/udp/hrnet_w32_coco_256x192_udp-aba0be42_20210220.pth", "0.760"),
+                ("coco", "top_down/udp/hrnet_w32_coco_384x288_udp-e97c1a0f_20210223.pth", "0.769"),
+                ("coco", "top_down/udp/hrnet_w48_coco_256x192_udp-2554c524_20210223.pth", "0.767"),
+                ("coco", "top_down/udp/hrnet_w48_coco_384x288_udp-0f89c63e_20210223.pth", "0.772"),
+            ],
+        ),
+        *_zoo(
+            _TABLE_0X.format("body", "coco/hrnet_dark_coco"),
+            _COCO_AP,
+            17,
+            [
+                ("coco", "top_down/hrnet/hrnet_w32_coco_256x192_dark-07f147eb_20200812.pth", "0.757"),
+                ("coco", "top_down/hrnet/hrnet_w32_coco_384x288_dark-307dafc2_20210203.pth", "0.766"),
+                ("coco", "top_down/hrnet/hrnet_w48_coco_256x192_dark-8cba3197_20200812.pth", "0.764"),
+                ("coco", "top_down/hrnet/hrnet_w48_coco_384x288_dark-e881a4b6_20210203.pth", "0.772"),
+            ],
+        ),
+        *_zoo(
+            _TABLE_1X.format("body", "coco/hrnet_coco"),
+            _COCO_AP,
+            17,
+            [
+                ("coco", f"{_V1_COCO}/td-hm_hrnet-w32_8xb64-210e_coco-256x192-81c58e40_20220909.pth", "0.749"),
+                ("coco", f"{_V1_COCO}/td-hm_hrnet-w32_8xb64-210e_coco-384x288-ca5956af_20220909.pth", "0.761"),
+                ("coco", f"{_V1_COCO}/td-hm_hrnet-w48_8xb32-210e_coco-256x192-0e67c616_20220913.pth", "0.756"),
+                ("coco", f"{_V1_COCO}/td-hm_hrnet-w48_8xb32-210e_coco-384x288-c161b7de_20220915.pth", "0.767"),
+            ],
+        ),
+        *_zoo(
+            _TABLE_0X.format("body", "mpii/hrnet_mpii"),
+            "PCKh@0.5 {} on MPII val",
+            16,
+            [
+                ("mpii", "top_down/hrnet/hrnet_w32_mpii_256x256-6c4f923f_20200812.pth", "0.900"),
+                ("mpii", "top_down/hrnet/hrnet_w48_mpii_256x256-92cab7bd_20200812.pth", "0.901"),
+            ],
+        ),
+        # ---- HRNet, plain head, beyond the COCO and MPII files above: every top-down heatmap HRNet-W32/W48 file of
+        # MMPose's model zoo for COCO variants, whole body, other person data sets, animals and clothes. Not here:
+        # OCHuman's table (it lists the COCO files), the 1.x COCO DARK and UDP files at 384x288 (their decoder blurs
+        # with 11 pixels at σ 3, which no config here says) and 1.x's UDP-regression head.
+        *_zoo(
+            _TABLE_0X.format("body", "coco/hrnet_augmentation_coco"),
+            _COCO_AP,
+            17,
+            [
+                ("coco", "top_down/augmentation/hrnet_w32_coco_256x192_coarsedropout-0f16a0ce_20210320.pth", "0.753"),
+                ("coco", "top_down/augmentation/hrnet_w32_coco_256x192_gridmask-868180df_20210320.pth", "0.752"),
+                ("coco", "top_down/augmentation/hrnet_w32_coco_256x192_photometric-308cf591_20210320.pth", "0.753"),
+            ],
+            note="trained with the augmentation its name says",
+        ),
+        *_zoo(
+            _TABLE_0X.format("body", "coco/hrnet_fp16_coco"),
+            _COCO_AP,
+            17,
+            [("coco", "top_down/hrnet/hrnet_w32_coco_256x192_fp16_dynamic-290efc2e_20210430.pth", "0.746")],
+            note="trained in fp16",
+        ),
+        *_zoo(
+            _TABLE_1X.format("body", "coco/hrnet_dark_coco"),
+            _COCO_AP,
+            17,
+            [
+                ("coco", f"{_V1_COCO}/td-hm_hrnet-w32_dark-8xb64-210e_coco-256x192-0e00bf12_20220914.pth", "0.757"),
+                ("coco", f"{_V1_COCO}/td-hm_hrnet-w48_dark-8xb32-210e_coco-256x192-e1ebdd6f_20220913.pth", "0.764"),
+            ],
+        ),
+        *_zoo(
+            _TABLE_1X.format("body", "coco/hrnet_udp_coco"),
+            _COCO_AP,
+            17,
+            [
+                ("coco", f"{_V1_COCO}/td-hm_hrnet-w32_udp-8xb64-210e_coco-256x192-73ede547_20220914.pth", "0.762"),
+                ("coco", f"{_V1_COCO}/td-hm_hrnet-w48_udp-8xb32-210e_coco-256x192-3feaef8f_20220913.pth", "0.768"),
+            ],
+        ),
+        *_zoo(
+            _TABLE_1X.format("body", "coco/hrnet_fp16_coco"),
+            _COCO_AP,
+            17,
+            [("coco", f"{_V1_COCO}/td-hm_hrnet-w32_fp16-8xb64-210e_coco-256x192-f1e84e3b_20220914.pth", "0.749")],
+            note="trained in fp16",
+        ),
+        *_zoo(
+            _TABLE_1X.format("body", "coco/hrnet_coco_aic"),
+            _COCO_AP,
+            17,
+            [
+                (
+                    "coco",
+                    f"{_V1_COCO}/td-hm_hrnet-w32_8xb64-210e_coco-aic-256x192-merge-a9ea6d77_20230818.pth",
+                    "0.756",
+                ),
+                (
+                    "coco",
+                    f"{_V1_COCO}/td-hm_hrnet-w32_8xb64-210e_coco-aic-256x192-combine-458125cc_20230818.pth",
+                    "0.755",
+                ),
+            ],
+            note="trained on COCO and AI Challenger (its name says how they were joined)",
+        ),
+        *_zoo(
+            _TABLE_0X.format("body", "aic/hrnet_aic"),
+            "AP {} on AI Challenger val (ground-truth boxes)",
+            14,
+            [("aic", "top_down/hrnet/hrnet_w32_aic_256x192-30a4e465_20200826.pth", "0.323")],
+        ),
+        *_zoo(
+            _TABLE_0X.format("body", "crowdpose/hrnet_crowdpose"),
+            "AP {} on CrowdPose test (YOLOv3 person boxes)",
+            14,
+            [("crowdpose", "top_down/hrnet/hrnet_w32_crowdpose_256x192-960be101_20201227.pth", "0.675")],
+        ),
+        *_zoo(
+            _TABLE_0X.format("body", "mpii/hrnet_dark_mpii"),
+            "PCKh@0.5 {} on MPII val",
+            16,
+            [
+                ("mpii", "top_down/hrnet/hrnet_w32_mpii_256x256_dark-f1601c5b_20200927.pth", "0.904"),
+                ("mpii", "top_down/hrnet/hrnet_w48_mpii_256x256_dark-0decd39f_20200927.pth", "0.905"),
+            ],
+        ),
+        *_zoo(
+            _TABLE_0X.format("body", "posetrack18/hrnet_posetrack18"),
+            "mAP {} on PoseTrack18 val (ground-truth boxes)",
+            17,
+            [
+                ("posetrack18", "top_down/hrnet/hrnet_w32_posetrack18_256x192-1ee951c4_20201028.pth", "83.0"),
+                ("posetrack18", "top_down/hrnet/hrnet_w32_posetrack18_384x288-806f00a3_20211130.pth", "83.6"),
+                ("posetrack18", "top_down/hrnet/hrnet_w48_posetrack18_256x192-b5d9b3f1_20211130.pth", "84.4"),
+                ("posetrack18", "top_down/hrnet/hrnet_w48_posetrack18_384x288-5fd6d3ff_20211130.pth", "84.5"),
+            ],
+        ),
+        *_zoo(
+            _TABLE_0X.format("body", "h36m/hrnet_h36m"),
+            "PCK {} on Human3.6M test (ground-truth boxes)",
+            17,
+            [
+                ("h36m", "top_down/hrnet/hrnet_w32_h36m_256x256-d3206675_20210621.pth", "0.911 (EPE 9.43 px)"),
+                ("h36m", "top_down/hrnet/hrnet_w48_h36m_256x256-78e88d08_20210621.pth", "0.932 (EPE 7.36 px)"),
+            ],
+        ),
+        *_zoo(
+            _TABLE_1X.format("body", "humanart/hrnet_humanart"),
+            "AP {} on Human-Art val (detected persons)",
+            17,
+            [
+                (
+                    "humanart",
+                    f"{_V1_HUMANART}/td-hm_hrnet-w32_8xb64-210e_humanart-256x192-0773ef0b_20230614.pth",
+                    "0.399",
+                ),
+                (
+                    "humanart",
+                    f"{_V1_HUMANART}/td-hm_hrnet-w48_8xb32-210e_humanart-256x192-05178983_20230614.pth",
+                    "0.417",
+                ),
+            ],
+            note="trained on Human-Art and COCO",
+        ),
+        *_zoo(
+            _TABLE_1X.format("body", "exlpose/hrnet_exlpose"),
+            "AP {} on ExLPose LL-A (ground-truth boxes)",
+            14,
+            [
+                (
+                    "exlpose",
+                    "v1/body_2d_keypoint/topdown_heatmap/exlpose/td-hm_hrnet-w32_8xb64-210e_exlpose-ll-256x192.pth",
+                    "0.401",
+                )
+            ],
+            note="low light",
+        ),
+        *_zoo(
+            _TABLE_0X.format("wholebody", "coco-wholebody/hrnet_coco-wholebody"),
+            _WHOLEBODY_AP,
+            133,
+            [
+                ("coco_wholebody", "top_down/hrnet/hrnet_w32_coco_wholebody_256x192-853765cd_20200918.pth", "0.553"),
+                ("coco_wholebody", "top_down/hrnet/hrnet_w32_coco_wholebody_384x288-78cacac3_20200922.pth", "0.586"),
+                ("coco_wholebody", "top_down/hrnet/hrnet_w48_coco_wholebody_256x192-643e18cb_20200922.pth", "0.579"),
+                ("coco_wholebody", "top_down/hrnet/hrnet_w48_coco_wholebody_384x288-6e061c6a_20200922.pth", "0.631"),
+            ],
+        ),
+        *_zoo(
+            _TABLE_0X.format("wholebody", "coco-wholebody/hrnet_dark_coco-wholebody"),
+            _WHOLEBODY_AP,
+            133,
+            [
+                (
+                    "coco_wholebody",
+                    "top_down/hrnet/hrnet_w32_coco_wholebody_256x192_dark-469327ef_20200922.pth",
+                    "0.582",
+                ),
+                (
+                    "coco_wholebody",
+                    "top_down/hrnet/hrnet_w48_coco_wholebody_384x288_dark-f5726563_20200918.pth",
+                    "0.661",
+                ),
+            ],
+        ),
+        *_zoo(
+            _TABLE_1X.format("wholebody", "ubody2d/hrnet_ubody-coco-wholebody"),
+            _WHOLEBODY_AP,
+            133,
+            [
+                (
+                    "coco_wholebody",
+                    "v1/wholebody_2d_keypoint/ubody/td-hm_hrnet-w32_8xb64-210e_ubody-coco-256x192-7c227391_20230807.pth",
+                    "0.549",
+                )
+            ],
+            note="trained on UBody and COCO-WholeBody",
+        ),
+        *_zoo(
+            _TABLE_0X.format("wholebody", "halpe/hrnet_dark_halpe"),
+            "Whole AP {} on Halpe v1.0 val (detected persons)",
+            136,
+            [("halpe", "top_down/hrnet/hrnet_w48_halpe_384x288_dark_plus-d13c2588_20211021.pth", "0.527")],
+            note="started from the COCO-WholeBody file (DARK+)",
+        ),
+        *_zoo(
+            _TABLE_0X.format("animal", "animalpose/hrnet_animalpose"),
+            "AP {} on Animal-Pose val (ground-truth boxes)",
+            20,
+            [
+                ("animalpose", "animal/hrnet/hrnet_w32_animalpose_256x256-1aa7f075_20210426.pth", "0.736"),
+                ("animalpose", "animal/hrnet/hrnet_w48_animalpose_256x256-34644726_20210426.pth", "0.737"),
+            ],
+        ),
+        *_zoo(
+            _TABLE_0X.format("animal", "ap10k/hrnet_ap10k"),
+            "AP {} on AP-10K val (ground-truth boxes)",
+            17,
+            [
+                ("ap10k", "animal/hrnet/hrnet_w32_ap10k_256x256-18aac840_20211029.pth", "0.722"),
+                ("ap10k", "animal/hrnet/hrnet_w48_ap10k_256x256-d95ab412_20211029.pth", "0.731"),
+            ],
+        ),
+        *_zoo(
+            _TABLE_0X.format("animal", "atrw/hrnet_atrw"),
+            "AP {} on ATRW val (ground-truth boxes)",
+            15,
+            [
+                ("atrw", "animal/hrnet/hrnet_w32_atrw_256x256-f027f09a_20210414.pth", "0.912"),
+                ("atrw", "animal/hrnet/hrnet_w48_atrw_256x256-ac088892_20210414.pth", "0.911"),
+            ],
+        ),
+        *_zoo(
+            _TABLE_0X.format("animal", "horse10/hrnet_horse10"),
+            "PCK@0.3 {} on Horse-10 test (ground-truth boxes)",
+            22,
+            [
+                ("horse10_split1", "animal/hrnet/hrnet_w32_horse10_256x256_split1-401d901a_20210405.pth", "0.951"),
+                ("horse10_split2", "animal/hrnet/hrnet_w32_horse10_256x256_split2-04840523_20210405.pth", "0.949"),
+                ("horse10_split3", "animal/hrnet/hrnet_w32_horse10_256x256_split3-4db47400_20210405.pth", "0.939"),
+                ("horse10_split1", "animal/hrnet/hrnet_w48_horse10_256x256_split1-3c950d3b_20210405.pth", "0.973"),
+                ("horse10_split2", "animal/hrnet/hrnet_w48_horse10_256x256_split2-8ef72b5d_20210405.pth", "0.969"),
+                ("horse10_split3", "animal/hrnet/hrnet_w48_horse10_256x256_split3-0232ec47_20210405.pth", "0.961"),
+            ],
+            note="trained on the split its name says",
+        ),
+        *_zoo(
+            _TABLE_0X.format("animal", "macaque/hrnet_macaque"),
+            "AP {} on MacaquePose test (ground-truth boxes)",
+            17,
+            [
+                ("macaque", "animal/hrnet/hrnet_w32_macaque_256x192-f7e9e04f_20210407.pth", "0.814"),
+                ("macaque", "animal/hrnet/hrnet_w48_macaque_256x192-9b34b02a_20210407.pth", "0.818"),
+            ],
+        ),
+        *_zoo(
+            _TABLE_1X.format("animal", "ak/hrnet_animalkingdom"),
+            "PCK@0.05 {} on Animal Kingdom test (ground-truth boxes)",
+            23,
+            [
+                (
+                    f"animalkingdom_{split.lower()}",
+                    f"{_V1_AK}/td-hm_hrnet-w32_8xb32-300e_animalkingdom_{split}-256x256-{stamp}.pth",
+                    pck,
+                )
+                for split, stamp, pck in (
+                    ("P1", "08bf96cb_20230519", "0.6323"),
+                    ("P2", "2396cc58_20230519", "0.3741"),
+                    ("P3_mammal", "e8aadf02_20230519", "0.571"),
+                    ("P3_amphibian", "845085f9_20230519", "0.5358"),
+                    ("P3_reptile", "e8440c16_20230519", "0.51"),
+                    ("P3_bird", "566feff5_20230519", "0.7671"),
+                    ("P3_fish", "76c3999f_20230519", "0.6406"),
+                )
+            ],
+            note="trained on the protocol its name says",
+        ),
+        *_zoo(
+            _TABLE_1X.format("fashion", "deepfashion/hrnet_deepfashion"),
+            "PCK@0.2 {} % on DeepFashion val, upper-body clothes (ground-truth boxes)",
+            6,
+            [
+                (
+                    "deepfashion_upper",
+                    f"{_V1_FASHION}/td-hm_hrnet-w48_udp_8xb32-210e_deepfashion_upper-256x192-de7c0eb1_20230810.pth",
+                    "96.1",
+                )
+            ],
+        ),
+        *_zoo(
+            _TABLE_1X.format("fashion", "deepfashion/hrnet_deepfashion"),
+            "PCK@0.2 {} % on DeepFashion val, lower-body clothes (ground-truth boxes)",
+            4,
+            [
+                (
+                    "deepfashion_lower",
+                    f"{_V1_FASHION}/td-hm_hrnet-w48_udp_8xb32-210e_deepfashion_lower-256x192-ddaf747d_20230810.pth",
+                    "97.8",
+                )
+            ],
+        ),
+        *_zoo(
+            _TABLE_1X.format("fashion", "deepfashion/hrnet_deepfashion"),
+            "PCK@0.2 {} % on DeepFashion val, full-body clothes (ground-truth boxes)",
+            8,
+            [
+                (
+                    "deepfashion_full",
+                    f"{_V1_FASHION}/td-hm_hrnet-w48_udp_8xb32-210e_deepfashion_full-256x192-7ab504c7_20230810.pth",
+                    "98.3",
+                )
+            ],
         ),
         # HRNetV2-W18 faces and hands: MMPose 0.x files, each figure from the 0.x table its source names.
         *(

@@ -1,8 +1,9 @@
 """Which metric scores a keypoint set's task, and which of its numbers picks the best epoch.
 
-Body, whole-body, animal and other sets: COCO's OKS AP/AR with the set's own sigmas. Hands: PCK@0.2 of the box,
-AUC and EPE, main PCK (MMPose's hand configs). Faces: NME, main NME, lower is better (MMPose's face configs). A
-data format may bring its own metric instead (MPII's PCKh: ``hrnet.data.sources.FORMATS``).
+Body, whole-body, animal and other sets: COCO's OKS AP/AR with the set's own sigmas. Hands and clothes' landmarks:
+PCK@0.2 of the box, AUC and EPE, main PCK (MMPose's hand and DeepFashion configs). Faces: NME, main NME, lower is
+better (MMPose's face configs). A data format may bring its own metric instead (MPII's PCKh:
+``hrnet.data.sources.FORMATS``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ TASK_SCORING = {
     "animal": COCO_AP,
     "other": COCO_AP,
     "hand": HAND_PCK,
+    "fashion": HAND_PCK,
     "face": FACE_NME,
 }
 

@@ -49,6 +49,7 @@ INSTANCE_NOUNS = {
     "hand": ("hand", "hands"),
     "face": ("face", "faces"),
     "animal": ("animal", "animals"),
+    "fashion": ("garment", "garments"),
     "other": ("instance", "instances"),
 }
 
