@@ -482,7 +482,7 @@ def test_every_entry_states_its_figure_data_set_and_source():
         if entry.kind == "pose":
             release = r"(tag v0\.29\.0|tag v1\.3\.2|branch 0\.x|branch main)"
             assert re.match(rf"open-mmlab/mmpose, {release}: configs/\S+\.md", entry.source), entry.source
-            assert re.fullmatch(r"\S+.* [0-9.]+\b.* on [A-Z].*", entry.accuracy), entry.accuracy
+            assert re.fullmatch(r"\S+.* [0-9.]+\b.* on [A-Z0-9].*", entry.accuracy), entry.accuracy
         elif "humanart" in entry.name:
             assert entry.accuracy.endswith("on HumanArt val") and "Tau-J/rtmlib README.md" in entry.source
     wholebody = REGISTRY["mmpose-hrnet-w48-coco-wholebody-384x288-dark"]
