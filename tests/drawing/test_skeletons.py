@@ -343,3 +343,16 @@ def test_custom_keypoint_set_without_sides_is_drawn_in_center_colours() -> None:
     assert all(g > max(r, b) for r, g, b in colours)
     out = skeletons.draw_poses(_canvas(), np.array([[[20, 20], [100, 20], [60, 90]]]), None, triangle)
     assert _changed(out, _canvas(), 60, 20)
+
+
+def test_a_set_with_its_own_limb_colours_is_drawn_in_them() -> None:
+    from hrnet.keypoints import load_keypoint_set
+
+    wholebody = load_keypoint_set("coco_wholebody133")
+    assert skeletons.limb_colours(wholebody) == list(wholebody.limb_colours) and len(set(wholebody.limb_colours)) > 5
+    image = np.zeros((200, 200, 3), np.uint8)
+    points = np.full((1, 133, 2), np.nan)
+    points[0, 15], points[0, 17] = (50.0, 100.0), (150.0, 100.0)  # left ankle → left big toe: a foot link
+    link = wholebody.skeleton.index((15, 17))
+    drawn = skeletons.draw_poses(image, points, None, wholebody, channel_order="rgb")
+    assert np.abs(drawn[100, 100].astype(int) - wholebody.limb_colours[link]).max() <= 40  # anti-aliased line

@@ -50,7 +50,10 @@ def _limb_side(sides: Sequence[str], a: int, b: int) -> str:
 
 
 def limb_colours(keypoint_set: KeypointSet) -> list[tuple[int, int, int]]:
-    """One RGB colour per skeleton limb: warm hues on the left side, cool on the right, green in the center."""
+    """One RGB colour per skeleton limb: the set's own (its ``limb_colours``, e.g. COCO-WholeBody's for body, feet,
+    face and each finger), else warm hues on the left side, cool on the right, green in the center."""
+    if keypoint_set.limb_colours:
+        return list(keypoint_set.limb_colours)
     sides = [keypoint_side(n) for n in keypoint_set.names]
     limb_sides = [_limb_side(sides, a, b) for a, b in keypoint_set.skeleton]
     colours = []
