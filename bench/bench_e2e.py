@@ -355,6 +355,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="w32", help="model preset, shipped config or YAML (default w32)")
     parser.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32")
+    parser.add_argument("--backend", help="the backend instead of the precision's default (e.g. onnxruntime)")
     parser.add_argument("--flip", action="store_true", help="flip test on (default off)")
     parser.add_argument("--serve-seconds", type=float, default=10.0, help="each run of the service (default 10)")
     args = parser.parse_args()
@@ -363,7 +364,7 @@ def main() -> None:
     config = load_config(args.config, [f"test.flip_test={args.flip}"])
     torch.manual_seed(0)
     model = build_model(config.model).eval()
-    backend = open_for_timing(config.model, backend_name(args.precision), model)
+    backend = open_for_timing(config.model, args.backend or backend_name(args.precision), model)
     estimator = PoseEstimator(backend, codec_from_config(config.model, config.data), COCO17, config.test,
                               device=backend.device)  # fmt: skip
     load_before = os.getloadavg()[0]
@@ -427,7 +428,10 @@ def main() -> None:
         f"({live['shown_over_offered']:.0%}; the others arrived while the network was busy and were dropped, not "
         f"queued), latency p50 {live['latency_p50_ms']:.0f} ms, p99 {live['latency_p99_ms']:.0f} ms.",
     ]
-    write_results(f"e2e_{args.precision}", report, lines)  # one file per precision
+    # One file per precision for the default network; another network or backend has its own.
+    default = args.config == "w32" and not args.backend
+    name = f"e2e_{args.precision}" if default else f"e2e_{args.config.replace('/', '_')}_{backend.name}"
+    write_results(name, report, lines)
 
 
 if __name__ == "__main__":
