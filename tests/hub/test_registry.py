@@ -282,7 +282,7 @@ def test_weights_cli_list_and_get(server, cache, monkeypatch, capsys):
     assert main(["weights", "list"]) == 0
     assert re.search(r"test-hrnet\s+cached", capsys.readouterr().out)
     assert main(["weights", "get", "no-such-weights"]) == 2
-    assert "unknown weights name(s) no-such-weights" in capsys.readouterr().err
+    assert "unknown weights name(s) 'no-such-weights'" in capsys.readouterr().err
     (cache / "test-hrnet" / "hrnet_w32-x.pth").write_bytes(b"damaged")
     assert main(["weights", "get", "test-hrnet"]) == 2
     assert "the cached file is damaged" in capsys.readouterr().err
@@ -726,3 +726,40 @@ def test_resolve_many_reports_every_missing_file_at_once(server, cache, monkeypa
         assert f"{entry.url} at {where}" in message
     with pytest.raises(DownloadError, match=r"2 weights files are missing.*it is not in the cache"):
         resolve_many([pose.name, detector.name], download=False)
+
+
+def test_two_fetches_of_one_archive_at_once_both_get_the_file(server, cache, monkeypatch):
+    """Concurrent `hrnet weights get` of one archive: one downloads and unpacks (deleting the archive), the other
+    waits and uses the result (it failed on the vanished archive)."""
+    import threading
+
+    onnx_bytes = b"pretend onnx" * 1000
+    server.files["/det.zip"] = _zip({"det/end2end.onnx": onnx_bytes})
+    entry = _detector_entry(f"{server.url}/det.zip", onnx_bytes)
+    results: list[object] = []
+
+    def get() -> None:
+        try:
+            results.append(fetch(entry, progress=False).read_bytes())
+        except Exception as err:  # the test reports what either thread met
+            results.append(err)
+
+    threads = [threading.Thread(target=get) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert results == [onnx_bytes, onnx_bytes]
+
+
+def test_weights_get_hashes_the_file_whole_and_names_few_unknown_names(server, cache, monkeypatch, capsys):
+    entry = _served_entry(server, monkeypatch)
+    path = resolve_weights(entry.name, progress=False)
+    stat = path.stat()
+    path.write_bytes(PAYLOAD[:-1] + bytes([PAYLOAD[-1] ^ 1]))  # one byte flipped, size and time kept
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert main(["weights", "get", entry.name]) == 2
+    assert "the cached file is damaged or was changed" in capsys.readouterr().err
+    assert main(["weights", "get", *(f"no-such-{i}" for i in range(300))]) == 2
+    err = capsys.readouterr().err
+    assert "'no-such-0', 'no-such-1'" in err and "and 295 more" in err and len(err) < 400

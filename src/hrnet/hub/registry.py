@@ -18,11 +18,13 @@ official HRNet checkpoints have no direct link (Google Drive folders): download 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
 import re
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -784,7 +786,7 @@ def fetch(entry: WeightsFile, *, progress: bool = True, force: bool = False, all
         DownloadError: the cached file fails its check, the cache folder cannot be written, or the file is missing
             and cannot be downloaded (or ``allow_download`` is False).
     """
-    from hrnet.hub.download import download, unpack_member  # urllib and http: only when a file is fetched
+    from hrnet.hub.download import unpack_member  # urllib and http: only when a file is fetched
 
     target = cached_path(entry)
     if not force and target.is_file():
@@ -798,6 +800,35 @@ def fetch(entry: WeightsFile, *, progress: bool = True, force: bool = False, all
         return target
     if not allow_download:
         raise _UnfetchedError(entry, "it is not in the cache")
+    with _fetching(target):  # one process at a time downloads and unpacks a file; the others wait, then use it
+        if not force and target.is_file():
+            verify(target, entry)
+            return target
+        return _download(entry, target, archive, progress)
+
+
+@contextlib.contextmanager
+def _fetching(target: Path) -> Iterator[None]:
+    """Hold the lock of the cached file ``target`` (in the temporary folder, so that a failed fetch leaves no trace
+    in the cache; any user may take it)."""
+    from filelock import FileLock, Timeout
+
+    key = hashlib.sha256(str(target.absolute()).encode()).hexdigest()[:16]
+    lock = FileLock(Path(tempfile.gettempdir()) / f"hrnet-fetch-{key}.lock", mode=0o666)
+    try:
+        lock.acquire(timeout=0.2)
+    except Timeout:
+        log.info("waiting for another hrnet process fetching %s", target)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _download(entry: WeightsFile, target: Path, archive: Path, progress: bool) -> Path:
+    from hrnet.hub.download import download, unpack_member
+
     created = [p for p in (target.parent, *target.parent.parents) if not p.exists()]  # deepest first
     try:
         check_writable_dir(target.parent, "weights cache")
@@ -854,10 +885,10 @@ def _recorded_checksum(path: Path) -> tuple[str | None, bool]:
         return None, False
 
 
-def verify(path: Path, entry: WeightsFile) -> str:
+def verify(path: Path, entry: WeightsFile, *, rehash: bool = False) -> str:
     """The SHA-256 of ``entry``'s cached file ``path``, checked against the published one, or where none is
     published against the one it had when it was downloaded. Hashed only when the file's size or modification time
-    changed since the last check.
+    changed since the last check, or with ``rehash`` (``hrnet weights get``: a changed byte need change neither).
 
     Raises:
         DownloadError: the file differs (it says how to download it again) or cannot be read.
@@ -865,7 +896,7 @@ def verify(path: Path, entry: WeightsFile) -> str:
     published = entry.member_sha256 if entry.member else (entry.sha256 or entry.sha256_prefix)
     recorded, current = _recorded_checksum(path)
     try:
-        actual = recorded if recorded is not None and current else sha256_file(path)
+        actual = recorded if recorded is not None and current and not rehash else sha256_file(path)
     except OSError as err:
         raise DownloadError(f"{path}: cannot read the cached file of weights {entry.name!r} ({err.strerror})") from None
     expected = published or recorded
