@@ -763,3 +763,13 @@ def test_weights_get_hashes_the_file_whole_and_names_few_unknown_names(server, c
     assert main(["weights", "get", *(f"no-such-{i}" for i in range(300))]) == 2
     err = capsys.readouterr().err
     assert "'no-such-0', 'no-such-1'" in err and "and 295 more" in err and len(err) < 400
+
+
+def test_a_local_file_named_like_a_registered_name_is_used_and_said(tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rtmdet-nano-person").write_bytes(b"mine")
+    assert resolve_weights("rtmdet-nano-person") == Path("rtmdet-nano-person")
+    assert "rtmdet-nano-person: a file of that name is in this folder" in caplog.text
+    caplog.clear()
+    assert resolve_weights("./rtmdet-nano-person") == Path("rtmdet-nano-person")
+    assert "a file of that name" not in caplog.text

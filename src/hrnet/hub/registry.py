@@ -764,6 +764,11 @@ def resolve_many(specs: Sequence[str | Path], *, download: bool = True, progress
         path = Path(spec)
         entry = REGISTRY.get(str(spec))
         if path.exists() or entry is None:
+            if entry is not None:  # a file in the working folder named like a registered one: said, not silent
+                log.warning(
+                    "%s: a file of that name is in this folder, so it is used rather than the registered %s %r "
+                    "(give ./%s to say you mean the file)", spec, entry.kind, entry.name, spec,
+                )  # fmt: skip
             paths.append(path)
             continue
         try:
