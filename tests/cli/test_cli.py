@@ -323,3 +323,19 @@ def test_after_a_double_dash_every_word_is_an_input():
     assert (args.config, args.inputs) == ("coco/w32_256x192", ["-dash.jpg", "x.jpg"])
     with pytest.raises(SystemExit):
         cli.parse_args(["predict", "coco/w32_256x192", "a.jpg", "--weights", "w", "-dash.jpg"])
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing_partial(tmp_path, monkeypatch, capsys):
+    import errno
+
+    import torch
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch.onnx, "export", full)
+    out = tmp_path / "x.onnx"
+    assert main(["export", "w18", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "hrnet export: error: no space left on the device" in err
+    assert "Traceback" not in err and list(tmp_path.iterdir()) == []

@@ -19,6 +19,7 @@ from hrnet.system import limit_openmp_spinning
 limit_openmp_spinning()
 
 import argparse
+import errno
 import logging
 import os
 import signal
@@ -105,6 +106,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HrnetError as err:
         print(f"hrnet {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # Every output is written to a temporary file and renamed when whole: nothing partial is left, and a file
+        # it would have replaced (a checkpoint) is as it was.
+        where = f" writing {err.filename}" if err.filename else ""
+        print(
+            f"hrnet {args.command}: error: no space left on the device{where} ({err.strerror}); nothing partial was "
+            "kept and earlier files are as they were: free some space (or choose another --out) and run it again",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         # Files are written whole or not at all, so nothing half-written is left behind.
         hint = " (continue with --resume)" if args.command == "train" else ""
