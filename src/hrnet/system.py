@@ -9,9 +9,11 @@ every subcommand that runs a network; a Python program that wants the same speed
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import threading
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from hrnet.errors import ConfigError
@@ -181,3 +183,12 @@ def _apply() -> bool:
     applied = bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, KEPT_BYTES))
     log.debug("malloc keeps freed memory for reuse: %s", applied)
     return applied
+
+
+def optional_module(name: str) -> ModuleType:
+    """The module ``name`` of an optional extra (``onnx``, ``onnxruntime``), or a ``ConfigError`` saying how to
+    install it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise ConfigError(f"ONNX support needs the package {name!r}: pip install 'hrnet[onnx]'") from None

@@ -16,6 +16,7 @@ tensors that are not floating point are refused with a ``CheckpointError``.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pickle
 import re
@@ -35,6 +36,7 @@ from hrnet.hub.registry import config_for_weights
 from hrnet.io.files import atomic_write, file_kind
 from hrnet.keypoints import FROM_ANNOTATIONS, KeypointSet, keypoint_set_from_text, load_keypoint_set
 from hrnet.models.hrnet import build_model
+from hrnet.system import optional_module
 
 # Prefixes other tools put in front of our names, mapped to ours (checked in this order).
 _PREFIX_MAP = (
@@ -301,7 +303,10 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     if path.suffix.lower() == ".onnx":
-        return {k.removeprefix(ONNX_PREFIX): v for k, v in _onnx_props(path).items()}
+        try:  # without the optional onnx package, or unparsable: opening it as a network says so
+            return {k.removeprefix(ONNX_PREFIX): v for k, v in onnx_metadata(path).items()}
+        except ConfigError:
+            return {}
     if path.suffix.lower() != ".safetensors":
         return {}
     try:
@@ -311,18 +316,21 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         return {}
 
 
-def _onnx_props(path: Path) -> dict[str, str]:
-    """The ``metadata_props`` of an ONNX file (empty when the optional ``onnx`` package is missing or the file
-    cannot be parsed: opening it as a network reports those)."""
+def onnx_metadata(path: str | Path) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file (what ``hrnet export`` recorded). Parsed once per file version: a
+    command reads them for its config, its keypoint set and its precision."""
+    onnx = optional_module("onnx")
     try:
-        import onnx
-    except ImportError:
-        return {}
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception:  # onnx raises DecodeError and others, not importable without it
-        return {}
-    return {p.key: p.value for p in model.metadata_props}
+        stat = Path(path).stat()
+        return dict(_onnx_props(onnx, str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns))
+    except Exception as err:  # onnx raises DecodeError and others, not importable without it
+        raise ConfigError(f"{path}: not a readable ONNX file ({err})") from None
+
+
+@functools.lru_cache(maxsize=8)
+def _onnx_props(onnx: Any, path: str, size: int, mtime_ns: int) -> tuple[tuple[str, str], ...]:
+    model = onnx.load(path, load_external_data=False)
+    return tuple((p.key, p.value) for p in model.metadata_props)
 
 
 def save_weights(model: nn.Module, path: str | Path, metadata: Mapping[str, str] | None = None) -> None:

@@ -6,16 +6,15 @@ of ``hrnet.runtime.backends``), and the metadata ``hrnet export`` records in the
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from hrnet.errors import ConfigError
-from hrnet.system import cpu_threads
+from hrnet.models.checkpoint import onnx_metadata
+from hrnet.system import cpu_threads, optional_module
 
 OPSET = 17  # what hrnet export writes by default
 # The opsets the export takes: 9 is the first whose Upsample the exchange units' nearest upsampling exports to (7
@@ -30,14 +29,6 @@ META_CALIBRATION = "hrnet.calibration"
 META_CALIBRATION_SIZE = "hrnet.calibration_size"
 META_QUANTIZER = "hrnet.quantizer"
 META_EXPORTED_BY = "hrnet.exported_by"  # in every file hrnet export writes: "hrnet export <version>"
-
-
-def optional_module(name: str) -> ModuleType:
-    """The module ``name`` (``onnx``, ``onnxruntime``), or a ``ConfigError`` saying how to install it."""
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        raise ConfigError(f"ONNX support needs the package {name!r}: pip install 'hrnet[onnx]'") from None
 
 
 def cpu_session_options(threads: int | None) -> Any:
@@ -56,16 +47,6 @@ def cpu_session_options(threads: int | None) -> Any:
     options.intra_op_num_threads = threads or cpu_threads() or 0
     options.add_session_config_entry("session.force_spinning_stop", "1")
     return options
-
-
-def onnx_metadata(path: str | Path) -> dict[str, str]:
-    """The ``metadata_props`` of an ONNX file (what ``hrnet export`` recorded)."""
-    onnx = optional_module("onnx")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as err:  # onnx raises DecodeError and others, not importable without it
-        raise ConfigError(f"{path}: not a readable ONNX file ({err})") from None
-    return {p.key: p.value for p in model.metadata_props}
 
 
 def onnx_precision(path: str | Path) -> str:
