@@ -447,3 +447,10 @@ def test_a_zoo_part_may_not_say_what_the_name_says(tmp_path, monkeypatch):
             load_config("mine/w32_256x192")
     (tmp_path / "mine.yaml").write_text("data:\n  keypoint_set: coco17\n  sigma: 2.5\n")
     assert load_config("mine/w32_256x192").data.sigma == 2.5  # σ a data set may fix
+
+
+def test_a_section_override_gives_only_the_keys_it_holds():
+    """`--set 'data={...}'` names the keypoint set only when the mapping holds that key, not a value mentioning it."""
+    assert load_config(None, ["data={keypoint_set: aic14}"]).model.num_keypoints == 14
+    assert load_config("tf_w32", ["data={root: keypoint_set_dir}"]).model.num_keypoints == 14  # the preset's
+    assert load_config(None, ["data={keypoint_set: aic14}", "model.num_keypoints=14"]).model.num_keypoints == 14

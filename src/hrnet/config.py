@@ -815,8 +815,12 @@ def _given(loaded: dict[str, Any], overrides: Sequence[str], section: str, key: 
         return True
     for item in overrides:
         name, _, value = item.partition("=")
-        if name.strip() == f"{section}.{key}" or (name.strip() == section and key in value):
+        if name.strip() == f"{section}.{key}":
             return True
+        if name.strip() == section:  # --set 'data={keypoint_set: x}': a mapping merged into the section
+            parsed = parse_yaml(value, f"--set {short_repr(item)}")
+            if isinstance(parsed, dict) and key in parsed:
+                return True
     return False
 
 
