@@ -1,11 +1,13 @@
 """The built-in synthetic data set: COCO-valid, truthful, varied, deterministic."""
 
 import json
+import os
 
 import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
+from hrnet.data import synthetic
 from hrnet.data.coco import read_coco
 from hrnet.data.synthetic import IMAGE_SIZE, make_image, synthetic_files, write_synthetic
 from hrnet.errors import ConfigError
@@ -122,3 +124,10 @@ def test_bad_sizes_or_seed_are_refused_before_anything_is_written(tmp_path, num_
     with pytest.raises(ConfigError, match=r"the synthetic data set('s seed must be ≥ 0| needs split sizes ≥ 0)"):
         write_synthetic(tmp_path / "out", num_train, num_val, seed=seed)
     assert not (tmp_path / "out").exists()
+
+
+def test_drawn_by_several_processes_as_by_one(monkeypatch):
+    monkeypatch.setattr(synthetic, "PARALLEL_FROM", 8)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    serial = [synthetic._encoded_image((0, "val", index)) for index in range(20)]
+    assert list(synthetic._encoded_images(0, "val", 20)) == serial

@@ -16,11 +16,11 @@ import torch.multiprocessing as mp
 from safetensors import safe_open
 
 from hrnet.cli import main
-from hrnet.config import dump_config, load_config
+from hrnet.config import TrainConfig, dump_config, load_config
 from hrnet.engine import state as state_module
 from hrnet.engine import train as train_module
 from hrnet.engine.evaluate import Evaluator
-from hrnet.engine.train import train
+from hrnet.engine.train import run_seconds_left, train
 from hrnet.errors import DataError, OutputError, TrainingError, TrainingInterruptedError
 from hrnet.io.outputs import LOCK, OutputFolder
 from hrnet.models.checkpoint import load_weights, read_state_dict, save_weights
@@ -504,3 +504,11 @@ def test_resume_compares_the_network_not_where_its_start_weights_were(datasets_d
     other = tiny_experiment(datasets_dir, tmp_path, ["model.input_size=[96, 64]"], epochs=3)  # another network
     with pytest.raises(TrainingError, match="saved by a run with another model config"):
         train(other, resume=True, progress=False)
+
+
+def test_the_bar_counts_the_whole_runs_time_left():
+    tc = TrainConfig(epochs=4, val_every=2)
+    # First epoch, step 10 of 100 at 0.5 s: 90 + 3 × 100 steps, and the validations after epochs 2 and 4.
+    assert run_seconds_left(tc, 0, 10, 100, 0.5, 20.0) == 390 * 0.5 + 2 * 20
+    assert run_seconds_left(tc, 0, 10, 100, 0.5, None) == 390 * 0.5  # no validation measured yet
+    assert run_seconds_left(tc, 3, 100, 100, 0.5, 20.0) == 20  # the last validation is still due

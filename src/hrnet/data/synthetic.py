@@ -27,7 +27,9 @@ Every image is a function of (seed, split, index) alone: the same seed gives byt
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +43,8 @@ from hrnet.keypoints import COCO17, coco_category
 GENERATOR_VERSION = 1  # bump when the images change, so that cached copies are rewritten
 IMAGE_SIZE = (256, 256)  # (height, width)
 JPEG_QUALITY = 90
+PERSON_COUNTS, PERSON_ODDS = (1, 2, 3), (0.45, 0.35, 0.2)  # how many persons an image shows, and how often
+MEAN_PERSONS = sum(n * p for n, p in zip(PERSON_COUNTS, PERSON_ODDS, strict=True))  # a few are hidden and skipped
 SPLITS = {"train": 1, "val": 2}  # mixed into the per-image seed so that the splits never share an image
 
 # Segment lengths as fractions of body height H (Drillis & Contini 1966, rounded).
@@ -260,7 +264,7 @@ def make_image(seed: int, split: str, index: int, size: tuple[int, int] = IMAGE_
     rng = np.random.default_rng([seed, SPLITS[split], index])
     height, width = size
     canvas = background(rng, size)
-    count = int(rng.choice([1, 2, 3], p=[0.45, 0.35, 0.2]))
+    count = int(rng.choice(PERSON_COUNTS, p=PERSON_ODDS))
     figures: list[Figure] = []
     # Each person stands in its own horizontal slot, jittered: neighbours overlap partly, rarely wholly.
     slots = rng.permutation(count)
@@ -332,19 +336,13 @@ def write_synthetic(
         annotations: list[dict[str, object]] = []
         folder = out / "images" / split
         folder.mkdir(parents=True, exist_ok=True)
-        for index in range(count):
-            image, persons = make_image(seed, split, index)
+        for index, (data, (height, width), persons) in enumerate(_encoded_images(seed, split, count)):
             image_id = index + 1
             name = _image_name(image_id)
-            ok, data = cv2.imencode(
-                ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
-            )
-            if not ok:  # pragma: no cover - OpenCV always encodes an RGB uint8 image
-                raise RuntimeError(f"OpenCV could not encode {name}")
-            write_bytes_atomic(folder / name, data.tobytes())
+            write_bytes_atomic(folder / name, data)
             if written_file is not None:
                 written_file(folder / name)
-            images.append({"id": image_id, "file_name": name, "height": image.shape[0], "width": image.shape[1]})
+            images.append({"id": image_id, "file_name": name, "height": height, "width": width})
             for person in persons:
                 annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1, **person})
             written += 1
@@ -363,6 +361,33 @@ def write_synthetic(
     return files
 
 
+def _encoded_images(seed: int, split: str, count: int) -> Iterator[tuple[bytes, tuple[int, int], list[dict]]]:
+    """The split's images in order, JPEG-encoded, with their (height, width) and persons: drawn by one process a
+    core where there are several (each image depends on (seed, split, index) alone, so the result is the same)."""
+    tasks = [(seed, split, index) for index in range(count)]
+    processes = drawing_processes(count)
+    if processes == 1:
+        yield from map(_encoded_image, tasks)
+        return
+    # Spawned, not forked: the caller may hold PyTorch's OpenMP threads, which a forked child inherits broken.
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        yield from pool.imap(_encoded_image, tasks, chunksize=16)
+
+
+def drawing_processes(count: int) -> int:
+    """The processes that draw a split of ``count`` images."""
+    return 1 if count < PARALLEL_FROM else min(os.cpu_count() or 1, 8)
+
+
+def _encoded_image(task: tuple[int, str, int]) -> tuple[bytes, tuple[int, int], list[dict]]:
+    image, persons = make_image(*task)
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:  # pragma: no cover - OpenCV always encodes an RGB uint8 image
+        raise RuntimeError(f"OpenCV could not encode synthetic image {task}")
+    return data.tobytes(), (image.shape[0], image.shape[1]), persons
+
+
+PARALLEL_FROM = 200  # fewer images are drawn faster than worker processes start
 DESCRIPTION = "hrnet synthetic figures"  # the start of every annotation file's info.description
 
 

@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from hrnet.codec import codec_from_config
-from hrnet.config import ExperimentConfig, dump_config, to_dict
+from hrnet.config import ExperimentConfig, TrainConfig, dump_config, to_dict
 from hrnet.data.augment import Augmentation
 from hrnet.data.dataset import Batch, TopDownDataset, collate
 from hrnet.data.sampler import EpochSampler
@@ -169,6 +169,7 @@ class _Trainer:
         self.saved_at: tuple[int, int] | None = None  # (epoch, step) of the checkpoint in the run folder
         # A mid-epoch checkpoint waits for the next batch's loss: (state, buffers, RNG) of the step it is due at.
         self.pending: tuple[TrainingState, dict[str, torch.Tensor], dict[str, torch.Tensor]] | None = None
+        self.validation_seconds: float | None = None  # the last validation's duration, for the run's time left
 
     @contextmanager
     def stopping_on_signals(self, enabled: bool) -> Iterator[None]:
@@ -447,9 +448,13 @@ class _Trainer:
             step += 1
             self.state.step = step
             self.state.global_step += 1
-            rate = samples / max(time.perf_counter() - t0, 1e-9)
+            seconds = time.perf_counter() - t0
+            left = run_seconds_left(tc, epoch, step, total_steps, seconds / (step - start), self.validation_seconds)
             bar.set_postfix(
-                loss=f"{self.loss_sum / max(self.loss_count, 1):.3e}", lr=f"{self._lr():.1e}", samples_s=f"{rate:.1f}"
+                loss=f"{self.loss_sum / max(self.loss_count, 1):.3e}",
+                lr=f"{self._lr():.1e}",
+                samples_s=f"{samples / max(seconds, 1e-9):.1f}",
+                run_left=tqdm.format_interval(round(left)),
             )
             bar.update(1)
             if self._stopping():
@@ -483,7 +488,9 @@ class _Trainer:
             # The run folder is the run's own (``_prepare_run_dir``): an epoch evaluated again after a resume
             # replaces that epoch's files, whether or not its first evaluation got to record them.
             out = self.run_dir / f"eval_epoch{epoch + 1:03d}"
+            started = time.perf_counter()
             metrics = self.evaluator.evaluate(self.model, out_dir=out, overwrite=True)
+            self.validation_seconds = time.perf_counter() - started
             row.update({f"val_{k}": v for k, v in metrics.items() if isinstance(v, int | float)})
             self._update_best(epoch, metrics)
         self.state.epoch, self.state.step = epoch + 1, 0
@@ -685,6 +692,22 @@ def _writing(path: Path, note: str = "") -> Iterator[None]:
         yield
     except OSError as err:
         raise OutputError(f"{path}: cannot write it ({output_problem(err)}){'; ' + note if note else ''}") from None
+
+
+def run_seconds_left(
+    tc: TrainConfig,
+    epoch: int,
+    step: int,
+    steps_per_epoch: int,
+    step_seconds: float,
+    validation_seconds: float | None,
+) -> float:
+    """The whole run's time left, as the training bar shows it: this epoch's steps after ``step`` (0-based ``epoch``)
+    and the later epochs' at ``step_seconds`` each, and the validations still due at ``validation_seconds`` each (the
+    last one's duration; None before the first, when they are not counted)."""
+    steps = steps_per_epoch - step + (tc.epochs - epoch - 1) * steps_per_epoch
+    due = sum(1 for e in range(epoch + 1, tc.epochs + 1) if e % tc.val_every == 0 or e == tc.epochs)
+    return steps * step_seconds + due * (validation_seconds or 0.0)
 
 
 def _progress_text(epoch: int, step: int) -> str:
