@@ -92,7 +92,7 @@ def training_step_seconds(config: ExperimentConfig) -> float:
     finally:
         logging.disable(logging.NOTSET)
     memory_format = torch.channels_last if config.runtime.channels_last else torch.contiguous_format
-    model = build_model(config.model).to(device, memory_format=memory_format).train()
+    model = build_model(config.model).to(device, memory_format=memory_format).train()  # type: ignore[call-overload]  # missing from the stubs
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
     loss = HeatmapLoss()
     batch, (height, width) = config.train.batch_size, config.model.input_size
