@@ -317,6 +317,18 @@ def test_codec_decode_uses_its_geometry_and_blur(post):
     assert HeatmapCodec(Crop(INPUT_SIZE), INPUT_SIZE, kind="tf_port").blur_kernel == 5
 
 
+def test_codec_decode_takes_a_blur_other_than_its_sigmas(post):
+    """``blur_kernel`` (test.dark_blur_kernel) overrides the σ rule, as MMPose 1.x blurs 11 at σ 3; 0 keeps it."""
+    centers, sizes = post["box_centers"], post["box_scales"] * PIXEL_STD
+    codec = HeatmapCodec(Crop(INPUT_SIZE), HEATMAP_SIZE, sigma=3.0)
+    got = {k: codec.decode(post["heatmaps"], centers, sizes, method="dark", blur_kernel=k)[0] for k in (0, 11, 17)}
+    for kernel in (11, 17):
+        expected = decode(post["heatmaps"], centers, sizes, method="dark", blur_kernel=kernel)[0]
+        np.testing.assert_array_equal(got[kernel], expected)
+    np.testing.assert_array_equal(got[0], got[17])
+    assert not np.array_equal(got[11], got[17])
+
+
 def test_codec_rejects_bad_settings(post):
     with pytest.raises(ConfigError, match=r"kind must be one of \['gaussian', 'udp', 'tf_port'\], got 'dark'"):
         HeatmapCodec(Crop(INPUT_SIZE), HEATMAP_SIZE, kind="dark")

@@ -32,8 +32,10 @@ EXPECTED = {
     "coco_wholebody_hand21": (21, "hand"),
     "onehand10k21": (21, "hand"),
     "rhd21": (21, "hand"),
+    "panoptic_hand21": (21, "hand"),
     "wflw98": (98, "face"),
     "300w68": (68, "face"),
+    "300wlp68": (68, "face"),
     "aflw19": (19, "face"),
     "cofw29": (29, "face"),
     "coco_wholebody_face68": (68, "face"),
@@ -131,12 +133,13 @@ def test_hand_sets():
     assert sigma(wholebody_hand, "thumb4") == 0.047
     assert wholebody_hand.skeleton[0] == index(wholebody_hand, "wrist", "thumb1")
     assert wholebody_hand.limb_colours[0] == (255, 128, 0) and wholebody_hand.limb_colours[-1] == (0, 255, 0)
-    for name in ("coco_wholebody_hand21", "onehand10k21", "rhd21"):
+    for name in ("coco_wholebody_hand21", "onehand10k21", "rhd21", "panoptic_hand21"):
         assert load_keypoint_set(name).flip_pairs == (), "no swap in MMPose: a flipped hand is the other hand"
-    # onehand10k.py gives no sigmas: coco_wholebody_hand's, by name
-    onehand = load_keypoint_set("onehand10k21")
-    assert onehand.names == wholebody_hand.names and onehand.sigmas == wholebody_hand.sigmas
-    assert onehand.derived
+    # onehand10k.py and panoptic_hand2d.py give no sigmas: coco_wholebody_hand's, by name
+    for name in ("onehand10k21", "panoptic_hand21"):
+        kset = load_keypoint_set(name)
+        assert kset.names == wholebody_hand.names and kset.sigmas == wholebody_hand.sigmas and kset.derived
+        assert kset.skeleton == wholebody_hand.skeleton and kset.limb_colours == wholebody_hand.limb_colours
     # rhd2d.py lists each finger from its tip: channel 1 is thumb4 and takes the thumb tip's sigma
     rhd = load_keypoint_set("rhd21")
     assert rhd.names[1] == "thumb4" and rhd.names[4] == "thumb1"
@@ -168,6 +171,12 @@ def test_face_sets():
     for name in ("wflw98", "aflw19", "cofw29"):
         kset = load_keypoint_set(name)
         assert set(kset.sigmas) == {DEFAULT_SIGMA} and kset.derived, "no sigmas in MMPose: the documented default"
+    # 300wlp.py: 300-W's names, every swap empty, no sigmas, no NME pair in MMPose: 300-W's sigmas and pair, said so
+    lp = load_keypoint_set("300wlp68")
+    assert lp.names == three_hundred.names and lp.flip_pairs == () and lp.skeleton == ()
+    assert lp.flip_index == tuple(range(68))
+    assert lp.sigmas == three_hundred.sigmas and lp.nme_pair == (36, 45)
+    assert [d.split(":")[0] for d in lp.derived] == ["OKS sigmas", "nme_pair"]
 
 
 def test_animal_sets():

@@ -466,15 +466,21 @@ class HeatmapCodec:
         method: str = "argmax",
         post_process: bool = True,
         threshold: float = 0.001,
+        blur_kernel: int = 0,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(N, K, H, W) heatmaps (flip test: merged first) and (N, 2) crop centers and sizes in image pixels →
         keypoints (N, K, 2) float32 in image pixels (through the crop's geometry) and scores (N, K); see
-        ``decode_peaks``."""
+        ``decode_peaks``. ``blur_kernel``: DARK's blur size (``test.dark_blur_kernel``); 0 for this σ's
+        (``self.blur_kernel``)."""
         if tuple(heatmaps.shape[-2:]) != tuple(self.heatmap_size):
             raise ValueError(f"heatmaps are {tuple(heatmaps.shape[-2:])}, the codec expects {self.heatmap_size}")
         centers, sizes = _check_regions(len(heatmaps), centers, sizes)
         coords, scores = decode_peaks(
-            heatmaps, method=method, post_process=post_process, blur_kernel=self.blur_kernel, threshold=threshold
+            heatmaps,
+            method=method,
+            post_process=post_process,
+            blur_kernel=blur_kernel or self.blur_kernel,
+            threshold=threshold,
         )
         keypoints = self.crop.heatmap_to_image(coords, centers, sizes, self.heatmap_size)
         return keypoints.astype(np.float32), scores

@@ -51,6 +51,7 @@ MAX_SEED = 2**32 - 1  # the largest seed every generator a run seeds accepts
 # heatmap Gaussian needs σ ≥ 1/6 for DARK's blur kernel (2⌊3σ + 0.5⌋ - 1 ≥ 1) and a window the heatmap can hold.
 BOX_PADDING_RANGE = (0.1, 10.0)
 SIGMA_RANGE = (0.25, 100.0)
+MAX_DARK_BLUR_KERNEL = 599  # test.dark_blur_kernel: as wide as the σ rule makes it at the largest σ
 MAX_ROTATION_FACTOR = 180.0  # degrees: rotations are drawn within ±2× this, a full turn either way
 MAX_SIGMA_OKS = 10.0  # COCO's largest is 0.107; far above any, a typo rather than a choice
 MAX_CONFIG_BYTES = 1 << 20  # a config file is a few KB
@@ -391,6 +392,9 @@ class TestConfig:
     # "argmax" (+ quarter-pixel offset, official POST_PROCESS), "dark" (Zhang 2020) or "tf_port" (the port's
     # integer argmax; a peak not above detection_threshold is an undetected keypoint at the crop's corner)
     decode: DecodeMethod = "argmax"
+    # DARK's blur in heatmap pixels (odd); 0 = 2·round(3σ) − 1 of data.sigma, as official DARK and MMPose 0.x's
+    # modulate_kernel; MMPose 1.x's decoders blur 11 at any σ (their blur_kernel_size)
+    dark_blur_kernel: int = 0
     detection_threshold: float = 0.001  # "tf_port" decoding only: the port's test.py threshold
     post_process: bool = True  # official POST_PROCESS: the quarter-pixel offset towards the higher neighbour
     boxes: str = ""  # COCO detection-results JSON of person boxes; "" = ground-truth boxes (official USE_GT_BBOX)
@@ -405,6 +409,12 @@ class TestConfig:
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be ≥ 1, got {self.batch_size}")
+        kernel = self.dark_blur_kernel
+        if kernel != 0 and not (kernel % 2 == 1 and 1 <= kernel <= MAX_DARK_BLUR_KERNEL):
+            raise ConfigError(
+                f"dark_blur_kernel must be 0 (2·round(3σ) − 1 of data.sigma) or an odd size from 1 to "
+                f"{MAX_DARK_BLUR_KERNEL} heatmap pixels, got {kernel}"
+            )
         # Each is a fraction: a value outside silently changes the metric (oks_threshold -1 keeps one person).
         for name in ("oks_threshold", "pck_threshold"):
             _check_range(name, getattr(self, name), (1e-6, 1.0), "a fraction above 0")

@@ -372,8 +372,8 @@ def _pose_entries() -> list[WeightsFile]:
 def test_every_pose_entry_fits_its_shipped_config(entry):
     """The config a pose name implies loads by its short name and by the weights name itself, and reproduces the
     file's test settings: input size, keypoint count (the config's keypoint set's, the entry's), target geometry,
-    flip shift and decoding, and DARK's blur size as MMPose's configs set it (11 for 64-pixel-high heatmaps, 17 for
-    96: 0.x's modulate_kernel, 1.x's blur_kernel_size at 256-pixel inputs)."""
+    flip shift and decoding, and DARK's blur size as MMPose's configs set it (0.x's modulate_kernel: 11 for
+    64-pixel-high heatmaps, 17 for 96; 1.x's blur_kernel_size: 11 at every size)."""
     from hrnet.codec import codec_from_config
     from hrnet.config import load_config
 
@@ -390,16 +390,19 @@ def test_every_pose_entry_fits_its_shipped_config(entry):
     assert (config.data.target, config.test.decode, config.test.shift_heatmap) == (target, decode, shift)
     assert config.test.flip_test
     if decode == "dark":
-        kernel = codec_from_config(config.model, config.data).blur_kernel
-        assert kernel == {64: 11, 96: 17}[config.model.heatmap_size[0]]
+        kernel = config.test.dark_blur_kernel or codec_from_config(config.model, config.data).blur_kernel
+        assert kernel == (11 if "/mmpose/v1/" in entry.url else {64: 11, 96: 17}[config.model.heatmap_size[0]])
 
 
 def _rule(url: str) -> str:
     """The naming rule, written out apart from ``mmpose_name``: ``mmpose-`` + a 0.x file's stem with ``_`` → ``-``;
-    ``mmpose1-`` + a 1.x file's network, data and variant (``td-hm_<network>[_<variant>]_<schedule>_<data>``)."""
+    ``mmpose1-`` + a 1.x file's network, data and variant (``td-hm_<network>[_<variant>]_<schedule>_<data>``), or
+    its stem with ``_`` → ``-`` where it is named as 0.x names files."""
     stem = re.sub(r"(-[0-9a-f]{8}_[0-9]{8})?\.pth$", "", url.rsplit("/", 1)[-1])
     if "/mmpose/v1/" not in url:
         return "mmpose-" + stem.replace("_", "-")
+    if "td-hm" not in stem:
+        return "mmpose1-" + stem.replace("_", "-").lower()
     parts = stem.split("_")
     k = next(i for i, part in enumerate(parts) if re.search(r"[0-9]+xb[0-9]+-[0-9]+e$", part))  # the schedule
     variant = [
@@ -433,6 +436,9 @@ def _rule(url: str) -> str:
          "mmpose1-hrnet-w32-animalkingdom-p3-mammal-256x256"),
         ("v1/body_2d_keypoint/topdown_heatmap/exlpose/td-hm_hrnet-w32_8xb64-210e_exlpose-ll-256x192.pth",
          "mmpose1-hrnet-w32-exlpose-ll-256x192"),
+        ("v1/face_2d_keypoint/topdown_heatmap/300wlp/hrnetv2_w18_300wlp_256x256-fb433d21_20230922.pth",
+         "mmpose1-hrnetv2-w18-300wlp-256x256"),
+        ("hand/hrnetv2/hrnetv2_w18_panoptic_256x256-53b12345_20210330.pth", "mmpose-hrnetv2-w18-panoptic-256x256"),
     ],
 )  # fmt: skip
 def test_the_name_rule_by_hand(url, name):
@@ -451,8 +457,8 @@ def test_every_mmpose_entry_is_named_by_its_file():
 
 
 def test_the_zoo_by_task():
-    """The plain-head HRNet files per task, as counted in MMPose's tables (0.x at v0.29.0, 1.x at v1.3.2): body 42
-    (COCO 29 with its variants, MPII 4, AIC, CrowdPose, PoseTrack18 4, Human3.6M 2, Human-Art 2, ExLPose), whole
+    """The plain-head HRNet files per task, as counted in MMPose's tables (0.x at v0.29.0, 1.x at v1.3.2): body 46
+    (COCO 33 with its variants, MPII 4, AIC, CrowdPose, PoseTrack18 4, Human3.6M 2, Human-Art 2, ExLPose), whole
     body 8 (COCO-WholeBody 6, UBody, Halpe), animal 21 (Animal-Pose 2, AP-10K 2, ATRW 2, Horse-10 6, MacaquePose 2,
     Animal Kingdom 7), fashion 3 (DeepFashion upper, lower, full)."""
     from hrnet.config import load_config
@@ -460,10 +466,75 @@ def test_the_zoo_by_task():
     hrnet = [e for e in _pose_entries() if re.match(r"mmpose1?-hrnet-w(32|48)-", e.name)]
     tasks = [load_keypoint_set(load_config(e.config).data.keypoint_set).task for e in hrnet]
     assert {task: tasks.count(task) for task in TASKS if task in tasks} == {
-        "body": 42, "wholebody": 8, "animal": 21, "fashion": 3
+        "body": 46, "wholebody": 8, "animal": 21, "fashion": 3
     }  # fmt: skip
     assert REGISTRY["mmpose1-hrnet-w32-exlpose-ll-256x192"].sha256_prefix is None  # its file name carries none
     assert REGISTRY["mmpose1-hrnet-w32-exlpose-ll-256x192"].verified_by == "none published"
+
+
+@pytest.mark.parametrize(
+    ("name", "config", "keypoint_set", "prefix"),
+    [
+        ("mmpose1-hrnet-w32-coco-384x288-dark", "coco/w32_384x288_dark_mmpose1", "coco17", "9bab4c9b"),
+        ("mmpose1-hrnet-w48-coco-384x288-dark", "coco/w48_384x288_dark_mmpose1", "coco17", "39c3c381"),
+        ("mmpose1-hrnet-w32-coco-384x288-udp", "coco/w32_384x288_udp_mmpose1", "coco17", "9a3f7c85"),
+        ("mmpose1-hrnet-w48-coco-384x288-udp", "coco/w48_384x288_udp_mmpose1", "coco17", "70d7ab01"),
+        ("mmpose1-hrnetv2-w18-300wlp-256x256", "face/hrnetv2_w18_300wlp_256x256", "300wlp68", "fb433d21"),
+        ("mmpose-hrnetv2-w18-panoptic-256x256", "hand/hrnetv2_w18_panoptic_256x256", "panoptic_hand21", "53b12345"),
+        ("mmpose-hrnetv2-w18-panoptic-256x256-dark", "hand/hrnetv2_w18_panoptic_256x256_dark", "panoptic_hand21",
+         "1f1e4b74"),
+        ("mmpose-hrnetv2-w18-panoptic-256x256-udp", "hand/hrnetv2_w18_panoptic_256x256_udp", "panoptic_hand21",
+         "f9e15948"),
+    ],
+)  # fmt: skip
+def test_the_files_once_left_out_build_their_networks(name, config, keypoint_set, prefix):
+    """The 1.x COCO DARK/UDP files at 384x288, 300W-LP and CMU Panoptic hands: each name's config (by hand, as read in
+    MMPose's tables and configs) builds a network with its keypoint set's outputs (1 × K × H/4 × W/4)."""
+    import torch
+
+    from hrnet.config import load_config
+    from hrnet.models.hrnet import build_model
+
+    entry = REGISTRY[name]
+    assert (entry.config, entry.sha256_prefix) == (config, prefix)
+    experiment = load_config(name)
+    assert experiment.data.keypoint_set == keypoint_set
+    k = load_keypoint_set(keypoint_set).num_keypoints
+    with torch.device("meta"):
+        model = build_model(experiment.model)
+        out = model(torch.empty(1, 3, *experiment.model.input_size))
+    height, width = experiment.model.input_size
+    assert tuple(out.shape) == (1, k, height // 4, width // 4) == (1, entry.num_keypoints, height // 4, width // 4)
+    assert experiment.model.head == ("simple" if "coco" in name else "hrnetv2")
+
+
+def test_the_mmpose_1x_blur_and_the_sets_without_flip_pairs():
+    """MMPose 1.x's 384x288 DARK and UDP files blur 11 pixels where the 0.x files of the same networks blur 17 (σ 3);
+    300W-LP and Panoptic hands flip-test as MMPose's configs do, with no keypoint swapped (their sets have no flip
+    pairs); Panoptic's box is enlarged by 1.76 (MMPose's padding there); the figures are the tables'."""
+    from hrnet.codec import codec_from_config
+    from hrnet.config import load_config
+
+    for method in ("dark", "udp"):
+        v1, v0 = load_config(f"coco/w32_384x288_{method}_mmpose1"), load_config(f"coco/w32_384x288_{method}")
+        assert (v1.test.dark_blur_kernel, v0.test.dark_blur_kernel) == (11, 0)
+        assert codec_from_config(v0.model, v0.data).blur_kernel == 17
+        assert _without_name_and_blur(v1) == _without_name_and_blur(v0)  # nothing else differs
+    for name in ("mmpose1-hrnetv2-w18-300wlp-256x256", "mmpose-hrnetv2-w18-panoptic-256x256"):
+        config = load_config(name)
+        kset = load_keypoint_set(config.data.keypoint_set)
+        assert config.test.flip_test and config.data.flip and kset.flip_pairs == ()
+        assert kset.flip_index == tuple(range(kset.num_keypoints))
+    assert load_config("mmpose-hrnetv2-w18-panoptic-256x256-udp").data.box_padding == 1.76
+    assert load_config("mmpose1-hrnetv2-w18-300wlp-256x256").data.box_padding == 1.25
+    assert REGISTRY["mmpose1-hrnet-w48-coco-384x288-udp"].accuracy == "AP 0.773 on COCO val2017 (detected persons)"
+    panoptic = REGISTRY["mmpose-hrnetv2-w18-panoptic-256x256-dark"]
+    assert panoptic.accuracy == "PCKh@0.7 0.999, AUC 0.745, EPE 7.77 on CMU Panoptic hands, MPII+NZSL val"
+    assert REGISTRY["mmpose1-hrnetv2-w18-300wlp-256x256"].accuracy.startswith("NME 0.0413 on 300W-LP")
+
+
+def _without_name_and_blur(config):
+    return replace(config, train=replace(config.train, name="x"), test=replace(config.test, dark_blur_kernel=0))
 
 
 def test_config_for_weights_is_none_for_anything_but_a_pose_name(tmp_path):

@@ -420,3 +420,26 @@ def test_auto_detector_follows_the_keypoint_set(task_experiment, random_experime
     config, _, weights, _ = random_experiment
     body = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch", detector="auto")
     assert asked == ["rtmdet-nano-person"] and body.detector is nobody
+
+
+def test_predict_keypoints_blurs_as_the_test_config_says():
+    """test.dark_blur_kernel reaches DARK's decoding (MMPose 1.x's 11 at σ 3); 0 leaves the codec's 17."""
+    from hrnet.codec import HeatmapCodec
+    from hrnet.config import TestConfig
+    from hrnet.crop import Crop
+    from hrnet.pose.estimator import predict_keypoints
+
+    rng = np.random.default_rng(0)
+    smooth = cv2.GaussianBlur(rng.random((2 * 17 * 96, 72), dtype=np.float32), (0, 0), 2)
+    heatmaps = torch.from_numpy(smooth.reshape(2, 17, 96, 72))
+    codec = HeatmapCodec(Crop((384, 288)), (96, 72), sigma=3.0)
+    centers, sizes = np.array([[100.0, 150.0], [50.0, 60.0]]), np.array([[288.0, 384.0], [72.0, 96.0]])
+
+    def run(kernel: int) -> np.ndarray:
+        test = TestConfig(decode="dark", flip_test=False, dark_blur_kernel=kernel)
+        return predict_keypoints(lambda x: heatmaps, torch.zeros(2, 3, 384, 288), codec, (), test, centers, sizes)[0]
+
+    for kernel, expected in ((11, 11), (0, 17)):
+        want = codec.decode(heatmaps.numpy(), centers, sizes, method="dark", blur_kernel=expected)[0]
+        np.testing.assert_array_equal(run(kernel), want)
+    assert not np.array_equal(run(11), run(0))

@@ -126,15 +126,19 @@ _YOLOX_SOURCE = (
 def mmpose_name(url: str) -> str:
     """The registered name of an MMPose checkpoint, made from its file name: ``mmpose-`` and a 0.x file's stem (the
     name before ``-<SHA-256 prefix>_<date>``) with ``_`` → ``-``; ``mmpose1-`` and a 1.x file's network and data,
-    lower case, with its variant (``_dark``, ``_udp``, ...) moved to the end and its training schedule left out.
+    lower case, with its variant (``_dark``, ``_udp``, ...) moved to the end and its training schedule left out; a
+    1.x file named as 0.x names its files (300W-LP's) is ``mmpose1-`` and its stem with ``_`` → ``-``.
 
     ``.../hrnet_w32_coco_256x192_dark-07f147eb_20200812.pth`` → ``mmpose-hrnet-w32-coco-256x192-dark``;
     ``.../v1/.../td-hm_hrnet-w48_udp_8xb32-210e_deepfashion_upper-256x192-de7c0eb1_20230810.pth`` →
-    ``mmpose1-hrnet-w48-deepfashion-upper-256x192-udp``.
+    ``mmpose1-hrnet-w48-deepfashion-upper-256x192-udp``;
+    ``.../v1/.../hrnetv2_w18_300wlp_256x256-fb433d21_20230922.pth`` → ``mmpose1-hrnetv2-w18-300wlp-256x256``.
     """
     stem = re.sub(r"(-[0-9a-f]{8}_[0-9]{8})?\.pth$", "", url.rsplit("/", 1)[-1])
     if "/mmpose/v1/" not in url:
         return "mmpose-" + stem.replace("_", "-")
+    if not stem.startswith("td-hm_"):
+        return "mmpose1-" + stem.replace("_", "-").lower()
     match = _MMPOSE_1X_STEM.fullmatch(stem)
     if match is None:
         raise ConfigError(f"{url}: not an MMPose 1.x top-down heatmap file name (td-hm_<network>_<schedule>_<data>)")
@@ -150,7 +154,12 @@ def _hrnet(url: str, num_keypoints: int = 17, **fields: Any) -> WeightsFile:
 
 
 def _zoo(
-    source: str, figure: str, num_keypoints: int, rows: Sequence[tuple[str, str, str]], note: str = ""
+    source: str,
+    figure: str,
+    num_keypoints: int,
+    rows: Sequence[tuple[str, str, str]],
+    note: str = "",
+    config_suffix: str = "",
 ) -> list[WeightsFile]:
     """The plain-head HRNet files of one table of MMPose's model zoo, ``source``.
 
@@ -158,7 +167,8 @@ def _zoo(
     OpenMMLab's ``mmpose/`` download folder; its figure, formatted into ``figure``). The file's name says the rest
     (``mmpose_name``): the registered name, HRNet's width, the input size and the decoding (DARK or UDP when a word
     of the name after the size says so, else argmax), and with them the config,
-    ``<data set>/w<width>_<height>x<width>[_dark|_udp]`` (``hrnet.config.load_config`` reads it).
+    ``<data set>/w<width>_<height>x<width>[_dark|_udp]`` (``hrnet.config.load_config`` reads it) followed by
+    ``config_suffix`` (``_mmpose1``: a shipped config of MMPose 1.x's test settings where they differ from 0.x's).
     """
     entries = []
     for data_set, path, value in rows:
@@ -184,7 +194,7 @@ def _zoo(
                 about=", ".join([*what, *([note] if note else [])]),
                 source=source,
                 accuracy=figure.format(value),
-                config=f"{data_set}/w{width[1]}_{size[1]}x{size[2]}{method}",
+                config=f"{data_set}/w{width[1]}_{size[1]}x{size[2]}{method}{config_suffix}",
                 decoding=decoding,
                 input_size=(int(size[1]), int(size[2])),
             )
@@ -195,6 +205,7 @@ def _zoo(
 # MMPose 0.x HRNetV2-W18 face and hand tables (the 1.x tables list the same files: configs/face_2d_keypoint/ and
 # configs/hand_2d_keypoint/topdown_heatmap/<data>/hrnetv2*.md).
 _MMPOSE_0X_TASK = "open-mmlab/mmpose, branch 0.x: configs/{task}/2d_kpt_sview_rgb_img/topdown_heatmap/{data}/"
+_TABLE_DATA = {"panoptic": "panoptic2d"}  # a data set whose tables' folder and names say it otherwise than its files
 _HRNETV2_FOLDERS = {  # where download.openmmlab.com keeps each variant's files, by task
     ("face", ""): "hrnetv2", ("face", "awing"): "hrnetv2", ("face", "dark"): "darkpose",
     ("hand", ""): "hrnetv2", ("hand", "dark"): "dark", ("hand", "udp"): "udp",
@@ -204,7 +215,7 @@ _METHOD_NAMES = {"": "", "dark": "DARK", "udp": "UDP", "awing": "AWing loss"}
 _MEASURED_ON = {
     "wflw": "WFLW test", "300w": "300W full (common + challenge)", "aflw": "AFLW full", "cofw": "COFW test",
     "coco_wholebody_face": "COCO-WholeBody-Face val", "onehand10k": "OneHand10K test", "rhd2d": "RHD test",
-    "coco_wholebody_hand": "COCO-WholeBody-Hand val",
+    "coco_wholebody_hand": "COCO-WholeBody-Hand val", "panoptic": "CMU Panoptic hands, MPII+NZSL val",
 }  # fmt: skip
 
 
@@ -214,12 +225,13 @@ def _hrnetv2(task: str, data: str, method: str, stamp: str, num_keypoints: int, 
     ``figure`` its published metric, measured on ``_MEASURED_ON[data]``."""
     suffix = f"_{method}" if method else ""
     stem = f"hrnetv2_w18_{data}_256x256{suffix}"
+    table = _TABLE_DATA.get(data, data)
     return _hrnet(
         f"{_MMPOSE}/{task}/{_HRNETV2_FOLDERS[task, method]}/{stem}-{stamp}.pth",
         num_keypoints,
         name="mmpose-" + stem.replace("_", "-"),
         about=f"HRNetV2-W18{method and ', ' + _METHOD_NAMES[method]}, MMPose 0.x",
-        source=_MMPOSE_0X_TASK.format(task=task, data=data) + f"hrnetv2{suffix}_{data}.md",
+        source=_MMPOSE_0X_TASK.format(task=task, data=table) + f"hrnetv2{suffix}_{table}.md",
         accuracy=f"{figure} on {_MEASURED_ON[data]}",
         config=f"{task}/{stem}",
         decoding={"": "argmax", "awing": "argmax", "dark": "dark", "udp": "udp"}[method],
@@ -297,8 +309,7 @@ REGISTRY: dict[str, WeightsFile] = {
         ),
         # ---- HRNet, plain head, beyond the COCO and MPII files above: every top-down heatmap HRNet-W32/W48 file of
         # MMPose's model zoo for COCO variants, whole body, other person data sets, animals and clothes. Not here:
-        # OCHuman's table (it lists the COCO files), the 1.x COCO DARK and UDP files at 384x288 (their decoder blurs
-        # with 11 pixels at σ 3, which no config here says) and 1.x's UDP-regression head.
+        # OCHuman's table (it lists the COCO files) and the UDP-regression heads (docs/weights.md says why).
         *_zoo(
             _TABLE_0X.format("body", "coco/hrnet_augmentation_coco"),
             _COCO_AP,
@@ -334,6 +345,28 @@ REGISTRY: dict[str, WeightsFile] = {
                 ("coco", f"{_V1_COCO}/td-hm_hrnet-w32_udp-8xb64-210e_coco-256x192-73ede547_20220914.pth", "0.762"),
                 ("coco", f"{_V1_COCO}/td-hm_hrnet-w48_udp-8xb32-210e_coco-256x192-3feaef8f_20220913.pth", "0.768"),
             ],
+        ),
+        # MMPose 1.x's DARK and UDP decoders blur 11 pixels at any σ, so their 384x288 files (σ 3) have configs of
+        # their own (test.dark_blur_kernel 11; 0.x's blur 17).
+        *_zoo(
+            _TABLE_1X.format("body", "coco/hrnet_dark_coco"),
+            _COCO_AP,
+            17,
+            [
+                ("coco", f"{_V1_COCO}/td-hm_hrnet-w32_dark-8xb64-210e_coco-384x288-9bab4c9b_20220917.pth", "0.766"),
+                ("coco", f"{_V1_COCO}/td-hm_hrnet-w48_dark-8xb32-210e_coco-384x288-39c3c381_20220916.pth", "0.772"),
+            ],
+            config_suffix="_mmpose1",
+        ),
+        *_zoo(
+            _TABLE_1X.format("body", "coco/hrnet_udp_coco"),
+            _COCO_AP,
+            17,
+            [
+                ("coco", f"{_V1_COCO}/td-hm_hrnet-w32_udp-8xb64-210e_coco-384x288-9a3f7c85_20220914.pth", "0.768"),
+                ("coco", f"{_V1_COCO}/td-hm_hrnet-w48_udp-8xb32-210e_coco-384x288-70d7ab01_20220913.pth", "0.773"),
+            ],
+            config_suffix="_mmpose1",
         ),
         *_zoo(
             _TABLE_1X.format("body", "coco/hrnet_fp16_coco"),
@@ -616,6 +649,27 @@ REGISTRY: dict[str, WeightsFile] = {
                 ("coco_wholebody_hand", "", "1c028db7_20210908", "0.813", "0.840", "4.39"),
                 ("coco_wholebody_hand", "dark", "a9228c9c_20210908", "0.814", "0.840", "4.37"),
             )
+        ),
+        # CMU Panoptic hands: PCKh@0.7 (of the head size its annotations give each hand), as its tables head it.
+        *(
+            _hrnetv2("hand", "panoptic", method, stamp, 21, f"PCKh@0.7 {pckh}, AUC {auc}, EPE {epe}")
+            for method, stamp, pckh, auc, epe in (
+                ("", "53b12345_20210330", "0.999", "0.744", "7.79"),
+                ("dark", "1f1e4b74_20210330", "0.999", "0.745", "7.77"),
+                ("udp", "f9e15948_20210330", "0.998", "0.742", "7.84"),
+            )
+        ),
+        # 300W-LP: a 1.x file; its keypoint set has no flip pairs, and its flip test keeps each channel.
+        _hrnet(
+            f"{_MMPOSE}/v1/face_2d_keypoint/topdown_heatmap/300wlp/hrnetv2_w18_300wlp_256x256-fb433d21_20230922.pth",
+            68,
+            name="mmpose1-hrnetv2-w18-300wlp-256x256",
+            about="HRNetV2-W18, MMPose 1.x",
+            source=_TABLE_1X.format("face", "300wlp/hrnetv2_300wlp"),
+            accuracy="NME 0.0413 on 300W-LP (its table's NME full; NME test 0.04125)",
+            config="face/hrnetv2_w18_300wlp_256x256",
+            decoding="argmax",
+            input_size=(256, 256),
         ),
         *(
             _onnx_sdk(

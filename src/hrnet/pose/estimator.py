@@ -53,7 +53,7 @@ def predict_keypoints(
     """(N, 3, H, W) normalised crops → keypoints (N, K, 2) in image pixels and scores (N, K), as the official
     test: with ``test.flip_test`` the mirrored crops' heatmaps are flipped back (shifted one pixel when
     ``test.shift_heatmap``) and averaged on the model's device (``codec.merge_flip``), then decoded by
-    ``test.decode``.
+    ``test.decode`` (DARK blurring by ``test.dark_blur_kernel``).
     """
     heatmaps = model(images)
     if test.flip_test:
@@ -65,6 +65,7 @@ def predict_keypoints(
         method=test.decode,
         post_process=test.post_process,
         threshold=test.detection_threshold,
+        blur_kernel=test.dark_blur_kernel,
     )
 
 
