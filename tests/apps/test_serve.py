@@ -207,7 +207,7 @@ BAD_INPUTS = {
     "corrupt image": (
         lambda p: {"files": {"image": ("a.jpg", p.read_bytes()[:3000], "image/jpeg")}},
         400,
-        "the image does not decode (3000 bytes; empty, truncated or not an image file)",
+        "the image does not decode: its JPEG data run out after 24 of its 425 rows (3,000 bytes; the file is cut",
     ),
     "zero bytes": (lambda p: {"files": {"image": ("a.jpg", b"", "image/jpeg")}}, 400, "does not decode (0 bytes"),
     "zero-size image": (lambda p: {"files": {"image": ("a.png", _png(0, 10), "image/png")}}, 400, "not an image"),
@@ -895,7 +895,7 @@ def _soak_requests(small_jpeg: bytes) -> list:
         ("POST", "/v1/pose?draw=1", form, form_headers, 200),
         ("GET", "/healthz", b"", {}, 200),
         ("POST", "/v1/pose", *_multipart(b"not an image at all"), 400),
-        ("POST", "/v1/pose", *_multipart(small_jpeg[: len(small_jpeg) // 2]), 400),
+        ("POST", "/v1/pose", *_multipart(small_jpeg[: len(small_jpeg) // 4]), 400),  # cut short: 33 of 106 rows
         ("POST", "/v1/pose", *_multipart(small_jpeg, boxes="[[1e308, 1e308, 1e308, 1e308]]"), 400),
         ("POST", "/v1/pose", *_multipart(small_jpeg, boxes="[" * 100_000 + "]" * 100_000), 400),
         ("POST", "/v1/pose", b'{"image": ', json_type, 400),

@@ -11,12 +11,26 @@ knows, of zero size, over Pillow's own decompression-bomb guard (twice ``Image.M
 caller's pixel limit (``MAX_PIXELS`` by default; a decompression bomb is a small file that decodes to gigabytes) is
 refused by name. Pixels become 8-bit: 16-bit ones scaled by 255 / 65535, float ones by 255 when all lie in [0, 1],
 else stretched from their minimum to their maximum; NaN, infinite and signed integer pixels are refused.
+
+Damaged JPEG data: OpenCV says nothing of them but libjpeg's own line on the process's stderr ("Corrupt JPEG data:
+premature end of data segment"), which a library cannot catch without taking over that stream, and decodes nothing
+of a JPEG without its end marker. So the bytes are checked here. A header giving more 8×8 blocks than the coded
+data hold bits (each takes one at least: a 6000×6000 header over 40 KB) is refused before decoding; a JPEG cut
+short is decoded as far as it goes. When it was cut short, or a corner pixel is the exact grey libjpeg gives the
+blocks it has no data for, the file is decoded once more with filler bytes before each marker after its first
+scan's start: pixels that change mean that the decoder ran out of data (cut short, or corrupt data that made it
+read too far), and the rows it left grey are counted. Under half of the rows decoded is refused; more is one
+warning naming the file. Damage that the decoder reads through without running out (a corrupt stretch it
+resynchronises after, or one that leaves it bytes to spare) shows no sign here and passes.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -27,6 +41,8 @@ from PIL import Image, UnidentifiedImageError
 
 from hrnet.errors import DataError
 from hrnet.io.files import read_bytes_capped, write_bytes_atomic
+
+log = logging.getLogger(__name__)
 
 Pixels = npt.NDArray[np.uint8]  # an (H, W, 3) image
 
@@ -39,6 +55,20 @@ _DECODE_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
 # From OpenCV's decoded grey or BGR pixels to three channels in each order: the conversion, None for none.
 _TO_ORDER = {"rgb": (cv2.COLOR_GRAY2RGB, cv2.COLOR_BGR2RGB), "bgr": (cv2.COLOR_GRAY2BGR, None)}
 _EXTENSIONS = {".png": ".png", ".jpg": ".jpg", ".jpeg": ".jpg"}
+# JPEG markers (ITU T.81 table B.1): start and end of image; start of scan; the frames (SOF0-15 but DHT, JPG and
+# DAC) and, of them, the Huffman-coded DCT ones (baseline, extended, progressive), where each block takes a bit.
+_SOI, _EOI, _SOS = b"\xff\xd8", b"\xff\xd9", 0xDA
+_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_HUFFMAN_DCT_FRAMES = frozenset({0xC0, 0xC1, 0xC2})
+_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})  # markers without a length (TEM, RST0-7)
+# A marker in coded data, fill bytes (0xFF) before it included: 0xFF but as 0xFF00, a stuffed byte.
+_MARKER = re.compile(rb"\xff+[^\x00\xff]")
+# libjpeg leaves the blocks it has no data for at zero, which decode to this grey in every channel.
+_JPEG_FILL = 128
+# Put where a scan's data end to learn whether the decoder wanted more: bits of every kind, no 0xFF (a marker).
+_PROBE_FILLER = bytes.fromhex("5a3cc3a5") * 16
+_PNG_END = b"IEND"  # the type of a PNG's last chunk: a file without it is cut short
+_warned: set[str] = set()  # the files whose damage read_image logged (once each: a data set reads an image often)
 
 
 def check_channel_order(channel_order: str) -> str:
@@ -68,7 +98,8 @@ def check_image(image: npt.ArrayLike, what: str = "image", *, copy: bool = False
 def read_image(
     path: str | Path, *, apply_orientation: bool = False, max_pixels: int = MAX_PIXELS, channel_order: str = "bgr"
 ) -> np.ndarray:
-    """Decode an image file: ``decode_image_bytes`` of its bytes, with its arguments and result.
+    """Decode an image file: ``decode_image_bytes`` of its bytes, with its arguments and result; the warning about
+    a damaged file is logged once per path.
 
     Raises:
         DataError: the file is missing or unreadable, or ``decode_image_bytes`` refuses its content.
@@ -76,9 +107,11 @@ def read_image(
     # Reading the bytes ourselves (rather than cv2.imread) tells "cannot read" from "does not decode" and works
     # for any path the OS accepts; the cap stops a huge (sparse) file before it fills the memory.
     data = read_bytes_capped(path, MAX_IMAGE_BYTES, "image file")
-    return decode_image_bytes(
-        data, source=str(path), apply_orientation=apply_orientation, max_pixels=max_pixels, channel_order=channel_order
-    )
+    pixels, damage = _decode(data, str(path), apply_orientation, max_pixels, channel_order)
+    if damage is not None and str(path) not in _warned:
+        _warned.add(str(path))
+        log.warning("%s: %s", path, damage)
+    return pixels
 
 
 def decode_image_bytes(
@@ -105,8 +138,22 @@ def decode_image_bytes(
 
     Raises:
         DataError: one line naming ``source``: no header Pillow knows (empty, truncated, not an image), zero size,
-            over ``max_pixels``, pixels that do not decode or are not what the header says, or a pixel type not read.
+            over ``max_pixels``, pixels that do not decode or are not what the header says, a JPEG whose data
+            hold under half of its picture (module docstring), or a pixel type not read.
+
+    A JPEG decoded with errors (its data run out before its picture does) is logged as a warning naming
+    ``source``.
     """
+    pixels, damage = _decode(data, source, apply_orientation, max_pixels, channel_order)
+    if damage is not None:
+        log.warning("%s: %s", source, damage)
+    return pixels
+
+
+def _decode(
+    data: bytes, source: str, apply_orientation: bool, max_pixels: int, channel_order: str
+) -> tuple[np.ndarray, str | None]:
+    """``decode_image_bytes``'s pixels, and what is wrong with them when they decoded with errors."""
     check_channel_order(channel_order)
     width, height, kind = _header(io.BytesIO(data), source)
     if width * height > max_pixels:
@@ -115,14 +162,24 @@ def decode_image_bytes(
             "(a guard against decompression bombs): use a smaller image, or raise the limit (--max-megapixels of "
             "hrnet predict and hrnet serve)"
         )
+    layout = _jpeg_layout(data)
+    if layout is not None and layout.huffman and 8 * layout.coded_bytes(len(data)) < layout.blocks:
+        raise DataError(
+            f"{source}: the image does not decode: its header says {width}×{height} pixels, more than its "
+            f"{layout.coded_bytes(len(data)):,} bytes of {kind} data can hold (a bit at least for each 8×8 block): "
+            "the file is damaged"
+        )
+    # OpenCV decodes nothing of a JPEG without its end marker: given one, it decodes what the data hold.
+    whole = data + _EOI if layout is not None and layout.end is None else data
     flags = _DECODE_FLAGS if apply_orientation else _DECODE_FLAGS | cv2.IMREAD_IGNORE_ORIENTATION
     try:
-        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+        pixels = cv2.imdecode(np.frombuffer(whole, np.uint8), flags)
     except cv2.error as err:  # e.g. over OpenCV's own limit, CV_IO_MAX_IMAGE_PIXELS
         problem = getattr(err, "err", None) or str(err).strip().splitlines()[-1]
         raise DataError(f"{source}: OpenCV cannot decode the {kind} {width}×{height} ({problem})") from None
     if pixels is None:
-        raise _undecodable(source, len(data))
+        cut_short = (kind == "PNG" and _PNG_END not in data) or (layout is not None and layout.end is None)
+        raise _undecodable(source, len(data), f"the {kind} is cut short" if cut_short else None)
     # EXIF orientation 5-8 turns the picture a quarter: the decoded shape is the header's transposed.
     shapes = {(height, width), (width, height)} if apply_orientation else {(height, width)}
     if pixels.shape[:2] not in shapes:
@@ -130,7 +187,117 @@ def decode_image_bytes(
             f"{source}: the {kind} header says {width}×{height} pixels but {pixels.shape[1]}×{pixels.shape[0]} "
             "decoded: the file is damaged"
         )
-    return _to_uint8(pixels, source, kind, channel_order)
+    damage = None if layout is None else _jpeg_damage(whole, len(data), layout, pixels, flags, source, kind)
+    return _to_uint8(pixels, source, kind, channel_order), damage
+
+
+@dataclass(frozen=True)
+class _JpegLayout:
+    """Where a JPEG's coded pixels lie, read from its markers (offsets into the file's bytes)."""
+
+    blocks: int  # 8×8 blocks of the first component (luma), for each of which any scan codes a bit at least
+    huffman: bool  # Huffman-coded DCT (baseline, extended, progressive): where that bit holds
+    scan: int  # where the first scan's coded data start
+    end: int | None  # where the last end-of-image marker after them is; None: the file is cut short
+
+    def coded_bytes(self, size: int) -> int:
+        """Bytes from the first scan's data to the end marker (later scans and their headers too), or to the end
+        of the ``size`` bytes of a file cut short."""
+        return (size if self.end is None else self.end) - self.scan
+
+
+def _jpeg_layout(data: bytes) -> _JpegLayout | None:
+    """The layout of a JPEG's bytes; None for other formats and for markers that lead to no frame and scan (the
+    decoder judges those itself)."""
+    if not data.startswith(_SOI):
+        return None
+    pos, frame, segment = 2, 0, b""
+    while pos + 4 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xFF:  # a fill byte before a marker
+            pos += 1
+            continue
+        if marker in _STANDALONE:
+            pos += 2
+            continue
+        end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker in _FRAMES:
+            frame, segment = marker, data[pos + 4 : end]
+        elif marker == _SOS:
+            blocks = _luma_blocks(segment)
+            if blocks is None:
+                return None
+            eoi = data.rfind(_EOI, end)
+            return _JpegLayout(blocks, frame in _HUFFMAN_DCT_FRAMES, end, None if eoi < 0 else eoi)
+        pos = end
+    return None
+
+
+def _luma_blocks(segment: bytes) -> int | None:
+    """8×8 blocks of the first component of a frame (T.81 B.2.2: precision, height, width, number of components,
+    then each one's id, sampling factors and table), as many as it has without an MCU's padding; None if the
+    segment is short or says no size."""
+    if len(segment) < 6 or len(segment) < 6 + 3 * segment[5]:
+        return None
+    height, width = int.from_bytes(segment[1:3], "big"), int.from_bytes(segment[3:5], "big")
+    factors = [(segment[7 + 3 * i] >> 4, segment[7 + 3 * i] & 15) for i in range(segment[5])]
+    if not factors or min(min(f) for f in factors) == 0:
+        return None
+    (h, v), h_max, v_max = factors[0], max(f[0] for f in factors), max(f[1] for f in factors)
+    columns, rows = -(-width * h // h_max), -(-height * v // v_max)  # ceilings (T.81 A.1.1)
+    return -(-columns // 8) * -(-rows // 8)
+
+
+def _jpeg_damage(
+    whole: bytes, size: int, layout: _JpegLayout, pixels: np.ndarray, flags: int, source: str, kind: str
+) -> str | None:
+    """What is wrong with a JPEG's decoded ``pixels`` when its decoder ran out of data (module docstring), None
+    when nothing shows; a ``DataError`` when under half of its rows decoded.
+
+    Args:
+        whole: the file's bytes, with an end marker added when it was cut short.
+        size: the file's size in bytes.
+        layout: ``_jpeg_layout`` of the file as it was.
+        pixels: what OpenCV decoded of ``whole`` with ``flags``: (H, W) or (H, W, 3), turned upright when the
+            flags apply the EXIF orientation (then the stored last block may be at any corner).
+    """
+    if pixels.dtype != np.uint8:
+        return None
+    upright = not flags & cv2.IMREAD_IGNORE_ORIENTATION
+    corners = pixels[[0, 0, -1, -1], [0, -1, 0, -1]] if upright else pixels[[-1], [-1]]
+    if layout.end is not None and not (corners == _JPEG_FILL).reshape(len(corners), -1).all(axis=1).any():
+        return None
+    stored_flags = flags | cv2.IMREAD_IGNORE_ORIENTATION
+    stored = _imdecode_or_none(whole, stored_flags) if upright else pixels
+    # Filler before every marker after the first scan's start (where a decoder may have stopped: a scan's end, a
+    # restart, or a marker that corrupt bytes made) is skipped unread by a decoder that had data enough.
+    padded = whole[: layout.scan] + _MARKER.sub(lambda marker: _PROBE_FILLER + marker[0], whole[layout.scan :])
+    probe = _imdecode_or_none(padded, stored_flags)
+    if probe is None and layout.end is not None:
+        return None  # no telling
+    if stored is not None and probe is not None and np.array_equal(stored, probe):
+        return None  # the decoder never read past the data: a picture with a grey corner
+    grey = pixels if stored is None else stored
+    rows = (grey == _JPEG_FILL).reshape(grey.shape[0], -1).all(axis=1)
+    height = len(rows)
+    missing = height if rows.all() else int(rows[::-1].argmin())
+    if 2 * missing > height:
+        raise DataError(
+            f"{source}: the image does not decode: its {kind} data run out after {height - missing} of its {height} "
+            f"rows ({size:,} bytes; the file is cut short or corrupt, or its header gives a wrong size)"
+        )
+    where = f": {missing} of its {height} rows are flat grey" if missing else ""
+    return (
+        f"decoded with errors: the {kind} data run out before the picture does (the file is cut short or "
+        f"corrupt){where}; results on it may be wrong"
+    )
+
+
+def _imdecode_or_none(data: bytes, flags: int) -> np.ndarray | None:
+    try:
+        return cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    except cv2.error:
+        return None
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
@@ -167,8 +334,10 @@ def _header(file: IO[bytes], source: str) -> tuple[int, int, str]:
         raise DataError(f"{source}: the image header is damaged ({type(err).__name__}: {err})") from None
 
 
-def _undecodable(source: str, size: int) -> DataError:
-    return DataError(f"{source}: the image does not decode ({size} bytes; empty, truncated or not an image file)")
+def _undecodable(source: str, size: int, reason: str | None = None) -> DataError:
+    return DataError(
+        f"{source}: the image does not decode ({size} bytes; {reason or 'empty, truncated or not an image file'})"
+    )
 
 
 def _to_uint8(pixels: np.ndarray, source: str, kind: str, channel_order: str) -> np.ndarray:
