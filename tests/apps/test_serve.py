@@ -581,6 +581,7 @@ def test_cli_unknown_detector_is_one_line(served, capsys):
         ("max_batch_wait_s", math.inf, "max_batch_wait_s must be within 0-10 s, got inf"),
         ("body_timeout_s", 0.0, "body_timeout_s must be within 0.01-3600 s, got 0.0"),
         ("header_timeout_s", math.nan, "header_timeout_s must be within 0.01-3600 s, got nan"),
+        ("answer_timeout_s", -1, "answer_timeout_s must be within 0.01-3600 s, got -1"),
         ("draw_threshold", math.nan, "draw_threshold must be a finite number, got nan"),
     ],
 )
@@ -876,6 +877,122 @@ def test_a_client_that_goes_away_mid_body_is_one_info_line(served, small_jpeg, c
     assert len(gone) == 1 and gone[0].levelno == logging.INFO and gone[0].exc_info is None
     assert "(20 bytes of its body came)" in gone[0].getMessage()
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
+def _post_raw(port: int, body: bytes, headers: dict, path: str = "/v1/pose") -> socket.socket:
+    """A connection that has sent one whole POST (head and body) and reads nothing yet."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    sock.sendall(head.encode() + b"\r\n" + body)
+    return sock
+
+
+def test_a_client_that_half_closes_after_its_request_gets_its_answer(served, small_jpeg, live_server):
+    """A client that sends its whole request, then shuts its side down (``nc -N``, some proxies): the answer comes,
+    then the server closes. One that shuts down mid-body is a client gone, as before."""
+    limits = ServeLimits()
+    with live_server(create_app(served[0], limits=limits), limits) as port:
+        sock = _post_raw(port, *_multipart(small_jpeg))
+        sock.shutdown(socket.SHUT_WR)
+        start = time.monotonic()
+        answer = _read_until_closed(sock, 30)
+        sock.close()
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+        assert len(json.loads(answer.split(b"\r\n\r\n", 1)[1])["persons"]) == 1
+        assert time.monotonic() - start < 5  # closed after the answer, not at a deadline
+        health = socket.create_connection(("127.0.0.1", port), timeout=30)
+        health.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        health.shutdown(socket.SHUT_WR)
+        assert _read_until_closed(health, 30).startswith(b"HTTP/1.1 200 ")
+        health.close()
+        half = _stall(port)
+        half.shutdown(socket.SHUT_WR)
+        _wait_for(lambda: _health(port)["client_disconnects"] == 1, what="the disconnect")
+        assert _read_until_closed(half, 30) == b""
+        half.close()
+
+
+def test_a_connection_answered_before_its_large_body_came_is_closed_when_idle(
+    served, live_server, monkeypatch, small_jpeg
+):
+    """A 3 MB body answered before it is read (415 here): once its last byte has come, the connection is idle and
+    closed after the keep-alive seconds, as after a small request (uvicorn's wait stopped at the body's first byte
+    after the answer, leaving only the 10 s head deadline)."""
+    from hrnet.apps.serve import app as serve_app
+
+    monkeypatch.setattr(serve_app, "KEEP_ALIVE_S", 1)
+    limits = ServeLimits()
+    assert limits.header_timeout_s >= 5
+    with live_server(create_app(served[0], limits=limits), limits) as port:
+        for body, kind in [(small_jpeg, "image/jpeg"), (bytes(3 << 20), "image/jpeg")]:
+            sock = _post_raw(port, body, {"Content-Type": kind})
+            answer = http.client.HTTPResponse(sock)
+            answer.begin()
+            assert answer.status == 415 and b"send multipart/form-data" in answer.read()
+            start = time.monotonic()
+            assert _read_until_closed(sock, 30) == b""
+            assert time.monotonic() - start < 3, (len(body), time.monotonic() - start)
+            sock.close()
+
+
+def test_an_answer_the_client_does_not_take_does_not_hold_the_connection(served, live_server, caplog):
+    """A drawn answer of several MB that the client never reads: the part that does not fit in the sockets' buffers
+    would wait in the server for ever (closing waits until it is sent); it is dropped after ``answer_timeout_s``
+    with none of it taken, in one INFO line."""
+    limits = ServeLimits(answer_timeout_s=1.0)
+    noise = np.random.default_rng(0).integers(0, 256, (3000, 3000, 3), np.uint8)
+    ok, photo = cv2.imencode(".jpg", noise, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok and 6 << 20 < len(photo) < limits.max_upload_bytes
+    caplog.set_level(logging.INFO, logger="hrnet.apps.serve")
+    with live_server(create_app(served[0], limits=limits), limits) as port:
+        sock = _post_raw(port, *_multipart(photo.tobytes()), path="/v1/pose?draw=1")
+        _wait_for(lambda: "took none of the rest of its answer" in caplog.text, what="the drop")
+        answer = _read_until_closed(sock, 30)
+        sock.close()
+        head, body = answer.split(b"\r\n\r\n", 1)
+        length = int(next(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length:")).split(b":")[1])
+        assert head.startswith(b"HTTP/1.1 200 ") and len(body) < length
+        assert _health(port)["status"] == "ok"
+    dropped = [r for r in caplog.records if "took none of the rest of its answer" in r.getMessage()]
+    assert len(dropped) == 1 and dropped[0].levelno == logging.INFO and "for 1 s: connection dropped" in caplog.text
+
+
+@pytest.mark.slow
+def test_a_second_interrupt_answers_the_requests_in_progress_503(hrnet_serve, small_jpeg):
+    """Ctrl-C twice under load: uvicorn stops without waiting and cancels the requests still in progress; each is
+    answered 503 (or was answered 200 before), and the log says so in one line, with no traceback."""
+    server, port, log_path = hrnet_serve()
+    body, headers = _multipart(small_jpeg, boxes=json.dumps([[5, 5, 100, 90]] * 16))
+    assert _request(port, "POST", "/v1/pose", body, headers)[0] == 200  # warm
+    statuses: list = []
+
+    def client() -> None:
+        try:
+            statuses.append(_request(port, "POST", "/v1/pose", body, headers, timeout=60))
+        except (OSError, http.client.HTTPException) as err:
+            statuses.append((type(err).__name__, None))
+
+    clients = [threading.Thread(target=client) for _ in range(6)]
+    try:
+        for c in clients:
+            c.start()
+        _wait_for(lambda: _health(port)["in_progress"] == 6, what="6 requests in progress")
+        server.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        server.send_signal(signal.SIGINT)
+        for c in clients:
+            c.join(60)
+        server.wait(30)
+    finally:
+        server.kill()
+    log = log_path.read_text()
+    assert sorted({s for s, _ in statuses}) in ([200, 503], [503]), (statuses, log[-3000:])
+    for status, answer in statuses:
+        assert status == 200 or answer["detail"] == "the server stopped before this request was answered: send it again"
+    assert server.returncode == 130, log[-3000:]
+    assert "Traceback" not in log and "Exception in ASGI" not in log and " ERROR " not in log, log[-3000:]
+    assert log.count("interrupted again: stopping now") == 1, log
 
 
 # ------------------------------------------------------------------------------------------------------- the soak

@@ -189,3 +189,106 @@ def test_the_page_names_what_the_boxes_hold(task_experiment, live_server, browse
         browser.find_element(By.ID, "file").send_keys(str(datasets_dir / "onehand10k" / "9.jpg"))
         assert _wait_for_result(browser) == "done", browser.find_element(By.ID, "status").text
         assert "9.jpg: 238×358, 1 hand, " in browser.find_element(By.ID, "status").text
+
+
+class _Faults:
+    """ASGI: the real app behind answers that go wrong as they do between a page and a server (a proxy, an old
+    server, broken weights): ``answers[path]`` turns the real answer's body into (status, content type, body), and
+    ``queries[path]`` is the query string the real app gets instead of the page's."""
+
+    def __init__(self, app):
+        self.app = app
+        self.answers: dict = {}
+        self.queries: dict = {}
+
+    async def __call__(self, scope, receive, send):
+        path = scope.get("path")
+        if scope["type"] == "http" and path in self.queries:
+            scope = {**scope, "query_string": self.queries[path]}
+        if scope["type"] != "http" or path not in self.answers:
+            await self.app(scope, receive, send)
+            return
+        real: list = []
+
+        async def keep(message):
+            real.append(message)
+
+        await self.app(scope, receive, keep)
+        status, kind, body = self.answers[path](b"".join(m.get("body", b"") for m in real[1:]))
+        headers = [(b"content-type", kind.encode()), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _with_nulls(body: bytes):
+    """The real answer as broken weights give it: NaN keypoints, score and box written as null."""
+    result = json.loads(body)
+    person = result["persons"][0]
+    person["keypoints"][:6] = [None] * 6
+    person["score"] = None
+    person["bbox"] = [None] * 4
+    return 200, "application/json", json.dumps(result).encode()
+
+
+@pytest.mark.slow
+def test_answers_that_go_wrong_end_in_a_clear_message(served, live_server, browser, datasets_dir):
+    """/v1/model failing before /v1/pose succeeds, a 200 that is not JSON, FastAPI's own 422 (a list of errors),
+    and persons with null values: each ends in a message that says what happened, never in "[object Object]",
+    a TypeError, or a drawing that silently never appears."""
+    photo = str(datasets_dir / "coco" / "000000000785.jpg")
+    limits = ServeLimits()
+    faults = _Faults(create_app(served[0], limits=limits, model_name="tiny"))
+
+    def upload() -> tuple[str, str]:
+        browser.execute_script("document.body.dataset.state = 'idle'; document.getElementById('file').value = ''")
+        browser.find_element(By.ID, "file").send_keys(photo)
+        return _wait_for_result(browser), browser.find_element(By.ID, "status").text
+
+    def drawn() -> str | None:
+        return browser.find_element(By.ID, "view").get_attribute("data-drawn")
+
+    with live_server(faults, limits) as port:
+        faults.answers["/v1/model"] = lambda body: (500, "text/plain", b"Internal Server Error")
+        browser.get(f"http://127.0.0.1:{port}/")
+        WebDriverWait(browser, 30).until(lambda d: "did not load" in d.find_element(By.ID, "model").text)
+        assert (
+            browser.find_element(By.ID, "model").text
+            == "the model description did not load (500: Internal Server Error)"
+        )
+        state, status = upload()
+        assert state == "error" and drawn() is None, status
+        assert status == (
+            "no result: 1 person found, but nothing can be drawn: the model description (/v1/model) did not load "
+            "(500: Internal Server Error); reload the page"
+        )
+        # The model answers again: the next photo is drawn.
+        del faults.answers["/v1/model"]
+        assert upload()[0] == "done" and drawn() == "1"
+        assert "coco17" in browser.find_element(By.ID, "model").text
+
+        faults.answers["/v1/pose"] = lambda body: (200, "text/html", b"<html><body>Welcome to nginx!</body></html>")
+        state, status = upload()
+        assert state == "error" and drawn() is None and not browser.find_element(By.ID, "keypoints").is_displayed()
+        assert status == (
+            'no result: the answer to /v1/pose is not JSON (text/html: "<html><body>Welcome to nginx!</body></html>"): '
+            "is something between this page and the hrnet server?"
+        )
+        del faults.answers["/v1/pose"]
+
+        faults.queries["/v1/pose"] = b"draw=maybe"  # FastAPI itself refuses it: 422, "detail" a list
+        state, status = upload()
+        assert state == "error" and "[object Object]" not in status
+        assert status.startswith("no result: 422: query draw: Input should be a valid boolean"), status
+        del faults.queries["/v1/pose"]
+
+        faults.answers["/v1/pose"] = _with_nulls
+        state, status = upload()
+        assert state == "done" and drawn() == "1", status
+        assert "; 11 values are missing (null: the network gave NaN), not drawn and shown as –" in status
+        rows = browser.find_elements(By.CSS_SELECTOR, "#keypoints tbody tr")
+        first = [c.text for c in rows[0].find_elements(By.TAG_NAME, "td")]
+        assert first[0] == "1 (score –)" and first[2:] == ["–", "–", "–"]
+        third = [c.text for c in rows[2].find_elements(By.TAG_NAME, "td")]
+        assert rows[0].get_attribute("class") == "low" and "–" not in "".join(third[2:])
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE" and "/v1/" not in e["message"]]
+        assert not errors, errors

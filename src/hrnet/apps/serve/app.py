@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from hrnet.apps.serve.batcher import PoseBatcher
-from hrnet.apps.serve.guards import ASGIApp, RequestCounters, RequestGuard, header_deadline_protocol
+from hrnet.apps.serve.guards import ASGIApp, RequestCounters, RequestGuard, connection_protocol
 from hrnet.apps.serve.request import MediaTypeError, PoseRequest, ServeLimits, parse_boxes, read_request
 from hrnet.drawing.skeletons import draw_persons, keypoint_colours, limb_colours
 from hrnet.errors import ConfigError, DataError
@@ -157,7 +157,10 @@ def create_app(estimator: PoseEstimator, *, limits: ServeLimits | None = None, m
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         batcher.start()
-        yield
+        try:
+            yield
+        except asyncio.CancelledError:
+            return  # a forced stop (a second Ctrl-C, said by ``run_beside``): nothing waits for the worker
         await run_in_threadpool(batcher.close)
 
     app = FastAPI(
@@ -266,7 +269,7 @@ def uvicorn_config(app: ASGIApp, *, host: str, port: int, limits: ServeLimits) -
     Args:
         app: the application (``create_app``).
         host, port: where it listens.
-        limits: its ``header_timeout_s`` is the request-head deadline (``guards.header_deadline_protocol``).
+        limits: its ``header_timeout_s`` and ``answer_timeout_s`` (``guards.connection_protocol``).
 
     Returns:
         The config: idle connections closed after ``KEEP_ALIVE_S``, warnings and errors logged, no access log.
@@ -277,7 +280,7 @@ def uvicorn_config(app: ASGIApp, *, host: str, port: int, limits: ServeLimits) -
         app,
         host=host,
         port=port,
-        http=header_deadline_protocol(limits.header_timeout_s),
+        http=connection_protocol(limits.header_timeout_s, limits.answer_timeout_s),
         timeout_keep_alive=KEEP_ALIVE_S,
         log_level="warning",
         access_log=False,
@@ -322,8 +325,8 @@ def run_beside(server: uvicorn.Server, batcher: PoseBatcher, sockets: list[socke
     The network runs in the thread that loaded it (the main thread of ``hrnet serve``), as there the process's
     first memory arena keeps the freed buffers (``hrnet.system.keep_freed_memory``) and PyTorch's OpenMP team is
     the only one (docs/speed.md). In the main thread, SIGINT and SIGTERM stop the server as uvicorn does when it
-    runs there (the requests in progress are answered first; a second SIGINT does not wait), and are raised again
-    once it has stopped.
+    runs there (the requests in progress are answered first; a second SIGINT does not wait: those still in progress
+    are answered 503, said in one line), and are raised again once it has stopped.
 
     Args:
         server: uvicorn, serving an app of ``create_app``.
@@ -342,6 +345,8 @@ def run_beside(server: uvicorn.Server, batcher: PoseBatcher, sockets: list[socke
     caught: list[int] = []
 
     def stop(number: int, frame: FrameType | None) -> None:
+        if server.should_exit and number == signal.SIGINT:  # uvicorn stops at once (``handle_exit``)
+            log.warning("interrupted again: stopping now; requests still in progress are answered 503")
         caught.append(number)
         server.handle_exit(number, frame)
 

@@ -52,6 +52,9 @@ class ServeLimits:
         body_timeout_s: a request whose body has not arrived whole within this many seconds of its head is
             answered 408 and its connection closed: a stalled client holds no slot and no connection for longer.
             60 s carries the 20 MiB limit over a link of about 3 Mbit/s.
+        answer_timeout_s: a client that takes no byte of the rest of an answer for this many seconds has its
+            connection dropped (``hrnet serve`` only): an answer nobody reads would hold it, and the answer's memory,
+            for ever.
     """
 
     max_upload_bytes: int = 20 * 2**20
@@ -64,6 +67,7 @@ class ServeLimits:
     max_pending: int = 64
     header_timeout_s: float = 10.0
     body_timeout_s: float = 60.0
+    answer_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
         for name in ("max_upload_bytes", "max_pixels", "max_boxes", "max_pending"):
@@ -74,6 +78,7 @@ class ServeLimits:
         _check_seconds("max_batch_wait_s", self.max_batch_wait_s, 0, 10)
         _check_seconds("header_timeout_s", self.header_timeout_s, 0.01, 3600)
         _check_seconds("body_timeout_s", self.body_timeout_s, 0.01, 3600)
+        _check_seconds("answer_timeout_s", self.answer_timeout_s, 0.01, 3600)
         if _number(self.draw_threshold) is None or not math.isfinite(self.draw_threshold):
             raise ConfigError(f"serve limits: draw_threshold must be a finite number, got {self.draw_threshold!r}")
 
