@@ -6,6 +6,8 @@ import signal
 import subprocess
 import sys
 
+import cv2
+import numpy as np
 import pytest
 
 import hrnet
@@ -339,3 +341,50 @@ def test_a_full_disk_is_one_line_and_leaves_nothing_partial(tmp_path, monkeypatc
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "hrnet export: error: no space left on the device" in err
     assert "Traceback" not in err and list(tmp_path.iterdir()) == []
+
+
+# Packages only some commands use (the onnx extra, videos, the service, drawings of curves, COCO evaluation,
+# training logs): a command that does not use one must not pay for importing it.
+OPTIONAL_PACKAGES = {"onnxruntime", "onnx", "av", "fastapi", "uvicorn", "starlette", "matplotlib", "pycocotools",
+                     "tensorboard", "tensorflow"}  # fmt: skip
+
+
+def _packages_after(argv: list[str], tmp_path) -> set[str]:
+    """The top-level packages a fresh interpreter holds after ``hrnet ARGV`` (``--help`` exits through SystemExit)."""
+    listing = tmp_path / "modules.txt"
+    code = (
+        "import sys\n"
+        "from hrnet.cli import main\n"
+        "try:\n"
+        "    status = main(sys.argv[2:])\n"
+        "except SystemExit as exit_:\n"
+        "    status = exit_.code\n"
+        "open(sys.argv[1], 'w').write('\\n'.join(sys.modules))\n"
+        "sys.exit(status)\n"
+    )
+    command = [sys.executable, "-c", code, str(listing), *argv]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return {name.split(".")[0] for name in listing.read_text().split()}
+
+
+def test_help_starts_without_pytorch(tmp_path):
+    # The parser reads the backends' and opsets' names from modules that must not load PyTorch at import.
+    packages = _packages_after(["--help"], tmp_path)
+    assert not packages & {"torch", "cv2", *OPTIONAL_PACKAGES}, packages & {"torch", "cv2", *OPTIONAL_PACKAGES}
+
+
+def test_predicting_a_photo_imports_only_what_it_uses(random_experiment, tmp_path):
+    """`hrnet predict photo.jpg --weights W --detector none`: weights that record their config, one whole-image box."""
+    from hrnet.engine.train import recorded_config
+    from hrnet.models.checkpoint import META_CONFIG, save_weights
+
+    config, _, _, model = random_experiment
+    weights = tmp_path / "w.safetensors"
+    save_weights(model, weights, {META_CONFIG: recorded_config(config)})
+    photo = tmp_path / "photo.jpg"
+    cv2.imwrite(str(photo), np.random.default_rng(0).integers(0, 256, (120, 90, 3), dtype=np.uint8))
+    argv = ["predict", str(photo), "--weights", str(weights), "--detector", "none", "--out", str(tmp_path / "out")]
+    packages = _packages_after(argv, tmp_path)
+    assert (tmp_path / "out" / "photo.jpg.json").is_file()
+    assert "torch" in packages and not packages & OPTIONAL_PACKAGES, packages & OPTIONAL_PACKAGES

@@ -11,7 +11,7 @@ from hrnet.errors import ConfigError
 from hrnet.models.checkpoint import save_weights
 from hrnet.models.complexity import count_macs
 from hrnet.models.hrnet import build_model
-from hrnet.runtime.bench import interleaved_seconds, measure_backends
+from hrnet.runtime.bench import interleaved_seconds, measure_backends, plan_rounds
 from tests.conftest import tiny_model_config
 
 
@@ -29,13 +29,50 @@ def test_interleaved_rounds_give_each_function_its_median():
         return fn
 
     fns = {"a": counted("a", sleep=0.002), "b": counted("b"), "c": counted("c")}
-    seconds = interleaved_seconds(fns, rounds=3, seconds=1e-3)
+    # 0.05 s a round: a one-call estimate the machine delayed by more would make a round of one call (fewer rounds).
+    seconds = interleaved_seconds(fns, rounds=3, seconds=0.05)
     assert set(seconds) == {"a", "b", "c"} and all(math.isfinite(s) and s > 0 for s in seconds.values())
-    assert calls["a"] >= 2 + 3 * 2 and calls["b"] >= 2 + 3 * 2  # warm-up, then at least two calls a round
+    # Two warm-up calls, then as many calls a round as 0.05 s holds: up to 25 of a (at least 2 ms each), far more
+    # of b, which does nothing.
+    assert 2 + 3 * 1 <= calls["a"] <= 2 + 3 * 25 and calls["b"] > 2 + 3 * 25
     # Warm-up a, b, c; then each round starts one place later: a b c | b c a | c a b.
     assert "".join(order) == "abc" + "abc" + "bca" + "cab"
     # time.sleep waits at least as long as asked; a call that does nothing takes far less than 2 ms.
     assert seconds["a"] >= 0.002 > seconds["b"]
+
+
+def test_rounds_keep_to_their_budget():
+    # Fast functions: as many calls as `seconds` holds each a round, all the rounds asked for.
+    plan = plan_rounds({"a": 0.03, "b": 0.002}, rounds=3, seconds=0.1)
+    assert plan.calls == {"a": 3, "b": 50} and plan.rounds == 3 and plan.round_seconds == pytest.approx(0.19)
+    # One call over `seconds`: once a round, and as many rounds as 3 × 1 s × 2 functions holds (6 // 2.5).
+    plan = plan_rounds({"slow": 2.0, "fast": 0.5}, rounds=3, seconds=1.0)
+    assert plan.calls == {"slow": 1, "fast": 2} and plan.rounds == 2 and plan.total_seconds == pytest.approx(6.0)
+    # A call longer than the whole budget: still one round of one call each.
+    plan = plan_rounds({"w48": 30.0}, rounds=3, seconds=2.0)
+    assert plan.calls == {"w48": 1} and plan.rounds == 1 and plan.total_seconds == 30.0
+
+
+def test_interleaved_timing_of_a_slow_function_keeps_to_the_budget(caplog):
+    calls = {"slow": 0, "fast": 0}
+
+    def sleeper(name, seconds):
+        def fn():
+            calls[name] += 1
+            time.sleep(seconds)
+
+        return fn
+
+    start = time.perf_counter()
+    with caplog.at_level("INFO", logger="hrnet.runtime.bench"):
+        timed = interleaved_seconds({"slow": sleeper("slow", 0.1), "fast": sleeper("fast", 0.01)}, 3, 0.02)
+    elapsed = time.perf_counter() - start
+    # A round is one call of each, 0.1 s + 0.01 s, against a budget of 3 rounds × 0.02 s × 2 functions: one round,
+    # not three (the two-calls-a-round minimum of before took 0.66 s for the rounds).
+    assert calls == {"slow": 2 + 1, "fast": 2 + 1}
+    assert timed["slow"] >= 0.1 and timed["fast"] >= 0.01
+    assert 0.33 <= elapsed < 0.33 + 0.4, elapsed  # warm-up 0.22 s + the round 0.11 s, on a busy machine
+    assert "2 configurations in 1 interleaved round of about 0.1 s (not 3: a round takes" in caplog.text
 
 
 def test_measure_backends_times_every_backend(tmp_path):

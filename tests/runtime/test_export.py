@@ -13,10 +13,10 @@ from torch import nn
 from hrnet.cli import main
 from hrnet.config import ModelConfig, hrnet_stages, model_preset
 from hrnet.errors import ConfigError, OutputError
-from hrnet.models.checkpoint import save_weights
+from hrnet.models.checkpoint import onnx_metadata, save_weights
 from hrnet.models.hrnet import HRNet, build_model
 from hrnet.runtime.export import ExportError, OnnxRunner, export_from_config, export_onnx
-from hrnet.runtime.onnx import META_EXPORTED_BY, onnx_metadata
+from hrnet.runtime.onnx import META_EXPORTED_BY
 from tests.conftest import tiny_model_config
 from tests.models.test_fuse import randomised
 

@@ -11,7 +11,8 @@ import torch
 
 from hrnet.config import load_config
 from hrnet.errors import ConfigError, ExportError
-from hrnet.runtime.onnx import META_CALIBRATION_SIZE, onnx_metadata
+from hrnet.models.checkpoint import onnx_metadata
+from hrnet.runtime.onnx import META_CALIBRATION_SIZE
 from hrnet.runtime.precision import cpu_support, precision_notice, prepare_bf16
 from tests.conftest import TRAINED, tiny_model_config
 

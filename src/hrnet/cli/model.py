@@ -97,7 +97,15 @@ def _bench_precisions(args: argparse.Namespace, model_cfg: ModelConfig) -> int:
 
 
 def add_bench(sub: Any) -> None:
-    p = sub.add_parser("bench", help="images/s of a network here: each backend or precision, timed together")
+    p = sub.add_parser(
+        "bench",
+        help="images/s of a network here: each backend or precision, timed together",
+        description="Images/s of a network on this machine, each backend (or precision) timed in the same "
+        "interleaved rounds; figures are medians. It takes: opening each backend (ONNX Runtime's: the network "
+        "exported first), two warm-up calls of each, then about ROUNDS × SECONDS of each (default 3 × 2 s; with "
+        "--precision also the machine's fp32 peak); a network slower than SECONDS a call runs once a round, in "
+        "fewer rounds (at least one). The rounds' time is logged before they start.",
+    )
     add_config(
         p,
         f"{CONFIG_HELP} (default: --weights')",
@@ -112,9 +120,17 @@ def add_bench(sub: Any) -> None:
     )
     p.add_argument("--batch", type=batch_size, default=16, help="persons a forward pass (default 16)")
     p.add_argument(
-        "--rounds", type=positive_int, default=3, help="interleaved timing rounds; figures are medians (default 3)"
+        "--rounds",
+        type=positive_int,
+        default=3,
+        help="interleaved timing rounds, fewer where a round takes over SECONDS a backend (default 3)",
     )
-    p.add_argument("--seconds", type=positive_number, default=2.0, help="seconds per backend in a round (default 2)")
+    p.add_argument(
+        "--seconds",
+        type=positive_number,
+        default=2.0,
+        help="seconds per backend in a round, one call at least (default 2)",
+    )
     p.set_defaults(func=cmd_bench, runs_network=True)
 
 

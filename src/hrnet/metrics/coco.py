@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
 
 from hrnet.errors import DataError
 from hrnet.io.files import read_json, write_json_atomic
 from hrnet.keypoints import KeypointSet, coco_category
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pycocotools is imported where it evaluates: predicting writes results without it
+    from pycocotools.coco import COCO
+
     from hrnet.data.records import PoseRecord
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,8 @@ def load_ground_truth(gt: str | Path | Mapping[str, Any] | COCO, *, missing_area
 
     A ``COCO`` object passed in is completed in place and returned. pycocotools' prints are logged at debug level.
     """
+    from pycocotools.coco import COCO
+
     if isinstance(gt, COCO):
         coco, source = gt, "<COCO object>"
     else:
@@ -167,6 +169,9 @@ def evaluate_coco(
     Returns:
         The 10 numbers and pycocotools' table.
     """
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
     coco_gt = load_ground_truth(gt, missing_area_ratio=missing_area_ratio)
     sigmas = np.asarray(sigmas, dtype=np.float64)
     source = str(gt) if not isinstance(gt, COCO) else "<COCO object>"

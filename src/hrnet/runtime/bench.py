@@ -3,13 +3,16 @@
 
 A machine's clock drifts by several percent over minutes (virtual machines more), more than some differences
 measured here; so each round runs every configuration for about ``seconds``, starting one place later each round,
-and each figure is the median over the rounds. ``bench/bench_inference.py`` is the fuller study (the machine's
-peak, ablations, the official way of running without reused memory, in separate processes).
+and each figure is the median over the rounds. The rounds keep to a budget of ``rounds × seconds`` a configuration
+(``plan_rounds``): a network slower than ``seconds`` a call runs once a round, in fewer rounds.
+``bench/bench_inference.py`` is the fuller study (the machine's peak, ablations, the official way of running
+without reused memory, in separate processes).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import math
 import statistics
 import tempfile
@@ -29,6 +32,8 @@ from hrnet.errors import ConfigError
 from hrnet.runtime.backends import BACKENDS, Backend, check_precision, is_onnx_file, open_backend, preferred_backend
 from hrnet.system import resolve_device
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Speed:
@@ -37,12 +42,60 @@ class Speed:
     images_per_s: float
 
 
-def calls_per_round(fn: Callable[[], object], seconds: float) -> int:
-    """How many calls of ``fn`` take about ``seconds`` (at least two), after one untimed warm-up call."""
+def seconds_of_one_call(fn: Callable[[], object]) -> float:
+    """Seconds of one call of ``fn``, after one untimed warm-up call (the first call sets up kernels and threads)."""
     fn()
     start = time.perf_counter()
     fn()
-    return max(2, round(seconds / max(time.perf_counter() - start, 1e-9)))
+    return max(time.perf_counter() - start, 1e-9)
+
+
+def calls_per_round(fn: Callable[[], object], seconds: float) -> int:
+    """How many calls of ``fn`` take at most ``seconds`` (at least one), after one untimed warm-up call."""
+    return _calls(seconds_of_one_call(fn), seconds)
+
+
+def _calls(call_seconds: float, seconds: float) -> int:
+    return max(1, int(seconds / call_seconds))
+
+
+@dataclass(frozen=True)
+class RoundsPlan:
+    """How ``interleaved_seconds`` times some functions.
+
+    Attributes:
+        calls: each function's calls a round (at most ``seconds`` of them, at least one).
+        rounds: the rounds, ``rounds`` asked for or fewer (at least one) to keep to the budget.
+        round_seconds: about how long one round takes.
+    """
+
+    calls: dict[str, int]
+    rounds: int
+    round_seconds: float
+
+    @property
+    def total_seconds(self) -> float:
+        return self.rounds * self.round_seconds
+
+
+def plan_rounds(call_seconds: dict[str, float], rounds: int, seconds: float) -> RoundsPlan:
+    """The rounds that time functions of these seconds a call within ``rounds × seconds`` each, in all.
+
+    Each function runs up to ``seconds`` a round, at least one call; a function slower than that makes its rounds
+    longer, and there are then as many rounds as the budget holds, at least one: the rounds never take more than
+    ``rounds × seconds × len(call_seconds)``, or one call of each function where that alone takes longer.
+
+    Args:
+        call_seconds: each function's seconds a call (``seconds_of_one_call``).
+        rounds, seconds: the rounds asked for, and about how long each function runs in each.
+
+    Returns:
+        The calls a round, the rounds and the seconds of a round.
+    """
+    calls = {name: _calls(t, seconds) for name, t in call_seconds.items()}
+    round_seconds = sum(calls[name] * t for name, t in call_seconds.items())
+    budget = rounds * seconds * len(call_seconds)
+    return RoundsPlan(calls, max(1, min(rounds, int(budget / round_seconds))), round_seconds)
 
 
 def seconds_per_call(fn: Callable[[], object], calls: int) -> float:
@@ -54,14 +107,21 @@ def seconds_per_call(fn: Callable[[], object], calls: int) -> float:
 
 
 def interleaved_seconds(fns: dict[str, Callable[[], object]], rounds: int, seconds: float) -> dict[str, float]:
-    """Median seconds per call of each function over ``rounds`` interleaved rounds of about ``seconds`` each
-    (at least two calls a round); two untimed calls warm each function up first."""
-    calls = {name: calls_per_round(fn, seconds) for name, fn in fns.items()}
+    """Median seconds per call of each function over interleaved rounds of about ``seconds`` each (at least one
+    call a round): ``rounds`` of them, or fewer for functions slower than ``seconds`` a call (``plan_rounds``).
+    Two calls warm each function up first and measure it; the time the rounds will take is logged before they
+    start."""
+    plan = plan_rounds({name: seconds_of_one_call(fn) for name, fn in fns.items()}, rounds, seconds)
+    fewer = f" (not {rounds}: a round takes over {seconds:g} s a configuration)" if plan.rounds < rounds else ""
+    log.info(
+        "timing %d configurations in %d interleaved round%s of about %.1f s%s: about %.1f s",
+        len(fns), plan.rounds, "" if plan.rounds == 1 else "s", plan.round_seconds, fewer, plan.total_seconds,
+    )  # fmt: skip
     names = list(fns)
     samples: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
+    for r in range(plan.rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:
-            samples[name].append(seconds_per_call(fns[name], calls[name]))
+            samples[name].append(seconds_per_call(fns[name], plan.calls[name]))
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
@@ -93,6 +153,7 @@ def open_for_timing(
         return open_backend(config, None, backend=name, device=device, compile=compile, module=model)
     from hrnet.runtime.export import export_int8, export_onnx
 
+    log.info("%s: exporting the network to a temporary ONNX file", name)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{name}.onnx"
         if entry.precision == "int8":
@@ -125,7 +186,8 @@ def measure_backends(
             temporary file (``open_for_timing``).
         weights: a PyTorch weights file or a registered name; None: the random initialisation (as fast).
         batch, device, compile, calibration: how each backend runs (``open_for_timing``).
-        rounds, seconds: the rounds, and about how long each backend runs in each.
+        rounds, seconds: the rounds, and about how long each backend runs in each (``plan_rounds``: fewer rounds
+            for a network slower than ``seconds`` a call).
         extra: more functions to time in the same rounds.
 
     Returns:

@@ -28,7 +28,7 @@ from hrnet.errors import ConfigError, DataError, ExportError
 from hrnet.io.files import atomic_path
 from hrnet.io.outputs import check_output_file
 from hrnet.keypoints import KeypointSet, metainfo_text
-from hrnet.models.checkpoint import META_CONFIG, META_KEYPOINT_SET, ONNX_PREFIX, load_model
+from hrnet.models.checkpoint import META_CONFIG, META_KEYPOINT_SET, ONNX_PREFIX, load_model, onnx_metadata
 from hrnet.models.fuse import fold_batchnorm
 from hrnet.models.hrnet import UpsampleConcat
 from hrnet.runtime.backends import EXPORT_PRECISIONS
@@ -43,7 +43,6 @@ from hrnet.runtime.onnx import (
     MIN_OPSET_BILINEAR,
     OPSET,
     OnnxRunner,
-    onnx_metadata,
     optional_module,
 )
 

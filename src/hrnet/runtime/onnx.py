@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from hrnet.errors import ConfigError
-from hrnet.models.checkpoint import onnx_metadata
 from hrnet.system import cpu_threads, optional_module
 
 OPSET = 17  # what hrnet export writes by default
@@ -51,6 +50,9 @@ def cpu_session_options(threads: int | None) -> Any:
 
 def onnx_precision(path: str | Path) -> str:
     """The precision an ONNX file was exported in: its ``hrnet.runtime.precision`` metadata, else "fp32"."""
+    # Here, not at the top: the command line's parser reads this module's names and starts without PyTorch.
+    from hrnet.models.checkpoint import onnx_metadata
+
     return onnx_metadata(path).get(META_PRECISION, "fp32")
 
 
