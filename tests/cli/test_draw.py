@@ -126,5 +126,63 @@ def test_info_and_draw_show_an_hrnetv2_network(tmp_path, capsys):
     assert main(["draw", str(path), "--out", str(out)]) == 0
     texts = ["".join(t.itertext()) for t in ET.parse(out).getroot().iter("{http://www.w3.org/2000/svg}text")]
     assert "v2.yaml: HRNetV2 (all branches to the head, as MMPose), input 64×64, 17 keypoints" in texts
-    assert {"bilinear to branch 1, concat", "1×1 conv, 120→120", "1×1 conv, 120→17"} <= set(texts)
+    assert {"bilinear to 16×16, concat 8+16+32+64", "1×1 conv, 120→120, BN, ReLU", "1×1 conv, 120→17"} <= set(texts)
     assert "up path: 1×1 conv → BN → bilinear ×2" in texts
+    assert main(["info", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "head               bilinear to 16×16, concat 8+16+32+64; 1×1 conv, 120→120, BN, ReLU; 1×1 conv, 120→17"
+    )
+
+
+def svg_texts(path) -> list[str]:
+    return ["".join(t.itertext()) for t in ET.parse(path).getroot().iter("{http://www.w3.org/2000/svg}text")]
+
+
+@pytest.mark.parametrize("command", ["info", "draw"])
+def test_a_registered_hrnetv2_name_shows_its_head(command, tmp_path, capsys):
+    """WFLW's HRNetV2-W18 by its registered name: 18+36+72+144 = 270 channels at 64×64, 98 heatmaps."""
+    out = tmp_path / "face.svg"
+    assert main([command, "mmpose-hrnetv2-w18-wflw-256x256", *(["--out", str(out)] if command == "draw" else [])]) == 0
+    head = "bilinear to 64×64, concat 18+36+72+144", "1×1 conv, 270→270, BN, ReLU", "1×1 conv, 270→98"
+    if command == "info":
+        assert f"head               {'; '.join(head)}\n" in capsys.readouterr().out
+    else:
+        texts = svg_texts(out)
+        assert set(head) <= set(texts) and "98 × 64×64" in texts and "8×8×144" in texts
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg", ".pdf"])
+def test_draw_lite_hrnet_18(suffix, tmp_path, capsys):
+    out = tmp_path / f"x{suffix}"
+    assert main(["draw", "litehrnet18", "--out", str(out)]) == 0
+    assert capsys.readouterr().out == f"wrote {out}\n"
+    assert out.read_bytes()[:4] == {".png": b"\x89PNG", ".svg": b"<?xm", ".pdf": b"%PDF"}[suffix]
+    if suffix == ".svg":
+        texts = svg_texts(out)
+        assert "litehrnet18: Lite-HRNet, as MMPose, input 256×192, 17 keypoints" in texts
+        assert {"64×48×40", "8×6×320", "17 × 64×48"} <= set(texts)
+        assert any("total 1,130,769 parameters, 0.199 G multiply-adds" in t for t in texts)
+
+
+@pytest.mark.parametrize("name", ["litehrnet18", "mmpose-litehrnet18-coco-256x192"])
+def test_info_prints_lite_hrnet_s_stages_and_head(name, capsys):
+    assert main(["info", name]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[5:] == [
+        "stem               32 → 32 channels, ¼ resolution",
+        "stage 2            2 branches, widths 40/80, 2 module(s) × 2 conditional channel weighting blocks",
+        "stage 3            3 branches, widths 40/80/160, 4 module(s) × 2 conditional channel weighting blocks",
+        "stage 4            4 branches, widths 40/80/160/320, 2 module(s) × 2 conditional channel weighting blocks",
+        "head               iterative, branch 4 up to 1, each plus the one below (bilinear) through 3×3 depthwise "
+        "conv + 1×1 conv: 320→160, 160→80, 80→40, 40→40; 1×1 conv, 40→17",
+    ]
+
+
+def test_info_layers_of_a_lite_hrnet(tmp_path, capsys):
+    path = tmp_path / "lite.yaml"
+    path.write_text(dump_config(ExperimentConfig(model=tiny_model_config(variant="litehrnet"))))
+    assert main(["info", str(path), "--layers"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2].startswith("final_layer") and "(1, 17, 16, 16)" in lines[-2]
+    params = next(line for line in lines if line.startswith("parameters")).split()[-1]
+    assert lines[-1].split()[:2] == ["total", params]

@@ -96,3 +96,42 @@ def test_detail_takes_ascii_digits_only(text):
     with pytest.raises(ConfigError, match=r"give stageN or stageN\.M") as error:
         parse_detail(text)
     assert len(str(error.value)) < 300  # a long value is quoted in part
+
+
+def test_lite_hrnet_is_drawn_from_its_config(tmp_path):
+    """Stem with its two halves, weighting blocks across all branches, the fusion's doubled branch 1, the iterative
+    head branch by branch, at the tiny config's widths 8/16/32/64 and 64×64 input."""
+    texts = overview_texts(tiny_model_config(variant="litehrnet"), tmp_path)
+    assert "net: Lite-HRNet, as MMPose, input 64×64, 17 keypoints" in texts
+    assert {"half 1: 3×3 depthwise conv /2, 4→4, BN", "half 2: 1×1 conv, 4→8, BN, ReLU", "→ 16×16×8"} <= set(texts)
+    assert [t for t in texts if t.startswith("stage ")] == ["stage 2", "stage 3", "stage 4"]
+    assert texts.count("1 × ConditionalChannelWeighting") == 2 + 3 + 4  # one line a branch of each module
+    assert "2×2×64" in texts and "1×1 conv, 64→32, BN, ReLU" in texts  # the head's lowest branch
+    assert "+ branch 2's result, bilinear (corners aligned)" in texts and "1×1 conv, 8→17" in texts
+    assert "down path: 3×3 depthwise conv /2 → 1×1 conv for every factor of 2" in texts
+    assert texts.count("×2") == 3 * 2 and any(t.startswith("×2: the fusion sums into branch 1") for t in texts)
+
+    wider = dataclasses.replace(tiny_model_config(variant="litehrnet"), input_size=(96, 64))
+    spec = wider.litehrnet
+    assert spec is not None
+    wider = dataclasses.replace(
+        wider, litehrnet=dataclasses.replace(spec, num_channels=((8, 16), (8, 16, 32), (8, 16, 32, 96)))
+    )
+    texts = overview_texts(wider, tmp_path, "wider")
+    assert "3×2×96" in texts and "24×16×8" in texts and "17 × 24×16" in texts and "2×2×64" not in texts
+
+
+def test_lite_hrnet_exchange_detail_shows_the_first_sum(tmp_path):
+    cfg = tiny_model_config(variant="litehrnet")
+    texts = svg_texts(save_figure(draw_exchange(cfg, "lite", 4), tmp_path / "detail.svg"))
+    assert "lite: stage 4, exchange module 1 of 1" in texts
+    assert texts.count("output 1's sum") == 3 and texts.count("×2") == 4 and texts.count("identity") == 4
+    assert {"3×3 depthwise conv /2, 8→8", "→ 2×2×64", "branch 4 out"} <= set(texts)
+
+
+def test_hrnetv2_head_shows_its_concatenation(tmp_path):
+    """The head box: the four branches resized and concatenated (8+16+32+64 = 120), the 1×1 conv-BN-ReLU, the final
+    conv, in that order."""
+    texts = overview_texts(tiny_model_config(head="hrnetv2"), tmp_path)
+    start = texts.index("bilinear to 16×16, concat 8+16+32+64")
+    assert texts[start - 1 : start + 3] == ["head", texts[start], "1×1 conv, 120→120, BN, ReLU", "1×1 conv, 120→17"]

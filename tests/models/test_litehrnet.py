@@ -166,11 +166,6 @@ def test_info_prints_the_network(capsys):
     assert "stage 4            4 branches, widths 40/80/160/320, 2 module(s) × 2 conditional channel weighting" in out
 
 
-def test_draw_says_it_does_not_draw_lite_hrnet(tmp_path, capsys):
-    assert main(["draw", "litehrnet18", "--out", str(tmp_path / "net.svg")]) == 2
-    assert "not Lite-HRNet" in capsys.readouterr().err and not (tmp_path / "net.svg").exists()
-
-
 def test_shipped_configs_are_the_presets():
     for name, preset in (("coco/litehrnet18_384x288", "litehrnet18"), ("coco/litehrnet30_256x192", "litehrnet30")):
         assert load_config(name).model.litehrnet == model_preset(preset).litehrnet

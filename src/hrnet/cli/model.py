@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import glob
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hrnet.cli.options import (
     CONFIG_HELP,
@@ -24,6 +24,9 @@ from hrnet.cli.options import (
 )
 from hrnet.config import ModelConfig, load_config
 from hrnet.errors import ConfigError
+
+if TYPE_CHECKING:
+    from hrnet.models.structure import Network
 
 DRAW, CONVERT = "hrnet draw", "hrnet convert"  # as the output guard names them in messages
 
@@ -184,20 +187,17 @@ def add_export(sub: Any) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    import torch
-
-    from hrnet.models.complexity import count_macs, count_parameters
-    from hrnet.models.hrnet import build_model
+    """Figures read from the network that would run (``hrnet.models.structure``, as ``hrnet draw``)."""
+    from hrnet.models.structure import describe_network
 
     model_cfg = resized(load_config(args.config, args.set).model, args.input_size)
-    with torch.device("meta"):  # shapes only: no memory is allocated and no arithmetic is done
-        model = build_model(model_cfg)
-    macs = count_macs(model, model_cfg.input_size)
+    net = describe_network(model_cfg)
+    macs = net.total.macs
     h, w = model_cfg.input_size
     hh, hw = model_cfg.heatmap_size
     lines = [
         f"model              {args.config} (variant {model_cfg.variant}, head {model_cfg.head})",
-        f"parameters         {count_parameters(model):,}",
+        f"parameters         {net.total.params:,}",
         f"multiply-adds      {macs / 1e9:.3f} G  "
         + (
             "(the Lite-HRNet paper's 'GFLOPs', in units of 10^9)"
@@ -207,10 +207,15 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"input              3 × {h} × {w}",
         f"heatmaps           {model_cfg.num_keypoints} × {hh} × {hw}",
     ]
-    lines += _stage_lines(model_cfg)
+    lines += [*_stage_lines(model_cfg), f"head               {_head_text(net)}"]
     if args.layers:
-        from hrnet.models.complexity import layer_table
+        import torch
 
+        from hrnet.models.complexity import layer_table
+        from hrnet.models.hrnet import build_model
+
+        with torch.device("meta"):  # shapes only: no memory is allocated and no arithmetic is done
+            model = build_model(model_cfg)
         lines += ["", layer_table(model, model_cfg.input_size, args.batch)]
     print("\n".join(lines))
     return 0
@@ -236,9 +241,23 @@ def _stage_lines(model_cfg: ModelConfig) -> list[str]:
             f"stage {s}            {len(widths)} branches, widths {'/'.join(map(str, widths))}, {modules} module(s) × "
             f"{count} {blocks[kind]} blocks"
         )
-    if spec.with_head:
-        lines.append("head               iterative: each branch upsampled into the next higher one")
     return lines
+
+
+def _head_text(net: Network) -> str:
+    """The head on one line: its steps (HRNetV2's concatenation among them), Lite-HRNet's iterative head as the
+    widths of its steps from the lowest branch up."""
+    steps = [step.text for step in net.head]
+    if net.head_branches:
+        lowest = net.head_branches[-1]
+        widths = ", ".join(f"{b[0].shape[1]}→{b[-1].shape[1]}" for b in reversed(net.head_branches))
+        each = " + ".join(step.title.split(",")[0] for step in lowest)
+        steps.insert(
+            0,
+            f"iterative, branch {len(net.head_branches)} up to 1, each plus the one below (bilinear) through {each}: "
+            f"{widths}",
+        )
+    return "; ".join([*steps, *([net.head_note] if net.head_note else [])])
 
 
 def add_info(sub: Any) -> None:

@@ -2,8 +2,8 @@
 the tensor shapes, parameters and multiply-adds of each part.
 
 What is drawn comes from ``hrnet.models.structure`` (the network that would run, built on the meta device and run
-once with hooks); this module only lays it out. Both variants are drawn: the official network (Sun et al., CVPR
-2019) and the TF port.
+once with hooks); this module only lays it out. Every variant is drawn: the official network (Sun et al., CVPR
+2019), HRNetV2's head, the TF port and Lite-HRNet (Yu et al., CVPR 2021).
 
 Pictures are matplotlib figures on an Agg canvas (no ``pyplot`` state), saved as SVG (text kept as ``<text>``),
 PNG or PDF, written atomically.
@@ -72,9 +72,11 @@ class _Sheet:
         *,
         face: str = "white",
         dashed: bool = False,
+        height: float | None = None,
     ) -> None:
-        """A rounded box centered on (x, y) with one text line per entry (the first in bold)."""
-        height = max(_BOX_H, 0.3 + _LINE * len(lines))
+        """A rounded box centered on (x, y) with one text line per entry (the first in bold); as tall as its lines
+        need unless ``height`` is given."""
+        height = height or max(_BOX_H, 0.3 + _LINE * len(lines))
         self.axes.add_patch(
             FancyBboxPatch(
                 (x - width / 2, y - height / 2),
@@ -138,32 +140,47 @@ class _Sheet:
         return self.figure
 
 
-def _fan(sheet: _Sheet, x0: float, x1: float, rows: Sequence[float], outputs: int) -> None:
-    """Every branch (rows, left) to each of the first ``outputs`` branches (right), coloured by direction."""
+_FIRST_SUM_GAP = 0.5  # how far the other outputs' sums sit right of output 1's, where it feeds them
+
+
+def _fan(sheet: _Sheet, x0: float, x1: float, rows: Sequence[float], outputs: int, *, from_first_sum: bool) -> float:
+    """Every branch (rows, left) to each of the first ``outputs`` branches (right), coloured by direction; returns
+    the right edge of the sums. ``from_first_sum`` (Lite-HRNet's fusion): branch 1 goes to output 1's sum only,
+    twice, and that sum goes, twice, to the other outputs' sums, which sit further right."""
+    shift = _FIRST_SUM_GAP if from_first_sum else 0.0
     for i, yi in enumerate(rows):
         for o, yo in enumerate(rows[:outputs]):
+            if from_first_sum and i == 0 and o > 0:
+                continue
             colour = _DOWN if o > i else _UP if o < i else _SAME
-            sheet.line(x0, yi, x1 - 0.17, yo, color=colour, width=0.8)
-    for yo in rows[:outputs]:
-        sheet.plus(x1, yo)
+            sheet.line(x0, yi, x1 + (shift if o else 0.0) - 0.17, yo, color=colour, width=0.8)
+    for o, yo in enumerate(rows[:outputs]):
+        sheet.plus(x1 + (shift if o else 0.0), yo)
+    if from_first_sum and outputs:
+        sheet.text(x0 + 0.25, rows[0] - 0.17, "×2", size=_FONT - 2, color=_SAME)
+        for yo in rows[1:outputs]:
+            sheet.line(x1 + 0.12, rows[0] + 0.12, x1 + shift - 0.12, yo - 0.12, color=_DOWN, width=0.8)
+        if outputs > 1:
+            sheet.text(x1 + shift + 0.05, rows[0] + 0.35, "×2", size=_FONT - 2, color=_DOWN, ha="left")
+    return x1 + shift + 0.17
 
 
 def _step_lines(steps: Sequence[Step]) -> list[str]:
-    """Each step as its title, then a line with what follows it inside the step ("+ BN, ReLU")."""
-    lines = []
-    for step in steps:
-        lines += [step.title, *([f"+ {', '.join(step.extras)}"] if step.extras else [])]
-    return lines
+    return [step.text for step in steps]
 
 
 def draw_overview(cfg: ModelConfig, name: str) -> Figure:
-    """The whole network: stem, four stages as columns (every exchange module drawn), branches as rows (each box
-    with its feature map H×W×C and residual units), the transitions, the head and the heatmaps; parameters and
-    multiply-adds beside each part. ``name`` (the preset or config file) heads the title."""
+    """The whole network: stem, the stages as columns (every exchange module drawn), branches as rows (each box
+    with its feature map H×W×C and residual units; one box across all rows where the units span the branches, as
+    Lite-HRNet's weighting blocks), the transitions, the head (Lite-HRNet's iterative head branch by branch) and the
+    heatmaps; parameters and multiply-adds beside each part. ``name`` (the preset or config file) heads the title."""
     net = describe_network(cfg)
     sheet = _Sheet()
     num_rows = max(len(stage.modules[0].branches) for stage in net.stages)
-    top = 3.4
+    n, c, h, w = net.input_shape
+    stem_lines = ["stem", *_step_lines(net.stem), f"→ {_fmt_shape(net.stem[-1].shape)}"] if net.stem else []
+    # Row 1 sits low enough that the stem's box stays below the part headers.
+    top = max(3.4, 2.35 + (0.3 + _LINE * len(stem_lines)) / 2)
     ys = [top + b * _ROW for b in range(num_rows)]
     bottom = ys[-1] + _BOX_H / 2
     x = 0.3
@@ -182,17 +199,15 @@ def draw_overview(cfg: ModelConfig, name: str) -> Figure:
     def part_header(x0: float, x1: float, lines: Sequence[str]) -> None:
         sheet.lines((x0 + x1) / 2, 1.75, lines)
 
-    n, c, h, w = net.input_shape
     lines = ["input", f"{h}×{w}×{c}", f"batch {n}"]
     width = _text_width(lines)
     place(width, lines)
     x += width + 0.6
 
     x_stem = x
-    if net.stem:
-        lines = ["stem", *_step_lines(net.stem), f"→ {_fmt_shape(net.stem[-1].shape)}"]
-        width = _text_width(lines)
-        place(width, lines, face="#f4f4f4")
+    if stem_lines:
+        width = _text_width(stem_lines)
+        place(width, stem_lines, face="#f4f4f4")
         x += width
         part_header(x_stem, x, ["stem", *cost_lines(net.stem_cost)])
     else:
@@ -219,7 +234,7 @@ def draw_overview(cfg: ModelConfig, name: str) -> Figure:
                 for k, line in enumerate(reversed(_step_lines(kept))):
                     sheet.text(x0 + fan_w + 0.9, ys[b] - 0.25 - k * _LINE, line, size=_FONT - 1, ha="left")
             if fan_w:
-                _fan(sheet, x0, x0 + _FAN_W, ys[:existing], existing)
+                _fan(sheet, x0, x0 + _FAN_W, ys[:existing], existing, from_first_sum=False)
             y_new = ys[existing]
             sheet.arrow(x0 + 0.1, ys[existing - 1], x0 + 0.7, y_new)
             sheet.line(x0 + 0.7, y_new, x1, y_new, color=_DOWN)
@@ -233,14 +248,26 @@ def draw_overview(cfg: ModelConfig, name: str) -> Figure:
             width = max(_text_width(lines) for lines in labels)
             if len(stage.modules) > 1 or stage.number > 1:
                 sheet.text(x + width / 2, top - _BOX_H / 2 - 0.3, f"module {m + 1}", size=_FONT - 1)
-            for b, lines in enumerate(labels):
-                place(width, lines, b)
+            if module.spans_branches:  # one box across the rows: every block takes all branches at once
+                y_mid = (ys[0] + ys[num_branches - 1]) / 2
+                height = ys[num_branches - 1] - ys[0] + _BOX_H
+                sheet.box(x + width / 2, y_mid, width, [], height=height)
+                for b, lines in enumerate(labels):
+                    sheet.lines(x + width / 2, ys[b], lines)
+                    if ends[b]:
+                        sheet.arrow(ends[b], ys[b], x, ys[b])
+                    ends[b] = x + width
+            else:
+                for b, lines in enumerate(labels):
+                    place(width, lines, b)
             x += width
             if module.fused_outputs:
-                _fan(sheet, x, x + _FAN_W, ys[:num_branches], module.fused_outputs)
+                right = _fan(
+                    sheet, x, x + _FAN_W, ys[:num_branches], module.fused_outputs, from_first_sum=module.from_first_sum
+                )
                 for b in range(num_branches):
-                    ends[b] = x + _FAN_W + 0.17 if b < module.fused_outputs else 0.0
-                x += _FAN_W + 0.17
+                    ends[b] = right if b < module.fused_outputs else 0.0
+                x = right
             x += 0.35
         for step in stage.after:
             lines = [*_step_lines([step]), f"→ {_fmt_shape(step.shape)}"]
@@ -259,11 +286,24 @@ def draw_overview(cfg: ModelConfig, name: str) -> Figure:
         x = x_end + 0.4
 
     x_head = x
+    # Lite-HRNet's iterative head: a staircase from the lowest branch up, each box fed by the one below it.
+    below: tuple[float, float] | None = None  # right end and row of the box just drawn
+    for b in reversed(range(len(net.head_branches))):
+        steps = net.head_branches[b]
+        lines = [_fmt_shape(steps[-1].shape), *_step_lines(steps)]
+        width = _text_width(lines)
+        place(width, lines, b, face="#f4f4f4")
+        if below is not None:
+            sheet.arrow(below[0], below[1], x + 0.3, ys[b] + (0.3 + _LINE * len(lines)) / 2, color=_UP)
+        below = (x + width, ys[b])
+        x += width + 0.35
+    if net.head_branches:
+        x += 0.25
     k_out, k_h, k_w = net.heatmap_shape[1:]
     lines = ["head", *_step_lines(net.head), *([net.head_note] if net.head_note else [])]
     width = _text_width(lines)
-    for b in range(1, num_rows):  # HRNetV2's head takes every branch the last stage keeps
-        if ends[b]:
+    if not net.head_branches:
+        for b in range(1, net.head_inputs):  # HRNetV2's head takes every branch the last stage keeps
             sheet.arrow(ends[b], ys[b], x, ys[0], color=_UP)
     place(width, lines, face="#f4f4f4")
     x += width + 0.6
@@ -273,14 +313,15 @@ def draw_overview(cfg: ModelConfig, name: str) -> Figure:
     part_header(x_head, x + width, ["head", *cost_lines(net.head_cost)])
     x += width + 0.3
 
-    variant = "HRNet, official" if net.variant == "hrnet" else "HRNet, TF port"
-    if net.head_name == "hrnetv2":
-        variant = "HRNetV2 (all branches to the head, as MMPose)"
-    title = f"{name}: {variant}, input {h}×{w}, {k_out} keypoints"
+    variant = {"hrnet": "HRNet, official", "tf_port": "HRNet, TF port", "litehrnet": "Lite-HRNet, as MMPose"}
+    title = variant[net.variant]
+    if net.head_name == "hrnetv2" and net.variant == "hrnet":
+        title = "HRNetV2 (all branches to the head, as MMPose)"
+    title = f"{name}: {title}, input {h}×{w}, {k_out} keypoints"
     sheet.text(0.3, 0.45, title, size=_FONT + 3, weight="bold", ha="left")
     y = bottom + 0.9
     legend = [
-        (_DOWN, "down path: a 3×3 conv /2 for every factor of 2"),
+        (_DOWN, f"down path: {net.down_path} for every factor of 2"),
         (_UP, f"up path: {net.up_path}"),
         (_SAME, "same branch (identity)"),
     ]
@@ -291,13 +332,22 @@ def draw_overview(cfg: ModelConfig, name: str) -> Figure:
         x_legend += 1.3 + _CHAR * len(label)
     sheet.plus(x_legend + 0.2, y)
     sheet.text(x_legend + 0.5, y, "sum of all branches brought to one resolution", ha="left")
-    notes = (
-        f"activation {net.activation}   ·   total {net.total.params:,} parameters, {_fmt_macs(net.total.macs)} "
-        "multiply-adds (as hrnet info)   ·   a stage's figures include the transition that opens it   ·   "
-        "boxes: feature map H×W×C after the residual units"
-    )
-    sheet.text(0.3, y + 0.55, notes, ha="left")
-    return sheet.finish(max(x, 0.3 + _CHAR * len(notes)), y + 1.0)
+    notes = [
+        f"activation {net.activation}",
+        f"total {net.total.params:,} parameters, {_fmt_macs(net.total.macs)} multiply-adds (as hrnet info)",
+        "a stage's figures include the transition that opens it",
+        f"boxes: feature map H×W×C after the {'blocks' if net.variant == 'litehrnet' else 'residual units'}",
+    ]
+    if any(m.from_first_sum for s in net.stages for m in s.modules):
+        notes.append(
+            "×2: the fusion sums into branch 1 in place (MMPose), so branch 1 counts twice and the other branches "
+            "take that sum, twice"
+        )
+    note_lines = ["   ·   ".join(notes[:4]), *notes[4:]]
+    for k, line in enumerate(note_lines):
+        sheet.text(0.3, y + 0.55 + k * _LINE, line, ha="left")
+    width = max(x, 0.3 + _CHAR * max(len(line) for line in note_lines))
+    return sheet.finish(width, y + 1.0 + _LINE * (len(note_lines) - 1))
 
 
 def parse_detail(text: str) -> tuple[int, int]:
@@ -319,16 +369,20 @@ def parse_detail(text: str) -> tuple[int, int]:
 
 def draw_exchange(cfg: ModelConfig, name: str, stage: int, module: int = 1) -> Figure:
     """One exchange module of ``stage`` (module ``module``, from 1) with every fusion path drawn separately:
-    each step of each path with its output H×W×C, the sums, and where the activation is applied."""
+    each step of each path with its output H×W×C, the sums, and where the activation is applied. Lite-HRNet's
+    fusion (``Exchange.from_first_sum``) shows branch 1 twice in output 1's sum and that sum in place of branch 1
+    in the others."""
     exchange = describe_exchange(cfg, stage, module)
+    first_sum = exchange.from_first_sum
     sheet = _Sheet()
     inputs = exchange.inputs
     steps = [p for row in exchange.paths for p in row if p is not None]
     max_steps = max(len(p) for p in steps)
     input_lines = [[f"branch {i + 1}", _fmt_shape(shape)] for i, shape in enumerate(inputs)]
-    input_w = max(_text_width(lines) for lines in input_lines)
+    sum_lines = ["output 1's sum", f"{_fmt_shape(inputs[0])}, before {exchange.after_sum}"]
+    input_w = max(_text_width(lines) for lines in [*input_lines, *([sum_lines] if first_sum else [])])
     step_w = max(_text_width([s.title, ", ".join(s.extras)]) for p in steps for s in p)
-    row_h, group_gap, top = 1.45, 0.6, 2.4
+    row_h, group_gap, top = 1.45, 0.6, 2.4 + (_LINE if first_sum else 0.0)
     x_in = 0.3 + input_w / 2
     x_steps = 0.3 + input_w + 0.5
     x_join = x_steps + max_steps * (step_w + 0.35) + 0.2  # paths run level up to here, then turn to the sum
@@ -344,11 +398,14 @@ def draw_exchange(cfg: ModelConfig, name: str, stage: int, module: int = 1) -> F
         y_mid = (ys[0] + ys[-1]) / 2
         sheet.rect(0.1, ys[0] - row_h / 2, x_out + out_w / 2 + 0.2, ys[-1] + row_h / 2, _STAGE_FILL[o % 2])
         for i, (path, yi) in enumerate(zip(row, ys, strict=True)):
-            sheet.box(x_in, yi, input_w, input_lines[i])
+            from_sum = first_sum and i == 0 and o > 0
+            sheet.box(x_in, yi, input_w, sum_lines if from_sum else input_lines[i], dashed=from_sum)
             x = x_in + input_w / 2
             colour = _SAME if path is None else _DOWN if i < o else _UP
             if path is None:
                 sheet.text((x + x_join) / 2, yi - 0.17, "identity", size=_FONT - 1, color=_SAME)
+            if first_sum and i == 0:
+                sheet.text(x_join + 0.1, yi - 0.17, "×2", size=_FONT - 1, color=colour, ha="left")
             for k, step in enumerate(path or ()):
                 lines = [step.title, *([", ".join(step.extras)] if step.extras else []), f"→ {_fmt_shape(step.shape)}"]
                 x_step = x_steps + (step_w + 0.35) * k
@@ -375,6 +432,14 @@ def draw_exchange(cfg: ModelConfig, name: str, stage: int, module: int = 1) -> F
         "resolution (blue: down, orange: up)",
         ha="left",
     )
+    if first_sum:
+        sheet.text(
+            0.3,
+            1.1 + 2 * _LINE,
+            "×2: the fusion sums into branch 1 in place (MMPose): branch 1 counts twice in output 1's sum, and the "
+            "other outputs take that sum, twice, where they would take branch 1",
+            ha="left",
+        )
     return sheet.finish(x_out + out_w / 2 + 0.4, y - group_gap - row_h / 2 + 0.3)
 
 

@@ -31,6 +31,7 @@ class ModuleCall:
     output_shape: tuple[int, ...] | None  # None when the output is not a tensor (a list of branches)
     params: int  # trainable parameters of the module and its children, counted at its first call only
     macs: int  # multiply-accumulates of the conv and linear layers that ran during this call
+    branch_shapes: tuple[tuple[int, ...], ...] = ()  # of each tensor of an output that is a list of branches
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -51,6 +52,12 @@ def _layer_macs(module: nn.Module, output: torch.Tensor) -> int:
 
 def _shape(value: object) -> tuple[int, ...] | None:
     return tuple(value.shape) if isinstance(value, torch.Tensor) else None
+
+
+def _branch_shapes(value: object) -> tuple[tuple[int, ...], ...]:
+    if isinstance(value, list | tuple) and all(isinstance(v, torch.Tensor) for v in value):
+        return tuple(tuple(v.shape) for v in value)
+    return ()
 
 
 def trace_modules(model: nn.Module, input_size: tuple[int, int], batch_size: int = 1) -> list[ModuleCall]:
@@ -76,7 +83,9 @@ def trace_modules(model: nn.Module, input_size: tuple[int, int], batch_size: int
         name = names[id(module)]
         params = 0 if name in seen else count_parameters(module)
         seen.add(name)
-        calls[index] = ModuleCall(name, module, input_shape, _shape(output), params, total - start)
+        calls[index] = ModuleCall(
+            name, module, input_shape, _shape(output), params, total - start, _branch_shapes(output)
+        )
 
     handles = []
     for m in model.modules():

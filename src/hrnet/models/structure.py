@@ -1,9 +1,11 @@
 """What a network is made of, read from the network that would run: stages, branches, the exchange modules
 between them, the steps of every path, and the tensor shapes, parameters and multiply-adds of each part.
 
-Nothing here is typed in: the network (official or TF port) is built from its ``ModelConfig`` on the meta device
-and run once with hooks (``hrnet.models.complexity.trace_modules``); the module tree gives the structure, the
-recorded calls the shapes and costs. ``hrnet.drawing.network`` draws what this module returns.
+Nothing here is typed in: the network (official HRNet or HRNetV2, the TF port, Lite-HRNet) is built from its
+``ModelConfig`` on the meta device and run once with hooks (``hrnet.models.complexity.trace_modules``); the module
+tree gives the structure, the recorded calls the shapes and costs. What a module does between its layers (a sum, a
+split, an interpolation) is read off its class, whose ``forward`` it restates. ``hrnet.drawing.network`` draws what
+this module returns.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ from typing import cast
 import torch
 from torch import nn
 
-from hrnet.config import ModelConfig
+from hrnet.config import LiteHRNetConfig, ModelConfig
 from hrnet.errors import ConfigError
 from hrnet.models.complexity import ModuleCall, blocks, describe_layer, trace_modules
 from hrnet.models.hrnet import ExchangeModule, HRNet, UpsampleConcat, build_model
+from hrnet.models.litehrnet import ConditionalChannelWeighting, LiteHRModule, LiteHRNet, NaiveBlocks
 from hrnet.tf_port.model import BetweenStages, ExchangeBlock, TFPortHRNet, TFSamePadding
 
 Shape = tuple[int, ...]
+
+HEAD_PARTS = ("neck", "conv_layers", "final_layer")  # HRNet's head modules, in forward order
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,11 @@ class Step:
     title: str  # "3×3 conv /2, 32→64", "1×1 conv, 64→32", "nearest ×2", "bilinear to branch 1, concat"
     extras: tuple[str, ...]  # what follows inside the step: ("BN", "ReLU")
     shape: Shape  # (N, C, H, W) output of the convolution or upsampling
+
+    @property
+    def text(self) -> str:
+        """The step on one line: "3×3 conv /2, 3→64, BN, ReLU"."""
+        return ", ".join((self.title, *self.extras))
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,11 @@ class Module:
 
     branches: tuple[Branch, ...]
     fused_outputs: int  # branches the fusion produces (0: no fusion; 1: only the highest resolution)
+    # The units take all branches at once (Lite-HRNet's conditional channel weighting), not one stack a branch.
+    spans_branches: bool = False
+    # Lite-HRNet's fusion as MMPose sums it in place: branch 1 counts twice in output 1's sum, and every other output
+    # takes that sum (before its ReLU), twice, where it would take branch 1.
+    from_first_sum: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,13 +101,19 @@ class Network:
     stem: tuple[Step, ...]  # empty for the TF port, which has none
     stem_cost: Cost
     stages: tuple[Stage, ...]
+    # Per branch (highest resolution first), the head's steps on it before ``head``: Lite-HRNet's iterative head,
+    # which runs them from the lowest branch up, each branch's first step adding the result of the one below it.
+    # Empty where the head takes the branches as they are.
+    head_branches: tuple[tuple[Step, ...], ...]
+    head_inputs: int  # branches the head reads (1: only the highest resolution)
     head: tuple[Step, ...]
     head_note: str  # what the head does after its convolution
-    head_cost: Cost
+    head_cost: Cost  # including head_branches
     heatmap_shape: Shape  # (N, K, H, W)
     total: Cost
     activation: str  # the activation the network uses
     up_path: str  # the order of an upward fusion path
+    down_path: str  # the convolutions of one factor of 2 of a downward fusion path
 
 
 @dataclass(frozen=True)
@@ -104,6 +125,7 @@ class Exchange:
     paths: tuple[tuple[tuple[Step, ...] | None, ...], ...]  # [output][input]: steps, None for the identity
     after_sum: str | None  # the activation applied to each sum; None where there is none
     num_modules: int  # in the stage
+    from_first_sum: bool  # as Module.from_first_sum: paths[o][0] for o ≥ 1 start from output 1's sum, twice
 
 
 def _leaves(module: nn.Module | None, name: str) -> list[tuple[str, nn.Module]]:
@@ -134,11 +156,21 @@ def _steps(leaves: Iterable[tuple[str, nn.Module]], shapes: dict[str, Shape]) ->
 
 
 def _first_shapes(calls: Sequence[ModuleCall]) -> dict[str, Shape]:
+    """Shapes at each module's first call: its output ("name"), branch b of an output that is a list of branches
+    ("name[b]"), its input ("name:in")."""
     shapes: dict[str, Shape] = {}
     for call in calls:
         if call.output_shape is not None:
             shapes.setdefault(call.name, call.output_shape)
+        for b, shape in enumerate(call.branch_shapes):
+            shapes.setdefault(f"{call.name}[{b}]", shape)
+        if call.input_shape is not None:
+            shapes.setdefault(f"{call.name}:in", call.input_shape)
     return shapes
+
+
+def _labelled(label: str, steps: Iterable[Step]) -> tuple[Step, ...]:
+    return tuple(Step(f"{label}: {step.title}", step.extras, step.shape) for step in steps)
 
 
 def _branch(stack: nn.Sequential, name: str, shapes: dict[str, Shape]) -> Branch:
@@ -153,9 +185,18 @@ def _branches(stacks: nn.ModuleList, prefix: str, shapes: dict[str, Shape]) -> t
 
 
 def _stage_key(name: str, variant: str) -> str:
-    """Which part a block belongs to: "stem", "1".."4" (a stage, with the transition that opens it) or "head"."""
+    """Which part a block belongs to: "stem", "1".."4" (a stage, with the transition that opens it) or "head".
+    Lite-HRNet's stages are numbered from 2 as in its paper (MMPose's ``transition0`` and ``stage0`` open stage 2)."""
     top, _, rest = name.partition(".")
-    if variant == "hrnet":
+    if variant == "litehrnet":
+        if top == "stem":
+            return "stem"
+        for prefix in ("transition", "stage"):
+            if top.startswith(prefix):
+                return str(int(top.removeprefix(prefix)) + 2)
+        if top in ("head_layer", "final_layer"):
+            return "head"
+    elif variant == "hrnet":
         if top in ("conv1", "bn1", "conv2", "bn2", "relu"):
             return "stem"
         if top == "layer1":
@@ -164,7 +205,7 @@ def _stage_key(name: str, variant: str) -> str:
             return str(int(top.removeprefix("transition")) + 1)
         if top.startswith("stage"):
             return top.removeprefix("stage")
-        if top in ("neck", "conv_layers", "final_layer"):
+        if top in HEAD_PARTS:
             return "head"
     else:
         if top in ("stage1", "stage1_out"):
@@ -202,8 +243,60 @@ def _hrnet_parts(
             fused = len(module.fuse_layers or ())
             modules.append(Module(_branches(module.branches, f"stage{s}.{m}.branches", shapes), fused))
         stages.append(Stage(s, opening, tuple(modules), (), costs[str(s)]))
-    head = [leaf for name in ("neck", "conv_layers", "final_layer") for leaf in _leaves(getattr(model, name), name)]
-    return stem, stages, _steps(head, shapes)
+    head = _steps([leaf for name in HEAD_PARTS for leaf in _leaves(getattr(model, name), name)], shapes)
+    if model.neck is not None:  # UpsampleConcat: every branch resized to branch 1's size, then concatenated
+        channels = "+".join(str(branch.shape[1]) for branch in stages[-1].modules[-1].branches)
+        _, _, h, w = head[0].shape
+        head = (Step(f"bilinear to {h}×{w}, concat {channels}", (), head[0].shape), *head[1:])
+    return stem, stages, head
+
+
+def _lite_branches(module: LiteHRModule, name: str, shapes: dict[str, Shape]) -> tuple[Branch, ...]:
+    """The branches of Lite-HRNet's module ``name`` after its blocks: shuffle units a branch, or weighting blocks
+    over all branches (which keep each branch's shape)."""
+    if isinstance(module.layers, NaiveBlocks):
+        return _branches(module.layers, f"{name}.layers", shapes)
+    weighting = cast(nn.Sequential, module.layers)
+    unit = type(weighting[0]).__name__
+    num_branches = len(cast(ConditionalChannelWeighting, weighting[0]).depthwise_convs)
+    return tuple(Branch(shapes[f"{name}.layers[{b}]"], len(weighting), unit) for b in range(num_branches))
+
+
+def _litehrnet_parts(
+    model: LiteHRNet, shapes: dict[str, Shape], costs: dict[str, Cost]
+) -> tuple[tuple[Step, ...], list[Stage], tuple[tuple[Step, ...], ...], tuple[Step, ...]]:
+    """Stem, stages (numbered from 2), the iterative head's steps per branch and the final conv, as
+    ``LiteHRNet.forward`` runs them."""
+    stem = model.stem
+    half2 = [*_leaves(stem.expand_conv, "stem.expand_conv"), *_leaves(stem.depthwise_conv, "stem.depthwise_conv")]
+    half2 += _leaves(stem.linear_conv, "stem.linear_conv")
+    stem_steps = (
+        *_steps(_leaves(stem.conv1, "stem.conv1"), shapes),
+        *_labelled("half 1", _steps(_leaves(stem.branch1, "stem.branch1"), shapes)),
+        *_labelled("half 2", _steps(half2, shapes)),
+        Step("concat, channel shuffle", (), shapes["stem"]),
+    )
+    stages = []
+    for s in range(model.num_stages):
+        transition = cast(Sequence[nn.Module | None], getattr(model, f"transition{s}"))
+        kept = tuple(_steps(_leaves(layer, f"transition{s}.{i}"), shapes) for i, layer in enumerate(transition))
+        modules = []
+        for m, module in enumerate(cast(Sequence[LiteHRModule], getattr(model, f"stage{s}"))):
+            fused = len(module.fuse_layers or ())
+            spans = not isinstance(module.layers, NaiveBlocks)
+            branches = _lite_branches(module, f"stage{s}.{m}", shapes)
+            modules.append(Module(branches, fused, spans_branches=spans, from_first_sum=fused > 0))
+        stages.append(Stage(s + 2, Opening(kept[:-1], kept[-1], fuses=False), tuple(modules), (), costs[str(s + 2)]))
+    head_branches: tuple[tuple[Step, ...], ...] = ()
+    if model.head_layer is not None:
+        projects = model.head_layer.projects
+        per_branch: dict[int, tuple[Step, ...]] = {}
+        for k, project in enumerate(projects):  # IterativeHead: the lowest branch first
+            b, name = len(projects) - 1 - k, f"head_layer.projects.{k}"
+            added = (Step(f"+ branch {b + 2}'s result, bilinear (corners aligned)", (), shapes[f"{name}:in"]),)
+            per_branch[b] = (*(added if k else ()), *_steps(_leaves(project, name), shapes))
+        head_branches = tuple(per_branch[b] for b in range(len(projects)))
+    return stem_steps, stages, head_branches, _steps(_leaves(model.final_layer, "final_layer"), shapes)
 
 
 def _tf_port_parts(
@@ -225,13 +318,6 @@ def _tf_port_parts(
 
 
 def _build(cfg: ModelConfig, batch_size: int) -> tuple[nn.Module, list[ModuleCall]]:
-    if cfg.variant == "litehrnet":
-        # Its weighting blocks span all branches at once and its fusion counts branch 0 twice: neither fits the
-        # rows of per-branch residual units and the plain sums that these structures describe.
-        raise ConfigError(
-            "the structure drawing covers HRNet (variants hrnet and tf_port), not Lite-HRNet: `hrnet info CONFIG "
-            "--layers` lists each of its blocks with output shape, parameters and multiply-adds"
-        )
     with torch.device("meta"):  # shapes only: no memory is allocated and no arithmetic is done
         model = build_model(cfg)
     return model, trace_modules(model, cfg.input_size, batch_size)
@@ -252,18 +338,37 @@ def _up_path(model: nn.Module) -> str:
     return "none"
 
 
+def _down_path(model: nn.Module) -> str:
+    """The convolutions of the first stride-2 step of a fusion path ("3×3 conv /2"): one such step halves the
+    resolution once."""
+    for name, module in model.named_modules():
+        children = list(module.children())
+        if not isinstance(module, nn.Sequential) or not ("fuse_layers" in name or "fusion" in name):
+            continue
+        convs = [m for m in children if isinstance(m, nn.Conv2d)]
+        if all(not list(m.children()) for m in children) and any(m.stride[0] == 2 for m in convs):
+            return " → ".join(describe_layer(m).split(",")[0] for m in convs)
+    return "none"
+
+
 def describe_network(cfg: ModelConfig, batch_size: int = 1) -> Network:
     """Build ``cfg``'s network on the meta device, run it once with hooks over ``batch_size`` zero images of
     ``cfg.input_size`` and read off its parts, their shapes and their costs."""
     model, calls = _build(cfg, batch_size)
     shapes = _first_shapes(calls)
     costs = _costs(model, calls, cfg.variant)
+    head_branches: tuple[tuple[Step, ...], ...] = ()
+    head_note = ""
     if cfg.variant == "hrnet":
         stem, stages, head = _hrnet_parts(cast(HRNet, model), shapes, costs)
-        head_note = ""
+        head_inputs = len(stages[-1].modules[-1].branches) if cast(HRNet, model).neck is not None else 1
+    elif cfg.variant == "litehrnet":
+        stem, stages, head_branches, head = _litehrnet_parts(cast(LiteHRNet, model), shapes, costs)
+        head_inputs = len(head_branches) or 1
     else:
         stem, stages, head = _tf_port_parts(cast(TFPortHRNet, model), shapes, costs)
         head_note = "then ReLU, each map ÷ its sum"
+        head_inputs = 1
     return Network(
         variant=cfg.variant,
         head_name=cfg.head,
@@ -271,6 +376,8 @@ def describe_network(cfg: ModelConfig, batch_size: int = 1) -> Network:
         stem=stem,
         stem_cost=costs.get("stem", Cost(0, 0)),
         stages=tuple(stages),
+        head_branches=head_branches,
+        head_inputs=head_inputs,
         head=head,
         head_note=head_note,
         head_cost=costs["head"],
@@ -278,14 +385,26 @@ def describe_network(cfg: ModelConfig, batch_size: int = 1) -> Network:
         total=Cost(calls[0].params, calls[0].macs),
         activation=_activation(model),
         up_path=_up_path(model),
+        down_path=_down_path(model),
     )
 
 
 def describe_exchange(cfg: ModelConfig, stage: int, module: int = 1) -> Exchange:
-    """Module ``module`` (from 1) of ``stage`` (2 to 4) of ``cfg``'s network, read off the built network."""
+    """Module ``module`` (from 1) of ``stage`` (2 to 4; Lite-HRNet's from 2) of ``cfg``'s network, read off the
+    built network."""
     model, calls = _build(cfg, 1)
     shapes = _first_shapes(calls)
-    if cfg.variant == "hrnet":
+    if cfg.variant == "litehrnet":
+        spec = cast(LiteHRNetConfig, cfg.litehrnet)
+        last = len(spec.num_modules) + 1
+        if not 2 <= stage <= last:
+            raise ConfigError(f"--detail stage{stage}: this Lite-HRNet has stages 2 to {last} (1 is its stem)")
+        if not spec.with_fuse[stage - 2]:
+            raise ConfigError(f"--detail stage{stage}: its modules have no fusion (litehrnet.with_fuse)")
+        modules = cast(nn.Sequential, getattr(model, f"stage{stage - 2}"))
+        num_modules, index = len(modules), module - 1
+        prefix, paths_name = f"stage{stage - 2}.{index}", "fuse_layers"
+    elif cfg.variant == "hrnet":
         modules = cast(nn.Sequential, getattr(model, f"stage{stage}"))
         num_modules, index = len(modules), module - 1
         prefix, paths_name = f"stage{stage}.{index}", "fuse_layers"
@@ -296,10 +415,14 @@ def describe_exchange(cfg: ModelConfig, stage: int, module: int = 1) -> Exchange
         prefix, paths_name = f"stages.{stage - 2}.{index}", "fusion.paths"
     if not 1 <= module <= num_modules:
         raise ConfigError(f"--detail stage{stage}.{module}: stage {stage} has modules 1 to {num_modules}")
-    exchange = cast(ExchangeModule | ExchangeBlock, modules[index])
+    exchange = cast(ExchangeModule | ExchangeBlock | LiteHRModule, modules[index])
     paths = cast(nn.ModuleList, exchange.get_submodule(paths_name))
-    branches = _branches(exchange.branches, f"{prefix}.branches", shapes)
-    after_sum = describe_layer(exchange.relu) if isinstance(exchange, ExchangeModule) else None
+    if isinstance(exchange, LiteHRModule):
+        branches = _lite_branches(exchange, prefix, shapes)
+    else:
+        branches = _branches(exchange.branches, f"{prefix}.branches", shapes)
+    relu = None if isinstance(exchange, ExchangeBlock) else exchange.relu
+    after_sum = None if relu is None else describe_layer(relu)
     return Exchange(
         units=branches[0],
         inputs=tuple(b.shape for b in branches),
@@ -312,4 +435,5 @@ def describe_exchange(cfg: ModelConfig, stage: int, module: int = 1) -> Exchange
         ),
         after_sum=after_sum,
         num_modules=num_modules,
+        from_first_sum=isinstance(exchange, LiteHRModule),
     )
