@@ -4,6 +4,10 @@ Every message names the file, the record and what to do about it, so a user can 
 our code. Catch ``HrnetError`` to handle all of them.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 
 class HrnetError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -44,3 +48,12 @@ class TrainingInterruptedError(TrainingError):
 
 class DownloadError(HrnetError):
     """A named weights file cannot be downloaded or fails its checksum (``hrnet.hub.registry``)."""
+
+
+class WeightsUnavailableError(DownloadError):
+    """Registered weights files that are not in the cache and cannot be downloaded (offline, say). ``missing``
+    holds (name, what failed) for each; the message lists them one a line and says what to do."""
+
+    def __init__(self, message: str, missing: Sequence[tuple[str, str]]):
+        super().__init__(message)
+        self.missing = tuple(missing)

@@ -173,11 +173,43 @@ def test_predict_with_nothing_but_a_photo_names_every_file_to_download(tmp_path,
     for name in (DEFAULT_WEIGHTS, DEFAULT_DETECTOR):  # nothing may reach the internet here
         monkeypatch.setitem(REGISTRY, name, replace(REGISTRY[name], url=f"http://127.0.0.1:{free_port()}/{name}"))
     assert main(["predict", "photo.jpg"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "2 weights files are missing" in err
-    for name in (DEFAULT_WEIGHTS, DEFAULT_DETECTOR):
-        assert REGISTRY[name].url in err and str(cached_path(REGISTRY[name]).parent) in err
-    assert "--detector none" in err
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "hrnet predict: error: 2 weights files are not in the cache and could not be downloaded:"
+    assert len(lines) == 7 and max(map(len, lines)) < 300
+    for line, name in zip(lines[1:3], (DEFAULT_WEIGHTS, DEFAULT_DETECTOR), strict=True):
+        assert line.startswith(f"  {name}: {cached_path(REGISTRY[name]).parent}") and REGISTRY[name].url in line
+    assert f"run `hrnet weights get {DEFAULT_WEIGHTS} {DEFAULT_DETECTOR}`, then copy" in lines[4]
+    # A way round for each missing file that works: the pose name stays as the config (a .pth does not say its
+    # network); --detector none does without the detector only.
+    assert lines[6] == (
+        f"  - give files you have: --weights FILE with the name as the config (`hrnet predict {DEFAULT_WEIGHTS} "
+        "...`); --detector FILE.onnx, or --detector none (each image one person), or --boxes FILE (your own boxes)"
+    )
+    monkeypatch.setenv("HRNET_CACHE", str(tmp_path / "cache2"))
+    assert main(["serve", DEFAULT_WEIGHTS, "--detector", "none"]) == 2  # the pose weights alone; serve has no --boxes
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "hrnet serve: error: 1 weights file is not in the cache and could not be downloaded:"
+    assert lines[-1] == "  - give files you have: --weights FILE" and len(lines) == 6
+
+
+def test_the_python_api_offline_raises_one_public_error_naming_every_missing_file(tmp_path, monkeypatch, free_port):
+    """README's `PoseEstimator.from_weights()` on a machine with no network: one WeightsUnavailableError (a
+    DownloadError, so older catches hold) listing the pose weights and the detector, with what to do."""
+    from dataclasses import replace
+
+    from hrnet.errors import DownloadError, WeightsUnavailableError
+    from hrnet.hub.registry import DEFAULT_DETECTOR, DEFAULT_WEIGHTS, REGISTRY
+    from hrnet.pose.estimator import PoseEstimator
+
+    monkeypatch.setenv("HRNET_CACHE", str(tmp_path / "cache"))
+    for name in (DEFAULT_WEIGHTS, DEFAULT_DETECTOR):  # nothing may reach the internet here
+        monkeypatch.setitem(REGISTRY, name, replace(REGISTRY[name], url=f"http://127.0.0.1:{free_port()}/{name}"))
+    with pytest.raises(WeightsUnavailableError) as err:
+        PoseEstimator.from_weights()
+    assert isinstance(err.value, DownloadError)
+    assert [name for name, _ in err.value.missing] == [DEFAULT_WEIGHTS, DEFAULT_DETECTOR]
+    assert str(err.value).splitlines()[-1].startswith("  - pass the path of a file you have in place of the name")
+    assert not (tmp_path / "cache").exists()
 
 
 def test_our_own_weights_say_their_config_and_what_they_were_trained_on(datasets_dir, tmp_path, caplog, capsys):

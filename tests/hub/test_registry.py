@@ -24,7 +24,7 @@ import pytest
 
 from hrnet.cli import main
 from hrnet.config import CONFIG_DIR, is_config_name
-from hrnet.errors import DownloadError
+from hrnet.errors import DownloadError, OutputError, WeightsUnavailableError
 from hrnet.hub.download import download
 from hrnet.hub.registry import (
     DECODINGS,
@@ -50,6 +50,7 @@ class Server:
     url: str
     files: dict[str, bytes] = field(default_factory=dict)
     cut_after: int | None = None  # send only this many bytes of the body, then close (Content-Length says all)
+    content_range: str | None = None  # answer 206 with this Content-Range (and the body from that range's start)
     requests: list[str] = field(default_factory=list)
 
 
@@ -64,7 +65,12 @@ def server() -> Iterator[Server]:
             if body is None:
                 self.send_error(404, "Not Found")
                 return
-            self.send_response(200)
+            if state.content_range is not None:  # as to a resumed download, though the request asked for no range
+                body = body[int(state.content_range.split()[1].split("-")[0]) :]
+                self.send_response(206)
+                self.send_header("Content-Range", state.content_range)
+            else:
+                self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body[: state.cut_after])
@@ -119,11 +125,11 @@ def test_checksum_prefix_as_mmpose_names_files(server, tmp_path):
 
 
 def test_a_truncated_download_leaves_nothing_and_the_next_try_gets_it_whole(server, cache, monkeypatch):
-    """A reply cut off mid-file fails its checksum: no file under the name, no temporary file, no empty folder;
-    the next run downloads it whole."""
+    """A reply cut off mid-file (shorter than its Content-Length): no file under the name, no temporary file, no
+    empty folder; the next run downloads it whole."""
     entry = _served_entry(server, monkeypatch, sha256_prefix=SHA[:8])
     server.cut_after = 100_000
-    with pytest.raises(DownloadError, match=rf"checksum mismatch for {re.escape(entry.url)}.*cut-off"):
+    with pytest.raises(DownloadError, match=rf"{re.escape(entry.url)} was cut off: 100,000 of the 256,000 bytes"):
         resolve_weights(entry.name, progress=False)
     assert not cache.exists()
     server.cut_after = None
@@ -133,7 +139,7 @@ def test_a_truncated_download_leaves_nothing_and_the_next_try_gets_it_whole(serv
 def test_a_folder_that_cannot_be_written_is_named(server, tmp_path):
     server.files["/w.pth"] = PAYLOAD
     target = tmp_path / "ro" / "w.pth"
-    with _read_only(target.parent), pytest.raises(DownloadError, match=rf"{re.escape(str(target))}: cannot write"):
+    with _read_only(target.parent), pytest.raises(OutputError, match=rf"{re.escape(str(target))}: cannot write"):
         download(f"{server.url}/w.pth", target, progress=False)
 
 
@@ -149,6 +155,145 @@ def test_a_server_that_stalls_is_given_up_on(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    "content_range",
+    [f"bytes 0-{len(PAYLOAD) - 1}/{len(PAYLOAD)}", f"bytes 1000-{len(PAYLOAD) - 1}/{len(PAYLOAD)}", "bytes 0-9/10"],
+    ids=["whole-range-from-byte-0", "a-range-not-from-byte-0", "a-range-that-does-not-match"],
+)
+def test_a_partial_answer_to_a_plain_get_is_refused_and_nothing_kept(server, cache, monkeypatch, content_range):
+    """Asked for the whole file, the server answers 206 (as to a resumed download): whatever range it names, a part
+    is not the file. One line, nothing in the folder; with no checksum to catch it (a resumed prefix followed by the
+    whole file was kept as the file)."""
+    server.files["/w.pth"] = PAYLOAD
+    server.content_range = content_range
+    folder = cache.parent / "downloads"
+    folder.mkdir()
+    with pytest.raises(DownloadError, match=rf"answered 206 Partial Content \({content_range}\) .* nothing was kept"):
+        download(f"{server.url}/w.pth", folder / "w.pth", progress=False)
+    assert list(folder.iterdir()) == []
+    entry = _served_entry(server, monkeypatch)  # no published checksum: only the status can tell
+    with pytest.raises(WeightsUnavailableError, match=r"206 Partial Content") as err:
+        resolve_weights(entry.name, progress=False)
+    assert str(err.value).count("\n") == 5 and not cache.exists()
+
+
+def test_an_answer_other_than_200_is_refused(tmp_path):
+    """A 2xx that is no file (204 No Content, 203) is not taken for an empty or a proxy's file."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(int(self.path.strip("/")))
+            self.send_header("Content-Length", "3")
+            self.end_headers()
+            self.wfile.write(b"abc" if self.path != "/204" else b"")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with _serving(Handler) as url:
+        for status in (203, 204):
+            with pytest.raises(DownloadError, match=rf"answered HTTP {status} .* not the file"):
+                download(f"{url}/{status}", tmp_path / "w.pth", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+@contextmanager
+def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+def test_two_downloads_to_one_target_never_share_a_partial_file(tmp_path):
+    """Two downloads of one file at once (two processes, or threads) each write their own temporary file beside
+    the target; both end whole, and nothing else is left."""
+    half_way = threading.Barrier(3, timeout=20)  # the two answers wait, half sent, until the test has looked
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(PAYLOAD)))
+            self.end_headers()
+            self.wfile.write(PAYLOAD[:1000])
+            self.wfile.flush()
+            half_way.wait()
+            self.wfile.write(PAYLOAD[1000:])
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    target = tmp_path / "w.pth"
+    errors: list[BaseException] = []
+
+    def get(url: str) -> None:
+        try:
+            download(url, target, sha256=SHA, progress=False)
+        except BaseException as err:  # the test reports what either thread met
+            errors.append(err)
+
+    with _serving(Handler) as url:
+        threads = [threading.Thread(target=get, args=(f"{url}/w.pth",)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for _ in range(1000):
+            partial = sorted(p.name for p in tmp_path.iterdir())
+            if len(partial) == 2:
+                break
+            threading.Event().wait(0.01)
+        half_way.wait()
+        for thread in threads:
+            thread.join(30)
+    assert errors == []
+    assert len(partial) == 2 and all(name.startswith(".w.") and ".tmp" in name for name in partial), partial
+    assert target.read_bytes() == PAYLOAD and list(tmp_path.iterdir()) == [target]
+
+
+def test_a_full_disk_during_a_download_says_the_size_needed_and_keeps_nothing(server, cache, monkeypatch, capsys):
+    """ENOSPC half way: one line naming the file and the size the server announced (Content-Length), no partial
+    file, no empty folder; not the offline advice (another machine's copy would not fit either)."""
+    import errno
+
+    entry = _served_entry(server, monkeypatch)
+    real_open = Path.open
+
+    class FullDisk:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    def open_full(path, mode="r", *args, **kwargs):
+        f = real_open(path, mode, *args, **kwargs)
+        return FullDisk(f) if "w" in mode and path.parent.is_relative_to(cache) else f
+
+    monkeypatch.setattr(Path, "open", open_full)
+    assert main(["weights", "get", entry.name]) == 2
+    err = capsys.readouterr().err.splitlines()[-1]  # after the progress bar
+    where = re.escape(str(cached_path(entry)))
+    assert re.fullmatch(
+        rf"hrnet weights: error: {where}: cannot write it \(no space left on the device; it needs about 256\.0 kB\); "
+        r"nothing partial was kept .*\$HRNET_CACHE moves the cache to another folder",
+        err,
+    ), err
+    assert not cache.exists()
+
+
 def test_http_errors_name_the_status_and_url(server, tmp_path):
     with pytest.raises(DownloadError, match=r"HTTP 404 .*/missing\.pth"):
         download(f"{server.url}/missing.pth", tmp_path / "m.pth", progress=False)
@@ -159,13 +304,16 @@ def test_offline_names_the_url_the_file_and_where_to_put_it(cache, monkeypatch, 
         "test-hrnet", "pose", f"http://127.0.0.1:{free_port()}/hrnet_w32-0123abcd.pth", "a test file", "test"
     )
     monkeypatch.setitem(REGISTRY, entry.name, entry)
-    with pytest.raises(DownloadError) as err:
+    with pytest.raises(WeightsUnavailableError) as err:
         resolve_weights("test-hrnet", progress=False)
-    message = str(err.value)
-    assert "cannot download" in message and "offline" in message
-    assert entry.url in message
-    assert str(cache / "test-hrnet" / "hrnet_w32-0123abcd.pth") in message
-    with pytest.raises(DownloadError, match="it is not in the cache"):
+    lines = str(err.value).splitlines()
+    assert lines[0] == "1 weights file is not in the cache and could not be downloaded:" and len(lines) == 6
+    where = cache / "test-hrnet" / "hrnet_w32-0123abcd.pth"
+    assert lines[1].startswith(f"  test-hrnet: {where}: cannot download {entry.url} (") and "offline" in lines[1]
+    assert "`hrnet weights get test-hrnet`" in lines[3] and f"into {cache} here" in lines[3]
+    assert lines[5].startswith("  - pass the path of a file you have in place of the name")
+    assert err.value.missing == (("test-hrnet", lines[1].split(": ", 2)[2]),)
+    with pytest.raises(WeightsUnavailableError, match="it is not in the cache, and downloads are off; its URL: "):
         resolve_weights("test-hrnet", download=False)
 
 
@@ -325,12 +473,14 @@ def test_weights_list_groups_pose_weights_by_task(cache, capsys):
 
 
 def test_weights_names_reach_the_loaders(server, cache, monkeypatch, capsys, free_port):
-    """`--weights NAME` goes through resolve_weights: offline, eval says which file to fetch, in one line."""
+    """`--weights NAME` goes through resolve_weights: offline, eval says which file to fetch: a line for the file,
+    a line of advice, no traceback."""
     entry = replace(REGISTRY["mmpose-hrnet-w32-coco-256x192"], url=f"http://127.0.0.1:{free_port()}/x.pth")
     monkeypatch.setitem(REGISTRY, entry.name, entry)
     assert main(["eval", str(CONFIG_DIR / "coco" / "w32_256x192.yaml"), "--weights", entry.name]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "cannot download" in err and str(cache / entry.name) in err
+    assert err.startswith("hrnet eval: error: 1 weights file is not in the cache") and err.count("\n") == 6
+    assert f"  {entry.name}: {cache / entry.name}/x.pth: cannot download" in err and "Traceback" not in err
 
 
 def test_a_named_mmpose_checkpoint_loads_into_the_estimator(server, cache, monkeypatch, datasets_dir):
@@ -763,10 +913,10 @@ def test_the_offline_advice_for_an_archive_works(cache, monkeypatch, free_port):
     onnx_bytes = b"pretend onnx" * 100
     entry = _detector_entry(f"http://127.0.0.1:{free_port()}/det-0123abcd.zip", onnx_bytes)
     monkeypatch.setitem(REGISTRY, entry.name, entry)
-    with pytest.raises(DownloadError) as err:
+    with pytest.raises(WeightsUnavailableError) as err:
         resolve_weights(entry.name, progress=False)
-    advised = re.search(r"and put it at (\S+\.zip)", str(err.value))
-    assert advised and "?." not in str(err.value)
+    advised = re.search(r"^  test-det: (\S+\.zip): cannot download", str(err.value), re.MULTILINE)
+    assert advised and "a .zip is unpacked on the next run" in str(err.value)
     where = Path(advised.group(1))
     where.parent.mkdir(parents=True, exist_ok=True)
     where.write_bytes(_zip({"det/end2end.onnx": onnx_bytes}))
@@ -789,13 +939,17 @@ def test_resolve_many_reports_every_missing_file_at_once(server, cache, monkeypa
     mine = tmp_path / "mine.pth"
     mine.write_bytes(b"x")
     assert resolve_many([cached.name, mine], progress=False) == [cached_path(cached), mine]
-    with pytest.raises(DownloadError) as err:
+    with pytest.raises(WeightsUnavailableError) as err:
         resolve_many([cached.name, pose.name, mine, detector.name], progress=False)
-    message = str(err.value)
-    assert message.startswith("2 weights files are missing") and "\n" not in message and "?." not in message
-    for entry, where in ((pose, cache / "test-pose" / "pose-0123abcd.pth"), (detector, cache / "test-det" / "det.zip")):
-        assert f"{entry.url} at {where}" in message
-    with pytest.raises(DownloadError, match=r"2 weights files are missing.*it is not in the cache"):
+    lines = str(err.value).splitlines()
+    assert lines[0] == "2 weights files are not in the cache and could not be downloaded:" and len(lines) == 7
+    for line, entry, where in (
+        (lines[1], pose, cache / "test-pose" / "pose-0123abcd.pth"),
+        (lines[2], detector, cache / "test-det" / "det.zip"),
+    ):
+        assert line.startswith(f"  {entry.name}: {where}: cannot download {entry.url} (")
+    assert "`hrnet weights get test-pose test-det`" in lines[4] and "a .zip is unpacked" in lines[5]
+    with pytest.raises(WeightsUnavailableError, match=r"^2 weights files .*\n  test-pose: .*it is not in the cache"):
         resolve_many([pose.name, detector.name], download=False)
 
 

@@ -124,3 +124,32 @@ def test_a_name_of_the_longest_length_is_written_whole(tmp_path):
     path = tmp_path / ("é" * 55 + "x" * 130 + ".jpg.json")  # 249 bytes: its temporary would be longer than 255
     write_text_atomic(path, "[]")
     assert path.read_text() == "[]" and [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_a_full_disk_is_one_output_error_naming_the_file_and_the_size_needed(tmp_path):
+    """ENOSPC or EDQUOT (a quota) from any writer, or a writer's own error quoting it: one OutputError with the path
+    and the size when the writer knows it; the earlier file is kept and no temporary is left."""
+    import errno
+
+    from hrnet.errors import OutputError
+    from hrnet.io.files import is_full_disk
+
+    target = tmp_path / "model.onnx"
+    target.write_bytes(b"earlier")
+    for code, needed, said in ((errno.ENOSPC, 123_456_789, "; it needs about 123.5 MB"), (errno.EDQUOT, None, "")):
+
+        def full(tmp, code=code):
+            tmp.write_bytes(b"half")
+            raise OSError(code, os.strerror(code))
+
+        with pytest.raises(OutputError) as err:
+            atomic_write(target, full, needed)
+        assert str(err.value) == (
+            f"{target}: cannot write it (no space left on the device{said}); nothing partial was kept and nothing "
+            "was replaced: free some space, or choose a folder on another disk, and run it again"
+        )
+        assert target.read_bytes() == b"earlier" and list(tmp_path.iterdir()) == [target]
+    assert is_full_disk(RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)"))
+    assert not is_full_disk(RuntimeError("I/O error: Permission denied (os error 13)"))
+    with pytest.raises(RuntimeError, match="killed"):  # anything else passes through as it is
+        atomic_write(target, lambda tmp: (_ for _ in ()).throw(RuntimeError("killed")))

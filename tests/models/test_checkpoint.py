@@ -376,3 +376,57 @@ def test_weights_that_are_no_file_or_no_safetensors_say_so_and_not_that_they_say
     for path, kind in ((fifo, "a named pipe"), (tmp_path, "a folder")):
         with pytest.raises(CheckpointError, match=rf"{kind}.*, not a weights file"):
             experiment_for(path)
+
+
+def test_a_zip_bomb_named_pth_is_refused_before_anything_is_inflated(tmp_path, monkeypatch):
+    """A small torch.save-shaped zip whose member inflates to far more than the file (deflated zeros): refused by
+    its declared sizes, naming the file, before torch.load reads it; a real torch.save zip still loads."""
+    import zipfile
+
+    bomb = tmp_path / "bomb.pth"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("archive/data.pkl", pickle.dumps({}))
+        with zf.open("archive/data/0", "w") as member:  # 64 MiB of zeros, about 64 KB deflated
+            for _ in range(64):
+                member.write(bytes(1 << 20))
+    assert bomb.stat().st_size < 1 << 20
+
+    def never(*args, **kwargs):
+        raise AssertionError("torch.load was reached")
+
+    monkeypatch.setattr(torch, "load", never)
+    with pytest.raises(CheckpointError, match=r"bomb\.pth: refused before unpacking anything: a zip archive of .* kB "
+                       r"whose members unpack to 67\.1 MB.*zip bomb") as err:  # fmt: skip
+        read_state_dict(bomb)
+    assert "\n" not in str(err.value)
+    monkeypatch.undo()
+    torch.save({"final_layer.weight": torch.ones(2, 3, 1, 1)}, tmp_path / "real.pth")
+    assert read_state_dict(tmp_path / "real.pth")["final_layer.weight"].shape == (2, 3, 1, 1)
+
+
+def test_a_full_disk_while_saving_weights_names_the_file_and_size_and_keeps_the_old_one(tmp_path, monkeypatch):
+    """safetensors reports a full disk as its own SafetensorError quoting the system's error ("os error 28"): one
+    OutputError naming the file and the bytes it needed; the earlier file is kept whole, no partial one is left."""
+    from safetensors import SafetensorError
+
+    from hrnet.errors import OutputError
+    from hrnet.models import checkpoint
+
+    model = HRNet(tiny_model_config())
+    path = tmp_path / "best.safetensors"
+    save_weights(model, path)
+    before = path.read_bytes()
+    needed = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+
+    def full(tensors, filename, metadata=None):
+        pathlib.Path(filename).write_bytes(b"partial")
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(checkpoint, "save_file", full)
+    with pytest.raises(OutputError) as err:
+        save_weights(model, path)
+    assert str(err.value).startswith(
+        f"{path}: cannot write it (no space left on the device; it needs about {needed / 1e3:,.1f} kB); nothing "
+        "partial was kept and nothing was replaced"
+    )
+    assert path.read_bytes() == before and sorted(tmp_path.iterdir()) == [path]

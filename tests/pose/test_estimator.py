@@ -417,6 +417,7 @@ def test_auto_detector_follows_the_keypoint_set(task_experiment, random_experime
         return Detections(np.zeros((0, 4)), np.zeros(0))
 
     monkeypatch.setattr(estimator_module, "load_detector", lambda spec: asked.append(spec) or nobody)
+    monkeypatch.setattr(estimator_module, "resolve_many", lambda specs: list(specs))
     config, _, weights, _ = random_experiment
     body = PoseEstimator.from_config(config, weights, device="cpu", backend="pytorch", detector="auto")
     assert asked == ["rtmdet-nano-person"] and body.detector is nobody

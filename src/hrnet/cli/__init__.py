@@ -19,7 +19,6 @@ from hrnet.system import limit_openmp_spinning
 limit_openmp_spinning()
 
 import argparse
-import errno
 import logging
 import os
 import signal
@@ -29,6 +28,7 @@ from collections.abc import Sequence
 from hrnet.cli import model, predict, train, weights
 from hrnet.cli.options import Parser, resolve_config
 from hrnet.errors import HrnetError, TrainingInterruptedError
+from hrnet.io.files import is_full_disk
 
 
 class _Version(argparse.Action):
@@ -107,17 +107,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hrnet {args.command}: error: {err}", file=sys.stderr)
         return 2
     except OSError as err:
-        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+        if not is_full_disk(err):
             raise
         # Every output is written to a temporary file and renamed when whole: nothing partial is left, and a file
-        # it would have replaced (a checkpoint) is as it was.
+        # it would have replaced (a checkpoint) is as it was. Writers that know the path and the size needed say
+        # so themselves (``hrnet.io.files.no_space_error``); this is any other write.
         where = f" writing {err.filename}" if err.filename else ""
         print(
             f"hrnet {args.command}: error: no space left on the device{where} ({err.strerror}); nothing partial was "
             "kept and earlier files are as they were: free some space (or choose another --out) and run it again",
             file=sys.stderr,
         )
-        return 1
+        return 2
     except KeyboardInterrupt:
         # Files are written whole or not at all, so nothing half-written is left behind.
         hint = " (continue with --resume)" if args.command == "train" else ""

@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import logging
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from hrnet.cli.options import (
@@ -26,9 +27,11 @@ from hrnet.cli.options import (
     whole_number,
 )
 from hrnet.config import ExperimentConfig
-from hrnet.errors import ConfigError, DownloadError
+from hrnet.errors import ConfigError, WeightsUnavailableError
 
 if TYPE_CHECKING:
+    from hrnet.hub.registry import WeightsFile
+    from hrnet.keypoints import KeypointSet
     from hrnet.pose.estimator import PoseEstimator
 
 
@@ -41,11 +44,11 @@ def _network_setup(args: argparse.Namespace) -> tuple[ExperimentConfig, str | No
     weights, to none with ``--boxes`` or for weights trained on the synthetic figures; without a detector or boxes
     the one line of ``whole_image_note`` is logged. Without ``--weights``: a registered name given as the config's
     own file, else ``DEFAULT_WEIGHTS``. Every file to download is tried first, so that offline one error lists them."""
-    from hrnet.hub.registry import DEFAULT_WEIGHTS, config_for_weights, resolve_many
+    from hrnet.hub.registry import DEFAULT_WEIGHTS, REGISTRY, config_for_weights, resolve_many, weights_unavailable
     from hrnet.models.checkpoint import experiment_for, keypoint_set_for
     from hrnet.pose.detect import default_detector
     from hrnet.pose.estimator import trained_on_synthetic
-    from hrnet.pose.persons import instance_noun, whole_image_note
+    from hrnet.pose.persons import whole_image_note
 
     named = args.config is not None and config_for_weights(args.config) is not None
     args.weights = args.weights or (args.config if named else DEFAULT_WEIGHTS)
@@ -68,16 +71,27 @@ def _network_setup(args: argparse.Namespace) -> tuple[ExperimentConfig, str | No
         log.warning(whole_image_note(keypoint_set, "--boxes FILE" if takes_boxes else "boxes in each request"))
     try:
         resolve_many([args.weights, *([detector] if detector else [])])
-    except DownloadError as err:
-        one, many = instance_noun(keypoint_set.task), instance_noun(keypoint_set.task, 2)
-        boxes = " or --boxes FILE" if takes_boxes else ""
-        alternative = (
-            f" Or find no {many}: --detector none (each image one {one}){boxes}."
-            if (detector and args.detector is None)
-            else ""
-        )
-        raise DownloadError(f"{err}{alternative}") from None
+    except WeightsUnavailableError as err:  # the names resolve_many found in the registry
+        missing = [(REGISTRY[name], reason) for name, reason in err.missing]
+        raise weights_unavailable(missing, _instead(missing, keypoint_set, args)) from None
     return config, detector
+
+
+def _instead(missing: Sequence[tuple[WeightsFile, str]], keypoint_set: KeypointSet, args: argparse.Namespace) -> str:
+    """The options that do without the missing files: a file for each, or for a detector no detector at all."""
+    from hrnet.pose.persons import instance_noun
+
+    ways = []
+    for entry, _ in missing:
+        if entry.kind == "pose":
+            # A .pth file does not say which network it is: the name stays, as the config.
+            keep = "" if args.config else f" with the name as the config (`hrnet {args.command} {entry.name} ...`)"
+            ways.append(f"--weights FILE{keep}")
+        else:
+            boxes = ", or --boxes FILE (your own boxes)" if hasattr(args, "boxes") else ""
+            one = instance_noun(keypoint_set.task)
+            ways.append(f"--detector FILE.onnx, or --detector none (each image one {one}){boxes}")
+    return "give files you have: " + "; ".join(ways)
 
 
 def _open_estimator(args: argparse.Namespace, config: ExperimentConfig, detector: str | None) -> PoseEstimator:

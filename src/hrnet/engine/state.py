@@ -94,7 +94,8 @@ def save_training_checkpoint(
         "config": config,
     }
     recorded = {**(metadata or {}), "format": FORMAT, "state": json.dumps(meta)}
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=recorded))
+    needed = sum(t.numel() * t.element_size() for t in tensors.values())
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=recorded), needed)
 
 
 def load_training_checkpoint(

@@ -687,11 +687,16 @@ class _Trainer:
 
 @contextmanager
 def _writing(path: Path, note: str = "") -> Iterator[None]:
-    """An ``OSError`` while writing ``path`` (disk full, read-only) becomes one ``OutputError`` naming it."""
+    """An ``OSError`` while writing ``path`` (read-only, disk full) becomes one ``OutputError`` naming it; ``note``
+    is added to it, and to a writer's own ``OutputError`` (a full disk, with the space needed)."""
     try:
         yield
     except OSError as err:
         raise OutputError(f"{path}: cannot write it ({output_problem(err)}){'; ' + note if note else ''}") from None
+    except OutputError as err:
+        if not note:
+            raise
+        raise OutputError(f"{err}; {note}") from None
 
 
 def run_seconds_left(

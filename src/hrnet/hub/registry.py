@@ -31,7 +31,7 @@ from typing import Any
 
 from platformdirs import user_cache_dir
 
-from hrnet.errors import ConfigError, DownloadError, OutputError
+from hrnet.errors import ConfigError, DownloadError, OutputError, WeightsUnavailableError
 from hrnet.io.files import check_writable_dir, sha256_file, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -790,15 +790,6 @@ class _MismatchError(DownloadError):
     """A cached file whose SHA-256 is not the expected one."""
 
 
-class _UnfetchedError(DownloadError):
-    """A registered file that is not in the cache and could not be downloaded; ``reason`` says why."""
-
-    def __init__(self, entry: WeightsFile, reason: str):
-        super().__init__(_fetch_hint([(entry, reason)]))
-        self.entry = entry
-        self.reason = reason
-
-
 def resolve_weights(spec: str | Path, *, download: bool = True, progress: bool = True) -> Path:
     """A ``--weights`` / ``--detector`` argument as a file: an existing path as it is, a registered name as its
     cached file (verified; downloaded first when missing and ``download``). Anything else comes back unchanged as a
@@ -809,11 +800,11 @@ def resolve_weights(spec: str | Path, *, download: bool = True, progress: bool =
 def resolve_many(specs: Sequence[str | Path], *, download: bool = True, progress: bool = True) -> list[Path]:
     """``resolve_weights`` for several arguments (e.g. pose weights and a detector), in order.
 
-    Every missing file is tried before anything is raised, so one ``DownloadError`` lists each file that could
-    not be had, with its URL and the exact path to put it at by hand.
+    Every missing file is tried before anything is raised, so one ``WeightsUnavailableError`` lists each file that
+    could not be had, with the exact path to put it at by hand.
     """
     paths: list[Path] = []
-    failed: list[_UnfetchedError] = []
+    failed: list[tuple[WeightsFile, str]] = []
     for spec in specs:
         path = Path(spec)
         entry = REGISTRY.get(str(spec))
@@ -827,13 +818,11 @@ def resolve_many(specs: Sequence[str | Path], *, download: bool = True, progress
             continue
         try:
             paths.append(fetch(entry, progress=progress, allow_download=download))
-        except _UnfetchedError as err:
-            failed.append(err)
+        except WeightsUnavailableError as err:
+            failed += [(entry, reason) for _, reason in err.missing]
             paths.append(cached_path(entry))
-    if len(failed) == 1:
-        raise failed[0]
     if failed:
-        raise DownloadError(_fetch_hint([(err.entry, err.reason) for err in failed]))
+        raise weights_unavailable(failed)
     return paths
 
 
@@ -842,8 +831,8 @@ def fetch(entry: WeightsFile, *, progress: bool = True, force: bool = False, all
     ``force``. An archive already placed beside it is unpacked without a download.
 
     Raises:
-        DownloadError: the cached file fails its check, the cache folder cannot be written, or the file is missing
-            and cannot be downloaded (or ``allow_download`` is False).
+        DownloadError: the cached file fails its check, or the cache folder cannot be written.
+        WeightsUnavailableError: the file is missing and cannot be downloaded (or ``allow_download`` is False).
     """
     from hrnet.hub.download import unpack_member  # urllib and http: only when a file is fetched
 
@@ -858,7 +847,7 @@ def fetch(entry: WeightsFile, *, progress: bool = True, force: bool = False, all
         verify(target, entry)
         return target
     if not allow_download:
-        raise _UnfetchedError(entry, "it is not in the cache")
+        raise weights_unavailable([(entry, f"it is not in the cache, and downloads are off; its URL: {entry.url}")])
     with _fetching(target):  # one process at a time downloads and unpacks a file; the others wait, then use it
         if not force and target.is_file():
             verify(target, entry)
@@ -897,8 +886,8 @@ def _download(entry: WeightsFile, target: Path, archive: Path, progress: bool) -
         verify(target, entry)
     except OutputError as err:
         raise DownloadError(f"{err}; $HRNET_CACHE moves the cache to another folder") from None
-    except DownloadError as err:
-        raise _UnfetchedError(entry, str(err)) from None
+    except DownloadError as err:  # the server, the network or the file it sent: another machine's copy will do
+        raise weights_unavailable([(entry, str(err))]) from None
     finally:
         if not target.is_file():  # a failed download leaves no empty folders behind
             for folder in created:
@@ -907,26 +896,30 @@ def _download(entry: WeightsFile, target: Path, archive: Path, progress: bool) -
     return target
 
 
-def _fetch_hint(failures: Sequence[tuple[WeightsFile, str]]) -> str:
-    """What went wrong for each entry, and where to put each file by hand."""
-    what = " ".join(f"weights {entry.name!r}: {_sentence(reason)}" for entry, reason in failures)
-    archives = " (an archive is unpacked on the next run)" if any(entry.member for entry, _ in failures) else ""
-    cache = f"The cache is {cache_dir()} ($HRNET_CACHE moves it)."
-    if len(failures) == 1:
-        entry = failures[0][0]
-        return (
-            f"{what} Download {entry.url} yourself (on a machine with internet) and put it at {manual_path(entry)}"
-            f"{archives}; or pass the file's path instead of the name. {cache}"
-        )
-    places = "; ".join(f"{entry.url} at {manual_path(entry)}" for entry, _ in failures)
-    return (
-        f"{len(failures)} weights files are missing. {what} Download each yourself (on a machine with internet) and "
-        f"put it at its path: {places}{archives}; or pass the files' paths instead of the names. {cache}"
-    )
+# The way round a missing file that holds wherever the error reaches: from Python and from every command.
+INSTEAD = (
+    "pass the path of a file you have in place of the name (for pose weights keep the name as the config: a .pth "
+    "file does not say which network it is)"
+)
 
 
-def _sentence(text: str) -> str:
-    return text if text.endswith((".", "?", "!")) else text + "."
+def weights_unavailable(missing: Sequence[tuple[WeightsFile, str]], instead: str = INSTEAD) -> WeightsUnavailableError:
+    """The error for registered files that cannot be had, ``missing`` holding (entry, what failed) for each: a line
+    an entry (its name, where its file belongs, what failed), then a line for each way round; ``instead`` is the
+    last, the one that works where it is raised (a command says its own options)."""
+    names = " ".join(dict.fromkeys(entry.name for entry, _ in missing))
+    archive = " (a .zip is unpacked on the next run)" if any(entry.member for entry, _ in missing) else ""
+    what = "weights file is" if len(missing) == 1 else "weights files are"
+    lines = [
+        f"{len(missing)} {what} not in the cache and could not be downloaded:",
+        *(f"  {entry.name}: {manual_path(entry)}: {reason}" for entry, reason in missing),
+        "Any one of these will do:",
+        f"  - on a machine that is online run `hrnet weights get {names}`, then copy those folders of its cache "
+        f"(`hrnet weights list` prints where) into {cache_dir()} here ($HRNET_CACHE moves it)",
+        f"  - download each URL above yourself to the path before it{archive}",
+        f"  - {instead}",
+    ]
+    return WeightsUnavailableError("\n".join(lines), [(entry.name, reason) for entry, reason in missing])
 
 
 def _record_path(path: Path) -> Path:

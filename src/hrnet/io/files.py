@@ -13,9 +13,11 @@ import glob
 import hashlib
 import json
 import os
+import re
 import secrets
 import stat
 import sys
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,11 +31,12 @@ TEMPORARY_MARK = ".hrnet.tmp"
 
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, needed: int | None = None) -> Iterator[Path]:
     """A temporary path beside ``path`` to write to; renamed onto ``path`` when the block ends without error,
     deleted otherwise. The temporary name keeps the suffix (writers such as OpenCV's pick the format by it). A
     device or other special file at ``path`` is refused (``OutputError``) before anything is written: the rename
-    would replace it with a file."""
+    would replace it with a file. A full disk while writing is one ``OutputError`` naming ``path`` and the bytes
+    it ``needed`` (when the writer knows them)."""
     path = Path(path)
     kind = file_kind(path)
     if kind not in (None, "file", "folder"):  # a folder makes the rename fail with its own OSError
@@ -49,9 +52,41 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
+        if is_full_disk(err):
+            raise no_space_error(path, needed) from None
         raise
+
+
+# How writers in Rust (safetensors) quote the system's error: "... (os error 28)".
+_RUST_OS_ERROR = re.compile(r"\(os error ([0-9]+)\)")
+FULL_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_full_disk(err: BaseException) -> bool:
+    """Whether ``err`` says the device, or the user's disk quota, is full: an ``OSError``, or a writer's own error
+    quoting the system's (safetensors' ``SafetensorError``)."""
+    if isinstance(err, OSError):
+        return err.errno in FULL_DISK_ERRNOS
+    found = _RUST_OS_ERROR.search(str(err))
+    return found is not None and int(found[1]) in FULL_DISK_ERRNOS
+
+
+def no_space_error(path: str | Path, needed: int | None = None) -> OutputError:
+    """The one line for a full disk while writing ``path``: what it ``needed`` where known, and that nothing partial
+    is left (every writer writes to a temporary file renamed when whole)."""
+    need = f"; it needs about {size_text(needed)}" if needed else ""
+    return OutputError(
+        f"{path}: cannot write it (no space left on the device{need}); nothing partial was kept and nothing was "
+        "replaced: free some space, or choose a folder on another disk, and run it again"
+    )
+
+
+def size_text(size: int) -> str:
+    """A byte count as a person reads it: "512 bytes", "3.4 MB", "1.2 GB" (decimal units, as disks are sold)."""
+    scale, unit = next(((s, u) for s, u in ((1e9, "GB"), (1e6, "MB"), (1e3, "kB")) if size >= s), (1, "bytes"))
+    return f"{size} bytes" if scale == 1 else f"{size / scale:,.1f} {unit}"
 
 
 def remove_stale_temporaries(folder: str | Path) -> list[Path]:
@@ -124,7 +159,7 @@ def sha256_file(path: str | Path) -> str:
 
 def output_problem(err: OSError) -> str:
     """A short reason for an ``OSError`` met while writing, with what to do."""
-    if err.errno == errno.ENOSPC:
+    if err.errno in FULL_DISK_ERRNOS:
         return "no space left on the device: free some space"
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"{err.strerror or 'not writable'}: the folder is read-only to this user; choose a writable one"
@@ -149,9 +184,10 @@ def check_writable_dir(path: str | Path, what: str = "output folder") -> Path:
     return path
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp_path)`` and rename the temporary file onto ``path`` (``os.replace`` is atomic)."""
-    with atomic_path(path) as tmp:
+def atomic_write(path: str | Path, write: Callable[[Path], None], needed: int | None = None) -> None:
+    """Call ``write(tmp_path)`` and rename the temporary file onto ``path`` (``os.replace`` is atomic); ``needed``:
+    the bytes it will write, said when the disk is full (``atomic_path``)."""
+    with atomic_path(path, needed) as tmp:
         write(tmp)
 
 
@@ -286,3 +322,24 @@ def read_text_capped(path: str | Path, limit: int, what: str, error: type[Except
         raise error(
             f"{path}: the {what} is not UTF-8 text (byte 0x{err.object[err.start]:02x} at position {err.start})"
         ) from None
+
+
+# Far above any checkpoint or archive hrnet reads (HRNet-W48's is about 250 MB, with its optimizer's state under
+# 1 GB); weights barely compress, so a much higher ratio is a zip bomb, not a checkpoint.
+MAX_UNPACKED_BYTES = 4 << 30
+MAX_ZIP_RATIO = 20
+
+
+def zip_size_problem(archive: zipfile.ZipFile, stored: int) -> str | None:
+    """What is wrong with the sizes of a zip ``archive`` of ``stored`` bytes, before anything is inflated: its
+    members declare more than ``MAX_UNPACKED_BYTES`` together, or more than ``MAX_ZIP_RATIO`` times ``stored`` (plus
+    1 MiB for small, well compressed members): a zip bomb. None when neither. Readers stop at a member's declared
+    size (Python's ``zipfile``; PyTorch's reader allocates it and inflates no further), so the declared sizes bound
+    what reading the archive takes."""
+    declared = sum(info.file_size for info in archive.infolist())
+    if declared <= min(MAX_UNPACKED_BYTES, MAX_ZIP_RATIO * stored + (1 << 20)):
+        return None
+    return (
+        f"a zip archive of {size_text(stored)} whose members unpack to {size_text(declared)}, far more than weights "
+        "take (a zip bomb, or the wrong file)"
+    )

@@ -20,6 +20,7 @@ import functools
 import importlib
 import pickle
 import re
+import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,7 +34,7 @@ from torch import nn
 from hrnet.config import ExperimentConfig, ModelConfig, config_from_text, load_config
 from hrnet.errors import CheckpointError, ConfigError, DataError
 from hrnet.hub.registry import config_for_weights
-from hrnet.io.files import atomic_write, file_kind
+from hrnet.io.files import atomic_write, file_kind, zip_size_problem
 from hrnet.keypoints import FROM_ANNOTATIONS, KeypointSet, keypoint_set_from_text, load_keypoint_set
 from hrnet.models.hrnet import build_model
 from hrnet.system import optional_module
@@ -180,6 +181,8 @@ def _read_pickle(path: Path) -> Mapping[str, object]:
             f"{path}: not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle; it starts with "
             f"{head!r}); give a .pth/.pt file written by torch.save, or a .safetensors file"
         )
+    if head == _ZIP_MAGIC:
+        _check_zip(path)
     try:
         with _numpy_allowed():
             obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -200,6 +203,18 @@ def _read_pickle(path: Path) -> Mapping[str, object]:
             f"{path}: expected a state_dict (a mapping of names to tensors), got {type(obj).__name__}"
         )
     return obj
+
+
+def _check_zip(path: Path) -> None:
+    """Refuse a zip checkpoint whose members would inflate far beyond the file (a zip bomb), before torch.load
+    inflates any of them; a zip that is not whole is left to torch.load's own error."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            problem = zip_size_problem(archive, path.stat().st_size)
+    except (zipfile.BadZipFile, OSError):
+        return
+    if problem:
+        raise CheckpointError(f"{path}: refused before unpacking anything: {problem}; give the file torch.save wrote")
 
 
 def _unpickler_detail(err: BaseException) -> str:
@@ -334,9 +349,14 @@ def _onnx_props(onnx: Any, path: str, size: int, mtime_ns: int) -> tuple[tuple[s
 
 
 def save_weights(model: nn.Module, path: str | Path, metadata: Mapping[str, str] | None = None) -> None:
-    """Write the model's state_dict as safetensors, atomically (a temporary file renamed into place)."""
+    """Write the model's state_dict as safetensors, atomically (a temporary file renamed into place).
+
+    Raises:
+        OutputError: the disk is full (naming ``path`` and the bytes needed; an earlier file there is kept).
+    """
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=dict(metadata or {})))
+    needed = sum(t.numel() * t.element_size() for t in tensors.values())
+    atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=dict(metadata or {})), needed)
 
 
 def load_pretrained(model: nn.Module, path: str | Path, skip: tuple[str, ...] = ("final_layer.",)) -> list[str]:

@@ -25,7 +25,7 @@ import torch
 from hrnet.codec import HeatmapCodec, codec_from_config, merge_flip
 from hrnet.config import ExperimentConfig, TestConfig, load_config
 from hrnet.errors import ConfigError
-from hrnet.hub.registry import DEFAULT_WEIGHTS
+from hrnet.hub.registry import DEFAULT_WEIGHTS, resolve_many
 from hrnet.io.images import check_channel_order, check_image, read_image
 from hrnet.keypoints import KeypointSet
 from hrnet.metrics.nms import rescore
@@ -138,6 +138,10 @@ class PoseEstimator:
         registered detector name), or "auto": the keypoint set's (``default_detector``: persons, faces; the whole
         image for hands, animals and other sets, which logs one line saying so); None keeps the whole image as the
         box. ``channel_order``: how image arrays are laid out, "bgr" (default, OpenCV's) or "rgb".
+
+        Raises:
+            hrnet.errors.WeightsUnavailableError: registered files that are not in the cache and cannot be
+                downloaded (offline): one message lists each, with what to do.
         """
         if not isinstance(config, ExperimentConfig):
             config = load_config(config)
@@ -149,6 +153,8 @@ class PoseEstimator:
             if detector is None:
                 log.warning(whole_image_note(keypoint_set, boxes="boxes=", detector="detector="))
         if isinstance(detector, str | Path):
+            # Offline, one WeightsUnavailableError names both missing files (a file that is there needs nothing).
+            resolve_many([spec for spec in (weights, detector) if not Path(spec).exists()])
             detector = load_detector(detector)
         if keypoint_set.num_keypoints != config.model.num_keypoints:
             raise ConfigError(

@@ -98,7 +98,9 @@ def export_onnx(
     net = fold_batchnorm(reference) if fold_bn else reference
     example = torch.randn(CHECK_BATCH, 3, *input_size, generator=torch.Generator().manual_seed(0))
     path = Path(path)
-    with atomic_path(path) as tmp:
+    # The graph's initializers are the weights in float32: the file's size, give or take its small graph.
+    needed = sum(t.numel() * 4 for t in net.state_dict().values() if t.is_floating_point())
+    with atomic_path(path, needed) as tmp:
         with warnings.catch_warnings():
             # The TorchScript-based exporter is deprecated in favour of torch.export's, which needs onnxscript; it
             # is exact for this plain convolutional graph and needs nothing more.
@@ -296,7 +298,7 @@ def export_int8(
                 "the calibration config's data matches the network's (input size, normalisation)"
             )
         log.info("%s: int8 heatmaps within %.2g of max |output| of fp32 on %d crops", path, error / scale, len(sample))
-        with atomic_path(path) as tmp_out:
+        with atomic_path(path, quantized.stat().st_size) as tmp_out:
             Path(tmp_out).write_bytes(quantized.read_bytes())
     return path
 
