@@ -15,19 +15,19 @@ import tempfile
 import time
 
 import torch
-from common import provenance, write_results
+from common import cpu_kind, provenance, write_results
 
 from hrnet.apps.demo import DEMO_CONFIG, run_demo
 from hrnet.config import load_config
 from hrnet.engine.evaluate import Evaluator
 from hrnet.models.hrnet import build_model
-from hrnet.runtime.precision import cpu_support
 from hrnet.system import keep_freed_memory
 
 
 def main() -> None:
     keep_freed_memory()  # as `hrnet demo` runs
-    kind, target = ("avx512_bf16", 6) if cpu_support().bf16 else ("avx2", 8)
+    kind = cpu_kind()
+    target = 6 if kind == "avx512_bf16" else 8
     report = provenance()
     with tempfile.TemporaryDirectory() as folder, contextlib.chdir(folder):
         config = load_config(DEMO_CONFIG)  # its relative data.root and train.out_dir land in the folder

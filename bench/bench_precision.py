@@ -1,9 +1,9 @@
 """Precision study: fp32 vs bf16 vs int8 — accuracy on the demo's validation set, speed of HRNet-W32 256×192.
 
 Run: ``.venv/bin/python bench/bench_precision.py`` after ``make demo`` (the trained demo run in ``runs/demo``; other
-run folders with ``--run``). Writes ``bench/results/precision.md`` and ``.json`` (``--part accuracy`` or ``speed``
-alone: ``precision_accuracy`` / ``precision_speed``). About 3 minutes on 2 idle cores with AVX-512 BF16; longer
-without (bf16 emulated).
+run folders with ``--run``). Writes ``bench/results/precision_<kind>.md`` and ``.json`` (kind: ``avx512_bf16`` or
+``avx2``; ``--part accuracy`` or ``speed`` alone: ``precision_accuracy_<kind>`` / ``precision_speed_<kind>``).
+About 3 minutes on 2 idle cores with AVX-512 BF16; longer without (bf16 emulated).
 
 Accuracy: the demo network (``RUN/best.safetensors``) on its validation split, evaluated in one process by every
 precision with the same crops, flip test and DARK decoding: COCO AP of each, and each one's keypoints against
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from common import provenance, write_results
+from common import cpu_kind, provenance, write_results
 
 from hrnet.config import load_config, model_preset
 from hrnet.engine.evaluate import Evaluator, score_predictions
@@ -187,7 +187,8 @@ def main() -> None:
         f"it; the virtual machine's speed drifts: only ratios within one run mean anything); run time "
         f"{report['wall_seconds'] / 60:.1f} min."
     )
-    write_results("precision" if args.part == "all" else f"precision_{args.part}", report, lines)
+    name = "precision" if args.part == "all" else f"precision_{args.part}"
+    write_results(f"{name}_{cpu_kind()}", report, lines)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,14 @@ def provenance() -> dict[str, Any]:
     }
 
 
+def cpu_kind() -> str:
+    """The kind of CPU a result is filed under: "avx512_bf16" where bf16 is native, else "avx2" (their speeds
+    differ several times over, so each kind keeps its own figures)."""
+    from hrnet.runtime.precision import cpu_support
+
+    return "avx512_bf16" if cpu_support().bf16 else "avx2"
+
+
 def write_results(name: str, report: dict[str, Any], lines: list[str]) -> None:
     """``bench/results/<name>.json`` (figures) and ``<name>.md`` (the same, to read)."""
     RESULTS.mkdir(exist_ok=True)

@@ -34,6 +34,9 @@ _lock = threading.Lock()
 _state: bool | None = None
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"  # the console log of every command (and of its worker processes)
+
+
 def resolve_device(name: str) -> torch.device:
     """The device a network runs on.
 

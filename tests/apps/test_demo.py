@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 
 import cv2
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from hrnet.apps import demo
 from hrnet.apps.demo import DEMO_CONFIG, run_demo
 from hrnet.config import load_config
+from hrnet.errors import TrainingError
 from tests.conftest import tiny_model_config
 
 
@@ -42,7 +44,7 @@ def test_demo_writes_everything_it_promises(tmp_path, capsys):
 
 def test_the_estimate_counts_the_runs_training_steps(monkeypatch):
     # 3 epochs of ceil(1000 images × 1.75 persons / 32) = 55 steps, at 0.5 s a step plus the other parts' share.
-    monkeypatch.setattr(demo, "training_step_seconds", lambda config: 0.5)
+    monkeypatch.setattr(demo, "training_step_seconds", lambda config, threads: 0.5)
     config = load_config(DEMO_CONFIG, ["train.epochs=3", "train.batch_size=32"])
     assert demo.estimate_seconds(config, 1000, 100, data_ready=True) == pytest.approx(
         165 * 0.5 * (1 + demo.OTHER_PARTS)
@@ -55,3 +57,25 @@ def test_a_training_step_is_timed_as_training_runs_it():
     config = load_config(DEMO_CONFIG, ["train.batch_size=2"])
     config = dataclasses.replace(config, model=tiny_model_config())
     assert 0 < demo.training_step_seconds(config) < 30
+
+
+def test_on_a_cpu_of_several_cores_two_processes_share_the_batch(monkeypatch):
+    config = load_config(DEMO_CONFIG)
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert demo.training_processes(config)[0] == 1
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    assert demo.training_processes(config) == (2, 3)
+    assert demo._per_process(config, 2).train.batch_size * 2 == config.train.batch_size
+
+
+def test_a_training_process_that_fails_ends_in_its_own_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    config = load_config(
+        DEMO_CONFIG,
+        [f"data.root={tmp_path / 'synthetic'}", f"train.out_dir={tmp_path / 'runs'}", "train.epochs=1",
+         f"train.pretrained={tmp_path / 'missing.safetensors'}"],
+    )  # fmt: skip
+    config = dataclasses.replace(config, model=tiny_model_config())
+    with pytest.raises(TrainingError, match=r"missing\.safetensors") as raised:
+        run_demo(config, num_train=8, num_val=2, progress=False)
+    assert "\n" not in str(raised.value)

@@ -8,9 +8,13 @@ truth) and the training log.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
+import multiprocessing
+import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -20,10 +24,11 @@ from hrnet.data.synthetic import GENERATOR_VERSION, MEAN_PERSONS, drawing_proces
 from hrnet.drawing.heatmaps import image_grid
 from hrnet.engine.evaluate import Evaluator, draw_predictions, score_predictions
 from hrnet.engine.train import BEST, train
+from hrnet.errors import HrnetError, TrainingError
 from hrnet.io.files import write_json_atomic
 from hrnet.io.images import write_image
 from hrnet.models.checkpoint import load_model
-from hrnet.system import resolve_device
+from hrnet.system import LOG_FORMAT, keep_freed_memory, one_opencv_thread, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +77,26 @@ def estimate_seconds(config: ExperimentConfig, num_train: int, num_val: int, *, 
             cv2.imencode(".jpg", make_image(SYNTH_SEED, "train", index)[0])
         per_image = (time.perf_counter() - start) / 4
         drawing = per_image * sum(n / drawing_processes(n) for n in (num_train, num_val))
-    steps = config.train.epochs * math.ceil(num_train * MEAN_PERSONS / config.train.batch_size)
-    return drawing + steps * training_step_seconds(config) * (1 + OTHER_PARTS)
+    processes, threads = training_processes(config)
+    rank_config = _per_process(config, processes)
+    steps = config.train.epochs * math.ceil(num_train * MEAN_PERSONS / (rank_config.train.batch_size * processes))
+    return drawing + steps * training_step_seconds(rank_config, threads) * (1 + OTHER_PARTS)
 
 
-def training_step_seconds(config: ExperimentConfig) -> float:
+def training_step_seconds(config: ExperimentConfig, threads: int | None = None) -> float:
     """Seconds one training step of ``config``'s network takes here, on a batch of random images, as training runs
-    it (device, precision, memory format)."""
+    it (device, precision, memory format; ``threads`` of PyTorch's, else its current count)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads or previous)
+    try:
+        return _step_seconds(config)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _step_seconds(config: ExperimentConfig) -> float:
     import torch
 
     from hrnet.engine.autocast import training_autocast
@@ -129,7 +147,72 @@ def machine_words(config: ExperimentConfig) -> str:
         return torch.cuda.get_device_name(device)
     support = cpu_support()
     precision = "bf16" if config.train.precision == "bf16" and support.bf16 else "fp32"
-    return f"{support.name}: {support.capability}, {precision} training, {torch.get_num_threads()} threads"
+    processes, threads = training_processes(config)
+    each = f"{processes} processes of {threads} thread{'s' if threads > 1 else ''}" if processes > 1 else ""
+    return f"{support.name}: {support.capability}, {precision} training, {each or f'{threads} threads'}"
+
+
+def training_processes(config: ExperimentConfig) -> tuple[int, int]:
+    """(processes, PyTorch threads each) the demo trains with. On a CPU of two cores or more: two data-parallel
+    processes (DDP over gloo) of half the cores each, since one process of all the cores leaves a core idle while
+    it loads each batch and its threads wait on each other at every small layer (bench/results/demo_*.md). One
+    process on a GPU."""
+    import torch
+
+    cores = os.cpu_count() or 1
+    if resolve_device(config.runtime.device).type != "cpu" or cores < 2:
+        return 1, torch.get_num_threads()
+    return 2, cores // 2
+
+
+def _per_process(config: ExperimentConfig, processes: int) -> ExperimentConfig:
+    """``config`` with each process's share of the batch: the steps, and the samples of a step, stay the same."""
+    batch = math.ceil(config.train.batch_size / processes)
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, batch_size=batch))
+
+
+def train_demo(config: ExperimentConfig, progress: bool) -> None:
+    """Train ``config`` from scratch into its run folder, in ``training_processes`` processes."""
+    processes, threads = training_processes(config)
+    if processes == 1:
+        train(config, overwrite=True, progress=progress)
+        return
+    import torch.multiprocessing as torch_mp
+
+    with socket.socket() as probe:  # a free port for the processes' rendezvous on this machine
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    errors = multiprocessing.get_context("spawn").SimpleQueue()
+    rank_config = _per_process(config, processes)
+    try:
+        torch_mp.start_processes(
+            _train_process,
+            args=(processes, threads, port, rank_config, progress, errors),
+            nprocs=processes,
+            start_method="spawn",
+        )
+    except (torch_mp.ProcessExitedException, torch_mp.ProcessRaisedException) as err:  # the others were stopped
+        raise TrainingError(errors.get() if not errors.empty() else f"the demo's training stopped: {err}") from None
+
+
+def _train_process(
+    rank: int, processes: int, threads: int, port: int, config: ExperimentConfig, progress: bool, errors: Any
+) -> None:
+    """One of ``train_demo``'s processes (spawned: a fresh interpreter set up as the command's own)."""
+    import torch
+
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(processes)
+    )
+    torch.set_num_threads(threads)
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.ERROR, format=LOG_FORMAT)  # rank 0 speaks
+    keep_freed_memory()
+    one_opencv_thread()
+    try:
+        train(config, overwrite=True, progress=progress)
+    except HrnetError as err:
+        errors.put(str(err))  # the message the command prints, in one line
+        raise SystemExit(2) from None
 
 
 def run_demo(
@@ -142,14 +225,14 @@ def run_demo(
     print(f"hrnet demo: about {max(1, round(estimate / 60))} minutes on this machine ({machine_words(config)})")
     ensure_synthetic(root, num_train, num_val)
     run_dir = Path(config.train.out_dir) / config.train.name
-    result = train(config, overwrite=True, progress=progress)  # the demo always trains from scratch
+    train_demo(config, progress)
     device = resolve_device(config.runtime.device)
     model = load_model(config.model, run_dir / BEST, device)
     evaluator = Evaluator.from_config(config, device, progress=progress)
     predictions = evaluator.predict(model)
     metrics = score_predictions(predictions, evaluator.split, config.test, run_dir)
     summary = metrics.pop("summary", "")
-    metrics["epochs"] = len(result.history)
+    metrics["epochs"] = config.train.epochs
     metrics["minutes"] = round((time.perf_counter() - start) / 60, 2)
     metrics["estimated_minutes"] = round(estimate / 60, 2)
     write_json_atomic(run_dir / "metrics.json", metrics)

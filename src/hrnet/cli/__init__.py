@@ -82,9 +82,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
-    )
+    from hrnet.system import LOG_FORMAT
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format=LOG_FORMAT)
     # TensorBoard's writer (training) and `hrnet convert` import TensorFlow when the `tf` extra is installed; its
     # C++ start-up notices (CPU features, absl) are noise on a command's console. Errors still raise in Python.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
