@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from hrnet.errors import CheckpointError
-from hrnet.models.checkpoint import load_pretrained, load_weights, read_state_dict, save_weights
+from hrnet.models.checkpoint import load_model, load_pretrained, load_weights, read_state_dict, save_weights
 from hrnet.models.hrnet import HRNet, build_model
 from tests.conftest import tiny_model_config
 
@@ -361,6 +361,30 @@ def test_float_weights_of_any_width_are_converted(tmp_path, source, dtype):
     for name, value in target.state_dict().items():
         assert value.dtype == source.state_dict()[name].dtype
         torch.testing.assert_close(value, state[name].to(value.dtype), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("variant", ["hrnet", "tf_port", "litehrnet"])
+def test_load_model_draws_no_random_weights_and_computes_what_a_copy_into_a_built_network_does(tmp_path, variant):
+    """The network built without values and given a file's is the network ``load_weights`` fills, to the bit, in
+    its outputs too (from a float32 safetensors file, and a float16 pickle without BatchNorm counters); the random
+    generator is left where it was."""
+    from tests.models.test_fuse import randomised
+
+    config = tiny_model_config(14 if variant == "tf_port" else 17, variant)
+    state = randomised(build_model(config)).state_dict()
+    save_file(state, str(tmp_path / "w.safetensors"))
+    torch.save({k: v.half() for k, v in state.items() if "num_batches_tracked" not in k}, tmp_path / "w.pth")
+    x = torch.randn(1, 3, *config.input_size, generator=torch.Generator().manual_seed(0))
+    for path in (tmp_path / "w.safetensors", tmp_path / "w.pth"):
+        expected = build_model(config)
+        load_weights(expected, path)
+        rng = torch.random.get_rng_state()
+        got = load_model(config, path)
+        assert torch.equal(torch.random.get_rng_state(), rng)
+        assert not got.training and all(p.requires_grad for p in got.parameters())
+        assert_same_weights(expected, got)
+        with torch.no_grad():
+            assert torch.equal(got(x), expected.eval()(x))
 
 
 def test_weights_that_are_no_file_or_no_safetensors_say_so_and_not_that_they_say_nothing(tmp_path):

@@ -84,6 +84,23 @@ def test_activation_estimate_scales_with_area_and_batch():
     )
 
 
+# The official network, the demo's, Lite-HRNet, HRNetV2's concatenating head, the TF port (8-pixel input steps).
+@pytest.mark.parametrize("name", ["w32", "demo", "litehrnet18", "face/hrnetv2_w18_wflw_256x256", "tf_w32"])
+def test_activation_estimate_equals_the_full_trace(name):
+    """The estimate's lean probe (one hook a layer) gives what the full module trace gives, for each kind of network."""
+    from hrnet.config import load_config
+
+    config = load_config(name).model
+    model = build_model(config)
+    step = config.input_step
+    layers = [c for c in trace_modules(model, (step, step)) if c.output_shape and not list(c.module.children())]
+    sizes = [math.prod(c.output_shape) for c in layers]
+    height, width = config.input_size
+    for training, per_probe in ((True, sum(sizes)), (False, 2 * max(sizes))):
+        expected = per_probe * height * width // (step * step) * 3 * 4  # batch 3, float32
+        assert activation_bytes(model, config, 3, training=training) == expected
+
+
 def test_an_input_size_that_cannot_fit_is_refused_before_allocating(monkeypatch):
     config = dataclasses.replace(tiny_model_config(), input_size=(32768, 32768))
     model = build_model(tiny_model_config())

@@ -93,6 +93,40 @@ def test_folding_keeps_outputs_and_leaves_no_batchnorm(variant):
     assert fast.is_contiguous()
 
 
+@pytest.mark.parametrize("variant", ["hrnet", "tf_port", "litehrnet"])
+def test_folding_in_place_gives_the_copy_s_outputs_exactly(variant):
+    """``inplace=True`` (for a network nobody uses unfolded again) folds the network itself, to the bit as a copy."""
+    model = _tiny(variant)
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        copied = fold_batchnorm(model)(x)
+    fast = prepare_for_inference(model)(x)
+    folded = fold_batchnorm(model, inplace=True)
+    assert folded is model and not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    with torch.no_grad():
+        assert torch.equal(folded(x), copied)
+    assert torch.equal(prepare_for_inference(_tiny(variant), inplace=True)(x), fast)
+
+
+def test_a_conv_in_two_places_is_folded_for_each():
+    """One conv before two different BatchNorms: folding the conv itself for the first would fold it twice."""
+
+    class TwoNorms(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            conv = nn.Conv2d(3, 4, 3, padding=1)
+            self.a, self.b = nn.Sequential(conv, nn.BatchNorm2d(4)), nn.Sequential(conv, nn.BatchNorm2d(4))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.a(x) + self.b(x)
+
+    model = randomised(TwoNorms())
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model(x)
+        _assert_close(fold_batchnorm(model, inplace=True)(x), expected, absolute=True)
+
+
 def test_an_unknown_module_keeps_its_batchnorm():
     """Only known conv → BN wiring is folded: here ``bn1`` normalises the input, not ``conv1``'s output."""
 

@@ -81,6 +81,34 @@ def test_the_file_picks_the_backend(files):
     assert set(PRECISIONS) == {"fp32", "bf16", "int8"}
 
 
+def test_a_network_given_is_left_as_it_is_and_one_loaded_is_folded_without_a_copy(tmp_path, monkeypatch):
+    """``hrnet bench`` opens one network on several backends; ``hrnet predict`` opens the network it loads, which a
+    copy before folding would only slow down."""
+    import copy
+
+    from hrnet.models.hrnet import HRNet
+    from tests.models.test_fuse import randomised
+
+    config = tiny_model_config()
+    model = randomised(build_model(config))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    for name in ("pytorch-fast", "pytorch-bf16"):
+        open_backend(config, None, backend=name, device="cpu", module=model)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+
+    save_weights(model, tmp_path / "w.safetensors")
+    copied: list[type] = []
+    deepcopy = copy.deepcopy
+    monkeypatch.setattr(copy, "deepcopy", lambda obj, *args: copied.append(type(obj)) or deepcopy(obj, *args))
+    x = torch.randn(2, 3, *config.input_size, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        got = open_backend(config, tmp_path / "w.safetensors", backend="pytorch-fast", device="cpu")(x)
+        expected = open_backend(config, None, backend="pytorch", device="cpu", module=model)(x)
+    assert HRNet not in copied
+    assert (got - expected).abs().max() <= 1e-4 * expected.abs().max()
+
+
 def test_an_upper_case_onnx_suffix_is_an_onnx_file(files, tmp_path):
     upper = tmp_path / "MODEL.ONNX"
     upper.write_bytes(files["fp32"].read_bytes())

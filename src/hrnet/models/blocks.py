@@ -78,7 +78,10 @@ def make_branch(block: str, in_channels: int, channels: int, num_blocks: int) ->
 
 
 def init_conv_bn(model: nn.Module, std: float) -> None:
-    """Conv weights from N(0, std²) and conv biases 0; BatchNorm weight 1 and bias 0 (both variants' recipe)."""
+    """Conv weights from N(0, std²) and conv biases 0; BatchNorm weight 1 and bias 0 (both variants' recipe).
+    Nothing on the meta device, where there are no values to set (``hrnet.models.checkpoint.load_model``)."""
+    if next(model.parameters()).is_meta:  # drawing values there would load SymPy, seconds for nothing
+        return
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.normal_(m.weight, std=std)

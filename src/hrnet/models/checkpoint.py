@@ -261,9 +261,13 @@ def convert_state_dict(raw: Mapping[str, object], source: str = "<state_dict>") 
 def load_model(config: ModelConfig, weights: str | Path | None = None, device: torch.device | str = "cpu") -> nn.Module:
     """The network ``config`` describes, with ``weights`` loaded (any file ``read_state_dict`` reads, checked
     with ``strict=True``; None keeps the random initialisation), in eval mode on ``device``."""
-    model = build_model(config)
-    if weights is not None:
-        load_weights(model, weights)
+    if weights is None:
+        return build_model(config).eval().to(device)
+    # Built without values (the meta device) and given the file's tensors: drawing random weights only to
+    # overwrite them would cost more than reading the file.
+    with torch.device("meta"):
+        model = build_model(config)
+    load_state_dict_checked(model, read_state_dict(weights), source=str(weights), assign=True)
     return model.eval().to(device)
 
 
@@ -273,17 +277,34 @@ def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> Non
 
 
 def load_state_dict_checked(
-    model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "<state_dict>", strict: bool = True
+    model: nn.Module,
+    state_dict: Mapping[str, torch.Tensor],
+    source: str = "<state_dict>",
+    strict: bool = True,
+    *,
+    assign: bool = False,
 ) -> None:
     """``model.load_state_dict`` with errors a person can act on (see ``check_state_dict``).
-    ``num_batches_tracked`` counters absent from a file (older checkpoints) keep the model's."""
+    ``num_batches_tracked`` counters absent from a file (older checkpoints) keep the model's (0 on the meta device).
+
+    ``assign``: the model's tensors are replaced by new ones holding ``state_dict``'s values (in the model's
+    dtypes), for a model built on the meta device, which has none to copy into (``load_model``); needs ``strict``.
+    """
     own = model.state_dict()
     state = dict(state_dict)
     for name, value in own.items():
-        if name.endswith("num_batches_tracked") and name not in state:
-            state[name] = value
+        if name.endswith(_COUNTER) and name not in state:
+            state[name] = torch.zeros(value.shape, dtype=value.dtype) if value.is_meta else value
     check_state_dict(model, state, source, strict)
-    model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=strict)
+    if not assign:
+        model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=strict)
+        return
+    assert strict, "a tensor left out would stay on the meta device"
+    # Fresh memory as a built network's (aligned as kernels expect; one tensor a storage), filled as load_state_dict
+    # fills it: the network computes bit for bit what a copy into a randomly initialised one computes.
+    model.load_state_dict({k: torch.empty(v.shape, dtype=own[k].dtype).copy_(v) for k, v in state.items()}, assign=True)
+    left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    assert not left, f"not in a state_dict, so left without values: {left[:_SHOWN]}"
 
 
 def check_state_dict(

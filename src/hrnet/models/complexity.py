@@ -8,7 +8,6 @@ up the network, whose figures add up to ``count_parameters`` and ``count_macs``;
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -206,21 +205,43 @@ def activation_bytes(model: nn.Module, config: ModelConfig, batch_size: int, *, 
     area and batch: every feature map of HRNet is a fixed fraction of the input, so the count is exact for the
     module outputs. Training keeps every module's output for the backward pass (their sum); inference holds about
     a layer's input and output at a time (twice the largest). A lower bound: the allocator, gradients and the
-    optimizer's state add to it. The model runs once in eval mode, unchanged.
+    optimizer's state add to it. The model runs once in eval mode, unchanged; on the meta device the estimate is 0.
     """
     step = config.input_step
-    was_training = model.training
-    model.eval()
-    try:
-        device = next(model.parameters()).device
-        with torch.no_grad():
-            calls = trace_modules(model, (step, step), 1) if device.type != "meta" else []
-    finally:
-        model.train(was_training)
-    sizes = [math.prod(c.output_shape) for c in calls if c.output_shape and not any(True for _ in c.module.children())]
+    sizes = _layer_output_sizes(model, (step, step))
     per_probe = sum(sizes) if training else 2 * max(sizes, default=0)
     height, width = config.input_size
     return per_probe * (height * width) // (step * step) * batch_size * BYTES_PER_VALUE
+
+
+def _layer_output_sizes(model: nn.Module, input_size: tuple[int, int]) -> list[int]:
+    """Elements of each tensor that a layer (a module without children) returns in one eval-mode forward pass over
+    one zero image of ``input_size`` (height, width), in the order the layers return; a layer called twice counts
+    twice: ``trace_modules``'s layer outputs, for a fraction of its cost (one hook a layer, nothing else recorded),
+    as every ``hrnet predict`` pays it at start. Empty on the meta device."""
+    device = next(model.parameters()).device
+    if device.type == "meta":
+        return []
+    sizes: list[int] = []
+
+    def hook(module: nn.Module, inputs: tuple[object, ...], output: object) -> None:
+        if isinstance(output, torch.Tensor) and output.dim():
+            sizes.append(output.numel())
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if next(m.children(), None) is None]
+    was_training = model.training
+    switch = any(m.training for m in model.modules())  # setting every module's mode costs more than looking
+    try:
+        if switch:
+            model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, 3, *input_size, device=device))
+    finally:
+        if switch:
+            model.train(was_training)
+        for h in handles:
+            h.remove()
+    return sizes
 
 
 def check_memory(

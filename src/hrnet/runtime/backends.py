@@ -41,6 +41,8 @@ class _Opening:
     module: nn.Module | None
     onnx_file: Path | None
     compile: bool
+    # The module was loaded by open_backend and nothing else holds it: the fast paths fold it instead of a copy.
+    owned: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,14 +79,14 @@ def _fast(opening: _Opening) -> HeatmapFn:
     from hrnet.models.fuse import prepare_for_inference
 
     assert opening.module is not None
-    return prepare_for_inference(opening.module, channels_last=True, compile=opening.compile)
+    return prepare_for_inference(opening.module, channels_last=True, compile=opening.compile, inplace=opening.owned)
 
 
 def _bf16(opening: _Opening) -> HeatmapFn:
     from hrnet.runtime.precision import prepare_bf16
 
     assert opening.module is not None
-    return prepare_bf16(opening.module, compile=opening.compile)
+    return prepare_bf16(opening.module, compile=opening.compile, inplace=opening.owned)
 
 
 def _onnxruntime(opening: _Opening) -> HeatmapFn:
@@ -305,6 +307,7 @@ def open_backend(
         log.warning("%s", notice)
     if entry.runs == "onnx":
         return Backend(entry, torch_device, path, entry.build(_Opening(config, None, path, compile)))
+    owned = module is None
     if module is None:
         from hrnet.models.checkpoint import load_model
 
@@ -315,7 +318,7 @@ def open_backend(
         from hrnet.models.complexity import check_memory
 
         check_memory(module, config, batch_size, torch_device, training=False, what="test.batch_size")
-    return Backend(entry, torch_device, path, entry.build(_Opening(config, module, None, compile)), compile)
+    return Backend(entry, torch_device, path, entry.build(_Opening(config, module, None, compile, owned)), compile)
 
 
 def _device(entry: BackendEntry, device: str) -> torch.device:

@@ -134,17 +134,20 @@ def prepare_bf16(
     fp32_modules: Sequence[str] = BF16_FP32_MODULES,
     channels_last: bool = True,
     compile: bool = False,
+    inplace: bool = False,
 ) -> Bf16Model:
     """``model``'s fast path (BatchNorm folded first, in fp32, then cast) in bfloat16, with the named child modules
-    (``fp32_modules``, dotted paths; absent ones are skipped) kept in float32. The caller's model is untouched."""
+    (``fp32_modules``, dotted paths; absent ones are skipped) kept in float32. The caller's model is untouched unless
+    ``inplace`` (``hrnet.models.fuse.fold_batchnorm``)."""
     from hrnet.models.fuse import fold_batchnorm, prepare_for_inference
 
-    folded32 = fold_batchnorm(model)  # folded in fp32: the scale × weight products are rounded once, at the cast
+    # Folded in fp32: the scale × weight products are rounded once, at the cast.
+    folded32 = fold_batchnorm(model, inplace=inplace)
     folded = copy.deepcopy(folded32).to(torch.bfloat16)
     for name in fp32_modules:
         parent_name, _, child = name.rpartition(".")
         parent = folded.get_submodule(parent_name) if parent_name else folded
         if isinstance(getattr(parent, child, None), nn.Module):
             setattr(parent, child, _Fp32Island(folded32.get_submodule(name)))
-    fast = prepare_for_inference(folded, channels_last=channels_last, compile=compile)
+    fast = prepare_for_inference(folded, channels_last=channels_last, compile=compile, inplace=True)
     return Bf16Model(fast)
