@@ -17,7 +17,7 @@ import time
 import torch
 from common import cpu_kind, provenance, write_results
 
-from hrnet.apps.demo import DEMO_CONFIG, run_demo
+from hrnet.apps.demo import DEMO_CONFIG, run_demo, training_processes
 from hrnet.config import load_config
 from hrnet.engine.evaluate import Evaluator
 from hrnet.models.hrnet import build_model
@@ -38,8 +38,10 @@ def main() -> None:
         evaluator = Evaluator.from_config(config, torch.device("cpu"), progress=False)
         untrained = evaluator.evaluate(build_model(config.model))
     parameters = sum(p.numel() for p in build_model(config.model).parameters())
+    processes, threads = training_processes(config)
     report.update(
-        threads=torch.get_num_threads(),
+        processes=processes,
+        threads=threads,
         minutes=minutes,
         estimated_minutes=trained["estimated_minutes"],
         target_minutes=target,
@@ -53,7 +55,8 @@ def main() -> None:
     lines = [
         "# The demo: the whole `hrnet demo` timed, and its synthetic validation AP",
         f"The shipped demo config ({height}×{width} input, {parameters / 1e6:.2f} M parameters, {trained['epochs']} "
-        f"epochs) on the CPU ({torch.get_num_threads()} threads), from an empty folder: the synthetic data written, "
+        f"epochs) on the CPU ({processes} training process(es) of {threads} thread(s)), from an empty folder: the "
+        "synthetic data written, "
         f"training, evaluation, pictures. {os.cpu_count()} cores.",
         "",
         "| network | AP | AP50 | AP75 | AR |",
