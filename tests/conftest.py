@@ -10,10 +10,17 @@ import pytest
 import torch
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-# The demo's network (configs/demo.yaml: 1.5 M parameters, 128×96) as `hrnet demo` trained it on the built-in
+# The demo's network as it was until 2026-12-07 (configs/demo.yaml with two residual units a branch and two
+# bottlenecks in stage 1: 1.5 M parameters, 128×96; TRAINED_STAGES) as `hrnet demo` trained it on the built-in
 # synthetic data set (validation AP 0.938), stored in float16 (loaded into fp32; the fp32 reference of the tests is
 # these weights); regenerate on purpose with `python tests/runtime/test_precision.py RUN_FOLDER`.
 TRAINED = Path(__file__).parent / "golden" / "demo_trained_fp16.safetensors"
+TRAINED_STAGES = [
+    "model.stages.0.num_blocks=[2]",
+    "model.stages.1.num_blocks=[2, 2]",
+    "model.stages.2.num_blocks=[2, 2, 2]",
+    "model.stages.3.num_blocks=[2, 2, 2, 2]",
+]
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Two xdist workers on a 2-core machine: one thread each avoids oversubscription.
@@ -83,7 +90,8 @@ def synthetic_experiment(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("synthetic")
     write_synthetic(root, 24, 6, seed=7)
-    return load_config(CONFIG_DIR / "demo.yaml", [f"data.root={root}", "runtime.num_workers=0", "runtime.device=cpu"])
+    overrides = [f"data.root={root}", "runtime.num_workers=0", "runtime.device=cpu", *TRAINED_STAGES]
+    return load_config(CONFIG_DIR / "demo.yaml", overrides)
 
 
 @pytest.fixture(scope="session")
