@@ -15,6 +15,7 @@ import math
 import multiprocessing
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -213,6 +214,11 @@ def _train_process(
     except HrnetError as err:
         errors.put(str(err))  # the message the command prints, in one line
         raise SystemExit(2) from None
+    # Trained and saved: leave without the interpreter's teardown, where gloo's threads can abort the process.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def run_demo(
