@@ -17,7 +17,7 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -38,6 +38,7 @@ from hrnet.hub.registry import (
     resolve_weights,
 )
 from hrnet.keypoints import TASKS, load_keypoint_set
+from tests.conftest import http_server
 
 PAYLOAD = bytes(range(256)) * 1000  # 256,000 bytes
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -81,16 +82,8 @@ def server() -> Iterator[Server]:
         def log_message(self, *args: object) -> None:  # keep the test output clean
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with http_server(Handler) as state.url:
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture
@@ -190,24 +183,11 @@ def test_an_answer_other_than_200_is_refused(tmp_path):
         def log_message(self, *args: object) -> None:
             pass
 
-    with _serving(Handler) as url:
+    with http_server(Handler) as url:
         for status in (203, 204):
             with pytest.raises(DownloadError, match=rf"answered HTTP {status} .* not the file"):
                 download(f"{url}/{status}", tmp_path / "w.pth", progress=False)
     assert list(tmp_path.iterdir()) == []
-
-
-@contextmanager
-def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
 
 
 def test_two_downloads_to_one_target_never_share_a_partial_file(tmp_path):
@@ -237,7 +217,7 @@ def test_two_downloads_to_one_target_never_share_a_partial_file(tmp_path):
         except BaseException as err:  # the test reports what either thread met
             errors.append(err)
 
-    with _serving(Handler) as url:
+    with http_server(Handler) as url:
         threads = [threading.Thread(target=get, args=(f"{url}/w.pth",)) for _ in range(2)]
         for thread in threads:
             thread.start()

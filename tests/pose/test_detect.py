@@ -11,10 +11,9 @@ the image sits in the letterbox), not any real detector's accuracy.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import cv2
@@ -36,7 +35,7 @@ from hrnet.pose.detect import (
     load_detector,
     nms,
 )
-from tests.conftest import task_keypoint_set
+from tests.conftest import http_server, task_keypoint_set
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -537,15 +536,8 @@ def _serving(body: bytes) -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+    with http_server(Handler) as url:
+        yield url
 
 
 def test_a_named_detector_comes_from_the_cache(tmp_path, monkeypatch):
