@@ -840,18 +840,21 @@ def fetch(entry: WeightsFile, *, progress: bool = True, force: bool = False, all
     if not force and target.is_file():
         verify(target, entry)
         return target
-    archive = manual_path(entry)
-    if not force and entry.member is not None and archive.is_file():
-        # Placed here by hand (the offline advice) or left by a run that stopped before unpacking it.
-        unpack_member(archive, entry.member, target, entry.member_sha256)
-        verify(target, entry)
-        return target
-    if not allow_download:
-        raise weights_unavailable([(entry, f"it is not in the cache, and downloads are off; its URL: {entry.url}")])
-    with _fetching(target):  # one process at a time downloads and unpacks a file; the others wait, then use it
+    # One process at a time unpacks or downloads a file; the others wait, then use it (an archive seen outside
+    # the lock may be one that another process is unpacking and is about to delete).
+    with _fetching(target):
         if not force and target.is_file():
             verify(target, entry)
             return target
+        archive = manual_path(entry)
+        if not force and entry.member is not None and archive.is_file():
+            # Placed here by hand (the offline advice) or left by a run that stopped before unpacking it.
+            unpack_member(archive, entry.member, target, entry.member_sha256)
+            verify(target, entry)
+            return target
+        if not allow_download:
+            reason = f"it is not in the cache, and downloads are off; its URL: {entry.url}"
+            raise weights_unavailable([(entry, reason)])
         return _download(entry, target, archive, progress)
 
 
@@ -868,6 +871,10 @@ def _fetching(target: Path) -> Iterator[None]:
     except Timeout:
         log.info("waiting for another hrnet process fetching %s", target)
         lock.acquire()
+    except OSError as err:  # no writable temporary folder: fetching alone is still right, only not guarded
+        log.debug("%s: cannot take the fetch lock (%s)", lock.lock_file, err)
+        yield
+        return
     try:
         yield
     finally:
