@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import csv
 import dataclasses
+import inspect
 import io
 import logging
 import math
@@ -72,6 +73,14 @@ RUN_FILES = (LAST, BEST, "log.csv", "curves.png", "train.log", CONFIG, KEYPOINTS
 # Weights beyond this magnitude have diverged (HRNet's are O(1); the official checkpoints stay below 100): such a
 # state is never saved as a checkpoint to resume from.
 DIVERGED = 1e6
+# DistributedDataParallel's switch for the buffers' broadcast at every forward: newer PyTorch names it
+# forward_sync_buffers and warns at the old name, which older versions alone know.
+_NO_FORWARD_SYNC: dict[str, Any] = (
+    {"forward_sync_buffers": False}
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
+    else {"broadcast_buffers": False}
+)
+
 # Settings that the optimizer and LR scheduler restore from a checkpoint: a change is applied to them on resume.
 OPTIMIZER_KEYS = ("train.lr", "train.lr_steps", "train.lr_factor", "train.momentum", "train.nesterov",
                   "train.weight_decay")  # fmt: skip
@@ -238,8 +247,11 @@ class _Trainer:
         if self.channels_last:
             model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from the stubs
         self.model = model
+        # No BatchNorm buffers broadcast at every forward: training uses each batch's own statistics, and rank 0's
+        # running ones (what it saves) evolve the same either way; ``_sync_buffers`` gives them to every rank
+        # before an evaluation or a checkpoint. The broadcast was one more wait a step.
         self.ddp: nn.Module = (
-            DistributedDataParallel(model, device_ids=[self.device.index] if self.cuda else None)
+            DistributedDataParallel(model, device_ids=[self.device.index] if self.cuda else None, **_NO_FORWARD_SYNC)
             if self.dist.enabled
             else model
         )
