@@ -3,6 +3,8 @@
 import dataclasses
 import json
 import os
+import subprocess
+import sys
 
 import cv2
 import pytest
@@ -79,3 +81,24 @@ def test_a_training_process_that_fails_ends_in_its_own_one_line_error(tmp_path, 
     with pytest.raises(TrainingError, match=r"missing\.safetensors") as raised:
         run_demo(config, num_train=8, num_val=2, progress=False)
     assert "\n" not in str(raised.value)
+
+
+def test_the_training_processes_leave_no_leaked_semaphore_warning(tmp_path):
+    """Each training process exits without the interpreter's teardown; a progress bar's multiprocessing lock
+    then outlived it and the resource tracker printed a 'leaked semaphore' warning at the end of every demo."""
+    script = tmp_path / "two_bars.py"
+    script.write_text(
+        "from tqdm import tqdm\n"
+        "from hrnet.apps import demo\n"
+        "def bars(config, overwrite, progress):\n"
+        "    for _ in tqdm(range(2), disable=not progress):\n"
+        "        pass\n"
+        "demo.train = bars  # also in the spawned processes, which run this module again\n"
+        "demo.training_processes = lambda config: (2, 1)\n"
+        "if __name__ == '__main__':\n"
+        "    from hrnet.config import load_config\n"
+        "    demo.train_demo(load_config(demo.DEMO_CONFIG), progress=True)\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "leaked" not in done.stderr

@@ -15,10 +15,14 @@ import math
 import multiprocessing
 import os
 import socket
+import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from tqdm import tqdm
 
 from hrnet.config import CONFIG_DIR, ExperimentConfig
 from hrnet.data.synthetic import GENERATOR_VERSION, MEAN_PERSONS, drawing_processes, make_image, write_synthetic
@@ -59,8 +63,6 @@ def ensure_synthetic(
     if synthetic_ready(root, num_train, num_val, seed):
         log.info("synthetic data set found in %s", root)
         return
-    from tqdm import tqdm
-
     with tqdm(total=num_train + num_val, desc="writing the synthetic data set", unit="img") as bar:
         write_synthetic(root, num_train, num_val, seed, progress=lambda n: bar.update(1))
     write_json_atomic(root / "synthetic.json", _marker(num_train, num_val, seed))
@@ -73,8 +75,9 @@ def estimate_seconds(config: ExperimentConfig, num_train: int, num_val: int, *, 
 
     drawing = 0.0
     if not data_ready:
+        cv2.imencode(".jpg", make_image(SYNTH_SEED, "train", 0)[0])  # the first one also warms up
         start = time.perf_counter()
-        for index in range(4):
+        for index in range(1, 5):
             cv2.imencode(".jpg", make_image(SYNTH_SEED, "train", index)[0])
         per_image = (time.perf_counter() - start) / 4
         drawing = per_image * sum(n / drawing_processes(n) for n in (num_train, num_val))
@@ -129,12 +132,14 @@ def _step_seconds(config: ExperimentConfig) -> float:
 
     for _ in range(2):  # the first steps allocate and pick kernels
         step()
-    start = time.perf_counter()
-    for _ in range(3):
+    seconds = []
+    for _ in range(5):  # the median: one step slowed by another program would sway a mean
+        start = time.perf_counter()
         step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / 3
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds)
 
 
 def machine_words(config: ExperimentConfig) -> str:
@@ -206,6 +211,9 @@ def _train_process(
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(processes)
     )
     torch.set_num_threads(threads)
+    # tqdm's default lock is a multiprocessing one: a named semaphore, here in a spawned process, that the exit
+    # below would leave to the resource tracker's "leaked semaphore" warning. The bars need a thread lock only.
+    tqdm.set_lock(threading.RLock())
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.ERROR, format=LOG_FORMAT)  # rank 0 speaks
     keep_freed_memory()
     one_opencv_thread()
