@@ -41,9 +41,9 @@ DEMO_CONFIG = CONFIG_DIR / "demo.yaml"
 SYNTH_TRAIN, SYNTH_VAL, SYNTH_SEED = 4000, 500, 0
 PICTURES = 6
 # The demo's parts other than its training steps (loading and augmenting the crops, the validations, the final
-# evaluation and pictures, and two processes sharing the memory) take this share of the steps' time:
+# evaluation and pictures, and two processes sharing the cores and the memory) take this share of the steps' time:
 # bench/bench_demo.py measures the estimate against the whole demo's wall time.
-OTHER_PARTS = 0.8
+OTHER_PARTS = 0.6
 
 
 def synthetic_ready(root: Path, num_train: int, num_val: int, seed: int = SYNTH_SEED) -> bool:
