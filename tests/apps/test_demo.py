@@ -102,3 +102,15 @@ def test_the_training_processes_leave_no_leaked_semaphore_warning(tmp_path):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "leaked" not in done.stderr
+
+
+def test_the_demo_trains_in_fp32_without_a_warning_where_the_cpu_has_no_bf16(monkeypatch):
+    from hrnet.runtime import precision
+
+    config = load_config(DEMO_CONFIG, ["runtime.device=cpu"])
+    assert config.train.precision == "bf16"  # "where the CPU has it"
+    support = precision.cpu_support()
+    monkeypatch.setattr(precision, "cpu_support", lambda: dataclasses.replace(support, bf16=False))
+    assert demo.precision_here(config).train.precision == "fp32"
+    monkeypatch.setattr(precision, "cpu_support", lambda: dataclasses.replace(support, bf16=True))
+    assert demo.precision_here(config).train.precision == "bf16"

@@ -158,6 +158,16 @@ def machine_words(config: ExperimentConfig) -> str:
     return f"{support.name}: {support.capability}, {precision} training, {each or f'{threads} threads'}"
 
 
+def precision_here(config: ExperimentConfig) -> ExperimentConfig:
+    """``config`` training in fp32 where it asks for bf16 on a CPU without native bf16: the demo's bf16 means "where
+    the CPU has it", which the line before the run says, so the run records fp32 and prints no warning."""
+    from hrnet.runtime.precision import cpu_support
+
+    if config.train.precision != "bf16" or resolve_device(config.runtime.device).type != "cpu" or cpu_support().bf16:
+        return config
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, precision="fp32"))
+
+
 def training_processes(config: ExperimentConfig) -> tuple[int, int]:
     """(processes, PyTorch threads each) the demo trains with. On a CPU of two cores or more: two data-parallel
     processes (DDP over gloo) of half the cores each, since one process of all the cores leaves a core idle while
@@ -234,6 +244,7 @@ def run_demo(
 ) -> dict[str, Any]:
     """Data → train → evaluate → pictures; returns the validation metrics (also in ``metrics.json``)."""
     start = time.perf_counter()
+    config = precision_here(config)
     root = Path(config.data.root)
     estimate = estimate_seconds(config, num_train, num_val, data_ready=synthetic_ready(root, num_train, num_val))
     print(f"hrnet demo: about {max(1, round(estimate / 60))} minutes on this machine ({machine_words(config)})")
