@@ -33,6 +33,7 @@ from hrnet.hub.registry import (
     cached_path,
     config_for_weights,
     fetch,
+    manual_path,
     mmpose_name,
     resolve_many,
     resolve_weights,
@@ -978,3 +979,20 @@ def test_a_local_file_named_like_a_registered_name_is_used_and_said(tmp_path, mo
     caplog.clear()
     assert resolve_weights("./rtmdet-nano-person") == Path("rtmdet-nano-person")
     assert "a file of that name" not in caplog.text
+
+
+def test_an_archive_placed_by_hand_is_unpacked_where_no_fetch_lock_can_be_taken(cache, monkeypatch, tmp_path):
+    """The fetch lock lives in the temporary folder; where none can be written there, the archive is still
+    unpacked (unguarded) rather than the fetch failing."""
+    import tempfile
+
+    onnx_bytes = b"pretend onnx" * 100
+    entry = _detector_entry("http://127.0.0.1:9/det-0123abcd.zip", onnx_bytes)
+    monkeypatch.setitem(REGISTRY, entry.name, entry)
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(not_a_folder))
+    archive = manual_path(entry)
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    archive.write_bytes(_zip({"det/end2end.onnx": onnx_bytes}))
+    assert resolve_weights(entry.name, download=False, progress=False).read_bytes() == onnx_bytes

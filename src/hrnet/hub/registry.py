@@ -866,6 +866,7 @@ def _fetching(target: Path) -> Iterator[None]:
 
     key = hashlib.sha256(str(target.absolute()).encode()).hexdigest()[:16]
     lock = FileLock(Path(tempfile.gettempdir()) / f"hrnet-fetch-{key}.lock", mode=0o666)
+    held = True
     try:
         lock.acquire(timeout=0.2)
     except Timeout:
@@ -873,12 +874,12 @@ def _fetching(target: Path) -> Iterator[None]:
         lock.acquire()
     except OSError as err:  # no writable temporary folder: fetching alone is still right, only not guarded
         log.debug("%s: cannot take the fetch lock (%s)", lock.lock_file, err)
-        yield
-        return
+        held = False
     try:
         yield
     finally:
-        lock.release()
+        if held:
+            lock.release()
 
 
 def _download(entry: WeightsFile, target: Path, archive: Path, progress: bool) -> Path:
