@@ -104,13 +104,22 @@ def test_the_training_processes_leave_no_leaked_semaphore_warning(tmp_path):
     assert "leaked" not in done.stderr
 
 
-def test_the_demo_trains_in_fp32_without_a_warning_where_the_cpu_has_no_bf16(monkeypatch):
+def test_the_demo_trains_in_fp32_without_a_warning_where_the_cpu_has_no_bf16(monkeypatch, caplog):
+    import torch
+
+    from hrnet.engine.autocast import training_autocast
     from hrnet.runtime import precision
 
     config = load_config(DEMO_CONFIG, ["runtime.device=cpu"])
     assert config.train.precision == "bf16"  # "where the CPU has it"
     support = precision.cpu_support()
     monkeypatch.setattr(precision, "cpu_support", lambda: dataclasses.replace(support, bf16=False))
-    assert demo.precision_here(config).train.precision == "fp32"
+    here = demo.precision_here(config)
+    assert here.train.precision == "fp32"
+    assert ", fp32 training, " in demo.machine_words(here)  # the line before the run says it
+    with caplog.at_level("WARNING"):
+        enabled, _ = training_autocast(here.train.precision, here.runtime.amp, torch.device("cpu"))
+    assert not enabled
+    assert not caplog.records
     monkeypatch.setattr(precision, "cpu_support", lambda: dataclasses.replace(support, bf16=True))
     assert demo.precision_here(config).train.precision == "bf16"

@@ -143,7 +143,8 @@ def _step_seconds(config: ExperimentConfig) -> float:
 
 
 def machine_words(config: ExperimentConfig) -> str:
-    """What the demo runs on, in a few words: "AMD EPYC: AVX2, fp32 training, 2 threads"."""
+    """What the demo runs on, in a few words: "AMD EPYC: AVX2, fp32 training, 2 threads"; ``config`` as
+    ``precision_here`` left it."""
     import torch
 
     from hrnet.runtime.precision import cpu_support
@@ -152,10 +153,9 @@ def machine_words(config: ExperimentConfig) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     support = cpu_support()
-    precision = "bf16" if config.train.precision == "bf16" and support.bf16 else "fp32"
     processes, threads = training_processes(config)
     each = f"{processes} processes of {threads} thread{'s' if threads > 1 else ''}" if processes > 1 else ""
-    return f"{support.name}: {support.capability}, {precision} training, {each or f'{threads} threads'}"
+    return f"{support.name}: {support.capability}, {config.train.precision} training, {each or f'{threads} threads'}"
 
 
 def precision_here(config: ExperimentConfig) -> ExperimentConfig:
