@@ -3,8 +3,11 @@
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import cv2
 import pytest
@@ -123,3 +126,48 @@ def test_the_demo_trains_in_fp32_without_a_warning_where_the_cpu_has_no_bf16(mon
     assert not caplog.records
     monkeypatch.setattr(precision, "cpu_support", lambda: dataclasses.replace(support, bf16=True))
     assert demo.precision_here(config).train.precision == "bf16"
+
+
+def test_the_training_processes_end_when_the_demo_is_killed(tmp_path):
+    """PyTorch ends spawned processes with a SIGINT when their parent dies; where the command ignores SIGINT (started
+    in the background by a script), they ignored it too, and a killed demo left both training on for minutes."""
+    script = tmp_path / "killed.py"
+    script.write_text(
+        "import os, time\n"
+        "from hrnet.apps import demo\n"
+        "def train(config, overwrite, progress):\n"
+        f"    open(os.path.join({str(tmp_path)!r}, f'child{{os.getpid()}}'), 'w').close()\n"
+        "    time.sleep(120)\n"
+        "demo.train = train  # also in the spawned processes, which run this module again\n"
+        "demo.training_processes = lambda config: (2, 1)\n"
+        "if __name__ == '__main__':\n"
+        "    from hrnet.config import load_config\n"
+        "    demo.train_demo(load_config(demo.DEMO_CONFIG), progress=False)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # as `hrnet demo &` in a script
+    )
+    deadline = time.monotonic() + 120
+    while len(children := [int(p.name[5:]) for p in tmp_path.glob("child*")]) < 2:
+        assert time.monotonic() < deadline and parent.poll() is None, "the training processes did not start"
+        time.sleep(0.2)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while alive := [pid for pid in children if _running(pid)]:
+        if time.monotonic() > deadline:
+            for pid in alive:
+                os.kill(pid, signal.SIGKILL)
+            pytest.fail(f"training processes {alive} outlived the demo's command")
+        time.sleep(0.2)
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` is alive: neither gone nor a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False

@@ -14,6 +14,7 @@ import logging
 import math
 import multiprocessing
 import os
+import signal
 import socket
 import statistics
 import sys
@@ -216,6 +217,10 @@ def _train_process(
 ) -> None:
     """One of ``train_demo``'s processes (spawned: a fresh interpreter set up as the command's own)."""
     import torch
+
+    # PyTorch ends its spawned processes with a SIGINT when their parent dies; a command started in the background
+    # by a script ignores SIGINT, and so did they: killed, the demo left both training on for nobody.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     os.environ.update(
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(processes)
