@@ -162,3 +162,54 @@ def test_thread_counts_have_one_home(monkeypatch):
     for cores, threads in ((None, 1), (2, 1), (8, 2), (64, 16)):
         monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
         assert runtime.encoder_threads() == threads, cores
+
+
+EXIT_SCRIPT = """
+import atexit, sys, threading, time
+from pathlib import Path
+from hrnet.system import exit_now
+
+class Kept:
+    def __del__(self):
+        print("torn down", flush=True)
+
+kept = Kept()  # freed one by one only by the interpreter's own teardown
+atexit.register(lambda: print("atexit ran"))
+if len(sys.argv) > 1:  # a thread still writing when the program ends
+    def late():
+        time.sleep(0.5)
+        Path(sys.argv[1]).write_text("written")
+    threading.Thread(target=late).start()
+sys.stdout.write("buffered, not flushed")
+exit_now(3)
+"""
+
+
+def test_exit_now_runs_atexit_and_flushes_but_frees_nothing_one_by_one():
+    """The hrnet command ends through exit_now: PyTorch's teardown, object by object, takes about 0.4 s, so it is
+    skipped; the exit status, the atexit handlers and what waits in stdout's buffer all come through."""
+    done = subprocess.run([sys.executable, "-c", EXIT_SCRIPT], capture_output=True, text=True)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout == "buffered, not flushedatexit ran\n", done.stdout
+    assert done.stderr == ""
+
+
+def test_exit_now_waits_for_a_running_thread_as_the_interpreter_does(tmp_path):
+    late = tmp_path / "late.txt"
+    done = subprocess.run([sys.executable, "-c", EXIT_SCRIPT, str(late)], capture_output=True, text=True)
+    assert done.returncode == 3, done.stderr
+    assert late.read_text() == "written"
+    assert "atexit ran" in done.stdout
+
+
+def test_the_installed_command_ends_through_exit_now():
+    """`hrnet` (the console script) and `python -m hrnet` run hrnet.cli.run, which ends with exit_now; tests and
+    programs that call hrnet.cli.main get its status back instead."""
+    from importlib.metadata import entry_points
+
+    (script,) = entry_points(group="console_scripts", name="hrnet")
+    assert script.value == "hrnet.cli:run"
+    done = subprocess.run([sys.executable, "-m", "hrnet", "--version"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.startswith("hrnet ")
+    done = subprocess.run([sys.executable, "-m", "hrnet", "info", "no-such-network"], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.startswith("hrnet info: error:"), done.stderr

@@ -1,7 +1,5 @@
 """``python -m hrnet`` (what ``torchrun ... -m hrnet train`` runs)."""
 
-import sys
+from hrnet.cli import run
 
-from hrnet.cli import main
-
-sys.exit(main())
+run()

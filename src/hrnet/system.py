@@ -1,6 +1,7 @@
 """The process the networks run in: the device (``resolve_device``), memory (``keep_freed_memory``) and the threads
 of PyTorch, OpenCV, ONNX Runtime and the video encoder (``limit_openmp_spinning``, ``one_opencv_thread``,
-``cpu_threads``, ``encoder_threads``). The measurements behind each setting are in docs/speed.md.
+``cpu_threads``, ``encoder_threads``), and its end (``exit_now``). The measurements behind each setting are in
+docs/speed.md.
 
 The process-wide settings are the caller's choice: library code never applies them by itself, as a program that
 embeds ``PoseEstimator`` may want its allocator and threads as they are. The ``hrnet`` command applies them for
@@ -9,12 +10,15 @@ every subcommand that runs a network; a Python program that wants the same speed
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import importlib
 import logging
 import os
+import sys
 import threading
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from hrnet.errors import ConfigError
 
@@ -186,6 +190,24 @@ def _apply() -> bool:
     applied = bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, KEPT_BYTES))
     log.debug("malloc keeps freed memory for reuse: %s", applied)
     return applied
+
+
+def exit_now(status: int) -> NoReturn:
+    """End the process with ``status`` as the interpreter would at the end of a program, less its teardown: the
+    ``atexit`` handlers run (logging's flush, multiprocessing's joins, finalizers) and the standard streams are
+    flushed, but modules and objects are not freed one by one, which with PyTorch loaded is a good part of a short
+    command's time (docs/speed.md). Where a thread other than the main one is still running, the interpreter's own
+    exit waits for it as usual.
+    """
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if others:
+        sys.exit(status)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        # A reader gone away (a pipe), or a stream closed: nothing is left to give it.
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(status)
 
 
 def optional_module(name: str) -> ModuleType:

@@ -387,6 +387,30 @@ def test_load_model_draws_no_random_weights_and_computes_what_a_copy_into_a_buil
             assert torch.equal(got(x), expected.eval()(x))
 
 
+@pytest.mark.parametrize("variant", ["hrnet", "litehrnet"])
+def test_weights_read_channels_last_give_the_fast_path_to_the_bit(tmp_path, variant):
+    """The fast path reads the file's conv weights straight into channels-last memory (one copy fewer at start):
+    each 4-D weight is then channels-last in memory of its own, and the opened network computes exactly what
+    preparing a contiguous one does."""
+    from hrnet.models.fuse import prepare_for_inference
+    from hrnet.runtime.backends import open_backend
+    from tests.models.test_fuse import randomised
+
+    config = tiny_model_config(17, variant)
+    save_file(randomised(build_model(config)).state_dict(), str(tmp_path / "w.safetensors"))
+    loaded = load_model(config, tmp_path / "w.safetensors", memory_format=torch.channels_last)
+    plain = load_model(config, tmp_path / "w.safetensors")
+    assert_same_weights(plain, loaded)
+    for name, value in loaded.state_dict().items():
+        layout = torch.channels_last if value.dim() == 4 else torch.contiguous_format
+        assert value.is_contiguous(memory_format=layout), name
+        assert value.untyped_storage().nbytes() == value.nbytes, name
+    fast = open_backend(config, tmp_path / "w.safetensors", backend="pytorch-fast")
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in fast.run.parameters() if p.dim() == 4)
+    x = torch.randn(2, 3, *config.input_size, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(fast(x), prepare_for_inference(plain, inplace=True)(x))
+
+
 def test_weights_that_are_no_file_or_no_safetensors_say_so_and_not_that_they_say_nothing(tmp_path):
     from hrnet.errors import CheckpointError
     from hrnet.models.checkpoint import experiment_for

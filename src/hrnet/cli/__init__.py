@@ -80,6 +80,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def run() -> None:
+    """The ``hrnet`` program (and ``python -m hrnet``): ``main`` on the command line, then the process ends at once
+    (``hrnet.system.exit_now``) instead of tearing PyTorch down object by object."""
+    from hrnet.system import exit_now
+
+    exit_now(main())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from hrnet.system import LOG_FORMAT

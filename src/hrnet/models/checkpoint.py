@@ -258,16 +258,26 @@ def convert_state_dict(raw: Mapping[str, object], source: str = "<state_dict>") 
     return out
 
 
-def load_model(config: ModelConfig, weights: str | Path | None = None, device: torch.device | str = "cpu") -> nn.Module:
+def load_model(
+    config: ModelConfig,
+    weights: str | Path | None = None,
+    device: torch.device | str = "cpu",
+    *,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> nn.Module:
     """The network ``config`` describes, with ``weights`` loaded (any file ``read_state_dict`` reads, checked
-    with ``strict=True``; None keeps the random initialisation), in eval mode on ``device``."""
+    with ``strict=True``; None keeps the random initialisation), in eval mode on ``device``.
+
+    ``memory_format``: the layout of the 4-D weights read from ``weights`` (``torch.channels_last`` for the fast
+    path, which would otherwise copy every conv weight once more to get it)."""
     if weights is None:
         return build_model(config).eval().to(device)
     # Built without values (the meta device) and given the file's tensors: drawing random weights only to
     # overwrite them would cost more than reading the file.
     with torch.device("meta"):
         model = build_model(config)
-    load_state_dict_checked(model, read_state_dict(weights), source=str(weights), assign=True)
+    state = read_state_dict(weights)
+    load_state_dict_checked(model, state, source=str(weights), assign=True, memory_format=memory_format)
     return model.eval().to(device)
 
 
@@ -283,12 +293,14 @@ def load_state_dict_checked(
     strict: bool = True,
     *,
     assign: bool = False,
+    memory_format: torch.memory_format = torch.contiguous_format,
 ) -> None:
     """``model.load_state_dict`` with errors a person can act on (see ``check_state_dict``).
     ``num_batches_tracked`` counters absent from a file (older checkpoints) keep the model's (0 on the meta device).
 
     ``assign``: the model's tensors are replaced by new ones holding ``state_dict``'s values (in the model's
-    dtypes), for a model built on the meta device, which has none to copy into (``load_model``); needs ``strict``.
+    dtypes, the 4-D ones in ``memory_format``), for a model built on the meta device, which has none to copy into
+    (``load_model``); needs ``strict``.
     """
     own = model.state_dict()
     state = dict(state_dict)
@@ -300,9 +312,14 @@ def load_state_dict_checked(
         model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=strict)
         return
     assert strict, "a tensor left out would stay on the meta device"
+
     # Fresh memory as a built network's (aligned as kernels expect; one tensor a storage), filled as load_state_dict
     # fills it: the network computes bit for bit what a copy into a randomly initialised one computes.
-    model.load_state_dict({k: torch.empty(v.shape, dtype=own[k].dtype).copy_(v) for k, v in state.items()}, assign=True)
+    def fresh(name: str, value: torch.Tensor) -> torch.Tensor:
+        layout = memory_format if value.dim() == 4 else torch.contiguous_format
+        return torch.empty(value.shape, dtype=own[name].dtype, memory_format=layout).copy_(value)
+
+    model.load_state_dict({k: fresh(k, v) for k, v in state.items()}, assign=True)
     left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     assert not left, f"not in a state_dict, so left without values: {left[:_SHOWN]}"
 

@@ -57,6 +57,7 @@ class BackendEntry:
         devices: the device types it runs on.
         about: one line for help texts.
         build: makes the heatmap function from an ``_Opening``.
+        channels_last: its PyTorch network runs with channels-last weights, so they are read into that layout.
     """
 
     name: str
@@ -66,6 +67,7 @@ class BackendEntry:
     devices: tuple[str, ...]
     about: str
     build: Callable[[_Opening], HeatmapFn]
+    channels_last: bool = False
 
 
 def _plain(opening: _Opening) -> HeatmapFn:
@@ -114,9 +116,10 @@ BACKENDS: dict[str, BackendEntry] = {
         BackendEntry("pytorch", "PyTorch", "fp32", "checkpoint", ("cpu", "cuda", "mps"),
                      "the network as trained (BatchNorm unfolded): the reference", _plain),
         BackendEntry("pytorch-fast", "PyTorch", "fp32", "checkpoint", ("cpu", "cuda", "mps"),
-                     "BatchNorm folded, channels-last (default for weights files)", _fast),
+                     "BatchNorm folded, channels-last (default for weights files)", _fast, channels_last=True),
         BackendEntry("pytorch-bf16", "PyTorch", "bf16", "checkpoint", ("cpu", "cuda"),
-                     "the fast path in bfloat16 (fast on CPUs with AVX-512 BF16 or AMX, and on GPUs)", _bf16),
+                     "the fast path in bfloat16 (fast on CPUs with AVX-512 BF16 or AMX, and on GPUs)", _bf16,
+                     channels_last=True),
         BackendEntry("onnxruntime", "ONNX Runtime", "fp32", "onnx", ("cpu",),
                      "an .onnx file from hrnet export", _onnxruntime),
         BackendEntry("onnxruntime-int8", "ONNX Runtime", "int8", "onnx", ("cpu",),
@@ -309,9 +312,12 @@ def open_backend(
         return Backend(entry, torch_device, path, entry.build(_Opening(config, None, path, compile)))
     owned = module is None
     if module is None:
+        import torch
+
         from hrnet.models.checkpoint import load_model
 
-        module = load_model(config, path, torch_device)
+        layout = torch.channels_last if entry.channels_last else torch.contiguous_format
+        module = load_model(config, path, torch_device, memory_format=layout)
     else:
         module = module.eval().to(torch_device)
     if batch_size is not None:
