@@ -547,9 +547,9 @@ class _Trainer:
     # ------------------------------------------------------------------------------------------ bookkeeping
 
     def _sync_buffers(self) -> None:
-        """Give every rank rank 0's BatchNorm statistics. DDP syncs them at the start of each forward only, so
-        after an epoch each rank holds those of its own last batch; evaluation (sharded over ranks) and the
-        checkpoint (rank 0's) must all use the same network."""
+        """Give every rank rank 0's BatchNorm statistics. DDP does not sync them at each forward here (see
+        ``_NO_FORWARD_SYNC``), so each rank's running statistics follow its own batches; evaluation (sharded over
+        ranks) and the checkpoint (rank 0's) must all use the same network."""
         if self.dist.enabled:
             for buffer in self.model.buffers():
                 torch.distributed.broadcast(buffer, src=0)
