@@ -246,9 +246,11 @@ def test_non_finite_predictions_are_written_as_null_with_a_warning(caplog):
     assert "a.jpg: 52 predicted values are not finite" in caplog.text
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_one_bad_value_among_finite_persons_is_the_only_null(caplog):
     """The finite check runs on the rounded values: a coordinate that rounding to 3 decimals overflows (1e308) is
-    caught too, and only it becomes null; a person of finite values is left alone."""
+    caught too, without NumPy's overflow warning on the console, and only it becomes null; a person of finite
+    values is left alone."""
     good = PersonPose(np.array([1.0, 2.0, 3.0, 4.0]), np.full((17, 2), 5.0), np.full(17, 0.5), 0.9)
     keypoints = np.full((17, 2), 5.0)
     keypoints[3, 1] = 1e308

@@ -269,9 +269,11 @@ def person_results(
     if not persons:
         return []
     keypoints = np.stack([np.concatenate([p.keypoints, p.scores[:, None]], axis=1) for p in persons])
-    keypoints = keypoints.astype(np.float64).round(3)
-    scores = np.array([p.score for p in persons], dtype=np.float64).round(4)
-    boxes = np.stack([p.box for p in persons]).astype(np.float64).round(2)
+    # A value too large to round becomes infinite, and is then reported with the other non-finite ones below.
+    with np.errstate(over="ignore"):
+        keypoints = keypoints.astype(np.float64).round(3)
+        scores = np.array([p.score for p in persons], dtype=np.float64).round(4)
+        boxes = np.stack([p.box for p in persons]).astype(np.float64).round(2)
     results = keypoint_results([image_id] * len(persons), keypoints, scores, boxes=boxes)
     if track_ids is not None:
         for result, track_id in zip(results, track_ids, strict=True):
