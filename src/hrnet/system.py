@@ -204,8 +204,8 @@ def exit_now(status: int) -> NoReturn:
         sys.exit(status)
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
-        # A reader gone away (a pipe), or a stream closed: nothing is left to give it.
-        with contextlib.suppress(OSError, ValueError):
+        # A reader gone away (a pipe), a stream closed or none at all (started with it closed): nothing to give it.
+        with contextlib.suppress(OSError, ValueError, AttributeError):
             stream.flush()
     os._exit(status)
 

@@ -180,6 +180,14 @@ def test_a_reader_that_goes_away_is_no_traceback(argv):
     assert process.returncode == 128 + signal.SIGPIPE and err == b"", err.decode()
 
 
+def test_a_command_started_with_its_output_closed_is_no_traceback():
+    """`hrnet info w18 >&-`: Python then has no sys.stdout at all; what the command prints goes nowhere, and it ends
+    with its own status (it once failed on flushing the missing stream, with a traceback)."""
+    command = [sys.executable, "-m", "hrnet", "info", "w18"]
+    done = subprocess.run(command, stderr=subprocess.PIPE, preexec_fn=lambda: os.close(1), timeout=120)
+    assert done.returncode == 0 and done.stderr == b"", done.stderr.decode()
+
+
 def test_batch_options_have_a_bound(capsys):
     for argv in (["bench", "w32", "--batch", "1000000"], ["info", "w32", "--layers", "--batch", str(10**18)]):
         with pytest.raises(SystemExit) as exit_:

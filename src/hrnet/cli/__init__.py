@@ -103,7 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         one_opencv_thread()
     try:
         status = int(args.func(args))
-        sys.stdout.flush()  # a reader that went away shows here, not in the interpreter's last flush
+        if sys.stdout is not None:  # None: started with its standard output closed (`hrnet ... >&-`)
+            sys.stdout.flush()  # a reader that went away shows here, not in the interpreter's last flush
         return status
     except BrokenPipeError:  # `hrnet weights list | head -1`: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
