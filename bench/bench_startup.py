@@ -10,6 +10,8 @@ times, in each round:
 - ``hrnet predict photo.jpg --weights W32 --detector none`` (one person box: the whole image);
 - the same command ended by the interpreter's ordinary teardown (``sys.exit(main())``) instead of
   ``hrnet.system.exit_now``;
+- what the command cannot do without, alone: PyTorch's import, the network opened from the file and its two passes
+  (no command line, image or output);
 - the network's own time in a fresh process: ``open_backend`` on the file, then the first flip-test pair of passes
   on one 256 × 192 crop.
 
@@ -44,8 +46,24 @@ crop = torch.randn(1, 3, *config.model.input_size, generator=torch.Generator().m
 net(crop), net(crop.flip(3))
 print(json.dumps({"open": opened - start, "passes": time.perf_counter() - opened}))
 """
+# What the command cannot do without, alone: PyTorch, the network opened from the file and its two passes; no
+# command line, image or output, and the same end (no teardown).
+FLOOR = """
+import os, sys
+from hrnet.system import keep_freed_memory, limit_openmp_spinning
+limit_openmp_spinning(); keep_freed_memory()
+import torch
+from hrnet.models.checkpoint import experiment_for
+from hrnet.runtime.backends import open_backend
+config = experiment_for(sys.argv[1])
+net = open_backend(config.model, sys.argv[1], batch_size=config.test.batch_size)
+crop = torch.zeros(1, 3, *config.model.input_size)
+net(crop), net(crop.flip(3))
+os._exit(0)
+"""
 TEARDOWN = "import sys; from hrnet.cli import main; sys.exit(main(sys.argv[1:]))"
 WITH_TEARDOWN = "the same, with the interpreter's teardown"
+FLOOR_NAME = "PyTorch, the network opened and its two passes, alone"
 
 
 def make_inputs(folder: Path) -> tuple[Path, Path]:
@@ -113,6 +131,7 @@ def main() -> None:
             "python -c 'import torch'": [python, "-c", "import torch"],
             "hrnet predict photo.jpg": [python, "-m", "hrnet", *predict, "--overwrite"],
             WITH_TEARDOWN: [python, "-c", TEARDOWN, *predict, "--overwrite"],
+            FLOOR_NAME: [python, "-c", FLOOR, str(weights)],
         }
         times: dict[str, list[float]] = {name: [] for name in [*commands, "open", "passes"]}
         for _ in range(args.rounds):
@@ -146,7 +165,8 @@ def main() -> None:
         "",
         f"- The teardown the command skips: {median[WITH_TEARDOWN] - command:.2f} s (with it the command takes "
         f"{median[WITH_TEARDOWN] / command:.2f}× as long).",
-        f"- Import + 2 × the passes = {strict:.2f} s: the command takes {command / strict:.2f}× that.",
+        f"- Import + 2 × the passes = {strict:.2f} s: the command takes {command / strict:.2f}× that, and what it "
+        f"cannot do without, alone, {median[FLOOR_NAME] / strict:.2f}×.",
         f"- Import + 2 × (opening + passes) = {loose:.2f} s: the command takes {command / loose:.2f}× that.",
         "",
         "Imports of the command (one `python -X importtime` run, which slows them; seconds):",
