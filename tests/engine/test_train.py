@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -439,10 +440,23 @@ def _ddp_worker(rank: int, world_size: int, port: int, datasets_dir: Path, tmp_p
          "WORLD_SIZE": str(world_size)}
     )  # fmt: skip
     torch.set_num_threads(1)
+    syncs: list[bool] = []
+
+    class Recording(train_module.DistributedDataParallel):  # what the trainer's DDP will do at each forward
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)
+            syncs.append(self.will_sync_module_buffers())
+
+    train_module.DistributedDataParallel = Recording  # this spawned process's own module
     # Rank 1 is told to write elsewhere: the folder must still not appear, since only rank 0 writes.
     config = tiny_experiment(datasets_dir, tmp_path / f"out_rank{rank}", ["runtime.device=cpu"], epochs=1)
-    result = train(config, progress=False)
-    torch.save({k: v.clone() for k, v in result.model.state_dict().items()}, tmp_path / f"weights_rank{rank}.pt")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = train(config, progress=False)
+    state = {k: v.clone() for k, v in result.model.state_dict().items()}
+    torch.save(state, tmp_path / f"weights_rank{rank}.pt")
+    ddp_warnings = [str(w.message) for w in caught if "buffers" in str(w.message)]
+    (tmp_path / f"ddp_rank{rank}.json").write_text(json.dumps({"syncs": syncs, "warnings": ddp_warnings}))
 
 
 @pytest.mark.slow
@@ -453,6 +467,10 @@ def test_ddp_on_cpu_keeps_ranks_identical_and_only_rank0_writes(datasets_dir, tm
     w1 = torch.load(tmp_path / "weights_rank1.pt", weights_only=True)
     for key in w0:
         assert torch.equal(w0[key], w1[key]), key
+    # No BatchNorm buffers broadcast at every forward (each rank's own statistics until _sync_buffers), and no
+    # warning about the switch's name.
+    for rank in (0, 1):
+        assert json.loads((tmp_path / f"ddp_rank{rank}.json").read_text()) == {"syncs": [False], "warnings": []}
     assert (tmp_path / "out_rank0" / "tiny" / "last.safetensors").is_file()
     assert not (tmp_path / "out_rank1").exists()
     # Evaluation gathered both ranks' persons: the AP rank 0 logged is that of all 12 persons.
