@@ -11,9 +11,8 @@ times, in each round:
 - the same command ended by the interpreter's ordinary teardown (``sys.exit(main())``) instead of
   ``hrnet.system.exit_now``;
 - what the command cannot do without, alone: PyTorch's import, the network opened from the file and its two passes
-  (no command line, image or output);
-- the network's own time in a fresh process: ``open_backend`` on the file, then the first flip-test pair of passes
-  on one 256 × 192 crop.
+  (no command line, image or output); that process also times the network's own parts: ``open_backend`` on the
+  file, then the first flip-test pair of passes on one 256 × 192 crop.
 
 It also lists, from one ``python -X importtime`` run of the command, what its imports cost.
 """
@@ -31,10 +30,12 @@ from pathlib import Path
 
 from common import provenance, write_results
 
+# What the command cannot do without, alone: PyTorch, the network opened from the file and its two passes, with the
+# command's end (no teardown) but no command line, image or output. Timed from outside, and it reports its parts.
 NETWORK = """
-import json, sys, time
-from hrnet.system import keep_freed_memory, limit_openmp_spinning, one_opencv_thread
-limit_openmp_spinning(); keep_freed_memory(); one_opencv_thread()
+import json, os, sys, time
+from hrnet.system import keep_freed_memory, limit_openmp_spinning
+limit_openmp_spinning(); keep_freed_memory()
 import torch
 from hrnet.models.checkpoint import experiment_for
 from hrnet.runtime.backends import open_backend
@@ -44,21 +45,7 @@ net = open_backend(config.model, sys.argv[1], batch_size=config.test.batch_size)
 opened = time.perf_counter()
 crop = torch.randn(1, 3, *config.model.input_size, generator=torch.Generator().manual_seed(0))
 net(crop), net(crop.flip(3))
-print(json.dumps({"open": opened - start, "passes": time.perf_counter() - opened}))
-"""
-# What the command cannot do without, alone: PyTorch, the network opened from the file and its two passes; no
-# command line, image or output, and the same end (no teardown).
-FLOOR = """
-import os, sys
-from hrnet.system import keep_freed_memory, limit_openmp_spinning
-limit_openmp_spinning(); keep_freed_memory()
-import torch
-from hrnet.models.checkpoint import experiment_for
-from hrnet.runtime.backends import open_backend
-config = experiment_for(sys.argv[1])
-net = open_backend(config.model, sys.argv[1], batch_size=config.test.batch_size)
-crop = torch.zeros(1, 3, *config.model.input_size)
-net(crop), net(crop.flip(3))
+print(json.dumps({"open": opened - start, "passes": time.perf_counter() - opened}), flush=True)
 os._exit(0)
 """
 TEARDOWN = "import sys; from hrnet.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -131,15 +118,16 @@ def main() -> None:
             "python -c 'import torch'": [python, "-c", "import torch"],
             "hrnet predict photo.jpg": [python, "-m", "hrnet", *predict, "--overwrite"],
             WITH_TEARDOWN: [python, "-c", TEARDOWN, *predict, "--overwrite"],
-            FLOOR_NAME: [python, "-c", FLOOR, str(weights)],
+            FLOOR_NAME: [python, "-c", NETWORK, str(weights)],
         }
         times: dict[str, list[float]] = {name: [] for name in [*commands, "open", "passes"]}
         for _ in range(args.rounds):
             for name, command in commands.items():
-                times[name].append(timed(command)[0])
-            _, printed = timed([python, "-c", NETWORK, str(weights)])
-            for part, seconds in json.loads(printed).items():
-                times[part].append(seconds)
+                seconds, printed = timed(command)
+                times[name].append(seconds)
+                if name == FLOOR_NAME:
+                    for part, inside in json.loads(printed).items():
+                        times[part].append(inside)
         imports = import_costs(["-m", "hrnet", *predict, "--overwrite"])
     median = {name: statistics.median(values) for name, values in times.items()}
     command, torch_import = median["hrnet predict photo.jpg"], median["python -c 'import torch'"]

@@ -199,8 +199,7 @@ def exit_now(status: int) -> NoReturn:
     command's time (docs/speed.md). Where a thread other than the main one is still running, the interpreter's own
     exit waits for it as usual.
     """
-    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
-    if others:
+    if any(t is not threading.main_thread() and not t.daemon and t.is_alive() for t in threading.enumerate()):
         sys.exit(status)
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):

@@ -87,9 +87,9 @@ def test_a_training_process_that_fails_ends_in_its_own_one_line_error(tmp_path, 
 
 
 def test_the_training_processes_leave_no_leaked_semaphore_warning(tmp_path):
-    """Each training process exits without the interpreter's teardown; a progress bar's multiprocessing lock
-    then outlived it and the resource tracker printed a 'leaked semaphore' warning at the end of every demo. The
-    demo itself ends so too (``hrnet.system.exit_now``), its error queue's lock released by the atexit handlers."""
+    """Each training process, and the demo itself, exits without the interpreter's teardown
+    (``hrnet.system.exit_now``); once a progress bar's multiprocessing lock outlived such an exit and the resource
+    tracker printed a 'leaked semaphore' warning at the end of every demo. The atexit handlers release it."""
     script = tmp_path / "two_bars.py"
     script.write_text(
         "from tqdm import tqdm\n"

@@ -17,8 +17,6 @@ import os
 import signal
 import socket
 import statistics
-import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -34,7 +32,7 @@ from hrnet.errors import HrnetError, TrainingError
 from hrnet.io.files import write_json_atomic
 from hrnet.io.images import write_image
 from hrnet.models.checkpoint import load_model
-from hrnet.system import LOG_FORMAT, keep_freed_memory, one_opencv_thread, resolve_device
+from hrnet.system import LOG_FORMAT, exit_now, keep_freed_memory, one_opencv_thread, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -226,9 +224,6 @@ def _train_process(
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(processes)
     )
     torch.set_num_threads(threads)
-    # tqdm's default lock is a multiprocessing one: a named semaphore, here in a spawned process, that the exit
-    # below would leave to the resource tracker's "leaked semaphore" warning. The bars need a thread lock only.
-    tqdm.set_lock(threading.RLock())
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.ERROR, format=LOG_FORMAT)  # rank 0 speaks
     keep_freed_memory()
     one_opencv_thread()
@@ -238,10 +233,7 @@ def _train_process(
         errors.put(str(err))  # the message the command prints, in one line
         raise SystemExit(2) from None
     # Trained and saved: leave without the interpreter's teardown, where gloo's threads can abort the process.
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    exit_now(0)
 
 
 def run_demo(
