@@ -33,8 +33,8 @@ from common import provenance, write_results
 # What the command cannot do without, alone: PyTorch, the network opened from the file and its two passes, with the
 # command's end (no teardown) but no command line, image or output. Timed from outside, and it reports its parts.
 NETWORK = """
-import json, os, sys, time
-from hrnet.system import keep_freed_memory, limit_openmp_spinning
+import json, sys, time
+from hrnet.system import exit_now, keep_freed_memory, limit_openmp_spinning
 limit_openmp_spinning(); keep_freed_memory()
 import torch
 from hrnet.models.checkpoint import experiment_for
@@ -45,12 +45,13 @@ net = open_backend(config.model, sys.argv[1], batch_size=config.test.batch_size)
 opened = time.perf_counter()
 crop = torch.randn(1, 3, *config.model.input_size, generator=torch.Generator().manual_seed(0))
 net(crop), net(crop.flip(3))
-print(json.dumps({"open": opened - start, "passes": time.perf_counter() - opened}), flush=True)
-os._exit(0)
+print(json.dumps({"open": opened - start, "passes": time.perf_counter() - opened}))
+exit_now(0)
 """
 TEARDOWN = "import sys; from hrnet.cli import main; sys.exit(main(sys.argv[1:]))"
 WITH_TEARDOWN = "the same, with the interpreter's teardown"
 FLOOR_NAME = "PyTorch, the network opened and its two passes, alone"
+PARTS = {"open": "the network: opening the weights file", "passes": "the network: the flip test's two passes"}
 
 
 def make_inputs(folder: Path) -> tuple[Path, Path]:
@@ -120,7 +121,7 @@ def main() -> None:
             WITH_TEARDOWN: [python, "-c", TEARDOWN, *predict, "--overwrite"],
             FLOOR_NAME: [python, "-c", NETWORK, str(weights)],
         }
-        times: dict[str, list[float]] = {name: [] for name in [*commands, "open", "passes"]}
+        times: dict[str, list[float]] = {name: [] for name in [*commands, *PARTS]}
         for _ in range(args.rounds):
             for name, command in commands.items():
                 seconds, printed = timed(command)
@@ -142,14 +143,9 @@ def main() -> None:
         "| what | median | min | max |",
         "| --- | --- | --- | --- |",
         *[
-            f"| {name} | {median[name]:.2f} | {min(values):.2f} | {max(values):.2f} |"
+            f"| {PARTS.get(name, name)} | {median[name]:.2f} | {min(values):.2f} | {max(values):.2f} |"
             for name, values in times.items()
-            if name not in ("open", "passes")
         ],
-        f"| the network: opening the weights file | {median['open']:.2f} | {min(times['open']):.2f} | "
-        f"{max(times['open']):.2f} |",
-        f"| the network: the flip test's two passes | {median['passes']:.2f} | {min(times['passes']):.2f} | "
-        f"{max(times['passes']):.2f} |",
         "",
         f"- The teardown the command skips: {median[WITH_TEARDOWN] - command:.2f} s (with it the command takes "
         f"{median[WITH_TEARDOWN] / command:.2f}× as long).",
